@@ -1,0 +1,1 @@
+"""Tiered alerting: routing, grouping, inhibition, silences, escalation and channels."""

@@ -1,0 +1,1 @@
+"""Configuration: typed settings from the environment and YAML rule files."""

@@ -1,0 +1,117 @@
+"""Typed settings from the environment: endpoints, ports and secrets.
+
+Everything is read once, in ``Settings()``, at the start of a command and passed down;
+no module reads ``os.environ`` on its own. Every variable is ``ORDERRADAR_<FIELD>``
+(for example ``ORDERRADAR_KAFKA_BOOTSTRAP``). Secrets are ``SecretStr`` so they never
+appear in ``repr``, logs or error messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "ORDERRADAR_"
+
+#: Where ``make run`` keeps broker logs and the local influxd's data.
+DEFAULT_DATA_DIR = Path(".orderradar")
+
+#: The YAML rule files shipped with the package.
+PACKAGE_CONFIG_DIR = Path(__file__).resolve().parent
+
+
+class SettingsError(ValueError):
+    """The environment holds a bad value; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Endpoints, ports and secrets. Defaults are the local stack of ``orderradar up``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,64}$")
+    partitions: int = Field(default=8, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=5)
+    app_id: str = Field(default="orderradar", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+
+    # InfluxDB 1.x HTTP API (also served by 1.8+, 2.x v1-compat and 3.x)
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_db: str = Field(default="orderradar", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    influx_username: str | None = None
+    influx_password: SecretStr | None = None
+    influx_timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+    # Web tier
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str = ""
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    session_secret: SecretStr = SecretStr("dev-only-change-me-" + "0" * 24)
+    #: ``source=key`` pairs, comma separated: the per-source ingest API keys.
+    ingest_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+
+    # Local stack (``orderradar up``)
+    data_dir: Path = DEFAULT_DATA_DIR
+    broker_port: int = Field(default=9092, ge=0, le=65535)
+    influx_port: int = Field(default=8086, ge=0, le=65535)
+    config_dir: Path = PACKAGE_CONFIG_DIR
+
+    # Worker
+    worker_batch_size: int = Field(default=2000, ge=1, le=100_000)
+    worker_batch_window_s: float = Field(default=0.2, gt=0, le=60)
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("ingest_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        keys: dict[str, str] = {}
+        for pair in filter(None, (p.strip() for p in value.split(","))):
+            source, sep, key = pair.partition("=")
+            if not sep or not source or not key:
+                raise ValueError("expected source=key pairs separated by commas")
+            keys[source.strip()] = key.strip()
+        return keys
+
+    @field_validator("session_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    def topic(self, name: str) -> str:
+        """The real topic name of a logical topic (``order-events`` ...)."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def faust_app_id(self) -> str:
+        return f"{self.topic_prefix}{self.app_id}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A revalidated copy (settings are frozen)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, translating errors to name the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {err['msg']}")
+        raise SettingsError("bad environment settings:\n  " + "\n  ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Geography: regions, H3 cells, coordinate systems, geofences and disruption zones."""

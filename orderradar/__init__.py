@@ -1,0 +1,1 @@
+"""Order Radar: the command line and the local development stack."""

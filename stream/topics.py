@@ -1,0 +1,88 @@
+"""Every Kafka topic Order Radar uses, with explicit partition counts, and their creation.
+
+The embedded broker auto-creates unknown topics with 4 partitions, which would silently
+break co-partitioning (a table's changelog must have as many partitions as its source), so
+``orderradar up``, the test fixtures and ``orderradar topics create`` pre-create them all.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from config.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Public topics (architecture.md): users and other teams rely on these names.
+ORDER_EVENTS = "order-events"
+ORDER_EVENTS_DLQ = "order-events-dlq"
+ORDER_UPDATES = "order-updates"
+WARROOM_UPDATES = "warroom-updates"
+ORDER_INCIDENTS = "order-incidents"
+ALERTS = "alerts"
+#: InfluxDB batches whose write retries were exhausted, replayed when InfluxDB is back.
+INFLUX_DLQ = "influx-dlq"
+#: Commands to the worker from the web tier (alert ack/resolve/silence, disruption zones).
+CONTROL = "orderradar-control"
+
+PUBLIC_TOPICS = (ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, WARROOM_UPDATES,
+                 ORDER_INCIDENTS, ALERTS, INFLUX_DLQ)
+
+#: Faust tables of the worker; each has a changelog co-partitioned with ``order-events``.
+TABLES = ("orders",)
+#: Single-partition topics: global streams that one worker at a time must see in order.
+SINGLE_PARTITION = (CONTROL,)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    return f"{settings.faust_app_id}-{table}-changelog"
+
+
+def all_topics(settings: Settings) -> list[TopicSpec]:
+    n = settings.partitions
+    specs = [TopicSpec(settings.topic(name), n) for name in PUBLIC_TOPICS]
+    specs += [TopicSpec(settings.topic(name), 1) for name in SINGLE_PARTITION]
+    specs += [TopicSpec(changelog_topic(settings, t), n) for t in TABLES]
+    # Faust's leader election topic.
+    specs.append(TopicSpec(f"{settings.faust_app_id}-__assignor-__leader", 1))
+    return specs
+
+
+class TopicMismatch(RuntimeError):
+    """A topic exists with a different partition count than the design requires."""
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[TopicSpec]:
+    """Create missing topics; fail loudly when an existing one has the wrong partition count."""
+    specs = all_topics(settings)
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                             request_timeout_ms=int(timeout_s * 1000))
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(s.name, s.partitions, settings.replication_factor) for s in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another process won the race; checked below
+            log.info("created topics: %s", ", ".join(s.name for s in missing))
+        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics([s.name for s in specs])}
+    finally:
+        admin.close()
+    wrong = [f"{s.name} has {described.get(s.name)} partitions, expected {s.partitions}"
+             for s in specs if described.get(s.name) != s.partitions]
+    if wrong:
+        raise TopicMismatch("; ".join(wrong))
+    return specs

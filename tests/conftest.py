@@ -1,0 +1,77 @@
+"""Session fixtures: the real embedded broker and a real influxd on free loopback ports.
+
+They fail (never skip) when a service cannot start, so a missing install step shows up
+in CI. Each test gets its own topic prefix and InfluxDB database via ``stack_settings``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from orderradar.devstack.broker import EmbeddedBroker
+from orderradar.devstack.influx import LocalInflux, create_database
+from orderradar.devstack.process import free_port
+from stream.topics import ensure_topics
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def broker(services_dir: Path) -> Iterator[EmbeddedBroker]:
+    service = EmbeddedBroker(free_port(), services_dir).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def influx(services_dir: Path) -> Iterator[LocalInflux]:
+    service = LocalInflux(free_port(), services_dir).start()
+    yield service
+    service.stop()
+
+
+def make_settings(broker: EmbeddedBroker, influx: LocalInflux, **overrides: object) -> Settings:
+    """Settings for an isolated test: a unique topic set and database."""
+    tag = uuid.uuid4().hex[:10]
+    settings = Settings(
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=f"t{tag}-",
+        influx_url=influx.url,
+        influx_db=f"t_{tag}",
+        data_dir=influx.root.parent,
+        **overrides,  # type: ignore[arg-type]
+    )
+    ensure_topics(settings)
+    create_database(settings.influx_url, settings.influx_db)
+    return settings
+
+
+@pytest.fixture
+def stack_settings(broker: EmbeddedBroker, influx: LocalInflux) -> Settings:
+    return make_settings(broker, influx)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared test data not found at {SHARED_DATA} (it sits beside the repository)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def artifacts_dir(request: pytest.FixtureRequest) -> Path:
+    path = ARTIFACTS / request.node.name.replace("/", "_")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
