@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -134,7 +135,20 @@ class SkuClass(StrEnum):
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@/-]+$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
 AttrKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-AttrValue = Annotated[str, StringConstraints(max_length=256)] | int | float | bool
+MAX_ATTRIBUTE_CHARS = 256
+
+
+def _attribute_value(value: object) -> object:
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_ATTRIBUTE_CHARS:
+            raise ValueError(f"must be at most {MAX_ATTRIBUTE_CHARS} characters")
+        return value
+    raise ValueError("must be a string, number or boolean")
+
+
+AttrValue = Annotated[Any, AfterValidator(_attribute_value)]
 
 
 class OrderEvent(BaseModel):

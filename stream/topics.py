@@ -28,6 +28,8 @@ ALERTS = "alerts"
 INFLUX_DLQ = "influx-dlq"
 #: Commands to the worker from the web tier (alert ack/resolve/silence, disruption zones).
 CONTROL = "orderradar-control"
+#: Tracking-link issuance and revocation records; every web instance reads all of it.
+TRACKING_TOKENS = "tracking-tokens"
 
 PUBLIC_TOPICS = (ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, WARROOM_UPDATES,
                  ORDER_INCIDENTS, ALERTS, INFLUX_DLQ)
@@ -35,7 +37,7 @@ PUBLIC_TOPICS = (ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, WARROOM_UPDATES,
 #: Faust tables of the worker; each has a changelog co-partitioned with ``order-events``.
 TABLES = ("orders",)
 #: Single-partition topics: global streams that one worker at a time must see in order.
-SINGLE_PARTITION = (CONTROL,)
+SINGLE_PARTITION = (CONTROL, TRACKING_TOKENS)
 
 
 @dataclass(frozen=True)

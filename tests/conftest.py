@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from config.settings import Settings
 from orderradar.devstack.broker import EmbeddedBroker
@@ -75,3 +77,11 @@ def artifacts_dir(request: pytest.FixtureRequest) -> Path:
     path = ARTIFACTS / request.node.name.replace("/", "_")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# Property tests share a slow, busy 2-core machine with brokers and browsers: judge
+# them on the examples they run, never on how long generating the examples took.
+hypothesis_settings.register_profile(
+    "orderradar", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("orderradar")

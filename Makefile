@@ -1,0 +1,61 @@
+# The two commands: `make run` (set up, then start the local stack) and `make test`.
+# Both work on a fresh Debian machine: they create .venv, install the pinned Python
+# packages, and install the system packages (InfluxDB; Chromium for tests) when missing.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+
+.PHONY: run test setup test-setup system-runtime system-test quick check bench clean
+
+run: setup
+	$(BIN)/orderradar up
+
+test: test-setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Everything except slow fault-injection and load tests (they still run in `make test`).
+quick: test-setup
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/orderradar bench
+
+setup: $(STAMP) system-runtime
+
+test-setup: setup system-test
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+# InfluxDB 1.x serves the 1.x HTTP API the project uses.
+system-runtime:
+	@command -v influxd >/dev/null 2>&1 || $(MAKE) --no-print-directory apt-packages PACKAGES=influxdb
+
+# Headless Chromium and its driver for the browser tests (Debian's packages).
+system-test:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+	  || $(MAKE) --no-print-directory apt-packages PACKAGES="chromium chromium-driver"
+
+apt-packages:
+	@if command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing system packages: $(PACKAGES)"; \
+	  $(SUDO) apt-get update -q && $(APT_INSTALL) $(PACKAGES); \
+	else \
+	  echo "Please install: $(PACKAGES) (InfluxDB 1.8+ and Chromium with chromedriver), or run the"; \
+	  echo "production stack with: docker compose up"; exit 1; \
+	fi
+
+check: setup
+	$(BIN)/python -m compileall -q stream alerting geo dashboard config orderradar
+
+clean:
+	rm -rf $(VENV) .orderradar test-artifacts

@@ -1,0 +1,152 @@
+"""``orderradar up``: the whole local stack on loopback, stopped by one Ctrl-C.
+
+Starts, in order: the embedded broker, a local influxd (data under ``data_dir``), every
+topic and the database, then a Faust worker, the web server and the traffic simulator as
+child processes. Each child runs in its own process group with a parent-death signal, so
+neither Ctrl-C nor a crash of this process leaves an orphan behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+import httpx
+
+from config.settings import Settings
+from orderradar.devstack.broker import EmbeddedBroker
+from orderradar.devstack.influx import LocalInflux, create_database
+from orderradar.devstack.process import ManagedProcess, StartError
+from stream.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``ORDERRADAR_*`` environment that reproduces ``settings`` in a child process."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        key = f"ORDERRADAR_{name.upper()}"
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        if name == "ingest_keys":
+            value = ",".join(f"{k}={v.get_secret_value()}" for k, v in settings.ingest_keys.items())
+        elif isinstance(value, tuple):
+            value = ",".join(value)
+        env[key] = str(value)
+    return env
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-simulator", action="store_true", help="do not start the traffic simulator")
+    parser.add_argument("--rate", type=float, default=50.0, help="simulator events per second (default 50)")
+    parser.add_argument("--external-broker", action="store_true",
+                        help="use the broker at ORDERRADAR_KAFKA_BOOTSTRAP instead of starting one")
+    parser.add_argument("--external-influx", action="store_true",
+                        help="use InfluxDB at ORDERRADAR_INFLUX_URL instead of starting influxd")
+    parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds each service may take to start")
+
+
+class LocalStack:
+    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
+        self.args = args
+        self.data_dir = settings.data_dir.resolve()
+        self.broker: EmbeddedBroker | None = None
+        self.influx: LocalInflux | None = None
+        self.children: list[ManagedProcess] = []
+        if not args.external_broker:
+            self.broker = EmbeddedBroker(settings.broker_port, self.data_dir)
+            settings = settings.with_overrides(kafka_bootstrap=self.broker.bootstrap)
+        if not args.external_influx:
+            self.influx = LocalInflux(settings.influx_port, self.data_dir)
+            settings = settings.with_overrides(influx_url=self.influx.url)
+        self.settings = settings
+
+    def _child(self, name: str, *argv: str) -> ManagedProcess:
+        env = {**os.environ, **settings_env(self.settings)}
+        process = ManagedProcess(name, [sys.executable, "-m", "orderradar.cli", *argv],
+                                 self.data_dir / "logs" / f"{name}.log", env=env)
+        self.children.append(process)
+        return process.start()
+
+    def start(self) -> None:
+        timeout = self.args.ready_timeout
+        if self.broker:
+            self.broker.start(timeout)
+        if self.influx:
+            self.influx.start(timeout)
+        ensure_topics(self.settings)
+        create_database(self.settings.influx_url, self.settings.influx_db)
+        self._child("worker", "worker")
+        web = self._child("web", "web")
+        web_url = f"http://{self.settings.web_host}:{self.settings.web_port}"
+        web.wait_ready(lambda: _answers(f"{web_url}/healthz"), timeout)
+        if not self.args.no_simulator:
+            self._child("simulator", "simulate", "--rate", str(self.args.rate))
+
+    def describe(self) -> str:
+        web = f"http://{self.settings.web_host}:{self.settings.web_port}"
+        lines = [
+            "Order Radar is up:",
+            f"  war-room        {web}/warroom/",
+            f"  API             {web}/api/v1/   health {web}/healthz   metrics {web}/metrics",
+            f"  broker          {self.settings.kafka_bootstrap}",
+            f"  InfluxDB        {self.settings.influx_url}  (database {self.settings.influx_db})",
+            f"  logs            {self.data_dir / 'logs'}",
+            "Press Ctrl-C to stop everything.",
+        ]
+        return "\n".join(lines)
+
+    def first_dead_child(self) -> ManagedProcess | None:
+        return next((c for c in self.children if not c.alive()), None)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        if self.influx:
+            self.influx.stop()
+        if self.broker:
+            self.broker.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    stack = LocalStack(settings, args)
+    try:
+        stack.start()
+        print(stack.describe(), flush=True)
+        while not stop.wait(1.0):
+            dead = stack.first_dead_child()
+            if dead is not None:
+                print(f"{dead.name} exited unexpectedly; last lines of {dead.log_path}:\n{dead.log_tail()}",
+                      file=sys.stderr)
+                return 1
+        return 0
+    except StartError as exc:
+        print(f"orderradar up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("stopping...", flush=True)
+        stack.stop()
+        print("stopped.", flush=True)
+

@@ -1,0 +1,217 @@
+"""The life of one shipment, written as a process: it yields each scan (a :class:`Step`
+at a planned time) and is sent back the time the scan really happened, which is later
+when a scenario held it (a hub outage, a typhoon). Every status it yields follows the
+legal transitions of ``stream.contract``:
+
+    paid [-> backordered] [-> picked] -> packed [-> outbound_scan] -> linehaul (+ GPS fixes)
+      -> hub_arrival [-> exception] -> linehaul ... (1 to 3 hubs) -> out_for_delivery
+      -> delivered | delivery_failed -> out_for_delivery ...
+    paid/backordered/picked/packed -> cancelled   (customer cancelled before dispatch)
+
+Brackets mark scans that are sometimes missed, as they are in real feeds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Union
+
+from stream.contract import Status
+
+from . import durations as d
+from .catalog import AIR_MIN_KM
+from .geography import interpolate, jitter, offset_km
+from .network import Node, node_distance_km, plan_hubs
+from .orders import Order, Shipment, carrier_index
+
+AttrValue = Union[str, int, float, bool]
+
+MISSED_PICK_SCAN = 0.02
+MISSED_OUTBOUND_SCAN = 0.03
+MISSED_HUB_SCAN = 0.01
+HUB_EXCEPTION_RATE = 0.004
+MAX_DELIVERY_ATTEMPTS = 3
+COURIERS_PER_CITY = 60
+#: Fixes of a courier on a round lie this far (sigma) from the customer.
+ROUND_FIX_SIGMA_KM = 1.2
+LANE_JITTER_KM = 0.3
+DOORSTEP_JITTER_KM = 0.015
+
+EXCEPTION_REASONS = ("damaged_packaging", "label_unreadable", "weight_mismatch")
+FAILURE_REASONS = ("recipient_absent", "recipient_absent", "address_issue", "phone_unreachable")
+
+#: Seconds between successive lines of one scan (picking walks the aisles; a parcel
+#: scan records all its lines at once, a few seconds apart on the wire).
+PICK_GAP = (15.0, 240.0)
+SCAN_GAP = (0.5, 4.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One scan of a shipment: each of its lines becomes one event."""
+
+    status: Status
+    at: float
+    source: str
+    node: Node | None = None
+    lat: float | None = None
+    lon: float | None = None
+    device_id: str | None = None
+    courier_id: str | None = None
+    line_gap: tuple[float, float] = SCAN_GAP
+    attributes: dict[str, AttrValue] = field(default_factory=dict)
+
+
+#: ``slowdown(carrier_id, province_adcodes, at) -> factor`` for stage durations.
+Slowdown = Callable[[str, tuple[str, ...], float], float]
+Process = Generator[Step, float, None]
+
+
+def shipment_process(
+    order: Order, shipment: Shipment, rng: random.Random, slowdown: Slowdown, gps_interval_s: float
+) -> Process:
+    """Yield the scans of ``shipment``; receive the actual time of each."""
+    carrier = shipment.carrier
+    wh = shipment.warehouse
+    tms = f"{carrier.id.lower()}-tms"
+    pda = f"{carrier.id.lower()}-pda"
+
+    def factor(at: float, *nodes: Node) -> float:
+        return carrier.speed_factor * slowdown(carrier.id, tuple(n.province for n in nodes), at)
+
+    def cancelled_before(at: float) -> bool:
+        return order.cancel_at is not None and order.cancel_at <= at
+
+    def cancel_step(now: float) -> Step:
+        return Step(Status.CANCELLED, max(now, order.cancel_at or now) + 1.0, f"{order.channel.id}-oms",
+                    attributes={"reason": "customer_request"})
+
+    t = yield Step(Status.PAID, order.placed_at, f"{order.channel.id}-oms", line_gap=(0.0, 0.0),
+                   attributes={"promo": order.promo} if order.promo else {})
+
+    if shipment.backordered:
+        t = yield Step(Status.BACKORDERED, t + rng.uniform(60, 600), "wms", node=wh, lat=wh.lat, lon=wh.lon,
+                       attributes={"reason": "out_of_stock"})
+        t += d.RESTOCK.draw(rng)
+
+    # Warehouse: picking and packing happen in shifts.
+    picked_at = d.within_hours(t + d.PICK_WAIT.draw(rng, factor(t, wh)), d.WAREHOUSE_OPEN_H, d.WAREHOUSE_CLOSE_H)
+    if cancelled_before(picked_at):
+        yield cancel_step(t)
+        return
+    if rng.random() >= MISSED_PICK_SCAN:
+        t = yield Step(Status.PICKED, picked_at, "wms", node=wh, lat=wh.lat, lon=wh.lon,
+                       device_id=f"{wh.id}-PDA-{rng.randint(1, 12):02d}", line_gap=PICK_GAP)
+    else:
+        t = picked_at
+    packed_at = d.within_hours(t + d.PICK_TO_PACK.draw(rng, factor(t, wh)), d.WAREHOUSE_OPEN_H,
+                               d.WAREHOUSE_CLOSE_H)
+    if cancelled_before(packed_at):
+        yield cancel_step(t)
+        return
+    t = yield Step(Status.PACKED, packed_at, "wms", node=wh, lat=wh.lat, lon=wh.lon,
+                   device_id=f"{wh.id}-PACK-{rng.randint(1, 6):02d}")
+
+    # Carrier pickup waves at the dock.
+    wave = d.next_time_of_day(t + d.PACK_TO_DOCK.draw(rng), d.PICKUP_WAVES_H)
+    scan_at = wave + d.WAVE_SCAN_SPREAD.draw(rng, factor(wave, wh))
+    if cancelled_before(scan_at):
+        yield cancel_step(t)
+        return
+    if rng.random() >= MISSED_OUTBOUND_SCAN:
+        t = yield Step(Status.OUTBOUND_SCAN, scan_at, "wms", node=wh, lat=wh.lat, lon=wh.lon,
+                       device_id=f"{wh.id}-DOCK-{rng.randint(1, 4):02d}")
+    else:
+        t = scan_at
+    t += d.SCAN_TO_DEPART.draw(rng, factor(t, wh))
+
+    hubs = plan_hubs(wh.id, order.dest_city.code, carrier_index(carrier))
+    here: Node = wh
+    for i, hub in enumerate(hubs):
+        t = yield from _leg(here, hub, t, rng, carrier.id, tms, factor, gps_interval_s, carrier.air_share)
+        if rng.random() >= MISSED_HUB_SCAN or i == len(hubs) - 1:
+            t = yield Step(Status.HUB_ARRIVAL, t, tms, node=hub, lat=hub.lat, lon=hub.lon,
+                           device_id=f"{hub.id}-SCN-{rng.randint(1, 4):02d}",
+                           attributes={"hub_seq": i + 1, "hub_count": len(hubs)})
+            if rng.random() < HUB_EXCEPTION_RATE:
+                t = yield Step(Status.EXCEPTION, t + d.EXCEPTION_AFTER.draw(rng), tms, node=hub, lat=hub.lat,
+                               lon=hub.lon, device_id=f"{hub.id}-SCN-{rng.randint(1, 4):02d}",
+                               attributes={"reason": rng.choice(EXCEPTION_REASONS)})
+                t += d.EXCEPTION_RESOLVE.draw(rng, factor(t, hub))
+        if i < len(hubs) - 1:
+            t += d.HUB_DWELL.draw(rng, factor(t, hub))
+        here = hub
+
+    # Last mile: courier rounds from the destination hub.
+    station = here
+    courier = f"{carrier.id}-{order.dest_city.code}-{rng.randint(1, COURIERS_PER_CITY):03d}"
+    ready = t + d.SORT_BEFORE_ROUND.draw(rng, factor(t, station))
+    for attempt in range(1, MAX_DELIVERY_ATTEMPTS + 1):
+        round_start = d.next_time_of_day(ready, d.DELIVERY_ROUNDS_H)
+        # The courier's fix when the round reaches this customer's area: on the way
+        # from the station, in the last few km.
+        near = interpolate(station.lat, station.lon, order.dest_lat, order.dest_lon, rng.uniform(0.85, 0.97))
+        fix_lat, fix_lon = jitter(rng, near[0], near[1], ROUND_FIX_SIGMA_KM)
+        t = yield Step(Status.OUT_FOR_DELIVERY, round_start + d.ROUND_DISPATCH_SPREAD.draw(rng), pda,
+                       node=station, lat=fix_lat, lon=fix_lon, device_id=f"{courier}-PDA", courier_id=courier,
+                       attributes={"attempt": attempt})
+        done_at = t + d.DELIVERY.draw(rng, factor(t, station))
+        door_lat, door_lon = jitter(rng, order.dest_lat, order.dest_lon, DOORSTEP_JITTER_KM)
+        if rng.random() >= carrier.failure_rate:
+            yield Step(Status.DELIVERED, done_at, pda, lat=door_lat, lon=door_lon, device_id=f"{courier}-PDA",
+                       courier_id=courier, attributes={"attempt": attempt})
+            return
+        t = yield Step(Status.DELIVERY_FAILED, done_at, pda, lat=door_lat, lon=door_lon,
+                       device_id=f"{courier}-PDA", courier_id=courier,
+                       attributes={"attempt": attempt, "reason": rng.choice(FAILURE_REASONS)})
+        ready = t + d.HOUR_S
+    # Three failed attempts: the parcel goes back to the station and waits there.
+    yield Step(Status.HUB_ARRIVAL, t + d.RETURN_TO_STATION.draw(rng), tms, node=station, lat=station.lat,
+               lon=station.lon, device_id=f"{station.id}-SCN-{rng.randint(1, 4):02d}",
+               attributes={"reason": "returned_to_station"})
+
+
+def _leg(
+    origin: Node,
+    dest: Node,
+    depart: float,
+    rng: random.Random,
+    carrier_id: str,
+    source: str,
+    factor: Callable[..., float],
+    gps_interval_s: float,
+    air_share: float,
+) -> Generator[Step, float, float]:
+    """Departure scan, GPS fixes along the lane, and the arrival time at ``dest``.
+
+    A fix held by a scenario (the truck stopped) shifts the rest of the leg by the delay,
+    so the truck resumes from where it stood.
+    """
+    km = node_distance_km(origin, dest)
+    air = km >= AIR_MIN_KM and rng.random() < air_share
+    f = factor(depart, origin, dest)
+    duration = d.air_seconds(rng, km, f) if air else d.truck_seconds(rng, km, f)
+    vehicle = f"{carrier_id}-{'F' if air else 'V'}{rng.randint(1, 9999):04d}"
+    attrs: dict[str, AttrValue] = {"leg": f"{origin.id}>{dest.id}", "mode": "air" if air else "truck"}
+    actual = yield Step(Status.LINEHAUL, depart, source, node=origin, lat=origin.lat, lon=origin.lon,
+                        device_id=vehicle, attributes=attrs)
+    start = actual
+    arrive = actual + duration
+    if air:
+        return arrive  # no GPS over the air; the next scan is the arrival
+    planned = start + gps_interval_s
+    while planned < arrive - 60.0:
+        frac = (planned - start) / (arrive - start)
+        lat, lon = interpolate(origin.lat, origin.lon, dest.lat, dest.lon, frac)
+        # Trucks drive roads, not straight lines: a small cross-track wobble.
+        wobble = offset_km(lat, lon, rng.gauss(0.0, 2.0), rng.gauss(0.0, 2.0)) if 0.05 < frac < 0.95 else (lat, lon)
+        fix_lat, fix_lon = jitter(rng, wobble[0], wobble[1], LANE_JITTER_KM)
+        actual = yield Step(Status.LINEHAUL, planned, source, lat=fix_lat, lon=fix_lon, device_id=vehicle,
+                            attributes=attrs)
+        delay = actual - planned
+        start += delay
+        arrive += delay
+        planned = actual + gps_interval_s
+    return arrive
