@@ -1,0 +1,71 @@
+"""Retry timing: exponential backoff with jitter, and ``Retry-After`` parsing. Pure.
+
+Jitter comes from a hash of (key, attempt) rather than a random generator, so a retry
+schedule is reproducible after a restart and still spreads receivers apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. Times are seconds."""
+
+    #: Attempts within one delivery call (the first one included).
+    attempts: int = 3
+    base_delay: float = 1.0
+    multiplier: float = 2.0
+    max_delay: float = 30.0
+    #: Fraction of each delay that is randomised (0.5 => delay in [0.5d, d]).
+    jitter: float = 0.5
+    #: Hard cap on one attempt, whatever the channel's own timeouts say.
+    attempt_timeout: float = 15.0
+    #: Retry-After values above this are capped (a bad proxy can say "come back in a day").
+    max_retry_after: float = 300.0
+    #: Backoff of the outbox between delivery calls.
+    later_base_delay: float = 30.0
+    later_max_delay: float = 900.0
+    #: After this long since first queued, a notification is abandoned (and recorded).
+    give_up_after: float = 86400.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise ValueError("jitter must be between 0 and 1")
+
+
+def _unit_fraction(key: str, attempt: int) -> float:
+    digest = hashlib.sha256(f"{key}|{attempt}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def backoff_delay(
+    key: str, attempt: int, *, base: float, multiplier: float, cap: float, jitter: float
+) -> float:
+    """Delay before retry number ``attempt`` (1-based) of ``key``."""
+    full = min(cap, base * multiplier ** max(attempt - 1, 0))
+    return full * (1.0 - jitter * _unit_fraction(key, attempt))
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), or ``None``."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = (when - now) / timedelta(seconds=1)
+    return max(seconds, 0.0)

@@ -1,0 +1,85 @@
+"""The channel plugin interface: one method, ``send``, returning a :class:`Delivery`.
+
+As Alertmanager's ``Notifier`` returns a "recoverable" flag, a channel says whether a
+failure is worth retrying; all retry policy lives in ``alerting.delivery``. A channel
+never raises for delivery failures, and never puts a secret in ``Delivery.error``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from alerting.decisions import Language, Notification
+from alerting.duration import Duration
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of one attempt."""
+
+    ok: bool
+    #: A later attempt may succeed (5xx, 429, timeouts, network errors, SMTP 4xx).
+    retryable: bool = False
+    #: HTTP status or SMTP reply code, when there was one.
+    status: int | None = None
+    #: What went wrong, safe to log (secrets redacted).
+    error: str | None = None
+    #: Seconds the receiver asked us to wait (``Retry-After``).
+    retry_after: float | None = None
+
+
+class Channel(Protocol):
+    """A configured destination (one receiver)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def send(self, notification: Notification) -> Delivery: ...
+
+
+class MissingSecretError(KeyError):
+    """A receiver refers to a secret that was not supplied."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ReceiverBase(BaseModel):
+    """Settings every receiver has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Language of the rendered text; ``None`` takes the policy's ``default_language``.
+    language: Language | None = None
+    #: Zone times are shown in.
+    time_zone: str = "UTC"
+    #: Per-request timeout.
+    timeout: Duration = Field(default=timedelta(seconds=10))
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    def secret_refs(self) -> tuple[str, ...]:
+        """Names of the secrets this receiver needs."""
+        return ()
+
+
+def require_secret(receiver: str, secrets: dict[str, str], ref: str) -> str:
+    try:
+        value = secrets[ref]
+    except KeyError:
+        raise MissingSecretError(f"receiver {receiver!r}: secret {ref!r} is not set") from None
+    if len(value) < 4:
+        raise MissingSecretError(f"receiver {receiver!r}: secret {ref!r} is too short")
+    return value

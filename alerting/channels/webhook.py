@@ -1,0 +1,50 @@
+"""Generic webhook: POSTs the notification as JSON (optionally with a bearer token)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import httpx
+
+from alerting.channels.base import Delivery, ReceiverBase, require_secret
+from alerting.channels.http import post_json
+from alerting.decisions import Notification
+from alerting.redaction import Redactor, url_secret_parts
+
+#: Version of the JSON body, so receivers can evolve with us.
+PAYLOAD_VERSION = 1
+
+
+class WebhookConfig(ReceiverBase):
+    type: Literal["webhook"]
+    #: Secret holding the URL (a webhook URL often embeds a token).
+    url_secret: str
+    #: Secret holding a bearer token sent as ``Authorization``.
+    bearer_secret: str | None = None
+
+    def secret_refs(self) -> tuple[str, ...]:
+        return (self.url_secret,) + ((self.bearer_secret,) if self.bearer_secret else ())
+
+
+class WebhookChannel:
+    def __init__(self, name: str, config: WebhookConfig, secrets: dict[str, str], client: httpx.AsyncClient) -> None:
+        self._name = name
+        self._url = require_secret(name, secrets, config.url_secret)
+        self._token = require_secret(name, secrets, config.bearer_secret) if config.bearer_secret else None
+        self._timeout = config.timeout.total_seconds()
+        self._client = client
+        self._redact = Redactor([*url_secret_parts(self._url), *([self._token] if self._token else [])])
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def send(self, notification: Notification) -> Delivery:
+        headers = {"Idempotency-Key": notification.notification_id}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        payload = {"version": PAYLOAD_VERSION, **notification.to_dict()}
+        delivery, _ = await post_json(
+            self._client, self._url, payload, timeout=self._timeout, redact=self._redact, headers=headers
+        )
+        return delivery

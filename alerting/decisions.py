@@ -1,0 +1,181 @@
+"""What the engine decides: notifications to send and alert history records.
+
+The worker acts on exactly two decision types:
+
+* :class:`Notification`: hand it to the delivery stage (``Outbox.add`` then
+  ``DeliveryStage.deliver_due``). ``notification_id`` is deterministic; use it as the
+  idempotency key.
+* :class:`AlertEvent`: publish ``to_dict()`` to the ``alerts`` topic (key ``alert_id``)
+  and write ``to_influx_point()`` / ``to_line_protocol()`` to InfluxDB.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from alerting.tier import Tier
+
+Language = Literal["en", "zh-CN"]
+
+_TRAILING_DIGITS = re.compile(r"(\d+)$")
+
+#: InfluxDB measurement for alert history.
+MEASUREMENT = "alert_events"
+
+#: Labels copied into history tags: all of low cardinality (never ids).
+TAG_LABELS = ("kind", "region", "warehouse", "carrier", "channel")
+
+
+class NotificationKind(StrEnum):
+    FIRING = "firing"  # first notice to a receiver
+    UPDATE = "update"  # the alert changed (tier, members, states)
+    REPEAT = "repeat"  # still firing, not acknowledged, after repeat_interval
+    PAGE = "page"  # an escalation step paging on-call people or channels
+    ACKED = "acked"  # someone took it
+    RESOLVED = "resolved"  # the one resolved notice
+
+
+class Notification(BaseModel):
+    """One message to one receiver, already rendered in the receiver's language."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    notification_id: str
+    alert_id: str
+    kind: NotificationKind
+    receiver: str
+    language: Language
+    tier: Tier
+    title: str
+    text: str
+    labels: dict[str, str]
+    incident_ids: tuple[str, ...]
+    created_at: AwareDatetime
+    #: The escalation step and pass for ``page`` notifications.
+    step: int | None = None
+    round: int | None = None
+    #: The on-call user this notice is for, when it targets a person.
+    user: str | None = None
+    ack_url: str | None = None
+    resolve_url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Notification:
+        return cls.model_validate(data)
+
+
+class AlertEventType(StrEnum):
+    FIRED = "fired"  # an alert exists (every tier, P4 included: the dashboard shows it)
+    TIER_CHANGED = "tier_changed"
+    NOTIFIED = "notified"  # the engine queued a notification (receiver set)
+    ESCALATED = "escalated"  # an escalation step fired (step 0 is the first page)
+    ESCALATION_STOPPED = "escalation_stopped"  # tier fell below paging
+    UNROUTABLE = "unroutable"  # a target resolved to nobody; the fallback was used
+    ACKED = "acked"
+    RESOLVED = "resolved"
+    INHIBITED = "inhibited"
+    SILENCED = "silenced"
+    UNMUTED = "unmuted"
+    SILENCE_CREATED = "silence_created"
+    SILENCE_EXPIRED = "silence_expired"
+    # Written by the delivery stage, not the engine:
+    DELIVERED = "delivered"
+    DELIVERY_FAILED = "delivery_failed"  # will be retried (due time in detail)
+    DELIVERY_ABANDONED = "delivery_abandoned"  # not retryable or out of time; kept in the outbox
+
+
+class AlertEvent(BaseModel):
+    """One alert history record (``alerts`` topic, InfluxDB ``alert_events``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    record_id: str
+    #: Empty for silence records, which carry ``silence_id`` instead.
+    alert_id: str
+    event: AlertEventType
+    at: AwareDatetime
+    tier: Tier | None = None
+    incident_ids: tuple[str, ...] = ()
+    labels: dict[str, str] = {}
+    by: str | None = None
+    receiver: str | None = None
+    step: int | None = None
+    notification_id: str | None = None
+    silence_id: str | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @property
+    def time_ns(self) -> int:
+        """Event time in ns, offset by the record id's sequence number (below 1 ms).
+
+        InfluxDB merges points with equal measurement, tags and time; two records of one
+        decision batch share ``at``, so the offset keeps them apart and deterministic.
+        """
+        digits = _TRAILING_DIGITS.search(self.record_id)
+        seq = int(digits.group(1)) if digits else 0
+        at = self.at.astimezone(timezone.utc)
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        delta = at - epoch
+        base = (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+        return base + seq % 1_000_000
+
+    def to_influx_point(self) -> dict[str, Any]:
+        tags = {"event": self.event.value}
+        if self.tier is not None:
+            tags["tier"] = self.tier.value
+        if self.receiver:
+            tags["receiver"] = self.receiver
+        for name in TAG_LABELS:
+            if self.labels.get(name):
+                tags[name] = self.labels[name]
+        fields: dict[str, Any] = {
+            "record_id": self.record_id,
+            "alert_id": self.alert_id,
+            "incident_ids": ",".join(self.incident_ids),
+        }
+        if self.by:
+            fields["by"] = self.by
+        if self.step is not None:
+            fields["step"] = self.step
+        if self.notification_id:
+            fields["notification_id"] = self.notification_id
+        if self.silence_id:
+            fields["silence_id"] = self.silence_id
+        if self.detail:
+            fields["detail"] = self.detail
+        return {"measurement": MEASUREMENT, "tags": tags, "fields": fields, "time": self.time_ns}
+
+    def to_line_protocol(self) -> str:
+        """The point in InfluxDB 1.x line protocol (ns precision)."""
+        point = self.to_influx_point()
+        tags = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(point["tags"].items()))
+        fields = ",".join(f"{_escape_key(k)}={_field_value(v)}" for k, v in point["fields"].items())
+        return f"{MEASUREMENT}{tags} {fields} {point['time']}"
+
+
+def _escape_key(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+
+
+def _field_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    # Line protocol has no escape for newlines inside a string field.
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    return f'"{text}"'
+
+
+Decision = Notification | AlertEvent
