@@ -40,10 +40,12 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 system-runtime:
 	@command -v influxd >/dev/null 2>&1 || $(MAKE) --no-print-directory apt-packages PACKAGES=influxdb
 
-# Headless Chromium and its driver for the browser tests (Debian's packages).
+# Headless Chromium and its driver for the browser tests, and CJK fonts so Chinese
+# renders in screenshots (Debian's packages).
 system-test:
 	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
-	  || $(MAKE) --no-print-directory apt-packages PACKAGES="chromium chromium-driver"
+	  && fc-list 2>/dev/null | grep -qi "noto.*cjk" \
+	  || $(MAKE) --no-print-directory apt-packages PACKAGES="chromium chromium-driver fonts-noto-cjk"
 
 apt-packages:
 	@if command -v apt-get >/dev/null 2>&1; then \

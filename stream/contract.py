@@ -93,7 +93,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.OUTBOUND_SCAN: frozenset({S.LINEHAUL, S.HUB_ARRIVAL}),
     S.LINEHAUL: frozenset({S.HUB_ARRIVAL, S.LINEHAUL, S.OUT_FOR_DELIVERY}),
     S.HUB_ARRIVAL: frozenset({S.LINEHAUL, S.HUB_ARRIVAL, S.OUT_FOR_DELIVERY}),
-    S.OUT_FOR_DELIVERY: frozenset({S.DELIVERED, S.DELIVERY_FAILED, S.HUB_ARRIVAL}),
+    # Repeated out_for_delivery events are the courier's position pings on the round.
+    S.OUT_FOR_DELIVERY: frozenset({S.OUT_FOR_DELIVERY, S.DELIVERED, S.DELIVERY_FAILED, S.HUB_ARRIVAL}),
     S.DELIVERY_FAILED: frozenset({S.OUT_FOR_DELIVERY, S.HUB_ARRIVAL, S.RETURN_REQUESTED}),
     S.DELIVERED: frozenset({S.RETURN_REQUESTED}),
     S.RETURN_REQUESTED: frozenset({S.RETURNED, S.LINEHAUL, S.HUB_ARRIVAL}),

@@ -68,6 +68,7 @@ class LocalStack:
             self.influx = LocalInflux(settings.influx_port, self.data_dir)
             settings = settings.with_overrides(influx_url=self.influx.url)
         self.settings = settings
+        self.control_file = self.data_dir / "simulator-control.txt"
 
     def _child(self, name: str, *argv: str) -> ManagedProcess:
         env = {**os.environ, **settings_env(self.settings)}
@@ -89,7 +90,11 @@ class LocalStack:
         web_url = f"http://{self.settings.web_host}:{self.settings.web_port}"
         web.wait_ready(lambda: _answers(f"{web_url}/healthz"), timeout)
         if not self.args.no_simulator:
-            self._child("simulator", "simulate", "--rate", str(self.args.rate))
+            # A few hours of warm-up puts orders in every stage, so the map is alive at once;
+            # scenarios can be switched at run time by appending lines to the control file.
+            self.control_file.touch()
+            self._child("simulator", "simulate", "--rate", str(self.args.rate), "--warmup", "4h",
+                        "--control", str(self.control_file))
 
     def describe(self) -> str:
         web = f"http://{self.settings.web_host}:{self.settings.web_port}"
@@ -100,6 +105,7 @@ class LocalStack:
             f"  broker          {self.settings.kafka_bootstrap}",
             f"  InfluxDB        {self.settings.influx_url}  (database {self.settings.influx_db})",
             f"  logs            {self.data_dir / 'logs'}",
+            f"  scenarios       echo '+hub_outage:hub=HZ-3' >> {self.control_file}",
             "Press Ctrl-C to stop everything.",
         ]
         return "\n".join(lines)

@@ -7,14 +7,14 @@ ship with JD), chosen so the flow looks plausible on a dashboard, not to be exac
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
 import random
 from dataclasses import dataclass
 from functools import cache
 
 from stream.contract import SkuClass
+
+from .randomness import Weighted
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,14 @@ class Channel:
 
 
 CHANNELS: tuple[Channel, ...] = (
-    Channel("tmall", "TM", 0.34, 72, 48, 0.08,
+    Channel("tmall", "TM", 0.34, 60, 36, 0.08,
             (("ZTO", 25), ("YTO", 20), ("CAINIAO", 15), ("STO", 12), ("YUNDA", 13), ("SF", 10), ("EMS", 5))),
-    Channel("jd", "JD", 0.26, 48, 24, 0.10, (("JD", 85), ("SF", 10), ("EMS", 5))),
-    Channel("douyin", "DY", 0.22, 96, 72, 0.02,
+    Channel("jd", "JD", 0.26, 40, 20, 0.10, (("JD", 85), ("SF", 10), ("EMS", 5))),
+    Channel("douyin", "DY", 0.22, 72, 48, 0.02,
             (("ZTO", 30), ("YTO", 25), ("YUNDA", 15), ("STO", 15), ("SF", 10), ("JD", 5))),
-    Channel("miniprogram", "MP", 0.10, 72, 48, 0.05,
+    Channel("miniprogram", "MP", 0.10, 60, 36, 0.05,
             (("SF", 40), ("ZTO", 20), ("YTO", 15), ("JD", 15), ("EMS", 10))),
-    Channel("offline_store", "ST", 0.08, 48, 24, 0.04, (("SF", 50), ("JD", 20), ("EMS", 30))),
+    Channel("offline_store", "ST", 0.08, 40, 24, 0.04, (("SF", 50), ("JD", 20), ("EMS", 30))),
 )
 CHANNEL_BY_ID: dict[str, Channel] = {c.id: c for c in CHANNELS}
 
@@ -93,17 +93,8 @@ _CLASS_WEIGHTS = (
 _PRICE_FACTOR = {SkuClass.STANDARD: 1.0, SkuClass.BULKY: 4.0, SkuClass.COLD_CHAIN: 1.5, SkuClass.HAZMAT: 0.8}
 
 
-@dataclass(frozen=True)
-class Catalog:
-    skus: tuple[Sku, ...]
-    cumulative: tuple[float, ...]
-
-    def draw(self, rng: random.Random) -> Sku:
-        return self.skus[bisect.bisect_left(self.cumulative, rng.random() * self.cumulative[-1])]
-
-
 @cache
-def default_catalog() -> Catalog:
+def default_catalog() -> Weighted[Sku]:
     """The same catalogue for every seed: SKU ids mean the same thing across runs."""
     rng = random.Random("catalog:v1")
     classes = [c for c, _ in _CLASS_WEIGHTS]
@@ -114,4 +105,4 @@ def default_catalog() -> Catalog:
         price = math.exp(rng.gauss(math.log(79.0), 0.9)) * _PRICE_FACTOR[sku_class]
         skus.append(Sku(f"SKU{n:05d}", sku_class, round(min(price, 50_000.0), 2)))
     popularity = [1.0 / n**POPULARITY_EXPONENT for n in range(1, CATALOG_SIZE + 1)]
-    return Catalog(tuple(skus), tuple(itertools.accumulate(popularity)))
+    return Weighted(zip(skus, popularity))

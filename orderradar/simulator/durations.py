@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import bisect
 import math
-import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+
+from .randomness import Rng
 
 CHINA_TZ = timezone(timedelta(hours=8))
 _UTC_OFFSET_S = 8 * 3600
@@ -29,7 +30,7 @@ class LogNormal:
     sigma: float
     max_factor: float = 8.0
 
-    def draw(self, rng: random.Random, factor: float = 1.0) -> float:
+    def draw(self, rng: Rng, factor: float = 1.0) -> float:
         x = math.exp(self.sigma * rng.gauss(0.0, 1.0))
         return self.median_s * min(x, self.max_factor) * factor
 
@@ -53,7 +54,8 @@ HUB_DWELL = minutes(110, 0.5)
 SORT_BEFORE_ROUND = minutes(45, 0.4)
 ROUND_DISPATCH_SPREAD = minutes(12, 0.6)
 DELIVERY = minutes(150, 0.6)
-CANCEL_DELAY = minutes(45, 1.0)
+#: From payment to a customer's cancellation (for the few orders that are cancelled).
+CANCEL_AFTER = minutes(40, 1.0)
 RESTOCK = minutes(30 * 60, 0.6)
 EXCEPTION_AFTER = minutes(15, 0.6)
 EXCEPTION_RESOLVE = minutes(180, 0.7)
@@ -72,12 +74,12 @@ PICKUP_WAVES_H = (10.0, 14.0, 18.0, 21.5)
 DELIVERY_ROUNDS_H = (8.5, 13.0, 17.0)
 
 
-def truck_seconds(rng: random.Random, km: float, factor: float = 1.0) -> float:
+def truck_seconds(rng: Rng, km: float, factor: float = 1.0) -> float:
     road_km = km * ROAD_FACTOR + 5.0
     return road_km / TRUCK_KMH * HOUR_S * TRUCK_VARIATION.draw(rng, factor)
 
 
-def air_seconds(rng: random.Random, km: float, factor: float = 1.0) -> float:
+def air_seconds(rng: Rng, km: float, factor: float = 1.0) -> float:
     return 1.5 * HOUR_S + km / PLANE_KMH * HOUR_S + AIR_HANDLING.draw(rng, factor)
 
 

@@ -9,8 +9,9 @@ are GB/T 2260 province codes, the ``adcode`` of shared/data's China boundary fil
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
+
+from .randomness import Rng
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -162,7 +163,7 @@ def offset_km(lat: float, lon: float, north_km: float, east_km: float) -> tuple[
     return lat + dlat, lon + dlon
 
 
-def jitter(rng: random.Random, lat: float, lon: float, sigma_km: float) -> tuple[float, float]:
+def jitter(rng: Rng, lat: float, lon: float, sigma_km: float) -> tuple[float, float]:
     """A GPS fix scattered around a point (Gaussian, ``sigma_km`` per axis), 6 decimals."""
     jlat, jlon = offset_km(lat, lon, rng.gauss(0.0, sigma_km), rng.gauss(0.0, sigma_km))
     return round(jlat, 6), round(jlon, 6)

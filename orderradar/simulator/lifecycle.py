@@ -13,20 +13,18 @@ Brackets mark scans that are sometimes missed, as they are in real feeds.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Union
-
 from stream.contract import Status
 
 from . import durations as d
-from .catalog import AIR_MIN_KM
+from .catalog import AIR_MIN_KM, Carrier
 from .geography import interpolate, jitter, offset_km
 from .network import Node, node_distance_km, plan_hubs
 from .orders import Order, Shipment, carrier_index
+from .randomness import Rng
 
-AttrValue = Union[str, int, float, bool]
+AttrValue = str | int | float | bool
 
 MISSED_PICK_SCAN = 0.02
 MISSED_OUTBOUND_SCAN = 0.03
@@ -64,29 +62,37 @@ class Step:
     attributes: dict[str, AttrValue] = field(default_factory=dict)
 
 
-#: ``slowdown(carrier_id, province_adcodes, at) -> factor`` for stage durations.
-Slowdown = Callable[[str, tuple[str, ...], float], float]
+#: ``slowdown(carrier_id, nodes, at) -> factor`` for a stage touching ``nodes``.
+Slowdown = Callable[[str, tuple[Node, ...], float], float]
 Process = Generator[Step, float, None]
 
 
+def _factor(slowdown: Slowdown, carrier: Carrier, at: float, *nodes: Node) -> float:
+    """Duration multiplier of a stage starting at ``at`` that touches ``nodes``."""
+    return carrier.speed_factor * slowdown(carrier.id, nodes, at)
+
+
+def _cancelled_by(order: Order, at: float) -> bool:
+    return order.cancel_at is not None and order.cancel_at <= at
+
+
+def _cancel(order: Order, now: float) -> Step:
+    return Step(Status.CANCELLED, max(now, order.cancel_at or now) + 1.0, f"{order.channel.id}-oms",
+                attributes={"reason": "customer_request"})
+
+
 def shipment_process(
-    order: Order, shipment: Shipment, rng: random.Random, slowdown: Slowdown, gps_interval_s: float
+    order: Order, shipment: Shipment, rng: Rng, slowdown: Slowdown, gps_interval_s: float
 ) -> Process:
-    """Yield the scans of ``shipment``; receive the actual time of each."""
+    """Yield the scans of ``shipment``; receive the actual time of each.
+
+    (Helpers are module functions, not closures: hundreds of thousands of these
+    processes are alive at once, and every closure costs memory in each.)
+    """
     carrier = shipment.carrier
     wh = shipment.warehouse
     tms = f"{carrier.id.lower()}-tms"
     pda = f"{carrier.id.lower()}-pda"
-
-    def factor(at: float, *nodes: Node) -> float:
-        return carrier.speed_factor * slowdown(carrier.id, tuple(n.province for n in nodes), at)
-
-    def cancelled_before(at: float) -> bool:
-        return order.cancel_at is not None and order.cancel_at <= at
-
-    def cancel_step(now: float) -> Step:
-        return Step(Status.CANCELLED, max(now, order.cancel_at or now) + 1.0, f"{order.channel.id}-oms",
-                    attributes={"reason": "customer_request"})
 
     t = yield Step(Status.PAID, order.placed_at, f"{order.channel.id}-oms", line_gap=(0.0, 0.0),
                    attributes={"promo": order.promo} if order.promo else {})
@@ -97,40 +103,40 @@ def shipment_process(
         t += d.RESTOCK.draw(rng)
 
     # Warehouse: picking and packing happen in shifts.
-    picked_at = d.within_hours(t + d.PICK_WAIT.draw(rng, factor(t, wh)), d.WAREHOUSE_OPEN_H, d.WAREHOUSE_CLOSE_H)
-    if cancelled_before(picked_at):
-        yield cancel_step(t)
+    open_h, close_h = d.WAREHOUSE_OPEN_H, d.WAREHOUSE_CLOSE_H
+    picked_at = d.within_hours(t + d.PICK_WAIT.draw(rng, _factor(slowdown, carrier, t, wh)), open_h, close_h)
+    if _cancelled_by(order, picked_at):
+        yield _cancel(order, t)
         return
     if rng.random() >= MISSED_PICK_SCAN:
         t = yield Step(Status.PICKED, picked_at, "wms", node=wh, lat=wh.lat, lon=wh.lon,
                        device_id=f"{wh.id}-PDA-{rng.randint(1, 12):02d}", line_gap=PICK_GAP)
     else:
         t = picked_at
-    packed_at = d.within_hours(t + d.PICK_TO_PACK.draw(rng, factor(t, wh)), d.WAREHOUSE_OPEN_H,
-                               d.WAREHOUSE_CLOSE_H)
-    if cancelled_before(packed_at):
-        yield cancel_step(t)
+    packed_at = d.within_hours(t + d.PICK_TO_PACK.draw(rng, _factor(slowdown, carrier, t, wh)), open_h, close_h)
+    if _cancelled_by(order, packed_at):
+        yield _cancel(order, t)
         return
     t = yield Step(Status.PACKED, packed_at, "wms", node=wh, lat=wh.lat, lon=wh.lon,
                    device_id=f"{wh.id}-PACK-{rng.randint(1, 6):02d}")
 
     # Carrier pickup waves at the dock.
     wave = d.next_time_of_day(t + d.PACK_TO_DOCK.draw(rng), d.PICKUP_WAVES_H)
-    scan_at = wave + d.WAVE_SCAN_SPREAD.draw(rng, factor(wave, wh))
-    if cancelled_before(scan_at):
-        yield cancel_step(t)
+    scan_at = wave + d.WAVE_SCAN_SPREAD.draw(rng, _factor(slowdown, carrier, wave, wh))
+    if _cancelled_by(order, scan_at):
+        yield _cancel(order, t)
         return
     if rng.random() >= MISSED_OUTBOUND_SCAN:
         t = yield Step(Status.OUTBOUND_SCAN, scan_at, "wms", node=wh, lat=wh.lat, lon=wh.lon,
                        device_id=f"{wh.id}-DOCK-{rng.randint(1, 4):02d}")
     else:
         t = scan_at
-    t += d.SCAN_TO_DEPART.draw(rng, factor(t, wh))
+    t += d.SCAN_TO_DEPART.draw(rng, _factor(slowdown, carrier, t, wh))
 
     hubs = plan_hubs(wh.id, order.dest_city.code, carrier_index(carrier))
     here: Node = wh
     for i, hub in enumerate(hubs):
-        t = yield from _leg(here, hub, t, rng, carrier.id, tms, factor, gps_interval_s, carrier.air_share)
+        t = yield from _leg(here, hub, t, rng, carrier, tms, slowdown, gps_interval_s)
         if rng.random() >= MISSED_HUB_SCAN or i == len(hubs) - 1:
             t = yield Step(Status.HUB_ARRIVAL, t, tms, node=hub, lat=hub.lat, lon=hub.lon,
                            device_id=f"{hub.id}-SCN-{rng.randint(1, 4):02d}",
@@ -139,15 +145,15 @@ def shipment_process(
                 t = yield Step(Status.EXCEPTION, t + d.EXCEPTION_AFTER.draw(rng), tms, node=hub, lat=hub.lat,
                                lon=hub.lon, device_id=f"{hub.id}-SCN-{rng.randint(1, 4):02d}",
                                attributes={"reason": rng.choice(EXCEPTION_REASONS)})
-                t += d.EXCEPTION_RESOLVE.draw(rng, factor(t, hub))
+                t += d.EXCEPTION_RESOLVE.draw(rng, _factor(slowdown, carrier, t, hub))
         if i < len(hubs) - 1:
-            t += d.HUB_DWELL.draw(rng, factor(t, hub))
+            t += d.HUB_DWELL.draw(rng, _factor(slowdown, carrier, t, hub))
         here = hub
 
     # Last mile: courier rounds from the destination hub.
     station = here
     courier = f"{carrier.id}-{order.dest_city.code}-{rng.randint(1, COURIERS_PER_CITY):03d}"
-    ready = t + d.SORT_BEFORE_ROUND.draw(rng, factor(t, station))
+    ready = t + d.SORT_BEFORE_ROUND.draw(rng, _factor(slowdown, carrier, t, station))
     for attempt in range(1, MAX_DELIVERY_ATTEMPTS + 1):
         round_start = d.next_time_of_day(ready, d.DELIVERY_ROUNDS_H)
         # The courier's fix when the round reaches this customer's area: on the way
@@ -157,7 +163,7 @@ def shipment_process(
         t = yield Step(Status.OUT_FOR_DELIVERY, round_start + d.ROUND_DISPATCH_SPREAD.draw(rng), pda,
                        node=station, lat=fix_lat, lon=fix_lon, device_id=f"{courier}-PDA", courier_id=courier,
                        attributes={"attempt": attempt})
-        done_at = t + d.DELIVERY.draw(rng, factor(t, station))
+        done_at = t + d.DELIVERY.draw(rng, _factor(slowdown, carrier, t, station))
         door_lat, door_lon = jitter(rng, order.dest_lat, order.dest_lon, DOORSTEP_JITTER_KM)
         if rng.random() >= carrier.failure_rate:
             yield Step(Status.DELIVERED, done_at, pda, lat=door_lat, lon=door_lon, device_id=f"{courier}-PDA",
@@ -177,12 +183,11 @@ def _leg(
     origin: Node,
     dest: Node,
     depart: float,
-    rng: random.Random,
-    carrier_id: str,
+    rng: Rng,
+    carrier: Carrier,
     source: str,
-    factor: Callable[..., float],
+    slowdown: Slowdown,
     gps_interval_s: float,
-    air_share: float,
 ) -> Generator[Step, float, float]:
     """Departure scan, GPS fixes along the lane, and the arrival time at ``dest``.
 
@@ -190,10 +195,10 @@ def _leg(
     so the truck resumes from where it stood.
     """
     km = node_distance_km(origin, dest)
-    air = km >= AIR_MIN_KM and rng.random() < air_share
-    f = factor(depart, origin, dest)
+    air = km >= AIR_MIN_KM and rng.random() < carrier.air_share
+    f = _factor(slowdown, carrier, depart, origin, dest)
     duration = d.air_seconds(rng, km, f) if air else d.truck_seconds(rng, km, f)
-    vehicle = f"{carrier_id}-{'F' if air else 'V'}{rng.randint(1, 9999):04d}"
+    vehicle = f"{carrier.id}-{'F' if air else 'V'}{rng.randint(1, 9999):04d}"
     attrs: dict[str, AttrValue] = {"leg": f"{origin.id}>{dest.id}", "mode": "air" if air else "truck"}
     actual = yield Step(Status.LINEHAUL, depart, source, node=origin, lat=origin.lat, lon=origin.lon,
                         device_id=vehicle, attributes=attrs)

@@ -7,9 +7,6 @@ number, so an order is the same whatever scenarios run around it.
 
 from __future__ import annotations
 
-import bisect
-import itertools
-import random
 from dataclasses import dataclass
 from functools import cache
 
@@ -18,20 +15,22 @@ from stream.contract import SkuClass
 from .catalog import (
     CARRIER_BY_ID,
     CARRIER_INDEX,
+    CHANNEL_BY_ID,
     CHANNELS,
     Carrier,
     Channel,
     Sku,
     default_catalog,
 )
-from .durations import HOUR_S, end_of_local_day
+from .durations import CANCEL_AFTER, HOUR_S, end_of_local_day
 from .geography import City, destination_weights, jitter
-from .network import WAREHOUSES, Node, warehouses_by_distance
+from .network import NODE_BY_ID, WAREHOUSES, Node, warehouses_by_distance
+from .randomness import Rng, SplitMix64, Weighted
 
 #: Lines per order (1 to 5 SKUs): most baskets hold one item.
 BASKET_SIZE_WEIGHTS = (0.55, 0.22, 0.12, 0.07, 0.04)
 #: Quantity per line.
-QTY_WEIGHTS = ((1, 0.78), (2, 0.14), (3, 0.05), (4, 0.015), (6, 0.01), (10, 0.005))
+QTY_WEIGHTS: tuple[tuple[int, float], ...] = ((1, 0.78), (2, 0.14), (3, 0.05), (4, 0.015), (6, 0.01), (10, 0.005))
 #: Customers' addresses scatter this far (Gaussian sigma) around the city centre.
 ADDRESS_SIGMA_KM = 7.0
 #: Share of orders shipped from the warehouse nearest the customer; the rest come from
@@ -42,16 +41,16 @@ REGIONAL_WAREHOUSE_SHARE = 0.22
 SPLIT_LINE_RATE = 0.12
 BACKORDER_LINE_RATE = 0.025
 CANCEL_ORDER_RATE = 0.015
-VIP_PROMISE_BONUS_H = 24.0
+VIP_PROMISE_BONUS_H = 12.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderLine:
     sku: Sku
     qty: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Shipment:
     """Lines that travel together from one warehouse with one carrier."""
 
@@ -61,7 +60,7 @@ class Shipment:
     backordered: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Order:
     id: str
     number: int
@@ -82,10 +81,6 @@ class Order:
     def region(self) -> str:
         return self.dest_city.province
 
-    @property
-    def lines(self) -> tuple[OrderLine, ...]:
-        return tuple(line for s in self.shipments for line in s.lines)
-
 
 def order_id(seed: int, channel: Channel, number: int) -> str:
     """Unique per seed and readable: ``TM-42-00000017`` is tmall order 17 of seed 42."""
@@ -93,24 +88,25 @@ def order_id(seed: int, channel: Channel, number: int) -> str:
 
 
 @cache
-def _destination_table() -> tuple[tuple[City, ...], tuple[float, ...]]:
+def _tables() -> tuple[Weighted[City], Weighted[Channel], Weighted[int], Weighted[int]]:
     cities, weights = destination_weights()
-    return cities, tuple(itertools.accumulate(weights))
+    return (
+        Weighted(zip(cities, weights)),
+        Weighted((c, c.share) for c in CHANNELS),
+        Weighted(zip(range(1, 6), BASKET_SIZE_WEIGHTS)),
+        Weighted(QTY_WEIGHTS),
+    )
 
 
-def _pick(rng: random.Random, cumulative: tuple[float, ...]) -> int:
-    return bisect.bisect_left(cumulative, rng.random() * cumulative[-1])
-
-
-def _draw_carrier(rng: random.Random, channel: Channel, needs_cold_chain: bool) -> Carrier:
-    options = [(CARRIER_BY_ID[c], w) for c, w in channel.carrier_weights]
+@cache
+def _carrier_table(channel_id: str, needs_cold_chain: bool) -> Weighted[Carrier]:
+    options = [(CARRIER_BY_ID[c], float(w)) for c, w in CHANNEL_BY_ID[channel_id].carrier_weights]
     if needs_cold_chain:
         options = [(c, w) for c, w in options if c.cold_chain] or [(CARRIER_BY_ID["SF"], 1.0)]
-    carriers = [c for c, _ in options]
-    return rng.choices(carriers, [w for _, w in options])[0]
+    return Weighted(options)
 
 
-def _draw_warehouse(rng: random.Random, dest: City) -> Node:
+def _draw_warehouse(rng: Rng, dest: City) -> Node:
     ranked = warehouses_by_distance(dest.code)
     u = rng.random()
     if u < NEAREST_WAREHOUSE_SHARE:
@@ -120,18 +116,18 @@ def _draw_warehouse(rng: random.Random, dest: City) -> Node:
     return rng.choice(WAREHOUSES)
 
 
-def _draw_lines(rng: random.Random) -> tuple[OrderLine, ...]:
+def _draw_lines(rng: Rng) -> tuple[OrderLine, ...]:
     catalog = default_catalog()
-    size = rng.choices(range(1, 6), BASKET_SIZE_WEIGHTS)[0]
+    _, _, basket, quantity = _tables()
+    size = basket.draw(rng)
     seen: set[str] = set()
-    lines = []
+    lines: list[OrderLine] = []
     while len(lines) < size:
         sku = catalog.draw(rng)
         if sku.id in seen:
             continue  # one line per SKU: event ids are per (order, sku)
         seen.add(sku.id)
-        qty = rng.choices([q for q, _ in QTY_WEIGHTS], [w for _, w in QTY_WEIGHTS])[0]
-        lines.append(OrderLine(sku, qty))
+        lines.append(OrderLine(sku, quantity.draw(rng)))
     return tuple(lines)
 
 
@@ -143,18 +139,16 @@ def draw_order(
     ``channel`` forces the sales channel (a flash sale on one platform); otherwise it is
     drawn by channel share.
     """
-    rng = random.Random(f"{seed}:order:{number}")
-    if channel is None:
-        channel = rng.choices(CHANNELS, [c.share for c in CHANNELS])[0]
-    else:
-        rng.random()  # keep the stream aligned with unforced orders
-    cities, cumulative = _destination_table()
-    dest = cities[_pick(rng, cumulative)]
+    rng = SplitMix64(f"{seed}:order:{number}")
+    destinations, channels, _, _ = _tables()
+    drawn = channels.draw(rng)  # drawn even when forced, so the rest of the stream is the same
+    channel = channel or drawn
+    dest = destinations.draw(rng)
     dest_lat, dest_lon = jitter(rng, dest.lat, dest.lon, ADDRESS_SIGMA_KM)
     vip = rng.random() < channel.vip_share
     lines = _draw_lines(rng)
     cold = any(line.sku.sku_class is SkuClass.COLD_CHAIN for line in lines)
-    carrier = _draw_carrier(rng, channel, cold)
+    carrier = _carrier_table(channel.id, cold).draw(rng)
     main_wh = _draw_warehouse(rng, dest)
 
     groups: dict[tuple[str, bool], list[OrderLine]] = {}
@@ -164,9 +158,8 @@ def draw_order(
             wh = _draw_warehouse(rng, dest)
         backordered = rng.random() < BACKORDER_LINE_RATE
         groups.setdefault((wh.id, backordered), []).append(line)
-    by_id = {w.id: w for w in WAREHOUSES}
     shipments = tuple(
-        Shipment(tuple(group), by_id[wh_id], carrier, backordered)
+        Shipment(tuple(group), NODE_BY_ID[wh_id], carrier, backordered)
         for (wh_id, backordered), group in groups.items()
     )
 
@@ -177,7 +170,7 @@ def draw_order(
     promised_by = end_of_local_day(placed_at + hours * HOUR_S)
     cancel_at = None
     if rng.random() < CANCEL_ORDER_RATE:
-        cancel_at = placed_at + rng.expovariate(1 / (50 * 60.0))
+        cancel_at = placed_at + CANCEL_AFTER.draw(rng)
     value = round(sum(line.sku.price * line.qty for line in lines), 2)
     return Order(
         id=order_id(seed, channel, number),

@@ -1,0 +1,434 @@
+"""The traffic generator: a seeded discrete-event simulation of order flow.
+
+Pure: it takes a seed, a start time, a traffic profile and scenarios, and yields
+:class:`Emission` s in the order they reach the bus; simulated time only moves when the
+caller asks for more. Nothing here reads the clock or does I/O, so the same inputs
+(including the same run-time scenario changes at the same simulated times) give the same
+bytes.
+
+Inside, two heaps: *processes* (order arrivals, shipment scans, scenario timers) by the
+time they happen, and *emissions* by the time they reach the wire (later than the
+scan when a scenario delays or re-sends it).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import shapely
+
+from stream.contract import OrderEvent
+
+from .catalog import CHANNEL_BY_ID
+from .distortion import deliveries
+from .durations import DAY_S, HOUR_S, MINUTE_S, local_hour, to_datetime, to_seconds
+from .emission import Emission
+from .lifecycle import Process, Step, shipment_process
+from .network import Node
+from .orders import Order, Shipment, draw_order
+from .randomness import SplitMix64
+from .scenarios import (
+    BrokenScanner,
+    CarrierSlowdown,
+    ChannelDupes,
+    FlashSale,
+    HubOutage,
+    Scenario,
+    SourceLag,
+    Typhoon,
+)
+
+#: Share of a day's orders placed in each local hour (CST), from the shape of Chinese
+#: marketplace traffic: a night trough, a late-morning peak and the evening peak.
+_HOURLY = (0.55, 0.3, 0.18, 0.12, 0.1, 0.12, 0.25, 0.5, 0.8, 1.1, 1.3, 1.25,
+           1.15, 1.1, 1.15, 1.2, 1.15, 1.1, 1.05, 1.2, 1.45, 1.6, 1.5, 1.0)
+DIURNAL: tuple[float, ...] = tuple(w * 24 / sum(_HOURLY) for w in _HOURLY)
+
+_EMISSION_SCENARIOS = (BrokenScanner, ChannelDupes, SourceLag)
+
+
+@dataclass(frozen=True)
+class TrafficProfile:
+    """How much traffic and of what shape."""
+
+    #: Mean orders per simulated day.
+    orders_per_day: float = 50_000.0
+    #: Follow the daily curve (``DIURNAL``); off gives a flat Poisson rate.
+    diurnal: bool = True
+    #: Seconds of simulated time between GPS fixes of a truck on a lane.
+    gps_interval_s: float = 2 * HOUR_S
+    #: Simulated time placed before ``start`` whose orders are simulated but not emitted,
+    #: so the flow starts in steady state (parcels already in flight) rather than empty.
+    warmup_s: float = 0.0
+    #: Stop placing orders after this many (the flow then drains); ``None``: never stop.
+    max_orders: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.orders_per_day > 0 and math.isfinite(self.orders_per_day)):
+            raise ValueError(f"orders_per_day must be a positive number, got {self.orders_per_day}")
+        if self.gps_interval_s < 60:
+            raise ValueError(f"gps_interval_s must be at least 60, got {self.gps_interval_s}")
+        if self.warmup_s < 0:
+            raise ValueError(f"warmup_s must not be negative, got {self.warmup_s}")
+
+
+@dataclass
+class ActiveScenario:
+    """A scenario in force: since ``start``, until ``end`` (``None``: until removed)."""
+
+    id: int
+    scenario: Scenario
+    start: float
+    end: float | None
+    #: Shipments it holds (hub outage, typhoon), released when it ends.
+    parked: list[_Flow] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Flow:
+    """A shipment in progress: its process and the scan it is waiting to make."""
+
+    order: Order
+    shipment: Shipment
+    process: Process
+    rng: SplitMix64
+    pending: Step
+    counters: list[int]
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    version: int
+
+
+@dataclass(frozen=True)
+class _Timer:
+    action: Callable[[float], object]
+
+
+_Entry = tuple[float, int, Any]
+
+
+class TrafficGenerator:
+    """Order flow for one seed, from ``start`` on.
+
+    Iterate :meth:`run_until` (or the generator itself, forever) for emissions in wire
+    order; change scenarios between calls with :meth:`activate` / :meth:`deactivate` at
+    a time not before :attr:`frontier`.
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        start: datetime,
+        profile: TrafficProfile | None = None,
+        scenarios: Iterable[Scenario] = (),
+    ) -> None:
+        if seed < 0:
+            raise ValueError(f"seed must not be negative, got {seed}")
+        self.seed = seed
+        self.profile = profile or TrafficProfile()
+        self._emit_from = to_seconds(start)
+        self._frontier = self._emit_from - self.profile.warmup_s
+        self._procs: list[_Entry] = []
+        self._out: list[tuple[float, int, Emission]] = []
+        self._seq = itertools.count()
+        self._arrival_rng = random.Random(f"{seed}:arrivals")
+        self._hold_rng = random.Random(f"{seed}:holds")
+        self._arrival_version = 0
+        self._scenario_ids = itertools.count(1)
+        self._active: list[ActiveScenario] = []
+        self._emission_active: list[Scenario] = []
+        self._slowdowns: list[CarrierSlowdown] = []
+        self.orders_placed = 0
+        #: Events that happened (one per SKU line per scan), emitted or skipped.
+        self.events_simulated = 0
+        #: Emissions handed out (including re-sent copies).
+        self.events_emitted = 0
+        self._schedule_arrival(self._frontier)
+        for scenario in scenarios:
+            self.activate(scenario, start)
+
+    # ----------------------------------------------------------------- time and output
+
+    @property
+    def frontier(self) -> datetime:
+        """Simulated time up to which the flow has been computed."""
+        return to_datetime(self._frontier)
+
+    def run_until(self, until: datetime | None = None) -> Iterator[Emission]:
+        """Emissions reaching the bus up to ``until`` (forever if ``None``), in order."""
+        limit = math.inf if until is None else to_seconds(until)
+        procs, out = self._procs, self._out
+        while procs or out:
+            p = procs[0][0] if procs else math.inf
+            o = out[0][0] if out else math.inf
+            if o <= p and o <= limit:
+                emission = heapq.heappop(out)[2]
+                self.events_emitted += 1
+                yield emission
+            elif p < o and p <= limit:
+                self._frontier = max(self._frontier, p)
+                self._handle(heapq.heappop(procs))
+            else:
+                break
+        if limit != math.inf:
+            self._frontier = max(self._frontier, limit)
+
+    def take_until(self, until: datetime) -> list[Emission]:
+        return list(self.run_until(until))
+
+    def skip_until(self, until: datetime) -> None:
+        """Simulate up to ``until`` without emitting: events before it are not even built,
+        which makes this several times faster than consuming them (warm-up, calibration)."""
+        self._emit_from = max(self._emit_from, to_seconds(until))
+        for _ in self.run_until(until):
+            pass
+
+    def __iter__(self) -> Iterator[Emission]:
+        return self.run_until(None)
+
+    # --------------------------------------------------------------------- scenarios
+
+    def activate(self, scenario: Scenario, at: datetime) -> None:
+        """Put ``scenario`` in force from ``at`` (not before :attr:`frontier`)."""
+        t = self._not_past(at)
+        if t > self._frontier:
+            self._push(t, _Timer(lambda now: self._start(scenario, now)))
+        else:
+            self._start(scenario, t)
+
+    def deactivate(self, name: str, at: datetime, params: dict[str, str] | None = None) -> list[Scenario]:
+        """End active scenarios called ``name`` whose parameters include ``params``.
+
+        Returns the scenarios ended now; with ``at`` after :attr:`frontier` the end is
+        scheduled and the list is empty.
+        """
+        t = self._not_past(at)
+        if t > self._frontier:
+            self._push(t, _Timer(lambda now: self._stop_matching(name, params or {}, now)))
+            return []
+        return self._stop_matching(name, params or {}, t)
+
+    def active(self) -> list[ActiveScenario]:
+        return list(self._active)
+
+    def disruptions(self) -> dict[str, Any]:
+        """Active disruption areas as a GeoJSON FeatureCollection (typhoons today)."""
+        features = []
+        for a in self._active:
+            if isinstance(a.scenario, Typhoon):
+                features.append(a.scenario.geojson({
+                    "id": f"sim-{a.id}",
+                    "starts_at": to_datetime(a.start).isoformat(),
+                    "ends_at": to_datetime(a.end).isoformat() if a.end is not None else None,
+                }))
+        return {"type": "FeatureCollection", "features": features}
+
+    @property
+    def exhausted(self) -> bool:
+        """No more orders will be placed and every emission has been handed out."""
+        return not self._procs and not self._out
+
+    @property
+    def held(self) -> int:
+        """Shipments currently held by scenarios."""
+        return sum(len(a.parked) for a in self._active)
+
+    def _not_past(self, at: datetime) -> float:
+        t = to_seconds(at)
+        # ``frontier`` is shown to the millisecond; a time read from it is "now", not the past.
+        if t < self._frontier - 1e-3:
+            raise ValueError(f"{at.isoformat()} is before the simulated frontier {self.frontier.isoformat()}")
+        return max(t, self._frontier)
+
+    def _start(self, scenario: Scenario, now: float) -> None:
+        end = now + scenario.minutes * MINUTE_S if scenario.minutes is not None else None
+        active = ActiveScenario(next(self._scenario_ids), scenario, now, end)
+        self._active.append(active)
+        self._refresh(now, scenario)
+        if end is not None:
+            self._push(end, _Timer(lambda t: self._stop(active, t)))
+
+    def _stop_matching(self, name: str, params: dict[str, str], now: float) -> list[Scenario]:
+        ended = [a for a in self._active if a.scenario.name == name and a.scenario.matches(params)]
+        for a in ended:
+            self._stop(a, now)
+        return [a.scenario for a in ended]
+
+    def _stop(self, active: ActiveScenario, now: float) -> None:
+        if active not in self._active:
+            return  # already ended by hand before its timer fired
+        self._active.remove(active)
+        drain = float(getattr(active.scenario, "drain_minutes", 0.0)) * MINUTE_S
+        for flow in active.parked:
+            # The backlog is worked off over the drain period, not in one instant.
+            self._push(now + self._hold_rng.uniform(0.0, drain), flow)
+        active.parked.clear()
+        self._refresh(now, active.scenario)
+
+    def _refresh(self, now: float, changed: Scenario) -> None:
+        self._emission_active = [a.scenario for a in self._active if isinstance(a.scenario, _EMISSION_SCENARIOS)]
+        self._slowdowns = [a.scenario for a in self._active if isinstance(a.scenario, CarrierSlowdown)]
+        if changed.changes_arrivals:
+            self._schedule_arrival(now)
+
+    # --------------------------------------------------------------------- arrivals
+
+    def _flash_sales(self) -> list[FlashSale]:
+        return [a.scenario for a in self._active if isinstance(a.scenario, FlashSale)]
+
+    def _rate_multiplier(self) -> float:
+        return 1.0 + sum(s.factor - 1.0 for s in self._flash_sales())
+
+    def _schedule_arrival(self, now: float) -> None:
+        """Draw the next order arrival after ``now`` (non-homogeneous Poisson by thinning).
+
+        Any arrival drawn earlier is void: the rate may have changed, and by the
+        memorylessness of the Poisson process redrawing from ``now`` is exact.
+        """
+        self._arrival_version += 1
+        if self.profile.max_orders is not None and self.orders_placed >= self.profile.max_orders:
+            return
+        base = self.profile.orders_per_day / DAY_S * self._rate_multiplier()
+        peak = base * (max(DIURNAL) if self.profile.diurnal else 1.0)
+        rng = self._arrival_rng
+        t = now
+        while True:
+            t += rng.expovariate(peak)
+            shape = DIURNAL[int(local_hour(t)) % 24] if self.profile.diurnal else 1.0
+            if rng.random() * peak <= base * shape:
+                break
+        self._push(t, _Arrival(self._arrival_version))
+
+    def _place_order(self, now: float) -> None:
+        self.orders_placed += 1
+        channel = None
+        promo = None
+        sales = self._flash_sales()
+        if sales:
+            pick = self._arrival_rng.random() * self._rate_multiplier() - 1.0
+            for sale in sales:
+                if pick < 0:
+                    break
+                if pick < sale.factor - 1.0:
+                    promo = "flash_sale"
+                    channel = sale.channel
+                    break
+                pick -= sale.factor - 1.0
+        order = draw_order(self.seed, self.orders_placed, now, CHANNEL_BY_ID[channel] if channel else None, promo)
+        for i, shipment in enumerate(order.shipments):
+            rng = SplitMix64(f"{self.seed}:ship:{order.number}:{i}")
+            process = shipment_process(order, shipment, rng, self._slowdown, self.profile.gps_interval_s)
+            first = next(process)
+            flow = _Flow(order, shipment, process, rng, first, [0] * len(shipment.lines))
+            self._push(first.at, flow)
+
+    def _slowdown(self, carrier: str, nodes: tuple[Node, ...], at: float) -> float:
+        factor = 1.0
+        for s in self._slowdowns:
+            if s.carrier in (None, carrier) and any(n.province == s.province for n in nodes):
+                factor *= s.factor
+        return factor
+
+    # --------------------------------------------------------------------- processes
+
+    def _push(self, t: float, item: object) -> None:
+        heapq.heappush(self._procs, (t, next(self._seq), item))
+
+    def _handle(self, entry: _Entry) -> None:
+        t, _, item = entry
+        if isinstance(item, _Flow):
+            self._scan(item, t)
+        elif isinstance(item, _Arrival):
+            if item.version == self._arrival_version:
+                self._place_order(t)
+                self._schedule_arrival(t)
+        elif isinstance(item, _Timer):
+            item.action(t)
+
+    def _holder(self, step: Step) -> ActiveScenario | None:
+        for a in self._active:
+            s = a.scenario
+            if isinstance(s, HubOutage):
+                if step.node is not None and step.node.id == s.hub:
+                    return a
+            elif isinstance(s, Typhoon):
+                if step.lat is not None and step.lon is not None and shapely.contains_xy(s.polygon, step.lon, step.lat):
+                    return a
+        return None
+
+    def _scan(self, flow: _Flow, t: float) -> None:
+        step = flow.pending
+        holder = self._holder(step) if self._active else None
+        if holder is not None:
+            holder.parked.append(flow)
+            return
+        last = t
+        lines = flow.shipment.lines
+        for i, line in enumerate(lines):
+            if i:
+                last += flow.rng.uniform(*step.line_gap)
+            flow.counters[i] += 1
+            self.events_simulated += 1
+            if last < self._emit_from:
+                continue  # warm-up: simulated, not emitted
+            event = self._event(flow, step, i, last)
+            if self._emission_active:
+                for emission in deliveries(event, last, self._emission_active, self.seed):
+                    heapq.heappush(self._out, (emission.at_s, next(self._seq), emission))
+            else:
+                heapq.heappush(self._out, (last, next(self._seq), Emission(last, event)))
+        try:
+            flow.pending = flow.process.send(last)
+        except StopIteration:
+            return
+        self._push(flow.pending.at, flow)
+
+    def _event(self, flow: _Flow, step: Step, index: int, at: float) -> OrderEvent:
+        order, line = flow.order, flow.shipment.lines[index]
+        return OrderEvent(
+            event_id=f"{order.id}-{line.sku.id}-{flow.counters[index]}",
+            order_id=order.id,
+            sku=line.sku.id,
+            qty=line.qty,
+            status=step.status,
+            event_time=to_datetime(at),
+            source=step.source,
+            channel=order.channel.id,
+            warehouse=flow.shipment.warehouse.id,
+            node=step.node.id if step.node is not None else None,
+            carrier=flow.shipment.carrier.id,
+            device_id=step.device_id,
+            courier_id=step.courier_id,
+            region=order.region,
+            lat=step.lat,
+            lon=step.lon,
+            dest_lat=order.dest_lat,
+            dest_lon=order.dest_lon,
+            promised_by=to_datetime(order.promised_by),
+            sku_class=line.sku.sku_class,
+            order_value=order.value,
+            vip=order.vip,
+            attributes=step.attributes,
+        )
+
+
+def iter_events(
+    seed: int,
+    start: datetime,
+    until: datetime,
+    profile: TrafficProfile | None = None,
+    scenarios: Iterable[Scenario] = (),
+) -> Iterator[OrderEvent]:
+    """The events of one seeded run from ``start`` to ``until``, in wire order (which is
+    event-time order unless a scenario delays, re-sends or corrupts events)."""
+    for emission in TrafficGenerator(seed, start, profile, scenarios).run_until(until):
+        yield emission.event
