@@ -6,7 +6,6 @@ in CI. Each test gets its own topic prefix and InfluxDB database via ``stack_set
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +15,9 @@ from hypothesis import settings as hypothesis_settings
 
 from config.settings import Settings
 from orderradar.devstack.broker import EmbeddedBroker
-from orderradar.devstack.influx import LocalInflux, create_database
+from orderradar.devstack.influx import LocalInflux
+from orderradar.devstack.isolation import isolated_settings
 from orderradar.devstack.process import free_port
-from stream.topics import ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -46,18 +45,7 @@ def influx(services_dir: Path) -> Iterator[LocalInflux]:
 
 def make_settings(broker: EmbeddedBroker, influx: LocalInflux, **overrides: object) -> Settings:
     """Settings for an isolated test: a unique topic set and database."""
-    tag = uuid.uuid4().hex[:10]
-    settings = Settings(
-        kafka_bootstrap=broker.bootstrap,
-        topic_prefix=f"t{tag}-",
-        influx_url=influx.url,
-        influx_db=f"t_{tag}",
-        data_dir=influx.root.parent,
-        **overrides,  # type: ignore[arg-type]
-    )
-    ensure_topics(settings)
-    create_database(settings.influx_url, settings.influx_db)
-    return settings
+    return isolated_settings(broker.bootstrap, influx.url, influx.root.parent, **overrides)
 
 
 @pytest.fixture

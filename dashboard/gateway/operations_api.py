@@ -1,0 +1,161 @@
+"""Staff actions: alert ack/resolve, silences, disruption zones (commands to the worker).
+
+Each action is authorised by role, published on ``orderradar-control`` (acks=all) and
+written to the audit trail; the answer is ``202 {"command_id", ...}`` because the worker
+applies it asynchronously (its effect shows up on the ``alerts`` topic and ``/ws/warroom``).
+
+* ``POST /api/v1/alerts/{alert_id}/ack`` and ``.../resolve``: managers and on-call, or a
+  signed one-click link (``?expires=..&sig=..`` from ``alerting.links``). ``GET`` on a
+  signed link shows a confirmation page that POSTs, so link scanners in mail and chat
+  clients never act.
+* ``POST /api/v1/silences`` ``{matchers, ends_at | duration_s | until_resolved, comment}``;
+  ``DELETE /api/v1/silences/{silence_id}``.
+* ``POST /api/v1/disruptions`` (a :class:`DisruptionZone`) -> ``{"disruption_id"}``;
+  ``DELETE /api/v1/disruptions/{disruption_id}``.
+"""
+
+from __future__ import annotations
+
+import html
+import uuid
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from alerting.links import LinkAction, verify_link
+from dashboard.gateway.control_commands import (
+    AlertAck,
+    AlertResolve,
+    Command,
+    DisruptionCreate,
+    DisruptionDelete,
+    DisruptionZone,
+    SilenceCreate,
+    SilenceExpire,
+    SilenceSpec,
+)
+from dashboard.gateway.publisher import PublishError
+from dashboard.gateway.responses import BodyError, error_response, is_json, json_response, read_model
+from dashboard.gateway.runtime import Gateway
+from dashboard.gateway.sessions import authorise, gateway_of
+from dashboard.gateway.staff import Permission
+from stream.topics import CONTROL
+
+#: Actor recorded for actions taken through a signed link (the link names no person).
+LINK_ACTOR = "signed-link"
+
+
+async def _submit(gateway: Gateway, command: Command, **extra: str) -> Response:
+    try:
+        await gateway.publisher.publish_json(CONTROL, command.target, command.to_record())
+    except PublishError as exc:
+        await gateway.audit.record(command.actor, command.type, command.target, outcome="failed", error=str(exc))
+        return error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"})
+    await gateway.audit.record(command.actor, command.type, command.target, command_id=command.command_id)
+    return json_response({"status": "accepted", "command_id": command.command_id, **extra}, 202)
+
+
+def _link_secret(gateway: Gateway) -> bytes:
+    secret = gateway.options.alert_link_secret or gateway.settings.session_secret
+    return secret.get_secret_value().encode()
+
+
+def _signed_link_valid(request: Request, alert_id: str, action: str) -> bool:
+    gateway = gateway_of(request)
+    expires, signature = request.query_params.get("expires"), request.query_params.get("sig")
+    if not expires or not signature or not expires.isdigit():
+        return False
+    return verify_link(_link_secret(gateway), alert_id, action, int(expires), signature, gateway.clock())
+
+
+async def alert_action(request: Request) -> Response:
+    gateway = gateway_of(request)
+    alert_id, action = request.path_params["alert_id"], request.path_params["action"]
+    if action not in (LinkAction.ACK.value, LinkAction.RESOLVE.value):
+        return error_response(404, "not_found", "unknown alert action")
+    if request.query_params.get("sig"):
+        if not _signed_link_valid(request, alert_id, action):
+            return error_response(403, "bad_link", "this link is invalid or has expired")
+        actor = LINK_ACTOR
+    else:
+        member = authorise(request, Permission.ACT_ON_ALERTS)
+        if isinstance(member, Response):
+            return member
+        if not is_json(request):  # session actions take JSON only: no cross-site form posts
+            return error_response(415, "unsupported_media_type", "send Content-Type: application/json")
+        actor = member.username
+    if gateway.warroom.get("alert", alert_id) is None:
+        return error_response(404, "not_found", f"no alert {alert_id!r} seen by this instance")
+    command_type = AlertAck if action == LinkAction.ACK.value else AlertResolve
+    return await _submit(gateway, command_type(actor=actor, at=gateway.clock(), alert_id=alert_id),
+                         alert_id=alert_id, action=action)
+
+
+async def alert_link_page(request: Request) -> Response:
+    """``GET`` of a signed link: a confirmation form (a GET never changes anything)."""
+    alert_id, action = request.path_params["alert_id"], request.path_params["action"]
+    if action not in (LinkAction.ACK.value, LinkAction.RESOLVE.value) or not _signed_link_valid(
+        request, alert_id, action
+    ):
+        return HTMLResponse("<!doctype html><title>Link expired</title><p>This link is invalid or has expired.</p>",
+                            status_code=404, headers={"Referrer-Policy": "no-referrer"})
+    target = f"/api/v1/alerts/{quote(alert_id, safe='')}/{action}?{request.url.query}"
+    verb = "Acknowledge" if action == LinkAction.ACK.value else "Resolve"
+    page = (
+        "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        f"<title>{verb} alert</title><h1>{verb} alert {html.escape(alert_id)}?</h1>"
+        f"<form method=post action='{html.escape(target, quote=True)}'><button type=submit>{verb}</button></form>"
+    )
+    return HTMLResponse(page, headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+                                       "X-Frame-Options": "DENY"})
+
+
+async def create_silence(request: Request) -> Response:
+    gateway = gateway_of(request)
+    member = authorise(request, Permission.ACT_ON_ALERTS)
+    if isinstance(member, Response):
+        return member
+    try:
+        spec = await read_model(request, SilenceSpec)
+    except BodyError as exc:
+        return exc.response
+    command = SilenceCreate(actor=member.username, at=gateway.clock(), **spec.model_dump())
+    return await _submit(gateway, command)
+
+
+async def expire_silence(request: Request) -> Response:
+    gateway = gateway_of(request)
+    member = authorise(request, Permission.ACT_ON_ALERTS)
+    if isinstance(member, Response):
+        return member
+    silence_id = request.path_params["silence_id"]
+    if gateway.warroom.get("silence", silence_id) is None:
+        return error_response(404, "not_found", f"no silence {silence_id!r} seen by this instance")
+    return await _submit(gateway, SilenceExpire(actor=member.username, at=gateway.clock(), silence_id=silence_id))
+
+
+async def create_disruption(request: Request) -> Response:
+    gateway = gateway_of(request)
+    member = authorise(request, Permission.MANAGE_DISRUPTIONS)
+    if isinstance(member, Response):
+        return member
+    try:
+        zone = await read_model(request, DisruptionZone)
+    except BodyError as exc:
+        return exc.response
+    disruption_id = f"dz-{uuid.uuid4().hex[:16]}"
+    command = DisruptionCreate(actor=member.username, at=gateway.clock(), disruption_id=disruption_id, zone=zone)
+    return await _submit(gateway, command, disruption_id=disruption_id)
+
+
+async def delete_disruption(request: Request) -> Response:
+    gateway = gateway_of(request)
+    member = authorise(request, Permission.MANAGE_DISRUPTIONS)
+    if isinstance(member, Response):
+        return member
+    disruption_id = request.path_params["disruption_id"]
+    if gateway.warroom.get("disruption", disruption_id) is None:
+        return error_response(404, "not_found", f"no active disruption {disruption_id!r}")
+    command = DisruptionDelete(actor=member.username, at=gateway.clock(), disruption_id=disruption_id)
+    return await _submit(gateway, command, disruption_id=disruption_id)

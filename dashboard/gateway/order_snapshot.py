@@ -1,0 +1,117 @@
+"""The worker's per-order snapshot as published on ``order-updates`` (what the gateway reads).
+
+One record per changed order, key ``order_id``::
+
+    {"order_id": "o-1", "seq": 7,
+     "rollup": "linehaul" | {"status": ..., "promised_by": ..., "summary": {"en": ..., "zh-CN": ...}},
+     "updated_at": "2026-11-11T10:00:00+08:00",
+     "skus": {"sku-1": {"status": "linehaul", "stage_times": {...},
+                        "position": {"lat": 31.23, "lon": 121.47},
+                        "timeline": [{"event_id", "status", "event_time", "node", "source", "flags"}]}}}
+
+Parsing is tolerant where the worker may evolve (unknown fields are ignored, ``last_position``
+or flat ``lat``/``lon`` are read as ``position``, a snapshot nested under ``order`` is
+unwrapped) and strict where the gateway relies on it (``order_id``, ``seq``, times).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from stream.contract import Status
+
+_STATUSES = frozenset(s.value for s in Status)
+
+
+class Position(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class TimelineEntry(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    status: str
+    event_time: AwareDatetime
+    event_id: str | None = None
+    reason: str | None = None
+
+    @property
+    def known_status(self) -> Status | None:
+        return Status(self.status) if self.status in _STATUSES else None
+
+
+class SkuSnapshot(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    status: str
+    qty: int | None = None
+    status_time: AwareDatetime | None = None
+    position: Position | None = Field(default=None, validation_alias=AliasChoices("position", "last_position"))
+    timeline: tuple[TimelineEntry, ...] = ()
+    promised_by: AwareDatetime | None = None
+    eta: AwareDatetime | None = None
+    reason: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_position(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "position" not in data and "last_position" not in data:
+            if data.get("lat") is not None and data.get("lon") is not None:
+                return {**data, "position": {"lat": data["lat"], "lon": data["lon"]}}
+        return data
+
+    @property
+    def known_status(self) -> Status | None:
+        return Status(self.status) if self.status in _STATUSES else None
+
+
+class OrderSnapshot(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    order_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    seq: int = Field(ge=0)
+    rollup: Any = None
+    skus: dict[str, SkuSnapshot] = Field(default_factory=dict)
+    updated_at: AwareDatetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "skus" not in data:
+            for name in ("order", "snapshot"):
+                inner = data.get(name)
+                if isinstance(inner, dict):
+                    return {**inner, **{k: v for k, v in data.items() if k != name}}
+        return data
+
+    @property
+    def rollup_status(self) -> Status | None:
+        value = self.rollup.get("status") if isinstance(self.rollup, dict) else self.rollup
+        return Status(value) if isinstance(value, str) and value in _STATUSES else None
+
+    def rollup_summary(self) -> dict[str, str] | None:
+        """The worker's short, status-derived text per language ("2 of 3 items delivered")."""
+        value = self.rollup.get("summary") if isinstance(self.rollup, dict) else None
+        if not isinstance(value, dict):
+            return None
+        texts = {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str) and len(v) <= 200}
+        return texts or None
+
+    def rollup_time(self, name: str) -> datetime | None:
+        """An aware datetime field of a dict rollup (``promised_by``, ``eta``), if valid."""
+        if not isinstance(self.rollup, dict):
+            return None
+        value = self.rollup.get(name)
+        if not isinstance(value, str):
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo is not None else None

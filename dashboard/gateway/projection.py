@@ -1,0 +1,133 @@
+"""What a customer may see of an order: the projection sent on ``/ws/track``. Pure.
+
+Kept: the normalised status vocabulary (``stream.contract.Status``) per SKU and for the
+order, a timeline of ``{status, time}``, promised/ETA times, the worker's status summary
+text, a SKU's delay reason *category* when it is a plain token, and a position. Dropped:
+node and warehouse names, regions, carriers, device and courier ids, sources, flags,
+event ids, the destination, timeline reasons (data-quality notes) and any free text. Positions are coarsened to 2 decimals (~1 km) except
+while a SKU is out for delivery (5 decimals), and removed once it is delivered, returned
+or cancelled.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from dashboard.gateway.order_snapshot import OrderSnapshot, SkuSnapshot
+from stream.contract import Status
+
+#: Statuses after which a customer sees no position at all.
+NO_POSITION = frozenset({Status.DELIVERED, Status.RETURN_REQUESTED, Status.RETURNED, Status.CANCELLED})
+COARSE_DECIMALS = 2
+PRECISE_DECIMALS = 5
+#: Newest timeline entries kept per SKU.
+MAX_TIMELINE = 50
+_REASON = re.compile(r"^[a-z][a-z_]{0,31}$")
+
+CustomerView = dict[str, Any]
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _position(sku: SkuSnapshot, status: Status | None) -> dict[str, Any] | None:
+    if sku.position is None or status is None or status in NO_POSITION:
+        return None
+    precise = status is Status.OUT_FOR_DELIVERY
+    decimals = PRECISE_DECIMALS if precise else COARSE_DECIMALS
+    return {"lat": round(sku.position.lat, decimals), "lon": round(sku.position.lon, decimals), "precise": precise}
+
+
+def _timeline(sku: SkuSnapshot) -> list[dict[str, str]]:
+    entries = sorted((e for e in sku.timeline if e.known_status is not None), key=lambda e: e.event_time)
+    out: list[dict[str, str]] = []
+    for entry in entries:
+        if out and out[-1]["status"] == entry.status:
+            continue  # a repeated scan of the same status says nothing new to a customer
+        out.append({"status": entry.status, "time": entry.event_time.isoformat()})
+    return out[-MAX_TIMELINE:]
+
+
+def _reason(sku: SkuSnapshot) -> str | None:
+    if sku.reason is None:
+        return None
+    return sku.reason if _REASON.match(sku.reason) else "other"
+
+
+def customer_sku(sku: SkuSnapshot) -> dict[str, Any]:
+    status = sku.known_status
+    timeline = _timeline(sku)
+    view: dict[str, Any] = {
+        "status": status.value if status is not None else None,
+        "since": sku.status_time.isoformat() if sku.status_time else (timeline[-1]["time"] if timeline else None),
+        "timeline": timeline,
+        "position": _position(sku, status),
+    }
+    if sku.qty is not None:
+        view["qty"] = sku.qty
+    if sku.promised_by is not None:
+        view["promised_by"] = sku.promised_by.isoformat()
+    if sku.eta is not None:
+        view["eta"] = sku.eta.isoformat()
+    if status in (Status.EXCEPTION, Status.DELIVERY_FAILED, Status.BACKORDERED):
+        reason = _reason(sku)
+        if reason is not None:
+            view["reason"] = reason
+    return view
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """The customer view in the compact form the cache and messages keep.
+
+    Each SKU's view is stored serialised (one ``bytes`` object instead of dozens of dicts
+    and strings): tens of thousands of cached orders with their delta buffers would
+    otherwise be millions of objects for the garbage collector to walk. Serialisation is
+    deterministic, so equal bytes mean an unchanged SKU.
+    """
+
+    #: Order-level fields: :data:`HEADER_FIELDS`.
+    header: dict[str, Any]
+    skus: dict[str, bytes]
+
+    def as_dict(self) -> CustomerView:
+        return {**self.header, "skus": {sku: orjson.loads(data) for sku, data in self.skus.items()}}
+
+
+#: Order-level fields every delta repeats (small; the SKUs are the bulk).
+HEADER_FIELDS = ("status", "updated_at", "promised_by", "eta", "summary")
+
+
+def order_view(snapshot: OrderSnapshot) -> OrderView:
+    status = snapshot.rollup_status
+    header = {
+        "status": status.value if status is not None else None,
+        "updated_at": _iso(snapshot.updated_at),
+        "promised_by": _iso(snapshot.rollup_time("promised_by")),
+        "eta": _iso(snapshot.rollup_time("eta")),
+        "summary": snapshot.rollup_summary(),
+    }
+    skus = {sku_id: orjson.dumps(customer_sku(sku)) for sku_id, sku in sorted(snapshot.skus.items())}
+    return OrderView(header, skus)
+
+
+def customer_view(snapshot: OrderSnapshot) -> CustomerView:
+    """The whole customer-visible state of one order (without ``seq``), as plain JSON data."""
+    return order_view(snapshot).as_dict()
+
+
+def empty_view() -> OrderView:
+    """The view of an order this instance has no update for yet (``seq`` 0)."""
+    return OrderView(dict.fromkeys(HEADER_FIELDS), {})
+
+
+def sku_changes(old: OrderView, new: OrderView) -> tuple[dict[str, bytes], tuple[str, ...]]:
+    """SKUs whose customer view changed (full SKU view each) and SKUs that disappeared."""
+    changed = {sku: data for sku, data in new.skus.items() if old.skus.get(sku) != data}
+    removed = tuple(sorted(sku for sku in old.skus if sku not in new.skus))
+    return changed, removed

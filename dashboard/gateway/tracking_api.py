@@ -1,0 +1,101 @@
+"""Issuing and revoking customer tracking links.
+
+``POST /api/v1/tracking-links`` ``{"order_id": "...", "ttl": <seconds, optional>}`` ->
+``201 {"token", "url", "token_id", "order_id", "expires_at"}``. ``DELETE
+/api/v1/tracking-links/{token or token_id}`` -> ``204`` (``404`` when unknown or already
+revoked). Allowed for staff managers and on-call, or a source with its API key (an OMS
+issuing links for its order e-mails). The grant is published on ``tracking-tokens``
+(SHA-256 only) and applied locally before answering, so it works here at once and on the
+other instances as soon as they read it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dashboard.gateway.api_keys import authenticated_source, has_credentials
+from dashboard.gateway.publisher import PublishError
+from dashboard.gateway.responses import BodyError, error_response, json_response, read_model
+from dashboard.gateway.sessions import authorise, gateway_of
+from dashboard.gateway.staff import Permission
+from stream.topics import TRACKING_TOKENS
+
+
+class LinkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@/-]+$")]
+    ttl: int | None = Field(default=None, ge=60, description="seconds; capped at tracking_ttl_max_s")
+
+
+def _actor(request: Request) -> str | Response:
+    """``source:<name>`` for an API key, the user name for staff, or the error response."""
+    gateway = gateway_of(request)
+    if has_credentials(request.headers):
+        source = authenticated_source(request.headers, gateway.settings.ingest_keys)
+        if source is None:
+            return error_response(401, "unauthenticated", "unknown source or wrong API key")
+        decision = gateway.ingest_limiter.take(source, gateway.monotonic())
+        if not decision.allowed:
+            return error_response(429, "rate_limited", f"source {source} is over its request rate",
+                                  {"Retry-After": str(max(1, math.ceil(decision.retry_after_s)))})
+        return f"source:{source}"
+    member = authorise(request, Permission.ISSUE_TRACKING_LINKS)
+    return member if isinstance(member, Response) else member.username
+
+
+def public_base(request: Request) -> str:
+    configured = gateway_of(request).options.public_url
+    return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
+
+
+async def issue_link(request: Request) -> Response:
+    gateway = gateway_of(request)
+    actor = _actor(request)
+    if isinstance(actor, Response):
+        return actor
+    try:
+        body = await read_model(request, LinkRequest)
+    except BodyError as exc:
+        return exc.response
+    issued = gateway.tokens.issue(body.order_id, gateway.tracking_ttl(body.ttl), actor, gateway.clock())
+    record = issued.record
+    try:
+        await gateway.publisher.publish_json(TRACKING_TOKENS, record.token_sha256, record.model_dump(mode="json"))
+    except PublishError as exc:
+        return error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"})
+    gateway.tokens.apply(record)
+    await gateway.audit.record(actor, "tracking_link_issue", body.order_id, token_id=record.token_sha256,
+                               expires_at=record.expires_at.isoformat())
+    return json_response(
+        {
+            "token": issued.token,
+            "url": f"{public_base(request)}/t/{issued.token}",
+            "token_id": record.token_sha256,
+            "order_id": record.order_id,
+            "expires_at": record.expires_at.isoformat(),
+        },
+        201,
+    )
+
+
+async def revoke_link(request: Request) -> Response:
+    gateway = gateway_of(request)
+    actor = _actor(request)
+    if isinstance(actor, Response):
+        return actor
+    revocation = gateway.tokens.revocation(request.path_params["token"], actor, gateway.clock())
+    if revocation is None:
+        return error_response(404, "not_found", "no such active tracking link")
+    try:
+        await gateway.publisher.publish_json(TRACKING_TOKENS, revocation.token_sha256, revocation.model_dump(mode="json"))
+    except PublishError as exc:
+        return error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"})
+    gateway.tokens.apply(revocation)
+    await gateway.audit.record(actor, "tracking_link_revoke", revocation.token_sha256)
+    return Response(status_code=204)

@@ -1,0 +1,101 @@
+"""The shape both WebSocket endpoints share: refuse before accept, first message, serve.
+
+1. Before ``accept``: the ``Origin`` allow-list (403 ``forbidden_origin``) and, for staff
+   endpoints, the session (401/403) are checked and refused with a plain HTTP response.
+2. After ``accept``: the client must send its ``subscribe`` message within
+   ``ws_first_message_timeout_s`` (else close 4400).
+3. Then the connection's writer drains its outbox while this task reads the client:
+   ``{"type": "ping"}`` gets ``{"type": "pong", "seq"}``; anything else gets a non-fatal
+   ``error`` message; more than a few messages per second closes with 1008.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.websockets import WebSocket
+
+from dashboard.gateway.hub import Connection
+from dashboard.gateway.messages import Notice, error_message
+from dashboard.gateway.origin import origin_allowed
+from dashboard.gateway.rate_limit import TokenBucket
+from dashboard.gateway.responses import error_response
+from dashboard.gateway.runtime import Gateway
+
+M = TypeVar("M", bound=BaseModel)
+
+BAD_REQUEST = 4400
+NOT_FOUND = 4404
+TOO_MANY = 4429
+POLICY = 1008
+#: Client messages allowed per connection (rate per second, burst).
+CLIENT_RATE = (2.0, 10)
+
+
+async def refuse_foreign_origin(websocket: WebSocket, gateway: Gateway, endpoint: str) -> bool:
+    """Deny the handshake (403) when the Origin is not allowed; True when refused."""
+    allowed = (*gateway.options.allowed_origins, *((gateway.options.public_url,) if gateway.options.public_url else ()))
+    if origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), allowed):
+        return False
+    gateway.metrics.ws_refused.inc(endpoint=endpoint, reason="origin")
+    await websocket.send_denial_response(error_response(403, "forbidden_origin", "this Origin may not connect"))
+    return True
+
+
+async def close_with_error(websocket: WebSocket, code: int, status: int, error: str, detail: str) -> None:
+    await websocket.send_text(error_message(status, error, detail))
+    await websocket.close(code)
+
+
+async def first_message(websocket: WebSocket, gateway: Gateway, model: type[M]) -> M | None:
+    """The client's subscribe message, or ``None`` after closing the connection."""
+    try:
+        async with asyncio.timeout(gateway.options.ws_first_message_timeout_s):
+            message = await websocket.receive()
+    except TimeoutError:
+        await close_with_error(websocket, BAD_REQUEST, 400, "subscribe_expected",
+                               "send a subscribe message first")
+        return None
+    if message["type"] == "websocket.disconnect":
+        return None
+    text = message.get("text")
+    try:
+        if text is None:
+            raise ValueError("messages must be JSON text")
+        return model.model_validate_json(text)
+    except ValueError as exc:
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()) \
+            if isinstance(exc, ValidationError) else str(exc)
+        await close_with_error(websocket, BAD_REQUEST, 400, "bad_subscribe", detail[:300])
+        return None
+
+
+async def serve(websocket: WebSocket, connection: Connection, current_seq: Callable[[], int]) -> None:
+    """Read the client until it leaves; ``current_seq()`` stamps pongs."""
+    bucket = TokenBucket(CLIENT_RATE[0], CLIENT_RATE[1], CLIENT_RATE[1], connection.hub.clock())
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if not bucket.take(connection.hub.clock()).allowed:
+            await connection.stop_writer()
+            await websocket.close(POLICY, "too many messages")
+            return
+        kind = None
+        text = message.get("text")
+        if text is not None:
+            try:
+                parsed = orjson.loads(text)
+                kind = parsed.get("type") if isinstance(parsed, dict) else None
+            except orjson.JSONDecodeError:
+                kind = None
+        seq = current_seq()
+        if kind == "ping":
+            connection.offer(Notice("pong", seq))
+        else:
+            connection.offer(Notice("error", seq, status=400, error="unsupported",
+                                    detail='only {"type": "ping"} is accepted after subscribe'))

@@ -1,0 +1,45 @@
+"""uvicorn's WebSocket protocol with two additions the hub needs to shed slow clients.
+
+* Per-connection buffer bounds: the transport's write high-water mark (a ``send`` waits
+  above it) and the socket's kernel send buffer, so a client that stops reading pins at
+  most a few tens of KiB in this process and in the kernel.
+* An abort hook in the ASGI scope (``scope["extensions"]["orderradar.abort"]``): a close
+  frame cannot reach a client that does not read (the send waits for buffer space that
+  never comes), so the hub aborts the transport instead. Under another ASGI server the
+  hook is absent and slow clients are left to the keepalive ping timeout.
+
+uvicorn's protocol classes are not a public extension API; this subclass touches only
+``transport``, ``scope`` and the two methods below, and a test covers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+ABORT_EXTENSION = "orderradar.abort"
+
+
+def protocol_class(write_buffer_bytes: int, socket_send_buffer: int | None) -> type[WebSocketsSansIOProtocol]:
+    """A protocol class bound to these buffer sizes (uvicorn takes a class, not an instance)."""
+
+    class GatewayWebSocketProtocol(WebSocketsSansIOProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.set_write_buffer_limits(high=write_buffer_bytes, low=write_buffer_bytes // 4)
+            sock = transport.get_extra_info("socket")
+            if socket_send_buffer is not None and sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, socket_send_buffer)
+
+        def handle_connect(self, event: Any) -> None:
+            super().handle_connect(event)
+            # The ASGI task was created but has not run yet, so it sees the extension.
+            scope = getattr(self, "scope", None)
+            if scope is not None:
+                scope["extensions"][ABORT_EXTENSION] = self.transport.abort
+
+    return GatewayWebSocketProtocol
