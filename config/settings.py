@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     #: ``source=key`` pairs, comma separated: the per-source ingest API keys.
     ingest_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
 
+    # Maps: a raster tile URL template ({z}/{x}/{y}); without one, maps draw the shipped boundaries.
+    map_tile_url: str | None = None
+    map_tile_attribution: str = ""
+
     # Local stack (``orderradar up``)
     data_dir: Path = DEFAULT_DATA_DIR
     broker_port: int = Field(default=9092, ge=0, le=65535)

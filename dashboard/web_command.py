@@ -12,11 +12,14 @@ import argparse
 import uvicorn
 
 from config.settings import Settings
+from dashboard import landing
 from dashboard.gateway import log_redaction
 from dashboard.gateway.app import create_app
 from dashboard.gateway.gateway_settings import from_environment
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.server import tune_garbage_collector, uvicorn_config
+from dashboard.tracking.page import tracking_routes
+from dashboard.warroom.mount import MOUNT_PATH, warroom_mount
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +34,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.with_overrides(**changes)
     options = from_environment(settings)
     gateway = Gateway(settings, options)
-    # The war-room and the tracking page mount here (see dashboard.gateway.app).
-    app = create_app(settings, gateway=gateway)
+    app = create_app(
+        settings,
+        gateway=gateway,
+        extra_routes=[*landing.routes, *tracking_routes(gateway.tracking_token_valid)],
+        mounts={MOUNT_PATH: warroom_mount(settings)},
+    )
     log_redaction.install()
     server = uvicorn.Server(uvicorn_config(app, settings, options, access_log=not args.no_access_log))
     tune_garbage_collector()

@@ -72,6 +72,9 @@ class LocalStack:
 
     def _child(self, name: str, *argv: str) -> ManagedProcess:
         env = {**os.environ, **settings_env(self.settings)}
+        # Local runs sign staff in with the documented demo users unless a real file is set.
+        if not (self.settings.config_dir / "staff.yaml").exists():
+            env.setdefault("ORDERRADAR_GATEWAY_STAFF_FILE", str(self.settings.config_dir / "staff.example.yaml"))
         process = ManagedProcess(name, [sys.executable, "-m", "orderradar.cli", *argv],
                                  self.data_dir / "logs" / f"{name}.log", env=env)
         self.children.append(process)
@@ -100,7 +103,7 @@ class LocalStack:
         web = f"http://{self.settings.web_host}:{self.settings.web_port}"
         lines = [
             "Order Radar is up:",
-            f"  war-room        {web}/warroom/",
+            f"  war-room        {web}/warroom/   (demo sign-in: manager / orderradar-demo)",
             f"  API             {web}/api/v1/   health {web}/healthz   metrics {web}/metrics",
             f"  broker          {self.settings.kafka_bootstrap}",
             f"  InfluxDB        {self.settings.influx_url}  (database {self.settings.influx_db})",

@@ -1,0 +1,6 @@
+"""The war-room: a Dash app showing the national picture live, mounted in the web gateway.
+
+Mount it with :func:`dashboard.warroom.mount.warroom_mount`; the app itself is built by
+:func:`dashboard.warroom.app.create_app`. Panels live in :mod:`dashboard.warroom.panels`,
+figures in :mod:`dashboard.warroom.figures`, history queries in :mod:`dashboard.warroom.history`.
+"""

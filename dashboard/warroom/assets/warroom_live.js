@@ -1,0 +1,181 @@
+/*
+ * The war-room's live feed: one WebSocket to the gateway's /ws/warroom, in the browser.
+ *
+ * Protocol (dashboard/gateway/ws_warroom.py): send {"type":"subscribe", epoch?, last_seq?};
+ * receive "subscribed" (user, role), a "snapshot" of every channel, then "update" messages
+ * ({channel, key, data|null}) with a growing seq. Unsent updates to one item are merged by
+ * the gateway, so seq gaps are normal; a reconnect resumes from (epoch, last seq) and the
+ * gateway answers with the missed updates or a fresh snapshot.
+ *
+ * The merged state is handed to Dash with dash_clientside.set_props, one dcc.Store per
+ * channel ("live-<channel>": {seq, items}), at most every FLUSH_MS and only for channels
+ * that changed, so a busy feed costs one callback round per second, not one per message.
+ * Reconnects back off exponentially with full jitter (0.5 s .. 30 s).
+ */
+(function () {
+    "use strict";
+
+    var FLUSH_MS = 1000;
+    var BACKOFF_MIN_MS = 500;
+    var BACKOFF_MAX_MS = 30000;
+    var PING_MS = 20000;
+    // Keep in step with dashboard/warroom/live.py CHANNELS.
+    var CHANNELS = ["heatmap", "kpis", "incident", "alert", "silence", "disruption", "warroom"];
+
+    var state = {epoch: null, seq: null, channels: {}};
+    var dirty = {};
+    var status = {state: "connecting", user: null, role: null, seq: null, at: null, code: null};
+    var statusDirty = true;
+    var socket = null;
+    var attempt = 0;
+    var started = false;
+    var flushTimer = null;
+    var lastFlush = 0;
+
+    CHANNELS.forEach(function (name) { state.channels[name] = {}; dirty[name] = true; });
+
+    function url() {
+        var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+        return scheme + "//" + window.location.host + "/ws/warroom";
+    }
+
+    function setStatus(fields) {
+        Object.keys(fields).forEach(function (k) { status[k] = fields[k]; });
+        status.at = new Date().toISOString();
+        statusDirty = true;
+        scheduleFlush();
+    }
+
+    /* Flush now if the last flush is FLUSH_MS old, else when it will be. */
+    function scheduleFlush() {
+        if (flushTimer !== null || !started) { return; }
+        var wait = Math.max(0, lastFlush + FLUSH_MS - Date.now());
+        flushTimer = window.setTimeout(flush, wait);
+    }
+
+    function apply(message) {
+        if (message.type === "subscribed") {
+            setStatus({state: "open", user: message.user, role: message.role, seq: message.seq, code: null});
+            attempt = 0;
+        } else if (message.type === "snapshot") {
+            state.epoch = message.epoch;
+            state.seq = message.seq;
+            var channels = message.channels || {};
+            Object.keys(state.channels).concat(Object.keys(channels)).forEach(function (name) {
+                state.channels[name] = channels[name] || {};
+                dirty[name] = true;
+            });
+        } else if (message.type === "update") {
+            if (message.epoch !== state.epoch) { state.epoch = message.epoch; }
+            state.seq = message.seq;
+            var items = state.channels[message.channel] || (state.channels[message.channel] = {});
+            if (message.data === null || message.data === undefined) {
+                delete items[message.key];
+            } else {
+                items[message.key] = message.data;
+            }
+            dirty[message.channel] = true;
+        } else if (message.type === "error") {
+            console.warn("warroom feed:", message.error, message.detail);
+        }
+        if (typeof message.seq === "number") { status.seq = message.seq; }
+        scheduleFlush();
+    }
+
+    function connect() {
+        setStatus({state: attempt === 0 ? "connecting" : "closed"});
+        socket = new WebSocket(url());
+        socket.onopen = function () {
+            var hello = {type: "subscribe"};
+            if (state.epoch !== null && state.seq !== null) { hello.epoch = state.epoch; hello.last_seq = state.seq; }
+            socket.send(JSON.stringify(hello));
+        };
+        socket.onmessage = function (event) {
+            var message;
+            try { message = JSON.parse(event.data); } catch (err) { return; }
+            apply(message);
+        };
+        socket.onclose = function (event) {
+            socket = null;
+            // 1008/4401-style refusals and a failed handshake (1006 before "open") mean
+            // "sign in again" only when the page itself is refused; keep retrying either way.
+            setStatus({state: "closed", code: event.code});
+            var ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, attempt));
+            attempt += 1;
+            window.setTimeout(connect, Math.random() * ceiling);
+        };
+    }
+
+    // What the server-side callbacks read of each heatmap cell (dashboard/warroom/live.py);
+    // dropping the rest keeps the once-a-second upload of a 200,000-SKU map small.
+    var HEATMAP_FIELDS = ["cell", "res", "region", "skus", "orders", "at_risk", "late", "stalled"];
+
+    function published(name) {
+        var items = state.channels[name] || {};
+        if (name !== "heatmap") { return items; }
+        var slim = {};
+        Object.keys(items).forEach(function (key) {
+            var item = items[key], out = {};
+            HEATMAP_FIELDS.forEach(function (f) { if (item[f] !== undefined && item[f] !== null) { out[f] = item[f]; } });
+            slim[key] = out;
+        });
+        return slim;
+    }
+
+    function flush() {
+        flushTimer = null;
+        lastFlush = Date.now();
+        var setProps = window.dash_clientside && window.dash_clientside.set_props;
+        if (!setProps) { return; }
+        // Only the channels with a store in the layout; others are kept but not published.
+        CHANNELS.forEach(function (name) {
+            if (!dirty[name]) { return; }
+            setProps("live-" + name, {data: {seq: state.seq, items: published(name)}});
+            dirty[name] = false;
+        });
+        if (statusDirty) {
+            setProps("shell-live-status", {data: Object.assign({}, status)});
+            statusDirty = false;
+        }
+    }
+
+    function ping() {
+        if (socket && socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify({type: "ping"})); }
+    }
+
+    window.dash_clientside = window.dash_clientside || {};
+    window.dash_clientside.warroom_live = {
+        /* Language switch <-> remembered language (dcc.Store in localStorage). */
+        syncLanguage: function (chosen, storedAt, stored) {
+            var noUpdate = window.dash_clientside.no_update;
+            var ctx = window.dash_clientside.callback_context;
+            var fired = ctx.triggered && ctx.triggered.length ? ctx.triggered[0].prop_id : "";
+            var norm = function (l) { return l && String(l).toLowerCase().indexOf("en") === 0 ? "en" : "zh-CN"; };
+            if (fired.indexOf("shell-lang-switch.") === 0 && chosen) {
+                return [norm(chosen) !== stored ? norm(chosen) : noUpdate, noUpdate];
+            }
+            var remembered = norm(stored);
+            return [noUpdate, remembered !== chosen ? remembered : noUpdate];
+        },
+
+        /* Every translated span's text in the chosen language (the table comes from i18n.py). */
+        relabel: function (lang, labels) {
+            var zh = !lang || String(lang).toLowerCase().indexOf("en") !== 0;
+            return window.dash_clientside.callback_context.outputs_list.map(function (out) {
+                var pair = (labels || {})[out.id.key];
+                return pair ? pair[zh ? 0 : 1] : out.id.key;
+            });
+        },
+
+        /* Called once by a clientside callback when the layout is on the page. */
+        start: function () {
+            if (!started) {
+                started = true;
+                connect();
+                window.setInterval(ping, PING_MS);
+                scheduleFlush();
+            }
+            return window.dash_clientside.no_update;
+        }
+    };
+})();

@@ -1,0 +1,484 @@
+"""Plotly figures of the war-room: data in, ``go.Figure`` out. Pure: no I/O, no clock.
+
+The national map has a fixed trace order (:data:`MAP_TRACES`) so that the live callbacks
+can send a ``dash.Patch`` that replaces only the hexagon trace (or only its colours) while
+the base map (hundreds of kilobytes of boundaries) stays in the browser.
+
+Two backdrops: without a tile server the map is a plotly ``geo`` subplot drawing the shipped
+boundaries itself (SVG, works offline and without WebGL); with ``tile_url`` it is a
+MapLibre ``map`` subplot with ``style="white-bg"`` and the tiles as a raster layer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import h3
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.warroom.basemap import CHINA_VIEW, Basemap
+from dashboard.warroom.i18n import label
+from dashboard.warroom.live import Incident, Zone
+from dashboard.warroom.localtime import local_text, localised
+
+# Theme ----------------------------------------------------------------------------------
+
+FONT = '"Noto Sans CJK SC", "Noto Sans SC", "PingFang SC", "Microsoft YaHei", "Helvetica Neue", Arial, sans-serif'
+BG = "#0b1220"
+#: The sea and the map's margins (the map keeps its aspect ratio, so margins show).
+SEA = "#0d1628"
+PANEL = "#111a2e"
+GRID = "#22304d"
+TEXT = "#e6edf7"
+MUTED = "#8a9bb8"
+LAND = "#17233b"
+BORDER = "#3a4d73"
+ACCENT = "#3fa9f5"
+TIER_COLOURS = {"P1": "#ff4d4f", "P2": "#ff9f43", "P3": "#ffd166", "P4": "#8a9bb8"}
+STATUS_COLOURS = {"ok": "#34c38f", "at_risk": "#ffd166", "late": "#ff9f43", "stalled": "#ff4d4f"}
+#: Delay rate colours: green (healthy) through amber to red; fixed range so colours mean the
+#: same thing minute to minute.
+DELAY_SCALE = [[0.0, "#1a9850"], [0.15, "#91cf60"], [0.3, "#fee08b"], [0.55, "#fc8d59"], [1.0, "#d73027"]]
+DELAY_MAX = 0.5
+REASONS = ("typhoon", "road_closure", "power_cut", "other")
+SERIES_COLOURS = ["#3fa9f5", "#ff9f43", "#34c38f", "#e05dd3", "#ffd166", "#7f8cff", "#4dd0e1",
+                  "#ff6b6b", "#a3e635", "#f472b6"]
+
+# Map --------------------------------------------------------------------------------------
+
+MapMode = Literal["hex", "province"]
+#: Trace order of the map (indices for ``Patch``).
+MAP_TRACES = ("countries", "provinces", "hexes", "zones", "incidents", "highlight", "route")
+TRACE_COUNTRIES, TRACE_PROVINCES, TRACE_HEXES, TRACE_ZONES, TRACE_INCIDENTS, TRACE_HIGHLIGHT, TRACE_ROUTE = range(7)
+
+
+@dataclass(frozen=True)
+class Backdrop:
+    """How the map is drawn: the shipped boundaries alone, or on top of raster tiles."""
+
+    tile_url: str | None = None
+    tile_attribution: str = ""
+
+    @property
+    def tiles(self) -> bool:
+        return bool(self.tile_url)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Positions of one order's events in time order (for the order lookup)."""
+
+    lats: tuple[float, ...]
+    lons: tuple[float, ...]
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MapScene:
+    """Everything drawn on the national map."""
+
+    mode: MapMode = "hex"
+    lang: str = "zh-CN"
+    cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+    regions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    incidents: Sequence[Incident] = ()
+    zones: Sequence[Zone] = ()
+    #: A zone being drawn or uploaded, not saved yet: its exterior ring as (lon, lat).
+    draft: Sequence[tuple[float, float]] | None = None
+    selected_incident: str | None = None
+    route: Route | None = None
+    #: (lon_min, lat_min, lon_max, lat_max) to show; ``None``: the national view.
+    focus: tuple[float, float, float, float] | None = None
+    #: Changes when the view should reset (drill-down); otherwise user zoom/pan is kept.
+    view_key: str = "national"
+    show_incidents: bool = True
+    show_zones: bool = True
+    #: The viewer's time zone (for times in hover texts).
+    tz: str = "UTC"
+
+
+def hex_geojson(cells: Iterable[str]) -> dict[str, Any]:
+    """A FeatureCollection of H3 hexagons (feature ``id`` = cell), rings wound clockwise as
+    d3-geo (plotly ``geo``) expects; MapLibre ignores winding."""
+    features = []
+    for cell in cells:
+        ring = [[round(lon, 5), round(lat, 5)] for lat, lon in h3.cell_to_boundary(cell)]
+        ring.reverse()  # H3 gives counter-clockwise (lat, lon) loops
+        ring.append(ring[0])
+        features.append({"type": "Feature", "id": cell, "properties": {},
+                         "geometry": {"type": "Polygon", "coordinates": [ring]}})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def _unchanged_by_selection(opacity: float) -> dict[str, Any]:
+    # Lassoing a disruption zone selects map points; plotly would dim everything outside it.
+    return {"selected": {"marker": {"opacity": opacity}}, "unselected": {"marker": {"opacity": opacity}}}
+
+
+def _choropleth(backdrop: Backdrop, **kwargs: Any) -> go.Choropleth | go.Choroplethmap:
+    opacity = kwargs.get("marker", {}).get("opacity", 1.0)
+    kwargs.update(_unchanged_by_selection(opacity))
+    if backdrop.tiles:
+        kwargs.pop("geo", None)
+        return go.Choroplethmap(**kwargs)
+    return go.Choropleth(**kwargs)
+
+
+def _scatter(backdrop: Backdrop, **kwargs: Any) -> go.Scattergeo | go.Scattermap:
+    if "marker" in kwargs:
+        kwargs.update(_unchanged_by_selection(kwargs["marker"].get("opacity", 1.0)))
+    if backdrop.tiles:
+        return go.Scattermap(**kwargs)
+    return go.Scattergeo(**kwargs)
+
+
+def hex_values(cells: pd.DataFrame, lang: str) -> dict[str, Any]:
+    """The per-cell arrays of the hexagon trace (what a colour-only Patch replaces)."""
+    if cells.empty:
+        return {"locations": [], "z": [], "customdata": []}
+    customdata = [[int(s), int(a), int(lt), int(st), _pct(r)] for s, a, lt, st, r in
+                  zip(cells["skus"], cells["at_risk"], cells["late"], cells["stalled"], cells["delay_rate"], strict=True)]
+    return {"locations": list(cells["cell"]), "z": [round(float(v), 4) for v in cells["delay_rate"]],
+            "customdata": customdata}
+
+
+def _hover(lang: str, what: str) -> str:
+    return (f"<b>{what}</b><br>{label(lang, 'map.delay_rate')}: %{{customdata[4]}}<br>"
+            f"{label(lang, 'map.skus')}: %{{customdata[0]:,}}<br>{label(lang, 'kpi.at_risk')}: %{{customdata[1]:,}}"
+            f" · {label(lang, 'kpi.late')}: %{{customdata[2]:,}} · {label(lang, 'kpi.stalled')}: %{{customdata[3]:,}}"
+            "<extra></extra>")
+
+
+def hex_trace(cells: pd.DataFrame, lang: str, backdrop: Backdrop, visible: bool = True) -> go.BaseTraceType:
+    values = hex_values(cells, lang)
+    return _choropleth(
+        backdrop, geojson=hex_geojson(values["locations"]), featureidkey="id", **values,
+        zmin=0.0, zmax=DELAY_MAX, colorscale=DELAY_SCALE, marker={"line": {"width": 0.3, "color": BG}, "opacity": 0.88},
+        colorbar=_colorbar(lang), showscale=visible, visible=visible, name="hexes",
+        hovertemplate=_hover(lang, "%{location}"),
+    )
+
+
+def _colorbar(lang: str) -> dict[str, Any]:
+    return {"title": {"text": label(lang, "map.delay_rate"), "font": {"color": TEXT, "size": 12}},
+            "tickformat": ".0%", "tickfont": {"color": MUTED, "size": 11}, "thickness": 10, "len": 0.55,
+            "x": 0.99, "xanchor": "right", "y": 0.5, "bgcolor": "rgba(11,18,32,0.6)", "outlinewidth": 0}
+
+
+def province_trace(basemap: Basemap, regions: pd.DataFrame, scene: MapScene, backdrop: Backdrop) -> go.BaseTraceType:
+    """Every province: coloured by delay rate in province mode, plain land under hexagons."""
+    codes = list(basemap.province_areas)
+    names = [basemap.province_areas[c].name(scene.lang) for c in codes]
+    by_code = regions.set_index("code") if not regions.empty else pd.DataFrame()
+    coloured = scene.mode == "province"
+    z, customdata = [], []
+    for code in codes:
+        if not by_code.empty and code in by_code.index:
+            row = by_code.loc[code]
+            rate = float(row["delay_rate"])
+            customdata.append([int(row["skus"]), int(row["at_risk"]), int(row["late"]), int(row["stalled"]), _pct(rate)])
+            z.append(rate)
+        else:
+            customdata.append([0, 0, 0, 0, "–"])
+            z.append(0.0)
+    if coloured:
+        style: dict[str, Any] = {"zmin": 0.0, "zmax": DELAY_MAX, "colorscale": DELAY_SCALE, "showscale": True,
+                                 "colorbar": _colorbar(scene.lang), "marker": {"line": {"width": 0.8, "color": BG}}}
+    else:
+        style = {"zmin": 0.0, "zmax": 1.0, "colorscale": [[0, LAND], [1, LAND]], "showscale": False,
+                 "marker": {"line": {"width": 0.8, "color": BORDER}}}
+    return _choropleth(backdrop, geojson=basemap.provinces, featureidkey="id", locations=codes, z=z,
+                       customdata=customdata, text=names, name="provinces",
+                       hovertemplate=_hover(scene.lang, "%{text}"), **style)
+
+
+def countries_trace(basemap: Basemap, backdrop: Backdrop) -> go.BaseTraceType:
+    codes = list(basemap.country_areas)
+    return _choropleth(backdrop, geojson=basemap.countries, featureidkey="id", locations=codes, z=[0] * len(codes),
+                       zmin=0, zmax=1, colorscale=[[0, "#131c30"], [1, "#131c30"]], showscale=False,
+                       marker={"line": {"width": 0.4, "color": GRID}}, hoverinfo="skip", name="countries")
+
+
+def _rings_xy(rings: Iterable[Sequence[tuple[float, float]]]) -> tuple[list[float | None], list[float | None]]:
+    lons: list[float | None] = []
+    lats: list[float | None] = []
+    for ring in rings:
+        if lons:
+            lons.append(None)
+            lats.append(None)
+        lons.extend(p[0] for p in ring)
+        lats.extend(p[1] for p in ring)
+    return lons, lats
+
+
+def zones_trace(zones: Sequence[Zone], lang: str, backdrop: Backdrop, visible: bool = True,
+                draft: Sequence[tuple[float, float]] | None = None, tz: str = "UTC") -> go.BaseTraceType:
+    """Disruption zones (and a zone being drawn) as filled outlines, one hover text each."""
+    rings: list[Sequence[tuple[float, float]]] = []
+    texts: list[str] = []
+    for zone in zones:
+        reason = label(lang, "zones.reason." + zone.reason) if zone.reason in REASONS else zone.reason
+        hover = f"{zone.name or reason} · {reason}<br>{local_text(zone.starts_at, tz)} – {local_text(zone.ends_at, tz)}"
+        for ring in zone.rings:
+            rings.append(ring)
+            texts.append(hover)
+    if draft:
+        rings.append(draft)
+        texts.append(label(lang, "zones.draft"))
+    lons, lats = _rings_xy(rings)
+    # One hover text per vertex: plotly has no per-ring text on a single line trace.
+    vertex_text = [t for ring, t in zip(rings, texts, strict=True) for t in [t] * (len(ring) + 1)][: len(lons)]
+    return _scatter(backdrop, lon=lons, lat=lats, mode="lines", fill="toself", fillcolor="rgba(255,77,79,0.16)",
+                    line={"color": "#ff4d4f", "width": 2}, name="zones", hoverinfo="text", text=vertex_text,
+                    visible=visible and bool(rings))
+
+
+def incidents_trace(incidents: Sequence[Incident], lang: str, backdrop: Backdrop, visible: bool = True) -> go.BaseTraceType:
+    placed = [i for i in incidents if i.open and i.lat is not None and i.lon is not None]
+    sizes = [min(34.0, 11.0 + 3.0 * (max(i.affected_orders, 1) ** 0.35)) for i in placed]
+    marker: dict[str, Any] = {"size": sizes, "color": [TIER_COLOURS.get(i.tier, MUTED) for i in placed],
+                              "opacity": 0.95}
+    if not backdrop.tiles:
+        marker.update(symbol="diamond", line={"width": 1.5, "color": "#ffffff"})
+    return _scatter(
+        backdrop, lon=[i.lon for i in placed], lat=[i.lat for i in placed], mode="markers", marker=marker,
+        customdata=[[i.incident_id, i.tier, i.affected_orders] for i in placed], text=[i.title for i in placed],
+        hovertemplate=(f"<b>%{{customdata[1]}}</b> %{{text}}<br>{label(lang, 'incidents.affected_orders')}: "
+                       "%{customdata[2]:,}<extra></extra>"),
+        name="incidents", visible=visible,
+    )
+
+
+def highlight_trace(incidents: Sequence[Incident], selected: str | None, backdrop: Backdrop) -> go.BaseTraceType:
+    chosen = next((i for i in incidents if i.incident_id == selected and i.lat is not None), None)
+    rings = [tuple((lon, lat) for lat, lon in reversed(h3.cell_to_boundary(c))) for c in (chosen.cells if chosen else ())]
+    rings = [ring + ring[:1] for ring in rings]
+    lons, lats = _rings_xy(rings)
+    if chosen is not None:
+        if lons:
+            lons.append(None)
+            lats.append(None)
+        lons.append(chosen.lon)
+        lats.append(chosen.lat)
+    marker: dict[str, Any] = {"size": 30, "color": "rgba(0,0,0,0)"}
+    if not backdrop.tiles:
+        marker.update(symbol="circle-open", color=ACCENT, line={"width": 3, "color": ACCENT})
+    return _scatter(backdrop, lon=lons, lat=lats, mode="lines+markers", line={"color": ACCENT, "width": 3},
+                    marker=marker, hoverinfo="skip", name="highlight", visible=chosen is not None)
+
+
+def route_trace(route: Route | None, backdrop: Backdrop) -> go.BaseTraceType:
+    if route is None:
+        return _scatter(backdrop, lon=[], lat=[], mode="lines+markers", name="route", visible=False)
+    return _scatter(backdrop, lon=list(route.lons), lat=list(route.lats), mode="lines+markers+text",
+                    line={"color": "#e05dd3", "width": 3}, marker={"size": 9, "color": "#e05dd3"},
+                    text=list(route.labels), textposition="top right", textfont={"color": TEXT, "size": 11},
+                    hoverinfo="text", name="route", visible=True)
+
+
+def _padded(bounds: tuple[float, float, float, float], pad: float = 0.08) -> tuple[float, float, float, float]:
+    lon0, lat0, lon1, lat1 = bounds
+    dx, dy = max(lon1 - lon0, 0.5) * pad, max(lat1 - lat0, 0.5) * pad
+    return lon0 - dx, lat0 - dy, lon1 + dx, lat1 + dy
+
+
+def _view_layout(scene: MapScene, backdrop: Backdrop) -> dict[str, Any]:
+    lon0, lat0, lon1, lat1 = _padded(scene.focus) if scene.focus else CHINA_VIEW
+    if backdrop.tiles:
+        span = max(lon1 - lon0, (lat1 - lat0) * 1.3)
+        # Web-mercator zoom showing ``span`` degrees across a ~900 px wide map.
+        zoom = max(1.0, min(12.0, math.log2(360.0 * 900 / 512 / max(span, 0.01))))
+        layers = [{"sourcetype": "raster", "source": [backdrop.tile_url], "below": "traces",
+                   "sourceattribution": backdrop.tile_attribution}]
+        return {"map": {"style": "white-bg", "layers": layers, "zoom": round(zoom, 2),
+                        "center": {"lon": (lon0 + lon1) / 2, "lat": (lat0 + lat1) / 2},
+                        "uirevision": scene.view_key}}
+    return {"geo": {"visible": False, "bgcolor": SEA, "projection": {"type": "mercator"},
+                    "lonaxis": {"range": [lon0, lon1]}, "lataxis": {"range": [lat0, lat1]},
+                    "showframe": False, "uirevision": scene.view_key}}
+
+
+def map_figure(basemap: Basemap, scene: MapScene, backdrop: Backdrop = Backdrop()) -> go.Figure:
+    """The national map: base layers, hexagons or provinces, zones, incidents, selection, route."""
+    hexes = scene.mode == "hex"
+    traces = [
+        countries_trace(basemap, backdrop),
+        province_trace(basemap, scene.regions, scene, backdrop),
+        hex_trace(scene.cells, scene.lang, backdrop, visible=hexes),
+        zones_trace(scene.zones, scene.lang, backdrop, visible=scene.show_zones, draft=scene.draft, tz=scene.tz),
+        incidents_trace(scene.incidents, scene.lang, backdrop, visible=scene.show_incidents),
+        highlight_trace(scene.incidents, scene.selected_incident, backdrop),
+        route_trace(scene.route, backdrop),
+    ]
+    figure = go.Figure(data=traces)
+    figure.update_layout(
+        margin={"l": 0, "r": 0, "t": 0, "b": 0}, paper_bgcolor=SEA, plot_bgcolor=SEA,
+        font={"family": FONT, "color": TEXT}, showlegend=False, dragmode="pan",
+        hoverlabel={"bgcolor": PANEL, "bordercolor": BORDER, "font": {"family": FONT, "color": TEXT}},
+        uirevision="map", **_view_layout(scene, backdrop),
+    )
+    return figure
+
+
+# KPI trends -------------------------------------------------------------------------------
+
+def sparkline(values: Sequence[float | None], colour: str = ACCENT) -> go.Figure:
+    """A tiny trend line without axes, for a KPI card."""
+    figure = go.Figure(go.Scatter(y=list(values), mode="lines", line={"color": colour, "width": 2, "shape": "spline"},
+                                  fill="tozeroy", fillcolor=_alpha(colour, 0.15), hoverinfo="skip"))
+    figure.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=36, paper_bgcolor="rgba(0,0,0,0)",
+                         plot_bgcolor="rgba(0,0,0,0)", showlegend=False,
+                         xaxis={"visible": False, "fixedrange": True},
+                         yaxis={"visible": False, "fixedrange": True, "rangemode": "tozero"})
+    return figure
+
+
+def _alpha(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+# Shared chart styling -----------------------------------------------------------------------
+
+def _chart(figure: go.Figure, title: str, height: int = 300) -> go.Figure:
+    figure.update_layout(
+        title={"text": title, "font": {"size": 14, "color": TEXT}, "x": 0.01, "y": 0.97},
+        height=height, margin={"l": 48, "r": 12, "t": 36, "b": 36}, paper_bgcolor=PANEL, plot_bgcolor=PANEL,
+        font={"family": FONT, "color": TEXT, "size": 12},
+        legend={"orientation": "h", "y": -0.18, "font": {"color": MUTED}},
+        xaxis={"gridcolor": GRID, "zeroline": False, "linecolor": GRID},
+        yaxis={"gridcolor": GRID, "zeroline": False, "linecolor": GRID},
+        hoverlabel={"bgcolor": PANEL, "font": {"family": FONT}},
+    )
+    return figure
+
+
+def blank() -> go.Figure:
+    """A figure with nothing in it, in the theme's colours (a placeholder until data comes)."""
+    figure = go.Figure()
+    figure.update_layout(paper_bgcolor=SEA, plot_bgcolor=SEA, margin={"l": 0, "r": 0, "t": 0, "b": 0},
+                         xaxis={"visible": False}, yaxis={"visible": False})
+    return figure
+
+
+def empty_figure(message: str, height: int = 300) -> go.Figure:
+    figure = go.Figure()
+    figure.add_annotation(text=message, showarrow=False, font={"color": MUTED, "size": 14}, x=0.5, y=0.5,
+                          xref="paper", yref="paper")
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    return _chart(figure, "", height)
+
+
+def incident_trend(incident: Incident, lang: str) -> go.Figure:
+    colour = TIER_COLOURS.get(incident.tier, ACCENT)
+    figure = go.Figure(go.Bar(y=list(incident.trend), marker={"color": colour}, hovertemplate="%{y}<extra></extra>"))
+    figure = _chart(figure, f"{label(lang, 'incidents.trend')} · {incident.tier}", height=170)
+    figure.update_layout(margin={"l": 36, "r": 8, "t": 30, "b": 20}, xaxis={"visible": False})
+    return figure
+
+
+# History ----------------------------------------------------------------------------------
+
+def throughput_figure(frame: pd.DataFrame, lang: str, tz: str = "UTC") -> go.Figure:
+    """Stacked events per minute by status (``time, status, events``), times in ``tz``."""
+    title = label(lang, "history.throughput")
+    frame = localised(frame, tz)
+    if frame.empty:
+        return empty_figure(f"{title} · {label(lang, 'history.no_data')}")
+    figure = go.Figure()
+    for i, (status, part) in enumerate(sorted(frame.groupby("status"), key=lambda kv: str(kv[0]))):
+        figure.add_trace(go.Scatter(x=part["time"], y=part["events"], name=label(lang, f"status.{status}"),
+                                    stackgroup="events", mode="lines", line={"width": 0.8},
+                                    marker={"color": SERIES_COLOURS[i % len(SERIES_COLOURS)]}))
+    figure = _chart(figure, title)
+    figure.update_layout(hovermode="x unified")
+    return figure
+
+
+def delay_rate_figure(frame: pd.DataFrame, by: str, lang: str, names: dict[str, str] | None = None,
+                      top: int = 8, tz: str = "UTC") -> go.Figure:
+    """Delay rate over time (``time, <by>, skus, delay_rate``), one line per ``by`` value (the
+    ``top`` with most SKU lines)."""
+    title = f"{label(lang, 'history.delay_rate')} · {label(lang, 'history.by.' + by)}"
+    frame = localised(frame, tz)
+    if frame.empty or by not in frame:
+        return empty_figure(f"{title} · {label(lang, 'history.no_data')}")
+    busiest = frame.groupby(by)["skus"].sum().sort_values(ascending=False).head(top).index
+    figure = go.Figure()
+    for i, value in enumerate(busiest):
+        part = frame[frame[by] == value].sort_values("time")
+        figure.add_trace(go.Scatter(x=part["time"], y=part["delay_rate"], mode="lines",
+                                    name=(names or {}).get(str(value), str(value)),
+                                    line={"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "width": 2}))
+    figure = _chart(figure, title)
+    figure.update_layout(yaxis={"tickformat": ".0%", "rangemode": "tozero"}, hovermode="x unified")
+    return figure
+
+
+def dwell_heatmap(frame: pd.DataFrame, lang: str, top: int = 20, tz: str = "UTC") -> go.Figure:
+    """Mean dwell per node and bucket (``time, node, dwell_s``) as a heatmap in minutes."""
+    title = label(lang, "history.dwell")
+    frame = localised(frame, tz)
+    if frame.empty:
+        return empty_figure(f"{title} · {label(lang, 'history.no_data')}")
+    worst = frame.groupby("node")["dwell_s"].mean().sort_values(ascending=False).head(top).index
+    grid = (frame[frame["node"].isin(worst)].pivot_table(index="node", columns="time", values="dwell_s", aggfunc="mean")
+            .reindex(list(reversed(worst))) / 60.0)
+    figure = go.Figure(go.Heatmap(z=grid.values, x=list(grid.columns), y=list(grid.index),
+                                  colorscale="Inferno", colorbar={"thickness": 10, "tickfont": {"color": MUTED}},
+                                  hovertemplate="%{y}<br>%{x}<br>%{z:.1f} min<extra></extra>"))
+    return _chart(figure, title, height=max(300, 60 + 18 * len(grid.index)))
+
+
+# Order lookup -----------------------------------------------------------------------------
+
+STATUS_ORDER = ("paid", "backordered", "picked", "packed", "outbound_scan", "linehaul", "hub_arrival",
+                "out_for_delivery", "delivery_failed", "delivered", "exception", "return_requested",
+                "returned", "cancelled")
+
+
+def order_timeline(events: pd.DataFrame, lang: str, tz: str = "UTC") -> go.Figure:
+    """One lane per SKU: every atomic event at its event time, coloured by outcome.
+
+    ``events`` columns: ``sku, status, event_time, outcome`` (``accepted`` | ``late`` |
+    ``rejected``), ``detail`` (reason or source, shown on hover).
+    """
+    if events.empty:
+        return empty_figure(label(lang, "order.not_found"), height=220)
+    events = localised(events, tz, "event_time")
+    symbols = {"accepted": "circle", "late": "diamond", "rejected": "x"}
+    colours = {"accepted": "#34c38f", "late": "#ff9f43", "rejected": "#ff4d4f"}
+    figure = go.Figure()
+    for sku, part in events.sort_values("event_time").groupby("sku", sort=True):
+        figure.add_trace(go.Scatter(x=part["event_time"], y=[sku] * len(part), mode="lines", hoverinfo="skip",
+                                    line={"color": GRID, "width": 2}, showlegend=False))
+    for outcome in ("accepted", "late", "rejected"):
+        part = events[events["outcome"] == outcome]
+        if part.empty:
+            continue
+        statuses = [label(lang, f"status.{s}") for s in part["status"]]
+        figure.add_trace(go.Scatter(
+            x=part["event_time"], y=part["sku"], mode="markers+text", name=label(lang, f"order.{outcome}"),
+            text=statuses, textposition="top center", textfont={"size": 10, "color": MUTED},
+            marker={"symbol": symbols[outcome], "size": 12, "color": colours[outcome], "line": {"width": 1, "color": BG}},
+            customdata=list(zip(statuses, part["detail"].fillna(""), strict=True)),
+            hovertemplate="%{y} · %{customdata[0]}<br>%{x}<br>%{customdata[1]}<extra></extra>"))
+    skus = events["sku"].nunique()
+    figure = _chart(figure, "", height=max(240, 130 + 70 * skus))
+    first, last = events["event_time"].min(), events["event_time"].max()
+    if last - first < pd.Timedelta(minutes=30):
+        # A few events close together: show them in an hour of context, not a millisecond axis.
+        figure.update_xaxes(range=[first - pd.Timedelta(minutes=30), last + pd.Timedelta(minutes=30)])
+    figure.update_layout(yaxis={"type": "category", "title": label(lang, "order.sku")},
+                         xaxis={"title": label(lang, "order.event_time")}, margin={"l": 90, "r": 16, "t": 24, "b": 44},
+                         legend={"orientation": "h", "y": 1.08, "x": 0})
+    return figure

@@ -1,0 +1,75 @@
+"""History charts from InfluxDB: throughput, delay rate by region / carrier / warehouse, and
+dwell time per node as a heatmap, over a chosen time range (refreshed every minute).
+
+Queries go through ``deps.history`` (``dashboard.warroom.history``); when InfluxDB cannot
+answer, each chart says so instead of the page failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import plotly.graph_objects as go
+from dash import Dash, Input, Output, dcc, html
+
+from dashboard.warroom import figures, ids
+from dashboard.warroom.deps import WarroomDeps
+from dashboard.warroom.history import DIMENSIONS, Dimension, HistoryError, TimeWindow
+from dashboard.warroom.i18n import DEFAULT_LANGUAGE, label, normalise
+from dashboard.warroom.widgets import panel, text
+
+RANGES: dict[str, timedelta] = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1),
+                                "6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+DEFAULT_RANGE = "1h"
+REFRESH_MS = 60_000
+
+
+def layout(deps: WarroomDeps) -> html.Section:
+    tools = [
+        html.Span(text("history.range", "history"), className="muted"),
+        dcc.RadioItems(id=ids.HISTORY_RANGE, value=DEFAULT_RANGE, inline=True, className="segmented",
+                       options=[{"label": text(f"history.range.{k}", "history-range"), "value": k} for k in RANGES]),
+        html.Span(text("history.by", "history"), className="muted"),
+        dcc.RadioItems(id=ids.HISTORY_DELAY_BY, value="region", inline=True, className="segmented",
+                       options=[{"label": text(f"history.by.{d}", "history-by"), "value": d} for d in DIMENSIONS]),
+        html.Button(text("history.refresh", "history"), id=ids.HISTORY_REFRESH, className="btn btn-ghost"),
+    ]
+    blank = figures.empty_figure(label(DEFAULT_LANGUAGE, "history.no_data"))
+    graph = {"config": {"displaylogo": False}, "figure": blank}
+    return panel("history.title", "history",
+                 html.Div([dcc.Graph(id=ids.HISTORY_THROUGHPUT, **graph), dcc.Graph(id=ids.HISTORY_DELAY, **graph)],
+                          className="grid-2"),
+                 dcc.Graph(id=ids.HISTORY_DWELL, **graph),
+                 dcc.Interval(id=ids.HISTORY_TICK, interval=REFRESH_MS),
+                 extra=tools, class_name="panel-history")
+
+
+def charts(deps: WarroomDeps, range_key: str, by: Dimension, lang: str, tz: str = "UTC") -> tuple[Any, Any, Any]:
+    window = TimeWindow.last(RANGES.get(range_key, RANGES[DEFAULT_RANGE]), deps.clock())
+    names = {code: area.name(lang) for code, area in deps.basemap.province_areas.items()}
+    out = []
+    builders: list[Callable[[], go.Figure]] = [
+        lambda: figures.throughput_figure(deps.history.throughput(window), lang, tz),
+        lambda: figures.delay_rate_figure(deps.history.delay_rate(window, by), by, lang,
+                                          names if by == "region" else None, tz=tz),
+        lambda: figures.dwell_heatmap(deps.history.dwell(window), lang, tz=tz),
+    ]
+    for build in builders:
+        try:
+            out.append(build())
+        except HistoryError as exc:
+            out.append(figures.empty_figure(f"{label(lang, 'history.unavailable')}: {str(exc)[:80]}"))
+    return out[0], out[1], out[2]
+
+
+def register(app: Dash, deps: WarroomDeps) -> None:
+    @app.callback(Output(ids.HISTORY_THROUGHPUT, "figure"), Output(ids.HISTORY_DELAY, "figure"),
+                  Output(ids.HISTORY_DWELL, "figure"), Input(ids.HISTORY_RANGE, "value"),
+                  Input(ids.HISTORY_DELAY_BY, "value"), Input(ids.HISTORY_REFRESH, "n_clicks"),
+                  Input(ids.HISTORY_TICK, "n_intervals"), Input(ids.LANG, "data"), Input(ids.TIMEZONE, "data"))
+    def refresh(range_key: str, by: str, _clicks: Any, _ticks: Any, lang: str | None,
+                tz: str | None) -> tuple[Any, Any, Any]:
+        dimension: Dimension = next((d for d in DIMENSIONS if d == by), "region")
+        return charts(deps, range_key, dimension, normalise(lang), tz or "UTC")

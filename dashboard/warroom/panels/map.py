@@ -1,0 +1,250 @@
+"""The national map: H3 hexagons coloured by delay rate or a province choropleth, incidents
+and disruption zones on top; click a province to zoom in (hexagons get finer), click a
+hexagon to list the orders seen in it, click an incident to select it.
+
+Live updates arrive at most once a second (the browser throttles the feed). The first
+render and every change of view or mode send the whole figure; after that a ``Patch``
+replaces only what moved: the hexagon colours (or the hexagon trace when the set of cells
+changed), the province colours (and names after a language switch), and the small overlay
+traces. The base map (hundreds of kilobytes of boundaries) stays in the browser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+import h3
+import pandas as pd
+from dash import Dash, Input, Output, Patch, State, callback_context, dcc, html, no_update
+
+from dashboard.warroom import figures, ids, live
+from dashboard.warroom.deps import WarroomDeps
+from dashboard.warroom.history import HistoryError, TimeWindow
+from dashboard.warroom.i18n import label, normalise
+from dashboard.warroom.localtime import localised
+from dashboard.warroom.widgets import muted, text
+
+#: Hexagon resolution of the national view (~12,000 km2 cells) and of a province (~250 km2).
+NATIONAL_RES = 3
+PROVINCE_RES = 5
+#: Resolution whose cells are assigned to provinces for the choropleth.
+REGION_RES = 5
+#: How far back "orders in this hexagon" looks.
+CELL_ORDERS_SPAN = timedelta(hours=6)
+CELL_ORDERS_SHOWN = 50
+
+
+def layout(deps: WarroomDeps) -> html.Section:
+    mode = dcc.RadioItems(id=ids.MAP_MODE, value="hex", inline=True, className="segmented", options=[
+        {"label": text("map.mode.hex", "map-mode"), "value": "hex"},
+        {"label": text("map.mode.province", "map-mode"), "value": "province"}])
+    layers = dcc.Checklist(id=ids.MAP_LAYERS, value=["incidents", "zones"], inline=True, className="layers", options=[
+        {"label": text("map.layers.incidents", "map-layers"), "value": "incidents"},
+        {"label": text("map.layers.zones", "map-layers"), "value": "zones"}])
+    tools = [
+        html.Span(id=ids.MAP_BREADCRUMB, className="breadcrumb"),
+        html.Button(text("map.back", "map"), id=ids.MAP_BACK, className="btn btn-ghost", style={"display": "none"}),
+        mode, layers,
+        html.Button(text("map.draw", "map"), id=ids.MAP_DRAW, className="btn btn-ghost"),
+    ]
+    # The first callback run sends the real figure; the layout holds a blank so the base map
+    # is not downloaded twice.
+    graph = dcc.Graph(
+        id=ids.MAP_GRAPH, figure=figures.blank(), className="map-graph",
+        config={"displaylogo": False, "scrollZoom": True, "topojsonURL": f"{deps.prefix}assets/topojson/",
+                "modeBarButtonsToRemove": ["toImage", "select2d", "sendDataToCloud", "hoverClosestGeo"]},
+    )
+    return html.Section([
+        html.Header([html.H2(text("map.title", "map")), html.Div(tools, className="panel-tools")],
+                    className="panel-header"),
+        html.Div(muted(text("map.click_hint", "map")), className="hint"),
+        graph,
+        html.Div(id=ids.MAP_CELL_ORDERS, className="cell-orders"),
+        dcc.Store(id=ids.MAP_VIEW, data={"province": None}),
+        dcc.Store(id=ids.MAP_RENDERED),
+    ], className="panel panel-map")
+
+
+def _cells_in(deps: WarroomDeps, cells: pd.DataFrame, province: str) -> pd.DataFrame:
+    if cells.empty:
+        return cells
+    looked_up = deps.provinces_of_cells(list(cells["cell"]))
+    codes = [r if isinstance(r, str) and r else found for r, found in zip(cells["region"], looked_up, strict=True)]
+    return cells[[code == province for code in codes]].reset_index(drop=True)
+
+
+def region_rollup(deps: WarroomDeps, heatmap: Any) -> pd.DataFrame:
+    cells = live.cells_frame(heatmap, REGION_RES)
+    if cells.empty:
+        return live.regions_frame(cells, {})
+    return live.regions_frame(cells, dict(zip(cells["cell"], deps.provinces_of_cells(list(cells["cell"])), strict=True)))
+
+
+def scene_of(deps: WarroomDeps, *, heatmap: Any, mode: str, layers: list[str] | None, view: Any,
+             selected: str | None, incident_store: Any, alert_store: Any, zone_store: Any, draft: Any,
+             route: Any, lang: str, tz: str = "UTC") -> figures.MapScene:
+    """Everything the map shows, from the live stores and the view (pure but for lookups)."""
+    province = (view or {}).get("province")
+    area = deps.basemap.province(province) if province else None
+    if area is None:
+        cells = live.cells_frame(heatmap, NATIONAL_RES)
+    else:
+        cells = _cells_in(deps, live.cells_frame(heatmap, PROVINCE_RES), area.code)
+    draft_rings = live.geometry_rings((draft or {}).get("geometry"))
+    return figures.MapScene(
+        mode="province" if mode == "province" else "hex", lang=lang, cells=cells,
+        regions=region_rollup(deps, heatmap) if mode == "province" else pd.DataFrame(),
+        incidents=live.incidents(incident_store, alert_store), zones=live.zones(zone_store),
+        draft=draft_rings[0] if draft_rings else None, selected_incident=selected,
+        route=figures.Route(tuple(route["lats"]), tuple(route["lons"]), tuple(route["labels"])) if route else None,
+        focus=area.bounds if area else None, view_key=f"province-{area.code}" if area else "national",
+        show_incidents="incidents" in (layers or []), show_zones="zones" in (layers or []), tz=tz,
+    )
+
+
+def _digest(cells: pd.DataFrame) -> str:
+    return hashlib.blake2b("|".join(cells["cell"]).encode(), digest_size=12).hexdigest()
+
+
+def render(deps: WarroomDeps, scene: figures.MapScene, rendered: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    """The whole figure when the view or mode changed, else a Patch of what moved: colours
+    (or the hexagon trace when its cells changed), words after a language switch, overlays."""
+    frame = {"mode": scene.mode, "view": scene.view_key}
+    cells_key = _digest(scene.cells)
+    state = {"frame": frame, "lang": scene.lang, "cells": cells_key}
+    if not rendered or rendered.get("frame") != frame:
+        return figures.map_figure(deps.basemap, scene, deps.backdrop), state
+    backdrop, patch = deps.backdrop, Patch()
+    relabel = rendered.get("lang") != scene.lang
+    if scene.mode == "province" or relabel:
+        province = figures.province_trace(deps.basemap, scene.regions, scene, backdrop)
+        target = patch["data"][figures.TRACE_PROVINCES]
+        target["z"] = list(province.z)
+        target["customdata"] = [list(row) for row in province.customdata]
+        if relabel:
+            target["text"] = list(province.text)
+            target["hovertemplate"] = province.hovertemplate
+            if scene.mode == "province":
+                target["colorbar"] = province.colorbar.to_plotly_json()
+    if relabel or rendered.get("cells") != cells_key:
+        patch["data"][figures.TRACE_HEXES] = figures.hex_trace(
+            scene.cells, scene.lang, backdrop, visible=scene.mode == "hex").to_plotly_json()
+    elif scene.mode == "hex":
+        values = figures.hex_values(scene.cells, scene.lang)
+        patch["data"][figures.TRACE_HEXES]["z"] = values["z"]
+        patch["data"][figures.TRACE_HEXES]["customdata"] = values["customdata"]
+    overlays = {
+        figures.TRACE_ZONES: figures.zones_trace(scene.zones, scene.lang, backdrop, scene.show_zones, scene.draft,
+                                                 scene.tz),
+        figures.TRACE_INCIDENTS: figures.incidents_trace(scene.incidents, scene.lang, backdrop, scene.show_incidents),
+        figures.TRACE_HIGHLIGHT: figures.highlight_trace(scene.incidents, scene.selected_incident, backdrop),
+        figures.TRACE_ROUTE: figures.route_trace(scene.route, backdrop),
+    }
+    for index, trace in overlays.items():
+        patch["data"][index] = trace.to_plotly_json()
+    return patch, state
+
+
+def _clicked(click: Any) -> dict[str, Any] | None:
+    points = (click or {}).get("points") or []
+    return points[0] if points else None
+
+
+def cell_orders_table(frame: pd.DataFrame, cell: str, lang: str, tz: str = "UTC") -> html.Div:
+    """Distinct orders seen in ``cell`` (newest first) as order links."""
+    title = html.H3(f"{label(lang, 'map.cell_orders')} · {cell}")
+    if frame.empty:
+        return html.Div([title, muted(label(lang, "map.no_data"))])
+    rows = []
+    frame = localised(frame, tz)
+    for order_id, part in frame.groupby("order_id", sort=False):
+        last = part.iloc[0]
+        rows.append(html.Tr([
+            html.Td(html.A(str(order_id), id=ids.order_link(str(order_id), "cell"), className="order-link")),
+            html.Td(label(lang, f"status.{last['status']}")), html.Td(str(part["sku"].nunique())),
+            html.Td(last["time"].strftime("%m-%d %H:%M")),
+        ]))
+        if len(rows) >= CELL_ORDERS_SHOWN:
+            break
+    head = html.Tr([html.Th(label(lang, k)) for k in ("incidents.orders", "order.status", "order.sku", "order.event_time")])
+    return html.Div([title, html.Table([html.Thead(head), html.Tbody(rows)], className="table")])
+
+
+def register(app: Dash, deps: WarroomDeps) -> None:
+    @app.callback(
+        Output(ids.MAP_GRAPH, "figure"), Output(ids.MAP_RENDERED, "data"),
+        Input(ids.live_store(live.HEATMAP), "data"), Input(ids.MAP_MODE, "value"), Input(ids.MAP_LAYERS, "value"),
+        Input(ids.MAP_VIEW, "data"), Input(ids.INCIDENT_SELECTED, "data"),
+        Input(ids.live_store(live.INCIDENT), "data"), Input(ids.live_store(live.ALERT), "data"),
+        Input(ids.live_store(live.DISRUPTION), "data"), Input(ids.ZONE_DRAFT, "data"),
+        Input(ids.ORDER_ROUTE, "data"), Input(ids.LANG, "data"), State(ids.MAP_RENDERED, "data"),
+        State(ids.TIMEZONE, "data"),
+    )
+    def update_map(heatmap: Any, mode: str, layers: list[str], view: Any, selected: str | None,
+                   incident_store: Any, alert_store: Any, zone_store: Any, draft: Any, route: Any,
+                   lang: str | None, rendered: Any, tz: str | None) -> tuple[Any, Any]:
+        scene = scene_of(deps, heatmap=heatmap, mode=mode, layers=layers, view=view, selected=selected,
+                         incident_store=incident_store, alert_store=alert_store, zone_store=zone_store,
+                         draft=draft, route=route, lang=normalise(lang), tz=tz or "UTC")
+        return render(deps, scene, rendered)
+
+    @app.callback(
+        Output(ids.MAP_VIEW, "data"), Output(ids.INCIDENT_SELECTED, "data", allow_duplicate=True),
+        Input(ids.MAP_GRAPH, "clickData"), Input(ids.MAP_BACK, "n_clicks"), State(ids.MAP_VIEW, "data"),
+        prevent_initial_call=True,
+    )
+    def on_click(click: Any, _back: int | None, view: Any) -> tuple[Any, Any]:
+        if callback_context.triggered_id == ids.MAP_BACK:
+            return {"province": None}, no_update
+        point = _clicked(click)
+        if point is None:
+            return no_update, no_update
+        curve = point.get("curveNumber")
+        if curve == figures.TRACE_INCIDENTS:
+            return no_update, (point.get("customdata") or [None])[0]
+        drilled = (view or {}).get("province")
+        if curve == figures.TRACE_PROVINCES and not drilled:
+            return {"province": point.get("location")}, no_update
+        if curve == figures.TRACE_HEXES and not drilled:
+            code = deps.provinces_of_cells([str(point["location"])])[0]
+            return ({"province": code} if code else no_update), no_update
+        return no_update, no_update
+
+    @app.callback(Output(ids.MAP_BACK, "style"), Output(ids.MAP_BREADCRUMB, "children"),
+                  Input(ids.MAP_VIEW, "data"), Input(ids.LANG, "data"))
+    def breadcrumb(view: Any, lang: str | None) -> tuple[dict[str, str], str]:
+        lang = normalise(lang)
+        area = deps.basemap.province((view or {}).get("province") or "")
+        if area is None:
+            return {"display": "none"}, label(lang, "map.national")
+        return {}, f"{label(lang, 'map.national')} › {area.name(lang)}"
+
+    @app.callback(Output(ids.MAP_CELL_ORDERS, "children"), Input(ids.MAP_GRAPH, "clickData"),
+                  State(ids.MAP_VIEW, "data"), State(ids.LANG, "data"), State(ids.TIMEZONE, "data"),
+                  prevent_initial_call=True)
+    def cell_orders(click: Any, view: Any, lang: str | None, tz: str | None) -> Any:
+        point = _clicked(click)
+        if point is None or point.get("curveNumber") != figures.TRACE_HEXES or not (view or {}).get("province"):
+            return no_update
+        cell = str(point["location"])
+        lats, lons = zip(*h3.cell_to_boundary(cell), strict=True)
+        try:
+            found = deps.history.positions((min(lons), min(lats), max(lons), max(lats)),
+                                           TimeWindow.last(CELL_ORDERS_SPAN, deps.clock()))
+        except HistoryError:
+            return muted(label(normalise(lang), "history.unavailable"))
+        if not found.empty:
+            res = h3.get_resolution(cell)
+            inside = [h3.latlng_to_cell(la, lo, res) == cell for la, lo in zip(found["lat"], found["lon"], strict=True)]
+            found = found[inside]
+        return cell_orders_table(found, cell, normalise(lang), tz or "UTC")
+
+    @app.callback(Output(ids.MAP_GRAPH, "figure", allow_duplicate=True), Input(ids.MAP_DRAW, "n_clicks"),
+                  Input(ids.MAP_GRAPH, "selectedData"), prevent_initial_call=True)
+    def drawing(_clicks: int | None, _selected: Any) -> Patch:
+        # The draw button arms the lasso; a finished lasso (a zone draft) disarms it.
+        patch = Patch()
+        patch["layout"]["dragmode"] = "lasso" if callback_context.triggered_id == ids.MAP_DRAW else "pan"
+        return patch

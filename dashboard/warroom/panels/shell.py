@@ -1,0 +1,88 @@
+"""The frame around the panels: title, live-feed status, signed-in user, language switch,
+and the stores the live feed (``assets/warroom_live.js``) writes into.
+
+The language is kept in a ``dcc.Store`` with ``storage_type="local"``, so the browser
+remembers it; one pattern-matching callback re-labels every translated span.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, dcc, html
+
+from dashboard.warroom import ids, live
+from dashboard.warroom.deps import WarroomDeps
+from dashboard.warroom.i18n import DEFAULT_LANGUAGE, EN, ZH, label, normalise, table
+from dashboard.warroom.widgets import text
+
+
+def stores() -> list[Any]:
+    channel_stores = [dcc.Store(id=ids.live_store(channel), data={"seq": None, "items": {}})
+                      for channel in live.CHANNELS]
+    return [
+        dcc.Store(id=ids.LANG, storage_type="local"),
+        dcc.Store(id=ids.LIVE_STATUS, data={"state": "connecting"}),
+        dcc.Store(id=ids.LIVE_BOOT),
+        dcc.Store(id=ids.TIMEZONE),
+        dcc.Store(id=ids.I18N_TABLE, data=table()),
+        *channel_stores,
+    ]
+
+
+def layout(deps: WarroomDeps) -> html.Header:
+    switch = dcc.RadioItems(
+        id=ids.LANG_SWITCH, options=[{"label": "中文", "value": ZH}, {"label": "EN", "value": EN}],
+        value=DEFAULT_LANGUAGE, inline=True, className="lang-switch",
+    )
+    return html.Header([
+        html.Div([html.Span("◉", className="brand-mark"), html.H1(text("title", "shell"))], className="brand"),
+        html.Div([
+            html.Span(id=ids.LIVE_BADGE, className="live-badge live-connecting"),
+            html.Span(id=ids.USER_LABEL, className="user-label"),
+            switch,
+        ], className="shell-tools"),
+    ], className="shell")
+
+
+def status_text(status: dict[str, Any] | None, lang: str) -> tuple[str, str]:
+    """Badge text and CSS class for the live-feed status the browser reports."""
+    state = (status or {}).get("state", "connecting")
+    if state == "open":
+        seq = (status or {}).get("seq")
+        return f"● {label(lang, 'live.open')} · seq {seq}", "live-badge live-open"
+    if state == "closed" and (status or {}).get("code") in (1008, 4401, 4403):
+        return label(lang, "live.denied"), "live-badge live-closed"
+    key = "live.closed" if state == "closed" else "live.connecting"
+    return label(lang, key), f"live-badge live-{state}"
+
+
+def user_text(status: dict[str, Any] | None, lang: str) -> str:
+    user, role = (status or {}).get("user"), (status or {}).get("role")
+    if not user:
+        return ""
+    return f"{label(lang, 'user.signed_in_as')} {user} · {label(lang, 'role.' + str(role))}"
+
+
+def register(app: Dash, deps: WarroomDeps) -> None:
+    app.clientside_callback(ClientsideFunction("warroom_live", "start"),
+                            Output(ids.LIVE_BOOT, "data"), Input(ids.LIVE_BOOT, "id"))
+    app.clientside_callback("function () { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; }",
+                            Output(ids.TIMEZONE, "data"), Input(ids.TIMEZONE, "id"))
+
+    # The switch writes the remembered language; on load the remembered one sets the switch.
+    app.clientside_callback(ClientsideFunction("warroom_live", "syncLanguage"),
+                            Output(ids.LANG, "data"), Output(ids.LANG_SWITCH, "value"),
+                            Input(ids.LANG_SWITCH, "value"), Input(ids.LANG, "modified_timestamp"),
+                            State(ids.LANG, "data"))
+
+    # In the browser: a language switch re-labels the page at once, whatever the server is busy with.
+    app.clientside_callback(ClientsideFunction("warroom_live", "relabel"),
+                            Output({"type": ids.I18N, "key": ALL, "at": ALL}, "children"),
+                            Input(ids.LANG, "data"), State(ids.I18N_TABLE, "data"))
+
+    @app.callback(Output(ids.LIVE_BADGE, "children"), Output(ids.LIVE_BADGE, "className"),
+                  Output(ids.USER_LABEL, "children"), Input(ids.LIVE_STATUS, "data"), Input(ids.LANG, "data"))
+    def show_status(status: dict[str, Any] | None, lang: str | None) -> tuple[str, str, str]:
+        badge, css = status_text(status, normalise(lang))
+        return badge, css, user_text(status, normalise(lang))

@@ -1,0 +1,206 @@
+"""Test harness of the war-room: the real web tier (gateway + mounted war-room under uvicorn
+on a free port), a Faust worker subprocess, a producer for the gateway's input topics, a
+stand-in for the alerting stage that answers ack/resolve commands, and headless Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from alerting.decisions import AlertEvent, AlertEventType
+from config.settings import Settings
+from dashboard.gateway.app import create_app
+from dashboard.gateway.gateway_settings import GatewaySettings
+from dashboard.gateway.runtime import Gateway
+from dashboard.gateway.server import uvicorn_config
+from dashboard.gateway.staff import StaffDirectory, StaffUser, hash_password
+from dashboard.warroom.deps import WarroomDeps
+from dashboard.warroom.mount import MOUNT_PATH, warroom_mount
+from orderradar.devstack.process import ManagedProcess, free_port
+from orderradar.devstack.waiting import wait_until
+from stream.topics import ALERTS, CONTROL
+from stream.worker_command import to_env
+
+REPO = Path(__file__).resolve().parents[2]
+PASSWORDS = {"manager": "pw-manager-0001", "viewer": "pw-viewer-0001"}
+ROLES = {"manager": "manager", "viewer": "viewer"}
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+TIMEZONE = "Asia/Shanghai"
+
+
+def build_staff() -> StaffDirectory:
+    return StaffDirectory({name: StaffUser(role=ROLES[name], password=hash_password(pw), name=name.title())
+                           for name, pw in PASSWORDS.items()})
+
+
+class WebTier:
+    """The gateway with the war-room mounted, served by uvicorn in a background thread."""
+
+    def __init__(self, settings: Settings, staff: StaffDirectory, deps: WarroomDeps) -> None:
+        self.port = free_port()
+        self.settings = settings.with_overrides(web_host="127.0.0.1", web_port=self.port)
+        options = GatewaySettings.from_settings(self.settings, ws_first_message_timeout_s=10.0)
+        self.gateway = Gateway(self.settings, options, staff=staff)
+        self.app = create_app(self.settings, gateway=self.gateway,
+                              mounts={MOUNT_PATH: warroom_mount(self.settings, deps)})
+        config = uvicorn_config(self.app, self.settings, options, access_log=False, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name=f"web-{self.port}", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def warroom_url(self) -> str:
+        return f"{self.base_url}{MOUNT_PATH}/"
+
+    def start(self, timeout: float = 30.0) -> WebTier:
+        self.thread.start()
+        wait_until(lambda: self.server.started, timeout, what="uvicorn start")
+        gateway = self.gateway
+        wait_until(lambda: gateway.publisher.connected and gateway.updates.assigned, timeout,
+                   what="gateway producer and readers")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "web server thread did not stop"
+
+
+def start_worker(settings: Settings, log_path: Path) -> ManagedProcess:
+    """``python -m stream.worker_command`` with the test's settings in its environment."""
+    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "stream.worker_command", "--session-timeout", "6", "--worker-log-level", "warning"]
+    return ManagedProcess("worker", argv, log_path, env=env, cwd=REPO).start()
+
+
+class Feeder:
+    """Produces JSON records to the test's topics (logical names, prefix applied)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+
+    def send(self, topic: str, key: str, value: Mapping[str, Any] | bytes) -> None:
+        data = value if isinstance(value, bytes) else orjson.dumps(value)
+        self.producer.send(self.settings.topic(topic), key=key.encode(), value=data)
+
+    def flush(self) -> None:
+        self.producer.flush(timeout=30)
+
+    def close(self) -> None:
+        self.producer.close(timeout=10)
+
+
+class AlertingStandIn:
+    """What the worker's alerting stage does with staff commands, until it is wired in:
+    an ``alert_ack``/``alert_resolve`` on ``orderradar-control`` becomes an ``acked``/
+    ``resolved`` record on ``alerts`` naming the actor (``alerting.decisions.AlertEvent``)."""
+
+    def __init__(self, settings: Settings, feeder: Feeder) -> None:
+        self.settings = settings
+        self.feeder = feeder
+        self.commands: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="alerting-stand-in", daemon=True)
+        self._consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                       enable_auto_commit=False)
+        partition = TopicPartition(settings.topic(CONTROL), 0)
+        self._consumer.assign([partition])
+        self._consumer.seek_to_end(partition)
+        self._consumer.position(partition)  # resolve the end offset now, before commands arrive
+
+    def start(self) -> AlertingStandIn:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        events = {"alert_ack": AlertEventType.ACKED, "alert_resolve": AlertEventType.RESOLVED}
+        while not self._stop.is_set():
+            for records in self._consumer.poll(timeout_ms=100).values():
+                for record in records:
+                    command = orjson.loads(record.value)
+                    self.commands.append(command)
+                    kind = events.get(command.get("type"))
+                    if kind is None:
+                        continue
+                    event = AlertEvent(record_id=f"{command['alert_id']}/{kind.value}-{len(self.commands)}",
+                                       alert_id=command["alert_id"], event=kind, by=command["actor"],
+                                       at=datetime.now(timezone.utc))
+                    self.feeder.send(ALERTS, command["alert_id"], event.to_dict())
+                    self.feeder.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._consumer.close()
+
+
+class Browser:
+    """Headless Chromium from Debian (never a downloaded browser) with explicit waits."""
+
+    def __init__(self, width: int = 1680, height: int = 1400) -> None:
+        self.profile = tempfile.TemporaryDirectory(prefix="warroom-chromium-")
+        options = webdriver.ChromeOptions()
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--no-first-run", f"--user-data-dir={self.profile.name}", f"--window-size={width},{height}",
+                    "--lang=zh-CN"):
+            options.add_argument(arg)
+        options.binary_location = CHROMIUM
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver: WebDriver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        # A manager in Shanghai: the page must show local times, whatever the machine's zone.
+        self.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": TIMEZONE})
+
+    def close(self) -> None:
+        self.driver.quit()
+        self.profile.cleanup()
+
+    def wait(self, condition: Callable[[WebDriver], Any], timeout: float, what: str) -> Any:
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(condition, message=what)
+
+    def text(self, element_id: str) -> str:
+        elements = self.driver.find_elements(By.ID, element_id)
+        return elements[0].text if elements else ""
+
+    def script(self, source: str, *args: Any) -> Any:
+        return self.driver.execute_script(source, *args)
+
+    def login(self, url: str, user: str) -> None:
+        self.driver.get(url)
+        self.wait(lambda d: d.find_elements(By.ID, "username"), 20, "the sign-in page")
+        self.driver.find_element(By.ID, "username").send_keys(user)
+        self.driver.find_element(By.ID, "password").send_keys(PASSWORDS[user])
+        self.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        self.wait(lambda d: d.find_elements(By.ID, "map-graph"), 30, "the war-room after signing in")
+
+    def errors(self) -> list[str]:
+        """Severe browser console messages (JavaScript errors, failed loads)."""
+        return [e["message"] for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+    def screenshot(self, path: Path) -> Path:
+        """The whole page, not only the window (the history charts sit below the fold)."""
+        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path

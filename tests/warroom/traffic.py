@@ -1,0 +1,144 @@
+"""Simulated order flow for the war-room tests, and what the worker's later stages (delays,
+clustering, alerting) would publish for it, until those stages run in the worker.
+
+The flow comes from the project's simulator (``orderradar.simulator``). The heatmap cells,
+KPIs, the hub-outage incident and its alert are built here in the documented formats
+(``dashboard.warroom.live``, ``stream.incidents``, ``alerting.decisions.AlertEvent``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import h3
+
+from alerting.decisions import AlertEvent, AlertEventType
+from alerting.tier import Tier
+from orderradar.simulator.emission import Emission
+from orderradar.simulator.generator import TrafficGenerator, TrafficProfile
+from orderradar.simulator.network import HUBS, Node
+from stream.contract import CLOSED, OrderEvent, Status
+
+RES = 5
+#: SKUs whose last scan is older than this (in transit) count as stalled.
+STALL_AFTER = timedelta(minutes=25)
+AT_RISK_WITHIN = timedelta(hours=20)
+SLOW_CARRIERS = frozenset({"ZTO", "YTO"})
+
+
+def simulate(now: datetime, minutes: int = 40, orders_per_day: float = 30_000, seed: int = 7) -> list[Emission]:
+    profile = TrafficProfile(orders_per_day=orders_per_day, warmup_s=2 * 3600)
+    return TrafficGenerator(seed, now - timedelta(minutes=minutes), profile).take_until(now)
+
+
+def latest_per_sku(events: Iterable[OrderEvent]) -> dict[tuple[str, str], OrderEvent]:
+    latest: dict[tuple[str, str], OrderEvent] = {}
+    for event in events:
+        key = (event.order_id, event.sku)
+        if key not in latest or event.event_time >= latest[key].event_time:
+            latest[key] = event
+    return latest
+
+
+def state_at(event: OrderEvent, now: datetime) -> str:
+    """The delay state of a SKU line whose latest event is ``event``, at ``now`` (a stand-in
+    for ``stream.delays``, coarse but deterministic)."""
+    if event.promised_by is not None and event.promised_by < now:
+        return "late"
+    if event.status in (Status.LINEHAUL, Status.HUB_ARRIVAL, Status.OUTBOUND_SCAN) and now - event.event_time > STALL_AFTER:
+        return "stalled"
+    if event.promised_by is not None and event.promised_by - now < AT_RISK_WITHIN:
+        return "at_risk"
+    # A steady background of at-risk lines where the simulated carrier is slow (stand-in
+    # for the lane statistics' p90 prediction), so the national map is not uniformly green.
+    if event.carrier in SLOW_CARRIERS and zlib.crc32(event.order_id.encode()) % 4 == 0:
+        return "at_risk"
+    return "on_track"
+
+
+def _position(event: OrderEvent) -> tuple[float, float] | None:
+    if event.lat is not None and event.lon is not None:
+        return event.lat, event.lon
+    if event.dest_lat is not None and event.dest_lon is not None:
+        return event.dest_lat, event.dest_lon
+    return None
+
+
+def heatmap(events: Iterable[OrderEvent], now: datetime, stalled_near: Node | None = None) -> dict[str, dict[str, Any]]:
+    """``heatmap`` items per H3 cell of the in-flight SKUs' last known positions; with
+    ``stalled_near``, every SKU within two rings of that hub is stalled (the outage)."""
+    outage = set(h3.grid_disk(h3.latlng_to_cell(stalled_near.lat, stalled_near.lon, RES), 2)) if stalled_near else set()
+    cells: dict[str, dict[str, Any]] = {}
+    orders: dict[str, set[str]] = defaultdict(set)
+    for event in latest_per_sku(events).values():
+        position = _position(event)
+        if event.status in CLOSED or position is None:
+            continue
+        cell = h3.latlng_to_cell(position[0], position[1], RES)
+        item = cells.setdefault(cell, {"type": "heatmap", "key": cell, "cell": cell, "res": RES,
+                                       "region": event.region, "skus": 0, "orders": 0,
+                                       "at_risk": 0, "late": 0, "stalled": 0, "at": now.isoformat()})
+        item["skus"] += 1
+        orders[cell].add(event.order_id)
+        state = "stalled" if cell in outage else state_at(event, now)
+        if state in ("at_risk", "late", "stalled"):
+            item[state] += 1
+    for cell, item in cells.items():
+        item["orders"] = len(orders[cell])
+    return cells
+
+
+def kpis(cells: dict[str, dict[str, Any]], now: datetime) -> dict[str, Any]:
+    total = sum(c["skus"] for c in cells.values())
+    bad = {k: sum(c[k] for c in cells.values()) for k in ("at_risk", "late", "stalled")}
+    return {"type": "kpis", "key": "national", "skus_in_flight": total,
+            "orders_in_flight": sum(c["orders"] for c in cells.values()),
+            "on_time_rate": round(1 - bad["late"] / total, 4) if total else None, **bad, "at": now.isoformat()}
+
+
+def busiest_hub(events: Sequence[OrderEvent]) -> Node:
+    by_id = {h.id: h for h in HUBS}
+    counts = Counter(e.node for e in events if e.node in by_id)
+    return by_id[counts.most_common(1)[0][0]] if counts else HUBS[0]
+
+
+def orders_at(events: Sequence[OrderEvent], hub: Node, limit: int = 12) -> list[str]:
+    found = dict.fromkeys(e.order_id for e in events if e.node == hub.id)
+    return list(found)[:limit]
+
+
+def outage_stalled(cells: dict[str, dict[str, Any]], hub: Node) -> int:
+    """Stalled SKU lines within two rings of the hub."""
+    near = set(h3.grid_disk(h3.latlng_to_cell(hub.lat, hub.lon, RES), 2))
+    return sum(int(item["stalled"]) for cell, item in cells.items() if cell in near)
+
+
+def hub_incident(hub: Node, orders: Sequence[str], now: datetime, stalled: int) -> dict[str, Any]:
+    """An ``order-incidents`` record as ``stream.incidents`` publishes it (plus the hub's
+    position, which the war-room needs to place node incidents)."""
+    opened = now - timedelta(minutes=4)
+    return {
+        "v": 1, "incident_id": f"inc-hub-{hub.id}", "kind": "hub_stall", "state": "growing", "dimension": "hub",
+        "root_cause": {"hub": hub.id, "lat": hub.lat, "lon": hub.lon}, "root_cause_text": f"hub={hub.id}",
+        "title": f"hub={hub.id}: {stalled} stalled", "at": now.isoformat(), "opened_at": opened.isoformat(),
+        "first_seen": opened.isoformat(), "last_seen": now.isoformat(), "resolved_at": None,
+        "counts": {"current": stalled, "peak": stalled, "skus": stalled, "orders": len(orders) or stalled,
+                   "by_label": {"stalled": stalled}},
+        "lift": 9.5, "share": 0.4, "baseline_share": 0.04,
+        "trend": {"direction": "up", "delta": stalled // 3, "series": [0, 2, 5, stalled // 3, stalled // 2, stalled]},
+        "sample_orders": list(orders), "sample_skus": [],
+    }
+
+
+def fired_alert(incident: dict[str, Any], hub: Node, now: datetime) -> AlertEvent:
+    return AlertEvent(record_id=f"al-{hub.id}/f1", alert_id=f"al-{hub.id}", event=AlertEventType.FIRED, at=now,
+                      tier=Tier.P2, incident_ids=(incident["incident_id"],),
+                      labels={"kind": "hub_stall", "hub": hub.id, "region": hub.province})
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
