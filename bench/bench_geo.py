@@ -226,6 +226,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--fences", type=int, default=1_000)
     parser.add_argument("--skus", type=int, default=200_000)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON result goes")
     args = parser.parse_args()
     rng = np.random.default_rng(SEED)
     results = {
@@ -240,8 +241,8 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     print()
     print(table(results))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""``orderradar bench``: run the benchmark scripts under ``bench/`` and gather one report."""
