@@ -30,6 +30,8 @@ INFLUX_DLQ = "influx-dlq"
 CONTROL = "orderradar-control"
 #: Tracking-link issuance and revocation records; every web instance reads all of it.
 TRACKING_TOKENS = "tracking-tokens"
+#: Incident lifecycle events forwarded by the delays stage to the single alerting agent.
+ALERT_INPUTS = "alert-inputs"
 
 PUBLIC_TOPICS = (ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, WARROOM_UPDATES,
                  ORDER_INCIDENTS, ALERTS, INFLUX_DLQ)
@@ -37,7 +39,9 @@ PUBLIC_TOPICS = (ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, WARROOM_UPDATES,
 #: Faust tables of the worker; each has a changelog co-partitioned with ``order-events``.
 TABLES = ("orders",)
 #: Single-partition topics: global streams that one worker at a time must see in order.
-SINGLE_PARTITION = (CONTROL, TRACKING_TOKENS)
+SINGLE_PARTITION = (CONTROL, TRACKING_TOKENS, ALERT_INPUTS)
+#: Tables of the single alerting agent: one-partition changelogs.
+SINGLE_PARTITION_TABLES = ("alerting",)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ def all_topics(settings: Settings) -> list[TopicSpec]:
     specs = [TopicSpec(settings.topic(name), n) for name in PUBLIC_TOPICS]
     specs += [TopicSpec(settings.topic(name), 1) for name in SINGLE_PARTITION]
     specs += [TopicSpec(changelog_topic(settings, t), n) for t in TABLES]
+    specs += [TopicSpec(changelog_topic(settings, t), 1) for t in SINGLE_PARTITION_TABLES]
     # Faust's leader election topic.
     specs.append(TopicSpec(f"{settings.faust_app_id}-__assignor-__leader", 1))
     return specs

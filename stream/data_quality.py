@@ -1,0 +1,211 @@
+"""Data quality as a first-class incident kind: findings about events that cannot be true.
+
+Checks (pure; time comes in as arguments):
+
+* ``illegal_transition``: the SKU state machine refused an event (it hands over an
+  :class:`IllegalTransition` with its reason);
+* ``gps_jump``: two consecutive fixes of one SKU imply a speed above ``max_speed_kmh``
+  (300 km/h by default; no truck does that, and legs whose ``attributes.mode`` is listed
+  in ``exempt_modes``, e.g. air freight, are not checked);
+* ``future_timestamp``: event time more than ``future_tolerance`` ahead of the time the
+  event was received (the Kafka record time, so a replay sees the same clock);
+* ``past_timestamp``: event time more than ``max_past`` before the receipt time (or,
+  without one, before the partition's newest event time).
+
+Findings name the device(s) and source, and are clustered by an
+:class:`~stream.incidents.IncidentDetector` of kind ``data_quality`` so one broken scanner
+or one misconfigured system becomes one incident that names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Any
+
+import h3
+from pydantic import BaseModel, ConfigDict, Field
+
+from stream.contract import OrderEvent, Status
+from stream.durations import Duration
+from stream.incidents import IncidentSettings
+
+
+class DataQualityKind(StrEnum):
+    ILLEGAL_TRANSITION = "illegal_transition"
+    GPS_JUMP = "gps_jump"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    PAST_TIMESTAMP = "past_timestamp"
+
+
+#: Words for incident titles, per finding kind.
+FINDING_TITLES: dict[str, str] = {
+    DataQualityKind.ILLEGAL_TRANSITION: "illegal transitions",
+    DataQualityKind.GPS_JUMP: "GPS jumps",
+    DataQualityKind.FUTURE_TIMESTAMP: "timestamps from the future",
+    DataQualityKind.PAST_TIMESTAMP: "timestamps from the far past",
+}
+
+
+def _dq_incident_defaults() -> IncidentSettings:
+    return IncidentSettings(
+        dimensions=["device_id", "source"],
+        window=timedelta(hours=1),
+        min_count=5,
+        expire_items=True,
+    )
+
+
+class DataQualitySettings(BaseModel):
+    """``data_quality:`` in ``config/sla.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_speed_kmh: float = Field(default=300.0, gt=0)
+    future_tolerance: Duration = timedelta(minutes=5)
+    max_past: Duration = timedelta(days=30)
+    exempt_modes: list[str] = Field(default_factory=lambda: ["air"])
+    incidents: IncidentSettings = Field(default_factory=_dq_incident_defaults)
+
+
+@dataclass(frozen=True, slots=True)
+class IllegalTransition:
+    """An event the SKU state machine refused, with its reason (input from lifecycle)."""
+
+    event: OrderEvent
+    current: Status | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DataQualityFinding:
+    kind: DataQualityKind
+    event_id: str
+    order_id: str
+    sku: str
+    source: str
+    device_ids: tuple[str, ...]
+    event_time: float
+    at: float  # when it was seen (receipt time, or the event time without one)
+    detail: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.event_id}:{self.kind.value}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "event_id": self.event_id,
+            "order_id": self.order_id,
+            "sku": self.sku,
+            "source": self.source,
+            "device_ids": list(self.device_ids),
+            "event_time": datetime.fromtimestamp(self.event_time, timezone.utc).isoformat(),
+            "at": datetime.fromtimestamp(self.at, timezone.utc).isoformat(),
+            "detail": self.detail,
+        }
+
+    def cluster_values(self) -> dict[str, tuple[str, ...]]:
+        values: dict[str, tuple[str, ...]] = {"source": (self.source,)}
+        if self.device_ids:
+            values["device_id"] = self.device_ids
+        return values
+
+
+@dataclass(slots=True)
+class _Fix:
+    lat: float
+    lon: float
+    at: float
+    device: str | None
+
+
+class DataQualityMonitor:
+    """Per-event checks; keeps the last GPS fix of each in-flight SKU."""
+
+    def __init__(self, settings: DataQualitySettings) -> None:
+        self.settings = settings
+        self._future = settings.future_tolerance.total_seconds()
+        self._past = settings.max_past.total_seconds()
+        self._exempt = frozenset(settings.exempt_modes)
+        self._fixes: dict[str, _Fix] = {}
+
+    def _finding(
+        self, kind: DataQualityKind, event: OrderEvent, event_time: float, at: float, detail: str,
+        devices: tuple[str, ...] | None = None,
+    ) -> DataQualityFinding:
+        if devices is None:
+            devices = (event.device_id,) if event.device_id else ()
+        return DataQualityFinding(
+            kind, event.event_id, event.order_id, event.sku, event.source, devices, event_time, at, detail
+        )
+
+    def check_time(
+        self, event: OrderEvent, event_time: float, received: float | None, newest: float | None
+    ) -> DataQualityFinding | None:
+        """Future / far-past timestamp check against the receipt time (else the newest event)."""
+        if received is not None and event_time > received + self._future:
+            ahead = (event_time - received) / 60
+            return self._finding(
+                DataQualityKind.FUTURE_TIMESTAMP, event, event_time, received,
+                f"event time is {ahead:.0f} min ahead of receipt",
+            )
+        reference = received if received is not None else newest
+        if reference is not None and event_time < reference - self._past:
+            behind = (reference - event_time) / 86_400
+            return self._finding(
+                DataQualityKind.PAST_TIMESTAMP, event, event_time, reference,
+                f"event time is {behind:.1f} days before receipt",
+            )
+        return None
+
+    def check_position(self, key: str, event: OrderEvent, at: float) -> DataQualityFinding | None:
+        """Speed between this SKU's previous fix and this one; remembers this fix."""
+        if event.lat is None or event.lon is None:
+            return None
+        previous = self._fixes.get(key)
+        self._fixes[key] = _Fix(event.lat, event.lon, at, event.device_id)
+        if previous is None or event.attributes.get("mode") in self._exempt:
+            return None
+        km = h3.great_circle_distance((previous.lat, previous.lon), (event.lat, event.lon), unit="km")
+        hours = max(abs(at - previous.at), 1.0) / 3600.0
+        speed = km / hours
+        if speed <= self.settings.max_speed_kmh:
+            return None
+        devices = tuple(dict.fromkeys(d for d in (previous.device, event.device_id) if d))
+        return self._finding(
+            DataQualityKind.GPS_JUMP, event, at, at,
+            f"{km:.0f} km in {hours * 60:.0f} min ({speed:.0f} km/h)", devices,
+        )
+
+    def illegal(self, record: IllegalTransition, event_time: float, at: float) -> DataQualityFinding:
+        current = record.current.value if record.current is not None else "none"
+        return self._finding(
+            DataQualityKind.ILLEGAL_TRANSITION, record.event, event_time, at,
+            f"{current} -> {record.event.status.value}: {record.reason}",
+        )
+
+    def forget(self, key: str) -> None:
+        self._fixes.pop(key, None)
+
+    def fix_of(self, key: str) -> list[Any] | None:
+        """The SKU's last fix as plain values (stored with the SKU's state)."""
+        fix = self._fixes.get(key)
+        return None if fix is None else [fix.lat, fix.lon, fix.at, fix.device]
+
+    def restore_fix(self, key: str, value: list[Any]) -> None:
+        self._fixes[key] = _Fix(value[0], value[1], value[2], value[3])
+
+    def __len__(self) -> int:
+        return len(self._fixes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fixes": {k: [f.lat, f.lon, f.at, f.device] for k, f in self._fixes.items()}}
+
+    @classmethod
+    def from_dict(cls, settings: DataQualitySettings, data: dict[str, Any]) -> DataQualityMonitor:
+        monitor = cls(settings)
+        monitor._fixes = {k: _Fix(v[0], v[1], v[2], v[3]) for k, v in data["fixes"].items()}
+        return monitor

@@ -1,0 +1,357 @@
+"""The delays stage of the worker: SLA timers, at-risk, incidents and data quality.
+
+:class:`DelaysEngine` wires the pure parts together: per-partition watermarks
+(:mod:`stream.watermarks`), per-SKU delay states and timers (:mod:`stream.delays`), lane
+statistics (:mod:`stream.lane_stats`), data-quality checks (:mod:`stream.data_quality`)
+and two incident detectors (:mod:`stream.incidents`): ``delay`` and ``data_quality``.
+
+How the worker drives it (no clock, no I/O inside)::
+
+    engine = DelaysEngine.from_file()                  # config/sla.yaml
+    result = engine.process(events, partition=p, now=record_time)
+    ...                                                # publish result.transitions,
+    result = engine.tick(now=wall_clock)               # result.incidents, result.findings
+    entries = engine.take_dirty()                      # persist into a Faust table
+
+``events`` are what the SKU state machine accepted (``OrderEvent``) and what it refused
+(``IllegalTransition``), in partition order. ``now`` is the time the records were received:
+use the Kafka record timestamp, so a replay from the topic sees the same clock.
+
+Determinism and replay. Events are processed one at a time: (1) time checks, (2) the
+partition watermark moves (max trusted event time - allowed lateness), (3) the event is
+applied, (4) that partition's timers up to its watermark fire, (5) the detectors evaluate
+when the global watermark (minimum over partitions) enters a new ``eval_every`` slot.
+Nothing depends on batch boundaries, so the same inputs (events with their receipt times,
+ticks) in the same order give the same transitions, incident ids and lifecycle events.
+Ticks only move partitions that are idle, which in live operation is exactly when a
+replay would also have no events, so replaying the log (without ticks) ends in the same
+SKU states and incidents; to reproduce every intermediate event too, replay the ticks.
+Tests check both (``tests/delays/test_replay.py``).
+
+Several workers: the tracker is per partition and the detectors need every partition's
+bad SKUs. With one worker this object does both. With several, run the tracker side per
+worker and forward ``DelayTransition.to_dict()`` records and flow to one detector
+(one-partition topic); :class:`~stream.incidents.IncidentDetector` has the narrow
+``observe_flow`` / ``mark_bad`` / ``clear`` / ``advance`` interface for that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from stream.contract import OrderEvent
+from stream.data_quality import FINDING_TITLES, DataQualityFinding, DataQualityMonitor, IllegalTransition
+from stream.delays import DELAY_TITLES, DelayTracker, DelayTransition, SkuDelay, SkuDelayView, sku_key
+from stream.incidents import ClusterItem, IncidentDetector, IncidentEvent
+from stream.lane_stats import Lane, LaneStats, combined_eta
+from stream.sla import DEFAULT_SLA_PATH, SlaPolicy, SlaRules, load_sla_rules
+from stream.watermarks import Watermarks
+
+SNAPSHOT_VERSION = 1
+
+
+def _dt(instant: float | None) -> datetime | None:
+    return None if instant is None else datetime.fromtimestamp(instant, timezone.utc)
+
+
+@dataclass(slots=True)
+class DelaysResult:
+    """What one call produced; every list is in processing order."""
+
+    transitions: list[DelayTransition] = field(default_factory=list)
+    findings: list[DataQualityFinding] = field(default_factory=list)
+    incidents: list[IncidentEvent] = field(default_factory=list)
+    watermark: datetime | None = None  # global watermark after the call
+
+    def extend(self, other: DelaysResult) -> None:
+        self.transitions.extend(other.transitions)
+        self.findings.extend(other.findings)
+        self.incidents.extend(other.incidents)
+        self.watermark = other.watermark
+
+
+class DelaysEngine:
+    """Delay states, timers, ETA statistics and incidents for the partitions of one worker."""
+
+    def __init__(self, rules: SlaRules) -> None:
+        self.rules = rules
+        self.policy = SlaPolicy(rules)
+        self.watermarks = Watermarks(
+            rules.watermark.allowed_lateness.total_seconds(), rules.watermark.idle_after.total_seconds()
+        )
+        self.delay_incidents = IncidentDetector("delay", rules.incidents, DELAY_TITLES)
+        self.dq_incidents = IncidentDetector("data_quality", rules.data_quality.incidents, FINDING_TITLES)
+        self.quality = DataQualityMonitor(rules.data_quality)
+        self.tracker = DelayTracker(
+            self.policy,
+            rules.prediction,
+            feed=self.delay_incidents,
+            h3_resolution=rules.incidents.h3_resolution,
+            closed_retention=rules.tracking.closed_retention.total_seconds(),
+        )
+        self.events_processed = 0
+
+    @classmethod
+    def from_file(cls, path: Path = DEFAULT_SLA_PATH) -> DelaysEngine:
+        return cls(load_sla_rules(path))
+
+    # -- input --------------------------------------------------------------------
+    def process(
+        self,
+        batch: Iterable[OrderEvent | IllegalTransition],
+        *,
+        partition: int = 0,
+        now: datetime | None = None,
+    ) -> DelaysResult:
+        """Process a batch of one partition received at ``now`` (``None``: clockless replay)."""
+        received = None if now is None else now.timestamp()
+        out = DelaysResult()
+        for item in batch:
+            if isinstance(item, IllegalTransition):
+                self._illegal(item, partition, received, out)
+            else:
+                self._event(item, partition, received, out)
+            self._evaluate(out)
+        out.watermark = _dt(self.watermarks.global_watermark())
+        return out
+
+    def tick(self, now: datetime) -> DelaysResult:
+        """Wall-clock tick: idle partitions follow ``now - allowed_lateness``."""
+        out = DelaysResult()
+        for partition in self.watermarks.tick(now.timestamp()):
+            self._fire(partition, out)
+        self._evaluate(out)
+        out.watermark = _dt(self.watermarks.global_watermark())
+        return out
+
+    def advance_watermark(self, watermark: datetime) -> DelaysResult:
+        """Move every partition's watermark to at least ``watermark`` (end of a replay)."""
+        out = DelaysResult()
+        for partition in self.watermarks.advance_all(watermark.timestamp()):
+            self._fire(partition, out)
+        self._evaluate(out)
+        out.watermark = _dt(self.watermarks.global_watermark())
+        return out
+
+    def _illegal(
+        self, record: IllegalTransition, partition: int, received: float | None, out: DelaysResult
+    ) -> None:
+        event_time = record.event.event_time.timestamp()
+        self.watermarks.note_input(partition, received)
+        at = received if received is not None else event_time
+        self._observe_source(record.event, at)
+        self._finding(self.quality.illegal(record, event_time, at), out)
+
+    def _event(self, event: OrderEvent, partition: int, received: float | None, out: DelaysResult) -> None:
+        self.events_processed += 1
+        event_time = event.event_time.timestamp()
+        newest = self.watermarks.newest(partition)
+        bad_time = self.quality.check_time(event, event_time, received, newest)
+        if bad_time is not None:
+            # the event happened (a scan is a scan) but its clock is wrong: use the receipt
+            # time and do not let it move the watermark
+            at = received if received is not None else newest if newest is not None else event_time
+            self.watermarks.note_input(partition, received)
+            self._finding(bad_time, out)
+        else:
+            at = event_time
+            self.watermarks.observe(partition, event_time, received)
+            jump = self.quality.check_position(sku_key(event.order_id, event.sku), event, at)
+            if jump is not None:
+                self._finding(jump, out)
+        self._observe_source(event, at)
+        watermark = self.watermarks.get(partition)
+        transitions = self.tracker.apply(
+            event, partition=partition, at=at, watermark=watermark if watermark is not None else at
+        )
+        self._transitions(transitions, out)
+        self._fire(partition, out)
+
+    def _observe_source(self, event: OrderEvent, at: float) -> None:
+        values: dict[str, tuple[str, ...]] = {"source": (event.source,)}
+        if event.device_id:
+            values["device_id"] = (event.device_id,)
+        self.dq_incidents.observe_flow(at, values)
+
+    def _finding(self, finding: DataQualityFinding, out: DelaysResult) -> None:
+        out.findings.append(finding)
+        self.dq_incidents.mark_bad(
+            ClusterItem(
+                key=finding.key,
+                order_id=finding.order_id,
+                sku=finding.sku,
+                since=finding.at,
+                label=finding.kind.value,
+                values=finding.cluster_values(),
+            )
+        )
+
+    def _transitions(self, transitions: list[DelayTransition], out: DelaysResult) -> None:
+        for transition in transitions:
+            if transition.closed:
+                self.quality.forget(transition.key)
+        out.transitions.extend(transitions)
+
+    def _fire(self, partition: int, out: DelaysResult) -> None:
+        watermark = self.watermarks.get(partition)
+        if watermark is not None:
+            self._transitions(self.tracker.fire(partition, watermark), out)
+
+    def _evaluate(self, out: DelaysResult) -> None:
+        watermark = self.watermarks.global_watermark()
+        if watermark is None:
+            return
+        out.incidents.extend(self.delay_incidents.advance(watermark))
+        out.incidents.extend(self.dq_incidents.advance(watermark))
+
+    # -- queries ------------------------------------------------------------------
+    def watermark(self, partition: int | None = None) -> datetime | None:
+        """The global watermark, or one partition's."""
+        if partition is None:
+            return _dt(self.watermarks.global_watermark())
+        return _dt(self.watermarks.get(partition))
+
+    def _view_time(self, at: datetime | None) -> float:
+        if at is not None:
+            return at.timestamp()
+        watermark = self.watermarks.global_watermark()
+        return watermark if watermark is not None else 0.0
+
+    def view(self, order_id: str, sku: str, at: datetime | None = None) -> SkuDelayView | None:
+        """One SKU's delay state at ``at`` (default: the global watermark)."""
+        return self.tracker.view(sku_key(order_id, sku), self._view_time(at))
+
+    def views(self, at: datetime | None = None) -> Iterator[SkuDelayView]:
+        """Every tracked SKU (in flight, and closed ones still retained), sorted by key."""
+        return self.tracker.views(self._view_time(at))
+
+    def eta(
+        self, lane: Lane, status: str, since: datetime, now: datetime | None = None
+    ) -> tuple[datetime, datetime] | None:
+        """Delivery window (earliest, latest) = since + p50 .. p90 of time to delivered.
+
+        Statistics of all partitions are merged (histograms add up).
+        """
+        stats = [self.tracker.lane_stats[p] for p in sorted(self.tracker.lane_stats)]
+        return combined_eta(stats, lane, status, since, now)
+
+    def eta_for(self, order_id: str, sku: str, now: datetime | None = None) -> tuple[datetime, datetime] | None:
+        """ETA window for a tracked SKU, conditional on the time already spent in its status."""
+        s = self.tracker.get(sku_key(order_id, sku))
+        if s is None:
+            return None
+        since = datetime.fromtimestamp(s.entered.get(s.status, s.status_since), timezone.utc)
+        return self.tracker.lanes(s.partition).eta(s.lane(), s.status, since, now)
+
+    def open_incidents(self) -> list[dict[str, Any]]:
+        """Current incidents of both kinds as ``order-incidents`` records."""
+        at = self.watermarks.global_watermark() or 0.0
+        return [
+            det.record(inc, at)
+            for det in (self.delay_incidents, self.dq_incidents)
+            for inc in det.open_incidents
+        ]
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "skus": len(self.tracker),
+            "pending_timers": self.tracker.pending_timers(),
+            "timer_fires": self.tracker.timer_fires,
+            "events": self.events_processed,
+            "histograms": sum(len(stats) for stats in self.tracker.lane_stats.values()),
+            "open_incidents": len(self.delay_incidents.open_incidents) + len(self.dq_incidents.open_incidents),
+        }
+
+    # -- persistence --------------------------------------------------------------
+    def _core(self) -> dict[str, Any]:
+        return {
+            "version": SNAPSHOT_VERSION,
+            "events_processed": self.events_processed,
+            "watermarks": self.watermarks.to_dict(),
+            "delay_incidents": self.delay_incidents.to_dict(),
+            "dq_incidents": self.dq_incidents.to_dict(),
+        }
+
+    def sku_entry(self, key: str) -> dict[str, Any] | None:
+        """One SKU's stored form (``None`` once it is forgotten)."""
+        s = self.tracker.get(key)
+        if s is None:
+            return None
+        return {"delay": s.to_dict(), "fix": self.quality.fix_of(key)}
+
+    def take_dirty(self) -> dict[str, dict[str, Any] | None]:
+        """Table entries changed since the last call; ``None`` means delete the key.
+
+        Keys: ``sku/<order_id>|<sku>`` (one per SKU), ``lane/<partition>/<histogram>``
+        and ``core``
+        (watermarks, detectors). Each value is small; together they rebuild the engine
+        with :meth:`from_entries`.
+        """
+        entries: dict[str, dict[str, Any] | None] = {}
+        for key in sorted(self.tracker.take_changed()):
+            entries[f"sku/{key}"] = self.sku_entry(key)
+        for partition in sorted(self.tracker.lane_stats):
+            for key, hist in self.tracker.lane_stats[partition].take_dirty().items():
+                entries[f"lane/{partition}/{key}"] = hist
+        entries["core"] = self._core()
+        return entries
+
+    @classmethod
+    def from_entries(cls, rules: SlaRules, entries: Mapping[str, dict[str, Any]]) -> DelaysEngine:
+        """Rebuild from table entries written by :meth:`take_dirty` (deleted keys absent)."""
+        engine = cls(rules)
+        core = entries.get("core")
+        if core is not None:
+            engine._load_core(core)
+        for name in sorted(entries):
+            value = entries[name]
+            if name.startswith("lane/"):
+                partition, _, key = name[len("lane/") :].partition("/")
+                engine.tracker.lanes(int(partition)).restore(key, value)
+        for name in sorted(entries):
+            if name.startswith("sku/"):
+                engine._restore_sku(name[len("sku/"):], entries[name])
+        return engine
+
+    def _load_core(self, core: dict[str, Any]) -> None:
+        if core.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"delays snapshot version {core.get('version')!r}, expected {SNAPSHOT_VERSION}")
+        rules = self.rules
+        self.events_processed = core["events_processed"]
+        self.watermarks = Watermarks.from_dict(
+            rules.watermark.allowed_lateness.total_seconds(),
+            rules.watermark.idle_after.total_seconds(),
+            core["watermarks"],
+        )
+        self.delay_incidents = IncidentDetector.from_dict(rules.incidents, core["delay_incidents"], DELAY_TITLES)
+        self.dq_incidents = IncidentDetector.from_dict(
+            rules.data_quality.incidents, core["dq_incidents"], FINDING_TITLES
+        )
+        self.tracker.feed = self.delay_incidents
+
+    def _restore_sku(self, key: str, entry: dict[str, Any]) -> None:
+        self.tracker.restore(SkuDelay.from_dict(entry["delay"]))
+        if entry.get("fix") is not None:
+            self.quality.restore_fix(key, entry["fix"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Full snapshot (JSON-ready)."""
+        return {
+            "core": self._core(),
+            "lane_stats": {str(p): stats.to_dict() for p, stats in self.tracker.lane_stats.items()},
+            "skus": {key: self.sku_entry(key) for key in self.tracker.keys()},
+        }
+
+    @classmethod
+    def from_dict(cls, rules: SlaRules, data: dict[str, Any]) -> DelaysEngine:
+        engine = cls(rules)
+        engine._load_core(data["core"])
+        for partition, stats in data["lane_stats"].items():
+            engine.tracker.lane_stats[int(partition)] = LaneStats.from_dict(rules.prediction, stats)
+        for key, entry in data["skus"].items():
+            engine._restore_sku(key, entry)
+        return engine

@@ -1,0 +1,302 @@
+"""Writing line protocol to InfluxDB's 1.x HTTP API, and replaying what could not be written.
+
+:class:`InfluxWriter` posts ``/write?db=..&precision=ns`` with httpx: at most
+:data:`MAX_LINES_PER_REQUEST` lines per request, a few requests in flight, an explicit
+timeout on every request, bounded retries with exponential backoff and full jitter,
+honouring ``Retry-After`` on 429/5xx, retrying network errors and timeouts. It never
+raises for InfluxDB trouble and never drops anything: :meth:`InfluxWriter.write` returns
+the chunks it could not write with the reason (:class:`stream.dlq.InfluxFailure`), and the
+worker puts them on ``influx-dlq`` before it acknowledges the Kafka offsets of the batch.
+
+A 4xx other than 429 means our points are wrong (a bug): it is logged at ERROR with
+InfluxDB's message and the chunk is dead-lettered as ``rejected`` (kept, not retried).
+
+After a write exhausts its retries the writer *opens its circuit* for a cool-down
+(doubling up to a cap while InfluxDB stays down): writes in that time fail at once as
+``circuit_open``, so an outage costs the pipeline one retry budget, not one per batch, and
+the stream keeps flowing into the dead-letter topic.
+
+:class:`InfluxReplayer` consumes ``influx-dlq`` in its own consumer group and rewrites each
+replayable chunk, retrying with capped backoff for as long as it takes, committing a
+record's offset only after InfluxDB acknowledged it. Points are idempotent (deterministic
+timestamps and tags), so replaying a chunk twice, or after a newer write, is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from stream.dlq import InfluxFailure, influx_reason
+
+log = logging.getLogger(__name__)
+
+#: InfluxDB's recommended batch size for 1.x.
+MAX_LINES_PER_REQUEST = 5000
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    base_delay_s: float = 0.2
+    max_delay_s: float = 5.0
+    #: Circuit cool-down after a write exhausted its retries, doubling up to the cap.
+    cooldown_s: float = 2.0
+    max_cooldown_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class FailedChunk:
+    lines: Sequence[str]
+    reason: InfluxFailure
+    attempts: int
+    error: str
+
+
+@dataclass
+class WriteReport:
+    written: int = 0
+    failed: list[FailedChunk] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass
+class WriterStats:
+    requests: int = 0
+    retries: int = 0
+    lines_written: int = 0
+    chunks_failed: int = 0
+    circuit_opened: int = 0
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+class InfluxWriter:
+    """Batched, retrying, never-dropping writer for one database."""
+
+    def __init__(
+        self,
+        url: str,
+        db: str,
+        *,
+        timeout_s: float = 10.0,
+        username: str | None = None,
+        password: str | None = None,
+        policy: RetryPolicy = RetryPolicy(),
+        max_lines: int = MAX_LINES_PER_REQUEST,
+        concurrency: int = 2,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.db = db
+        self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))
+        self.policy = policy
+        self.max_lines = max_lines
+        self._params = {"db": db, "precision": "ns"}
+        if username is not None:
+            self._params["u"] = username
+        if password is not None:
+            self._params["p"] = password
+        self._client = httpx.AsyncClient(timeout=self.timeout)
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._clock = clock
+        self._open_until = 0.0
+        self._cooldown = policy.cooldown_s
+        self.stats = WriterStats()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    @property
+    def circuit_open(self) -> bool:
+        return self._clock() < self._open_until
+
+    async def write(self, lines: Sequence[str]) -> WriteReport:
+        """Write all lines; return what was written and what failed, with why."""
+        report = WriteReport()
+        if not lines:
+            return report
+        chunks = [lines[i:i + self.max_lines] for i in range(0, len(lines), self.max_lines)]
+        if self.circuit_open:
+            report.failed = [FailedChunk(c, InfluxFailure.CIRCUIT_OPEN, 0, "circuit open after recent failures")
+                             for c in chunks]
+            self.stats.chunks_failed += len(chunks)
+            return report
+        results = await asyncio.gather(*(self._write_chunk(c) for c in chunks))
+        for chunk, failure in zip(chunks, results):
+            if failure is None:
+                report.written += len(chunk)
+            else:
+                report.failed.append(failure)
+        self.stats.lines_written += report.written
+        self.stats.chunks_failed += len(report.failed)
+        return report
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.policy.max_delay_s, self.policy.base_delay_s * 2 ** (attempt - 1))
+        return self._rng.uniform(0, cap)  # full jitter
+
+    def _trip(self, hint_s: float | None) -> None:
+        cooldown = max(self._cooldown, hint_s or 0.0)
+        self._open_until = self._clock() + cooldown
+        self._cooldown = min(self._cooldown * 2, self.policy.max_cooldown_s)
+        self.stats.circuit_opened += 1
+        log.warning("influx circuit open for %.1fs", cooldown)
+
+    async def _write_chunk(self, chunk: Sequence[str]) -> FailedChunk | None:
+        body = "\n".join(chunk).encode()
+        error = ""
+        attempt = 0
+        async with self._semaphore:
+            while True:
+                attempt += 1
+                retry_after: float | None = None
+                self.stats.requests += 1
+                try:
+                    response = await self._client.post(
+                        f"{self.url}/write", params=self._params, content=body,
+                        headers={"Content-Type": "text/plain; charset=utf-8"},
+                    )
+                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                else:
+                    status = response.status_code
+                    if 200 <= status < 300:
+                        self._cooldown = self.policy.cooldown_s
+                        return None
+                    text = response.text[:300]
+                    if status == 429 or status >= 500:
+                        error = f"HTTP {status}: {text}"
+                        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    else:
+                        log.error("InfluxDB rejected %d points of db %s with HTTP %d (a bug in the points, "
+                                  "dead-lettered as rejected): %s", len(chunk), self.db, status, text)
+                        return FailedChunk(chunk, InfluxFailure.REJECTED, attempt, f"HTTP {status}: {text}")
+                if attempt >= self.policy.max_attempts or (
+                    retry_after is not None and retry_after > self.policy.max_delay_s
+                ):
+                    self._trip(retry_after)
+                    log.warning("influx write of %d lines failed after %d attempts: %s", len(chunk), attempt, error)
+                    return FailedChunk(chunk, InfluxFailure.RETRIES_EXHAUSTED, attempt, error)
+                self.stats.retries += 1
+                await self._sleep(retry_after if retry_after is not None else self._backoff(attempt))
+
+
+class InfluxReplayer:
+    """Rewrites ``influx-dlq`` chunks into InfluxDB, for as long as it takes."""
+
+    def __init__(
+        self,
+        writer: InfluxWriter,
+        bootstrap: str,
+        topic: str,
+        group_id: str,
+        *,
+        max_backoff_s: float = 15.0,
+        session_timeout_ms: int = 10_000,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.writer = writer
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.group_id = group_id
+        self.max_backoff_s = max_backoff_s
+        self.session_timeout_ms = session_timeout_ms
+        self._rng = rng or random.Random()
+        self._stopping = asyncio.Event()
+        self.replayed_chunks = 0
+        self.skipped_chunks = 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Back off, but wake at once when stopping."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self.session_timeout_ms // 3),
+            max_poll_records=20,
+        )
+        while not self._stopping.is_set():
+            try:
+                await consumer.start()
+                break
+            except KafkaError as exc:
+                log.warning("influx replayer cannot start its consumer (%s); retrying", exc)
+                await self._pause(2.0)
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=500)
+                for tp, records in batches.items():
+                    for record in records:
+                        if not await self._replay(record.value, list(record.headers), tp, record.offset):
+                            return  # stopping: the offset stays uncommitted
+                        await consumer.commit({TopicPartition(tp.topic, tp.partition): record.offset + 1})
+        finally:
+            await consumer.stop()
+
+    async def _replay(self, value: bytes | None, headers: list[tuple[str, bytes]], tp: TopicPartition,
+                      offset: int) -> bool:
+        reason = influx_reason(headers)
+        if reason is None or not reason.replayable or not value:
+            self.skipped_chunks += 1
+            log.error("influx-dlq %s[%d]@%d not replayed (reason %s): inspect it", tp.topic, tp.partition, offset,
+                      reason)
+            return True
+        lines = value.decode().split("\n")
+        delay = 0.5
+        while not self._stopping.is_set():
+            report = await self.writer.write(lines)
+            if report.ok:
+                self.replayed_chunks += 1
+                log.info("replayed %d lines from influx-dlq %s[%d]@%d", len(lines), tp.topic, tp.partition, offset)
+                return True
+            if all(f.reason is InfluxFailure.REJECTED for f in report.failed):
+                self.skipped_chunks += 1
+                return True
+            await self._pause(self._rng.uniform(delay / 2, delay))
+            delay = min(delay * 2, self.max_backoff_s)
+        return False

@@ -1,0 +1,614 @@
+"""The per-SKU state machine and the per-order state that holds it (pure).
+
+An :class:`OrderState` is what the worker keeps per order in its Faust table: one
+:class:`SkuState` per SKU line, the order-updates ``seq`` and the ids of every event seen
+(the timelines), which is also the dedup state. :func:`apply_event` takes the current
+state and one validated event and returns the next state and what happened. Nothing here
+touches Kafka, InfluxDB or the clock: time comes only from the events.
+
+Event-time rules (see the README, "State machine"):
+
+- A SKU's status is the result of *folding* its timeline in event-time order (ties broken
+  by ``event_id``): each event is checked with :func:`stream.contract.is_legal` against the
+  status before it; an illegal one is kept in the timeline, flagged with its reason (a
+  data-quality exception), and skipped. Because the fold depends only on the *set* of
+  events, any arrival order of the same events ends in the same status.
+- An event older than the newest one already recorded arrives *late*: it is inserted in
+  the timeline at its time and the fold re-evaluated, which can fill a gap (a missed scan
+  making a later event legal) but never regress: ``rank``, the highest progress rank ever
+  reached (``exception`` keeps the rank of the status it interrupted), never decreases. If
+  the re-evaluation would lower it, the SKU keeps its status (``pinned``) until the fold
+  catches up.
+- ``exception`` may follow any non-terminal status; after it the SKU may resume with the
+  interrupted status or any status legal after it.
+- A duplicate ``event_id`` (a producer retry, a channel resend) changes nothing.
+
+Bounded: each SKU keeps its newest :data:`TIMELINE_LIMIT` events; the status reached before
+the oldest kept event is folded into ``base``. Dedup covers the kept events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+from typing import Any, NamedTuple, TypeVar, dataclass_transform
+
+import orjson
+
+from stream.contract import CLOSED, STAGE_RANK, TERMINAL, OrderEvent, SkuClass, Status, is_legal
+
+#: Events kept per SKU (newest by event time); older ones are folded into ``base``.
+TIMELINE_LIMIT = 32
+
+#: Rank before any event; ``exception`` alone keeps it.
+NO_RANK = STAGE_RANK[Status.EXCEPTION]
+
+STATE_VERSION = 1
+
+_C = TypeVar("_C")
+
+
+@dataclass_transform(frozen_default=True)
+def state_record(cls: type[_C]) -> type[_C]:
+    """A slotted dataclass that is immutable by contract: type checkers see it frozen
+    (``dataclass_transform(frozen_default=True)``), but at run time it is not, because a
+    frozen dataclass sets every field through ``object.__setattr__`` and is about five times
+    slower to construct. These records are built several times per event on the hot path."""
+    return dataclass(slots=True)(cls)
+
+#: Status values by member (``Status.X.value`` is a property call; this is a dict lookup).
+_V: dict[Status, str] = {s: s.value for s in Status}
+
+
+class Progress(NamedTuple):
+    """Where a fold of a timeline stands: status, interrupted status, highest rank."""
+
+    status: Status | None = None
+    #: When ``status`` is ``exception``: the status it interrupted (``None``: unknown).
+    interrupted: Status | None = None
+    rank: int = NO_RANK
+
+
+START = Progress()
+
+
+def step(progress: Progress, status: Status) -> Progress | str:
+    """Apply one status to a fold; return the next progress or why it is illegal."""
+    current = progress.status
+    if current is None:
+        if status is Status.EXCEPTION:
+            return Progress(status, None, progress.rank)
+        return Progress(status, None, max(progress.rank, STAGE_RANK[status]))
+    if status is Status.EXCEPTION:
+        if current in TERMINAL:
+            return f"exception after terminal status {current.value}"
+        interrupted = progress.interrupted if current is Status.EXCEPTION else current
+        return Progress(status, interrupted, progress.rank)
+    if current is Status.EXCEPTION:
+        resumed = progress.interrupted
+        if resumed is not None and status is not resumed and not is_legal(resumed, status):
+            return f"{status.value} cannot resume after an exception that interrupted {resumed.value}"
+    elif not is_legal(current, status):
+        return f"{current.value} -> {status.value} is not a legal transition"
+    return Progress(status, None, max(progress.rank, STAGE_RANK[status]))
+
+
+@state_record
+class TimelineEntry:
+    """One atomic event of a SKU as recorded in its timeline."""
+
+    event_id: str
+    status: Status
+    time_ns: int
+    source: str
+    node: str | None = None
+    region: str | None = None
+    #: It arrived after a newer event of the SKU had been recorded.
+    late: bool = False
+    #: Why it is not a legal step in the time-ordered timeline (``None``: legal).
+    illegal: str | None = None
+    #: Memo of its snapshot JSON (``stream.rollup``): entries never change once built.
+    json: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def sort_key(self) -> tuple[int, str]:
+        return (self.time_ns, self.event_id)
+
+
+@state_record
+class Position:
+    lat: float
+    lon: float
+    time_ns: int
+
+
+@state_record
+class SkuFacts:
+    """Descriptive fields of a SKU line, from its newest event that carried each one."""
+
+    qty: int = 1
+    region: str | None = None
+    warehouse: str | None = None
+    carrier: str | None = None
+    channel: str | None = None
+    node: str | None = None
+    promised_by_ns: int | None = None
+    dest_lat: float | None = None
+    dest_lon: float | None = None
+    sku_class: str | None = None
+    vip: bool = False
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def datetime_ns(value: datetime) -> int:
+    """An aware datetime as integer nanoseconds since the epoch (exact, no float rounding)."""
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def ns_datetime(ns: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+_SKU_CLASS = {c: c.value for c in SkuClass}
+
+
+def _facts_from(event: OrderEvent, old: SkuFacts | None, newest: bool) -> SkuFacts:
+    """Merge the event's fields into the facts: the newest event wins, a late one only fills gaps."""
+    promised = datetime_ns(event.promised_by) if event.promised_by is not None else None
+    if old is None:
+        return SkuFacts(event.qty, event.region, event.warehouse, event.carrier, event.channel, event.node,
+                        promised, event.dest_lat, event.dest_lon, _SKU_CLASS[event.sku_class], event.vip)
+    if newest:
+        return SkuFacts(
+            event.qty,
+            event.region if event.region is not None else old.region,
+            event.warehouse if event.warehouse is not None else old.warehouse,
+            event.carrier if event.carrier is not None else old.carrier,
+            event.channel if event.channel is not None else old.channel,
+            event.node if event.node is not None else old.node,
+            promised if promised is not None else old.promised_by_ns,
+            event.dest_lat if event.dest_lat is not None else old.dest_lat,
+            event.dest_lon if event.dest_lon is not None else old.dest_lon,
+            _SKU_CLASS[event.sku_class],
+            event.vip or old.vip,
+        )
+    return SkuFacts(
+        old.qty,
+        old.region if old.region is not None else event.region,
+        old.warehouse if old.warehouse is not None else event.warehouse,
+        old.carrier if old.carrier is not None else event.carrier,
+        old.channel if old.channel is not None else event.channel,
+        old.node if old.node is not None else event.node,
+        old.promised_by_ns if old.promised_by_ns is not None else promised,
+        old.dest_lat if old.dest_lat is not None else event.dest_lat,
+        old.dest_lon if old.dest_lon is not None else event.dest_lon,
+        old.sku_class,
+        old.vip or event.vip,
+    )
+
+
+@state_record
+class SkuState:
+    """The state of one SKU line of an order."""
+
+    sku: str
+    status: Status
+    #: When ``status`` is ``exception``: the status it interrupted.
+    interrupted: Status | None
+    #: Highest progress rank reached; never decreases.
+    rank: int
+    #: Event time of the event that set ``status``.
+    status_time_ns: int
+    #: First event time at which each status was reached (status value -> ns).
+    stage_times: Mapping[str, int]
+    position: Position | None
+    facts: SkuFacts
+    #: Newest events, oldest first, ordered by (event time, event_id).
+    timeline: tuple[TimelineEntry, ...]
+    #: The fold just before the oldest kept timeline entry.
+    base: Progress = START
+    #: Held by the no-regression rule: ``status`` differs from the fold of the timeline.
+    pinned: bool = False
+    #: Ids of the timeline's events (derived from ``timeline``; the dedup index).
+    event_ids: frozenset[str] = frozenset()
+    #: Memo of its snapshot JSON (``stream.rollup``).
+    json: Any = field(default=None, compare=False, repr=False)
+    #: Memo of its changelog encoding (:func:`sku_to_dict` as an ``orjson.Fragment``).
+    encoded: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def progress(self) -> Progress:
+        return Progress(self.status, self.interrupted, self.rank)
+
+    @property
+    def effective_rank(self) -> int:
+        """The rank of the current status (``exception``: of the status it interrupted)."""
+        if self.status is Status.EXCEPTION:
+            return STAGE_RANK[self.interrupted] if self.interrupted is not None else self.rank
+        return STAGE_RANK[self.status]
+
+    @property
+    def closed(self) -> bool:
+        return self.status in CLOSED
+
+    @property
+    def newest_ns(self) -> int:
+        return self.timeline[-1].time_ns if self.timeline else self.status_time_ns
+
+    def has_event(self, event_id: str) -> bool:
+        return event_id in self.event_ids
+
+
+class Outcome(StrEnum):
+    """What an event did to its SKU."""
+
+    #: Newest event, legal: it set the status.
+    APPLIED = "applied"
+    #: Older than the newest recorded event: recorded, the status did not regress.
+    LATE = "late"
+    #: Not a legal step (data-quality exception): recorded with its reason, not applied.
+    ILLEGAL = "illegal"
+    #: Newest and legal, but the SKU is held at a higher rank (no regression): recorded only.
+    HELD = "held"
+
+
+@state_record
+class EventChange:
+    """What one accepted (non-duplicate) event did."""
+
+    outcome: Outcome
+    entry: TimelineEntry
+    before: SkuState | None
+    after: SkuState
+    #: Timeline neighbours of the new entry, for dwell times (``None`` at either end).
+    previous: TimelineEntry | None
+    following: TimelineEntry | None
+    #: Whether the entry was kept (an event older than a full timeline is not).
+    recorded: bool = True
+
+    @property
+    def status_changed(self) -> bool:
+        return self.before is None or self.before.status is not self.after.status
+
+    @property
+    def illegal_reason(self) -> str | None:
+        return self.entry.illegal
+
+
+@state_record
+class OrderState:
+    """Everything the worker keeps about one order."""
+
+    order_id: str
+    #: Source partition of the order (all its events share it); the changelog partition.
+    partition: int
+    skus: Mapping[str, SkuState]
+    #: Newest event time of the order.
+    last_event_ns: int
+    #: Number of ``order-updates`` messages published for the order.
+    seq: int = 0
+    #: Per-stage state of pipeline stages (JSON-serialisable), keyed by stage name.
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.skus) and all(s.closed for s in self.skus.values())
+
+    def has_event(self, event_id: str) -> bool:
+        return any(s.has_event(event_id) for s in self.skus.values())
+
+    def with_extension(self, name: str, value: Any) -> OrderState:
+        extensions = dict(self.extensions)
+        if value is None:
+            extensions.pop(name, None)
+        else:
+            extensions[name] = value
+        return replace(self, extensions=extensions)
+
+
+def new_order(order_id: str, partition: int) -> OrderState:
+    return OrderState(order_id=order_id, partition=partition, skus={}, last_event_ns=0)
+
+
+def fold(base: Progress, entries: Iterable[TimelineEntry]) -> tuple[Progress, list[TimelineEntry], dict[str, int]]:
+    """Fold entries (time-ordered) from ``base``: the progress, the re-flagged entries and
+    the first time each status was applied."""
+    progress = base
+    flagged: list[TimelineEntry] = []
+    reached: dict[str, int] = {}
+    for entry in entries:
+        result = step(progress, entry.status)
+        if isinstance(result, str):
+            flagged.append(entry if entry.illegal == result else replace(entry, illegal=result))
+            continue
+        progress = result
+        reached.setdefault(_V[entry.status], entry.time_ns)
+        flagged.append(entry if entry.illegal is None else replace(entry, illegal=None))
+    return progress, flagged, reached
+
+
+def _status_time(progress: Progress, timeline: Iterable[TimelineEntry], fallback: int) -> int:
+    """Time of the newest legal entry with the progress's status."""
+    time_ns = fallback
+    for entry in timeline:
+        if entry.illegal is None and entry.status is progress.status:
+            time_ns = entry.time_ns
+    return time_ns
+
+
+def _merge_stage_times(old: Mapping[str, int], new: Mapping[str, int]) -> Mapping[str, int]:
+    if all(k in old and old[k] <= v for k, v in new.items()):
+        return old
+    merged = dict(old)
+    for key, value in new.items():
+        if key not in merged or value < merged[key]:
+            merged[key] = value
+    return merged
+
+
+def _sku(sku: SkuState, *, progress: Progress | None = None, status_time_ns: int | None = None,
+         stage_times: Mapping[str, int] | None = None, position: Position | None, facts: SkuFacts,
+         timeline: tuple[TimelineEntry, ...], pinned: bool | None = None,
+         event_ids: frozenset[str]) -> SkuState:
+    """A changed copy of ``sku`` (explicit, as ``dataclasses.replace`` is slow on this hot path),
+    truncated to :data:`TIMELINE_LIMIT` entries."""
+    p = progress if progress is not None else Progress(sku.status, sku.interrupted, sku.rank)
+    base = sku.base
+    excess = len(timeline) - TIMELINE_LIMIT
+    if excess > 0:
+        dropped, timeline = timeline[:excess], timeline[excess:]
+        base, _, _ = fold(base, dropped)
+        event_ids = frozenset(e.event_id for e in timeline)
+    assert p.status is not None
+    return SkuState(
+        sku.sku, p.status, p.interrupted, p.rank,
+        sku.status_time_ns if status_time_ns is None else status_time_ns,
+        sku.stage_times if stage_times is None else stage_times,
+        position, facts, timeline, base,
+        sku.pinned if pinned is None else pinned,
+        event_ids,
+    )
+
+
+def _first_state(event: OrderEvent, time_ns: int) -> tuple[SkuState, TimelineEntry]:
+    result = step(START, event.status)
+    assert not isinstance(result, str)  # any first status is legal
+    entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region)
+    position = Position(event.lat, event.lon, time_ns) if event.lat is not None and event.lon is not None else None
+    sku = SkuState(
+        sku=event.sku,
+        status=event.status,
+        interrupted=result.interrupted,
+        rank=result.rank,
+        status_time_ns=time_ns,
+        stage_times={_V[event.status]: time_ns},
+        position=position,
+        facts=_facts_from(event, None, True),
+        timeline=(entry,),
+        event_ids=frozenset((event.event_id,)),
+    )
+    return sku, entry
+
+
+def apply_to_sku(sku: SkuState | None, event: OrderEvent, time_ns: int) -> EventChange:
+    """Apply one new (not duplicate) event to its SKU."""
+    if sku is None:
+        after, entry = _first_state(event, time_ns)
+        return EventChange(Outcome.APPLIED, entry, None, after, None, None)
+    key = (time_ns, event.event_id)
+    timeline = sku.timeline
+    newest = not timeline or key > timeline[-1].sort_key
+    position = sku.position
+    if event.lat is not None and event.lon is not None and (position is None or time_ns >= position.time_ns):
+        position = Position(event.lat, event.lon, time_ns)
+    facts = _facts_from(event, sku.facts, newest)
+    event_ids = sku.event_ids | {event.event_id}
+
+    if newest and not sku.pinned:
+        # The common case: the fold of timeline + event is one step from the current status.
+        previous = timeline[-1] if timeline else None
+        result = step(Progress(sku.status, sku.interrupted, sku.rank), event.status)
+        if isinstance(result, str):
+            entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region,
+                                  False, result)
+            after = _sku(sku, position=position, facts=facts, timeline=timeline + (entry,), event_ids=event_ids)
+            return EventChange(Outcome.ILLEGAL, entry, sku, after, previous, None)
+        entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region)
+        stage_times = sku.stage_times
+        status_value = _V[event.status]
+        if status_value not in stage_times:
+            stage_times = {**stage_times, status_value: time_ns}
+        after = _sku(sku, progress=result, status_time_ns=time_ns, stage_times=stage_times, position=position,
+                     facts=facts, timeline=timeline + (entry,), event_ids=event_ids)
+        return EventChange(Outcome.APPLIED, entry, sku, after, previous, None)
+
+    late = not newest
+    if late and len(timeline) >= TIMELINE_LIMIT and key < timeline[0].sort_key:
+        # Older than everything kept: it cannot change the fold; not recorded (see module doc).
+        entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region,
+                              late=True)
+        after = _sku(sku, position=position, facts=facts, timeline=timeline, event_ids=sku.event_ids)
+        return EventChange(Outcome.LATE, entry, sku, after, None, None, recorded=False)
+
+    entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region, late=late)
+    index = _insertion_index(timeline, key)
+    inserted = timeline[:index] + (entry,) + timeline[index:]
+    progress, flagged, reached = fold(sku.base, inserted)
+    new_entries = tuple(flagged)
+    entry = new_entries[index]
+    previous = new_entries[index - 1] if index > 0 else None
+    following = new_entries[index + 1] if index + 1 < len(new_entries) else None
+    stage_times = _merge_stage_times(sku.stage_times, reached)
+    if progress.rank >= sku.rank and progress.status is not None:
+        after = _sku(sku, progress=progress, status_time_ns=_status_time(progress, new_entries, sku.status_time_ns),
+                     stage_times=stage_times, position=position, facts=facts, timeline=new_entries, pinned=False,
+                     event_ids=event_ids)
+    else:
+        # Re-evaluating would lower the rank: keep the status (never regress).
+        after = _sku(sku, stage_times=stage_times, position=position, facts=facts, timeline=new_entries,
+                     pinned=True, event_ids=event_ids)
+    if entry.illegal is not None:
+        outcome = Outcome.ILLEGAL
+    elif late:
+        outcome = Outcome.LATE
+    elif after.pinned:
+        outcome = Outcome.HELD
+    else:
+        outcome = Outcome.APPLIED
+    return EventChange(outcome, entry, sku, after, previous, following)
+
+
+def _insertion_index(timeline: tuple[TimelineEntry, ...], key: tuple[int, str]) -> int:
+    index = len(timeline)
+    while index > 0 and timeline[index - 1].sort_key > key:
+        index -= 1
+    return index
+
+
+def apply_event(order: OrderState, event: OrderEvent, time_ns: int | None = None) -> tuple[OrderState, EventChange | None]:
+    """Apply one validated event to its order; ``None`` change means a duplicate (no-op).
+
+    ``time_ns`` is ``event.event_ts_ns`` (passed in when the caller already computed it).
+    """
+    event_id = event.event_id
+    for sku in order.skus.values():
+        if event_id in sku.event_ids:
+            return order, None
+    if time_ns is None:
+        time_ns = event.event_ts_ns
+    change = apply_to_sku(order.skus.get(event.sku), event, time_ns)
+    skus = dict(order.skus)
+    skus[event.sku] = change.after
+    last = order.last_event_ns if order.last_event_ns >= time_ns else time_ns
+    return OrderState(order.order_id, order.partition, skus, last, order.seq, order.extensions), change
+
+
+def replay(events: Iterable[OrderEvent], partition_of: Mapping[str, int] | None = None) -> dict[str, OrderState]:
+    """Apply events in the given order to empty states: the oracle the worker must match."""
+    orders: dict[str, OrderState] = {}
+    for event in events:
+        order = orders.get(event.order_id)
+        if order is None:
+            order = new_order(event.order_id, (partition_of or {}).get(event.order_id, 0))
+        orders[event.order_id], _ = apply_event(order, event)
+    return orders
+
+
+def expired(order: OrderState, watermark_ns: int, closed_retention_ns: int, open_retention_ns: int) -> bool:
+    """Whether an order may be forgotten: closed and quiet for ``closed_retention_ns``, or
+    open (abandoned) and quiet for ``open_retention_ns``, measured in event time against
+    the partition's watermark (its newest event time)."""
+    quiet = watermark_ns - order.last_event_ns
+    return quiet > (closed_retention_ns if order.closed else open_retention_ns)
+
+
+# -- encoding (the changelog value) ---------------------------------------------------------
+# Compact JSON-ready structures; the worker's table codec wraps them with orjson.
+
+def _entry_to_list(e: TimelineEntry) -> list[Any]:
+    return [e.event_id, _V[e.status], e.time_ns, e.source, e.node, e.region, e.late, e.illegal]
+
+
+def _entry_from_list(v: list[Any]) -> TimelineEntry:
+    return TimelineEntry(v[0], Status(v[1]), int(v[2]), v[3], v[4], v[5], bool(v[6]), v[7])
+
+
+def _progress_to_list(p: Progress) -> list[Any]:
+    return [p.status.value if p.status else None, p.interrupted.value if p.interrupted else None, p.rank]
+
+
+def _progress_from_list(v: list[Any]) -> Progress:
+    return Progress(Status(v[0]) if v[0] else None, Status(v[1]) if v[1] else None, int(v[2]))
+
+
+def _facts_to_dict(f: SkuFacts) -> dict[str, Any]:
+    return {k: getattr(f, k) for k in SkuFacts.__dataclass_fields__ if getattr(f, k) is not None}
+
+
+def sku_to_dict(s: SkuState) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "sku": s.sku,
+        "status": _V[s.status],
+        "rank": s.rank,
+        "status_time_ns": s.status_time_ns,
+        "stage_times": s.stage_times,
+        "facts": _facts_to_dict(s.facts),
+        "timeline": [_entry_to_list(e) for e in s.timeline],
+    }
+    if s.interrupted is not None:
+        out["interrupted"] = s.interrupted.value
+    if s.position is not None:
+        out["position"] = [s.position.lat, s.position.lon, s.position.time_ns]
+    if s.base != START:
+        out["base"] = _progress_to_list(s.base)
+    if s.pinned:
+        out["pinned"] = True
+    return out
+
+
+def sku_from_dict(d: Mapping[str, Any]) -> SkuState:
+    position = d.get("position")
+    timeline = tuple(_entry_from_list(v) for v in d["timeline"])
+    return SkuState(
+        sku=d["sku"],
+        status=Status(d["status"]),
+        interrupted=Status(d["interrupted"]) if d.get("interrupted") else None,
+        rank=int(d["rank"]),
+        status_time_ns=int(d["status_time_ns"]),
+        stage_times=dict(d["stage_times"]),
+        position=Position(position[0], position[1], int(position[2])) if position else None,
+        facts=SkuFacts(**d.get("facts", {})),
+        timeline=timeline,
+        base=_progress_from_list(d["base"]) if "base" in d else START,
+        pinned=bool(d.get("pinned", False)),
+        event_ids=frozenset(e.event_id for e in timeline),
+    )
+
+
+def _sku_fragment(s: SkuState) -> orjson.Fragment:
+    """:func:`sku_to_dict` pre-serialised, memoised on the state: an order's unchanged lines
+    are not re-encoded when another line moves."""
+    if s.encoded is None:
+        object.__setattr__(s, "encoded", orjson.Fragment(orjson.dumps(sku_to_dict(s))))
+    return s.encoded  # type: ignore[no-any-return]
+
+
+def order_to_dict(o: OrderState) -> dict[str, Any]:
+    """JSON-ready form of an order state (SKUs as pre-serialised fragments: use orjson)."""
+    out: dict[str, Any] = {
+        "v": STATE_VERSION,
+        "order_id": o.order_id,
+        "partition": o.partition,
+        "seq": o.seq,
+        "last_event_ns": o.last_event_ns,
+        "skus": [_sku_fragment(s) for s in o.skus.values()],
+    }
+    if o.extensions:
+        out["ext"] = o.extensions
+    return out
+
+
+class StateFormatError(ValueError):
+    """A stored order state is not in a format this version understands."""
+
+
+def order_from_dict(d: Mapping[str, Any]) -> OrderState:
+    if d.get("v") != STATE_VERSION:
+        raise StateFormatError(f"order state version {d.get('v')!r}, expected {STATE_VERSION}")
+    try:
+        skus = [sku_from_dict(s) for s in d["skus"]]
+        return OrderState(
+            order_id=d["order_id"],
+            partition=int(d["partition"]),
+            skus={s.sku: s for s in skus},
+            last_event_ns=int(d["last_event_ns"]),
+            seq=int(d["seq"]),
+            extensions=dict(d.get("ext", {})),
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise StateFormatError(f"bad order state for {d.get('order_id')!r}: {exc!r}") from exc

@@ -1,0 +1,551 @@
+"""The worker's per-batch pipeline, and the API its stages plug into.
+
+One call of :meth:`Pipeline.process` handles one batch of ``order-events`` records (what
+Faust's ``take_events`` yields), in this order:
+
+1. **core** (plain Python, no awaits): validate each record
+   (:func:`stream.contract.validate_record`; failures become dead letters with their
+   reason), skip duplicates (``event_id`` already in the order's timelines), apply the
+   event to the SKU state machine (:mod:`stream.lifecycle`), account for it in the
+   partition's per-minute aggregates and build its ``sku_events`` point;
+2. **stages** (:class:`Stage`), in the configured order, each ``await stage.process(ctx)``
+   with the :class:`BatchContext`: they read what was accepted or refused, and add InfluxDB
+   points, messages to emit, per-order extension state or their own keyed state;
+3. **sinks**, all awaited before ``process`` returns:
+   a. InfluxDB: the batch's points, and
+   b. the outbox: dead letters, ``order-updates`` (one per changed order, with its
+      next ``seq`` and full snapshot), ``warroom-updates`` (one per partition, at most one
+      per interval), stage messages; a and b run concurrently; then the chunks InfluxDB
+      did not take go to ``influx-dlq`` (aggregate minutes stay pending instead and are
+      rewritten with a later batch);
+   c. the table changelog: the new state of each changed order (and stage entries,
+      tombstones of expired orders), partition = the source partition;
+   d. the in-memory table.
+
+Why this order is safe under crashes: Faust's ``take_events`` acknowledges the batch's
+offsets only after the body returns, so a committed offset never runs ahead of InfluxDB,
+the outputs or the changelog. A crash anywhere in between replays the batch: points are
+idempotent, updates carry the same ``seq`` again, and the changelog (if it was already
+written) makes the replayed events duplicates, which change nothing. The changelog goes
+last because once it holds an event, that event is a duplicate on replay and would not
+produce its point or update again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+
+from stream.aggregates import PartitionAggregates
+from stream.contract import OrderEvent, Rejection, validate_record
+from stream.dlq import DeadLetter, InfluxFailure, SourceCoordinates, chunk_lines, dead_letter, influx_headers
+from stream.dlq import encode as encode_dead_letter
+from stream.influx_writer import InfluxWriter
+from stream.lifecycle import (
+    EventChange,
+    OrderState,
+    StateFormatError,
+    apply_event,
+    expired,
+    new_order,
+    order_from_dict,
+    order_to_dict,
+    state_record,
+)
+from stream.line_protocol import CellFunction, sku_event_line
+from stream.outbox import Outbox, OutRecord
+from stream.rollup import order_snapshot
+
+log = logging.getLogger(__name__)
+
+#: Prefix of table keys holding stage state (``#`` cannot occur in an order id).
+STAGE_KEY_PREFIX = "#"
+
+
+@state_record
+class SourceRecord:
+    """One input record as the pipeline sees it (decoupled from Faust's event type)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@state_record
+class Accepted:
+    """A valid, new event and what it did to its SKU."""
+
+    record: SourceRecord
+    event: OrderEvent
+    change: EventChange
+
+
+@dataclass(frozen=True, slots=True)
+class StageValue:
+    """A stage's keyed state entry, stored in the worker's table beside the orders."""
+
+    stage: str
+    key: str
+    partition: int
+    data: Any
+
+
+def stage_table_key(stage: str, key: str) -> str:
+    return f"{STAGE_KEY_PREFIX}{stage}{STAGE_KEY_PREFIX}{key}"
+
+
+# -- table value encoding (the changelog format) ---------------------------------------------
+
+def encode_value(value: OrderState | StageValue) -> bytes:
+    if isinstance(value, StageValue):
+        return orjson.dumps({"kind": "stage", "stage": value.stage, "key": value.key,
+                             "partition": value.partition, "data": value.data})
+    return orjson.dumps(order_to_dict(value))
+
+
+def decode_value(raw: bytes) -> OrderState | StageValue:
+    obj = orjson.loads(raw)
+    if not isinstance(obj, dict):
+        raise StateFormatError(f"table value is not an object: {raw[:80]!r}")
+    if obj.get("kind") == "stage":
+        return StageValue(obj["stage"], obj["key"], int(obj["partition"]), obj["data"])
+    return order_from_dict(obj)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Real topic names (with the settings' prefix)."""
+
+    dlq: str
+    updates: str
+    warroom: str
+    influx_dlq: str
+    changelog: str
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    topics: Topics
+    #: Aggregates: minutes kept open behind the partition watermark.
+    window_minutes: int = 120
+    #: Closed orders are forgotten (tombstoned) after this much event time of quiet.
+    closed_retention: timedelta = timedelta(days=7)
+    #: Open orders nobody updated for this long are forgotten too (abandoned flows).
+    open_retention: timedelta = timedelta(days=90)
+    #: At most one ``warroom-updates`` message per partition per this many seconds.
+    warroom_interval_s: float = 1.0
+    #: How often (wall clock) a partition's table is swept for expired orders.
+    sweep_interval_s: float = 60.0
+    #: The in-flight gauge is sampled when a partition's event-time minute moves on, and
+    #: at least this often (wall clock) within a minute.
+    inflight_sample_s: float = 10.0
+
+
+@dataclass
+class PipelineStats:
+    batches: int = 0
+    records: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    influx_dead_lettered_lines: int = 0
+    updates: int = 0
+    expired_orders: int = 0
+    skipped_revoked: int = 0
+
+
+class BatchContext:
+    """What one batch did so far, and the handles stages use to add to it."""
+
+    def __init__(self, now: datetime, records: Sequence[SourceRecord], store: Mapping[str, object],
+                 aggregates: Mapping[int, PartitionAggregates]) -> None:
+        #: Wall-clock time the batch was taken (UTC); event logic uses event time instead.
+        self.now = now
+        self.records = records
+        self.accepted: list[Accepted] = []
+        self.dead_letters: list[tuple[SourceRecord, DeadLetter]] = []
+        self.duplicates = 0
+        #: Orders changed in this batch: their current state.
+        self.orders: dict[str, OrderState] = {}
+        #: InfluxDB points to write before the batch is acknowledged.
+        self.lines: list[str] = []
+        self.aggregates = aggregates
+        self._store = store
+        self._publish: set[str] = set()
+        self._emitted: list[tuple[OutRecord, int | None]] = []
+        self._stage_changes: dict[str, StageValue | tuple[str, int]] = {}
+
+    # -- reading ------------------------------------------------------------------------
+
+    def order(self, order_id: str) -> OrderState | None:
+        """Current state of an order (changed in this batch or as stored)."""
+        found = self.orders.get(order_id)
+        if found is not None:
+            return found
+        stored = self._store.get(order_id)
+        return stored if isinstance(stored, OrderState) else None
+
+    def accepted_by_partition(self) -> dict[int, list[Accepted]]:
+        out: dict[int, list[Accepted]] = {}
+        for item in self.accepted:
+            out.setdefault(item.record.partition, []).append(item)
+        return out
+
+    @property
+    def partitions(self) -> set[int]:
+        return {r.partition for r in self.records}
+
+    # -- adding -------------------------------------------------------------------------
+
+    def update_order(self, order: OrderState, publish: bool = True) -> None:
+        """Store a changed order (e.g. with new extension state); ``publish``: send an
+        ``order-updates`` message for it in this batch."""
+        self.orders[order.order_id] = order
+        if publish:
+            self._publish.add(order.order_id)
+
+    def emit(self, topic: str, value: bytes | None, key: bytes | None = None, partition: int | None = None,
+             headers: Sequence[tuple[str, bytes]] = (), source_partition: int | None = None) -> None:
+        """Send a message with the batch's outputs (``topic`` is the real topic name).
+        ``source_partition``: the input partition it derives from; if that partition was
+        revoked meanwhile the message is dropped with the batch's other outputs for it."""
+        self._emitted.append((OutRecord(topic, value, key, partition, tuple(headers)), source_partition))
+
+    def stage_get(self, stage: str, key: str) -> Any | None:
+        table_key = stage_table_key(stage, key)
+        change = self._stage_changes.get(table_key)
+        if isinstance(change, StageValue):
+            return change.data
+        if change is not None:
+            return None
+        stored = self._store.get(table_key)
+        return stored.data if isinstance(stored, StageValue) else None
+
+    def stage_put(self, stage: str, key: str, data: Any, partition: int) -> None:
+        """Persist JSON-serialisable stage state (in the table, changelogged to ``partition``)."""
+        self._stage_changes[stage_table_key(stage, key)] = StageValue(stage, key, partition, data)
+
+    def stage_delete(self, stage: str, key: str, partition: int) -> None:
+        self._stage_changes[stage_table_key(stage, key)] = (key, partition)
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """A pluggable step of the worker's batch pipeline.
+
+    Optional methods, called when present:
+
+    - ``async def restore(self, entries: Mapping[str, Any], partitions: set[int]) -> None``:
+      after the table was recovered (start, rebalance), with this stage's keyed state of the
+      partitions this worker now owns;
+    - ``async def tick(self, ctx: BatchContext) -> None``: every tick interval of wall-clock
+      time, with a context that has no records (for timers: SLA deadlines, stalled SKUs).
+    """
+
+    name: str
+
+    async def process(self, ctx: BatchContext) -> None: ...
+
+
+class Pipeline:
+    """Runs batches through the core, the stages and the sinks (see the module doc)."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        store: MutableMapping[str, Any],
+        outbox: Outbox,
+        influx: InfluxWriter,
+        stages: Sequence[Stage] = (),
+        *,
+        cell_of: CellFunction | None = None,
+        owned: Callable[[int], bool] = lambda partition: True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.topics = config.topics
+        self.store = store
+        self.outbox = outbox
+        self.influx = influx
+        self.stages = list(stages)
+        self.cell_of = cell_of
+        self.owned = owned
+        self.clock = clock
+        self.aggregates: dict[int, PartitionAggregates] = {}
+        self.stats = PipelineStats()
+        self._warroom_sent: dict[int, float] = {}
+        self._sampled_at: dict[int, float] = {}
+        self._warroom_pending: set[int] = set()
+        self._swept: dict[int, float] = {}
+
+    def _aggregates(self, partition: int) -> PartitionAggregates:
+        agg = self.aggregates.get(partition)
+        if agg is None:
+            agg = self.aggregates[partition] = PartitionAggregates(partition, self.config.window_minutes)
+        return agg
+
+    # -- the batch ----------------------------------------------------------------------
+
+    async def process(self, records: Sequence[SourceRecord], now: datetime) -> BatchContext:
+        ctx = BatchContext(now, records, self.store, self.aggregates)
+        self._core(ctx)
+        for stage in self.stages:
+            await stage.process(ctx)
+        await self._sink(ctx)
+        self.stats.batches += 1
+        self.stats.records += len(records)
+        return ctx
+
+    async def tick(self, now: datetime) -> BatchContext:
+        """Timers without input: stage ticks and pending war-room updates."""
+        ctx = BatchContext(now, (), self.store, self.aggregates)
+        for stage in self.stages:
+            tick = getattr(stage, "tick", None)
+            if tick is not None:
+                await tick(ctx)
+        await self._sink(ctx)
+        return ctx
+
+    def _core(self, ctx: BatchContext) -> None:
+        now = ctx.now
+        store = self.store
+        for record in ctx.records:
+            result = validate_record(record.key, record.value, now)
+            if isinstance(result, Rejection):
+                source = SourceCoordinates(record.topic, record.partition, record.offset, record.timestamp_ms)
+                letter = dead_letter(result, source, record.key, record.value, record.headers, now)
+                ctx.dead_letters.append((record, letter))
+                continue
+            event = result
+            order_id = event.order_id
+            order = ctx.orders.get(order_id)
+            if order is None:
+                stored = store.get(order_id)
+                order = stored if isinstance(stored, OrderState) else new_order(order_id, record.partition)
+            if order.partition != record.partition:
+                log.warning("order %s moved from partition %d to %d (producer partitioning changed?)",
+                            order_id, order.partition, record.partition)
+                order = replace(order, partition=record.partition)
+            time_ns = event.event_ts_ns
+            order, change = apply_event(order, event, time_ns)
+            if change is None:
+                ctx.duplicates += 1
+                continue
+            ctx.orders[order_id] = order
+            ctx._publish.add(order_id)
+            ctx.accepted.append(Accepted(record, event, change))
+            self._aggregates(record.partition).observe(change)
+            ctx.lines.append(sku_event_line(event, change, self.cell_of))
+
+    # -- sinks --------------------------------------------------------------------------
+
+    async def _sink(self, ctx: BatchContext) -> None:
+        # Sequence numbers and snapshots of the orders to publish.
+        for order_id in ctx._publish:
+            o = ctx.orders[order_id]
+            ctx.orders[order_id] = OrderState(o.order_id, o.partition, o.skus, o.last_event_ns, o.seq + 1, o.extensions)
+        tombstones = self._sweep(ctx)
+
+        # Aggregates: dirty minutes, final minutes leaving the window, and an in-flight
+        # sample when the partition's event-time minute moved on or every sample interval.
+        now = self.clock()
+        agg_parts = sorted(self.aggregates) if not ctx.records else sorted(ctx.partitions & set(self.aggregates))
+        final_lines: list[str] = []
+        agg_lines: list[str] = []
+        sampled: list[int] = []
+        for partition in agg_parts:
+            agg = self.aggregates[partition]
+            final_lines.extend(agg.expire())
+            sample = (agg.sample_minute != agg.sampled_minute
+                      or now - self._sampled_at.get(partition, -1e18) >= self.config.inflight_sample_s)
+            agg_lines.extend(agg.pending_lines(sample))
+            if sample:
+                sampled.append(partition)
+
+        # a + b. InfluxDB and the outputs, concurrently (independent of each other).
+        out: list[tuple[OutRecord, int | None]] = []
+        dlq_partitions = await self._count(self.topics.dlq) if ctx.dead_letters else 1
+        for record, letter in ctx.dead_letters:
+            out.append((OutRecord(self.topics.dlq, encode_dead_letter(letter), record.key,
+                                  record.partition % dlq_partitions), record.partition))
+        for order_id in ctx._publish:
+            order = ctx.orders[order_id]
+            out.append((OutRecord(self.topics.updates, orjson.dumps(order_snapshot(order)), order_id.encode()),
+                        order.partition))
+        out.extend(self._warroom(ctx))
+        out.extend(ctx._emitted)
+        # Outputs of a partition revoked meanwhile are dropped: its new owner replays them.
+        revoked = {p for p in ctx.partitions if not self.owned(p)}
+        if revoked:
+            log.warning("partitions %s were revoked during the batch; leaving their records to the new owner",
+                        sorted(revoked))
+            self.stats.skipped_revoked += sum(1 for r in ctx.records if r.partition in revoked)
+        report, agg_report, _ = await asyncio.gather(
+            self.influx.write(ctx.lines + final_lines),
+            self.influx.write(agg_lines),
+            self.outbox.send([r for r, p in out if p is None or p not in revoked]),
+        )
+        if agg_report.ok:
+            for partition in agg_parts:
+                self.aggregates[partition].mark_written(partition in sampled)
+            for partition in sampled:
+                self._sampled_at[partition] = now
+        # Points InfluxDB did not take go to influx-dlq before the batch counts as done.
+        dead_points: list[OutRecord] = []
+        for failed in report.failed:
+            self.stats.influx_dead_lettered_lines += len(failed.lines)
+            headers = tuple(influx_headers(failed.reason, failed.attempts, failed.error))
+            partition = self._influx_dlq_partition(ctx) % await self._count(self.topics.influx_dlq)
+            dead_points.extend(OutRecord(self.topics.influx_dlq, chunk, None, partition, headers)
+                               for chunk in chunk_lines(failed.lines))
+            if failed.reason is InfluxFailure.REJECTED:
+                log.error("dead-lettered %d rejected points to %s", len(failed.lines), self.topics.influx_dlq)
+        await self.outbox.send(dead_points)
+
+        # c. changelog
+        changelog: list[OutRecord] = []
+        for order_id, order in ctx.orders.items():
+            if order.partition not in revoked:
+                changelog.append(OutRecord(self.topics.changelog, encode_value(order), order_id.encode(),
+                                           order.partition))
+        for table_key, change in ctx._stage_changes.items():
+            partition = change.partition if isinstance(change, StageValue) else change[1]
+            if partition not in revoked:
+                value = encode_value(change) if isinstance(change, StageValue) else None
+                changelog.append(OutRecord(self.topics.changelog, value, table_key.encode(), partition))
+        for order_id, partition in tombstones:
+            if partition not in revoked:
+                changelog.append(OutRecord(self.topics.changelog, None, order_id.encode(), partition))
+        # Exact end offsets: Faust's recovery reads the changelog up to them (see Outbox.send).
+        await self.outbox.send(changelog, exact_end_offsets=True)
+
+        # d. memory
+        for order_id, order in ctx.orders.items():
+            if order.partition not in revoked:
+                self.store[order_id] = order
+        for table_key, change in ctx._stage_changes.items():
+            if isinstance(change, StageValue):
+                self.store[table_key] = change
+            else:
+                self.store.pop(table_key, None)
+        for order_id, _ in tombstones:
+            self.store.pop(order_id, None)
+        self.stats.accepted += len(ctx.accepted)
+        self.stats.duplicates += ctx.duplicates
+        self.stats.dead_lettered += len(ctx.dead_letters)
+        self.stats.updates += len(ctx._publish)
+        self.stats.expired_orders += len(tombstones)
+
+    async def _count(self, topic: str) -> int:
+        return len(await self.outbox.partitions(topic))
+
+    def _influx_dlq_partition(self, ctx: BatchContext) -> int:
+        # Spread chunks over the topic's partitions by the batch's first source partition;
+        # replay order does not matter (points are idempotent).
+        return min(ctx.partitions) if ctx.partitions else 0
+
+    def _warroom(self, ctx: BatchContext) -> list[tuple[OutRecord, int | None]]:
+        self._warroom_pending |= {a.record.partition for a in ctx.accepted}
+        now = self.clock()
+        out: list[tuple[OutRecord, int | None]] = []
+        for partition in sorted(self._warroom_pending):
+            if now - self._warroom_sent.get(partition, -1e18) < self.config.warroom_interval_s:
+                continue
+            agg = self.aggregates.get(partition)
+            if agg is None:
+                continue
+            self._warroom_sent[partition] = now
+            self._warroom_pending.discard(partition)
+            value = orjson.dumps(agg.snapshot())
+            out.append((OutRecord(self.topics.warroom, value, f"partition-{partition}".encode(), None), partition))
+        return out
+
+    def _sweep(self, ctx: BatchContext) -> list[tuple[str, int]]:
+        """Expired orders of the batch's partitions, at most once per sweep interval each."""
+        now = self.clock()
+        due = [p for p in ctx.partitions if now - self._swept.get(p, now) >= self.config.sweep_interval_s]
+        for p in ctx.partitions:
+            self._swept.setdefault(p, now)
+        if not due:
+            return []
+        closed_ns = int(self.config.closed_retention.total_seconds() * 1e9)
+        open_ns = int(self.config.open_retention.total_seconds() * 1e9)
+        out: list[tuple[str, int]] = []
+        for p in due:
+            self._swept[p] = now
+            watermark = self._aggregates(p).watermark_ns
+            for key, value in list(self.store.items()):
+                if (isinstance(value, OrderState) and value.partition == p and key not in ctx.orders
+                        and expired(value, watermark, closed_ns, open_ns)):
+                    out.append((key, p))
+        if out:
+            log.info("forgetting %d expired orders", len(out))
+        return out
+
+    # -- recovery -----------------------------------------------------------------------
+
+    async def recovered(self, partitions: set[int]) -> None:
+        """The table now holds exactly the recovered state of ``partitions``: drop what
+        belongs to other partitions, rebuild the aggregates, hand stages their state."""
+        for key, value in list(self.store.items()):
+            partition = value.partition if isinstance(value, (OrderState, StageValue)) else None
+            if partition is not None and partition not in partitions:
+                del self.store[key]
+        orders = [v for v in self.store.values() if isinstance(v, OrderState)]
+        by_partition: dict[int, list[OrderState]] = {p: [] for p in partitions}
+        for order in orders:
+            by_partition.setdefault(order.partition, []).append(order)
+        self.aggregates = {
+            p: PartitionAggregates.rebuild(p, found, self.config.window_minutes) for p, found in by_partition.items()
+        }
+        for stage in self.stages:
+            restore = getattr(stage, "restore", None)
+            if restore is not None:
+                entries = {v.key: v.data for v in self.store.values()
+                           if isinstance(v, StageValue) and v.stage == stage.name}
+                await restore(entries, set(partitions))
+        log.info("state recovered: %d orders in partitions %s", len(orders), sorted(partitions))
+
+
+def records_from(events: Iterable[Any]) -> list[SourceRecord]:
+    """Faust events (``take_events``) as :class:`SourceRecord` s."""
+    out = []
+    for event in events:
+        message = event.message
+        out.append(SourceRecord(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+            key=message.key,
+            value=message.value,
+            headers=tuple((k, v) for k, v in (message.headers or ())),
+        ))
+    return out
+
+
+__all__ = [
+    "Accepted",
+    "BatchContext",
+    "Pipeline",
+    "PipelineConfig",
+    "PipelineStats",
+    "SourceRecord",
+    "Stage",
+    "StageValue",
+    "Topics",
+    "decode_value",
+    "encode_value",
+    "records_from",
+]

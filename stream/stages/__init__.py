@@ -1,0 +1,1 @@
+"""Pipeline stages that plug the pure geo, delays and alerting cores into the worker."""

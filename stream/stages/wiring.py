@@ -1,0 +1,98 @@
+"""How the worker gets the stages of this package: the pipeline stages and the alerting agent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import ValidationError
+
+from alerting.policy import load_policy
+from config.settings import Settings
+from stream.influx_writer import InfluxWriter
+from stream.outbox import Outbox
+from stream.pipeline import Stage
+from stream.sla import load_sla_rules
+from stream.stages.alerting_agent import AlertingAgent, build_delivery, environ
+from stream.stages.delays_stage import DelaysStage, DelaysTopics
+from stream.stages.geo_stage import GeoStage
+from stream.topics import ALERT_INPUTS, ALERTS, CONTROL, ORDER_INCIDENTS, WARROOM_UPDATES, changelog_topic
+
+log = logging.getLogger(__name__)
+
+ALERTING_TABLE = "alerting"
+ALERTING_AGENT = "orderradar.alerting"
+#: Wall-clock period of the alert engine's tick (group flushes, escalations, expiry).
+ALERT_TICK_S = 15.0
+
+
+def worker_stages(settings: Settings) -> list[Stage]:
+    """Geo enrichment, then delays/incidents (which forwards incidents to alerting)."""
+    geo = GeoStage()
+    topics = DelaysTopics(settings.topic(ORDER_INCIDENTS), settings.topic(WARROOM_UPDATES),
+                          settings.topic(ALERT_INPUTS))
+    return [geo, DelaysStage(load_sla_rules(settings.config_dir / "sla.yaml"), topics, geo)]
+
+
+def install_alerting(app: Any, settings: Settings, producer: Outbox, influx: InfluxWriter,
+                     on_fatal: Callable[[BaseException], None], tick_s: float = ALERT_TICK_S) -> AlertingAgent:
+    """Register the alerting agent, its one-partition table and its timer on a Faust app."""
+    policy = load_policy(settings.config_dir / "alerting.yaml")
+    inputs_name, control_name = settings.topic(ALERT_INPUTS), settings.topic(CONTROL)
+    source = app.topic(inputs_name, control_name, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw", partitions=1)
+    changelog = app.topic(changelog_topic(settings, ALERTING_TABLE), key_type=str, key_serializer="raw",
+                          value_serializer="json", partitions=1, compacting=True, internal=True, allow_empty=True)
+    table = app.Table(ALERTING_TABLE, partitions=1, key_type=str, changelog_topic=changelog)
+    store = table.data.data
+    assert isinstance(store, dict), "the alerting agent expects Faust's memory:// store"
+    delivery = build_delivery(policy, environ(), httpx.AsyncClient())
+    agent = AlertingAgent(policy, delivery, producer, influx, store, alerts_topic=settings.topic(ALERTS),
+                          changelog_topic=changelog_topic(settings, ALERTING_TABLE))
+    lock = asyncio.Lock()
+
+    async def consume(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                value = orjson.loads(message.value)
+            except orjson.JSONDecodeError:
+                log.warning("undecodable record on %s offset %s skipped", message.topic, message.offset)
+                continue
+            try:
+                async with lock:
+                    now = datetime.now(timezone.utc)
+                    if message.topic == inputs_name:
+                        await agent.on_incident(value, now)
+                    else:
+                        await agent.on_command(value, now)
+            except (ValidationError, KeyError, TypeError, ValueError) as exc:
+                log.warning("record on %s offset %s skipped: %s", message.topic, message.offset, exc)
+            except BaseException as exc:  # noqa: B036 - state or outputs failed: crash-only
+                log.critical("alerting failed; stopping without acknowledging", exc_info=exc)
+                on_fatal(exc)
+                raise
+
+    app.agent(source, name=ALERTING_AGENT, concurrency=1)(consume)
+
+    async def tick() -> None:
+        if not any(tp.topic == inputs_name for tp in app.consumer.assignment()):
+            return  # another worker owns the engine
+        try:
+            async with lock:
+                await agent.tick(datetime.now(timezone.utc))
+        except Exception as exc:
+            log.critical("alerting tick failed; stopping", exc_info=exc)
+            on_fatal(exc)
+            raise
+
+    app.timer(tick_s)(tick)
+    return agent
+
+
+__all__ = ["install_alerting", "worker_stages"]

@@ -1,0 +1,367 @@
+"""The Faust worker: app factory, the batch agent and the resources it owns.
+
+:func:`create_worker` builds a Faust app with
+
+- the source topic ``order-events`` read as raw bytes (``value_serializer="raw"``), one
+  agent (``concurrency=1``) iterating a ``noack()`` stream and handing batches (up to N
+  events, or T seconds after the first) to :class:`stream.pipeline.Pipeline` through
+  :class:`EventBatcher`, which keeps one batch in its sinks while the next is collected;
+- the ``orders`` table (memory store, changelog co-partitioned with the source,
+  ``partitions=settings.partitions``) holding :class:`~stream.lifecycle.OrderState` and
+  stage state. The pipeline writes ``table.data[key]`` directly and produces the changelog
+  entries itself, in record batches through its own producer (:mod:`stream.outbox`), to the
+  table's changelog topic, partition = source partition, key = UTF-8 order id (the table's
+  ``raw`` key serializer) and value = :func:`stream.pipeline.encode_value` (the table's
+  value codec, registered below), so Faust's own recovery rebuilds the table after a
+  crash or rebalance. Writing through ``table[k] = v`` would cost a changelog send per event
+  (~1,500 events/s here); this way the table costs one record per changed order per batch;
+- :class:`WorkerResources`: the outbox producer, the InfluxDB writer and the replayer of
+  ``influx-dlq``, started before the app and stopped after it.
+
+Offsets: a batch's offsets are acknowledged (manually: ``noack()`` stream) only after
+:meth:`~stream.pipeline.Pipeline.process` returned, which is after InfluxDB, the outputs and
+the changelog acknowledged (see :mod:`stream.pipeline`); Faust commits acknowledged offsets
+only up to the first gap. So a committed offset never runs ahead of the sinks. (Faust's
+``take_events`` would do the same ordering, but it acknowledges a batch in a ``finally``
+even when the body failed, and it stops feeding while the body waits on I/O.) A batch that
+fails is never acknowledged and the worker exits at once (``os._exit``): crash-only, and
+the restarted worker replays the batch. Never a silent loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import faust
+import mode
+from faust.serializers import codecs
+
+from config.settings import Settings
+from stream.influx_writer import InfluxReplayer, InfluxWriter, RetryPolicy
+from stream.line_protocol import CellFunction
+from stream.outbox import Outbox
+from stream.pipeline import Pipeline, PipelineConfig, Stage, Topics, decode_value, encode_value, records_from
+from stream.topics import (
+    INFLUX_DLQ,
+    ORDER_EVENTS,
+    ORDER_EVENTS_DLQ,
+    ORDER_UPDATES,
+    TABLES,
+    WARROOM_UPDATES,
+    changelog_topic,
+)
+
+log = logging.getLogger(__name__)
+
+TABLE = "orders"
+assert TABLE in TABLES
+AGENT_NAME = "orderradar.pipeline"
+STATE_CODEC = "orderradar_state"
+
+#: Exit code of a worker that stopped itself on an unexpected error inside a batch.
+EXIT_FATAL = 70
+
+
+class StateCodec(codecs.Codec):
+    """The ``orders`` table's value codec: :func:`encode_value` / :func:`decode_value`."""
+
+    def _dumps(self, obj: Any) -> bytes:
+        return encode_value(obj)
+
+    def _loads(self, s: bytes) -> Any:
+        return decode_value(s)
+
+
+def _exit_now(exc: BaseException) -> None:
+    logging.shutdown()
+    os._exit(EXIT_FATAL)
+
+
+class EventBatcher:
+    """Batches a stream's events for the pipeline while Faust keeps feeding.
+
+    Faust's ``take_events`` stops feeding its buffer while the agent body runs, and the
+    body here mostly waits on I/O (InfluxDB and broker acknowledgements), so the worker
+    would alternate between filling and waiting. This batcher keeps one batch in its sinks
+    (a task) while the agent goes on collecting the next one; batches run strictly one
+    after the other, in order. A batch starts when the buffer holds ``max_size`` events,
+    or ``window_s`` after its first event. The stream is a ``noack()`` stream: a batch's
+    offsets are acknowledged only after :meth:`Pipeline.process` returned, so a committed
+    offset never runs ahead of InfluxDB, the outputs or the changelog. A failed batch is
+    never acknowledged: the worker stops (``on_fatal``) and its successor replays it.
+    """
+
+    def __init__(self, process: Callable[[list[Any]], Awaitable[None]], ack: Callable[[Any], Awaitable[object]],
+                 max_size: int, window_s: float, on_fatal: Callable[[BaseException], None]) -> None:
+        self._process = process
+        self._ack = ack
+        self.max_size = max_size
+        self.window_s = window_s
+        self._on_fatal = on_fatal
+        self._buffer: list[Any] = []
+        self._first_at = 0.0
+        self._in_flight: asyncio.Future[None] | None = None
+        self._lock = asyncio.Lock()
+        self._pending = asyncio.Event()
+
+    async def add(self, event: Any) -> None:
+        self._buffer.append(event)
+        if len(self._buffer) == 1:
+            self._first_at = time.monotonic()
+            self._pending.set()
+        if len(self._buffer) >= self.max_size:
+            await self.flush()  # waits while the previous batch is in its sinks: backpressure
+
+    async def flush(self) -> None:
+        """Start a batch of what is buffered, after the batch in flight finished."""
+        async with self._lock:
+            if self._in_flight is not None:
+                await self._in_flight
+                self._in_flight = None
+            if not self._buffer:
+                return
+            batch, self._buffer = self._buffer, []
+            self._pending.clear()
+            self._in_flight = asyncio.ensure_future(self._run(batch))
+
+    async def drain(self) -> None:
+        """Process everything buffered and wait for it."""
+        await self.flush()
+        async with self._lock:
+            if self._in_flight is not None:
+                await self._in_flight
+                self._in_flight = None
+
+    async def _run(self, batch: list[Any]) -> None:
+        try:
+            await self._process(batch)
+        except asyncio.CancelledError:
+            log.warning("a batch of %d events was interrupted; it stays unacknowledged and is replayed", len(batch))
+            raise
+        except BaseException as exc:  # noqa: B036 - never acknowledge a failed batch
+            log.critical("batch of %d events failed; stopping without acknowledging it", len(batch), exc_info=exc)
+            self._on_fatal(exc)
+            raise
+        for event in batch:
+            await self._ack(event)
+
+    async def run_timer(self) -> None:
+        """Start a partial batch ``window_s`` after its first event (runs until cancelled)."""
+        while True:
+            await self._pending.wait()
+            delay = self._first_at + self.window_s - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)  # the batch window, not a wait for a condition
+            if self._buffer and time.monotonic() - self._first_at >= self.window_s:
+                await self.flush()
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    batch_size: int = 2000
+    batch_window_s: float = 0.2
+    #: Consumer group session timeout. The embedded broker completes a join after about
+    #: half of it, and a restarted worker waits for its dead predecessor's session to end.
+    session_timeout_s: float = 10.0
+    standby_replicas: int = 0
+    replay_influx_dlq: bool = True
+    tick_interval_s: float = 1.0
+    aggregate_window_minutes: int = 120
+    closed_retention: timedelta = timedelta(days=7)
+    open_retention: timedelta = timedelta(days=90)
+    warroom_interval_s: float = 1.0
+    influx_policy: RetryPolicy = RetryPolicy()
+    #: Longest pause between attempts of the influx-dlq replayer while InfluxDB is down.
+    replay_max_backoff_s: float = 10.0
+    #: Port of Faust's web server; ``None`` disables it.
+    web_port: int | None = None
+    #: Run the alerting agent (``stream.stages.wiring.install_alerting``) in this app.
+    alerting: bool = False
+    #: Called with the exception when a batch fails unexpectedly (default: exit at once).
+    on_fatal: Callable[[BaseException], None] = field(default=_exit_now)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> WorkerOptions:
+        return cls(batch_size=settings.worker_batch_size, batch_window_s=settings.worker_batch_window_s,
+                   **overrides)
+
+
+class WorkerResources(mode.Service):
+    """The outbox producer, the InfluxDB writer and the influx-dlq replayer."""
+
+    def __init__(self, settings: Settings, options: WorkerOptions, **kwargs: Any) -> None:
+        self.settings = settings
+        self.options = options
+        password = settings.influx_password.get_secret_value() if settings.influx_password else None
+        self.outbox = Outbox(settings.kafka_bootstrap, client_id=f"{settings.faust_app_id}-outbox")
+        self.influx = InfluxWriter(settings.influx_url, settings.influx_db, timeout_s=settings.influx_timeout_s,
+                                   username=settings.influx_username, password=password,
+                                   policy=options.influx_policy)
+        replay_writer = InfluxWriter(settings.influx_url, settings.influx_db, timeout_s=settings.influx_timeout_s,
+                                     username=settings.influx_username, password=password,
+                                     policy=RetryPolicy(max_attempts=1, cooldown_s=0.0, max_cooldown_s=0.0))
+        self.replayer = InfluxReplayer(
+            replay_writer, settings.kafka_bootstrap, settings.topic(INFLUX_DLQ),
+            f"{settings.faust_app_id}-influx-replayer",
+            max_backoff_s=options.replay_max_backoff_s,
+            session_timeout_ms=int(options.session_timeout_s * 1000),
+        )
+        #: Set by :func:`create_worker`; its statistics are logged when the worker stops.
+        self.pipeline: Pipeline | None = None
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        await self.outbox.start()
+        if self.options.replay_influx_dlq:
+            self.add_future(self.replayer.run())
+
+    async def on_stop(self) -> None:
+        if self.pipeline is not None:
+            log.info("pipeline stats: %s", self.pipeline.stats)
+        self.replayer.stop()
+        await self.outbox.stop()
+        await self.influx.aclose()
+        await self.replayer.writer.aclose()
+
+
+@dataclass
+class WorkerRuntime:
+    app: faust.App
+    pipeline: Pipeline
+    resources: WorkerResources
+    table: Any
+
+    def run(self, loglevel: str = "info") -> int:
+        """Run until SIGTERM/SIGINT; the exit code."""
+        worker = faust.Worker(self.app, self.resources, loglevel=loglevel, redirect_stdouts=False)
+        # httpx narrates every request at INFO.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+
+def pipeline_topics(settings: Settings) -> Topics:
+    return Topics(
+        dlq=settings.topic(ORDER_EVENTS_DLQ),
+        updates=settings.topic(ORDER_UPDATES),
+        warroom=settings.topic(WARROOM_UPDATES),
+        influx_dlq=settings.topic(INFLUX_DLQ),
+        changelog=changelog_topic(settings, TABLE),
+    )
+
+
+def create_worker(
+    settings: Settings,
+    options: WorkerOptions | None = None,
+    stages: Sequence[Stage] = (),
+    cell_of: CellFunction | None = None,
+) -> WorkerRuntime:
+    """The Faust app and everything it runs. Topics must exist (``stream.topics.ensure_topics``)."""
+    options = options or WorkerOptions.from_settings(settings)
+    codecs.register(STATE_CODEC, StateCodec())
+    session_s = options.session_timeout_s
+    app = faust.App(
+        settings.faust_app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        # Every topic is pre-created with its partition count: the embedded broker would
+        # auto-create a missing one with 4 partitions and break co-partitioning.
+        topic_allow_declare=False,
+        topic_disable_leader=False,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        table_standby_replicas=options.standby_replicas,
+        broker_session_timeout=session_s,
+        broker_heartbeat_interval=max(1.0, session_s / 4),
+        broker_rebalance_timeout=max(30.0, session_s * 3),
+        stream_buffer_maxsize=max(4096, 2 * options.batch_size),
+        web_enabled=options.web_port is not None,
+        web_port=options.web_port or 6066,
+        worker_redirect_stdouts=False,
+    )
+    source = app.topic(
+        settings.topic(ORDER_EVENTS),
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    # The changelog topic is given explicitly for its serializers: keys are raw UTF-8
+    # order ids (str in the table), values are decoded by the state codec.
+    changelog = app.topic(
+        changelog_topic(settings, TABLE),
+        key_type=str, key_serializer="raw", value_serializer=STATE_CODEC,
+        partitions=settings.partitions, compacting=True, internal=True, maxsize=131_072, allow_empty=True,
+    )
+    table = app.Table(TABLE, partitions=settings.partitions, key_type=str, changelog_topic=changelog)
+    resources = WorkerResources(settings, options)
+    source_name = source.get_topic_name()
+
+    def owned(partition: int) -> bool:
+        assignment = app.consumer.assignment()
+        return any(tp.topic == source_name and tp.partition == partition for tp in assignment)
+
+    config = PipelineConfig(
+        topics=pipeline_topics(settings),
+        window_minutes=options.aggregate_window_minutes,
+        closed_retention=options.closed_retention,
+        open_retention=options.open_retention,
+        warroom_interval_s=options.warroom_interval_s,
+    )
+    # The memory store's own dict: what Faust's recovery fills, without the Store's
+    # Python-level mapping layer on every lookup (two per event).
+    store = getattr(table.data, "data", None)
+    assert isinstance(store, dict), "the pipeline expects Faust's memory:// store"
+    pipeline = Pipeline(config, store, resources.outbox, resources.influx, stages,
+                        cell_of=cell_of, owned=owned)
+    resources.pipeline = pipeline
+    lock = asyncio.Lock()
+
+    @table.on_recover
+    async def on_recover() -> None:
+        partitions = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == source_name}
+        async with lock:
+            await pipeline.recovered(partitions)
+
+    async def process(events: list[Any]) -> None:
+        async with lock:
+            await pipeline.process(records_from(events), datetime.now(timezone.utc))
+
+    async def run_batches(stream: Any) -> None:
+        manual = stream.noack()  # offsets are acknowledged by the batcher, after the sinks
+        batcher = EventBatcher(process, manual.ack, options.batch_size, options.batch_window_s, options.on_fatal)
+        timer = asyncio.ensure_future(batcher.run_timer())
+        try:
+            async for event in manual.events():
+                await batcher.add(event)
+        finally:
+            timer.cancel()
+
+    app.agent(source, name=AGENT_NAME, concurrency=1)(run_batches)
+
+    async def tick() -> None:
+        try:
+            async with lock:
+                await pipeline.tick(datetime.now(timezone.utc))
+        except Exception as exc:
+            log.critical("tick failed; stopping", exc_info=exc)
+            options.on_fatal(exc)
+            raise
+
+    app.timer(options.tick_interval_s)(tick)
+    if options.alerting:
+        from stream.stages.wiring import install_alerting  # the stages package imports this module's peers
+
+        install_alerting(app, settings, resources.outbox, resources.influx, options.on_fatal)
+    return WorkerRuntime(app, pipeline, resources, table)

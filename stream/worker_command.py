@@ -1,0 +1,123 @@
+"""``orderradar worker``: run one stream worker (Faust) until SIGTERM/SIGINT.
+
+Creates any missing topic first (:func:`stream.topics.ensure_topics`), then runs the app
+of :func:`stream.worker.create_worker` with the stages of :func:`default_stages`. Run as
+many workers as you like with the same settings: they share the partitions of
+``order-events`` (a consumer group per ``ORDERRADAR_APP_ID``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from pydantic import SecretStr
+
+from config.settings import ENV_PREFIX, Settings, load_settings
+from stream.pipeline import Stage
+from stream.topics import ensure_topics
+from stream.worker import WorkerOptions, create_worker
+
+log = logging.getLogger(__name__)
+
+
+def default_stages(settings: Settings) -> Sequence[Stage]:
+    """The pipeline stages after the core (validate, dedupe, state, rollup, aggregates).
+
+    Other packages plug in here (delays/SLA, geo, alerting), in order.
+    """
+    from stream.stages.wiring import worker_stages
+
+    return worker_stages(settings)
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """``ORDERRADAR_*`` variables that reproduce ``settings`` in a child process."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        elif isinstance(value, dict):
+            text = ",".join(
+                f"{k}={v.get_secret_value() if isinstance(v, SecretStr) else v}" for k, v in value.items()
+            )
+        elif isinstance(value, (tuple, list)):
+            text = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        env[f"{ENV_PREFIX}{name.upper()}"] = text
+    return env
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--session-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="consumer group session timeout (default 10; the embedded broker completes "
+                             "a group join after about half of it)")
+    parser.add_argument("--standby-replicas", type=int, default=0,
+                        help="standby copies of each table partition on other workers (default 0)")
+    parser.add_argument("--no-influx-replay", action="store_true",
+                        help="do not replay the influx-dlq topic from this worker")
+    parser.add_argument("--aggregate-window", type=int, default=120, metavar="MINUTES",
+                        help="event-time minutes an aggregate stays open behind the newest event (default 120)")
+    parser.add_argument("--closed-retention-days", type=float, default=7.0,
+                        help="forget closed orders after this many days of event time (default 7)")
+    parser.add_argument("--open-retention-days", type=float, default=90.0,
+                        help="forget open orders without news for this many days of event time (default 90)")
+    parser.add_argument("--influx-replay-max-backoff", type=float, default=10.0, metavar="SECONDS",
+                        help="longest pause of the influx-dlq replayer between attempts (default 10)")
+    parser.add_argument("--web-port", type=int, default=None,
+                        help="enable Faust's web server on this port (default: disabled)")
+    parser.add_argument("--worker-log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="Faust's log level (default info)")
+    parser.add_argument("--stages", action="store_true",
+                        help="run the geo, delays/incidents and alerting stages (opt-in while the war-room "
+                             "tests publish stand-in heatmap and alert records of their own)")
+
+
+def options_from(args: argparse.Namespace, settings: Settings, **overrides: Any) -> WorkerOptions:
+    return WorkerOptions.from_settings(
+        settings,
+        session_timeout_s=args.session_timeout,
+        standby_replicas=args.standby_replicas,
+        replay_influx_dlq=not args.no_influx_replay,
+        aggregate_window_minutes=args.aggregate_window,
+        closed_retention=timedelta(days=args.closed_retention_days),
+        open_retention=timedelta(days=args.open_retention_days),
+        web_port=args.web_port,
+        replay_max_backoff_s=args.influx_replay_max_backoff,
+        **overrides,
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    specs = ensure_topics(settings)
+    log.info("topics ready: %d", len(specs))
+    if args.stages:
+        from stream.stages.geo_stage import tag_cell
+
+        runtime = create_worker(settings, options_from(args, settings, alerting=True), default_stages(settings),
+                                cell_of=tag_cell)
+    else:
+        runtime = create_worker(settings, options_from(args, settings))
+    return runtime.run(loglevel=args.worker_log_level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point (``python -m stream.worker_command``)."""
+    parser = argparse.ArgumentParser(prog="orderradar worker")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return run(args, load_settings())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Running a worker subprocess over generated input, and checking the stream invariants.
+
+The invariants (each test asserts all of them):
+
+1. InfluxDB holds exactly one ``sku_events`` point per valid event_id: the list of
+   event_ids in InfluxDB has no repeat and equals the set of valid input events;
+2. every invalid input record is in ``order-events-dlq`` (its exact bytes) with a reason;
+3. the worker's final state (the last changelog value of every order) equals a pure replay
+   of the input (:func:`stream.lifecycle.replay` over the records in order), and the last
+   ``order-updates`` snapshot of every order shows the replayed status of each SKU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from config.settings import Settings
+from orderradar.devstack.process import ManagedProcess
+from orderradar.devstack.waiting import wait_until
+from stream import dlq
+from stream.lifecycle import OrderState, replay
+from stream.line_protocol import point_time_ns
+from stream.pipeline import decode_value
+from stream.topics import ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, changelog_topic
+from stream_eventgen import Record, valid_events
+from stream_harness import committed, count_points, event_ids_in_influx, produce, read_topic, start_worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    settings: Settings
+    records: Sequence[Record]
+    log_dir: Path
+    extra_args: tuple[str, ...] = ()
+    produced: dict[int, int] = field(default_factory=dict)
+    worker: ManagedProcess | None = None
+    restarts: int = 0
+
+    @property
+    def valid_ids(self) -> set[str]:
+        return {r.event.event_id for r in self.records if r.event is not None}
+
+    def produce(self) -> None:
+        self.produced = asyncio.run(produce(self.settings, self.settings.topic(ORDER_EVENTS),
+                                            [(r.key, r.value) for r in self.records]))
+
+    def start(self) -> None:
+        path = self.log_dir / f"worker-{self.restarts}.log"
+        self.worker = start_worker(self.settings, path, *self.extra_args)
+
+    def restart_hard(self) -> None:
+        assert self.worker is not None
+        self.worker.kill9()
+        self.restarts += 1
+        self.start()
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+    def check_alive(self) -> None:
+        if self.worker is not None and not self.worker.alive():
+            raise AssertionError(f"worker exited with {self.worker.proc and self.worker.proc.returncode}; "
+                                 f"log {self.worker.log_path}:\n{self.worker.log_tail(40)}")
+
+    def wait_points(self, fraction: float, timeout: float) -> None:
+        target = int(len(self.valid_ids) * fraction)
+
+        def reached() -> bool:
+            self.check_alive()
+            return count_points(self.settings) >= target
+
+        wait_until(reached, timeout, interval=0.2, what=f"{fraction:.0%} of the points")
+
+    def wait_done(self, timeout: float) -> None:
+        """Every input record committed by the worker's group (so all its effects are out)."""
+        group, topic = self.settings.faust_app_id, self.settings.topic(ORDER_EVENTS)
+
+        def done() -> bool:
+            self.check_alive()
+            offsets = asyncio.run(committed(self.settings, group, topic))
+            return all(offsets.get(p, 0) >= n for p, n in self.produced.items())
+
+        wait_until(done, timeout, interval=0.5, what="all input committed")
+
+
+def expected_state(records: Sequence[Record]) -> dict[str, OrderState]:
+    return replay(valid_events(list(records)))
+
+
+def assert_points_exact(run: Run) -> None:
+    ids = event_ids_in_influx(run.settings)
+    repeats = [i for i, n in Counter(ids).items() if n > 1]
+    assert not repeats, f"{len(repeats)} event_ids have more than one point, e.g. {repeats[:3]}"
+    valid = run.valid_ids
+    got = set(ids)
+    assert got == valid, f"missing {len(valid - got)} (e.g. {sorted(valid - got)[:3]}), extra {len(got - valid)}"
+    assert count_points(run.settings) == len(valid)
+
+
+def assert_dead_letters(run: Run) -> None:
+    letters = [dlq.decode(r.value) for r in asyncio.run(read_topic(run.settings, run.settings.topic(ORDER_EVENTS_DLQ)))]
+    invalid = {r.value for r in run.records if r.kind == "invalid"}
+    got = {letter.value for letter in letters}
+    assert got == invalid, f"missing {len(invalid - got)} invalid records, {len(got - invalid)} unexpected"
+    for letter in letters:
+        assert letter.code and letter.reason.get("problems") is not None, letter
+        assert letter.source.topic == run.settings.topic(ORDER_EVENTS)
+
+
+def assert_state_equals_replay(run: Run) -> None:
+    expected = expected_state(run.records)
+    changelog = asyncio.run(read_topic(run.settings, changelog_topic(run.settings, "orders")))
+    final: dict[str, OrderState] = {}
+    for record in sorted(changelog, key=lambda r: (r.partition, r.offset)):
+        key = record.key.decode()
+        if record.value is None:
+            final.pop(key, None)
+            continue
+        value = decode_value(record.value)
+        if isinstance(value, OrderState):
+            final[key] = value
+    assert set(final) == set(expected), f"orders differ: {len(set(expected) - set(final))} missing"
+    mismatched = [o for o in expected if final[o].skus != expected[o].skus]
+    assert not mismatched, f"{len(mismatched)} orders differ from the replay, e.g. {mismatched[0]}: " \
+                           f"{final[mismatched[0]].skus} != {expected[mismatched[0]].skus}"
+    # The last published snapshot of each order shows the replayed statuses.
+    updates = asyncio.run(read_topic(run.settings, run.settings.topic(ORDER_UPDATES)))
+    last: dict[str, dict[str, object]] = {}
+    highest: dict[str, int] = {}
+    for record in sorted(updates, key=lambda r: (r.partition, r.offset)):
+        snapshot = orjson.loads(record.value)
+        order_id, seq = snapshot["order_id"], snapshot["seq"]
+        if run.restarts == 0:
+            # Without crashes, each update of an order carries the next seq.
+            assert seq == highest.get(order_id, 0) + 1, f"{order_id}: seq {seq} after {highest.get(order_id)}"
+        highest[order_id] = max(seq, highest.get(order_id, 0))
+        last[order_id] = snapshot
+    assert set(last) == set(expected)
+    # After crashes a replayed batch may re-send seqs, but the last word has the highest.
+    assert all(last[o]["seq"] == highest[o] for o in last)
+    for order_id, order in expected.items():
+        shown = {sku: s["status"] for sku, s in last[order_id]["skus"].items()}  # type: ignore[union-attr]
+        assert shown == {sku: s.status.value for sku, s in order.skus.items()}, order_id
+
+
+def assert_all(run: Run) -> None:
+    assert_points_exact(run)
+    assert_dead_letters(run)
+    assert_state_equals_replay(run)
+
+
+def assert_point_identity_unique(records: Sequence[Record]) -> None:
+    """The test data's precondition: no two valid events share series and point time (a
+    one-in-a-million collision of the per-event time offset, see stream.line_protocol)."""
+    keys = Counter()
+    seen: set[str] = set()
+    for r in records:
+        e = r.event
+        if e is None or e.event_id in seen:
+            continue
+        seen.add(e.event_id)
+        keys[(e.status, e.region, e.warehouse, e.carrier, e.channel, e.source,
+              point_time_ns(e.event_ts_ns, e.event_id))] += 1
+    assert max(keys.values()) == 1
+
+
+Waiter = Callable[[], None]
