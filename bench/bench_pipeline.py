@@ -176,11 +176,12 @@ def count_points(settings: Settings) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
-def pipeline(stack: Stack, records: list[tuple[bytes | None, bytes]], valid: int, workers: int) -> dict[str, Any]:
+def pipeline(stack: Stack, records: list[tuple[bytes | None, bytes]], valid: int, workers: int,
+             stages: bool = False) -> dict[str, Any]:
     settings = stack.settings(8)
     asyncio.run(produce(settings, settings.topic(ORDER_EVENTS), records))
     argv = [sys.executable, "-m", "stream.worker_command", "--session-timeout", SESSION_TIMEOUT_S,
-            "--worker-log-level", "info"]
+            "--worker-log-level", "info", *(() if stages else ("--core-only",))]
     procs = [child(f"worker{i}", argv, settings, stack.dir) for i in range(workers)]
     handles = [psutil.Process(p.pid) for p in procs]
 
@@ -249,6 +250,8 @@ def main() -> int:
         last = ceiling(stack, records, "each")
         take = ceiling(stack, records, "take")
         two = None if args.skip_two else pipeline(stack, records, valid, 2)
+        # The whole product: the core plus the geo, delays/incidents and alerting stages.
+        staged = pipeline(stack, records, valid, 1, stages=True)
     finally:
         stack.stop()
     ceilings = [r["ceiling"] for r in rounds] + [last]
@@ -272,6 +275,8 @@ def main() -> int:
         "ratio_pipeline_to_ceiling_cpu": statistics.median(r["ratio_cpu"] for r in rounds),
         "pipeline_two_workers": two,
         "ratio_two_to_one_worker_wall": (two["rate"] / one["rate"]) if two else None,
+        "pipeline_with_stages": staged,
+        "ratio_with_stages_to_ceiling_wall": staged["rate"] / base_wall,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

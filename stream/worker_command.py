@@ -77,9 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="enable Faust's web server on this port (default: disabled)")
     parser.add_argument("--worker-log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="Faust's log level (default info)")
-    parser.add_argument("--stages", action="store_true",
-                        help="run the geo, delays/incidents and alerting stages (opt-in while the war-room "
-                             "tests publish stand-in heatmap and alert records of their own)")
+    parser.add_argument("--core-only", action="store_true",
+                        help="run only the core pipeline (validate, dedupe, state, rollup, aggregates, outputs), "
+                             "without the geo, delays/incidents and alerting stages")
 
 
 def options_from(args: argparse.Namespace, settings: Settings, **overrides: Any) -> WorkerOptions:
@@ -100,7 +100,7 @@ def options_from(args: argparse.Namespace, settings: Settings, **overrides: Any)
 def run(args: argparse.Namespace, settings: Settings) -> int:
     specs = ensure_topics(settings)
     log.info("topics ready: %d", len(specs))
-    if args.stages:
+    if not args.core_only:
         from stream.stages.geo_stage import tag_cell
 
         runtime = create_worker(settings, options_from(args, settings, alerting=True), default_stages(settings),

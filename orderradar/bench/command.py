@@ -58,6 +58,8 @@ def _pipeline(r: dict[str, Any]) -> list[tuple[str, str]]:
         ("pipeline / ceiling (wall)", _pct(r.get("ratio_pipeline_to_ceiling_wall"))),
         ("pipeline / ceiling (per CPU second)", _pct(r.get("ratio_pipeline_to_ceiling_cpu"))),
         ("two workers, 8 partitions", _rate(two.get("rate"))),
+        ("with geo, delays and alerting stages", _rate((r.get("pipeline_with_stages") or {}).get("rate"))),
+        ("with stages / ceiling (wall)", _pct(r.get("ratio_with_stages_to_ceiling_wall"))),
         ("InfluxDB points written", _rate(one.get("points", 0) / one["seconds"] if one.get("seconds") else None)),
     ]
 

@@ -150,7 +150,7 @@ class DelaysStage:
                     self.nodes[event.node] = (round(fix.lat, 5), round(fix.lon, 5))
             change = item.change
             key = sku_key(event.order_id, event.sku)
-            if event.status in CLOSED:
+            if change.after.status in CLOSED:  # the SKU's status, not a late event's
                 self._skus.pop(key, None)
             elif key not in self._skus:
                 self._skus[key] = _Sku(event.order_id, item.record.partition, DelayState.ON_TRACK, event.region,

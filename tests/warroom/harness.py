@@ -90,7 +90,9 @@ class WebTier:
 def start_worker(settings: Settings, log_path: Path) -> ManagedProcess:
     """``python -m stream.worker_command`` with the test's settings in its environment."""
     env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "stream.worker_command", "--session-timeout", "6", "--worker-log-level", "warning"]
+    # The war-room tests publish their own heatmap and alert records: the core is enough.
+    argv = [sys.executable, "-m", "stream.worker_command", "--session-timeout", "6", "--worker-log-level", "warning",
+            "--core-only"]
     return ManagedProcess("worker", argv, log_path, env=env, cwd=REPO).start()
 
 

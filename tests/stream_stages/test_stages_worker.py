@@ -1,0 +1,97 @@
+"""The worker process (``orderradar worker``) with the geo, delays and alerting stages:
+a hub outage on ``order-events`` gives one incident naming the hub on ``order-incidents``,
+heatmap and KPI items on ``warroom-updates`` and a fired alert on ``alerts``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from stages_scenario import DOWN_HUB, fast_rules, outage_traffic
+
+from config.settings import Settings
+from orderradar.devstack.process import ManagedProcess
+from orderradar.devstack.stack import settings_env
+from orderradar.devstack.waiting import wait_until
+from stream.topics import ALERTS, ORDER_EVENTS, ORDER_INCIDENTS, WARROOM_UPDATES
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def produce_outage(settings: Settings) -> None:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    sent = outage_traffic(now - timedelta(hours=4), minutes=235, outage_after=100)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        futures = [await producer.send(settings.topic(ORDER_EVENTS), s.value, key=s.key,
+                                       timestamp_ms=int(s.received.timestamp() * 1000)) for s in sent]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_values(settings: Settings, topic: str) -> list[dict[str, Any]]:
+    """Every record of ``topic`` so far (reads until the high watermark of each partition)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                                group_id=None, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[dict[str, Any]] = []
+        for _ in range(50):
+            for records in (await consumer.getmany(timeout_ms=100, max_records=10000)).values():
+                out.extend(orjson.loads(r.value) for r in records if r.value)
+            ends = [(consumer.highwater(tp), await consumer.position(tp)) for tp in tps]
+            if all(h is not None and p >= h for h, p in ends):
+                break
+        return out
+    finally:
+        await consumer.stop()
+
+
+def test_worker_hub_outage_incident_warroom_and_alert(stack_settings: Settings, tmp_path: Path) -> None:
+    config_dir = tmp_path / "config"
+    shutil.copytree(stack_settings.config_dir, config_dir)
+    fast_rules(config_dir / "sla.yaml")
+    settings = stack_settings.model_copy(update={"config_dir": config_dir})
+    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "orderradar.cli", "worker"]
+    worker = ManagedProcess("worker", argv, tmp_path / "worker.log", env=env, cwd=REPO).start()
+    try:
+        asyncio.run(produce_outage(settings))
+
+        def incidents() -> list[dict[str, Any]]:
+            return asyncio.run(read_values(settings, settings.topic(ORDER_INCIDENTS)))
+
+        def fired() -> list[dict[str, Any]]:
+            return [a for a in asyncio.run(read_values(settings, settings.topic(ALERTS))) if a["event"] == "fired"]
+
+        try:
+            wait_until(incidents, timeout=90, interval=0.5, what="an incident on order-incidents")
+            wait_until(fired, timeout=60, interval=0.5, what="a fired alert on alerts")
+        except TimeoutError:
+            raise AssertionError(worker.log_tail(40)) from None
+        found = incidents()
+        assert {r["incident_id"] for r in found} == {found[0]["incident_id"]}
+        assert found[0]["root_cause"]["hub"] == DOWN_HUB
+        alerts = fired()
+        assert {a["incident_ids"][0] for a in alerts} == {found[0]["incident_id"]}
+        warroom = asyncio.run(read_values(settings, settings.topic(WARROOM_UPDATES)))
+        assert any(w.get("type") == "heatmap" and w["stalled"] > 0 for w in warroom)
+        assert any(w.get("type") == "kpis" and w["key"] == "national" for w in warroom)
+    finally:
+        worker.stop()
