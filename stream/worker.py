@@ -304,6 +304,8 @@ def create_worker(
         web_enabled=options.web_port is not None,
         web_port=options.web_port or 6066,
         worker_redirect_stdouts=False,
+        # Faust keeps its own small files (and RocksDB, if configured) here, not in the cwd.
+        datadir=str((settings.data_dir / "faust" / "{conf.name}").resolve()),
     )
     source = app.topic(
         settings.topic(ORDER_EVENTS),
