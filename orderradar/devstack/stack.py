@@ -93,10 +93,10 @@ class LocalStack:
         web_url = f"http://{self.settings.web_host}:{self.settings.web_port}"
         web.wait_ready(lambda: _answers(f"{web_url}/healthz"), timeout)
         if not self.args.no_simulator:
-            # A few hours of warm-up puts orders in every stage, so the map is alive at once;
+            # An hour of warm-up puts orders in the early stages at once (it costs CPU at start);
             # scenarios can be switched at run time by appending lines to the control file.
             self.control_file.touch()
-            self._child("simulator", "simulate", "--rate", str(self.args.rate), "--warmup", "4h",
+            self._child("simulator", "simulate", "--rate", str(self.args.rate), "--warmup", "1h",
                         "--control", str(self.control_file))
 
     def describe(self) -> str:

@@ -66,7 +66,7 @@ def test_up_serves_flows_and_stops_cleanly(tmp_path: Path) -> None:
         up.wait_ready(lambda: _ok(f"{web}/healthz") and _ok(f"{web}/"), timeout=90)
         family = psutil.Process(up.pid).children(recursive=True)
         assert len(family) >= 5, [p.name() for p in family]  # broker, influxd, worker, web, simulator
-        wait_until(lambda: _events_on_topic(settings) > 0, 60, what="simulator events on order-events")
+        wait_until(lambda: _events_on_topic(settings) > 0, 90, what="simulator events on order-events")
         wait_until(lambda: _influx_points(settings) > 0, 90, what="sku_events points in InfluxDB")
     except BaseException:
         print(up.log_tail(60))
