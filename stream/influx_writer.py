@@ -61,6 +61,8 @@ class FailedChunk:
     reason: InfluxFailure
     attempts: int
     error: str
+    #: Index of the chunk's first line in the lines given to :meth:`InfluxWriter.write`.
+    start: int = 0
 
 
 @dataclass
@@ -148,13 +150,14 @@ class InfluxWriter:
         report = WriteReport()
         if not lines:
             return report
-        chunks = [lines[i:i + self.max_lines] for i in range(0, len(lines), self.max_lines)]
+        starts = range(0, len(lines), self.max_lines)
+        chunks = [lines[i:i + self.max_lines] for i in starts]
         if self.circuit_open:
-            report.failed = [FailedChunk(c, InfluxFailure.CIRCUIT_OPEN, 0, "circuit open after recent failures")
-                             for c in chunks]
+            report.failed = [FailedChunk(c, InfluxFailure.CIRCUIT_OPEN, 0, "circuit open after recent failures", i)
+                             for i, c in zip(starts, chunks)]
             self.stats.chunks_failed += len(chunks)
             return report
-        results = await asyncio.gather(*(self._write_chunk(c) for c in chunks))
+        results = await asyncio.gather(*(self._write_chunk(c, i) for i, c in zip(starts, chunks)))
         for chunk, failure in zip(chunks, results):
             if failure is None:
                 report.written += len(chunk)
@@ -175,7 +178,7 @@ class InfluxWriter:
         self.stats.circuit_opened += 1
         log.warning("influx circuit open for %.1fs", cooldown)
 
-    async def _write_chunk(self, chunk: Sequence[str]) -> FailedChunk | None:
+    async def _write_chunk(self, chunk: Sequence[str], start: int = 0) -> FailedChunk | None:
         body = "\n".join(chunk).encode()
         error = ""
         attempt = 0
@@ -203,13 +206,13 @@ class InfluxWriter:
                     else:
                         log.error("InfluxDB rejected %d points of db %s with HTTP %d (a bug in the points, "
                                   "dead-lettered as rejected): %s", len(chunk), self.db, status, text)
-                        return FailedChunk(chunk, InfluxFailure.REJECTED, attempt, f"HTTP {status}: {text}")
+                        return FailedChunk(chunk, InfluxFailure.REJECTED, attempt, f"HTTP {status}: {text}", start)
                 if attempt >= self.policy.max_attempts or (
                     retry_after is not None and retry_after > self.policy.max_delay_s
                 ):
                     self._trip(retry_after)
                     log.warning("influx write of %d lines failed after %d attempts: %s", len(chunk), attempt, error)
-                    return FailedChunk(chunk, InfluxFailure.RETRIES_EXHAUSTED, attempt, error)
+                    return FailedChunk(chunk, InfluxFailure.RETRIES_EXHAUSTED, attempt, error, start)
                 self.stats.retries += 1
                 await self._sleep(retry_after if retry_after is not None else self._backoff(attempt))
 

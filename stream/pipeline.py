@@ -1,7 +1,7 @@
 """The worker's per-batch pipeline, and the API its stages plug into.
 
-One call of :meth:`Pipeline.process` handles one batch of ``order-events`` records (what
-Faust's ``take_events`` yields), in this order:
+One call of :meth:`Pipeline.process` handles one batch of ``order-events`` records (as the
+worker's batcher collects them), in this order:
 
 1. **core** (plain Python, no awaits): validate each record
    (:func:`stream.contract.validate_record`; failures become dead letters with their
@@ -22,13 +22,22 @@ Faust's ``take_events`` yields), in this order:
       tombstones of expired orders), partition = the source partition;
    d. the in-memory table.
 
-Why this order is safe under crashes: Faust's ``take_events`` acknowledges the batch's
-offsets only after the body returns, so a committed offset never runs ahead of InfluxDB,
-the outputs or the changelog. A crash anywhere in between replays the batch: points are
-idempotent, updates carry the same ``seq`` again, and the changelog (if it was already
-written) makes the replayed events duplicates, which change nothing. The changelog goes
-last because once it holds an event, that event is a duplicate on replay and would not
-produce its point or update again.
+Why this order is safe under crashes: the worker acknowledges a batch's offsets only after
+``process`` returned (``stream.worker.EventBatcher``), so a committed offset never runs ahead
+of InfluxDB, the outputs or the changelog. A crash anywhere in between replays the batch:
+points are idempotent, updates carry the same ``seq`` again, and the changelog (if it was
+already written) makes the replayed events duplicates, which change nothing. The changelog
+goes last because once it holds an event, that event is a duplicate on replay and would
+not produce its point or update again.
+
+Extension API (for delays/SLA, geo, alerting, ...): a :class:`Stage` has a ``name`` and
+``async def process(self, ctx: BatchContext)``; optional ``restore`` and ``tick`` hooks.
+In ``process`` a stage reads ``ctx.accepted`` (event, SKU change: outcome, before/after
+state, illegal reason), ``ctx.accepted_by_partition()``, ``ctx.dead_letters``,
+``ctx.order(order_id)``, and adds ``ctx.lines`` (InfluxDB points), ``ctx.emit(...)``
+(messages), ``ctx.update_order(order.with_extension(name, value))`` (per-order state,
+changelogged and shown in the order's snapshot) and ``ctx.stage_put/get/delete`` (keyed
+stage state, changelogged, handed back to ``restore`` after a restart or rebalance).
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
@@ -391,26 +400,31 @@ class Pipeline:
             log.warning("partitions %s were revoked during the batch; leaving their records to the new owner",
                         sorted(revoked))
             self.stats.skipped_revoked += sum(1 for r in ctx.records if r.partition in revoked)
-        report, agg_report, _ = await asyncio.gather(
-            self.influx.write(ctx.lines + final_lines),
-            self.influx.write(agg_lines),
+        # One write (fewer requests per batch): the points first, the open aggregates last.
+        points = ctx.lines + final_lines
+        report, _ = await asyncio.gather(
+            self.influx.write(points + agg_lines),
             self.outbox.send([r for r, p in out if p is None or p not in revoked]),
         )
-        if agg_report.ok:
+        if not any(f.start + len(f.lines) > len(points) for f in report.failed):
             for partition in agg_parts:
                 self.aggregates[partition].mark_written(partition in sampled)
             for partition in sampled:
                 self._sampled_at[partition] = now
-        # Points InfluxDB did not take go to influx-dlq before the batch counts as done.
+        # Points InfluxDB did not take go to influx-dlq before the batch counts as done
+        # (open aggregate minutes are not dead-lettered: they stay pending, see aggregates).
         dead_points: list[OutRecord] = []
         for failed in report.failed:
-            self.stats.influx_dead_lettered_lines += len(failed.lines)
+            lost = list(failed.lines[: max(0, len(points) - failed.start)])
+            if not lost:
+                continue
+            self.stats.influx_dead_lettered_lines += len(lost)
             headers = tuple(influx_headers(failed.reason, failed.attempts, failed.error))
             partition = self._influx_dlq_partition(ctx) % await self._count(self.topics.influx_dlq)
             dead_points.extend(OutRecord(self.topics.influx_dlq, chunk, None, partition, headers)
-                               for chunk in chunk_lines(failed.lines))
+                               for chunk in chunk_lines(lost))
             if failed.reason is InfluxFailure.REJECTED:
-                log.error("dead-lettered %d rejected points to %s", len(failed.lines), self.topics.influx_dlq)
+                log.error("dead-lettered %d rejected points to %s", len(lost), self.topics.influx_dlq)
         await self.outbox.send(dead_points)
 
         # c. changelog
@@ -519,18 +533,21 @@ class Pipeline:
 
 
 def records_from(events: Iterable[Any]) -> list[SourceRecord]:
-    """Faust events (``take_events``) as :class:`SourceRecord` s."""
+    """Faust events as :class:`SourceRecord` s (raw key and value bytes, as received)."""
     out = []
     for event in events:
         message = event.message
+        headers = message.headers or ()
+        if isinstance(headers, Mapping):
+            headers = headers.items()
         out.append(SourceRecord(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-            key=message.key,
-            value=message.value,
-            headers=tuple((k, v) for k, v in (message.headers or ())),
+            message.topic,
+            message.partition,
+            message.offset,
+            int(message.timestamp * 1000) if message.timestamp else None,
+            message.key,
+            message.value,
+            tuple(headers),
         ))
     return out
 

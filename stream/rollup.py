@@ -253,11 +253,15 @@ def rollup_json(r: OrderRollup) -> dict[str, Any]:
 
 
 def order_snapshot(order: OrderState) -> dict[str, Any]:
-    """The ``order-updates`` value for an order (see ``dashboard/gateway/order_snapshot.py``)."""
-    return {
+    """The ``order-updates`` value for an order (see ``dashboard/gateway/order_snapshot.py``);
+    pipeline stages' per-order state, if any, under ``extensions`` (by stage name)."""
+    out = {
         "order_id": order.order_id,
         "seq": order.seq,
         "updated_at": _iso(order.last_event_ns),
         "rollup": rollup_json(rollup(order)),
         "skus": {sku: sku_snapshot(s) for sku, s in order.skus.items()},
     }
+    if order.extensions:
+        out["extensions"] = order.extensions
+    return out

@@ -283,6 +283,8 @@ def create_worker(
     options = options or WorkerOptions.from_settings(settings)
     codecs.register(STATE_CODEC, StateCodec())
     session_s = options.session_timeout_s
+    faust_dir = (settings.data_dir / "faust").resolve()
+    faust_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         settings.faust_app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -305,7 +307,7 @@ def create_worker(
         web_port=options.web_port or 6066,
         worker_redirect_stdouts=False,
         # Faust keeps its own small files (and RocksDB, if configured) here, not in the cwd.
-        datadir=str((settings.data_dir / "faust" / "{conf.name}").resolve()),
+        datadir=str(faust_dir / "{conf.name}"),
     )
     source = app.topic(
         settings.topic(ORDER_EVENTS),

@@ -64,8 +64,10 @@ def test_up_serves_flows_and_stops_cleanly(tmp_path: Path) -> None:
     try:
         web = f"http://127.0.0.1:{settings.web_port}"
         up.wait_ready(lambda: _ok(f"{web}/healthz") and _ok(f"{web}/"), timeout=90)
+        # broker, influxd, worker, web and (started once the web answers) the simulator
+        family = wait_until(lambda: len(kids := psutil.Process(up.pid).children()) >= 5 and kids, 30,
+                            what="five children of orderradar up")  # type: ignore[assignment]
         family = psutil.Process(up.pid).children(recursive=True)
-        assert len(family) >= 5, [p.name() for p in family]  # broker, influxd, worker, web, simulator
         wait_until(lambda: _events_on_topic(settings) > 0, 90, what="simulator events on order-events")
         wait_until(lambda: _influx_points(settings) > 0, 90, what="sku_events points in InfluxDB")
     except BaseException:

@@ -131,22 +131,23 @@ def generate(seed: int, total: int, invalid: float = 0.01, duplicates: float = 0
         while j + 1 < len(order) and events[order[j + 1]].event_time <= limit and j - i < 20:
             j += 1
         if j > i:
-            order.insert(j, order.pop(i))
-    records = [Record(e.order_id.encode(), e.to_json(), "valid", e) for e in (events[k] for k in order)]
-    for _ in range(n_dup):
-        i = rng.randrange(len(records))
-        original = records[i]
-        while original.kind != "valid":
-            original = records[rng.randrange(len(records))]
-        records.insert(min(len(records), i + rng.randint(1, 50)),
-                       Record(original.key, original.value, "duplicate", original.event))
+            order[i:j + 1] = order[i + 1:j + 1] + [order[i]]
+    valid = [Record(e.order_id.encode(), e.to_json(), "valid", e) for e in (events[k] for k in order)]
+    # Extra records are placed after a position of the valid sequence: (position, rank) keys.
+    placed: list[tuple[float, Record]] = [(float(i), r) for i, r in enumerate(valid)]
+    for n in range(n_dup):
+        i = rng.randrange(len(valid))
+        original = valid[i]
+        placed.append((i + rng.randint(1, 50) + (n + 1) / (n_dup + n_invalid + 2),
+                       Record(original.key, original.value, "duplicate", original.event)))
     for n in range(n_invalid):
-        i = rng.randrange(len(records))
-        template = next(r.event for r in records[i:] + records if r.event is not None)
+        i = rng.randrange(len(valid))
+        template = valid[i].event
         assert template is not None
         key, value = _invalid(rng, n, template)
-        records.insert(i, Record(key, value, "invalid"))
-    return records
+        placed.append((i - 0.5 + (n + 1) / (2 * (n_invalid + 2)), Record(key, value, "invalid")))
+    placed.sort(key=lambda item: item[0])
+    return [record for _, record in placed]
 
 
 def valid_events(records: list[Record]) -> list[OrderEvent]:
