@@ -45,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -280,6 +280,7 @@ class Pipeline:
         *,
         cell_of: CellFunction | None = None,
         owned: Callable[[int], bool] = lambda partition: True,
+        confirm_membership: Callable[[], Awaitable[bool]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
@@ -290,6 +291,7 @@ class Pipeline:
         self.stages = list(stages)
         self.cell_of = cell_of
         self.owned = owned
+        self.confirm_membership = confirm_membership
         self.clock = clock
         self.aggregates: dict[int, PartitionAggregates] = {}
         self.stats = PipelineStats()
@@ -395,16 +397,22 @@ class Pipeline:
         out.extend(self._warroom(ctx))
         out.extend(ctx._emitted)
         # Outputs of a partition revoked meanwhile are dropped: its new owner replays them.
-        revoked = {p for p in ctx.partitions if not self.owned(p)}
+        # A worker that cannot confirm its membership (it was frozen past its session)
+        # treats every partition as revoked: its successor may already have written.
+        fenced = not await self._membership_confirmed()
+        revoked = {p for p in ctx.partitions if fenced or not self.owned(p)}
         if revoked:
-            log.warning("partitions %s were revoked during the batch; leaving their records to the new owner",
-                        sorted(revoked))
+            log.warning("partitions %s were revoked during the batch%s; leaving their records to the new owner",
+                        sorted(revoked), " (membership not confirmed)" if fenced else "")
             self.stats.skipped_revoked += sum(1 for r in ctx.records if r.partition in revoked)
+
+        def dropped(partition: int) -> bool:
+            return fenced or partition in revoked
         # One write (fewer requests per batch): the points first, the open aggregates last.
         points = ctx.lines + final_lines
         report, _ = await asyncio.gather(
             self.influx.write(points + agg_lines),
-            self.outbox.send([r for r, p in out if p is None or p not in revoked]),
+            self.outbox.send([r for r, p in out if not (fenced or (p is not None and p in revoked))]),
         )
         if not any(f.start + len(f.lines) > len(points) for f in report.failed):
             for partition in agg_parts:
@@ -427,39 +435,48 @@ class Pipeline:
                 log.error("dead-lettered %d rejected points to %s", len(lost), self.topics.influx_dlq)
         await self.outbox.send(dead_points)
 
-        # c. changelog
+        # c. changelog (membership checked again: the writes above may have been slow)
+        if not fenced and not await self._membership_confirmed():
+            fenced = True
+            log.warning("membership not confirmed before the changelog write; leaving the batch to the new owner")
         changelog: list[OutRecord] = []
         for order_id, order in ctx.orders.items():
-            if order.partition not in revoked:
+            if not dropped(order.partition):
                 changelog.append(OutRecord(self.topics.changelog, encode_value(order), order_id.encode(),
                                            order.partition))
         for table_key, change in ctx._stage_changes.items():
             partition = change.partition if isinstance(change, StageValue) else change[1]
-            if partition not in revoked:
+            if not dropped(partition):
                 value = encode_value(change) if isinstance(change, StageValue) else None
                 changelog.append(OutRecord(self.topics.changelog, value, table_key.encode(), partition))
         for order_id, partition in tombstones:
-            if partition not in revoked:
+            if not dropped(partition):
                 changelog.append(OutRecord(self.topics.changelog, None, order_id.encode(), partition))
         # Exact end offsets: Faust's recovery reads the changelog up to them (see Outbox.send).
         await self.outbox.send(changelog, exact_end_offsets=True)
 
         # d. memory
         for order_id, order in ctx.orders.items():
-            if order.partition not in revoked:
+            if not dropped(order.partition):
                 self.store[order_id] = order
         for table_key, change in ctx._stage_changes.items():
+            if dropped(change.partition if isinstance(change, StageValue) else change[1]):
+                continue
             if isinstance(change, StageValue):
                 self.store[table_key] = change
             else:
                 self.store.pop(table_key, None)
-        for order_id, _ in tombstones:
-            self.store.pop(order_id, None)
+        for order_id, partition in tombstones:
+            if not dropped(partition):
+                self.store.pop(order_id, None)
         self.stats.accepted += len(ctx.accepted)
         self.stats.duplicates += ctx.duplicates
         self.stats.dead_lettered += len(ctx.dead_letters)
         self.stats.updates += len(ctx._publish)
         self.stats.expired_orders += len(tombstones)
+
+    async def _membership_confirmed(self) -> bool:
+        return True if self.confirm_membership is None else await self.confirm_membership()
 
     async def _count(self, topic: str) -> int:
         return len(await self.outbox.partitions(topic))

@@ -20,8 +20,10 @@
 
 Offsets: a batch's offsets are acknowledged (manually: ``noack()`` stream) only after
 :meth:`~stream.pipeline.Pipeline.process` returned, which is after InfluxDB, the outputs and
-the changelog acknowledged (see :mod:`stream.pipeline`); Faust commits acknowledged offsets
-only up to the first gap. So a committed offset never runs ahead of the sinks. (Faust's
+the changelog acknowledged (see :mod:`stream.pipeline`); the consumer commits up to the first
+delivered offset not acknowledged yet (:mod:`stream.safe_commits`, replacing Faust's
+acked-list arithmetic, which stalls on re-delivered offsets). So a committed offset never
+runs ahead of the sinks. (Faust's
 ``take_events`` would do the same ordering, but it acknowledges a batch in a ``finally``
 even when the body failed, and it stops feeding while the body waits on I/O.) A batch that
 fails is never acknowledged and the worker exits at once (``os._exit``): crash-only, and
@@ -45,6 +47,7 @@ import mode
 from faust.serializers import codecs
 
 from config.settings import Settings
+from stream import safe_commits
 from stream.influx_writer import InfluxReplayer, InfluxWriter, RetryPolicy
 from stream.line_protocol import CellFunction
 from stream.outbox import Outbox
@@ -194,6 +197,8 @@ class WorkerOptions:
     web_port: int | None = None
     #: Run the alerting agent (``stream.stages.wiring.install_alerting``) in this app.
     alerting: bool = False
+    #: Wall-clock period of the alert engine's tick (escalation steps are due on it).
+    alert_tick_s: float = 15.0
     #: Called with the exception when a batch fails unexpectedly (default: exit at once).
     on_fatal: Callable[[BaseException], None] = field(default=_exit_now)
 
@@ -309,6 +314,7 @@ def create_worker(
         # Faust keeps its own small files (and RocksDB, if configured) here, not in the cwd.
         datadir=str(faust_dir / "{conf.name}"),
     )
+    safe_commits.install(app)  # before app.topic: Faust creates the transport lazily
     source = app.topic(
         settings.topic(ORDER_EVENTS),
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
@@ -340,8 +346,13 @@ def create_worker(
     # Python-level mapping layer on every lookup (two per event).
     store = getattr(table.data, "data", None)
     assert isinstance(store, dict), "the pipeline expects Faust's memory:// store"
+    async def confirm_membership() -> bool:
+        consumer = app.consumer  # created lazily by Faust, on the worker's loop
+        assert isinstance(consumer, safe_commits.SafeCommitConsumer)
+        return await consumer.confirm_membership(timeout_s=3 * session_s)
+
     pipeline = Pipeline(config, store, resources.outbox, resources.influx, stages,
-                        cell_of=cell_of, owned=owned)
+                        cell_of=cell_of, owned=owned, confirm_membership=confirm_membership)
     resources.pipeline = pipeline
     lock = asyncio.Lock()
 
@@ -380,5 +391,6 @@ def create_worker(
     if options.alerting:
         from stream.stages.wiring import install_alerting  # the stages package imports this module's peers
 
-        install_alerting(app, settings, resources.outbox, resources.influx, options.on_fatal)
+        install_alerting(app, settings, resources.outbox, resources.influx, options.on_fatal,
+                         tick_s=options.alert_tick_s)
     return WorkerRuntime(app, pipeline, resources, table)

@@ -77,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="enable Faust's web server on this port (default: disabled)")
     parser.add_argument("--worker-log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="Faust's log level (default info)")
+    parser.add_argument("--alert-tick", type=float, default=15.0, metavar="SECONDS",
+                        help="wall-clock period of the alert engine's tick: group flushes, escalation "
+                             "steps and expiry happen on it (default 15)")
     parser.add_argument("--core-only", action="store_true",
                         help="run only the core pipeline (validate, dedupe, state, rollup, aggregates, outputs), "
                              "without the geo, delays/incidents and alerting stages")
@@ -93,6 +96,7 @@ def options_from(args: argparse.Namespace, settings: Settings, **overrides: Any)
         open_retention=timedelta(days=args.open_retention_days),
         web_port=args.web_port,
         replay_max_backoff_s=args.influx_replay_max_backoff,
+        alert_tick_s=args.alert_tick,
         **overrides,
     )
 

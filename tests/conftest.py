@@ -2,11 +2,18 @@
 
 They fail (never skip) when a service cannot start, so a missing install step shows up
 in CI. Each test gets its own topic prefix and InfluxDB database via ``stack_settings``.
+
+To run the same tests against other servers (Apache Kafka and InfluxDB from
+``docker compose up -d kafka influxdb``), set ``ORDERRADAR_TEST_KAFKA_BOOTSTRAP=host:port``
+and/or ``ORDERRADAR_TEST_INFLUX_URL=http://host:port``: the fixtures then use them instead
+of starting their own. (Tests that stop their own influxd keep a private instance.)
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,27 +36,52 @@ def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("services")
 
 
+@dataclass(frozen=True)
+class ExternalBroker:
+    """A Kafka-protocol broker the fixtures did not start (``ORDERRADAR_TEST_KAFKA_BOOTSTRAP``)."""
+
+    bootstrap: str
+
+
+@dataclass(frozen=True)
+class ExternalInflux:
+    """An InfluxDB 1.x API the fixtures did not start (``ORDERRADAR_TEST_INFLUX_URL``)."""
+
+    url: str
+    #: Stands in for a local influxd's data folder: its parent is the session's data dir.
+    root: Path
+
+
 @pytest.fixture(scope="session")
-def broker(services_dir: Path) -> Iterator[EmbeddedBroker]:
+def broker(services_dir: Path) -> Iterator[EmbeddedBroker | ExternalBroker]:
+    external = os.environ.get("ORDERRADAR_TEST_KAFKA_BOOTSTRAP")
+    if external:
+        yield ExternalBroker(external)
+        return
     service = EmbeddedBroker(free_port(), services_dir).start()
     yield service
     service.stop()
 
 
 @pytest.fixture(scope="session")
-def influx(services_dir: Path) -> Iterator[LocalInflux]:
+def influx(services_dir: Path) -> Iterator[LocalInflux | ExternalInflux]:
+    external = os.environ.get("ORDERRADAR_TEST_INFLUX_URL")
+    if external:
+        yield ExternalInflux(external.rstrip("/"), services_dir / "influx-external")
+        return
     service = LocalInflux(free_port(), services_dir).start()
     yield service
     service.stop()
 
 
-def make_settings(broker: EmbeddedBroker, influx: LocalInflux, **overrides: object) -> Settings:
+def make_settings(broker: EmbeddedBroker | ExternalBroker, influx: LocalInflux | ExternalInflux,
+                  **overrides: object) -> Settings:
     """Settings for an isolated test: a unique topic set and database."""
     return isolated_settings(broker.bootstrap, influx.url, influx.root.parent, **overrides)
 
 
 @pytest.fixture
-def stack_settings(broker: EmbeddedBroker, influx: LocalInflux) -> Settings:
+def stack_settings(broker: EmbeddedBroker | ExternalBroker, influx: LocalInflux | ExternalInflux) -> Settings:
     return make_settings(broker, influx)
 
 

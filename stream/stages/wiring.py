@@ -14,14 +14,25 @@ from pydantic import ValidationError
 
 from alerting.policy import load_policy
 from config.settings import Settings
+from stream.contract import Problem, Rejection, RejectCode
+from stream.dlq import SourceCoordinates, dead_letter
+from stream.dlq import encode as encode_dead_letter
 from stream.influx_writer import InfluxWriter
-from stream.outbox import Outbox
-from stream.pipeline import Stage
+from stream.outbox import Outbox, OutRecord
+from stream.pipeline import Stage, records_from
 from stream.sla import load_sla_rules
 from stream.stages.alerting_agent import AlertingAgent, build_delivery, environ
 from stream.stages.delays_stage import DelaysStage, DelaysTopics
 from stream.stages.geo_stage import GeoStage
-from stream.topics import ALERT_INPUTS, ALERTS, CONTROL, ORDER_INCIDENTS, WARROOM_UPDATES, changelog_topic
+from stream.topics import (
+    ALERT_INPUTS,
+    ALERTS,
+    CONTROL,
+    ORDER_EVENTS_DLQ,
+    ORDER_INCIDENTS,
+    WARROOM_UPDATES,
+    changelog_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +66,24 @@ def install_alerting(app: Any, settings: Settings, producer: Outbox, influx: Inf
     agent = AlertingAgent(policy, delivery, producer, influx, store, alerts_topic=settings.topic(ALERTS),
                           changelog_topic=changelog_topic(settings, ALERTING_TABLE))
     lock = asyncio.Lock()
+    dlq_topic = settings.topic(ORDER_EVENTS_DLQ)
+
+    async def reject(event: Any, code: RejectCode, problem: str) -> None:
+        """Dead-letter a record the agent cannot use (kept with its bytes, never dropped)."""
+        (record,) = records_from([event])
+        log.warning("record on %s offset %s dead-lettered: %s", record.topic, record.offset, problem)
+        source = SourceCoordinates(record.topic, record.partition, record.offset, record.timestamp_ms)
+        letter = dead_letter(Rejection(code, (Problem("", problem[:500]),)), source, record.key, record.value,
+                             record.headers, datetime.now(timezone.utc))
+        await producer.send([OutRecord(dlq_topic, encode_dead_letter(letter), record.key, 0)])
 
     async def consume(stream: Any) -> None:
         async for event in stream.events():
             message = event.message
             try:
                 value = orjson.loads(message.value)
-            except orjson.JSONDecodeError:
-                log.warning("undecodable record on %s offset %s skipped", message.topic, message.offset)
+            except orjson.JSONDecodeError as exc:
+                await reject(event, RejectCode.NOT_JSON, str(exc))
                 continue
             try:
                 async with lock:
@@ -72,7 +93,7 @@ def install_alerting(app: Any, settings: Settings, producer: Outbox, influx: Inf
                     else:
                         await agent.on_command(value, now)
             except (ValidationError, KeyError, TypeError, ValueError) as exc:
-                log.warning("record on %s offset %s skipped: %s", message.topic, message.offset, exc)
+                await reject(event, RejectCode.SCHEMA, f"{type(exc).__name__}: {exc}")
             except BaseException as exc:  # noqa: B036 - state or outputs failed: crash-only
                 log.critical("alerting failed; stopping without acknowledging", exc_info=exc)
                 on_fatal(exc)

@@ -9,7 +9,6 @@ its own fault-specific condition.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import time
@@ -33,22 +32,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SHUTDOWN_LIMIT_S = 30.0
 #: what stream_harness.worker_argv passes as --session-timeout
 SESSION_TIMEOUT_S = 6.0
-#: The zombie and rebalance-storm tests have not passed reliably yet (findings in
-#: docs/reliability.md) and each can take 4+ minutes to time out: opt in to run them.
-UNSTABLE = pytest.mark.skipif(os.environ.get("ORDERRADAR_FAULT_UNSTABLE") != "1",
-                              reason="set ORDERRADAR_FAULT_UNSTABLE=1 to run (open findings, slow to fail)")
 
 
 def _exited(process: ManagedProcess) -> bool:
     return not process.alive()
 
 
-@pytest.mark.xfail(
-    raises=TimeoutError, strict=False,
-    reason="FINDING (2026-11-22): passed 2 of 3 runs (exit in 1.8-2.7 s, converged); in 1 run the "
-           "restarted worker never committed all input within 240 s (same stall as the zombie and "
-           "storm tests). Invariant violations (AssertionError) still fail. See docs/reliability.md.",
-)
 def test_sigterm_at_40_percent_exits_within_30s_and_converges(stack_settings: Settings, tmp_path: Path) -> None:
     records = generate(seed=41, total=12_000)
     run = Run(stack_settings, records, tmp_path)
@@ -90,14 +79,6 @@ def _all_committed(run: Run) -> bool:
     return all(offsets.get(p, 0) >= n for p, n in run.produced.items())
 
 
-@UNSTABLE
-@pytest.mark.xfail(
-    raises=(AssertionError, TimeoutError), strict=False,
-    reason="FINDING (2026-11-22): run 1: takeover worked, points exact, but after SIGCONT the "
-           "zombie's stale table writes landed in the orders changelog after the new owner's "
-           "(~400 orders' final state behind the replay); run 2 (busy box): the survivor never "
-           "committed every partition within 240 s. See docs/reliability.md.",
-)
 def test_sigstopped_zombie_is_replaced_and_its_late_work_adds_nothing(
         stack_settings: Settings, tmp_path: Path) -> None:
     records = generate(seed=43, total=16_000)
@@ -145,13 +126,6 @@ def test_sigstopped_zombie_is_replaced_and_its_late_work_adds_nothing(
     assert_all(run)
 
 
-@UNSTABLE
-@pytest.mark.xfail(
-    raises=(AssertionError, TimeoutError), strict=False,
-    reason="FINDING (2026-11-22): passed once (16k events), then on a busy box the group kept "
-           "rebalancing and committed offsets did not reach the end offsets within 240 s. "
-           "See docs/reliability.md.",
-)
 def test_rebalance_storm_third_worker_added_and_removed_3_times(stack_settings: Settings, tmp_path: Path) -> None:
     records = generate(seed=47, total=10_000)
     quarter = len(records) // 4

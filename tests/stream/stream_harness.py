@@ -28,9 +28,9 @@ def worker_argv(*extra: str) -> list[str]:
     """``orderradar worker`` (the CLI once wired, else the module's own entry point)."""
     if importlib.util.find_spec("orderradar.cli") is not None:
         return [sys.executable, "-m", "orderradar.cli", "--log-level", "WARNING", "worker",
-                "--session-timeout", "6", "--worker-log-level", "warning", "--core-only", *extra]
+                "--session-timeout", "6", "--worker-log-level", os.environ.get("ORDERRADAR_TEST_WORKER_LOG", "info"), "--core-only", *extra]
     return [sys.executable, "-m", "stream.worker_command", "--session-timeout", "6",
-            "--worker-log-level", "warning", "--core-only", *extra]
+            "--worker-log-level", os.environ.get("ORDERRADAR_TEST_WORKER_LOG", "info"), "--core-only", *extra]
 
 
 def start_worker(settings: Settings, log_path: Path, *extra: str) -> ManagedProcess:

@@ -85,12 +85,20 @@ class Run:
         """Every input record committed by the worker's group (so all its effects are out)."""
         group, topic = self.settings.faust_app_id, self.settings.topic(ORDER_EVENTS)
 
+        offsets: dict[int, int] = {}
+
         def done() -> bool:
             self.check_alive()
-            offsets = asyncio.run(committed(self.settings, group, topic))
+            offsets.update(asyncio.run(committed(self.settings, group, topic)))
             return all(offsets.get(p, 0) >= n for p, n in self.produced.items())
 
-        wait_until(done, timeout, interval=0.5, what="all input committed")
+        try:
+            wait_until(done, timeout, interval=0.5, what="all input committed")
+        except TimeoutError as exc:
+            assert self.worker is not None
+            raise AssertionError(f"{exc}: committed {dict(sorted(offsets.items()))}, produced "
+                                 f"{dict(sorted(self.produced.items()))}, points {count_points(self.settings)}; "
+                                 f"log {self.worker.log_path}") from None
 
 
 def expected_state(records: Sequence[Record]) -> dict[str, OrderState]:

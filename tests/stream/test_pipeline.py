@@ -167,6 +167,31 @@ def test_outputs_of_revoked_partitions_are_left_to_the_new_owner(stack_settings:
     assert all(v.partition != 1 for v in pipeline.store.values())
 
 
+def test_a_worker_that_cannot_confirm_its_membership_writes_no_state(stack_settings: Settings) -> None:
+    # The zombie case: the first check (before the sinks) passes, then the worker is
+    # frozen past its session; the second check (before the changelog) fails.
+    sources = source_records(generate(seed=23, total=600), stack_settings.partitions)
+    answers = [True, False]
+
+    async def confirm() -> bool:
+        return answers.pop(0)
+
+    async def scenario() -> Pipeline:
+        pipeline = await make_pipeline(stack_settings)
+        pipeline.confirm_membership = confirm
+        await pipeline.process(sources, NOW)
+        await close(pipeline)
+        return pipeline
+
+    pipeline = asyncio.run(scenario())
+    assert answers == []  # both checks ran
+    assert pipeline.stats.accepted > 0
+    assert changelog_state(stack_settings) == {}
+    assert pipeline.store == {}
+    # the points went out before the second check (idempotent: the successor rewrites them)
+    assert count_points(stack_settings) == pipeline.stats.accepted
+
+
 def test_expired_orders_are_tombstoned(stack_settings: Settings) -> None:
     records = generate(seed=23, total=1500)
     sources = source_records(records, stack_settings.partitions)
