@@ -2,9 +2,10 @@
 
 Every record is one JSON object ``{type, command_id, actor, at, ...}`` (key: the target id).
 The worker applies ``alert_ack``/``alert_resolve``/``silence_create``/``silence_expire`` to
-the alerting engine and ``disruption_create``/``disruption_delete`` to its geo index;
-``audit`` records are the trail of who did what (the worker ignores them). Web instances
-read the topic back to list disruption zones. Pure models.
+the alerting engine. ``disruption_create``/``disruption_delete`` are read back by the web
+instances, which list the zones in the war-room; the worker does not apply them to in-flight
+SKUs yet (``geo.disruptions`` has the pure evaluation; wiring it needs every worker to see
+every zone, a global table). ``audit`` records are the trail of who did what. Pure models.
 """
 
 from __future__ import annotations
