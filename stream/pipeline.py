@@ -194,6 +194,9 @@ class BatchContext:
         self._publish: set[str] = set()
         self._emitted: list[tuple[OutRecord, int | None]] = []
         self._stage_changes: dict[str, StageValue | tuple[str, int]] = {}
+        #: Source partitions of this batch whose records wrote no state (revoked meanwhile,
+        #: or membership not confirmed): their offsets must not be committed.
+        self.dropped_partitions: set[int] = set()
 
     # -- reading ------------------------------------------------------------------------
 
@@ -331,7 +334,16 @@ class Pipeline:
     def _core(self, ctx: BatchContext) -> None:
         now = ctx.now
         store = self.store
+        # Records of partitions not owned (revoked, or held after a dropped batch) are left
+        # for their re-delivery: applying them now would build on a state that misses the
+        # dropped records, and count them twice in the minute aggregates.
+        skip = {p for p in ctx.partitions if not self.owned(p)}
+        if skip:
+            ctx.dropped_partitions |= skip
+            self.stats.skipped_revoked += sum(1 for r in ctx.records if r.partition in skip)
         for record in ctx.records:
+            if skip and record.partition in skip:
+                continue
             result = validate_record(record.key, record.value, now)
             if isinstance(result, Rejection):
                 source = SourceCoordinates(record.topic, record.partition, record.offset, record.timestamp_ms)
@@ -400,21 +412,25 @@ class Pipeline:
         # A worker that cannot confirm its membership (it was frozen past its session)
         # treats every partition as revoked: its successor may already have written.
         fenced = not await self._membership_confirmed()
-        revoked = {p for p in ctx.partitions if fenced or not self.owned(p)}
+        revoked = {p for p in ctx.partitions if fenced or not self.owned(p)} - ctx.dropped_partitions
         if revoked:
             log.warning("partitions %s were revoked during the batch%s; leaving their records to the new owner",
                         sorted(revoked), " (membership not confirmed)" if fenced else "")
             self.stats.skipped_revoked += sum(1 for r in ctx.records if r.partition in revoked)
 
         def dropped(partition: int) -> bool:
-            return fenced or partition in revoked
+            return fenced or partition in revoked or not self.owned(partition)
         # One write (fewer requests per batch): the points first, the open aggregates last.
+        # A fenced worker writes only the per-event points (identical to its successor's);
+        # its minute aggregates could overwrite the successor's counts.
+        if fenced:
+            final_lines, agg_lines, sampled = [], [], []
         points = ctx.lines + final_lines
         report, _ = await asyncio.gather(
             self.influx.write(points + agg_lines),
-            self.outbox.send([r for r, p in out if not (fenced or (p is not None and p in revoked))]),
+            self.outbox.send([r for r, p in out if not (dropped(p) if p is not None else fenced)]),
         )
-        if not any(f.start + len(f.lines) > len(points) for f in report.failed):
+        if not fenced and not any(f.start + len(f.lines) > len(points) for f in report.failed):
             for partition in agg_parts:
                 self.aggregates[partition].mark_written(partition in sampled)
             for partition in sampled:
@@ -439,6 +455,7 @@ class Pipeline:
         if not fenced and not await self._membership_confirmed():
             fenced = True
             log.warning("membership not confirmed before the changelog write; leaving the batch to the new owner")
+        ctx.dropped_partitions |= set(ctx.partitions) if fenced else revoked
         changelog: list[OutRecord] = []
         for order_id, order in ctx.orders.items():
             if not dropped(order.partition):

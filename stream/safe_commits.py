@@ -53,7 +53,11 @@ class LeasedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         async def _do_heartbeat() -> bool:
             sent_at = time.monotonic()
             ok = await heartbeat()
-            if ok:
+            # aiokafka also answers True to REBALANCE_IN_PROGRESS (it keeps heartbeating
+            # while it rejoins), but then the member stays only until the rebalance's
+            # join deadline: that does not renew the lease.
+            rejoining = coordinator._rejoin_needed_fut.done()  # type: ignore[union-attr]
+            if ok and not rejoining:
                 lease.renewed(sent_at)
             return bool(ok)
 
@@ -65,6 +69,8 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._frontiers: dict[TP, CommitFrontier] = {}
+        #: Partitions whose commits stop until the next assignment (see :meth:`hold`).
+        self._held: set[TP] = set()
         self.callback = self._counting_deliveries(self.callback)
         session_s = float(self.app.conf.broker_session_timeout)
         self.lease = MembershipLease(session_s, margin_s=session_s / 3)
@@ -100,8 +106,24 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
             acked.clear()
             self._acked_index[tp].clear()
         self._gap.pop(tp, None)
+        if tp in self._held:
+            return None
         frontier = self._frontiers.get(tp)
         return frontier.offset() if frontier is not None else None
+
+    def hold(self, tps: Set[TP]) -> None:
+        """Stop committing ``tps`` until the next assignment.
+
+        For a batch that wrote nothing for these partitions (revoked meanwhile, or the
+        membership was not confirmed) but is still acknowledged: Faust waits for every
+        message to be acknowledged before it completes a revocation, so the acks must
+        happen, and they must not let a commit pass records that were not processed. The
+        next assignment seeks to the committed offsets and delivers them again.
+        """
+        self._held.update(tps)
+
+    def is_held(self, tp: TP) -> bool:
+        return tp in self._held
 
     def in_flight(self) -> dict[TP, int]:
         """Delivered, unacknowledged messages per partition (for diagnostics)."""
@@ -114,6 +136,7 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
 
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
         self.lease.renewed(time.monotonic())  # the group just synced with us as a member
+        self._held.clear()
         for tp in assigned:
             self._frontiers.pop(tp, None)
         await super().on_partitions_assigned(assigned, generation_id)

@@ -44,6 +44,7 @@ from typing import Any
 
 import faust
 import mode
+from faust.types import TP
 from faust.serializers import codecs
 
 from config.settings import Settings
@@ -326,14 +327,20 @@ def create_worker(
         changelog_topic(settings, TABLE),
         key_type=str, key_serializer="raw", value_serializer=STATE_CODEC,
         partitions=settings.partitions, compacting=True, internal=True, maxsize=131_072, allow_empty=True,
+        acks=False,  # like Faust's own changelogs: recovery reads them, nothing acknowledges
     )
     table = app.Table(TABLE, partitions=settings.partitions, key_type=str, changelog_topic=changelog)
     resources = WorkerResources(settings, options)
     source_name = source.get_topic_name()
 
     def owned(partition: int) -> bool:
-        assignment = app.consumer.assignment()
-        return any(tp.topic == source_name and tp.partition == partition for tp in assignment)
+        """Assigned, and not held: after a batch of the partition was dropped, later records
+        of it must wait for the re-delivery from the committed offset (next assignment),
+        or they would be applied to a state that misses the dropped ones."""
+        consumer = app.consumer
+        tp = TP(source_name, partition)
+        assert isinstance(consumer, safe_commits.SafeCommitConsumer)
+        return tp in consumer.assignment() and not consumer.is_held(tp)
 
     config = PipelineConfig(
         topics=pipeline_topics(settings),
@@ -364,7 +371,12 @@ def create_worker(
 
     async def process(events: list[Any]) -> None:
         async with lock:
-            await pipeline.process(records_from(events), datetime.now(timezone.utc))
+            ctx = await pipeline.process(records_from(events), datetime.now(timezone.utc))
+        if ctx.dropped_partitions:
+            # Acknowledged below (Faust's revocation waits for that), but never committed.
+            consumer = app.consumer
+            assert isinstance(consumer, safe_commits.SafeCommitConsumer)
+            consumer.hold({TP(source_name, p) for p in ctx.dropped_partitions})
 
     async def run_batches(stream: Any) -> None:
         manual = stream.noack()  # offsets are acknowledged by the batcher, after the sinks

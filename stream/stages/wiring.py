@@ -58,7 +58,8 @@ def install_alerting(app: Any, settings: Settings, producer: Outbox, influx: Inf
     source = app.topic(inputs_name, control_name, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw", partitions=1)
     changelog = app.topic(changelog_topic(settings, ALERTING_TABLE), key_type=str, key_serializer="raw",
-                          value_serializer="json", partitions=1, compacting=True, internal=True, allow_empty=True)
+                          value_serializer="json", partitions=1, compacting=True, internal=True, allow_empty=True,
+                          acks=False)
     table = app.Table(ALERTING_TABLE, partitions=1, key_type=str, changelog_topic=changelog)
     store = table.data.data
     assert isinstance(store, dict), "the alerting agent expects Faust's memory:// store"

@@ -176,20 +176,45 @@ def test_a_worker_that_cannot_confirm_its_membership_writes_no_state(stack_setti
     async def confirm() -> bool:
         return answers.pop(0)
 
-    async def scenario() -> Pipeline:
+    async def scenario() -> tuple[Pipeline, BatchContext]:
         pipeline = await make_pipeline(stack_settings)
         pipeline.confirm_membership = confirm
-        await pipeline.process(sources, NOW)
+        ctx = await pipeline.process(sources, NOW)
         await close(pipeline)
-        return pipeline
+        return pipeline, ctx
 
-    pipeline = asyncio.run(scenario())
+    pipeline, ctx = asyncio.run(scenario())
     assert answers == []  # both checks ran
     assert pipeline.stats.accepted > 0
     assert changelog_state(stack_settings) == {}
     assert pipeline.store == {}
+    # every source partition reported as dropped: the worker must not commit them
+    assert ctx.dropped_partitions == {s.partition for s in sources}
     # the points went out before the second check (idempotent: the successor rewrites them)
     assert count_points(stack_settings) == pipeline.stats.accepted
+
+
+def test_a_fenced_batch_writes_points_but_no_aggregates(stack_settings: Settings) -> None:
+    sources = source_records(generate(seed=24, total=400), stack_settings.partitions)
+
+    async def never() -> bool:
+        return False
+
+    async def scenario() -> tuple[Pipeline, BatchContext]:
+        pipeline = await make_pipeline(stack_settings)
+        pipeline.confirm_membership = never
+        ctx = await pipeline.process(sources, NOW)
+        await close(pipeline)
+        return pipeline, ctx
+
+    pipeline, ctx = asyncio.run(scenario())
+    assert ctx.dropped_partitions == {s.partition for s in sources}
+    assert pipeline.stats.skipped_revoked == len(sources)
+    assert count_points(stack_settings) == pipeline.stats.accepted > 0
+    # minute aggregates of a zombie could overwrite its successor's counts
+    assert count_points(stack_settings, "throughput", "count") == 0
+    assert changelog_state(stack_settings) == {}
+    assert asyncio.run(read_topic(stack_settings, stack_settings.topic(ORDER_UPDATES))) == []
 
 
 def test_expired_orders_are_tombstoned(stack_settings: Settings) -> None:
