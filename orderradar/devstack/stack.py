@@ -3,7 +3,9 @@
 Starts, in order: the embedded broker, a local influxd (data under ``data_dir``), every
 topic and the database, then a Faust worker, the web server and the traffic simulator as
 child processes. Each child runs in its own process group with a parent-death signal, so
-neither Ctrl-C nor a crash of this process leaves an orphan behind.
+neither Ctrl-C nor a crash of this process leaves an orphan behind. A child that exits is
+started again after a growing delay (the worker is crash-only: its successor replays the
+unfinished batch); one that keeps crashing stops the stack (:mod:`orderradar.devstack.restarts`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 
 import httpx
@@ -22,6 +25,7 @@ from config.settings import Settings
 from orderradar.devstack.broker import EmbeddedBroker
 from orderradar.devstack.influx import LocalInflux, create_database
 from orderradar.devstack.process import ManagedProcess, StartError
+from orderradar.devstack.restarts import RestartTracker
 from stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -113,8 +117,8 @@ class LocalStack:
         ]
         return "\n".join(lines)
 
-    def first_dead_child(self) -> ManagedProcess | None:
-        return next((c for c in self.children if not c.alive()), None)
+    def dead_children(self) -> list[ManagedProcess]:
+        return [c for c in self.children if not c.alive()]
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -141,15 +145,29 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     stack = LocalStack(settings, args)
+    trackers: dict[str, RestartTracker] = {}
+    restart_at: dict[str, float] = {}  # crashed children waiting for their restart
     try:
         stack.start()
         print(stack.describe(), flush=True)
-        while not stop.wait(1.0):
-            dead = stack.first_dead_child()
-            if dead is not None:
-                print(f"{dead.name} exited unexpectedly; last lines of {dead.log_path}:\n{dead.log_tail()}",
-                      file=sys.stderr)
-                return 1
+        while not stop.wait(0.5):
+            now = time.monotonic()
+            for child in stack.dead_children():
+                if child.name in restart_at:
+                    if now >= restart_at[child.name]:
+                        del restart_at[child.name]
+                        child.start()
+                        print(f"{child.name} restarted (pid {child.pid})", file=sys.stderr, flush=True)
+                    continue
+                code = child.proc.returncode if child.proc is not None else None
+                print(f"{child.name} exited with {code}; last lines of {child.log_path}:\n{child.log_tail()}",
+                      file=sys.stderr, flush=True)
+                delay = trackers.setdefault(child.name, RestartTracker()).on_exit(now)
+                if delay is None:
+                    print(f"{child.name} keeps crashing; stopping the stack", file=sys.stderr)
+                    return 1
+                print(f"restarting {child.name} in {delay:.0f}s", file=sys.stderr, flush=True)
+                restart_at[child.name] = now + delay
         return 0
     except StartError as exc:
         print(f"orderradar up: {exc}", file=sys.stderr)

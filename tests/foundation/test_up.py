@@ -1,4 +1,5 @@
-"""``orderradar up`` end to end: the stack answers, events flow, Ctrl-C leaves nothing behind."""
+"""``orderradar up`` end to end: the stack answers, events flow, a crashed worker is
+restarted, Ctrl-C leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -49,7 +50,17 @@ def _influx_points(settings: Settings) -> int:
     return int(series[0]["values"][0][1]) if series else 0
 
 
-def test_up_serves_flows_and_stops_cleanly(tmp_path: Path) -> None:
+def _worker_pid(up_pid: int) -> int | None:
+    for child in psutil.Process(up_pid).children():
+        try:
+            if "worker" in child.cmdline():
+                return child.pid
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def test_up_serves_flows_restarts_a_crashed_worker_and_stops_cleanly(tmp_path: Path) -> None:
     settings = Settings(
         broker_port=free_port(), influx_port=free_port(), web_port=free_port(), data_dir=tmp_path,
     )
@@ -70,6 +81,15 @@ def test_up_serves_flows_and_stops_cleanly(tmp_path: Path) -> None:
         family = psutil.Process(up.pid).children(recursive=True)
         wait_until(lambda: _events_on_topic(settings) > 0, 90, what="simulator events on order-events")
         wait_until(lambda: _influx_points(settings) > 0, 90, what="sku_events points in InfluxDB")
+
+        # A crashed worker is restarted by the stack, and the flow goes on.
+        worker = next(p for p in family if "worker" in p.cmdline())
+        worker.kill()
+        wait_until(lambda: _worker_pid(up.pid) not in (None, worker.pid), 60, what="a new worker process")
+        points = _influx_points(settings)
+        wait_until(lambda: _influx_points(settings) > points, 120, what="points from the restarted worker")
+        assert up.alive()
+        family = psutil.Process(up.pid).children(recursive=True)
     except BaseException:
         print(up.log_tail(60))
         raise
