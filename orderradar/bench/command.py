@@ -81,6 +81,28 @@ def _geo(r: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value / 2**20:,.0f} MiB"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} s"
+
+
+def _latency(lat: dict[str, Any]) -> str:
+    if not lat.get("n"):
+        return "no deltas received"
+    return f"p50 {lat['p50']:,.0f} ms  p95 {lat['p95']:,.0f} ms  p99 {lat['p99']:,.0f} ms  (n={lat['n']})"
+
+
+def _system(r: dict[str, Any]) -> list[tuple[str, str]]:
+    sustained = r.get("sustained", {})
+    return [
+        ("orderradar worker (all stages), drain", _rate(sustained.get("events_per_s"))),
+        ("in-flight SKUs loaded", f"{r.get('state', {}).get('in_flight_skus', 0):,}"),
+    ]
+
+
 def _delays(r: dict[str, Any]) -> list[tuple[str, str]]:
     steady, timers = r.get("steady", {}), r.get("timers", {})
     return [
@@ -95,7 +117,96 @@ BENCHMARKS = (
               ("--viewers", "20", "--baseline", "2", "--orders", "5", "--rounds", "3", "--interval", "0.2"), _tracking),
     Benchmark("geo", "bench_geo.py", (), ("--points", "5000", "--fences", "50", "--skus", "5000"), _geo),
     Benchmark("delays", "bench_delays.py", (), ("--quick",), _delays),
+    Benchmark("system", "bench_system.py", (), ("--smoke",), _system),
 )
+
+
+# -- issue #10: the seven items, numbered, from the scripts' results -------------------------
+
+
+def items(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The seven measures of issue #10, keyed by item number; an item whose script did not
+    run is absent. Values are copied from the per-script results (nothing is computed here
+    but a rate from a count and its seconds, all measured in the same run)."""
+    out: dict[str, dict[str, Any]] = {}
+    pipeline, system = results.get("pipeline"), results.get("system")
+    if pipeline:
+        ceiling = pipeline["ceiling_noop_each"]["median_rate"]
+        last = pipeline["rounds"][-1]["pipeline"]  # the round the "every benchmark" table shows
+        staged = pipeline.get("pipeline_with_stages") or {}
+        out["1"] = {"what": "ceiling: no-op Faust agent on the same broker", "events_per_s": ceiling}
+        out["2"] = {"what": "full pipeline, sustained (backlog drain, one worker)",
+                    "core_events_per_s": last["rate"], "ratio_to_ceiling": pipeline["ratio_pipeline_to_ceiling_wall"],
+                    "with_stages_events_per_s": staged.get("rate"),
+                    "with_stages_ratio_to_ceiling": pipeline.get("ratio_with_stages_to_ceiling_wall")}
+    if system:
+        out["3"] = {"what": "end-to-end latency, produce -> worker -> gateway -> /ws/track client",
+                    "reference_events_per_s": system["sustained"]["events_per_s"],
+                    "runs": [{k: run[k] for k in ("load", "target_rate", "achieved_rate", "latency_ms")}
+                             for run in system["latency"]]}
+        out["4"] = {"what": "peak RSS (VmHWM) per component; worker bytes per in-flight SKU",
+                    "peak_rss_bytes": system["peak_rss"], **system["state"]}
+        out["6"] = {"what": "recovery after kill -9 of a worker holding the in-flight SKUs", **system["recovery"]}
+        out["7"] = {"what": "47x flash-sale burst over 1M orders/day",
+                    **{k: v for k, v in system["burst"].items() if k != "samples"}}
+    influx: dict[str, Any] = {}
+    if system:
+        influx.update(points_per_s=system["influx"]["points_per_s"],
+                      sku_event_points_per_s=system["influx"]["sku_event_points_per_s"])
+    if pipeline:
+        last = pipeline["rounds"][-1]["pipeline"]
+        influx["pipeline_sku_event_points_per_s"] = last["points"] / last["seconds"]
+    if influx:
+        out["5"] = {"what": "InfluxDB write rate during a backlog drain", **influx}
+    return dict(sorted(out.items()))
+
+
+def _item_rows(number: str, item: dict[str, Any]) -> list[tuple[str, str]]:
+    """Readable rows of one item."""
+    if number == "1":
+        return [("no-op Faust agent (ceiling)", _rate(item["events_per_s"]))]
+    if number == "2":
+        return [("full pipeline, core, one worker", f"{_rate(item['core_events_per_s'])}  "
+                                                     f"({_pct(item['ratio_to_ceiling'])} of ceiling)"),
+                ("full pipeline with all stages", f"{_rate(item['with_stages_events_per_s'])}  "
+                                                   f"({_pct(item['with_stages_ratio_to_ceiling'])} of ceiling)")]
+    if number == "3":
+        rows = [("reference: orderradar worker drain", _rate(item["reference_events_per_s"]))]
+        rows += [(f"at {run['load'].replace('pct', '%')}: {_rate(run['achieved_rate'])}", _latency(run["latency_ms"]))
+                 for run in item["runs"]]
+        return rows
+    if number == "4":
+        rows = [(f"peak RSS {name}", _mib(value)) for name, value in item["peak_rss_bytes"].items()]
+        per_sku = item.get("bytes_per_in_flight_sku")
+        rows.append((f"worker bytes / in-flight SKU ({item['in_flight_skus']:,})",
+                     "-" if per_sku is None else f"{per_sku:,.0f} B"))
+        return rows
+    if number == "5":
+        rows = []
+        if "points_per_s" in item:
+            rows.append(("points written (all series)", _rate(item["points_per_s"])))
+            rows.append(("sku_events points", _rate(item["sku_event_points_per_s"])))
+        if "pipeline_sku_event_points_per_s" in item:
+            rows.append(("sku_events points, core pipeline", _rate(item["pipeline_sku_event_points_per_s"])))
+        return rows
+    if number == "6":
+        return [(f"restart -> probe in InfluxDB ({item['in_flight_skus']:,} SKUs)",
+                 f"{_seconds(item['restart_to_probe_written_s'])}  (session timeout {item['session_timeout_s']:.0f} s)")]
+    if number == "7":
+        return [("baseline (1M orders/day) -> burst", f"{_rate(item['baseline_rate'])} -> "
+                                                       f"{_rate(item['burst']['achieved_rate'])} for "
+                                                       f"{item['burst']['seconds']:.0f} s"),
+                ("max lag", f"{item['max_lag_events']:,} events, {_seconds(item['max_lag_s'])}"),
+                ("catch-up after the burst", _seconds(item["catch_up_s"]) if item["caught_up"] else "not caught up")]
+    return []
+
+
+def items_table(numbered: dict[str, dict[str, Any]]) -> str:
+    lines = [f"{'#':<2} {'measure':<46} value", f"{'-' * 2} {'-' * 46} {'-' * 44}"]
+    for number, item in numbered.items():
+        for label, value in _item_rows(number, item):
+            lines.append(f"{number:<2} {label:<46} {value}")
+    return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -149,8 +260,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"running {bench.name} ...", flush=True)
         out = args.results_dir / f"{bench.name}{'-smoke' if args.smoke else ''}.json"
         report["results"][bench.name] = run_one(bench, args.smoke, out, args.timeout)
+    report["items"] = items(report["results"])
     path = args.results_dir / f"bench-{stamp}{'-smoke' if args.smoke else ''}.json"
     path.write_text(json.dumps(report, indent=2))
+    print("issue #10, one run:")
+    print(items_table(report["items"]))
+    print("\nevery benchmark:")
     print(table(report))
     print(f"\nreport: {path}")
     return 0

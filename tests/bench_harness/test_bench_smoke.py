@@ -21,7 +21,7 @@ def test_bench_smoke_run_writes_one_report_with_every_part(tmp_path: Path) -> No
     reports = list(tmp_path.glob("bench-*-smoke.json"))
     assert len(reports) == 1
     report = json.loads(reports[0].read_text())
-    assert set(report["results"]) == {"pipeline", "tracking", "geo", "delays"}
+    assert set(report["results"]) == {"pipeline", "tracking", "geo", "delays", "system"}
     assert report["machine"]["cpus"] >= 1
     pipeline = report["results"]["pipeline"]
     # Every valid event of the smoke input reached InfluxDB, and the ratio was computed.
@@ -30,3 +30,13 @@ def test_bench_smoke_run_writes_one_report_with_every_part(tmp_path: Path) -> No
     assert all(run["latency_ms"]["p99"] > 0 for run in report["results"]["tracking"]["scenarios"])
     assert report["results"]["geo"]["geofence_lookup"]["meets_target"] is True
     assert "pipeline / ceiling (wall)" in proc.stdout
+    # Issue #10: all seven items, numbered, in the one report and the one table.
+    items = report["items"]
+    assert set(items) == {"1", "2", "3", "4", "5", "6", "7"}
+    assert [run["latency_ms"]["n"] > 0 for run in items["3"]["runs"]] == [True, True]
+    assert set(items["4"]["peak_rss_bytes"]) == {"broker", "influxd", "web", "worker"}
+    assert all(v > 0 for v in items["4"]["peak_rss_bytes"].values())
+    assert items["5"]["points_per_s"] > 0
+    assert items["6"]["restart_to_probe_written_s"] > 0
+    assert items["7"]["max_lag_events"] > 0 and items["7"]["burst_factor"] == 47
+    assert "issue #10, one run:" in proc.stdout

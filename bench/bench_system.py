@@ -1,0 +1,625 @@
+"""The whole system under load: end-to-end latency, memory, InfluxDB writes, crash recovery, a flash sale.
+
+    .venv/bin/python bench/bench_system.py            # full run (several minutes)
+    .venv/bin/python bench/bench_system.py --smoke    # tiny sizes: checks the harness
+
+One stack, started here on free loopback ports: the embedded broker, ``influxd``, the web
+gateway (``orderradar web``) and the stream worker (``orderradar worker``, every stage), all
+real processes. Traffic is the simulator's (``orderradar.simulator``): a pool of events of
+orders placed at 1M orders/day, replayed with fresh order ids per pass and stamped with the
+wall-clock time just before each record is produced (``event_time``), so "now - event_time"
+is the age of an event anywhere in the pipeline. Phases, in order (numbers are issue #10's):
+
+- sustained [2, 5]: a backlog of ``--load-replicas`` passes of the pool is produced, the
+  worker drains it; events/s = ``sku_events`` points per second after the producer
+  finished (the worker alone on the machine), InfluxDB points/s from influxd's own
+  ``/debug/vars`` write counter over the same interval (every measurement, not just events);
+- memory [4]: the worker's VmRSS before the backlog and after it (all those SKUs in flight)
+  gives bytes per in-flight SKU; VmHWM (peak RSS) of every process at the end;
+- recovery [6]: ``kill -9`` of that worker, a new one started at once with a probe event
+  produced; recovery = restart -> the probe's point is in InfluxDB (the dead member's session
+  must expire, the table is rebuilt from its changelog, the uncommitted tail is replayed);
+- latency [3]: tracked orders get links from ``POST /api/v1/tracking-links`` (API key), a
+  WebSocket client per order subscribes on ``/ws/track``; traffic is paced at 50% and 90%
+  of the sustained rate with each tracked order moving once a second; latency = arrival of
+  the delta on the socket - the ``updated_at`` it carries (the produce stamp);
+- burst [7]: 1M orders/day in events/s (simulator's events per order), then 47x for
+  ``--burst-s``, then the baseline again; committed offsets of the worker's group against
+  the end offsets of ``order-events`` are sampled twice a second: lag in events, lag in
+  seconds (age of the oldest unprocessed record) and the time to catch up after the burst.
+
+Prints JSON and writes ``bench/results/system.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import json
+import os
+import platform
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from websockets.asyncio.client import ClientConnection, connect
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench_pipeline import Stack, child  # noqa: E402  (same directory: the stack and the child helper)
+from config.settings import Settings  # noqa: E402
+from orderradar.devstack.process import ManagedProcess, free_port  # noqa: E402
+from orderradar.devstack.waiting import async_wait_until, wait_until  # noqa: E402
+from orderradar.simulator import events_per_second_for  # noqa: E402
+from orderradar.simulator.generator import TrafficGenerator, TrafficProfile  # noqa: E402
+from stream.contract import CLOSED, Status  # noqa: E402
+from stream.topics import ORDER_EVENTS  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "system.json"
+SESSION_TIMEOUT_S = 6.0
+SOURCE = "bench"
+ORDERS_PER_DAY = 1_000_000
+BURST_FACTOR = 47
+#: Route of a tracked order: the first statuses once, then hub to hub forever (legal loop),
+#: so every event changes what the customer sees and the gateway sends a delta.
+TRACK_ROUTE = (Status.PAID, Status.PICKED, Status.PACKED, Status.OUTBOUND_SCAN)
+TRACK_LOOP = (Status.LINEHAUL, Status.HUB_ARRIVAL)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def percentiles(values: list[float]) -> dict[str, float | int | None]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None}
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 1)
+
+    return {"n": len(ordered), "p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": round(ordered[-1], 1)}
+
+
+# ---- memory of the processes (from /proc: no sampling thread, the kernel keeps the peak) ----
+
+
+def proc_memory(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak RSS) of a process, in bytes."""
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = int(value.split()[0]) * 1024
+    return out
+
+
+# ---- traffic: the simulator's events, replayed with new ids and stamped at produce time ----
+
+
+@dataclass
+class Traffic:
+    """An endless record source: passes over a pool of simulator events, new ids per pass."""
+
+    pool: list[dict[str, Any]]
+    in_flight_per_pass: int
+    passes: int = 0
+    index: int = 0
+
+    @classmethod
+    def simulated(cls, events: int, seed: int = 2026) -> Traffic:
+        profile = TrafficProfile(orders_per_day=ORDERS_PER_DAY, diurnal=False)
+        pool: list[dict[str, Any]] = []
+        last: dict[tuple[str, str], Status] = {}
+        for emission in TrafficGenerator(seed, datetime.now(timezone.utc), profile):
+            event = emission.event
+            pool.append(event.model_dump(mode="json", exclude_none=True))
+            last[(event.order_id, event.sku)] = event.status
+            if len(pool) >= events:
+                break
+        return cls(pool, sum(1 for status in last.values() if status not in CLOSED))
+
+    def next_record(self) -> tuple[bytes, bytes]:
+        template = self.pool[self.index]
+        suffix = f".p{self.passes}"
+        order_id = template["order_id"] + suffix
+        value = {**template, "order_id": order_id, "event_id": template["event_id"] + suffix, "event_time": now_iso()}
+        self.index += 1
+        if self.index == len(self.pool):
+            self.index, self.passes = 0, self.passes + 1
+        return order_id.encode(), orjson.dumps(value)
+
+
+def plain_event(order_id: str, n: int, status: Status, stamp: datetime | None = None) -> tuple[bytes, bytes]:
+    """A minimal valid event stamped now (probes and tracked orders)."""
+    value = {"v": 1, "event_id": f"{order_id}-{n}", "order_id": order_id, "sku": "SKU-1", "qty": 1,
+             "status": status.value, "event_time": (stamp or datetime.now(timezone.utc)).isoformat(),
+             "source": SOURCE,
+             "lat": 31.0 + n * 0.013, "lon": 121.0 + n * 0.013}
+    return order_id.encode(), orjson.dumps(value)
+
+
+# ---- producing at a paced rate ---------------------------------------------------------------
+
+
+@dataclass
+class Tracked:
+    """One tracked order: its link, its socket and the latencies of the deltas it received."""
+
+    order_id: str
+    token: str
+    sent: int = 0
+    next_due: float = 0.0
+    #: Produce stamp of the last event sent, and the newest ``updated_at`` received.
+    last_sent: float = 0.0
+    last_seen: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    socket: ClientConnection | None = None
+
+    def next_status(self) -> Status:
+        if self.sent < len(TRACK_ROUTE):
+            return TRACK_ROUTE[self.sent]
+        return TRACK_LOOP[(self.sent - len(TRACK_ROUTE)) % len(TRACK_LOOP)]
+
+
+class Producer:
+    """Paced producer of ``order-events``; remembers (time, total produced) for lag in seconds."""
+
+    TICK_S = 0.01
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = settings.topic(ORDER_EVENTS)
+        self.kafka = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5,
+                                      max_batch_size=256 * 1024)
+        self.total = 0
+        self.times: list[float] = []
+        self.totals: list[int] = []
+
+    async def start(self) -> None:
+        await self.kafka.start()
+
+    async def stop(self) -> None:
+        await self.kafka.stop()
+
+    async def send(self, record: tuple[bytes, bytes]) -> None:
+        await self.kafka.send(self.topic, key=record[0], value=record[1])
+        self.total += 1
+
+    def mark(self) -> None:
+        self.times.append(time.monotonic())
+        self.totals.append(self.total)
+
+    def produced_at(self, total: int) -> float | None:
+        """When the ``total``-th record had been produced (None: not yet)."""
+        i = bisect.bisect_left(self.totals, total)
+        return self.times[i] if i < len(self.times) else None
+
+    async def backlog(self, traffic: Traffic, count: int) -> None:
+        for _ in range(count):
+            await self.send(traffic.next_record())
+        await self.kafka.flush()
+        self.mark()
+
+    async def paced(self, traffic: Traffic, rate: float, seconds: float, tracked: Sequence[Tracked] = (),
+                    track_interval_s: float = 1.0) -> dict[str, float]:
+        """``rate`` records/s for ``seconds`` (tracked orders' events included in the rate)."""
+        started = time.monotonic()
+        first = self.total
+        for t in tracked:
+            t.next_due = started
+        while (elapsed := time.monotonic() - started) < seconds:
+            now = time.monotonic()
+            for t in tracked:
+                if now >= t.next_due:
+                    stamp = datetime.now(timezone.utc)
+                    await self.send(plain_event(t.order_id, t.sent, t.next_status(), stamp))
+                    t.last_sent = stamp.timestamp()
+                    t.sent += 1
+                    t.next_due += track_interval_s
+            due = int(rate * elapsed) - (self.total - first)
+            for _ in range(max(0, due)):
+                await self.send(traffic.next_record())
+            self.mark()
+            await asyncio.sleep(self.TICK_S)  # pacing of the producer, not a wait for a result
+        await self.kafka.flush()
+        self.mark()
+        wall = time.monotonic() - started
+        return {"target_rate": round(rate, 1), "achieved_rate": round((self.total - first) / wall, 1),
+                "seconds": round(wall, 2), "records": self.total - first}
+
+
+# ---- observing the stack -------------------------------------------------------------------
+
+
+class Observer:
+    """InfluxDB counts, influxd's write counter and the worker group's lag."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+        topic = settings.topic(ORDER_EVENTS)
+        self.partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+
+    def close(self) -> None:
+        self.admin.close()
+        self.consumer.close()
+
+    def query(self, q: str) -> list[Any]:
+        response = httpx.get(f"{self.settings.influx_url}/query", params={"db": self.settings.influx_db, "q": q},
+                             timeout=30)
+        series = response.json()["results"][0].get("series")
+        return list(series[0]["values"]) if series else []
+
+    def sku_points(self) -> int:
+        values = self.query('SELECT count("event_id") FROM "sku_events"')
+        return int(values[0][1]) if values else 0
+
+    def has_event(self, event_id: str) -> bool:
+        return bool(self.query(f"SELECT count(\"qty\") FROM \"sku_events\" WHERE time > now() - 1h "
+                               f"AND \"event_id\" = '{event_id}'"))
+
+    def influx_points_written(self) -> int:
+        """influxd's own counter of points received by /write (every measurement)."""
+        return int(httpx.get(f"{self.settings.influx_url}/debug/vars", timeout=10).json()["write"]["values"]
+                   ["pointReq"])
+
+    def lag(self) -> tuple[int, int]:
+        """(committed, end) offsets of ``order-events`` summed over partitions."""
+        group = self.settings.faust_app_id
+        committed = self.admin.list_group_offsets({group: self.partitions}).get(group, {})
+        ends = self.consumer.end_offsets(self.partitions)
+        done = sum(max(0, meta.offset) for meta in committed.values() if meta is not None)
+        return done, sum(ends.values())
+
+
+# ---- the stack's processes -----------------------------------------------------------------
+
+
+@dataclass
+class Processes:
+    stack: Stack
+    settings: Settings
+    web: ManagedProcess | None = None
+    worker: ManagedProcess | None = None
+    #: Peak RSS of every worker incarnation, read just before it stopped or was killed.
+    worker_peaks: list[int] = field(default_factory=list)
+
+    def start_web(self) -> None:
+        self.web = child("web", [sys.executable, "-m", "orderradar.cli", "web", "--no-access-log"],
+                         self.settings, self.stack.dir)
+        url = f"http://127.0.0.1:{self.settings.web_port}/healthz"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        self.web.wait_ready(healthy, 90)
+
+    def start_worker(self) -> None:
+        self.worker = child("worker", [sys.executable, "-m", "orderradar.cli", "worker", "--session-timeout",
+                                       str(SESSION_TIMEOUT_S), "--no-influx-replay"], self.settings, self.stack.dir)
+
+    def worker_memory(self) -> dict[str, int]:
+        assert self.worker is not None
+        return proc_memory(self.worker.pid)
+
+    def kill9_worker(self) -> None:
+        assert self.worker is not None
+        self.worker_peaks.append(self.worker_memory()["VmHWM"])
+        self.worker.kill9()
+
+    def peaks(self) -> dict[str, int]:
+        """Peak RSS (VmHWM) of each component, bytes; the worker's over all its incarnations."""
+        out = {}
+        components: list[tuple[str, ManagedProcess | None]] = [
+            ("broker", self.stack.broker.process if self.stack.broker else None),
+            ("influxd", self.stack.influx.process if self.stack.influx else None),
+            ("web", self.web),
+        ]
+        for name, proc in components:
+            if proc is not None and proc.alive():
+                out[name] = proc_memory(proc.pid)["VmHWM"]
+        if self.worker is not None and self.worker.alive():
+            self.worker_peaks.append(self.worker_memory()["VmHWM"])
+        out["worker"] = max(self.worker_peaks, default=0)
+        return out
+
+    def stop(self) -> None:
+        for proc in (self.worker, self.web):
+            if proc is not None:
+                proc.stop()
+        self.stack.stop()
+
+
+def check_alive(procs: Processes) -> None:
+    for proc in (procs.worker, procs.web):
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{proc.name} died; log {proc.log_path}:\n{proc.log_tail(30)}")
+
+
+async def probe(producer: Producer, observer: Observer, procs: Processes, timeout: float) -> float:
+    """Produce one new event; seconds until its point is in InfluxDB."""
+    order_id = f"probe-{uuid.uuid4().hex[:10]}"
+    started = time.monotonic()
+    await producer.send(plain_event(order_id, 0, Status.PAID))
+    await producer.kafka.flush()
+
+    def visible() -> bool:
+        check_alive(procs)
+        return observer.has_event(f"{order_id}-0")
+
+    await asyncio.to_thread(wait_until, visible, timeout, 0.1, f"probe {order_id} in InfluxDB")
+    return time.monotonic() - started
+
+
+# ---- the phases ----------------------------------------------------------------------------
+
+
+async def sustained_and_memory(producer: Producer, observer: Observer, procs: Processes, traffic: Traffic,
+                               passes: int, timeout: float) -> dict[str, Any]:
+    """[2, 4, 5]: drain a backlog of in-flight SKUs; rates, and the worker's RSS before/after."""
+    await probe(producer, observer, procs, timeout)  # the worker has joined and writes
+    before = procs.worker_memory()["VmRSS"]
+    points0 = observer.sku_points()
+    count = passes * len(traffic.pool)
+    await producer.backlog(traffic, count)
+    # The clock starts once the producer is done: the worker alone drains the rest.
+    t0, p0, w0 = time.monotonic(), observer.sku_points(), observer.influx_points_written()
+
+    def drained() -> bool:
+        check_alive(procs)
+        return observer.sku_points() >= points0 + count
+
+    await asyncio.to_thread(wait_until, drained, timeout, 0.2, "the backlog to drain")
+    seconds = time.monotonic() - t0
+    written = observer.influx_points_written() - w0
+    after = procs.worker_memory()["VmRSS"]
+    in_flight = passes * traffic.in_flight_per_pass
+    return {
+        "sustained": {"events": count, "drained_after_producer": points0 + count - p0, "seconds": round(seconds, 2),
+                      "events_per_s": round((points0 + count - p0) / seconds, 1)},
+        "influx": {"points_written": written, "seconds": round(seconds, 2), "points_per_s": round(written / seconds, 1),
+                   "sku_event_points_per_s": round((points0 + count - p0) / seconds, 1)},
+        "state": {"in_flight_skus": in_flight, "worker_rss_before": before, "worker_rss_after": after,
+                  "bytes_per_in_flight_sku": round((after - before) / in_flight, 1) if in_flight else None},
+    }
+
+
+async def recovery(producer: Producer, observer: Observer, procs: Processes, in_flight: int,
+                   timeout: float) -> dict[str, Any]:
+    """[6]: kill -9 the worker holding the SKUs, start a new one, time until a probe is written."""
+    procs.kill9_worker()
+    started = time.monotonic()
+    procs.start_worker()
+    probe_s = await probe(producer, observer, procs, timeout)
+    recovered = time.monotonic() - started
+    return {"in_flight_skus": in_flight, "session_timeout_s": SESSION_TIMEOUT_S,
+            "restart_to_probe_written_s": round(recovered, 2), "probe_wait_s": round(probe_s, 2),
+            "worker_rss_after_recovery": procs.worker_memory()["VmRSS"]}
+
+
+async def issue_links(settings: Settings, key: str, order_ids: list[str]) -> list[Tracked]:
+    base = f"http://127.0.0.1:{settings.web_port}"
+    headers = {"X-Source": SOURCE, "Authorization": f"Bearer {key}"}
+    out = []
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
+        for order_id in order_ids:
+            response = await client.post("/api/v1/tracking-links", json={"order_id": order_id})
+            response.raise_for_status()
+            out.append(Tracked(order_id, response.json()["token"]))
+    return out
+
+
+async def subscribe(url: str, tracked: Tracked) -> None:
+    tracked.socket = await connect(url, open_timeout=30, ping_interval=None)
+    await tracked.socket.send(orjson.dumps({"type": "subscribe", "token": tracked.token}).decode())
+    while True:  # "subscribed", then the snapshot
+        message = orjson.loads(await asyncio.wait_for(tracked.socket.recv(), 30))
+        if message["type"] == "snapshot":
+            return
+        if message["type"] == "error":
+            raise RuntimeError(f"subscribe refused: {message}")
+
+
+async def read_deltas(tracked: Tracked) -> None:
+    assert tracked.socket is not None
+    try:
+        async for raw in tracked.socket:
+            arrived = time.time()
+            message = orjson.loads(raw)
+            if message.get("type") == "delta" and message.get("updated_at"):
+                stamped = datetime.fromisoformat(message["updated_at"]).timestamp()
+                tracked.latencies_ms.append((arrived - stamped) * 1000.0)
+                tracked.last_seen = max(tracked.last_seen, stamped)
+    except Exception:  # noqa: BLE001 - a closed socket ends the reader; missing deltas show in n
+        pass
+
+
+async def latency_at(producer: Producer, observer: Observer, procs: Processes, traffic: Traffic, key: str,
+                     rate: float, seconds: float, n_tracked: int, label: str) -> dict[str, Any]:
+    """[3]: produce -> worker -> order-updates -> gateway -> /ws/track, at a paced rate."""
+    settings = procs.settings
+    tracked = await issue_links(settings, key, [f"track-{label}-{i:03d}" for i in range(n_tracked)])
+    url = f"ws://127.0.0.1:{settings.web_port}/ws/track"
+    await asyncio.gather(*(subscribe(url, t) for t in tracked))
+    readers = [asyncio.create_task(read_deltas(t)) for t in tracked]
+    try:
+        pacing = await producer.paced(traffic, rate, seconds, tracked)
+        # The tail: every tracked order's last event delivered (past the deadline: lost).
+        try:
+            await async_wait_until(lambda: all(t.last_seen >= t.last_sent - 1e-6 for t in tracked), 60, 0.1)
+        except TimeoutError:
+            pass
+        await drain(observer, procs, 300)
+    finally:
+        for t in tracked:
+            if t.socket is not None:
+                await t.socket.close()
+        await asyncio.gather(*readers)
+    latencies = [x for t in tracked for x in t.latencies_ms]
+    return {"load": label, **pacing, "tracked_orders": n_tracked, "tracked_events": sum(t.sent for t in tracked),
+            "deltas_received": len(latencies), "latency_ms": percentiles(latencies)}
+
+
+async def drain(observer: Observer, procs: Processes, timeout: float) -> None:
+    """Wait until the worker's committed offsets reach the end of ``order-events``."""
+    def caught_up() -> bool:
+        check_alive(procs)
+        done, end = observer.lag()
+        return done >= end
+
+    await asyncio.to_thread(wait_until, caught_up, timeout, 0.25, "the worker to catch up")
+
+
+def caught_up_threshold(calm_lag_s: float) -> float:
+    """Lag (s) counted as caught up: twice the worst lag before the burst, at least 1 s
+    (offsets are committed every few seconds, so a lag of about that size is the floor)."""
+    return max(1.0, 2 * calm_lag_s)
+
+
+async def burst(producer: Producer, observer: Observer, procs: Processes, traffic: Traffic, burst_s: float,
+                calm_s: float, timeout: float) -> dict[str, Any]:
+    """[7]: baseline, 47x for ``burst_s``, baseline again; lag sampled until caught up."""
+    base = events_per_second_for(ORDERS_PER_DAY)
+    samples: list[dict[str, float]] = []
+    stop = asyncio.Event()
+    t0 = time.monotonic()
+
+    async def sample() -> None:
+        while not stop.is_set():
+            done, end = await asyncio.to_thread(observer.lag)
+            now = time.monotonic()
+            # The oldest unprocessed record was produced when the total reached ``done`` + 1.
+            at = producer.produced_at(done + 1) if done < end else None
+            samples.append({"t": round(now - t0, 2), "lag_events": end - done,
+                            "lag_s": round(now - at, 2) if at is not None else 0.0})
+            await asyncio.sleep(0.5)  # sampling interval of the measurement
+
+    sampler = asyncio.create_task(sample())
+    try:
+        before = await producer.paced(traffic, base, calm_s)
+        burst_start = time.monotonic() - t0
+        peak = await producer.paced(traffic, base * BURST_FACTOR, burst_s)
+        burst_end = time.monotonic() - t0
+        after_start = time.monotonic()
+        after = {}
+        # Baseline traffic goes on until the lag is back to its pre-burst level (or the deadline).
+        while time.monotonic() - after_start < timeout:
+            after = await producer.paced(traffic, base, 2.0)
+            calm_lag = max((s["lag_s"] for s in samples if s["t"] < burst_start), default=0.0)
+            recent = [s for s in samples if s["t"] > burst_end + 1]
+            if recent and recent[-1]["lag_s"] <= caught_up_threshold(calm_lag):
+                break
+            check_alive(procs)
+    finally:
+        stop.set()
+        await sampler
+    calm_lag = max((s["lag_s"] for s in samples if s["t"] < burst_start), default=0.0)
+    threshold = caught_up_threshold(calm_lag)
+    behind = [s for s in samples if s["t"] >= burst_start]
+    # Caught up: the first sample after the worst one (and after the burst) back under the
+    # threshold; later jitter of the commit interval does not move it.
+    worst = max(behind, key=lambda s: s["lag_s"], default={"t": burst_end})
+    caught = next((s for s in behind if s["t"] > max(worst["t"], burst_end) and s["lag_s"] <= threshold), None)
+    return {
+        "events_per_order": round(base * 86_400 / ORDERS_PER_DAY, 2),
+        "baseline_rate": round(base, 1), "burst_rate_target": round(base * BURST_FACTOR, 1),
+        "burst_factor": BURST_FACTOR, "before": before, "burst": peak, "after": after,
+        "max_lag_events": max((s["lag_events"] for s in behind), default=0),
+        "max_lag_s": max((s["lag_s"] for s in behind), default=0.0),
+        "pre_burst_max_lag_s": calm_lag, "caught_up_threshold_s": threshold,
+        "catch_up_s": round(caught["t"] - burst_end, 2) if caught else None,
+        "caught_up": caught is not None,
+        "samples": samples,
+    }
+
+
+# ---- main ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sizes:
+    pool: int
+    load_passes: int
+    latency_s: float
+    tracked: int
+    burst_s: float
+    calm_s: float
+    timeout: float
+
+
+FULL = Sizes(pool=20_000, load_passes=3, latency_s=30, tracked=20, burst_s=10, calm_s=10, timeout=600)
+SMOKE = Sizes(pool=1_000, load_passes=1, latency_s=4, tracked=4, burst_s=1, calm_s=2, timeout=180)
+
+
+def stack_settings(stack: Stack, key: str) -> Settings:
+    settings = stack.settings(8)
+    return settings.with_overrides(ingest_keys={SOURCE: key}, web_host="127.0.0.1", web_port=free_port())
+
+
+async def run_phases(procs: Processes, key: str, sizes: Sizes) -> dict[str, Any]:
+    traffic = await asyncio.to_thread(Traffic.simulated, sizes.pool)
+    observer = Observer(procs.settings)
+    producer = Producer(procs.settings)
+    await producer.start()
+    try:
+        procs.start_worker()
+        loaded = await sustained_and_memory(producer, observer, procs, traffic, sizes.load_passes, sizes.timeout)
+        in_flight = loaded["state"]["in_flight_skus"]
+        recovered = await recovery(producer, observer, procs, in_flight, sizes.timeout)
+        await drain(observer, procs, sizes.timeout)
+        rate = loaded["sustained"]["events_per_s"]
+        latency = [await latency_at(producer, observer, procs, traffic, key, rate * share, sizes.latency_s,
+                                    sizes.tracked, f"{round(share * 100)}pct") for share in (0.5, 0.9)]
+        flash = await burst(producer, observer, procs, traffic, sizes.burst_s, sizes.calm_s, sizes.timeout)
+        peaks = procs.peaks()
+    finally:
+        await producer.stop()
+        observer.close()
+    return {**loaded, "recovery": recovered, "latency": latency, "burst": flash, "peak_rss": peaks,
+            "traffic": {"pool_events": len(traffic.pool), "in_flight_skus_per_pass": traffic.in_flight_per_pass,
+                        "orders_per_day_profile": ORDERS_PER_DAY}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check the harness, not the speed")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    sizes = SMOKE if args.smoke else FULL
+    load_start = os.getloadavg()
+    key = secrets.token_urlsafe(24)
+    stack = Stack(None, None)
+    procs = Processes(stack, stack_settings(stack, key))
+    try:
+        procs.start_web()
+        result = asyncio.run(run_phases(procs, key, sizes))
+    finally:
+        procs.stop()
+    result = {"benchmark": "system", "smoke": args.smoke, "sizes": sizes.__dict__,
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                          "load_avg_start": load_start, "load_avg_end": os.getloadavg()}, **result}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "burst"}, indent=2))
+    print(json.dumps({k: v for k, v in result["burst"].items() if k != "samples"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
