@@ -262,7 +262,9 @@ class Stage(Protocol):
       after the table was recovered (start, rebalance), with this stage's keyed state of the
       partitions this worker now owns;
     - ``async def tick(self, ctx: BatchContext) -> None``: every tick interval of wall-clock
-      time, with a context that has no records (for timers: SLA deadlines, stalled SKUs).
+      time, with a context that has no records (for timers: SLA deadlines, stalled SKUs);
+    - ``async def run(self) -> None``: background work started with the worker and cancelled
+      when it stops (e.g. following a topic every worker reads in full).
     """
 
     name: str

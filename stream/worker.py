@@ -231,12 +231,16 @@ class WorkerResources(mode.Service):
         )
         #: Set by :func:`create_worker`; its statistics are logged when the worker stops.
         self.pipeline: Pipeline | None = None
+        #: Background work of the stages (their optional ``run``), set by :func:`create_worker`.
+        self.background: list[Callable[[], Awaitable[None]]] = []
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
         await self.outbox.start()
         if self.options.replay_influx_dlq:
             self.add_future(self.replayer.run())
+        for run in self.background:
+            self.add_future(run())
 
     async def on_stop(self) -> None:
         if self.pipeline is not None:
@@ -331,6 +335,7 @@ def create_worker(
     )
     table = app.Table(TABLE, partitions=settings.partitions, key_type=str, changelog_topic=changelog)
     resources = WorkerResources(settings, options)
+    resources.background = [stage.run for stage in stages if callable(getattr(stage, "run", None))]
     source_name = source.get_topic_name()
 
     def owned(partition: int) -> bool:

@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "steps and expiry happen on it (default 15)")
     parser.add_argument("--core-only", action="store_true",
                         help="run only the core pipeline (validate, dedupe, state, rollup, aggregates, outputs), "
-                             "without the geo, delays/incidents and alerting stages")
+                             "without the geo, delays/incidents, disruption-zone and alerting stages")
 
 
 def options_from(args: argparse.Namespace, settings: Settings, **overrides: Any) -> WorkerOptions:

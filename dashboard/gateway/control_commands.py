@@ -2,10 +2,10 @@
 
 Every record is one JSON object ``{type, command_id, actor, at, ...}`` (key: the target id).
 The worker applies ``alert_ack``/``alert_resolve``/``silence_create``/``silence_expire`` to
-the alerting engine. ``disruption_create``/``disruption_delete`` are read back by the web
-instances, which list the zones in the war-room; the worker does not apply them to in-flight
-SKUs yet (``geo.disruptions`` has the pure evaluation; wiring it needs every worker to see
-every zone, a global table). ``audit`` records are the trail of who did what. Pure models.
+the alerting engine; every worker also reads ``disruption_create``/``disruption_delete``
+(:mod:`stream.zone_feed`) and marks the SKUs inside the zones, and the web instances read
+them back to list the zones in the war-room. ``audit`` records are the trail of who did
+what. Pure models.
 """
 
 from __future__ import annotations

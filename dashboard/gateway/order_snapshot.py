@@ -79,6 +79,8 @@ class OrderSnapshot(BaseModel):
     rollup: Any = None
     skus: dict[str, SkuSnapshot] = Field(default_factory=dict)
     updated_at: AwareDatetime | None = None
+    #: The worker stages' per-order state (``stream.rollup.order_snapshot``), by stage name.
+    extensions: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -102,6 +104,12 @@ class OrderSnapshot(BaseModel):
             return None
         texts = {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str) and len(v) <= 200}
         return texts or None
+
+    def disruption_reason(self) -> str | None:
+        """The delay category of a disruption zone the order is in (``weather``, ...), if any."""
+        value = self.extensions.get("disruption")
+        reason = value.get("reason") if isinstance(value, dict) else None
+        return reason if isinstance(reason, str) else None
 
     def rollup_time(self, name: str) -> datetime | None:
         """An aware datetime field of a dict rollup (``promised_by``, ``eta``), if valid."""

@@ -2,7 +2,8 @@
 
 Kept: the normalised status vocabulary (``stream.contract.Status``) per SKU and for the
 order, a timeline of ``{status, time}``, promised/ETA times, the worker's status summary
-text, a SKU's delay reason *category* when it is a plain token, and a position. Dropped:
+text, a SKU's delay reason *category* when it is a plain token, the delay category of a
+disruption zone the order is in (never the zone's name), and a position. Dropped:
 node and warehouse names, regions, carriers, device and courier ids, sources, flags,
 event ids, the destination, timeline reasons (data-quality notes) and any free text. Positions are coarsened to 2 decimals (~1 km) except
 while a SKU is out for delivery (5 decimals), and removed once it is delivered, returned
@@ -100,7 +101,15 @@ class OrderView:
 
 
 #: Order-level fields every delta repeats (small; the SKUs are the bulk).
-HEADER_FIELDS = ("status", "updated_at", "promised_by", "eta", "summary")
+HEADER_FIELDS = ("status", "updated_at", "promised_by", "eta", "summary", "delay")
+
+
+def _delay(snapshot: OrderSnapshot) -> dict[str, str] | None:
+    """A disruption zone's delay notice: its customer-safe category only, never zone names."""
+    reason = snapshot.disruption_reason()
+    if reason is None:
+        return None
+    return {"reason": reason if _REASON.match(reason) else "other"}
 
 
 def order_view(snapshot: OrderSnapshot) -> OrderView:
@@ -111,6 +120,7 @@ def order_view(snapshot: OrderSnapshot) -> OrderView:
         "promised_by": _iso(snapshot.rollup_time("promised_by")),
         "eta": _iso(snapshot.rollup_time("eta")),
         "summary": snapshot.rollup_summary(),
+        "delay": _delay(snapshot),
     }
     skus = {sku_id: orjson.dumps(customer_sku(sku)) for sku_id, sku in sorted(snapshot.skus.items())}
     return OrderView(header, skus)

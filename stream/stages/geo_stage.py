@@ -13,6 +13,7 @@ they are rebuilt from traffic after a restart (positions are not changelogged).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import h3
@@ -89,6 +90,10 @@ class GeoStage:
 
     def fix_of(self, sku_key: str) -> GeoFix | None:
         return self._last.get(sku_key)
+
+    def last_fixes(self) -> Iterable[tuple[str, GeoFix]]:
+        """``(sku key, last fix)`` of every in-flight SKU with a known position."""
+        return self._last.items()
 
     async def process(self, ctx: BatchContext) -> None:
         events = [a.event for a in ctx.accepted]

@@ -23,6 +23,7 @@ from stream.pipeline import Stage, records_from
 from stream.sla import load_sla_rules
 from stream.stages.alerting_agent import AlertingAgent, build_delivery, environ
 from stream.stages.delays_stage import DelaysStage, DelaysTopics
+from stream.stages.disruption_stage import DisruptionStage, DisruptionTopics
 from stream.stages.geo_stage import GeoStage
 from stream.topics import (
     ALERT_INPUTS,
@@ -33,6 +34,7 @@ from stream.topics import (
     WARROOM_UPDATES,
     changelog_topic,
 )
+from stream.zone_feed import ZoneFeed
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +45,15 @@ ALERT_TICK_S = 15.0
 
 
 def worker_stages(settings: Settings) -> list[Stage]:
-    """Geo enrichment, then delays/incidents (which forwards incidents to alerting)."""
+    """Geo enrichment, delays/incidents (which forwards incidents to alerting), then the
+    disruption zones declared by operators."""
     geo = GeoStage()
     topics = DelaysTopics(settings.topic(ORDER_INCIDENTS), settings.topic(WARROOM_UPDATES),
                           settings.topic(ALERT_INPUTS))
-    return [geo, DelaysStage(load_sla_rules(settings.config_dir / "sla.yaml"), topics, geo)]
+    zones = ZoneFeed(settings.kafka_bootstrap, settings.topic(CONTROL))
+    disruption_topics = DisruptionTopics(settings.topic(ORDER_INCIDENTS), settings.topic(ALERT_INPUTS))
+    return [geo, DelaysStage(load_sla_rules(settings.config_dir / "sla.yaml"), topics, geo),
+            DisruptionStage(geo, zones, disruption_topics)]
 
 
 def install_alerting(app: Any, settings: Settings, producer: Outbox, influx: InfluxWriter,
