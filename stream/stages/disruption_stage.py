@@ -55,6 +55,7 @@ class _Reported:
     orders: int
     skus: int
     opened_at: datetime
+    peak: int = 0
 
 
 def _iso(at: datetime) -> str:
@@ -155,6 +156,7 @@ class DisruptionStage:
             else:
                 state = "growing" if len(skus) > before.skus else "stable"
             before.orders, before.skus = len(orders), len(skus)
+            before.peak = max(before.peak, len(skus))
             self._incident(ctx, zone, state, before, sorted(orders))
         for zone_id in [z for z in self._reported if z not in live]:
             reported = self._reported.pop(zone_id)
@@ -176,7 +178,7 @@ class DisruptionStage:
             "location": location, "title": f"{text}: {counts.orders} orders, {counts.skus} SKUs",
             "at": _iso(ctx.now), "opened_at": _iso(counts.opened_at), "first_seen": _iso(counts.opened_at),
             "last_seen": _iso(ctx.now), "resolved_at": _iso(ctx.now) if state == "resolved" else None,
-            "counts": {"current": counts.skus, "peak": counts.skus, "skus": counts.skus, "orders": counts.orders,
+            "counts": {"current": counts.skus, "peak": counts.peak, "skus": counts.skus, "orders": counts.orders,
                        "by_label": {}},
             "sample_orders": orders[:20], "sample_skus": [],
         }
