@@ -21,7 +21,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from alerting_receivers import Script, http_receiver
 from alerting_testkit import POLICY_YAML
 
@@ -31,6 +31,9 @@ from orderradar.devstack.waiting import wait_until
 from stream import dlq
 from stream.topics import ALERT_INPUTS, ALERTS, ORDER_EVENTS_DLQ
 from stream.worker_command import to_env
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
+from stream_harness import read_topic  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -75,27 +78,8 @@ async def produce_one(settings: Settings, topic: str, key: bytes, value: bytes) 
         await producer.stop()
 
 
-async def topic_values(settings: Settings, topic: str) -> list[bytes]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[bytes] = []
-        while True:
-            batch = await consumer.getmany(timeout_ms=300, max_records=10_000)
-            if not batch:
-                return out
-            for records in batch.values():
-                out.extend(r.value for r in records)
-    finally:
-        await consumer.stop()
+def topic_values(settings: Settings, topic: str) -> list[bytes]:
+    return [r.value for r in asyncio.run(read_topic(settings, topic))]
 
 
 def pages(script: Script) -> Counter[str]:
@@ -139,7 +123,7 @@ def test_kill_9_mid_escalation_then_restart_pages_the_next_step_once(
             # The delivery of bob's page is saved and published after the send; once it is on
             # the alerts topic, a further duplicate could only come from another failover.
             def bob_delivery_recorded() -> list[dict[str, object]]:
-                records = [orjson.loads(v) for v in asyncio.run(topic_values(settings, settings.topic(ALERTS)))]
+                records = [orjson.loads(v) for v in topic_values(settings, settings.topic(ALERTS))]
                 done = [r for r in records if r["event"] == "delivered" and r["receiver"] == "bob-pager"]
                 return records if done else []
 
@@ -160,7 +144,7 @@ def test_kill_9_mid_escalation_then_restart_pages_the_next_step_once(
     assert step_1_at >= killed_at
     assert (step_1_at - opened).total_seconds() >= ESCALATE_AFTER_S
 
-    letters = [dlq.decode(v) for v in asyncio.run(topic_values(settings, settings.topic(ORDER_EVENTS_DLQ)))]
+    letters = [dlq.decode(v) for v in topic_values(settings, settings.topic(ORDER_EVENTS_DLQ))]
     # one record, dead-lettered by the first worker and again by its successor if the
     # first died before committing it (at-least-once; the source coordinates tell them apart)
     assert {(x.value, x.code, x.source.topic, x.source.offset) for x in letters} == {(b"{not json", "not_json", inputs, 0)}
