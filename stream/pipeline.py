@@ -420,8 +420,17 @@ class Pipeline:
                         sorted(revoked), " (membership not confirmed)" if fenced else "")
             self.stats.skipped_revoked += sum(1 for r in ctx.records if r.partition in revoked)
 
+        # Ownership per partition, asked once per sink phase (not once per order): asking
+        # builds the consumer's assignment set.
+        owned: dict[int, bool] = {}
+
         def dropped(partition: int) -> bool:
-            return fenced or partition in revoked or not self.owned(partition)
+            if fenced or partition in revoked:
+                return True
+            known = owned.get(partition)
+            if known is None:
+                known = owned[partition] = self.owned(partition)
+            return not known
         # One write (fewer requests per batch): the points first, the open aggregates last.
         # A fenced worker writes only the per-event points (identical to its successor's);
         # its minute aggregates could overwrite the successor's counts.
@@ -457,6 +466,7 @@ class Pipeline:
         if not fenced and not await self._membership_confirmed():
             fenced = True
             log.warning("membership not confirmed before the changelog write; leaving the batch to the new owner")
+        owned.clear()  # the writes above awaited: a rebalance may have happened meanwhile
         ctx.dropped_partitions |= set(ctx.partitions) if fenced else revoked
         changelog: list[OutRecord] = []
         for order_id, order in ctx.orders.items():

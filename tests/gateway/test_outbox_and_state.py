@@ -33,7 +33,7 @@ def test_a_waiting_writer_wakes_when_a_message_arrives() -> None:
     async def scenario() -> None:
         box = Outbox(max_keys=4)
         waiter = asyncio.create_task(box.get())
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn so the task starts (a yield, not a wait)
         assert not waiter.done()
         box.put(TrackDelta("o", 1, 2, {}, {}), now=0.0)
         message = await asyncio.wait_for(waiter, 1)

@@ -45,7 +45,7 @@ def test_acks_follow_the_sinks_and_batches_run_one_at_a_time_in_order() -> None:
             await batcher.add(event)  # collected while the first batch is in its sinks
         assert sinks.acked == [] and sinks.running == 1
         adding = asyncio.ensure_future(batcher.add(5))  # full again: waits for the first (backpressure)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn so the task starts (a yield, not a wait)
         assert not adding.done()
         sinks.release.set()
         await adding

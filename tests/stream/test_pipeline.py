@@ -4,7 +4,7 @@ outputs, the stage API, revoked partitions, expiry, InfluxDB down and the replay
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -167,6 +167,16 @@ def test_outputs_of_revoked_partitions_are_left_to_the_new_owner(stack_settings:
     assert all(v.partition != 1 for v in pipeline.store.values())
 
 
+async def process_confirming(settings: Settings, sources: list[SourceRecord],
+                             confirm: Callable[[], Awaitable[bool]]) -> tuple[Pipeline, BatchContext]:
+    """One batch through a pipeline whose membership checks answer with ``confirm``."""
+    pipeline = await make_pipeline(settings)
+    pipeline.confirm_membership = confirm
+    ctx = await pipeline.process(sources, NOW)
+    await close(pipeline)
+    return pipeline, ctx
+
+
 def test_a_worker_that_cannot_confirm_its_membership_writes_no_state(stack_settings: Settings) -> None:
     # The zombie case: the first check (before the sinks) passes, then the worker is
     # frozen past its session; the second check (before the changelog) fails.
@@ -176,14 +186,7 @@ def test_a_worker_that_cannot_confirm_its_membership_writes_no_state(stack_setti
     async def confirm() -> bool:
         return answers.pop(0)
 
-    async def scenario() -> tuple[Pipeline, BatchContext]:
-        pipeline = await make_pipeline(stack_settings)
-        pipeline.confirm_membership = confirm
-        ctx = await pipeline.process(sources, NOW)
-        await close(pipeline)
-        return pipeline, ctx
-
-    pipeline, ctx = asyncio.run(scenario())
+    pipeline, ctx = asyncio.run(process_confirming(stack_settings, sources, confirm))
     assert answers == []  # both checks ran
     assert pipeline.stats.accepted > 0
     assert changelog_state(stack_settings) == {}
@@ -200,14 +203,7 @@ def test_a_fenced_batch_writes_points_but_no_aggregates(stack_settings: Settings
     async def never() -> bool:
         return False
 
-    async def scenario() -> tuple[Pipeline, BatchContext]:
-        pipeline = await make_pipeline(stack_settings)
-        pipeline.confirm_membership = never
-        ctx = await pipeline.process(sources, NOW)
-        await close(pipeline)
-        return pipeline, ctx
-
-    pipeline, ctx = asyncio.run(scenario())
+    pipeline, ctx = asyncio.run(process_confirming(stack_settings, sources, never))
     assert ctx.dropped_partitions == {s.partition for s in sources}
     assert pipeline.stats.skipped_revoked == len(sources)
     assert count_points(stack_settings) == pipeline.stats.accepted > 0
