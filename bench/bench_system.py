@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import sys
 import time
 import uuid
@@ -363,8 +364,27 @@ async def probe(producer: Producer, observer: Observer, procs: Processes, timeou
         check_alive(procs)
         return observer.has_event(f"{order_id}-0")
 
-    await asyncio.to_thread(wait_until, visible, timeout, 0.1, f"probe {order_id} in InfluxDB")
+    try:
+        await asyncio.to_thread(wait_until, visible, timeout, 0.1, f"probe {order_id} in InfluxDB")
+    except TimeoutError:
+        dump_worker_tasks(procs)
+        raise
     return time.monotonic() - started
+
+
+def dump_worker_tasks(procs: Processes) -> None:
+    """A stuck worker's asyncio tasks and threads, into its log (mode's Worker dumps them on
+    SIGUSR1), so that a timeout leaves the evidence of what it was waiting for."""
+    worker = procs.worker
+    if worker is None or not worker.alive():
+        return
+    size = worker.log_path.stat().st_size
+    worker.signal(signal.SIGUSR1)
+    try:
+        wait_until(lambda: worker.log_path.stat().st_size > size, 10, 0.1, "the worker's task dump")
+    except TimeoutError:
+        pass  # the loop itself is blocked: the dump cannot run, which is evidence too
+    print(f"worker tasks dumped into {worker.log_path}", file=sys.stderr)
 
 
 # ---- the phases ----------------------------------------------------------------------------

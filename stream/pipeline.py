@@ -336,9 +336,8 @@ class Pipeline:
     def _core(self, ctx: BatchContext) -> None:
         now = ctx.now
         store = self.store
-        # Records of partitions not owned (revoked, or held after a dropped batch) are left
-        # for their re-delivery: applying them now would build on a state that misses the
-        # dropped records, and count them twice in the minute aggregates.
+        # Records of partitions not owned (revoked meanwhile) are left to the new owner;
+        # the worker reads them again if the partition comes back.
         skip = {p for p in ctx.partitions if not self.owned(p)}
         if skip:
             ctx.dropped_partitions |= skip

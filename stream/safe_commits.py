@@ -1,14 +1,19 @@
-"""Faust's Kafka consumer with safe commits and a membership lease.
+"""Faust's Kafka consumer with cursor-based processing and commits, and a membership lease.
 
-Commits are taken from :class:`stream.commit_frontier.CommitFrontier`.
+Faust keeps fetching, committing on its cadence and rebalancing. This subclass replaces two
+things:
+- Which delivered records the agent may process. It keeps a cursor per source partition
+  (:class:`stream.partition_cursor.PartitionCursors`): the next offset to process, set when
+  Faust seeks to the committed offsets after an assignment and moved on by each written
+  batch. :meth:`SafeCommitConsumer.admit` filters a batch through it. Records Faust lost
+  between fetch and agent are read again (:meth:`SafeCommitConsumer.reread_pending`).
+- How the offset to commit is chosen (``_new_offset``): the cursor. Every offset below it
+  was processed and written, in order.
 
-Faust keeps committing, cadence and rebalancing; this subclass replaces only how the
-offset to commit is chosen (``_new_offset``): the first delivered offset of the partition
-not yet acknowledged, or one past the last delivered one. Deliveries are counted where
-the consumer hands a message to the conductor (every message an agent can see), acks
-where the final reference of a message is released. A partition's frontier starts afresh
-whenever the partition is revoked or assigned: Faust then seeks to the committed offsets,
-so deliveries restart from there.
+Faust's own commit bookkeeping (sorted acked lists plus read "gaps") crawled one offset per
+commit interval when offsets were delivered twice (robinhood/faust#625,
+faust-streaming/faust#606). Its delivery path can also lose a record around a rebalance (see
+:mod:`stream.partition_cursor`). The cursor makes both moot.
 
 The consumer also keeps a :class:`stream.membership_lease.MembershipLease`, renewed by
 every successful heartbeat (from the consumer thread, where aiokafka heartbeats) and every
@@ -21,16 +26,35 @@ assignment; the pipeline checks it before writing state (see :func:`confirm_memb
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Callable, Set
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
-from stream.commit_frontier import CommitFrontier
 from stream.membership_lease import MembershipLease
+from stream.partition_cursor import Admission, PartitionCursors, admit
+
+log = logging.getLogger(__name__)
+
+#: Where the first record at or after an offset is (see :mod:`stream.log_probe`).
+LogProbe = Callable[[TP, int], Awaitable["int | None"]]
+
+
+@dataclass
+class CursorStats:
+    """What the cursors filtered (logged when the worker stops)."""
+
+    behind: int = 0  #: re-delivered records skipped
+    ahead: int = 0  #: records skipped because earlier ones had not arrived
+    unpositioned: int = 0  #: records delivered before the seek to the committed offsets
+    held_back: int = 0  #: records fetched while a rebalance ran (read again after it)
+    rereads: int = 0  #: partitions read again from their cursor
+    holes: int = 0  #: holes in the log moved past
 
 
 class MembershipLost(RuntimeError):
@@ -65,38 +89,135 @@ class LeasedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         coordinator._do_heartbeat = _do_heartbeat  # type: ignore[union-attr]
 
 
+class _NoReadOffsetFilter(dict):  # type: ignore[type-arg]
+    """Faust drops a fetched record whose offset is below the partition's "read offset",
+    which it moves on as it delivers. After a seek back (a re-read) that filter drops the
+    very records asked for. The cursors decide what is processed instead, so this mapping
+    stores what Faust writes but answers ``None`` (deliver) to every lookup."""
+
+    def __getitem__(self, key: Any) -> None:
+        return None
+
+
+#: After a re-read is asked, how long later gaps at the same cursor are taken for records
+#: fetched before the seek (still on their way) rather than a re-read that did not happen.
+REREAD_PATIENCE_S = 5.0
+
+
 class SafeCommitConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._frontiers: dict[TP, CommitFrontier] = {}
-        #: Partitions whose commits stop until the next assignment (see :meth:`hold`).
-        self._held: set[TP] = set()
-        self.callback = self._counting_deliveries(self.callback)
+        self._read_offset = _NoReadOffsetFilter()
+        self.callback = self._holding_back_during_recovery(self.callback)
+        self.cursors: PartitionCursors[TP] = PartitionCursors()
+        #: Partitions to read again from their cursor (see :meth:`reread_pending`).
+        self._reread: set[TP] = set()
+        #: The last re-read of each partition: (cursor, monotonic time).
+        self._sought: dict[TP, tuple[int, float]] = {}
+        #: Set by the worker: finds holes in the log before a re-read.
+        self.probe: LogProbe | None = None
+        self.cursor_stats = CursorStats()
         session_s = float(self.app.conf.broker_session_timeout)
         self.lease = MembershipLease(session_s, margin_s=session_s / 3)
 
-    def _new_consumer_thread(self) -> LeasedConsumerThread:
-        return LeasedConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    def _counting_deliveries(self, deliver: Callable[[Message], Awaitable[None]]
-                             ) -> Callable[[Message], Awaitable[None]]:
-        frontiers = self._frontiers
+    def _holding_back_during_recovery(self, deliver: Callable[[Message], Awaitable[None]]
+                                      ) -> Callable[[Message], Awaitable[None]]:
+        """Faust fetches source records while its table recovery runs, then clears the
+        agents' queues when the rebalance ends: records delivered in between vanish. They
+        are dropped here instead, knowingly, and the partition is read again from its
+        cursor once the rebalance is over."""
+        app = self.app
 
         async def on_message(message: Message) -> None:
-            if self.app.topics.acks_enabled_for(message.topic):
-                frontier = frontiers.get(message.tp)
-                if frontier is None:
-                    frontier = frontiers[message.tp] = CommitFrontier()
-                frontier.delivered(message.offset)
+            if app.rebalancing and app.topics.acks_enabled_for(message.topic):
+                self.cursor_stats.held_back += 1
+                self._reread.add(message.tp)
+                return
             await deliver(message)
 
         return on_message
 
-    def ack(self, message: Message) -> bool:
-        frontier = self._frontiers.get(message.tp)
-        if frontier is not None:
-            frontier.acknowledged(message.offset)
-        return super().ack(message)
+    def _new_consumer_thread(self) -> LeasedConsumerThread:
+        return LeasedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    # -- processing --------------------------------------------------------------------
+
+    def admit(self, tp: TP, offsets: Sequence[int]) -> tuple[Admission | None, int]:
+        """Which of ``tp``'s delivered offsets a batch may process, and the cursor's epoch.
+
+        ``None`` while the partition's position is unknown (delivered before the seek to
+        the committed offsets): nothing is processed, the partition is read again.
+        """
+        cursor, epoch = self.cursors.position(tp)
+        if cursor is None:
+            self.cursor_stats.unpositioned += len(offsets)
+            self._reread.add(tp)
+            return None, epoch
+        admission = admit(cursor, offsets)
+        self.cursor_stats.behind += admission.behind
+        self.cursor_stats.ahead += admission.ahead
+        if admission.ahead and not self._reread_under_way(tp, admission.next_offset):
+            log.warning("%s[%d]: offset %d was not delivered; %d later records (from %d) skipped, "
+                        "reading again from %d", tp.topic, tp.partition, admission.next_offset,
+                        admission.ahead, admission.first_ahead, admission.next_offset)
+            self._reread.add(tp)
+        return admission, epoch
+
+    def _reread_under_way(self, tp: TP, cursor: int) -> bool:
+        sought = self._sought.get(tp)
+        return sought is not None and sought[0] == cursor and time.monotonic() - sought[1] < REREAD_PATIENCE_S
+
+    def processed(self, tp: TP, next_offset: int, epoch: int) -> None:
+        """The admitted records below ``next_offset`` are written: the cursor moves on."""
+        self.cursors.advance(tp, next_offset, epoch)
+
+    def not_processed(self, tp: TP) -> None:
+        """Admitted records were not written (the batch dropped them): read them again."""
+        self._reread.add(tp)
+
+    async def reread_pending(self) -> None:
+        """Seek every partition that needs it back to its cursor (past a hole in the log).
+
+        Runs after each batch and on the worker's tick; waits while a rebalance runs. A
+        re-read is asked again only when a batch finds the gap again after
+        :data:`REREAD_PATIENCE_S` (see :meth:`admit`).
+        """
+        for tp, (offset, _) in list(self._sought.items()):
+            cursor, _ = self.cursors.position(tp)
+            if cursor is None or cursor > offset:
+                del self._sought[tp]  # done (the records came) or reset by a rebalance
+        if not self._reread or self.app.rebalancing:
+            return
+        assigned = self.assignment()
+        if any(tp in assigned and self.cursors.position(tp)[0] is None for tp in self._reread):
+            # Recovery ends with Faust's seek to the committed offsets, which sets the
+            # cursors; if it did not happen for a partition, do it now.
+            await self.perform_seek()
+        for tp in sorted(self._reread):
+            cursor, _ = self.cursors.position(tp)
+            if tp not in assigned:
+                self._reread.discard(tp)
+                continue
+            if cursor is None:
+                continue  # Faust's seek to the committed offsets comes first
+            if self.probe is not None and self._sought.get(tp, (None,))[0] == cursor:
+                # Read again from here before, and the record still did not come: maybe
+                # there is none (a hole). Asked only then: a probe costs a connection.
+                first = await self.probe(tp, cursor)
+                if first is not None and first > cursor:
+                    log.info("%s[%d]: no records in offsets %d..%d (a hole in the log); moving on",
+                             tp.topic, tp.partition, cursor, first - 1)
+                    self.cursors.jump(tp, first)
+                    self.cursor_stats.holes += 1
+                    cursor = first
+            self._reread.discard(tp)
+            self._sought[tp] = (cursor, time.monotonic())
+            self.cursor_stats.rereads += 1
+            # In the consumer's thread: aiokafka's fetcher is not thread-safe (a seek from
+            # here raced its record iteration: KeyError in fetched_records).
+            await self.seek_wait({tp: cursor})
+
+    # -- commits -----------------------------------------------------------------------
 
     def _new_offset(self, tp: TP) -> int | None:
         # Faust's own lists are not consulted; empty them so they do not grow. The key
@@ -106,39 +227,34 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
             acked.clear()
             self._acked_index[tp].clear()
         self._gap.pop(tp, None)
-        if tp in self._held:
-            return None
-        frontier = self._frontiers.get(tp)
-        return frontier.offset() if frontier is not None else None
+        return self.cursors.committable(tp)
 
-    def hold(self, tps: Set[TP]) -> None:
-        """Stop committing ``tps`` until the next assignment.
+    # -- positions ---------------------------------------------------------------------
 
-        For a batch that wrote nothing for these partitions (revoked meanwhile, or the
-        membership was not confirmed) but is still acknowledged: Faust waits for every
-        message to be acknowledged before it completes a revocation, so the acks must
-        happen, and they must not let a commit pass records that were not processed. The
-        next assignment seeks to the committed offsets and delivers them again.
-        """
-        self._held.update(tps)
-
-    def is_held(self, tp: TP) -> bool:
-        return tp in self._held
-
-    def in_flight(self) -> dict[TP, int]:
-        """Delivered, unacknowledged messages per partition (for diagnostics)."""
-        return {tp: f.in_flight for tp, f in self._frontiers.items() if f.in_flight}
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Faust's post-recovery seek: the committed offsets (or the log start) are the cursors."""
+        committed = await super().seek_to_committed()
+        sources = [tp for tp in committed if self.app.topics.acks_enabled_for(tp.topic)]
+        fresh = [tp for tp in sources if not committed[tp] or committed[tp] < 0]
+        starts = await self.earliest_offsets(*fresh) if fresh else {}
+        for tp in sources:
+            offset = committed[tp]
+            self.cursors.start(tp, starts.get(tp, 0) if tp in fresh else offset)
+        return committed
 
     async def on_partitions_revoked(self, revoked: Set[TP]) -> None:
+        self.cursors.forget(revoked)
+        self._reread -= set(revoked)
         for tp in revoked:
-            self._frontiers.pop(tp, None)
+            self._sought.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
         self.lease.renewed(time.monotonic())  # the group just synced with us as a member
-        self._held.clear()
+        self.cursors.forget(assigned)
+        self._reread -= set(assigned)
         for tp in assigned:
-            self._frontiers.pop(tp, None)
+            self._sought.pop(tp, None)
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def confirm_membership(self, timeout_s: float, poll_s: float = 0.05) -> bool:

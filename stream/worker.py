@@ -18,12 +18,13 @@
 - :class:`WorkerResources`: the outbox producer, the InfluxDB writer and the replayer of
   ``influx-dlq``, started before the app and stopped after it.
 
-Offsets: a batch's offsets are acknowledged (manually: ``noack()`` stream) only after
+Offsets: each batch first passes the consumer's cursors (:mod:`stream.partition_cursor`):
+per source partition, only the records that continue the processed prefix in offset order are
+processed; re-deliveries are skipped, and records Faust lost between fetch and agent are read
+again. Offsets are acknowledged (manually: ``noack()`` stream) only after
 :meth:`~stream.pipeline.Pipeline.process` returned, which is after InfluxDB, the outputs and
-the changelog acknowledged (see :mod:`stream.pipeline`); the consumer commits up to the first
-delivered offset not acknowledged yet (:mod:`stream.safe_commits`, replacing Faust's
-acked-list arithmetic, which stalls on re-delivered offsets). So a committed offset never
-runs ahead of the sinks. (Faust's
+the changelog acknowledged (see :mod:`stream.pipeline`), and the commit is the cursor
+(:mod:`stream.safe_commits`). So a committed offset never runs ahead of the sinks. (Faust's
 ``take_events`` would do the same ordering, but it acknowledges a batch in a ``finally``
 even when the body failed, and it stops feeding while the body waits on I/O.) A batch that
 fails is never acknowledged and the worker exits at once (``os._exit``): crash-only, and
@@ -51,7 +52,9 @@ from config.settings import Settings
 from stream import safe_commits
 from stream.influx_writer import InfluxReplayer, InfluxWriter, RetryPolicy
 from stream.line_protocol import CellFunction
+from stream.log_probe import LogProbeError, first_offset_from
 from stream.outbox import Outbox
+from stream.partition_cursor import Admission
 from stream.pipeline import Pipeline, PipelineConfig, Stage, Topics, decode_value, encode_value, records_from
 from stream.topics import (
     INFLUX_DLQ,
@@ -177,6 +180,36 @@ class EventBatcher:
                 await self.flush(only_if_due=True)
 
 
+def admit_batch(consumer: safe_commits.SafeCommitConsumer, topic: str, events: Sequence[Any]
+                ) -> tuple[list[Any], dict[int, tuple[Admission, int]]]:
+    """The events of a batch the pipeline may process (in delivery order), and each
+    partition's admission with its cursor epoch (see :mod:`stream.partition_cursor`)."""
+    positions: dict[int, list[int]] = {}
+    for index, event in enumerate(events):
+        positions.setdefault(event.message.partition, []).append(index)
+    keep: set[int] = set()
+    admitted: dict[int, tuple[Admission, int]] = {}
+    for partition, indexes in positions.items():
+        admission, epoch = consumer.admit(TP(topic, partition), [events[i].message.offset for i in indexes])
+        if admission is not None:
+            keep.update(indexes[j] for j in admission.take)
+            admitted[partition] = (admission, epoch)
+    return [event for index, event in enumerate(events) if index in keep], admitted
+
+
+def log_probe(bootstrap: str) -> safe_commits.LogProbe:
+    async def probe(tp: TP, offset: int) -> int | None:
+        try:
+            return await first_offset_from(bootstrap, tp.topic, tp.partition, offset)
+        except LogProbeError as exc:
+            # Without the answer the partition is still read again from the cursor; a hole
+            # there is found by a later re-read.
+            log.warning("could not check for a hole in the log: %s", exc)
+            return None
+
+    return probe
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     batch_size: int = 2000
@@ -231,6 +264,8 @@ class WorkerResources(mode.Service):
         )
         #: Set by :func:`create_worker`; its statistics are logged when the worker stops.
         self.pipeline: Pipeline | None = None
+        #: The consumer's :class:`stream.safe_commits.CursorStats`, set by :func:`create_worker`.
+        self.cursor_stats: Callable[[], object] | None = None
         #: Background work of the stages (their optional ``run``), set by :func:`create_worker`.
         self.background: list[Callable[[], Awaitable[None]]] = []
         super().__init__(**kwargs)
@@ -245,6 +280,8 @@ class WorkerResources(mode.Service):
     async def on_stop(self) -> None:
         if self.pipeline is not None:
             log.info("pipeline stats: %s", self.pipeline.stats)
+        if self.cursor_stats is not None:
+            log.info("source cursors: %s", self.cursor_stats())
         self.replayer.stop()
         await self.outbox.stop()
         await self.influx.aclose()
@@ -338,14 +375,16 @@ def create_worker(
     resources.background = [stage.run for stage in stages if callable(getattr(stage, "run", None))]
     source_name = source.get_topic_name()
 
-    def owned(partition: int) -> bool:
-        """Assigned, and not held: after a batch of the partition was dropped, later records
-        of it must wait for the re-delivery from the committed offset (next assignment),
-        or they would be applied to a state that misses the dropped ones."""
-        consumer = app.consumer
-        tp = TP(source_name, partition)
+    probe = log_probe(settings.kafka_bootstrap)
+
+    def source_consumer() -> safe_commits.SafeCommitConsumer:
+        consumer = app.consumer  # created lazily by Faust, on the worker's loop
         assert isinstance(consumer, safe_commits.SafeCommitConsumer)
-        return tp in consumer.assignment() and not consumer.is_held(tp)
+        consumer.probe = probe
+        return consumer
+
+    def owned(partition: int) -> bool:
+        return TP(source_name, partition) in source_consumer().assignment()
 
     config = PipelineConfig(
         topics=pipeline_topics(settings),
@@ -359,10 +398,9 @@ def create_worker(
     store = getattr(table.data, "data", None)
     assert isinstance(store, dict), "the pipeline expects Faust's memory:// store"
     async def confirm_membership() -> bool:
-        consumer = app.consumer  # created lazily by Faust, on the worker's loop
-        assert isinstance(consumer, safe_commits.SafeCommitConsumer)
-        return await consumer.confirm_membership(timeout_s=3 * session_s)
+        return await source_consumer().confirm_membership(timeout_s=3 * session_s)
 
+    resources.cursor_stats = lambda: source_consumer().cursor_stats
     pipeline = Pipeline(config, store, resources.outbox, resources.influx, stages,
                         cell_of=cell_of, owned=owned, confirm_membership=confirm_membership)
     resources.pipeline = pipeline
@@ -375,13 +413,18 @@ def create_worker(
             await pipeline.recovered(partitions)
 
     async def process(events: list[Any]) -> None:
-        async with lock:
-            ctx = await pipeline.process(records_from(events), datetime.now(timezone.utc))
-        if ctx.dropped_partitions:
-            # Acknowledged below (Faust's revocation waits for that), but never committed.
-            consumer = app.consumer
-            assert isinstance(consumer, safe_commits.SafeCommitConsumer)
-            consumer.hold({TP(source_name, p) for p in ctx.dropped_partitions})
+        consumer = source_consumer()
+        taken, admitted = admit_batch(consumer, source_name, events)
+        if taken:
+            async with lock:
+                ctx = await pipeline.process(records_from(taken), datetime.now(timezone.utc))
+            for partition, (admission, epoch) in admitted.items():
+                tp = TP(source_name, partition)
+                if partition in ctx.dropped_partitions:
+                    consumer.not_processed(tp)  # acknowledged below, but read again
+                else:
+                    consumer.processed(tp, admission.next_offset, epoch)
+        await consumer.reread_pending()
 
     async def run_batches(stream: Any) -> None:
         manual = stream.noack()  # offsets are acknowledged by the batcher, after the sinks
@@ -399,6 +442,7 @@ def create_worker(
         try:
             async with lock:
                 await pipeline.tick(datetime.now(timezone.utc))
+            await source_consumer().reread_pending()  # also when no batch comes to do it
         except Exception as exc:
             log.critical("tick failed; stopping", exc_info=exc)
             options.on_fatal(exc)
