@@ -1,19 +1,21 @@
-"""Faust's Kafka consumer with cursor-based processing and commits, and a membership lease.
+"""Faust's Kafka consumer with cursor-based processing and safe commits, and a membership lease.
 
-Faust keeps fetching, committing on its cadence and rebalancing. This subclass replaces two
-things:
-- Which delivered records the agent may process. It keeps a cursor per source partition
-  (:class:`stream.partition_cursor.PartitionCursors`): the next offset to process, set when
-  Faust seeks to the committed offsets after an assignment and moved on by each written
-  batch. :meth:`SafeCommitConsumer.admit` filters a batch through it. Records Faust lost
-  between fetch and agent are read again (:meth:`SafeCommitConsumer.reread_pending`).
-- How the offset to commit is chosen (``_new_offset``): the cursor. Every offset below it
-  was processed and written, in order.
+Faust keeps fetching, committing on its cadence and rebalancing. This subclass replaces:
+- For the topics given to :func:`install` (the pipeline's source): which delivered records
+  the agent may process. A cursor per partition (:mod:`stream.partition_cursor`) is set when
+  Faust seeks to the committed offsets after an assignment, and each written batch moves it
+  on. :meth:`SafeCommitConsumer.admit` filters a batch through it. Records Faust lost between
+  fetch and agent are read again (:meth:`SafeCommitConsumer.reread_pending`), and records
+  fetched while a rebalance runs are held back and read again after it. The commit is the
+  cursor: every offset below it was processed and written, in order.
+- For the other topics (agents that acknowledge record by record): the commit is the first
+  delivered offset not yet acknowledged, or one past the last delivered one
+  (:mod:`stream.commit_frontier`).
 
 Faust's own commit bookkeeping (sorted acked lists plus read "gaps") crawled one offset per
 commit interval when offsets were delivered twice (robinhood/faust#625,
-faust-streaming/faust#606). Its delivery path can also lose a record around a rebalance (see
-:mod:`stream.partition_cursor`). The cursor makes both moot.
+faust-streaming/faust#606). Its delivery path can also lose a record around a rebalance
+(see :mod:`stream.partition_cursor`).
 
 The consumer also keeps a :class:`stream.membership_lease.MembershipLease`, renewed by
 every successful heartbeat (from the consumer thread, where aiokafka heartbeats) and every
@@ -28,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
+from stream.commit_frontier import CommitFrontier
 from stream.membership_lease import MembershipLease
 from stream.partition_cursor import Admission, PartitionCursors, admit
 
@@ -89,14 +92,18 @@ class LeasedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         coordinator._do_heartbeat = _do_heartbeat  # type: ignore[union-attr]
 
 
-class _NoReadOffsetFilter(dict):  # type: ignore[type-arg]
+class _ReadOffsets(dict):  # type: ignore[type-arg]
     """Faust drops a fetched record whose offset is below the partition's "read offset",
     which it moves on as it delivers. After a seek back (a re-read) that filter drops the
-    very records asked for. The cursors decide what is processed instead, so this mapping
-    stores what Faust writes but answers ``None`` (deliver) to every lookup."""
+    very records asked for. For topics under cursors, which decide what is processed
+    instead, lookups answer ``None`` (deliver); for the others Faust's filter stays."""
 
-    def __getitem__(self, key: Any) -> None:
-        return None
+    def __init__(self, unfiltered: Set[str]) -> None:
+        super().__init__()
+        self._unfiltered = unfiltered
+
+    def __getitem__(self, tp: TP) -> int | None:
+        return None if tp.topic in self._unfiltered else self.get(tp)
 
 
 #: After a re-read is asked, how long later gaps at the same cursor are taken for records
@@ -107,8 +114,12 @@ REREAD_PATIENCE_S = 5.0
 class SafeCommitConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._read_offset = _NoReadOffsetFilter()
-        self.callback = self._holding_back_during_recovery(self.callback)
+        #: Topics whose records go through cursors (:meth:`use_cursors`); the others (agents
+        #: that process record by record) commit by acknowledgement frontier.
+        self._cursor_topics: set[str] = set(getattr(self.transport, "cursor_topics", ()))
+        self._read_offset = _ReadOffsets(self._cursor_topics)
+        self._frontiers: dict[TP, CommitFrontier] = {}
+        self.callback = self._tracking_deliveries(self.callback)
         self.cursors: PartitionCursors[TP] = PartitionCursors()
         #: Partitions to read again from their cursor (see :meth:`reread_pending`).
         self._reread: set[TP] = set()
@@ -120,22 +131,36 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
         session_s = float(self.app.conf.broker_session_timeout)
         self.lease = MembershipLease(session_s, margin_s=session_s / 3)
 
-    def _holding_back_during_recovery(self, deliver: Callable[[Message], Awaitable[None]]
-                                      ) -> Callable[[Message], Awaitable[None]]:
-        """Faust fetches source records while its table recovery runs, then clears the
-        agents' queues when the rebalance ends: records delivered in between vanish. They
-        are dropped here instead, knowingly, and the partition is read again from its
-        cursor once the rebalance is over."""
+    def _tracking_deliveries(self, deliver: Callable[[Message], Awaitable[None]]
+                             ) -> Callable[[Message], Awaitable[None]]:
         app = self.app
+        frontiers = self._frontiers
+        cursor_topics = self._cursor_topics
 
         async def on_message(message: Message) -> None:
-            if app.rebalancing and app.topics.acks_enabled_for(message.topic):
-                self.cursor_stats.held_back += 1
-                self._reread.add(message.tp)
-                return
+            if message.topic in cursor_topics:
+                if app.rebalancing:
+                    # Faust fetches while its table recovery runs, then clears the agents'
+                    # queues when the rebalance ends: a record delivered in between would
+                    # vanish. Dropped here instead, knowingly; the partition is read again
+                    # from its cursor once the rebalance is over.
+                    self.cursor_stats.held_back += 1
+                    self._reread.add(message.tp)
+                    return
+            elif app.topics.acks_enabled_for(message.topic):
+                frontier = frontiers.get(message.tp)
+                if frontier is None:
+                    frontier = frontiers[message.tp] = CommitFrontier()
+                frontier.delivered(message.offset)
             await deliver(message)
 
         return on_message
+
+    def ack(self, message: Message) -> bool:
+        frontier = self._frontiers.get(message.tp)
+        if frontier is not None:
+            frontier.acknowledged(message.offset)
+        return super().ack(message)
 
     def _new_consumer_thread(self) -> LeasedConsumerThread:
         return LeasedConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -227,14 +252,17 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
             acked.clear()
             self._acked_index[tp].clear()
         self._gap.pop(tp, None)
-        return self.cursors.committable(tp)
+        if tp.topic in self._cursor_topics:
+            return self.cursors.committable(tp)
+        frontier = self._frontiers.get(tp)
+        return frontier.offset() if frontier is not None else None
 
     # -- positions ---------------------------------------------------------------------
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Faust's post-recovery seek: the committed offsets (or the log start) are the cursors."""
         committed = await super().seek_to_committed()
-        sources = [tp for tp in committed if self.app.topics.acks_enabled_for(tp.topic)]
+        sources = [tp for tp in committed if tp.topic in self._cursor_topics]
         fresh = [tp for tp in sources if not committed[tp] or committed[tp] < 0]
         starts = await self.earliest_offsets(*fresh) if fresh else {}
         for tp in sources:
@@ -243,6 +271,9 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
         return committed
 
     async def on_partitions_revoked(self, revoked: Set[TP]) -> None:
+        # A frontier starts afresh: Faust seeks to the committed offsets after an assignment.
+        for tp in revoked:
+            self._frontiers.pop(tp, None)
         self.cursors.forget(revoked)
         self._reread -= set(revoked)
         for tp in revoked:
@@ -251,6 +282,8 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
 
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
         self.lease.renewed(time.monotonic())  # the group just synced with us as a member
+        for tp in assigned:
+            self._frontiers.pop(tp, None)
         self.cursors.forget(assigned)
         self._reread -= set(assigned)
         for tp in assigned:
@@ -279,10 +312,19 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
 
 class SafeCommitTransport(faust_aiokafka.Transport):
     Consumer = SafeCommitConsumer
+    #: Topics whose records go through cursors (set by :func:`install`).
+    cursor_topics: frozenset[str] = frozenset()
 
 
-def install(app: faust.App) -> None:
-    """Make ``app`` consume through :class:`SafeCommitConsumer`."""
+def install(app: faust.App, cursor_topics: Iterable[str] = ()) -> None:
+    """Make ``app`` consume through :class:`SafeCommitConsumer`.
+
+    The agent of each of ``cursor_topics`` must admit its batches through the consumer
+    (:meth:`SafeCommitConsumer.admit`, ``processed``, ``reread_pending``); the other topics
+    commit by acknowledgement frontier.
+    """
     if app._transport is not None:  # noqa: SLF001 - Faust has no public hook for this
         raise RuntimeError("install() must run before the app's transport is created")
-    app.transport = SafeCommitTransport(app.conf.broker_consumer, app)
+    transport = SafeCommitTransport(app.conf.broker_consumer, app)
+    transport.cursor_topics = frozenset(cursor_topics)
+    app.transport = transport

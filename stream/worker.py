@@ -356,7 +356,8 @@ def create_worker(
         # Faust keeps its own small files (and RocksDB, if configured) here, not in the cwd.
         datadir=str(faust_dir / "{conf.name}"),
     )
-    safe_commits.install(app)  # before app.topic: Faust creates the transport lazily
+    # Before app.topic: Faust creates the transport lazily.
+    safe_commits.install(app, cursor_topics=[settings.topic(ORDER_EVENTS)])
     source = app.topic(
         settings.topic(ORDER_EVENTS),
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
