@@ -373,7 +373,8 @@ def create_worker(
     )
     table = app.Table(TABLE, partitions=settings.partitions, key_type=str, changelog_topic=changelog)
     resources = WorkerResources(settings, options)
-    resources.background = [stage.run for stage in stages if callable(getattr(stage, "run", None))]
+    # A stage's optional ``run``: background work for the worker's lifetime.
+    resources.background = [run for run in (getattr(stage, "run", None) for stage in stages) if callable(run)]
     source_name = source.get_topic_name()
 
     probe = log_probe(settings.kafka_bootstrap)

@@ -172,8 +172,9 @@ class DisruptionStage:
             point = zone.polygon.representative_point()
             location = {"lat": round(point.y, 5), "lon": round(point.x, 5)}
         text = f"disruption zone {name}" + (f" ({zone.reason.value})" if zone is not None else "")
+        incident_id = f"disruption-{zone_id}"
         record = {
-            "v": 1, "incident_id": f"disruption-{zone_id}", "kind": "delay", "event": f"incident.{state}",
+            "v": 1, "incident_id": incident_id, "kind": "delay", "event": f"incident.{state}",
             "state": state, "dimension": "area", "root_cause": {"area": zone_id}, "root_cause_text": text,
             "location": location, "title": f"{text}: {counts.orders} orders, {counts.skus} SKUs",
             "at": _iso(ctx.now), "opened_at": _iso(counts.opened_at), "first_seen": _iso(counts.opened_at),
@@ -182,7 +183,7 @@ class DisruptionStage:
                        "by_label": {}},
             "sample_orders": orders[:20], "sample_skus": [],
         }
-        value, key = orjson.dumps(record), record["incident_id"].encode()
+        value, key = orjson.dumps(record), incident_id.encode()
         ctx.emit(self.topics.incidents, value, key)
         if self.topics.alert_inputs is not None:
             ctx.emit(self.topics.alert_inputs, value, key, partition=0)
