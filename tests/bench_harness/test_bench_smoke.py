@@ -12,12 +12,6 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.mark.xfail(
-    raises=AssertionError, strict=False,
-    reason="FINDING (2026-11-22, docs/reliability.md): in about 1 of 3 smoke runs the all-stages worker "
-           "restarted for item 6 processes one batch and then stalls idle (no CPU), so the recovery probe "
-           "times out; root cause not found yet. Core-only restarts (tests/stream) are not affected.",
-)
 def test_bench_smoke_run_writes_one_report_with_every_part(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "orderradar.cli", "bench", "--smoke", "--results-dir", str(tmp_path)],
