@@ -105,10 +105,11 @@ class PartitionCursors(Generic[K]):
         if cursor.offset is None or offset > cursor.offset:
             cursor.offset = offset
 
-    def jump(self, key: K, offset: int) -> None:
-        """The broker has no records in [cursor, offset) (a hole in the log): move past it."""
+    def jump(self, key: K, offset: int, epoch: int) -> None:
+        """The broker has no records in [cursor, offset) (a hole in the log): move past it,
+        unless the partition was reset since ``epoch`` (the answer is about the old cursor)."""
         cursor = self._cursors.get(key)
-        if cursor is not None and cursor.offset is not None and offset > cursor.offset:
+        if cursor is not None and cursor.epoch == epoch and cursor.offset is not None and offset > cursor.offset:
             cursor.offset = offset
 
     def position(self, key: K) -> tuple[int | None, int]:

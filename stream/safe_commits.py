@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
@@ -125,6 +126,8 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
         self._reread: set[TP] = set()
         #: The last re-read of each partition: (cursor, monotonic time).
         self._sought: dict[TP, tuple[int, float]] = {}
+        #: Gaps seen while a re-read was under way: the cursor they were seen at.
+        self._gaps: dict[TP, int] = {}
         #: Set by the worker: finds holes in the log before a re-read.
         self.probe: LogProbe | None = None
         self.cursor_stats = CursorStats()
@@ -181,16 +184,21 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
         admission = admit(cursor, offsets)
         self.cursor_stats.behind += admission.behind
         self.cursor_stats.ahead += admission.ahead
-        if admission.ahead and not self._reread_under_way(tp, admission.next_offset):
-            log.warning("%s[%d]: offset %d was not delivered; %d later records (from %d) skipped, "
-                        "reading again from %d", tp.topic, tp.partition, admission.next_offset,
-                        admission.ahead, admission.first_ahead, admission.next_offset)
-            self._reread.add(tp)
+        if admission.ahead:
+            if self._reread_under_way(tp, admission.next_offset):
+                # Probably records fetched before the seek; if the gap is still there once
+                # the patience has run out, the tick reads again (and looks for a hole).
+                self._gaps[tp] = admission.next_offset
+            else:
+                log.warning("%s[%d]: offset %d was not delivered; %d later records (from %d) skipped, "
+                            "reading again from %d", tp.topic, tp.partition, admission.next_offset,
+                            admission.ahead, admission.first_ahead, admission.next_offset)
+                self._reread.add(tp)
         return admission, epoch
 
     def _reread_under_way(self, tp: TP, cursor: int) -> bool:
         sought = self._sought.get(tp)
-        return sought is not None and sought[0] == cursor and time.monotonic() - sought[1] < REREAD_PATIENCE_S
+        return sought is not None and sought[0] <= cursor and time.monotonic() - sought[1] < REREAD_PATIENCE_S
 
     def processed(self, tp: TP, next_offset: int, epoch: int) -> None:
         """The admitted records below ``next_offset`` are written: the cursor moves on."""
@@ -200,47 +208,84 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
         """Admitted records were not written (the batch dropped them): read them again."""
         self._reread.add(tp)
 
-    async def reread_pending(self) -> None:
+    async def reread_pending(self, *, from_tick: bool = False) -> None:
         """Seek every partition that needs it back to its cursor (past a hole in the log).
 
-        Runs after each batch and on the worker's tick; waits while a rebalance runs. A
-        re-read is asked again only when a batch finds the gap again after
-        :data:`REREAD_PATIENCE_S` (see :meth:`admit`).
+        Runs after each batch and on the worker's tick (``from_tick``); waits while a
+        rebalance runs. Only the tick re-reads a gap that outlived
+        :data:`REREAD_PATIENCE_S` and asks the broker whether it is a hole: a probe costs a
+        connection and must not hold up a batch (or a revocation waiting for its acks).
         """
-        for tp, (offset, _) in list(self._sought.items()):
+        now = time.monotonic()
+        for tp, (offset, at) in list(self._sought.items()):
             cursor, _ = self.cursors.position(tp)
             if cursor is None or cursor > offset:
                 del self._sought[tp]  # done (the records came) or reset by a rebalance
+        for tp, offset in list(self._gaps.items()):
+            cursor, _ = self.cursors.position(tp)
+            if cursor != offset:
+                del self._gaps[tp]
+            elif from_tick and now - self._sought.get(tp, (offset, 0.0))[1] >= REREAD_PATIENCE_S:
+                del self._gaps[tp]
+                self._reread.add(tp)
         if not self._reread or self.app.rebalancing:
             return
         assigned = self.assignment()
-        if any(tp in assigned and self.cursors.position(tp)[0] is None for tp in self._reread):
-            # Recovery ends with Faust's seek to the committed offsets, which sets the
-            # cursors; if it did not happen for a partition, do it now.
-            await self.perform_seek()
+        unpositioned = {tp for tp in self._reread if tp in assigned and self.cursors.position(tp)[0] is None}
+        if unpositioned and from_tick:
+            await self._position(unpositioned)
         for tp in sorted(self._reread):
-            cursor, _ = self.cursors.position(tp)
             if tp not in assigned:
                 self._reread.discard(tp)
                 continue
+            cursor, epoch = self.cursors.position(tp)
             if cursor is None:
                 continue  # Faust's seek to the committed offsets comes first
-            if self.probe is not None and self._sought.get(tp, (None,))[0] == cursor:
+            if self._sought.get(tp, (None,))[0] == cursor:
                 # Read again from here before, and the record still did not come: maybe
-                # there is none (a hole). Asked only then: a probe costs a connection.
+                # there is none (a hole in the log).
+                if not from_tick or self.probe is None:
+                    continue
                 first = await self.probe(tp, cursor)
+                if self.app.rebalancing or tp not in self.assignment() or self.cursors.position(tp) != (cursor, epoch):
+                    continue  # the world moved on during the probe; a later tick decides
                 if first is not None and first > cursor:
                     log.info("%s[%d]: no records in offsets %d..%d (a hole in the log); moving on",
                              tp.topic, tp.partition, cursor, first - 1)
-                    self.cursors.jump(tp, first)
+                    self.cursors.jump(tp, first, epoch)
                     self.cursor_stats.holes += 1
                     cursor = first
-            self._reread.discard(tp)
-            self._sought[tp] = (cursor, time.monotonic())
-            self.cursor_stats.rereads += 1
+            await self._seek_to(tp, cursor)
+
+    async def _seek_to(self, tp: TP, offset: int) -> None:
+        self._reread.discard(tp)
+        try:
             # In the consumer's thread: aiokafka's fetcher is not thread-safe (a seek from
             # here raced its record iteration: KeyError in fetched_records).
-            await self.seek_wait({tp: cursor})
+            await self.seek_wait({tp: offset})
+        except (KafkaError, asyncio.TimeoutError) as exc:
+            # Typically revoked meanwhile (IllegalStateError); if it is still ours, retry.
+            log.info("%s[%d]: re-read from %d not started (%r); retrying if still assigned",
+                     tp.topic, tp.partition, offset, exc)
+            self._reread.add(tp)
+            return
+        self._sought[tp] = (offset, time.monotonic())
+        self.cursor_stats.rereads += 1
+
+    async def _position(self, tps: Set[TP]) -> None:
+        """Set the cursors Faust's post-recovery seek did not set (it timed out, say), from
+        the committed offsets; only these partitions (other agents' topics keep theirs)."""
+        thread = self._thread
+        consumer = thread._ensure_consumer()  # noqa: SLF001 - committed() of the thread's consumer
+        try:
+            committed = {tp: await thread.call_thread(consumer.committed, tp) for tp in tps}
+            fresh = [tp for tp, offset in committed.items() if not offset or offset < 0]
+            starts = await self.earliest_offsets(*fresh) if fresh else {}
+        except (KafkaError, asyncio.TimeoutError) as exc:
+            log.info("committed offsets of %s not read (%r); retrying on the next tick", sorted(tps), exc)
+            return
+        for tp, offset in committed.items():
+            self.cursors.start(tp, starts.get(tp, 0) if tp in fresh else offset)
 
     # -- commits -----------------------------------------------------------------------
 
@@ -278,6 +323,7 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
         self._reread -= set(revoked)
         for tp in revoked:
             self._sought.pop(tp, None)
+            self._gaps.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: Set[TP], generation_id: int = 0) -> None:
@@ -288,6 +334,7 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
         self._reread -= set(assigned)
         for tp in assigned:
             self._sought.pop(tp, None)
+            self._gaps.pop(tp, None)
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def confirm_membership(self, timeout_s: float, poll_s: float = 0.05) -> bool:

@@ -444,7 +444,7 @@ def create_worker(
         try:
             async with lock:
                 await pipeline.tick(datetime.now(timezone.utc))
-            await source_consumer().reread_pending()  # also when no batch comes to do it
+            await source_consumer().reread_pending(from_tick=True)  # also when no batch comes
         except Exception as exc:
             log.critical("tick failed; stopping", exc_info=exc)
             options.on_fatal(exc)

@@ -84,6 +84,19 @@ def test_a_batch_admitted_before_a_reassignment_does_not_move_the_cursor() -> No
 def test_a_hole_in_the_log_moves_the_cursor_forward_only() -> None:
     cursors: PartitionCursors[str] = PartitionCursors()
     cursors.start("p0", 10)
-    cursors.jump("p0", 14)
-    cursors.jump("p0", 12)
+    _, epoch = cursors.position("p0")
+    cursors.jump("p0", 14, epoch)
+    cursors.jump("p0", 12, epoch)
     assert cursors.committable("p0") == 14
+
+
+def test_a_hole_found_before_a_reassignment_does_not_move_the_new_cursor() -> None:
+    # The probe answered about the old cursor; meanwhile the partition went to another
+    # worker and came back: jumping now could commit past records it never processed.
+    cursors: PartitionCursors[str] = PartitionCursors()
+    cursors.start("p0", 10)
+    _, epoch = cursors.position("p0")
+    cursors.forget(["p0"])
+    cursors.start("p0", 5)
+    cursors.jump("p0", 20, epoch)
+    assert cursors.committable("p0") == 5
