@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from dashboard.gateway.control_commands import disruption_change
 from geo.disruption_areas import DisruptionArea
+from stream.control_commands import disruption_change
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from dashboard.gateway.control_commands import AuditRecord
+from stream.control_commands import AuditRecord
 from dashboard.gateway.metrics import GatewayMetrics
 from dashboard.gateway.publisher import BusPublisher, PublishError
 from stream.topics import CONTROL

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from alerting.links import LinkAction, verify_link
-from dashboard.gateway.control_commands import (
+from stream.control_commands import (
     AlertAck,
     AlertResolve,
     Command,

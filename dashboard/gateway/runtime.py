@@ -24,7 +24,7 @@ from aiokafka import ConsumerRecord
 from config.settings import Settings
 from dashboard.gateway.alert_board import fold_alert_record
 from dashboard.gateway.audit import AuditTrail
-from dashboard.gateway.control_commands import disruption_change
+from stream.control_commands import disruption_change
 from dashboard.gateway.gateway_settings import GatewaySettings
 from dashboard.gateway.hub import Hub
 from dashboard.gateway.messages import TrackSnapshot

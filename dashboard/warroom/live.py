@@ -326,7 +326,7 @@ def alerts(alert_store: Mapping[str, Any] | None) -> list[Alert]:
 
 @dataclass(frozen=True)
 class Zone:
-    """A disruption zone as the gateway lists it (``dashboard.gateway.control_commands``)."""
+    """A disruption zone as the gateway lists it (``stream.control_commands``)."""
 
     zone_id: str
     name: str

@@ -1,4 +1,6 @@
-"""Commands the web tier publishes on ``orderradar-control`` for the worker, plus audit records.
+"""The contract of ``orderradar-control``: commands the web tier publishes for the workers,
+plus audit records. It lives beside the event contract (:mod:`stream.contract`) because both
+sides depend on it: the gateway validates and publishes, the workers read.
 
 Every record is one JSON object ``{type, command_id, actor, at, ...}`` (key: the target id).
 The worker applies ``alert_ack``/``alert_resolve``/``silence_create``/``silence_expire`` to
