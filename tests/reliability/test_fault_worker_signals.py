@@ -84,7 +84,7 @@ def _all_committed(run: Run) -> bool:
     reason="FINDING (2026-11-22, docs/reliability.md): in 3 of 8 runs some orders' final state or last "
            "update was older than the successor's. One run showed the documented residual race (the zombie "
            "was frozen between its membership check and the end of its sink writes; they landed after the "
-           "successor's). The rate rose with the source cursors (0 of 5 before, same conditions). Not resolved.",
+           "successor's). The commit before the source cursors passed 5 of 5 in the same conditions. Not resolved.",
 )
 def test_sigstopped_zombie_is_replaced_and_its_late_work_adds_nothing(
         stack_settings: Settings, tmp_path: Path) -> None:
