@@ -115,8 +115,8 @@ REREAD_PATIENCE_S = 5.0
 class SafeCommitConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: Topics whose records go through cursors (:meth:`use_cursors`); the others (agents
-        #: that process record by record) commit by acknowledgement frontier.
+        #: Topics whose records go through cursors (given to :func:`install`); the others
+        #: (agents that process record by record) commit by acknowledgement frontier.
         self._cursor_topics: set[str] = set(getattr(self.transport, "cursor_topics", ()))
         self._read_offset = _ReadOffsets(self._cursor_topics)
         self._frontiers: dict[TP, CommitFrontier] = {}
@@ -128,8 +128,8 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
         self._sought: dict[TP, tuple[int, float]] = {}
         #: Gaps seen while a re-read was under way: the cursor they were seen at.
         self._gaps: dict[TP, int] = {}
-        #: Set by the worker: finds holes in the log before a re-read.
-        self.probe: LogProbe | None = None
+        #: Finds holes in the log before a repeated re-read (given to :func:`install`).
+        self.probe: LogProbe | None = getattr(self.transport, "probe", None)
         self.cursor_stats = CursorStats()
         session_s = float(self.app.conf.broker_session_timeout)
         self.lease = MembershipLease(session_s, margin_s=session_s / 3)
@@ -279,13 +279,9 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
         consumer = thread._ensure_consumer()  # noqa: SLF001 - committed() of the thread's consumer
         try:
             committed = {tp: await thread.call_thread(consumer.committed, tp) for tp in tps}
-            fresh = [tp for tp, offset in committed.items() if not offset or offset < 0]
-            starts = await self.earliest_offsets(*fresh) if fresh else {}
+            await self._start_cursors(committed)
         except (KafkaError, asyncio.TimeoutError) as exc:
             log.info("committed offsets of %s not read (%r); retrying on the next tick", sorted(tps), exc)
-            return
-        for tp, offset in committed.items():
-            self.cursors.start(tp, starts.get(tp, 0) if tp in fresh else offset)
 
     # -- commits -----------------------------------------------------------------------
 
@@ -307,13 +303,15 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Faust's post-recovery seek: the committed offsets (or the log start) are the cursors."""
         committed = await super().seek_to_committed()
-        sources = [tp for tp in committed if tp.topic in self._cursor_topics]
-        fresh = [tp for tp in sources if not committed[tp] or committed[tp] < 0]
-        starts = await self.earliest_offsets(*fresh) if fresh else {}
-        for tp in sources:
-            offset = committed[tp]
-            self.cursors.start(tp, starts.get(tp, 0) if tp in fresh else offset)
+        await self._start_cursors({tp: offset for tp, offset in committed.items() if tp.topic in self._cursor_topics})
         return committed
+
+    async def _start_cursors(self, committed: Mapping[TP, int | None]) -> None:
+        """Cursors at the committed offsets; at the log start where nothing is committed."""
+        fresh = [tp for tp, offset in committed.items() if not offset or offset < 0]
+        starts = await self.earliest_offsets(*fresh) if fresh else {}
+        for tp, offset in committed.items():
+            self.cursors.start(tp, starts.get(tp, 0) if tp in fresh else int(offset or 0))
 
     async def on_partitions_revoked(self, revoked: Set[TP]) -> None:
         # A frontier starts afresh: Faust seeks to the committed offsets after an assignment.
@@ -359,19 +357,21 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
 
 class SafeCommitTransport(faust_aiokafka.Transport):
     Consumer = SafeCommitConsumer
-    #: Topics whose records go through cursors (set by :func:`install`).
+    #: Topics whose records go through cursors, and the hole probe (set by :func:`install`).
     cursor_topics: frozenset[str] = frozenset()
+    probe: LogProbe | None = None
 
 
-def install(app: faust.App, cursor_topics: Iterable[str] = ()) -> None:
+def install(app: faust.App, cursor_topics: Iterable[str] = (), probe: LogProbe | None = None) -> None:
     """Make ``app`` consume through :class:`SafeCommitConsumer`.
 
     The agent of each of ``cursor_topics`` must admit its batches through the consumer
     (:meth:`SafeCommitConsumer.admit`, ``processed``, ``reread_pending``); the other topics
-    commit by acknowledgement frontier.
+    commit by acknowledgement frontier. ``probe`` tells a hole in the log from a lost record.
     """
     if app._transport is not None:  # noqa: SLF001 - Faust has no public hook for this
         raise RuntimeError("install() must run before the app's transport is created")
     transport = SafeCommitTransport(app.conf.broker_consumer, app)
     transport.cursor_topics = frozenset(cursor_topics)
+    transport.probe = probe
     app.transport = transport

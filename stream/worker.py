@@ -357,7 +357,7 @@ def create_worker(
         datadir=str(faust_dir / "{conf.name}"),
     )
     # Before app.topic: Faust creates the transport lazily.
-    safe_commits.install(app, cursor_topics=[settings.topic(ORDER_EVENTS)])
+    safe_commits.install(app, cursor_topics=[settings.topic(ORDER_EVENTS)], probe=log_probe(settings.kafka_bootstrap))
     source = app.topic(
         settings.topic(ORDER_EVENTS),
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
@@ -377,12 +377,9 @@ def create_worker(
     resources.background = [run for run in (getattr(stage, "run", None) for stage in stages) if callable(run)]
     source_name = source.get_topic_name()
 
-    probe = log_probe(settings.kafka_bootstrap)
-
     def source_consumer() -> safe_commits.SafeCommitConsumer:
         consumer = app.consumer  # created lazily by Faust, on the worker's loop
         assert isinstance(consumer, safe_commits.SafeCommitConsumer)
-        consumer.probe = probe
         return consumer
 
     def owned(partition: int) -> bool:
