@@ -6,13 +6,18 @@ An :class:`OrderState` is what the worker keeps per order in its Faust table: on
 state and one validated event and returns the next state and what happened. Nothing here
 touches Kafka, InfluxDB or the clock: time comes only from the events.
 
-Event-time rules (see the README, "State machine"):
+Event-time rules (see the README, "The event contract"):
 
 - A SKU's status is the result of *folding* its timeline in event-time order (ties broken
-  by ``event_id``): each event is checked with :func:`stream.contract.is_legal` against the
-  status before it; an illegal one is kept in the timeline, flagged with its reason (a
-  data-quality exception), and skipped. Because the fold depends only on the *set* of
-  events, any arrival order of the same events ends in the same status.
+  by ``event_id``): each event is checked against the status before it. It is legal when
+  :func:`stream.contract.is_legal` says so (a scanned transition) or when it moves forward
+  along the :data:`LADDER` (a carrier that hands over and delivers without an
+  out-for-delivery scan): missing scans are data, so such a skip is applied and the ladder
+  stages it jumped over are recorded on its entry as *not scanned* (``skipped``). Only
+  impossible sequences (anything after ``cancelled`` or ``returned``, regressions,
+  ``cancelled`` once shipped) are illegal: kept in the timeline, flagged with their reason
+  (a data-quality exception), and not applied. Because the fold depends only on the *set*
+  of events, any arrival order of the same events ends in the same status.
 - An event older than the newest one already recorded arrives *late*: it is inserted in
   the timeline at its time and the fold re-evaluated, which can fill a gap (a missed scan
   making a later event legal) but never regress: ``rank``, the highest progress rank ever
@@ -74,6 +79,55 @@ class Progress(NamedTuple):
 START = Progress()
 
 
+#: The happy path of a SKU: the stages a forward skip is measured against. ``hub_arrival``
+#: stands level with ``linehaul`` (either is an in-transit scan), ``backordered`` and
+#: ``delivery_failed`` are detours beside it.
+LADDER: tuple[Status, ...] = (
+    Status.PAID, Status.PICKED, Status.PACKED, Status.OUTBOUND_SCAN, Status.LINEHAUL,
+    Status.OUT_FOR_DELIVERY, Status.DELIVERED, Status.RETURN_REQUESTED, Status.RETURNED,
+)
+
+#: Position on the ladder of every status that has one (detours sit between two stages).
+_POSITION: dict[Status, float] = {
+    **{s: float(i) for i, s in enumerate(LADDER)},
+    Status.BACKORDERED: 0.5,
+    Status.HUB_ARRIVAL: float(LADDER.index(Status.LINEHAUL)),
+    Status.DELIVERY_FAILED: LADDER.index(Status.OUT_FOR_DELIVERY) + 0.5,
+}
+
+#: Nothing follows these (``delivered`` may still be followed by a return).
+_FINAL = frozenset({Status.CANCELLED, Status.RETURNED})
+
+
+def forward(current: Status, new: Status) -> bool:
+    """Whether ``new`` lies further along the ladder than ``current`` (a possibly skipping,
+    never regressing move); ``cancelled`` and ``exception`` are not ladder moves."""
+    if current in _FINAL:
+        return False
+    here, there = _POSITION.get(current), _POSITION.get(new)
+    return here is not None and there is not None and there > here
+
+
+def skipped_stages(current: Status | None, new: Status) -> tuple[Status, ...]:
+    """The ladder stages between ``current`` and ``new`` that were not scanned (a forward
+    move; ``()`` for the first event, loops, detours back and non-ladder statuses)."""
+    if current is None:
+        return ()
+    here, there = _POSITION.get(current), _POSITION.get(new)
+    if here is None or there is None or there <= here:
+        return ()
+    return tuple(s for s in LADDER if here < _POSITION[s] < there)
+
+
+def skipped_by(progress: Progress, status: Status) -> tuple[Status, ...]:
+    """:func:`skipped_stages` of a legal step from ``progress`` (after an exception: from
+    the status it interrupted)."""
+    if status is Status.EXCEPTION:
+        return ()
+    current = progress.interrupted if progress.status is Status.EXCEPTION else progress.status
+    return skipped_stages(current, status)
+
+
 def step(progress: Progress, status: Status) -> Progress | str:
     """Apply one status to a fold; return the next progress or why it is illegal."""
     current = progress.status
@@ -88,9 +142,10 @@ def step(progress: Progress, status: Status) -> Progress | str:
         return Progress(status, interrupted, progress.rank)
     if current is Status.EXCEPTION:
         resumed = progress.interrupted
-        if resumed is not None and status is not resumed and not is_legal(resumed, status):
+        if (resumed is not None and status is not resumed and not is_legal(resumed, status)
+                and not forward(resumed, status)):
             return f"{status.value} cannot resume after an exception that interrupted {resumed.value}"
-    elif not is_legal(current, status):
+    elif not is_legal(current, status) and not forward(current, status):
         return f"{current.value} -> {status.value} is not a legal transition"
     return Progress(status, None, max(progress.rank, STAGE_RANK[status]))
 
@@ -109,6 +164,10 @@ class TimelineEntry:
     late: bool = False
     #: Why it is not a legal step in the time-ordered timeline (``None``: legal).
     illegal: str | None = None
+    #: Device that scanned it (``device_id``), for the missing-scan measure.
+    device: str | None = None
+    #: Ladder stages not scanned before it (a legal forward skip; ``()`` otherwise).
+    skipped: tuple[Status, ...] = ()
     #: Memo of its snapshot JSON (``stream.rollup``): entries never change once built.
     json: Any = field(default=None, compare=False, repr=False)
 
@@ -243,6 +302,12 @@ class SkuState:
     def has_event(self, event_id: str) -> bool:
         return event_id in self.event_ids
 
+    @property
+    def not_scanned(self) -> tuple[Status, ...]:
+        """Ladder stages the applied timeline skipped (missing scans), in ladder order."""
+        found = {s for e in self.timeline if e.skipped for s in e.skipped}
+        return tuple(s for s in LADDER if s in found)
+
 
 class Outcome(StrEnum):
     """What an event did to its SKU."""
@@ -324,11 +389,14 @@ def fold(base: Progress, entries: Iterable[TimelineEntry]) -> tuple[Progress, li
     for entry in entries:
         result = step(progress, entry.status)
         if isinstance(result, str):
-            flagged.append(entry if entry.illegal == result else replace(entry, illegal=result))
+            same = entry.illegal == result and not entry.skipped
+            flagged.append(entry if same else replace(entry, illegal=result, skipped=(), json=None))
             continue
+        skipped = skipped_by(progress, entry.status)
         progress = result
         reached.setdefault(_V[entry.status], entry.time_ns)
-        flagged.append(entry if entry.illegal is None else replace(entry, illegal=None))
+        same = entry.illegal is None and entry.skipped == skipped
+        flagged.append(entry if same else replace(entry, illegal=None, skipped=skipped, json=None))
     return progress, flagged, reached
 
 
@@ -378,7 +446,8 @@ def _sku(sku: SkuState, *, progress: Progress | None = None, status_time_ns: int
 def _first_state(event: OrderEvent, time_ns: int) -> tuple[SkuState, TimelineEntry]:
     result = step(START, event.status)
     assert not isinstance(result, str)  # any first status is legal
-    entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region)
+    entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region,
+                          device=event.device_id)
     position = Position(event.lat, event.lon, time_ns) if event.lat is not None and event.lon is not None else None
     sku = SkuState(
         sku=event.sku,
@@ -415,10 +484,11 @@ def apply_to_sku(sku: SkuState | None, event: OrderEvent, time_ns: int) -> Event
         result = step(Progress(sku.status, sku.interrupted, sku.rank), event.status)
         if isinstance(result, str):
             entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region,
-                                  False, result)
+                                  False, result, event.device_id)
             after = _sku(sku, position=position, facts=facts, timeline=timeline + (entry,), event_ids=event_ids)
             return EventChange(Outcome.ILLEGAL, entry, sku, after, previous, None)
-        entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region)
+        entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region,
+                              False, None, event.device_id, skipped_by(sku.progress, event.status))
         stage_times = sku.stage_times
         status_value = _V[event.status]
         if status_value not in stage_times:
@@ -431,11 +501,12 @@ def apply_to_sku(sku: SkuState | None, event: OrderEvent, time_ns: int) -> Event
     if late and len(timeline) >= TIMELINE_LIMIT and key < timeline[0].sort_key:
         # Older than everything kept: it cannot change the fold; not recorded (see module doc).
         entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region,
-                              late=True)
+                              late=True, device=event.device_id)
         after = _sku(sku, position=position, facts=facts, timeline=timeline, event_ids=sku.event_ids)
         return EventChange(Outcome.LATE, entry, sku, after, None, None, recorded=False)
 
-    entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region, late=late)
+    entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region, late=late,
+                          device=event.device_id)
     index = _insertion_index(timeline, key)
     inserted = timeline[:index] + (entry,) + timeline[index:]
     progress, flagged, reached = fold(sku.base, inserted)
@@ -511,11 +582,19 @@ def expired(order: OrderState, watermark_ns: int, closed_retention_ns: int, open
 # Compact JSON-ready structures; the worker's table codec wraps them with orjson.
 
 def _entry_to_list(e: TimelineEntry) -> list[Any]:
-    return [e.event_id, _V[e.status], e.time_ns, e.source, e.node, e.region, e.late, e.illegal]
+    out = [e.event_id, _V[e.status], e.time_ns, e.source, e.node, e.region, e.late, e.illegal]
+    if e.device is not None or e.skipped:
+        out.append(e.device)
+    if e.skipped:
+        out.append([_V[s] for s in e.skipped])
+    return out
 
 
 def _entry_from_list(v: list[Any]) -> TimelineEntry:
-    return TimelineEntry(v[0], Status(v[1]), int(v[2]), v[3], v[4], v[5], bool(v[6]), v[7])
+    # Entries written before ``device`` and ``skipped`` existed have 8 items.
+    device = v[8] if len(v) > 8 else None
+    skipped = tuple(Status(s) for s in v[9]) if len(v) > 9 else ()
+    return TimelineEntry(v[0], Status(v[1]), int(v[2]), v[3], v[4], v[5], bool(v[6]), v[7], device, skipped)
 
 
 def _progress_to_list(p: Progress) -> list[Any]:

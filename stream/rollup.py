@@ -190,6 +190,8 @@ def _entry_json(e: TimelineEntry) -> orjson.Fragment:
         out["node"] = e.node
     if e.illegal is not None:
         out["reason"] = e.illegal
+    if e.skipped:
+        out["not_scanned"] = [_V[s] for s in e.skipped]
     fragment = orjson.Fragment(orjson.dumps(out))
     object.__setattr__(e, "json", fragment)  # a memo on an immutable record
     return fragment
@@ -231,6 +233,9 @@ def sku_snapshot(s: SkuState) -> orjson.Fragment:
         out["destination"] = {"lat": f.dest_lat, "lon": f.dest_lon}
     if s.pinned:
         out["held"] = True
+    not_scanned = s.not_scanned
+    if not_scanned:
+        out["not_scanned"] = [_V[n] for n in not_scanned]
     fragment = orjson.Fragment(orjson.dumps(out))
     object.__setattr__(s, "json", fragment)
     return fragment
