@@ -1,6 +1,6 @@
 """Per-minute aggregates of one source partition (pure: no I/O, no clock).
 
-Three InfluxDB series, each tagged with the source ``partition`` so that workers owning
+Four InfluxDB series, each tagged with the source ``partition`` so that workers owning
 different partitions never overwrite each other's points (queries sum over partitions):
 
 - ``throughput``: accepted events per event-time minute, by ``status`` and ``region``;
@@ -8,7 +8,11 @@ different partitions never overwrite each other's points (queries sum over parti
   event at node N and the SKU's next event), attributed to the minute of the later event,
   fields ``count``, ``total_s`` and ``mean_s``, tagged ``node``;
 - ``inflight``: SKUs not yet closed by current ``status`` and ``region``, sampled at the
-  minute of the partition's watermark (its newest event time) every time it changes.
+  minute of the partition's watermark (its newest event time) every time it changes;
+- ``missing_scans`` (data quality): per event-time minute, by ``source``, ``node`` and
+  ``device``, fields ``scans`` (legal events) and ``missing`` (ladder stages they skipped,
+  see ``stream.lifecycle``); rate = missing / (missing + scans). A late scan that fills a
+  gap rewrites the counts of the entry after it.
 
 Timestamps are minute buckets, so a minute is rewritten with its newest value until it is
 final (last write wins); the values are a function of the order states, which is why
@@ -24,11 +28,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from stream.line_protocol import escape_tag
-from stream.lifecycle import EventChange, OrderState, SkuState, TimelineEntry, ns_datetime
+from stream.lifecycle import EventChange, OrderState, SkuState, TimelineEntry, entry_changes, ns_datetime
 
 THROUGHPUT = "throughput"
 DWELL = "dwell"
 INFLIGHT = "inflight"
+#: Missing scans (data quality): per minute and (source, node, device), the legal events
+#: (``scans``) and the ladder stages they skipped (``missing``); see ``stream.lifecycle``.
+MISSING_SCANS = "missing_scans"
 
 MINUTE_NS = 60 * 1_000_000_000
 
@@ -64,6 +71,8 @@ class PartitionAggregates:
         self.throughput: dict[int, dict[Key, int]] = {}
         #: minute -> node -> [count, total seconds]
         self.dwell: dict[int, dict[str, list[float]]] = {}
+        #: minute -> (source, node, device) -> [scans, missing]
+        self.scans: dict[int, dict[tuple[str, str | None, str | None], list[int]]] = {}
         #: Minutes whose points must be (re)written.
         self.dirty: set[int] = set()
         self._sample_due = False
@@ -82,6 +91,8 @@ class PartitionAggregates:
         if entry.time_ns > self.watermark_ns:
             self.watermark_ns = entry.time_ns
             self._sample_due = True
+        for changed, sign in entry_changes(change):
+            self._scan(changed, sign)
         if change.recorded:
             self._count(entry, 1)
             if change.previous is not None and change.following is not None:
@@ -104,6 +115,17 @@ class PartitionAggregates:
         bucket = self.throughput.setdefault(minute, {})
         key = (entry.status.value, entry.region)
         bucket[key] = bucket.get(key, 0) + delta
+        self.dirty.add(minute)
+
+    def _scan(self, entry: TimelineEntry, sign: int) -> None:
+        if entry.illegal is not None:
+            return
+        minute = minute_of(entry.time_ns)
+        if minute < self.window_start:
+            return
+        cell = self.scans.setdefault(minute, {}).setdefault((entry.source, entry.node, entry.device), [0, 0])
+        cell[0] += sign
+        cell[1] += sign * len(entry.skipped)
         self.dirty.add(minute)
 
     def _pair(self, first: TimelineEntry, second: TimelineEntry, sign: int) -> None:
@@ -137,6 +159,11 @@ class PartitionAggregates:
                 continue
             out.append(f"{DWELL},node={escape_tag(node)},partition={p} count={n}i,total_s={round(total, 3)!r},"
                        f"mean_s={round(total / n, 3)!r} {minute}")
+        for (source, node, device), (scans, missing) in self.scans.get(minute, {}).items():
+            device_tag = f",device={escape_tag(device)}" if device and escape_tag(device) else ""
+            node_tag = f",node={escape_tag(node)}" if node and escape_tag(node) else ""
+            out.append(f"{MISSING_SCANS}{device_tag}{node_tag},partition={p},source={escape_tag(source)} "
+                       f"missing={missing}i,scans={scans}i {minute}")
         return out
 
     @property
@@ -176,7 +203,7 @@ class PartitionAggregates:
         written (the caller dead-letters them for replay: being final, replaying them late
         cannot overwrite a newer value)."""
         start = self.window_start
-        old = [m for m in set(self.throughput) | set(self.dwell) if m < start]
+        old = [m for m in set(self.throughput) | set(self.dwell) | set(self.scans) if m < start]
         out: list[str] = []
         for minute in sorted(old):
             if minute in self.dirty:
@@ -184,6 +211,7 @@ class PartitionAggregates:
                 self.dirty.discard(minute)
             self.throughput.pop(minute, None)
             self.dwell.pop(minute, None)
+            self.scans.pop(minute, None)
         return out
 
     def snapshot(self, recent_minutes: int = 5) -> dict[str, Any]:
@@ -228,6 +256,7 @@ class PartitionAggregates:
                 previous: TimelineEntry | None = None
                 for entry in sku.timeline:
                     agg._count(entry, 1)
+                    agg._scan(entry, 1)
                     if previous is not None:
                         agg._pair(previous, entry, 1)
                     previous = entry

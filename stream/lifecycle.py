@@ -345,6 +345,27 @@ class EventChange:
         return self.entry.illegal
 
 
+def entry_changes(change: EventChange) -> list[tuple[TimelineEntry, int]]:
+    """The timeline entries one event added (+1) or replaced (-1 for the old version, +1 for
+    the new): the new entry, and for an event that did not simply append, every neighbour
+    the re-fold re-flagged (a late scan filling a gap shortens the following entry's
+    ``skipped``). Counters kept per entry stay exact by adding these."""
+    if not change.recorded:
+        return []
+    before = change.before
+    if before is None or (change.following is None and not change.entry.late):
+        return [(change.entry, 1)]
+    old = {e.event_id: e for e in before.timeline}
+    out: list[tuple[TimelineEntry, int]] = []
+    for entry in change.after.timeline:
+        previous = old.get(entry.event_id)
+        if previous is None:
+            out.append((entry, 1))
+        elif previous.illegal != entry.illegal or previous.skipped != entry.skipped:
+            out.extend(((previous, -1), (entry, 1)))
+    return out
+
+
 @state_record
 class OrderState:
     """Everything the worker keeps about one order."""
