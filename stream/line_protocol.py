@@ -1,27 +1,41 @@
 """InfluxDB line protocol (1.x ``/write``) and the ``sku_events`` series (pure).
 
 Point identity in InfluxDB is measurement + tag set + timestamp: writing the same point
-again replaces it (last write wins), so a retry, a replay from the dead-letter topic or a
-reprocessing after a crash is harmless as long as the same event always becomes the same
-point. :func:`point_time_ns` makes the timestamp deterministic and nearly collision-free:
+again replaces it (last write wins). Two distinct events must therefore never share a
+point, and the same event must always become the same point, so that a retry, a replay
+from ``influx-dlq`` or a reprocessing after a crash is harmless. A hash of ``event_id`` in
+the timestamp cannot give the first (flash sales stamp thousands of events with the same
+second and tags: with 1,000,000 hash values, 2,000 such events lost one point). The
+identity of an ``sku_events`` point is the Kafka record the event came from instead:
 
-    point time = event time (ns) + (blake2b-64(event_id) mod 1,000,000)
+    tag ``partition`` = the record's source partition
+    point time        = event time truncated to the millisecond + (record offset mod 1,000,000) ns
 
-The offset (< 1 ms) keeps two events of the same series at the same instant (two lines of
-an order packed in the same second) from overwriting each other; the chance that two such
-events still collide is 1 in a million per pair. Event times carry at most microseconds,
-so the millisecond of the event time is preserved; ``event_id`` is a field, the true
-identity.
+Uniqueness bound: offsets are unique within a partition, so two distinct events share a
+point only if they come from the same partition, carry the same tags and the same
+event-time millisecond, and their offsets differ by a nonzero multiple of 1,000,000. Events
+of one partition fewer than 1,000,000 offsets apart never collide, whatever their times
+(so a flash sale of up to a million events per partition in one millisecond is safe, and
+so is any partition that has held fewer than a million records).
+
+Idempotence: the (partition, offset) of a record never changes, so a redelivery or a crash
+replay of a record rewrites exactly its point, and ``influx-dlq`` replays the written lines
+verbatim. A re-produced copy of an event (same ``event_id``, new offset) is a duplicate
+for the worker, which writes no point for it, as long as its order is in the worker's
+table (``closed_retention``/``open_retention`` of event time after the order's last event).
+
+The point's millisecond is the event's; the exact event time is kept in the field
+``event_time_us`` (epoch microseconds) when it has digits below the millisecond.
+``event_id`` is a field, the true identity of the event.
 
 Tags are only low-cardinality dimensions (status, region, warehouse, carrier, channel,
-source, and an H3 cell at a coarse resolution when a cell function is plugged in); ids,
-quantities and positions are fields.
+source, partition, and an H3 cell at a coarse resolution when a cell function is plugged
+in); ids, quantities and positions are fields.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from collections.abc import Callable, Mapping
 
@@ -30,7 +44,8 @@ from stream.lifecycle import EventChange, Outcome
 
 SKU_EVENTS = "sku_events"
 
-#: Range of the per-event offset added to the event time (ns).
+#: Point times are the event time truncated to this many ns (a millisecond) plus the
+#: record offset modulo it: the number of distinct points per series and millisecond.
 TIME_OFFSET_RANGE = 1_000_000
 
 FieldValue = str | int | float | bool
@@ -40,12 +55,9 @@ _KEY = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", "\n": "\\n"})
 _STRING = str.maketrans({'"': '\\"', "\\": "\\\\", "\n": "\\n"})
 
 
-def time_offset_ns(event_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big") % TIME_OFFSET_RANGE
-
-
-def point_time_ns(event_time_ns: int, event_id: str) -> int:
-    return event_time_ns + time_offset_ns(event_id)
+def point_time_ns(event_time_ns: int, offset: int) -> int:
+    """The point time of the event of source record ``offset`` (see the module doc)."""
+    return event_time_ns - event_time_ns % TIME_OFFSET_RANGE + offset % TIME_OFFSET_RANGE
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -99,18 +111,20 @@ def _tag(name: str, value: str | None) -> str:
     return f",{name}={escaped}" if escaped else ""
 
 
-def sku_event_line(event: OrderEvent, change: EventChange, cell_of: CellFunction | None = None) -> str:
-    """The ``sku_events`` point of one accepted event (hand-built: this runs once per event).
+def sku_event_line(event: OrderEvent, change: EventChange, cell_of: CellFunction | None = None, *,
+                   partition: int, offset: int) -> str:
+    """The ``sku_events`` point of one accepted event, read from source record
+    (``partition``, ``offset``) (hand-built: this runs once per event).
 
-    Tags, sorted: carrier, channel, [h3], region, source, status, warehouse. Fields:
-    event_id, order_id, sku (ids match ``[A-Za-z0-9._:@/-]+`` by contract: no escaping),
-    qty, lat, lon, late, illegal.
+    Tags, sorted: carrier, channel, [h3], partition, region, source, status, warehouse.
+    Fields: event_id, order_id, sku (ids match ``[A-Za-z0-9._:@/-]+`` by contract: no
+    escaping), qty, lat, lon, late, illegal, [event_time_us].
     """
     cell = cell_of(event.lat, event.lon) if cell_of is not None and event.lat is not None and event.lon is not None \
         else None
     tags = (
         _tag("carrier", event.carrier) + _tag("channel", event.channel) + _tag("h3", cell)
-        + _tag("region", event.region) + _tag("source", event.source)
+        + f",partition={partition}" + _tag("region", event.region) + _tag("source", event.source)
         + ",status=" + _STATUS_VALUES[event.status] + _tag("warehouse", event.warehouse)
     )
     position = ""
@@ -118,8 +132,10 @@ def sku_event_line(event: OrderEvent, change: EventChange, cell_of: CellFunction
         position = f",lat={event.lat!r},lon={event.lon!r}"
     late = "true" if change.outcome is Outcome.LATE or change.entry.late else "false"
     illegal = "true" if change.outcome is Outcome.ILLEGAL else "false"
+    time_ns = change.entry.time_ns
+    exact = f",event_time_us={time_ns // 1000}i" if time_ns % TIME_OFFSET_RANGE else ""
     return (
         f'{SKU_EVENTS}{tags} event_id="{event.event_id}",order_id="{event.order_id}",sku="{event.sku}",'
-        f"qty={event.qty}i{position},late={late},illegal={illegal} "
-        f"{point_time_ns(change.entry.time_ns, event.event_id)}"
+        f"qty={event.qty}i{position},late={late},illegal={illegal}{exact} "
+        f"{point_time_ns(time_ns, offset)}"
     )

@@ -370,7 +370,7 @@ class Pipeline:
             ctx._publish.add(order_id)
             ctx.accepted.append(Accepted(record, event, change))
             self._aggregates(record.partition).observe(change)
-            ctx.lines.append(sku_event_line(event, change, self.cell_of))
+            ctx.lines.append(sku_event_line(event, change, self.cell_of, partition=record.partition, offset=record.offset))
 
     # -- sinks --------------------------------------------------------------------------
 

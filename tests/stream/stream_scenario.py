@@ -26,7 +26,6 @@ from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream import dlq
 from stream.lifecycle import OrderState, replay
-from stream.line_protocol import point_time_ns
 from stream.pipeline import decode_value
 from stream.topics import ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, changelog_topic
 from stream_eventgen import Record, valid_events
@@ -165,21 +164,6 @@ def assert_all(run: Run) -> None:
     assert_points_exact(run)
     assert_dead_letters(run)
     assert_state_equals_replay(run)
-
-
-def assert_point_identity_unique(records: Sequence[Record]) -> None:
-    """The test data's precondition: no two valid events share series and point time (a
-    one-in-a-million collision of the per-event time offset, see stream.line_protocol)."""
-    keys = Counter()
-    seen: set[str] = set()
-    for r in records:
-        e = r.event
-        if e is None or e.event_id in seen:
-            continue
-        seen.add(e.event_id)
-        keys[(e.status, e.region, e.warehouse, e.carrier, e.channel, e.source,
-              point_time_ns(e.event_ts_ns, e.event_id))] += 1
-    assert max(keys.values()) == 1
 
 
 Waiter = Callable[[], None]

@@ -52,7 +52,8 @@ def run(emissions: Sequence[Emission], partitions: int) -> CoreOutput:
         if change is None:
             continue
         aggregates[order.partition].observe(change)
-        lines.append(sku_event_line(event, change))
+        # A running number stands for the record offset (unique per partition, like Kafka's).
+        lines.append(sku_event_line(event, change, partition=order.partition, offset=len(lines)))
     for agg in aggregates.values():
         lines.extend(agg.pending_lines())
     summaries = [agg.snapshot() for agg in aggregates.values() if agg.watermark_ns]
