@@ -12,6 +12,11 @@ Checks (pure; time comes in as arguments):
 * ``past_timestamp``: event time more than ``max_past`` before the receipt time (or,
   without one, before the partition's newest event time).
 
+Two more data-quality measures live where their data is: missing scans (ladder stages a
+forward skip jumped over, ``stream.lifecycle``; counted per minute in ``stream.aggregates``)
+and deliveries whose fix is farther than ``delivered_away_m`` from the stop
+(``stream.stages.geo_stage``).
+
 Findings name the device(s) and source, and are clustered by an
 :class:`~stream.incidents.IncidentDetector` of kind ``data_quality`` so one broken scanner
 or one misconfigured system becomes one incident that names it.
@@ -66,6 +71,8 @@ class DataQualitySettings(BaseModel):
     future_tolerance: Duration = timedelta(minutes=5)
     max_past: Duration = timedelta(days=30)
     exempt_modes: list[str] = Field(default_factory=lambda: ["air"])
+    #: A delivery whose GPS fix is farther than this from its stop is flagged (metres).
+    delivered_away_m: float = Field(default=500.0, gt=0)
     incidents: IncidentSettings = Field(default_factory=_dq_incident_defaults)
 
 

@@ -8,6 +8,15 @@ war-room heatmap's two zoom levels). Later stages read :attr:`GeoStage.batch` (f
 
 Per-partition heatmap counts (SKUs per res-5 cell by their last fix) are kept in memory;
 they are rebuilt from traffic after a restart (positions are not changelogged).
+
+Delivered away from the stop (data quality): every applied ``delivered`` event with a fix
+and a stop (``dest_lat``/``dest_lon`` of the event, else of the SKU) is checked. The stop
+is converted with the same CRS as the fix (the event's ``crs``: a GCJ-02 source gives both
+in GCJ-02), the great-circle distance between the two WGS-84 points is written as a
+``delivery_distance`` point (tags ``source``, ``courier``, ``station``; fields
+``distance_m``, ``limit_m``, ``away``), and the order's snapshot says it under
+``extensions.delivery_check`` (per SKU). ``away`` means farther than ``delivered_away_m``
+(``data_quality`` in ``config/sla.yaml``, 500 m by default).
 """
 
 from __future__ import annotations
@@ -21,14 +30,22 @@ import numpy as np
 
 from geo.cells import h3_cells_batch
 from geo.coords import to_wgs84_arrays
+from geo.distance import haversine_m
 from geo.regions import regions_for
-from stream.contract import Crs, OrderEvent
-from stream.pipeline import BatchContext
+from stream.contract import Crs, OrderEvent, Status
+from stream.line_protocol import line, point_time_ns
+from stream.pipeline import Accepted, BatchContext
 
 #: Heatmap zoom levels (country, city).
 HEATMAP_RESOLUTIONS: tuple[int, ...] = (3, 5)
 #: Resolution of the ``h3`` tag on ``sku_events`` points.
 TAG_RESOLUTION = 5
+#: InfluxDB measurement of the delivery-to-stop distances.
+DELIVERY_DISTANCE = "delivery_distance"
+#: Order extension (snapshot ``extensions``) with the check of each delivered SKU.
+DELIVERY_CHECK = "delivery_check"
+#: Default of ``data_quality.delivered_away_m``.
+DELIVERED_AWAY_M = 500.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +92,69 @@ def locate(events: list[OrderEvent]) -> list[GeoFix | None]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryCheck:
+    """How far a delivery's fix was from its stop (WGS-84, metres)."""
+
+    distance_m: float
+    limit_m: float
+    courier: str | None
+    station: str | None
+
+    @property
+    def away(self) -> bool:
+        return self.distance_m > self.limit_m
+
+    def to_dict(self) -> dict[str, object]:
+        return {"distance_m": round(self.distance_m, 1), "limit_m": self.limit_m, "away": self.away,
+                "courier": self.courier, "station": self.station}
+
+
+def check_deliveries(items: list[Accepted], fixes: list[GeoFix | None],
+                     limit_m: float) -> list[tuple[Accepted, DeliveryCheck]]:
+    """The distance check of each applied ``delivered`` event with a fix and a stop, in batch
+    order; stops are converted from the event's CRS, like its fix (vectorised per CRS)."""
+    by_crs: dict[Crs, list[tuple[int, GeoFix, float, float]]] = {}  # (index, fix, stop lon, stop lat)
+    for i, (item, fix) in enumerate(zip(items, fixes, strict=True)):
+        event = item.event
+        if fix is None or event.status is not Status.DELIVERED or item.change.entry.illegal is not None:
+            continue
+        facts = item.change.after.facts
+        lat, lon = (event.dest_lat, event.dest_lon) if event.dest_lat is not None else (facts.dest_lat, facts.dest_lon)
+        if lat is not None and lon is not None:
+            by_crs.setdefault(event.crs, []).append((i, fix, lon, lat))
+    found: list[tuple[int, DeliveryCheck]] = []
+    for crs, group in by_crs.items():
+        lons, lats = to_wgs84_arrays(np.array([g[2] for g in group], dtype=np.float64),
+                                     np.array([g[3] for g in group], dtype=np.float64), crs)
+        distances = haversine_m([g[1].lon for g in group], [g[1].lat for g in group], lons, lats).tolist()
+        for (i, _, _, _), distance in zip(group, distances, strict=True):
+            item = items[i]
+            station = item.event.node or item.change.after.facts.node
+            found.append((i, DeliveryCheck(distance, limit_m, item.event.courier_id, station)))
+    found.sort(key=lambda pair: pair[0])
+    return [(items[i], check) for i, check in found]
+
+
+def delivery_distance_line(item: Accepted, check: DeliveryCheck) -> str:
+    event = item.event
+    return line(
+        DELIVERY_DISTANCE,
+        {"source": event.source, "courier": check.courier, "station": check.station,
+         "partition": str(item.record.partition)},
+        {"distance_m": round(check.distance_m, 1), "limit_m": float(check.limit_m), "away": int(check.away),
+         "order_id": event.order_id, "sku": event.sku, "event_id": event.event_id},
+        point_time_ns(item.change.entry.time_ns, item.record.offset),
+    )
+
+
 class GeoStage:
     """See the module doc."""
 
     name = "geo"
 
-    def __init__(self) -> None:
+    def __init__(self, delivered_away_m: float = DELIVERED_AWAY_M) -> None:
+        self.delivered_away_m = delivered_away_m
         #: Fixes of the current batch's accepted events, by ``event_id``.
         self.batch: dict[str, GeoFix] = {}
         self._last: dict[str, GeoFix] = {}  # sku key -> last fix
@@ -121,6 +195,13 @@ class GeoStage:
                 heat[new_cell] += 1
             self._last[key] = fix
             self._partition_of[key] = partition
+        for item, check in check_deliveries(ctx.accepted, fixes, self.delivered_away_m):
+            ctx.lines.append(delivery_distance_line(item, check))
+            order = ctx.order(item.event.order_id)
+            if order is not None:
+                checks = dict(order.extensions.get(DELIVERY_CHECK) or {})
+                checks[item.event.sku] = check.to_dict()
+                ctx.update_order(order.with_extension(DELIVERY_CHECK, checks))
 
     def forget(self, sku_key: str) -> None:
         """A SKU closed: it leaves the heatmap."""
@@ -135,4 +216,5 @@ class GeoStage:
                     del counter[cell]
 
 
-__all__ = ["HEATMAP_RESOLUTIONS", "GeoFix", "GeoStage", "locate", "tag_cell"]
+__all__ = ["DELIVERY_CHECK", "DELIVERY_DISTANCE", "HEATMAP_RESOLUTIONS", "DeliveryCheck", "GeoFix", "GeoStage",
+           "check_deliveries", "locate", "tag_cell"]

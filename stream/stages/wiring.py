@@ -47,12 +47,13 @@ ALERT_TICK_S = 15.0
 def worker_stages(settings: Settings) -> list[Stage]:
     """Geo enrichment, delays/incidents (which forwards incidents to alerting), then the
     disruption zones declared by operators."""
-    geo = GeoStage()
+    rules = load_sla_rules(settings.config_dir / "sla.yaml")
+    geo = GeoStage(rules.data_quality.delivered_away_m)
     topics = DelaysTopics(settings.topic(ORDER_INCIDENTS), settings.topic(WARROOM_UPDATES),
                           settings.topic(ALERT_INPUTS))
     zones = ZoneFeed(settings.kafka_bootstrap, settings.topic(CONTROL))
     disruption_topics = DisruptionTopics(settings.topic(ORDER_INCIDENTS), settings.topic(ALERT_INPUTS))
-    return [geo, DelaysStage(load_sla_rules(settings.config_dir / "sla.yaml"), topics, geo),
+    return [geo, DelaysStage(rules, topics, geo),
             DisruptionStage(geo, zones, disruption_topics)]
 
 
