@@ -6,6 +6,11 @@ batches, as fast as possible or paced at ``--rate`` events per second, and repor
 progress, every rejected row (row number and reasons; all of them with ``--rejects
 FILE`` as JSON Lines) and a summary. Bad rows never stop the import.
 
+``--dry-run`` produces nothing: it maps and validates every row and runs the valid events
+through the worker's state machine (:mod:`stream.transition_report`), then reports the
+transitions it would apply per ``from -> to`` pair (with the stages each skip leaves *not
+scanned*) and the impossible sequences it would refuse, not only the format errors.
+
 Exit codes: 0 all rows imported (or skipped by the mapping), 3 some rows were rejected
 (the rest imported), 2 the mapping or the file cannot be used.
 """
@@ -31,6 +36,7 @@ from stream.contract import OrderEvent, Problem
 from stream.importer import ImportMapping, RowRejection, Skipped, load_mapping, map_row
 from stream.outbox import Outbox, OutRecord
 from stream.topics import ORDER_EVENTS
+from stream.transition_report import TransitionReport
 
 EXIT_OK = 0
 EXIT_UNUSABLE = 2
@@ -47,6 +53,8 @@ class ImportReport:
     skipped: int = 0
     rejected: int = 0
     seconds: float = 0.0
+    #: Dry runs: what the state machine makes of the valid events.
+    transitions: TransitionReport | None = None
 
     def line(self, path: Path) -> str:
         rate = self.imported / self.seconds if self.seconds > 0 else 0.0
@@ -109,7 +117,7 @@ async def import_file(
     now = now or datetime.now(timezone.utc)
     err = err or sys.stderr
     topic = settings.topic(ORDER_EVENTS)
-    report = ImportReport()
+    report = ImportReport(transitions=TransitionReport() if dry_run else None)
     outbox = Outbox(settings.kafka_bootstrap, client_id="orderradar-import")
     if not dry_run:
         await outbox.start()
@@ -130,6 +138,8 @@ async def import_file(
             report.rows += 1
             result = row if isinstance(row, RowRejection) else map_row(row, number, mapping, now)
             if isinstance(result, OrderEvent):
+                if report.transitions is not None:
+                    report.transitions.add(result)
                 pending.append(OutRecord(topic, result.to_json(), result.order_id.encode()))
                 if len(pending) >= chunk_size:
                     await flush()
@@ -162,12 +172,14 @@ async def import_file(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="CSV or JSON Lines export")
     parser.add_argument("--mapping", type=Path, required=True, metavar="M.yaml",
-                        help="column mapping (see config/import_mapping.example.yaml)")
+                        help="column mapping (see config/import_mappings/)")
     parser.add_argument("--rate", type=float, default=0.0, metavar="N",
                         help="events per second (default: as fast as possible)")
     parser.add_argument("--rejects", type=Path, metavar="FILE",
                         help="also write every rejected row (number, problems, values) to FILE as JSON Lines")
-    parser.add_argument("--dry-run", action="store_true", help="map and validate only; produce nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="map and validate, and report the transitions the state machine would apply or "
+                             "refuse; produce nothing")
     parser.add_argument("--progress-every", type=float, default=2.0, metavar="SECONDS",
                         help="progress report interval on stderr (default 2)")
 
@@ -195,6 +207,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             rejects.close()
     summary = report.line(args.file)
     print(("dry run: would have " + summary) if args.dry_run else summary)
+    if report.transitions is not None:
+        print("\n".join(report.transitions.summary().lines()))
     return EXIT_SOME_REJECTED if report.rejected else EXIT_OK
 
 

@@ -1,7 +1,7 @@
 """Mapping rows of an OMS/WMS/TMS export onto the event contract (pure).
 
-An export (CSV or JSON Lines) is described by a YAML mapping file
-(``config/import_mapping.example.yaml``), loaded with :func:`load_mapping` (through
+An export (CSV or JSON Lines) is described by a YAML mapping file (the shipped ones are
+``config/import_mappings/*.yaml``; ``olist.yaml`` documents every key), loaded with :func:`load_mapping` (through
 ``config.rules.load_yaml_model``, so a bad file names the field and the problem). Each
 event field is filled from one of
 
@@ -10,8 +10,9 @@ event field is filled from one of
 - ``template``: a Python format string over the row's columns (``"olist-{order_id}-{event_seq}"``),
 
 optionally translated by ``map`` (source vocabulary -> our values; for ``status`` the
-values must be contract statuses, or ``skip`` to leave such rows out), with ``default``
-for empty values, and for times a ``format`` (``strptime``, or ``epoch_s`` / ``epoch_ms``;
+values must be contract statuses, or ``skip`` to leave such rows out), used only on rows
+that meet ``when`` (a column's value is one of the given ones; other rows leave the field
+empty), with ``default`` for empty values, and for times a ``format`` (``strptime``, or ``epoch_s`` / ``epoch_ms``;
 ISO 8601 when absent) and a ``timezone`` (IANA) for times without an offset.
 
 :func:`map_row` turns one row into a validated :class:`~stream.contract.OrderEvent`, a
@@ -49,6 +50,23 @@ def _zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Asia/Shanghai)") from None
 
 
+class Condition(BaseModel):
+    """``when:``: the row's ``column`` has one of the values ``equals`` (one or a list)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: str
+    equals: Scalar | list[Scalar]
+
+    def holds(self, row: Mapping[str, Any]) -> bool:
+        try:
+            value = _lookup(row, self.column)
+        except _Missing:
+            return False
+        wanted = self.equals if isinstance(self.equals, list) else [self.equals]
+        return str(value).strip() in {str(w) for w in wanted}
+
+
 class FieldSpec(BaseModel):
     """Where one event field comes from."""
 
@@ -65,6 +83,8 @@ class FieldSpec(BaseModel):
     format: str | None = None
     #: Times without an offset are in this zone (overrides the mapping's ``timezone``).
     timezone: str | None = None
+    #: Only rows meeting this condition give the field a value (others: ``default``).
+    when: Condition | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> FieldSpec:
@@ -77,7 +97,7 @@ class FieldSpec(BaseModel):
 
 
 class ImportMapping(BaseModel):
-    """A YAML import mapping (see ``config/import_mapping.example.yaml``)."""
+    """A YAML import mapping (see ``config/import_mappings/olist.yaml``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -194,6 +214,8 @@ def _parse_time(value: Any, spec: FieldSpec, default_zone: str) -> str:
 
 
 def _value(spec: FieldSpec, row: Mapping[str, Any]) -> Any:
+    if spec.when is not None and not spec.when.holds(row):
+        return spec.default
     if spec.constant is not None:
         value: Any = spec.constant
     elif spec.template is not None:

@@ -26,7 +26,7 @@ from test_pipeline import source_records
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE_MAPPING = Path(__file__).resolve().parents[2] / "config" / "import_mapping.example.yaml"
+EXAMPLE_MAPPING = Path(__file__).resolve().parents[2] / "config" / "import_mappings" / "olist.yaml"
 
 
 def parse(module: object, argv: list[str]) -> argparse.Namespace:
