@@ -43,6 +43,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from config.settings import Settings  # noqa: E402
+from dashboard.gateway.record_seal import RecordSeal  # noqa: E402
 from dashboard.gateway.tracking_tokens import token_digest  # noqa: E402
 from orderradar.devstack.broker import EmbeddedBroker  # noqa: E402
 from orderradar.devstack.process import ManagedProcess, free_port  # noqa: E402
@@ -83,7 +84,9 @@ def start_web(settings: Settings, port: int, log_dir: Path) -> ManagedProcess:
            "ORDERRADAR_TOPIC_PREFIX": settings.topic_prefix,
            "ORDERRADAR_WEB_HOST": "127.0.0.1",
            "ORDERRADAR_WEB_PORT": str(port),
-           "ORDERRADAR_DATA_DIR": str(log_dir)}
+           "ORDERRADAR_DATA_DIR": str(log_dir),
+           # grant_record seals with the same secret
+           "ORDERRADAR_SESSION_SECRET": settings.session_secret.get_secret_value()}
     process = ManagedProcess("web", [sys.executable, __file__, "--serve"], log_dir / "web.log", env=env, cwd=REPO)
     process.start()
 
@@ -142,11 +145,12 @@ async def read_viewer(viewer: Viewer) -> None:
 # ---- the bus -----------------------------------------------------------------------------------
 
 
-def grant_record(token: str, order_id: str, now: datetime) -> bytes:
-    """The record the gateway itself publishes when it issues a link (SHA-256 only)."""
-    return orjson.dumps({"type": "tracking_link_issued", "token_sha256": token_digest(token),
-                         "order_id": order_id, "expires_at": (now + timedelta(days=1)).isoformat(),
-                         "issued_by": "source:bench", "at": now.isoformat()})
+def grant_record(settings: Settings, token: str, order_id: str, now: datetime) -> bytes:
+    """The record the gateway itself publishes when it issues a link (SHA-256 only, sealed)."""
+    seal = RecordSeal(settings.session_secret, settings.topic(TRACKING_TOKENS))
+    return orjson.dumps(seal.seal({"type": "tracking_link_issued", "token_sha256": token_digest(token),
+                                   "order_id": order_id, "expires_at": (now + timedelta(days=1)).isoformat(),
+                                   "issued_by": "source:bench", "at": now.isoformat()}))
 
 
 def order_update(order_id: str, seq: int) -> bytes:
@@ -243,7 +247,7 @@ async def grant_links(settings: Settings, port: int, n_orders: int) -> dict[str,
     try:
         for order_id, token in grants.items():
             await producer.send(settings.topic(TRACKING_TOKENS), key=token_digest(token).encode(),
-                                value=grant_record(token, order_id, now))
+                                value=grant_record(settings, token, order_id, now))
             await producer.send(settings.topic(ORDER_UPDATES), key=order_id.encode(), value=order_update(order_id, 1))
         await producer.flush()
     finally:

@@ -9,9 +9,9 @@ appear in ``repr``, logs or error messages.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "ORDERRADAR_"
@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1, le=5)
     app_id: str = Field(default="orderradar", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    #: PLAINTEXT only for the loopback development stack; production uses SASL (docs/security.md).
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    #: CA bundle that signed the brokers' certificates (SASL_SSL); default: the system's.
+    kafka_ca_file: Path | None = None
 
     # InfluxDB 1.x HTTP API (also served by 1.8+, 2.x v1-compat and 3.x)
     influx_url: str = "http://127.0.0.1:8086"
@@ -96,6 +103,21 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters")
         return value
 
+    @model_validator(mode="after")
+    def _kafka_credentials(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL")
+        if sasl and not (self.kafka_username and self.kafka_password):
+            raise ValueError(f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                             f"{ENV_PREFIX}KAFKA_USERNAME and {ENV_PREFIX}KAFKA_PASSWORD")
+        if not sasl and (self.kafka_username or self.kafka_password):
+            raise ValueError(f"Kafka credentials are set but {ENV_PREFIX}KAFKA_SECURITY_PROTOCOL is PLAINTEXT "
+                             "(they would not be used)")
+        if self.kafka_ca_file is not None and not self.kafka_ca_file.is_file():
+            raise ValueError(f"{ENV_PREFIX}KAFKA_CA_FILE {self.kafka_ca_file} is not a file")
+        if (self.influx_username is None) != (self.influx_password is None):
+            raise ValueError(f"set both {ENV_PREFIX}INFLUX_USERNAME and {ENV_PREFIX}INFLUX_PASSWORD, or neither")
+        return self
+
     def topic(self, name: str) -> str:
         """The real topic name of a logical topic (``order-events`` ...)."""
         return f"{self.topic_prefix}{name}"
@@ -117,5 +139,6 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"])
-            problems.append(f"{ENV_PREFIX}{field.upper()}: {err['msg']}")
+            # Checks across fields have no location; their message names the variables.
+            problems.append(f"{ENV_PREFIX}{field.upper()}: {err['msg']}" if field else err["msg"])
         raise SettingsError("bad environment settings:\n  " + "\n  ".join(problems)) from None

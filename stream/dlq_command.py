@@ -24,6 +24,7 @@ from typing import TextIO
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from config.client_auth import kafka_auth
 from config.settings import Settings
 from stream import dlq
 from stream.topics import INFLUX_DLQ, ORDER_EVENTS, ORDER_EVENTS_DLQ
@@ -71,13 +72,13 @@ class Filters:
         return True
 
 
-async def read_all(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | None, list[tuple[str, bytes]]]]:
+async def read_all(settings: Settings, topic: str) -> list[tuple[int, int, bytes | None, list[tuple[str, bytes]]]]:
     """(partition, offset, value, headers) of every record now in ``topic``, in offset order.
 
     The end of a partition is the high watermark of fetch responses (the embedded broker
     answers ListOffsets wrongly for multi-record batches)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", **kafka_auth(settings))
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -107,7 +108,7 @@ async def read_all(bootstrap: str, topic: str) -> list[tuple[int, int, bytes | N
 
 def load(settings: Settings) -> tuple[list[Stored], int]:
     """The dead letters, and how many records were not valid envelopes."""
-    raw = asyncio.run(read_all(settings.kafka_bootstrap, settings.topic(ORDER_EVENTS_DLQ)))
+    raw = asyncio.run(read_all(settings, settings.topic(ORDER_EVENTS_DLQ)))
     stored: list[Stored] = []
     bad = 0
     for partition, offset, value, _ in raw:
@@ -168,7 +169,7 @@ def cmd_show(item: Stored, raw: bool, out: TextIO) -> None:
 
 
 async def redrive(settings: Settings, items: Sequence[Stored]) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", **kafka_auth(settings))
     await producer.start()
     try:
         topic = settings.topic(ORDER_EVENTS)
@@ -185,7 +186,7 @@ async def redrive(settings: Settings, items: Sequence[Stored]) -> int:
 
 
 def influx_chunks(settings: Settings, out: TextIO) -> None:
-    raw = asyncio.run(read_all(settings.kafka_bootstrap, settings.topic(INFLUX_DLQ)))
+    raw = asyncio.run(read_all(settings, settings.topic(INFLUX_DLQ)))
     out.write(f"{'AT':<12} {'REASON':<18} {'LINES':>6}  ERROR\n")
     for partition, offset, value, headers in raw:
         reason = dlq.influx_reason(headers)

@@ -31,6 +31,7 @@ from typing import Any, TextIO
 import orjson
 
 from config.rules import RuleFileError
+from config.client_auth import kafka_auth
 from config.settings import Settings
 from stream.contract import OrderEvent, Problem
 from stream.importer import ImportMapping, RowRejection, Skipped, load_mapping, map_row
@@ -118,7 +119,7 @@ async def import_file(
     err = err or sys.stderr
     topic = settings.topic(ORDER_EVENTS)
     report = ImportReport(transitions=TransitionReport() if dry_run else None)
-    outbox = Outbox(settings.kafka_bootstrap, client_id="orderradar-import")
+    outbox = Outbox(settings.kafka_bootstrap, client_id="orderradar-import", security=kafka_auth(settings))
     if not dry_run:
         await outbox.start()
     chunk_size = max(1, min(CHUNK, int(rate / 10) if rate > 0 else CHUNK))

@@ -8,8 +8,11 @@ raises for InfluxDB trouble and never drops anything: :meth:`InfluxWriter.write`
 the chunks it could not write with the reason (:class:`stream.dlq.InfluxFailure`), and the
 worker puts them on ``influx-dlq`` before it acknowledges the Kafka offsets of the batch.
 
-A 4xx other than 429 means our points are wrong (a bug): it is logged at ERROR with
-InfluxDB's message and the chunk is dead-lettered as ``rejected`` (kept, not retried).
+A 4xx other than 429, 401 and 403 means our points are wrong (a bug): it is logged at ERROR
+with InfluxDB's message and the chunk is dead-lettered as ``rejected`` (kept, not retried).
+401 and 403 are refused credentials: logged at ERROR and retried like an outage, so the
+chunks stay replayable once the credentials are fixed. Credentials go in a basic-auth
+header (``config.client_auth.influx_auth``), never in the URL.
 
 After a write exhausts its retries the writer *opens its circuit* for a cool-down
 (doubling up to a cap while InfluxDB stays down): writes in that time fail at once as
@@ -29,9 +32,10 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -110,8 +114,7 @@ class InfluxWriter:
         db: str,
         *,
         timeout_s: float = 10.0,
-        username: str | None = None,
-        password: str | None = None,
+        auth: httpx.Auth | None = None,
         policy: RetryPolicy = RetryPolicy(),
         max_lines: int = MAX_LINES_PER_REQUEST,
         concurrency: int = 2,
@@ -125,11 +128,8 @@ class InfluxWriter:
         self.policy = policy
         self.max_lines = max_lines
         self._params = {"db": db, "precision": "ns"}
-        if username is not None:
-            self._params["u"] = username
-        if password is not None:
-            self._params["p"] = password
-        self._client = httpx.AsyncClient(timeout=self.timeout)
+        # Basic auth (``config.client_auth.influx_auth``): a header, never in the URL.
+        self._client = httpx.AsyncClient(timeout=self.timeout, auth=auth)
         self._semaphore = asyncio.Semaphore(concurrency)
         self._rng = rng or random.Random()
         self._sleep = sleep
@@ -203,6 +203,11 @@ class InfluxWriter:
                     if status == 429 or status >= 500:
                         error = f"HTTP {status}: {text}"
                         retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    elif status in (401, 403):
+                        # Our credentials, not our points: kept replayable until an operator
+                        # fixes ORDERRADAR_INFLUX_USERNAME/_PASSWORD or the user's grants.
+                        error = f"HTTP {status}: InfluxDB refused the credentials of db {self.db}: {text}"
+                        log.error("%s", error)
                     else:
                         log.error("InfluxDB rejected %d points of db %s with HTTP %d (a bug in the points, "
                                   "dead-lettered as rejected): %s", len(chunk), self.db, status, text)
@@ -230,8 +235,11 @@ class InfluxReplayer:
         max_backoff_s: float = 15.0,
         session_timeout_ms: int = 10_000,
         rng: random.Random | None = None,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.writer = writer
+        #: SASL/TLS options of the consumer (``config.client_auth.kafka_auth``).
+        self.security = dict(security or {})
         self.bootstrap = bootstrap
         self.topic = topic
         self.group_id = group_id
@@ -262,6 +270,7 @@ class InfluxReplayer:
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(1000, self.session_timeout_ms // 3),
             max_poll_records=20,
+            **self.security,
         )
         while not self._stopping.is_set():
             try:

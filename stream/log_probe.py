@@ -10,6 +10,8 @@ commits nothing and joins no rebalance.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -20,7 +22,7 @@ class LogProbeError(RuntimeError):
 
 
 async def first_offset_from(bootstrap: str, topic: str, partition: int, offset: int,
-                            timeout_s: float = 3.0) -> int | None:
+                            timeout_s: float = 3.0, security: Mapping[str, Any] | None = None) -> int | None:
     """The offset of the first record at or after ``offset``; ``None`` if none came within
     ``timeout_s`` (the end of the log). Below the log start (retention), the first record.
 
@@ -29,7 +31,7 @@ async def first_offset_from(bootstrap: str, topic: str, partition: int, offset: 
     """
     tp = TopicPartition(topic, partition)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest")
+                                group_id=None, auto_offset_reset="earliest", **(security or {}))
     try:
         await consumer.start()
         consumer.assign([tp])

@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -52,6 +53,7 @@ class Outbox:
         max_request_bytes: int = 4 * 1024 * 1024,
         request_timeout_ms: int = 30_000,
         deadline_s: float = 120.0,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.deadline_s = deadline_s
@@ -63,6 +65,8 @@ class Outbox:
             "max_request_size": max_request_bytes,
             "request_timeout_ms": request_timeout_ms,
             "linger_ms": 0,
+            # SASL/TLS (``config.client_auth.kafka_auth``); empty on the local stack.
+            **(security or {}),
         }
         self._started: AIOKafkaProducer | None = None
         self._partitioner = DefaultPartitioner()

@@ -48,6 +48,7 @@ import mode
 from faust.types import TP
 from faust.serializers import codecs
 
+from config.client_auth import faust_credentials, influx_auth, kafka_auth
 from config.settings import Settings
 from stream import safe_commits
 from stream.influx_writer import InfluxReplayer, InfluxWriter, RetryPolicy
@@ -197,10 +198,13 @@ def admit_batch(consumer: safe_commits.SafeCommitConsumer, topic: str, events: S
     return [event for index, event in enumerate(events) if index in keep], admitted
 
 
-def log_probe(bootstrap: str) -> safe_commits.LogProbe:
+def log_probe(settings: Settings) -> safe_commits.LogProbe:
+    security = kafka_auth(settings)
+
     async def probe(tp: TP, offset: int) -> int | None:
         try:
-            return await first_offset_from(bootstrap, tp.topic, tp.partition, offset)
+            return await first_offset_from(settings.kafka_bootstrap, tp.topic, tp.partition, offset,
+                                           security=security)
         except LogProbeError as exc:
             # Without the answer the partition is still read again from the cursor; a hole
             # there is found by a later re-read.
@@ -248,19 +252,19 @@ class WorkerResources(mode.Service):
     def __init__(self, settings: Settings, options: WorkerOptions, **kwargs: Any) -> None:
         self.settings = settings
         self.options = options
-        password = settings.influx_password.get_secret_value() if settings.influx_password else None
-        self.outbox = Outbox(settings.kafka_bootstrap, client_id=f"{settings.faust_app_id}-outbox")
+        security = kafka_auth(settings)
+        self.outbox = Outbox(settings.kafka_bootstrap, client_id=f"{settings.faust_app_id}-outbox", security=security)
         self.influx = InfluxWriter(settings.influx_url, settings.influx_db, timeout_s=settings.influx_timeout_s,
-                                   username=settings.influx_username, password=password,
-                                   policy=options.influx_policy)
+                                   auth=influx_auth(settings), policy=options.influx_policy)
         replay_writer = InfluxWriter(settings.influx_url, settings.influx_db, timeout_s=settings.influx_timeout_s,
-                                     username=settings.influx_username, password=password,
+                                     auth=influx_auth(settings),
                                      policy=RetryPolicy(max_attempts=1, cooldown_s=0.0, max_cooldown_s=0.0))
         self.replayer = InfluxReplayer(
             replay_writer, settings.kafka_bootstrap, settings.topic(INFLUX_DLQ),
             f"{settings.faust_app_id}-influx-replayer",
             max_backoff_s=options.replay_max_backoff_s,
             session_timeout_ms=int(options.session_timeout_s * 1000),
+            security=security,
         )
         #: Set by :func:`create_worker`; its statistics are logged when the worker stops.
         self.pipeline: Pipeline | None = None
@@ -335,6 +339,7 @@ def create_worker(
     app = faust.App(
         settings.faust_app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -357,7 +362,7 @@ def create_worker(
         datadir=str(faust_dir / "{conf.name}"),
     )
     # Before app.topic: Faust creates the transport lazily.
-    safe_commits.install(app, cursor_topics=[settings.topic(ORDER_EVENTS)], probe=log_probe(settings.kafka_bootstrap))
+    safe_commits.install(app, cursor_topics=[settings.topic(ORDER_EVENTS)], probe=log_probe(settings))
     source = app.topic(
         settings.topic(ORDER_EVENTS),
         key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",

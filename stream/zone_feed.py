@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -27,8 +29,11 @@ log = logging.getLogger(__name__)
 
 
 class ZoneFeed:
-    def __init__(self, bootstrap: str, topic: str, *, retry_s: float = 2.0) -> None:
+    def __init__(self, bootstrap: str, topic: str, *, retry_s: float = 2.0,
+                 security: Mapping[str, Any] | None = None) -> None:
         self.bootstrap = bootstrap
+        #: SASL/TLS options (``config.client_auth.kafka_auth``).
+        self.security = dict(security or {})
         self.topic = topic
         self.retry_s = retry_s
         self.zones: dict[str, DisruptionArea] = {}
@@ -63,7 +68,7 @@ class ZoneFeed:
         """Follow the topic until cancelled (reconnecting after broker errors)."""
         while True:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                        enable_auto_commit=False, auto_offset_reset="earliest")
+                                        enable_auto_commit=False, auto_offset_reset="earliest", **self.security)
             try:
                 await consumer.start()
                 tp = TopicPartition(self.topic, 0)

@@ -16,6 +16,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from config.client_auth import kafka_auth
 from config.settings import Settings
 from stream.contract import OrderEvent
 from stream.topics import ORDER_EVENTS
@@ -49,6 +50,7 @@ class BusPublisher:
                 linger_ms=2,
                 request_timeout_ms=int(self.timeout_s * 1000),
                 client_id=f"{self.settings.app_id}-web",
+                **kafka_auth(self.settings),
             )
             try:
                 await producer.start()

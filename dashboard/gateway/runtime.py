@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from aiokafka import ConsumerRecord
 
+from config.client_auth import kafka_auth
 from config.settings import Settings
 from dashboard.gateway.alert_board import fold_alert_record
 from dashboard.gateway.audit import AuditTrail
@@ -34,6 +35,7 @@ from dashboard.gateway.order_snapshot import OrderSnapshot
 from dashboard.gateway.projection import empty_view
 from dashboard.gateway.publisher import BusPublisher
 from dashboard.gateway.rate_limit import KeyedRateLimiter
+from dashboard.gateway.record_seal import RecordSeal
 from dashboard.gateway.staff import StaffDirectory
 from dashboard.gateway.tracking_tokens import TrackingTokens, parse_record
 from dashboard.gateway.update_consumer import StartAt, TopicReader
@@ -88,6 +90,8 @@ class Gateway:
         self.orders = OrderCache(options.order_cache_size, options.deltas_per_order)
         self.warroom = WarroomState(options.warroom_history, options.warroom_items_per_channel)
         self.tokens = TrackingTokens()
+        #: Only records sealed by a web instance become grants (``record_seal``).
+        self.token_seal = RecordSeal(settings.session_secret, settings.topic(TRACKING_TOKENS))
         self.hub = Hub(self.metrics, options.ws_max_lag_s, monotonic)
         self.ingest_limiter = KeyedRateLimiter(options.ingest_rate_per_s, options.ingest_burst)
         self.login_limiter = KeyedRateLimiter(options.login_rate_per_s, options.login_burst)
@@ -102,6 +106,7 @@ class Gateway:
             lookback=options.lookback_per_partition,
             lookback_by_topic={settings.topic(t): n for t, n in options.lookback_by_topic.items()},
             fetch_max_wait_ms=options.fetch_max_wait_ms,
+            security=kafka_auth(settings),
         )
         self.grants = TopicReader(
             "tracking-tokens",
@@ -111,6 +116,7 @@ class Gateway:
             self.metrics,
             start=StartAt.EARLIEST,
             fetch_max_wait_ms=options.fetch_max_wait_ms,
+            security=kafka_auth(settings),
         )
         self._handlers: dict[str, Callable[[ConsumerRecord[bytes, bytes]], None]] = {
             settings.topic(ORDER_UPDATES): self._on_order_update,
@@ -203,7 +209,7 @@ class Gateway:
                 self._publish_item("disruption", disruption_id, zone)
 
     def _on_token_record(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        self.tokens.apply(parse_record(_json_object(record)))
+        self.tokens.apply(parse_record(self.token_seal.open(_json_object(record))))
 
     # -- for request handlers and mounted pages -----------------------------------------
 

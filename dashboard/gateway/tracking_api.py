@@ -66,7 +66,8 @@ async def issue_link(request: Request) -> Response:
     issued = gateway.tokens.issue(body.order_id, gateway.tracking_ttl(body.ttl), actor, gateway.clock())
     record = issued.record
     try:
-        await gateway.publisher.publish_json(TRACKING_TOKENS, record.token_sha256, record.model_dump(mode="json"))
+        await gateway.publisher.publish_json(TRACKING_TOKENS, record.token_sha256,
+                                             gateway.token_seal.seal(record.model_dump(mode="json")))
     except PublishError as exc:
         return error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"})
     gateway.tokens.apply(record)
@@ -93,7 +94,8 @@ async def revoke_link(request: Request) -> Response:
     if revocation is None:
         return error_response(404, "not_found", "no such active tracking link")
     try:
-        await gateway.publisher.publish_json(TRACKING_TOKENS, revocation.token_sha256, revocation.model_dump(mode="json"))
+        await gateway.publisher.publish_json(TRACKING_TOKENS, revocation.token_sha256,
+                                             gateway.token_seal.seal(revocation.model_dump(mode="json")))
     except PublishError as exc:
         return error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"})
     gateway.tokens.apply(revocation)

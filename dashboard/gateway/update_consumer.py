@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -51,8 +52,11 @@ class TopicReader:
         lookback: int = 0,
         lookback_by_topic: Mapping[str, int] | None = None,
         fetch_max_wait_ms: int = 50,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
+        #: SASL/TLS options (``config.client_auth.kafka_auth``).
+        self.security = dict(security or {})
         self.bootstrap = bootstrap
         self.topics = tuple(topics)
         self.handle = handle
@@ -90,6 +94,7 @@ class TopicReader:
             enable_auto_commit=False,
             fetch_max_wait_ms=self.fetch_max_wait_ms,
             client_id=f"orderradar-web-{self.name}",
+            **self.security,
         )
         self._consumer = consumer
         await consumer.start()

@@ -29,6 +29,7 @@ from typing import Any, Literal, Protocol
 import httpx
 import pandas as pd
 
+from config.client_auth import influx_auth
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -234,17 +235,14 @@ class HistorySource(Protocol):
 class InfluxHistory:
     """Runs the history queries against an InfluxDB 1.x HTTP API (also 2.x v1-compat, 3.x)."""
 
-    def __init__(self, url: str, db: str, *, username: str | None = None,
-                 password: str | None = None, timeout_s: float = 10.0) -> None:
-        auth = (username, password or "") if username else None
+    def __init__(self, url: str, db: str, *, auth: httpx.Auth | None = None, timeout_s: float = 10.0) -> None:
         self._client = httpx.Client(base_url=url, auth=auth, timeout=timeout_s)
         self._db = db
 
     @classmethod
     def from_settings(cls, settings: Settings) -> InfluxHistory:
-        password = settings.influx_password.get_secret_value() if settings.influx_password else None
-        return cls(settings.influx_url, settings.influx_db, username=settings.influx_username,
-                   password=password, timeout_s=settings.influx_timeout_s)
+        return cls(settings.influx_url, settings.influx_db, auth=influx_auth(settings),
+                   timeout_s=settings.influx_timeout_s)
 
     def close(self) -> None:
         self._client.close()

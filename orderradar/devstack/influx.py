@@ -36,7 +36,7 @@ bind-address = "127.0.0.1:{rpc_port}"
 [http]
   enabled = true
   bind-address = "127.0.0.1:{http_port}"
-  auth-enabled = false
+  auth-enabled = {auth_enabled}
   log-enabled = false
   pprof-enabled = false
   max-body-size = 50000000
@@ -64,16 +64,45 @@ def influx_answers(url: str) -> bool:
         return False
 
 
-def create_database(url: str, db: str, timeout: float = 10.0) -> None:
-    response = httpx.post(f"{url}/query", params={"q": f'CREATE DATABASE "{db}"'}, timeout=timeout)
+def _statement(url: str, statement: str, what: str, auth: httpx.Auth | None, timeout: float) -> None:
+    response = httpx.post(f"{url}/query", params={"q": statement}, auth=auth, timeout=timeout)
     if response.status_code != 200 or '"error"' in response.text:
-        raise StartError(f"cannot create InfluxDB database {db!r}: {response.status_code} {response.text[:200]}")
+        raise StartError(f"cannot {what}: {response.status_code} {response.text[:200]}")
+
+
+def create_database(url: str, db: str, timeout: float = 10.0, auth: httpx.Auth | None = None) -> None:
+    _statement(url, f'CREATE DATABASE "{db}"', f"create InfluxDB database {db!r}", auth, timeout)
+
+
+def _quoted(password: str) -> str:
+    return "'" + password.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def create_admin(url: str, username: str, password: str, timeout: float = 10.0) -> None:
+    """The first user of an ``auth-enabled`` influxd: InfluxDB 1.x allows this one statement
+    without credentials while no admin exists."""
+    _statement(url, f'CREATE USER "{username}" WITH PASSWORD {_quoted(password)} WITH ALL PRIVILEGES',
+               f"create InfluxDB admin {username!r}", None, timeout)
+
+
+def create_user(url: str, admin: httpx.Auth, username: str, password: str, db: str,
+                privilege: str, timeout: float = 10.0) -> None:
+    """A user with ``privilege`` (READ, WRITE or ALL) on ``db`` only."""
+    _statement(url, f'CREATE USER "{username}" WITH PASSWORD {_quoted(password)}', f"create InfluxDB user {username!r}",
+               admin, timeout)
+    _statement(url, f'GRANT {privilege} ON "{db}" TO "{username}"', f"grant {privilege} to {username!r}", admin, timeout)
 
 
 class LocalInflux:
-    def __init__(self, port: int, data_dir: Path, host: str = "127.0.0.1") -> None:
+    """``admin``: (username, password) turns authentication on (``auth-enabled = true``) with
+    that admin user, created at start; without it the local influxd takes anyone, as the
+    loopback development stack does."""
+
+    def __init__(self, port: int, data_dir: Path, host: str = "127.0.0.1",
+                 admin: tuple[str, str] | None = None) -> None:
         self.host = host
         self.port = port
+        self.admin = admin
         self.root = (data_dir / f"influxdb-{port}").resolve()
         self.config_path = self.root / "influxdb.conf"
         self.process = ManagedProcess(
@@ -90,11 +119,18 @@ class LocalInflux:
             raise StartError(f"InfluxDB port {self.port} is already in use")
         self.root.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
-            _CONFIG.format(root=self.root, http_port=self.port, rpc_port=free_port(self.host))
+            _CONFIG.format(root=self.root, http_port=self.port, rpc_port=free_port(self.host),
+                           auth_enabled=str(self.admin is not None).lower())
         )
         self.process.start()
         self.process.wait_ready(lambda: influx_answers(self.url), timeout)
+        if self.admin is not None:
+            create_admin(self.url, *self.admin)
         return self
+
+    @property
+    def admin_auth(self) -> httpx.BasicAuth | None:
+        return httpx.BasicAuth(*self.admin) if self.admin is not None else None
 
     def stop(self) -> None:
         self.process.stop()

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from config.client_auth import kafka_auth
 from stream.contract import MAX_FUTURE_SKEW
 
 from .control_feed import follow_file, follow_stdin
@@ -164,7 +165,8 @@ async def run_from_args(args: argparse.Namespace, settings: Any) -> int:
     if args.out is not None:
         sink = JsonLinesSink(args.out)
     else:
-        kafka = KafkaSink(settings.kafka_bootstrap, settings.topic("order-events"), linger_ms=args.linger_ms)
+        kafka = KafkaSink(settings.kafka_bootstrap, settings.topic("order-events"), linger_ms=args.linger_ms,
+                          security=kafka_auth(settings))
         await kafka.start()
         sink = kafka
     controls: AsyncIterable[str] | None = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from aiokafka import AIOKafkaProducer
 
@@ -47,7 +47,7 @@ class KafkaSink:
 
     def __init__(
         self, bootstrap: str, topic: str, *, linger_ms: int = 20, max_batch_bytes: int = 256 * 1024,
-        acks: int | str = "all",
+        acks: int | str = "all", security: Mapping[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self._producer = AIOKafkaProducer(
@@ -56,6 +56,7 @@ class KafkaSink:
             max_batch_size=max_batch_bytes,
             acks=acks,
             client_id="orderradar-simulator",
+            **(security or {}),  # SASL/TLS: config.client_auth.kafka_auth
         )
         self.written = 0
 

@@ -13,6 +13,7 @@ import orjson
 from pydantic import ValidationError
 
 from alerting.policy import load_policy
+from config.client_auth import kafka_auth
 from config.settings import Settings
 from stream.contract import Problem, Rejection, RejectCode
 from stream.dlq import SourceCoordinates, dead_letter
@@ -51,7 +52,7 @@ def worker_stages(settings: Settings) -> list[Stage]:
     geo = GeoStage(rules.data_quality.delivered_away_m)
     topics = DelaysTopics(settings.topic(ORDER_INCIDENTS), settings.topic(WARROOM_UPDATES),
                           settings.topic(ALERT_INPUTS))
-    zones = ZoneFeed(settings.kafka_bootstrap, settings.topic(CONTROL))
+    zones = ZoneFeed(settings.kafka_bootstrap, settings.topic(CONTROL), security=kafka_auth(settings))
     disruption_topics = DisruptionTopics(settings.topic(ORDER_INCIDENTS), settings.topic(ALERT_INPUTS))
     return [geo, DelaysStage(rules, topics, geo),
             DisruptionStage(geo, zones, disruption_topics)]

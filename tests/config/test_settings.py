@@ -32,9 +32,13 @@ def test_environment_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_secrets_never_appear_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORDERRADAR_INGEST_KEYS", "wms=topsecretkey")
+    monkeypatch.setenv("ORDERRADAR_INFLUX_USERNAME", "orderradar")
     monkeypatch.setenv("ORDERRADAR_INFLUX_PASSWORD", "hunter2hunter2")
+    monkeypatch.setenv("ORDERRADAR_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("ORDERRADAR_KAFKA_USERNAME", "orderradar-web")
+    monkeypatch.setenv("ORDERRADAR_KAFKA_PASSWORD", "kafkasecret99")
     text = repr(load_settings()) + str(load_settings())
-    assert "topsecretkey" not in text and "hunter2hunter2" not in text
+    assert "topsecretkey" not in text and "hunter2hunter2" not in text and "kafkasecret99" not in text
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ import orjson
 from kafka import KafkaProducer
 
 from config.settings import Settings
+from dashboard.gateway.record_seal import RecordSeal
 from orderradar.devstack.process import ManagedProcess, free_port
 from orderradar.devstack.waiting import wait_until
 from stream.topics import ORDER_UPDATES, TRACKING_TOKENS
@@ -49,6 +50,8 @@ class WebServer:
             "ORDERRADAR_WEB_HOST": "127.0.0.1",
             "ORDERRADAR_WEB_PORT": str(self.port),
             "ORDERRADAR_INGEST_KEYS": f"{SOURCE}={self.api_key}",
+            # The same secret as the Bus, which seals the token records it publishes.
+            "ORDERRADAR_SESSION_SECRET": settings.session_secret.get_secret_value(),
         }
         argv = [sys.executable, str(LAUNCHER), *(["--tiles", tiles] if tiles else [])]
         self.process = ManagedProcess("web", argv, log_dir / f"web-{self.port}.log", env=env, cwd=REPO)
@@ -79,13 +82,19 @@ class WebServer:
         self.process.signal(signal.SIGTERM)
 
     def issue_link(self, order_id: str, ttl_s: int | None = None) -> str:
-        """A fresh tracking token for ``order_id`` (as an OMS would get one)."""
+        """A fresh tracking token for ``order_id`` (as an OMS would get one), once the web
+        tier has read the order's update (links are only issued for known orders)."""
         body: dict[str, Any] = {"order_id": order_id}
         if ttl_s is not None:
             body["ttl"] = ttl_s
-        response = httpx.post(f"{self.url}/api/v1/tracking-links", json=body, timeout=10,
-                              headers={"X-Source": SOURCE, "Authorization": f"Bearer {self.api_key}"})
-        assert response.status_code == 201, response.text
+
+        def post() -> httpx.Response | None:
+            response = httpx.post(f"{self.url}/api/v1/tracking-links", json=body, timeout=10,
+                                  headers={"X-Source": SOURCE, "Authorization": f"Bearer {self.api_key}"})
+            return response if response.status_code != 404 else None
+
+        response = wait_until(post, 20, what=f"tracking link for {order_id}")
+        assert isinstance(response, httpx.Response) and response.status_code == 201, response
         return str(response.json()["token"])
 
     def revoke_link(self, token: str) -> None:
@@ -135,7 +144,10 @@ class TileServer:
 
 
 def timeline(*steps: tuple[str, str]) -> list[dict[str, str]]:
-    return [{"status": status, "event_time": at, "node": "SH-HUB-07", "source": "tms"} for status, at in steps]
+    """Timeline entries as the worker keeps them: the OMS reported the payment (so it may
+    issue links for the order), the transport system everything after."""
+    return [{"status": status, "event_time": at, "node": "SH-HUB-07", "source": SOURCE if status == "paid" else "tms"}
+            for status, at in steps]
 
 
 class Bus:
@@ -144,6 +156,8 @@ class Bus:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=0)
+        #: Seals token records as a web instance would (``dashboard.gateway.record_seal``).
+        self.token_seal = RecordSeal(settings.session_secret, settings.topic(TRACKING_TOKENS))
 
     def order_update(self, order_id: str, seq: int, skus: dict[str, dict[str, Any]],
                      rollup: dict[str, Any] | None = None, updated_at: datetime | None = None) -> None:
@@ -162,7 +176,8 @@ class Bus:
         record = {"type": "tracking_link_issued", "token_sha256": token_sha256, "order_id": order_id,
                   "expires_at": (now - timedelta(minutes=1)).isoformat(), "issued_by": "source:oms",
                   "at": (now - timedelta(days=1)).isoformat()}
-        self.producer.send(self.settings.topic(TRACKING_TOKENS), key=token_sha256.encode(), value=orjson.dumps(record))
+        self.producer.send(self.settings.topic(TRACKING_TOKENS), key=token_sha256.encode(),
+                           value=orjson.dumps(self.token_seal.seal(record)))
         self.producer.flush(timeout=10)
 
     def close(self) -> None:

@@ -16,7 +16,9 @@ from websockets.asyncio.client import connect
 
 from dashboard.gateway.tracking_tokens import token_digest
 from stream.topics import TRACKING_TOKENS
-from tracking.stack import Bus, WebServer, wait_for
+from tracking.stack import Bus, WebServer, timeline, wait_for
+
+PAID_AT = datetime.now(timezone.utc).isoformat()
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +35,8 @@ def _grant(bus: Bus, token: str, order_id: str, expires_at: datetime) -> None:
     now = datetime.now(timezone.utc)
     record = {"type": "tracking_link_issued", "token_sha256": token_digest(token), "order_id": order_id,
               "expires_at": expires_at.isoformat(), "issued_by": "source:oms", "at": now.isoformat()}
-    bus.producer.send(bus.settings.topic(TRACKING_TOKENS), key=token_digest(token).encode(), value=orjson.dumps(record))
+    bus.producer.send(bus.settings.topic(TRACKING_TOKENS), key=token_digest(token).encode(),
+                      value=orjson.dumps(bus.token_seal.seal(record)))
     bus.producer.flush(timeout=10)
 
 
@@ -49,7 +52,7 @@ async def _first_error(url: str, origin: str, subscribe: dict[str, object]) -> t
 
 def test_every_dead_link_gets_the_same_not_found(web: WebServer, bus: Bus) -> None:
     order_id = "o-http-1"
-    bus.order_update(order_id, 1, {"sku-a": {"status": "paid", "timeline": []}})
+    bus.order_update(order_id, 1, {"sku-a": {"status": "paid", "timeline": timeline(("paid", PAID_AT))}})
     live = web.issue_link(order_id)
     revoked = web.issue_link(order_id)
     web.revoke_link(revoked)
@@ -86,7 +89,7 @@ def test_every_dead_link_gets_the_same_not_found(web: WebServer, bus: Bus) -> No
 
 
 def test_page_headers_language_and_weight(web: WebServer, bus: Bus, artifacts_dir: Path) -> None:
-    bus.order_update("o-http-3", 1, {"sku-a": {"status": "paid", "timeline": []}})
+    bus.order_update("o-http-3", 1, {"sku-a": {"status": "paid", "timeline": timeline(("paid", PAID_AT))}})
     token = web.issue_link("o-http-3")
     page = httpx.get(f"{web.url}/t/{token}", headers={"Accept-Language": "en-GB,en;q=0.9,zh;q=0.5"})
     assert page.status_code == 200
