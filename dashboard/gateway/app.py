@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from config.settings import Settings
-from dashboard.gateway import health, ingest, operations_api, read_api, sessions, tracking_api
+from dashboard.gateway import delivery_stats, health, ingest, operations_api, read_api, sessions, tracking_api
 from dashboard.gateway.gateway_settings import KIB, GatewaySettings
 from dashboard.gateway.responses import http_exception_handler
 from dashboard.gateway.runtime import Gateway
@@ -57,6 +57,7 @@ def api_routes(options: GatewaySettings) -> list[BaseRoute]:
         Route("/api/v1/logout", sessions.logout, methods=["POST"]),
         Route("/api/v1/me", sessions.whoami),
         Route("/api/v1/orders/{order_id:path}", read_api.get_order),
+        Route("/api/v1/delivery-stats", delivery_stats.get_delivery_stats),
         Route("/api/v1/incidents", read_api.list_incidents),
         Route("/api/v1/alerts", read_api.list_alerts),
         Route("/api/v1/alerts/{alert_id}/{action}", operations_api.alert_action, methods=["POST"], middleware=small),

@@ -12,6 +12,8 @@ One record per changed order, key ``order_id``::
 Parsing is tolerant where the worker may evolve (unknown fields are ignored, ``last_position``
 or flat ``lat``/``lon`` are read as ``position``, a snapshot nested under ``order`` is
 unwrapped) and strict where the gateway relies on it (``order_id``, ``seq``, times).
+:meth:`OrderSnapshot.lateness` reads whether the order was late and by how much
+(``extensions.outcome``: ``late``, ``late_by_s``, ``late_days``, ``promise_due``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from stream.contract import Status
 
@@ -71,6 +82,30 @@ class SkuSnapshot(BaseModel):
         return Status(self.status) if self.status in _STATUSES else None
 
 
+class Lateness(BaseModel):
+    """The order against its promise (``extensions.outcome``, written by the worker's outcome
+    stage, ``stream/outcomes.py``): ``late`` and by how much once delivered."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    state: str  # delivered | open | cancelled
+    promised_by: AwareDatetime | None = None
+    #: The deadline the promise gives (a date-only promise: the end of that day, local time).
+    promise_due: AwareDatetime | None = None
+    promise_rule: str | None = None
+    delivered_at: AwareDatetime | None = None
+    #: Delivered at or after the deadline (``None``: not delivered, or no promise).
+    late: bool | None = None
+    #: Seconds from the deadline to the delivery (0 when on time).
+    late_by_s: int | None = None
+    #: Calendar days from the promised day to the delivery day (0 when on time).
+    late_days: int | None = None
+
+    def past_promise(self, at: datetime) -> bool:
+        """Open with its deadline before ``at``."""
+        return self.state == "open" and self.promise_due is not None and self.promise_due <= at
+
+
 class OrderSnapshot(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -110,6 +145,16 @@ class OrderSnapshot(BaseModel):
         value = self.extensions.get("disruption")
         reason = value.get("reason") if isinstance(value, dict) else None
         return reason if isinstance(reason, str) else None
+
+    def lateness(self) -> Lateness | None:
+        """Whether the order was late and by how much (``None``: the worker wrote no outcome)."""
+        value = self.extensions.get("outcome")
+        if not isinstance(value, dict):
+            return None
+        try:
+            return Lateness.model_validate(value)
+        except ValidationError:
+            return None
 
     def rollup_time(self, name: str) -> datetime | None:
         """An aware datetime field of a dict rollup (``promised_by``, ``eta``), if valid."""

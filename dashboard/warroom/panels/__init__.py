@@ -13,6 +13,7 @@ from dash import Dash, html
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.panels import (
     alerts,
+    delivery_stats,
     disruptions,
     history_charts,
     incidents,
@@ -22,11 +23,13 @@ from dashboard.warroom.panels import (
     shell,
 )
 
-PANELS: tuple[ModuleType, ...] = (shell, kpis, map, incidents, alerts, order_lookup, disruptions, history_charts)
+PANELS: tuple[ModuleType, ...] = (shell, kpis, map, incidents, alerts, order_lookup, disruptions, history_charts,
+                                  delivery_stats)
 
 
 def page(deps: WarroomDeps) -> html.Div:
-    """Header and KPIs on top, the map beside incidents and alerts, then the look-ups and history."""
+    """Header and KPIs on top, the map beside incidents and alerts, then the look-ups, history
+    and deliveries against promise."""
     return html.Div([
         *shell.stores(),
         shell.layout(deps),
@@ -37,6 +40,7 @@ def page(deps: WarroomDeps) -> html.Div:
         ], className="row row-main"),
         html.Div([order_lookup.layout(deps), disruptions.layout(deps)], className="row grid-2"),
         history_charts.layout(deps),
+        delivery_stats.layout(deps),
     ], className="warroom")
 
 
