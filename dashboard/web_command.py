@@ -19,6 +19,7 @@ from dashboard.gateway.gateway_settings import from_environment
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.server import tune_garbage_collector, uvicorn_config
 from dashboard.tracking.page import tracking_routes
+from dashboard.warroom.deps import build_deps
 from dashboard.warroom.mount import MOUNT_PATH, warroom_mount
 
 
@@ -34,12 +35,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.with_overrides(**changes)
     options = from_environment(settings)
     gateway = Gateway(settings, options)
+    deps = build_deps(settings, prefix=MOUNT_PATH + "/")
     app = create_app(
         settings,
         gateway=gateway,
         extra_routes=[*landing.routes, *tracking_routes(gateway.tracking_token_valid)],
-        mounts={MOUNT_PATH: warroom_mount(settings)},
+        mounts={MOUNT_PATH: warroom_mount(settings, deps)},
     )
+    app.state.history = deps.history  # one InfluxDB client: the war-room's, also for /api/v1/delivery-stats
     log_redaction.install()
     server = uvicorn.Server(uvicorn_config(app, settings, options, access_log=not args.no_access_log))
     tune_garbage_collector()
