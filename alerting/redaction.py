@@ -1,20 +1,68 @@
-"""Keeping secrets (webhook tokens, robot keys, SMTP passwords) out of logs and errors.
+"""Keeping secrets out of logs and error texts, in every process (web, worker, ``orderradar up``).
 
-Robot webhooks (Slack, DingTalk, WeCom) carry their credential in the URL, so a whole
-webhook URL is treated as secret: only scheme, host and port are ever shown, as
-Alertmanager's ``RedactURL`` does. httpx logs every request URL at INFO, hence the
-filter for its logger.
+Two kinds of secret reach text:
+
+* **Configured secrets** (webhook URLs and tokens, robot keys, SMTP and InfluxDB passwords,
+  API keys, the session secret): their values are known, so a :class:`Redactor` replaces
+  each one, plain or URL-encoded. Robot webhooks carry their credential in the URL, so a
+  whole webhook URL is treated as secret: :func:`redact_url` shows only scheme, host and
+  port, as Alertmanager's ``RedactURL`` does.
+* **Secrets that arrive with requests** (tracking tokens in ``/t/TOKEN`` or ``?token=``,
+  alert-link signatures, session cookies, ``Authorization``/``X-Api-Key`` headers, URL
+  passwords): unknown in advance, so :func:`redact` recognises them by shape.
+
+:func:`install_log_redaction` applies both to every log record the process creates,
+whatever logger or handler it goes through (uvicorn's access and error loggers, the
+``websockets`` debug lines, Faust's own handlers, exception tracebacks), and to uncaught
+exceptions printed by the interpreter. ``orderradar`` calls it once per command.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import re
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 import httpx
 
-REDACTED = "<secret>"
+REDACTED = "<redacted>"
+
+#: Query parameters, JSON keys and headers whose values are credentials.
+_SECRET_PARAMS = ("token", "access_token", "refresh_token", "sig", "signature", "key", "api_key", "apikey",
+                  "p", "password", "passwd", "pwd", "secret", "client_secret")
+_SECRET_FIELDS = ("token", "access_token", "refresh_token", "sig", "signature", "api_key", "apikey",
+                  "password", "passwd", "secret", "client_secret", "smtp_password", "session_secret")
+_SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-signature")
+
+#: (pattern, replacement) pairs, applied in order; each keeps the name and hides the value.
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Tracking links: /t/TOKEN (but not the page's /t/assets/...) and the revoke path.
+    (re.compile(r"(/t/(?!assets/)|/api/v1/tracking-links/)[^/?#\s\"'<>]+"), rf"\1{REDACTED}"),
+    # ?token=..., &sig=..., ?key=... (tile and InfluxDB credentials too).
+    (re.compile(rf"(?i)([?&](?:{'|'.join(_SECRET_PARAMS)})=)[^&#\s\"'<>]+"), rf"\1{REDACTED}"),
+    # "token": "..." in JSON and dict reprs (a subscribe message in a frame log).
+    (re.compile(rf"(?i)([\"'](?:{'|'.join(_SECRET_FIELDS)})[\"']\s*:\s*b?[\"'])[^\"']+"), rf"\1{REDACTED}"),
+    # Header lines ("Cookie: a=b") and header tuples/dicts ("('cookie', 'a=b')").
+    (re.compile(rf"(?i)\b((?:{'|'.join(_SECRET_HEADERS)})(?::[ \t]*|[\"']\s*[:,]\s*b?[\"']))[^\"'\r\n]+"),
+     rf"\1{REDACTED}"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), rf"\1 {REDACTED}"),
+    (re.compile(r"(orderradar_session=)[^;,\s\"'<>]+"), rf"\1{REDACTED}"),
+    # scheme://user:password@host
+    (re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@\"']*:)[^@/\s\"']+(@)"), rf"\1{REDACTED}\2"),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with every request-borne secret (by shape) replaced by ``<redacted>``."""
+    for pattern, replacement in _RULES:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def redact_url(url: str | httpx.URL) -> str:
@@ -41,6 +89,11 @@ def url_secret_parts(url: str) -> list[str]:
     return [p for p in pieces if p and p != "/"]
 
 
+def secret_forms(secret: str) -> list[str]:
+    """What to hide for one configured secret: the value, URL pieces when it is a URL."""
+    return url_secret_parts(secret) if "://" in secret else [secret]
+
+
 class Redactor:
     """Replaces every known secret, plain or URL-encoded, in a text."""
 
@@ -57,6 +110,120 @@ class Redactor:
         for form in self._forms:
             text = text.replace(form, REDACTED)
         return text
+
+
+class LogRedaction:
+    """The redaction every log record of this process goes through: known secrets, then shapes."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = tuple(secrets)
+        self._known = Redactor(self.secrets)
+
+    def __call__(self, text: str) -> str:
+        return redact(self._known(text))
+
+    def scrub(self, record: logging.LogRecord) -> None:
+        """Rewrite ``record`` in place so no handler or formatter can show a secret.
+
+        The message is redacted as a whole (a header name and its value may be separate
+        arguments); it is replaced only when something was hidden, so formatters that
+        read ``record.args`` keep working for ordinary lines. Tracebacks are formatted
+        here, redacted and kept as ``exc_text`` (exception messages carry URLs).
+        """
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # bad format arguments: logging reports those itself
+            message = None
+        if message is not None:
+            clean = self(message)
+            if clean != message:
+                record.msg, record.args = clean, ()
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = self("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = self(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self(record.stack_info)
+
+
+_installed: LogRedaction | None = None
+_factory: Callable[..., logging.LogRecord] | None = None
+
+
+def install_log_redaction(secrets: Iterable[str] = ()) -> LogRedaction:
+    """Redact every log record and uncaught exception of this process from now on.
+
+    A log-record factory rather than a handler filter: Faust replaces the root handlers
+    when its worker starts, and filters on a logger do not see its children's records.
+    Calling it again adds ``secrets`` to the ones already known.
+    """
+    global _installed, _factory
+    known = (*(_installed.secrets if _installed else ()), *(form for s in secrets for form in secret_forms(s)))
+    redaction = LogRedaction(known)
+    if _factory is None:
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            if _installed is not None:
+                _installed.scrub(record)
+            return record
+
+        _factory = factory
+        logging.setLogRecordFactory(factory)
+        logging.captureWarnings(True)
+        sys.excepthook = _redacting_excepthook
+        threading.excepthook = _redacting_thread_excepthook
+    _installed = redaction
+    install_httpx_redaction()
+    return redaction
+
+
+def _print_redacted(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None,
+                    header: str = "") -> None:
+    text = "".join(traceback.format_exception(exc_type, exc, tb))
+    sys.stderr.write(header + (_installed(text) if _installed is not None else redact(text)))
+
+
+def _redacting_excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    _print_redacted(exc_type, exc, tb)
+
+
+def _redacting_thread_excepthook(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    _print_redacted(args.exc_type, args.exc_value, args.exc_traceback, f"Exception in thread {name}:\n")
+
+
+def configured_secrets(values: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
+    """Secret values of a settings dump (``SecretStr`` fields, nested too) and of the
+    ``ORDERRADAR_*`` variables whose names say they hold one (alert channel secrets,
+    gateway signing keys, passwords)."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if hasattr(value, "get_secret_value"):
+            found.append(str(value.get_secret_value()))
+        elif isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+
+    for value in values.values():
+        walk(value)
+    for name, value in environ.items():
+        if name.startswith("ORDERRADAR_") and _SECRET_NAME.search(name) and len(value) >= _MIN_ENV_SECRET:
+            found.append(value)
+            # ``source=key`` lists (ingest and signing keys): each key on its own.
+            found += [pair.partition("=")[2] for pair in value.split(",") if "=" in pair and "://" not in pair]
+    return [s for s in found if s]
+
+
+#: Names of ``ORDERRADAR_*`` variables holding secrets, and the shortest value taken as one
+#: (shorter values are numbers and flags; real secrets are validated to be longer).
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEYS?\b|_KEYS?_|SIGNING")
+_MIN_ENV_SECRET = 8
 
 
 class HttpxUrlFilter(logging.Filter):

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     session_secret: SecretStr = SecretStr("dev-only-change-me-" + "0" * 24)
     #: ``source=key`` pairs, comma separated: the per-source ingest API keys.
     ingest_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    #: Open WebSockets (tracking and war-room together) per client address; more are
+    #: closed with 4429. Raise it when many customers share one address (carrier NAT).
+    ws_max_connections_per_client: int = Field(default=128, ge=1, le=1_000_000)
 
     # Maps: a raster tile URL template ({z}/{x}/{y}); without one, maps draw the shipped boundaries.
     map_tile_url: str | None = None

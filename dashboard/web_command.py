@@ -13,7 +13,6 @@ import uvicorn
 
 from config.settings import Settings
 from dashboard import landing
-from dashboard.gateway import log_redaction
 from dashboard.gateway.app import create_app
 from dashboard.gateway.gateway_settings import from_environment
 from dashboard.gateway.runtime import Gateway
@@ -43,7 +42,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         mounts={MOUNT_PATH: warroom_mount(settings, deps)},
     )
     app.state.history = deps.history  # one InfluxDB client: the war-room's, also for /api/v1/delivery-stats
-    log_redaction.install()
     server = uvicorn.Server(uvicorn_config(app, settings, options, access_log=not args.no_access_log))
     tune_garbage_collector()
     server.run()

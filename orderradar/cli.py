@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from types import ModuleType
 
@@ -75,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"orderradar: {exc}", file=sys.stderr)
         return 2
+    # Every log line and uncaught traceback of this process, children's logs included
+    # (imported here: httpx would slow down ``--help``).
+    from alerting.redaction import configured_secrets, install_log_redaction
+
+    install_log_redaction(configured_secrets(settings.model_dump(), os.environ))
     module = _load(args._module)
     try:
         return int(module.run(args, settings) or 0)

@@ -5,6 +5,9 @@ broadcasting only puts messages into outboxes (O(1), never ``await``). A connect
 behind when its outbox overflows or its oldest unsent message (or a send in progress) is
 older than ``max_lag_s``; the hub then closes it with code 4008 ("too slow"), aborting the
 transport when a close frame cannot get through. Nobody else is slowed down.
+
+The hub also counts open connections per client address, so one address cannot hold more
+than its share of sockets (:meth:`Hub.add` with ``max_per_client``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
@@ -21,6 +25,7 @@ from dashboard.gateway.messages import Outgoing
 from dashboard.gateway.metrics import GatewayMetrics
 from dashboard.gateway.order_cache import OrderChange
 from dashboard.gateway.outbox import Outbox, PutResult
+from dashboard.gateway.sessions import client_address
 from dashboard.gateway.ws_protocol import ABORT_EXTENSION
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,7 @@ class Connection:
                  max_lag_s: float | None = None) -> None:
         self.websocket = websocket
         self.endpoint = endpoint
+        self.client = client_address(websocket)
         self.hub = hub
         self.max_lag_s = max_lag_s if max_lag_s is not None else hub.max_lag_s
         self.outbox = Outbox(outbox_keys)
@@ -129,6 +135,7 @@ class Hub:
         self.max_lag_s = max_lag_s
         self.clock = clock
         self._connections: set[Connection] = set()
+        self._per_client: Counter[str] = Counter()
         self._by_order: dict[str, set[TrackConnection]] = {}
         self._warroom: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -136,9 +143,23 @@ class Hub:
     def count(self, endpoint: str) -> int:
         return sum(1 for c in self._connections if c.endpoint == endpoint)
 
-    def add(self, connection: Connection) -> None:
+    def add(self, connection: Connection, max_per_client: int | None = None) -> bool:
+        """Register ``connection``; False (and not registered) when its client address
+        already holds ``max_per_client`` connections."""
+        if max_per_client is not None and self._per_client[connection.client] >= max_per_client:
+            self.metrics.ws_refused.inc(endpoint=connection.endpoint, reason="too_many_connections")
+            return False
         self._connections.add(connection)
+        self._per_client[connection.client] += 1
         self.metrics.ws_accepted.inc(endpoint=connection.endpoint)
+        return True
+
+    def connections(self) -> tuple[Connection, ...]:
+        return tuple(self._connections)
+
+    def count_from(self, client: str) -> int:
+        """Open connections of one client address."""
+        return self._per_client[client]
 
     def watch_order(self, connection: TrackConnection, order_id: str) -> None:
         connection.order_id = order_id
@@ -148,7 +169,12 @@ class Hub:
         self._warroom.add(connection)
 
     def remove(self, connection: Connection) -> None:
+        if connection not in self._connections:
+            return
         self._connections.discard(connection)
+        self._per_client[connection.client] -= 1
+        if not self._per_client[connection.client]:
+            del self._per_client[connection.client]
         self._warroom.discard(connection)
         if isinstance(connection, TrackConnection) and connection.order_id is not None:
             watchers = self._by_order.get(connection.order_id)

@@ -2,11 +2,16 @@
 
 1. Before ``accept``: the ``Origin`` allow-list (403 ``forbidden_origin``) and, for staff
    endpoints, the session (401/403) are checked and refused with a plain HTTP response.
-2. After ``accept``: the client must send its ``subscribe`` message within
+2. After ``accept``: a client address holding ``Settings.ws_max_connections_per_client``
+   open WebSockets already is closed with 4429 ("too many connections from this
+   address"); the client must send its ``subscribe`` message within
    ``ws_first_message_timeout_s`` (else close 4400).
 3. Then the connection's writer drains its outbox while this task reads the client:
    ``{"type": "ping"}`` gets ``{"type": "pong", "seq"}``; anything else gets a non-fatal
    ``error`` message; more than a few messages per second closes with 1008.
+
+A peer that does not answer the server's keepalive ping within ``ws_ping_timeout_s`` is
+cut off (:mod:`dashboard.gateway.ws_protocol`) and leaves through the same cleanup.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocket
 
-from dashboard.gateway.hub import Connection
+from dashboard.gateway.hub import Connection, Hub
 from dashboard.gateway.messages import Notice, error_message
 from dashboard.gateway.origin import origin_allowed
 from dashboard.gateway.rate_limit import TokenBucket
@@ -46,9 +51,24 @@ async def refuse_foreign_origin(websocket: WebSocket, gateway: Gateway, endpoint
     return True
 
 
-async def close_with_error(websocket: WebSocket, code: int, status: int, error: str, detail: str) -> None:
+async def close_with_error(websocket: WebSocket, code: int, status: int, error: str, detail: str,
+                           reason: str | None = None) -> None:
     await websocket.send_text(error_message(status, error, detail))
-    await websocket.close(code)
+    await websocket.close(code, reason)
+
+
+TOO_MANY_CONNECTIONS = "too many connections from this address"
+
+
+async def admit(websocket: WebSocket, hub: Hub, connection: Connection, max_per_client: int) -> bool:
+    """Register an accepted connection with the hub, or close it (4429) when its address
+    already holds ``max_per_client``. Accept-then-close, not an HTTP refusal, so that
+    browsers see the code and the reason."""
+    if hub.add(connection, max_per_client):
+        return True
+    await close_with_error(websocket, TOO_MANY, 429, "too_many_connections",
+                           f"at most {max_per_client} open connections per address", TOO_MANY_CONNECTIONS)
+    return False
 
 
 async def first_message(websocket: WebSocket, gateway: Gateway, model: type[M]) -> M | None:

@@ -1,4 +1,4 @@
-"""uvicorn's WebSocket protocol with two additions the hub needs to shed slow clients.
+"""uvicorn's WebSocket protocol with the additions the hub needs to shed slow and dead clients.
 
 * Per-connection buffer bounds: the transport's write high-water mark (a ``send`` waits
   above it) and the socket's kernel send buffer, so a client that stops reading pins at
@@ -7,9 +7,15 @@
   frame cannot reach a client that does not read (the send waits for buffer space that
   never comes), so the hub aborts the transport instead. Under another ASGI server the
   hook is absent and slow clients are left to the keepalive ping timeout.
+* A keepalive timeout that frees the connection: a peer that has not answered a ping
+  within ``ws_ping_timeout_s`` (gone without a FIN, or silent on purpose) gets a 1011
+  close frame and its transport is aborted. uvicorn only closes it, and a close waits
+  for the write buffer to drain, which a peer that stopped reading never lets happen: the
+  socket, its buffers and the endpoint task would stay forever.
 
 uvicorn's protocol classes are not a public extension API; this subclass touches only
-``transport``, ``scope`` and the two methods below, and a test covers it.
+``transport``, ``scope`` and the three methods below, and tests cover them
+(``tests/gateway/test_ws_limits.py``, ``test_slow_clients.py``).
 """
 
 from __future__ import annotations
@@ -41,5 +47,9 @@ def protocol_class(write_buffer_bytes: int, socket_send_buffer: int | None) -> t
             scope = getattr(self, "scope", None)
             if scope is not None:
                 scope["extensions"][ABORT_EXTENSION] = self.transport.abort
+
+        def keepalive_timeout(self) -> None:
+            super().keepalive_timeout()  # queues the 1011 close frame and closes politely
+            self.transport.abort()  # no-op when the connection is already gone
 
     return GatewayWebSocketProtocol

@@ -36,7 +36,7 @@ per-order buffer, or sends a snapshot when they are gone; nothing when already c
 
 Close codes: 4400 bad or missing subscribe, 4404 unknown/expired/revoked/other order's
 token (always after the same ``error`` message), 4429 too many failed lookups from this
-address, 4008 too slow (reconnect with ``last_seq``), 1008 too many messages, 1009 a
+address or too many open connections from it (the close reason says which), 4008 too slow (reconnect with ``last_seq``), 1008 too many messages, 1009 a
 message over ``ws_max_message_bytes``. A foreign ``Origin`` is refused with HTTP 403
 before the upgrade.
 """
@@ -53,7 +53,7 @@ from dashboard.gateway.messages import Notice, TrackSnapshot, error_message
 from dashboard.gateway.projection import empty_view
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.sessions import client_address, gateway_of
-from dashboard.gateway.ws_endpoint import NOT_FOUND, TOO_MANY, first_message, refuse_foreign_origin, serve
+from dashboard.gateway.ws_endpoint import NOT_FOUND, TOO_MANY, admit, first_message, refuse_foreign_origin, serve
 
 NOT_FOUND_DETAIL = "this tracking link is unknown or has expired"
 
@@ -97,7 +97,8 @@ async def track_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     connection = TrackConnection(websocket, gateway.options.track_outbox_keys, gateway.hub)
-    gateway.hub.add(connection)
+    if not await admit(websocket, gateway.hub, connection, gateway.settings.ws_max_connections_per_client):
+        return
     try:
         request = await first_message(websocket, gateway, TrackSubscribe)
         if request is None:
@@ -107,7 +108,7 @@ async def track_socket(websocket: WebSocket) -> None:
         if not limiter.peek_allowed(address, gateway.monotonic()):
             gateway.metrics.ws_refused.inc(endpoint="track", reason="throttled")
             await websocket.send_text(error_message(429, "too_many_attempts", "too many unknown links; wait"))
-            await websocket.close(TOO_MANY)
+            await websocket.close(TOO_MANY, "too many unknown links")
             return
         order_id = gateway.tokens.lookup(request.token, gateway.clock(), request.order_id)
         if order_id is None:

@@ -1,8 +1,8 @@
 """``/ws/warroom``: live heatmap cells, KPIs, incidents, alerts, silences and disruption
 zones for signed-in staff (the session cookie from ``POST /api/v1/login``).
 
-Refused before the upgrade: foreign ``Origin`` (403), no session (401). Client -> server
-(first message)::
+Refused before the upgrade: foreign ``Origin`` (403), no session (401). Closed after it:
+4429 when the address holds too many open WebSockets. Client -> server (first message)::
 
     {"type": "subscribe", "epoch": "3f2a9c1b7d4e", "last_seq": 1200}   # both optional
 
@@ -39,7 +39,7 @@ from dashboard.gateway.messages import Notice
 from dashboard.gateway.responses import error_response
 from dashboard.gateway.sessions import gateway_of, staff_of
 from dashboard.gateway.staff import Permission
-from dashboard.gateway.ws_endpoint import first_message, refuse_foreign_origin, serve
+from dashboard.gateway.ws_endpoint import admit, first_message, refuse_foreign_origin, serve
 
 
 class WarroomSubscribe(BaseModel):
@@ -62,7 +62,8 @@ async def warroom_socket(websocket: WebSocket) -> None:
     await websocket.accept()
     connection = Connection(websocket, "warroom", gateway.options.warroom_outbox_keys, gateway.hub,
                             gateway.options.warroom_max_lag_s)
-    gateway.hub.add(connection)
+    if not await admit(websocket, gateway.hub, connection, gateway.settings.ws_max_connections_per_client):
+        return
     try:
         request = await first_message(websocket, gateway, WarroomSubscribe)
         if request is None:

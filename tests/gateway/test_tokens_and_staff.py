@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from alerting.redaction import redact
 from config.rules import RuleFileError
-from dashboard.gateway.log_redaction import redact
 from dashboard.gateway.staff import Permission, Role, StaffDirectory, StaffMember, hash_password
 from dashboard.gateway.tracking_tokens import TrackingTokens, parse_record, token_digest
 
