@@ -85,6 +85,8 @@ def start_web(settings: Settings, port: int, log_dir: Path) -> ManagedProcess:
            "ORDERRADAR_WEB_HOST": "127.0.0.1",
            "ORDERRADAR_WEB_PORT": str(port),
            "ORDERRADAR_DATA_DIR": str(log_dir),
+           # Every viewer connects from 127.0.0.1: lift the per-address cap.
+           "ORDERRADAR_WS_MAX_CONNECTIONS_PER_CLIENT": "1000000",
            # grant_record seals with the same secret
            "ORDERRADAR_SESSION_SECRET": settings.session_secret.get_secret_value()}
     process = ManagedProcess("web", [sys.executable, __file__, "--serve"], log_dir / "web.log", env=env, cwd=REPO)

@@ -318,6 +318,7 @@ def web_process(settings: Settings, port: int, log_dir: Any, *, access_log: bool
         "ORDERRADAR_WEB_HOST": "127.0.0.1",
         "ORDERRADAR_WEB_PORT": str(port),
         "ORDERRADAR_INGEST_KEYS": ",".join(f"{s}={k.get_secret_value()}" for s, k in settings.ingest_keys.items()),
+        "ORDERRADAR_WS_MAX_CONNECTIONS_PER_CLIENT": str(settings.ws_max_connections_per_client),
         "ORDERRADAR_CONFIG_DIR": str(log_dir),
     })
     env.update({f"ORDERRADAR_GATEWAY_{k.upper()}": str(v) for k, v in gateway_env.items()})
