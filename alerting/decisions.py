@@ -6,12 +6,12 @@ The worker acts on exactly two decision types:
   ``DeliveryStage.deliver_due``). ``notification_id`` is deterministic; use it as the
   idempotency key.
 * :class:`AlertEvent`: publish ``to_dict()`` to the ``alerts`` topic (key ``alert_id``)
-  and write ``to_influx_point()`` / ``to_line_protocol()`` to InfluxDB.
+  and write its point to InfluxDB (times from one :class:`HistoryTimes`).
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any, Literal
@@ -21,8 +21,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from alerting.tier import Tier
 
 Language = Literal["en", "zh-CN"]
-
-_TRAILING_DIGITS = re.compile(r"(\d+)$")
 
 #: InfluxDB measurement for alert history.
 MEASUREMENT = "alert_events"
@@ -117,20 +115,14 @@ class AlertEvent(BaseModel):
 
     @property
     def time_ns(self) -> int:
-        """Event time in ns, offset by the record id's sequence number (below 1 ms).
-
-        InfluxDB merges points with equal measurement, tags and time; two records of one
-        decision batch share ``at``, so the offset keeps them apart and deterministic.
-        """
-        digits = _TRAILING_DIGITS.search(self.record_id)
-        seq = int(digits.group(1)) if digits else 0
+        """``at`` in ns (microsecond precision)."""
         at = self.at.astimezone(timezone.utc)
-        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-        delta = at - epoch
-        base = (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-        return base + seq % 1_000_000
+        delta = at - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
-    def to_influx_point(self) -> dict[str, Any]:
+    def to_influx_point(self, time_ns: int | None = None) -> dict[str, Any]:
+        """The ``alert_events`` point, at ``time_ns`` (default :attr:`time_ns`; the agent
+        stamps its points with :class:`HistoryTimes`)."""
         tags = {"event": self.event.value}
         if self.tier is not None:
             tags["tier"] = self.tier.value
@@ -154,14 +146,41 @@ class AlertEvent(BaseModel):
             fields["silence_id"] = self.silence_id
         if self.detail:
             fields["detail"] = self.detail
-        return {"measurement": MEASUREMENT, "tags": tags, "fields": fields, "time": self.time_ns}
+        return {"measurement": MEASUREMENT, "tags": tags, "fields": fields, "time": self.time_ns if time_ns is None else time_ns}
 
-    def to_line_protocol(self) -> str:
+    def to_line_protocol(self, time_ns: int | None = None) -> str:
         """The point in InfluxDB 1.x line protocol (ns precision)."""
-        point = self.to_influx_point()
+        point = self.to_influx_point(time_ns)
         tags = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(point["tags"].items()))
         fields = ",".join(f"{_escape_key(k)}={_field_value(v)}" for k, v in point["fields"].items())
         return f"{MEASUREMENT}{tags} {fields} {point['time']}"
+
+
+class HistoryTimes:
+    """Point times of the ``alert_events`` one agent writes: strictly increasing.
+
+    Point identity is measurement + tags + time. Records of one engine call share ``at``
+    (the call's ``now``) and often their tags (two alerts of one kind fired by one tick),
+    and two calls may share ``now`` too, so ``at`` alone would merge them. Each point is
+    at ``at``, or 1 ns after the agent's previous point if that is later: no two points of
+    one agent share a time, whatever their tags. The shift is N ns for N records decided
+    at one instant (and the size of any backward step of ``now``). A new owner of the
+    engine starts after the old one's session expired (seconds of wall clock later).
+    Retries resend the lines as built, so they rewrite the same points.
+    """
+
+    def __init__(self) -> None:
+        self._last_ns: int | None = None
+
+    def lines(self, records: Sequence[AlertEvent]) -> list[str]:
+        out = []
+        for record in records:
+            time_ns = record.time_ns
+            if self._last_ns is not None and time_ns <= self._last_ns:
+                time_ns = self._last_ns + 1
+            self._last_ns = time_ns
+            out.append(record.to_line_protocol(time_ns))
+        return out
 
 
 def _escape_key(text: str) -> str:

@@ -26,7 +26,7 @@ import orjson
 
 from alerting.channels import MissingSecretError, build_channel, secrets_from_environ
 from alerting.channels.base import Channel
-from alerting.decisions import AlertEvent, Decision, Notification
+from alerting.decisions import AlertEvent, Decision, HistoryTimes, Notification
 from alerting.delivery import DeliveryStage
 from alerting.engine import AlertEngine, UnknownAlertError, UnknownSilenceError
 from alerting.incident import IncidentEvent
@@ -88,6 +88,8 @@ class AlertingAgent:
         self.changelog_topic = changelog_topic
         self._engine: AlertEngine | None = None
         self._outbox = AlertOutbox()
+        #: Distinct times for the alert_events points (their tags often repeat).
+        self._history = HistoryTimes()
 
     @property
     def engine(self) -> AlertEngine:
@@ -146,7 +148,7 @@ class AlertingAgent:
     async def _publish(self, records: Sequence[AlertEvent]) -> None:
         if not records:
             return
-        await self.influx.write([r.to_line_protocol() for r in records])
+        await self.influx.write(self._history.lines(records))
         await self.producer.send([OutRecord(self.alerts_topic, orjson.dumps(r.to_dict()),
                                             (r.alert_id or r.silence_id or r.record_id).encode()) for r in records])
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from alerting_testkit import T0
 
-from alerting.decisions import AlertEvent, AlertEventType
+from alerting.decisions import AlertEvent, AlertEventType, HistoryTimes
 from alerting.duration import parse_duration
 from alerting.links import LinkAction, LinkSigner, sign_link, verify_link
 from alerting.matchers import parse_matcher
@@ -105,7 +105,15 @@ def test_history_record_for_topic_and_influx() -> None:
     assert point["measurement"] == "alert_events"
     assert point["tags"] == {"event": "acked", "tier": "P2", "kind": "hub_stall", "region": "east"}
     assert point["fields"]["alert_id"] == "al-1"  # ids are fields, never tags
-    assert point["time"] == int(T0.timestamp()) * 1_000_000_000 + 7
+    assert point["time"] == int(T0.timestamp()) * 1_000_000_000
     line = record.to_line_protocol()
     assert line.startswith("alert_events,event=acked,kind=hub_stall,region=east,tier=P2 ")
     assert 'detail="say \\"hi\\" there"' in line and line.endswith(f" {point['time']}")
+    # Alerts of one kind and region fired at one instant (by one call, or by two calls
+    # given the same now) share tags and time: distinct times keep their points apart.
+    fired = [record.model_copy(update={"record_id": f"al-{n}/r1", "alert_id": f"al-{n}"}) for n in range(3)]
+    stamps = HistoryTimes()
+    times = [int(lp.rsplit(" ", 1)[1]) for lp in stamps.lines(fired[:2]) + stamps.lines(fired[2:])]
+    assert times == [point["time"] + n for n in range(3)]
+    later = record.model_copy(update={"at": T0 + timedelta(seconds=1)})
+    assert stamps.lines([later]) == [later.to_line_protocol()]  # back on its own time
