@@ -13,6 +13,7 @@ from dash import Dash, html
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.panels import (
     alerts,
+    data_quality,
     delivery_stats,
     disruptions,
     history_charts,
@@ -24,7 +25,7 @@ from dashboard.warroom.panels import (
 )
 
 PANELS: tuple[ModuleType, ...] = (shell, kpis, map, incidents, alerts, order_lookup, disruptions, history_charts,
-                                  delivery_stats)
+                                  delivery_stats, data_quality)
 
 
 def page(deps: WarroomDeps) -> html.Div:
@@ -41,6 +42,7 @@ def page(deps: WarroomDeps) -> html.Div:
         html.Div([order_lookup.layout(deps), disruptions.layout(deps)], className="row grid-2"),
         history_charts.layout(deps),
         delivery_stats.layout(deps),
+        data_quality.layout(deps),
     ], className="warroom")
 
 

@@ -1,0 +1,88 @@
+"""Data-quality history for the war-room: the missing-scan rate and the deliveries away from
+their stop, from InfluxDB (pure query builders and frame reducers; the query itself runs
+through the war-room's one InfluxDB client, :class:`dashboard.warroom.history.InfluxHistory`).
+
+Series read (written by the worker; see ``/work/coord``-documented names in the README):
+
+* ``missing_scans`` (``stream/aggregates.py``): per minute, tags ``source``, ``node``,
+  ``device``, ``partition``; fields ``scans`` and ``missing``. Rate = missing / (missing + scans).
+* ``delivery_distance`` (``stream/stages/geo_stage.py``): one point per checked delivery,
+  tags ``source``, ``courier``, ``station``, ``partition``; fields ``distance_m``,
+  ``limit_m``, ``away`` (1 when farther than the limit).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import pandas as pd
+
+from dashboard.warroom.history import TimeWindow
+
+MISSING_SCANS = "missing_scans"
+DELIVERY_DISTANCE = "delivery_distance"
+
+ScanDimension = Literal["source", "node", "device"]
+SCAN_DIMENSIONS: tuple[ScanDimension, ...] = ("source", "node", "device")
+StopDimension = Literal["courier", "station"]
+STOP_DIMENSIONS: tuple[StopDimension, ...] = ("courier", "station")
+#: Rows shown per table (worst first).
+TOP = 12
+UNKNOWN = "unknown"
+
+
+class QuerySource(Protocol):
+    def query(self, influxql: str) -> pd.DataFrame: ...
+
+
+def _where(window: TimeWindow | None) -> str:
+    return f" WHERE {window.where()}" if window is not None else ""
+
+
+def missing_scans_query(window: TimeWindow | None, by: ScanDimension) -> str:
+    if by not in SCAN_DIMENSIONS:
+        raise ValueError(f"cannot break missing scans down by {by!r}; choose one of {SCAN_DIMENSIONS}")
+    return (f'SELECT sum("scans") AS "scans", sum("missing") AS "missing" FROM "{MISSING_SCANS}"'
+            f'{_where(window)} GROUP BY "{by}"')
+
+
+def away_query(window: TimeWindow | None, by: StopDimension) -> str:
+    if by not in STOP_DIMENSIONS:
+        raise ValueError(f"cannot break deliveries down by {by!r}; choose one of {STOP_DIMENSIONS}")
+    return (f'SELECT count("distance_m") AS "delivered", sum("away") AS "away" FROM "{DELIVERY_DISTANCE}"'
+            f'{_where(window)} GROUP BY "{by}"')
+
+
+def missing_scans_frame(raw: pd.DataFrame, by: ScanDimension) -> pd.DataFrame:
+    """``<by>, scans, missing, rate``, highest rate first (``rate`` = missing / expected scans)."""
+    columns = [by, "scans", "missing", "rate"]
+    if raw.empty or "scans" not in raw:
+        return pd.DataFrame({c: [] for c in columns})
+    frame = raw.assign(**{by: raw.get(by, UNKNOWN)}).fillna({by: UNKNOWN})
+    frame[by] = frame[by].replace("", UNKNOWN)
+    out = frame.groupby(by, as_index=False)[["scans", "missing"]].sum()
+    expected = out["scans"] + out["missing"]
+    out = out[expected > 0]
+    out["rate"] = out["missing"] / (out["scans"] + out["missing"])
+    return out[columns].sort_values(["rate", "missing", by], ascending=[False, False, True], ignore_index=True)
+
+
+def away_frame(raw: pd.DataFrame, by: StopDimension) -> pd.DataFrame:
+    """``<by>, delivered, away, away_rate``, most deliveries away first."""
+    columns = [by, "delivered", "away", "away_rate"]
+    if raw.empty or "delivered" not in raw:
+        return pd.DataFrame({c: [] for c in columns})
+    frame = raw.assign(**{by: raw.get(by, UNKNOWN)}).fillna({by: UNKNOWN})
+    frame[by] = frame[by].replace("", UNKNOWN)
+    out = frame.groupby(by, as_index=False)[["delivered", "away"]].sum()
+    out = out[out["delivered"] > 0]
+    out["away_rate"] = out["away"] / out["delivered"]
+    return out[columns].sort_values(["away", "away_rate", by], ascending=[False, False, True], ignore_index=True)
+
+
+def missing_scans(source: QuerySource, window: TimeWindow | None, by: ScanDimension) -> pd.DataFrame:
+    return missing_scans_frame(source.query(missing_scans_query(window, by)), by)
+
+
+def deliveries_away(source: QuerySource, window: TimeWindow | None, by: StopDimension) -> pd.DataFrame:
+    return away_frame(source.query(away_query(window, by)), by)
