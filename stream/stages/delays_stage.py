@@ -34,7 +34,7 @@ from stream.delays import DelayState, sku_key
 from stream.delays_engine import DelaysEngine, DelaysResult
 from stream.incidents import IncidentEvent
 from stream.lifecycle import Outcome
-from stream.line_protocol import line
+from stream.line_protocol import line, point_time_ns
 from stream.pipeline import Accepted, BatchContext
 from stream.sla import SlaRules, load_sla_rules
 from stream.stages.geo_stage import HEATMAP_RESOLUTIONS, GeoStage
@@ -164,8 +164,12 @@ class DelaysStage:
 
     # -- outputs ------------------------------------------------------------------
     def _publish(self, ctx: BatchContext, result: DelaysResult) -> None:
+        # A detector emits all events of an evaluation slot together (one ``at``), several
+        # with the same tags: their rank among them keeps their points apart.
+        ranks: Counter[float] = Counter()
         for incident in result.incidents:
-            self._incident(ctx, incident)
+            self._incident(ctx, incident, ranks[incident.at])
+            ranks[incident.at] += 1
         for transition in result.transitions:
             if transition.closed:
                 self.geo.forget(transition.key)
@@ -190,7 +194,7 @@ class DelaysStage:
             self._pending = False
             self._views_out(ctx)
 
-    def _incident(self, ctx: BatchContext, incident: IncidentEvent) -> None:
+    def _incident(self, ctx: BatchContext, incident: IncidentEvent, rank: int) -> None:
         record = dict(incident.to_record())
         root = dict(record.get("root_cause") or {})
         node = root.get("hub", root.get("node"))
@@ -203,7 +207,7 @@ class DelaysStage:
         if self.topics.alert_inputs is not None:
             ctx.emit(self.topics.alert_inputs, value, incident.kafka_key, partition=0)
         point = incident.to_influx()
-        ctx.lines.append(line("incidents", point["tags"], point["fields"], point["time_ns"]))
+        ctx.lines.append(line("incidents", point["tags"], point["fields"], point_time_ns(point["time_ns"], rank)))
 
     def _persist(self, ctx: BatchContext) -> None:
         for key, value in self.engine.take_dirty().items():
