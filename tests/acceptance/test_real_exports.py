@@ -14,6 +14,7 @@ The data stays in ../shared (Olist is non-commercial: it is read, never copied i
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -50,6 +51,8 @@ SHANGHAI = "Asia/Shanghai"
 COUNTS = ("delivered", "on_time", "late", "late_7d_or_more", "no_promise", "open_past_promise")
 AWAY_LIMIT_M = 500.0
 EARTH_RADIUS_M = 6_371_008.8
+#: History is imported as a replay: judged in its own event time, paging nobody.
+IMPORT_FLAGS = ("--replay",)
 IMPORT_TIMEOUT_S = 300.0
 PROCESS_TIMEOUT_S = 480.0
 
@@ -203,7 +206,7 @@ def _count(stack_settings: Settings, query: str) -> int:
 
 def _import(settings: Settings, env: dict[str, str], path: Path, mapping: str, log_dir: Path) -> str:
     argv = [sys.executable, "-m", "orderradar.cli", "import", str(path), "--mapping", str(MAPPINGS / mapping),
-            "--replay"]
+            *IMPORT_FLAGS]
     done = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=IMPORT_TIMEOUT_S)
     (log_dir / f"import-{path.stem}.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, f"orderradar import {path.name} exited {done.returncode}: {done.stderr[-2000:]}"
@@ -293,9 +296,10 @@ def test_olist_delivery_stats_equal_the_csv(stack: Stack, since: str, until: str
     assert rates == _with_rates(want)
 
 
-def test_olist_reference_numbers_of_the_data_readme(stack: Stack) -> None:
+def test_olist_reference_numbers_of_the_data_readme(stack: Stack, artifacts_dir: Path) -> None:
     """The sample's documented figures (../shared/data/README.md) as Order Radar reports them."""
     body = stack.stats(since=OLIST_SINCE, until=OLIST_UNTIL, by="region")
+    (artifacts_dir / "olist-delivery-stats.json").write_text(json.dumps(body, indent=1))
     total = body["total"]
     assert (total["delivered"], total["late"], total["late_7d_or_more"]) == (3965, 274, 149)
     by_state = {g["region"]: (g["late"], g["delivered"]) for g in body["groups"]}
@@ -306,20 +310,60 @@ def test_olist_reference_numbers_of_the_data_readme(stack: Stack) -> None:
     assert pd.Timestamp(body["as_of"]) == _as_of(olist_orders())
 
 
-def test_lade_deliveries_have_no_promise(stack: Stack) -> None:
+def _warroom_table(stack: Stack, since: str, until: str, by: str) -> dict[str, dict[str, str]]:
+    """The war-room panel's table (its Dash callback, through the mounted app), as
+    {group: {field: shown text}}."""
+    values = {"delivery-since": since, "delivery-until": until, "delivery-by": by}
+    inputs = [{"id": i, "property": "value", "value": v} for i, v in values.items()]
+    inputs += [{"id": "delivery-refresh", "property": "n_clicks", "value": None},
+               {"id": "shell-lang", "property": "data", "value": "en"}]
+    response = stack.client.post("/warroom/_dash-update-component", json={
+        "output": "delivery-table.children", "outputs": {"id": "delivery-table", "property": "children"},
+        "inputs": inputs, "changedPropIds": ["delivery-since.value"], "state": []})
+    assert response.status_code == 200, response.text[:500]
+    table: dict[str, dict[str, str]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for child in node:
+                walk(child)
+        elif isinstance(node, dict):
+            props = node.get("props", {})
+            if node.get("type") == "Tr" and "data-group" in props:
+                cells = [c["props"] for c in props["children"] if c.get("type") == "Td"]
+                table[props["data-group"]] = {c["data-field"]: c["children"] for c in cells}
+            walk(props.get("children"))
+
+    walk(response.json()["response"]["delivery-table"]["children"])
+    return table
+
+
+def test_warroom_panel_shows_the_api_figures(stack: Stack) -> None:
+    body = stack.stats(since="2016-01-01", until="2019-01-01", by="region")
+    shown = _warroom_table(stack, "2016-01-01", "2019-01-01", "region")
+    for group in [{"region": "__total__", **body["total"]}, *body["groups"]]:
+        row = shown[group["region"] or ""]
+        assert {k: row[k] for k in ("delivered", "late", "late_7d_or_more", "open_past_promise")} == {
+            k: f"{group[k]:,}" for k in ("delivered", "late", "late_7d_or_more", "open_past_promise")}
+    assert shown["__total__"]["on_time_rate"] == f"{body['total']['on_time_rate']:.1%}"
+
+
+def test_lade_deliveries_have_no_promise(stack: Stack, artifacts_dir: Path) -> None:
     body = stack.stats(since="2000-01-01", until="2001-01-01", by="channel")
+    (artifacts_dir / "lade-delivery-stats.json").write_text(json.dumps(body, indent=1))
     total = body["total"]
     assert total == {"delivered": 213, "on_time": 0, "late": 0, "late_7d_or_more": 0, "no_promise": 213,
                      "open_past_promise": 0, "on_time_rate": None}
 
 
 @pytest.mark.parametrize("by", ["courier", "station"])
-def test_lade_away_from_stop_per_courier_and_station_equal_the_csv(stack: Stack, by: str) -> None:
+def test_lade_away_from_stop_per_courier_and_station_equal_the_csv(stack: Stack, by: str, artifacts_dir: Path) -> None:
     deliveries = lade_deliveries()
     want = {str(k): (int(g["away"].sum()), len(g)) for k, g in deliveries.groupby(by)}
     rows = stack.influx(f'SELECT sum("away") AS "away", count("distance_m") AS "n" FROM "delivery_distance" '
                         f'GROUP BY "{by}"')
     got = {r[by]: (int(r["away"]), int(r["n"])) for r in rows}
+    (artifacts_dir / f"lade-away-by-{by}.json").write_text(json.dumps(got, indent=1))
     assert got == want
     assert sum(a for a, _ in got.values()) == 25  # the excerpt's documented count (README of the data)
 
