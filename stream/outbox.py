@@ -76,7 +76,11 @@ class Outbox:
     async def start(self) -> None:
         # aiokafka binds a producer to the running loop, so it is created here.
         producer = AIOKafkaProducer(**self._producer_options)
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()  # a failed start leaves its connections open otherwise
+            raise
         self._started = producer
 
     async def stop(self) -> None:

@@ -74,7 +74,8 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[TopicSpec
     """Create missing topics; fail loudly when an existing one has the wrong partition count."""
     specs = all_topics(settings)
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
-                             request_timeout_ms=int(timeout_s * 1000), **kafka_auth(settings))
+                             request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000),
+                             **kafka_auth(settings))
     try:
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
