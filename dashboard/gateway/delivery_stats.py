@@ -7,8 +7,9 @@ Query parameters (all optional):
 * ``by``: ``region``, ``channel``, ``carrier`` or ``warehouse``: one group per value (orders
   without one form the group ``null``). Without it, only the total.
 * ``as_of``: the instant ``open_past_promise`` is judged at. Default: the earliest of
-  ``until``, now, and the newest event time the worker recorded (replayed history is judged
-  at the end of its own data, not at today's date).
+  ``until``, now, and the newest event time of the orders counted in the range (replayed
+  history is judged at the end of its own data, not at today's date, even while live
+  traffic flows).
 
 Which orders are counted (definitions, :mod:`stream.outcomes` writes the points):
 
@@ -130,8 +131,9 @@ def open_query(q: StatsQuery, as_of: datetime) -> str | None:
             f"WHERE time >= {_ns(q.since)} AND time < {_ns(end)}{_group(q.by)}")
 
 
-def newest_event_query() -> str:
-    return f'SELECT max("last_event_ms") AS "newest" FROM "{ORDER_OUTCOMES}"'
+def newest_event_query(q: StatsQuery) -> str:
+    return (f'SELECT max("last_event_ms") AS "newest" FROM "{ORDER_OUTCOMES}" '
+            f"WHERE time >= {_ns(q.since)} AND time < {_ns(q.until)}")
 
 
 def _rate(on_time: int, late: int) -> float | None:
@@ -174,7 +176,7 @@ def delivery_stats(runner: QueryRunner, q: StatsQuery, now: datetime) -> dict[st
     as_of = q.as_of
     if as_of is None:
         as_of = min(q.until, now)
-        newest = runner.query(newest_event_query())
+        newest = runner.query(newest_event_query(q))
         if not newest.empty and "newest" in newest and not pd.isna(newest["newest"].iloc[0]):
             as_of = min(as_of, datetime.fromtimestamp(int(newest["newest"].iloc[0]) / 1000, timezone.utc))
     frames = [runner.query(delivered_query(q))]

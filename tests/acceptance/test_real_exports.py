@@ -306,7 +306,7 @@ def test_olist_reference_numbers_of_the_data_readme(stack: Stack, artifacts_dir:
     assert {s: by_state[s] for s in ("SP", "RJ", "MG", "RS", "PR", "BA", "SC", "ES")} == {
         "SP": (72, 1685), "RJ": (63, 503), "MG": (21, 443), "RS": (10, 215), "PR": (7, 203), "BA": (25, 155),
         "SC": (12, 131), "ES": (3, 87)}
-    # the default as_of: the newest event time recorded, not today's date
+    # the default as_of: the newest event time of the orders in the range, not today's date
     assert pd.Timestamp(body["as_of"]) == _as_of(olist_orders())
 
 
