@@ -25,6 +25,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
@@ -116,7 +117,7 @@ class LogRedaction:
     """The redaction every log record of this process goes through: known secrets, then shapes."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = tuple(secrets)
+        self.secrets = tuple(form for secret in secrets for form in secret_forms(secret))
         self._known = Redactor(self.secrets)
 
     def __call__(self, text: str) -> str:
@@ -147,8 +148,16 @@ class LogRedaction:
             record.stack_info = self(record.stack_info)
 
 
-_installed: LogRedaction | None = None
-_factory: Callable[..., logging.LogRecord] | None = None
+@dataclass
+class _Installed:
+    redaction: LogRedaction
+    #: What install replaced, put back by uninstall.
+    factory: Callable[..., logging.LogRecord]
+    excepthook: Callable[..., Any]
+    thread_excepthook: Callable[..., Any]
+
+
+_installed: _Installed | None = None
 
 
 def install_log_redaction(secrets: Iterable[str] = ()) -> LogRedaction:
@@ -156,45 +165,63 @@ def install_log_redaction(secrets: Iterable[str] = ()) -> LogRedaction:
 
     A log-record factory rather than a handler filter: Faust replaces the root handlers
     when its worker starts, and filters on a logger do not see its children's records.
-    Calling it again adds ``secrets`` to the ones already known.
+    Warnings go through logging too. Calling it again adds ``secrets`` to the known ones.
     """
-    global _installed, _factory
-    known = (*(_installed.secrets if _installed else ()), *(form for s in secrets for form in secret_forms(s)))
-    redaction = LogRedaction(known)
-    if _factory is None:
-        previous = logging.getLogRecordFactory()
+    global _installed
+    if _installed is not None:
+        _installed.redaction = LogRedaction((*_installed.redaction.secrets, *secrets))
+        return _installed.redaction
+    previous = logging.getLogRecordFactory()
 
-        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-            record = previous(*args, **kwargs)
-            if _installed is not None:
-                _installed.scrub(record)
-            return record
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if _installed is not None:
+            _installed.redaction.scrub(record)
+        return record
 
-        _factory = factory
-        logging.setLogRecordFactory(factory)
-        logging.captureWarnings(True)
-        sys.excepthook = _redacting_excepthook
-        threading.excepthook = _redacting_thread_excepthook
-    _installed = redaction
+    _installed = _Installed(LogRedaction(secrets), previous, sys.excepthook, threading.excepthook)
+    logging.setLogRecordFactory(factory)
+    logging.captureWarnings(True)
+    sys.excepthook = _redacting_excepthook
+    threading.excepthook = _redacting_thread_excepthook
     install_httpx_redaction()
-    return redaction
+    return _installed.redaction
 
 
-def _print_redacted(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None,
-                    header: str = "") -> None:
-    text = "".join(traceback.format_exception(exc_type, exc, tb))
-    sys.stderr.write(header + (_installed(text) if _installed is not None else redact(text)))
+def uninstall_log_redaction() -> None:
+    """Undo :func:`install_log_redaction` (tests that install it in their own process)."""
+    global _installed
+    if _installed is None:
+        return
+    logging.setLogRecordFactory(_installed.factory)
+    logging.captureWarnings(False)
+    sys.excepthook = _installed.excepthook
+    threading.excepthook = _installed.thread_excepthook
+    _installed = None
+
+
+def scrub_text(text: str) -> str:
+    """``text`` as a log line of this process would be redacted (for log excerpts that are
+    printed rather than logged, such as a crashed child's last lines)."""
+    return _installed.redaction(text) if _installed is not None else redact(text)
 
 
 def _redacting_excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-    _print_redacted(exc_type, exc, tb)
+    sys.stderr.write(scrub_text("".join(traceback.format_exception(exc_type, exc, tb))))
 
 
 def _redacting_thread_excepthook(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit or args.exc_value is None:
         return
     name = args.thread.name if args.thread is not None else "?"
-    _print_redacted(args.exc_type, args.exc_value, args.exc_traceback, f"Exception in thread {name}:\n")
+    text = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+    sys.stderr.write(f"Exception in thread {name}:\n" + scrub_text(text))
+
+
+#: Names of ``ORDERRADAR_*`` variables holding secrets, and the shortest value taken as one
+#: (shorter values are numbers and flags; real secrets are validated to be longer).
+_SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEYS?\b|_KEYS?_|SIGNING")
+_MIN_ENV_SECRET = 8
 
 
 def configured_secrets(values: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
@@ -218,12 +245,6 @@ def configured_secrets(values: Mapping[str, Any], environ: Mapping[str, str]) ->
             # ``source=key`` lists (ingest and signing keys): each key on its own.
             found += [pair.partition("=")[2] for pair in value.split(",") if "=" in pair and "://" not in pair]
     return [s for s in found if s]
-
-
-#: Names of ``ORDERRADAR_*`` variables holding secrets, and the shortest value taken as one
-#: (shorter values are numbers and flags; real secrets are validated to be longer).
-_SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|_KEYS?\b|_KEYS?_|SIGNING")
-_MIN_ENV_SECRET = 8
 
 
 class HttpxUrlFilter(logging.Filter):

@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from alerting.redaction import scrub_text
 from orderradar.devstack.waiting import wait_until
 
 log = logging.getLogger(__name__)
@@ -97,11 +98,13 @@ class ManagedProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def log_tail(self, lines: int = 20) -> str:
+        """The last lines of the log, redacted like this process's own logs (they are
+        printed: a child that is not ours, influxd or the broker, redacts nothing)."""
         try:
             text = self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return scrub_text("\n".join(text.splitlines()[-lines:]))
 
     def wait_ready(self, check: Callable[[], bool], timeout: float) -> None:
         def ready() -> bool:
