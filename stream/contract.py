@@ -10,6 +10,7 @@ field and problem. Nothing here touches Kafka or the clock.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
@@ -133,8 +134,29 @@ class SkuClass(StrEnum):
     HAZMAT = "hazmat"
 
 
+#: Unicode categories that are never part of a name people read: controls (Cc), invisible
+#: formatting such as zero-width spaces and bidi overrides (Cf), line/paragraph separators
+#: and lone surrogates. They hide or spoof text in the war-room, logs and exports.
+_NOT_PLAIN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def plain_text(value: str, allow: str = "") -> str:
+    """``value`` unchanged, or ``ValueError`` naming the first control/invisible character
+    (``allow``: characters accepted anyway, such as a newline in a multi-line comment)."""
+    if value.isprintable():  # C-speed path: printable text has none of those categories
+        return value
+    for char in value:
+        if char not in allow and unicodedata.category(char) in _NOT_PLAIN:
+            raise ValueError(f"contains a control or invisible character (U+{ord(char):04X}); use plain text")
+    return value
+
+
+def plain_multiline(value: str) -> str:
+    return plain_text(value, allow="\n")
+
+
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@/-]+$")]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True), AfterValidator(plain_text)]
 AttrKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 MAX_ATTRIBUTE_CHARS = 256
 

@@ -14,6 +14,13 @@ The original bytes are kept exactly (base64, because a rejected value may not be
 JSON at all) so ``orderradar dlq redrive`` re-produces precisely what was received;
 ``event_id``/``order_id`` are best-effort extracts for filtering.
 
+Events rejected by the ingest API (``POST /api/v1/events``) never reached a topic; their
+envelope says so with ``source`` = ``{"topic": "http:/api/v1/events", "partition": -1,
+"offset": <index in the batch>, ...}`` (:func:`http_coordinates`) and adds ``"sender"``:
+the source whose API key sent them (re-driving checks the event still names it). The key
+is the event's ``order_id`` when it had a readable one; a JSON-array item's value is its
+JSON re-encoded, an NDJSON line's value its bytes as received.
+
 ``influx-dlq``: one record per chunk of line protocol whose write to InfluxDB failed
 after retries; value = the lines (UTF-8, newline separated), headers ``reason``
 (:class:`InfluxFailure`), ``attempts`` and ``error``. The replayer rewrites them when
@@ -35,6 +42,9 @@ import orjson
 from stream.contract import Rejection
 
 ENVELOPE_VERSION = 1
+
+#: ``source.topic`` of events rejected at the HTTP edge (they were never on a topic).
+HTTP_EDGE = "http:/api/v1/events"
 
 #: Largest value of one ``influx-dlq`` record; bigger write batches are split.
 INFLUX_DLQ_CHUNK_BYTES = 512 * 1024
@@ -64,6 +74,12 @@ class DeadLetter:
     dead_lettered_at: str
     event_id: str | None = None
     order_id: str | None = None
+    #: The authenticated source that sent it over HTTP (``None`` for bus records).
+    sender: str | None = None
+
+    @property
+    def via_http(self) -> bool:
+        return self.source.topic == HTTP_EDGE
 
     @property
     def code(self) -> str:
@@ -93,6 +109,11 @@ def _best_effort_id(value: bytes | None, name: str) -> str | None:
     return found[:128] if isinstance(found, str) else None
 
 
+def http_coordinates(index: int, received: datetime) -> SourceCoordinates:
+    """Where an event rejected by the ingest API "was": its index in the request's batch."""
+    return SourceCoordinates(HTTP_EDGE, -1, index, int(received.timestamp() * 1000))
+
+
 def dead_letter(
     rejection: Rejection,
     source: SourceCoordinates,
@@ -100,8 +121,10 @@ def dead_letter(
     value: bytes | None,
     headers: Sequence[tuple[str, bytes]],
     now: datetime,
+    sender: str | None = None,
 ) -> DeadLetter:
     return DeadLetter(
+        sender=sender,
         reason=rejection.as_dict(),
         source=source,
         key=key,
@@ -114,7 +137,12 @@ def dead_letter(
 
 
 def encode(letter: DeadLetter) -> bytes:
-    return orjson.dumps({
+    return orjson.dumps(envelope(letter))
+
+
+def envelope(letter: DeadLetter) -> dict[str, Any]:
+    """The version-1 envelope as JSON data (what :func:`encode` serialises)."""
+    return {
         "v": ENVELOPE_VERSION,
         "reason": letter.reason,
         "source": {
@@ -129,7 +157,8 @@ def encode(letter: DeadLetter) -> bytes:
         "event_id": letter.event_id,
         "order_id": letter.order_id,
         "dead_lettered_at": letter.dead_lettered_at,
-    })
+        **({"sender": letter.sender} if letter.sender is not None else {}),
+    }
 
 
 def decode(raw: bytes) -> DeadLetter:
@@ -147,6 +176,7 @@ def decode(raw: bytes) -> DeadLetter:
             dead_lettered_at=obj["dead_lettered_at"],
             event_id=obj.get("event_id"),
             order_id=obj.get("order_id"),
+            sender=obj.get("sender"),
         )
     except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, EnvelopeError):

@@ -1,6 +1,7 @@
 """``orderradar dlq``: inspect and re-drive dead-lettered events.
 
-    orderradar dlq list   [--code schema] [--order O] [--event E] [--since 2026-11-11T00:00] [--limit 50] [--json]
+    orderradar dlq list   [--code schema] [--order O] [--event E] [--sender S] [--since 2026-11-11T00:00]
+                          [--limit 50] [--json]
     orderradar dlq show   PARTITION:OFFSET [--raw]
     orderradar dlq redrive (--all | filters | --at P:O ...) [--dry-run]
     orderradar dlq influx                       # chunks of points waiting in influx-dlq
@@ -8,7 +9,10 @@
 ``redrive`` re-produces the selected originals (exact key, value and headers, plus an
 ``orderradar-redriven-from`` header) to ``order-events``, e.g. after fixing a producer or
 the contract. Re-driving twice is harmless for valid events (the worker drops duplicate
-``event_id`` s); a record that is still invalid is dead-lettered again.
+``event_id`` s); a record that is still invalid is dead-lettered again. Events the ingest
+API rejected (``--sender``: the source whose API key sent them) are re-driven the same way,
+except those naming another source than their sender: re-driving those would let one
+source's key inject events as another, so they are refused and listed.
 """
 
 from __future__ import annotations
@@ -52,10 +56,11 @@ class Filters:
     event_id: str | None = None
     since: datetime | None = None
     at: frozenset[str] = frozenset()
+    sender: str | None = None
 
     @property
     def empty(self) -> bool:
-        return not (self.code or self.order_id or self.event_id or self.since or self.at)
+        return not (self.code or self.order_id or self.event_id or self.since or self.at or self.sender)
 
     def match(self, item: Stored) -> bool:
         letter = item.letter
@@ -66,6 +71,8 @@ class Filters:
         if self.order_id and letter.order_id != self.order_id:
             return False
         if self.event_id and letter.event_id != self.event_id:
+            return False
+        if self.sender and letter.sender != self.sender:
             return False
         if self.since and datetime.fromisoformat(letter.dead_lettered_at) < self.since:
             return False
@@ -136,6 +143,7 @@ def _as_json(item: Stored) -> dict[str, object]:
         "event_id": letter.event_id,
         "source": {"topic": letter.source.topic, "partition": letter.source.partition,
                    "offset": letter.source.offset},
+        "sender": letter.sender,
         "dead_lettered_at": letter.dead_lettered_at,
         "value": letter.value.decode("utf-8", "replace") if letter.value is not None else None,
     }
@@ -147,10 +155,11 @@ def cmd_list(items: Sequence[Stored], limit: int, as_json: bool, out: TextIO) ->
         for item in shown:
             out.write(orjson.dumps(_as_json(item)).decode() + "\n")
         return
-    out.write(f"{'AT':<12} {'CODE':<13} {'ORDER':<24} {'EVENT':<28} REASON\n")
+    out.write(f"{'AT':<12} {'CODE':<13} {'VIA':<14} {'ORDER':<24} {'EVENT':<28} REASON\n")
     for item in shown:
         letter = item.letter
-        out.write(f"{item.at:<12} {letter.code:<13} {(letter.order_id or '-')[:24]:<24} "
+        via = f"http:{letter.sender}" if letter.via_http else "bus"
+        out.write(f"{item.at:<12} {letter.code:<13} {via[:14]:<14} {(letter.order_id or '-')[:24]:<24} "
                   f"{(letter.event_id or '-')[:28]:<28} {letter.summary()[:100]}\n")
     out.write(f"{len(shown)} of {len(items)} matching dead letters\n")
 
@@ -166,6 +175,17 @@ def cmd_show(item: Stored, raw: bool, out: TextIO) -> None:
             out.write(data.decode("utf-8", "replace"))
         return
     out.write(orjson.dumps(_as_json(item), option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def impersonates(letter: dlq.DeadLetter) -> bool:
+    """An HTTP reject whose event names another source than the API key that sent it."""
+    if letter.sender is None:
+        return False
+    try:
+        obj = orjson.loads(letter.value or b"")
+    except orjson.JSONDecodeError:
+        return False  # not JSON: the worker dead-letters it again, naming nobody
+    return isinstance(obj, dict) and "source" in obj and obj["source"] != letter.sender
 
 
 async def redrive(settings: Settings, items: Sequence[Stored]) -> int:
@@ -203,6 +223,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--code", help="rejection code (schema, not_json, future_time, key_mismatch, ...)")
         p.add_argument("--order", dest="order_id", help="order id (the record key)")
         p.add_argument("--event", dest="event_id", help="event id (when the value had one)")
+        p.add_argument("--sender", help="ingest source whose API key sent it (events rejected by the HTTP API)")
         p.add_argument("--since", type=datetime.fromisoformat, help="dead-lettered at or after (ISO 8601)")
 
     p_list = sub.add_parser("list", help="list dead letters, newest last")
@@ -240,14 +261,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         cmd_show(found[0], args.raw, out)
         return 0
     chosen = Filters(code=args.code, order_id=args.order_id, event_id=args.event_id, since=args.since,
-                     at=frozenset(getattr(args, "at", []) or []))
+                     at=frozenset(getattr(args, "at", []) or []), sender=args.sender)
     selected = [i for i in items if chosen.match(i)]
     if args.dlq_command == "list":
         cmd_list(selected, args.limit, args.json, out)
         return 0
     if chosen.empty and not args.all:
-        print("redrive needs a filter (--code/--order/--event/--since/--at) or --all", file=sys.stderr)
+        print("redrive needs a filter (--code/--order/--event/--sender/--since/--at) or --all", file=sys.stderr)
         return 2
+    refused = [i for i in selected if impersonates(i.letter)]
+    if refused:
+        selected = [i for i in selected if not impersonates(i.letter)]
+        print(f"refusing {len(refused)} dead letters whose event names another source than its sender: "
+              + ", ".join(i.at for i in refused), file=sys.stderr)
     if args.dry_run:
         cmd_list(selected, 0, False, out)
         print(f"dry run: {len(selected)} would be re-driven to {settings.topic(ORDER_EVENTS)}")

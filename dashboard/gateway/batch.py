@@ -2,7 +2,8 @@
 
 Each event is validated on its own with the event contract, so one bad event never sinks
 the batch: the result lists the valid events (to publish) and, for each invalid one, its
-index in the batch, its ``event_id`` when readable, and every field and problem.
+index in the batch, its ``event_id`` when readable, every field and problem, and its value
+(an NDJSON line as received, a JSON-array item re-encoded) for the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class EventRejection:
     index: int
     event_id: str | None
     rejection: Rejection
+    #: The event as received (what ``orderradar dlq redrive`` re-produces).
+    value: bytes = b""
+    order_id: str | None = None
 
     def as_dicts(self) -> list[dict[str, Any]]:
         """One flat record per problem: what API clients print or log line by line."""
@@ -74,9 +78,9 @@ def media_format(content_type: str | None) -> BatchFormat | None:
     return MEDIA_TYPES.get(content_type.split(";", 1)[0].strip().lower())
 
 
-def _event_id_of(obj: object) -> str | None:
+def _id_of(obj: object, name: str) -> str | None:
     if isinstance(obj, dict):
-        value = obj.get("event_id")
+        value = obj.get(name)
         if isinstance(value, str) and 0 < len(value) <= 128:
             return value
     return None
@@ -116,6 +120,7 @@ def parse_batch(body: bytes, fmt: BatchFormat, source: str, now: datetime, max_e
         if isinstance(item, bytes):
             outcome = validate_event(item, now)
             raw_obj: object = None
+            value = item
             if isinstance(outcome, Rejection):
                 try:
                     raw_obj = orjson.loads(item)
@@ -123,21 +128,25 @@ def parse_batch(body: bytes, fmt: BatchFormat, source: str, now: datetime, max_e
                     raw_obj = None
         else:
             raw_obj = item
+            value = orjson.dumps(item)
             outcome = parse_event_obj(item, now)
             if isinstance(outcome, OrderEvent) and len(outcome.to_json()) > MAX_EVENT_BYTES:
                 outcome = Rejection(
                     RejectCode.OVERSIZE, (Problem("(event)", f"encoded event exceeds {MAX_EVENT_BYTES} bytes"),)
                 )
         if isinstance(outcome, Rejection):
-            result.rejected.append(EventRejection(index, _event_id_of(raw_obj), outcome))
+            result.rejected.append(
+                EventRejection(index, _id_of(raw_obj, "event_id"), outcome, value, _id_of(raw_obj, "order_id")))
             continue
         if outcome.source != source:
             problem = Problem("source", f"is {outcome.source!r} but the API key belongs to source {source!r}")
-            result.rejected.append(EventRejection(index, outcome.event_id, Rejection(RejectCode.SCHEMA, (problem,))))
+            result.rejected.append(EventRejection(index, outcome.event_id, Rejection(RejectCode.SCHEMA, (problem,)),
+                                                  value, outcome.order_id))
             continue
         if outcome.event_id in seen:
             problem = Problem("event_id", "appears twice in this batch")
-            result.rejected.append(EventRejection(index, outcome.event_id, Rejection(RejectCode.SCHEMA, (problem,))))
+            result.rejected.append(EventRejection(index, outcome.event_id, Rejection(RejectCode.SCHEMA, (problem,)),
+                                                  value, outcome.order_id))
             continue
         seen.add(outcome.event_id)
         result.accepted.append(outcome)

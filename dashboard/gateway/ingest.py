@@ -9,9 +9,13 @@ the source must sign or sends one (401) -> per-event validation -> publish with
 * ``202`` every event accepted and acknowledged by the broker;
 * ``207`` some accepted (and acknowledged), some rejected;
 * ``422`` none accepted (all rejected);
+
+Rejected events are dead-lettered on ``order-events-dlq`` (the bus's envelope, with the
+sending source and the reason; ``orderradar dlq`` lists and re-drives them) before the
+answer, in the same acknowledged publish as the accepted ones;
 * ``400`` the body is not a JSON array/object or NDJSON, or is empty;
-* ``503`` the broker did not acknowledge (retry the whole batch: events are deduplicated
-  downstream by ``event_id``).
+* ``503`` the broker did not acknowledge the events or the dead letters (retry the whole
+  batch: events are deduplicated downstream by ``event_id``).
 
 Body of 202/207/422: ``{"accepted": n, "rejected": m, "errors": [{"index", "event_id",
 "code", "field", "problem"}, ...]}`` (one entry per problem, at most ``MAX_ERRORS``).
@@ -19,20 +23,36 @@ Body of 202/207/422: ``{"accepted": n, "rejected": m, "errors": [{"index", "even
 
 from __future__ import annotations
 
+import asyncio
 import math
+from datetime import datetime
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from dashboard.gateway.api_keys import authenticated_source
-from dashboard.gateway.batch import BatchError, media_format, parse_batch
-from dashboard.gateway.publisher import PublishError
+from dashboard.gateway.batch import BatchError, EventRejection, media_format, parse_batch
+from dashboard.gateway.publisher import BusPublisher, PublishError
 from dashboard.gateway.responses import error_response, json_response
 from dashboard.gateway.sessions import gateway_of
 from dashboard.gateway.signatures import SignatureVerdict, verify
+from stream import dlq
+from stream.topics import ORDER_EVENTS_DLQ
 
 MAX_ERRORS = 1000
+
+
+async def dead_letter(publisher: BusPublisher, rejected: list[EventRejection], sender: str,
+                      received: datetime) -> None:
+    """Each rejected event on ``order-events-dlq``, keyed by its order; raises ``PublishError``."""
+    letters = [
+        dlq.dead_letter(r.rejection, dlq.http_coordinates(r.index, received),
+                        r.order_id.encode() if r.order_id else None, r.value, [], received, sender=sender)
+        for r in rejected
+    ]
+    await asyncio.gather(*(publisher.publish_json(ORDER_EVENTS_DLQ, letter.order_id or "", dlq.envelope(letter))
+                           for letter in letters))
 
 
 async def ingest_events(request: Request) -> Response:
@@ -71,15 +91,16 @@ async def ingest_events(request: Request) -> Response:
         if verdict is not SignatureVerdict.VALID:
             return answer(error_response(401, f"signature_{verdict.value}", verdict.detail))
 
+    received = gateway.clock()
     try:
-        result = parse_batch(body, fmt, source, gateway.clock(), options.max_events_per_batch)
+        result = parse_batch(body, fmt, source, received, options.max_events_per_batch)
     except BatchError as exc:
         return answer(error_response(400, "bad_batch", str(exc)))
-    if result.accepted:
-        try:
-            await gateway.publisher.publish_events(result.accepted)
-        except PublishError as exc:
-            return answer(error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"}))
+    try:
+        await asyncio.gather(gateway.publisher.publish_events(result.accepted),
+                             dead_letter(gateway.publisher, result.rejected, source, received))
+    except PublishError as exc:
+        return answer(error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"}))
     gateway.metrics.events_in.inc(len(result.accepted), source=source)
     for rejection in result.rejected:
         gateway.metrics.events_rejected.inc(source=source, code=rejection.rejection.code.value)

@@ -12,14 +12,19 @@ applies it asynchronously (its effect shows up on the ``alerts`` topic and ``/ws
   ``DELETE /api/v1/silences/{silence_id}``.
 * ``POST /api/v1/disruptions`` (a :class:`DisruptionZone`) -> ``{"disruption_id"}``;
   ``DELETE /api/v1/disruptions/{disruption_id}``.
+
+Names, labels, reasons and comments people type are plain text: a control or invisible
+character (zero-width space, bidi override, ...) is a ``422`` naming the field.
 """
 
 from __future__ import annotations
 
 import html
 import uuid
+from typing import Any
 from urllib.parse import quote
 
+from pydantic import field_validator
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -40,10 +45,46 @@ from dashboard.gateway.responses import BodyError, error_response, is_json, json
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.sessions import authorise, gateway_of
 from dashboard.gateway.staff import Permission
+from stream.contract import plain_multiline, plain_text
 from stream.topics import CONTROL
 
 #: Actor recorded for actions taken through a signed link (the link names no person).
 LINK_ACTOR = "signed-link"
+
+
+def _each(check: Any, value: Any) -> Any:
+    """``check`` applied to a string or to each string of a list or tuple."""
+    if isinstance(value, list | tuple):
+        return tuple(_each(check, item) for item in value)
+    return check(value) if isinstance(value, str) else value
+
+
+class SilenceBody(SilenceSpec):
+    """A silence as staff send it: matchers (label names and values) and comment in plain text."""
+
+    @field_validator("matchers", mode="before")
+    @classmethod
+    def _plain_matchers(cls, value: Any) -> Any:
+        return _each(plain_text, value)
+
+    @field_validator("comment")
+    @classmethod
+    def _plain_comment(cls, value: str) -> str:
+        return plain_multiline(value)
+
+
+class ZoneBody(DisruptionZone):
+    """A disruption zone as staff send it: name, reason and regions plain text, note may span lines."""
+
+    @field_validator("name", "reason", "regions")
+    @classmethod
+    def _plain(cls, value: Any) -> Any:
+        return _each(plain_text, value)
+
+    @field_validator("note")
+    @classmethod
+    def _plain_note(cls, value: str) -> str:
+        return plain_multiline(value)
 
 
 async def _submit(gateway: Gateway, command: Command, **extra: str) -> Response:
@@ -117,7 +158,7 @@ async def create_silence(request: Request) -> Response:
     if isinstance(member, Response):
         return member
     try:
-        spec = await read_model(request, SilenceSpec)
+        spec = await read_model(request, SilenceBody)
     except BodyError as exc:
         return exc.response
     command = SilenceCreate(actor=member.username, at=gateway.clock(), **spec.model_dump())
@@ -141,9 +182,10 @@ async def create_disruption(request: Request) -> Response:
     if isinstance(member, Response):
         return member
     try:
-        zone = await read_model(request, DisruptionZone)
+        body = await read_model(request, ZoneBody)
     except BodyError as exc:
         return exc.response
+    zone: DisruptionZone = body
     disruption_id = f"dz-{uuid.uuid4().hex[:16]}"
     command = DisruptionCreate(actor=member.username, at=gateway.clock(), disruption_id=disruption_id, zone=zone)
     return await _submit(gateway, command, disruption_id=disruption_id)

@@ -6,12 +6,19 @@ customer replays (``deltas_since``); when they are gone the customer gets a snap
 
 Seqs come from the worker (per order, monotonic). Records are at-least-once, so a seq at
 or below the cached one is a duplicate and ignored.
+
+The cache is also what the web tier knows of which orders exist and which sources sent
+events for them (:meth:`CachedOrder.sources`, read from the snapshot's timelines only when
+asked, so the update path pays nothing for it). Every instance reads all of
+``order-updates``, so all instances agree, whichever one received the events.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+
+import orjson
 
 from dashboard.gateway.messages import TrackDelta, TrackSnapshot, delta_between
 from dashboard.gateway.order_snapshot import OrderSnapshot
@@ -29,6 +36,20 @@ class CachedOrder:
 
     def snapshot(self) -> TrackSnapshot:
         return TrackSnapshot(self.order_id, self.seq, self.view)
+
+    def sources(self) -> frozenset[str]:
+        """The sources of the events in the snapshot's timelines (the worker keeps each
+        SKU's newest entries, so a source whose events all scrolled out is not listed)."""
+        obj = orjson.loads(self.raw)
+        skus = obj.get("skus") if isinstance(obj, dict) else None
+        found: set[str] = set()
+        for sku in skus.values() if isinstance(skus, dict) else ():
+            timeline = sku.get("timeline") if isinstance(sku, dict) else None
+            for entry in timeline if isinstance(timeline, list) else ():
+                source = entry.get("source") if isinstance(entry, dict) else None
+                if isinstance(source, str):
+                    found.add(source)
+        return frozenset(found)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,18 @@ revoked). Allowed for staff managers and on-call, or a source with its API key (
 issuing links for its order e-mails). The grant is published on ``tracking-tokens``
 (SHA-256 only) and applied locally before answering, so it works here at once and on the
 other instances as soon as they read it.
+
+Scope: a link is only issued for an order the web tier knows from ``order-updates``
+(``404 unknown_order`` otherwise, also right after its first event, until the worker's
+update arrives). A source may issue links only for orders whose timeline has its events,
+and revoke only links it issued; staff may revoke any link. A source is told ``404`` for
+an order it may not use, exactly as for one that does not exist.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -33,8 +40,16 @@ class LinkRequest(BaseModel):
     ttl: int | None = Field(default=None, ge=60, description="seconds; capped at tracking_ttl_max_s")
 
 
-def _actor(request: Request) -> str | Response:
-    """``source:<name>`` for an API key, the user name for staff, or the error response."""
+@dataclass(frozen=True)
+class Actor:
+    #: Recorded as ``issued_by``/``revoked_by``: ``source:<name>`` or the staff user name.
+    name: str
+    #: The source's name when the caller authenticated with an API key.
+    source: str | None = None
+
+
+def _actor(request: Request) -> Actor | Response:
+    """The calling source (API key) or staff member, or the error response."""
     gateway = gateway_of(request)
     if has_credentials(request.headers):
         source = authenticated_source(request.headers, gateway.settings.ingest_keys)
@@ -44,9 +59,9 @@ def _actor(request: Request) -> str | Response:
         if not decision.allowed:
             return error_response(429, "rate_limited", f"source {source} is over its request rate",
                                   {"Retry-After": str(max(1, math.ceil(decision.retry_after_s)))})
-        return f"source:{source}"
+        return Actor(f"source:{source}", source)
     member = authorise(request, Permission.ISSUE_TRACKING_LINKS)
-    return member if isinstance(member, Response) else member.username
+    return member if isinstance(member, Response) else Actor(member.username)
 
 
 def public_base(request: Request) -> str:
@@ -63,7 +78,15 @@ async def issue_link(request: Request) -> Response:
         body = await read_model(request, LinkRequest)
     except BodyError as exc:
         return exc.response
-    issued = gateway.tokens.issue(body.order_id, gateway.tracking_ttl(body.ttl), actor, gateway.clock())
+    order = gateway.orders.get(body.order_id)
+    if actor.source is not None and (order is None or actor.source not in order.sources()):
+        return error_response(404, "unknown_order", f"no order {body.order_id!r} with events from source "
+                              f"{actor.source!r} is known (a new order is known once the pipeline has processed "
+                              "its first event: retry shortly)")
+    if order is None:
+        return error_response(404, "unknown_order", f"no order {body.order_id!r} is known (a new order is known "
+                              "once the pipeline has processed its first event: retry shortly)")
+    issued = gateway.tokens.issue(body.order_id, gateway.tracking_ttl(body.ttl), actor.name, gateway.clock())
     record = issued.record
     try:
         await gateway.publisher.publish_json(TRACKING_TOKENS, record.token_sha256,
@@ -71,7 +94,7 @@ async def issue_link(request: Request) -> Response:
     except PublishError as exc:
         return error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"})
     gateway.tokens.apply(record)
-    await gateway.audit.record(actor, "tracking_link_issue", body.order_id, token_id=record.token_sha256,
+    await gateway.audit.record(actor.name, "tracking_link_issue", body.order_id, token_id=record.token_sha256,
                                expires_at=record.expires_at.isoformat())
     return json_response(
         {
@@ -90,7 +113,8 @@ async def revoke_link(request: Request) -> Response:
     actor = _actor(request)
     if isinstance(actor, Response):
         return actor
-    revocation = gateway.tokens.revocation(request.path_params["token"], actor, gateway.clock())
+    revocation = gateway.tokens.revocation(request.path_params["token"], actor.name, gateway.clock(),
+                                           only_own=actor.source is not None)
     if revocation is None:
         return error_response(404, "not_found", "no such active tracking link")
     try:
@@ -99,5 +123,5 @@ async def revoke_link(request: Request) -> Response:
     except PublishError as exc:
         return error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"})
     gateway.tokens.apply(revocation)
-    await gateway.audit.record(actor, "tracking_link_revoke", revocation.token_sha256)
+    await gateway.audit.record(actor.name, "tracking_link_revoke", revocation.token_sha256)
     return Response(status_code=204)

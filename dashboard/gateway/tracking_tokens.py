@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
@@ -76,10 +77,11 @@ class _Grant:
     digest: str
     order_id: str
     expires_at: datetime
+    issued_by: str
     revoked: bool = False
 
 
-_DUMMY = _Grant("0" * 64, "\x00", datetime.min.replace(tzinfo=timezone.utc), revoked=True)
+_DUMMY = _Grant("0" * 64, "\x00", datetime.min.replace(tzinfo=timezone.utc), "", revoked=True)
 
 
 @dataclass(frozen=True)
@@ -105,10 +107,15 @@ class TrackingTokens:
         )
         return IssuedToken(token, record)
 
-    def revocation(self, token_or_id: str, revoked_by: str, now: datetime) -> TokenRevoked | None:
-        """The record revoking a known, unrevoked token (``None`` when there is none)."""
+    def revocation(self, token_or_id: str, revoked_by: str, now: datetime, *,
+                   only_own: bool = False) -> TokenRevoked | None:
+        """The record revoking a known, unrevoked token (``None`` when there is none).
+
+        ``only_own``: the caller (a source) may revoke only links it issued itself; any
+        other link answers ``None`` too, so a source learns nothing about others' links.
+        """
         grant = self._grants.get(token_id_of(token_or_id))
-        if grant is None or grant.revoked:
+        if grant is None or grant.revoked or (only_own and grant.issued_by != revoked_by):
             return None
         return TokenRevoked(token_sha256=grant.digest, revoked_by=revoked_by, at=now)
 
@@ -117,7 +124,9 @@ class TrackingTokens:
         if isinstance(record, TokenIssued):
             known = self._grants.get(record.token_sha256)
             if known is None:
-                self._grants[record.token_sha256] = _Grant(record.token_sha256, record.order_id, record.expires_at)
+                # interned: a few issuers share millions of grants
+                self._grants[record.token_sha256] = _Grant(record.token_sha256, record.order_id, record.expires_at,
+                                                           sys.intern(record.issued_by))
         else:
             grant = self._grants.get(record.token_sha256)
             if grant is not None:

@@ -3,8 +3,9 @@ publishing ``order-updates``, and small client helpers (httpx, websockets)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -135,7 +136,8 @@ class SkuPlan:
 
 
 def order_snapshot(
-    order_id: str, seq: int, skus: Mapping[str, SkuPlan], updated_at: datetime | None = None, extra: int = 0
+    order_id: str, seq: int, skus: Mapping[str, SkuPlan], updated_at: datetime | None = None, extra: int = 0,
+    source: str = "wms",
 ) -> dict[str, Any]:
     """What the worker publishes: internal fields included (the gateway must hide them)."""
     out: dict[str, Any] = {}
@@ -146,7 +148,7 @@ def order_snapshot(
                 "status": status,
                 "event_time": (T0 + timedelta(minutes=i)).isoformat(),
                 "node": plan.node,
-                "source": "wms",
+                "source": source,
                 "device_id": plan.device_id,
                 "flags": ["late_scan"],
                 "note": "staff: customer rude on phone",
@@ -201,6 +203,34 @@ class UpdateFeeder:
 
     async def flush(self) -> None:
         await self.producer.flush()
+
+
+def publish_updates(settings: Settings, snapshots: Sequence[Mapping[str, Any]]) -> None:
+    """Publish worker snapshots on ``order-updates`` and wait for the broker's acks."""
+
+    async def publish() -> None:
+        async with UpdateFeeder(settings) as feeder:
+            for snapshot in snapshots:
+                await feeder.publish(snapshot, wait=False)
+            await feeder.flush()
+
+    asyncio.run(publish())
+
+
+def known_orders(servers: Sequence[RunningGateway], *order_ids: str, source: str | None = None) -> None:
+    """Make ``order_ids`` known to the web tier as the worker would (links are issued only
+    for known orders, and by a source only for orders it sent events for): a seq-0
+    snapshot without items, or with one ``paid`` item from ``source`` when the test issues
+    links as that source. Waits until every server has them."""
+
+    publish_updates(servers[0].settings, [
+        order_snapshot(order_id, 0, {"seed": SkuPlan(["paid"], position=None)}, source=source)
+        if source is not None else {"order_id": order_id, "seq": 0, "skus": {}}
+        for order_id in order_ids
+    ])
+    for server in servers:
+        wait_until(lambda: all(server.gateway.orders.get(o) is not None for o in order_ids), 30,
+                   what=f"orders known on {server.base_url}")
 
 
 # -- a customer client that checks the /ws/track protocol as it goes ----------------------

@@ -11,7 +11,17 @@ import pytest
 
 from config.settings import Settings
 from dashboard.gateway.staff import StaffDirectory
-from gateway.harness import issue_link, receive, running_gateways, subscribe_track, web_process
+from gateway.harness import (
+    SkuPlan,
+    issue_link,
+    known_orders,
+    order_snapshot,
+    publish_updates,
+    receive,
+    running_gateways,
+    subscribe_track,
+    web_process,
+)
 from orderradar.devstack.process import free_port
 from orderradar.devstack.waiting import wait_until
 
@@ -25,6 +35,7 @@ def test_ready_when_everything_answers_and_metrics_count_clients(
         assert httpx.get(f"{server.base_url}/healthz").json() == {"status": "ok"}
         ready = httpx.get(f"{server.base_url}/readyz")
         assert ready.status_code == 200 and ready.json() == {"ready": True}
+        known_orders([server], "o-1")
         link = issue_link(server.base_url, "o-1")
 
         async def hold_one_client() -> str:
@@ -71,8 +82,14 @@ def test_orderradar_web_serves_and_stops_cleanly_on_sigterm(
                 return False
 
         process.wait_ready(ready, 30)
-        link = httpx.post(f"{base}/api/v1/tracking-links", json={"order_id": "o-1"},
-                          headers={"X-Source": "oms", "X-Api-Key": "oms-" + "k" * 40})
+        publish_updates(settings, [order_snapshot("o-1", 1, {"a": SkuPlan(["paid"])}, source="oms")])
+
+        def issued() -> httpx.Response | None:  # once the process has read the oms update
+            response = httpx.post(f"{base}/api/v1/tracking-links", json={"order_id": "o-1"},
+                                  headers={"X-Source": "oms", "X-Api-Key": "oms-" + "k" * 40})
+            return response if response.status_code != 404 else None
+
+        link = wait_until(issued, 30, what="link for the order oms sent")
         assert link.status_code == 201 and link.json()["url"].startswith(base + "/t/")
         assert httpx.post(f"{base}/api/v1/login", json={"username": "a", "password": "b"}).status_code == 401
         revoked = httpx.delete(f"{base}/api/v1/tracking-links/{link.json()['token']}",
@@ -118,6 +135,7 @@ def test_pages_mount_into_the_same_app_and_share_the_staff_session(
                             extra_routes=[Route("/t/{token}", tracking_page)], mounts={"/warroom": warroom})
     server.start()
     try:
+        known_orders([server], "o-1")
         link = issue_link(server.base_url, "o-1")
         with httpx.Client(base_url=server.base_url, timeout=10) as client:
             assert client.get(f"/t/{link['token']}").text == "page snapshot o-1 0"

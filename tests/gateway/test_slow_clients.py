@@ -25,8 +25,9 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from config.settings import Settings
-from gateway.harness import SkuPlan, UpdateFeeder, order_snapshot, stuck_client, web_process
+from gateway.harness import SkuPlan, UpdateFeeder, order_snapshot, publish_updates, stuck_client, web_process
 from orderradar.devstack.process import free_port
+from orderradar.devstack.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -104,9 +105,16 @@ def test_slow_readers_are_dropped_without_slowing_1000_others(
         gateway = psutil.Process(process.pid)
         normal = [f"n-{i}" for i in range(NORMAL_ORDERS)]
         hot = [f"h-{i}" for i in range(HOT_ORDERS)]
+        # The orders as the worker publishes them after the OMS's first events (seq 0).
+        publish_updates(settings, [order_snapshot(o, 0, {"s0": SkuPlan(["paid"], position=None)}, source="oms")
+                                   for o in normal + hot])
         with httpx.Client(base_url=base, timeout=30, headers={"X-Source": "oms", "X-Api-Key": KEY}) as client:
-            tokens = {o: client.post("/api/v1/tracking-links", json={"order_id": o}).json()["token"]
-                      for o in normal + hot}
+
+            def issued(order_id: str) -> str | None:  # once the process has read the order
+                response = client.post("/api/v1/tracking-links", json={"order_id": order_id})
+                return str(response.json()["token"]) if response.status_code == 201 else None
+
+            tokens = {o: str(wait_until(lambda o=o: issued(o), 30, what=f"link for {o}")) for o in normal + hot}
         # The load generator holds 1,000 connections too: keep its own GC pauses out of the
         # measured latencies, as `orderradar web` does for the gateway (tune_garbage_collector).
         thresholds = gc.get_threshold()

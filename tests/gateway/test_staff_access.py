@@ -20,6 +20,7 @@ from gateway.harness import (
     RunningGateway,
     SkuPlan,
     UpdateFeeder,
+    known_orders,
     login,
     order_snapshot,
     read_topic,
@@ -180,6 +181,7 @@ def test_disruption_zones_are_commands_and_listed_from_the_control_topic(server:
 
 def test_sources_issue_tracking_links_with_their_api_key(server: RunningGateway) -> None:
     url = f"{server.base_url}/api/v1/tracking-links"
+    known_orders([server], "o-5", source="oms")
     with httpx.Client(timeout=10) as client:
         ok = client.post(url, json={"order_id": "o-5", "ttl": 3600}, headers={"X-Source": "oms", "X-Api-Key": OMS_KEY})
         assert ok.status_code == 201 and ok.json()["order_id"] == "o-5"

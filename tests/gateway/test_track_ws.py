@@ -26,6 +26,7 @@ from gateway.harness import (
     cached_seq,
     follow_until,
     issue_link,
+    known_orders,
     order_snapshot,
     receive,
     running_gateways,
@@ -65,6 +66,7 @@ def pair(stack_settings: Settings, staff: StaffDirectory) -> Iterator[list[Runni
 
 def test_a_customer_gets_a_private_snapshot_then_deltas(pair: list[RunningGateway]) -> None:
     server = pair[0]
+    known_orders([server], "o-1")
     link = issue_link(server.base_url, "o-1")
     assert link["url"].endswith(f"/t/{link['token']}")
     out_for_delivery = JOURNEY.index("out_for_delivery") + 1
@@ -109,6 +111,7 @@ def test_a_customer_gets_a_private_snapshot_then_deltas(pair: list[RunningGatewa
 
 def test_resume_is_gap_free_on_the_same_and_on_another_instance(pair: list[RunningGateway]) -> None:
     first, second = pair
+    known_orders(pair, "o-7")
     link = issue_link(first.base_url, "o-7")
     wait_until(lambda: second.gateway.tracking_token_valid(link["token"]), 20, what="token on instance 2")
 
@@ -135,9 +138,9 @@ def test_resume_is_gap_free_on_the_same_and_on_another_instance(pair: list[Runni
                 for seq in range(10, 13):
                     await feeder.publish(journey_snapshot("o-7", seq))
                 await follow_until(ws, state, 12)
-        # Gap-free: after the first real state, every change is a delta continuing exactly
-        # where the previous one ended (an empty seq-0 snapshot may precede the first update).
-        chain = [step for step in state.steps if step != (None, 0)]
+        # Gap-free: after the first snapshot (the known order's seq 0), every change is a delta
+        # continuing exactly where the previous one ended.
+        chain = state.steps
         assert chain[0][0] is None, chain
         assert all(later[0] == earlier[1] for earlier, later in zip(chain, chain[1:])), chain
         assert state.seq == 12 and strip(state.view) == strip(expected_view("o-7", 12))
@@ -165,6 +168,7 @@ def test_resume_is_gap_free_on_the_same_and_on_another_instance(pair: list[Runni
 
 
 def test_both_instances_serve_the_same_updates(pair: list[RunningGateway]) -> None:
+    known_orders(pair, "o-3")
     link = issue_link(pair[1].base_url, "o-3")
     for server in pair:
         wait_until(partial(server.gateway.tracking_token_valid, link["token"]), 20)
@@ -200,6 +204,7 @@ def test_unknown_foreign_revoked_and_expired_tokens_all_get_the_same_404(
     clock = ShiftedClock()
     with running_gateways(settings, staff, clock=clock) as (server,):
         url = server.ws_url("/ws/track")
+        known_orders([server], "o-1", "o-2")
         one = issue_link(server.base_url, "o-1", ttl=3600)
         two = issue_link(server.base_url, "o-2", ttl=3600)
         doomed = issue_link(server.base_url, "o-1", ttl=3600)
@@ -241,6 +246,7 @@ class ShiftedClock:
 
 def test_foreign_origins_are_refused_before_the_upgrade(pair: list[RunningGateway]) -> None:
     server = pair[0]
+    known_orders([server], "o-1")
     link = issue_link(server.base_url, "o-1")
 
     async def scenario() -> None:
@@ -286,6 +292,7 @@ def test_a_client_that_stops_reading_is_closed_while_others_on_the_order_carry_o
     settings = stack_settings
     with running_gateways(settings, staff, ws_max_lag_s=0.5, ws_socket_send_buffer=16384,
                           ws_write_buffer_bytes=8192) as (server,):
+        known_orders([server], "o-9")
         link = issue_link(server.base_url, "o-9")
         skus = {f"s{i}": SkuPlan(JOURNEY[: JOURNEY.index("out_for_delivery") + 1]) for i in range(20)}
 

@@ -23,6 +23,7 @@ from gateway.harness import (  # noqa: E402
     build_staff,
     cached_seq,
     issue_link,
+    known_orders,
     order_snapshot,
     receive,
     running_gateways,
@@ -53,6 +54,7 @@ def server(stack_settings: Settings) -> Iterator[RunningGateway]:
 
 def test_10_percent_of_100_clients_cut_and_resumed_see_gap_free_seqs(server: RunningGateway) -> None:
     order_ids = [f"o-cut-{n}" for n in range(ORDERS)]
+    known_orders([server], *order_ids)
     tokens = {o: issue_link(server.base_url, o)["token"] for o in order_ids}
     url = server.ws_url("/ws/track")
 
