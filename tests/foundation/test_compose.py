@@ -76,6 +76,10 @@ def test_only_the_web_port_is_published() -> None:
     published = {name for name, service in services.items() if service.get("ports")}
     assert published == {"web"}
     assert services["web"]["ports"] == ["8080"]
+    # /metrics is served on its own port, which is not the published one.
+    metrics_port = services["web"]["environment"][f"{ENV_PREFIX}METRICS_PORT"]
+    assert metrics_port != services["web"]["environment"][f"{ENV_PREFIX}WEB_PORT"]
+    assert not any(metrics_port in str(port) for port in services["web"]["ports"])
 
 
 def test_secrets_have_no_default_and_stop_compose_when_unset() -> None:
