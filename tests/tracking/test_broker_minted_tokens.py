@@ -3,7 +3,8 @@
 A plain kafka-python producer (any broker client without the web tier's secret) writes
 grant records straight to ``tracking-tokens``: unsealed, with a made-up seal, sealed with
 another secret, and a genuine grant whose order was changed after sealing. None of them
-opens a page; a sealed grant published after them does (so they were all read first).
+opens a page; a sealed grant published after them does (so they were all read first). An
+unsealed revocation does not close a live link either.
 """
 
 from __future__ import annotations
@@ -60,3 +61,12 @@ def test_records_written_straight_to_the_topic_are_not_grants(web: WebServer, bu
     bad = [line for line in metrics.splitlines()
            if "records_invalid_total" in line and topic in line and not line.startswith("#")]
     assert bad and float(bad[0].rsplit(" ", 1)[1]) >= len(forged), bad
+
+    # Nor can a broker writer revoke a customer's link: an unsealed revocation is ignored.
+    now = datetime.now(timezone.utc).isoformat()
+    _produce(bus, {"type": "tracking_link_revoked", "token_sha256": token_digest(witness),
+                   "revoked_by": "source:oms", "at": now})
+    second_witness = secrets.token_urlsafe(32)
+    _produce(bus, bus.token_seal.seal(_grant(second_witness, order_id)))
+    wait_for(lambda: httpx.get(f"{web.url}/t/{second_witness}").status_code == 200, 20, "the second sealed grant")
+    assert httpx.get(f"{web.url}/t/{witness}").status_code == 200
