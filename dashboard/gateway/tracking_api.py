@@ -8,9 +8,9 @@ issuing links for its order e-mails). The grant is published on ``tracking-token
 (SHA-256 only) and applied locally before answering, so it works here at once and on the
 other instances as soon as they read it.
 
-Scope: a link is only issued for an order the web tier knows from ``order-updates``
-(``404 unknown_order`` otherwise, also right after its first event, until the worker's
-update arrives). A source may issue links only for orders whose timeline has its events,
+Scope: a link is only issued for an order in this instance's order cache, i.e. with a
+recent ``order-updates`` record, which every instance reads in full (``404 unknown_order``
+otherwise, also right after its first event, until the worker's update arrives). A source may issue links only for orders whose timeline has its events,
 and revoke only links it issued; staff may revoke any link. A source is told ``404`` for
 an order it may not use, exactly as for one that does not exist.
 """
@@ -79,13 +79,10 @@ async def issue_link(request: Request) -> Response:
     except BodyError as exc:
         return exc.response
     order = gateway.orders.get(body.order_id)
-    if actor.source is not None and (order is None or actor.source not in order.sources()):
-        return error_response(404, "unknown_order", f"no order {body.order_id!r} with events from source "
-                              f"{actor.source!r} is known (a new order is known once the pipeline has processed "
-                              "its first event: retry shortly)")
-    if order is None:
-        return error_response(404, "unknown_order", f"no order {body.order_id!r} is known (a new order is known "
-                              "once the pipeline has processed its first event: retry shortly)")
+    if order is None or (actor.source is not None and actor.source not in order.sources()):
+        whose = f" with events from source {actor.source!r}" if actor.source is not None else ""
+        return error_response(404, "unknown_order", f"no order {body.order_id!r}{whose} among the orders with "
+                              f"recent updates (a new order counts once the worker has processed its first event)")
     issued = gateway.tokens.issue(body.order_id, gateway.tracking_ttl(body.ttl), actor.name, gateway.clock())
     record = issued.record
     try:
