@@ -2,7 +2,9 @@
 
 The signature is HMAC-SHA256 over ``alert_id``, ``action`` and the expiry (Unix
 seconds), keyed by a secret the shell passes in. Verification is constant-time
-(``hmac.compare_digest``) and rejects expired links. The web tier's handler for
+(``hmac.compare_digest``) and rejects expired links and links whose expiry is more than
+:data:`MAX_LINK_LIFETIME` ahead of the verifier's clock (whoever holds the secret cannot mint
+an everlasting link, and a leaked one dies within a week). The web tier's handler for
 ``/api/v1/alerts/{alert_id}/{action}?expires=..&sig=..`` calls :func:`verify_link`.
 """
 
@@ -11,9 +13,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import quote, urlencode
+
+
+#: The longest a link may live; the verifier refuses expiries further ahead than this.
+MAX_LINK_LIFETIME = timedelta(days=7)
 
 
 class LinkAction(StrEnum):
@@ -35,12 +41,14 @@ def sign_link(secret: bytes, alert_id: str, action: LinkAction | str, expires: i
 def verify_link(
     secret: bytes, alert_id: str, action: str, expires: int, signature: str, now: datetime
 ) -> bool:
-    """True when ``signature`` is valid for these fields and the link has not expired."""
+    """True when ``signature`` is valid for these fields and ``now`` is within the link's
+    lifetime: before ``expires``, and ``expires`` at most :data:`MAX_LINK_LIFETIME` ahead."""
     if action not in {a.value for a in LinkAction} or "\n" in alert_id:
         return False
     expected = sign_link(secret, alert_id, action, expires)
     valid = hmac.compare_digest(expected.encode(), signature.encode())
-    return valid and now.timestamp() < expires
+    now_s = now.timestamp()
+    return valid and now_s < expires <= now_s + MAX_LINK_LIFETIME.total_seconds()
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class LinkSigner:
         return f"LinkSigner(base_url={self.base_url!r}, secret=<secret>)"
 
     def link(self, alert_id: str, action: LinkAction, expires_at: datetime) -> str:
+        """The link; it works until ``expires_at`` if that is within :data:`MAX_LINK_LIFETIME`
+        of when it is used (the engine's ``link_ttl`` should not exceed it)."""
         expires = int(expires_at.timestamp())
         query = urlencode({"expires": expires, "sig": sign_link(self.secret, alert_id, action, expires)})
         return f"{self.base_url.rstrip('/')}/api/v1/alerts/{quote(alert_id, safe='')}/{action.value}?{query}"

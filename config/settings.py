@@ -8,6 +8,7 @@ appear in ``repr``, logs or error messages.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -21,6 +22,12 @@ DEFAULT_DATA_DIR = Path(".orderradar")
 
 #: The YAML rule files shipped with the package.
 PACKAGE_CONFIG_DIR = Path(__file__).resolve().parent
+
+#: The built-in session secret. It is public (it is in this file), so it never signs
+#: anything: a loopback development stack swaps it for a random secret kept in the data
+#: directory (:mod:`orderradar.devstack.session_secret`), and ``orderradar web`` refuses to
+#: start with it anywhere else.
+DEV_SESSION_SECRET = "dev-only-change-me-" + "0" * 24
 
 
 class SettingsError(ValueError):
@@ -58,7 +65,16 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8080, ge=0, le=65535)
     public_url: str = ""
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
-    session_secret: SecretStr = SecretStr("dev-only-change-me-" + "0" * 24)
+    session_secret: SecretStr = SecretStr(DEV_SESSION_SECRET)
+    #: Extra names the web tier answers to besides ``public_url``'s host (with a public URL
+    #: set, any other ``Host`` header is refused with 400).
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Reverse proxies (IP addresses or networks) whose ``X-Forwarded-For``/``-Proto`` are
+    #: believed; empty: the headers are ignored and the peer address is the client.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    #: When set, ``/metrics`` is served only on this port (at ``metrics_host``), not on ``web_port``.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     #: ``source=key`` pairs, comma separated: the per-source ingest API keys.
     ingest_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
     #: Open WebSockets (tracking and war-room together) per client address; more are
@@ -79,7 +95,7 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=2000, ge=1, le=100_000)
     worker_batch_window_s: float = Field(default=0.2, gt=0, le=60)
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("allowed_origins", "allowed_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -98,6 +114,16 @@ class Settings(BaseSettings):
                 raise ValueError("expected source=key pairs separated by commas")
             keys[source.strip()] = key.strip()
         return keys
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (no host names, no '*')") from None
+        return value
 
     @field_validator("session_secret")
     @classmethod
@@ -120,6 +146,11 @@ class Settings(BaseSettings):
         if (self.influx_username is None) != (self.influx_password is None):
             raise ValueError(f"set both {ENV_PREFIX}INFLUX_USERNAME and {ENV_PREFIX}INFLUX_PASSWORD, or neither")
         return self
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        """Whether the session secret is the public built-in one."""
+        return self.session_secret.get_secret_value() == DEV_SESSION_SECRET
 
     def topic(self, name: str) -> str:
         """The real topic name of a logical topic (``order-events`` ...)."""

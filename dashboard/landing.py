@@ -18,7 +18,7 @@ padding:0 .3em;border-radius:3px}</style></head><body>
 <li><a href="/warroom/">作战室 War room</a> (员工登录 staff sign-in)</li>
 <li>API: <code>POST /api/v1/events</code>, <code>GET /api/v1/orders/{order_id}</code>,
 <code>GET /api/v1/incidents</code>, <code>GET /api/v1/alerts</code></li>
-<li><a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a> · <a href="/metrics">/metrics</a></li>
+<li><a href="/healthz">/healthz</a> · <a href="/readyz">/readyz</a></li>
 </ul>
 <p>顾客追踪页面通过短信链接打开 · Customers open their tracking page from the link they were sent.</p>
 </main></body></html>

@@ -60,8 +60,13 @@ class GatewaySettings(BaseModel):
     session_max_age_s: int = Field(default=8 * 3600, ge=60)
     #: Adds ``Secure`` to the session cookie; on by default when ``public_url`` is https.
     https_only_cookies: bool | None = None
+    #: Login attempts per client address (token bucket refill, bucket size).
     login_rate_per_s: float = Field(default=0.5, gt=0)
     login_burst: int = Field(default=10, ge=1)
+    #: Failed logins per account name from all addresses together: at most 100 an hour
+    #: after the burst (ASVS 2.2.1); a successful login gives its token back.
+    login_account_rate_per_s: float = Field(default=100 / 3600, gt=0)
+    login_account_burst: int = Field(default=10, ge=1)
     #: Secret of the one-click alert links (``alerting.links``); default: the session secret.
     alert_link_secret: SecretStr | None = None
 

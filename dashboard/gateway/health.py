@@ -2,8 +2,13 @@
 
 Ready means: the producer is connected, both readers have their partitions, the
 tracking-token reader has caught up with the topic (else valid links would 404), the
-broker answers a metadata request and InfluxDB answers ``/ping``. The answer is cached
-for ``readiness_cache_s`` so a busy load balancer cannot turn probes into load.
+session revocations published before start are known (else a signed-out cookie would
+work here), the broker answers a metadata request and InfluxDB answers ``/ping``. The
+answer is cached for ``readiness_cache_s`` so a busy load balancer cannot turn probes
+into load.
+
+``/metrics`` is served on the public port, or, with ``ORDERRADAR_METRICS_PORT`` set, only by
+:func:`metrics_app` on that port (:mod:`dashboard.gateway.edge`).
 """
 
 from __future__ import annotations
@@ -11,13 +16,15 @@ from __future__ import annotations
 import time
 
 import httpx
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from dashboard.gateway.metrics import CONTENT_TYPE
 from dashboard.gateway.responses import json_response
 from dashboard.gateway.runtime import Gateway
-from dashboard.gateway.sessions import gateway_of
+from dashboard.gateway.sessions import gateway_of, guard_of
 
 
 class ReadinessProbe:
@@ -70,6 +77,9 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     probe: ReadinessProbe = request.state.readiness
     reasons = await probe.reasons()
+    sessions = guard_of(request).not_ready()
+    if sessions is not None:
+        reasons = [*reasons, sessions]
     if reasons:
         return json_response({"ready": False, "reasons": reasons}, 503)
     return json_response({"ready": True})
@@ -77,3 +87,12 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     return Response(gateway_of(request).metrics.render(), media_type=CONTENT_TYPE)
+
+
+def metrics_app(gateway: Gateway) -> Starlette:
+    """``/metrics`` alone, for its own port."""
+
+    async def render(_request: Request) -> Response:
+        return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)
+
+    return Starlette(routes=[Route("/metrics", render)])

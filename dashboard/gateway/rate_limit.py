@@ -57,6 +57,12 @@ class KeyedRateLimiter:
             self._buckets.move_to_end(key)
         return bucket.take(now, cost)
 
+    def refund(self, key: str, cost: float = 1.0) -> None:
+        """Give back what a ``take`` spent (a login that succeeded does not count)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(bucket.capacity, bucket.tokens + cost)
+
     def peek_allowed(self, key: str, now: float) -> bool:
         """Whether ``take`` would allow one now, without spending a token."""
         bucket = self._buckets.get(key)

@@ -4,6 +4,11 @@ Used by ``orderradar web`` and by the tests (which run it in-process on a free p
 Per-message deflate is off (CPU and decompression bombs), incoming messages are capped
 at ``ws_max_message_bytes``, keepalive pings close dead peers, and the custom protocol
 class bounds per-connection buffers and lets the hub abort stuck clients.
+
+The app is served wrapped in :class:`dashboard.gateway.edge.WebEdge` (Host allow-list,
+``/metrics`` port, session guard). ``X-Forwarded-For``/``-Proto`` are believed only from
+``ORDERRADAR_TRUSTED_PROXIES`` (none by default: uvicorn would otherwise trust any client
+on loopback, which let one address pose as many to the login throttle).
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ import gc
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.applications import Starlette
 
 from config.settings import Settings
+from dashboard.gateway.edge import WebEdge
 from dashboard.gateway.gateway_settings import GatewaySettings
 from dashboard.gateway.ws_protocol import protocol_class
 
@@ -40,10 +46,13 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
-def uvicorn_config(app: ASGIApp, settings: Settings, options: GatewaySettings, **overrides: Any) -> uvicorn.Config:
+def uvicorn_config(app: Starlette, settings: Settings, options: GatewaySettings, **overrides: Any) -> uvicorn.Config:
+    """How to serve ``app`` (from ``create_app``); binds the metrics port now when one is set."""
     values: dict[str, Any] = {
         "host": settings.web_host,
         "port": settings.web_port,
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies),
         "ws": protocol_class(options.ws_write_buffer_bytes, options.ws_socket_send_buffer),
         "ws_max_size": options.ws_max_message_bytes,
         "ws_ping_interval": options.ws_ping_interval_s,
@@ -55,4 +64,4 @@ def uvicorn_config(app: ASGIApp, settings: Settings, options: GatewaySettings, *
         "timeout_graceful_shutdown": 10,
     }
     values.update(overrides)
-    return uvicorn.Config(app, **values)
+    return uvicorn.Config(WebEdge(app, settings), **values)

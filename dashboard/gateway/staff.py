@@ -7,10 +7,17 @@ The user file (``config/staff.yaml``; format in ``config/staff.example.yaml``)::
         role: manager            # manager | on-call | viewer
         password: "scrypt$16384$8$1$<salt b64>$<hash b64>"
         name: Alice Wang         # optional display name
+        session_epoch: 0         # optional; raise it to sign the user out everywhere
 
 Create a hash with ``python -m dashboard.gateway.staff`` (prompts for the password).
 Verification is constant-time, and an unknown user costs the same scrypt work as a
 known one, so response time does not reveal which user names exist.
+
+A directory loaded from a file notices edits (checked at most once a second): every web
+instance reads the same file, so a changed password, role or ``session_epoch`` changes the
+user's fingerprint (:attr:`StaffMember.fingerprint`) on all of them, which ends that user's sessions.
+An edit that leaves the file invalid is logged and locks everyone out until it is fixed
+(failing closed, as the first load does).
 """
 
 from __future__ import annotations
@@ -19,16 +26,26 @@ import base64
 import getpass
 import hashlib
 import hmac
+import logging
 import secrets
 import sys
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from config.rules import load_yaml_model
+from config.rules import RuleFileError, load_yaml_model
+from config.settings import PACKAGE_CONFIG_DIR
+
+log = logging.getLogger(__name__)
+
+#: The shipped example file; its users share the published password "orderradar-demo".
+DEMO_STAFF_FILE = PACKAGE_CONFIG_DIR / "staff.example.yaml"
 
 #: scrypt cost: n=2**14, r=8, p=1 is ~16 MiB and tens of ms per check (OWASP minimum-ish).
 SCRYPT_N = 2**14
@@ -112,6 +129,8 @@ class StaffUser(BaseModel):
     role: Role
     password: str
     name: str = ""
+    #: Raising it ends every session the user has (nothing else changes).
+    session_epoch: int = Field(default=0, ge=0)
 
     @field_validator("password")
     @classmethod
@@ -135,6 +154,8 @@ class StaffMember:
 
     username: str
     role: Role
+    #: Digest of the password, role and session epoch when read; sessions carry it.
+    fingerprint: str = field(default="", compare=False)
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[self.role]
@@ -144,36 +165,102 @@ class StaffMember:
 _DUMMY_HASH = PasswordHash(SCRYPT_N, SCRYPT_R, SCRYPT_P, b"\x00" * 16, b"\x00" * 32)
 
 
+def _fingerprint(username: str, user: StaffUser) -> str:
+    """A digest that changes whenever the user's password, role or session epoch does."""
+    text = f"{username}\n{user.role.value}\n{user.password}\n{user.session_epoch}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    users: dict[str, StaffUser]
+    hashes: dict[str, PasswordHash]
+    fingerprints: dict[str, str]
+
+    @classmethod
+    def of(cls, users: dict[str, StaffUser]) -> _Loaded:
+        return cls(dict(users), {name: PasswordHash.parse(u.password) for name, u in users.items()},
+                   {name: _fingerprint(name, u) for name, u in users.items()})
+
+
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
 class StaffDirectory:
     """The loaded user file. ``authenticate`` is CPU-heavy: run it in a thread."""
 
-    def __init__(self, users: dict[str, StaffUser]) -> None:
-        self._users = dict(users)
-        self._hashes = {name: PasswordHash.parse(user.password) for name, user in users.items()}
+    #: Seconds between checks of the file for edits.
+    CHECK_EVERY_S = 1.0
+
+    def __init__(self, users: dict[str, StaffUser], *, source: Path | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        # One immutable snapshot, swapped whole: authenticate() runs in worker threads.
+        self._loaded = _Loaded.of(users)
+        self._source = source
+        self._monotonic = monotonic
+        self._stamp = _file_stamp(source) if source is not None else None
+        self._checked_at = monotonic()
 
     @classmethod
     def load(cls, path: Path) -> StaffDirectory:
         """Load and validate ``path``; a bad file raises ``RuleFileError`` naming field and problem."""
-        return cls(dict(load_yaml_model(path, StaffFile).users))
+        return cls(dict(load_yaml_model(path, StaffFile).users), source=path)
 
     @classmethod
     def empty(cls) -> StaffDirectory:
         return cls({})
 
     def __len__(self) -> int:
-        return len(self._users)
+        return len(self._current().users)
+
+    def _current(self) -> _Loaded:
+        source = self._source
+        if source is not None and self._monotonic() - self._checked_at >= self.CHECK_EVERY_S:
+            self._checked_at = self._monotonic()
+            stamp = _file_stamp(source)
+            if stamp != self._stamp:
+                self._stamp = stamp
+                self._loaded = self._reload(source)
+        return self._loaded
+
+    @staticmethod
+    def _reload(source: Path) -> _Loaded:
+        try:
+            users = dict(load_yaml_model(source, StaffFile).users)
+        except RuleFileError as exc:
+            log.error("staff file changed and is now unusable, nobody can sign in until it is fixed: %s", exc)
+            return _Loaded.of({})
+        log.info("staff file %s reloaded: %d users", source, len(users))
+        return _Loaded.of(users)
 
     def member(self, username: str) -> StaffMember | None:
         """The current role of ``username`` (``None`` once removed from the file)."""
-        user = self._users.get(username)
-        return StaffMember(username, user.role) if user is not None else None
+        loaded = self._current()
+        user = loaded.users.get(username)
+        return StaffMember(username, user.role, loaded.fingerprints[username]) if user is not None else None
 
     def authenticate(self, username: str, password: str) -> StaffMember | None:
-        stored = self._hashes.get(username)
+        loaded = self._current()
+        stored = loaded.hashes.get(username)
         matched = (stored or _DUMMY_HASH).matches(password)
         if stored is None or not matched:
             return None
-        return self.member(username)
+        return StaffMember(username, loaded.users[username].role, loaded.fingerprints[username])
+
+    def demo_users(self) -> list[str]:
+        """Users whose password hash is one of the shipped example file's (password public)."""
+        demo = _demo_hashes()
+        return sorted(name for name, user in self._current().users.items() if user.password in demo)
+
+
+@cache
+def _demo_hashes() -> frozenset[str]:
+    return frozenset(user.password for user in load_yaml_model(DEMO_STAFF_FILE, StaffFile).users.values())
 
 
 def main() -> int:

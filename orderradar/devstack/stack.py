@@ -26,6 +26,7 @@ from orderradar.devstack.broker import EmbeddedBroker
 from orderradar.devstack.influx import LocalInflux, create_database
 from orderradar.devstack.process import ManagedProcess, StartError
 from orderradar.devstack.restarts import RestartTracker
+from orderradar.devstack.session_secret import SecretFileError, with_local_secret
 from stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class LocalStack:
     def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
         self.args = args
         self.data_dir = settings.data_dir.resolve()
+        # Children sign sessions and links with the data directory's random secret, never
+        # with the public built-in one.
+        settings = with_local_secret(settings.with_overrides(data_dir=self.data_dir))
         self.broker: EmbeddedBroker | None = None
         self.influx: LocalInflux | None = None
         self.children: list[ManagedProcess] = []
@@ -108,7 +112,7 @@ class LocalStack:
         lines = [
             "Order Radar is up:",
             f"  war-room        {web}/warroom/   (demo sign-in: manager / orderradar-demo)",
-            f"  API             {web}/api/v1/   health {web}/healthz   metrics {web}/metrics",
+            f"  API             {web}/api/v1/   health {web}/healthz   metrics {self._metrics_url()}",
             f"  broker          {self.settings.kafka_bootstrap}",
             f"  InfluxDB        {self.settings.influx_url}  (database {self.settings.influx_db})",
             f"  logs            {self.data_dir / 'logs'}",
@@ -116,6 +120,11 @@ class LocalStack:
             "Press Ctrl-C to stop everything.",
         ]
         return "\n".join(lines)
+
+    def _metrics_url(self) -> str:
+        port = self.settings.metrics_port
+        host = self.settings.metrics_host if port is not None else self.settings.web_host
+        return f"http://{host}:{port if port is not None else self.settings.web_port}/metrics"
 
     def dead_children(self) -> list[ManagedProcess]:
         return [c for c in self.children if not c.alive()]
@@ -144,7 +153,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    stack = LocalStack(settings, args)
+    try:
+        stack = LocalStack(settings, args)
+    except SecretFileError as exc:
+        print(f"orderradar up: {exc}", file=sys.stderr)
+        return 1
     trackers: dict[str, RestartTracker] = {}
     restart_at: dict[str, float] = {}  # crashed children waiting for their restart
     try:

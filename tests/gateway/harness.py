@@ -65,8 +65,10 @@ class RunningGateway:
         self.thread.start()
         wait_until(lambda: self.server.started, timeout, what="uvicorn start")
         gateway = self.gateway
+        guard = self.server.config.app.guard  # the WebEdge's session guard
         wait_until(
-            lambda: gateway.publisher.connected and gateway.updates.assigned and gateway.grants.caught_up,
+            lambda: gateway.publisher.connected and gateway.updates.assigned and gateway.grants.caught_up
+            and guard.not_ready() is None,
             timeout,
             what="gateway producer and readers",
         )
@@ -350,6 +352,7 @@ def web_process(settings: Settings, port: int, log_dir: Any, *, access_log: bool
         "ORDERRADAR_INGEST_KEYS": ",".join(f"{s}={k.get_secret_value()}" for s, k in settings.ingest_keys.items()),
         "ORDERRADAR_WS_MAX_CONNECTIONS_PER_CLIENT": str(settings.ws_max_connections_per_client),
         "ORDERRADAR_CONFIG_DIR": str(log_dir),
+        "ORDERRADAR_DATA_DIR": str(log_dir),  # the loopback stack's session-secret file
     })
     env.update({f"ORDERRADAR_GATEWAY_{k.upper()}": str(v) for k, v in gateway_env.items()})
     argv = [sys.executable, "-m", "orderradar.cli", "--log-level", "INFO" if access_log else "WARNING", "web"]
