@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import ClusterAuthorizationFailedError, TopicAlreadyExistsError, TopicAuthorizationFailedError
 
 from config.client_auth import kafka_auth
 from config.settings import Settings
@@ -86,6 +86,13 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[TopicSpec
                 )
             except TopicAlreadyExistsError:
                 pass  # another process won the race; checked below
+            except (ClusterAuthorizationFailedError, TopicAuthorizationFailedError) as exc:
+                # Production principals may not create topics (docs/security.md): the admin does.
+                raise TopicMismatch(
+                    f"missing topics {', '.join(s.name for s in missing)} and Kafka user "
+                    f"{settings.kafka_username!r} may not create them ({type(exc).__name__}): "
+                    "run `orderradar topics` with the admin principal"
+                ) from None
             log.info("created topics: %s", ", ".join(s.name for s in missing))
         described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics([s.name for s in specs])}
     finally:

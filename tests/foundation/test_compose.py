@@ -65,7 +65,8 @@ def init_script() -> str:
 def granted(principal: str, operation: str) -> set[str]:
     """Topics the kafka-init script grants ``operation`` on to ``principal``."""
     topics: set[str] = set()
-    for loop in re.finditer(r"for t in ([^;]+); do(.*?)done", init_script(), re.DOTALL):
+    script = init_script().replace("\\\n", " ")  # join continued lines
+    for loop in re.finditer(r"for t in ([^;]+); do(.*?)done", script, re.DOTALL):
         if f"allow {principal} {operation} " in loop.group(2):
             topics.update(loop.group(1).split())
     return topics
@@ -129,6 +130,8 @@ def test_web_and_worker_are_separate_least_privilege_principals() -> None:
     assert {ORDER_EVENTS, CONTROL} <= worker_reads
     # Every topic the code creates is granted to someone, and no grant names an unknown topic.
     assert web_writes | web_reads | worker_writes | worker_reads == every_topic
+    # `orderradar worker` checks every topic at start: it may see them all (Describe), no more.
+    assert granted("orderradar-worker", "Describe") == every_topic
     assert "--group orderradar --resource-pattern-type prefixed" in script
     assert settings.faust_app_id == "orderradar"
 
