@@ -68,6 +68,8 @@ class SkuSnapshot(BaseModel):
     promised_by: AwareDatetime | None = None
     eta: AwareDatetime | None = None
     reason: str | None = None
+    #: Ladder stages the worker recorded as not scanned (``stream.lifecycle`` skips).
+    not_scanned: tuple[str, ...] = ()
 
     @model_validator(mode="before")
     @classmethod

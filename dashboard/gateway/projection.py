@@ -2,7 +2,8 @@
 
 Kept: the normalised status vocabulary (``stream.contract.Status``) per SKU and for the
 order, a timeline of ``{status, time}``, promised/ETA times, the worker's status summary
-text, a SKU's delay reason *category* when it is a plain token, the delay category of a
+text, a SKU's delay reason *category* when it is a plain token, the customer steps it
+passed without a scan (``not_scanned``, milestone names), the delay category of a
 disruption zone the order is in (never the zone's name), and a position. Dropped:
 node and warehouse names, regions, carriers, device and courier ids, sources, flags,
 event ids, the destination, timeline reasons (data-quality notes) and any free text. Positions are coarsened to 2 decimals (~1 km) except
@@ -19,6 +20,7 @@ from typing import Any
 import orjson
 
 from dashboard.gateway.order_snapshot import OrderSnapshot, SkuSnapshot
+from dashboard.tracking.milestones import not_scanned_milestones
 from stream.contract import Status
 
 #: Statuses after which a customer sees no position at all.
@@ -28,6 +30,7 @@ PRECISE_DECIMALS = 5
 #: Newest timeline entries kept per SKU.
 MAX_TIMELINE = 50
 _REASON = re.compile(r"^[a-z][a-z_]{0,31}$")
+_STATUSES = frozenset(s.value for s in Status)
 
 CustomerView = dict[str, Any]
 
@@ -75,6 +78,10 @@ def customer_sku(sku: SkuSnapshot) -> dict[str, Any]:
         view["promised_by"] = sku.promised_by.isoformat()
     if sku.eta is not None:
         view["eta"] = sku.eta.isoformat()
+    skipped = not_scanned_milestones((e.known_status for e in sku.timeline if e.known_status is not None),
+                                     (s for s in sku.not_scanned if s in _STATUSES))
+    if skipped:
+        view["not_scanned"] = [m.value for m in skipped]
     if status in (Status.EXCEPTION, Status.DELIVERY_FAILED, Status.BACKORDERED):
         reason = _reason(sku)
         if reason is not None:

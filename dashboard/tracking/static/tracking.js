@@ -112,6 +112,9 @@
         if (m && rank(m) >= 0 && (!timeline[m] || later(timeline[m], entry.time))) timeline[m] = entry.time;
       });
     });
+    // Steps an item went through without a scan (its carrier skipped them).
+    var notScanned = {};
+    skus.forEach(function (s) { (s.not_scanned || []).forEach(function (m) { notScanned[m] = true; }); });
     var etas = skus.map(function (s) { return s.eta; }).filter(Boolean);
     // One track per item: a split shipment's parcels travel separately.
     var tracks = skus.map(function (s) {
@@ -123,6 +126,7 @@
       delay: delayOf(o, skus, headline),
       items: items,
       timeline: timeline,
+      notScanned: notScanned,
       tracks: tracks,
       sharingEnded: headline === "delivered",
       updatedAt: o.updated_at || null
@@ -217,7 +221,9 @@
       if (i === current) li.setAttribute("aria-current", "step"); else li.removeAttribute("aria-current");
       var time = li.querySelector(".step-time");
       var t = v.timeline[m];
-      var text = t ? formatTime(t) : i <= current ? "" : word("not_reached");
+      var skipped = !t && i <= current && v.notScanned[m];
+      var text = t ? formatTime(t) : skipped ? word("not_scanned") : i <= current ? "" : word("not_reached");
+      if (skipped) li.dataset.scan = "missing"; else delete li.dataset.scan;
       if (time.textContent !== text) time.textContent = text;
       if (t) time.setAttribute("datetime", String(t)); else time.removeAttribute("datetime");
     });
