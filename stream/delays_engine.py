@@ -18,7 +18,8 @@ How the worker drives it (no clock, no I/O inside)::
 use the Kafka record timestamp, so a replay from the topic sees the same clock.
 
 Determinism and replay. Events are processed one at a time: (1) time checks, (2) the
-partition watermark moves (max trusted event time - allowed lateness), (3) the event is
+source's watermark in its partition moves (its max trusted event time - allowed lateness;
+the partition's is the minimum over its sources, see :mod:`stream.watermarks`), (3) the event is
 applied, (4) that partition's timers up to its watermark fire, (5) the detectors evaluate
 when the global watermark (minimum over partitions) enters a new ``eval_every`` slot.
 Nothing depends on batch boundaries, so the same inputs (events with their receipt times,
@@ -27,6 +28,11 @@ Ticks only move partitions that are idle, which in live operation is exactly whe
 replay would also have no events, so replaying the log (without ticks) ends in the same
 SKU states and incidents; to reproduce every intermediate event too, replay the ticks.
 Tests check both (``tests/delays/test_replay.py``).
+
+Replays of history (``orderradar import --replay``, :mod:`stream.replay`) get an engine of
+their own (``replay=<id>``): each record is received at its event time and the replay's
+clock is its newest event time, so a year-old export is judged exactly as the same events
+fed live would have been, and never by the wall clock (nor mixed with live SKUs).
 
 Several workers: the tracker is per partition and the detectors need every partition's
 bad SKUs. With one worker this object does both. With several, run the tracker side per
@@ -37,14 +43,20 @@ worker and forward ``DelayTransition.to_dict()`` records and flow to one detecto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from stream.contract import OrderEvent
-from stream.data_quality import FINDING_TITLES, DataQualityFinding, DataQualityMonitor, IllegalTransition
+from stream.data_quality import (
+    FINDING_TITLES,
+    DataQualityFinding,
+    DataQualityKind,
+    DataQualityMonitor,
+    IllegalTransition,
+)
 from stream.delays import DELAY_TITLES, DelayTracker, DelayTransition, SkuDelay, SkuDelayView, sku_key
 from stream.incidents import ClusterItem, IncidentDetector, IncidentEvent
 from stream.lane_stats import Lane, LaneStats, combined_eta
@@ -77,14 +89,20 @@ class DelaysResult:
 class DelaysEngine:
     """Delay states, timers, ETA statistics and incidents for the partitions of one worker."""
 
-    def __init__(self, rules: SlaRules) -> None:
+    def __init__(self, rules: SlaRules, replay: str | None = None) -> None:
         self.rules = rules
+        #: ``None``: live traffic (clock = the worker's). Else the id of the replay this
+        #: engine judges: a replayed record is received at its event time, and the clock
+        #: of the replay is its newest event time (wall-clock ticks never move it).
+        self.replay = replay
+        self.replay_now: float | None = None
         self.policy = SlaPolicy(rules)
         self.watermarks = Watermarks(
             rules.watermark.allowed_lateness.total_seconds(), rules.watermark.idle_after.total_seconds()
         )
-        self.delay_incidents = IncidentDetector("delay", rules.incidents, DELAY_TITLES)
-        self.dq_incidents = IncidentDetector("data_quality", rules.data_quality.incidents, FINDING_TITLES)
+        self.delay_incidents = IncidentDetector("delay", rules.incidents, DELAY_TITLES, replay=replay)
+        self.dq_incidents = IncidentDetector("data_quality", rules.data_quality.incidents, FINDING_TITLES,
+                                             replay=replay)
         self.quality = DataQualityMonitor(rules.data_quality)
         self.tracker = DelayTracker(
             self.policy,
@@ -96,8 +114,12 @@ class DelaysEngine:
         self.events_processed = 0
 
     @classmethod
-    def from_file(cls, path: Path = DEFAULT_SLA_PATH) -> DelaysEngine:
-        return cls(load_sla_rules(path))
+    def from_file(cls, path: Path = DEFAULT_SLA_PATH, replay: str | None = None) -> DelaysEngine:
+        return cls(load_sla_rules(path), replay)
+
+    def expect_partitions(self, partitions: set[int] | range) -> None:
+        """The partitions this engine owns: incidents wait until each has a watermark."""
+        self.watermarks.expect(partitions)
 
     # -- input --------------------------------------------------------------------
     def process(
@@ -106,24 +128,41 @@ class DelaysEngine:
         *,
         partition: int = 0,
         now: datetime | None = None,
+        received_at: Sequence[float | None] | None = None,
     ) -> DelaysResult:
-        """Process a batch of one partition received at ``now`` (``None``: clockless replay)."""
-        received = None if now is None else now.timestamp()
+        """Process a batch of one partition received at ``now`` (``None``: clockless replay),
+        or each item at its own ``received_at`` (epoch seconds; the record timestamps).
+
+        The records are a clock too: after each one, the partition's sources that have been
+        quiet for ``idle_after`` of record time follow it (so replaying the log, with its
+        record times, moves every watermark as live processing did). Without receipt times
+        the partition's newest event time is that clock. A replay engine receives each
+        record at its own event time.
+        """
+        batch = list(batch)
+        if received_at is None:
+            received_at = [None if now is None else now.timestamp()] * len(batch)
         out = DelaysResult()
-        for item in batch:
+        for item, received in zip(batch, received_at, strict=True):
+            if self.replay is not None:
+                event = item.event if isinstance(item, IllegalTransition) else item
+                received = event.event_time.timestamp()
             if isinstance(item, IllegalTransition):
                 self._illegal(item, partition, received, out)
             else:
                 self._event(item, partition, received, out)
+            self._record_clock(partition, received, out)
             self._evaluate(out)
         out.watermark = _dt(self.watermarks.global_watermark())
         return out
 
     def tick(self, now: datetime) -> DelaysResult:
-        """Wall-clock tick: idle partitions follow ``now - allowed_lateness``."""
+        """Wall-clock tick: idle sources follow ``now - allowed_lateness``. A replay engine
+        has its own clock (its newest event time): the wall clock does not move it."""
         out = DelaysResult()
-        for partition in self.watermarks.tick(now.timestamp()):
-            self._fire(partition, out)
+        if self.replay is None:
+            for partition in self.watermarks.tick(now.timestamp()):
+                self._fire(partition, out)
         self._evaluate(out)
         out.watermark = _dt(self.watermarks.global_watermark())
         return out
@@ -137,11 +176,21 @@ class DelaysEngine:
         out.watermark = _dt(self.watermarks.global_watermark())
         return out
 
+    def _record_clock(self, partition: int, received: float | None, out: DelaysResult) -> None:
+        """The partition's quiet sources follow the record clock (see :meth:`process`)."""
+        clock = received if received is not None else self.watermarks.newest(partition)
+        if clock is None:
+            return
+        if self.replay is not None and (self.replay_now is None or clock > self.replay_now):
+            self.replay_now = clock
+        if self.watermarks.tick_partition(partition, clock):
+            self._fire(partition, out)
+
     def _illegal(
         self, record: IllegalTransition, partition: int, received: float | None, out: DelaysResult
     ) -> None:
         event_time = record.event.event_time.timestamp()
-        self.watermarks.note_input(partition, received)
+        self.watermarks.note_input(partition, received, record.event.source)
         at = received if received is not None else event_time
         self._observe_source(record.event, at)
         self._finding(self.quality.illegal(record, event_time, at), out)
@@ -152,14 +201,19 @@ class DelaysEngine:
         newest = self.watermarks.newest(partition)
         bad_time = self.quality.check_time(event, event_time, received, newest)
         if bad_time is not None:
-            # the event happened (a scan is a scan) but its clock is wrong: use the receipt
-            # time and do not let it move the watermark
-            at = received if received is not None else newest if newest is not None else event_time
-            self.watermarks.note_input(partition, received)
+            # The event happened (a scan is a scan) but its time is doubtful: it does not move
+            # the watermark. A time from the future is a wrong clock: use the receipt time.
+            # A time from the far past is still when it happened (a source catching up, an
+            # export): judge it at its event time, never at its arrival.
+            if bad_time.kind is DataQualityKind.FUTURE_TIMESTAMP:
+                at = received if received is not None else newest if newest is not None else event_time
+            else:
+                at = event_time
+            self.watermarks.note_input(partition, received, event.source)
             self._finding(bad_time, out)
         else:
             at = event_time
-            self.watermarks.observe(partition, event_time, received)
+            self.watermarks.observe(partition, event_time, received, event.source)
             jump = self.quality.check_position(sku_key(event.order_id, event.sku), event, at)
             if jump is not None:
                 self._finding(jump, out)
@@ -270,6 +324,8 @@ class DelaysEngine:
     def _core(self) -> dict[str, Any]:
         return {
             "version": SNAPSHOT_VERSION,
+            "replay": self.replay,
+            "replay_now": self.replay_now,
             "events_processed": self.events_processed,
             "watermarks": self.watermarks.to_dict(),
             "delay_incidents": self.delay_incidents.to_dict(),
@@ -301,9 +357,10 @@ class DelaysEngine:
         return entries
 
     @classmethod
-    def from_entries(cls, rules: SlaRules, entries: Mapping[str, dict[str, Any]]) -> DelaysEngine:
+    def from_entries(cls, rules: SlaRules, entries: Mapping[str, dict[str, Any]],
+                     replay: str | None = None) -> DelaysEngine:
         """Rebuild from table entries written by :meth:`take_dirty` (deleted keys absent)."""
-        engine = cls(rules)
+        engine = cls(rules, replay)
         core = entries.get("core")
         if core is not None:
             engine._load_core(core)
@@ -322,14 +379,16 @@ class DelaysEngine:
             raise ValueError(f"delays snapshot version {core.get('version')!r}, expected {SNAPSHOT_VERSION}")
         rules = self.rules
         self.events_processed = core["events_processed"]
+        self.replay_now = core.get("replay_now")
         self.watermarks = Watermarks.from_dict(
             rules.watermark.allowed_lateness.total_seconds(),
             rules.watermark.idle_after.total_seconds(),
             core["watermarks"],
         )
-        self.delay_incidents = IncidentDetector.from_dict(rules.incidents, core["delay_incidents"], DELAY_TITLES)
+        self.delay_incidents = IncidentDetector.from_dict(rules.incidents, core["delay_incidents"], DELAY_TITLES,
+                                                          replay=self.replay)
         self.dq_incidents = IncidentDetector.from_dict(
-            rules.data_quality.incidents, core["dq_incidents"], FINDING_TITLES
+            rules.data_quality.incidents, core["dq_incidents"], FINDING_TITLES, replay=self.replay
         )
         self.tracker.feed = self.delay_incidents
 
@@ -348,7 +407,7 @@ class DelaysEngine:
 
     @classmethod
     def from_dict(cls, rules: SlaRules, data: dict[str, Any]) -> DelaysEngine:
-        engine = cls(rules)
+        engine = cls(rules, data["core"].get("replay"))
         engine._load_core(data["core"])
         for partition, stats in data["lane_stats"].items():
             engine.tracker.lane_stats[int(partition)] = LaneStats.from_dict(rules.prediction, stats)

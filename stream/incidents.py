@@ -351,6 +351,7 @@ class IncidentEvent:
                 "kind": rec["kind"],
                 "dimension": rec["dimension"],
                 "state": rec["state"],
+                **({"replay": rec["replay"]} if rec.get("replay") else {}),
             },
             "fields": {
                 "incident_id": rec["incident_id"],
@@ -437,8 +438,11 @@ class IncidentDetector:
     :meth:`advance` (the global watermark).
     """
 
-    def __init__(self, kind: str, settings: IncidentSettings, titles: dict[str, str] | None = None) -> None:
+    def __init__(self, kind: str, settings: IncidentSettings, titles: dict[str, str] | None = None,
+                 *, replay: str | None = None) -> None:
         self.kind = kind
+        #: The replay whose incidents these are (``None``: live); in ids and records.
+        self.replay = replay
         self.settings = settings
         self._titles = titles or {}
         self._dims = tuple(settings.dimensions)
@@ -801,7 +805,8 @@ class IncidentDetector:
         return self._candidate(sig, keys, view.dim_totals.get(sig.dim, 0), decay)
 
     def _new_id(self, sig: Signature, at: float) -> str:
-        digest = hashlib.sha1(f"{self.kind}|{sig.dim}|{'|'.join(sig.values)}|{at:.3f}".encode())
+        replay = f"|replay={self.replay}" if self.replay is not None else ""
+        digest = hashlib.sha1(f"{self.kind}|{sig.dim}|{'|'.join(sig.values)}|{at:.3f}{replay}".encode())
         return f"inc-{digest.hexdigest()[:16]}"
 
     def _update(
@@ -955,6 +960,7 @@ class IncidentDetector:
             },
             "sample_orders": heapq.nsmallest(sample, inc.orders),
             "sample_skus": heapq.nsmallest(sample, inc.skus),
+            "replay": self.replay,
         }
 
     # -- persistence --------------------------------------------------------------
@@ -983,9 +989,10 @@ class IncidentDetector:
 
     @classmethod
     def from_dict(
-        cls, settings: IncidentSettings, data: dict[str, Any], titles: dict[str, str] | None = None
+        cls, settings: IncidentSettings, data: dict[str, Any], titles: dict[str, str] | None = None,
+        *, replay: str | None = None,
     ) -> IncidentDetector:
-        det = cls(data["kind"], settings, titles)
+        det = cls(data["kind"], settings, titles, replay=replay)
         det._last_slot = data["last_slot"]
         det._t0 = data["t0"]
         det._flow = {_split(name): weight for name, weight in data["flow"].items()}

@@ -8,10 +8,20 @@ publishes what the engine decided:
   ``incidents`` points; also forwarded to the alerting inputs topic when configured;
 - a ``delays`` point per minute (SKUs by state, tags partition/state/region/carrier/warehouse);
 - ``warroom-updates`` ``heatmap`` items (H3 res 3 and 5) and a ``kpis`` item, at most once
-  per ``interval_s`` (coalesced).
+  per ``interval_s`` (coalesced);
+- the sync lag of each source (arrival minus event time, :mod:`stream.sync_lag`): a
+  ``sync_lag`` point per source and arrival minute, and ``sync_lag`` war-room items.
+
+Replays (:mod:`stream.replay`): records of ``orderradar import --replay`` are judged by an
+engine of their own per replay id (their own event-time clock, never the wall clock, never
+mixed with live SKUs). Their orders carry the ``replay`` extension; their incidents carry
+``"replay": <id>`` (the alerting agent records but never pages them); their ``kpis`` item
+is keyed ``replay:<id>`` and stamped with the replay's own time range; their ``delays``
+points carry the tag ``replay``. They are left out of the heatmap and of the sync lag.
 
 State: :meth:`DelaysEngine.take_dirty` entries as stage state (SKU entries to their SKU's
-partition, lane histograms to theirs, the ``core`` entry to the lowest owned partition).
+partition, lane histograms to theirs, the ``core`` entry to the lowest owned partition);
+a replay's entries under ``replay/<id>/``.
 One engine serves all partitions of the worker: with several workers each has its own
 detectors (see :mod:`stream.delays_engine` for the single-detector deployment).
 """
@@ -36,8 +46,10 @@ from stream.incidents import IncidentEvent
 from stream.lifecycle import Outcome
 from stream.line_protocol import line, point_time_ns
 from stream.pipeline import Accepted, BatchContext
+from stream.replay import REPLAY_EXTENSION, replay_of, timeline_of_order
 from stream.sla import SlaRules, load_sla_rules
 from stream.stages.geo_stage import HEATMAP_RESOLUTIONS, GeoStage
+from stream.sync_lag import SyncLag
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +95,26 @@ def _iso(at: datetime) -> str:
     return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+_REPLAY_PREFIX = "replay/"
+
+
+@dataclass
+class _Timeline:
+    """One clock's engine (live, or one replay) and what its war-room outputs last sent."""
+
+    replay: str | None
+    engine: DelaysEngine
+    skus: dict[str, _Sku] = field(default_factory=dict)
+    sent_cells: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_minute: int | None = None
+    pending: bool = False
+    first_event: float | None = None  # a replay's earliest event time (its range in the war-room)
+
+    @property
+    def prefix(self) -> str:
+        return "" if self.replay is None else f"{_REPLAY_PREFIX}{self.replay}/"
+
+
 class DelaysStage:
     """See the module doc."""
 
@@ -95,15 +127,24 @@ class DelaysStage:
         self.geo = geo
         self.interval_s = interval_s
         self.clock = clock
-        self.engine = DelaysEngine(rules)
+        #: Live traffic under ``None``, each replay under its id.
+        self.timelines: dict[str | None, _Timeline] = {None: _Timeline(None, DelaysEngine(rules))}
         self._core_partition = 0
         self._last_sent = -1e18
-        self._pending = False
-        self._last_minute: int | None = None
-        self._sent_cells: dict[str, dict[str, Any]] = {}
         #: Last WGS-84 position of each node (hub, station), for incident root causes.
         self.nodes: dict[str, tuple[float, float]] = {}
-        self._skus: dict[str, _Sku] = {}
+        self.sync_lag = SyncLag()
+
+    @property
+    def engine(self) -> DelaysEngine:
+        """The live engine."""
+        return self.timelines[None].engine
+
+    def _timeline(self, replay: str | None) -> _Timeline:
+        timeline = self.timelines.get(replay)
+        if timeline is None:
+            timeline = self.timelines[replay] = _Timeline(replay, DelaysEngine(self.rules, replay))
+        return timeline
 
     @classmethod
     def from_file(cls, topics: DelaysTopics, geo: GeoStage, **kwargs: Any) -> DelaysStage:
@@ -111,33 +152,71 @@ class DelaysStage:
 
     # -- pipeline hooks -----------------------------------------------------------
     async def restore(self, entries: Mapping[str, Any], partitions: set[int]) -> None:
-        self.engine = DelaysEngine.from_entries(self.rules, entries)
+        by_replay: dict[str | None, dict[str, Any]] = {None: {}}
+        for name, value in entries.items():
+            if name.startswith(_REPLAY_PREFIX):
+                replay, _, rest = name[len(_REPLAY_PREFIX):].partition("/")
+                by_replay.setdefault(replay, {})[rest] = value
+            else:
+                by_replay[None][name] = value
         self._core_partition = min(partitions) if partitions else 0
-        self._skus = {}
-        for view in self.engine.views():
-            sku = self.engine.tracker.get(sku_key(view.order_id, view.sku))
-            if not view.closed and sku is not None:
-                lane = view.lane
-                self._skus[sku_key(view.order_id, view.sku)] = _Sku(
-                    view.order_id, sku.partition, view.state, lane.region, lane.carrier, lane.warehouse)
-        self._pending = True
+        self.timelines = {}
+        for replay, found in by_replay.items():
+            timeline = self.timelines[replay] = _Timeline(replay, DelaysEngine.from_entries(self.rules, found, replay))
+            core = found.get("core") or {}
+            timeline.first_event = core.get("first_event")
+            engine = timeline.engine
+            for view in engine.views():
+                sku = engine.tracker.get(sku_key(view.order_id, view.sku))
+                if not view.closed and sku is not None:
+                    lane = view.lane
+                    timeline.skus[sku_key(view.order_id, view.sku)] = _Sku(
+                        view.order_id, sku.partition, view.state, lane.region, lane.carrier, lane.warehouse)
+            timeline.pending = True
 
     async def process(self, ctx: BatchContext) -> None:
-        result = DelaysResult()
-        by_partition = ctx.accepted_by_partition()
-        for partition, items in sorted(by_partition.items()):
-            received = max((a.record.timestamp_ms or 0) for a in items)
-            now = datetime.fromtimestamp(received / 1000, timezone.utc) if received else ctx.now
-            result.extend(self.engine.process(self._inputs(items), partition=partition, now=now))
-        if not by_partition:
-            result.extend(self.engine.tick(ctx.now))
-        self._publish(ctx, result)
+        by_timeline: dict[str | None, dict[int, list[Accepted]]] = {}
+        for item in ctx.accepted:
+            replay = replay_of(item.record.headers)
+            if replay is None:
+                if item.record.timestamp_ms:
+                    event = item.event
+                    self.sync_lag.observe(event.source, event.event_time.timestamp(), item.record.timestamp_ms / 1000)
+            else:
+                self._mark_replayed(ctx, item.event.order_id, replay)
+            by_timeline.setdefault(replay, {}).setdefault(item.record.partition, []).append(item)
+        for replay, by_partition in by_timeline.items():
+            timeline = self._timeline(replay)
+            timeline.pending = True
+            result = DelaysResult()
+            for partition, items in sorted(by_partition.items()):
+                received = [a.record.timestamp_ms / 1000 if a.record.timestamp_ms else ctx.now.timestamp()
+                            for a in items]
+                if replay is not None:
+                    first = min(a.event.event_time.timestamp() for a in items)
+                    if timeline.first_event is None or first < timeline.first_event:
+                        timeline.first_event = first
+                result.extend(timeline.engine.process(self._inputs(timeline, items), partition=partition,
+                                                      received_at=received))
+            self._publish(ctx, timeline, result)
+        if None not in by_timeline:
+            self._publish(ctx, self.timelines[None], self.engine.tick(ctx.now))
+        self._outputs(ctx)
 
     async def tick(self, ctx: BatchContext) -> None:
-        self._publish(ctx, self.engine.tick(ctx.now))
+        # Only live traffic follows the wall clock; a replay's clock is its own events.
+        self._publish(ctx, self.timelines[None], self.engine.tick(ctx.now))
+        self._outputs(ctx)
+
+    @staticmethod
+    def _mark_replayed(ctx: BatchContext, order_id: str, replay: str) -> None:
+        """Keep the replay id on the order (its snapshot says so; its expiry uses the replay's clock)."""
+        order = ctx.order(order_id)
+        if order is not None and timeline_of_order(dict(order.extensions)) != replay:
+            ctx.update_order(order.with_extension(REPLAY_EXTENSION, {"id": replay}))
 
     # -- inputs -------------------------------------------------------------------
-    def _inputs(self, items: list[Accepted]) -> list[OrderEvent | IllegalTransition]:
+    def _inputs(self, timeline: _Timeline, items: list[Accepted]) -> list[OrderEvent | IllegalTransition]:
         out: list[OrderEvent | IllegalTransition] = []
         fixes = self.geo.batch
         for item in items:
@@ -151,9 +230,9 @@ class DelaysStage:
             change = item.change
             key = sku_key(event.order_id, event.sku)
             if change.after.status in CLOSED:  # the SKU's status, not a late event's
-                self._skus.pop(key, None)
-            elif key not in self._skus:
-                self._skus[key] = _Sku(event.order_id, item.record.partition, DelayState.ON_TRACK, event.region,
+                timeline.skus.pop(key, None)
+            elif key not in timeline.skus:
+                timeline.skus[key] = _Sku(event.order_id, item.record.partition, DelayState.ON_TRACK, event.region,
                                        event.carrier, event.warehouse)
             if change.outcome is Outcome.ILLEGAL:
                 before = change.before.status if change.before is not None else None
@@ -163,7 +242,7 @@ class DelaysStage:
         return out
 
     # -- outputs ------------------------------------------------------------------
-    def _publish(self, ctx: BatchContext, result: DelaysResult) -> None:
+    def _publish(self, ctx: BatchContext, timeline: _Timeline, result: DelaysResult) -> None:
         # A detector emits all events of an evaluation slot together (one ``at``), several
         # with the same tags: their rank among them keeps their points apart.
         ranks: Counter[float] = Counter()
@@ -173,26 +252,38 @@ class DelaysStage:
         for transition in result.transitions:
             if transition.closed:
                 self.geo.forget(transition.key)
-                self._skus.pop(transition.key, None)
+                timeline.skus.pop(transition.key, None)
                 continue
             lane = transition.lane
-            known = self._skus.get(transition.key)
+            known = timeline.skus.get(transition.key)
             if known is None:
-                tracked = self.engine.tracker.get(transition.key)
+                tracked = timeline.engine.tracker.get(transition.key)
                 partition = tracked.partition if tracked is not None else self._core_partition
-                self._skus[transition.key] = _Sku(transition.order_id, partition, transition.state,
-                                                  lane.region, lane.carrier, lane.warehouse)
+                timeline.skus[transition.key] = _Sku(transition.order_id, partition, transition.state,
+                                                     lane.region, lane.carrier, lane.warehouse)
             else:
                 known.state = transition.state
                 known.region, known.carrier, known.warehouse = lane.region, lane.carrier, lane.warehouse
-        self._persist(ctx)
-        if result.transitions or result.incidents or ctx.accepted:
-            self._pending = True
+        self._persist(ctx, timeline)
+        if result.transitions or result.incidents:
+            timeline.pending = True
+
+    def _outputs(self, ctx: BatchContext) -> None:
+        for minute, figures in self.sync_lag.take_minutes():
+            ctx.lines.append(line("sync_lag", {"source": figures.source}, figures.fields(),
+                                  minute * 60 * 1_000_000_000))
         now = self.clock()
-        if self._pending and now - self._last_sent >= self.interval_s:
-            self._last_sent = now
-            self._pending = False
-            self._views_out(ctx)
+        if now - self._last_sent < self.interval_s:
+            return
+        self._last_sent = now
+        for timeline in self.timelines.values():
+            if timeline.pending:
+                timeline.pending = False
+                self._views_out(ctx, timeline)
+        for figures in self.sync_lag.window(ctx.now.timestamp()):
+            item = {"type": "sync_lag", "key": figures.source, "source": figures.source, **figures.fields(),
+                    "window_s": self.sync_lag.window_s, "at": _iso(ctx.now)}
+            ctx.emit(self.topics.warroom, orjson.dumps(item), f"sync_lag/{figures.source}".encode())
 
     def _incident(self, ctx: BatchContext, incident: IncidentEvent, rank: int) -> None:
         record = dict(incident.to_record())
@@ -209,33 +300,37 @@ class DelaysStage:
         point = incident.to_influx()
         ctx.lines.append(line("incidents", point["tags"], point["fields"], point_time_ns(point["time_ns"], rank)))
 
-    def _persist(self, ctx: BatchContext) -> None:
-        for key, value in self.engine.take_dirty().items():
+    def _persist(self, ctx: BatchContext, timeline: _Timeline) -> None:
+        engine = timeline.engine
+        for key, value in engine.take_dirty().items():
             partition = self._core_partition
             if key.startswith("sku/"):
-                sku = self.engine.tracker.get(key[len("sku/"):])
+                sku = engine.tracker.get(key[len("sku/"):])
                 if sku is not None:
                     partition = sku.partition
             elif key.startswith("lane/"):
                 partition = int(key.split("/", 2)[1])
+            elif key == "core" and value is not None and timeline.first_event is not None:
+                value = {**value, "first_event": timeline.first_event}
             if value is None:
-                ctx.stage_delete(self.name, key, partition)
+                ctx.stage_delete(self.name, timeline.prefix + key, partition)
             else:
-                ctx.stage_put(self.name, key, value, partition)
+                ctx.stage_put(self.name, timeline.prefix + key, value, partition)
 
-    def _views_out(self, ctx: BatchContext) -> None:
-        watermark = self.engine.watermark()
+    def _views_out(self, ctx: BatchContext, timeline: _Timeline) -> None:
+        watermark = timeline.engine.watermark()
         if watermark is None:
             return
-        skus = self._skus
-        self._heatmap(ctx, skus)
-        self._kpis(ctx, skus, watermark)
+        skus = timeline.skus
+        if timeline.replay is None:
+            self._heatmap(ctx, timeline, skus)
+        self._kpis(ctx, timeline, skus, watermark)
         minute = int(watermark.timestamp() // 60)
-        if minute != self._last_minute:
-            self._last_minute = minute
-            self._delays_points(ctx, skus, minute)
+        if minute != timeline.last_minute:
+            timeline.last_minute = minute
+            self._delays_points(ctx, timeline, skus, minute)
 
-    def _heatmap(self, ctx: BatchContext, skus: Mapping[str, _Sku]) -> None:
+    def _heatmap(self, ctx: BatchContext, timeline: _Timeline, skus: Mapping[str, _Sku]) -> None:
         cells: dict[str, _Cell] = {}
         for key, view in skus.items():
             fix = self.geo.fix_of(key)
@@ -252,33 +347,42 @@ class DelaysStage:
                 cell.orders.add(view.order_id)
                 cell.counts[view.state.value] += 1
         items = {cell_id: cell.item(cell_id) for cell_id, cell in cells.items()}
-        for cell_id, old in self._sent_cells.items():
+        for cell_id, old in timeline.sent_cells.items():
             if cell_id not in items:  # emptied: tell the war-room once
                 items[cell_id] = {**old, "skus": 0, "orders": 0, "at_risk": 0, "late": 0, "stalled": 0}
         for cell_id, item in sorted(items.items()):
-            if self._sent_cells.get(cell_id) != item:
+            if timeline.sent_cells.get(cell_id) != item:
                 ctx.emit(self.topics.warroom, orjson.dumps(item), cell_id.encode())
-        self._sent_cells = {k: v for k, v in items.items() if v["skus"] > 0}
+        timeline.sent_cells = {k: v for k, v in items.items() if v["skus"] > 0}
 
-    def _kpis(self, ctx: BatchContext, in_flight: Mapping[str, _Sku], watermark: datetime) -> None:
+    def _kpis(self, ctx: BatchContext, timeline: _Timeline, in_flight: Mapping[str, _Sku],
+              watermark: datetime) -> None:
         counts = Counter(v.state for v in in_flight.values())
         skus = len(in_flight)
-        item = {
-            "type": "kpis", "key": "national",
+        key = "national" if timeline.replay is None else f"replay:{timeline.replay}"
+        item: dict[str, Any] = {
+            "type": "kpis", "key": key,
             "skus_in_flight": skus,
             "orders_in_flight": len({v.order_id for v in in_flight.values()}),
             "on_time_rate": round(counts[DelayState.ON_TRACK] / skus, 4) if skus else 1.0,
             "at_risk": counts[DelayState.AT_RISK], "late": counts[DelayState.LATE],
             "stalled": counts[DelayState.STALLED], "at": _iso(watermark),
         }
-        ctx.emit(self.topics.warroom, orjson.dumps(item), b"national")
+        if timeline.replay is not None:
+            # a replay is shown in its own time range, as of its own clock
+            item["replay"] = timeline.replay
+            if timeline.first_event is not None:
+                item["from"] = _iso(datetime.fromtimestamp(timeline.first_event, timezone.utc))
+        ctx.emit(self.topics.warroom, orjson.dumps(item), key.encode())
 
-    def _delays_points(self, ctx: BatchContext, skus: Mapping[str, _Sku], minute: int) -> None:
+    def _delays_points(self, ctx: BatchContext, timeline: _Timeline, skus: Mapping[str, _Sku],
+                       minute: int) -> None:
         counts: Counter[tuple[str, str, str | None, str | None, str | None]] = Counter(
             (str(s.partition), s.state.value, s.region, s.carrier, s.warehouse) for s in skus.values())
         for (partition, state, region, carrier, warehouse), n in sorted(counts.items(), key=str):
             ctx.lines.append(line("delays", {"partition": partition, "state": state, "region": region,
-                                             "carrier": carrier, "warehouse": warehouse},
+                                             "carrier": carrier, "warehouse": warehouse,
+                                             "replay": timeline.replay},
                                   {"skus": n}, minute * 60 * 1_000_000_000))
 
 

@@ -250,11 +250,12 @@ def consume(
     for i in range(0, len(deliveries), chunk):
         part = deliveries[i : i + chunk]
         now = at(part[-1].received)
-        by_partition: dict[int, list[OrderEvent]] = {}
+        by_partition: dict[int, list[Delivery]] = {}
         for d in part:
-            by_partition.setdefault(d.partition, []).append(d.event)
-        for partition, events in by_partition.items():
-            run.add(engine.process(events, partition=partition, now=now))
+            by_partition.setdefault(d.partition, []).append(d)
+        for partition, found in by_partition.items():
+            run.add(engine.process([d.event for d in found], partition=partition, now=now,
+                                   received_at=[at(d.received).timestamp() for d in found]))
         if ticks:
             run.add(engine.tick(now))
     if until is not None:
@@ -265,7 +266,10 @@ def consume(
                 t += 5 * MIN
                 run.add(engine.tick(at(t)))
         else:
-            # a replay has no clock: close with the watermark the ticks would have reached
+            # a replay has no clock: at the end of the log it knows the time of its last
+            # record (one tick, as a live worker's at that moment), then closes with the
+            # watermark the ticks would have reached
+            run.add(engine.tick(at(last)))
             t = last
             while t < until:
                 t += 5 * MIN
