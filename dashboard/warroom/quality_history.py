@@ -2,7 +2,7 @@
 their stop, from InfluxDB (pure query builders and frame reducers; the query itself runs
 through the war-room's one InfluxDB client, :class:`dashboard.warroom.history.InfluxHistory`).
 
-Series read (written by the worker; see ``/work/coord``-documented names in the README):
+Series read (written by the worker):
 
 * ``missing_scans`` (``stream/aggregates.py``): per minute, tags ``source``, ``node``,
   ``device``, ``partition``; fields ``scans`` and ``missing``. Rate = missing / (missing + scans).

@@ -263,7 +263,7 @@ def test_influx_down_points_go_to_influx_dlq_and_the_replayer_writes_them(stack_
     assert len(lines) == pipeline.stats.influx_dead_lettered_lines
     # every event's point, plus the final values of aggregate minutes that left the window
     assert sum(line.startswith("sku_events,") for line in lines) == len(valid)
-    assert all(line.startswith(("sku_events,", "throughput,", "dwell,")) for line in lines)
+    assert all(line.startswith(("sku_events,", "throughput,", "dwell,", "missing_scans,")) for line in lines)
     reasons = [influx_reason(list(r.headers)) for r in dead]
     assert InfluxFailure.RETRIES_EXHAUSTED in reasons and InfluxFailure.CIRCUIT_OPEN in reasons
     assert count_points(stack_settings) == 0
