@@ -49,6 +49,9 @@ from alerting.state import AlertRecord, AlertStatus, EngineState, IncidentRecord
 from alerting.tier import Tier, next_tier
 
 AUTO = "auto"
+#: Label of incidents from a replay of history (``orderradar import --replay``): their
+#: alerts are recorded, grouped apart from live ones and marked, but notify no one.
+REPLAY_LABEL = "replay"
 
 
 class UnknownAlertError(KeyError):
@@ -291,6 +294,8 @@ class AlertEngine:
         labels = rec.event.match_labels()
         for target in match_routes(self.policy.route, labels):
             group_labels = target.group_labels(labels)
+            if labels.get(REPLAY_LABEL):
+                group_labels = {**group_labels, REPLAY_LABEL: labels[REPLAY_LABEL]}  # never with live ones
             group_key = target.route_id + "|" + json.dumps(group_labels, sort_keys=True, ensure_ascii=False)
             alert_id = self.state.open_groups.get(group_key)
             if alert_id is None:
@@ -312,7 +317,9 @@ class AlertEngine:
                 )
                 self.state.alerts[alert_id] = a
                 self.state.open_groups[group_key] = alert_id
-                self._record(a, AlertEventType.FIRED, now, out, detail=f"route={target.route_id}")
+                replay = labels.get(REPLAY_LABEL)
+                detail = f"route={target.route_id}" + (f" replay={replay}: recorded, not sent" if replay else "")
+                self._record(a, AlertEventType.FIRED, now, out, detail=detail)
             else:
                 a = self.state.alerts[alert_id]
                 if rec.incident_id not in a.members:
@@ -479,7 +486,9 @@ class AlertEngine:
     def _apply_tier(self, a: AlertRecord, now: datetime, out: _Out) -> None:
         """Make paging and ``also_notify`` match the current tier (idempotent)."""
         level = self.policy.tiers.level(a.tier)
-        if level.page and a.status is AlertStatus.FIRING and a.escalation_policy and a.escalation is None:
+        replay = bool(a.group_labels.get(REPLAY_LABEL))  # a replay of history pages no one
+        if (level.page and not replay and a.status is AlertStatus.FIRING and a.escalation_policy
+                and a.escalation is None):
             a.escalation = EscalationProgress(policy=a.escalation_policy, next_at=now)
         elif not level.page and a.escalation is not None and a.escalation.running:
             a.escalation = None
@@ -577,6 +586,8 @@ class AlertEngine:
         step: int | None = None,
         round: int | None = None,
     ) -> None:
+        if a.group_labels.get(REPLAY_LABEL):
+            return  # a replay of history: the alert is recorded (marked), nobody is notified
         if not receiver or receiver not in self.policy.receivers:
             receiver = self.policy.fallback
         language = self.policy.language_of(receiver)
@@ -654,7 +665,7 @@ class AlertEngine:
                 at=now,
                 tier=a.tier,
                 incident_ids=tuple(a.members),
-                labels={k: labels[k] for k in TAG_LABELS if labels.get(k)},
+                labels={k: labels[k] for k in (*TAG_LABELS, REPLAY_LABEL) if labels.get(k)},
                 by=by,
                 receiver=receiver,
                 step=step,

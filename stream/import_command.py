@@ -11,6 +11,10 @@ through the worker's state machine (:mod:`stream.transition_report`), then repor
 transitions it would apply per ``from -> to`` pair (with the stages each skip leaves *not
 scanned*) and the impossible sequences it would refuse, not only the format errors.
 
+``--replay`` marks every record as a replay of history (header ``orderradar-replay``, see
+:mod:`stream.replay`): the worker judges it in the events' own time, and what it raises
+is recorded, marked replay, without paging anyone. Use it without ``--rate`` (full speed).
+
 Exit codes: 0 all rows imported (or skipped by the mapping), 3 some rows were rejected
 (the rest imported), 2 the mapping or the file cannot be used.
 """
@@ -36,6 +40,7 @@ from config.settings import Settings
 from stream.contract import OrderEvent, Problem
 from stream.importer import ImportMapping, RowRejection, Skipped, load_mapping, map_row
 from stream.outbox import Outbox, OutRecord
+from stream.replay import replay_header, replay_id
 from stream.topics import ORDER_EVENTS
 from stream.transition_report import TransitionReport
 
@@ -114,6 +119,7 @@ async def import_file(
     progress_every_s: float = 2.0,
     max_reject_lines: int = 20,
     now: datetime | None = None,
+    replay: str | None = None,
 ) -> ImportReport:
     now = now or datetime.now(timezone.utc)
     err = err or sys.stderr
@@ -125,6 +131,8 @@ async def import_file(
     chunk_size = max(1, min(CHUNK, int(rate / 10) if rate > 0 else CHUNK))
     pacer = _Pacer(rate)
     pending: list[OutRecord] = []
+    # a replay of history is marked on every record: judged in its own time, never paging
+    headers = (replay_header(replay),) if replay is not None else ()
     started = last_progress = time.monotonic()
 
     async def flush() -> None:
@@ -141,7 +149,7 @@ async def import_file(
             if isinstance(result, OrderEvent):
                 if report.transitions is not None:
                     report.transitions.add(result)
-                pending.append(OutRecord(topic, result.to_json(), result.order_id.encode()))
+                pending.append(OutRecord(topic, result.to_json(), result.order_id.encode(), headers=headers))
                 if len(pending) >= chunk_size:
                     await flush()
             elif isinstance(result, Skipped):
@@ -181,6 +189,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="map and validate, and report the transitions the state machine would apply or "
                              "refuse; produce nothing")
+    parser.add_argument("--replay", action="store_true",
+                        help="a replay of history: judged in the events' own time (its own clock, never the "
+                             "wall clock); alerts are recorded, marked replay, and page no one")
+    parser.add_argument("--replay-id", metavar="ID",
+                        help="name of the replay (default: the file's name without extension)")
     parser.add_argument("--progress-every", type=float, default=2.0, metavar="SECONDS",
                         help="progress report interval on stderr (default 2)")
 
@@ -194,11 +207,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.file.is_file():
         print(f"orderradar import: no such file: {args.file}", file=sys.stderr)
         return EXIT_UNUSABLE
+    replay = None
+    if args.replay or args.replay_id:
+        try:
+            replay = replay_id(args.replay_id or args.file.stem)
+        except ValueError as exc:
+            print(f"orderradar import: {exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
     rejects = args.rejects.open("w", encoding="utf-8") if args.rejects else None
     try:
         report = asyncio.run(import_file(
             settings, args.file, mapping, rate=args.rate, dry_run=args.dry_run, rejects=rejects,
-            progress_every_s=args.progress_every,
+            progress_every_s=args.progress_every, replay=replay,
         ))
     except (UnicodeDecodeError, csv.Error, OSError) as exc:
         print(f"orderradar import: cannot read {args.file}: {exc}", file=sys.stderr)

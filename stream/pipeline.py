@@ -70,6 +70,7 @@ from stream.lifecycle import (
 )
 from stream.line_protocol import CellFunction, sku_event_line
 from stream.outbox import Outbox, OutRecord
+from stream.replay import REPLAY_EXTENSION, replay_of, timeline_of_order
 from stream.rollup import order_snapshot
 
 log = logging.getLogger(__name__)
@@ -304,6 +305,9 @@ class Pipeline:
         self._sampled_at: dict[int, float] = {}
         self._warroom_pending: set[int] = set()
         self._swept: dict[int, float] = {}
+        #: Newest event time per (partition, replay id or None for live): the clock expiry
+        #: is measured against, so a replay's orders age in the replay's own time.
+        self._newest_ns: dict[tuple[int, str | None], int] = {}
 
     def _aggregates(self, partition: int) -> PartitionAggregates:
         agg = self.aggregates.get(partition)
@@ -366,6 +370,12 @@ class Pipeline:
             if change is None:
                 ctx.duplicates += 1
                 continue
+            # A replay of history (stream.replay) is kept on the order and has its own clock.
+            replay = replay_of(record.headers)
+            if replay is not None and timeline_of_order(dict(order.extensions)) != replay:
+                order = order.with_extension(REPLAY_EXTENSION, {"id": replay})
+            clock = (record.partition, replay)
+            self._newest_ns[clock] = max(self._newest_ns.get(clock, 0), time_ns)
             ctx.orders[order_id] = order
             ctx._publish.add(order_id)
             ctx.accepted.append(Accepted(record, event, change))
@@ -543,10 +553,11 @@ class Pipeline:
         out: list[tuple[str, int]] = []
         for p in due:
             self._swept[p] = now
-            watermark = self._aggregates(p).watermark_ns
             for key, value in list(self.store.items()):
-                if (isinstance(value, OrderState) and value.partition == p and key not in ctx.orders
-                        and expired(value, watermark, closed_ns, open_ns)):
+                if not isinstance(value, OrderState) or value.partition != p or key in ctx.orders:
+                    continue
+                watermark = self._newest_ns.get((p, timeline_of_order(dict(value.extensions))), 0)
+                if expired(value, watermark, closed_ns, open_ns):
                     out.append((key, p))
         if out:
             log.info("forgetting %d expired orders", len(out))
@@ -568,6 +579,10 @@ class Pipeline:
         self.aggregates = {
             p: PartitionAggregates.rebuild(p, found, self.config.window_minutes) for p, found in by_partition.items()
         }
+        self._newest_ns = {}
+        for order in orders:
+            clock = (order.partition, timeline_of_order(dict(order.extensions)))
+            self._newest_ns[clock] = max(self._newest_ns.get(clock, 0), order.last_event_ns)
         for stage in self.stages:
             restore = getattr(stage, "restore", None)
             if restore is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -105,6 +106,19 @@ class GatewayMetrics:
         self.cached_orders = r.gauge(p + "cached_orders", "Orders in the snapshot cache.")
         self.tracking_tokens = r.gauge(p + "tracking_tokens", "Tracking-link grants known to this instance.")
         self.publisher_up = r.gauge(p + "publisher_up", "1 when the Kafka producer is connected.")
+        self.sync_lag = r.gauge("orderradar_source_sync_lag_seconds",
+                                "Arrival minus event time per source (p50, p99) over the worker's recent window.")
 
     def render(self) -> str:
         return self.registry.render()
+
+
+def sync_lag_samples(items: Iterable[Any]) -> list[Sample]:
+    """The war-room's ``sync_lag`` items (one per source, from the worker) as gauge samples."""
+    out: list[Sample] = []
+    for item in items:
+        if isinstance(item, dict) and item.get("source"):
+            for quantile, name in (("0.5", "p50_s"), ("0.99", "p99_s")):
+                if isinstance(item.get(name), (int, float)):
+                    out.append(({"source": str(item["source"]), "quantile": quantile}, float(item[name])))
+    return out

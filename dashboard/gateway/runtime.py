@@ -29,7 +29,7 @@ from stream.control_commands import disruption_change
 from dashboard.gateway.gateway_settings import GatewaySettings
 from dashboard.gateway.hub import Hub
 from dashboard.gateway.messages import TrackSnapshot
-from dashboard.gateway.metrics import GatewayMetrics
+from dashboard.gateway.metrics import GatewayMetrics, sync_lag_samples
 from dashboard.gateway.order_cache import OrderCache
 from dashboard.gateway.order_snapshot import OrderSnapshot
 from dashboard.gateway.projection import empty_view
@@ -239,3 +239,4 @@ class Gateway:
         m.cached_orders.collect = lambda: [({}, float(len(self.orders)))]
         m.tracking_tokens.collect = lambda: [({}, float(len(self.tokens)))]
         m.publisher_up.collect = lambda: [({}, 1.0 if self.publisher.connected else 0.0)]
+        m.sync_lag.collect = lambda: sync_lag_samples(self.warroom.items("sync_lag"))

@@ -150,6 +150,14 @@ _LABELS: dict[str, tuple[str, str]] = {
     "zones.no_draft": ("先在地图上圈选或上传一个多边形", "Lasso on the map or upload a polygon first"),
     "zones.bad_file": ("无法读取多边形", "Cannot read a polygon from this file"),
     "zones.created_by": ("创建人", "Created by"),
+    # sync lag per source (panels/sync_lag.py)
+    "sync_lag.title": ("各来源同步延迟", "Sync lag per source"),
+    "sync_lag.source": ("来源", "Source"),
+    "sync_lag.p50_s": ("中位延迟", "p50"),
+    "sync_lag.p99_s": ("P99 延迟", "p99"),
+    "sync_lag.count": ("记录数（15 分钟）", "Records (15 min)"),
+    "sync_lag.benchmark": ("延迟 = 到达时间 − 事件时间；行业平均状态同步延迟 {minutes:.1f} 分钟",
+                           "Lag = arrival − event time; industry average status-sync lag: {minutes:.1f} min"),
     # delivery statistics (panels/delivery_stats.py)
     "delivery.title": ("交付准时情况", "Deliveries against promise"),
     "delivery.since": ("从", "From"),

@@ -6,6 +6,9 @@ gateway), and ticks the engine every ``tick_interval_s`` of wall-clock time. Bec
 topics have one partition, exactly one worker of the group owns the engine; the timer
 does nothing on the others.
 
+Incidents of a replay of history (``"replay": <id>``, see :mod:`stream.replay`) carry the
+label ``replay``: the engine records their alerts, marked so, and sends no notification.
+
 Per input (the alerting recipe): engine call -> new notifications into the alerting
 outbox -> save ``{"engine", "outbox"}`` (changelog acknowledged) -> publish the
 ``AlertEvent`` records (``alerts`` topic, ``alert_events`` points) -> deliver what is due
@@ -28,7 +31,7 @@ from alerting.channels import MissingSecretError, build_channel, secrets_from_en
 from alerting.channels.base import Channel
 from alerting.decisions import AlertEvent, Decision, HistoryTimes, Notification
 from alerting.delivery import DeliveryStage
-from alerting.engine import AlertEngine, UnknownAlertError, UnknownSilenceError
+from alerting.engine import REPLAY_LABEL, AlertEngine, UnknownAlertError, UnknownSilenceError
 from alerting.incident import IncidentEvent
 from alerting.outbox import Outbox as AlertOutbox
 from alerting.policy import AlertPolicy
@@ -51,6 +54,8 @@ def incident_from_record(record: Mapping[str, Any]) -> IncidentEvent:
     root = record.get("root_cause") or {}
     labels = {_LABELS[k]: str(v) for k, v in root.items() if k in _LABELS}
     labels["dimension"] = str(record.get("dimension") or "")
+    if record.get("replay"):
+        labels[REPLAY_LABEL] = str(record["replay"])  # recorded, never paged (alerting.engine)
     kind = "data_quality" if record["kind"] == "data_quality" else _KINDS.get(str(record.get("dimension")), "order_late")
     counts = record.get("counts") or {}
     return IncidentEvent(

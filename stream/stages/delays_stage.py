@@ -14,7 +14,8 @@ publishes what the engine decided:
 
 Replays (:mod:`stream.replay`): records of ``orderradar import --replay`` are judged by an
 engine of their own per replay id (their own event-time clock, never the wall clock, never
-mixed with live SKUs). Their orders carry the ``replay`` extension; their incidents carry
+mixed with live SKUs). Their orders carry the ``replay`` extension (set by the pipeline
+core, which also ages them in the replay's time); their incidents carry
 ``"replay": <id>`` (the alerting agent records but never pages them); their ``kpis`` item
 is keyed ``replay:<id>`` and stamped with the replay's own time range; their ``delays``
 points carry the tag ``replay``. They are left out of the heatmap and of the sync lag.
@@ -46,7 +47,7 @@ from stream.incidents import IncidentEvent
 from stream.lifecycle import Outcome
 from stream.line_protocol import line, point_time_ns
 from stream.pipeline import Accepted, BatchContext
-from stream.replay import REPLAY_EXTENSION, replay_of, timeline_of_order
+from stream.replay import replay_of
 from stream.sla import SlaRules, load_sla_rules
 from stream.stages.geo_stage import HEATMAP_RESOLUTIONS, GeoStage
 from stream.sync_lag import SyncLag
@@ -182,8 +183,6 @@ class DelaysStage:
                 if item.record.timestamp_ms:
                     event = item.event
                     self.sync_lag.observe(event.source, event.event_time.timestamp(), item.record.timestamp_ms / 1000)
-            else:
-                self._mark_replayed(ctx, item.event.order_id, replay)
             by_timeline.setdefault(replay, {}).setdefault(item.record.partition, []).append(item)
         for replay, by_partition in by_timeline.items():
             timeline = self._timeline(replay)
@@ -207,13 +206,6 @@ class DelaysStage:
         # Only live traffic follows the wall clock; a replay's clock is its own events.
         self._publish(ctx, self.timelines[None], self.engine.tick(ctx.now))
         self._outputs(ctx)
-
-    @staticmethod
-    def _mark_replayed(ctx: BatchContext, order_id: str, replay: str) -> None:
-        """Keep the replay id on the order (its snapshot says so; its expiry uses the replay's clock)."""
-        order = ctx.order(order_id)
-        if order is not None and timeline_of_order(dict(order.extensions)) != replay:
-            ctx.update_order(order.with_extension(REPLAY_EXTENSION, {"id": replay}))
 
     # -- inputs -------------------------------------------------------------------
     def _inputs(self, timeline: _Timeline, items: list[Accepted]) -> list[OrderEvent | IllegalTransition]:

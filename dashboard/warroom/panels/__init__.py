@@ -22,10 +22,11 @@ from dashboard.warroom.panels import (
     map,
     order_lookup,
     shell,
+    sync_lag,
 )
 
 PANELS: tuple[ModuleType, ...] = (shell, kpis, map, incidents, alerts, order_lookup, disruptions, history_charts,
-                                  delivery_stats, data_quality)
+                                  delivery_stats, data_quality, sync_lag)
 
 
 def page(deps: WarroomDeps) -> html.Div:
@@ -43,6 +44,7 @@ def page(deps: WarroomDeps) -> html.Div:
         history_charts.layout(deps),
         delivery_stats.layout(deps),
         data_quality.layout(deps),
+        sync_lag.layout(deps),
     ], className="warroom")
 
 
