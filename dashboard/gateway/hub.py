@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 TOO_SLOW = 4008
 #: How long a polite close may take before the transport is aborted.
 CLOSE_TIMEOUT_S = 1.0
+#: How long after its endpoint finished a connection may still be closing (uvicorn allows
+#: the closing handshake 10 s) before its transport is aborted: a close waits for the
+#: write buffer to drain, which a peer that stopped reading never lets happen.
+ABANDON_AFTER_S = 15.0
 #: ``TrackConnection.seq`` of a client that holds no order state yet.
 NO_STATE = -1
 #: Errors meaning "the peer is gone" while sending.
@@ -100,6 +104,12 @@ class Connection:
             return
         if self._abort is not None:
             self._abort()
+
+    def abandon(self) -> None:
+        """The endpoint is done with this connection: abort its transport unless it is gone
+        within :data:`ABANDON_AFTER_S`."""
+        if self._abort is not None:
+            asyncio.get_running_loop().call_later(ABANDON_AFTER_S, self._abort)
 
     async def stop_writer(self) -> None:
         if self._writer is not None and not self._writer.done():

@@ -68,6 +68,7 @@ async def admit(websocket: WebSocket, hub: Hub, connection: Connection, max_per_
         return True
     await close_with_error(websocket, TOO_MANY, 429, "too_many_connections",
                            f"at most {max_per_client} open connections per address", TOO_MANY_CONNECTIONS)
+    connection.abandon()
     return False
 
 

@@ -5,8 +5,10 @@
   most a few tens of KiB in this process and in the kernel.
 * An abort hook in the ASGI scope (``scope["extensions"]["orderradar.abort"]``): a close
   frame cannot reach a client that does not read (the send waits for buffer space that
-  never comes), so the hub aborts the transport instead. Under another ASGI server the
-  hook is absent and slow clients are left to the keepalive ping timeout.
+  never comes), so the hub aborts the transport instead, and every endpoint has its
+  connection aborted a while after it finished unless it is gone by then (a polite close
+  waits for the write buffer to drain). Under another ASGI server the hook is absent and
+  slow clients are left to the keepalive ping timeout.
 * A keepalive timeout that frees the connection: a peer that has not answered a ping
   within ``ws_ping_timeout_s`` (gone without a FIN, or silent on purpose) gets a 1011
   close frame and its transport is aborted. uvicorn only closes it, and a close waits
@@ -14,7 +16,7 @@
   socket, its buffers and the endpoint task would stay forever.
 
 uvicorn's protocol classes are not a public extension API; this subclass touches only
-``transport``, ``scope`` and the three methods below, and tests cover them
+``transport``, ``scope``, ``disconnected`` and the three methods below, and tests cover them
 (``tests/gateway/test_ws_limits.py``, ``test_slow_clients.py``).
 """
 
@@ -46,10 +48,16 @@ def protocol_class(write_buffer_bytes: int, socket_send_buffer: int | None) -> t
             # The ASGI task was created but has not run yet, so it sees the extension.
             scope = getattr(self, "scope", None)
             if scope is not None:
-                scope["extensions"][ABORT_EXTENSION] = self.transport.abort
+                scope["extensions"][ABORT_EXTENSION] = self.abort_if_open
 
         def keepalive_timeout(self) -> None:
             super().keepalive_timeout()  # queues the 1011 close frame and closes politely
-            self.transport.abort()  # no-op when the connection is already gone
+            self.abort_if_open()
+
+        def abort_if_open(self) -> None:
+            # A transport whose close finished by draining its buffer is gone already
+            # (aborting it again would fail); every other state aborts, queued data dropped.
+            if not self.disconnected:
+                self.transport.abort()
 
     return GatewayWebSocketProtocol

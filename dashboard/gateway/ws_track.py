@@ -123,3 +123,4 @@ async def track_socket(websocket: WebSocket) -> None:
     finally:
         gateway.hub.remove(connection)
         await connection.stop_writer()
+        connection.abandon()

@@ -82,3 +82,4 @@ async def warroom_socket(websocket: WebSocket) -> None:
     finally:
         gateway.hub.remove(connection)
         await connection.stop_writer()
+        connection.abandon()

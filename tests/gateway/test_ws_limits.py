@@ -7,6 +7,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
 import pytest
@@ -18,6 +19,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from config.settings import Settings
+from dashboard.gateway.hub import ABANDON_AFTER_S
 from dashboard.gateway.staff import StaffDirectory
 from dashboard.gateway.ws_endpoint import TOO_MANY_CONNECTIONS
 from gateway.harness import (
@@ -113,15 +115,15 @@ class SilentPeer:
         self.sock.connect(("127.0.0.1", port))
         self.protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/ws/track"))
         self.protocol.send_request(self.protocol.connect())
-        self._flush()
+        self.flush()
         while self.protocol.state is not State.OPEN:
             self.protocol.receive_data(self.sock.recv(65536))
             if self.protocol.handshake_exc is not None:
                 raise self.protocol.handshake_exc
         self.protocol.send_text(orjson.dumps({"type": "subscribe", "token": token}))
-        self._flush()
+        self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         for data in self.protocol.data_to_send():
             if data:
                 self.sock.sendall(data)
@@ -131,7 +133,7 @@ class SilentPeer:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             self.protocol.receive_data(self.sock.recv(65536))
-            self._flush()  # pongs
+            self.flush()  # pongs
             for event in self.protocol.events_received():
                 if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
                     if orjson.loads(event.data)["type"] == kind:
@@ -183,3 +185,42 @@ def _silent_peer_is_cut_off(keepalive: RunningGateway, peer: SilentPeer) -> None
     assert keepalive.metric("orderradar_gateway_ws_clients", endpoint="track") == 0
     peer.sock.settimeout(1)
     wait_until(peer.closed_by_server, CUT_OFF_WITHIN_S, what="the peer's socket closed by the server")
+
+
+@pytest.fixture
+def unpaused(stack_settings: Settings, staff: StaffDirectory) -> Iterator[RunningGateway]:
+    """A write high-water mark far above what the test sends, so the server keeps queueing
+    (never waits to send) and never sees the peer as slow; no keepalive either."""
+    with running_gateways(stack_settings, staff, ws_write_buffer_bytes=64 * 1024 * 1024, ws_ping_interval_s=600,
+                          ws_max_lag_s=600, warroom_max_lag_s=600) as (gateway,):
+        yield gateway
+
+
+def test_a_connection_closed_while_its_peer_reads_nothing_is_still_freed(unpaused: RunningGateway) -> None:
+    """The peer stops reading, then floods messages: the server closes it (1008) and its
+    endpoint ends, but the close frame sits behind data the peer will never read. uvicorn's
+    close waits for that to drain; the socket must be freed all the same."""
+    token = known_order(unpaused, "o-flood")
+    peer = SilentPeer(unpaused.port, token)
+    try:
+        peer.read_until("snapshot")
+        port = peer.sock.getsockname()[1]
+
+        def server_side() -> Any:
+            return next((c for c in unpaused.server.server_state.connections
+                         if getattr(c, "client", None) == ("127.0.0.1", port)), None)
+
+        known_order(unpaused, "o-flood", snapshots=100, skus=40)
+        def queued() -> bool:
+            connection = server_side()
+            return connection is not None and connection.transport.get_write_buffer_size() > 0
+
+        wait_until(queued, 20, what="data queued for the peer")
+        for _ in range(30):  # over the per-connection message rate: closed with 1008
+            peer.protocol.send_text(b'{"type": "ping"}')
+        peer.flush()
+        wait_until(lambda: unpaused.gateway.hub.count("track") == 0, 20, what="the endpoint done with it")
+        assert server_side() is not None  # still closing: its buffer cannot drain
+        wait_until(lambda: server_side() is None, ABANDON_AFTER_S + CUT_OFF_WITHIN_S, what="the socket freed")
+    finally:
+        peer.sock.close()
