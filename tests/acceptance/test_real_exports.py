@@ -386,3 +386,10 @@ def test_olist_snapshot_says_how_late(stack: Stack) -> None:
     outcome = response.json()["extensions"]["outcome"]
     assert outcome["state"] == "delivered" and outcome["late"] is True
     assert outcome["late_days"] == int(orders.at[worst, "late_days"])
+
+
+def test_delivery_stats_is_for_staff_and_names_a_bad_parameter(stack: Stack) -> None:
+    anonymous = httpx.get(f"{stack.web_url}/api/v1/delivery-stats", timeout=30)
+    assert anonymous.status_code == 401
+    bad = stack.client.get("/api/v1/delivery-stats", params={"by": "city"})
+    assert bad.status_code == 400 and "by" in bad.json()["detail"]
