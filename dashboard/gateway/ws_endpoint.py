@@ -37,6 +37,8 @@ BAD_REQUEST = 4400
 NOT_FOUND = 4404
 TOO_MANY = 4429
 POLICY = 1008
+#: Close reason of a connection over ``Settings.ws_max_connections_per_client``.
+TOO_MANY_CONNECTIONS = "too many connections from this address"
 #: Client messages allowed per connection (rate per second, burst).
 CLIENT_RATE = (2.0, 10)
 
@@ -55,9 +57,6 @@ async def close_with_error(websocket: WebSocket, code: int, status: int, error: 
                            reason: str | None = None) -> None:
     await websocket.send_text(error_message(status, error, detail))
     await websocket.close(code, reason)
-
-
-TOO_MANY_CONNECTIONS = "too many connections from this address"
 
 
 async def admit(websocket: WebSocket, hub: Hub, connection: Connection, max_per_client: int) -> bool:

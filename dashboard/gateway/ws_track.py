@@ -36,9 +36,9 @@ per-order buffer, or sends a snapshot when they are gone; nothing when already c
 
 Close codes: 4400 bad or missing subscribe, 4404 unknown/expired/revoked/other order's
 token (always after the same ``error`` message), 4429 too many failed lookups from this
-address or too many open connections from it (the close reason says which), 4008 too slow (reconnect with ``last_seq``), 1008 too many messages, 1009 a
-message over ``ws_max_message_bytes``. A foreign ``Origin`` is refused with HTTP 403
-before the upgrade.
+address or too many open connections from it (the close reason says which), 4008 too
+slow (reconnect with ``last_seq``), 1008 too many messages, 1009 a message over
+``ws_max_message_bytes``. A foreign ``Origin`` is refused with HTTP 403 before the upgrade.
 """
 
 from __future__ import annotations
