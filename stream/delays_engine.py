@@ -96,6 +96,7 @@ class DelaysEngine:
         #: of the replay is its newest event time (wall-clock ticks never move it).
         self.replay = replay
         self.replay_now: float | None = None
+        self._busy: dict[int, float] = {}  # partition -> wall-clock time of its last batch
         self.policy = SlaPolicy(rules)
         self.watermarks = Watermarks(
             rules.watermark.allowed_lateness.total_seconds(), rules.watermark.idle_after.total_seconds()
@@ -140,6 +141,10 @@ class DelaysEngine:
         record at its own event time.
         """
         batch = list(batch)
+        if now is not None:
+            # Wall-clock ticks leave this partition alone for a while: it is busy, perhaps
+            # catching up a backlog whose record times are long past.
+            self._busy[partition] = now.timestamp()
         if received_at is None:
             received_at = [None if now is None else now.timestamp()] * len(batch)
         out = DelaysResult()
@@ -161,7 +166,9 @@ class DelaysEngine:
         has its own clock (its newest event time): the wall clock does not move it."""
         out = DelaysResult()
         if self.replay is None:
-            for partition in self.watermarks.tick(now.timestamp()):
+            wall = now.timestamp()
+            busy = {p for p, at in self._busy.items() if wall - at < self.watermarks.idle_after}
+            for partition in self.watermarks.tick(wall, skip=busy):
                 self._fire(partition, out)
         self._evaluate(out)
         out.watermark = _dt(self.watermarks.global_watermark())

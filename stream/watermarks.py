@@ -99,9 +99,10 @@ class Watermarks:
     def get(self, partition: int) -> float | None:
         return self._marks.get(partition)
 
-    def tick(self, now: float) -> list[int]:
-        """Advance idle sources to ``now - allowed_lateness``; returns the partitions that moved."""
-        return [p for p in sorted(self._sources) if self.tick_partition(p, now)]
+    def tick(self, now: float, skip: set[int] | frozenset[int] = frozenset()) -> list[int]:
+        """Advance idle sources to ``now - allowed_lateness`` (except in the partitions
+        ``skip``); returns the partitions that moved."""
+        return [p for p in sorted(self._sources) if p not in skip and self.tick_partition(p, now)]
 
     def tick_partition(self, partition: int, now: float) -> bool:
         """Advance the partition's idle sources; whether its watermark moved.

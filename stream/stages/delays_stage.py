@@ -196,7 +196,7 @@ class DelaysStage:
                     if timeline.first_event is None or first < timeline.first_event:
                         timeline.first_event = first
                 result.extend(timeline.engine.process(self._inputs(timeline, items), partition=partition,
-                                                      received_at=received))
+                                                      now=ctx.now, received_at=received))
             self._publish(ctx, timeline, result)
         if None not in by_timeline:
             self._publish(ctx, self.timelines[None], self.engine.tick(ctx.now))

@@ -245,6 +245,9 @@ def consume(
 
     ``ticks``: call ``tick(now)`` after every chunk and every 5 minutes after the last
     record until ``until`` (a live worker); without, finish with ``advance_watermark``.
+    Both runs end with one tick a minute after the last record (the end of the log: its
+    quiet sources follow the clock, as the worker's next tick would move them). Each record
+    is received at its own receipt time.
     """
     run = run or Run()
     for i in range(0, len(deliveries), chunk):
@@ -260,16 +263,15 @@ def consume(
             run.add(engine.tick(now))
     if until is not None:
         last = deliveries[-1].received if deliveries else 0.0
+        # a minute after the last record (``idle_after``), the clock moves the quiet sources
+        run.add(engine.tick(at(last + MIN)))
         if ticks:
             t = last
             while t < until:
                 t += 5 * MIN
                 run.add(engine.tick(at(t)))
         else:
-            # a replay has no clock: at the end of the log it knows the time of its last
-            # record (one tick, as a live worker's at that moment), then closes with the
-            # watermark the ticks would have reached
-            run.add(engine.tick(at(last)))
+            # a replay has no clock: close with the watermark the ticks would have reached
             t = last
             while t < until:
                 t += 5 * MIN
