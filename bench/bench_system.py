@@ -433,15 +433,26 @@ async def recovery(producer: Producer, observer: Observer, procs: Processes, in_
             "worker_rss_after_recovery": procs.worker_memory()["VmRSS"]}
 
 
-async def issue_links(settings: Settings, key: str, order_ids: list[str]) -> list[Tracked]:
+async def issue_links(producer: Producer, settings: Settings, key: str, order_ids: list[str]) -> list[Tracked]:
+    """As an OMS does: each order's first event, then its link once the web tier knows the
+    order (links are issued only for known orders, by a source only for its own)."""
+    for order_id in order_ids:
+        await producer.send(plain_event(order_id, 0, TRACK_ROUTE[0]))
+    await producer.kafka.flush()
     base = f"http://127.0.0.1:{settings.web_port}"
     headers = {"X-Source": SOURCE, "Authorization": f"Bearer {key}"}
     out = []
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as client:
         for order_id in order_ids:
-            response = await client.post("/api/v1/tracking-links", json={"order_id": order_id})
+
+            async def issued(order_id: str = order_id) -> httpx.Response | None:
+                response = await client.post("/api/v1/tracking-links", json={"order_id": order_id})
+                return None if response.status_code == 404 else response
+
+            response = await async_wait_until(issued, 120, 0.1, f"a tracking link for {order_id}")
+            assert isinstance(response, httpx.Response)
             response.raise_for_status()
-            out.append(Tracked(order_id, response.json()["token"]))
+            out.append(Tracked(order_id, response.json()["token"], sent=1))
     return out
 
 
@@ -474,7 +485,7 @@ async def latency_at(producer: Producer, observer: Observer, procs: Processes, t
                      rate: float, seconds: float, n_tracked: int, label: str) -> dict[str, Any]:
     """[3]: produce -> worker -> order-updates -> gateway -> /ws/track, at a paced rate."""
     settings = procs.settings
-    tracked = await issue_links(settings, key, [f"track-{label}-{i:03d}" for i in range(n_tracked)])
+    tracked = await issue_links(producer, settings, key, [f"track-{label}-{i:03d}" for i in range(n_tracked)])
     url = f"ws://127.0.0.1:{settings.web_port}/ws/track"
     await asyncio.gather(*(subscribe(url, t) for t in tracked))
     readers = [asyncio.create_task(read_deltas(t)) for t in tracked]
