@@ -97,6 +97,7 @@ _POSITION: dict[Status, float] = {
 
 #: Nothing follows these (``delivered`` may still be followed by a return).
 _FINAL = frozenset({Status.CANCELLED, Status.RETURNED})
+_RETURNS = frozenset({Status.RETURN_REQUESTED, Status.RETURNED})
 
 
 def forward(current: Status, new: Status) -> bool:
@@ -116,6 +117,9 @@ def skipped_stages(current: Status | None, new: Status) -> tuple[Status, ...]:
     here, there = _POSITION.get(current), _POSITION.get(new)
     if here is None or there is None or there <= here:
         return ()
+    if new in _RETURNS and here < _POSITION[Status.DELIVERED]:
+        # Sent back before delivery (refused, intercepted): no delivery stage is implied.
+        return (Status.RETURN_REQUESTED,) if new is Status.RETURNED else ()
     return tuple(s for s in LADDER if here < _POSITION[s] < there)
 
 

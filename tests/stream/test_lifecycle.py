@@ -92,6 +92,16 @@ def test_regressions_and_cancel_after_shipping_stay_illegal() -> None:
     assert change is not None and change.outcome is Outcome.ILLEGAL  # nothing after returned
 
 
+def test_a_return_before_delivery_implies_no_delivery_scan() -> None:
+    order = apply_all([ev(S.PAID, 0), ev(S.OUTBOUND_SCAN, 1), ev(S.DELIVERY_FAILED, 2), ev(S.RETURNED, 3)])
+    sku = sku_of(order)
+    assert sku.status is S.RETURNED and all(e.illegal is None for e in sku.timeline)
+    assert [e.skipped for e in sku.timeline] == [(), (S.PICKED, S.PACKED), (S.LINEHAUL, S.OUT_FOR_DELIVERY),
+                                                 (S.RETURN_REQUESTED,)]
+    order = apply_all([ev(S.PAID, 0), ev(S.LINEHAUL, 1), ev(S.RETURN_REQUESTED, 2)])  # intercepted in transit
+    assert sku_of(order).timeline[-1].skipped == ()
+
+
 def test_a_late_scan_fills_the_gap_it_was_recorded_as_not_scanned_in() -> None:
     order = apply_all([ev(S.PAID, 0), ev(S.OUTBOUND_SCAN, 1), ev(S.DELIVERED, 9)])
     assert sku_of(order).not_scanned == (S.PICKED, S.PACKED, S.LINEHAUL, S.OUT_FOR_DELIVERY)
@@ -296,14 +306,17 @@ def test_every_reachable_state_round_trips_through_the_table_codec(raw: list[tup
     assert decode_value(encode_value(order)) == order
 
 
+TO_DELIVERY = LADDER[: LADDER.index(S.DELIVERED) + 1]
+
+
 @settings(max_examples=300, deadline=None)
-@given(kept=st.lists(st.booleans(), min_size=len(LADDER), max_size=len(LADDER)), data=st.data())
+@given(kept=st.lists(st.booleans(), min_size=len(TO_DELIVERY), max_size=len(TO_DELIVERY)), data=st.data())
 def test_scans_missing_from_the_ladder_are_exactly_the_not_scanned_stages(kept: list[bool],
                                                                           data: st.DataObject) -> None:
-    """Drop any scans of a full ladder walk, deliver the rest in any order: the SKU ends at
-    the last scan kept, nothing is illegal, and the stages not scanned between the first and
-    the last scan kept are exactly the dropped ones."""
-    walk = [status for status, keep in zip(LADDER, kept, strict=True) if keep]
+    """Drop any scans of a walk from payment to delivery, deliver the rest in any order: the
+    SKU ends at the last scan kept, nothing is illegal, and the stages not scanned between
+    the first and the last scan kept are exactly the dropped ones."""
+    walk = [status for status, keep in zip(TO_DELIVERY, kept, strict=True) if keep]
     if not walk:
         return
     events = [ev(status, 10 * LADDER.index(status), event_id=f"w-{status.value}") for status in walk]
