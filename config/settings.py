@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     # Worker
     worker_batch_size: int = Field(default=2000, ge=1, le=100_000)
     worker_batch_window_s: float = Field(default=0.2, gt=0, le=60)
+    #: Radius of a SKU's customer area around its destination (geofences: "courier is nearby").
+    geofence_customer_area_m: float = Field(default=500.0, gt=0, le=20_000)
 
     @field_validator("allowed_origins", "allowed_hosts", "trusted_proxies", mode="before")
     @classmethod

@@ -148,6 +148,13 @@ class OrderSnapshot(BaseModel):
         reason = value.get("reason") if isinstance(value, dict) else None
         return reason if isinstance(reason, str) else None
 
+    def courier_nearby(self) -> bool:
+        """Whether a courier carrying the order is inside a SKU's customer area right now
+        (``extensions.geofence.nearby``, kept by the worker's geofence stage)."""
+        value = self.extensions.get("geofence")
+        nearby = value.get("nearby") if isinstance(value, dict) else None
+        return isinstance(nearby, dict) and bool(nearby)
+
     def lateness(self) -> Lateness | None:
         """Whether the order was late and by how much (``None``: the worker wrote no outcome)."""
         value = self.extensions.get("outcome")

@@ -4,7 +4,8 @@ Kept: the normalised status vocabulary (``stream.contract.Status``) per SKU and 
 order, a timeline of ``{status, time}``, promised/ETA times, the worker's status summary
 text, a SKU's delay reason *category* when it is a plain token, the customer steps it
 passed without a scan (``not_scanned``, milestone names), the delay category of a
-disruption zone the order is in (never the zone's name), and a position. Dropped:
+disruption zone the order is in (never the zone's name), whether its courier is nearby
+(``nearby``: inside the customer area, never the courier's id), and a position. Dropped:
 node and warehouse names, regions, carriers, device and courier ids, sources, flags,
 event ids, the destination, timeline reasons (data-quality notes) and any free text. Positions are coarsened to 2 decimals (~1 km) except
 while a SKU is out for delivery (5 decimals), and removed once it is delivered, returned
@@ -108,7 +109,7 @@ class OrderView:
 
 
 #: Order-level fields every delta repeats (small; the SKUs are the bulk).
-HEADER_FIELDS = ("status", "updated_at", "promised_by", "eta", "summary", "delay")
+HEADER_FIELDS = ("status", "updated_at", "promised_by", "eta", "summary", "delay", "nearby")
 
 
 def _delay(snapshot: OrderSnapshot) -> dict[str, str] | None:
@@ -128,6 +129,7 @@ def order_view(snapshot: OrderSnapshot) -> OrderView:
         "eta": _iso(snapshot.rollup_time("eta")),
         "summary": snapshot.rollup_summary(),
         "delay": _delay(snapshot),
+        "nearby": snapshot.courier_nearby(),
     }
     skus = {sku_id: orjson.dumps(customer_sku(sku)) for sku_id, sku in sorted(snapshot.skus.items())}
     return OrderView(header, skus)

@@ -26,6 +26,7 @@ from stream.stages.alerting_agent import AlertingAgent, build_delivery, environ
 from stream.stages.delays_stage import DelaysStage, DelaysTopics
 from stream.stages.disruption_stage import DisruptionStage, DisruptionTopics
 from stream.stages.geo_stage import GeoStage
+from stream.stages.geofence_stage import GeofenceStage
 from stream.stages.outcome_stage import OutcomeStage
 from stream.topics import (
     ALERT_INPUTS,
@@ -47,15 +48,18 @@ ALERT_TICK_S = 15.0
 
 
 def worker_stages(settings: Settings) -> list[Stage]:
-    """Geo enrichment, delays/incidents (which forwards incidents to alerting), the
-    disruption zones declared by operators, then each order's outcome point."""
+    """Geo enrichment, geofences (enter/dwell/exit, hub arrivals by GPS), delays/incidents
+    (which forwards incidents to alerting), the disruption zones declared by operators, then
+    each order's outcome point."""
     rules = load_sla_rules(settings.config_dir / "sla.yaml")
     geo = GeoStage(rules.data_quality.delivered_away_m)
     topics = DelaysTopics(settings.topic(ORDER_INCIDENTS), settings.topic(WARROOM_UPDATES),
                           settings.topic(ALERT_INPUTS))
     zones = ZoneFeed(settings.kafka_bootstrap, settings.topic(CONTROL), security=kafka_auth(settings))
     disruption_topics = DisruptionTopics(settings.topic(ORDER_INCIDENTS), settings.topic(ALERT_INPUTS))
-    return [geo, DelaysStage(rules, topics, geo), DisruptionStage(geo, zones, disruption_topics),
+    fences = GeofenceStage(geo, settings.config_dir / "geofences.yaml",
+                           customer_area_m=settings.geofence_customer_area_m)
+    return [geo, fences, DelaysStage(rules, topics, geo), DisruptionStage(geo, zones, disruption_topics),
             OutcomeStage(rules)]
 
 

@@ -124,6 +124,8 @@
       milestone: headline,
       eta: etaRange(etas.length ? etas : o.eta ? [o.eta] : []),
       delay: delayOf(o, skus, headline),
+      // The courier is inside a customer area (the worker's geofences); never after delivery.
+      nearby: !!o.nearby && headline !== "delivered",
       items: items,
       timeline: timeline,
       notScanned: notScanned,
@@ -151,6 +153,7 @@
       setText("eta", formatRange(v.eta));
     }
     renderDelay(v);
+    $("nearby").hidden = !v.nearby;
     renderItems(v);
     renderTimeline(v);
     renderMap(v);
