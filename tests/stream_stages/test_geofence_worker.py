@@ -238,6 +238,24 @@ def test_worker_geofences_enter_dwell_exit_advance_nearby_reload_gcj(stack_setti
             return any(fence == "OPS-1" for _, _, _, fence in fence_events(settings))
 
         wait_until(probe_enters, timeout=60, interval=1.0, what="an enter into the moved operator fence")
+
+        # A restarted worker resumes the visits it had (stage state in the changelog): the
+        # courier leaving the customer area is an exit timed from the entry before the restart.
+        worker.stop()
+        worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"],
+                                tmp_path / "worker-2.log", env=env, cwd=REPO).start()
+        away = event("G1", 7, Status.OUT_FOR_DELIVERY, start + timedelta(minutes=100), (30.31, 120.21),
+                     dest_lat=DEST[0], dest_lon=DEST[1])
+        asyncio.run(produce(settings, [away]))
+        query = """SELECT "dwell_s" FROM "geofence_events" WHERE "event" = 'exit' AND "fence" = 'customer_area'"""
+        try:
+            exits = wait_until(lambda: influx(settings, query), timeout=90, interval=0.5,
+                               what="the exit from the customer area after a restart")
+        except TimeoutError:
+            raise AssertionError(worker.log_tail(40)) from None
+        assert [row[1] for row in exits] == [30 * 60.0]  # entered at minute 70, left at minute 100
+        wait_until(lambda: "nearby" not in (latest_update(settings, "G1") or {}).get("extensions", {}).get(
+            "geofence", {"nearby": 1}), timeout=30, interval=0.5, what="the nearby flag cleared")
     finally:
         if web is not None:
             web.stop()
