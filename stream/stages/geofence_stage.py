@@ -109,10 +109,12 @@ def _at(time_ns: int) -> datetime:
 
 def advance_event_id(fence_id: str, sku: str) -> str:
     """The id of the event a SKU's entry into ``fence_id`` applies (one per SKU and fence)."""
-    event_id = _ID_CHARS.sub("_", f"{SOURCE}:{fence_id}:{sku}")
-    if len(event_id) > 128:
-        digest = hashlib.sha256(event_id.encode()).hexdigest()[:16]
-        event_id = f"{event_id[:100]}~{digest}"
+    raw = f"{SOURCE}:{fence_id}:{sku}"
+    event_id = _ID_CHARS.sub("_", raw)
+    if event_id != raw or len(event_id) > 128:
+        # A digest of the real ids keeps fences whose ids differ only in odd characters apart.
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:16]
+        event_id = f"{event_id[:100]}:{digest}"
     return event_id
 
 
