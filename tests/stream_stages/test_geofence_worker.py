@@ -1,5 +1,5 @@
 """Geofences in the running worker (``orderradar worker``, real broker and influxd), and the
-"courier is nearby" notice through the web server's ``/ws/track``.
+"courier is nearby" notice through the web server's ``/ws/track`` and on the page in Chromium.
 
 One parcel enters a hub fence (its stage advances to ``hub_arrival`` once, also after the
 same records are produced again), dwells, leaves (a ``dwell`` point for the heatmap) and
@@ -24,6 +24,7 @@ import orjson
 import pytest
 from stages_scenario import Sent
 from test_stages_worker import read_values
+from selenium.webdriver.common.by import By
 from websockets.asyncio.client import connect
 
 from config.settings import Settings
@@ -33,9 +34,10 @@ from orderradar.devstack.stack import settings_env
 from orderradar.devstack.waiting import wait_until
 from stream.contract import OrderEvent, Status
 from stream.topics import ORDER_EVENTS, ORDER_UPDATES
+from tracking.browser import PHONE, chromium, wait_for
 from tracking.stack import WebServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -223,9 +225,12 @@ def test_worker_geofences_enter_dwell_exit_advance_nearby_reload_gcj(stack_setti
         view = asyncio.run(tracking_view(web, token, lambda v: v.get("nearby") is True))
         assert view["skus"]["S1"]["status"] == "out_for_delivery"
         assert "C7" not in json.dumps(view)  # the courier's id stays on the staff side
-        for lang, text in (("zh-CN", "快递员就在附近"), ("en", "Your courier is nearby")):
-            page = httpx.get(f"{web.url}/t/{token}", params={"lang": lang}, timeout=10)
-            assert page.status_code == 200 and text in page.text and 'id="nearby"' in page.text
+        for lang, text in (("zh-CN", "快递员就在附近"), ("en-US", "Your courier is nearby")):
+            with chromium(PHONE, lang=lang) as phone:
+                phone.get(f"{web.url}/t/{token}")
+                wait_for(phone, lambda d: d.find_element(By.ID, "nearby").is_displayed(), 20,
+                         "the courier-nearby notice")
+                assert text in phone.find_element(By.ID, "nearby").text
 
         # An operator fence moved while the worker runs: the next fixes are judged by it.
         _layer_file(operator_file, _square("OPS-1", "fence_id", *OPS_AFTER, 0.002))

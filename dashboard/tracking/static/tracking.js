@@ -153,7 +153,7 @@
       setText("eta", formatRange(v.eta));
     }
     renderDelay(v);
-    $("nearby").hidden = !v.nearby;
+    $("nearby").hidden = !v.nearby;  // "courier is nearby" (worker geofences)
     renderItems(v);
     renderTimeline(v);
     renderMap(v);
