@@ -28,6 +28,7 @@ from selenium.webdriver.common.by import By
 from websockets.asyncio.client import connect
 
 from config.settings import Settings
+from dashboard.warroom.history import InfluxHistory, TimeWindow
 from geo.coords import wgs84_to_gcj02_arrays
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.stack import settings_env
@@ -203,6 +204,9 @@ def test_worker_geofences_enter_dwell_exit_advance_nearby_reload_gcj(stack_setti
         # The exit fed the dwell heatmap (20 minutes inside, to the exit fix).
         dwell = influx(settings, """SELECT "count", "total_s" FROM "dwell" WHERE "source" = 'geofence'""")
         assert [row[1:] for row in dwell] == [[1, 1800.0]]
+        with InfluxHistory.from_settings(settings) as history:  # what the war-room's dwell heatmap reads
+            heat = history.dwell(TimeWindow(start, start + timedelta(hours=3)))
+        assert "HUB-GF" in set(heat["node"])
         geofence = update["extensions"]["geofence"]
         assert list(geofence["nearby"]) == ["S1"]
         assert [(e["event"], e["fence"]) for e in geofence["events"]][:3] == [
