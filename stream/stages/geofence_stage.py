@@ -34,7 +34,7 @@ What comes out:
   its lineage;
 - the order's ``geofence`` extension: ``nearby`` (SKU -> since when its courier is inside
   its customer area; the tracking page says "courier is nearby") and ``events`` (the newest
-  enter/exit/overstay events of its SKUs, for the order's lineage in the war-room).
+  enter/exit/overstay events of its SKUs, with the order's snapshot in the staff API).
 
 State: each entity's :class:`~geo.fence_tracker.Membership` is stage state (changelogged to
 its partition, handed back by ``restore``), kept only while the entity is inside a fence and
