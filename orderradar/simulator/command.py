@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import json
 import logging
 import os
@@ -66,9 +67,26 @@ def parse_speed(text: str) -> float | None:
     return speed
 
 
+_TIME_OF_DAY = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def latest_time_of_day(hour: int, minute: int, wall_now: datetime) -> datetime:
+    """The latest moment at or before ``wall_now`` whose China time is ``hour:minute``."""
+    now = wall_now.astimezone(CHINA_TZ).replace(microsecond=0)
+    at = now.replace(hour=hour, minute=minute, second=0)
+    return at if at <= now else at - timedelta(days=1)
+
+
 def parse_start(text: str | None, wall_now: datetime) -> datetime:
+    """``None``: now; ``HH:MM``: the latest such China time (at most a day ago), so a run
+    can start at any time of day whatever the wall clock says; else ISO 8601 with offset."""
     if text is None:
         return wall_now.astimezone(CHINA_TZ).replace(microsecond=0)
+    if match := _TIME_OF_DAY.match(text):
+        hour, minute = int(match.group(1)), int(match.group(2))
+        if hour > 23 or minute > 59:
+            raise UsageError(f"--start: {text!r} is not a time of day (00:00 to 23:59)")
+        return latest_time_of_day(hour, minute, wall_now)
     try:
         start = datetime.fromisoformat(text)
     except ValueError:
@@ -92,13 +110,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=1, help="random seed; same seed, same events (default 1)")
-    run.add_argument("--start", default=None, help="simulated start time, ISO 8601 with offset (default now)")
+    run.add_argument("--start", default=None,
+                     help="simulated start: HH:MM (China time, the latest such moment, at most a day ago) "
+                          "or ISO 8601 with offset (default now)")
     run.add_argument("--duration", default=None, help="stop after this much wall time (90s, 15m, 2h)")
     run.add_argument("--sim-duration", default=None, help="stop after this much simulated time")
     run.add_argument("--max-orders", type=int, default=None, help="place this many orders, then drain and stop")
     run.add_argument("--warmup", default="0",
                      help="simulated time before --start whose orders are already in flight at start "
                           "(costs about 0.5 ms CPU per order; default 0)")
+    run.add_argument("--backfill", type=float, default=0.0, metavar="SHARE",
+                     help="share of the orders in flight after the warm-up whose earlier scans are sent "
+                          "at start, so a receiver starts with parcels in every stage (default 0)")
     run.add_argument("--gps-minutes", type=float, default=120.0, help="minutes between truck GPS fixes (default 120)")
 
     scen = parser.add_argument_group("scenarios")
@@ -143,7 +166,8 @@ async def run_from_args(args: argparse.Namespace, settings: Any) -> int:
         else:
             orders_per_day = args.orders_per_day or DEFAULT_ORDERS_PER_DAY
         profile = TrafficProfile(orders_per_day=orders_per_day, diurnal=not args.flat and args.rate is None,
-                                 gps_interval_s=gps_s, warmup_s=warmup.total_seconds(), max_orders=args.max_orders)
+                                 gps_interval_s=gps_s, warmup_s=warmup.total_seconds(), max_orders=args.max_orders,
+                                 backfill_share=args.backfill)
     except (UsageError, ScenarioError, ValueError) as exc:
         print(f"orderradar simulate: {exc}", file=sys.stderr)
         return 2
@@ -152,7 +176,11 @@ async def run_from_args(args: argparse.Namespace, settings: Any) -> int:
     if warmup:
         logger.info("warming up: simulating %s before start", warmup)
         generator.skip_until(start)
-    horizon = seconds_until_future_rejection(speed or 0.0, MAX_FUTURE_SKEW) if args.start is None else None
+        gc.freeze()  # the in-flight shipments live on: later collections need not scan them
+        logger.info("warm-up done: %d orders placed, %d shipments in flight", generator.orders_placed,
+                    generator.in_flight)
+    behind = datetime.now(timezone.utc) - start
+    horizon = seconds_until_future_rejection(speed or 0.0, MAX_FUTURE_SKEW, behind)
     if horizon is not None:
         logger.warning("at speed %g event times pass the receiver's %s future limit after %.0f wall minutes",
                        speed, MAX_FUTURE_SKEW, horizon / 60)

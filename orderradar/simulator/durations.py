@@ -70,7 +70,8 @@ PLANE_KMH = 750.0
 #: Local working calendar (hours of the day, CST).
 WAREHOUSE_OPEN_H = 7.0
 WAREHOUSE_CLOSE_H = 23.0
-PICKUP_WAVES_H = (10.0, 14.0, 18.0, 21.5)
+#: Express carriers collect from big warehouses every two hours while they work.
+PICKUP_WAVES_H = (8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0)
 DELIVERY_ROUNDS_H = (8.5, 13.0, 17.0)
 
 

@@ -13,6 +13,7 @@ scan when a scenario delays or re-sends it).
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import math
@@ -69,6 +70,10 @@ class TrafficProfile:
     warmup_s: float = 0.0
     #: Stop placing orders after this many (the flow then drains); ``None``: never stop.
     max_orders: int | None = None
+    #: Share of the orders still in flight at ``start`` whose warm-up scans are sent at
+    #: ``start`` anyway (with their own, past, event times): a receiver that starts with the
+    #: simulator then holds parcels in every stage at once, whatever the time of day.
+    backfill_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not (self.orders_per_day > 0 and math.isfinite(self.orders_per_day)):
@@ -77,6 +82,8 @@ class TrafficProfile:
             raise ValueError(f"gps_interval_s must be at least 60, got {self.gps_interval_s}")
         if self.warmup_s < 0:
             raise ValueError(f"warmup_s must not be negative, got {self.warmup_s}")
+        if not 0.0 <= self.backfill_share <= 1.0:
+            raise ValueError(f"backfill_share must be between 0 and 1, got {self.backfill_share}")
 
 
 @dataclass
@@ -101,6 +108,8 @@ class _Flow:
     rng: SplitMix64
     pending: Step
     counters: list[int]
+    #: Warm-up scans kept to be sent at ``start`` (a backfilled order), else ``None``.
+    backfill: list[OrderEvent] | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,9 @@ class TrafficGenerator:
         self._active: list[ActiveScenario] = []
         self._emission_active: list[Scenario] = []
         self._slowdowns: list[CarrierSlowdown] = []
+        #: Warm-up flows whose scans are kept for the backfill, by identity.
+        self._backfilling: dict[int, _Flow] = {}
+        self._backfill_due = self.profile.backfill_share > 0 and self.profile.warmup_s > 0
         self.orders_placed = 0
         #: Events that happened (one per SKU line per scan), emitted or skipped.
         self.events_simulated = 0
@@ -175,12 +187,17 @@ class TrafficGenerator:
                 self.events_emitted += 1
                 yield emission
             elif p < o and p <= limit:
+                if self._backfill_due and p >= self._emit_from:
+                    self._release_backfill()
+                    continue
                 self._frontier = max(self._frontier, p)
                 self._handle(heapq.heappop(procs))
             else:
                 break
         if limit != math.inf:
             self._frontier = max(self._frontier, limit)
+        if self._backfill_due and self._frontier >= self._emit_from:
+            self._release_backfill()
 
     def take_until(self, until: datetime) -> list[Emission]:
         return list(self.run_until(until))
@@ -189,8 +206,16 @@ class TrafficGenerator:
         """Simulate up to ``until`` without emitting: events before it are not even built,
         which makes this several times faster than consuming them (warm-up, calibration)."""
         self._emit_from = max(self._emit_from, to_seconds(until))
-        for _ in self.run_until(until):
-            pass
+        # Hundreds of thousands of live shipment processes make every cyclic-GC pass slow
+        # (2.5x the warm-up time); they are freed by reference counting anyway.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for _ in self.run_until(until):
+                pass
+        finally:
+            if collecting:
+                gc.enable()
 
     def __iter__(self) -> Iterator[Emission]:
         return self.run_until(None)
@@ -236,6 +261,11 @@ class TrafficGenerator:
     def exhausted(self) -> bool:
         """No more orders will be placed and every emission has been handed out."""
         return not self._procs and not self._out
+
+    @property
+    def in_flight(self) -> int:
+        """Shipments with a scan still to come (scheduled or held by a scenario)."""
+        return sum(isinstance(e[2], _Flow) for e in self._procs) + self.held
 
     @property
     def held(self) -> int:
@@ -308,6 +338,22 @@ class TrafficGenerator:
                 break
         self._push(t, _Arrival(self._arrival_version))
 
+    def _release_backfill(self) -> None:
+        """Send the kept warm-up scans of the orders still in flight, at ``start``, in
+        event-time order (each SKU's history in order)."""
+        self._backfill_due = False
+        events = [e for flow in self._backfilling.values() for e in flow.backfill or ()]
+        for flow in self._backfilling.values():
+            flow.backfill = None
+        self._backfilling.clear()
+        events.sort(key=lambda e: e.event_time)
+        for event in events:
+            heapq.heappush(self._out, (self._emit_from, next(self._seq), Emission(self._emit_from, event)))
+
+    def _sampled_for_backfill(self, number: int) -> bool:
+        mixed = (number * 0x9E3779B97F4A7C15 + self.seed) & 0xFFFFFFFFFFFFFFFF
+        return mixed / 2.0**64 < self.profile.backfill_share
+
     def _place_order(self, now: float) -> None:
         self.orders_placed += 1
         channel = None
@@ -329,6 +375,9 @@ class TrafficGenerator:
             process = shipment_process(order, shipment, rng, self._slowdown, self.profile.gps_interval_s)
             first = next(process)
             flow = _Flow(order, shipment, process, rng, first, [0] * len(shipment.lines))
+            if self._backfill_due and now < self._emit_from and self._sampled_for_backfill(order.number):
+                flow.backfill = []
+                self._backfilling[id(flow)] = flow
             self._push(first.at, flow)
 
     def _slowdown(self, carrier: str, nodes: tuple[Node, ...], at: float) -> float:
@@ -379,6 +428,8 @@ class TrafficGenerator:
             flow.counters[i] += 1
             self.events_simulated += 1
             if last < self._emit_from:
+                if flow.backfill is not None:
+                    flow.backfill.append(self._event(flow, step, i, last))
                 continue  # warm-up: simulated, not emitted
             event = self._event(flow, step, i, last)
             if self._emission_active:
@@ -389,6 +440,9 @@ class TrafficGenerator:
         try:
             flow.pending = flow.process.send(last)
         except StopIteration:
+            if flow.backfill is not None:  # finished during the warm-up: nothing to show
+                del self._backfilling[id(flow)]
+                flow.backfill = None
             return
         self._push(flow.pending.at, flow)
 

@@ -199,7 +199,9 @@ def _leg(
     f = _factor(slowdown, carrier, depart, origin, dest)
     duration = d.air_seconds(rng, km, f) if air else d.truck_seconds(rng, km, f)
     vehicle = f"{carrier.id}-{'F' if air else 'V'}{rng.randint(1, 9999):04d}"
-    attrs: dict[str, AttrValue] = {"leg": f"{origin.id}>{dest.id}", "mode": "air" if air else "truck"}
+    # ``next_node``: the hub expected to scan the parcel next (a stopped hub strands its inbound too).
+    attrs: dict[str, AttrValue] = {"leg": f"{origin.id}>{dest.id}", "next_node": dest.id,
+                                   "mode": "air" if air else "truck"}
     actual = yield Step(Status.LINEHAUL, depart, source, node=origin, lat=origin.lat, lon=origin.lon,
                         device_id=vehicle, attributes=attrs)
     start = actual

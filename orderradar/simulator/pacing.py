@@ -32,9 +32,11 @@ class SimClock:
         return (sim_time - self.now()).total_seconds() / self.speed
 
 
-def seconds_until_future_rejection(speed: float, max_skew: timedelta) -> float | None:
-    """Wall seconds after which events started at wall-clock "now" run more than
+def seconds_until_future_rejection(
+    speed: float, max_skew: timedelta, behind: timedelta = timedelta(0)
+) -> float | None:
+    """Wall seconds after which events that start ``behind`` the wall clock run more than
     ``max_skew`` ahead of a receiver's real clock (``None`` if they never do)."""
     if speed <= 1.0:
         return None
-    return max_skew.total_seconds() / (speed - 1.0)
+    return max(0.0, (max_skew + behind).total_seconds() / (speed - 1.0))
