@@ -6,14 +6,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
+PLOTLY_BUNDLE := dashboard/warroom/assets/vendor/plotly-warroom-geo.min.js
 PYTEST_ARGS ?=
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
-.PHONY: run test setup test-setup system-runtime system-test quick check bench clean
+.PHONY: run test setup test-setup system-runtime system-test web-assets quick check bench clean
 
 run: setup
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory web-assets; \
+	  else echo "npm not found: the war-room loads the full plotly.js (make web-assets builds the small one)"; fi
 	$(BIN)/orderradar up
 
 test: test-setup
@@ -28,7 +32,19 @@ bench: setup
 
 setup: $(STAMP) system-runtime
 
-test-setup: setup system-test
+test-setup: setup system-test web-assets
+
+# The war-room's partial plotly.js bundles and axe-core for the browser tests, from the npm
+# registry as pinned by package-lock.json (Debian's npm when missing); nothing downloads at run time.
+web-assets: $(PLOTLY_BUNDLE)
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory apt-packages PACKAGES=npm
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+$(PLOTLY_BUNDLE): $(NODE_STAMP) dashboard/warroom/bundle/build.js
+	node dashboard/warroom/bundle/build.js
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -60,4 +76,4 @@ check: setup
 	$(BIN)/python -m compileall -q stream alerting geo dashboard config orderradar
 
 clean:
-	rm -rf $(VENV) .orderradar test-artifacts
+	rm -rf $(VENV) .orderradar test-artifacts node_modules dashboard/warroom/assets/vendor

@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
@@ -104,6 +105,10 @@ def create_app(
 
     routes = [*api_routes(options), *extra_routes, *(Mount(path, app=a) for path, a in (mounts or {}).items())]
     middleware = [
+        # Every text response over 500 bytes, gzipped (large ones in a worker thread): the
+        # war-room's scripts shrink about 4x. WebSockets, event streams, images and responses
+        # already encoded (the tracking page) pass through untouched.
+        Middleware(GZipMiddleware, minimum_size=500, compresslevel=6),
         Middleware(
             SessionMiddleware,
             secret_key=settings.session_secret.get_secret_value(),

@@ -1,4 +1,5 @@
-"""Which language a customer reads: an explicit choice, else the browser's Accept-Language.
+"""Which language a customer reads: ``?lang=``, else the choice the browser remembers (a
+cookie the page sets when ``?lang=`` is used), else its Accept-Language, else zh-CN.
 
 Only two catalogues exist (zh-CN, en); every Chinese variant gets zh-CN, every English one en.
 """
@@ -41,10 +42,17 @@ def _quality(params: list[str]) -> float:
     return 1.0
 
 
-def negotiate_language(accept_language: str | None, choice: str | None = None) -> Lang:
-    """The page language: ``choice`` (the switch, ``?lang=``) wins when it names a catalogue."""
-    if choice:
-        chosen = _lang_of_tag(choice)
+def chosen_language(choice: str | None) -> Lang | None:
+    """The catalogue an explicit choice (``?lang=``, the remembered cookie) names, if any."""
+    return _lang_of_tag(choice[:_MAX_HEADER_CHARS]) if choice else None
+
+
+def negotiate_language(accept_language: str | None, choice: str | None = None,
+                       remembered: str | None = None) -> Lang:
+    """The page language: ``choice`` (the switch, ``?lang=``) wins when it names a catalogue,
+    then ``remembered`` (an earlier choice), then ``accept_language``."""
+    for explicit in (choice, remembered):
+        chosen = chosen_language(explicit)
         if chosen is not None:
             return chosen
     if not accept_language:

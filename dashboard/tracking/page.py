@@ -9,7 +9,11 @@ While a just-started gateway is still replaying ``tracking-tokens``, an unknown 
 503 "one moment" page that reloads itself instead of a wrong 404.
 
 Routes (:func:`tracking_routes`): ``GET /t/{token}`` and ``GET /t/assets/{digest}/{name}``
-(the script, the stylesheet and the basemap, content-addressed and cached for a year).
+(the script, the stylesheet and the basemap, content-addressed and cached for a year); any
+other path under ``/t/`` is the same not-found page; ``/favicon.ico`` is the site icon.
+
+The language is ``?lang=`` (remembered for a year in the ``orderradar_lang`` cookie), else
+the remembered choice, else ``Accept-Language`` (:func:`negotiate_language`).
 Optional raster tiles: pass ``tiles=TileLayer("https://tiles.example/{z}/{x}/{y}.png",
 "© attribution")``; the tile origin is added to the page's ``img-src``.
 """
@@ -32,7 +36,7 @@ from starlette.routing import BaseRoute, Route
 
 from dashboard.tracking.assets import ASSET_PREFIX, AssetBundle
 from dashboard.tracking.headers import page_headers, tile_origin
-from dashboard.tracking.language import Lang, negotiate_language
+from dashboard.tracking.language import Lang, chosen_language, negotiate_language
 from dashboard.tracking.messages import NOT_FOUND, WARMING_UP, catalogue
 from dashboard.tracking.milestones import LADDER, milestone_table
 
@@ -63,6 +67,11 @@ def gateway_token_check(request: Request, token: str) -> bool:
 #: Token syntax accepted before any lookup: URL-safe base64-ish, bounded length.
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+FAVICON = Path(__file__).resolve().parent / "static" / "favicon.ico"
+
+#: The cookie remembering a customer's ``?lang=`` choice (path ``/t``; no other use).
+LANG_COOKIE = "orderradar_lang"
+LANG_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -151,14 +160,33 @@ class TrackingPage:
             if _tokens_loading(request):
                 return self.warming_up(request)
             return self.not_found(request)
-        lang = negotiate_language(request.headers.get("accept-language"), request.query_params.get("lang"))
+        choice = chosen_language(request.query_params.get("lang"))
+        remembered = request.cookies.get(LANG_COOKIE)
+        lang = negotiate_language(request.headers.get("accept-language"), choice, remembered)
         headers = page_headers(request.headers.get("host"), self._tile_origins())
         headers["Content-Language"] = lang.value
-        headers["Vary"] = "Accept-Language, Accept-Encoding"
+        headers["Vary"] = "Accept-Language, Accept-Encoding, Cookie"
         if "gzip" in request.headers.get("accept-encoding", ""):
             headers["Content-Encoding"] = "gzip"
-            return HTMLResponse(self._gzipped[lang], headers=headers)
-        return HTMLResponse(self._bodies[lang], headers=headers)
+            response = HTMLResponse(self._gzipped[lang], headers=headers)
+        else:
+            response = HTMLResponse(self._bodies[lang], headers=headers)
+        if choice is not None and choice.value != remembered:
+            response.set_cookie(LANG_COOKIE, choice.value, max_age=LANG_COOKIE_MAX_AGE_S, path="/t",
+                                secure=request.url.scheme == "https", httponly=True, samesite="lax")
+        return response
+
+    async def not_found_endpoint(self, request: Request) -> Response:
+        """Any other path under ``/t/`` (``/t/{token}/extra``, ``/t/``): the not-found page."""
+        return self.not_found(request)
+
+
+_FAVICON_BODY = FAVICON.read_bytes()
+
+
+async def favicon(_request: Request) -> Response:
+    """``GET /favicon.ico``: browsers ask for it on every page."""
+    return Response(_FAVICON_BODY, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
 
 
 def tracking_routes(token_exists: TokenCheck | None = None, *, ws_path: str = "/ws/track",
@@ -171,4 +199,7 @@ def tracking_routes(token_exists: TokenCheck | None = None, *, ws_path: str = "/
     return [
         Route(ASSET_PREFIX + "/{digest}/{name}", page.assets.endpoint, methods=["GET"], name="tracking_asset"),
         Route("/t/{token}", page.endpoint, methods=["GET"], name="tracking_page"),
+        Route("/t/{rest:path}", page.not_found_endpoint, methods=["GET"], name="tracking_not_found"),
+        Route("/t", page.not_found_endpoint, methods=["GET"]),
+        Route("/favicon.ico", favicon, methods=["GET"], name="favicon"),
     ]

@@ -14,6 +14,7 @@ from config.settings import Settings
 from dashboard.warroom import panels
 from dashboard.warroom.deps import WarroomDeps, build_deps
 from dashboard.warroom.i18n import DEFAULT_LANGUAGE, label
+from dashboard.warroom.index_page import WarroomDash, unused_bundle
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
@@ -21,8 +22,9 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 def create_app(settings: Settings, deps: WarroomDeps | None = None) -> Dash:
     """The Dash app served under ``deps.prefix`` (routes are relative to the mount point)."""
     deps = deps if deps is not None else build_deps(settings)
-    app = Dash(
+    app = WarroomDash(
         __name__, title=label(DEFAULT_LANGUAGE, "title"), update_title="", assets_folder=str(ASSETS),
+        assets_ignore=unused_bundle(deps.backdrop.tiles),
         requests_pathname_prefix=deps.prefix, routes_pathname_prefix="/", serve_locally=True, compress=False,
     )
     app.layout = panels.page(deps)

@@ -40,9 +40,11 @@ BORDER = "#3a4d73"
 ACCENT = "#3fa9f5"
 TIER_COLOURS = {"P1": "#ff4d4f", "P2": "#ff9f43", "P3": "#ffd166", "P4": "#8a9bb8"}
 STATUS_COLOURS = {"ok": "#34c38f", "at_risk": "#ffd166", "late": "#ff9f43", "stalled": "#ff4d4f"}
-#: Delay rate colours: green (healthy) through amber to red; fixed range so colours mean the
-#: same thing minute to minute.
-DELAY_SCALE = [[0.0, "#1a9850"], [0.15, "#91cf60"], [0.3, "#fee08b"], [0.55, "#fc8d59"], [1.0, "#d73027"]]
+#: Delay rate colours: cividis (blue through grey to yellow), readable with every common colour
+#: vision deficiency and in greyscale (lightness rises with the delay, so worse is brighter
+#: on the dark map); fixed range so colours mean the same thing minute to minute.
+DELAY_SCALE = [[0.0, "#00346e"], [0.15, "#3c4a6b"], [0.3, "#5b5f6d"], [0.45, "#757575"], [0.6, "#928c78"],
+               [0.75, "#b0a572"], [0.9, "#e1cc5c"], [1.0, "#ffe945"]]
 DELAY_MAX = 0.5
 REASONS = ("typhoon", "road_closure", "power_cut", "other")
 SERIES_COLOURS = ["#3fa9f5", "#ff9f43", "#34c38f", "#e05dd3", "#ffd166", "#7f8cff", "#4dd0e1",

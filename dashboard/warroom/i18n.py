@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from dashboard.tracking.language import negotiate_language
+
 ZH: Final = "zh-CN"
 EN: Final = "en"
 LANGUAGES: Final = (ZH, EN)
@@ -196,6 +198,13 @@ _LABELS: dict[str, tuple[str, str]] = {
     "status.returned": ("已退货", "returned"),
     "status.cancelled": ("已取消", "cancelled"),
 }
+
+
+def negotiate(accept_language: str | None, choice: str | None = None) -> str:
+    """The language a page request asks for: ``?lang=`` when it names one, else the browser's
+    ``Accept-Language`` (the tracking page's rules), else :data:`DEFAULT_LANGUAGE`. A choice the
+    browser remembers (local storage) is applied in the browser by ``warroom_language.js``."""
+    return negotiate_language(accept_language, choice).value
 
 
 def normalise(lang: object) -> str:

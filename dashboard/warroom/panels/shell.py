@@ -2,7 +2,8 @@
 and the stores the live feed (``assets/warroom_live.js``) writes into.
 
 The language is kept in a ``dcc.Store`` with ``storage_type="local"``, so the browser
-remembers it; one pattern-matching callback re-labels every translated span.
+remembers it (``?lang=`` overrides it, Accept-Language picks it on a first visit); one
+pattern-matching callback re-labels every translated span.
 """
 
 from __future__ import annotations
@@ -70,11 +71,13 @@ def register(app: Dash, deps: WarroomDeps) -> None:
     app.clientside_callback("function () { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; }",
                             Output(ids.TIMEZONE, "data"), Input(ids.TIMEZONE, "id"))
 
-    # The switch writes the remembered language; on load the remembered one sets the switch.
-    app.clientside_callback(ClientsideFunction("warroom_live", "syncLanguage"),
+    # On load ?lang=, else the remembered language, else the server's Accept-Language choice
+    # (<html lang>) sets the switch; the switch writes the remembered language
+    # (assets/warroom_language.js, which also keeps <html lang> and the title in step).
+    app.clientside_callback(ClientsideFunction("warroom_language", "sync"),
                             Output(ids.LANG, "data"), Output(ids.LANG_SWITCH, "value"),
                             Input(ids.LANG_SWITCH, "value"), Input(ids.LANG, "modified_timestamp"),
-                            State(ids.LANG, "data"))
+                            State(ids.LANG, "data"), State(ids.I18N_TABLE, "data"))
 
     # In the browser: a language switch re-labels the page at once, whatever the server is busy with.
     app.clientside_callback(ClientsideFunction("warroom_live", "relabel"),
