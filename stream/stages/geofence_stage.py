@@ -202,7 +202,10 @@ class GeofenceStage:
             if not result.stale:
                 self._keep(sku_entity, result.state, partition, dirty)
                 self._emit(ctx, index, f, "sku", result.events, order_events, nearby)
-                advances.extend((f, a) for a in result.advances)
+                if result.advances:
+                    # One advance per fix (overlapping fences would give two events, and two
+                    # points of the same identity): the furthest stage, first fence by id.
+                    advances.append((f, max(result.advances, key=lambda a: STAGE_RANK[a.status])))
             if event.courier_id:
                 courier_entity = f"courier/{partition}/{event.courier_id}"
                 result = track_fix(self._state(courier_entity), courier_entity, fence_ids, _at(f.time_ns),
