@@ -1,10 +1,12 @@
 """Sync lag per source: arrival time minus event time (pure; times are passed in).
 
 How late a source tells us what happened is the problem this product exists to expose
-(industry average status-sync lag: 11.6 minutes). For each source we count lags in fixed
-log buckets (1 % wide from 10 ms, so memory is bounded whatever the volume) per arrival
-minute, and report p50 / p99 / max per source and minute (InfluxDB ``sync_lag``) and over
-the last ``window_s`` of arrivals (the war-room and ``/metrics``). Quantiles are nearest
+(industry average status-sync lag: 11.6 minutes). For each source and partition we count
+lags in fixed log buckets (1 % wide from 10 ms, so memory is bounded whatever the volume)
+per arrival minute, and report p50 / p99 / max per source, partition and minute (InfluxDB
+``sync_lag``: a partition's records arrive in order, so its minute is complete when it
+moves on, whatever the other partitions do, even when a backlog is caught up) and per
+source over the last ``window_s`` of arrivals (the war-room and ``/metrics``). Quantiles are nearest
 rank over the buckets, reported as the bucket's geometric midpoint (within 0.5 %).
 Replayed records are not counted: their arrival is the import, not the source's sync.
 """
@@ -71,22 +73,19 @@ class SyncLag:
 
     def __init__(self, window_s: float = 300.0) -> None:
         self.window_s = window_s
-        self._minutes: dict[str, dict[int, _Minute]] = {}
-        self._dirty: set[tuple[str, int]] = set()
+        self._minutes: dict[tuple[str, int], dict[int, _Minute]] = {}
+        self._dirty: set[tuple[str, int, int]] = set()
 
-    def observe(self, source: str, event_time: float, arrival: float) -> None:
+    def observe(self, source: str, event_time: float, arrival: float, partition: int = 0) -> None:
         lag = arrival - event_time
         minute = int(arrival // 60)
-        per_source = self._minutes.setdefault(source, {})
-        m = per_source.get(minute)
+        minutes = self._minutes.setdefault((source, partition), {})
+        m = minutes.get(minute)
         if m is None:
-            m = per_source[minute] = _Minute()
-            keep = minute - math.ceil(self.window_s / 60)
-            for old in [k for k in per_source if k < keep]:
-                del per_source[old]
+            m = minutes[minute] = _Minute()
         m.counts[lag_bucket(lag)] += 1
         m.max_s = max(m.max_s, lag)
-        self._dirty.add((source, minute))
+        self._dirty.add((source, partition, minute))
 
     def _figures(self, source: str, minutes: list[_Minute]) -> LagFigures | None:
         counts: Counter[int] = Counter()
@@ -97,24 +96,31 @@ class SyncLag:
             return None
         return LagFigures(source, sum(counts.values()), p50, p99, max(m.max_s for m in minutes))
 
-    def take_minutes(self) -> list[tuple[int, LagFigures]]:
-        """(minute, figures) of each source's arrival minutes changed since the last call."""
+    def take_minutes(self) -> list[tuple[int, int, LagFigures]]:
+        """(minute, partition, figures) of the arrival minutes changed since the last call."""
         out = []
-        for source, minute in sorted(self._dirty):
-            m = self._minutes.get(source, {}).get(minute)
+        for source, partition, minute in sorted(self._dirty):
+            m = self._minutes.get((source, partition), {}).get(minute)
             figures = self._figures(source, [m]) if m is not None else None
             if figures is not None:
-                out.append((minute, figures))
+                out.append((minute, partition, figures))
         self._dirty.clear()
+        # written: keep only what the window needs (a backlog's minutes were just emitted)
+        for minutes in self._minutes.values():
+            keep = max(minutes, default=0) - math.ceil(self.window_s / 60)
+            for old in [k for k in minutes if k < keep]:
+                del minutes[old]
         return out
 
     def window(self, now: float) -> list[LagFigures]:
         """Each source's figures over arrivals in the last ``window_s`` before ``now``."""
         low = int((now - self.window_s) // 60)
+        recent: dict[str, list[_Minute]] = {}
+        for (source, _partition), minutes in self._minutes.items():
+            recent.setdefault(source, []).extend(m for k, m in minutes.items() if k >= low)
         out = []
-        for source in sorted(self._minutes):
-            minutes = [m for k, m in self._minutes[source].items() if k >= low]
-            figures = self._figures(source, minutes) if minutes else None
+        for source in sorted(recent):
+            figures = self._figures(source, recent[source]) if recent[source] else None
             if figures is not None:
                 out.append(figures)
         return out

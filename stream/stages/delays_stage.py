@@ -10,7 +10,8 @@ publishes what the engine decided:
 - ``warroom-updates`` ``heatmap`` items (H3 res 3 and 5) and a ``kpis`` item, at most once
   per ``interval_s`` (coalesced);
 - the sync lag of each source (arrival minus event time, :mod:`stream.sync_lag`): a
-  ``sync_lag`` point per source and arrival minute, and ``sync_lag`` war-room items.
+  ``sync_lag`` point per source, partition and arrival minute, and ``sync_lag`` war-room
+  items per source over the last minutes.
 
 Replays (:mod:`stream.replay`): records of ``orderradar import --replay`` are judged by an
 engine of their own per replay id (their own event-time clock, never the wall clock, never
@@ -182,7 +183,8 @@ class DelaysStage:
             if replay is None:
                 if item.record.timestamp_ms:
                     event = item.event
-                    self.sync_lag.observe(event.source, event.event_time.timestamp(), item.record.timestamp_ms / 1000)
+                    self.sync_lag.observe(event.source, event.event_time.timestamp(), item.record.timestamp_ms / 1000,
+                                          item.record.partition)
             by_timeline.setdefault(replay, {}).setdefault(item.record.partition, []).append(item)
         for replay, by_partition in by_timeline.items():
             timeline = self._timeline(replay)
@@ -261,9 +263,9 @@ class DelaysStage:
             timeline.pending = True
 
     def _outputs(self, ctx: BatchContext) -> None:
-        for minute, figures in self.sync_lag.take_minutes():
-            ctx.lines.append(line("sync_lag", {"source": figures.source}, figures.fields(),
-                                  minute * 60 * 1_000_000_000))
+        for minute, partition, figures in self.sync_lag.take_minutes():
+            ctx.lines.append(line("sync_lag", {"source": figures.source, "partition": str(partition)},
+                                  figures.fields(), minute * 60 * 1_000_000_000))
         now = self.clock()
         if now - self._last_sent < self.interval_s:
             return

@@ -205,11 +205,11 @@ def test_sync_lag_quantiles_per_source_and_minute() -> None:
         lag.observe("carrier", base + i * 0.5 - (i + 1) * 10.0, base + i * 0.5)  # lags 10..1000 s
         lag.observe("wms", base + i * 0.5 - 1.0, base + i * 0.5)
     minutes = lag.take_minutes()
-    assert [(m, f.source) for m, f in minutes] == [(int(base // 60), "carrier"), (int(base // 60), "wms")]
-    carrier = minutes[0][1]
+    assert [(m, p, f.source) for m, p, f in minutes] == [(int(base // 60), 0, "carrier"), (int(base // 60), 0, "wms")]
+    carrier = minutes[0][2]
     assert carrier.count == 100 and carrier.max_s == 1000.0
     assert abs(carrier.p50_s - 500.0) / 500.0 < 0.01 and abs(carrier.p99_s - 990.0) / 990.0 < 0.01
-    assert abs(minutes[1][1].p50_s - 1.0) < 0.01
+    assert abs(minutes[1][2].p50_s - 1.0) < 0.01
     assert lag.take_minutes() == []  # nothing new
     assert [f.source for f in lag.window(base + 60)] == ["carrier", "wms"]
     assert lag.window(base + 3600) == []

@@ -1,6 +1,6 @@
 """Sync lag per source: how late each source tells us what happened (arrival minus event
-time, p50 and p99 of its latest minute, and the records of the last :data:`SPAN`), from the
-worker's ``sync_lag`` series (:mod:`stream.sync_lag`). Sources whose median lag is above
+time: the highest per-partition, per-minute p50 and p99 over the last :data:`SPAN`, and the
+records counted), from the worker's ``sync_lag`` series (:mod:`stream.sync_lag`). Sources whose median lag is above
 the industry's 11.6-minute average status-sync lag are marked. Refreshed every minute;
 when InfluxDB cannot answer, the panel says so.
 """
@@ -31,7 +31,7 @@ COLUMNS = ["source", "p50_s", "p99_s", "count"]
 
 
 def query(window: TimeWindow) -> str:
-    return (f'SELECT last("p50_s") AS "p50_s", last("p99_s") AS "p99_s", sum("count") AS "count" '
+    return (f'SELECT max("p50_s") AS "p50_s", max("p99_s") AS "p99_s", sum("count") AS "count" '
             f'FROM "{SYNC_LAG}" WHERE {window.where()} GROUP BY "source"')
 
 
