@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alerting.channels import ReceiverConfig
 from alerting.decisions import Language
 from alerting.duration import Duration
 from alerting.escalation import EscalationPolicy, Target
 from alerting.inhibition import InhibitRule
+from alerting.links import MAX_LINK_LIFETIME
 from alerting.routing import Route, walk_routes
 from alerting.schedules import Schedule
 from alerting.tier import TierPolicy
@@ -42,7 +43,7 @@ class AlertPolicy(BaseModel):
     #: Told when an escalation target resolves to nobody (empty schedule), so a page is
     #: never dropped silently. Defaults to the root route's receiver.
     fallback_receiver: str | None = None
-    #: Lifetime of signed one-click ack/resolve links.
+    #: Lifetime of signed one-click ack/resolve links (at most ``MAX_LINK_LIFETIME``, 7 days).
     link_ttl: Duration = timedelta(hours=24)
     #: How long resolved alerts, resolved incidents and expired silences stay in state.
     retention: Duration = timedelta(hours=24)
@@ -53,6 +54,17 @@ class AlertPolicy(BaseModel):
     users: dict[str, User] = Field(default_factory=dict)
     schedules: dict[str, Schedule] = Field(default_factory=dict)
     escalation_policies: dict[str, EscalationPolicy] = Field(default_factory=dict)
+
+    @field_validator("link_ttl")
+    @classmethod
+    def _link_ttl_within_limit(cls, value: timedelta) -> timedelta:
+        # The web tier refuses links expiring further ahead, so longer ones would never work.
+        if value <= timedelta(0):
+            raise ValueError("must be positive")
+        if value > MAX_LINK_LIFETIME:
+            raise ValueError(f"at most {MAX_LINK_LIFETIME.days} days: the server refuses alert links "
+                             "that live longer")
+        return value
 
     @model_validator(mode="after")
     def _references_resolve(self) -> AlertPolicy:

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from stream.contract import plain_text
+
 ENV_PREFIX = "ORDERRADAR_"
 
 #: Where ``make run`` keeps broker logs and the local influxd's data.
@@ -80,6 +82,9 @@ class Settings(BaseSettings):
     #: Open WebSockets (tracking and war-room together) per client address; more are
     #: closed with 4429. Raise it when many customers share one address (carrier NAT).
     ws_max_connections_per_client: int = Field(default=128, ge=1, le=1_000_000)
+    #: Seconds a client has to send a complete request head (line and headers) after
+    #: connecting, or after the first byte of a later request; then it is disconnected.
+    web_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
 
     # Maps: a raster tile URL template ({z}/{x}/{y}); without one, maps draw the shipped boundaries.
     map_tile_url: str | None = None
@@ -116,6 +121,20 @@ class Settings(BaseSettings):
                 raise ValueError("expected source=key pairs separated by commas")
             keys[source.strip()] = key.strip()
         return keys
+
+    @field_validator("ingest_keys")
+    @classmethod
+    def _plain_source_names(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        # The names events carry as ``source`` and staff see: the event contract's rule.
+        for source in value:
+            try:
+                plain_text(source)
+            except ValueError as exc:
+                shown = source.encode("unicode_escape").decode()
+                raise ValueError(f"source name '{shown}' {exc}") from None
+            if len(source) > 64:
+                raise ValueError(f"source name {source[:20]!r}... is longer than 64 characters")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.settings import Settings
 from dashboard.gateway.health import metrics_app
+from dashboard.gateway.http_protocol import http_protocol_class
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.session_guard import STATE_KEY, SessionGuard
 
@@ -52,7 +53,7 @@ class _QuietServer(uvicorn.Server):
 class MetricsListener:
     """``/metrics`` on its own socket, bound at construction so a taken port fails at start."""
 
-    def __init__(self, gateway: Gateway, host: str, port: int) -> None:
+    def __init__(self, gateway: Gateway, host: str, port: int, header_timeout_s: float) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -63,7 +64,7 @@ class MetricsListener:
             raise OSError(f"cannot listen for /metrics on {host}:{port}: {exc.strerror}") from None
         self.port = int(self.socket.getsockname()[1])
         config = uvicorn.Config(metrics_app(gateway), lifespan="off", log_config=None, access_log=False,
-                                server_header=False)
+                                server_header=False, http=http_protocol_class(header_timeout_s))
         self.server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None
 
@@ -85,7 +86,8 @@ class WebEdge:
         self.guard = SessionGuard(gateway)
         hosts = allowed_hosts(settings)
         self.host_checked: ASGIApp = TrustedHostMiddleware(app, allowed_hosts=hosts) if hosts else app
-        self.metrics = (MetricsListener(gateway, settings.metrics_host, settings.metrics_port)
+        self.metrics = (MetricsListener(gateway, settings.metrics_host, settings.metrics_port,
+                                        settings.web_header_timeout_s)
                         if settings.metrics_port is not None else None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

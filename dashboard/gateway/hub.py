@@ -7,7 +7,9 @@ older than ``max_lag_s``; the hub then closes it with code 4008 ("too slow"), ab
 transport when a close frame cannot get through. Nobody else is slowed down.
 
 The hub also counts open connections per client address, so one address cannot hold more
-than its share of sockets (:meth:`Hub.add` with ``max_per_client``).
+than its share of sockets (:meth:`Hub.add` with ``max_per_client``), and its sweeper closes
+a staff connection (4401) once the session it opened with has ended: signed out on any
+instance, password or role changed, user removed, or older than the session lifetime.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Close code for a client that cannot keep up (application range; reconnect later).
 TOO_SLOW = 4008
+#: Close code for a staff connection whose session has ended (sign in again).
+SESSION_ENDED = 4401
 #: How long a polite close may take before the transport is aborted.
 CLOSE_TIMEOUT_S = 1.0
 #: How long after its endpoint finished a connection may still be closing (uvicorn allows
@@ -48,8 +52,10 @@ class Connection:
     """One accepted WebSocket with its outbox and writer task."""
 
     def __init__(self, websocket: WebSocket, endpoint: str, outbox_keys: int, hub: Hub,
-                 max_lag_s: float | None = None) -> None:
+                 max_lag_s: float | None = None, session_valid: Callable[[], bool] | None = None) -> None:
         self.websocket = websocket
+        #: For staff connections: whether the session it opened with still holds.
+        self.session_valid = session_valid
         self.endpoint = endpoint
         self.client = client_address(websocket)
         self.hub = hub
@@ -90,13 +96,13 @@ class Connection:
         oldest = [t for t in (self.sending_since, self.outbox.oldest_since()) if t is not None]
         return now - min(oldest) if oldest else 0.0
 
-    async def close_slow(self, reason: str) -> None:
+    async def close_slow(self, reason: str, code: int = TOO_SLOW) -> None:
         """Stop writing, try a polite close, abort the transport if that cannot get through."""
         self.closed = True
         await self.stop_writer()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                await self.websocket.close(TOO_SLOW, reason)
+                await self.websocket.close(code, reason)
             return
         except TimeoutError:
             pass
@@ -201,21 +207,27 @@ class Hub:
         for connection in tuple(self._warroom):
             connection.offer(message)
 
-    def shed(self, connection: Connection, reason: str) -> None:
+    def shed(self, connection: Connection, reason: str, code: int = TOO_SLOW) -> None:
         if connection.closed:
             return
         connection.closed = True
-        self.metrics.ws_dropped.inc(endpoint=connection.endpoint)
-        log.info("closing slow websocket endpoint=%s reason=%s", connection.endpoint, reason)
-        task = asyncio.create_task(connection.close_slow(reason), name="ws-shed")
+        if code == TOO_SLOW:
+            self.metrics.ws_dropped.inc(endpoint=connection.endpoint)
+        log.info("closing websocket endpoint=%s code=%d reason=%s", connection.endpoint, code, reason)
+        task = asyncio.create_task(connection.close_slow(reason, code), name="ws-shed")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def sweep(self) -> None:
-        """Shed every connection lagging more than ``max_lag_s``."""
+        """Shed every connection lagging more than ``max_lag_s``, and close staff connections
+        whose session has ended."""
         now = self.clock()
         for connection in tuple(self._connections):
-            if not connection.closed and connection.lag(now) > connection.max_lag_s:
+            if connection.closed:
+                continue
+            if connection.session_valid is not None and not connection.session_valid():
+                self.shed(connection, "session ended; sign in again", SESSION_ENDED)
+            elif connection.lag(now) > connection.max_lag_s:
                 self.shed(connection, f"more than {connection.max_lag_s:g}s behind")
 
     async def run_sweeper(self) -> None:

@@ -9,6 +9,8 @@ The app is served wrapped in :class:`dashboard.gateway.edge.WebEdge` (Host allow
 ``/metrics`` port, session guard). ``X-Forwarded-For``/``-Proto`` are believed only from
 ``ORDERRADAR_TRUSTED_PROXIES`` (none by default: uvicorn would otherwise trust any client
 on loopback, which let one address pose as many to the login throttle).
+A client must send each request head within ``ORDERRADAR_WEB_HEADER_TIMEOUT_S``
+(:mod:`dashboard.gateway.http_protocol`: uvicorn has no such timeout).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from starlette.applications import Starlette
 from config.settings import Settings
 from dashboard.gateway.edge import WebEdge
 from dashboard.gateway.gateway_settings import GatewaySettings
+from dashboard.gateway.http_protocol import http_protocol_class
 from dashboard.gateway.ws_protocol import protocol_class
 
 
@@ -53,6 +56,7 @@ def uvicorn_config(app: Starlette, settings: Settings, options: GatewaySettings,
         "port": settings.web_port,
         "proxy_headers": bool(settings.trusted_proxies),
         "forwarded_allow_ips": list(settings.trusted_proxies),
+        "http": http_protocol_class(settings.web_header_timeout_s),
         "ws": protocol_class(options.ws_write_buffer_bytes, options.ws_socket_send_buffer),
         "ws_max_size": options.ws_max_message_bytes,
         "ws_ping_interval": options.ws_ping_interval_s,

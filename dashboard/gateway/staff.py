@@ -37,10 +37,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
+                      field_validator)
 
 from config.rules import RuleFileError, load_yaml_model
 from config.settings import PACKAGE_CONFIG_DIR
+from stream.contract import plain_text
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +122,13 @@ class PasswordHash:
         return hmac.compare_digest(computed, self.digest)
 
 
-UserName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._@-]{1,64}$")]
+def _plain_if_text(value: object) -> object:
+    return plain_text(value) if isinstance(value, str) else value
+
+
+#: A login name. Control and invisible characters are named first (``plain_text``), so the
+#: error says which character is wrong instead of echoing it inside a pattern mismatch.
+UserName = Annotated[str, BeforeValidator(_plain_if_text), StringConstraints(pattern=r"^[A-Za-z0-9._@-]{1,64}$")]
 
 
 class StaffUser(BaseModel):
@@ -128,7 +136,8 @@ class StaffUser(BaseModel):
 
     role: Role
     password: str
-    name: str = ""
+    #: Display name, shown to other staff: plain text only.
+    name: Annotated[str, AfterValidator(plain_text)] = ""
     #: Raising it ends every session the user has (nothing else changes).
     session_epoch: int = Field(default=0, ge=0)
 

@@ -2,7 +2,9 @@
 zones for signed-in staff (the session cookie from ``POST /api/v1/login``).
 
 Refused before the upgrade: foreign ``Origin`` (403), no session (401). Closed after it:
-4429 when the address holds too many open WebSockets. Client -> server (first message)::
+4429 when the address holds too many open WebSockets; 4401 within about a second of the
+session ending (signed out on any instance, password or role changed, user removed,
+session lifetime over: the hub's sweeper re-checks it). Client -> server (first message)::
 
     {"type": "subscribe", "epoch": "3f2a9c1b7d4e", "last_seq": 1200}   # both optional
 
@@ -50,6 +52,11 @@ class WarroomSubscribe(BaseModel):
     last_seq: int | None = Field(default=None, ge=0)
 
 
+def _may_view(websocket: WebSocket) -> bool:
+    member = staff_of(websocket)
+    return member is not None and member.can(Permission.VIEW)
+
+
 async def warroom_socket(websocket: WebSocket) -> None:
     gateway = gateway_of(websocket)
     if await refuse_foreign_origin(websocket, gateway, "warroom"):
@@ -61,7 +68,7 @@ async def warroom_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     connection = Connection(websocket, "warroom", gateway.options.warroom_outbox_keys, gateway.hub,
-                            gateway.options.warroom_max_lag_s)
+                            gateway.options.warroom_max_lag_s, session_valid=lambda: _may_view(websocket))
     if not await admit(websocket, gateway.hub, connection, gateway.settings.ws_max_connections_per_client):
         return
     try:

@@ -136,11 +136,15 @@ def test_web_and_worker_are_separate_least_privilege_principals() -> None:
     assert settings.faust_app_id == "orderradar"
 
 
+REQUIRED_EXAMPLES = {f"{ENV_PREFIX}TRUSTED_PROXIES": "10.0.0.0/24"}
+
+
 def test_application_services_configure_valid_authenticated_clients() -> None:
     services = load()["services"]
     for name in ("topics", "worker", "web"):
-        # What compose would substitute: a secret for each required variable; optional ones stay unset.
-        env = {key: ("x" * 40 if ":?" in str(value) else value)
+        # What compose would substitute: a secret for each required variable (a network for
+        # the proxies); optional ones stay unset.
+        env = {key: (REQUIRED_EXAMPLES.get(key, "x" * 40) if ":?" in str(value) else value)
                for key, value in services[name]["environment"].items() if ":-" not in str(value)}
         fields = {key.removeprefix(ENV_PREFIX).lower(): value for key, value in env.items()}
         settings = Settings(**fields)
@@ -158,3 +162,16 @@ def test_influxdb_requires_authentication_with_a_user_per_component() -> None:
     assert env["INFLUXDB_WRITE_USER"] == services["worker"]["environment"][f"{ENV_PREFIX}INFLUX_USERNAME"]
     assert env["INFLUXDB_READ_USER"] == services["web"]["environment"][f"{ENV_PREFIX}INFLUX_USERNAME"]
     assert env["INFLUXDB_ADMIN_USER"] not in {env["INFLUXDB_WRITE_USER"], env["INFLUXDB_READ_USER"]}
+
+
+def test_the_web_tier_must_be_told_its_load_balancer() -> None:
+    """X-Forwarded-For is believed only from ORDERRADAR_TRUSTED_PROXIES: compose requires it
+    (no default network that might trust more than the balancer) and the example it gives
+    is a valid setting."""
+    value = load()["services"]["web"]["environment"][f"{ENV_PREFIX}TRUSTED_PROXIES"]
+    match = re.fullmatch(r"\$\{ORDERRADAR_TRUSTED_PROXIES:\?(.+)\}", value)
+    assert match, f"ORDERRADAR_TRUSTED_PROXIES must be required (${{VAR:?message}}), found {value!r}"
+    example = re.search(r"e\.g\. ([0-9./,]+)", match.group(1))
+    assert example and Settings(trusted_proxies=example.group(1)).trusted_proxies
+    for service in ("worker", "topics"):  # only the web tier reads forwarded headers
+        assert f"{ENV_PREFIX}TRUSTED_PROXIES" not in load()["services"][service]["environment"]
