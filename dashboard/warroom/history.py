@@ -17,6 +17,9 @@ each aggregate is tagged with the source ``partition``, so queries sum over part
 * ``delays`` (:data:`DELAYS`): in-flight SKU lines per delay state, sampled per minute like
   ``inflight``; tags ``state`` (on_track, at_risk, late, stalled, exception), ``region``,
   ``carrier``, ``warehouse``; field ``count``. Delay rate = (at_risk + late + stalled) / all.
+* The war-room as of a past minute (:meth:`InfluxHistory.as_of`, shaped by
+  :mod:`dashboard.warroom.as_of`): ``delay_cells``, ``delays``, ``delays_orders``,
+  ``incidents`` and ``alert_events``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import pandas as pd
 
 from config.client_auth import influx_auth
 from config.settings import Settings
+from dashboard.warroom.as_of import EVENT_LOOKBACK, GAUGE_LOOKBACK, AsOfRows, minute_floor
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +143,31 @@ def order_events_query(order_id: str, window: TimeWindow, limit: int = MAX_EVENT
             f'ORDER BY time ASC LIMIT {int(limit)}')
 
 
+#: Most incident and alert points read for one as-of minute (newest first).
+MAX_AS_OF_EVENTS = 20_000
+
+
+def as_of_queries(minute: datetime) -> list[str]:
+    """The statements of :meth:`InfluxHistory.as_of`: gauges over the last minutes before the
+    end of ``minute``, incidents and alerts over the last day (live traffic only, no replays)."""
+    end = minute_floor(minute) + timedelta(minutes=1)
+    gauges = TimeWindow(end - GAUGE_LOOKBACK, end).where() + " AND \"replay\" = ''"
+    events = TimeWindow(end - EVENT_LOOKBACK, end).where()
+    limit = f"ORDER BY time DESC LIMIT {MAX_AS_OF_EVENTS}"
+    return [
+        f'SELECT "skus", "orders", "at_risk", "late", "stalled", "partition", "h3", "res", "region" '
+        f'FROM "delay_cells" WHERE {TimeWindow(end - GAUGE_LOOKBACK, end).where()}',
+        f'SELECT "skus", "partition", "state" FROM "{DELAYS}" WHERE {gauges}',
+        f'SELECT "orders", "partition" FROM "delays_orders" WHERE {gauges}',
+        f'SELECT * FROM "incidents" WHERE {events} AND "replay" = \'\' {limit}',
+        f'SELECT * FROM "alert_events" WHERE {events} {limit}',
+    ]
+
+
+def history_start_query() -> str:
+    return 'SELECT first("orders") FROM "delays_orders"'
+
+
 # Response shaping (pure) ------------------------------------------------------------------
 
 def frames_from_response(body: dict[str, Any], query: str = "") -> list[pd.DataFrame]:
@@ -225,6 +254,8 @@ class HistorySource(Protocol):
     """What the panels need from history; :class:`InfluxHistory` is the real one."""
 
     def throughput(self, window: TimeWindow) -> pd.DataFrame: ...
+    def as_of(self, minute: datetime) -> AsOfRows: ...
+    def history_start(self) -> datetime | None: ...
     def delay_rate(self, window: TimeWindow, by: Dimension) -> pd.DataFrame: ...
     def dwell(self, window: TimeWindow) -> pd.DataFrame: ...
     def inflight(self, window: TimeWindow) -> pd.DataFrame: ...
@@ -254,13 +285,28 @@ class InfluxHistory:
         self.close()
 
     def query(self, influxql: str) -> pd.DataFrame:
+        return self.query_all([influxql])[0]
+
+    def query_all(self, statements: list[str]) -> list[pd.DataFrame]:
+        """Several statements in one request: one frame each."""
+        influxql = ";".join(statements)
         try:
             response = self._client.get("/query", params={"db": self._db, "q": influxql, "epoch": "ms"})
         except httpx.HTTPError as exc:
             raise HistoryError(f"InfluxDB unreachable for {influxql!r}: {exc}") from exc
         if response.status_code != 200:
             raise HistoryError(f"InfluxDB answered {response.status_code} to {influxql!r}: {response.text[:200]}")
-        return frames_from_response(response.json(), influxql)[0]
+        return frames_from_response(response.json(), influxql)
+
+    def as_of(self, minute: datetime) -> AsOfRows:
+        """What the war-room showed at the end of ``minute`` (rows; see :mod:`dashboard.warroom.as_of`)."""
+        cells, delays, orders, incidents, alerts = self.query_all(as_of_queries(minute))
+        return AsOfRows(minute_floor(minute), cells, delays, orders, incidents, alerts)
+
+    def history_start(self) -> datetime | None:
+        """The first minute the time travel can show (``None``: nothing written yet)."""
+        frame = self.query(history_start_query())
+        return None if frame.empty else frame["time"].iloc[0].to_pydatetime()
 
     def throughput(self, window: TimeWindow) -> pd.DataFrame:
         return throughput_frame(self.query(throughput_query(window)), window)

@@ -6,7 +6,9 @@ publishes what the engine decided:
 
 - incident lifecycle events on ``order-incidents`` (key ``incident_id``) and as
   ``incidents`` points; also forwarded to the alerting inputs topic when configured;
-- a ``delays`` point per minute (SKUs by state, tags partition/state/region/carrier/warehouse);
+- a ``delays`` point per minute (SKUs by state, tags partition/state/region/carrier/warehouse),
+  ``delays_orders`` (orders in flight per partition) and ``delay_cells`` (the heatmap per
+  partition and H3 cell); a minute's points are rewritten with its final state when it closes;
 - ``warroom-updates`` ``heatmap`` items (H3 res 3 and 5) and a ``kpis`` item, at most once
   per ``interval_s`` (coalesced);
 - the sync lag of each source (arrival minus event time, :mod:`stream.sync_lag`): a
@@ -109,6 +111,9 @@ class _Timeline:
     skus: dict[str, _Sku] = field(default_factory=dict)
     sent_cells: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_minute: int | None = None
+    #: Per-minute points of the last output, rewritten under their minute when the minute
+    #: closes: a minute's points hold its final state (the war-room's time travel reads them).
+    minute_lines: list[str] = field(default_factory=list)
     pending: bool = False
     first_event: float | None = None  # a replay's earliest event time (its range in the war-room)
 
@@ -292,7 +297,11 @@ class DelaysStage:
         if self.topics.alert_inputs is not None:
             ctx.emit(self.topics.alert_inputs, value, incident.kafka_key, partition=0)
         point = incident.to_influx()
-        ctx.lines.append(line("incidents", point["tags"], point["fields"], point_time_ns(point["time_ns"], rank)))
+        # What the war-room's time travel draws of an incident as of a past minute.
+        where = {**(record.get("location") or {}), **root}
+        fields = {**point["fields"], "title": record.get("title"), "opened_at": record.get("opened_at"),
+                  "lat": where.get("lat"), "lon": where.get("lon")}
+        ctx.lines.append(line("incidents", point["tags"], fields, point_time_ns(point["time_ns"], rank)))
 
     def _persist(self, ctx: BatchContext, timeline: _Timeline) -> None:
         engine = timeline.engine
@@ -316,16 +325,23 @@ class DelaysStage:
         if watermark is None:
             return
         skus = timeline.skus
-        if timeline.replay is None:
-            self._heatmap(ctx, timeline, skus)
-        self._kpis(ctx, timeline, skus, watermark)
+        lines: list[str] = []
         minute = int(watermark.timestamp() // 60)
+        if timeline.replay is None:
+            self._heatmap(ctx, timeline, skus, lines, minute)
+        self._kpis(ctx, timeline, skus, watermark)
+        self._delays_points(lines, timeline, skus, minute)
         if minute != timeline.last_minute:
             timeline.last_minute = minute
-            self._delays_points(ctx, timeline, skus, minute)
+            ctx.lines.extend(timeline.minute_lines)  # the closed minute's final state
+            ctx.lines.extend(lines)
+        timeline.minute_lines = lines
 
-    def _heatmap(self, ctx: BatchContext, timeline: _Timeline, skus: Mapping[str, _Sku]) -> None:
+    def _heatmap(self, ctx: BatchContext, timeline: _Timeline, skus: Mapping[str, _Sku], lines: list[str],
+                 minute: int) -> None:
         cells: dict[str, _Cell] = {}
+        #: The same cells per source partition, for the ``delay_cells`` points.
+        owned: dict[tuple[int, str], _Cell] = {}
         for key, view in skus.items():
             fix = self.geo.fix_of(key)
             if fix is None:
@@ -337,9 +353,13 @@ class DelaysStage:
                 cell = cells.get(cell_id)
                 if cell is None:
                     cell = cells[cell_id] = _Cell(res, fix.region)
-                cell.skus += 1
-                cell.orders.add(view.order_id)
-                cell.counts[view.state.value] += 1
+                mine = owned.get((view.partition, cell_id))
+                if mine is None:
+                    mine = owned[(view.partition, cell_id)] = _Cell(res, fix.region)
+                for counted in (cell, mine):
+                    counted.skus += 1
+                    counted.orders.add(view.order_id)
+                    counted.counts[view.state.value] += 1
         items = {cell_id: cell.item(cell_id) for cell_id, cell in cells.items()}
         for cell_id, old in timeline.sent_cells.items():
             if cell_id not in items:  # emptied: tell the war-room once
@@ -348,6 +368,12 @@ class DelaysStage:
             if timeline.sent_cells.get(cell_id) != item:
                 ctx.emit(self.topics.warroom, orjson.dumps(item), cell_id.encode())
         timeline.sent_cells = {k: v for k, v in items.items() if v["skus"] > 0}
+        for (partition, cell_id), cell in sorted(owned.items()):
+            lines.append(line("delay_cells", {"partition": str(partition), "h3": cell_id, "res": str(cell.res),
+                                              "region": cell.region},
+                              {"skus": cell.skus, "orders": len(cell.orders), "at_risk": cell.counts["at_risk"],
+                               "late": cell.counts["late"], "stalled": cell.counts["stalled"]},
+                              minute * 60 * 1_000_000_000))
 
     def _kpis(self, ctx: BatchContext, timeline: _Timeline, in_flight: Mapping[str, _Sku],
               watermark: datetime) -> None:
@@ -369,15 +395,22 @@ class DelaysStage:
                 item["from"] = _iso(datetime.fromtimestamp(timeline.first_event, timezone.utc))
         ctx.emit(self.topics.warroom, orjson.dumps(item), key.encode())
 
-    def _delays_points(self, ctx: BatchContext, timeline: _Timeline, skus: Mapping[str, _Sku],
+    def _delays_points(self, lines: list[str], timeline: _Timeline, skus: Mapping[str, _Sku],
                        minute: int) -> None:
         counts: Counter[tuple[str, str, str | None, str | None, str | None]] = Counter(
             (str(s.partition), s.state.value, s.region, s.carrier, s.warehouse) for s in skus.values())
         for (partition, state, region, carrier, warehouse), n in sorted(counts.items(), key=str):
-            ctx.lines.append(line("delays", {"partition": partition, "state": state, "region": region,
+            lines.append(line("delays", {"partition": partition, "state": state, "region": region,
                                              "carrier": carrier, "warehouse": warehouse,
                                              "replay": timeline.replay},
                                   {"skus": n}, minute * 60 * 1_000_000_000))
+        # Orders in flight per partition (an order lives in one partition: partitions add up).
+        orders: dict[int, set[str]] = {}
+        for sku in skus.values():
+            orders.setdefault(sku.partition, set()).add(sku.order_id)
+        for partition, found in sorted(orders.items()):
+            lines.append(line("delays_orders", {"partition": str(partition), "replay": timeline.replay},
+                              {"orders": len(found)}, minute * 60 * 1_000_000_000))
 
 
 __all__ = ["DelaysStage", "DelaysTopics"]

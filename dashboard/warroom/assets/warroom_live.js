@@ -11,6 +11,10 @@
  * channel ("live-<channel>": {seq, items}), at most every FLUSH_MS and only for channels
  * that changed, so a busy feed costs one callback round per second, not one per message.
  * Reconnects back off exponentially with full jitter (0.5 s .. 30 s).
+ *
+ * Time travel (dashboard/warroom/panels/time_travel.py): while a past minute is shown the
+ * feed keeps merging updates but publishes none (the server fills the stores as of that
+ * minute); "live" publishes every channel again.
  */
 (function () {
     "use strict";
@@ -31,6 +35,7 @@
     var started = false;
     var flushTimer = null;
     var lastFlush = 0;
+    var paused = false;
 
     CHANNELS.forEach(function (name) { state.channels[name] = {}; dirty[name] = true; });
 
@@ -129,7 +134,7 @@
         if (!setProps) { return; }
         // Only the channels with a store in the layout; others are kept but not published.
         CHANNELS.forEach(function (name) {
-            if (!dirty[name]) { return; }
+            if (!dirty[name] || paused) { return; }
             setProps("live-" + name, {data: {seq: state.seq, items: published(name)}});
             dirty[name] = false;
         });
@@ -165,6 +170,41 @@
                 var pair = (labels || {})[out.id.key];
                 return pair ? pair[zh ? 0 : 1] : out.id.key;
             });
+        },
+
+        /* Time travel: pause publishing for a past minute ({at: minute}), resume for live
+           ({at: null}, every channel republished at once). Returns what the server may show. */
+        travel: function (mode) {
+            var at = mode && typeof mode.at === "number" ? mode.at : null;
+            if (at === null && paused) {
+                paused = false;
+                CHANNELS.forEach(function (name) { dirty[name] = true; });
+                if (flushTimer !== null) { window.clearTimeout(flushTimer); flushTimer = null; }
+                flush();
+            } else if (at !== null) {
+                paused = true;
+            }
+            return {at: at, n: Date.now()};
+        },
+
+        /* The time slider handle's accessible name and value text (language, local time). */
+        labelSlider: function (value, lang, labels, tz) {
+            var zh = !lang || String(lang).toLowerCase().indexOf("en") !== 0;
+            var pair = (labels || {})["travel.slider"];
+            var thumb = document.querySelector("#travel-slider [role=slider]");
+            if (!thumb && !(arguments[4] > 10)) {  // not drawn yet: try again shortly
+                var tries = (arguments[4] || 0) + 1, self = this, args = [value, lang, labels, tz, tries];
+                window.setTimeout(function () { window.dash_clientside.warroom_live.labelSlider.apply(self, args); }, 300);
+            }
+            if (thumb) {
+                if (pair) { thumb.setAttribute("aria-label", pair[zh ? 0 : 1]); }
+                if (typeof value === "number") {
+                    var when = new Date(value * 60000);
+                    thumb.setAttribute("aria-valuetext", when.toLocaleString(zh ? "zh-CN" : "en-GB",
+                        {timeZone: tz || "UTC", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit"}));
+                }
+            }
+            return window.dash_clientside.no_update;
         },
 
         /* Called once by a clientside callback when the layout is on the page. */

@@ -23,18 +23,20 @@ from dashboard.warroom.panels import (
     order_lookup,
     shell,
     sync_lag,
+    time_travel,
 )
 
 PANELS: tuple[ModuleType, ...] = (shell, kpis, map, incidents, alerts, order_lookup, disruptions, history_charts,
-                                  delivery_stats, data_quality, sync_lag)
+                                  delivery_stats, data_quality, sync_lag, time_travel)
 
 
 def page(deps: WarroomDeps) -> html.Div:
-    """Header and KPIs on top, the map beside incidents and alerts, then the look-ups, history
+    """Header, the time control and KPIs on top, the map beside incidents and alerts, then the look-ups, history
     and deliveries against promise."""
     return html.Div([
         *shell.stores(),
         shell.layout(deps),
+        time_travel.layout(deps),
         kpis.layout(deps),
         html.Main([
             map.layout(deps),
