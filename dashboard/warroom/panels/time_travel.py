@@ -40,7 +40,7 @@ TICK = "travel-tick"
 FEED = "travel-feed"
 #: Channels an as-of minute replaces (alerts too: their tiers colour the incidents).
 CHANNELS = (live.HEATMAP, live.KPIS, live.INCIDENT, live.ALERT, live.PARTITIONS)
-RANGE_REFRESH_MS = 60_000
+RANGE_REFRESH_MS = 15_000
 
 
 def _minute(moment: datetime) -> int:
