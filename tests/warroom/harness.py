@@ -170,6 +170,8 @@ class Browser:
                     "--lang=zh-CN"):
             options.add_argument(arg)
         options.binary_location = CHROMIUM
+        # A manager whose browser asks for Chinese (the page follows Accept-Language).
+        options.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN"})
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.driver: WebDriver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         # A manager in Shanghai: the page must show local times, whatever the machine's zone.
