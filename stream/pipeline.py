@@ -300,6 +300,9 @@ class Pipeline:
         self.confirm_membership = confirm_membership
         self.clock = clock
         self.aggregates: dict[int, PartitionAggregates] = {}
+        #: A replay's minutes (stream.replay) are kept apart: behind live traffic's window
+        #: they would be final on arrival, and its in-flight gauge is not today's.
+        self.replay_aggregates: dict[tuple[int, str], PartitionAggregates] = {}
         self.stats = PipelineStats()
         self._warroom_sent: dict[int, float] = {}
         self._sampled_at: dict[int, float] = {}
@@ -308,6 +311,12 @@ class Pipeline:
         #: Newest event time per (partition, replay id or None for live): the clock expiry
         #: is measured against, so a replay's orders age in the replay's own time.
         self._newest_ns: dict[tuple[int, str | None], int] = {}
+
+    def _replay_aggregates(self, partition: int, replay: str) -> PartitionAggregates:
+        agg = self.replay_aggregates.get((partition, replay))
+        if agg is None:
+            agg = self.replay_aggregates[(partition, replay)] = PartitionAggregates(partition, self.config.window_minutes)
+        return agg
 
     def _aggregates(self, partition: int) -> PartitionAggregates:
         agg = self.aggregates.get(partition)
@@ -379,7 +388,10 @@ class Pipeline:
             ctx.orders[order_id] = order
             ctx._publish.add(order_id)
             ctx.accepted.append(Accepted(record, event, change))
-            self._aggregates(record.partition).observe(change)
+            if replay is None:
+                self._aggregates(record.partition).observe(change)
+            else:
+                self._replay_aggregates(record.partition, replay).observe(change)
             ctx.lines.append(sku_event_line(event, change, self.cell_of, partition=record.partition, offset=record.offset))
 
     # -- sinks --------------------------------------------------------------------------
@@ -406,6 +418,13 @@ class Pipeline:
             agg_lines.extend(agg.pending_lines(sample))
             if sample:
                 sampled.append(partition)
+        replays = sorted(k for k in self.replay_aggregates if not ctx.records or k[0] in ctx.partitions)
+        replay_sampled: dict[tuple[int, str], bool] = {}
+        for key in replays:  # a replay's minutes move with its own events only
+            agg = self.replay_aggregates[key]
+            final_lines.extend(agg.expire())
+            replay_sampled[key] = agg.sample_minute != agg.sampled_minute
+            agg_lines.extend(agg.pending_lines(replay_sampled[key]))
 
         # a + b. InfluxDB and the outputs, concurrently (independent of each other).
         out: list[tuple[OutRecord, int | None]] = []
@@ -444,7 +463,7 @@ class Pipeline:
         # A fenced worker writes only the per-event points (identical to its successor's);
         # its minute aggregates could overwrite the successor's counts.
         if fenced:
-            final_lines, agg_lines, sampled = [], [], []
+            final_lines, agg_lines, sampled, replays = [], [], [], []
         points = ctx.lines + final_lines
         report, _ = await asyncio.gather(
             self.influx.write(points + agg_lines),
@@ -455,6 +474,8 @@ class Pipeline:
                 self.aggregates[partition].mark_written(partition in sampled)
             for partition in sampled:
                 self._sampled_at[partition] = now
+            for key in replays:
+                self.replay_aggregates[key].mark_written(replay_sampled[key])
         # Points InfluxDB did not take go to influx-dlq before the batch counts as done
         # (open aggregate minutes are not dead-lettered: they stay pending, see aggregates).
         dead_points: list[OutRecord] = []
@@ -576,9 +597,19 @@ class Pipeline:
         by_partition: dict[int, list[OrderState]] = {p: [] for p in partitions}
         for order in orders:
             by_partition.setdefault(order.partition, []).append(order)
+        replayed: dict[tuple[int, str], list[OrderState]] = {}
+        for p, found in by_partition.items():
+            for order in found:
+                replay = timeline_of_order(dict(order.extensions))
+                if replay is not None:
+                    replayed.setdefault((p, replay), []).append(order)
         self.aggregates = {
-            p: PartitionAggregates.rebuild(p, found, self.config.window_minutes) for p, found in by_partition.items()
+            p: PartitionAggregates.rebuild(p, [o for o in found if timeline_of_order(dict(o.extensions)) is None],
+                                           self.config.window_minutes)
+            for p, found in by_partition.items()
         }
+        self.replay_aggregates = {key: PartitionAggregates.rebuild(key[0], found, self.config.window_minutes)
+                                  for key, found in replayed.items()}
         self._newest_ns = {}
         for order in orders:
             clock = (order.partition, timeline_of_order(dict(order.extensions)))

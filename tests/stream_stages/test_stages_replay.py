@@ -4,7 +4,7 @@ year earlier, a gateway for ``/metrics``, InfluxDB.
 
 (a) the replay raises the same incident (root cause, counts, times a year earlier) as the
 live copy; (b) replayed orders are not forgotten when the live partitions sweep (retention
-runs on the replay's clock) and are not all late; (c) the import marks its records, the
+runs on the replay's clock), are not all late, and keep their per-minute aggregates; (c) the import marks its records, the
 replay's alert is recorded marked replay and nothing is sent for it, while the live alert
 reaches the receiver; (d) the sync lag per source is in InfluxDB and on ``/metrics``.
 """
@@ -251,6 +251,10 @@ def test_replay_answers_like_live_is_kept_pages_no_one_and_sync_lag_is_measured(
             snapshots = [u for u in _values(settings, settings.topic(ORDER_UPDATES))
                          if u.get("order_id", "").startswith("R")]
             assert snapshots and all(u["extensions"]["replay"] == {"id": REPLAY_ID} for u in snapshots)
+
+            # ... its per-minute aggregates, though far behind the live partitions' window
+            counted = influx_query(settings, 'SELECT sum("count") FROM "throughput" WHERE time < now() - 300d')
+            assert counted and int(counted[0][1]) == len(history)
 
             # ... and the replay's own KPIs: its time range, not all late
             kpis = [w for w in _values(settings, settings.topic(WARROOM_UPDATES))
