@@ -52,6 +52,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-simulator", action="store_true", help="do not start the traffic simulator")
     parser.add_argument("--rate", type=float, default=50.0, help="simulator events per second (default 50)")
+    parser.add_argument("--sim-start", default=None, metavar="HH:MM|ISO",
+                        help="simulated start: a China time of day (the latest, at most a day ago) or an "
+                             "ISO time; default now")
     parser.add_argument("--external-broker", action="store_true",
                         help="use the broker at ORDERRADAR_KAFKA_BOOTSTRAP instead of starting one")
     parser.add_argument("--external-influx", action="store_true",
@@ -101,11 +104,14 @@ class LocalStack:
         web_url = f"http://{self.settings.web_host}:{self.settings.web_port}"
         web.wait_ready(lambda: _answers(f"{web_url}/healthz"), timeout)
         if not self.args.no_simulator:
-            # An hour of warm-up puts orders in the early stages at once (it costs CPU at start);
-            # scenarios can be switched at run time by appending lines to the control file.
+            # Up to 36 simulated hours of warm-up put parcels in flight as in steady state (90 %
+            # of the rate at once; about a minute of CPU), and 0.5 % of the orders in flight send
+            # their history at start, so the war-room shows every stage at once.
+            # Scenarios are switched at run time by appending lines to the control file.
             self.control_file.touch()
-            self._child("simulator", "simulate", "--rate", str(self.args.rate), "--warmup", "1h",
-                        "--control", str(self.control_file))
+            start = ("--start", self.args.sim_start) if self.args.sim_start else ()
+            self._child("simulator", "simulate", "--rate", str(self.args.rate), "--warmup", "auto",
+                        "--backfill", "0.005", *start, "--control", str(self.control_file))
 
     def describe(self) -> str:
         web = f"http://{self.settings.web_host}:{self.settings.web_port}"
