@@ -2,7 +2,8 @@
 
 Zones come from :class:`stream.zone_feed.ZoneFeed` (every worker reads them all); positions
 are the last WGS-84 fixes the :class:`~stream.stages.geo_stage.GeoStage` holds for this
-worker's in-flight SKUs (closed SKUs leave it). On the stage's tick, when the zone set
+worker's in-flight SKUs (closed SKUs leave it; SKUs of a replay of history, whose time is
+not today's, are never in a zone). On the stage's tick, when the zone set
 changed or every ``interval_s``, each active zone is evaluated (:mod:`geo.disruption_areas`)
 and the differences are published:
 
@@ -30,6 +31,7 @@ import orjson
 
 from geo.disruption_areas import DisruptionArea, Positions
 from stream.pipeline import BatchContext
+from stream.replay import timeline_of_order
 from stream.stages.geo_stage import GeoStage
 
 EXTENSION = "disruption"
@@ -105,11 +107,18 @@ class DisruptionStage:
             orders, skus = by_zone.setdefault(zone.id, (set(), set()))
             for key in zone.hits(positions):
                 order_id, _, sku = key.partition("|")
+                if self._replayed(ctx, order_id):
+                    continue  # a replay of history is not in today's zones
                 marks.setdefault(order_id, {}).setdefault(sku, zone.id)
                 orders.add(order_id)
                 skus.add(key)
         self._publish_marks(ctx, marks, {z.id: z for z in zones})
         self._publish_incidents(ctx, zones, by_zone)
+
+    @staticmethod
+    def _replayed(ctx: BatchContext, order_id: str) -> bool:
+        order = ctx.order(order_id)
+        return order is not None and timeline_of_order(dict(order.extensions)) is not None
 
     def _positions(self) -> Positions:
         keys: list[str] = []
