@@ -24,6 +24,10 @@ applied, (4) that partition's timers up to its watermark fire, (5) the detectors
 when the global watermark (minimum over partitions) enters a new ``eval_every`` slot.
 Nothing depends on batch boundaries, so the same inputs (events with their receipt times,
 ticks) in the same order give the same transitions, incident ids and lifecycle events.
+One exception besides late data: when a held-back source catches up, the global watermark
+can cross several evaluation slots at once, and the detectors report only the last of them,
+so intermediate ``incident.updated`` snapshots depend on how far it jumped (opened and
+resolved incidents, their ids and every SKU state do not).
 Ticks only move partitions that are idle, which in live operation is exactly when a
 replay would also have no events, so replaying the log (without ticks) ends in the same
 SKU states and incidents; to reproduce every intermediate event too, replay the ticks.
