@@ -100,6 +100,34 @@ def _iso(at: datetime) -> str:
 
 
 _REPLAY_PREFIX = "replay/"
+_MINUTE_NS = 60 * 1_000_000_000
+
+
+@dataclass
+class _MinuteState:
+    """One output's per-minute counts (lines are built only when they are written)."""
+
+    minute: int
+    replay: str | None
+    #: (partition, state, region, carrier, warehouse) -> SKUs
+    delays: Counter[tuple[str, str, str | None, str | None, str | None]]
+    #: partition -> orders in flight
+    orders: dict[int, int]
+    #: (partition, H3 cell) -> the cell's counts in that partition
+    cells: dict[tuple[int, str], _Cell]
+
+    def lines(self) -> list[str]:
+        at, replay = self.minute * _MINUTE_NS, self.replay
+        out = [line("delays", {"partition": partition, "state": state, "region": region, "carrier": carrier,
+                               "warehouse": warehouse, "replay": replay}, {"skus": n}, at)
+               for (partition, state, region, carrier, warehouse), n in sorted(self.delays.items(), key=str)]
+        out += [line("delays_orders", {"partition": str(p), "replay": replay}, {"orders": n}, at)
+                for p, n in sorted(self.orders.items())]
+        out += [line("delay_cells", {"partition": str(p), "h3": cell_id, "res": str(cell.res), "region": cell.region},
+                     {"skus": cell.skus, "orders": len(cell.orders), "at_risk": cell.counts["at_risk"],
+                      "late": cell.counts["late"], "stalled": cell.counts["stalled"]}, at)
+                for (p, cell_id), cell in sorted(self.cells.items())]
+        return out
 
 
 @dataclass
@@ -111,9 +139,9 @@ class _Timeline:
     skus: dict[str, _Sku] = field(default_factory=dict)
     sent_cells: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_minute: int | None = None
-    #: Per-minute points of the last output, rewritten under their minute when the minute
-    #: closes: a minute's points hold its final state (the war-room's time travel reads them).
-    minute_lines: list[str] = field(default_factory=list)
+    #: What the last output counted, written under its minute when the minute closes: a
+    #: minute's points hold its final state (the war-room's time travel reads them).
+    minute_state: _MinuteState | None = None
     pending: bool = False
     first_event: float | None = None  # a replay's earliest event time (its range in the war-room)
 
@@ -325,20 +353,20 @@ class DelaysStage:
         if watermark is None:
             return
         skus = timeline.skus
-        lines: list[str] = []
         minute = int(watermark.timestamp() // 60)
-        if timeline.replay is None:
-            self._heatmap(ctx, timeline, skus, lines, minute)
+        cells = self._heatmap(ctx, timeline, skus) if timeline.replay is None else {}
         self._kpis(ctx, timeline, skus, watermark)
-        self._delays_points(lines, timeline, skus, minute)
+        state = self._minute_state(timeline, skus, minute, cells)
         if minute != timeline.last_minute:
             timeline.last_minute = minute
-            ctx.lines.extend(timeline.minute_lines)  # the closed minute's final state
-            ctx.lines.extend(lines)
-        timeline.minute_lines = lines
+            if timeline.minute_state is not None:
+                ctx.lines.extend(timeline.minute_state.lines())  # the closed minute's final state
+            ctx.lines.extend(state.lines())
+        timeline.minute_state = state
 
-    def _heatmap(self, ctx: BatchContext, timeline: _Timeline, skus: Mapping[str, _Sku], lines: list[str],
-                 minute: int) -> None:
+    def _heatmap(self, ctx: BatchContext, timeline: _Timeline,
+                 skus: Mapping[str, _Sku]) -> dict[tuple[int, str], _Cell]:
+        """Emit the changed heatmap items; return the cells per source partition."""
         cells: dict[str, _Cell] = {}
         #: The same cells per source partition, for the ``delay_cells`` points.
         owned: dict[tuple[int, str], _Cell] = {}
@@ -368,12 +396,7 @@ class DelaysStage:
             if timeline.sent_cells.get(cell_id) != item:
                 ctx.emit(self.topics.warroom, orjson.dumps(item), cell_id.encode())
         timeline.sent_cells = {k: v for k, v in items.items() if v["skus"] > 0}
-        for (partition, cell_id), cell in sorted(owned.items()):
-            lines.append(line("delay_cells", {"partition": str(partition), "h3": cell_id, "res": str(cell.res),
-                                              "region": cell.region},
-                              {"skus": cell.skus, "orders": len(cell.orders), "at_risk": cell.counts["at_risk"],
-                               "late": cell.counts["late"], "stalled": cell.counts["stalled"]},
-                              minute * 60 * 1_000_000_000))
+        return owned
 
     def _kpis(self, ctx: BatchContext, timeline: _Timeline, in_flight: Mapping[str, _Sku],
               watermark: datetime) -> None:
@@ -395,22 +418,14 @@ class DelaysStage:
                 item["from"] = _iso(datetime.fromtimestamp(timeline.first_event, timezone.utc))
         ctx.emit(self.topics.warroom, orjson.dumps(item), key.encode())
 
-    def _delays_points(self, lines: list[str], timeline: _Timeline, skus: Mapping[str, _Sku],
-                       minute: int) -> None:
-        counts: Counter[tuple[str, str, str | None, str | None, str | None]] = Counter(
+    @staticmethod
+    def _minute_state(timeline: _Timeline, skus: Mapping[str, _Sku], minute: int,
+                      cells: dict[tuple[int, str], _Cell]) -> _MinuteState:
+        delays: Counter[tuple[str, str, str | None, str | None, str | None]] = Counter(
             (str(s.partition), s.state.value, s.region, s.carrier, s.warehouse) for s in skus.values())
-        for (partition, state, region, carrier, warehouse), n in sorted(counts.items(), key=str):
-            lines.append(line("delays", {"partition": partition, "state": state, "region": region,
-                                             "carrier": carrier, "warehouse": warehouse,
-                                             "replay": timeline.replay},
-                                  {"skus": n}, minute * 60 * 1_000_000_000))
-        # Orders in flight per partition (an order lives in one partition: partitions add up).
-        orders: dict[int, set[str]] = {}
-        for sku in skus.values():
-            orders.setdefault(sku.partition, set()).add(sku.order_id)
-        for partition, found in sorted(orders.items()):
-            lines.append(line("delays_orders", {"partition": str(partition), "replay": timeline.replay},
-                              {"orders": len(found)}, minute * 60 * 1_000_000_000))
+        # An order lives in one partition: orders per partition add up.
+        orders = Counter(p for p, _ in {(s.partition, s.order_id) for s in skus.values()})
+        return _MinuteState(minute, timeline.replay, delays, dict(orders), cells)
 
 
 __all__ = ["DelaysStage", "DelaysTopics"]
