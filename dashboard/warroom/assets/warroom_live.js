@@ -150,19 +150,6 @@
 
     window.dash_clientside = window.dash_clientside || {};
     window.dash_clientside.warroom_live = {
-        /* Language switch <-> remembered language (dcc.Store in localStorage). */
-        syncLanguage: function (chosen, storedAt, stored) {
-            var noUpdate = window.dash_clientside.no_update;
-            var ctx = window.dash_clientside.callback_context;
-            var fired = ctx.triggered && ctx.triggered.length ? ctx.triggered[0].prop_id : "";
-            var norm = function (l) { return l && String(l).toLowerCase().indexOf("en") === 0 ? "en" : "zh-CN"; };
-            if (fired.indexOf("shell-lang-switch.") === 0 && chosen) {
-                return [norm(chosen) !== stored ? norm(chosen) : noUpdate, noUpdate];
-            }
-            var remembered = norm(stored);
-            return [noUpdate, remembered !== chosen ? remembered : noUpdate];
-        },
-
         /* Every translated span's text in the chosen language (the table comes from i18n.py). */
         relabel: function (lang, labels) {
             var zh = !lang || String(lang).toLowerCase().indexOf("en") !== 0;
