@@ -43,8 +43,10 @@ DEFAULT_ORDERS_PER_DAY = 50_000.0
 #: ``--warmup auto``: long enough for steady state (90 % of an order's events happen within
 #: 36 h of payment, so the rate is reached at once) ...
 AUTO_WARMUP = timedelta(hours=36)
-#: ... unless that places more orders than this (about a minute of CPU on a laptop).
+#: ... unless that places more orders than this (about a minute of CPU on a laptop); then
+#: only the early stages are filled (a part-day warm-up buys little: the day's cycle).
 AUTO_WARMUP_MAX_ORDERS = 300_000
+SHORT_WARMUP = timedelta(hours=1)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -124,7 +126,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--max-orders", type=int, default=None, help="place this many orders, then drain and stop")
     run.add_argument("--warmup", default="0",
                      help="simulated time before --start whose orders are already in flight at start "
-                          "(costs about 0.2 ms CPU per order); 'auto': 36h, shorter if that is more than "
+                          "(costs about 0.2 ms CPU per order); 'auto': 36h, or 1h if 36h is more than "
                           f"{AUTO_WARMUP_MAX_ORDERS:,} orders (default 0)")
     run.add_argument("--backfill", type=float, default=0.0, metavar="SHARE",
                      help="share of the orders in flight after the warm-up whose earlier scans are sent "
@@ -148,8 +150,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def auto_warmup(orders_per_day: float) -> timedelta:
-    """36 h of warm-up, or as much as :data:`AUTO_WARMUP_MAX_ORDERS` orders take."""
-    return min(AUTO_WARMUP, timedelta(days=AUTO_WARMUP_MAX_ORDERS / orders_per_day))
+    """36 h of warm-up if that is at most :data:`AUTO_WARMUP_MAX_ORDERS` orders, else 1 h."""
+    if orders_per_day * AUTO_WARMUP.total_seconds() / 86_400 <= AUTO_WARMUP_MAX_ORDERS:
+        return AUTO_WARMUP
+    logger.warning("%.0f orders a day: warming up %s only (36 h would place more than %d orders); the rate "
+                   "is reached over the next day", orders_per_day, SHORT_WARMUP, AUTO_WARMUP_MAX_ORDERS)
+    return SHORT_WARMUP
 
 
 def _write_disruptions(path: Path, collection: dict[str, Any]) -> None:

@@ -32,7 +32,7 @@ from .distortion import deliveries
 from .durations import DAY_S, HOUR_S, MINUTE_S, local_hour, to_datetime, to_seconds
 from .emission import Emission
 from .lifecycle import Process, Step, shipment_process
-from .network import Node
+from .network import NODE_BY_ID, Node
 from .orders import Order, Shipment, draw_order
 from .randomness import SplitMix64
 from .scenarios import (
@@ -284,8 +284,34 @@ class TrafficGenerator:
         active = ActiveScenario(next(self._scenario_ids), scenario, now, end)
         self._active.append(active)
         self._refresh(now, scenario)
+        if isinstance(scenario, CarrierSlowdown):
+            self._stretch(scenario, now)
         if end is not None:
             self._push(end, _Timer(lambda t: self._stop(active, t)))
+
+    def _stretch(self, slowdown: CarrierSlowdown, now: float) -> None:
+        """Stages already under way slow down too: what is left of each is ``factor`` times
+        longer (like a hold, the process learns the later time when the scan happens), so
+        the province's scans thin out at once, as they do when a carrier falls behind."""
+        procs = []
+        for t, seq, item in self._procs:
+            if t > now and isinstance(item, _Flow) and self._slowed(item, slowdown):
+                t = now + (t - now) * slowdown.factor
+            procs.append((t, seq, item))
+        heapq.heapify(procs)
+        self._procs[:] = procs  # in place: run_until holds the list
+
+    @staticmethod
+    def _slowed(flow: _Flow, slowdown: CarrierSlowdown) -> bool:
+        if slowdown.carrier not in (None, flow.shipment.carrier.id):
+            return False
+        step = flow.pending
+        if step.node is not None:
+            return step.node.province == slowdown.province
+        nxt = step.attributes.get("next_node")
+        if isinstance(nxt, str) and nxt in NODE_BY_ID:  # a truck on its way to a hub
+            return NODE_BY_ID[nxt].province == slowdown.province
+        return flow.order.dest_city.province == slowdown.province  # at the customer's door
 
     def _stop_matching(self, name: str, params: dict[str, str], now: float) -> list[Scenario]:
         ended = [a for a in self._active if a.scenario.name == name and a.scenario.matches(params)]

@@ -272,3 +272,21 @@ def test_source_lag_delays_one_source_by_minutes(base):
     assert all(e.at == e.event.event_time for e in lagged if e.event.source != "wms")
     ids = {e.event.event_id for e in lagged if e.event.source == "wms"}
     assert ids <= {e.event.event_id for e in base if e.event.source == "wms"}
+
+
+def test_carrier_slowdown_also_stretches_stages_under_way():
+    start = START + 14 * HOUR  # mid-afternoon: warehouses, trucks and couriers all at work
+    profile = TrafficProfile(orders_per_day=6000, diurnal=False, warmup_s=36 * 3600)
+
+    def guangdong_scans(*scenarios) -> int:
+        gen = TrafficGenerator(SEED, start, profile)
+        gen.skip_until(start)
+        for scenario in scenarios:
+            gen.activate(scenario, start)
+        return sum(NODE_BY_ID[e.event.node].province == "440000" for e in gen.take_until(start + 30 * MINUTE)
+                   if e.event.node in NODE_BY_ID)
+
+    base = guangdong_scans()
+    slowed = guangdong_scans(CarrierSlowdown(province="Guangdong", factor=3))
+    # parcels already at work in the province scan a third as often from the switch on
+    assert base > 60 and slowed < 0.6 * base, (base, slowed)

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from orderradar.simulator.command import UsageError, parse_start
+from orderradar.simulator.command import UsageError, auto_warmup, parse_start
+from orderradar.simulator.rates import orders_per_day_for
 from orderradar.simulator.durations import CHINA_TZ
 from orderradar.simulator.generator import TrafficGenerator, TrafficProfile
 from stream.contract import Status
@@ -65,3 +66,8 @@ def test_without_backfill_the_warm_up_emits_nothing_before_start():
     assert batch == []
     gen = TrafficGenerator(5, start, TrafficProfile(orders_per_day=4000, diurnal=False, warmup_s=3600))
     assert all(e.event.event_time >= start for e in gen.take_until(start + timedelta(minutes=30)))
+
+
+def test_auto_warm_up_is_a_day_and_a_half_at_the_demo_rate_and_short_when_too_costly():
+    assert auto_warmup(orders_per_day_for(50)) == timedelta(hours=36)
+    assert auto_warmup(orders_per_day_for(100)) == timedelta(hours=1)
