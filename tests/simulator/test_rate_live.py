@@ -2,8 +2,8 @@
 on the topic of the real broker.
 
 ``--rate`` is a mean over the day (the working calendar makes 09:00 busier than 03:00), so
-the records are counted over one whole simulated day. Simulated time runs 1440x (a day per
-wall minute) and the count is taken by event time, so the figure does not depend on how
+the records are counted over one whole simulated day. Simulated time runs 2880x (a day in
+30 wall seconds) and the count is taken by event time, so the figure does not depend on how
 fast this machine is: it checks the rate arithmetic, the warm-up (steady state at once) and
 that nothing is lost between the generator and the topic. The wall-clock figure is logged.
 """
@@ -24,13 +24,13 @@ from stream.topics import ORDER_EVENTS
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RATE = 1000.0  # events per wall second
-SPEED = 1440.0
+SPEED = 2880.0
 DAY = timedelta(days=1)
 
 
 def test_records_on_the_topic_over_a_simulated_day_match_the_rate(broker, influx, tmp_path):
     settings = isolated_settings(broker.bootstrap, influx.url, tmp_path)
-    # two days back: at 1440x the run stays in the past, as a receiver requires
+    # two days back: at 2880x the run stays in the past, as a receiver requires
     start = (datetime.now(CHINA_TZ) - 2 * DAY).replace(hour=21, minute=0, second=0, microsecond=0)
     sim = cli("simulator", settings, tmp_path, "simulate", "--rate", str(RATE), "--speed", str(SPEED),
               "--warmup", "auto", "--start", start.isoformat(), "--sim-duration", "25h", "--stats-every", "5")
