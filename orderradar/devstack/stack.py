@@ -125,6 +125,9 @@ class LocalStack:
             f"  scenarios       echo '+hub_outage:hub=HZ-3' >> {self.control_file}",
             "Press Ctrl-C to stop everything.",
         ]
+        if not self.args.no_simulator:
+            lines.insert(-2, f"  simulator       {self.args.rate:g} events/s after its warm-up "
+                             "(up to 36 simulated hours: about a minute of CPU)")
         return "\n".join(lines)
 
     def _metrics_url(self) -> str:
