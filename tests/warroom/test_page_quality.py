@@ -42,7 +42,8 @@ HEX_PATHS = ("var layers = document.querySelectorAll('#map-graph .choroplethlaye
 def web(broker: EmbeddedBroker, influx: LocalInflux) -> Iterator[WebTier]:
     """The gateway with the war-room mounted under uvicorn, fed a simulated national picture."""
     settings = module_settings(broker, influx)
-    tier = WebTier(settings, build_staff(), build_deps(settings, prefix=MOUNT_PATH + "/")).start()
+    deps = build_deps(settings, prefix=MOUNT_PATH + "/")
+    tier = WebTier(settings, build_staff(), deps).start()
     feeder = Feeder(settings)
     try:
         now = traffic.utc_now()
@@ -56,6 +57,7 @@ def web(broker: EmbeddedBroker, influx: LocalInflux) -> Iterator[WebTier]:
     finally:
         feeder.close()
         tier.stop()
+        deps.history.close()  # its InfluxDB connections
 
 
 def sign_in(driver: WebDriver, url: str, user: str = "manager") -> None:
