@@ -138,6 +138,10 @@ class SkuDelay:
     promise_late: bool = False
     breaches: int = 0
     wake: float | None = None
+    #: impact inputs of the alert tiers (sticky: the last value given wins)
+    order_value: float | None = None
+    vip: bool = False
+    penalty: bool = False
 
     def context(self) -> SlaContext:
         return SlaContext(self.channel, self.warehouse, self.carrier, self.region, self.sku_class)
@@ -152,13 +156,15 @@ class SkuDelay:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SkuDelay:
-        missing = [name for name in _SKU_FIELDS if name not in data]
+        missing = [name for name in _SKU_FIELDS if name not in data and name not in _OPTIONAL_FIELDS]
         if missing:
             raise ValueError(f"SKU delay state lacks {', '.join(missing)}")
-        return cls(**{name: data[name] for name in _SKU_FIELDS})
+        return cls(**{name: data[name] for name in _SKU_FIELDS if name in data})
 
 
 _SKU_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SkuDelay))
+#: Added later: states saved before them restore with the defaults.
+_OPTIONAL_FIELDS = frozenset({"order_value", "vip", "penalty"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,6 +418,12 @@ class DelayTracker:
             s.region = event.region  # the first region seen is the order's (the customer's)
         if event.sku_class is not _STANDARD:
             s.sku_class = str(event.sku_class)
+        if event.order_value is not None:
+            s.order_value = event.order_value
+        if event.vip:
+            s.vip = True
+        if event.attributes.get("penalty") is True:  # the order's SLA carries a contractual penalty
+            s.penalty = True
         if at >= s.last_event:
             s.last_event = at
             if event.node:
@@ -552,6 +564,10 @@ class DelayTracker:
             since=since,
             label=s.state,
             values=values if values is not None else cluster_values(s),
+            value=s.order_value or 0.0,
+            vip=s.vip,
+            penalty=s.penalty,
+            promise=s.promise_due,
         )
 
     def _refresh(self, s: SkuDelay, t: float, *, at: float, force: bool = False) -> DelayTransition | None:

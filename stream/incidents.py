@@ -153,6 +153,11 @@ class ClusterItem:
     label: str  # delay state or finding kind
     values: Values
     until: float | None = None  # when it stopped being bad (None: still is)
+    # impact, for the alert tiers: the order's value, VIP, penalty-bearing SLA, promise due
+    value: float = 0.0
+    vip: bool = False
+    penalty: bool = False
+    promise: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -163,6 +168,10 @@ class ClusterItem:
             "label": self.label,
             "values": {d: list(v) for d, v in self.values.items()},
             "until": self.until,
+            "value": self.value,
+            "vip": self.vip,
+            "penalty": self.penalty,
+            "promise": self.promise,
         }
 
     @classmethod
@@ -175,6 +184,10 @@ class ClusterItem:
             label=data["label"],
             values={d: tuple(v) for d, v in data["values"].items()},
             until=data["until"],
+            value=float(data.get("value", 0.0)),
+            vip=bool(data.get("vip", False)),
+            penalty=bool(data.get("penalty", False)),
+            promise=data.get("promise"),
         )
 
 
@@ -249,6 +262,13 @@ class Incident:
     resolved_at: float | None = None
     emitted_state: str = ""
     emitted_count: int = -1
+    # impact: sums over its orders, each counted once when it joins (bounded: scalars)
+    order_value: float = 0.0
+    vip_orders: int = 0
+    penalty_orders: int = 0
+    min_promise: float | None = None  # earliest promise due among its current items
+    #: labels its current items share (see ``LABEL_DIMENSIONS``), e.g. a hub's region
+    common: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -277,6 +297,11 @@ class Incident:
             "resolved_at": self.resolved_at,
             "emitted_state": self.emitted_state,
             "emitted_count": self.emitted_count,
+            "order_value": self.order_value,
+            "vip_orders": self.vip_orders,
+            "penalty_orders": self.penalty_orders,
+            "min_promise": self.min_promise,
+            "common": dict(self.common),
         }
 
     @classmethod
@@ -306,6 +331,11 @@ class Incident:
             resolved_at=data["resolved_at"],
             emitted_state=data["emitted_state"],
             emitted_count=data["emitted_count"],
+            order_value=float(data.get("order_value", 0.0)),
+            vip_orders=int(data.get("vip_orders", 0)),
+            penalty_orders=int(data.get("penalty_orders", 0)),
+            min_promise=data.get("min_promise"),
+            common=dict(data.get("common") or {}),
         )
 
 
@@ -322,6 +352,11 @@ def _iso(instant: float) -> str:
 
 
 _SERIES_LENGTH = 12
+#: Attributes an incident names as labels when (nearly) all its current items share one
+#: value: a hub incident's region and carrier, a carrier slowdown's hub. Inhibition and
+#: routing match on them.
+LABEL_DIMENSIONS: tuple[str, ...] = ("hub", "warehouse", "carrier", "region", "channel", "device_id")
+_LABEL_SAMPLE = 500
 _TREND_STEPS = 3
 
 
@@ -891,8 +926,14 @@ class IncidentDetector:
         for key in cand.keys - inc.current_keys:
             item = view.item(key)
             inc.skus.add(f"{item.order_id}|{item.sku}")
-            inc.orders.add(item.order_id)
+            if item.order_id not in inc.orders:
+                inc.orders.add(item.order_id)
+                inc.order_value += item.value
+                inc.vip_orders += item.vip
+                inc.penalty_orders += item.penalty
             inc.first_seen = min(inc.first_seen, item.since)
+        promises = [p for k in cand.keys if (p := view.item(k).promise) is not None]
+        inc.min_promise = min(promises) if promises else None
         inc.current = cand.count
         inc.peak = max(inc.peak, cand.count)
         inc.current_keys = set(cand.keys)
@@ -900,11 +941,13 @@ class IncidentDetector:
         inc.p_value = float(f"{cand.p_value:.3g}")
         labels = {label: len(cand.keys & view.keys_labelled(label)) for label in view.labels}
         inc.labels = {label: n for label, n in labels.items() if n}
+        sample = [view.item(k) for k in heapq.nsmallest(_LABEL_SAMPLE, cand.keys)]
         if locate or inc.cell is None:
             # where most of its SKUs were last seen, from a fixed sample of them
-            cells = Counter(c for k in heapq.nsmallest(500, cand.keys) for c in view.item(k).values.get(AREA, ()))
+            cells = Counter(c for item in sample for c in item.values.get(AREA, ()))
             if cells:
                 inc.cell = min(cells, key=lambda c: (-cells[c], c))
+        inc.common = _common_values(sample, self.settings.explain_ratio)
         inc.series = (inc.series + [cand.count])[-_SERIES_LENGTH:]
 
     def _event_for(self, inc: Incident, at: float, opened: bool, refined: bool) -> IncidentEvent | None:
@@ -960,6 +1003,15 @@ class IncidentDetector:
             },
             "sample_orders": heapq.nsmallest(sample, inc.orders),
             "sample_skus": heapq.nsmallest(sample, inc.skus),
+            "labels": dict(inc.common),
+            "impact": {
+                "order_value": round(inc.order_value, 2),
+                "vip_orders": inc.vip_orders,
+                "penalty_orders": inc.penalty_orders,
+                "min_minutes_to_promise": (
+                    None if inc.min_promise is None else round((inc.min_promise - at) / 60.0, 1)
+                ),
+            },
             "replay": self.replay,
         }
 
@@ -1009,6 +1061,20 @@ class IncidentDetector:
             det._open[inc.incident_id] = inc
         det._resolved = [Incident.from_dict(raw) for raw in data["resolved"]]
         return det
+
+
+def _common_values(items: list[ClusterItem], ratio: float) -> dict[str, str]:
+    """Per label dimension, the value at least ``ratio`` of the items share (if any)."""
+    out: dict[str, str] = {}
+    if not items:
+        return out
+    for dim in LABEL_DIMENSIONS:
+        counts = Counter(v for item in items for v in item.values.get(dim, ())[:1])
+        if counts:
+            value, n = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            if n >= ratio * len(items):
+                out[dim] = value
+    return out
 
 
 def poisson_tail(n: int, expected: float) -> float:

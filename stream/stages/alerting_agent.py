@@ -52,15 +52,22 @@ _KINDS = {"hub": "hub_stall", "carrier": "carrier_slowdown", "carrier_region": "
 def incident_from_record(record: Mapping[str, Any]) -> IncidentEvent:
     """An ``order-incidents`` record (:mod:`stream.incidents`) as the engine's input."""
     root = record.get("root_cause") or {}
-    labels = {_LABELS[k]: str(v) for k, v in root.items() if k in _LABELS}
+    shared = record.get("labels") or {}  # what all its items share (a hub's region, ...)
+    labels = {_LABELS[k]: str(v) for k, v in shared.items() if k in _LABELS}
+    labels.update({_LABELS[k]: str(v) for k, v in root.items() if k in _LABELS})
     labels["dimension"] = str(record.get("dimension") or "")
     if record.get("replay"):
         labels[REPLAY_LABEL] = str(record["replay"])  # recorded, never paged (alerting.engine)
     kind = "data_quality" if record["kind"] == "data_quality" else _KINDS.get(str(record.get("dimension")), "order_late")
     counts = record.get("counts") or {}
+    impact = record.get("impact") or {}
+    minutes = impact.get("min_minutes_to_promise")
     return IncidentEvent(
         incident_id=record["incident_id"], kind=kind, state=record["state"], labels=labels,
         affected_orders=int(counts.get("orders", 0)), affected_skus=int(counts.get("skus", 0)),
+        order_value=float(impact.get("order_value") or 0.0), vip_orders=int(impact.get("vip_orders") or 0),
+        penalty_orders=int(impact.get("penalty_orders") or 0),
+        min_minutes_to_promise=None if minutes is None else float(minutes),
         first_seen=record.get("first_seen") or record["at"], updated_at=record["at"],
         title=str(record.get("title") or record.get("root_cause_text") or record["incident_id"])[:300],
     )

@@ -22,6 +22,7 @@ id; the counts then are those of the last report (the single-detector deployment
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,8 @@ from stream.replay import timeline_of_order
 from stream.stages.geo_stage import GeoStage
 
 EXTENSION = "disruption"
+#: Share of a zone's SKUs that must be in one region for the incident to carry it.
+_SHARED = 0.8
 
 
 class ZoneSource(Protocol):
@@ -81,6 +84,8 @@ class DisruptionStage:
         #: order id -> {sku: zone id} as last published
         self._marks: dict[str, dict[str, str]] = {}
         self._reported: dict[str, _Reported] = {}
+        #: zone id -> region code of each SKU inside, as of the last evaluation
+        self._regions: dict[str, Counter[str | None]] = {}
 
     async def run(self) -> None:
         """Background work of the stage (started with the worker): follow the zones."""
@@ -101,10 +106,13 @@ class DisruptionStage:
 
     def evaluate(self, ctx: BatchContext, zones: list[DisruptionArea]) -> None:
         positions = self._positions()
+        region_of = dict(zip(positions.keys, positions.regions, strict=True))
         marks: dict[str, dict[str, str]] = {}
         by_zone: dict[str, tuple[set[str], set[str]]] = {}
+        self._regions = {}
         for zone in zones:
             orders, skus = by_zone.setdefault(zone.id, (set(), set()))
+            regions = self._regions[zone.id] = Counter()
             for key in zone.hits(positions):
                 order_id, _, sku = key.partition("|")
                 if self._replayed(ctx, order_id):
@@ -112,6 +120,7 @@ class DisruptionStage:
                 marks.setdefault(order_id, {}).setdefault(sku, zone.id)
                 orders.add(order_id)
                 skus.add(key)
+                regions[region_of.get(key)] += 1
         self._publish_marks(ctx, marks, {z.id: z for z in zones})
         self._publish_incidents(ctx, zones, by_zone)
 
@@ -182,6 +191,11 @@ class DisruptionStage:
             location = {"lat": round(point.y, 5), "lon": round(point.x, 5)}
         text = f"disruption zone {name}" + (f" ({zone.reason.value})" if zone is not None else "")
         incident_id = f"disruption-{zone_id}"
+        # the region (province code) its SKUs are in, when nearly all share one: inhibition
+        # of the hub and carrier incidents of that region matches on it
+        regions = self._regions.get(zone_id) or Counter()
+        region, n = min(regions.items(), key=lambda kv: (-kv[1], str(kv[0])), default=(None, 0))
+        labels = {"region": region} if region is not None and n >= _SHARED * sum(regions.values()) else {}
         record = {
             "v": 1, "incident_id": incident_id, "kind": "delay", "event": f"incident.{state}",
             "state": state, "dimension": "area", "root_cause": {"area": zone_id}, "root_cause_text": text,
@@ -190,7 +204,7 @@ class DisruptionStage:
             "last_seen": _iso(ctx.now), "resolved_at": _iso(ctx.now) if state == "resolved" else None,
             "counts": {"current": counts.skus, "peak": counts.peak, "skus": counts.skus, "orders": counts.orders,
                        "by_label": {}},
-            "sample_orders": orders[:20], "sample_skus": [],
+            "sample_orders": orders[:20], "sample_skus": [], "labels": labels,
         }
         value, key = orjson.dumps(record), incident_id.encode()
         ctx.emit(self.topics.incidents, value, key)
