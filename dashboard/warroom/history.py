@@ -164,8 +164,10 @@ def as_of_queries(minute: datetime) -> list[str]:
     ]
 
 
-def history_start_query() -> str:
-    return 'SELECT first("orders") FROM "delays_orders"'
+def history_start_queries() -> list[str]:
+    """The first minute point and the first incident (a backlog may open one before the first
+    minute point is written)."""
+    return ['SELECT first("orders") FROM "delays_orders"', 'SELECT first("skus") FROM "incidents"']
 
 
 # Response shaping (pure) ------------------------------------------------------------------
@@ -305,8 +307,8 @@ class InfluxHistory:
 
     def history_start(self) -> datetime | None:
         """The first minute the time travel can show (``None``: nothing written yet)."""
-        frame = self.query(history_start_query())
-        return None if frame.empty else frame["time"].iloc[0].to_pydatetime()
+        firsts = [f["time"].iloc[0] for f in self.query_all(history_start_queries()) if not f.empty]
+        return min(firsts).to_pydatetime() if firsts else None
 
     def throughput(self, window: TimeWindow) -> pd.DataFrame:
         return throughput_frame(self.query(throughput_query(window)), window)

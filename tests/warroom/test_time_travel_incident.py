@@ -1,0 +1,123 @@
+"""War-room time travel and incidents, through the running system: a hub outage (hours of
+traffic, SLA timers scaled to minutes) is on ``order-events`` before the real worker starts;
+the worker opens an incident naming the hub. In the war-room, a minute before the incident
+opened shows no incident and a minute after shows it, named by the hub the test took down."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from stream_stages.stages_scenario import DOWN_HUB, fast_rules, outage_traffic
+from warroom.conftest import module_settings
+from warroom.harness import REPO, Browser, WebTier, build_staff
+
+from config.settings import Settings
+from dashboard.warroom import ids
+from dashboard.warroom.deps import build_deps
+from dashboard.warroom.i18n import both
+from dashboard.warroom.mount import MOUNT_PATH
+from orderradar.devstack.broker import EmbeddedBroker
+from orderradar.devstack.influx import LocalInflux
+from orderradar.devstack.process import ManagedProcess
+from orderradar.devstack.stack import settings_env
+from orderradar.devstack.waiting import wait_until
+from stream.topics import ORDER_EVENTS
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SLIDER_THUMB = "#travel-slider [role=slider]"
+
+
+async def produce_outage(settings: Settings) -> None:
+    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=4)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        futures = [await producer.send(settings.topic(ORDER_EVENTS), s.value, key=s.key,
+                                       timestamp_ms=int(s.received.timestamp() * 1000))
+                   for s in outage_traffic(start, minutes=235, outage_after=100)]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+class Stack:
+    def __init__(self, settings: Settings, worker: ManagedProcess, web: WebTier, browser: Browser) -> None:
+        self.settings, self.worker, self.web, self.browser = settings, worker, web, browser
+
+    def incident(self) -> dict[str, object] | None:
+        """The hub incident as the web tier received it (to pick the minutes to look at)."""
+        found = [i for i in self.web.gateway.warroom.items("incident") if DOWN_HUB in str(i.get("root_cause"))]
+        return found[0] if found else None
+
+    def incident_points(self) -> bool:
+        response = httpx.get(f"{self.settings.influx_url}/query", params={
+            "db": self.settings.influx_db, "q": 'SELECT count("skus") FROM "incidents"'})
+        return bool(response.json()["results"][0].get("series"))
+
+    def show_minute(self, minute: int) -> None:
+        """Home, then one arrow press a minute (the keyboard path of the slider)."""
+        thumb = self.browser.driver.find_element(By.CSS_SELECTOR, SLIDER_THUMB)
+        self.browser.wait(lambda _d: int(thumb.get_attribute("aria-valuemin")) < minute, 30,
+                          "the slider reaching back to the incident")
+        low = int(thumb.get_attribute("aria-valuemin"))
+        thumb.send_keys(Keys.HOME, *([Keys.ARROW_RIGHT] * (minute - low)))
+        self.browser.wait(lambda _d: thumb.get_attribute("aria-valuenow") == str(minute), 30, f"the slider at {minute}")
+
+
+@pytest.fixture(scope="module")
+def stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    settings = module_settings(broker, influx)
+    config_dir = tmp_path_factory.mktemp("config")
+    shutil.copytree(settings.config_dir, config_dir, dirs_exist_ok=True)
+    fast_rules(config_dir / "sla.yaml")
+    settings = settings.model_copy(update={"config_dir": config_dir})
+    asyncio.run(produce_outage(settings))
+    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], log, env=env,
+                            cwd=REPO).start()
+    web = WebTier(settings, build_staff(), build_deps(settings, prefix=MOUNT_PATH + "/")).start()
+    browser = Browser()
+    try:
+        browser.login(web.warroom_url, "manager")
+        yield Stack(settings, worker, web, browser)
+    finally:
+        browser.close()
+        web.stop()
+        worker.stop()
+
+
+def test_incidents_as_of_before_and_after_the_hub_incident_opened(stack: Stack) -> None:
+    try:
+        wait_until(stack.incident, 180, interval=0.5, what="the hub incident in the web tier")
+        wait_until(stack.incident_points, 60, interval=0.5, what="incident points in InfluxDB")
+    except TimeoutError:
+        raise AssertionError(stack.worker.log_tail(40)) from None
+    incident = stack.incident()
+    assert incident is not None
+    opened = datetime.fromisoformat(str(incident["opened_at"]).replace("Z", "+00:00"))
+    opened_minute = int(opened.timestamp() // 60)
+    rows = stack.browser.driver
+
+    stack.show_minute(opened_minute + 1)
+    stack.browser.wait(lambda _d: DOWN_HUB in stack.browser.text(ids.INCIDENT_TABLE), 30,
+                       "the hub incident as of a minute after it opened")
+    assert rows.find_elements(By.CSS_SELECTOR, f"#{ids.INCIDENT_TABLE} .incident-row")
+
+    stack.show_minute(opened_minute - 1)
+    stack.browser.wait(lambda _d: stack.browser.text(ids.INCIDENT_TABLE) == both("incidents.none")[0], 30,
+                       "no incident as of a minute before it opened")
+
+    rows.find_element(By.ID, "travel-live").click()
+    stack.browser.wait(lambda _d: DOWN_HUB in stack.browser.text(ids.INCIDENT_TABLE), 30, "the incident live again")
