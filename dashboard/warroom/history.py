@@ -151,12 +151,13 @@ def as_of_queries(minute: datetime) -> list[str]:
     """The statements of :meth:`InfluxHistory.as_of`: gauges over the last minutes before the
     end of ``minute``, incidents and alerts over the last day (live traffic only, no replays)."""
     end = minute_floor(minute) + timedelta(minutes=1)
-    gauges = TimeWindow(end - GAUGE_LOOKBACK, end).where() + " AND \"replay\" = ''"
+    recent = TimeWindow(end - GAUGE_LOOKBACK, end).where()
+    gauges = recent + " AND \"replay\" = ''"
     events = TimeWindow(end - EVENT_LOOKBACK, end).where()
     limit = f"ORDER BY time DESC LIMIT {MAX_AS_OF_EVENTS}"
     return [
         f'SELECT "skus", "orders", "at_risk", "late", "stalled", "partition", "h3", "res", "region" '
-        f'FROM "delay_cells" WHERE {TimeWindow(end - GAUGE_LOOKBACK, end).where()}',
+        f'FROM "delay_cells" WHERE {recent}',
         f'SELECT "skus", "partition", "state" FROM "{DELAYS}" WHERE {gauges}',
         f'SELECT "orders", "partition" FROM "delays_orders" WHERE {gauges}',
         f'SELECT * FROM "incidents" WHERE {events} AND "replay" = \'\' {limit}',

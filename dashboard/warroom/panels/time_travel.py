@@ -52,10 +52,8 @@ def layout(deps: WarroomDeps) -> html.Section:
     slider = dcc.Slider(id=SLIDER, min=now - 60, max=now, step=1, value=now, marks=as_of.slider_marks(now - 60, now),
                         updatemode="mouseup", included=False, className="travel-slider")
     buttons = [
-        html.Button("◀", id=EARLIER, className="btn btn-ghost", title=label("en", "travel.earlier"),
-                    **{"aria-label": label("en", "travel.earlier")}),
-        html.Button("▶", id=LATER, className="btn btn-ghost", title=label("en", "travel.later"),
-                    **{"aria-label": label("en", "travel.later")}),
+        html.Button(["◀ ", text("travel.earlier", "travel")], id=EARLIER, className="btn btn-ghost"),
+        html.Button([text("travel.later", "travel"), " ▶"], id=LATER, className="btn btn-ghost"),
         html.Button(text("travel.live", "travel"), id=LIVE, className="btn travel-live"),
     ]
     return panel(
