@@ -31,7 +31,16 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from config.settings import Settings
-from dashboard.gateway import delivery_stats, health, ingest, operations_api, read_api, sessions, tracking_api
+from dashboard.gateway import (
+    data_quality_api,
+    delivery_stats,
+    health,
+    ingest,
+    operations_api,
+    read_api,
+    sessions,
+    tracking_api,
+)
 from dashboard.gateway.gateway_settings import KIB, GatewaySettings
 from dashboard.gateway.responses import http_exception_handler
 from dashboard.gateway.runtime import Gateway
@@ -59,6 +68,7 @@ def api_routes(options: GatewaySettings) -> list[BaseRoute]:
         Route("/api/v1/me", sessions.whoami),
         Route("/api/v1/orders/{order_id:path}", read_api.get_order),
         Route("/api/v1/delivery-stats", delivery_stats.get_delivery_stats),
+        Route("/api/v1/data-quality", data_quality_api.get_data_quality),
         Route("/api/v1/incidents", read_api.list_incidents),
         Route("/api/v1/alerts", read_api.list_alerts),
         Route("/api/v1/alerts/{alert_id}/{action}", operations_api.alert_action, methods=["POST"], middleware=small),

@@ -9,10 +9,14 @@ Series read (written by the worker):
 * ``delivery_distance`` (``stream/stages/geo_stage.py``): one point per checked delivery,
   tags ``source``, ``courier``, ``station``, ``partition``; fields ``distance_m``,
   ``limit_m``, ``away`` (1 when farther than the limit).
+
+The staff API ``GET /api/v1/data-quality`` (:mod:`dashboard.gateway.data_quality_api`) answers
+from the same queries and frames as the war-room panel.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Literal, Protocol
 
 import pandas as pd
@@ -35,8 +39,16 @@ class QuerySource(Protocol):
     def query(self, influxql: str) -> pd.DataFrame: ...
 
 
+def _instant(moment: datetime) -> str:
+    """RFC 3339 in UTC, with the fraction only when there is one (API bounds are exact)."""
+    pattern = "%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+    return moment.astimezone(timezone.utc).strftime(pattern)
+
+
 def _where(window: TimeWindow | None) -> str:
-    return f" WHERE {window.where()}" if window is not None else ""
+    if window is None:
+        return ""
+    return f" WHERE time >= '{_instant(window.start)}' AND time < '{_instant(window.end)}'"
 
 
 def missing_scans_query(window: TimeWindow | None, by: ScanDimension) -> str:
@@ -53,14 +65,27 @@ def away_query(window: TimeWindow | None, by: StopDimension) -> str:
             f'{_where(window)} GROUP BY "{by}"')
 
 
+def limits_query(window: TimeWindow | None, by: StopDimension) -> str:
+    """The distance limits the deliveries were judged against (it is configurable)."""
+    if by not in STOP_DIMENSIONS:
+        raise ValueError(f"cannot break deliveries down by {by!r}; choose one of {STOP_DIMENSIONS}")
+    return (f'SELECT min("limit_m") AS "limit_min", max("limit_m") AS "limit_max" FROM "{DELIVERY_DISTANCE}"'
+            f'{_where(window)} GROUP BY "{by}"')
+
+
+def _tagged(raw: pd.DataFrame, by: str) -> pd.DataFrame:
+    """``raw`` with the group tag filled in: rows without one (or an empty one) are ``unknown``."""
+    frame = raw.assign(**{by: raw.get(by, UNKNOWN)}).fillna({by: UNKNOWN})
+    frame[by] = frame[by].replace("", UNKNOWN)
+    return frame
+
+
 def missing_scans_frame(raw: pd.DataFrame, by: ScanDimension) -> pd.DataFrame:
     """``<by>, scans, missing, rate``, highest rate first (``rate`` = missing / expected scans)."""
     columns = [by, "scans", "missing", "rate"]
     if raw.empty or "scans" not in raw:
         return pd.DataFrame({c: [] for c in columns})
-    frame = raw.assign(**{by: raw.get(by, UNKNOWN)}).fillna({by: UNKNOWN})
-    frame[by] = frame[by].replace("", UNKNOWN)
-    out = frame.groupby(by, as_index=False)[["scans", "missing"]].sum()
+    out = _tagged(raw, by).groupby(by, as_index=False)[["scans", "missing"]].sum()
     expected = out["scans"] + out["missing"]
     out = out[expected > 0]
     out["rate"] = out["missing"] / (out["scans"] + out["missing"])
@@ -72,12 +97,20 @@ def away_frame(raw: pd.DataFrame, by: StopDimension) -> pd.DataFrame:
     columns = [by, "delivered", "away", "away_rate"]
     if raw.empty or "delivered" not in raw:
         return pd.DataFrame({c: [] for c in columns})
-    frame = raw.assign(**{by: raw.get(by, UNKNOWN)}).fillna({by: UNKNOWN})
-    frame[by] = frame[by].replace("", UNKNOWN)
-    out = frame.groupby(by, as_index=False)[["delivered", "away"]].sum()
+    out = _tagged(raw, by).groupby(by, as_index=False)[["delivered", "away"]].sum()
     out = out[out["delivered"] > 0]
     out["away_rate"] = out["away"] / out["delivered"]
     return out[columns].sort_values(["away", "away_rate", by], ascending=[False, False, True], ignore_index=True)
+
+
+def limits_frame(raw: pd.DataFrame, by: StopDimension) -> pd.DataFrame:
+    """``<by>, limit_min, limit_max``: the limits used per group (equal unless the limit changed)."""
+    columns = [by, "limit_min", "limit_max"]
+    if raw.empty or "limit_min" not in raw:
+        return pd.DataFrame({c: [] for c in columns})
+    out = _tagged(raw, by).groupby(by, as_index=False).agg(limit_min=("limit_min", "min"),
+                                                          limit_max=("limit_max", "max"))
+    return out[columns]
 
 
 def missing_scans(source: QuerySource, window: TimeWindow | None, by: ScanDimension) -> pd.DataFrame:
@@ -86,3 +119,7 @@ def missing_scans(source: QuerySource, window: TimeWindow | None, by: ScanDimens
 
 def deliveries_away(source: QuerySource, window: TimeWindow | None, by: StopDimension) -> pd.DataFrame:
     return away_frame(source.query(away_query(window, by)), by)
+
+
+def away_limits(source: QuerySource, window: TimeWindow | None, by: StopDimension) -> pd.DataFrame:
+    return limits_frame(source.query(limits_query(window, by)), by)

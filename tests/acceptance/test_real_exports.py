@@ -4,10 +4,11 @@ The real processes (embedded broker, influxd, ``orderradar worker`` with every s
 ``orderradar web``) receive the shared Olist sample and LaDe excerpt through
 ``orderradar import FILE --mapping config/import_mappings/<name>.yaml --replay``. Then every
 figure of ``GET /api/v1/delivery-stats`` (overall, per Olist customer state, and for a
-sub-range) and the LaDe delivered-away-from-stop counts per courier and station (the
-``delivery_distance`` measure) are compared, exactly, with a computation from the CSV
-written here with pandas, following the definitions of the README ("Replaying history and
-real exports"), not with project code.
+sub-range), the LaDe delivered-away-from-stop counts per courier and station (the
+``delivery_distance`` measure, in InfluxDB and through ``GET /api/v1/data-quality``) and the
+missing scans per source (``GET /api/v1/data-quality?by=source``) are compared, exactly, with a
+computation from the CSV written here with pandas, following the definitions of the README
+("Replaying history and real exports"), not with project code.
 
 The data stays in ../shared (Olist is non-commercial: it is read, never copied in).
 """
@@ -156,6 +157,43 @@ def haversine_m(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.n
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(h))
 
 
+#: The happy path a forward skip is measured against (README, "missing scans"): the position
+#: of each stage; the CSV event types as the shipped mappings name their statuses.
+LADDER = ("paid", "picked", "packed", "outbound_scan", "linehaul", "out_for_delivery", "delivered")
+OLIST_STAGES = {"payment_approved": "paid", "handed_to_carrier": "outbound_scan", "delivered_to_customer": "delivered"}
+LADE_STAGES = {"courier_accepted": "out_for_delivery", "delivered": "delivered"}
+
+
+def scan_counts(path: Path, stages: dict[str, str], parcel: str, zone: str) -> pd.DataFrame:
+    """Per event of a parcel (in event-time order, ties in file sequence): whether it is a scan
+    (a step forward along the ladder; a step back is not applied) and how many ladder stages
+    it jumped over since the parcel's last scan (none for its first). ``minute``: the UTC
+    event-time minute the measure is kept at."""
+    rows = pd.read_csv(path, dtype=str, keep_default_na=False)
+    rows = rows[rows["event_type"].isin(list(stages))].copy()
+    rows["position"] = rows["event_type"].map({e: LADDER.index(s) for e, s in stages.items()})
+    rows["at"] = _local_to_utc(rows["event_time"], zone)
+    rows["seq"] = rows["event_seq"].astype(int)
+    rows = rows.sort_values([parcel, "at", "seq"])
+    reached = rows.groupby(parcel)["position"].cummax().groupby(rows[parcel]).shift(1)
+    rows["scan"] = reached.isna() | (rows["position"] > reached)
+    rows["missing"] = (rows["position"] - reached - 1).where(rows["scan"] & reached.notna(), 0).astype(int)
+    rows["minute"] = rows["at"].dt.floor("min")
+    return rows
+
+
+def expected_scans(since: pd.Timestamp, until: pd.Timestamp) -> dict[str, tuple[int, int]]:
+    """(scans, missing) per source over the event-time minutes in [since, until)."""
+    out: dict[str, tuple[int, int]] = {}
+    for path, stages, parcel, zone in ((OLIST, OLIST_STAGES, "order_id", SAO_PAULO),
+                                       (LADE, LADE_STAGES, "package_id", SHANGHAI)):
+        rows = scan_counts(path, stages, parcel, zone)
+        rows = rows[(rows["minute"] >= since) & (rows["minute"] < until)]
+        for source, group in rows.groupby("source"):
+            out[str(source)] = (int(group["scan"].sum()), int(group["missing"].sum()))
+    return {k: v for k, v in out.items() if sum(v)}
+
+
 def lade_deliveries() -> pd.DataFrame:
     """Per LaDe delivery with a courier fix: distance from the stop (both GCJ-02 -> WGS-84)."""
     rows = pd.read_csv(LADE, dtype={"courier_id": str, "delivery_region_id": str, "package_id": str})
@@ -180,6 +218,11 @@ class Stack:
 
     def stats(self, **params: str) -> dict[str, Any]:
         response = self.client.get("/api/v1/delivery-stats", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def data_quality(self, **params: str) -> dict[str, Any]:
+        response = self.client.get("/api/v1/data-quality", params=params)
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
@@ -366,6 +409,41 @@ def test_lade_away_from_stop_per_courier_and_station_equal_the_csv(stack: Stack,
     (artifacts_dir / f"lade-away-by-{by}.json").write_text(json.dumps(got, indent=1))
     assert got == want
     assert sum(a for a, _ in got.values()) == 25  # the excerpt's documented count (README of the data)
+    # the staff API answers the same, from the same queries as the war-room panel
+    body = stack.data_quality(since="2000-01-01", until="2001-01-01", by=by)
+    (artifacts_dir / f"lade-data-quality-by-{by}.json").write_text(json.dumps(body, indent=1))
+    assert {g[by]: (g["away"], g["delivered"]) for g in body["groups"]} == want
+    assert {g[by]: g["away_rate"] for g in body["groups"]} == {k: round(a / n, 4) for k, (a, n) in want.items()}
+    assert {g["limit_m"] for g in body["groups"]} == {AWAY_LIMIT_M}
+    assert (body["total"]["away"], body["total"]["delivered"], body["total"]["limit_m"]) == (25, 213, AWAY_LIMIT_M)
+
+
+@pytest.mark.parametrize(("since", "until"), [
+    ("2000-01-01T00:00:00Z", "2019-01-01T00:00:00Z"),
+    ("2017-01-01T00:00:00Z", "2018-01-01T00:00:00Z"),
+    ("2000-05-12T00:00:00+08:00", "2017-06-01T12:34:00-03:00"),
+], ids=["all", "2017", "lade-day-to-mid-2017"])
+def test_missing_scans_per_source_equal_the_csv(stack: Stack, since: str, until: str, artifacts_dir: Path) -> None:
+    body = stack.data_quality(since=since, until=until, by="source")
+    (artifacts_dir / f"data-quality-by-source-{since[:10]}.json").write_text(json.dumps(body, indent=1))
+    want = expected_scans(pd.Timestamp(since), pd.Timestamp(until))
+    assert {g["source"]: (g["scans"], g["missing"]) for g in body["groups"]} == want
+    assert {g["source"]: g["missing_rate"] for g in body["groups"]} == {
+        k: round(m / (n + m), 4) for k, (n, m) in want.items()}
+    assert (body["total"]["scans"], body["total"]["missing"]) == tuple(map(sum, zip(*want.values(), strict=True)))
+    # without ``by``: the totals of both measures
+    plain = stack.data_quality(since=since, until=until)
+    assert plain["groups"] == [] and {k: plain["total"][k] for k in body["total"]} == body["total"]
+    assert plain["total"]["delivered"] == (len(lade_deliveries()) if since.startswith("2000") else 0)
+
+
+def test_data_quality_is_for_staff_and_names_a_bad_parameter(stack: Stack) -> None:
+    anonymous = httpx.get(f"{stack.web_url}/api/v1/data-quality", timeout=30)
+    assert anonymous.status_code == 401
+    bad = stack.client.get("/api/v1/data-quality", params={"by": "region"})
+    assert bad.status_code == 400 and "by" in bad.json()["detail"]
+    reversed_range = stack.client.get("/api/v1/data-quality", params={"since": "2019-01-01", "until": "2018-01-01"})
+    assert reversed_range.status_code == 400 and "since" in reversed_range.json()["detail"]
 
 
 def test_lade_distances_follow_both_points_converted(stack: Stack) -> None:
