@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     worker_batch_window_s: float = Field(default=0.2, gt=0, le=60)
     #: Radius of a SKU's customer area around its destination (geofences: "courier is nearby").
     geofence_customer_area_m: float = Field(default=500.0, gt=0, le=20_000)
+    #: Customer delay notices (``stream/customer_notices.py``): receivers and language;
+    #: ``None`` = ``<config_dir>/customer_notices.yaml``. Receiver secrets (webhook URL and
+    #: signing secret, SMTP password) come from ``ORDERRADAR_ALERT_SECRET_<NAME>``; none by default.
+    customer_notices_file: Path | None = None
 
     @field_validator("allowed_origins", "allowed_hosts", "trusted_proxies", mode="before")
     @classmethod

@@ -305,12 +305,13 @@ class DelaysEngine:
         return combined_eta(stats, lane, status, since, now)
 
     def eta_for(self, order_id: str, sku: str, now: datetime | None = None) -> tuple[datetime, datetime] | None:
-        """ETA window for a tracked SKU, conditional on the time already spent in its status."""
+        """ETA window for a tracked SKU, conditional on the time already spent in its status,
+        from the lane statistics of every partition (a lane's parcels are spread over them)."""
         s = self.tracker.get(sku_key(order_id, sku))
         if s is None:
             return None
         since = datetime.fromtimestamp(s.entered.get(s.status, s.status_since), timezone.utc)
-        return self.tracker.lanes(s.partition).eta(s.lane(), s.status, since, now)
+        return self.eta(s.lane(), s.status, since, now)
 
     def open_incidents(self) -> list[dict[str, Any]]:
         """Current incidents of both kinds as ``order-incidents`` records."""

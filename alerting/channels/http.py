@@ -7,8 +7,9 @@ body, never the URL.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -42,13 +43,15 @@ async def post_json(
     timeout: float,
     redact: Redactor,
     headers: Mapping[str, str] | None = None,
+    sign: Callable[[bytes], Mapping[str, str]] | None = None,
 ) -> tuple[Delivery, httpx.Response | None]:
-    """POST ``payload``; return the classified delivery and the response (if any)."""
+    """POST ``payload``; return the classified delivery and the response (if any).
+    ``sign``: headers computed from the exact body bytes (a receiver verifies them)."""
     install_httpx_redaction()
+    body = json.dumps(dict(payload), ensure_ascii=False, separators=(",", ":")).encode()
+    sent = {"Content-Type": "application/json", **dict(headers or {}), **(sign(body) if sign else {})}
     try:
-        response = await client.post(
-            url, json=dict(payload), headers=dict(headers or {}), timeout=httpx.Timeout(timeout)
-        )
+        response = await client.post(url, content=body, headers=sent, timeout=httpx.Timeout(timeout))
     except httpx.TimeoutException as exc:
         return Delivery(ok=False, retryable=True, error=f"timeout after {timeout:g}s ({type(exc).__name__})"), None
     except httpx.TransportError as exc:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
 from typing import Literal
 
 import httpx
@@ -21,9 +25,21 @@ class WebhookConfig(ReceiverBase):
     url_secret: str
     #: Secret holding a bearer token sent as ``Authorization``.
     bearer_secret: str | None = None
+    #: Secret that signs each body: ``X-OrderRadar-Signature: t=<unix>,v1=<hex HMAC-SHA256
+    #: of "<unix>." + body>`` (a receiver checks it and rejects stale timestamps).
+    signing_secret: str | None = None
 
     def secret_refs(self) -> tuple[str, ...]:
-        return (self.url_secret,) + ((self.bearer_secret,) if self.bearer_secret else ())
+        refs = (self.url_secret, self.bearer_secret, self.signing_secret)
+        return tuple(ref for ref in refs if ref)
+
+
+SIGNATURE_HEADER = "X-OrderRadar-Signature"
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``v1`` value of :data:`SIGNATURE_HEADER` (hex HMAC-SHA256 over ``"<t>." + body``)."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
 class WebhookChannel:
@@ -31,9 +47,10 @@ class WebhookChannel:
         self._name = name
         self._url = require_secret(name, secrets, config.url_secret)
         self._token = require_secret(name, secrets, config.bearer_secret) if config.bearer_secret else None
+        self._signing = require_secret(name, secrets, config.signing_secret) if config.signing_secret else None
         self._timeout = config.timeout.total_seconds()
         self._client = client
-        self._redact = Redactor([*url_secret_parts(self._url), *([self._token] if self._token else [])])
+        self._redact = Redactor([*url_secret_parts(self._url), *(s for s in (self._token, self._signing) if s)])
 
     @property
     def name(self) -> str:
@@ -45,6 +62,12 @@ class WebhookChannel:
             headers["Authorization"] = f"Bearer {self._token}"
         payload = {"version": PAYLOAD_VERSION, **notification.to_dict()}
         delivery, _ = await post_json(
-            self._client, self._url, payload, timeout=self._timeout, redact=self._redact, headers=headers
+            self._client, self._url, payload, timeout=self._timeout, redact=self._redact, headers=headers,
+            sign=self._sign if self._signing else None,
         )
         return delivery
+
+    def _sign(self, body: bytes) -> Mapping[str, str]:
+        assert self._signing is not None
+        now = int(time.time())
+        return {SIGNATURE_HEADER: f"t={now},v1={signature(self._signing, now, body)}"}

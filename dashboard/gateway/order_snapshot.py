@@ -155,6 +155,25 @@ class OrderSnapshot(BaseModel):
         nearby = value.get("nearby") if isinstance(value, dict) else None
         return isinstance(nearby, dict) and bool(nearby)
 
+    def eta_window(self) -> dict[str, Any] | None:
+        """The worker's ETA window and delay state (``extensions.eta``, ``stream.order_eta``):
+        ``{from, to, basis, promise, state, slipped, tz_offset_min}``, or ``None``."""
+        value = self.extensions.get("eta")
+        if not isinstance(value, dict):
+            return None
+        try:
+            start, end = datetime.fromisoformat(value["from"]), datetime.fromisoformat(value["to"])
+            offset = int(value.get("tz_offset_min") or 0)
+        except (KeyError, TypeError, ValueError):
+            return None
+        if start.tzinfo is None or end.tzinfo is None or not -900 <= offset <= 900:
+            return None
+        state = value.get("state")
+        return {"from": start.isoformat(), "to": end.isoformat(), "tz_offset_min": offset,
+                "basis": value.get("basis") if value.get("basis") in ("lanes", "promise") else None,
+                "state": state if state in ("on_track", "at_risk", "late", "stalled") else None,
+                "slipped": value.get("slipped") is True}
+
     def lateness(self) -> Lateness | None:
         """Whether the order was late and by how much (``None``: the worker wrote no outcome)."""
         value = self.extensions.get("outcome")

@@ -109,26 +109,35 @@ class OrderView:
 
 
 #: Order-level fields every delta repeats (small; the SKUs are the bulk).
-HEADER_FIELDS = ("status", "updated_at", "promised_by", "eta", "summary", "delay", "nearby")
+HEADER_FIELDS = ("status", "updated_at", "promised_by", "eta", "eta_window", "summary", "delay", "nearby")
 
 
-def _delay(snapshot: OrderSnapshot) -> dict[str, str] | None:
-    """A disruption zone's delay notice: its customer-safe category only, never zone names."""
+def _delay(snapshot: OrderSnapshot, window: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The delay notice: a disruption zone's customer-safe category (never zone names), else
+    the order's own delay (``at_risk``/``late`` from the worker's ETA), with the new window."""
     reason = snapshot.disruption_reason()
-    if reason is None:
+    state = window.get("state") if window is not None else None
+    if reason is None and state not in ("at_risk", "late"):
         return None
-    return {"reason": reason if _REASON.match(reason) else "other"}
+    delay: dict[str, Any] = {"reason": reason if reason is None or _REASON.match(reason) else "other"}
+    if reason is None:
+        delay["reason"] = state
+    if window is not None:
+        delay["eta"] = {k: window[k] for k in ("from", "to", "tz_offset_min")}
+    return delay
 
 
 def order_view(snapshot: OrderSnapshot) -> OrderView:
     status = snapshot.rollup_status
+    window = snapshot.eta_window()
     header = {
         "status": status.value if status is not None else None,
         "updated_at": _iso(snapshot.updated_at),
         "promised_by": _iso(snapshot.rollup_time("promised_by")),
         "eta": _iso(snapshot.rollup_time("eta")),
+        "eta_window": window,
         "summary": snapshot.rollup_summary(),
-        "delay": _delay(snapshot),
+        "delay": _delay(snapshot, window),
         "nearby": snapshot.courier_nearby(),
     }
     skus = {sku_id: orjson.dumps(customer_sku(sku)) for sku_id, sku in sorted(snapshot.skus.items())}

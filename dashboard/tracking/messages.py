@@ -63,6 +63,11 @@ _ZH: Final = {
     "r_delivery_failed": "派送未成功",
     "r_backordered": "商品缺货，等待补货",
     "r_exception": "物流异常",
+    "r_at_risk": "可能晚于承诺时间送达",
+    "r_late": "已超过承诺送达时间",
+    "eta_today": "今天 {from}–{to} 送达",
+    "eta_tomorrow": "明天 {from}–{to} 送达",
+    "eta_on": "{date} {from}–{to} 送达",
     "r_other": "其他原因",
 }
 
@@ -117,6 +122,11 @@ _EN: Final = {
     "r_delivery_failed": "Delivery attempt failed",
     "r_backordered": "Item back-ordered",
     "r_exception": "Logistics exception",
+    "r_at_risk": "May arrive after the promised time",
+    "r_late": "Past the promised delivery time",
+    "eta_today": "Arrives today {from}–{to}",
+    "eta_tomorrow": "Arrives tomorrow {from}–{to}",
+    "eta_on": "Arrives {date} {from}–{to}",
     "r_other": "Other",
 }
 

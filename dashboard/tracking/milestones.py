@@ -82,6 +82,9 @@ class DelayReason(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     BACKORDERED = "backordered"
     EXCEPTION = "exception"
+    #: The order's own delay (the worker's ETA): may arrive after its promise / is past it.
+    AT_RISK = "at_risk"
+    LATE = "late"
     OTHER = "other"
 
 

@@ -49,6 +49,7 @@ from stream.delays_engine import DelaysEngine, DelaysResult
 from stream.incidents import IncidentEvent
 from stream.lifecycle import Outcome
 from stream.line_protocol import line, point_time_ns
+from stream.order_eta import ETA_EXTENSION, order_eta
 from stream.pipeline import Accepted, BatchContext
 from stream.replay import replay_of
 from stream.sla import SlaRules, load_sla_rules
@@ -233,14 +234,48 @@ class DelaysStage:
                 result.extend(timeline.engine.process(self._inputs(timeline, items), partition=partition,
                                                       now=ctx.now, received_at=received))
             self._publish(ctx, timeline, result)
+            offsets = {a.event.order_id: a.event.event_time.utcoffset() for p in by_partition.values() for a in p}
+            self._etas(ctx, timeline, result, {o: int(d.total_seconds() // 60) if d is not None else None
+                                               for o, d in offsets.items()})
         if None not in by_timeline:
-            self._publish(ctx, self.timelines[None], self.engine.tick(ctx.now))
+            self._tick(ctx)
         self._outputs(ctx)
 
     async def tick(self, ctx: BatchContext) -> None:
-        # Only live traffic follows the wall clock; a replay's clock is its own events.
-        self._publish(ctx, self.timelines[None], self.engine.tick(ctx.now))
+        self._tick(ctx)
         self._outputs(ctx)
+
+    def _tick(self, ctx: BatchContext) -> None:
+        # Only live traffic follows the wall clock; a replay's clock is its own events.
+        timeline = self.timelines[None]
+        result = self.engine.tick(ctx.now)
+        self._publish(ctx, timeline, result)
+        self._etas(ctx, timeline, result, {})
+
+    def _etas(self, ctx: BatchContext, timeline: _Timeline, result: DelaysResult,
+              scanned: Mapping[str, int | None]) -> None:
+        """Recompute the ``eta`` extension of the orders scanned (``scanned``: order id ->
+        the UTC offset of its events, minutes) or whose delay state changed."""
+        engine = timeline.engine
+        if timeline.replay is None:
+            now = ctx.now
+        elif engine.replay_now is not None:
+            now = datetime.fromtimestamp(engine.replay_now, timezone.utc)
+        else:
+            return
+        order_ids = dict(scanned)
+        for transition in result.transitions:
+            order_ids.setdefault(transition.order_id, None)
+        for order_id, offset in order_ids.items():
+            order = ctx.order(order_id)
+            if order is None:
+                continue
+            old = order.extensions.get(ETA_EXTENSION)
+            if offset is None:
+                offset = old.get("tz_offset_min", 0) if isinstance(old, dict) else 0
+            new = order_eta(engine, order, now, offset)
+            if new != old:
+                ctx.update_order(order.with_extension(ETA_EXTENSION, new))
 
     # -- inputs -------------------------------------------------------------------
     def _inputs(self, timeline: _Timeline, items: list[Accepted]) -> list[OrderEvent | IllegalTransition]:

@@ -12,10 +12,14 @@ import httpx
 import orjson
 from pydantic import ValidationError
 
+from alerting.channels import secrets_from_environ
+from alerting.delivery import DeliveryStage
 from alerting.policy import load_policy
 from config.client_auth import kafka_auth
 from config.settings import Settings
 from stream.contract import Problem, Rejection, RejectCode
+from stream.customer_notices import build_channels as build_notice_channels
+from stream.customer_notices import load_notice_config
 from stream.dlq import SourceCoordinates, dead_letter
 from stream.dlq import encode as encode_dead_letter
 from stream.influx_writer import InfluxWriter
@@ -27,6 +31,7 @@ from stream.stages.delays_stage import DelaysStage, DelaysTopics
 from stream.stages.disruption_stage import DisruptionStage, DisruptionTopics
 from stream.stages.geo_stage import GeoStage
 from stream.stages.geofence_stage import GeofenceStage
+from stream.stages.notice_stage import NoticeStage
 from stream.stages.outcome_stage import OutcomeStage
 from stream.topics import (
     ALERT_INPUTS,
@@ -59,8 +64,16 @@ def worker_stages(settings: Settings) -> list[Stage]:
     disruption_topics = DisruptionTopics(settings.topic(ORDER_INCIDENTS), settings.topic(ALERT_INPUTS))
     fences = GeofenceStage(geo, settings.config_dir / "geofences.yaml",
                            customer_area_m=settings.geofence_customer_area_m)
-    return [geo, fences, DelaysStage(rules, topics, geo), DisruptionStage(geo, zones, disruption_topics),
-            OutcomeStage(rules)]
+    return [geo, fences, DelaysStage(rules, topics, geo), notice_stage(settings),
+            DisruptionStage(geo, zones, disruption_topics), OutcomeStage(rules)]
+
+
+def notice_stage(settings: Settings) -> NoticeStage:
+    """Customer delay notices through the alerting channels (none configured by default)."""
+    config = load_notice_config(settings.customer_notices_file or settings.config_dir / "customer_notices.yaml")
+    channels = build_notice_channels(config, environ(), httpx.AsyncClient(follow_redirects=False))
+    secrets = secrets_from_environ(environ()).values()
+    return NoticeStage(DeliveryStage(channels, secrets=secrets), list(channels), config.language)
 
 
 def install_alerting(app: Any, settings: Settings, producer: Outbox, influx: InfluxWriter,

@@ -55,6 +55,24 @@
     return one ? dateFmt.format(one) : word("eta_missing");
   }
 
+  // The worker's ETA window {from, to, tz_offset_min}, in the order's local time:
+  // "Arrives today 14:00–16:00" (shifted by the offset, then formatted as UTC).
+  var localDay = new Intl.DateTimeFormat(config.lang, { month: "short", day: "numeric", timeZone: "UTC" });
+  var localTime = new Intl.DateTimeFormat(config.lang, {
+    hour: "2-digit", minute: "2-digit", hour12: false, timeZone: "UTC" });
+  function formatWindow(w) {
+    var from = parseTime(w.from), to = parseTime(w.to);
+    if (!from || !to) return word("eta_missing");
+    var shift = (w.tz_offset_min || 0) * 60000;
+    var f = new Date(from.getTime() + shift), t = new Date(to.getTime() + shift);
+    var today = new Date(Date.now() + shift);
+    var days = Math.round((Date.UTC(f.getUTCFullYear(), f.getUTCMonth(), f.getUTCDate()) -
+      Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate())) / 86400000);
+    var values = { from: localTime.format(f), to: localTime.format(t), date: localDay.format(f) };
+    return word(days === 0 ? "eta_today" : days === 1 ? "eta_tomorrow" : "eta_on", values);
+  }
+  function formatEta(range) { return range && range.window ? formatWindow(range) : formatRange(range); }
+
   // ---- the customer projection (dashboard.gateway.projection) -> what the page shows ----
   // Snapshot: {status, updated_at, promised_by, eta, skus: {id: {status, since, timeline:
   // [{status, time}], position: {lat, lon, precise} | null, qty?, eta?, promised_by?, reason?}}}.
@@ -86,7 +104,8 @@
     if (!reason && (late || headline === "delayed")) reason = "other";
     if (!reason) return null;
     if (M.reasons.indexOf(reason) < 0) reason = "other";
-    var eta = (o.delay && o.delay.eta) || o.eta;
+    var eta = (o.delay && o.delay.eta) || o.eta_window || o.eta;
+    if (eta && typeof eta === "object") return { reason: reason, eta: Object.assign({ window: true }, eta) };
     return { reason: reason, eta: eta ? etaRange([eta]) : null };
   }
 
@@ -122,7 +141,8 @@
     });
     return {
       milestone: headline,
-      eta: etaRange(etas.length ? etas : o.eta ? [o.eta] : []),
+      eta: o.eta_window ? Object.assign({ window: true }, o.eta_window)
+        : etaRange(etas.length ? etas : o.eta ? [o.eta] : []),
       delay: delayOf(o, skus, headline),
       // The courier is inside a customer area (the worker's geofences); never after delivery.
       nearby: !!o.nearby && headline !== "delivered",
@@ -150,7 +170,7 @@
       setText("eta", v.timeline.delivered ? formatTime(v.timeline.delivered) : word("eta_missing"));
     } else {
       setText("eta-label", word("eta_label"));
-      setText("eta", formatRange(v.eta));
+      setText("eta", formatEta(v.eta));
     }
     renderDelay(v);
     $("nearby").hidden = !v.nearby;  // "courier is nearby" (worker geofences)
@@ -168,7 +188,7 @@
     if (!v.delay) { box.hidden = true; return; }
     setText("delay-reason", word("delay_reason", { reason: reasonWord(v.delay.reason || v.delay.category) }));
     var newEta = v.delay.eta || v.eta;
-    setText("delay-eta", newEta ? word("delay_new_eta", { eta: formatRange(newEta) }) : "");
+    setText("delay-eta", newEta ? word("delay_new_eta", { eta: formatEta(newEta) }) : "");
     box.hidden = false;
   }
 

@@ -1,0 +1,287 @@
+"""ETA windows and customer delay notices through the real worker, web tier and receivers
+(issue 18, items 2 and 3).
+
+Events go onto ``order-events``; the real worker computes each order's ETA window from
+the lane statistics (``stream/order_eta.py``) and sends one notice per order and cause
+through the alerting channels (``stream/stages/notice_stage.py``) to a real webhook
+receiver (signature checked here) and a real SMTP server; the real gateway serves the
+tracking page to headless Chromium.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from selenium.common.exceptions import TimeoutException
+
+from config.settings import Settings
+from dashboard.gateway.staff import StaffDirectory
+from gateway.harness import RunningGateway, running_gateways
+from orderradar.devstack.isolation import isolated_settings
+from orderradar.devstack.process import ManagedProcess
+from orderradar.devstack.waiting import wait_until
+from stream.replay import REPLAY_HEADER
+from stream.topics import ORDER_EVENTS
+from stream.worker_command import to_env
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS / "stream"))
+sys.path.insert(0, str(TESTS / "alerting"))
+sys.path.insert(0, str(TESTS / "tracking"))
+from alerting_receivers import Script, http_receiver, smtp_receiver  # noqa: E402
+from browser import chromium, wait_for  # noqa: E402
+from stack import WebServer  # noqa: E402
+from stream_harness import influx_query, produce  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CST = timezone(timedelta(hours=8))
+LANE = {"warehouse": "w-eta", "carrier": "c-eta", "region": "r-eta"}
+SIGNING = "sign-" + "k" * 32
+SMTP_USER, SMTP_PASSWORD = "notices", "smtp-" + "p" * 20
+HOOK_TOKEN = "hook" + "t" * 20
+
+
+def start_worker(settings: Settings, log_path: Path) -> ManagedProcess:
+    """``orderradar worker`` with every stage (the notices' secrets are in the environment)."""
+    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "orderradar.cli", "--log-level", "WARNING", "worker", "--session-timeout", "6",
+            "--worker-log-level", "warning"]
+    return ManagedProcess("worker", argv, log_path, env=env, cwd=TESTS.parent).start()
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    server: RunningGateway
+    #: The tracking pages' web tier (a process of its own).
+    web: WebServer
+    hook: Script
+    mail: Script
+    worker: ManagedProcess
+    log: Path
+
+
+def event(order_id: str, n: int, status: str, at: datetime, **extra: Any) -> dict[str, Any]:
+    return {"event_id": f"{order_id}-{n}", "order_id": order_id, "sku": "sku-1", "status": status,
+            "event_time": at.astimezone(CST).isoformat(), "source": "oms", **LANE, **extra}
+
+
+def send(settings: Settings, events: list[dict[str, Any]]) -> None:
+    asyncio.run(produce(settings, settings.topic(ORDER_EVENTS),
+                        [(e["order_id"].encode(), orjson.dumps(e)) for e in events]))
+
+
+def send_replayed(settings: Settings, events: list[dict[str, Any]], replay_id: str) -> None:
+    async def go() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            for e in events:
+                await producer.send_and_wait(settings.topic(ORDER_EVENTS), orjson.dumps(e),
+                                             key=e["order_id"].encode(),
+                                             headers=[(REPLAY_HEADER, replay_id.encode())])
+        finally:
+            await producer.stop()
+    asyncio.run(go())
+
+
+def seed_lane(settings: Settings, server: RunningGateway, prefix: str, count: int, hours: float) -> None:
+    """``count`` delivered orders that took ``hours`` from hub arrival to delivery."""
+    now = datetime.now(timezone.utc)
+    events = []
+    for i in range(count):
+        oid = f"{prefix}-{i}"
+        start = now - timedelta(hours=hours + 1, seconds=i)
+        events += [event(oid, 0, "paid", start - timedelta(hours=1)), event(oid, 1, "hub_arrival", start),
+                   event(oid, 2, "delivered", start + timedelta(hours=hours))]
+    send(settings, events)
+    last = f"{prefix}-{count - 1}"
+    wait_until(lambda: '"delivered"' in json.dumps(snapshot_of(server, last).get("rollup")), 90,
+               what=f"{last} delivered")
+
+
+def snapshot_of(server: RunningGateway, order_id: str) -> dict[str, Any]:
+    cached = server.gateway.orders.get(order_id)
+    return orjson.loads(cached.raw) if cached is not None else {}
+
+
+def eta_of(server: RunningGateway, order_id: str) -> dict[str, Any] | None:
+    return (snapshot_of(server, order_id).get("extensions") or {}).get("eta")
+
+
+def verified(request: dict[str, Any]) -> dict[str, Any]:
+    """The webhook body, after checking its signature as a receiver would."""
+    header = {k.lower(): v for k, v in request["headers"].items()}["x-orderradar-signature"]
+    parts = dict(p.split("=", 1) for p in header.split(","))
+    expected = hmac.new(SIGNING.encode(), f"{parts['t']}.".encode() + request["body"], hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(parts["v1"], expected), "bad signature"
+    return dict(json.loads(request["body"]))
+
+
+def hooks_for(script: Script, order_id: str) -> list[dict[str, Any]]:
+    return [verified(r) for r in script.delivered if json.loads(r["body"])["labels"]["order_id"] == order_id]
+
+
+def mails_for(script: Script, order_id: str) -> list[dict[str, Any]]:
+    return [r for r in script.delivered if order_id in str(r.get("body", r))]
+
+
+def notice_points(settings: Settings, order_id: str, event_type: str) -> list[list[object]]:
+    return influx_query(settings, f"SELECT order_id, detail, receiver FROM customer_notices "
+                                  f"WHERE order_id = '{order_id}' AND event = '{event_type}'")
+
+
+@pytest.fixture(scope="module")
+def stack(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory,
+          staff: StaffDirectory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("notices")
+    with http_receiver(b"{}") as (base, hook), smtp_receiver(SMTP_USER, SMTP_PASSWORD) as (smtp_port, mail):
+        config = tmp / "customer_notices.yaml"
+        config.write_text(
+            "enabled: true\nlanguage: en\nreceivers:\n"
+            "  gateway: {type: webhook, url_secret: t_hook_url, signing_secret: t_hook_sign}\n"
+            f"  mail: {{type: email, host: 127.0.0.1, port: {smtp_port}, security: none, username: {SMTP_USER},"
+            " password_secret: t_smtp_pw, sender: radar@example.com, to: [notices@example.com]}\n",
+            encoding="utf-8")
+        secrets = {"ORDERRADAR_ALERT_SECRET_T_HOOK_URL": f"{base}/notify/{HOOK_TOKEN}",
+                   "ORDERRADAR_ALERT_SECRET_T_HOOK_SIGN": SIGNING,
+                   "ORDERRADAR_ALERT_SECRET_T_SMTP_PW": SMTP_PASSWORD}
+        os.environ.update(secrets)
+        try:
+            settings = isolated_settings(broker.bootstrap, influx.url, influx.root.parent,
+                                         customer_notices_file=config)
+            log = tmp / "worker.log"
+            stacks: list[Stack] = []
+            worker = start_worker(settings, log)
+            try:
+                web = WebServer(settings, tmp).start()
+                try:
+                    with running_gateways(settings, staff) as (server,):
+                        stacks.append(Stack(settings, server, web, hook, mail, worker, log))
+                        yield stacks[-1]
+                finally:
+                    web.stop()
+            finally:
+                stack_worker = stacks[-1].worker if stacks else worker
+                stack_worker.stop()
+        finally:
+            for name in secrets:
+                os.environ.pop(name, None)
+
+
+def page_text(web: WebServer, order_id: str, lang: str, wanted: str) -> str:
+    token = web.issue_link(order_id)
+    with chromium(lang=lang) as driver:
+        driver.get(f"{web.url}/t/{token}?lang={lang}")
+        seen = [""]
+
+        def shown(d: Any) -> str | None:
+            seen[0] = d.find_element("tag name", "main").text
+            return seen[0] if wanted in seen[0] else None
+        try:
+            return wait_for(driver, shown, 30)
+        except TimeoutException:
+            raise AssertionError(f"{wanted!r} not on the page, which shows: {seen[0]!r}") from None
+
+
+def window_words(eta: dict[str, Any]) -> str:
+    start = datetime.fromisoformat(eta["from"]).astimezone(CST)
+    end = datetime.fromisoformat(eta["to"]).astimezone(CST)
+    return f"{start:%H:%M}–{end:%H:%M}"
+
+
+def test_eta_window_from_lane_statistics_moves_after_a_slower_scan(stack: Stack) -> None:
+    settings, server = stack.settings, stack.server
+    seed_lane(settings, server, "o-fast", 40, hours=2)
+    now = datetime.now(timezone.utc)
+    send(settings, [event("o-eta", 0, "paid", now - timedelta(minutes=30), promised_by=(now + timedelta(hours=20)).isoformat()),
+                    event("o-eta", 1, "hub_arrival", now, node="HUB-A")])
+    eta = wait_until(lambda: eta_of(server, "o-eta"), 90, what="ETA of o-eta")
+    assert eta["basis"] == "lanes" and eta["state"] == "on_track" and eta["tz_offset_min"] == 480
+    start, end = datetime.fromisoformat(eta["from"]), datetime.fromisoformat(eta["to"])
+    assert now + timedelta(hours=1.5) < start <= end < now + timedelta(hours=2.6), eta
+
+    text = page_text(stack.web, "o-eta", "en", window_words(eta))
+    assert "Arrives " in text and window_words(eta) in text, text
+    assert "delayed" not in text
+
+    # The lane slows down (most recent parcels took 8 h); the order's next scan moves its window.
+    seed_lane(settings, server, "o-slow", 120, hours=8)
+    send(settings, [event("o-eta", 2, "hub_arrival", datetime.now(timezone.utc), node="HUB-B")])
+    moved = wait_until(lambda: (e := eta_of(server, "o-eta")) and e["from"] != eta["from"] and e, 90,
+                       what="the window of o-eta moves")
+    assert datetime.fromisoformat(moved["from"]) > start + timedelta(hours=4), moved
+    text = page_text(stack.web, "o-eta", "zh-CN", window_words(moved))
+    assert "送达" in text and window_words(moved) in text, text
+
+
+def test_late_order_is_told_once_per_cause_with_retries_and_a_record(stack: Stack) -> None:
+    settings, server = stack.settings, stack.server
+    stack.hook.steps[:] = ["transient"]  # the merchant's gateway fails once: retried
+    now = datetime.now(timezone.utc)
+    records = [event("o-late-1", 0, "paid", now - timedelta(hours=3), promised_by=(now - timedelta(minutes=30)).isoformat()),
+               event("o-late-1", 1, "hub_arrival", now, node="HUB-A")]
+    send(settings, records)
+    eta = wait_until(lambda: (e := eta_of(server, "o-late-1")) and e["state"] == "late" and e, 90,
+                     what="o-late-1 late")
+    delivered = wait_until(lambda: notice_points(settings, "o-late-1", "delivered") or None, 60,
+                           what="notices of o-late-1 delivered")
+    assert {row[3] for row in delivered} == {"gateway", "mail"}
+    hooks = hooks_for(stack.hook, "o-late-1")
+    assert len(hooks) == 1 and hooks[0]["labels"]["cause"] == "late"
+    assert "past its promised delivery time" in hooks[0]["text"]
+    attempts = [r for r in stack.hook.requests if b"o-late-1" in r["body"]]
+    assert [r["answered"] for r in attempts] == ["transient", "ok"]
+    assert any("attempts=2" in str(row[2]) for row in delivered if row[3] == "gateway"), delivered
+    wait_until(lambda: len(mails_for(stack.mail, "o-late-1")) == 1, 30, what="one email")
+
+    view = server.gateway.orders.get("o-late-1").view.as_dict()  # type: ignore[union-attr]
+    assert view["delay"]["reason"] == "late" and view["delay"]["eta"]["from"] == eta["from"]
+    text = page_text(stack.web, "o-late-1", "en", "Past the promised delivery time")
+    assert "New estimated delivery" in text and window_words(eta) in text, text
+    text = page_text(stack.web, "o-late-1", "zh-CN", "已超过承诺送达时间")
+    assert "新的预计送达时间" in text and window_words(eta) in text, text
+
+    # The same records again, a worker restart, another scan: still one notice per channel.
+    send(settings, records)
+    stack.worker.stop()
+    stack.worker = start_worker(settings, stack.log.with_name("worker-2.log"))
+    later = datetime.now(timezone.utc)
+    send(settings, [event("o-late-1", 2, "hub_arrival", later, node="HUB-B"),
+                    event("o-late-2", 0, "paid", later - timedelta(hours=3), promised_by=(later - timedelta(minutes=5)).isoformat()),
+                    event("o-late-2", 1, "hub_arrival", later, node="HUB-A")])
+    wait_until(lambda: notice_points(settings, "o-late-2", "delivered") or None, 120, what="o-late-2 noticed")
+    wait_until(lambda: "o-late-1-2" in json.dumps(snapshot_of(server, "o-late-1")), 60, what="o-late-1 rescanned")
+    assert len(hooks_for(stack.hook, "o-late-1")) == 1
+    assert len(mails_for(stack.mail, "o-late-1")) == 1
+    assert len(notice_points(settings, "o-late-1", "queued")) == 2
+
+
+def test_a_replayed_order_notifies_nobody(stack: Stack) -> None:
+    settings, server = stack.settings, stack.server
+    now = datetime.now(timezone.utc)
+    send_replayed(settings, [event("o-replay-1", 0, "paid", now - timedelta(hours=3),
+                                   promised_by=(now - timedelta(hours=1)).isoformat()),
+                             event("o-replay-1", 1, "hub_arrival", now - timedelta(minutes=10), node="HUB-A")],
+                  "notice-test")
+    wait_until(lambda: (snapshot_of(server, "o-replay-1").get("extensions") or {}).get("replay"), 90,
+               what="replayed order")
+    send(settings, [event("o-late-3", 0, "paid", now - timedelta(hours=3), promised_by=(now - timedelta(minutes=5)).isoformat()),
+                    event("o-late-3", 1, "hub_arrival", now, node="HUB-A")])
+    wait_until(lambda: notice_points(settings, "o-late-3", "delivered") or None, 90, what="o-late-3 noticed")
+    assert not notice_points(settings, "o-replay-1", "queued")
+    assert not hooks_for(stack.hook, "o-replay-1") and not mails_for(stack.mail, "o-replay-1")
