@@ -11,8 +11,9 @@ The delays stage recomputes it on every scan of the order and on every delay tra
      "tz_offset_min": int}            # the order's UTC offset (its events'), for the page
 
 The order arrives when its last open SKU does, so the window is the latest SKU window.
-A SKU without enough lane statistics falls back to its promise deadline; an order with no
-window at all (no statistics, no promise) or with every SKU closed has no extension.
+A SKU without enough lane statistics falls back to its promise deadline. A window that has
+passed (the order should have arrived) starts now, as wide as it was and at least an hour
+wide. An order with no window at all (no statistics, no promise) or with every SKU closed has no extension.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from stream.lifecycle import OrderState
 ETA_EXTENSION = "eta"
 #: Delay states a customer is told about (and notified of, :mod:`stream.customer_notices`).
 NOTICE_STATES = (DelayState.AT_RISK.value, DelayState.LATE.value)
+#: Width of the window of an order that should have arrived already.
+MIN_OVERDUE_WIDTH_S = 3600.0
 _RANK = {DelayState.ON_TRACK: 0, DelayState.AT_RISK: 1, DelayState.STALLED: 2, DelayState.LATE: 3}
 
 
@@ -65,11 +68,16 @@ def order_eta(engine: DelaysEngine, order: OrderState, now: datetime, tz_offset_
     if not tos:
         return None
     promise = max(promises) if promises else None
-    if promise is not None and promise <= now.timestamp():
+    clock = now.timestamp()
+    if promise is not None and promise <= clock:
         state = DelayState.LATE  # open past its promise, whatever the stage timers said
-    return {"from": _iso(max(froms)), "to": _iso(max(tos)), "basis": basis,
+    start, end = max(froms), max(tos)
+    if end <= clock:
+        # It should have arrived already: the window starts now, as wide (at least an hour).
+        start, end = clock, clock + max(end - start, MIN_OVERDUE_WIDTH_S)
+    return {"from": _iso(start), "to": _iso(end), "basis": basis,
             "promise": _iso(promise) if promise is not None else None, "state": state.value,
-            "slipped": promise is not None and max(tos) > promise, "tz_offset_min": tz_offset_min}
+            "slipped": promise is not None and end > promise, "tz_offset_min": tz_offset_min}
 
 
 __all__ = ["ETA_EXTENSION", "NOTICE_STATES", "order_eta"]

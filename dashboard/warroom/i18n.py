@@ -36,6 +36,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "kpi.at_risk": ("有延误风险", "At risk"),
     "kpi.late": ("已延误", "Late"),
     "kpi.stalled": ("停滞", "Stalled"),
+    "kpi.eta_slips": ("预计晚于承诺", "ETA slips"),
     "kpi.open_incidents": ("未结事件", "Open incidents"),
     "kpi.open_alerts": ("未结告警", "Open alerts"),
     "kpi.trend": ("趋势", "Trend"),

@@ -131,6 +131,8 @@ class Kpis:
     at_risk: int | None = None
     late: int | None = None
     stalled: int | None = None
+    #: Orders whose ETA window ends after their promise (the delays stage's ``eta_slips``).
+    eta_slips: int | None = None
     incidents_by_tier: dict[str, int] = field(default_factory=dict)
     alerts_by_tier: dict[str, int] = field(default_factory=dict)
     at: str | None = None
@@ -147,7 +149,7 @@ class Kpis:
         """The numbers a trend line follows."""
         return {"skus_in_flight": self.skus_in_flight, "orders_in_flight": self.orders_in_flight,
                 "on_time_rate": self.on_time_rate, "at_risk": self.at_risk, "late": self.late,
-                "stalled": self.stalled, "open_incidents": self.open_incidents,
+                "stalled": self.stalled, "eta_slips": self.eta_slips, "open_incidents": self.open_incidents,
                 "open_alerts": self.open_alerts}
 
 
@@ -180,6 +182,7 @@ def kpis(kpi_store: Mapping[str, Any] | None, incident_store: Mapping[str, Any] 
         at_risk=_count(latest["at_risk"]) if "at_risk" in latest else None,
         late=_count(latest["late"]) if "late" in latest else None,
         stalled=_count(latest["stalled"]) if "stalled" in latest else None,
+        eta_slips=_count(latest["eta_slips"]) if "eta_slips" in latest else None,
         incidents_by_tier=dict(Counter(i.tier for i in incidents(incident_store, alert_store) if i.open)),
         alerts_by_tier=dict(Counter(a.tier for a in alerts(alert_store) if a.open)),
         at=latest.get("at") or watermark,

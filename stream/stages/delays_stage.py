@@ -10,7 +10,10 @@ publishes what the engine decided:
   ``delays_orders`` (orders in flight per partition) and ``delay_cells`` (the heatmap per
   partition and H3 cell); a minute's points are rewritten with its final state when it closes;
 - ``warroom-updates`` ``heatmap`` items (H3 res 3 and 5) and a ``kpis`` item, at most once
-  per ``interval_s`` (coalesced);
+  per ``interval_s`` (coalesced), with ``eta_slips`` (orders whose ETA window ends after
+  their promise);
+- each scanned order's ``eta`` extension (:mod:`stream.order_eta`), recomputed on every scan
+  and delay transition;
 - the sync lag of each source (arrival minus event time, :mod:`stream.sync_lag`): a
   ``sync_lag`` point per source, partition and arrival minute, and ``sync_lag`` war-room
   items per source over the last minutes.
@@ -145,6 +148,9 @@ class _Timeline:
     minute_state: _MinuteState | None = None
     pending: bool = False
     first_event: float | None = None  # a replay's earliest event time (its range in the war-room)
+    #: Orders whose ETA window ends after their promise (the war-room's "ETA slips"); known
+    #: from the ETAs recomputed since the worker started.
+    eta_slips: set[str] = field(default_factory=set)
 
     @property
     def prefix(self) -> str:
@@ -274,7 +280,12 @@ class DelaysStage:
             if offset is None:
                 offset = old.get("tz_offset_min", 0) if isinstance(old, dict) else 0
             new = order_eta(engine, order, now, offset)
+            if new is not None and new["slipped"]:
+                timeline.eta_slips.add(order_id)
+            else:
+                timeline.eta_slips.discard(order_id)
             if new != old:
+                timeline.pending = True
                 ctx.update_order(order.with_extension(ETA_EXTENSION, new))
 
     # -- inputs -------------------------------------------------------------------
@@ -444,7 +455,7 @@ class DelaysStage:
             "orders_in_flight": len({v.order_id for v in in_flight.values()}),
             "on_time_rate": round(counts[DelayState.ON_TRACK] / skus, 4) if skus else 1.0,
             "at_risk": counts[DelayState.AT_RISK], "late": counts[DelayState.LATE],
-            "stalled": counts[DelayState.STALLED], "at": _iso(watermark),
+            "stalled": counts[DelayState.STALLED], "eta_slips": len(timeline.eta_slips), "at": _iso(watermark),
         }
         if timeline.replay is not None:
             # a replay is shown in its own time range, as of its own clock

@@ -29,12 +29,13 @@ from selenium.common.exceptions import TimeoutException
 
 from config.settings import Settings
 from dashboard.gateway.staff import StaffDirectory
-from gateway.harness import RunningGateway, running_gateways
+from gateway.harness import RunningGateway, read_topic, running_gateways
 from orderradar.devstack.isolation import isolated_settings
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream.replay import REPLAY_HEADER
-from stream.topics import ORDER_EVENTS
+from dashboard.warroom import live
+from stream.topics import ORDER_EVENTS, WARROOM_UPDATES
 from stream.worker_command import to_env
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -236,8 +237,7 @@ def test_late_order_is_told_once_per_cause_with_retries_and_a_record(stack: Stac
     records = [event("o-late-1", 0, "paid", now - timedelta(hours=3), promised_by=(now - timedelta(minutes=30)).isoformat()),
                event("o-late-1", 1, "hub_arrival", now, node="HUB-A")]
     send(settings, records)
-    eta = wait_until(lambda: (e := eta_of(server, "o-late-1")) and e["state"] == "late" and e, 90,
-                     what="o-late-1 late")
+    wait_until(lambda: (e := eta_of(server, "o-late-1")) and e["state"] == "late", 90, what="o-late-1 late")
     delivered = wait_until(lambda: notice_points(settings, "o-late-1", "delivered") or None, 60,
                            what="notices of o-late-1 delivered")
     assert {row[3] for row in delivered} == {"gateway", "mail"}
@@ -250,7 +250,14 @@ def test_late_order_is_told_once_per_cause_with_retries_and_a_record(stack: Stac
     wait_until(lambda: len(mails_for(stack.mail, "o-late-1")) == 1, 30, what="one email")
 
     view = server.gateway.orders.get("o-late-1").view.as_dict()  # type: ignore[union-attr]
-    assert view["delay"]["reason"] == "late" and view["delay"]["eta"]["from"] == eta["from"]
+    eta = view["eta_window"]
+    assert view["delay"] == {"reason": "late", "eta": {k: eta[k] for k in ("from", "to", "tz_offset_min")}}
+    # The war-room's KPI strip counts it as an ETA slip (its window ends after its promise).
+    assert datetime.fromisoformat(eta["to"]) > now - timedelta(minutes=30)
+    updates = read_topic(settings, WARROOM_UPDATES, lambda items: any(
+        i.get("type") == "kpis" and i.get("key") == "national" and i.get("eta_slips", 0) >= 1 for i in items), 60)
+    slips = [i for i in updates if i.get("type") == "kpis" and i.get("eta_slips", 0) >= 1]
+    assert live.kpis({"items": {"national": slips[-1]}}, None, None).eta_slips == slips[-1]["eta_slips"]
     text = page_text(stack.web, "o-late-1", "en", "Past the promised delivery time")
     assert "New estimated delivery" in text and window_words(eta) in text, text
     text = page_text(stack.web, "o-late-1", "zh-CN", "已超过承诺送达时间")

@@ -1,5 +1,5 @@
-"""KPI strip: SKUs and orders in flight, on-time rate, at risk, late, stalled, open
-incidents and alerts by tier; each with its trend line and its change over the last
+"""KPI strip: SKUs and orders in flight, on-time rate, at risk, late, stalled, ETA slips
+(orders whose ETA window ends after their promise), open incidents and alerts by tier; each with its trend line and its change over the last
 :data:`DELTA_MINUTES` minutes.
 """
 
@@ -24,6 +24,7 @@ KPIS: tuple[tuple[str, bool | None, bool], ...] = (
     ("at_risk", True, False),
     ("late", True, False),
     ("stalled", True, False),
+    ("eta_slips", True, False),
     ("open_incidents", True, False),
     ("open_alerts", True, False),
 )
