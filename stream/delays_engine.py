@@ -204,7 +204,7 @@ class DelaysEngine:
         self.watermarks.note_input(partition, received, record.event.source)
         at = received if received is not None else event_time
         self._observe_source(record.event, at)
-        self._finding(self.quality.illegal(record, event_time, at), out)
+        self._finding(self.quality.illegal(record, event_time, at), out, record.event)
 
     def _event(self, event: OrderEvent, partition: int, received: float | None, out: DelaysResult) -> None:
         self.events_processed += 1
@@ -221,13 +221,13 @@ class DelaysEngine:
             else:
                 at = event_time
             self.watermarks.note_input(partition, received, event.source)
-            self._finding(bad_time, out)
+            self._finding(bad_time, out, event)
         else:
             at = event_time
             self.watermarks.observe(partition, event_time, received, event.source)
             jump = self.quality.check_position(sku_key(event.order_id, event.sku), event, at)
             if jump is not None:
-                self._finding(jump, out)
+                self._finding(jump, out, event)
         self._observe_source(event, at)
         watermark = self.watermarks.get(partition)
         transitions = self.tracker.apply(
@@ -242,8 +242,12 @@ class DelaysEngine:
             values["device_id"] = (event.device_id,)
         self.dq_incidents.observe_flow(at, values)
 
-    def _finding(self, finding: DataQualityFinding, out: DelaysResult) -> None:
+    def _finding(self, finding: DataQualityFinding, out: DelaysResult, event: OrderEvent) -> None:
         out.findings.append(finding)
+        # where it was seen: not clustered on (data-quality dimensions are device and source),
+        # but the labels its incident carries when its findings share them (a scanner's hub)
+        where = {dim: (value,) for dim, value in (("hub", event.node), ("warehouse", event.warehouse),
+                 ("carrier", event.carrier), ("region", event.region), ("channel", event.channel)) if value}
         self.dq_incidents.mark_bad(
             ClusterItem(
                 key=finding.key,
@@ -251,7 +255,7 @@ class DelaysEngine:
                 sku=finding.sku,
                 since=finding.at,
                 label=finding.kind.value,
-                values=finding.cluster_values(),
+                values={**where, **finding.cluster_values()},
             )
         )
 
