@@ -148,7 +148,8 @@ def stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], log, env=env,
                             cwd=REPO).start()
-    web = WebTier(settings, build_staff(), build_deps(settings, prefix=MOUNT_PATH + "/")).start()
+    deps = build_deps(settings, prefix=MOUNT_PATH + "/")
+    web = WebTier(settings, build_staff(), deps).start()
     feeder = Feeder(settings)
     browser = Browser()
     try:
@@ -158,6 +159,7 @@ def stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.
         browser.close()
         feeder.close()
         web.stop()
+        deps.history.close()
         worker.stop()
 
 
