@@ -396,6 +396,9 @@ class IncidentEvent:
                 "skus": rec["counts"]["skus"],
                 "orders": rec["counts"]["orders"],
                 "lift": float(rec["lift"]),
+                "order_value": float(rec["impact"]["order_value"]),
+                "vip_orders": rec["impact"]["vip_orders"],
+                "penalty_orders": rec["impact"]["penalty_orders"],
             },
             "time_ns": int(round(self.at * 1_000_000)) * 1000,
         }

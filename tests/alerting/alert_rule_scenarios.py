@@ -83,7 +83,9 @@ TIER_SCENARIOS: dict[tuple[str, tuple[tuple[str, str], ...]], Scenario] = {
 
 #: Inhibition rules (source kind, target kinds as written) -> the target scenario, whose
 #: source is the disruption zone declared over it.
-ZONE_TARGET = Scenario("HUB-Z", 14, region=ZHEJIANG, position=ZONE_HUB[1])
+# Spread over hours: the zone's incident (its SKUs are inside from the first arrival on)
+# is open long before eight of them have stalled, however fast the worker catches up.
+ZONE_TARGET = Scenario("HUB-Z", 14, region=ZHEJIANG, position=ZONE_HUB[1], arrive=(220, 55))
 INHIBIT_SCENARIOS: dict[tuple[str, str, tuple[str, ...]], Scenario] = {
     ('kind="region_disruption"', 'kind=~"hub_stall|carrier_slowdown|data_quality|order_late"', ("region",)):
         ZONE_TARGET,
