@@ -16,7 +16,7 @@ each aggregate is tagged with the source ``partition``, so queries sum over part
   ``lat``, ``lon``, ``late`` (arrived out of order), ``illegal``.
 * ``delays`` (:data:`DELAYS`): in-flight SKU lines per delay state, sampled per minute like
   ``inflight``; tags ``state`` (on_track, at_risk, late, stalled, exception), ``region``,
-  ``carrier``, ``warehouse``; field ``count``. Delay rate = (at_risk + late + stalled) / all.
+  ``carrier``, ``warehouse``; field ``skus``. Delay rate = (at_risk + late + stalled) / all.
 * The war-room as of a past minute (:meth:`InfluxHistory.as_of`, shaped by
   :mod:`dashboard.warroom.as_of`): ``delay_cells``, ``delays``, ``delays_orders``,
   ``incidents`` and ``alert_events``.
@@ -116,7 +116,7 @@ def delay_query(window: TimeWindow, by: Dimension) -> str:
     if by not in DIMENSIONS:
         raise ValueError(f"cannot break delay rate down by {by!r}; choose one of {DIMENSIONS}")
     # Gauges: the last sample of each partition in a bucket, summed over partitions later.
-    return (f'SELECT last("count") AS "skus" FROM "{DELAYS}" WHERE {window.where()} '
+    return (f'SELECT last("skus") AS "skus" FROM "{DELAYS}" WHERE {window.where()} '
             f'GROUP BY {window.group()}, "partition", "state", {_ident(by)} fill(none)')
 
 
