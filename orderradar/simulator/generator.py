@@ -187,7 +187,8 @@ class TrafficGenerator:
                 self.events_emitted += 1
                 yield emission
             elif p < o and p <= limit:
-                if self._backfill_due and p >= self._emit_from:
+                # strictly after: skip_until(start) ends at start and must not consume them
+                if self._backfill_due and p > self._emit_from:
                     self._release_backfill()
                     continue
                 self._frontier = max(self._frontier, p)

@@ -71,3 +71,16 @@ def test_without_backfill_the_warm_up_emits_nothing_before_start():
 def test_auto_warm_up_is_a_day_and_a_half_at_the_demo_rate_and_short_when_too_costly():
     assert auto_warmup(orders_per_day_for(50)) == timedelta(hours=36)
     assert auto_warmup(orders_per_day_for(100)) == timedelta(hours=1)
+
+
+def test_backfill_survives_a_process_due_exactly_at_start_and_a_run_without_skip():
+    from orderradar.simulator.scenarios import FlashSale
+
+    start = datetime(2026, 12, 7, 21, 0, tzinfo=CHINA_TZ)
+    profile = TrafficProfile(orders_per_day=4000, diurnal=False, warmup_s=12 * 3600, backfill_share=0.05)
+    gen = TrafficGenerator(5, start, profile, [FlashSale(minutes=5)])  # its timer is due at start
+    gen.skip_until(start)
+    skipped = [e.value for e in gen.take_until(start)]
+    assert skipped and all(v in skipped for v in
+                           [e.value for e in TrafficGenerator(5, start, profile).take_until(start)
+                            if e.event.event_time < start])
