@@ -269,6 +269,8 @@ class Incident:
     min_promise: float | None = None  # earliest promise due among its current items
     #: labels its current items share (see ``LABEL_DIMENSIONS``), e.g. a hub's region
     common: dict[str, str] = field(default_factory=dict)
+    #: VIP and penalty orders and order value as last published
+    emitted_impact: tuple[int, int, float] = (0, 0, 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -302,6 +304,7 @@ class Incident:
             "penalty_orders": self.penalty_orders,
             "min_promise": self.min_promise,
             "common": dict(self.common),
+            "emitted_impact": list(self.emitted_impact),
         }
 
     @classmethod
@@ -336,7 +339,13 @@ class Incident:
             penalty_orders=int(data.get("penalty_orders", 0)),
             min_promise=data.get("min_promise"),
             common=dict(data.get("common") or {}),
+            emitted_impact=_impact(data.get("emitted_impact")),
         )
+
+
+def _impact(saved: list[Any] | None) -> tuple[int, int, float]:
+    vip, penalty, value = saved or (0, 0, 0.0)
+    return int(vip), int(penalty), float(value)
 
 
 def _location(cell: str | None) -> dict[str, Any] | None:
@@ -955,7 +964,10 @@ class IncidentDetector:
 
     def _event_for(self, inc: Incident, at: float, opened: bool, refined: bool) -> IncidentEvent | None:
         changed_count = abs(inc.current - inc.emitted_count) >= max(2, inc.emitted_count // 10)
-        if not (opened or refined or inc.state.value != inc.emitted_state or changed_count):
+        # every VIP or penalty order counts for the alert tiers (their thresholds are small)
+        vip, penalty, value = inc.emitted_impact
+        changed_impact = (inc.vip_orders, inc.penalty_orders) != (vip, penalty) or inc.order_value > value * 1.1
+        if not (opened or refined or inc.state.value != inc.emitted_state or changed_count or changed_impact):
             return None
         kind = (
             "incident.opened"
@@ -965,6 +977,7 @@ class IncidentDetector:
             else "incident.updated"
         )
         inc.emitted_state, inc.emitted_count = inc.state.value, inc.current
+        inc.emitted_impact = (inc.vip_orders, inc.penalty_orders, inc.order_value)
         return IncidentEvent(kind, inc.incident_id, self.record(inc, at), at)
 
     def record(self, inc: Incident, at: float) -> dict[str, Any]:

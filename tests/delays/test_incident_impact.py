@@ -90,7 +90,7 @@ def test_snapshots_taken_before_the_impact_fields_still_restore() -> None:
     det.advance(3 * HOUR + 10 * 60)
     [inc] = det.open_incidents
     old = inc.to_dict()
-    for name in ("order_value", "vip_orders", "penalty_orders", "min_promise", "common"):
+    for name in ("order_value", "vip_orders", "penalty_orders", "min_promise", "common", "emitted_impact"):
         del old[name]
     restored = Incident.from_dict(old)
     assert (restored.order_value, restored.vip_orders, restored.min_promise, restored.common) == (0.0, 0, None, {})
@@ -127,3 +127,15 @@ def test_a_data_quality_incident_names_the_hub_and_region_its_findings_share() -
     incident = incident_from_record(record)
     assert incident.kind == "data_quality"
     assert (incident.labels["node"], incident.labels["device_id"]) == ("HUB-Q", "PDA-BAD")
+
+
+def test_a_vip_order_joining_is_published_even_when_the_count_barely_moves() -> None:
+    det = _detector()
+    start = 3 * HOUR
+    for n in range(40):
+        det.mark_bad(ClusterItem(f"O{n}|A", f"O{n}", "A", start + n, "stalled", _values("HUB-X", "330000")))
+    [opened] = det.advance(start + 10 * 60)
+    assert opened.record["impact"]["vip_orders"] == 0
+    det.mark_bad(ClusterItem("O99|A", "O99", "A", start + 11 * 60, "stalled", _values("HUB-X", "330000"), vip=True))
+    [update] = det.advance(start + 15 * 60)  # 41 SKUs: not a tenth more, but one VIP order more
+    assert update.record["counts"]["current"] == 41 and update.record["impact"]["vip_orders"] == 1
