@@ -17,11 +17,11 @@ from config.rules import RuleFileError
 def test_shipped_policy_loads_and_routes() -> None:
     policy = load_policy(DEFAULT_POLICY_PATH)
     assert set(policy.tiers.levels) == set(Tier)
-    [late] = match_routes(policy.route, {"kind": "order_late", "region": "east"})
+    [late] = match_routes(policy.route, {"kind": "order_late", "region": "330000"})
     assert late.receiver == "cs-chat" and late.escalation is None  # explicit null wins
-    [east] = match_routes(policy.route, {"kind": "hub_stall", "region": "east"})
+    [east] = match_routes(policy.route, {"kind": "hub_stall", "region": "330000"})  # Zhejiang
     assert east.escalation == "ops-east" and east.group_wait.total_seconds() == 30  # inherited
-    [default] = match_routes(policy.route, {"kind": "hub_stall", "region": "north"})
+    [default] = match_routes(policy.route, {"kind": "hub_stall", "region": "110000"})  # Beijing
     assert default.route_id == "root" and default.escalation == "ops-default"
 
 
