@@ -77,7 +77,7 @@ CASES: dict[str, Case] = {
     "broken_scanner": Case("+broken_scanner:device=NC-1-SCN-01",
                            lambda r: _rc(r).get("device_id") == "NC-1-SCN-01",
                            "data-quality incidents are evaluated every 5 min of event time, behind a 5 min "
-                           "allowed lateness: 5-10 min after the first bad scan (issue 18 notes)"),
+                           "allowed lateness, and need 5 findings (about 1 a minute at this rate): not in 3 min"),
     "flash_sale": Case("+flash_sale:factor=47,minutes=5,channel=douyin",
                        lambda r: _rc(r).get("channel") == "douyin", NEEDS_FLOW),
     "source_lag": Case("+source_lag:source=wms,lag_minutes=15", lambda r: _rc(r).get("source") == "wms",
