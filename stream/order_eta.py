@@ -1,7 +1,7 @@
 """An order's ETA window and delay state, as the ``eta`` extension of its snapshot.
 
-The delays stage recomputes it on every scan of the order and on every delay transition
-(a timer can make an order late without a scan)::
+The delays stage recomputes it on every scan of the order, on every delay transition (a
+timer can make an order late without a scan) and, once a minute, when its window has passed::
 
     {"from": ISO, "to": ISO,          # the window the whole order arrives in (UTC, minutes)
      "basis": "lanes" | "promise",    # lane statistics (p50..p90), else the promise deadline

@@ -151,6 +151,10 @@ class _Timeline:
     #: Orders whose ETA window ends after their promise (the war-room's "ETA slips"); known
     #: from the ETAs recomputed since the worker started.
     eta_slips: set[str] = field(default_factory=set)
+    #: Order id -> end of its ETA window (epoch s): a window that has passed without a scan
+    #: is moved on by the tick (once a minute), so the page never promises the past.
+    eta_ends: dict[str, float] = field(default_factory=dict)
+    overdue_checked: float = 0.0
 
     @property
     def prefix(self) -> str:
@@ -256,7 +260,12 @@ class DelaysStage:
         timeline = self.timelines[None]
         result = self.engine.tick(ctx.now)
         self._publish(ctx, timeline, result)
-        self._etas(ctx, timeline, result, {})
+        clock = ctx.now.timestamp()
+        overdue: dict[str, int | None] = {}
+        if clock - timeline.overdue_checked >= 60:
+            timeline.overdue_checked = clock
+            overdue = {order_id: None for order_id, end in timeline.eta_ends.items() if end <= clock}
+        self._etas(ctx, timeline, result, overdue)
 
     def _etas(self, ctx: BatchContext, timeline: _Timeline, result: DelaysResult,
               scanned: Mapping[str, int | None]) -> None:
@@ -274,7 +283,9 @@ class DelaysStage:
             order_ids.setdefault(transition.order_id, None)
         for order_id, offset in order_ids.items():
             order = ctx.order(order_id)
-            if order is None:
+            if order is None:  # expired meanwhile
+                timeline.eta_ends.pop(order_id, None)
+                timeline.eta_slips.discard(order_id)
                 continue
             old = order.extensions.get(ETA_EXTENSION)
             if offset is None:
@@ -284,6 +295,10 @@ class DelaysStage:
                 timeline.eta_slips.add(order_id)
             else:
                 timeline.eta_slips.discard(order_id)
+            if new is None:
+                timeline.eta_ends.pop(order_id, None)
+            else:
+                timeline.eta_ends[order_id] = datetime.fromisoformat(new["to"]).timestamp()
             if new != old:
                 timeline.pending = True
                 ctx.update_order(order.with_extension(ETA_EXTENSION, new))
