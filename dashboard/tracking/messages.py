@@ -68,6 +68,9 @@ _ZH: Final = {
     "eta_today": "今天 {from}–{to} 送达",
     "eta_tomorrow": "明天 {from}–{to} 送达",
     "eta_on": "{date} {from}–{to} 送达",
+    "when_today": "今天 {from}–{to}",
+    "when_tomorrow": "明天 {from}–{to}",
+    "when_on": "{date} {from}–{to}",
     "r_other": "其他原因",
 }
 
@@ -127,6 +130,9 @@ _EN: Final = {
     "eta_today": "Arrives today {from}–{to}",
     "eta_tomorrow": "Arrives tomorrow {from}–{to}",
     "eta_on": "Arrives {date} {from}–{to}",
+    "when_today": "today {from}–{to}",
+    "when_tomorrow": "tomorrow {from}–{to}",
+    "when_on": "{date} {from}–{to}",
     "r_other": "Other",
 }
 

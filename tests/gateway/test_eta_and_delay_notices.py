@@ -199,6 +199,14 @@ def page_text(web: WebServer, order_id: str, lang: str, wanted: str) -> str:
             raise AssertionError(f"{wanted!r} not on the page, which shows: {seen[0]!r}") from None
 
 
+def when(eta: dict[str, Any], lang: str) -> str:
+    """The day word of a window, in the order's time zone (CST here)."""
+    days = (datetime.fromisoformat(eta["from"]).astimezone(CST).date() - datetime.now(CST).date()).days
+    if days in (0, 1):
+        return {"en": ("today", "tomorrow"), "zh-CN": ("今天", "明天")}[lang][days]
+    return ""
+
+
 def window_words(eta: dict[str, Any]) -> str:
     start = datetime.fromisoformat(eta["from"]).astimezone(CST)
     end = datetime.fromisoformat(eta["to"]).astimezone(CST)
@@ -217,7 +225,7 @@ def test_eta_window_from_lane_statistics_moves_after_a_slower_scan(stack: Stack)
     assert now + timedelta(hours=1.5) < start <= end < now + timedelta(hours=2.6), eta
 
     text = page_text(stack.web, "o-eta", "en", window_words(eta))
-    assert "Arrives " in text and window_words(eta) in text, text
+    assert f"Arrives {when(eta, 'en')} {window_words(eta)}" in text, text
     assert "delayed" not in text
 
     # The lane slows down (most recent parcels took 8 h); the order's next scan moves its window.
@@ -259,9 +267,9 @@ def test_late_order_is_told_once_per_cause_with_retries_and_a_record(stack: Stac
     slips = [i for i in updates if i.get("type") == "kpis" and i.get("eta_slips", 0) >= 1]
     assert live.kpis({"items": {"national": slips[-1]}}, None, None).eta_slips == slips[-1]["eta_slips"]
     text = page_text(stack.web, "o-late-1", "en", "Past the promised delivery time")
-    assert "New estimated delivery" in text and window_words(eta) in text, text
+    assert f"New estimated delivery: {when(eta, 'en')} {window_words(eta)}" in text, text
     text = page_text(stack.web, "o-late-1", "zh-CN", "已超过承诺送达时间")
-    assert "新的预计送达时间" in text and window_words(eta) in text, text
+    assert f"新的预计送达时间：{when(eta, 'zh-CN')} {window_words(eta)}" in text, text
 
     # The same records again, a worker restart, another scan: still one notice per channel.
     send(settings, records)

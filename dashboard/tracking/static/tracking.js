@@ -60,7 +60,7 @@
   var localDay = new Intl.DateTimeFormat(config.lang, { month: "short", day: "numeric", timeZone: "UTC" });
   var localTime = new Intl.DateTimeFormat(config.lang, {
     hour: "2-digit", minute: "2-digit", hour12: false, timeZone: "UTC" });
-  function formatWindow(w) {
+  function formatWindow(w, bare) {
     var from = parseTime(w.from), to = parseTime(w.to);
     if (!from || !to) return word("eta_missing");
     var shift = (w.tz_offset_min || 0) * 60000;
@@ -69,9 +69,11 @@
     var days = Math.round((Date.UTC(f.getUTCFullYear(), f.getUTCMonth(), f.getUTCDate()) -
       Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate())) / 86400000);
     var values = { from: localTime.format(f), to: localTime.format(t), date: localDay.format(f) };
-    return word(days === 0 ? "eta_today" : days === 1 ? "eta_tomorrow" : "eta_on", values);
+    var prefix = bare ? "when_" : "eta_";
+    return word(prefix + (days === 0 ? "today" : days === 1 ? "tomorrow" : "on"), values);
   }
-  function formatEta(range) { return range && range.window ? formatWindow(range) : formatRange(range); }
+  // bare: inside a sentence ("New estimated delivery: today 14:00–16:00").
+  function formatEta(range, bare) { return range && range.window ? formatWindow(range, bare) : formatRange(range); }
 
   // ---- the customer projection (dashboard.gateway.projection) -> what the page shows ----
   // Snapshot: {status, updated_at, promised_by, eta, skus: {id: {status, since, timeline:
@@ -188,7 +190,7 @@
     if (!v.delay) { box.hidden = true; return; }
     setText("delay-reason", word("delay_reason", { reason: reasonWord(v.delay.reason || v.delay.category) }));
     var newEta = v.delay.eta || v.eta;
-    setText("delay-eta", newEta ? word("delay_new_eta", { eta: formatEta(newEta) }) : "");
+    setText("delay-eta", newEta ? word("delay_new_eta", { eta: formatEta(newEta, true) }) : "");
     box.hidden = false;
   }
 
