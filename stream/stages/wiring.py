@@ -13,6 +13,7 @@ import orjson
 from pydantic import ValidationError
 
 from alerting.channels import secrets_from_environ
+from alerting.channels.http import make_client
 from alerting.delivery import DeliveryStage
 from alerting.policy import load_policy
 from config.client_auth import kafka_auth
@@ -71,7 +72,7 @@ def worker_stages(settings: Settings) -> list[Stage]:
 def notice_stage(settings: Settings) -> NoticeStage:
     """Customer delay notices through the alerting channels (none configured by default)."""
     config = load_notice_config(settings.customer_notices_file or settings.config_dir / "customer_notices.yaml")
-    channels = build_notice_channels(config, environ(), httpx.AsyncClient(follow_redirects=False))
+    channels = build_notice_channels(config, environ(), make_client())
     secrets = secrets_from_environ(environ()).values()
     return NoticeStage(DeliveryStage(channels, secrets=secrets), list(channels), config.language)
 
