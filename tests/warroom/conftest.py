@@ -1,20 +1,31 @@
-"""Fixtures of the war-room browser tests: one stack per module (worker, web tier, browser).
+"""Fixtures of the war-room browser tests: one stack per module (the worker with every stage
+and the alerting agent, the web tier, a webhook receiver, the browser).
 
 Starting Chromium, the worker and the web tier takes a while, so the browser tests share
 them and each test checks one thing on top (they run in file order: the outage test
-publishes what the ack test acts on).
+shows the alerts the ack and silence tests act on).
+
+Nothing the war-room shows is injected: the worker turns simulated national traffic into
+order updates, history, heatmap cells and KPIs, and three hub outages (``warroom.outages``)
+into incidents and alerts, which its alerting agent pages to a real local webhook receiver.
 """
 
 from __future__ import annotations
 
+import shutil
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import timedelta
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from config.settings import Settings
 from dashboard.warroom.deps import build_deps
@@ -23,17 +34,52 @@ from orderradar.devstack.broker import EmbeddedBroker
 from orderradar.devstack.influx import LocalInflux, create_database
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
-from orderradar.simulator.emission import Emission
-from orderradar.simulator.network import Node
-from stream.topics import ALERTS, ORDER_EVENTS, ORDER_INCIDENTS, ORDER_UPDATES, WARROOM_UPDATES, ensure_topics
-from warroom import traffic, worker_core
-from warroom.harness import AlertingStandIn, Browser, Feeder, WebTier, build_staff, start_worker
+from stream.contract import OrderEvent
+from stream.topics import ORDER_EVENTS, changelog_topic, ensure_topics
+from warroom import outages, traffic
+from warroom.harness import REPO, Browser, Feeder, WebTier, build_staff, start_worker
 
+sys.path.insert(0, str(REPO / "tests" / "alerting"))
+from alerting_receivers import Script, http_receiver  # noqa: E402
+from alerting_testkit import POLICY_YAML  # noqa: E402
 
-#: Run the real Faust worker on the simulated events (order updates, history, partition
-#: summaries); off while ``stream.worker`` cannot start in this tree.
-USE_WORKER = True
 HISTORY_MINUTES = 30
+#: The primary on-call is paged when an alert fires; the secondary this long after, unless
+#: the alert was acked or silenced first (long enough for the browser to click).
+ESCALATE_AFTER_S = 150
+OUTAGES = 2
+WEBHOOKS = ("ops_chat", "alice_pager", "bob_pager")
+
+
+def alerting_policy() -> str:
+    """The alerting tests' policy with webhook receivers, a 1 s group wait, the escalation
+    above, and small hub incidents paging (P2 from 5 orders)."""
+    text = POLICY_YAML.replace("group_wait: 30s", "group_wait: 1s")
+    text = text.replace("escalate_after: 10m}", f"escalate_after: {ESCALATE_AFTER_S}s}}")
+    text = text.replace("P2: {when: [{min_affected_orders: 100}", "P2: {when: [{min_affected_orders: 5}")
+    for name in WEBHOOKS:
+        dashed = name.replace("_", "-")
+        text = text.replace(f"  {dashed}: {{type: log}}", f"  {dashed}: {{type: webhook, url_secret: {name}}}")
+    assert text.count("type: webhook") == len(WEBHOOKS) and "min_affected_orders: 5}" in text
+    return text
+
+
+def worker_config(directory: Path) -> Path:
+    """The shipped config with SLA windows in minutes and the policy above."""
+    shutil.copytree(REPO / "config", directory, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    outages.fast_rules(directory / "sla.yaml")
+    (directory / "alerting.yaml").write_text(alerting_policy(), encoding="utf-8")
+    return directory
+
+
+@dataclass
+class Outage:
+    """An alert the worker fired on a stalled hub's incident, and when the test saw the
+    primary on-call paged for it (its escalation's next step is due by ``paged_by + ESCALATE_AFTER_S``)."""
+
+    incident: dict[str, Any]
+    alert_id: str
+    paged_by: float
 
 
 @dataclass
@@ -41,17 +87,39 @@ class LiveStack:
     settings: Settings
     web: WebTier
     feeder: Feeder
-    alerting: AlertingStandIn
-    worker: ManagedProcess | None
+    receiver: Script
+    worker: ManagedProcess
     browser: Browser
-    emissions: list[Emission]
-    heatmap: dict[str, dict[str, object]]
+    #: Every event fed to the worker (simulated national traffic and the hub outages).
+    events: list[OrderEvent]
+    #: The hub outages as the worker reported them, in the order their alerts fired.
+    outages: list[Outage]
+    #: Stalled hubs the worker has named as an incident's root cause so far.
+    seen_hubs: set[str] = field(default_factory=set)
+
+    def pages(self, receiver: str, alert_id: str, kind: str = "page") -> list[dict[str, Any]]:
+        """Notifications of ``kind`` the webhook receiver got for one alert."""
+        out = []
+        for request in list(self.receiver.requests):
+            body = orjson.loads(request["body"])
+            if request["path"].strip("/").split("/")[0] == receiver and body.get("alert_id") == alert_id \
+                    and body.get("kind") == kind:
+                out.append(body)
+        return out
+
+    def alert(self, alert_id: str) -> dict[str, Any]:
+        """The alert as the gateway folded it from the worker's ``alerts`` records."""
+        return self.web.gateway.warroom.get("alert", alert_id) or {}
+
+    def check_worker(self) -> None:
+        assert self.worker.alive(), f"worker died:\n{self.worker.log_tail(40)}"
 
 
-def module_settings(broker: EmbeddedBroker, influx: LocalInflux) -> Settings:
+def module_settings(broker: EmbeddedBroker, influx: LocalInflux, config_dir: Path | None = None) -> Settings:
     tag = uuid.uuid4().hex[:10]
+    extra = {"config_dir": config_dir} if config_dir is not None else {}
     settings = Settings(kafka_bootstrap=broker.bootstrap, topic_prefix=f"w{tag}-", influx_url=influx.url,
-                        influx_db=f"w_{tag}", data_dir=influx.root.parent)
+                        influx_db=f"w_{tag}", data_dir=influx.root.parent, **extra)
     ensure_topics(settings)
     create_database(settings.influx_url, settings.influx_db)
     return settings
@@ -59,83 +127,94 @@ def module_settings(broker: EmbeddedBroker, influx: LocalInflux) -> Settings:
 
 @pytest.fixture(scope="module")
 def live_stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    settings = module_settings(broker, influx)
-    worker = start_worker(settings, tmp_path_factory.mktemp("worker") / "worker.log") if USE_WORKER else None
-    web = WebTier(settings, build_staff(), build_deps(settings, prefix=MOUNT_PATH + "/")).start()
-    feeder = Feeder(settings)
-    alerting = AlertingStandIn(settings, feeder).start()
-    browser = Browser()
-    try:
+    settings = module_settings(broker, influx, worker_config(tmp_path_factory.mktemp("warroom") / "config"))
+    with ExitStack() as stack:
+        base, script = stack.enter_context(http_receiver(b"{}"))
+        worker = start_worker(settings, tmp_path_factory.mktemp("worker") / "worker.log",
+                              {name: f"{base}/{name}" for name in WEBHOOKS})
+        stack.callback(worker.stop)
+        web = WebTier(settings, build_staff(), build_deps(settings, prefix=MOUNT_PATH + "/")).start()
+        stack.callback(web.stop)
+        feeder = Feeder(settings)
+        stack.callback(feeder.close)
+        browser = Browser()
+        stack.callback(browser.close)
         now = traffic.utc_now()
+        # Four hours of the hub network, its hubs stalling from the 100th minute on, then the
+        # last half hour of national traffic (each in event-time order, as sources send).
+        outage = outages.hub_outages(now - timedelta(hours=4), minutes=235, outage_after=100, copies=OUTAGES,
+                                     stagger=20)
+        for sent in outage:
+            feeder.send(ORDER_EVENTS, sent.event.order_id, sent.value, int(sent.received.timestamp() * 1000))
         emissions = traffic.simulate(now, minutes=HISTORY_MINUTES)
-        events = [e.event for e in emissions]
-        delays = worker_core.delay_gauge_lines(events, now, HISTORY_MINUTES, settings.partitions)
-        if worker is not None:
-            for emission in emissions:
-                feeder.send(ORDER_EVENTS, emission.event.order_id, emission.value)
-            worker_core.write_lines(settings, delays)
-        else:
-            core = worker_core.run(emissions, settings.partitions)
-            for order_id, snapshot in core.snapshots.items():
-                feeder.send(ORDER_UPDATES, order_id, snapshot)
-            for summary in core.summaries:
-                feeder.send(WARROOM_UPDATES, f"partition-{summary['partition']}", summary)
-            worker_core.write_lines(settings, core.lines + delays)
-        cells = traffic.heatmap(events, now)
-        for cell, item in cells.items():
-            feeder.send(WARROOM_UPDATES, cell, item)
-        feeder.send(WARROOM_UPDATES, "national", traffic.kpis(cells, now))
+        for emission in emissions:
+            feeder.send(ORDER_EVENTS, emission.event.order_id, emission.value)
         feeder.flush()
-        wait_until(lambda: len(web.gateway.warroom.items("heatmap")) == len(cells), 30, what="heatmap in the gateway")
+        events = [e.event for e in emissions] + [s.event for s in outage]
+        live = LiveStack(settings, web, feeder, script, worker, browser, events, [])
+        # The page is opened once the worker has worked through the backlog (on a busy
+        # machine a page flooded with updates while it loads is slow to settle).
+        live.outages.extend(wait_until(lambda: fired_outages(live), 240, interval=0.5,
+                                       what="an incident, an alert and a page per stalled hub"))
+        wait_until(lambda: (web.gateway.warroom.get("kpis", "national") is not None
+                            and len(web.gateway.warroom.items("heatmap")) >= 20) or not worker.alive(),
+                   60, what="the worker's heatmap and KPIs in the gateway")
+        live.check_worker()
         browser.login(web.warroom_url, "manager")
-        yield LiveStack(settings, web, feeder, alerting, worker, browser, emissions, cells)
-    finally:
-        browser.close()
-        alerting.stop()
-        feeder.close()
-        web.stop()
-        if worker is not None:
-            worker.stop()
+        yield live
 
 
-@dataclass
-class Outage:
-    hub: Node
-    incident: dict[str, Any]
-    alert_id: str
-    published_at: float
+def fired_outages(stack: LiveStack) -> list[Outage]:
+    """The first ``OUTAGES`` alerts, in the order they fired, once the worker has opened an
+    incident on each stalled hub and paged the primary on-call (alice) for them (else nothing).
+
+    (An incident's root cause may later widen, from the hub to the stage it stalls.)"""
+    stack.check_worker()
+    gateway = stack.web.gateway.warroom
+    hubs = {(i.get("root_cause") or {}).get("hub") for i in gateway.items("incident") if isinstance(i, dict)}
+    stack.seen_hubs.update(hubs & set(outages.down_hubs(OUTAGES)))
+    seen = time.time()
+    paged = [a for a in gateway.items("alert") if stack.pages("alice_pager", a["alert_id"])]
+    if len(stack.seen_hubs) < OUTAGES or len(paged) < OUTAGES:
+        return []
+    paged.sort(key=lambda a: (a["first_at"], a["alert_id"]))
+    return [Outage(gateway.get("incident", a["incident_ids"][0]) or {}, a["alert_id"], seen) for a in paged[:OUTAGES]]
 
 
 @pytest.fixture(scope="module")
-def outage(live_stack: LiveStack) -> Outage:
-    """A hub stops scanning: its cells fill with stalled lines, an incident opens and an
-    alert fires (published once per module, as the worker's later stages would)."""
-    feeder = live_stack.feeder
-    events = [e.event for e in live_stack.emissions]
-    hub = traffic.busiest_hub(events)
-    now = traffic.utc_now()
-    cells = traffic.heatmap(events, now, stalled_near=hub)
-    incident = traffic.hub_incident(hub, traffic.orders_at(events, hub), now, traffic.outage_stalled(cells, hub))
-    alert = traffic.fired_alert(incident, hub, now)
-    published_at = time.monotonic()
-    for cell, item in cells.items():
-        feeder.send(WARROOM_UPDATES, cell, item)
-    feeder.send(WARROOM_UPDATES, "national", traffic.kpis(cells, now))
-    feeder.send(ORDER_INCIDENTS, incident["incident_id"], incident)
-    feeder.send(ALERTS, alert.alert_id, alert.to_dict())
-    feeder.flush()
-    return Outage(hub, incident, alert.alert_id, published_at)
+def outages_fired(live_stack: LiveStack) -> list[Outage]:
+    return live_stack.outages
+
+
+def last_agent_save(settings: Settings) -> float | None:
+    """When the alerting agent last saved its engine (the wall-clock time of the newest
+    record of its changelog, which it writes after every tick and command), else ``None``."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        partition = TopicPartition(changelog_topic(settings, "alerting"), 0)
+        consumer.assign([partition])
+        end = consumer.end_offsets([partition])[partition]
+        if not end:
+            return None
+        consumer.seek(partition, end - 1)
+        for records in consumer.poll(timeout_ms=5000).values():
+            return max(r.timestamp for r in records) / 1000
+        return None
+    finally:
+        consumer.close()
 
 
 def wait_for_worker(stack: LiveStack, timeout: float = 90.0) -> None:
-    """Until the worker (or its in-process stand-in) has published order updates and written
-    the per-minute series: it joins its consumer group while the browser loads the page."""
+    """Until the worker has published order updates and written the per-minute series
+    (throughput, and the delay gauges by region)."""
     from dashboard.warroom.history import InfluxHistory, TimeWindow
 
-    worker = stack.worker
     window = TimeWindow.last(timedelta(hours=2), traffic.utc_now() + timedelta(minutes=1))
+
+    def written() -> bool:
+        return (len(stack.web.gateway.orders) > 0 and not history.throughput(window).empty
+                and not history.delay_rate(window, "region").empty)
+
     with InfluxHistory(stack.settings.influx_url, stack.settings.influx_db) as history:
-        wait_until(lambda: (len(stack.web.gateway.orders) > 0 and not history.throughput(window).empty)
-                   or (worker is not None and not worker.alive()), timeout, what="the worker's output")
-    if worker is not None:
-        assert worker.alive(), f"worker died:\n{worker.log_tail()}"
+        wait_until(lambda: written() or not stack.worker.alive(), timeout, interval=0.5, what="the worker's output")
+    stack.check_worker()

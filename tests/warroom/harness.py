@@ -1,6 +1,6 @@
 """Test harness of the war-room: the real web tier (gateway + mounted war-room under uvicorn
-on a free port), a Faust worker subprocess, a producer for the gateway's input topics, a
-stand-in for the alerting stage that answers ack/resolve commands, and headless Chromium.
+on a free port), the Faust worker subprocess with every stage and the alerting agent, a
+producer for the worker's input topics, and headless Chromium.
 """
 
 from __future__ import annotations
@@ -11,20 +11,19 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import orjson
 import uvicorn
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from alerting.decisions import AlertEvent, AlertEventType
+from alerting.channels import SECRET_ENV_PREFIX
 from config.settings import Settings
 from dashboard.gateway.app import create_app
 from dashboard.gateway.gateway_settings import GatewaySettings
@@ -35,7 +34,6 @@ from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.mount import MOUNT_PATH, warroom_mount
 from orderradar.devstack.process import ManagedProcess, free_port
 from orderradar.devstack.waiting import wait_until
-from stream.topics import ALERTS, CONTROL
 from stream.worker_command import to_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,12 +85,13 @@ class WebTier:
         assert not self.thread.is_alive(), "web server thread did not stop"
 
 
-def start_worker(settings: Settings, log_path: Path) -> ManagedProcess:
-    """``python -m stream.worker_command`` with the test's settings in its environment."""
+def start_worker(settings: Settings, log_path: Path, alert_secrets: Mapping[str, str]) -> ManagedProcess:
+    """``orderradar worker`` (every stage and the alerting agent, ticking each second) with
+    the test's settings and the receivers' secrets (``ORDERRADAR_ALERT_SECRET_<NAME>``)."""
     env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    # The war-room tests publish their own heatmap and alert records: the core is enough.
-    argv = [sys.executable, "-m", "stream.worker_command", "--session-timeout", "6", "--worker-log-level", "warning",
-            "--core-only"]
+    env.update({f"{SECRET_ENV_PREFIX}{name.upper()}": value for name, value in alert_secrets.items()})
+    argv = [sys.executable, "-m", "orderradar.cli", "--log-level", "WARNING", "worker", "--session-timeout", "6",
+            "--alert-tick", "1", "--worker-log-level", "warning"]
     return ManagedProcess("worker", argv, log_path, env=env, cwd=REPO).start()
 
 
@@ -103,59 +102,15 @@ class Feeder:
         self.settings = settings
         self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
 
-    def send(self, topic: str, key: str, value: Mapping[str, Any] | bytes) -> None:
+    def send(self, topic: str, key: str, value: Mapping[str, Any] | bytes, timestamp_ms: int | None = None) -> None:
         data = value if isinstance(value, bytes) else orjson.dumps(value)
-        self.producer.send(self.settings.topic(topic), key=key.encode(), value=data)
+        self.producer.send(self.settings.topic(topic), key=key.encode(), value=data, timestamp_ms=timestamp_ms)
 
     def flush(self) -> None:
         self.producer.flush(timeout=30)
 
     def close(self) -> None:
         self.producer.close(timeout=10)
-
-
-class AlertingStandIn:
-    """What the worker's alerting stage does with staff commands, until it is wired in:
-    an ``alert_ack``/``alert_resolve`` on ``orderradar-control`` becomes an ``acked``/
-    ``resolved`` record on ``alerts`` naming the actor (``alerting.decisions.AlertEvent``)."""
-
-    def __init__(self, settings: Settings, feeder: Feeder) -> None:
-        self.settings = settings
-        self.feeder = feeder
-        self.commands: list[dict[str, Any]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="alerting-stand-in", daemon=True)
-        self._consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                       enable_auto_commit=False)
-        partition = TopicPartition(settings.topic(CONTROL), 0)
-        self._consumer.assign([partition])
-        self._consumer.seek_to_end(partition)
-        self._consumer.position(partition)  # resolve the end offset now, before commands arrive
-
-    def start(self) -> AlertingStandIn:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        events = {"alert_ack": AlertEventType.ACKED, "alert_resolve": AlertEventType.RESOLVED}
-        while not self._stop.is_set():
-            for records in self._consumer.poll(timeout_ms=100).values():
-                for record in records:
-                    command = orjson.loads(record.value)
-                    self.commands.append(command)
-                    kind = events.get(command.get("type"))
-                    if kind is None:
-                        continue
-                    event = AlertEvent(record_id=f"{command['alert_id']}/{kind.value}-{len(self.commands)}",
-                                       alert_id=command["alert_id"], event=kind, by=command["actor"],
-                                       at=datetime.now(timezone.utc))
-                    self.feeder.send(ALERTS, command["alert_id"], event.to_dict())
-                    self.feeder.flush()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self._consumer.close()
 
 
 class Browser:
@@ -172,6 +127,9 @@ class Browser:
         options.binary_location = CHROMIUM
         # A manager whose browser asks for Chinese (the page follows Accept-Language).
         options.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN"})
+        # A manager in China: the page's language follows Accept-Language (--lang alone does not
+        # set it in headless Chromium).
+        options.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh"})
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.driver: WebDriver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         # A manager in Shanghai: the page must show local times, whatever the machine's zone.

@@ -1,26 +1,24 @@
-"""Simulated order flow for the war-room tests, and what the worker's later stages (delays,
-clustering, alerting) would publish for it, until those stages run in the worker.
+"""Simulated order flow for the war-room tests (``orderradar.simulator``), fed to the real
+worker by the browser tests.
 
-The flow comes from the project's simulator (``orderradar.simulator``). The heatmap cells,
-KPIs, the hub-outage incident and its alert are built here in the documented formats
-(``dashboard.warroom.live``, ``stream.incidents``, ``alerting.decisions.AlertEvent``).
+``heatmap`` and ``kpis`` build war-room items in the documented format
+(``dashboard.warroom.live``) for tests of the page alone, without a worker
+(``test_page_quality``); the browser tests show what the worker publishes.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import h3
 
-from alerting.decisions import AlertEvent, AlertEventType
-from alerting.tier import Tier
 from orderradar.simulator.emission import Emission
 from orderradar.simulator.generator import TrafficGenerator, TrafficProfile
-from orderradar.simulator.network import HUBS, Node
+from orderradar.simulator.network import Node
 from stream.contract import CLOSED, OrderEvent, Status
 
 RES = 5
@@ -99,46 +97,6 @@ def kpis(cells: dict[str, dict[str, Any]], now: datetime) -> dict[str, Any]:
     return {"type": "kpis", "key": "national", "skus_in_flight": total,
             "orders_in_flight": sum(c["orders"] for c in cells.values()),
             "on_time_rate": round(1 - bad["late"] / total, 4) if total else None, **bad, "at": now.isoformat()}
-
-
-def busiest_hub(events: Sequence[OrderEvent]) -> Node:
-    by_id = {h.id: h for h in HUBS}
-    counts = Counter(e.node for e in events if e.node in by_id)
-    return by_id[counts.most_common(1)[0][0]] if counts else HUBS[0]
-
-
-def orders_at(events: Sequence[OrderEvent], hub: Node, limit: int = 12) -> list[str]:
-    found = dict.fromkeys(e.order_id for e in events if e.node == hub.id)
-    return list(found)[:limit]
-
-
-def outage_stalled(cells: dict[str, dict[str, Any]], hub: Node) -> int:
-    """Stalled SKU lines within two rings of the hub."""
-    near = set(h3.grid_disk(h3.latlng_to_cell(hub.lat, hub.lon, RES), 2))
-    return sum(int(item["stalled"]) for cell, item in cells.items() if cell in near)
-
-
-def hub_incident(hub: Node, orders: Sequence[str], now: datetime, stalled: int) -> dict[str, Any]:
-    """An ``order-incidents`` record as ``stream.incidents`` publishes it (plus the hub's
-    position, which the war-room needs to place node incidents)."""
-    opened = now - timedelta(minutes=4)
-    return {
-        "v": 1, "incident_id": f"inc-hub-{hub.id}", "kind": "hub_stall", "state": "growing", "dimension": "hub",
-        "root_cause": {"hub": hub.id, "lat": hub.lat, "lon": hub.lon}, "root_cause_text": f"hub={hub.id}",
-        "title": f"hub={hub.id}: {stalled} stalled", "at": now.isoformat(), "opened_at": opened.isoformat(),
-        "first_seen": opened.isoformat(), "last_seen": now.isoformat(), "resolved_at": None,
-        "counts": {"current": stalled, "peak": stalled, "skus": stalled, "orders": len(orders) or stalled,
-                   "by_label": {"stalled": stalled}},
-        "lift": 9.5, "share": 0.4, "baseline_share": 0.04,
-        "trend": {"direction": "up", "delta": stalled // 3, "series": [0, 2, 5, stalled // 3, stalled // 2, stalled]},
-        "sample_orders": list(orders), "sample_skus": [],
-    }
-
-
-def fired_alert(incident: dict[str, Any], hub: Node, now: datetime) -> AlertEvent:
-    return AlertEvent(record_id=f"al-{hub.id}/f1", alert_id=f"al-{hub.id}", event=AlertEventType.FIRED, at=now,
-                      tier=Tier.P2, incident_ids=(incident["incident_id"],),
-                      labels={"kind": "hub_stall", "hub": hub.id, "region": hub.province})
 
 
 def utc_now() -> datetime:
