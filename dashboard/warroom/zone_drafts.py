@@ -50,7 +50,9 @@ def from_lasso(selected: Any) -> dict[str, Any] | None:
     lasso = (selected or {}).get("lassoPoints") if isinstance(selected, dict) else None
     if not isinstance(lasso, dict):
         return None
-    points = lasso.get("geo") or lasso.get("map") or next(iter(lasso.values()), None)
+    # Only a lasso on the map's geo/map subplot has [lon, lat] points; one on the blank
+    # placeholder shown before the first render has x/y axis values.
+    points = next((v for k, v in lasso.items() if k.startswith(("geo", "map"))), None)
     if not isinstance(points, list) or len(points) < 3:
         return None
     ring = [(float(p[0]), float(p[1])) for p in points if isinstance(p, list | tuple) and len(p) >= 2]

@@ -165,6 +165,9 @@ def test_war_room_is_for_signed_in_staff_only(live_stack: LiveStack) -> None:
 
 def test_lasso_draws_a_disruption_zone_that_is_saved_and_listed(live_stack: LiveStack, artifacts_dir: Path) -> None:
     browser = live_stack.browser
+    # The lasso draws on the map, not on the blank placeholder shown until the map's first
+    # render (the page was just loaded, or reloaded by the language test).
+    browser.wait(lambda d: browser.script(HEX_PATHS, figures.TRACE_HEXES) > 0, 60, "the map drawn")
     browser.driver.find_element(By.ID, ids.MAP_DRAW).click()
     browser.wait(lambda d: browser.script("return document.getElementById('map-graph').querySelector('.js-plotly-plot')"
                                           "._fullLayout.dragmode") == "lasso", 10, "the lasso armed")
