@@ -42,6 +42,8 @@ class Position(BaseModel):
 
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
+    #: The event time of the fix (the page shows its age; ``None`` from older workers).
+    time: AwareDatetime | None = None
 
 
 class TimelineEntry(BaseModel):
@@ -70,6 +72,8 @@ class SkuSnapshot(BaseModel):
     reason: str | None = None
     #: Ladder stages the worker recorded as not scanned (``stream.lifecycle`` skips).
     not_scanned: tuple[str, ...] = ()
+    #: When each status was first reached (``stream.rollup``); outlives the capped timeline.
+    stage_times: dict[str, AwareDatetime] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -45,7 +45,10 @@ def _position(sku: SkuSnapshot, status: Status | None) -> dict[str, Any] | None:
         return None
     precise = status is Status.OUT_FOR_DELIVERY
     decimals = PRECISE_DECIMALS if precise else COARSE_DECIMALS
-    return {"lat": round(sku.position.lat, decimals), "lon": round(sku.position.lon, decimals), "precise": precise}
+    view = {"lat": round(sku.position.lat, decimals), "lon": round(sku.position.lon, decimals), "precise": precise}
+    if sku.position.time is not None:
+        view["time"] = sku.position.time.isoformat()  # the page shows the fix's age
+    return view
 
 
 def _timeline(sku: SkuSnapshot) -> list[dict[str, str]]:
@@ -73,6 +76,9 @@ def customer_sku(sku: SkuSnapshot) -> dict[str, Any]:
         "timeline": timeline,
         "position": _position(sku, status),
     }
+    paid = sku.stage_times.get(Status.PAID.value)
+    if paid is not None:
+        view["ordered_at"] = paid.isoformat()  # the first milestone's time, even past the timeline cap
     if sku.qty is not None:
         view["qty"] = sku.qty
     if sku.promised_by is not None:

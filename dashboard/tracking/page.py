@@ -46,6 +46,10 @@ TokenCheck = Callable[[str], bool | Awaitable[bool]]
 
 #: Seconds after which a browser retries while the server is still reading the links.
 WARM_UP_RETRY_S = 2
+#: A position younger than this (event time vs the browser's clock) is called "live";
+#: older ones show their age, recomputed every ``AGE_REFRESH_S`` while the page is open.
+LIVE_WITHIN_S = 120
+AGE_REFRESH_S = 30
 
 
 def _tokens_loading(request: Request) -> bool:
@@ -144,6 +148,8 @@ class TrackingPage:
             "basemap": self.assets["basemap.json"].url,
             "words": dict(words),
             "milestones": milestone_table(),
+            "live_within_s": LIVE_WITHIN_S,
+            "age_refresh_s": AGE_REFRESH_S,
             "tiles": None if self._tiles is None else {
                 "url": self._tiles.url_template, "attribution": self._tiles.attribution,
                 "max_zoom": self._tiles.max_zoom},

@@ -34,7 +34,8 @@ def test_the_customer_view_carries_no_internal_names_ids_or_notes() -> None:
     sku = view["skus"]["sku-1"]
     assert view["status"] == "linehaul" and sku["status"] == "linehaul"
     assert [e["status"] for e in sku["timeline"]] == ["paid", "picked", "packed", "outbound_scan", "linehaul"]
-    assert set(sku) == {"status", "since", "timeline", "position"}
+    assert set(sku) == {"status", "since", "timeline", "position", "ordered_at"}
+    assert sku["ordered_at"] == sku["timeline"][0]["time"]
 
 
 def test_positions_are_coarse_in_transit_precise_out_for_delivery_and_gone_once_delivered() -> None:
@@ -161,6 +162,8 @@ def test_the_workers_own_snapshots_project_to_a_private_customer_view() -> None:
         assert internal not in text
     a = view["skus"]["a"]
     assert a["status"] == "out_for_delivery" and a["since"].startswith("2026-11-11T04:00")
-    assert a["position"] == {"lat": 31.23457, "lon": 121.76543, "precise": True}
+    # The fix's event time goes along: the page shows the position's age.
+    assert a["position"] == {"lat": 31.23457, "lon": 121.76543, "precise": True, "time": "2026-11-11T04:00:00+00:00"}
+    assert a["ordered_at"] == "2026-11-11T01:00:00+00:00"
     assert [e["status"] for e in a["timeline"]] == ["paid", "packed", "linehaul", "out_for_delivery"]
     assert view["skus"]["b"]["status"] == "paid" and view["skus"]["b"]["position"] is None

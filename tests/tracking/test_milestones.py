@@ -75,3 +75,13 @@ def test_the_table_for_the_script_matches_the_python_mapping() -> None:
     of_status = table["of_status"]
     assert isinstance(of_status, dict)
     assert {Status(s): Milestone(m) for s, m in of_status.items()} == {s: milestone_of(s) for s in Status}
+
+
+def test_a_positions_age_is_worded_in_both_languages() -> None:
+    zh, en = CATALOGUES[Lang.ZH_CN], CATALOGUES[Lang.EN]
+    assert en["age_min"].replace("{n}", "40") == "position 40 min ago"
+    assert zh["age_min"].replace("{n}", "40") == "40 分钟前的位置"
+    for key in ("age_hour", "age_day"):
+        assert "{n}" in zh[key] and "{n}" in en[key]
+    # Only a fresh courier fix is "live"; an older one is the last known location.
+    assert "live" not in en["map_courier_last"].lower() and "实时" not in zh["map_courier_last"]

@@ -36,7 +36,7 @@ BEFORE_HUB = [("paid", _at(30)), ("picked", _at(27)), ("packed", _at(26)), ("out
               ("linehaul", _at(20))]
 
 
-def _sku(status: str, steps: list[tuple[str, str]], position: dict[str, float] | None = None,
+def _sku(status: str, steps: list[tuple[str, str]], position: dict[str, Any] | None = None,
          **extra: Any) -> dict[str, Any]:
     sku: dict[str, Any] = {"status": status, "qty": 1, "timeline": timeline(*steps),
                            "device_id": "PDA-9931", "courier_id": "courier-77", "node": "SH-HUB-07"}
@@ -57,8 +57,14 @@ def in_transit(order_id: str, bus: Bus, seq: int = 1) -> None:
     }, rollup={"status": "linehaul", "promised_by": (NOW + timedelta(hours=12)).isoformat()})
 
 
-def out_for_delivery(order_id: str, bus: Bus, seq: int, position: dict[str, float] = STREET) -> None:
+def fix(point: dict[str, float], age: timedelta = timedelta(0)) -> dict[str, Any]:
+    """A position as the worker publishes it: with the event time of the fix."""
+    return {**point, "time": (datetime.now(timezone.utc) - age).isoformat()}
+
+
+def out_for_delivery(order_id: str, bus: Bus, seq: int, position: dict[str, Any] | None = None) -> None:
     """Two of the three items are with the courier, whose position is precise now."""
+    position = position or fix(STREET)
     steps = BEFORE_HUB + [("hub_arrival", _at(3)), ("out_for_delivery", _at(1))]
     eta = {"eta": (NOW + timedelta(hours=2)).isoformat()}
     bus.order_update(order_id, seq, {
@@ -273,3 +279,76 @@ def test_tiles_when_configured_without_leaking_the_link(stack_settings: Settings
                 full_page_screenshot(phone, artifacts_dir / "phone-en-tiles.png", PHONE)
         finally:
             web.stop()
+
+
+def caption(driver: WebDriver) -> tuple[str, str]:
+    found = driver.execute_script(
+        "var c = document.getElementById('map-caption'); return [c.textContent, c.dataset.live || ''];")
+    return str(found[0]), str(found[1])
+
+
+def test_an_old_position_shows_its_age_and_only_a_fresh_one_is_live(web: WebServer, bus: Bus,
+                                                                   artifacts_dir: Path) -> None:
+    order_id = "o-track-age-1"
+    out_for_delivery(order_id, bus, seq=1, position=fix(STREET, timedelta(minutes=40, seconds=10)))
+    token = web.issue_link(order_id)
+
+    with chromium(PHONE, lang="en-US") as phone:
+        open_page(phone, web, token)
+        wait_for(phone, lambda d: marker(d, "#map circle.marker.courier"), 10, "no courier marker")
+        assert caption(phone) == ("Courier's last known location · position 40 min ago", "false")
+        mark_document(phone)
+        out_for_delivery(order_id, bus, seq=2, position=fix(STREET))
+        wait_for(phone, lambda d: caption(d) == ("Courier's live location", "true"), 15, "a fresh fix is not live")
+        assert same_document(phone)
+
+    with chromium(PHONE, lang="zh-CN") as phone:
+        out_for_delivery(order_id, bus, seq=3, position=fix(STREET, timedelta(minutes=40, seconds=10)))
+        open_page(phone, web, token)
+        wait_for(phone, lambda d: "40 分钟前的位置" in caption(d)[0], 15, "no age in Chinese")
+        assert caption(phone) == ("快递员最后位置 · 40 分钟前的位置", "false")
+        full_page_screenshot(phone, artifacts_dir / "phone-zh-position-age.png", PHONE)
+
+
+@pytest.mark.slow
+def test_the_age_grows_while_the_page_stays_open(web: WebServer, bus: Bus) -> None:
+    order_id = "o-track-age-2"
+    out_for_delivery(order_id, bus, seq=1, position=fix(STREET, timedelta(seconds=80)))
+    token = web.issue_link(order_id)
+    with chromium(PHONE, lang="en-US") as phone:
+        open_page(phone, web, token)
+        wait_for(phone, lambda d: caption(d)[1] == "true", 10, "an 80 s old fix should still be live")
+        mark_document(phone)
+        # No update arrives: the page's own 30 s refresh turns it into an aged position.
+        wait_for(phone, lambda d: caption(d) == ("Courier's last known location · position 2 min ago", "false"),
+                 75, "the age never updated")
+        assert same_document(phone)
+
+
+def test_processing_items_show_an_early_progress_bar_and_ordered_has_its_time(
+        web: WebServer, bus: Bus, artifacts_dir: Path) -> None:
+    order_id = "o-track-progress-1"
+    paid_at = NOW - timedelta(hours=5, minutes=7)
+    # The worker keeps only the newest timeline entries; the payment lives on in stage_times.
+    steps = [{"status": status, "event_time": _at(hours), "source": "oms"}
+             for status, hours in (("picked", 4), ("packed", 3))]
+    stage_times = {"paid": paid_at.isoformat(), "picked": _at(4), "packed": _at(3)}
+    bus.order_update(order_id, 1, {f"sku-{i:02d}": {"status": "packed", "qty": 1, "timeline": steps,
+                                                     "stage_times": stage_times} for i in range(11)},
+                     rollup={"status": "packed"})
+    token = web.issue_link(order_id)
+
+    with chromium(PHONE, lang="en-US") as phone:
+        open_page(phone, web, token)
+        wait_for(phone, lambda d: text(d, "items-list") == "All 11 items processing", 10, "items")
+        bar = phone.execute_script("""
+            var li = document.querySelector('#items-list li'), bar = li.querySelector('.bar');
+            return [li.dataset.progress, bar.firstChild.getBoundingClientRect().width,
+                    bar.getBoundingClientRect().width];""")
+        assert bar[0] == "20" and 0 < bar[1] < bar[2] * 0.5, bar
+        # The first milestone has the payment's time, in the order's zone (Shanghai here).
+        ordered = phone.find_element(By.CSS_SELECTOR, '#timeline [data-milestone="ordered"] time')
+        local = paid_at.astimezone(timezone(timedelta(hours=8)))
+        assert local.strftime("%H:%M") in ordered.text
+        assert ordered.get_attribute("datetime") == paid_at.isoformat()
+        full_page_screenshot(phone, artifacts_dir / "phone-en-processing.png", PHONE)

@@ -47,6 +47,15 @@
     return isNaN(d.getTime()) ? null : d;
   }
   function formatTime(value) { var d = parseTime(value); return d ? dateFmt.format(d) : ""; }
+  // In the order's time zone when the worker gave its offset (the ETA window), else the browser's.
+  var zonedFmt = new Intl.DateTimeFormat(config.lang, {
+    month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", hour12: false, timeZone: "UTC" });
+  function formatAt(value, offsetMin) {
+    var d = parseTime(value);
+    if (!d) return "";
+    if (typeof offsetMin !== "number") return dateFmt.format(d);
+    return zonedFmt.format(new Date(d.getTime() + offsetMin * 60000));
+  }
   function formatRange(range) {
     if (!range) return word("eta_missing");
     var from = parseTime(range.from), to = parseTime(range.to);
@@ -132,6 +141,8 @@
         var m = milestoneOfStatus(entry.status);
         if (m && rank(m) >= 0 && (!timeline[m] || later(timeline[m], entry.time))) timeline[m] = entry.time;
       });
+      // The worker's timeline is capped; when the order was placed/paid outlives it.
+      if (s.ordered_at && (!timeline.ordered || later(timeline.ordered, s.ordered_at))) timeline.ordered = s.ordered_at;
     });
     // Steps an item went through without a scan (its carrier skipped them).
     var notScanned = {};
@@ -153,6 +164,7 @@
       notScanned: notScanned,
       tracks: tracks,
       sharingEnded: headline === "delivered",
+      tzOffset: o.eta_window ? o.eta_window.tz_offset_min : null,
       updatedAt: o.updated_at || null
     };
   }
@@ -169,7 +181,7 @@
     setText("milestone", milestoneWord(v.milestone));
     if (v.milestone === "delivered") {
       setText("eta-label", word("delivered_at"));
-      setText("eta", v.timeline.delivered ? formatTime(v.timeline.delivered) : word("eta_missing"));
+      setText("eta", v.timeline.delivered ? formatAt(v.timeline.delivered, v.tzOffset) : word("eta_missing"));
     } else {
       setText("eta-label", word("eta_label"));
       setText("eta", formatEta(v.eta));
@@ -207,7 +219,10 @@
       var key = n === total ? "progress_all" : "progress_line";
       // "2 of 3 items out for delivery": mid-sentence, English wants the lower case.
       var name = config.lang === "en" ? milestoneWord(m).toLowerCase() : milestoneWord(m);
-      return { text: word(key, { n: n, total: total, milestone: name }), share: n / total, m: m };
+      // The bar is how far along the ladder these items are (delivered = full), never the
+      // share of items: "All 11 items processing" is early, not done.
+      var step = Math.max(0, rank(m)) / (M.ladder.length - 1);
+      return { text: word(key, { n: n, total: total, milestone: name }), progress: step, m: m };
     });
     var signature = JSON.stringify(lines);
     if (list.dataset.signature === signature) { section.hidden = false; return; }
@@ -222,7 +237,8 @@
       bar.className = "bar";
       bar.setAttribute("aria-hidden", "true");
       var fill = document.createElement("span");
-      fill.style.width = Math.round(line.share * 100) + "%";
+      fill.style.width = Math.round(line.progress * 100) + "%";
+      li.dataset.progress = String(Math.round(line.progress * 100));
       bar.appendChild(fill);
       li.appendChild(label);
       li.appendChild(bar);
@@ -247,7 +263,7 @@
       var time = li.querySelector(".step-time");
       var t = v.timeline[m];
       var skipped = !t && i <= current && v.notScanned[m];
-      var text = t ? formatTime(t) : skipped ? word("not_scanned") : i <= current ? "" : word("not_reached");
+      var text = t ? formatAt(t, v.tzOffset) : skipped ? word("not_scanned") : i <= current ? "" : word("not_reached");
       if (skipped) li.dataset.scan = "missing"; else delete li.dataset.scan;
       if (time.textContent !== text) time.textContent = text;
       if (t) time.setAttribute("datetime", String(t)); else time.removeAttribute("datetime");
@@ -278,7 +294,7 @@
     var given = p.precision_m || p.accuracy_m || p.radius_m;
     var implied = 0.5 * Math.pow(10, -digits) * 111320;
     return { lat: lat, lon: lon, xy: mercator(lon, lat), precision: Math.max(given || 0, implied),
-             courier: !!(p.courier || p.precise || p.kind === "courier") };
+             courier: !!(p.courier || p.precise || p.kind === "courier"), time: parseTime(p.time) };
   }
   function unitsPerMetre(lat) { return 256 / (EARTH_M * Math.cos(lat * Math.PI / 180)); }
 
@@ -398,11 +414,35 @@
     });
     map.textContent = "";
     map.appendChild(layers);
-    var courier = current.some(function (p) { return p.courier; });
-    var caption = v.sharingEnded ? word("map_sharing_ended")
-      : current.length ? word(courier ? "map_courier" : "map_approximate") : word("map_no_position");
-    setText("map-caption", caption);
+    shownPosition = { sharingEnded: v.sharingEnded, pos: current.length ? current[current.length - 1] : null };
+    renderCaption();
     if (config.tiles) setText("attribution", config.tiles.attribution + " · " + word("map_attribution"));
+  }
+
+  // The caption names the marker drawn on top and its age (the fix's event time against
+  // this browser's clock); only a fresh courier fix is "live". Re-run on a timer, so the
+  // age grows while the page stays open without updates.
+  var shownPosition = null;
+  function ageWord(ms) {
+    var min = Math.floor(ms / 60000);
+    if (min < 1) return word("age_now");
+    if (min < 60) return word("age_min", { n: min });
+    var h = Math.floor(min / 60);
+    return h < 24 ? word("age_hour", { n: h }) : word("age_day", { n: Math.floor(h / 24) });
+  }
+  function renderCaption() {
+    if (!shownPosition) return;
+    var pos = shownPosition.pos, live = false, caption;
+    if (shownPosition.sharingEnded) caption = word("map_sharing_ended");
+    else if (!pos) caption = word("map_no_position");
+    else {
+      var age = pos.time ? Math.max(0, Date.now() - pos.time.getTime()) : null;
+      live = pos.courier && age !== null && age < config.live_within_s * 1000;
+      caption = live ? word("map_courier") : word(pos.courier ? "map_courier_last" : "map_approximate");
+      if (!live && age !== null) caption += " · " + ageWord(age);
+    }
+    $("map-caption").dataset.live = String(live);
+    setText("map-caption", caption);
   }
 
   function tileLayer(box, w, h, widthPx) {
@@ -578,6 +618,7 @@
     }
   });
 
+  setInterval(renderCaption, config.age_refresh_s * 1000);
   loadBasemap();
   connect();
 })();
