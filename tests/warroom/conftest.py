@@ -133,7 +133,9 @@ def live_stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: py
         worker = start_worker(settings, tmp_path_factory.mktemp("worker") / "worker.log",
                               {name: f"{base}/{name}" for name in WEBHOOKS})
         stack.callback(worker.stop)
-        web = WebTier(settings, build_staff(), build_deps(settings, prefix=MOUNT_PATH + "/")).start()
+        deps = build_deps(settings, prefix=MOUNT_PATH + "/")
+        stack.callback(deps.history.close)  # its InfluxDB connections (after web.stop: callbacks run in reverse)
+        web = WebTier(settings, build_staff(), deps).start()
         stack.callback(web.stop)
         feeder = Feeder(settings)
         stack.callback(feeder.close)

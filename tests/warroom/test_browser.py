@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
@@ -48,6 +49,21 @@ def _buttons(stack: LiveStack, alert_id: str, action: str) -> list:
     return stack.browser.driver.find_elements(By.CSS_SELECTOR, f"[id*='{alert_id}'] .btn-{action}")
 
 
+def _click(stack: LiveStack, alert_id: str, action: str) -> None:
+    """Click an alert's button; live updates re-render the list, so a button found a moment
+    ago may be gone: find it again until the click lands."""
+    def attempt(_driver: object) -> bool:
+        try:
+            buttons = _buttons(stack, alert_id, action)
+            if buttons:
+                buttons[0].click()
+                return True
+        except StaleElementReferenceException:
+            pass
+        return False
+    stack.browser.wait(attempt, 10, f"the {action} button clicked")
+
+
 def test_hub_outage_appears_as_incident_and_alert(live_stack: LiveStack, outages_fired: list[Outage],
                                                   artifacts_dir: Path) -> None:
     browser = live_stack.browser
@@ -69,8 +85,7 @@ def test_ack_reaches_the_alerting_agent(live_stack: LiveStack, outages_fired: li
                                         artifacts_dir: Path) -> None:
     browser = live_stack.browser
     acked = outages_fired[0]
-    button = browser.wait(lambda d: _buttons(live_stack, acked.alert_id, "ack"), 10, "the ack button")
-    button[0].click()
+    _click(live_stack, acked.alert_id, "ack")
     browser.wait(lambda d: f"{both('alerts.acked_by')[0]} manager" in _text(live_stack, ids.ALERT_LIST), 20,
                  "who acked the alert")
     assert "202" in _text(live_stack, ids.ALERT_FEEDBACK)
@@ -85,8 +100,7 @@ def test_silence_reaches_the_alerting_agent(live_stack: LiveStack, outages_fired
                                             artifacts_dir: Path) -> None:
     browser = live_stack.browser
     muted = outages_fired[1]
-    button = browser.wait(lambda d: _buttons(live_stack, muted.alert_id, "silence"), 10, "the silence button")
-    button[0].click()
+    _click(live_stack, muted.alert_id, "silence")
     browser.wait(lambda d: f"{both('alerts.silenced_by')[0]} manager" in _text(live_stack, ids.ALERT_LIST), 20,
                  "the silence in the list")
     silences = [s for s in live_stack.web.gateway.warroom.items("silence") if s.get("active")]
