@@ -34,12 +34,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dashboard.gateway.delivery_stats import (
-    DEFAULT_SPAN,
     QueryRunner,
     StatsRequestError,
     _iso,
     history_runner,
-    parse_instant,
+    parse_range,
 )
 from dashboard.gateway.responses import error_response, json_response
 from dashboard.gateway.sessions import authorise, gateway_of
@@ -76,16 +75,7 @@ class QualityQuery:
 
 
 def parse_query(params: dict[str, str], now: datetime) -> QualityQuery:
-    unknown = sorted(set(params) - {"since", "until", "by"})
-    if unknown:
-        raise StatsRequestError(f"unknown parameter(s) {', '.join(unknown)} (use since, until, by)")
-    until = parse_instant("until", params["until"]) if params.get("until") else now
-    since = parse_instant("since", params["since"]) if params.get("since") else until - DEFAULT_SPAN
-    if since >= until:
-        raise StatsRequestError(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
-    by = params.get("by") or None
-    if by is not None and by not in QUALITY_BY:
-        raise StatsRequestError(f"by: {by!r} is not one of {', '.join(QUALITY_BY)}")
+    since, until, by = parse_range(params, now, ("since", "until", "by"), tuple(QUALITY_BY))
     return QualityQuery(since, until, by)  # type: ignore[arg-type]  # by checked above
 
 

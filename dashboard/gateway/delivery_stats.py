@@ -91,17 +91,25 @@ def parse_instant(name: str, text: str) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def parse_query(params: dict[str, str], now: datetime) -> StatsQuery:
-    unknown = sorted(set(params) - {"since", "until", "by", "as_of"})
+def parse_range(params: dict[str, str], now: datetime, allowed: tuple[str, ...],
+                choices: tuple[str, ...]) -> tuple[datetime, datetime, str | None]:
+    """``since``, ``until`` (default: the last :data:`DEFAULT_SPAN` up to ``now``) and ``by``
+    (one of ``choices``) of a statistics request; shared by every staff statistics endpoint."""
+    unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise StatsRequestError(f"unknown parameter(s) {', '.join(unknown)} (use since, until, by, as_of)")
+        raise StatsRequestError(f"unknown parameter(s) {', '.join(unknown)} (use {', '.join(allowed)})")
     until = parse_instant("until", params["until"]) if params.get("until") else now
     since = parse_instant("since", params["since"]) if params.get("since") else until - DEFAULT_SPAN
     if since >= until:
         raise StatsRequestError(f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
     by = params.get("by") or None
-    if by is not None and by not in GROUP_BY:
-        raise StatsRequestError(f"by: {by!r} is not one of {', '.join(GROUP_BY)}")
+    if by is not None and by not in choices:
+        raise StatsRequestError(f"by: {by!r} is not one of {', '.join(choices)}")
+    return since, until, by
+
+
+def parse_query(params: dict[str, str], now: datetime) -> StatsQuery:
+    since, until, by = parse_range(params, now, ("since", "until", "by", "as_of"), tuple(GROUP_BY))
     as_of = parse_instant("as_of", params["as_of"]) if params.get("as_of") else None
     return StatsQuery(since, until, by, as_of)  # type: ignore[arg-type]  # by checked above
 
