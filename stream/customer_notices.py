@@ -24,7 +24,7 @@ import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerting.channels import MissingSecretError, ReceiverConfig, build_channel, secrets_from_environ
+from alerting.channels import ReceiverConfig, configured_channels, secrets_from_environ
 from alerting.channels.base import Channel
 from alerting.decisions import Language, Notification, NotificationKind
 from alerting.tier import Tier
@@ -55,14 +55,7 @@ def build_channels(config: NoticeConfig, environ: Mapping[str, str], client: htt
     """The receivers whose secrets are set; the others are logged and left out."""
     if not config.enabled:
         return {}
-    secrets = secrets_from_environ(environ)
-    channels: dict[str, Channel] = {}
-    for name, receiver in config.receivers.items():
-        try:
-            channels[name] = build_channel(name, receiver, secrets, client)
-        except MissingSecretError as exc:
-            log.warning("customer notice receiver %s is not configured: %s", name, exc)
-    return channels
+    return configured_channels(config.receivers, secrets_from_environ(environ), client, "customer notice receiver")
 
 
 _TEXT: dict[str, dict[str, str]] = {

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Annotated
 
@@ -36,6 +37,7 @@ __all__ = [
     "ReceiverConfig",
     "build_channel",
     "build_channels",
+    "configured_channels",
     "secrets_from_environ",
 ]
 
@@ -64,6 +66,20 @@ def build_channels(
     receivers: Mapping[str, ReceiverBase], secrets: Mapping[str, str], client: httpx.AsyncClient
 ) -> dict[str, Channel]:
     return {name: build_channel(name, config, secrets, client) for name, config in receivers.items()}
+
+
+def configured_channels(
+    receivers: Mapping[str, ReceiverBase], secrets: Mapping[str, str], client: httpx.AsyncClient, what: str
+) -> dict[str, Channel]:
+    """The channels of the receivers whose secrets are set; the others are logged (as ``what``,
+    e.g. "alert receiver") and left out, so a missing secret never stops the worker."""
+    channels: dict[str, Channel] = {}
+    for name, config in receivers.items():
+        try:
+            channels[name] = build_channel(name, config, secrets, client)
+        except MissingSecretError as exc:
+            logging.getLogger(__name__).warning("%s %s is not configured: %s", what, name, exc)
+    return channels
 
 
 def secrets_from_environ(environ: Mapping[str, str]) -> dict[str, str]:

@@ -27,8 +27,7 @@ from typing import Any
 import httpx
 import orjson
 
-from alerting.channels import MissingSecretError, build_channel, secrets_from_environ
-from alerting.channels.base import Channel
+from alerting.channels import configured_channels, secrets_from_environ
 from alerting.decisions import AlertEvent, Decision, HistoryTimes, Notification
 from alerting.delivery import DeliveryStage
 from alerting.engine import REPLAY_LABEL, AlertEngine, UnknownAlertError, UnknownSilenceError
@@ -77,12 +76,7 @@ def build_delivery(policy: AlertPolicy, environ: Mapping[str, str], client: http
     """Channels of every receiver whose secrets are configured; the others are logged and
     left out (their notifications are recorded as undeliverable, never crash the worker)."""
     secrets = secrets_from_environ(environ)
-    channels: dict[str, Channel] = {}
-    for name, config in policy.receivers.items():
-        try:
-            channels[name] = build_channel(name, config, secrets, client)
-        except MissingSecretError as exc:
-            log.warning("alert receiver %s is not configured: %s", name, exc)
+    channels = configured_channels(policy.receivers, secrets, client, "alert receiver")
     return DeliveryStage(channels, secrets=secrets.values())
 
 
