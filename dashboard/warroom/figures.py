@@ -146,8 +146,10 @@ def hex_values(cells: pd.DataFrame, lang: str) -> dict[str, Any]:
     """The per-cell arrays of the hexagon trace (what a colour-only Patch replaces)."""
     if cells.empty:
         return {"locations": [], "z": [], "customdata": []}
-    customdata = [[int(s), int(a), int(lt), int(st), _pct(r)] for s, a, lt, st, r in
-                  zip(cells["skus"], cells["at_risk"], cells["late"], cells["stalled"], cells["delay_rate"], strict=True)]
+    places = list(cells["place"]) if "place" in cells else list(cells["cell"])
+    customdata = [[int(s), int(a), int(lt), int(st), _pct(r), str(p)] for s, a, lt, st, r, p in
+                  zip(cells["skus"], cells["at_risk"], cells["late"], cells["stalled"], cells["delay_rate"], places,
+                      strict=True)]
     return {"locations": list(cells["cell"]), "z": [round(float(v), 4) for v in cells["delay_rate"]],
             "customdata": customdata}
 
@@ -165,7 +167,7 @@ def hex_trace(cells: pd.DataFrame, lang: str, backdrop: Backdrop, visible: bool 
         backdrop, geojson=hex_geojson(values["locations"]), featureidkey="id", **values,
         zmin=0.0, zmax=DELAY_MAX, colorscale=DELAY_SCALE, marker={"line": {"width": 0.3, "color": BG}, "opacity": 0.88},
         colorbar=_colorbar(lang), showscale=visible, visible=visible, name="hexes",
-        hovertemplate=_hover(lang, "%{location}"),
+        hovertemplate=_hover(lang, "%{customdata[5]}"),
     )
 
 
@@ -333,19 +335,15 @@ def map_figure(basemap: Basemap, scene: MapScene, backdrop: Backdrop = Backdrop(
 # KPI trends -------------------------------------------------------------------------------
 
 def sparkline(values: Sequence[float | None], colour: str = ACCENT) -> go.Figure:
-    """A tiny trend line without axes, for a KPI card."""
+    """A tiny trend line without axes, for a KPI card. The y axis spans the values, not zero
+    to them: 200,000 SKUs moving by a few hundred filled to zero is a solid block."""
     figure = go.Figure(go.Scatter(y=list(values), mode="lines", line={"color": colour, "width": 2, "shape": "spline"},
-                                  fill="tozeroy", fillcolor=_alpha(colour, 0.15), hoverinfo="skip"))
-    figure.update_layout(margin={"l": 0, "r": 0, "t": 0, "b": 0}, height=36, paper_bgcolor="rgba(0,0,0,0)",
+                                  hoverinfo="skip"))
+    figure.update_layout(margin={"l": 0, "r": 0, "t": 2, "b": 2}, height=36, paper_bgcolor="rgba(0,0,0,0)",
                          plot_bgcolor="rgba(0,0,0,0)", showlegend=False,
                          xaxis={"visible": False, "fixedrange": True},
-                         yaxis={"visible": False, "fixedrange": True, "rangemode": "tozero"})
+                         yaxis={"visible": False, "fixedrange": True, "autorange": True})
     return figure
-
-
-def _alpha(hex_colour: str, alpha: float) -> str:
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
 
 
 # Shared chart styling -----------------------------------------------------------------------

@@ -32,6 +32,7 @@ MAP_BREADCRUMB = "map-breadcrumb"
 MAP_RENDERED = "map-rendered"          # dcc.Store: what the figure holds, for Patch decisions
 MAP_CELL_ORDERS = "map-cell-orders"
 MAP_DRAW = "map-draw"                  # arms the lasso to draw a disruption zone
+MAP_COVERAGE = "map-coverage"          # what the KPIs count that the map cannot show
 
 # KPIs
 KPI_STRIP = "kpi-strip"
@@ -65,6 +66,7 @@ HISTORY_TICK = "history-tick"
 HISTORY_THROUGHPUT = "history-throughput"
 HISTORY_DELAY = "history-delay"
 HISTORY_DWELL = "history-dwell"
+HISTORY_WINDOW = "history-window"      # the event-time range the charts show
 
 # Disruption zones
 ZONE_LIST = "zone-list"

@@ -207,6 +207,14 @@ class Incident:
     lon: float | None
     cells: tuple[str, ...]
     sample_orders: tuple[str, ...]
+    #: The structured root cause the human title is built from (``dashboard.warroom.titles``):
+    #: its dimension (``hub``, ``area``, ...), its values, the items by delay state or finding
+    #: kind, the labels all its items share (a hub's region) and a disruption zone's name.
+    dimension: str = ""
+    cause: dict[str, Any] = field(default_factory=dict)
+    by_label: dict[str, int] = field(default_factory=dict)
+    shared: dict[str, str] = field(default_factory=dict)
+    zone_name: str | None = None
 
     @property
     def open(self) -> bool:
@@ -239,6 +247,13 @@ def _position(record: dict[str, Any], cells: tuple[str, ...]) -> tuple[float | N
     return None, None
 
 
+def _zone_name(record: dict[str, Any]) -> str | None:
+    """A disruption zone incident's zone name (``stream.stages.disruption_stage`` keeps it in
+    ``zone`` even after the zone was withdrawn)."""
+    name = as_dict(record.get("zone")).get("name")
+    return str(name) if isinstance(name, str) and name else None
+
+
 def incidents(incident_store: Mapping[str, Any] | None, alert_store: Mapping[str, Any] | None) -> list[Incident]:
     """Incidents, worst tier first, then most affected orders; tier and owner come from the
     alerts covering them (owner: whoever acked the alert)."""
@@ -266,6 +281,10 @@ def incidents(incident_store: Mapping[str, Any] | None, alert_store: Mapping[str
             direction=str(trend.get("direction") or "flat"), opened_at=str(record.get("opened_at") or ""),
             lat=lat, lon=lon, cells=cells,
             sample_orders=tuple(str(o) for o in record.get("sample_orders") or ()),
+            dimension=str(record.get("dimension") or ""), cause=root,
+            by_label={str(k): _count(v) for k, v in as_dict(counts.get("by_label")).items()},
+            shared={str(k): str(v) for k, v in as_dict(record.get("labels")).items()},
+            zone_name=_zone_name(record),
         ))
     return sorted(found, key=lambda i: (not i.open, i.tier, -i.affected_orders, i.incident_id))
 

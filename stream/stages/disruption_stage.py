@@ -61,6 +61,9 @@ class _Reported:
     skus: int
     opened_at: datetime
     peak: int = 0
+    #: The zone's name and reason, kept for the incident's last record after it is withdrawn.
+    name: str = ""
+    reason: str = ""
 
 
 def _iso(at: datetime) -> str:
@@ -174,6 +177,7 @@ class DisruptionStage:
             else:
                 state = "growing" if len(skus) > before.skus else "stable"
             before.orders, before.skus = len(orders), len(skus)
+            before.name, before.reason = zone.name, zone.reason.value
             before.peak = max(before.peak, len(skus))
             self._incident(ctx, zone, state, before, sorted(orders))
         for zone_id in [z for z in self._reported if z not in live]:
@@ -184,12 +188,13 @@ class DisruptionStage:
     def _incident(self, ctx: BatchContext, zone: DisruptionArea | None, state: str, counts: _Reported,
                   orders: list[str], zone_id: str | None = None) -> None:
         zone_id = zone.id if zone is not None else str(zone_id)
-        name = zone.name if zone is not None else zone_id
+        name = zone.name if zone is not None else counts.name or zone_id
         location = None
         if zone is not None and zone.polygon is not None:
             point = zone.polygon.representative_point()
             location = {"lat": round(point.y, 5), "lon": round(point.x, 5)}
-        text = f"disruption zone {name}" + (f" ({zone.reason.value})" if zone is not None else "")
+        reason = zone.reason.value if zone is not None else counts.reason
+        text = f"disruption zone {name}" + (f" ({reason})" if reason else "")
         incident_id = f"disruption-{zone_id}"
         # the region (province code) its SKUs are in, when nearly all share one: inhibition
         # of the hub and carrier incidents of that region matches on it
@@ -200,6 +205,7 @@ class DisruptionStage:
             "v": 1, "incident_id": incident_id, "kind": "delay", "event": f"incident.{state}",
             "state": state, "dimension": "area", "root_cause": {"area": zone_id}, "root_cause_text": text,
             "location": location, "title": f"{text}: {counts.orders} orders, {counts.skus} SKUs",
+            "zone": {"id": zone_id, "name": name, "reason": reason},
             "at": _iso(ctx.now), "opened_at": _iso(counts.opened_at), "first_seen": _iso(counts.opened_at),
             "last_seen": _iso(ctx.now), "resolved_at": _iso(ctx.now) if state == "resolved" else None,
             "counts": {"current": counts.skus, "peak": counts.peak, "skus": counts.skus, "orders": counts.orders,

@@ -126,5 +126,7 @@ def test_a_declared_zone_marks_its_skus_raises_one_incident_and_clears(stack_set
     assert [(i["incident_id"], i["state"]) for i in incidents] == [("disruption-dz-typhoon", "open"),
                                                                     ("disruption-dz-typhoon", "resolved")]
     assert incidents[0]["counts"]["orders"] == 2 and incidents[0]["counts"]["skus"] == 2
+    # the withdrawn zone's incident keeps its name (the war-room titles it by name)
+    assert [i["zone"]["name"] for i in incidents] == ["台风 Bebinca", "台风 Bebinca"]
     alert_inputs = asyncio.run(read_topic(settings, settings.topic(ALERT_INPUTS)))
     assert [orjson.loads(r.value)["state"] for r in alert_inputs] == ["open", "resolved"]

@@ -195,7 +195,7 @@ def test_alert_buttons_follow_the_role_and_the_state() -> None:
         "b": {"alert_id": "b", "status": "acked", "tier": "P2", "acked_by": "amy", "acked_at": "2026-11-11T02:00:00Z"}}})
 
     def buttons(alert: live.Alert, role: str | None) -> dict[str, bool]:
-        card = alerts_panel.alert_card(alert, role, "en", tz="Asia/Shanghai")
+        card = alerts_panel.alert_card(alert, role, "en", alert.title, tz="Asia/Shanghai")
         found = {}
         for child in card.children:
             for button in getattr(child, "children", None) or []:
@@ -206,5 +206,5 @@ def test_alert_buttons_follow_the_role_and_the_state() -> None:
     assert buttons(firing, "on-call") == {"ack": True, "resolve": True, "silence": True}
     assert buttons(firing, "viewer") == {"ack": False, "resolve": False, "silence": False}
     assert buttons(acked, "manager") == {"ack": False, "resolve": True, "silence": True}
-    text = str(alerts_panel.alert_card(acked, "manager", "en", tz="Asia/Shanghai").to_plotly_json())
+    text = str(alerts_panel.alert_card(acked, "manager", "en", acked.title, tz="Asia/Shanghai").to_plotly_json())
     assert "Acked by amy · 2026-11-11 10:00:00" in text

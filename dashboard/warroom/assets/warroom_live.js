@@ -83,7 +83,13 @@
         } else if (message.type === "error") {
             console.warn("warroom feed:", message.error, message.detail);
         }
-        if (typeof message.seq === "number") { status.seq = message.seq; }
+        // The badge shows the last seq: every new one is a status change to publish (with the
+        // channel stores, at most once per FLUSH_MS), else the badge froze while KPIs moved.
+        if (typeof message.seq === "number" && message.seq !== status.seq) {
+            status.seq = message.seq;
+            status.at = new Date().toISOString();
+            statusDirty = true;
+        }
         scheduleFlush();
     }
 

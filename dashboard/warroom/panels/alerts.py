@@ -15,7 +15,7 @@ from typing import Any
 
 from dash import ALL, ClientsideFunction, Dash, Input, Output, dcc, html
 
-from dashboard.warroom import ids, live
+from dashboard.warroom import ids, live, titles
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.i18n import label, normalise
 from dashboard.warroom.localtime import local_text
@@ -54,15 +54,8 @@ def _button(alert: live.Alert, action: str, key: str, enabled: bool, lang: str) 
                        title="" if enabled else label(lang, "alerts.viewer"))
 
 
-def title_of(alert: live.Alert, names: dict[str, str]) -> str:
-    """The alert's labels as text, provinces by name rather than adcode."""
-    shown = [f"{k}={names.get(v, v) if k == 'region' else v}" for k, v in sorted(alert.labels.items())
-             if k not in ("tier", "state", "incident_id")]
-    return ", ".join(shown) or alert.title
-
-
-def alert_card(alert: live.Alert, role: str | None, lang: str, names: dict[str, str] | None = None,
-               tz: str = "UTC") -> html.Div:
+def alert_card(alert: live.Alert, role: str | None, lang: str, title: str, tz: str = "UTC") -> html.Div:
+    """One alert: ``title`` says what happened, where and how big (``titles.alert_title``)."""
     may_act = role in ACTING_ROLES
     history = []
     if alert.acked_by:
@@ -77,8 +70,9 @@ def alert_card(alert: live.Alert, role: str | None, lang: str, names: dict[str, 
                    _button(alert, "resolve", "alerts.resolve", may_act and alert.can_resolve, lang),
                    _button(alert, "silence", "alerts.silence", may_act and alert.status != "silenced", lang)]
     return html.Div([
-        html.Div([tier_chip(alert.tier), html.Span(title_of(alert, names or {}), className="alert-title"),
-                  html.Span(alert.status, className=f"status status-{alert.status}")], className="alert-head"),
+        html.Div([tier_chip(alert.tier), html.Span(title, className="alert-title", title=title),
+                  html.Span(label(lang, f"alerts.status.{alert.status}"), className=f"status status-{alert.status}")],
+                 className="alert-head"),
         html.Div(muted(f"{alert.alert_id} · {_when(alert.first_at, tz)}"), className="small"),
         *history,
         html.Div(buttons, className="alert-buttons"),
@@ -116,14 +110,17 @@ def layout(deps: WarroomDeps) -> html.Section:
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
+    places = titles.places_of(deps.basemap, deps.provinces_of_cells)
     @app.callback(Output(ids.ALERT_LIST, "children"), Input(ids.live_store(live.ALERT), "data"),
                   Input(ids.live_store(live.SILENCE), "data"), Input(ids.LIVE_STATUS, "data"),
-                  Input(ids.LANG, "data"), Input(ids.TIMEZONE, "data"))
-    def show(alert_store: Any, silence_store: Any, status: Any, lang: str | None, tz: str | None) -> Any:
+                  Input(ids.LANG, "data"), Input(ids.TIMEZONE, "data"), Input(ids.live_store(live.INCIDENT), "data"))
+    def show(alert_store: Any, silence_store: Any, status: Any, lang: str | None, tz: str | None,
+             incident_store: Any) -> Any:
         lang, tz = normalise(lang), tz or "UTC"
         role = (status or {}).get("role")
-        names = {code: area.name(lang) for code, area in deps.basemap.province_areas.items()}
-        cards = [alert_card(a, role, lang, names, tz) for a in live.alerts(alert_store)[:SHOWN]]
+        covered = {i.incident_id: i for i in titles.named(live.incidents(incident_store, alert_store), places, lang)}
+        cards = [alert_card(a, role, lang, titles.alert_title(a, covered, places, lang), tz)
+                 for a in live.alerts(alert_store)[:SHOWN]]
         return [*silence_lines(silence_store, lang, tz), *cards] or muted(label(lang, "alerts.none"))
 
     app.clientside_callback(ClientsideFunction("warroom_actions", "alert"), Output(ids.ALERT_RESULT, "data"),

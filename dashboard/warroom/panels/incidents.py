@@ -8,7 +8,7 @@ from typing import Any
 
 from dash import ALL, Dash, Input, Output, callback_context, dcc, html, no_update
 
-from dashboard.warroom import figures, ids, live
+from dashboard.warroom import figures, ids, live, titles
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.i18n import label, normalise
 from dashboard.warroom.localtime import local_text
@@ -19,11 +19,15 @@ _ARROWS = {"up": "↑", "down": "↓", "flat": "→"}
 
 
 def spark_text(values: Sequence[int]) -> str:
-    """A trend as block characters (cheap to send, readable in a table cell)."""
+    """A trend as block characters (cheap to send, readable in a table cell), scaled from
+    the series' low to its high: a steady count is a flat low line, not a solid block."""
     if not values:
         return ""
-    top = max(values) or 1
-    return "".join(_BARS[min(len(_BARS) - 1, round(v / top * (len(_BARS) - 1)))] for v in values)
+    low, high = min(values), max(values)
+    if high == low:
+        return _BARS[0] * len(values)
+    top = len(_BARS) - 1
+    return "".join(_BARS[round((v - low) / (high - low) * top)] for v in values)
 
 
 def layout(deps: WarroomDeps) -> html.Section:
@@ -38,14 +42,14 @@ def incident_row(incident: live.Incident, selected: bool, lang: str) -> html.Div
     owner = incident.owner or label(lang, "incidents.unowned")
     return html.Div([
         tier_chip(incident.tier),
-        html.Div([html.Div(incident.root_cause or incident.title, className="incident-cause"),
-                  html.Div(f"{incident.kind} · {incident.state}", className="muted small")], className="incident-main"),
+        html.Div([html.Div(incident.title, className="incident-cause", title=incident.title),
+                  html.Div(titles.kind_state(incident, lang), className="muted small")], className="incident-main"),
         html.Div([html.Div(f"{incident.affected_orders:,}", className="incident-count"),
                   muted(label(lang, "incidents.affected_orders"))], className="incident-num"),
         html.Div([html.Span(spark_text(incident.trend), className="spark-text"),
                   html.Span(_ARROWS.get(incident.direction, ""), className=f"trend-{incident.direction}")],
                  className="incident-trend"),
-        html.Div(owner, className="incident-owner" + ("" if incident.owner else " muted")),
+        html.Div(owner, className="incident-owner" + ("" if incident.owner else " muted"), title=owner),
     ], id=ids.incident_row(incident.incident_id), n_clicks=0,
         className="incident-row" + (" selected" if selected else "") + ("" if incident.open else " resolved"))
 
@@ -57,7 +61,7 @@ def incident_detail(incident: live.Incident | None, lang: str, tz: str = "UTC") 
         (label(lang, "incidents.root_cause"), incident.root_cause),
         (label(lang, "incidents.tier"), incident.tier),
         (label(lang, "incidents.owner"), incident.owner or label(lang, "incidents.unowned")),
-        (label(lang, "incidents.state"), incident.state),
+        (label(lang, "incidents.state"), titles.kind_state(incident, lang)),
         (label(lang, "incidents.affected_orders"), f"{incident.affected_orders:,} ({incident.affected_skus:,} SKU)"),
         (label(lang, "incidents.since"), local_text(incident.opened_at, tz, seconds=True)),
     ]
@@ -73,12 +77,13 @@ def incident_detail(incident: live.Incident | None, lang: str, tz: str = "UTC") 
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
+    places = titles.places_of(deps.basemap, deps.provinces_of_cells)
     @app.callback(Output(ids.INCIDENT_TABLE, "children"), Input(ids.live_store(live.INCIDENT), "data"),
                   Input(ids.live_store(live.ALERT), "data"), Input(ids.INCIDENT_SELECTED, "data"),
                   Input(ids.LANG, "data"))
     def show_list(incident_store: Any, alert_store: Any, selected: str | None, lang: str | None) -> Any:
         lang = normalise(lang)
-        found = live.incidents(incident_store, alert_store)
+        found = titles.named(live.incidents(incident_store, alert_store), places, lang)
         if not found:
             return muted(label(lang, "incidents.none"))
         return [incident_row(i, i.incident_id == selected, lang) for i in found]
@@ -96,5 +101,6 @@ def register(app: Dash, deps: WarroomDeps) -> None:
                   Input(ids.LANG, "data"), Input(ids.TIMEZONE, "data"))
     def show_detail(selected: str | None, incident_store: Any, alert_store: Any, lang: str | None,
                     tz: str | None) -> Any:
-        found = {i.incident_id: i for i in live.incidents(incident_store, alert_store)}
-        return incident_detail(found.get(selected or ""), normalise(lang), tz or "UTC")
+        lang = normalise(lang)
+        found = {i.incident_id: i for i in titles.named(live.incidents(incident_store, alert_store), places, lang)}
+        return incident_detail(found.get(selected or ""), lang, tz or "UTC")

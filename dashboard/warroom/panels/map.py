@@ -19,7 +19,7 @@ import h3
 import pandas as pd
 from dash import Dash, Input, Output, Patch, State, callback_context, dcc, html, no_update
 
-from dashboard.warroom import figures, ids, live
+from dashboard.warroom import figures, ids, live, titles
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError, TimeWindow
 from dashboard.warroom.i18n import label, normalise
@@ -61,18 +61,56 @@ def layout(deps: WarroomDeps) -> html.Section:
                     className="panel-header"),
         html.Div(muted(text("map.click_hint", "map")), className="hint"),
         graph,
+        html.Div(id=ids.MAP_COVERAGE, className="map-coverage", role="status"),
         html.Div(id=ids.MAP_CELL_ORDERS, className="cell-orders"),
         dcc.Store(id=ids.MAP_VIEW, data={"province": None}),
         dcc.Store(id=ids.MAP_RENDERED),
     ], className="panel panel-map")
 
 
+def province_codes(deps: WarroomDeps, cells: pd.DataFrame) -> list[str | None]:
+    """Each cell's province: its own ``region`` when that is a province of the map, else the
+    province of its centre (``None``: outside the map area)."""
+    looked_up = deps.provinces_of_cells(list(cells["cell"]))
+    areas = deps.basemap.province_areas
+    return [r if isinstance(r, str) and r in areas else found
+            for r, found in zip(cells["region"], looked_up, strict=True)]
+
+
+def with_places(deps: WarroomDeps, cells: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """``cells`` with a ``place`` column: the province's name, the hexagon's tooltip title."""
+    if cells.empty:
+        return cells.assign(place=pd.Series(dtype="object"))
+    areas = deps.basemap.province_areas
+    return cells.assign(place=[areas[c].name(lang) if c in areas else label(lang, "map.outside")
+                               for c in province_codes(deps, cells)])
+
+
 def _cells_in(deps: WarroomDeps, cells: pd.DataFrame, province: str) -> pd.DataFrame:
     if cells.empty:
         return cells
-    looked_up = deps.provinces_of_cells(list(cells["cell"]))
-    codes = [r if isinstance(r, str) and r else found for r, found in zip(cells["region"], looked_up, strict=True)]
-    return cells[[code == province for code in codes]].reset_index(drop=True)
+    return cells[[code == province for code in province_codes(deps, cells)]].reset_index(drop=True)
+
+
+def coverage(deps: WarroomDeps, heatmap: Any, kpis: live.Kpis) -> tuple[int, int]:
+    """At-risk, late and stalled items the KPIs count but the map cannot show: those in
+    cells outside the map area (an import from abroad), and those with no position at all."""
+    cells = live.cells_frame(heatmap, REGION_RES)
+    bad = cells["at_risk"] + cells["late"] + cells["stalled"] if not cells.empty else pd.Series(dtype="int64")
+    outside = int(bad[[c is None for c in province_codes(deps, cells)]].sum()) if not cells.empty else 0
+    counted = sum(v or 0 for v in (kpis.at_risk, kpis.late, kpis.stalled))
+    return outside, max(0, counted - int(bad.sum()))
+
+
+def coverage_note(outside: int, unplaced: int, lang: str) -> list[Any]:
+    lines = []
+    if outside:
+        lines.append(html.Div(label(lang, "map.outside_items", n=outside), className="coverage-outside",
+                              **{"data-count": str(outside)}))
+    if unplaced:
+        lines.append(html.Div(label(lang, "map.unplaced_items", n=unplaced), className="coverage-unplaced",
+                              **{"data-count": str(unplaced)}))
+    return lines
 
 
 def region_rollup(deps: WarroomDeps, heatmap: Any) -> pd.DataFrame:
@@ -92,11 +130,14 @@ def scene_of(deps: WarroomDeps, *, heatmap: Any, mode: str, layers: list[str] | 
         cells = live.cells_frame(heatmap, NATIONAL_RES)
     else:
         cells = _cells_in(deps, live.cells_frame(heatmap, PROVINCE_RES), area.code)
+    cells = with_places(deps, cells, lang)
     draft_rings = live.geometry_rings((draft or {}).get("geometry"))
     return figures.MapScene(
         mode="province" if mode == "province" else "hex", lang=lang, cells=cells,
         regions=region_rollup(deps, heatmap) if mode == "province" else pd.DataFrame(),
-        incidents=live.incidents(incident_store, alert_store), zones=live.zones(zone_store),
+        incidents=titles.named(live.incidents(incident_store, alert_store),
+                               titles.places_of(deps.basemap, deps.provinces_of_cells), lang),
+        zones=live.zones(zone_store),
         draft=draft_rings[0] if draft_rings else None, selected_incident=selected,
         route=figures.Route(tuple(route["lats"]), tuple(route["lons"]), tuple(route["labels"])) if route else None,
         focus=area.bounds if area else None, view_key=f"province-{area.code}" if area else "national",
@@ -152,9 +193,9 @@ def _clicked(click: Any) -> dict[str, Any] | None:
     return points[0] if points else None
 
 
-def cell_orders_table(frame: pd.DataFrame, cell: str, lang: str, tz: str = "UTC") -> html.Div:
-    """Distinct orders seen in ``cell`` (newest first) as order links."""
-    title = html.H3(f"{label(lang, 'map.cell_orders')} · {cell}")
+def cell_orders_table(frame: pd.DataFrame, cell: str, lang: str, tz: str = "UTC", place: str | None = None) -> html.Div:
+    """Distinct orders seen in ``cell`` (newest first) as order links, under the cell's place name."""
+    title = html.H3(f"{label(lang, 'map.cell_orders')} · {place or cell}", title=cell)
     if frame.empty:
         return html.Div([title, muted(label(lang, "map.no_data"))])
     rows = []
@@ -207,9 +248,7 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         drilled = (view or {}).get("province")
         if curve == figures.TRACE_PROVINCES and not drilled:
             return {"province": point.get("location")}, no_update
-        if curve == figures.TRACE_HEXES and not drilled:
-            code = deps.provinces_of_cells([str(point["location"])])[0]
-            return ({"province": code} if code else no_update), no_update
+        # a hexagon lists its orders (``cell_orders``), at every level
         return no_update, no_update
 
     @app.callback(Output(ids.MAP_BACK, "style"), Output(ids.MAP_BREADCRUMB, "children"),
@@ -226,7 +265,7 @@ def register(app: Dash, deps: WarroomDeps) -> None:
                   prevent_initial_call=True)
     def cell_orders(click: Any, view: Any, lang: str | None, tz: str | None) -> Any:
         point = _clicked(click)
-        if point is None or point.get("curveNumber") != figures.TRACE_HEXES or not (view or {}).get("province"):
+        if point is None or point.get("curveNumber") != figures.TRACE_HEXES:
             return no_update
         cell = str(point["location"])
         lats, lons = zip(*h3.cell_to_boundary(cell), strict=True)
@@ -239,7 +278,15 @@ def register(app: Dash, deps: WarroomDeps) -> None:
             res = h3.get_resolution(cell)
             inside = [h3.latlng_to_cell(la, lo, res) == cell for la, lo in zip(found["lat"], found["lon"], strict=True)]
             found = found[inside]
-        return cell_orders_table(found, cell, normalise(lang), tz or "UTC")
+        lang = normalise(lang)
+        place = with_places(deps, live.cells_frame({"items": {cell: {"cell": cell}}}), lang)["place"][0]
+        return cell_orders_table(found, cell, lang, tz or "UTC", place)
+
+    @app.callback(Output(ids.MAP_COVERAGE, "children"), Input(ids.live_store(live.HEATMAP), "data"),
+                  Input(ids.live_store(live.KPIS), "data"), Input(ids.LANG, "data"))
+    def show_coverage(heatmap: Any, kpi_store: Any, lang: str | None) -> list[Any]:
+        outside, unplaced = coverage(deps, heatmap, live.kpis(kpi_store, None, None))
+        return coverage_note(outside, unplaced, normalise(lang))
 
     @app.callback(Output(ids.MAP_GRAPH, "figure", allow_duplicate=True), Input(ids.MAP_DRAW, "n_clicks"),
                   Input(ids.MAP_GRAPH, "selectedData"), prevent_initial_call=True)
