@@ -1,8 +1,8 @@
 """The per-SKU state machine and the per-order state that holds it (pure).
 
 An :class:`OrderState` is what the worker keeps per order in its Faust table: one
-:class:`SkuState` per SKU line, the order-updates ``seq`` and the ids of every event seen
-(the timelines), which is also the dedup state. :func:`apply_event` takes the current
+:class:`SkuState` per SKU line, the order-updates ``seq`` and the SKUs' bounded timelines,
+whose event ids are also the dedup state. :func:`apply_event` takes the current
 state and one validated event and returns the next state and what happened. Nothing here
 touches Kafka, InfluxDB or the clock: time comes only from the events.
 
@@ -29,17 +29,26 @@ Event-time rules (see the README, "The event contract"):
 - A duplicate ``event_id`` (a producer retry, a channel resend) changes nothing.
 
 Bounded: each SKU keeps its newest :data:`TIMELINE_LIMIT` events; the status reached before
-the oldest kept event is folded into ``base``. Dedup covers the kept events.
+the oldest kept event is folded into ``base``. Dedup covers the kept events, exactly (ids are
+compared, not hashed).
+
+Compact (issue #20): the records are ``msgspec`` structs without a GC header, low-cardinality
+strings (sources, nodes, regions, devices, reasons, facts) are interned, stage times are one
+packed ``bytes`` per SKU, and no JSON memo is kept on a state: a memoised ``orjson.dumps``
+result pins a 4 KiB buffer (orjson does not shrink it), which was most of 17.6 KB per SKU.
 """
 
 from __future__ import annotations
 
+import struct
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any, NamedTuple, TypeVar, dataclass_transform
 
+import msgspec
 import orjson
 
 from stream.contract import CLOSED, STAGE_RANK, TERMINAL, OrderEvent, SkuClass, Status, is_legal
@@ -50,7 +59,15 @@ TIMELINE_LIMIT = 32
 #: Rank before any event; ``exception`` alone keeps it.
 NO_RANK = STAGE_RANK[Status.EXCEPTION]
 
-STATE_VERSION = 1
+#: Version of the changelog value; 1 was JSON objects (still decoded), 2 is msgpack arrays.
+STATE_VERSION = 2
+
+_intern = sys.intern
+
+
+def interned(value: str | None) -> str | None:
+    """One shared copy of a low-cardinality string (source, node, region, reason...)."""
+    return None if value is None else _intern(value)
 
 _C = TypeVar("_C")
 
@@ -154,9 +171,9 @@ def step(progress: Progress, status: Status) -> Progress | str:
     return Progress(status, None, max(progress.rank, STAGE_RANK[status]))
 
 
-@state_record
-class TimelineEntry:
-    """One atomic event of a SKU as recorded in its timeline."""
+class TimelineEntry(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """One atomic event of a SKU as recorded in its timeline (its strings interned, except
+    the event id)."""
 
     event_id: str
     status: Status
@@ -172,23 +189,19 @@ class TimelineEntry:
     device: str | None = None
     #: Ladder stages not scanned before it (a legal forward skip; ``()`` otherwise).
     skipped: tuple[Status, ...] = ()
-    #: Memo of its snapshot JSON (``stream.rollup``): entries never change once built.
-    json: Any = field(default=None, compare=False, repr=False)
 
     @property
     def sort_key(self) -> tuple[int, str]:
         return (self.time_ns, self.event_id)
 
 
-@state_record
-class Position:
+class Position(msgspec.Struct, frozen=True, gc=False, array_like=True):
     lat: float
     lon: float
     time_ns: int
 
 
-@state_record
-class SkuFacts:
+class SkuFacts(msgspec.Struct, frozen=True, gc=False, array_like=True):
     """Descriptive fields of a SKU line, from its newest event that carried each one."""
 
     qty: int = 1
@@ -222,18 +235,20 @@ _SKU_CLASS = {c: c.value for c in SkuClass}
 
 def _facts_from(event: OrderEvent, old: SkuFacts | None, newest: bool) -> SkuFacts:
     """Merge the event's fields into the facts: the newest event wins, a late one only fills gaps."""
+    i = interned
     promised = datetime_ns(event.promised_by) if event.promised_by is not None else None
     if old is None:
-        return SkuFacts(event.qty, event.region, event.warehouse, event.carrier, event.channel, event.node,
-                        promised, event.dest_lat, event.dest_lon, _SKU_CLASS[event.sku_class], event.vip)
+        return SkuFacts(event.qty, i(event.region), i(event.warehouse), i(event.carrier), i(event.channel),
+                        i(event.node), promised, event.dest_lat, event.dest_lon, _SKU_CLASS[event.sku_class],
+                        event.vip)
     if newest:
         return SkuFacts(
             event.qty,
-            event.region if event.region is not None else old.region,
-            event.warehouse if event.warehouse is not None else old.warehouse,
-            event.carrier if event.carrier is not None else old.carrier,
-            event.channel if event.channel is not None else old.channel,
-            event.node if event.node is not None else old.node,
+            i(event.region) if event.region is not None else old.region,
+            i(event.warehouse) if event.warehouse is not None else old.warehouse,
+            i(event.carrier) if event.carrier is not None else old.carrier,
+            i(event.channel) if event.channel is not None else old.channel,
+            i(event.node) if event.node is not None else old.node,
             promised if promised is not None else old.promised_by_ns,
             event.dest_lat if event.dest_lat is not None else old.dest_lat,
             event.dest_lon if event.dest_lon is not None else old.dest_lon,
@@ -242,11 +257,11 @@ def _facts_from(event: OrderEvent, old: SkuFacts | None, newest: bool) -> SkuFac
         )
     return SkuFacts(
         old.qty,
-        old.region if old.region is not None else event.region,
-        old.warehouse if old.warehouse is not None else event.warehouse,
-        old.carrier if old.carrier is not None else event.carrier,
-        old.channel if old.channel is not None else event.channel,
-        old.node if old.node is not None else event.node,
+        old.region if old.region is not None else i(event.region),
+        old.warehouse if old.warehouse is not None else i(event.warehouse),
+        old.carrier if old.carrier is not None else i(event.carrier),
+        old.channel if old.channel is not None else i(event.channel),
+        old.node if old.node is not None else i(event.node),
         old.promised_by_ns if old.promised_by_ns is not None else promised,
         old.dest_lat if old.dest_lat is not None else event.dest_lat,
         old.dest_lon if old.dest_lon is not None else event.dest_lon,
@@ -255,8 +270,38 @@ def _facts_from(event: OrderEvent, old: SkuFacts | None, newest: bool) -> SkuFac
     )
 
 
-@state_record
-class SkuState:
+# -- stage times: one packed int64 per status (0: not reached; events before 2000 are refused) --
+
+_STATUSES: tuple[Status, ...] = tuple(Status)
+_SLOT: dict[str, int] = {s.value: i for i, s in enumerate(_STATUSES)}
+_PACK = struct.Struct(f"<{len(_STATUSES)}q")
+NO_STAGE_TIMES = bytes(_PACK.size)
+
+
+def pack_stage_times(times: Mapping[str, int]) -> bytes:
+    slots = [0] * len(_STATUSES)
+    for status, ns in times.items():
+        slots[_SLOT[status]] = int(ns)
+    return _PACK.pack(*slots)
+
+
+def unpack_stage_times(packed: bytes) -> dict[str, int]:
+    """Status value -> first time reached, in the order reached (ties: ladder order)."""
+    found = [(ns, i) for i, ns in enumerate(_PACK.unpack(packed)) if ns]
+    found.sort()
+    return {_STATUSES[i].value: ns for ns, i in found}
+
+
+def _with_stage_time(packed: bytes, status: str, ns: int) -> bytes:
+    """``packed`` with ``status`` reached at ``ns`` unless it was reached earlier."""
+    offset = _SLOT[status] * 8
+    old = int.from_bytes(packed[offset:offset + 8], "little", signed=True)
+    if old and old <= ns:
+        return packed
+    return packed[:offset] + ns.to_bytes(8, "little", signed=True) + packed[offset + 8:]
+
+
+class SkuState(msgspec.Struct, frozen=True, gc=False):
     """The state of one SKU line of an order."""
 
     sku: str
@@ -267,8 +312,8 @@ class SkuState:
     rank: int
     #: Event time of the event that set ``status``.
     status_time_ns: int
-    #: First event time at which each status was reached (status value -> ns).
-    stage_times: Mapping[str, int]
+    #: First event time at which each status was reached, packed (see :attr:`stage_times`).
+    stage_ns: bytes
     position: Position | None
     facts: SkuFacts
     #: Newest events, oldest first, ordered by (event time, event_id).
@@ -277,12 +322,16 @@ class SkuState:
     base: Progress = START
     #: Held by the no-regression rule: ``status`` differs from the fold of the timeline.
     pinned: bool = False
-    #: Ids of the timeline's events (derived from ``timeline``; the dedup index).
-    event_ids: frozenset[str] = frozenset()
-    #: Memo of its snapshot JSON (``stream.rollup``).
-    json: Any = field(default=None, compare=False, repr=False)
-    #: Memo of its changelog encoding (:func:`sku_to_dict` as an ``orjson.Fragment``).
-    encoded: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def stage_times(self) -> dict[str, int]:
+        """First event time at which each status was reached (status value -> ns), in order."""
+        return unpack_stage_times(self.stage_ns)
+
+    @property
+    def event_ids(self) -> frozenset[str]:
+        """Ids of the timeline's events (the dedup window)."""
+        return frozenset(e.event_id for e in self.timeline)
 
     @property
     def progress(self) -> Progress:
@@ -304,7 +353,10 @@ class SkuState:
         return self.timeline[-1].time_ns if self.timeline else self.status_time_ns
 
     def has_event(self, event_id: str) -> bool:
-        return event_id in self.event_ids
+        for entry in self.timeline:
+            if entry.event_id == event_id:
+                return True
+        return False
 
     @property
     def not_scanned(self) -> tuple[Status, ...]:
@@ -405,6 +457,9 @@ def new_order(order_id: str, partition: int) -> OrderState:
     return OrderState(order_id=order_id, partition=partition, skus={}, last_event_ns=0)
 
 
+_replace_entry = msgspec.structs.replace
+
+
 def fold(base: Progress, entries: Iterable[TimelineEntry]) -> tuple[Progress, list[TimelineEntry], dict[str, int]]:
     """Fold entries (time-ordered) from ``base``: the progress, the re-flagged entries and
     the first time each status was applied."""
@@ -415,13 +470,13 @@ def fold(base: Progress, entries: Iterable[TimelineEntry]) -> tuple[Progress, li
         result = step(progress, entry.status)
         if isinstance(result, str):
             same = entry.illegal == result and not entry.skipped
-            flagged.append(entry if same else replace(entry, illegal=result, skipped=(), json=None))
+            flagged.append(entry if same else _replace_entry(entry, illegal=interned(result), skipped=()))
             continue
         skipped = skipped_by(progress, entry.status)
         progress = result
         reached.setdefault(_V[entry.status], entry.time_ns)
         same = entry.illegal is None and entry.skipped == skipped
-        flagged.append(entry if same else replace(entry, illegal=None, skipped=skipped, json=None))
+        flagged.append(entry if same else _replace_entry(entry, illegal=None, skipped=skipped))
     return progress, flagged, reached
 
 
@@ -434,20 +489,15 @@ def _status_time(progress: Progress, timeline: Iterable[TimelineEntry], fallback
     return time_ns
 
 
-def _merge_stage_times(old: Mapping[str, int], new: Mapping[str, int]) -> Mapping[str, int]:
-    if all(k in old and old[k] <= v for k, v in new.items()):
-        return old
-    merged = dict(old)
+def _merge_stage_times(old: bytes, new: Mapping[str, int]) -> bytes:
     for key, value in new.items():
-        if key not in merged or value < merged[key]:
-            merged[key] = value
-    return merged
+        old = _with_stage_time(old, key, value)
+    return old
 
 
 def _sku(sku: SkuState, *, progress: Progress | None = None, status_time_ns: int | None = None,
-         stage_times: Mapping[str, int] | None = None, position: Position | None, facts: SkuFacts,
-         timeline: tuple[TimelineEntry, ...], pinned: bool | None = None,
-         event_ids: frozenset[str]) -> SkuState:
+         stage_ns: bytes | None = None, position: Position | None, facts: SkuFacts,
+         timeline: tuple[TimelineEntry, ...], pinned: bool | None = None) -> SkuState:
     """A changed copy of ``sku`` (explicit, as ``dataclasses.replace`` is slow on this hot path),
     truncated to :data:`TIMELINE_LIMIT` entries."""
     p = progress if progress is not None else Progress(sku.status, sku.interrupted, sku.rank)
@@ -456,35 +506,38 @@ def _sku(sku: SkuState, *, progress: Progress | None = None, status_time_ns: int
     if excess > 0:
         dropped, timeline = timeline[:excess], timeline[excess:]
         base, _, _ = fold(base, dropped)
-        event_ids = frozenset(e.event_id for e in timeline)
     assert p.status is not None
     return SkuState(
         sku.sku, p.status, p.interrupted, p.rank,
         sku.status_time_ns if status_time_ns is None else status_time_ns,
-        sku.stage_times if stage_times is None else stage_times,
+        sku.stage_ns if stage_ns is None else stage_ns,
         position, facts, timeline, base,
         sku.pinned if pinned is None else pinned,
-        event_ids,
     )
+
+
+def _entry(event: OrderEvent, time_ns: int, late: bool = False, illegal: str | None = None,
+           skipped: tuple[Status, ...] = ()) -> TimelineEntry:
+    i = interned
+    return TimelineEntry(event.event_id, event.status, time_ns, _intern(event.source), i(event.node),
+                         i(event.region), late, i(illegal), i(event.device_id), skipped)
 
 
 def _first_state(event: OrderEvent, time_ns: int) -> tuple[SkuState, TimelineEntry]:
     result = step(START, event.status)
     assert not isinstance(result, str)  # any first status is legal
-    entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region,
-                          device=event.device_id)
+    entry = _entry(event, time_ns)
     position = Position(event.lat, event.lon, time_ns) if event.lat is not None and event.lon is not None else None
     sku = SkuState(
-        sku=event.sku,
+        sku=_intern(event.sku),
         status=event.status,
         interrupted=result.interrupted,
         rank=result.rank,
         status_time_ns=time_ns,
-        stage_times={_V[event.status]: time_ns},
+        stage_ns=_with_stage_time(NO_STAGE_TIMES, _V[event.status], time_ns),
         position=position,
         facts=_facts_from(event, None, True),
         timeline=(entry,),
-        event_ids=frozenset((event.event_id,)),
     )
     return sku, entry
 
@@ -501,37 +554,31 @@ def apply_to_sku(sku: SkuState | None, event: OrderEvent, time_ns: int) -> Event
     if event.lat is not None and event.lon is not None and (position is None or time_ns >= position.time_ns):
         position = Position(event.lat, event.lon, time_ns)
     facts = _facts_from(event, sku.facts, newest)
-    event_ids = sku.event_ids | {event.event_id}
+    if facts == sku.facts:
+        facts = sku.facts  # share the unchanged record
 
     if newest and not sku.pinned:
         # The common case: the fold of timeline + event is one step from the current status.
         previous = timeline[-1] if timeline else None
         result = step(Progress(sku.status, sku.interrupted, sku.rank), event.status)
         if isinstance(result, str):
-            entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region,
-                                  False, result, event.device_id)
-            after = _sku(sku, position=position, facts=facts, timeline=timeline + (entry,), event_ids=event_ids)
+            entry = _entry(event, time_ns, illegal=result)
+            after = _sku(sku, position=position, facts=facts, timeline=timeline + (entry,))
             return EventChange(Outcome.ILLEGAL, entry, sku, after, previous, None)
-        entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region,
-                              False, None, event.device_id, skipped_by(sku.progress, event.status))
-        stage_times = sku.stage_times
-        status_value = _V[event.status]
-        if status_value not in stage_times:
-            stage_times = {**stage_times, status_value: time_ns}
-        after = _sku(sku, progress=result, status_time_ns=time_ns, stage_times=stage_times, position=position,
-                     facts=facts, timeline=timeline + (entry,), event_ids=event_ids)
+        entry = _entry(event, time_ns, skipped=skipped_by(sku.progress, event.status))
+        stage_ns = _with_stage_time(sku.stage_ns, _V[event.status], time_ns)
+        after = _sku(sku, progress=result, status_time_ns=time_ns, stage_ns=stage_ns, position=position,
+                     facts=facts, timeline=timeline + (entry,))
         return EventChange(Outcome.APPLIED, entry, sku, after, previous, None)
 
     late = not newest
     if late and len(timeline) >= TIMELINE_LIMIT and key < timeline[0].sort_key:
         # Older than everything kept: it cannot change the fold; not recorded (see module doc).
-        entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region,
-                              late=True, device=event.device_id)
-        after = _sku(sku, position=position, facts=facts, timeline=timeline, event_ids=sku.event_ids)
+        entry = _entry(event, time_ns, late=True)
+        after = _sku(sku, position=position, facts=facts, timeline=timeline)
         return EventChange(Outcome.LATE, entry, sku, after, None, None, recorded=False)
 
-    entry = TimelineEntry(event.event_id, event.status, time_ns, event.source, event.node, event.region, late=late,
-                          device=event.device_id)
+    entry = _entry(event, time_ns, late=late)
     index = _insertion_index(timeline, key)
     inserted = timeline[:index] + (entry,) + timeline[index:]
     progress, flagged, reached = fold(sku.base, inserted)
@@ -539,15 +586,14 @@ def apply_to_sku(sku: SkuState | None, event: OrderEvent, time_ns: int) -> Event
     entry = new_entries[index]
     previous = new_entries[index - 1] if index > 0 else None
     following = new_entries[index + 1] if index + 1 < len(new_entries) else None
-    stage_times = _merge_stage_times(sku.stage_times, reached)
+    stage_ns = _merge_stage_times(sku.stage_ns, reached)
     if progress.rank >= sku.rank and progress.status is not None:
         after = _sku(sku, progress=progress, status_time_ns=_status_time(progress, new_entries, sku.status_time_ns),
-                     stage_times=stage_times, position=position, facts=facts, timeline=new_entries, pinned=False,
-                     event_ids=event_ids)
+                     stage_ns=stage_ns, position=position, facts=facts, timeline=new_entries, pinned=False)
     else:
         # Re-evaluating would lower the rank: keep the status (never regress).
-        after = _sku(sku, stage_times=stage_times, position=position, facts=facts, timeline=new_entries,
-                     pinned=True, event_ids=event_ids)
+        after = _sku(sku, stage_ns=stage_ns, position=position, facts=facts, timeline=new_entries,
+                     pinned=True)
     if entry.illegal is not None:
         outcome = Outcome.ILLEGAL
     elif late:
@@ -573,8 +619,9 @@ def apply_event(order: OrderState, event: OrderEvent, time_ns: int | None = None
     """
     event_id = event.event_id
     for sku in order.skus.values():
-        if event_id in sku.event_ids:
-            return order, None
+        for entry in sku.timeline:
+            if entry.event_id == event_id:
+                return order, None
     if time_ns is None:
         time_ns = event.event_ts_ns
     change = apply_to_sku(order.skus.get(event.sku), event, time_ns)
@@ -604,106 +651,119 @@ def expired(order: OrderState, watermark_ns: int, closed_retention_ns: int, open
 
 
 # -- encoding (the changelog value) ---------------------------------------------------------
-# Compact JSON-ready structures; the worker's table codec wraps them with orjson.
-
-def _entry_to_list(e: TimelineEntry) -> list[Any]:
-    out = [e.event_id, _V[e.status], e.time_ns, e.source, e.node, e.region, e.late, e.illegal]
-    if e.device is not None or e.skipped:
-        out.append(e.device)
-    if e.skipped:
-        out.append([_V[s] for s in e.skipped])
-    return out
+# Version 2: msgpack arrays (msgspec structs, ``array_like``), tagged ``o2``; the worker's
+# table codec (``stream.pipeline.encode_value``) writes them. Version 1 (JSON objects) is
+# still read, so a worker upgraded over an old changelog recovers it.
 
 
-def _entry_from_list(v: list[Any]) -> TimelineEntry:
-    # Entries written before ``device`` and ``skipped`` existed have 8 items.
-    device = v[8] if len(v) > 8 else None
-    skipped = tuple(Status(s) for s in v[9]) if len(v) > 9 else ()
-    return TimelineEntry(v[0], Status(v[1]), int(v[2]), v[3], v[4], v[5], bool(v[6]), v[7], device, skipped)
+class SkuRecord(msgspec.Struct, array_like=True, gc=False):
+    """A SKU state as written to the changelog (stage times by status name: independent of
+    the order of :class:`Status` members)."""
+
+    sku: str
+    status: Status
+    interrupted: Status | None
+    rank: int
+    status_time_ns: int
+    stage_times: dict[str, int]
+    position: Position | None
+    facts: SkuFacts
+    timeline: tuple[TimelineEntry, ...]
+    base: Progress
+    pinned: bool
 
 
-def _progress_to_list(p: Progress) -> list[Any]:
-    return [p.status.value if p.status else None, p.interrupted.value if p.interrupted else None, p.rank]
+class OrderRecord(msgspec.Struct, array_like=True, gc=False, tag="o2"):
+    """An order state as written to the changelog."""
 
-
-def _progress_from_list(v: list[Any]) -> Progress:
-    return Progress(Status(v[0]) if v[0] else None, Status(v[1]) if v[1] else None, int(v[2]))
-
-
-def _facts_to_dict(f: SkuFacts) -> dict[str, Any]:
-    return {k: getattr(f, k) for k in SkuFacts.__dataclass_fields__ if getattr(f, k) is not None}
-
-
-def sku_to_dict(s: SkuState) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "sku": s.sku,
-        "status": _V[s.status],
-        "rank": s.rank,
-        "status_time_ns": s.status_time_ns,
-        "stage_times": s.stage_times,
-        "facts": _facts_to_dict(s.facts),
-        "timeline": [_entry_to_list(e) for e in s.timeline],
-    }
-    if s.interrupted is not None:
-        out["interrupted"] = s.interrupted.value
-    if s.position is not None:
-        out["position"] = [s.position.lat, s.position.lon, s.position.time_ns]
-    if s.base != START:
-        out["base"] = _progress_to_list(s.base)
-    if s.pinned:
-        out["pinned"] = True
-    return out
-
-
-def sku_from_dict(d: Mapping[str, Any]) -> SkuState:
-    position = d.get("position")
-    timeline = tuple(_entry_from_list(v) for v in d["timeline"])
-    return SkuState(
-        sku=d["sku"],
-        status=Status(d["status"]),
-        interrupted=Status(d["interrupted"]) if d.get("interrupted") else None,
-        rank=int(d["rank"]),
-        status_time_ns=int(d["status_time_ns"]),
-        stage_times=dict(d["stage_times"]),
-        position=Position(position[0], position[1], int(position[2])) if position else None,
-        facts=SkuFacts(**d.get("facts", {})),
-        timeline=timeline,
-        base=_progress_from_list(d["base"]) if "base" in d else START,
-        pinned=bool(d.get("pinned", False)),
-        event_ids=frozenset(e.event_id for e in timeline),
-    )
-
-
-def _sku_fragment(s: SkuState) -> orjson.Fragment:
-    """:func:`sku_to_dict` pre-serialised, memoised on the state: an order's unchanged lines
-    are not re-encoded when another line moves."""
-    if s.encoded is None:
-        object.__setattr__(s, "encoded", orjson.Fragment(orjson.dumps(sku_to_dict(s))))
-    return s.encoded  # type: ignore[no-any-return]
-
-
-def order_to_dict(o: OrderState) -> dict[str, Any]:
-    """JSON-ready form of an order state (SKUs as pre-serialised fragments: use orjson)."""
-    out: dict[str, Any] = {
-        "v": STATE_VERSION,
-        "order_id": o.order_id,
-        "partition": o.partition,
-        "seq": o.seq,
-        "last_event_ns": o.last_event_ns,
-        "skus": [_sku_fragment(s) for s in o.skus.values()],
-    }
-    if o.extensions:
-        out["ext"] = o.extensions
-    return out
+    order_id: str
+    partition: int
+    seq: int
+    last_event_ns: int
+    skus: list[SkuRecord]
+    #: The extensions as JSON (``b""``: none): stage state keeps JSON semantics (a datetime
+    #: comes back as its ISO string, as with version 1).
+    ext: bytes
 
 
 class StateFormatError(ValueError):
     """A stored order state is not in a format this version understands."""
 
 
+def order_record(o: OrderState) -> OrderRecord:
+    return OrderRecord(o.order_id, o.partition, o.seq, o.last_event_ns, [
+        SkuRecord(s.sku, s.status, s.interrupted, s.rank, s.status_time_ns, unpack_stage_times(s.stage_ns),
+                  s.position, s.facts, s.timeline, s.base, s.pinned)
+        for s in o.skus.values()
+    ], orjson.dumps(o.extensions) if o.extensions else b"")
+
+
+def _interned_facts(f: SkuFacts) -> SkuFacts:
+    i = interned
+    return SkuFacts(f.qty, i(f.region), i(f.warehouse), i(f.carrier), i(f.channel), i(f.node), f.promised_by_ns,
+                    f.dest_lat, f.dest_lon, i(f.sku_class), f.vip)
+
+
+def _interned_entry(e: TimelineEntry) -> TimelineEntry:
+    i = interned
+    return TimelineEntry(e.event_id, e.status, e.time_ns, _intern(e.source), i(e.node), i(e.region), e.late,
+                         i(e.illegal), i(e.device), e.skipped)
+
+
+def order_from_record(r: OrderRecord) -> OrderState:
+    """The in-memory state of a decoded record (its low-cardinality strings interned)."""
+    try:
+        skus = {}
+        for s in r.skus:
+            sku = _intern(s.sku)
+            skus[sku] = SkuState(sku, s.status, s.interrupted, s.rank, s.status_time_ns,
+                                 pack_stage_times(s.stage_times), s.position, _interned_facts(s.facts),
+                                 tuple(_interned_entry(e) for e in s.timeline), s.base, s.pinned)
+    except KeyError as exc:  # a stage time of an unknown status
+        raise StateFormatError(f"bad order state for {r.order_id!r}: {exc!r}") from exc
+    try:
+        extensions = orjson.loads(r.ext) if r.ext else {}
+    except orjson.JSONDecodeError as exc:
+        raise StateFormatError(f"bad extensions of order {r.order_id!r}: {exc}") from exc
+    return OrderState(r.order_id, r.partition, skus, r.last_event_ns, r.seq, extensions)
+
+
+# Version 1 (JSON objects), read only.
+
+def _entry_from_list(v: list[Any]) -> TimelineEntry:
+    # Entries written before ``device`` and ``skipped`` existed have 8 items.
+    device = v[8] if len(v) > 8 else None
+    skipped = tuple(Status(s) for s in v[9]) if len(v) > 9 else ()
+    i = interned
+    return TimelineEntry(v[0], Status(v[1]), int(v[2]), _intern(v[3]), i(v[4]), i(v[5]), bool(v[6]), i(v[7]),
+                         i(device), skipped)
+
+
+def _progress_from_list(v: list[Any]) -> Progress:
+    return Progress(Status(v[0]) if v[0] else None, Status(v[1]) if v[1] else None, int(v[2]))
+
+
+def sku_from_dict(d: Mapping[str, Any]) -> SkuState:
+    position = d.get("position")
+    return SkuState(
+        sku=_intern(d["sku"]),
+        status=Status(d["status"]),
+        interrupted=Status(d["interrupted"]) if d.get("interrupted") else None,
+        rank=int(d["rank"]),
+        status_time_ns=int(d["status_time_ns"]),
+        stage_ns=pack_stage_times(d["stage_times"]),
+        position=Position(position[0], position[1], int(position[2])) if position else None,
+        facts=_interned_facts(SkuFacts(**d.get("facts", {}))),
+        timeline=tuple(_entry_from_list(v) for v in d["timeline"]),
+        base=_progress_from_list(d["base"]) if "base" in d else START,
+        pinned=bool(d.get("pinned", False)),
+    )
+
+
 def order_from_dict(d: Mapping[str, Any]) -> OrderState:
-    if d.get("v") != STATE_VERSION:
-        raise StateFormatError(f"order state version {d.get('v')!r}, expected {STATE_VERSION}")
+    """A version 1 (JSON) order state."""
+    if d.get("v") != 1:
+        raise StateFormatError(f"order state version {d.get('v')!r}, expected 1 (JSON) or 2 (msgpack)")
     try:
         skus = [sku_from_dict(s) for s in d["skus"]]
         return OrderState(

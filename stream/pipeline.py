@@ -50,6 +50,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
 import orjson
 
 from stream.aggregates import PartitionAggregates
@@ -59,13 +60,15 @@ from stream.dlq import encode as encode_dead_letter
 from stream.influx_writer import InfluxWriter
 from stream.lifecycle import (
     EventChange,
+    OrderRecord,
     OrderState,
     StateFormatError,
     apply_event,
     expired,
     new_order,
     order_from_dict,
-    order_to_dict,
+    order_from_record,
+    order_record,
     state_record,
 )
 from stream.line_protocol import CellFunction, sku_event_line
@@ -116,16 +119,48 @@ def stage_table_key(stage: str, key: str) -> str:
 
 
 # -- table value encoding (the changelog format) ---------------------------------------------
+# msgpack arrays tagged by kind and version (``o2``: order, ``s2``: stage entry); a value
+# starting with ``{`` is version 1 (JSON), still read after an upgrade.
+
+
+class StageRecord(msgspec.Struct, array_like=True, tag="s2"):
+    stage: str
+    key: str
+    partition: int
+    #: JSON, as stages were promised (see :meth:`BatchContext.stage_put`).
+    data: bytes
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(OrderRecord | StageRecord)
+
 
 def encode_value(value: OrderState | StageValue) -> bytes:
     if isinstance(value, StageValue):
-        return orjson.dumps({"kind": "stage", "stage": value.stage, "key": value.key,
-                             "partition": value.partition, "data": value.data})
-    return orjson.dumps(order_to_dict(value))
+        return _ENCODER.encode(StageRecord(value.stage, value.key, value.partition, orjson.dumps(value.data)))
+    return _ENCODER.encode(order_record(value))
 
 
 def decode_value(raw: bytes) -> OrderState | StageValue:
-    obj = orjson.loads(raw)
+    if raw[:1] == b"{":
+        return _decode_v1(raw)
+    try:
+        record = _DECODER.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise StateFormatError(f"table value is not a known state record: {exc} ({raw[:80]!r})") from exc
+    if isinstance(record, StageRecord):
+        try:
+            return StageValue(record.stage, record.key, record.partition, orjson.loads(record.data))
+        except orjson.JSONDecodeError as exc:
+            raise StateFormatError(f"bad stage value {record.stage}/{record.key}: {exc}") from exc
+    return order_from_record(record)
+
+
+def _decode_v1(raw: bytes) -> OrderState | StageValue:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise StateFormatError(f"table value is not JSON: {raw[:80]!r}") from exc
     if not isinstance(obj, dict):
         raise StateFormatError(f"table value is not an object: {raw[:80]!r}")
     if obj.get("kind") == "stage":

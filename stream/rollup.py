@@ -14,8 +14,6 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from stream.contract import CLOSED, STAGE_RANK, Status
 from stream.lifecycle import OrderState, SkuState, TimelineEntry, ns_datetime, state_record
 
@@ -171,9 +169,8 @@ def _iso(ns: int | None) -> str | None:
     return _iso_of(ns) if ns is not None else None
 
 
-def _entry_json(e: TimelineEntry) -> orjson.Fragment:
-    if e.json is not None:
-        return e.json  # type: ignore[no-any-return]
+def _entry_json(e: TimelineEntry) -> dict[str, Any]:
+    # Not memoised on the entry: a kept orjson.dumps result pins a 4 KiB buffer (issue #20).
     flags = []
     if e.late:
         flags.append("late")
@@ -192,16 +189,11 @@ def _entry_json(e: TimelineEntry) -> orjson.Fragment:
         out["reason"] = e.illegal
     if e.skipped:
         out["not_scanned"] = [_V[s] for s in e.skipped]
-    fragment = orjson.Fragment(orjson.dumps(out))
-    object.__setattr__(e, "json", fragment)  # a memo on an immutable record
-    return fragment
+    return out
 
 
-def sku_snapshot(s: SkuState) -> orjson.Fragment:
-    """A SKU's part of the snapshot (pre-serialised and memoised on the state: an order's
-    unchanged lines are not re-encoded when another line moves)."""
-    if s.json is not None:
-        return s.json  # type: ignore[no-any-return]
+def sku_snapshot(s: SkuState) -> dict[str, Any]:
+    """A SKU's part of the snapshot (not memoised on the state: see :func:`_entry_json`)."""
     f = s.facts
     out: dict[str, Any] = {
         "status": _V[s.status],
@@ -236,9 +228,7 @@ def sku_snapshot(s: SkuState) -> orjson.Fragment:
     not_scanned = s.not_scanned
     if not_scanned:
         out["not_scanned"] = [_V[n] for n in not_scanned]
-    fragment = orjson.Fragment(orjson.dumps(out))
-    object.__setattr__(s, "json", fragment)
-    return fragment
+    return out
 
 
 def rollup_json(r: OrderRollup) -> dict[str, Any]:
