@@ -10,7 +10,10 @@ Checks (pure; time comes in as arguments):
 * ``future_timestamp``: event time more than ``future_tolerance`` ahead of the time the
   event was received (the Kafka record time, so a replay sees the same clock);
 * ``past_timestamp``: event time more than ``max_past`` before the receipt time (or,
-  without one, before the partition's newest event time).
+  without one, before the partition's newest event time);
+* ``abandoned_order``: an open SKU whose order had no event for the retention's
+  ``abandoned_after`` (``stream.retention``); the worker forgets the order and writes one
+  ``abandoned_skus`` point per such SKU (:func:`abandoned_findings`, :func:`abandoned_line`).
 
 Two more data-quality measures live where their data is: missing scans (ladder stages a
 forward skip jumped over, ``stream.lifecycle``; counted per minute in ``stream.aggregates``)
@@ -24,6 +27,7 @@ or one misconfigured system becomes one incident that names it.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
@@ -35,6 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from stream.contract import OrderEvent, Status
 from stream.durations import Duration
 from stream.incidents import IncidentSettings
+from stream.lifecycle import OrderState
+from stream.line_protocol import line, point_time_ns
 
 
 class DataQualityKind(StrEnum):
@@ -42,6 +48,7 @@ class DataQualityKind(StrEnum):
     GPS_JUMP = "gps_jump"
     FUTURE_TIMESTAMP = "future_timestamp"
     PAST_TIMESTAMP = "past_timestamp"
+    ABANDONED_ORDER = "abandoned_order"
 
 
 #: Words for incident titles, per finding kind.
@@ -50,7 +57,11 @@ FINDING_TITLES: dict[str, str] = {
     DataQualityKind.GPS_JUMP: "GPS jumps",
     DataQualityKind.FUTURE_TIMESTAMP: "timestamps from the future",
     DataQualityKind.PAST_TIMESTAMP: "timestamps from the far past",
+    DataQualityKind.ABANDONED_ORDER: "abandoned orders",
 }
+
+#: InfluxDB measurement of abandoned SKUs (one point per open SKU of a forgotten order).
+ABANDONED_SKUS = "abandoned_skus"
 
 
 def _dq_incident_defaults() -> IncidentSettings:
@@ -216,3 +227,35 @@ class DataQualityMonitor:
         monitor = cls(settings)
         monitor._fixes = {k: _Fix(v[0], v[1], v[2], v[3]) for k, v in data["fixes"].items()}
         return monitor
+
+
+def abandoned_findings(order: OrderState, watermark_ns: int) -> list[DataQualityFinding]:
+    """One ``abandoned_order`` finding per open SKU of an order forgotten as abandoned: its
+    newest event names the source and device that last saw it."""
+    out = []
+    for sku in order.skus.values():
+        if sku.closed or not sku.timeline:
+            continue
+        last = sku.timeline[-1]
+        quiet_days = (watermark_ns - order.last_event_ns) / 86_400e9
+        out.append(DataQualityFinding(
+            DataQualityKind.ABANDONED_ORDER, last.event_id, order.order_id, sku.sku, last.source,
+            (last.device,) if last.device else (), last.time_ns / 1e9, watermark_ns / 1e9,
+            f"open ({sku.status.value}) with no event for {quiet_days:.1f} days",
+        ))
+    return out
+
+
+def abandoned_line(finding: DataQualityFinding, order: OrderState, partition: int) -> str:
+    """The ``abandoned_skus`` point of a finding, at the SKU's newest event time (offset by a
+    hash of order and SKU): a sweep repeated after a crash writes the same point again."""
+    sku = order.skus[finding.sku]
+    offset = zlib.crc32(f"{finding.order_id}/{finding.sku}".encode())
+    return line(
+        ABANDONED_SKUS,
+        {"status": sku.status.value, "source": finding.source, "region": sku.facts.region,
+         "carrier": sku.facts.carrier, "partition": str(partition)},
+        {"order_id": finding.order_id, "sku": finding.sku, "event_id": finding.event_id,
+         "quiet_s": round(finding.at - finding.event_time, 3), "count": 1},
+        point_time_ns(sku.timeline[-1].time_ns, offset),
+    )

@@ -55,6 +55,7 @@ import orjson
 
 from stream.aggregates import PartitionAggregates
 from stream.contract import OrderEvent, Rejection, validate_record
+from stream.data_quality import abandoned_findings, abandoned_line
 from stream.dlq import DeadLetter, InfluxFailure, SourceCoordinates, chunk_lines, dead_letter, influx_headers
 from stream.dlq import encode as encode_dead_letter
 from stream.influx_writer import InfluxWriter
@@ -74,6 +75,7 @@ from stream.lifecycle import (
 from stream.line_protocol import CellFunction, sku_event_line
 from stream.outbox import Outbox, OutRecord
 from stream.replay import REPLAY_EXTENSION, replay_of, timeline_of_order
+from stream.retention import Clock, RetentionIndex, RetentionSettings
 from stream.rollup import order_snapshot
 
 log = logging.getLogger(__name__)
@@ -184,10 +186,12 @@ class PipelineConfig:
     topics: Topics
     #: Aggregates: minutes kept open behind the partition watermark.
     window_minutes: int = 120
-    #: Closed orders are forgotten (tombstoned) after this much event time of quiet.
-    closed_retention: timedelta = timedelta(days=7)
-    #: Open orders nobody updated for this long are forgotten too (abandoned flows).
-    open_retention: timedelta = timedelta(days=90)
+    #: Closed orders are forgotten (tombstoned) after this much event time of quiet
+    #: (``RetentionSettings.closed``, ``stream.retention``).
+    closed_retention: timedelta = RetentionSettings().closed
+    #: Open orders nobody updated for this long are forgotten too: abandoned, a data-quality
+    #: finding (``RetentionSettings.abandoned_after``).
+    open_retention: timedelta = RetentionSettings().abandoned_after
     #: At most one ``warroom-updates`` message per partition per this many seconds.
     warroom_interval_s: float = 1.0
     #: How often (wall clock) a partition's table is swept for expired orders.
@@ -207,6 +211,9 @@ class PipelineStats:
     influx_dead_lettered_lines: int = 0
     updates: int = 0
     expired_orders: int = 0
+    #: Of the expired orders, those forgotten open (abandoned), and their open SKUs.
+    abandoned_orders: int = 0
+    abandoned_skus: int = 0
     skipped_revoked: int = 0
 
 
@@ -343,6 +350,8 @@ class Pipeline:
         self._sampled_at: dict[int, float] = {}
         self._warroom_pending: set[int] = set()
         self._swept: dict[int, float] = {}
+        #: Stored orders by clock and hour of their newest event: what a sweep looks at.
+        self.retention_index = RetentionIndex()
         #: Newest event time per (partition, replay id or None for live): the clock expiry
         #: is measured against, so a replay's orders age in the replay's own time.
         self._newest_ns: dict[tuple[int, str | None], int] = {}
@@ -553,6 +562,7 @@ class Pipeline:
         for order_id, order in ctx.orders.items():
             if not dropped(order.partition):
                 self.store[order_id] = order
+                self.retention_index.note(order_id, _clock_of(order), order.last_event_ns)
         for table_key, change in ctx._stage_changes.items():
             if dropped(change.partition if isinstance(change, StageValue) else change[1]):
                 continue
@@ -563,6 +573,7 @@ class Pipeline:
         for order_id, partition in tombstones:
             if not dropped(partition):
                 self.store.pop(order_id, None)
+                self.retention_index.discard(order_id)
         self.stats.accepted += len(ctx.accepted)
         self.stats.duplicates += ctx.duplicates
         self.stats.dead_lettered += len(ctx.dead_letters)
@@ -607,16 +618,34 @@ class Pipeline:
         closed_ns = int(self.config.closed_retention.total_seconds() * 1e9)
         open_ns = int(self.config.open_retention.total_seconds() * 1e9)
         out: list[tuple[str, int]] = []
+        abandoned = 0
         for p in due:
             self._swept[p] = now
-            for key, value in list(self.store.items()):
-                if not isinstance(value, OrderState) or value.partition != p or key in ctx.orders:
+        index = self.retention_index
+        for clock in index.clocks():
+            if clock[0] not in due:
+                continue
+            watermark = self._newest_ns.get(clock, 0)
+            for key in index.candidates(clock, watermark, closed_ns, open_ns):
+                value = self.store.get(key)
+                if not isinstance(value, OrderState):
+                    index.discard(key)
                     continue
-                watermark = self._newest_ns.get((p, timeline_of_order(dict(value.extensions))), 0)
+                if key in ctx.orders:
+                    continue
                 if expired(value, watermark, closed_ns, open_ns):
-                    out.append((key, p))
+                    out.append((key, clock[0]))
+                    if not value.closed:
+                        # Abandoned: a data-quality finding per open SKU (stream.data_quality).
+                        findings = abandoned_findings(value, watermark)
+                        ctx.lines.extend(abandoned_line(f, value, clock[0]) for f in findings)
+                        abandoned += 1
+                        self.stats.abandoned_skus += len(findings)
+                elif not value.closed and watermark - value.last_event_ns > closed_ns:
+                    index.mark_open(key)
         if out:
-            log.info("forgetting %d expired orders", len(out))
+            log.info("forgetting %d expired orders (%d abandoned open)", len(out), abandoned)
+        self.stats.abandoned_orders += abandoned
         return out
 
     # -- recovery -----------------------------------------------------------------------
@@ -646,9 +675,12 @@ class Pipeline:
         self.replay_aggregates = {key: PartitionAggregates.rebuild(key[0], found, self.config.window_minutes)
                                   for key, found in replayed.items()}
         self._newest_ns = {}
-        for order in orders:
-            clock = (order.partition, timeline_of_order(dict(order.extensions)))
-            self._newest_ns[clock] = max(self._newest_ns.get(clock, 0), order.last_event_ns)
+        self.retention_index = RetentionIndex()
+        for key, value in self.store.items():
+            if isinstance(value, OrderState):
+                clock = _clock_of(value)
+                self._newest_ns[clock] = max(self._newest_ns.get(clock, 0), value.last_event_ns)
+                self.retention_index.note(key, clock, value.last_event_ns)
         for stage in self.stages:
             restore = getattr(stage, "restore", None)
             if restore is not None:
@@ -656,6 +688,12 @@ class Pipeline:
                            if isinstance(v, StageValue) and v.stage == stage.name}
                 await restore(entries, set(partitions))
         log.info("state recovered: %d orders in partitions %s", len(orders), sorted(partitions))
+
+
+def _clock_of(order: OrderState) -> Clock:
+    """The clock an order ages by: its partition's live traffic, or its replay's."""
+    replay = timeline_of_order(dict(order.extensions)) if REPLAY_EXTENSION in order.extensions else None
+    return (order.partition, replay)
 
 
 def records_from(events: Iterable[Any]) -> list[SourceRecord]:

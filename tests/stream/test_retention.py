@@ -1,0 +1,86 @@
+"""Retention in event time (issue #20): settings, the index a sweep reads, and the pipeline
+forgetting closed orders and abandoned open ones (tombstones, ``abandoned_skus`` points)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from stream_eventgen import generate
+from stream_harness import count_points
+from test_pipeline import NOW, changelog_state, close, make_pipeline, source_records
+
+from config.settings import Settings
+from stream.lifecycle import OrderState
+from stream.pipeline import BatchContext, Pipeline
+from stream.retention import HOUR_NS, RetentionIndex, RetentionSettings
+
+
+def test_settings_parse_durations_and_refuse_nonsense() -> None:
+    parsed = RetentionSettings.model_validate({"closed": "36h", "abandoned_after": "14d"})
+    assert (parsed.closed, parsed.abandoned_after) == (timedelta(hours=36), timedelta(days=14))
+    for bad in ({"closed": "0s"}, {"closed": "2d", "abandoned_after": "1d"}, {"closed": "soon"},
+                {"closed": "1d", "extra": 1}):
+        with pytest.raises(ValidationError):
+            RetentionSettings.model_validate(bad)
+
+
+def test_index_offers_only_orders_past_a_horizon_and_each_open_one_again_only_when_abandoned() -> None:
+    index = RetentionIndex()
+    clock = (0, None)
+    index.note("old", clock, 10 * HOUR_NS + 5)
+    index.note("new", clock, 40 * HOUR_NS)
+    index.note("moved", clock, 9 * HOUR_NS)
+    index.note("moved", clock, 41 * HOUR_NS)  # a newer event moves it
+    closed, abandoned = 24 * HOUR_NS, 100 * HOUR_NS
+    assert list(index.candidates(clock, 40 * HOUR_NS, closed, abandoned)) == ["old"]
+    index.mark_open("old")
+    assert list(index.candidates(clock, 40 * HOUR_NS, closed, abandoned)) == []
+    assert list(index.candidates(clock, 60 * HOUR_NS, closed, abandoned)) == []
+    # past both horizons: the recent ones (by hour), then the open one
+    assert list(index.candidates(clock, 111 * HOUR_NS, closed, abandoned)) == ["new", "moved", "old"]
+    assert list(index.candidates((1, None), 999 * HOUR_NS, closed, abandoned)) == []
+    index.discard("old")
+    assert len(index) == 2 and list(index.candidates(clock, 999 * HOUR_NS, closed, abandoned)) == ["new", "moved"]
+
+
+def test_closed_and_abandoned_orders_leave_the_table_with_tombstones_and_findings(stack_settings: Settings) -> None:
+    records = generate(seed=29, total=2000)
+    sources = source_records(records, stack_settings.partitions)
+    ticks = iter(range(10**6))
+    before: dict[str, Any] = {}
+
+    async def scenario() -> tuple[Pipeline, BatchContext]:
+        # The generator's orders start 7 s apart: 2000 records span a few hours of event time.
+        pipeline = await make_pipeline(stack_settings, closed_retention=timedelta(minutes=20),
+                                       open_retention=timedelta(minutes=90), sweep_interval_s=1.0)
+        pipeline.clock = lambda: float(next(ticks))  # every batch is a sweep later than the last
+        await pipeline.process(sources[:1200], NOW)
+        before.update(pipeline.store)
+        last = await pipeline.process(sources[1200:], NOW)
+        await close(pipeline)
+        return pipeline, last
+
+    pipeline, last = asyncio.run(scenario())
+    forgotten = set(before) - set(pipeline.store)
+    open_forgotten = {k for k in forgotten if not before[k].closed}
+    assert forgotten - open_forgotten and open_forgotten, "both kinds are exercised"
+    assert pipeline.stats.expired_orders == len(forgotten)
+    assert pipeline.stats.abandoned_orders == len(open_forgotten)
+    skus = sum(1 for k in open_forgotten for s in before[k].skus.values() if not s.closed)
+    assert pipeline.stats.abandoned_skus == skus == count_points(stack_settings, "abandoned_skus", "count")
+    for order_id in forgotten:
+        order = before[order_id]
+        quiet = pipeline._newest_ns[(order.partition, None)] - order.last_event_ns
+        assert quiet > (20 if order.closed else 90) * 60 * 10**9
+    # Nothing due is left behind: every stored order is recent or (if open) not yet abandoned.
+    for key, order in pipeline.store.items():
+        if isinstance(order, OrderState) and key not in last.orders:
+            quiet = pipeline._newest_ns[(order.partition, None)] - order.last_event_ns
+            assert quiet <= (20 if order.closed else 90) * 60 * 10**9, key
+    # The changelog holds tombstones: its compacted state has none of the forgotten orders.
+    assert not forgotten & set(changelog_state(stack_settings))
+    assert len(pipeline.retention_index) == sum(isinstance(v, OrderState) for v in pipeline.store.values())
