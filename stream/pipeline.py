@@ -1,7 +1,7 @@
 """The worker's per-batch pipeline, and the API its stages plug into.
 
 One call of :meth:`Pipeline.process` handles one batch of ``order-events`` records (as the
-worker's batcher collects them), in this order:
+worker's source collects them, :mod:`stream.batch_source`), in this order:
 
 1. **core** (plain Python, no awaits): validate each record
    (:func:`stream.contract.validate_record`; failures become dead letters with their
@@ -23,7 +23,7 @@ worker's batcher collects them), in this order:
    d. the in-memory table.
 
 Why this order is safe under crashes: the worker acknowledges a batch's offsets only after
-``process`` returned (``stream.worker.EventBatcher``), so a committed offset never runs ahead
+``process`` returned (:mod:`stream.batch_source`), so a committed offset never runs ahead
 of InfluxDB, the outputs or the changelog. A crash anywhere in between replays the batch:
 points are idempotent, updates carry the same ``seq`` again, and the changelog (if it was
 already written) makes the replayed events duplicates, which change nothing. The changelog
@@ -65,7 +65,6 @@ from stream.lifecycle import (
     OrderState,
     StateFormatError,
     apply_event,
-    expired,
     new_order,
     order_from_dict,
     order_from_record,
@@ -75,7 +74,7 @@ from stream.lifecycle import (
 from stream.line_protocol import CellFunction, sku_event_line
 from stream.outbox import Outbox, OutRecord
 from stream.replay import REPLAY_EXTENSION, replay_of, timeline_of_order
-from stream.retention import Clock, RetentionIndex, RetentionSettings
+from stream.retention import Clock, RetentionIndex, RetentionSettings, sweep
 from stream.rollup import order_snapshot
 
 log = logging.getLogger(__name__)
@@ -555,7 +554,7 @@ class Pipeline:
         for order_id, partition in tombstones:
             if not dropped(partition):
                 changelog.append(OutRecord(self.topics.changelog, None, order_id.encode(), partition))
-        # Exact end offsets: Faust's recovery reads the changelog up to them (see Outbox.send).
+        # Exact end offsets: recovery reads the changelog up to them (see Outbox.send).
         await self.outbox.send(changelog, exact_end_offsets=True)
 
         # d. memory
@@ -621,28 +620,15 @@ class Pipeline:
         abandoned = 0
         for p in due:
             self._swept[p] = now
-        index = self.retention_index
-        for clock in index.clocks():
-            if clock[0] not in due:
-                continue
-            watermark = self._newest_ns.get(clock, 0)
-            for key in index.candidates(clock, watermark, closed_ns, open_ns):
-                value = self.store.get(key)
-                if not isinstance(value, OrderState):
-                    index.discard(key)
-                    continue
-                if key in ctx.orders:
-                    continue
-                if expired(value, watermark, closed_ns, open_ns):
-                    out.append((key, clock[0]))
-                    if not value.closed:
-                        # Abandoned: a data-quality finding per open SKU (stream.data_quality).
-                        findings = abandoned_findings(value, watermark)
-                        ctx.lines.extend(abandoned_line(f, value, clock[0]) for f in findings)
-                        abandoned += 1
-                        self.stats.abandoned_skus += len(findings)
-                elif not value.closed and watermark - value.last_event_ns > closed_ns:
-                    index.mark_open(key)
+        for gone in sweep(self.store, self.retention_index, self._newest_ns, set(due), closed_ns, open_ns,
+                          ctx.orders):
+            out.append((gone.order_id, gone.partition))
+            if gone.abandoned:
+                # A data-quality finding per open SKU (stream.data_quality).
+                findings = abandoned_findings(gone.order, gone.watermark_ns)
+                ctx.lines.extend(abandoned_line(f, gone.order, gone.partition) for f in findings)
+                abandoned += 1
+                self.stats.abandoned_skus += len(findings)
         if out:
             log.info("forgetting %d expired orders (%d abandoned open)", len(out), abandoned)
         self.stats.abandoned_orders += abandoned

@@ -17,12 +17,14 @@ bounded number of times per update, whatever the table's size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from stream.durations import Duration
+from stream.lifecycle import OrderState, expired
 
 HOUR_NS = 3600 * 10**9
 
@@ -121,4 +123,39 @@ class RetentionIndex:
         return sorted(set(self._recent) | set(self._open), key=lambda c: (c[0], c[1] or ""))
 
 
-__all__ = ["HOUR_NS", "Clock", "RetentionIndex", "RetentionSettings"]
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """An order a sweep found due: tombstone it; ``abandoned``: it was still open."""
+
+    order_id: str
+    order: OrderState
+    partition: int
+    watermark_ns: int
+    abandoned: bool
+
+
+def sweep(store: Mapping[str, object], index: RetentionIndex, watermarks: Mapping[Clock, int],
+          partitions: Container[int], closed_ns: int, abandoned_ns: int,
+          busy: Container[str] = ()) -> list[Forgotten]:
+    """The orders of ``partitions`` due for forgetting (the caller removes them from the
+    store and the index); ``busy``: orders changed meanwhile, left for the next sweep."""
+    out: list[Forgotten] = []
+    for clock in index.clocks():
+        if clock[0] not in partitions:
+            continue
+        watermark = watermarks.get(clock, 0)
+        for key in index.candidates(clock, watermark, closed_ns, abandoned_ns):
+            value = store.get(key)
+            if not isinstance(value, OrderState):
+                index.discard(key)
+                continue
+            if key in busy:
+                continue
+            if expired(value, watermark, closed_ns, abandoned_ns):
+                out.append(Forgotten(key, value, clock[0], watermark, not value.closed))
+            elif not value.closed and watermark - value.last_event_ns > closed_ns:
+                index.mark_open(key)
+    return out
+
+
+__all__ = ["HOUR_NS", "Clock", "Forgotten", "RetentionIndex", "RetentionSettings", "sweep"]
