@@ -51,7 +51,7 @@ from orderradar.devstack.broker import EmbeddedBroker  # noqa: E402
 from orderradar.devstack.influx import LocalInflux, create_database  # noqa: E402
 from orderradar.devstack.process import ManagedProcess, free_port  # noqa: E402
 from stream.topics import ORDER_EVENTS, ensure_topics  # noqa: E402
-from stream.worker_command import to_env  # noqa: E402
+from config.settings import to_env  # noqa: E402
 from stream_eventgen import generate  # noqa: E402
 from stream_harness import produce  # noqa: E402
 

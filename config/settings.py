@@ -9,12 +9,16 @@ appear in ``repr``, logs or error messages.
 from __future__ import annotations
 
 import ipaddress
+import json
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from config import PACKAGE_CONFIG_DIR
+from config.gateway import GatewaySettings
 from stream.contract import plain_text
 
 ENV_PREFIX = "ORDERRADAR_"
@@ -22,8 +26,6 @@ ENV_PREFIX = "ORDERRADAR_"
 #: Where ``make run`` keeps broker logs and the local influxd's data.
 DEFAULT_DATA_DIR = Path(".orderradar")
 
-#: The YAML rule files shipped with the package.
-PACKAGE_CONFIG_DIR = Path(__file__).resolve().parent
 
 #: The built-in session secret. It is public (it is in this file), so it never signs
 #: anything: a loopback development stack swaps it for a random secret kept in the data
@@ -39,7 +41,9 @@ class SettingsError(ValueError):
 class Settings(BaseSettings):
     """Endpoints, ports and secrets. Defaults are the local stack of ``orderradar up``."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+    # ``ORDERRADAR_GATEWAY_<FIELD>`` sets ``gateway.<field>``: split once, after the prefix.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore",
+                                      env_nested_delimiter="_", env_nested_max_split=1)
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -89,6 +93,8 @@ class Settings(BaseSettings):
     # Maps: a raster tile URL template ({z}/{x}/{y}); without one, maps draw the shipped boundaries.
     map_tile_url: str | None = None
     map_tile_attribution: str = ""
+    #: The tiles' datum: ``gcj02`` for Chinese providers (AMap, Tencent), whose tiles are offset.
+    map_tile_crs: Literal["wgs84", "gcj02"] = "wgs84"
 
     # Local stack (``orderradar up``)
     data_dir: Path = DEFAULT_DATA_DIR
@@ -105,6 +111,13 @@ class Settings(BaseSettings):
     #: ``None`` = ``<config_dir>/customer_notices.yaml``. Receiver secrets (webhook URL and
     #: signing secret, SMTP password) come from ``ORDERRADAR_ALERT_SECRET_<NAME>``; none by default.
     customer_notices_file: Path | None = None
+
+    #: Alert and customer-notice receiver secrets (webhook URLs, signing secrets, SMTP
+    #: passwords): ``ORDERRADAR_ALERT_SECRET_<NAME>`` sets ``alert_secret["<name>"]``.
+    alert_secret: dict[str, SecretStr] = Field(default_factory=dict)
+
+    # Web gateway limits (``config/gateway.py``): ``ORDERRADAR_GATEWAY_<FIELD>``
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
 
     @field_validator("allowed_origins", "allowed_hosts", "trusted_proxies", mode="before")
     @classmethod
@@ -172,6 +185,11 @@ class Settings(BaseSettings):
             raise ValueError(f"set both {ENV_PREFIX}INFLUX_USERNAME and {ENV_PREFIX}INFLUX_PASSWORD, or neither")
         return self
 
+    def receiver_secrets(self) -> dict[str, str]:
+        """The receivers' secrets by lower-case name (``alerting.channels.build_channel``)."""
+        return {name.lower(): value.get_secret_value() for name, value in self.alert_secret.items()
+                if value.get_secret_value()}
+
     @property
     def uses_dev_secret(self) -> bool:
         """Whether the session secret is the public built-in one."""
@@ -190,6 +208,42 @@ class Settings(BaseSettings):
         return type(self).model_validate({**self.model_dump(), **changes})
 
 
+def to_env(settings: Settings) -> dict[str, str]:
+    """``ORDERRADAR_*`` variables that reproduce ``settings`` in a child process, each in the
+    form its field parses: ``source=key`` pairs and comma lists for the ``NoDecode`` fields,
+    one ``ORDERRADAR_ALERT_SECRET_<NAME>`` per receiver secret, JSON for nested models."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, (set, frozenset, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, timedelta):
+            return f"{value.total_seconds():g}s"
+        return str(value) if isinstance(value, Path) else value
+
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        key = f"{ENV_PREFIX}{name.upper()}"
+        if value is None or value == {}:
+            continue
+        if name == "alert_secret":
+            env.update({f"{key}_{k.upper()}": v.get_secret_value() for k, v in value.items()})
+        elif name == "ingest_keys":
+            env[key] = ",".join(f"{k}={v.get_secret_value()}" for k, v in value.items())
+        elif isinstance(value, BaseModel):  # nested settings (``gateway``, ``retention``)
+            env[key] = json.dumps(plain(value.model_dump(exclude_unset=True)))
+        elif isinstance(value, tuple):
+            env[key] = ",".join(value)
+        elif isinstance(value, bool):
+            env[key] = "true" if value else "false"
+        else:
+            env[key] = str(plain(value))
+    return env
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment, translating errors to name the variable."""
     try:
@@ -197,7 +251,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"])
+            field = "_".join(str(p) for p in err["loc"])
             # Checks across fields have no location; their message names the variables.
             problems.append(f"{ENV_PREFIX}{field.upper()}: {err['msg']}" if field else err["msg"])
         raise SettingsError("bad environment settings:\n  " + "\n  ".join(problems)) from None

@@ -2,7 +2,7 @@
 
 Each process is one stateless gateway instance; run several behind a load balancer.
 Listens on ``ORDERRADAR_WEB_HOST``:``ORDERRADAR_WEB_PORT`` unless ``--host``/``--port``;
-gateway limits come from ``ORDERRADAR_GATEWAY_*`` (see ``dashboard.gateway.gateway_settings``).
+gateway limits come from ``ORDERRADAR_GATEWAY_*`` (see ``config.gateway``).
 
 Only a loopback-only development stack (a loopback listen address, and no public URL or an
 ``http://`` one on loopback) may run with the built-in session secret or the demo users; it
@@ -23,7 +23,7 @@ import uvicorn
 from config.settings import Settings
 from dashboard import landing
 from dashboard.gateway.app import create_app
-from dashboard.gateway.gateway_settings import GatewaySettings, from_environment
+from config.gateway import GatewaySettings
 from dashboard.gateway.runtime import Gateway, load_staff
 from dashboard.gateway.server import tune_garbage_collector, uvicorn_config
 from dashboard.gateway.staff import StaffDirectory
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     changes = {k: v for k, v in (("web_host", args.host), ("web_port", args.port)) if v is not None}
     if changes:
         settings = settings.with_overrides(**changes)
-    options = from_environment(settings)
+    options = GatewaySettings.from_settings(settings)
     staff = load_staff(options.staff_path(settings))
     if not loopback_only(settings):
         problems = deployment_problems(settings, options, staff)

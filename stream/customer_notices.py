@@ -24,7 +24,7 @@ import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerting.channels import ReceiverConfig, configured_channels, secrets_from_environ
+from alerting.channels import ReceiverConfig, configured_channels
 from alerting.channels.base import Channel
 from alerting.decisions import Language, Notification, NotificationKind
 from alerting.tier import Tier
@@ -51,11 +51,11 @@ def load_notice_config(path: Path) -> NoticeConfig:
     return NoticeConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
 
 
-def build_channels(config: NoticeConfig, environ: Mapping[str, str], client: httpx.AsyncClient) -> dict[str, Channel]:
+def build_channels(config: NoticeConfig, secrets: Mapping[str, str], client: httpx.AsyncClient) -> dict[str, Channel]:
     """The receivers whose secrets are set; the others are logged and left out."""
     if not config.enabled:
         return {}
-    return configured_channels(config.receivers, secrets_from_environ(environ), client, "customer notice receiver")
+    return configured_channels(config.receivers, secrets, client, "customer notice receiver")
 
 
 _TEXT: dict[str, dict[str, str]] = {

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from config import PACKAGE_CONFIG_DIR
 from config.rules import load_yaml_model
 from stream.calendars import CalendarRule, OperationalCalendar, start_of_next_local_day, zone
 from stream.contract import CLOSED, STAGE_RANK, SkuClass, Status
@@ -36,7 +37,7 @@ from stream.durations import Duration
 from stream.incidents import IncidentSettings
 from stream.lane_stats import PredictionSettings
 
-DEFAULT_SLA_PATH = Path(__file__).resolve().parent.parent / "config" / "sla.yaml"
+DEFAULT_SLA_PATH = PACKAGE_CONFIG_DIR / "sla.yaml"
 
 #: Match dimensions, most specific first (the tie-break order between overrides).
 MATCH_DIMENSIONS: tuple[str, ...] = ("sku_class", "warehouse", "carrier", "region", "channel")

@@ -15,9 +15,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from pydantic import SecretStr
-
-from config.settings import ENV_PREFIX, Settings, load_settings
+from config.settings import Settings, load_settings
 from stream.pipeline import Stage
 from stream.topics import ensure_topics
 from stream.worker import WorkerOptions, create_worker
@@ -33,28 +31,6 @@ def default_stages(settings: Settings) -> Sequence[Stage]:
     from stream.stages.wiring import worker_stages
 
     return worker_stages(settings)
-
-
-def to_env(settings: Settings) -> dict[str, str]:
-    """``ORDERRADAR_*`` variables that reproduce ``settings`` in a child process."""
-    env: dict[str, str] = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            text = value.get_secret_value()
-        elif isinstance(value, dict):
-            text = ",".join(
-                f"{k}={v.get_secret_value() if isinstance(v, SecretStr) else v}" for k, v in value.items()
-            )
-        elif isinstance(value, (tuple, list)):
-            text = ",".join(str(v) for v in value)
-        elif isinstance(value, bool):
-            text = "true" if value else "false"
-        else:
-            text = str(value)
-        env[f"{ENV_PREFIX}{name.upper()}"] = text
-    return env
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -38,7 +38,6 @@ __all__ = [
     "build_channel",
     "build_channels",
     "configured_channels",
-    "secrets_from_environ",
 ]
 
 
@@ -82,13 +81,3 @@ def configured_channels(
     return channels
 
 
-def secrets_from_environ(environ: Mapping[str, str]) -> dict[str, str]:
-    """Collect ``ORDERRADAR_ALERT_SECRET_<NAME>`` variables as ``{name.lower(): value}``.
-
-    The caller passes ``os.environ`` (only the shell reads the environment).
-    """
-    return {
-        key[len(SECRET_ENV_PREFIX):].lower(): value
-        for key, value in environ.items()
-        if key.startswith(SECRET_ENV_PREFIX) and value
-    }

@@ -41,7 +41,7 @@ from dashboard.gateway import (
     sessions,
     tracking_api,
 )
-from dashboard.gateway.gateway_settings import KIB, GatewaySettings
+from config.gateway import KIB, GatewaySettings
 from dashboard.gateway.responses import http_exception_handler
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.staff import StaffDirectory

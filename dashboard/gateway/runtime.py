@@ -26,7 +26,7 @@ from config.settings import Settings
 from dashboard.gateway.alert_board import fold_alert_record
 from dashboard.gateway.audit import AuditTrail
 from stream.control_commands import disruption_change
-from dashboard.gateway.gateway_settings import GatewaySettings
+from config.gateway import GatewaySettings
 from dashboard.gateway.hub import Hub
 from dashboard.gateway.messages import TrackSnapshot
 from dashboard.gateway.metrics import GatewayMetrics, sync_lag_samples

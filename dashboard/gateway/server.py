@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 
 from config.settings import Settings
 from dashboard.gateway.edge import WebEdge
-from dashboard.gateway.gateway_settings import GatewaySettings
+from config.gateway import GatewaySettings
 from dashboard.gateway.http_protocol import http_protocol_class
 from dashboard.gateway.ws_protocol import protocol_class
 

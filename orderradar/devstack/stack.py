@@ -11,17 +11,20 @@ unfinished batch); one that keeps crashing stops the stack (:mod:`orderradar.dev
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from orderradar.devstack.broker import EmbeddedBroker
 from orderradar.devstack.influx import LocalInflux, create_database
 from orderradar.devstack.process import ManagedProcess, StartError
@@ -30,23 +33,6 @@ from orderradar.devstack.session_secret import SecretFileError, with_local_secre
 from stream.topics import ensure_topics
 
 log = logging.getLogger(__name__)
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The ``ORDERRADAR_*`` environment that reproduces ``settings`` in a child process."""
-    env: dict[str, str] = {}
-    for name, value in settings.model_dump().items():
-        key = f"ORDERRADAR_{name.upper()}"
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        if name == "ingest_keys":
-            value = ",".join(f"{k}={v.get_secret_value()}" for k, v in settings.ingest_keys.items())
-        elif isinstance(value, tuple):
-            value = ",".join(value)
-        env[key] = str(value)
-    return env
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +68,7 @@ class LocalStack:
         self.control_file = self.data_dir / "simulator-control.txt"
 
     def _child(self, name: str, *argv: str) -> ManagedProcess:
-        env = {**os.environ, **settings_env(self.settings)}
+        env = {**os.environ, **to_env(self.settings)}
         # Local runs sign staff in with the documented demo users unless a real file is set.
         if not (self.settings.config_dir / "staff.yaml").exists():
             env.setdefault("ORDERRADAR_GATEWAY_STAFF_FILE", str(self.settings.config_dir / "staff.example.yaml"))

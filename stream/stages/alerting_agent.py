@@ -19,7 +19,6 @@ re-delivers from the saved outbox; notifications carry stable ids for deduplicat
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
-from alerting.channels import configured_channels, secrets_from_environ
+from alerting.channels import configured_channels
 from alerting.decisions import AlertEvent, Decision, HistoryTimes, Notification
 from alerting.delivery import DeliveryStage
 from alerting.engine import REPLAY_LABEL, AlertEngine, UnknownAlertError, UnknownSilenceError
@@ -72,10 +71,9 @@ def incident_from_record(record: Mapping[str, Any]) -> IncidentEvent:
     )
 
 
-def build_delivery(policy: AlertPolicy, environ: Mapping[str, str], client: httpx.AsyncClient) -> DeliveryStage:
+def build_delivery(policy: AlertPolicy, secrets: Mapping[str, str], client: httpx.AsyncClient) -> DeliveryStage:
     """Channels of every receiver whose secrets are configured; the others are logged and
     left out (their notifications are recorded as undeliverable, never crash the worker)."""
-    secrets = secrets_from_environ(environ)
     channels = configured_channels(policy.receivers, secrets, client, "alert receiver")
     return DeliveryStage(channels, secrets=secrets.values())
 
@@ -157,11 +155,6 @@ class AlertingAgent:
         await self.influx.write(self._history.lines(records))
         await self.producer.send([OutRecord(self.alerts_topic, orjson.dumps(r.to_dict()),
                                             (r.alert_id or r.silence_id or r.record_id).encode()) for r in records])
-
-
-def environ() -> Mapping[str, str]:
-    """The process environment (receiver secrets), read at the shell only."""
-    return os.environ
 
 
 __all__ = ["AlertingAgent", "build_delivery", "incident_from_record"]

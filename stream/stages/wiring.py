@@ -12,7 +12,6 @@ import httpx
 import orjson
 from pydantic import ValidationError
 
-from alerting.channels import secrets_from_environ
 from alerting.channels.http import make_client
 from alerting.delivery import DeliveryStage
 from alerting.policy import load_policy
@@ -27,7 +26,7 @@ from stream.influx_writer import InfluxWriter
 from stream.outbox import Outbox, OutRecord
 from stream.pipeline import Stage, records_from
 from stream.sla import load_sla_rules
-from stream.stages.alerting_agent import AlertingAgent, build_delivery, environ
+from stream.stages.alerting_agent import AlertingAgent, build_delivery
 from stream.stages.delays_stage import DelaysStage, DelaysTopics
 from stream.stages.disruption_stage import DisruptionStage, DisruptionTopics
 from stream.stages.geo_stage import GeoStage
@@ -72,9 +71,9 @@ def worker_stages(settings: Settings) -> list[Stage]:
 def notice_stage(settings: Settings) -> NoticeStage:
     """Customer delay notices through the alerting channels (none configured by default)."""
     config = load_notice_config(settings.customer_notices_file or settings.config_dir / "customer_notices.yaml")
-    channels = build_notice_channels(config, environ(), make_client())
-    secrets = secrets_from_environ(environ()).values()
-    return NoticeStage(DeliveryStage(channels, secrets=secrets), list(channels), config.language)
+    secrets = settings.receiver_secrets()
+    channels = build_notice_channels(config, secrets, make_client())
+    return NoticeStage(DeliveryStage(channels, secrets=secrets.values()), list(channels), config.language)
 
 
 def install_alerting(app: Any, settings: Settings, producer: Outbox, influx: InfluxWriter,
@@ -90,7 +89,7 @@ def install_alerting(app: Any, settings: Settings, producer: Outbox, influx: Inf
     table = app.Table(ALERTING_TABLE, partitions=1, key_type=str, changelog_topic=changelog)
     store = table.data.data
     assert isinstance(store, dict), "the alerting agent expects Faust's memory:// store"
-    delivery = build_delivery(policy, environ(), httpx.AsyncClient())
+    delivery = build_delivery(policy, settings.receiver_secrets(), httpx.AsyncClient())
     agent = AlertingAgent(policy, delivery, producer, influx, store, alerts_topic=settings.topic(ALERTS),
                           changelog_topic=changelog_topic(settings, ALERTING_TABLE))
     lock = asyncio.Lock()

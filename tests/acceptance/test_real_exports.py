@@ -31,11 +31,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from dashboard.gateway.staff import hash_password
 from orderradar.devstack.isolation import isolated_settings
 from orderradar.devstack.process import ManagedProcess, free_port
-from orderradar.devstack.stack import settings_env
 from orderradar.devstack.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -263,7 +262,7 @@ def stack(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory) ->
     staff.write_text(yaml.safe_dump({"users": {VIEWER: {"role": "viewer", "password": hash_password(PASSWORD)}}}))
     settings = isolated_settings(broker.bootstrap, influx.url, influx.root.parent)
     port = free_port()
-    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1", "ORDERRADAR_WEB_HOST": "127.0.0.1",
+    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1", "ORDERRADAR_WEB_HOST": "127.0.0.1",
            "ORDERRADAR_WEB_PORT": str(port), "ORDERRADAR_GATEWAY_STAFF_FILE": str(staff)}
     worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], work / "worker.log",
                             env=env, cwd=REPO).start()

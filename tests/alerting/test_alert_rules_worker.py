@@ -33,10 +33,9 @@ from aiokafka import AIOKafkaProducer
 from alert_rule_scenarios import INHIBIT_SCENARIOS, TIER_SCENARIOS, ZONE_BOX, ZONE_TARGET, condition_key, traffic
 from alerting_receivers import Script, http_receiver
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.isolation import isolated_settings
-from orderradar.devstack.stack import settings_env
 from orderradar.devstack.waiting import wait_until
 from stream.control_commands import DisruptionCreate
 from stream.control_commands import DisruptionZone as ZoneCommand
@@ -139,7 +138,7 @@ def run(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory) -> I
     settings = isolated_settings(broker.bootstrap, influx.url, influx.root.parent, config_dir=config_dir)
     start = datetime.now(timezone.utc).replace(microsecond=0)
     with http_receiver(b"{}") as (base, script):
-        env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
         env.update({f"ORDERRADAR_ALERT_SECRET_{secret(name).upper()}": f"{base}/{name}"
                     for name in SHIPPED["receivers"]})
         argv = [sys.executable, "-m", "orderradar.cli", "--log-level", "WARNING", "worker", "--alert-tick", "1"]

@@ -25,12 +25,11 @@ from aiokafka import AIOKafkaProducer
 from alerting_receivers import Script, http_receiver
 from alerting_testkit import POLICY_YAML
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream import dlq
 from stream.topics import ALERT_INPUTS, ALERTS, ORDER_EVENTS_DLQ
-from stream.worker_command import to_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
 from stream_harness import read_topic  # noqa: E402

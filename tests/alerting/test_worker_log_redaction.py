@@ -17,11 +17,10 @@ import pytest
 from alerting_receivers import http_receiver
 from test_escalation_kill9 import RECEIVERS, REPO, hub_incident, policy_text, produce_one
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream.topics import ALERT_INPUTS
-from stream.worker_command import to_env
 
 pytestmark = pytest.mark.integration
 

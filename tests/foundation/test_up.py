@@ -13,9 +13,8 @@ import psutil
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess, free_port
-from orderradar.devstack.stack import settings_env
 from orderradar.devstack.waiting import wait_until
 from stream.topics import ORDER_EVENTS
 
@@ -68,7 +67,7 @@ def test_up_serves_flows_restarts_a_crashed_worker_and_stops_cleanly(tmp_path: P
         kafka_bootstrap=f"127.0.0.1:{settings.broker_port}",
         influx_url=f"http://127.0.0.1:{settings.influx_port}",
     )
-    env = {**os.environ, **settings_env(settings)}
+    env = {**os.environ, **to_env(settings)}
     up = ManagedProcess("up", [sys.executable, "-m", "orderradar.cli", "up", "--rate", "100"],
                         tmp_path / "up.log", env=env).start()
     family: list[psutil.Process] = []

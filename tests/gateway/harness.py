@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 
 from config.settings import Settings
 from dashboard.gateway.app import create_app
-from dashboard.gateway.gateway_settings import GatewaySettings
+from config.gateway import GatewaySettings
 from dashboard.gateway.runtime import Gateway, utc_now
 from dashboard.gateway.server import uvicorn_config
 from dashboard.gateway.staff import Role, StaffDirectory, StaffUser, hash_password

@@ -27,7 +27,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from selenium.common.exceptions import TimeoutException
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from dashboard.gateway.staff import StaffDirectory
 from gateway.harness import RunningGateway, read_topic, running_gateways
 from orderradar.devstack.isolation import isolated_settings
@@ -36,7 +36,6 @@ from orderradar.devstack.waiting import wait_until
 from stream.replay import REPLAY_HEADER
 from dashboard.warroom import live
 from stream.topics import ORDER_EVENTS, WARROOM_UPDATES
-from stream.worker_command import to_env
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS / "stream"))

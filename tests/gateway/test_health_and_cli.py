@@ -115,7 +115,7 @@ def test_pages_mount_into_the_same_app_and_share_the_staff_session(
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from dashboard.gateway.gateway_settings import GatewaySettings
+    from config.gateway import GatewaySettings
     from dashboard.gateway.sessions import staff_of
     from gateway.harness import RunningGateway, login
 

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from websockets.exceptions import InvalidStatus
 
 from alerting.links import LinkAction, LinkSigner
-from config.settings import DEV_SESSION_SECRET, Settings
+from config.settings import DEV_SESSION_SECRET, Settings, to_env
 from dashboard.gateway.staff import DEMO_STAFF_FILE, StaffDirectory, hash_password
 from gateway.harness import (
     PASSWORDS,
@@ -39,7 +39,6 @@ from gateway.harness import (
     web_process,
 )
 from orderradar.devstack.process import ManagedProcess, free_port
-from orderradar.devstack.stack import settings_env
 from orderradar.devstack.waiting import wait_until
 from stream.topics import ALERTS
 
@@ -173,7 +172,7 @@ def test_orderradar_up_creates_a_private_secret_and_reuses_it(
     broker: Any, influx: Any, stack_settings: Settings, tmp_path: Path
 ) -> None:
     settings = stack_settings.with_overrides(web_port=free_port(), data_dir=tmp_path)
-    env = {**os.environ, **settings_env(settings)}  # carries the built-in secret explicitly
+    env = {**os.environ, **to_env(settings)}  # carries the built-in secret explicitly
     argv = [sys.executable, "-m", "orderradar.cli", "up", "--external-broker", "--external-influx", "--no-simulator"]
     base = f"http://127.0.0.1:{settings.web_port}"
     secret_file = tmp_path / "session-secret"

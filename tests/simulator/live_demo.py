@@ -13,16 +13,15 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess
-from orderradar.devstack.stack import settings_env
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(name: str, settings: Settings, log_dir: Path, *argv: str) -> ManagedProcess:
     """``orderradar <argv>`` as a child process with ``settings`` in its environment."""
-    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
     return ManagedProcess(name, [sys.executable, "-m", "orderradar.cli", *argv], log_dir / f"{name}.log",
                           env=env, cwd=REPO).start()
 

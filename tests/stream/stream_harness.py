@@ -17,9 +17,8 @@ from aiokafka.structs import ConsumerRecord
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess
-from stream.worker_command import to_env
 
 REPO = Path(__file__).resolve().parents[2]
 

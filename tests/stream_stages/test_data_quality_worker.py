@@ -26,13 +26,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from dashboard.warroom import quality_history
 from dashboard.warroom.history import InfluxHistory
 from dashboard.warroom.panels import data_quality
 from gateway.harness import build_staff, login, running_gateways
 from orderradar.devstack.process import ManagedProcess
-from orderradar.devstack.stack import settings_env
 from orderradar.devstack.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -44,7 +43,7 @@ OLIST_ORDERS = 120
 
 
 def run_import(settings: Settings, export: Path, mapping: Path) -> None:
-    env = {**os.environ, **settings_env(settings)}
+    env = {**os.environ, **to_env(settings)}
     done = subprocess.run([sys.executable, "-m", "orderradar.cli", "import", str(export), "--mapping", str(mapping)],
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
@@ -95,7 +94,7 @@ def test_skipped_scans_are_applied_and_far_deliveries_flagged(
     config_dir = tmp_path / "config"
     shutil.copytree(stack_settings.config_dir, config_dir)
     settings = stack_settings.model_copy(update={"config_dir": config_dir})
-    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
     worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], tmp_path / "worker.log",
                             env=env, cwd=REPO).start()
     olist, clean = olist_slice(shared_data, tmp_path)

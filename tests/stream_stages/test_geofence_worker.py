@@ -27,11 +27,10 @@ from test_stages_worker import read_values
 from selenium.webdriver.common.by import By
 from websockets.asyncio.client import connect
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from dashboard.warroom.history import InfluxHistory, TimeWindow
 from geo.coords import wgs84_to_gcj02_arrays
 from orderradar.devstack.process import ManagedProcess
-from orderradar.devstack.stack import settings_env
 from orderradar.devstack.waiting import wait_until
 from stream.contract import OrderEvent, Status
 from stream.topics import ORDER_EVENTS, ORDER_UPDATES
@@ -170,7 +169,7 @@ def test_worker_geofences_enter_dwell_exit_advance_nearby_reload_gcj(stack_setti
     shutil.copytree(stack_settings.config_dir, config_dir)
     operator_file = write_fences(config_dir)
     settings = stack_settings.model_copy(update={"config_dir": config_dir})
-    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
     worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], tmp_path / "worker.log",
                             env=env, cwd=REPO).start()
     web: WebServer | None = None

@@ -29,9 +29,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from stages_scenario import DOWN_HUB, Sent, fast_rules, outage_traffic
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess
-from orderradar.devstack.stack import settings_env
 from orderradar.devstack.waiting import wait_until
 from stream.contract import OrderEvent, Status
 from stream.replay import REPLAY_HEADER
@@ -162,7 +161,7 @@ def test_replay_answers_like_live_is_kept_pages_no_one_and_sync_lag_is_measured(
                   for n, s in enumerate((Status.PAID, Status.PACKED, Status.DELIVERED))]
 
     with http_receiver(b"{}") as (base, script):
-        env = {**os.environ, **settings_env(settings), **_alert_config(config_dir, base), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **to_env(settings), **_alert_config(config_dir, base), "PYTHONUNBUFFERED": "1"}
         worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], tmp_path / "worker.log",
                                 env=env, cwd=REPO).start()
         web = WebServer(settings, tmp_path).start()

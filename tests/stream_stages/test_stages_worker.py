@@ -17,9 +17,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from stages_scenario import DOWN_HUB, fast_rules, outage_traffic
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess
-from orderradar.devstack.stack import settings_env
 from orderradar.devstack.waiting import wait_until
 from stream.topics import ALERTS, ORDER_EVENTS, ORDER_INCIDENTS, WARROOM_UPDATES
 
@@ -68,7 +67,7 @@ def test_worker_hub_outage_incident_warroom_and_alert(stack_settings: Settings, 
     shutil.copytree(stack_settings.config_dir, config_dir)
     fast_rules(config_dir / "sla.yaml")
     settings = stack_settings.model_copy(update={"config_dir": config_dir})
-    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
     argv = [sys.executable, "-m", "orderradar.cli", "worker"]
     worker = ManagedProcess("worker", argv, tmp_path / "worker.log", env=env, cwd=REPO).start()
     try:

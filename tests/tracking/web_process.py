@@ -13,7 +13,7 @@ import uvicorn
 
 from config.settings import load_settings
 from dashboard.gateway.app import create_app
-from dashboard.gateway.gateway_settings import GatewaySettings
+from config.gateway import GatewaySettings
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.server import uvicorn_config
 from dashboard.tracking.page import TileLayer, tracking_routes

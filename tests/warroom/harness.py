@@ -24,9 +24,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from alerting.channels import SECRET_ENV_PREFIX
-from config.settings import Settings
+from config.settings import Settings, to_env
 from dashboard.gateway.app import create_app
-from dashboard.gateway.gateway_settings import GatewaySettings
+from config.gateway import GatewaySettings
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.server import uvicorn_config
 from dashboard.gateway.staff import StaffDirectory, StaffUser, hash_password
@@ -34,7 +34,6 @@ from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.mount import MOUNT_PATH, warroom_mount
 from orderradar.devstack.process import ManagedProcess, free_port
 from orderradar.devstack.waiting import wait_until
-from stream.worker_command import to_env
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORDS = {"manager": "pw-manager-0001", "viewer": "pw-viewer-0001"}

@@ -28,7 +28,7 @@ from selenium.webdriver.common.keys import Keys
 from warroom.conftest import module_settings
 from warroom.harness import REPO, TIMEZONE, Browser, Feeder, WebTier, build_staff
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from dashboard.warroom import ids
 from dashboard.warroom.deps import build_deps
 from dashboard.warroom.i18n import both
@@ -36,7 +36,6 @@ from dashboard.warroom.mount import MOUNT_PATH
 from orderradar.devstack.broker import EmbeddedBroker
 from orderradar.devstack.influx import LocalInflux
 from orderradar.devstack.process import ManagedProcess
-from orderradar.devstack.stack import settings_env
 from orderradar.devstack.waiting import wait_until
 from stream.contract import OrderEvent, Status
 from stream.topics import ORDER_EVENTS
@@ -144,7 +143,7 @@ def stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.
     rules["watermark"]["allowed_lateness"] = "1s"
     (config_dir / "sla.yaml").write_text(yaml.safe_dump(rules, allow_unicode=True))
     settings = settings.model_copy(update={"config_dir": config_dir})
-    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], log, env=env,
                             cwd=REPO).start()

@@ -21,14 +21,13 @@ from stream_stages.stages_scenario import DOWN_HUB, fast_rules, outage_traffic
 from warroom.conftest import module_settings
 from warroom.harness import REPO, Browser, WebTier, build_staff
 
-from config.settings import Settings
+from config.settings import Settings, to_env
 from dashboard.warroom import ids
 from dashboard.warroom.deps import build_deps
 from dashboard.warroom.mount import MOUNT_PATH
 from orderradar.devstack.broker import EmbeddedBroker
 from orderradar.devstack.influx import LocalInflux
 from orderradar.devstack.process import ManagedProcess
-from orderradar.devstack.stack import settings_env
 from orderradar.devstack.waiting import wait_until
 from stream.topics import ORDER_EVENTS
 
@@ -82,7 +81,7 @@ def stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.
     fast_rules(config_dir / "sla.yaml")
     settings = settings.model_copy(update={"config_dir": config_dir})
     asyncio.run(produce_outage(settings))
-    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], log, env=env,
                             cwd=REPO).start()

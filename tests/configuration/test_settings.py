@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.settings import SettingsError, load_settings
+from config.settings import SettingsError, load_settings, to_env
 
 
 def test_defaults_are_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -61,3 +61,33 @@ def test_bad_values_name_the_variable(
     assert problem in str(caught.value)
     if "SECRET" in variable or "KEYS" in variable:
         assert value not in str(caught.value).replace(problem, "")
+
+
+def test_gateway_and_receiver_secrets_come_from_the_one_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERRADAR_GATEWAY_WS_MAX_LAG_S", "2")
+    monkeypatch.setenv("ORDERRADAR_GATEWAY_STAFF_FILE", "/etc/orderradar/staff.yaml")
+    monkeypatch.setenv("ORDERRADAR_ALERT_SECRET_OPS_WEBHOOK", "https://hooks.example/T0/B0/xyz")
+    settings = load_settings()
+    assert settings.gateway.ws_max_lag_s == 2.0
+    assert str(settings.gateway.staff_file) == "/etc/orderradar/staff.yaml"
+    assert settings.receiver_secrets()["ops_webhook"] == "https://hooks.example/T0/B0/xyz"
+    assert "xyz" not in repr(settings)
+
+
+def test_a_bad_gateway_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERRADAR_GATEWAY_WS_MAX_LAG_S", "-1")
+    with pytest.raises(SettingsError, match="ORDERRADAR_GATEWAY_WS_MAX_LAG_S"):
+        load_settings()
+
+
+def test_to_env_reproduces_the_settings_in_a_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(ingest_keys={"oms": "k1secretkey"}, allowed_origins=("https://a.example",),
+                             alert_secret={"ops": "https://hooks.example/1"},
+                             gateway={"ws_max_lag_s": 3, "signing_keys": {"oms": "signsecret123"}},
+                             retention={"closed": "2h"})
+    for key in list(__import__("os").environ):
+        if key.startswith("ORDERRADAR_"):
+            monkeypatch.delenv(key)
+    for key, value in to_env(settings).items():
+        monkeypatch.setenv(key, value)
+    assert load_settings() == settings

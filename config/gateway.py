@@ -1,40 +1,28 @@
-"""Tunables of the web gateway, built from :class:`config.settings.Settings`.
+"""Tunables of the web gateway: the ``gateway`` part of :class:`config.settings.Settings`.
 
-``Settings`` holds endpoints and secrets shared by every command; the gateway's limits
-(body size, rate limits, WebSocket buffers, cache sizes) live here with safe defaults.
-:meth:`GatewaySettings.from_settings` copies any ``ingest_*``/``staff_file`` fields that
-``Settings`` defines, so the lead can promote a field to an environment variable without
-touching this module. Frozen: built once at start and passed down.
-
-``orderradar web`` also reads ``ORDERRADAR_GATEWAY_<FIELD>`` variables (for example
-``ORDERRADAR_GATEWAY_WS_MAX_LAG_S=2``) through :meth:`GatewaySettings.from_environment`,
-once, at the start of the command.
+``Settings`` reads the environment once; the gateway's limits (body size, rate limits,
+WebSocket buffers, cache sizes) are its nested ``gateway`` field, set by
+``ORDERRADAR_GATEWAY_<FIELD>`` variables (for example ``ORDERRADAR_GATEWAY_WS_MAX_LAG_S=2``),
+with safe defaults here. :meth:`GatewaySettings.from_settings` adds the two values the gateway
+shares with other commands (``public_url``, ``allowed_origins``). Frozen: built once at start
+and passed down.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config.settings import Settings
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 KIB = 1024
 MIB = 1024 * KIB
 
-#: ``Settings`` fields (when defined there) that override the defaults below, by name.
-_FROM_SETTINGS = {
-    "ingest_signed_sources": "signed_sources",
-    "ingest_signing_keys": "signing_keys",
-    "ingest_rate_per_s": "ingest_rate_per_s",
-    "ingest_burst": "ingest_burst",
-    "ingest_max_body_bytes": "max_body_bytes",
-    "staff_file": "staff_file",
-    "allowed_origins": "allowed_origins",
-    "public_url": "public_url",
-}
+#: ``Settings`` fields every command shares that the gateway also needs, by name.
+_FROM_SETTINGS = ("allowed_origins", "public_url")
 
 
 class GatewaySettings(BaseModel):
@@ -116,12 +104,9 @@ class GatewaySettings(BaseModel):
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> GatewaySettings:
-        """Defaults, then fields ``Settings`` defines (see module docstring), then overrides."""
-        values: dict[str, Any] = {}
-        for settings_name, own_name in _FROM_SETTINGS.items():
-            value = getattr(settings, settings_name, None)
-            if value not in (None, "", (), {}, frozenset()):
-                values[own_name] = value
+        """``settings.gateway``, the shared fields of ``Settings``, then overrides (tests)."""
+        values: dict[str, Any] = settings.gateway.model_dump(exclude_unset=True)
+        values.update({name: getattr(settings, name) for name in _FROM_SETTINGS})
         values.update(overrides)
         return cls.model_validate(values)
 
@@ -132,14 +117,3 @@ class GatewaySettings(BaseModel):
         if self.https_only_cookies is not None:
             return self.https_only_cookies
         return self.public_url.startswith("https://")
-
-
-class GatewayEnvironment(BaseSettings, GatewaySettings):
-    """``ORDERRADAR_GATEWAY_*`` variables; only the ones set override anything."""
-
-    model_config = SettingsConfigDict(env_prefix="ORDERRADAR_GATEWAY_", frozen=True, extra="ignore")
-
-
-def from_environment(settings: Settings) -> GatewaySettings:
-    """Defaults, ``Settings`` fields, then ``ORDERRADAR_GATEWAY_*`` (what ``orderradar web`` uses)."""
-    return GatewaySettings.from_settings(settings, **GatewayEnvironment().model_dump(exclude_unset=True))
