@@ -111,6 +111,16 @@ def _delays(r: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _state(r: dict[str, Any]) -> list[tuple[str, str]]:
+    f, flat = r.get("in_flight", {}), r.get("soak_flat") or {}
+    return [
+        (f"state: RSS per in-flight SKU ({f.get('skus', 0):,})", f"{f.get('bytes_per_sku_rss', 0):,.0f} B"),
+        ("state: changelog bytes per in-flight SKU", f"{f.get('bytes_per_sku_encoded', 0):,.0f} B"),
+        ("state: soak RSS max/min, retention on",
+         "-" if not flat else f"{flat['rss_max_over_min']:.2f} (from day {flat['from_day']:g})"),
+    ]
+
+
 BENCHMARKS = (
     Benchmark("pipeline", "bench_pipeline.py", (), ("--events", "3000", "--rounds", "1", "--skip-two"), _pipeline),
     Benchmark("tracking", "bench_tracking_ws.py", (),
@@ -118,6 +128,7 @@ BENCHMARKS = (
     Benchmark("geo", "bench_geo.py", (), ("--points", "5000", "--fences", "50", "--skus", "5000"), _geo),
     Benchmark("delays", "bench_delays.py", (), ("--quick",), _delays),
     Benchmark("system", "bench_system.py", (), ("--smoke",), _system),
+    Benchmark("state", "bench_state.py", (), ("--smoke",), _state),
 )
 
 
@@ -216,6 +227,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results",
                         help="where the combined report goes (default bench/results)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds each benchmark may take")
+    parser.add_argument("--eight-million", action="store_true",
+                        help="the state item builds 8,000,000 in-flight SKUs instead of 1,000,000")
 
 
 def machine() -> dict[str, Any]:
@@ -228,8 +241,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run_one(bench: Benchmark, smoke: bool, out: Path, timeout: float) -> dict[str, Any]:
-    argv = [sys.executable, str(BENCH_DIR / bench.script), *(bench.smoke if smoke else bench.full),
+def run_one(bench: Benchmark, smoke: bool, out: Path, timeout: float,
+            extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    argv = [sys.executable, str(BENCH_DIR / bench.script), *(bench.smoke if smoke else bench.full), *extra,
             "--out", str(out)]
     started = time.monotonic()
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout)
@@ -259,7 +273,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for bench in chosen:
         print(f"running {bench.name} ...", flush=True)
         out = args.results_dir / f"{bench.name}{'-smoke' if args.smoke else ''}.json"
-        report["results"][bench.name] = run_one(bench, args.smoke, out, args.timeout)
+        extra = ("--eight-million",) if bench.name == "state" and args.eight_million and not args.smoke else ()
+        report["results"][bench.name] = run_one(bench, args.smoke, out, args.timeout, extra)
     report["items"] = items(report["results"])
     path = args.results_dir / f"bench-{stamp}{'-smoke' if args.smoke else ''}.json"
     path.write_text(json.dumps(report, indent=2))

@@ -21,7 +21,7 @@ def test_bench_smoke_run_writes_one_report_with_every_part(tmp_path: Path) -> No
     reports = list(tmp_path.glob("bench-*-smoke.json"))
     assert len(reports) == 1
     report = json.loads(reports[0].read_text())
-    assert set(report["results"]) == {"pipeline", "tracking", "geo", "delays", "system"}
+    assert set(report["results"]) == {"pipeline", "tracking", "geo", "delays", "system", "state"}
     assert report["machine"]["cpus"] >= 1
     pipeline = report["results"]["pipeline"]
     # Every valid event of the smoke input reached InfluxDB, and the ratio was computed.
@@ -30,6 +30,9 @@ def test_bench_smoke_run_writes_one_report_with_every_part(tmp_path: Path) -> No
     assert all(run["latency_ms"]["p99"] > 0 for run in report["results"]["tracking"]["scenarios"])
     assert report["results"]["geo"]["geofence_lookup"]["meets_target"] is True
     assert "pipeline / ceiling (wall)" in proc.stdout
+    state = report["results"]["state"]  # issue #20: bytes per in-flight SKU, in memory and encoded
+    assert state["in_flight"]["skus"] == 2000 and state["in_flight"]["bytes_per_sku_encoded"] > 0
+    assert state["recovered"]["skus"] == 2000 and "state: RSS per in-flight SKU (2,000)" in proc.stdout
     # Issue #10: all seven items, numbered, in the one report and the one table.
     items = report["items"]
     assert set(items) == {"1", "2", "3", "4", "5", "6", "7"}
