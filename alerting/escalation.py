@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alerting.duration import Duration
+from config.durations import Duration
 
 
 class Target(BaseModel):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from alerting.channels import ReceiverConfig
 from alerting.decisions import Language
-from alerting.duration import Duration
+from config.durations import Duration
 from alerting.escalation import EscalationPolicy, Target
 from alerting.inhibition import InhibitRule
 from alerting.links import MAX_LINK_LIFETIME

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from alerting.duration import Duration
+from config.durations import Duration
 from alerting.matchers import MatcherField, matches_all
 
 #: ``group_by: ["..."]`` groups by every label, as in Alertmanager.

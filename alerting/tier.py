@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alerting.duration import Duration
+from config.durations import Duration
 from alerting.escalation import Target
 from alerting.incident import IncidentEvent
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stream.durations import Duration
+from config.durations import Duration
 
 #: Bucket 0 holds [0, 60 s); bucket i >= 1 holds [60 * 2**((i-1)/8), 60 * 2**(i/8)).
 MIN_SECONDS = 60.0

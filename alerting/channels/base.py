@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerting.decisions import Language, Notification
-from alerting.duration import Duration
+from config.durations import Duration
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from config import durations
 from config.client_auth import kafka_auth
 from stream.contract import MAX_FUTURE_SKEW
 
@@ -47,8 +48,6 @@ AUTO_WARMUP = timedelta(hours=36)
 #: only the early stages are filled (a part-day warm-up buys little: the day's cycle).
 AUTO_WARMUP_MAX_ORDERS = 300_000
 SHORT_WARMUP = timedelta(hours=1)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class UsageError(ValueError):
@@ -56,11 +55,11 @@ class UsageError(ValueError):
 
 
 def parse_duration(text: str, option: str) -> timedelta:
-    """``90``, ``90s``, ``15m``, ``2h``, ``1.5d`` -> timedelta."""
-    match = _DURATION.match(text)
-    if not match:
-        raise UsageError(f"{option}: expected a duration like 90s, 15m, 2h or 1d, got {text!r}")
-    return timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2) or "s"])
+    """``90``, ``90s``, ``15m``, ``2h``, ``1.5d`` -> timedelta (:mod:`config.durations`)."""
+    try:
+        return durations.parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
 def parse_speed(text: str) -> float | None:

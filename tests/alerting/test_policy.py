@@ -38,7 +38,7 @@ def test_continue_matches_several_routes(tmp_path: Path) -> None:
 
 BAD = [
     ("receiver: cs-chat\n", "receiver: nobody\n", "route.routes[0].receiver: unknown receiver 'nobody'"),
-    ("group_wait: 30s", "group_wait: soon", "route.group_wait: Value error, expected a duration"),
+    ("group_wait: 30s", "group_wait: soon", "route.group_wait: Value error, 'soon' must be a duration"),
     ("['kind=\"order_late\"']", "['kind=order_late']", "route.routes[0].matchers[0]: Value error, bad matcher"),
     ("group_by: [node]", "group_by: [node, node]", "duplicated label 'node' in group_by"),
     ("{participants: [alice]", "{participants: [zed]", "schedules.primary: unknown user 'zed'"),

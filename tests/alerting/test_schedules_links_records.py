@@ -9,7 +9,7 @@ import pytest
 from alerting_testkit import T0
 
 from alerting.decisions import AlertEvent, AlertEventType, HistoryTimes
-from alerting.duration import parse_duration
+from config.durations import parse_duration
 from alerting.links import LinkAction, LinkSigner, sign_link, verify_link
 from alerting.matchers import parse_matcher
 from alerting.schedules import Override, Rotation, Schedule

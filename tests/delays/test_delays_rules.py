@@ -13,7 +13,7 @@ import yaml
 
 from config.rules import RuleFileError
 from stream.calendars import CalendarRule, OperationalCalendar
-from stream.durations import format_duration, parse_duration
+from config.durations import format_duration, parse_duration
 from stream.sla import DEFAULT_SLA_PATH, SlaContext, SlaPolicy, load_sla_rules
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
