@@ -103,8 +103,9 @@ class SilenceExpire(Command):
         return self.silence_id
 
 
-class DisruptionZone(BaseModel):
-    """A disruption zone (weather, road closure, hub outage): where, when, why.
+class ZoneDeclaration(BaseModel):
+    """A disruption zone as staff declare it (weather, road closure, hub outage): where,
+    when, why. The worker turns it into :class:`geo.disruptions.DisruptionZone` polygons.
 
     Where is any of a GeoJSON ``Polygon``/``MultiPolygon`` (WGS-84), H3 cells, or region
     names; at least one is required.
@@ -148,7 +149,7 @@ class DisruptionZone(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _somewhere(self) -> DisruptionZone:
+    def _somewhere(self) -> ZoneDeclaration:
         if self.geometry is None and not self.h3_cells and not self.regions:
             raise ValueError("give geometry, h3_cells or regions")
         if self.starts_at is not None and self.starts_at >= self.ends_at:
@@ -159,7 +160,7 @@ class DisruptionZone(BaseModel):
 class DisruptionCreate(Command):
     type: Literal["disruption_create"] = "disruption_create"
     disruption_id: Ident
-    zone: DisruptionZone
+    zone: ZoneDeclaration
 
     @property
     def target(self) -> str:

@@ -10,7 +10,7 @@ applies it asynchronously (its effect shows up on the ``alerts`` topic and ``/ws
   clients never act.
 * ``POST /api/v1/silences`` ``{matchers, ends_at | duration_s | until_resolved, comment}``;
   ``DELETE /api/v1/silences/{silence_id}``.
-* ``POST /api/v1/disruptions`` (a :class:`DisruptionZone`) -> ``{"disruption_id"}``;
+* ``POST /api/v1/disruptions`` (a :class:`ZoneDeclaration`) -> ``{"disruption_id"}``;
   ``DELETE /api/v1/disruptions/{disruption_id}``.
 
 Names, labels, reasons and comments people type are plain text: a control or invisible
@@ -35,7 +35,7 @@ from stream.control_commands import (
     Command,
     DisruptionCreate,
     DisruptionDelete,
-    DisruptionZone,
+    ZoneDeclaration,
     SilenceCreate,
     SilenceExpire,
     SilenceSpec,
@@ -73,7 +73,7 @@ class SilenceBody(SilenceSpec):
         return plain_multiline(value)
 
 
-class ZoneBody(DisruptionZone):
+class ZoneBody(ZoneDeclaration):
     """A disruption zone as staff send it: name, reason and regions plain text, note may span lines."""
 
     @field_validator("name", "reason", "regions")
@@ -185,7 +185,7 @@ async def create_disruption(request: Request) -> Response:
         body = await read_model(request, ZoneBody)
     except BodyError as exc:
         return exc.response
-    zone: DisruptionZone = body
+    zone: ZoneDeclaration = body
     disruption_id = f"dz-{uuid.uuid4().hex[:16]}"
     command = DisruptionCreate(actor=member.username, at=gateway.clock(), disruption_id=disruption_id, zone=zone)
     return await _submit(gateway, command, disruption_id=disruption_id)

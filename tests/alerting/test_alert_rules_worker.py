@@ -38,7 +38,7 @@ from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.isolation import isolated_settings
 from orderradar.devstack.waiting import wait_until
 from stream.control_commands import DisruptionCreate
-from stream.control_commands import DisruptionZone as ZoneCommand
+from stream.control_commands import ZoneDeclaration as ZoneCommand
 from stream.topics import ALERTS, CONTROL, ORDER_EVENTS, ORDER_INCIDENTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from config.settings import Settings
 from stream.control_commands import DisruptionCreate, DisruptionDelete
-from stream.control_commands import DisruptionZone as ZoneCommand
+from stream.control_commands import ZoneDeclaration as ZoneCommand
 from dashboard.gateway.order_snapshot import OrderSnapshot
 from dashboard.gateway.projection import order_view
 from orderradar.devstack.waiting import async_wait_until
