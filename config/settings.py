@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from config import PACKAGE_CONFIG_DIR
 from config.gateway import GatewaySettings
 from stream.contract import plain_text
+from stream.retention import RetentionSettings
 
 ENV_PREFIX = "ORDERRADAR_"
 
@@ -118,6 +119,8 @@ class Settings(BaseSettings):
 
     # Web gateway limits (``config/gateway.py``): ``ORDERRADAR_GATEWAY_<FIELD>``
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    # Worker hot-state retention in event time (``stream/retention.py``): ``ORDERRADAR_RETENTION_<FIELD>``
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("allowed_origins", "allowed_hosts", "trusted_proxies", mode="before")
     @classmethod

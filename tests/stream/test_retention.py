@@ -28,6 +28,14 @@ def test_settings_parse_durations_and_refuse_nonsense() -> None:
             RetentionSettings.model_validate(bad)
 
 
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERRADAR_RETENTION_CLOSED", "12h")
+    monkeypatch.setenv("ORDERRADAR_RETENTION_ABANDONED_AFTER", "20d")
+    settings = Settings()
+    assert (settings.retention.closed, settings.retention.abandoned_after) == (timedelta(hours=12),
+                                                                               timedelta(days=20))
+
+
 def test_index_offers_only_orders_past_a_horizon_and_each_open_one_again_only_when_abandoned() -> None:
     index = RetentionIndex()
     clock = (0, None)
