@@ -3,7 +3,7 @@
 Pure core (no clock, no I/O; everything takes ``now``):
 ``engine.AlertEngine`` drives ``routing``, ``inhibition``, ``silences``, ``tier``,
 ``escalation`` and ``schedules`` and returns ``decisions`` (``Notification`` to send,
-``AlertEvent`` to record). ``outbox.Outbox`` holds what is still to be delivered.
+``AlertEvent`` to record). ``outbox.NotificationOutbox`` holds what is still to be delivered.
 
 I/O shell: ``delivery.DeliveryStage`` sends through ``channels`` (webhook, Slack,
 DingTalk, WeCom, email, log) with timeouts and retries. ``policy.load_policy`` reads

@@ -2,7 +2,7 @@
 
 The worker acts on exactly two decision types:
 
-* :class:`Notification`: hand it to the delivery stage (``Outbox.add`` then
+* :class:`Notification`: hand it to the delivery stage (``NotificationOutbox.add`` then
   ``DeliveryStage.deliver_due``). ``notification_id`` is deterministic; use it as the
   idempotency key.
 * :class:`AlertEvent`: publish ``to_dict()`` to the ``alerts`` topic (key ``alert_id``)

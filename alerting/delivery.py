@@ -3,7 +3,7 @@
 One delivery call makes up to ``RetryPolicy.attempts`` attempts, sleeping an
 exponential, jittered backoff between them (or the receiver's ``Retry-After``, capped).
 Only retryable failures are retried (network errors, timeouts, 429, 5xx, SMTP 4xx); a
-plain 4xx is final. What still fails stays in the :class:`~alerting.outbox.Outbox` with a
+plain 4xx is final. What still fails stays in the :class:`~alerting.outbox.NotificationOutbox` with a
 later due time, or is abandoned there and recorded: never dropped silently.
 
 The sleep function is injected, so tests run retry timelines without waiting. Errors
@@ -22,7 +22,7 @@ from datetime import datetime
 from alerting.backoff import RetryPolicy, backoff_delay
 from alerting.channels.base import Channel, Delivery
 from alerting.decisions import TAG_LABELS, AlertEvent, AlertEventType, Notification
-from alerting.outbox import Outbox, OutboxItem
+from alerting.outbox import NotificationOutbox, OutboxItem
 from alerting.redaction import Redactor
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class DeliveryStage:
             retry_after=delivery.retry_after,
         )
 
-    async def deliver_due(self, outbox: Outbox, now: datetime) -> list[AlertEvent]:
+    async def deliver_due(self, outbox: NotificationOutbox, now: datetime) -> list[AlertEvent]:
         """Send every due item; update the outbox; return delivery history records.
 
         Receivers are served concurrently, each one's items in queue order (a receiver
@@ -138,7 +138,7 @@ class DeliveryStage:
         )
 
     def _settle(
-        self, outbox: Outbox, item: OutboxItem, delivery: Delivery, attempts: int, now: datetime
+        self, outbox: NotificationOutbox, item: OutboxItem, delivery: Delivery, attempts: int, now: datetime
     ) -> AlertEvent:
         n = item.notification
         total = item.attempts + attempts

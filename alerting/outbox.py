@@ -44,7 +44,7 @@ class OutboxItem(BaseModel):
         return self.notification.notification_id
 
 
-class Outbox(BaseModel):
+class NotificationOutbox(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: dict[str, OutboxItem] = Field(default_factory=dict)
@@ -55,7 +55,7 @@ class Outbox(BaseModel):
         return self.model_dump(mode="json")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Outbox:
+    def from_dict(cls, data: dict[str, Any]) -> NotificationOutbox:
         return cls.model_validate(data) if data else cls()
 
     def add(self, notification: Notification, now: datetime) -> bool:

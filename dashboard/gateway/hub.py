@@ -1,6 +1,6 @@
 """Fan-out of live updates to WebSocket connections, without ever waiting for one of them.
 
-Each connection has an :class:`~dashboard.gateway.outbox.Outbox` and its own writer task;
+Each connection has an :class:`~dashboard.gateway.send_queue.SendQueue` and its own writer task;
 broadcasting only puts messages into outboxes (O(1), never ``await``). A connection falls
 behind when its outbox overflows or its oldest unsent message (or a send in progress) is
 older than ``max_lag_s``; the hub then closes it with code 4008 ("too slow"), aborting the
@@ -26,7 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDiscon
 from dashboard.gateway.messages import Outgoing
 from dashboard.gateway.metrics import GatewayMetrics
 from dashboard.gateway.order_cache import OrderChange
-from dashboard.gateway.outbox import Outbox, PutResult
+from dashboard.gateway.send_queue import PutResult, SendQueue
 from dashboard.gateway.sessions import client_address
 from dashboard.gateway.ws_protocol import ABORT_EXTENSION
 
@@ -60,7 +60,7 @@ class Connection:
         self.client = client_address(websocket)
         self.hub = hub
         self.max_lag_s = max_lag_s if max_lag_s is not None else hub.max_lag_s
-        self.outbox = Outbox(outbox_keys)
+        self.outbox = SendQueue(outbox_keys)
         self.closed = False
         #: Monotonic time the current send started (``None`` between sends).
         self.sending_since: float | None = None

@@ -31,7 +31,7 @@ from alerting.decisions import AlertEvent, Decision, HistoryTimes, Notification
 from alerting.delivery import DeliveryStage
 from alerting.engine import REPLAY_LABEL, AlertEngine, UnknownAlertError, UnknownSilenceError
 from alerting.incident import IncidentEvent
-from alerting.outbox import Outbox as AlertOutbox
+from alerting.outbox import NotificationOutbox
 from alerting.policy import AlertPolicy
 from stream.influx_writer import InfluxWriter
 from stream.outbox import Outbox, OutRecord
@@ -91,7 +91,7 @@ class AlertingAgent:
         self.alerts_topic = alerts_topic
         self.changelog_topic = changelog_topic
         self._engine: AlertEngine | None = None
-        self._outbox = AlertOutbox()
+        self._outbox = NotificationOutbox()
         #: Distinct times for the alert_events points (their tags often repeat).
         self._history = HistoryTimes()
 
@@ -100,7 +100,7 @@ class AlertingAgent:
         if self._engine is None:  # first use: after Faust recovered the table
             saved = self.store.get(STATE_KEY) or {}
             self._engine = AlertEngine.from_dict(self.policy, saved.get("engine") or {})
-            self._outbox = AlertOutbox.from_dict(saved["outbox"]) if saved.get("outbox") else AlertOutbox()
+            self._outbox = NotificationOutbox.from_dict(saved["outbox"]) if saved.get("outbox") else NotificationOutbox()
         return self._engine
 
     async def on_incident(self, record: Mapping[str, Any], now: datetime) -> None:

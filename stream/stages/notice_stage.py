@@ -4,7 +4,7 @@ It runs after the delays stage, which keeps each order's ``eta`` extension
 (:mod:`stream.order_eta`, with its delay ``state``). When an order's state becomes
 ``at_risk`` or ``late`` and that cause is not yet in the order's ``notices`` extension,
 the notices of :mod:`stream.customer_notices` (one per configured receiver) are queued in
-the partition's alerting outbox (:class:`alerting.outbox.Outbox`) and the cause is written
+the partition's alerting outbox (:class:`alerting.outbox.NotificationOutbox`) and the cause is written
 into ``extensions.notices`` in the same batch. Both are changelogged (the order in the
 order table, the outbox as stage state ``outbox/<partition>``), so after a restart or a
 re-read of the same records the order is never noticed twice; the outbox also remembers
@@ -30,7 +30,7 @@ from typing import Any
 
 from alerting.decisions import AlertEvent, Language
 from alerting.delivery import DeliveryStage
-from alerting.outbox import Outbox as AlertOutbox
+from alerting.outbox import NotificationOutbox
 from stream.customer_notices import MEASUREMENT, notices
 from stream.line_protocol import line, point_time_ns
 from stream.order_eta import ETA_EXTENSION, NOTICE_STATES
@@ -57,7 +57,7 @@ class NoticeStage:
         self.delivery = delivery
         self.receivers = sorted(receivers)
         self.language = language
-        self.outboxes: dict[int, AlertOutbox] = {}
+        self.outboxes: dict[int, NotificationOutbox] = {}
         self._dirty: set[int] = set()
         self._lines: list[str] = []
         self._task: asyncio.Task[None] | None = None
@@ -69,7 +69,7 @@ class NoticeStage:
             if name.startswith(_OUTBOX) and value:
                 partition = int(name[len(_OUTBOX):])
                 if partition in partitions:
-                    self.outboxes[partition] = AlertOutbox.from_dict(value)
+                    self.outboxes[partition] = NotificationOutbox.from_dict(value)
 
     async def process(self, ctx: BatchContext) -> None:
         if self.receivers:
@@ -91,7 +91,7 @@ class NoticeStage:
         if cause in sent or timeline_of_order(dict(order.extensions)) is not None:
             return
         now = ctx.now
-        outbox = self.outboxes.setdefault(order.partition, AlertOutbox())
+        outbox = self.outboxes.setdefault(order.partition, NotificationOutbox())
         for notification in notices(order.order_id, cause, eta, self.receivers, self.language, now):
             if outbox.add(notification, now):
                 self._line(notification.receiver, cause, "queued", order.order_id, notification.notification_id,

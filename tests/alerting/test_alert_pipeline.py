@@ -25,7 +25,7 @@ from alerting.decisions import AlertEventType
 from alerting.delivery import DeliveryStage
 from alerting.engine import AlertEngine
 from alerting.links import LinkSigner
-from alerting.outbox import Outbox
+from alerting.outbox import NotificationOutbox
 from alerting.policy import AlertPolicy, load_policy
 
 HOOK_TOKEN = "hookTokenQ9w8E7r6"
@@ -38,16 +38,16 @@ def webhook_policy(tmp_path: Path) -> AlertPolicy:
     return load_policy(write_policy(tmp_path, text))
 
 
-def save(engine: AlertEngine, outbox: Outbox) -> str:
+def save(engine: AlertEngine, outbox: NotificationOutbox) -> str:
     return json.dumps({"engine": engine.to_dict(), "outbox": outbox.to_dict()})
 
 
-def load(policy: AlertPolicy, blob: str, links: LinkSigner | None = None) -> tuple[AlertEngine, Outbox]:
+def load(policy: AlertPolicy, blob: str, links: LinkSigner | None = None) -> tuple[AlertEngine, NotificationOutbox]:
     data = json.loads(blob)
-    return AlertEngine.from_dict(policy, data["engine"], links=links), Outbox.from_dict(data["outbox"])
+    return AlertEngine.from_dict(policy, data["engine"], links=links), NotificationOutbox.from_dict(data["outbox"])
 
 
-async def deliver(policy: AlertPolicy, base: str, outbox: Outbox, now: Any) -> list[Any]:
+async def deliver(policy: AlertPolicy, base: str, outbox: NotificationOutbox, now: Any) -> list[Any]:
     secrets = {name: f"{base}/{name}/{HOOK_TOKEN}" for name in ("ops-chat", "alice-pager", "bob-pager")}
     receivers = {k: v for k, v in policy.receivers.items() if k in secrets}
 
@@ -64,7 +64,7 @@ def test_worker_restarts_lose_nothing_and_duplicate_at_most_once(tmp_path: Path)
     links = LinkSigner(b"s" * 32, "https://radar.example.com")
     clock = Clock(T0)
     with http_receiver(b"{}") as (base, script):
-        engine, outbox = AlertEngine(policy, links=links), Outbox()
+        engine, outbox = AlertEngine(policy, links=links), NotificationOutbox()
         engine.observe_incident(incident("hub-1"), clock.now)
         decisions = engine.tick(clock.at(seconds=30))
         outbox.add_all(notifications(decisions), clock.now)
@@ -99,7 +99,7 @@ def test_outbox_backs_off_between_calls_and_gives_up_loudly(tmp_path: Path) -> N
     engine = AlertEngine(make_policy(tmp_path))
     engine.observe_incident(incident("hub-9"), start)
     engine_notice = notifications(engine.tick(start + timedelta(seconds=30)))[0]
-    outbox = Outbox()
+    outbox = NotificationOutbox()
     outbox.add(engine_notice, start)
     policy = RetryPolicy(later_base_delay=30, later_max_delay=120, jitter=0.0, give_up_after=3600)
     failure = Delivery(ok=False, retryable=True, status=503, error="HTTP 503")

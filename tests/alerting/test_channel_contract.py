@@ -40,7 +40,7 @@ from alerting.channels.webhook import WebhookConfig
 from alerting.channels.wecom import WeComConfig
 from alerting.decisions import AlertEventType, Notification, NotificationKind
 from alerting.delivery import DeliveryStage
-from alerting.outbox import Outbox
+from alerting.outbox import NotificationOutbox
 from alerting.tier import Tier
 
 T = TypeVar("T")
@@ -269,7 +269,7 @@ def test_receiver_down_for_a_while_gets_each_notification_exactly_once(kind: str
     rig = make_rig(kind, stack)
     assert rig.script is not None
     rig.script.steps = ["transient"] * 5  # outlasts one delivery call (3 attempts)
-    outbox = Outbox()
+    outbox = NotificationOutbox()
     outbox.add(notification(1), T0)
     outbox.add(notification(2), T0)
     sleeps: list[float] = []
@@ -283,7 +283,7 @@ def test_receiver_down_for_a_while_gets_each_notification_exactly_once(kind: str
             stage = DeliveryStage({"rx": rig.channel(client)}, POLICY, sleep=record_sleep)
             rounds.append(await stage.deliver_due(outbox, T0))
             # Persisted between calls, as the worker would (table changelog).
-            restored = Outbox.from_dict(json.loads(json.dumps(outbox.to_dict())))
+            restored = NotificationOutbox.from_dict(json.loads(json.dumps(outbox.to_dict())))
             due = restored.next_due()
             assert due is not None and due > T0
             rounds.append(await stage.deliver_due(restored, due - timedelta(seconds=1)))
@@ -309,7 +309,7 @@ def test_secrets_never_reach_logs_errors_or_records(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
-    outbox = Outbox()
+    outbox = NotificationOutbox()
 
     async def scenario(rig: Rig, steps: list[str], policy: RetryPolicy) -> None:
         if rig.script is not None:
@@ -361,7 +361,7 @@ def test_robot_errcodes(kind: str, code: int, retryable: bool, stack: ExitStack)
 
 
 def test_unknown_receiver_is_abandoned_and_recorded() -> None:
-    outbox = Outbox()
+    outbox = NotificationOutbox()
     outbox.add(notification(), T0)
 
     async def scenario() -> list[Any]:

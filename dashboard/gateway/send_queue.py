@@ -31,7 +31,7 @@ class _Entry:
     since: float
 
 
-class Outbox:
+class SendQueue:
     def __init__(self, max_keys: int) -> None:
         if max_keys < 1:
             raise ValueError("max_keys must be >= 1")

@@ -6,7 +6,7 @@ import asyncio
 
 from dashboard.gateway.alert_board import fold_alert_record
 from dashboard.gateway.messages import TrackDelta, WarroomUpdate
-from dashboard.gateway.outbox import Outbox, PutResult
+from dashboard.gateway.send_queue import PutResult, SendQueue
 from dashboard.gateway.warroom_state import WarroomState, item_of_warroom_record
 
 
@@ -16,7 +16,7 @@ def update(seq: int, key: str) -> WarroomUpdate:
 
 def test_the_outbox_coalesces_per_key_keeps_seq_order_and_overflows_at_its_bound() -> None:
     async def scenario() -> None:
-        box = Outbox(max_keys=2)
+        box = SendQueue(max_keys=2)
         assert box.put(update(1, "a"), now=0.0) is PutResult.QUEUED
         assert box.put(update(2, "b"), now=0.0) is PutResult.QUEUED
         assert box.put(update(3, "a"), now=1.0) is PutResult.COALESCED  # a moves behind b
@@ -31,7 +31,7 @@ def test_the_outbox_coalesces_per_key_keeps_seq_order_and_overflows_at_its_bound
 
 def test_a_waiting_writer_wakes_when_a_message_arrives() -> None:
     async def scenario() -> None:
-        box = Outbox(max_keys=4)
+        box = SendQueue(max_keys=4)
         waiter = asyncio.create_task(box.get())
         await asyncio.sleep(0)  # one loop turn so the task starts (a yield, not a wait)
         assert not waiter.done()
