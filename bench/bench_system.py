@@ -65,6 +65,7 @@ from orderradar.devstack.process import ManagedProcess, free_port  # noqa: E402
 from orderradar.devstack.waiting import async_wait_until, wait_until  # noqa: E402
 from orderradar.simulator import events_per_second_for  # noqa: E402
 from orderradar.simulator.generator import TrafficGenerator, TrafficProfile  # noqa: E402
+from stream.batch_source import source_group  # noqa: E402
 from stream.contract import CLOSED, Status  # noqa: E402
 from stream.topics import ORDER_EVENTS  # noqa: E402
 
@@ -279,7 +280,7 @@ class Observer:
 
     def lag(self) -> tuple[int, int]:
         """(committed, end) offsets of ``order-events`` summed over partitions."""
-        group = self.settings.faust_app_id
+        group = source_group(self.settings)
         committed = self.admin.list_group_offsets({group: self.partitions}).get(group, {})
         ends = self.consumer.end_offsets(self.partitions)
         done = sum(max(0, meta.offset) for meta in committed.values() if meta is not None)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,10 @@ class OutboxError(RuntimeError):
     """Records could not be delivered before the deadline (the broker is unreachable)."""
 
 
+class OutboxFenced(RuntimeError):
+    """The outbox's fence refused a write: the writer may have been replaced (see ``fence``)."""
+
+
 class Outbox:
     def __init__(
         self,
@@ -54,8 +58,13 @@ class Outbox:
         request_timeout_ms: int = 30_000,
         deadline_s: float = 120.0,
         security: Mapping[str, Any] | None = None,
+        fence: Callable[[], None] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        #: Called right before each record batch is handed to the producer; raises
+        #: :class:`OutboxFenced` when this process may no longer write (the worker's
+        #: membership lease, :meth:`stream.batch_source.BatchSource.fence`).
+        self.fence = fence
         self.deadline_s = deadline_s
         self._producer_options = {
             "bootstrap_servers": bootstrap,
@@ -159,6 +168,8 @@ class Outbox:
                     end += 1
                 batch.close()
                 part = records[start:end]
+                if self.fence is not None:
+                    self.fence()  # no await between it and the append: as close to the wire as it gets
                 try:
                     future = await self._producer.send_batch(batch, topic, partition=partition)
                 except KafkaError as exc:

@@ -26,7 +26,7 @@ from config.client_auth import faust_credentials, influx_auth, kafka_auth
 from config.settings import Settings, SettingsError, load_settings
 from dashboard.gateway.metrics import GatewayMetrics
 from dashboard.gateway.update_consumer import StartAt, TopicReader
-from stream.log_probe import LogProbeError, first_offset_from
+from stream.batch_source import RecoveryError, load_changelog
 from stream.outbox import Outbox
 from stream.topics import ORDER_EVENTS, ensure_topics
 from stream.worker import WorkerOptions, create_worker
@@ -112,9 +112,9 @@ def test_clients_built_from_sasl_settings_open_a_sasl_handshake(
             await outbox.start()
         _refused_for_sasl(caplog)
         caplog.clear()
-        with pytest.raises(LogProbeError):  # the worker's log probe (a group-less consumer)
-            await first_offset_from(settings.kafka_bootstrap, settings.topic(ORDER_EVENTS), 0, 0,
-                                    security=kafka_auth(settings))
+        with pytest.raises(RecoveryError):  # the worker's changelog reader (a group-less consumer)
+            await load_changelog(settings.kafka_bootstrap, settings.topic(ORDER_EVENTS), [0], {},
+                                 security=kafka_auth(settings))
         _refused_for_sasl(caplog)
         caplog.clear()
         reader = TopicReader("sasl-probe", settings.kafka_bootstrap, [settings.topic(ORDER_EVENTS)],

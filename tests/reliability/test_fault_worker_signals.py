@@ -23,6 +23,7 @@ from config.settings import Settings  # noqa: E402
 from orderradar.devstack.process import ManagedProcess  # noqa: E402
 from orderradar.devstack.waiting import wait_until  # noqa: E402
 from stream_eventgen import Record, generate  # noqa: E402
+from stream.batch_source import source_group  # noqa: E402
 from stream.topics import ORDER_EVENTS  # noqa: E402
 from stream_harness import committed, count_points, produce, start_worker  # noqa: E402
 from stream_scenario import Run, assert_all  # noqa: E402
@@ -75,7 +76,7 @@ def _produce_more(run: Run, chunk: Sequence[Record]) -> None:
 
 
 def _all_committed(run: Run) -> bool:
-    offsets = asyncio.run(committed(run.settings, run.settings.faust_app_id, run.settings.topic(ORDER_EVENTS)))
+    offsets = asyncio.run(committed(run.settings, source_group(run.settings), run.settings.topic(ORDER_EVENTS)))
     return all(offsets.get(p, 0) >= n for p, n in run.produced.items())
 
 
@@ -163,7 +164,7 @@ def test_rebalance_storm_third_worker_added_and_removed_3_times(stack_settings: 
                        what=f"third worker #{round_} exit after SIGTERM")
         wait_until(lambda: (run.check_alive(), _all_committed(run))[1], timeout=240, interval=0.5,
                    what="lag drained")
-        final = asyncio.run(committed(stack_settings, stack_settings.faust_app_id,
+        final = asyncio.run(committed(stack_settings, source_group(stack_settings),
                                       stack_settings.topic(ORDER_EVENTS)))
         run.restarts += 1  # rebalances reprocess uncommitted batches
     finally:

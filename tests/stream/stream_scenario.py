@@ -25,6 +25,7 @@ from config.settings import Settings
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream import dlq
+from stream.batch_source import source_group
 from stream.lifecycle import OrderState, replay
 from stream.pipeline import decode_value
 from stream.topics import ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, changelog_topic
@@ -82,7 +83,7 @@ class Run:
 
     def wait_done(self, timeout: float) -> None:
         """Every input record committed by the worker's group (so all its effects are out)."""
-        group, topic = self.settings.faust_app_id, self.settings.topic(ORDER_EVENTS)
+        group, topic = source_group(self.settings), self.settings.topic(ORDER_EVENTS)
 
         offsets: dict[int, int] = {}
 

@@ -17,6 +17,7 @@ from orderradar.devstack.broker import EmbeddedBroker
 from orderradar.devstack.influx import LocalInflux
 from orderradar.devstack.process import free_port
 from orderradar.devstack.waiting import wait_until
+from stream.batch_source import source_group
 from stream.dlq import InfluxFailure, influx_reason
 from stream.topics import INFLUX_DLQ, ORDER_EVENTS
 from stream_eventgen import generate
@@ -44,7 +45,7 @@ def test_influx_stopped_a_minute_mid_stream_loses_nothing(broker: EmbeddedBroker
             stopped_at = time.monotonic()
             more = asyncio.run(produce(settings, settings.topic(ORDER_EVENTS), [(r.key, r.value) for r in second]))
             run.produced = {p: produced.get(p, 0) + more.get(p, 0) for p in set(produced) | set(more)}
-            group, topic = settings.faust_app_id, settings.topic(ORDER_EVENTS)
+            group, topic = source_group(settings), settings.topic(ORDER_EVENTS)
 
             def input_consumed_during_outage() -> bool:
                 run.check_alive()

@@ -1,0 +1,396 @@
+"""The worker's source: ``order-events`` read in batches with aiokafka, in a consumer group of its own.
+
+Faust delivers one event object per record through per-partition queues, which costs more
+than the whole pipeline (issue #19: a no-op Faust agent reads 3,000-13,000 events/s here,
+aiokafka's ``getmany`` ~150,000). So the pipeline's input bypasses Faust: a
+:class:`BatchSource` (a ``mode`` service run by the worker) consumes with ``getmany`` in the
+group :func:`source_group` and hands :class:`~stream.pipeline.SourceRecord` batches to
+:meth:`Pipeline.process`. Faust still runs the worker (timers, the alerting agent).
+
+Offsets: a batch's offsets are committed only after :meth:`Pipeline.process` returned, which
+is after InfluxDB, the outputs and the changelog acknowledged. aiokafka fetches each
+partition in offset order from the committed offset, so no cursors are needed.
+
+Rebalances (aiokafka's eager protocol: every partition is revoked, then the new set
+assigned): :meth:`on_partitions_revoked` lets the batch in flight finish (or be dropped by the
+pipeline when the membership can no longer be confirmed) before the group moves on; a batch
+collected but not started is discarded (the next owner reads it from the committed offset).
+
+State: the ``orders`` state lives in a plain dict (order id or stage key -> value) filled
+from the changelog (:data:`stream.topics.changelog_topic`, partition = source partition).
+On assignment the source reads the changelog of each partition it did not hold (or whose
+in-memory state is suspect: a batch of it was dropped), then calls
+:meth:`Pipeline.recovered`, which drops other partitions' state, rebuilds the aggregates and
+hands stages their state.
+
+Fencing: a :class:`~stream.membership_lease.MembershipLease` is renewed by each successful
+heartbeat of this consumer (and each assignment). The pipeline confirms it before writing
+(``confirm_membership``), and the pipeline's outbox checks it again right before records
+are handed to the producer (:meth:`fence`): a worker frozen past its session (SIGSTOP, a VM
+pause) drops its late writes instead of overwriting its successor's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from datetime import datetime, timezone
+from typing import Any
+
+import mode
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from config.settings import Settings
+from stream.membership_lease import MembershipLease
+from stream.outbox import OutboxFenced
+from stream.lifecycle import OrderState
+from stream.pipeline import Pipeline, SourceRecord, StageValue, decode_value
+
+log = logging.getLogger(__name__)
+
+
+def source_group(settings: Settings) -> str:
+    """The consumer group whose committed offsets are the worker's progress on ``order-events``."""
+    return f"{settings.faust_app_id}-source"
+
+
+class MembershipLost(RuntimeError):
+    """Neither a heartbeat nor a rebalance confirmed or ended the membership in time."""
+
+
+class RecoveryError(RuntimeError):
+    """The changelog could not be read to its end."""
+
+
+async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], store: MutableMapping[str, Any],
+                         security: Mapping[str, Any] | None = None, stall_s: float = 60.0) -> int:
+    """Apply the changelog of ``partitions`` (from its start) to ``store``; records read.
+
+    Reads each partition up to the end offset the broker reports at the start (the pipeline
+    writes the last record of each changelog send as a batch of its own, so the embedded
+    broker's end offset is exact, see :meth:`stream.outbox.Outbox.send`).
+    """
+    tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
+    if not tps:
+        return 0
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
+                                **(security or {}))
+    read = 0
+    try:
+        await consumer.start()
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        left = {tp for tp in tps if ends[tp] > starts[tp]}
+        await consumer.seek_to_beginning(*tps)
+        progressed = time.monotonic()
+        while left:
+            batch = await consumer.getmany(*left, timeout_ms=500, max_records=50_000)
+            for tp, records in batch.items():
+                for record in records:
+                    key = record.key.decode()
+                    if record.value is None:
+                        store.pop(key, None)
+                    else:
+                        store[key] = decode_value(record.value)
+                read += len(records)
+            if batch:
+                progressed = time.monotonic()
+            for tp in list(left):
+                if await consumer.position(tp) >= ends[tp]:
+                    left.discard(tp)
+            if left and time.monotonic() - progressed > stall_s:
+                raise RecoveryError(f"changelog {topic} not read to its end within {stall_s:.0f}s: "
+                                    f"{sorted(tp.partition for tp in left)} left")
+    except KafkaError as exc:
+        raise RecoveryError(f"changelog {topic}: {exc!r}") from exc
+    finally:
+        await consumer.stop()
+    return read
+
+
+def _partition_of(value: object) -> int | None:
+    return value.partition if isinstance(value, (OrderState, StageValue)) else None
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, source: BatchSource) -> None:
+        self.source = source
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.source.on_partitions_revoked({tp.partition for tp in revoked})
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.source.on_partitions_assigned({tp.partition for tp in assigned})
+
+
+class BatchSource(mode.Service):
+    """Consumes ``topic`` in batches into ``pipeline`` (see the module doc)."""
+
+    def __init__(self, *, bootstrap: str, topic: str, group: str, changelog: str, pipeline: Pipeline,
+                 store: MutableMapping[str, Any], lock: asyncio.Lock, batch_size: int, window_s: float,
+                 session_timeout_s: float, on_fatal: Callable[[BaseException], None],
+                 security: Mapping[str, Any] | None = None, client_id: str = "orderradar-source",
+                 **kwargs: Any) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.group = group
+        self.changelog = changelog
+        self.pipeline = pipeline
+        self.store = store
+        self.lock = lock
+        self.batch_size = batch_size
+        self.window_s = window_s
+        self.session_timeout_s = session_timeout_s
+        self.on_fatal = on_fatal
+        self.security = dict(security or {})
+        self.client_id = client_id
+        self.lease = MembershipLease(session_timeout_s, margin_s=session_timeout_s / 3)
+        #: Partitions this worker owns: set on assignment, emptied once a revocation finished
+        #: the batch in flight (aiokafka's own assignment is gone while that batch runs).
+        self.owned: set[int] = set()
+        #: Partitions whose state is in the store (read from the changelog, kept current).
+        self._loaded: set[int] = set()
+        #: Partitions whose in-memory state may differ from the changelog (a dropped batch).
+        self._dirty: set[int] = set()
+        self._epoch = 0
+        self._rebalancing = False
+        self._stopping = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Future[None] | None = None
+        self.batches = 0
+        self.commit_failures = 0
+        super().__init__(**kwargs)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        session_ms = int(self.session_timeout_s * 1000)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group, client_id=self.client_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            session_timeout_ms=session_ms, heartbeat_interval_ms=max(1000, session_ms // 4),
+            rebalance_timeout_ms=max(30_000, session_ms * 3),
+            max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
+            **self.security)
+        consumer.subscribe([self.topic], listener=_Listener(self))
+        await consumer.start()
+        self._consumer = consumer
+        self._lease_heartbeats(consumer)
+        self._task = asyncio.ensure_future(self._run())
+
+    async def on_stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            try:
+                # The loop ends after its batch in flight (getmany waits at most the window).
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=max(20.0, 2 * self.session_timeout_s))
+            except asyncio.TimeoutError:
+                log.warning("the source's batch did not finish in time; it stays uncommitted and is replayed")
+                self._task.cancel()
+            except Exception:  # noqa: BLE001 - already handled by the loop (on_fatal)
+                pass
+        if self._consumer is not None:
+            await self._consumer.stop()  # leaves the group: the partitions move on at once
+            self._consumer = None
+        log.info("source stopped after %d batches (%d commits failed)", self.batches, self.commit_failures)
+
+    def _lease_heartbeats(self, consumer: AIOKafkaConsumer) -> None:
+        coordinator = getattr(consumer, "_coordinator", None)
+        heartbeat = getattr(coordinator, "_do_heartbeat", None)
+        if heartbeat is None:
+            raise RuntimeError("aiokafka's group coordinator has no _do_heartbeat: cannot lease the membership")
+        lease = self.lease
+
+        async def _do_heartbeat() -> bool:
+            sent_at = time.monotonic()
+            ok = await heartbeat()
+            # aiokafka answers True to REBALANCE_IN_PROGRESS too (it keeps heartbeating while
+            # it rejoins), but then the member stays only until the join deadline.
+            if ok and not coordinator._rejoin_needed_fut.done():  # type: ignore[union-attr]
+                lease.renewed(sent_at)
+            return bool(ok)
+
+        # aiokafka has no heartbeat callback; its heartbeat loop calls this attribute.
+        coordinator._do_heartbeat = _do_heartbeat  # type: ignore[union-attr]
+
+    # -- membership ---------------------------------------------------------------------
+
+    @property
+    def rebalancing(self) -> bool:
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        return self._rebalancing or bool(coordinator is not None and coordinator._rejoin_needed_fut.done())
+
+    def is_owned(self, partition: int) -> bool:
+        return partition in self.owned
+
+    def fence(self) -> None:
+        """Raise :class:`OutboxFenced` unless the lease is valid now (the outbox calls it
+        right before it hands records to the producer)."""
+        if not self.lease.valid(time.monotonic()):
+            raise OutboxFenced("membership lease expired (frozen or cut off past the session); write dropped")
+
+    async def confirm_membership(self, poll_s: float = 0.05) -> bool:
+        """Whether this worker may write state for the partitions it holds now.
+
+        ``True`` at once while the lease is valid. Otherwise waits for a heartbeat to renew it
+        (``True``) or for a rebalance to start (``False``: treat every partition as revoked,
+        the successor replays them). Raises :class:`MembershipLost` after 3 sessions.
+        """
+        if not self.lease.ever_renewed:
+            return False
+        deadline = time.monotonic() + 3 * self.session_timeout_s
+        while not self.lease.valid(time.monotonic()):
+            if self.rebalancing:
+                return False
+            if time.monotonic() >= deadline:
+                raise MembershipLost(f"membership neither confirmed nor ended within {3 * self.session_timeout_s:.0f}s")
+            await asyncio.sleep(poll_s)  # a heartbeat renews it from aiokafka's heartbeat task
+        return True
+
+    # -- rebalances ---------------------------------------------------------------------
+
+    async def on_partitions_revoked(self, revoked: set[int]) -> None:
+        self._rebalancing = True
+        self._epoch += 1  # a collected batch not yet started is discarded
+        async with self.lock:  # the batch in flight finishes (or is dropped) first
+            self.owned -= revoked
+        log.info("source partitions revoked: %s", sorted(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[int]) -> None:
+        self.lease.renewed(time.monotonic())  # the group just synced with us as a member
+        try:
+            async with self.lock:
+                await self._restore(assigned)
+                self.owned = set(assigned)
+        except BaseException as exc:  # noqa: B036 - without state the worker must not go on
+            log.critical("state recovery failed; stopping", exc_info=exc)
+            self.on_fatal(exc)
+            raise
+        finally:
+            self._rebalancing = False
+        log.info("source partitions assigned: %s", sorted(assigned))
+
+    async def _restore(self, assigned: set[int]) -> None:
+        fresh = (assigned - self._loaded) | (self._dirty & assigned)
+        if fresh:
+            for key, value in list(self.store.items()):
+                if _partition_of(value) in fresh:
+                    del self.store[key]
+            started = time.monotonic()
+            read = await load_changelog(self.bootstrap, self.changelog, fresh, self.store, self.security)
+            log.info("read %d changelog records of partitions %s in %.1fs", read, sorted(fresh),
+                     time.monotonic() - started)
+        self._dirty -= fresh
+        self._loaded = set(assigned)
+        await self.pipeline.recovered(set(assigned))
+
+    # -- the batch loop -----------------------------------------------------------------
+
+    async def _collect(self, consumer: AIOKafkaConsumer) -> tuple[list[Any], int]:
+        """Up to ``batch_size`` records, or what came within the window after the first, and
+        the rebalance epoch they belong to.
+
+        aiokafka returns records of the assignment active when ``getmany`` returns (it drops
+        fetches of a revoked assignment, and a new one starts at the committed offsets), and
+        nothing awaits between that and reading the epoch here. So records collected before
+        an epoch change belong to the old assignment: they are dropped, the new assignment
+        reads them again from the committed offsets.
+        """
+        out: list[Any] = []
+        epoch = self._epoch
+        deadline: float | None = None
+        while len(out) < self.batch_size and not self._stopping:
+            wait = self.window_s if deadline is None else deadline - time.monotonic()
+            if wait <= 0:
+                break
+            got = await consumer.getmany(timeout_ms=max(1, int(wait * 1000)), max_records=self.batch_size - len(out))
+            if self._epoch != epoch:
+                out.clear()
+                epoch = self._epoch
+                deadline = None
+            for records in got.values():
+                out.extend(records)
+            if out and deadline is None:
+                deadline = time.monotonic() + self.window_s
+            if not got and out:
+                break
+        return out, epoch
+
+    async def _run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            while not self._stopping:
+                records, epoch = await self._collect(consumer)
+                if not records:
+                    continue
+                async with self.lock:
+                    if epoch != self._epoch:
+                        continue  # rebalanced meanwhile: the new assignment reads from the committed offsets
+                    await self._process(consumer, records)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: B036 - never commit a failed batch
+            log.critical("source batch failed; stopping without committing it", exc_info=exc)
+            self.on_fatal(exc)
+            raise
+
+    async def _process(self, consumer: AIOKafkaConsumer, raw: list[Any]) -> None:
+        records = [SourceRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, tuple(r.headers or ()))
+                   for r in raw]
+        first: dict[int, int] = {}
+        last: dict[int, int] = {}
+        for r in records:
+            first.setdefault(r.partition, r.offset)
+            last[r.partition] = r.offset
+        try:
+            ctx = await self.pipeline.process(records, datetime.now(timezone.utc))
+            dropped = set(ctx.dropped_partitions)
+        except OutboxFenced as exc:
+            log.warning("batch of partitions %s dropped: %s", sorted(first), exc)
+            dropped = set(first)
+        self.batches += 1
+        if dropped:
+            await self.repair(dropped, {p: first[p] for p in dropped})
+        offsets = {TopicPartition(self.topic, p): OffsetAndMetadata(o + 1, "") for p, o in last.items()
+                   if p not in dropped}
+        if offsets:
+            try:
+                await consumer.commit(offsets)
+            except KafkaError as exc:
+                # The batch is written; its records are read again by the next owner and are
+                # duplicates there (idempotent).
+                self.commit_failures += 1
+                log.warning("commit of %s failed (rebalance?): %r", sorted(tp.partition for tp in offsets), exc)
+
+    async def repair(self, partitions: set[int], positions: Mapping[int, int]) -> None:
+        """Records of ``partitions`` were read but their batch was not written: their state
+        in memory may be ahead of the changelog. A rebalance reads them again anyway; else
+        the consumer goes back to ``positions`` and their state is read again now."""
+        self._dirty |= partitions
+        if self.rebalancing:
+            return
+        assert self._consumer is not None
+        for p, offset in positions.items():
+            try:
+                self._consumer.seek(TopicPartition(self.topic, p), offset)
+            except (KafkaError, AssertionError) as exc:  # not assigned any more
+                log.info("no seek back on %s[%d]: %r", self.topic, p, exc)
+        await self._restore(set(self.owned))
+
+    async def tick(self, run: Callable[[], Awaitable[object]]) -> None:
+        """Run a pipeline tick under the batch lock; a fenced tick's partitions are read again."""
+        async with self.lock:
+            try:
+                await run()
+            except OutboxFenced as exc:
+                log.warning("tick dropped: %s", exc)
+                self._dirty |= set(self.owned)
+                if not self.rebalancing:
+                    await self._restore(set(self.owned))
