@@ -27,7 +27,7 @@ from config.gateway import GatewaySettings
 from dashboard.gateway.runtime import Gateway, load_staff
 from dashboard.gateway.server import tune_garbage_collector, uvicorn_config
 from dashboard.gateway.staff import StaffDirectory
-from dashboard.tracking.page import tracking_routes
+from dashboard.tracking.page import tile_layer, tracking_routes
 from dashboard.warroom.deps import build_deps
 from dashboard.warroom.mount import MOUNT_PATH, warroom_mount
 from orderradar.devstack.session_secret import SecretFileError, with_local_secret
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(
         settings,
         gateway=gateway,
-        extra_routes=[*landing.routes, *tracking_routes(gateway.tracking_token_valid)],
+        extra_routes=[*landing.routes, *tracking_routes(gateway.tracking_token_valid, tiles=tile_layer(settings))],
         mounts={MOUNT_PATH: warroom_mount(settings, deps)},
     )
     app.state.history = deps.history  # one InfluxDB client: the war-room's, also for /api/v1/delivery-stats

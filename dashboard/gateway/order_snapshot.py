@@ -13,7 +13,9 @@ Parsing is tolerant where the worker may evolve (unknown fields are ignored, ``l
 or flat ``lat``/``lon`` are read as ``position``, a snapshot nested under ``order`` is
 unwrapped) and strict where the gateway relies on it (``order_id``, ``seq``, times).
 :meth:`OrderSnapshot.lateness` reads whether the order was late and by how much
-(``extensions.outcome``: ``late``, ``late_by_s``, ``late_days``, ``promise_due``).
+(``extensions.outcome``: ``late``, ``late_by_s``, ``late_days``, ``promise_due``);
+:meth:`OrderSnapshot.trail` a SKU's recent WGS-84 fixes (``extensions.trail``, kept by the
+worker's geo stage, ``stream/stages/geo_stage.py``). A SKU's ``destination`` is its stop.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class SkuSnapshot(BaseModel):
     not_scanned: tuple[str, ...] = ()
     #: When each status was first reached (``stream.rollup``); outlives the capped timeline.
     stage_times: dict[str, AwareDatetime] = Field(default_factory=dict)
+    #: The stop (the customer's address point): never shown to a customer as it is.
+    destination: Position | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -177,6 +181,23 @@ class OrderSnapshot(BaseModel):
                 "basis": value.get("basis") if value.get("basis") in ("lanes", "promise") else None,
                 "state": state if state in ("on_track", "at_risk", "late", "stalled") else None,
                 "slipped": value.get("slipped") is True}
+
+    def trail(self, sku: str) -> tuple[Position, ...]:
+        """The SKU's recent fixes, oldest first (``[lat, lon, time]`` triples in
+        ``extensions.trail``); malformed points are skipped, never guessed."""
+        value = self.extensions.get("trail")
+        points = value.get(sku) if isinstance(value, dict) else None
+        if not isinstance(points, list):
+            return ()
+        out: list[Position] = []
+        for point in points:
+            if not isinstance(point, list) or len(point) != 3 or point[2] is None:
+                continue
+            try:
+                out.append(Position(lat=point[0], lon=point[1], time=point[2]))
+            except ValidationError:
+                continue
+        return tuple(sorted(out, key=lambda p: p.time))  # type: ignore[arg-type, return-value]
 
     def lateness(self) -> Lateness | None:
         """Whether the order was late and by how much (``None``: the worker wrote no outcome)."""

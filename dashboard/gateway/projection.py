@@ -7,9 +7,10 @@ passed without a scan (``not_scanned``, milestone names), the delay category of 
 disruption zone the order is in (never the zone's name), whether its courier is nearby
 (``nearby``: inside the customer area, never the courier's id), and a position. Dropped:
 node and warehouse names, regions, carriers, device and courier ids, sources, flags,
-event ids, the destination, timeline reasons (data-quality notes) and any free text. Positions are coarsened to 2 decimals (~1 km) except
+event ids, the exact destination, timeline reasons (data-quality notes) and any free text. Positions are coarsened to 2 decimals (~1 km) except
 while a SKU is out for delivery (5 decimals), and removed once it is delivered, returned
-or cancelled.
+or cancelled; with a position come the recent route and the destination's city
+(``dashboard.gateway.track_map``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 
 import orjson
 
-from dashboard.gateway.order_snapshot import OrderSnapshot, SkuSnapshot
+from dashboard.gateway.order_snapshot import OrderSnapshot, Position, SkuSnapshot
+from dashboard.gateway.track_map import map_view
 from dashboard.tracking.milestones import not_scanned_milestones
 from stream.contract import Status
 
@@ -67,14 +69,16 @@ def _reason(sku: SkuSnapshot) -> str | None:
     return sku.reason if _REASON.match(sku.reason) else "other"
 
 
-def customer_sku(sku: SkuSnapshot) -> dict[str, Any]:
+def customer_sku(sku: SkuSnapshot, trail: tuple[Position, ...] = ()) -> dict[str, Any]:
     status = sku.known_status
     timeline = _timeline(sku)
+    position = _position(sku, status)
     view: dict[str, Any] = {
         "status": status.value if status is not None else None,
         "since": sku.status_time.isoformat() if sku.status_time else (timeline[-1]["time"] if timeline else None),
         "timeline": timeline,
-        "position": _position(sku, status),
+        "position": position,
+        **map_view(sku, trail, position, COARSE_DECIMALS, PRECISE_DECIMALS),
     }
     paid = sku.stage_times.get(Status.PAID.value)
     if paid is not None:
@@ -146,7 +150,8 @@ def order_view(snapshot: OrderSnapshot) -> OrderView:
         "delay": _delay(snapshot, window),
         "nearby": snapshot.courier_nearby(),
     }
-    skus = {sku_id: orjson.dumps(customer_sku(sku)) for sku_id, sku in sorted(snapshot.skus.items())}
+    skus = {sku_id: orjson.dumps(customer_sku(sku, snapshot.trail(sku_id)))
+            for sku_id, sku in sorted(snapshot.skus.items())}
     return OrderView(header, skus)
 
 

@@ -39,11 +39,11 @@ class Asset:
         return f"{ASSET_PREFIX}/{self.digest}/{self.name}"
 
 
-def load_asset(path: Path) -> Asset:
+def load_asset(path: Path, name: str | None = None) -> Asset:
     body = path.read_bytes()
     media_type = _TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     # mtime=0: the same content always compresses to the same bytes.
-    return Asset(path.name, hashlib.sha256(body).hexdigest()[:16], media_type, body,
+    return Asset(name or path.name, hashlib.sha256(body).hexdigest()[:16], media_type, body,
                  gzip.compress(body, compresslevel=9, mtime=0))
 
 
@@ -55,8 +55,12 @@ class AssetBundle:
 
     @classmethod
     def from_dir(cls, directory: Path = STATIC_DIR,
-                 names: Iterable[str] = ("tracking.js", "tracking.css", "basemap.json")) -> AssetBundle:
-        return cls(load_asset(directory / name) for name in names)
+                 names: Iterable[str] = ("tracking.js", "tracking.css")) -> AssetBundle:
+        """The named files, plus each province's prefecture outlines (``areas/<adcode>.json``,
+        served as ``areas-<adcode>.json``: asset names have no slash)."""
+        areas = sorted((directory / "areas").glob("*.json"))
+        return cls([*(load_asset(directory / name) for name in names),
+                    *(load_asset(path, f"areas-{path.name}") for path in areas)])
 
     def __getitem__(self, name: str) -> Asset:
         return self._by_name[name]

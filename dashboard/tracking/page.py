@@ -9,13 +9,16 @@ While a just-started gateway is still replaying ``tracking-tokens``, an unknown 
 503 "one moment" page that reloads itself instead of a wrong 404.
 
 Routes (:func:`tracking_routes`): ``GET /t/{token}`` and ``GET /t/assets/{digest}/{name}``
-(the script, the stylesheet and the basemap, content-addressed and cached for a year); any
+(the script, the stylesheet and each province's prefecture outlines, content-addressed and
+cached for a year); any
 other path under ``/t/`` is the same not-found page; ``/favicon.ico`` is the site icon.
 
 The language is ``?lang=`` (remembered for a year in the ``orderradar_lang`` cookie), else
 the remembered choice, else ``Accept-Language`` (:func:`negotiate_language`).
 Optional raster tiles: pass ``tiles=TileLayer("https://tiles.example/{z}/{x}/{y}.png",
-"© attribution")``; the tile origin is added to the page's ``img-src``.
+"© attribution")`` (:func:`tile_layer` reads ``ORDERRADAR_MAP_TILE_URL``, ``_ATTRIBUTION`` and
+``_CRS``: ``gcj02`` for Chinese providers, whose tiles are offset); the tile origin is added
+to the page's ``img-src``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from config.settings import Settings
+from dashboard.tracking.areas import area_index
 from dashboard.tracking.assets import ASSET_PREFIX, AssetBundle
 from dashboard.tracking.headers import page_headers, tile_origin
 from dashboard.tracking.language import Lang, chosen_language, negotiate_language
@@ -85,10 +90,19 @@ class TileLayer:
     url_template: str
     attribution: str
     max_zoom: int = 18
+    #: The tiles' datum: ``wgs84`` or ``gcj02`` (AMap, Tencent: the page shifts points onto them).
+    crs: str = "wgs84"
 
     @property
     def origin(self) -> str:
         return tile_origin(self.url_template)
+
+
+def tile_layer(settings: Settings) -> TileLayer | None:
+    """The configured tiles (``ORDERRADAR_MAP_TILE_URL`` and friends), or ``None``: offline map."""
+    if not settings.map_tile_url:
+        return None
+    return TileLayer(settings.map_tile_url, settings.map_tile_attribution, crs=settings.map_tile_crs)
 
 
 def _json_for_html(value: object) -> Markup:
@@ -145,14 +159,15 @@ class TrackingPage:
         config = {
             "lang": lang.value,
             "ws_path": self._ws_path,
-            "basemap": self.assets["basemap.json"].url,
+            "areas": {code: {"url": self.assets[f"areas-{code}.json"].url, "box": box}
+                      for code, box in area_index().province_boxes.items()},
             "words": dict(words),
             "milestones": milestone_table(),
             "live_within_s": LIVE_WITHIN_S,
             "age_refresh_s": AGE_REFRESH_S,
             "tiles": None if self._tiles is None else {
                 "url": self._tiles.url_template, "attribution": self._tiles.attribution,
-                "max_zoom": self._tiles.max_zoom},
+                "max_zoom": self._tiles.max_zoom, "crs": self._tiles.crs},
         }
         return self._page.render(
             lang=lang.value, t=words, ladder=[m.value for m in LADDER], langs=list(Lang),

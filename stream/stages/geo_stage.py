@@ -17,6 +17,12 @@ in GCJ-02), the great-circle distance between the two WGS-84 points is written a
 ``distance_m``, ``limit_m``, ``away``), and the order's snapshot says it under
 ``extensions.delivery_check`` (per SKU). ``away`` means farther than ``delivered_away_m``
 (``data_quality`` in ``config/sla.yaml``, 500 m by default).
+
+Trail (the tracking page's route): each SKU's recent WGS-84 fixes go into the order's
+snapshot under ``extensions.trail``, ``{sku: [[lat, lon, event time ISO], ...]}`` in event-time
+order, bounded to the newest :data:`TRAIL_MAX_POINTS` within :data:`TRAIL_WINDOW_S` of the
+newest fix. The trail lives in the order's state (it survives a restart with the order);
+the gateway decides what a customer may see of it (``dashboard.gateway.track_map``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import h3
 import numpy as np
@@ -46,6 +53,12 @@ DELIVERY_DISTANCE = "delivery_distance"
 DELIVERY_CHECK = "delivery_check"
 #: Default of ``data_quality.delivered_away_m``.
 DELIVERED_AWAY_M = 500.0
+#: Order extension with each SKU's recent fixes (the tracking page's trail).
+TRAIL = "trail"
+TRAIL_MAX_POINTS = 50
+TRAIL_WINDOW_S = 2 * 3600
+#: Decimals kept per trail fix (~1 m); the gateway coarsens further for customers.
+TRAIL_DECIMALS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +161,30 @@ def delivery_distance_line(item: Accepted, check: DeliveryCheck) -> str:
     )
 
 
+def _iso_ns(time_ns: int) -> str:
+    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).isoformat()
+
+
+def extend_trail(trail: list[list[object]], points: Iterable[tuple[int, GeoFix]]) -> list[list[object]]:
+    """``trail`` with ``points`` ((event time ns, fix), any order) merged in by event time,
+    a repeated spot collapsed into its newest time, bounded by count and by age."""
+    merged: dict[str, list[object]] = {str(p[2]): p for p in trail if isinstance(p, list) and len(p) == 3}
+    for time_ns, fix in points:
+        at = _iso_ns(time_ns)
+        merged[at] = [round(fix.lat, TRAIL_DECIMALS), round(fix.lon, TRAIL_DECIMALS), at]
+    ordered = sorted(merged.values(), key=lambda p: datetime.fromisoformat(str(p[2])))
+    out: list[list[object]] = []
+    for point in ordered:
+        if out and out[-1][:2] == point[:2]:
+            out[-1] = point  # the courier stood still: one point, newest time
+        else:
+            out.append(point)
+    if out:
+        newest = datetime.fromisoformat(str(out[-1][2]))
+        out = [p for p in out if (newest - datetime.fromisoformat(str(p[2]))).total_seconds() <= TRAIL_WINDOW_S]
+    return out[-TRAIL_MAX_POINTS:]
+
+
 class GeoStage:
     """See the module doc."""
 
@@ -173,11 +210,13 @@ class GeoStage:
         events = [a.event for a in ctx.accepted]
         fixes = locate(events)
         self.batch = {}
+        trails: dict[str, dict[str, list[tuple[int, GeoFix]]]] = {}  # order -> sku -> new fixes
         for item, fix in zip(ctx.accepted, fixes, strict=True):
             if fix is None:
                 continue
             event = item.event
             self.batch[event.event_id] = fix
+            trails.setdefault(event.order_id, {}).setdefault(event.sku, []).append((item.change.entry.time_ns, fix))
             key = f"{event.order_id}|{event.sku}"
             partition = item.record.partition
             heat = self.heat.setdefault(partition, Counter())
@@ -195,6 +234,7 @@ class GeoStage:
                 heat[new_cell] += 1
             self._last[key] = fix
             self._partition_of[key] = partition
+        self._record_trails(ctx, trails)
         for item, check in check_deliveries(ctx.accepted, fixes, self.delivered_away_m):
             ctx.lines.append(delivery_distance_line(item, check))
             order = ctx.order(item.event.order_id)
@@ -202,6 +242,19 @@ class GeoStage:
                 checks = dict(order.extensions.get(DELIVERY_CHECK) or {})
                 checks[item.event.sku] = check.to_dict()
                 ctx.update_order(order.with_extension(DELIVERY_CHECK, checks))
+
+    @staticmethod
+    def _record_trails(ctx: BatchContext, trails: dict[str, dict[str, list[tuple[int, GeoFix]]]]) -> None:
+        for order_id, by_sku in trails.items():
+            order = ctx.order(order_id)
+            if order is None:
+                continue
+            current = order.extensions.get(TRAIL)
+            updated = dict(current) if isinstance(current, dict) else {}
+            for sku, points in by_sku.items():
+                old = updated.get(sku)
+                updated[sku] = extend_trail(old if isinstance(old, list) else [], points)
+            ctx.update_order(order.with_extension(TRAIL, updated))
 
     def forget(self, sku_key: str) -> None:
         """A SKU closed: it leaves the heatmap."""
@@ -216,5 +269,5 @@ class GeoStage:
                     del counter[cell]
 
 
-__all__ = ["DELIVERY_CHECK", "DELIVERY_DISTANCE", "HEATMAP_RESOLUTIONS", "DeliveryCheck", "GeoFix", "GeoStage",
-           "check_deliveries", "locate", "tag_cell"]
+__all__ = ["DELIVERY_CHECK", "DELIVERY_DISTANCE", "HEATMAP_RESOLUTIONS", "TRAIL", "DeliveryCheck", "GeoFix",
+           "GeoStage", "check_deliveries", "extend_trail", "locate", "tag_cell"]

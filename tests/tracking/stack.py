@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import struct
 import sys
 import threading
+import zlib
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,7 +38,7 @@ class WebServer:
     """One gateway process with the tracking routes; ``kill`` and ``start`` again at will."""
 
     def __init__(self, settings: Settings, log_dir: Path, port: int | None = None,
-                 tiles: str | None = None) -> None:
+                 tiles: str | None = None, tiles_crs: str = "wgs84") -> None:
         self.settings = settings
         self.port = port or free_port()
         self.api_key = secrets.token_urlsafe(24)
@@ -53,7 +55,12 @@ class WebServer:
             # The same secret as the Bus, which seals the token records it publishes.
             "ORDERRADAR_SESSION_SECRET": settings.session_secret.get_secret_value(),
         }
-        argv = [sys.executable, str(LAUNCHER), *(["--tiles", tiles] if tiles else [])]
+        for name in ("ORDERRADAR_MAP_TILE_URL", "ORDERRADAR_MAP_TILE_ATTRIBUTION", "ORDERRADAR_MAP_TILE_CRS"):
+            env.pop(name, None)
+        if tiles:
+            env.update({"ORDERRADAR_MAP_TILE_URL": tiles, "ORDERRADAR_MAP_TILE_ATTRIBUTION": "Test tiles",
+                        "ORDERRADAR_MAP_TILE_CRS": tiles_crs})
+        argv = [sys.executable, str(LAUNCHER)]
         self.process = ManagedProcess("web", argv, log_dir / f"web-{self.port}.log", env=env, cwd=REPO)
 
     @property
@@ -81,7 +88,7 @@ class WebServer:
     def terminate(self) -> None:
         self.process.signal(signal.SIGTERM)
 
-    def issue_link(self, order_id: str, ttl_s: int | None = None) -> str:
+    def issue_link(self, order_id: str, ttl_s: int | None = None, wait_s: float = 20.0) -> str:
         """A fresh tracking token for ``order_id`` (as an OMS would get one), once the web
         tier has read the order's update (links are only issued for known orders)."""
         body: dict[str, Any] = {"order_id": order_id}
@@ -93,7 +100,7 @@ class WebServer:
                                   headers={"X-Source": SOURCE, "Authorization": f"Bearer {self.api_key}"})
             return response if response.status_code != 404 else None
 
-        response = wait_until(post, 20, what=f"tracking link for {order_id}")
+        response = wait_until(post, wait_s, what=f"tracking link for {order_id}")
         assert isinstance(response, httpx.Response) and response.status_code == 201, response
         return str(response.json()["token"])
 
@@ -103,13 +110,25 @@ class WebServer:
         assert response.status_code == 204, response.text
 
 
-class TileServer:
-    """A raster tile server on loopback: one grey PNG for every tile, and a log of requests."""
+def png(width: int, height: int, pixel: Any) -> bytes:
+    """A real RGB PNG; ``pixel(x, y)`` gives each pixel's (r, g, b)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"".join(bytes(pixel(x, y)) for x in range(width)) for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
-    # A valid 1x1 PNG; the browser stretches it over the tile's square.
-    PNG = bytes.fromhex(
-        "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
-        "0000000c4944415408d763f8f8f0e1030005ec02f5a4c1b7a60000000049454e44ae426082")
+
+class TileServer:
+    """A raster tile server on loopback: a small generated PNG per ``z/x/y`` (a checkerboard of
+    two light colours with a darker "street" across each tile), and a log of requests."""
+
+    PNG = png(16, 16, lambda x, y: (200, 200, 200))
+
+    @staticmethod
+    def tile(z: int, x: int, y: int) -> bytes:
+        base = (238, 232, 214) if (x + y) % 2 else (222, 236, 222)
+        return png(16, 16, lambda px, py: (150, 150, 170) if py in (7, 8) or px in (7, 8) else base)
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str | None]] = []
@@ -118,11 +137,16 @@ class TileServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 owner.requests.append((self.path, self.headers.get("Referer")))
+                parts = self.path.removesuffix(".png").strip("/").split("/")
+                if len(parts) != 3 or not all(p.isdigit() for p in parts):
+                    self.send_error(404)
+                    return
+                body = owner.tile(*(int(p) for p in parts))
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(owner.PNG)))
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(owner.PNG)
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
                 return

@@ -1,36 +1,56 @@
-"""The page's static parts: basemap file, asset bundle, headers and the rendered HTML."""
+"""The page's static parts: prefecture areas, asset bundle, headers and the rendered HTML."""
 
 from __future__ import annotations
 
 import gzip
 import math
 import re
+from pathlib import Path
 
 import orjson
 import pytest
 
 from dashboard.tracking.assets import AssetBundle
-from dashboard.tracking.basemap import SOURCE, TARGET, build_basemap, mercator, render
+from dashboard.tracking.areas import INDEX, SOURCE, STATIC_AREAS, area_index, build
+from dashboard.tracking.basemap import mercator
 from dashboard.tracking.headers import content_security_policy, page_headers, tile_origin
 from dashboard.tracking.language import Lang
 from dashboard.tracking.page import TileLayer, TrackingPage
 
 
-def test_the_shipped_basemap_is_current_and_small() -> None:
-    assert TARGET.read_bytes() == render(SOURCE), "run: python -m dashboard.tracking.basemap"
-    data = orjson.loads(TARGET.read_bytes())
-    assert len(data["provinces"]) >= 31  # every mainland province-level unit at least
-    assert len(gzip.compress(TARGET.read_bytes())) < 24_000
+def test_the_shipped_areas_are_current_and_small(shared_data: Path) -> None:
+    source = shared_data / "boundaries" / "china" / SOURCE.name
+    files, index = build(source.read_bytes())
+    assert INDEX.read_bytes() == index, "run: python -m dashboard.tracking.areas"
+    assert {p.name: p.read_bytes() for p in STATIC_AREAS.glob("*.json")} == files
+    assert len(files) >= 31  # every mainland province-level unit at least
+    # A page fetches the provinces in view: even the largest stays well inside the page budget.
+    assert max(len(gzip.compress(body)) for body in files.values()) < 16_000
 
 
-def test_basemap_paths_are_closed_svg_rings_inside_china() -> None:
-    data = build_basemap(SOURCE.read_bytes())
-    x0, y0, x1, y1 = data["bounds"]
-    for province in data["provinces"]:
-        assert re.fullmatch(r"(M[-.\d]+ [-.\d]+l[-.\d ]+z)+", province["d"]), province["adcode"]
-        first = re.match(r"M([-.\d]+) ([-.\d]+)", province["d"])
-        assert first is not None
-        assert x0 - 1 <= float(first.group(1)) <= x1 + 1 and y0 - 1 <= float(first.group(2)) <= y1 + 1
+def test_area_paths_are_closed_svg_rings_inside_their_province_box() -> None:
+    boxes = area_index().province_boxes
+    for path in STATIC_AREAS.glob("*.json"):
+        data = orjson.loads(path.read_bytes())
+        x0, y0, x1, y1 = boxes[data["province"]]
+        for area in data["areas"]:
+            assert re.fullmatch(r"(M[-.\d]+ [-.\d]+l[-.\d ]+z)+", area["d"]), area["adcode"]
+            first = re.match(r"M([-.\d]+) ([-.\d]+)", area["d"])
+            assert first is not None
+            assert x0 - .01 <= float(first.group(1)) <= x1 + .01 and y0 - .01 <= float(first.group(2)) <= y1 + .01
+
+
+@pytest.mark.parametrize(("lon", "lat", "seat"), [(120.16421, 30.25873, "杭州"), (121.47, 31.23, "上海"),
+                                                  (113.26, 23.13, "广州"), (122.1, 30.0, "舟山")])
+def test_a_stop_becomes_its_citys_seat(lon: float, lat: float, seat: str) -> None:
+    found = area_index().seat_of(lon, lat)
+    assert found is not None and found.name == seat
+    # The seat is the city's, kilometres from the stop: never the address.
+    assert (found.lon, found.lat) != (lon, lat)
+
+
+def test_no_seat_outside_china() -> None:
+    assert area_index().seat_of(-46.63, -23.55) is None  # Sao Paulo (the Olist data)
 
 
 def test_mercator_matches_slippy_map_tiles() -> None:
@@ -46,7 +66,8 @@ def test_mercator_matches_slippy_map_tiles() -> None:
 def test_assets_have_content_urls() -> None:
     bundle = AssetBundle.from_dir()
     urls = bundle.urls()
-    assert set(urls) == {"tracking.js", "tracking.css", "basemap.json"}
+    assert {"tracking.js", "tracking.css", "areas-330000.json"} <= set(urls)
+    assert all(name.startswith("areas-") for name in set(urls) - {"tracking.js", "tracking.css"})
     for name, url in urls.items():
         assert url == f"/t/assets/{bundle[name].digest}/{name}"
         assert gzip.decompress(bundle[name].gzip_body) == bundle[name].body

@@ -110,7 +110,9 @@ def test_page_headers_language_and_weight(web: WebServer, bus: Bus, artifacts_di
         assert response.headers["content-encoding"] == "gzip"
         weight = {"page.html (gzip)": len(b"".join(response.iter_raw()))}
     for url in re.findall(r'(?:href|src)="(/t/assets/[^"]+)"', page.text) + [
-            json.loads(re.search(r'id="tracking-config">(.*?)</script>', page.text, re.S).group(1))["basemap"]]:  # type: ignore[union-attr]
+            # The prefecture outlines of one province (Zhejiang), as a parcel there fetches them.
+            json.loads(re.search(r'id="tracking-config">(.*?)</script>', page.text, re.S).group(1))  # type: ignore[union-attr]
+            ["areas"]["330000"]["url"]]:
         with httpx.stream("GET", f"{web.url}{url}", headers={"Accept-Encoding": "gzip"}) as response:
             assert response.status_code == 200
             assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
@@ -121,4 +123,4 @@ def test_page_headers_language_and_weight(web: WebServer, bus: Bus, artifacts_di
         assert stale.status_code == 404  # an old digest never gets new content under its name
     weight["total"] = sum(weight.values())
     (artifacts_dir / "page_weight.json").write_text(json.dumps(weight, indent=2) + "\n")
-    assert weight["total"] < 64 * 1024, weight
+    assert weight["total"] < 60_000, weight

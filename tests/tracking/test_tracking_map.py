@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 import pytest
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -227,8 +228,15 @@ def test_offline_prefecture_outlines_size_budget_and_quality(pipeline: Pipeline,
         for lang in ("zh-CN", "en"):
             with chromium(PHONE, lang=lang) as phone:
                 open_page(phone, web, token, lang)
-                state = wait_for(phone, lambda d: (s := map_state(d)) and len(s["route"]) == 5 and s["labels"] and s,
-                                 60, "no trail or outlines")
+                seen: list[dict[str, Any]] = [{}]
+
+                def drawn(d: WebDriver) -> dict[str, Any] | None:
+                    seen[0] = map_state(d)
+                    return seen[0] if len(seen[0]["route"]) == 5 and seen[0]["labels"] else None
+                try:
+                    state = wait_for(phone, drawn, 60)
+                except TimeoutException:
+                    raise AssertionError(f"no trail or outlines; the map: {seen[0]}") from None
                 # Hangzhou and its neighbours, by name: a handful of city labels, no provinces.
                 assert "330100" in state["areas"] and "杭州" in state["labels"], state["labels"]
                 assert 1 <= len(state["labels"]) <= 12, state["labels"]

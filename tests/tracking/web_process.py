@@ -7,8 +7,6 @@ routes are mounted there (``extra_routes=tracking_routes(gateway.tracking_token_
 
 from __future__ import annotations
 
-import argparse
-
 import uvicorn
 
 from config.settings import load_settings
@@ -16,19 +14,16 @@ from dashboard.gateway.app import create_app
 from config.gateway import GatewaySettings
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.server import uvicorn_config
-from dashboard.tracking.page import TileLayer, tracking_routes
+from dashboard.tracking.page import tile_layer, tracking_routes
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tiles", help="raster tile URL template, e.g. http://127.0.0.1:9/{z}/{x}/{y}.png")
-    args = parser.parse_args()
     settings = load_settings()
     options = GatewaySettings.from_settings(settings)
     gateway = Gateway(settings, options)
-    tiles = TileLayer(args.tiles, "Test tiles") if args.tiles else None
+    # Tiles as `orderradar web` reads them: ORDERRADAR_MAP_TILE_URL and friends.
     app = create_app(settings, gateway=gateway,
-                     extra_routes=tracking_routes(gateway.tracking_token_valid, tiles=tiles))
+                     extra_routes=tracking_routes(gateway.tracking_token_valid, tiles=tile_layer(settings)))
     uvicorn.Server(uvicorn_config(app, settings, options, access_log=False)).run()
 
 

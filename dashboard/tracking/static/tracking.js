@@ -5,7 +5,9 @@
  * reconnects with exponential backoff and full jitter (0.5 s doubling, 30 s cap) and resumes
  * from the last seq it applied; the server replays what was missed or sends a new snapshot.
  * The map is inline SVG in Web Mercator world units (256 x 256 at zoom 0), so optional
- * raster tiles line up with it. Everything shown comes from the customer projection.
+ * raster tiles line up with it: with tiles, streets, the route and the destination's city;
+ * without, prefecture outlines around the parcel; no position, no map. Everything shown
+ * comes from the customer projection.
  */
 (function () {
   "use strict";
@@ -25,7 +27,6 @@
   var socket = null;
   var retryTimer = null;
   var stopped = false;
-  var basemap = null;
 
   // ---- words ----------------------------------------------------------------------
   function word(key, values) {
@@ -150,7 +151,7 @@
     var etas = skus.map(function (s) { return s.eta; }).filter(Boolean);
     // One track per item: a split shipment's parcels travel separately.
     var tracks = skus.map(function (s) {
-      return { id: s.id, position: s.position || null, route: s.route || null };
+      return { id: s.id, position: s.position || null, route: s.route || null, city: s.city || null };
     });
     return {
       milestone: headline,
@@ -304,15 +305,49 @@
     return el;
   }
 
-  function loadBasemap() {
-    return fetch(config.basemap, { credentials: "omit", referrerPolicy: "no-referrer" })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (data) { basemap = data; render(); })
-      .catch(function () { basemap = null; });
+  // Tiles from Chinese providers are drawn in GCJ-02: points are shifted onto them with the
+  // forward transform of geo/coords.py (wgs84_to_gcj02; identity outside China's box).
+  var GCJ_A = 6378245.0, GCJ_EE = 0.00669342162296594323, PI = Math.PI;
+  function toGcj02(lon, lat) {
+    if (lon < 72.004 || lon > 137.8347 || lat < 0.8293 || lat > 55.8271) return [lon, lat];
+    var u = lon - 105.0, v = lat - 35.0, root = Math.sqrt(Math.abs(u));
+    var common = (20 * Math.sin(6 * u * PI) + 20 * Math.sin(2 * u * PI)) * 2 / 3;
+    var dlat = -100 + 2 * u + 3 * v + 0.2 * v * v + 0.1 * u * v + 0.2 * root + common +
+      (20 * Math.sin(v * PI) + 40 * Math.sin(v / 3 * PI)) * 2 / 3 +
+      (160 * Math.sin(v / 12 * PI) + 320 * Math.sin(v * PI / 30)) * 2 / 3;
+    var dlon = 300 + u + 2 * v + 0.1 * u * u + 0.1 * u * v + 0.1 * root + common +
+      (20 * Math.sin(u * PI) + 40 * Math.sin(u / 3 * PI)) * 2 / 3 +
+      (150 * Math.sin(u / 12 * PI) + 300 * Math.sin(u / 30 * PI)) * 2 / 3;
+    var rad = lat / 180 * PI, magic = 1 - GCJ_EE * Math.pow(Math.sin(rad), 2), sq = Math.sqrt(magic);
+    dlat = (dlat * 180) / ((GCJ_A * (1 - GCJ_EE)) / (magic * sq) * PI);
+    dlon = (dlon * 180) / (GCJ_A / sq * Math.cos(rad) * PI);
+    return [lon + dlon, lat + dlat];
+  }
+  var onGcj = !!(config.tiles && config.tiles.crs === "gcj02");
+  function project(lon, lat) {
+    if (onGcj) { var g = toGcj02(lon, lat); lon = g[0]; lat = g[1]; }
+    return mercator(lon, lat);
   }
 
-  function fitBox(points, minSpan, bounds) {
-    if (!points.length) return bounds;
+  // Prefecture outlines (offline map): one file per province, fetched when it comes into view.
+  var areas = {};  // province adcode -> {areas: [...]} | "loading" | null (failed)
+  function needAreas(box) {
+    var wanted = Object.keys(config.areas).filter(function (code) {
+      var b = config.areas[code].box;
+      return b[0] <= box[2] && b[2] >= box[0] && b[1] <= box[3] && b[3] >= box[1];
+    });
+    wanted.forEach(function (code) {
+      if (areas[code] !== undefined) return;
+      areas[code] = "loading";
+      fetch(config.areas[code].url, { credentials: "omit", referrerPolicy: "no-referrer" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) { areas[code] = data; render(); })
+        .catch(function () { areas[code] = null; });
+    });
+    return wanted;
+  }
+
+  function fitBox(points, minSpan) {
     var xs = points.map(function (p) { return p[0]; }), ys = points.map(function (p) { return p[1]; });
     var x0 = Math.min.apply(null, xs), x1 = Math.max.apply(null, xs);
     var y0 = Math.min.apply(null, ys), y1 = Math.max.apply(null, ys);
@@ -320,33 +355,19 @@
     var cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
     return [cx - span / 2, cy - span / 2, cx + span / 2, cy + span / 2];
   }
+  function near(a, b, units) { return Math.abs(a[0] - b[0]) < units && Math.abs(a[1] - b[1]) < units; }
 
-  // The route so far: the server's per-item `route` when it sends one, else the positions
-  // this page has seen per item (kept for the tab's life in sessionStorage, so a reload
-  // does not forget them).
-  var TRAIL_KEY = "orderradar-trails";
-  var trails = (function () {
-    try { return JSON.parse(sessionStorage.getItem(TRAIL_KEY) || "{}"); } catch (e) { return {}; }
-  })();
-  function remember(id, p) {
-    var trail = trails[id] || (trails[id] = []);
-    var last = trail[trail.length - 1];
-    if (last && last.lat === p.lat && last.lon === p.lon) return;
-    trail.push({ lat: p.lat, lon: p.lon, precise: !!p.precise });
-    if (trail.length > 100) trail.splice(0, trail.length - 100);
-    try { sessionStorage.setItem(TRAIL_KEY, JSON.stringify(trails)); } catch (e) { /* private mode */ }
-  }
-
+  // The route comes from the server (the worker's recent fixes, `route` per item); the
+  // destination is the city's seat, never the address.
   function renderMap(v) {
     var map = $("map");
     var paths = v.tracks.map(function (t) {
       var pos = v.sharingEnded ? null : pointOf(t.position);
-      if (pos) remember(t.id, t.position);
-      // After delivery nothing precise stays on screen: live sharing has ended.
-      var history = (t.route || trails[t.id] || []).filter(function (p) { return !(v.sharingEnded && p.precise); });
-      var route = history.map(pointOf).filter(Boolean);
-      if (pos && route.length && route[route.length - 1].lat === pos.lat && route[route.length - 1].lon === pos.lon) route.pop();
-      return { pos: pos, route: route };
+      var route = v.sharingEnded ? [] : (t.route || []).map(pointOf).filter(Boolean);
+      var last = route[route.length - 1];
+      if (pos && last && last.lat === pos.lat && last.lon === pos.lon) route.pop();
+      var dest = v.sharingEnded || !t.city ? null : pointOf(t.city);
+      return { pos: pos, route: route, dest: dest };
     });
     // Items travelling together share one marker.
     var seen = {};
@@ -356,53 +377,60 @@
       seen[key] = true;
       return true;
     });
-    // The courier's marker is drawn last, on top of coarse ones nearby.
     var current = paths.map(function (p) { return p.pos; }).filter(Boolean)
       .sort(function (a, b) { return (a.courier ? 1 : 0) - (b.courier ? 1 : 0); });
+    shownPosition = { sharingEnded: v.sharingEnded, pos: current.length ? current[current.length - 1] : null };
+    // No position yet (or sharing ended): no map at all, only the caption saying so.
+    var figure = $("map-figure");
+    figure.dataset.empty = String(!current.length);
+    // (an SVG element has no `hidden` property: the attribute itself)
+    if (current.length) map.removeAttribute("hidden"); else map.setAttribute("hidden", "");
+    renderCaption();
+    if (!current.length) { map.textContent = ""; return; }
+
+    [].concat.apply([], paths.map(function (p) { return p.route.concat(p.pos ? [p.pos] : [], p.dest ? [p.dest] : []); }))
+      .forEach(function (pt) { pt.xy = project(pt.lon, pt.lat); });
     var focus = [];
     paths.forEach(function (p) { p.route.forEach(function (r) { focus.push(r.xy); }); });
-    // Street level only with tiles to show the streets; the bare boundaries need a
-    // regional view (~200 km, province names in sight) to say where the parcel is.
-    var minSpan = config.tiles ? 0.02 : 1.5;
+    // Street level only with tiles to show the streets; the outlines need a city's view.
+    var minSpan = config.tiles ? 0.02 : 0.4;
     current.forEach(function (pos) {
       focus.push(pos.xy);
       // The view never zooms in further than a position's precision allows.
       minSpan = Math.max(minSpan, pos.precision * unitsPerMetre(pos.lat) * 8);
     });
-    var china = basemap ? basemap.bounds : [179.9, 82.2, 224.4, 115.0];
-    var box = fitBox(focus, minSpan, china);
+    // The destination joins the view when it is close (the last mile), not a province away.
+    var dests = {};
+    paths.forEach(function (p) {
+      if (p.dest && !dests[p.dest.lat + "," + p.dest.lon]) dests[p.dest.lat + "," + p.dest.lon] = p.dest;
+    });
+    dests = Object.keys(dests).map(function (k) { return dests[k]; });
+    dests.forEach(function (d) { if (near(d.xy, current[current.length - 1].xy, 0.5)) focus.push(d.xy); });
+    var box = fitBox(focus, minSpan);
     var rect = map.getBoundingClientRect();
     var aspect = rect.width > 0 && rect.height > 0 ? rect.width / rect.height : 1;
     var w = box[2] - box[0], h = box[3] - box[1];
     if (w / h < aspect) { var nw = h * aspect; box[0] -= (nw - w) / 2; w = nw; }
     else { var nh = w / aspect; box[1] -= (nh - h) / 2; h = nh; }
+    box[2] = box[0] + w; box[3] = box[1] + h;
     map.setAttribute("viewBox", [box[0], box[1], w, h].join(" "));
     var px = rect.width > 0 ? w / rect.width : w / 300;  // world units per screen pixel
 
     var layers = document.createDocumentFragment();
     if (config.tiles) layers.appendChild(tileLayer(box, w, h, rect.width || 300));
-    if (basemap) {
-      var land = svg("g", { "class": "land-layer" });
-      basemap.provinces.forEach(function (p) { land.appendChild(svg("path", { "class": "land", d: p.d })); });
-      if (config.tiles) land.setAttribute("fill-opacity", "0");
-      layers.appendChild(land);
-      var labels = svg("g", { "class": "labels", "aria-hidden": "true" });
-      basemap.provinces.forEach(function (p) {
-        var x = p.label[0], y = p.label[1];
-        if (x < box[0] || x > box[0] + w || y < box[1] || y > box[1] + h) return;
-        var label = svg("text", { x: x, y: y, "font-size": 13 * px, "text-anchor": "middle" });
-        label.textContent = config.lang === "en" ? p.name_en : p.name;
-        labels.appendChild(label);
-      });
-      layers.appendChild(labels);
-    }
+    else layers.appendChild(areaLayer(box, px));
     paths.forEach(function (p) {
       var line = p.route.map(function (r) { return r.xy; });
       if (p.pos && line.length) line.push(p.pos.xy);
       if (line.length > 1) {
         layers.appendChild(svg("polyline", { "class": "route", points: line.map(function (xy) { return xy.join(","); }).join(" ") }));
       }
-      p.route.forEach(function (r) { layers.appendChild(svg("circle", { "class": "stop", cx: r.xy[0], cy: r.xy[1], r: 4 * px })); });
+      p.route.forEach(function (r) { layers.appendChild(svg("circle", { "class": "stop", cx: r.xy[0], cy: r.xy[1], r: 3 * px })); });
+    });
+    dests.forEach(function (d) {
+      layers.appendChild(svg("circle", { "class": "destination", cx: d.xy[0], cy: d.xy[1], r: 9 * px,
+        "data-lat": d.lat, "data-lon": d.lon }));
+      layers.appendChild(svg("circle", { "class": "destination-dot", cx: d.xy[0], cy: d.xy[1], r: 3 * px }));
     });
     current.forEach(function (pos, i) {
       var radius = pos.precision * unitsPerMetre(pos.lat);
@@ -414,9 +442,32 @@
     });
     map.textContent = "";
     map.appendChild(layers);
-    shownPosition = { sharingEnded: v.sharingEnded, pos: current.length ? current[current.length - 1] : null };
-    renderCaption();
-    if (config.tiles) setText("attribution", config.tiles.attribution + " · " + word("map_attribution"));
+    var legend = [];
+    if (paths.some(function (p) { return p.route.length; })) legend.push(word("map_route"));
+    if (dests.length) legend.push(word("map_destination"));
+    setText("map-legend", legend.join(" · "));
+    setText("attribution", config.tiles ? config.tiles.attribution : word("map_attribution"));
+  }
+
+  // Offline: the prefectures of the provinces in view, named where their label is in view.
+  function areaLayer(box, px) {
+    var g = svg("g", { "class": "land-layer" });
+    var labels = svg("g", { "class": "labels", "aria-hidden": "true" });
+    needAreas(box).forEach(function (code) {
+      var data = areas[code];
+      if (!data || data === "loading") return;
+      data.areas.forEach(function (a) {
+        g.appendChild(svg("path", { "class": "land", d: a.d, "data-area": a.adcode }));
+        var x = a.label[0], y = a.label[1];
+        if (x < box[0] || x > box[2] || y < box[1] || y > box[3]) return;
+        // Above the seat: the city ring and the courier sit on it.
+        var label = svg("text", { x: x, y: y - 14 * px, "font-size": 13 * px, "text-anchor": "middle" });
+        label.textContent = a.name;
+        labels.appendChild(label);
+      });
+    });
+    g.appendChild(labels);
+    return g;
   }
 
   // The caption names the marker drawn on top and its age (the fix's event time against
@@ -619,6 +670,5 @@
   });
 
   setInterval(renderCaption, config.age_refresh_s * 1000);
-  loadBasemap();
   connect();
 })();
