@@ -137,6 +137,19 @@ class OrderSnapshot(BaseModel):
                     return {**inner, **{k: v for k, v in data.items() if k != name}}
         return data
 
+    @model_validator(mode="after")
+    def _wgs84_positions(self) -> OrderSnapshot:
+        """A SKU's ``position`` is the event's as sent (GCJ-02 or BD-09 from Chinese SDKs); the
+        trail holds the geo stage's WGS-84 fix of the same event. Use that one, so the marker
+        sits on the route and on WGS-84 maps."""
+        for sku_id, sku in self.skus.items():
+            if sku.position is None or sku.position.time is None:
+                continue
+            same = [p for p in self.trail(sku_id) if p.time == sku.position.time]
+            if same and (same[-1].lat, same[-1].lon) != (sku.position.lat, sku.position.lon):
+                self.skus[sku_id] = sku.model_copy(update={"position": same[-1]})
+        return self
+
     @property
     def rollup_status(self) -> Status | None:
         value = self.rollup.get("status") if isinstance(self.rollup, dict) else self.rollup

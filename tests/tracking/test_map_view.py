@@ -8,6 +8,7 @@ from typing import Any
 
 from dashboard.gateway.order_snapshot import OrderSnapshot
 from dashboard.gateway.projection import customer_view
+from geo.coords import wgs84_to_gcj02
 from stream.stages.geo_stage import TRAIL_MAX_POINTS, TRAIL_WINDOW_S, GeoFix, extend_trail
 
 T0 = datetime(2026, 11, 11, 9, 0, tzinfo=timezone.utc)
@@ -64,6 +65,17 @@ def test_malformed_trail_points_are_skipped() -> None:
     bad = [[30.1, 120.1], ["x", 120.1, _iso(1)], [95.0, 120.1, _iso(2)], [30.2, 120.2, None], *TRAIL[2:]]
     sku = customer_view(_snapshot("out_for_delivery", bad))["skus"]["sku-1"]
     assert sku["route"] == [[30.26801, 120.15902], [30.26102, 120.16233]]
+
+
+def test_the_marker_is_the_geo_stages_wgs84_fix_of_a_gcj02_event() -> None:
+    # The event came in GCJ-02 (an AMap SDK); the worker's trail holds its WGS-84 fix.
+    wgs = (30.26102, 120.16233)
+    gcj_lon, gcj_lat = wgs84_to_gcj02(wgs[1], wgs[0])
+    snapshot = _snapshot("out_for_delivery", [*TRAIL[:3], [wgs[0], wgs[1], _iso(50)]])
+    raw = snapshot.model_dump(mode="json")
+    raw["skus"]["sku-1"]["position"] = {"lat": gcj_lat, "lon": gcj_lon, "time": _iso(50)}
+    sku = customer_view(OrderSnapshot.model_validate(raw))["skus"]["sku-1"]
+    assert (sku["position"]["lat"], sku["position"]["lon"]) == wgs
 
 
 def _fix(lat: float, lon: float) -> GeoFix:
