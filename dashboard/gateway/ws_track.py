@@ -18,7 +18,9 @@ per-order sequence, the same on every instance)::
      "summary": {"en": "2 of 3 items in transit", "zh-CN": "..."},
      "skus": {"sku-1": {"status": "linehaul", "since": "...", "qty": 1,
                         "timeline": [{"status": "paid", "time": "..."}, ...],
-                        "position": {"lat": 31.23, "lon": 121.47, "precise": false},
+                        "position": {"lat": 31.23, "lon": 121.47, "precise": false, "time": "..."},
+                        "route": [[31.2, 121.4], ...],            # recent fixes, oldest first
+                        "city": {"lat": 31.2317, "lon": 121.4726, "adcode": "310000"},  # never the address
                         "promised_by": "...", "eta": "...", "reason": "weather"}}}
     {"type": "delta", "order_id": "o-1", "from_seq": 41, "seq": 42,
      "status": ..., "updated_at": ..., "promised_by": ..., "eta": ..., "summary": ...,
