@@ -27,6 +27,7 @@ the gateway decides what a customer may see of it (``dashboard.gateway.track_map
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -162,27 +163,35 @@ def delivery_distance_line(item: Accepted, check: DeliveryCheck) -> str:
 
 
 def _iso_ns(time_ns: int) -> str:
-    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).isoformat()
+    """UTC, always with microseconds: one fixed format, so text order is time order."""
+    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).isoformat(timespec="microseconds")
 
 
 def extend_trail(trail: list[list[object]], points: Iterable[tuple[int, GeoFix]]) -> list[list[object]]:
     """``trail`` with ``points`` ((event time ns, fix), any order) merged in by event time,
-    a repeated spot collapsed into its newest time, bounded by count and by age."""
-    merged: dict[str, list[object]] = {str(p[2]): p for p in trail if isinstance(p, list) and len(p) == 3}
-    for time_ns, fix in points:
-        at = _iso_ns(time_ns)
-        merged[at] = [round(fix.lat, TRAIL_DECIMALS), round(fix.lon, TRAIL_DECIMALS), at]
-    ordered = sorted(merged.values(), key=lambda p: datetime.fromisoformat(str(p[2])))
-    out: list[list[object]] = []
-    for point in ordered:
-        if out and out[-1][:2] == point[:2]:
+    a repeated spot collapsed into its newest time, bounded by count and by age. Runs per
+    positioned event: times are compared as text (:func:`_iso_ns`), and fixes newer than
+    the trail (the usual case) are appended without re-sorting it."""
+    new = sorted(((_iso_ns(t), fix) for t, fix in points), key=lambda p: p[0])
+    old = trail  # written only by extend_trail: [lat, lon, time text], in time order
+    if old and new and new[0][0] <= str(old[-1][2]):  # out of order: merge the slow way
+        merged = {str(p[2]): p for p in old}
+        merged.update({at: [round(f.lat, TRAIL_DECIMALS), round(f.lon, TRAIL_DECIMALS), at] for at, f in new})
+        old, new = [], [(at, merged[at]) for at in sorted(merged)]
+    else:
+        new = [(at, [round(f.lat, TRAIL_DECIMALS), round(f.lon, TRAIL_DECIMALS), at]) for at, f in new]
+    out = list(old)
+    for _, point in new:
+        if out and out[-1][0] == point[0] and out[-1][1] == point[1]:
             out[-1] = point  # the courier stood still: one point, newest time
         else:
             out.append(point)
-    if out:
-        newest = datetime.fromisoformat(str(out[-1][2]))
-        out = [p for p in out if (newest - datetime.fromisoformat(str(p[2]))).total_seconds() <= TRAIL_WINDOW_S]
-    return out[-TRAIL_MAX_POINTS:]
+    if not out:
+        return out
+    newest = str(out[-1][2])
+    cutoff = _iso_ns(int(datetime.fromisoformat(newest).timestamp() * 1e9) - TRAIL_WINDOW_S * 10**9)
+    start = bisect_left(out, cutoff, lo=max(0, len(out) - TRAIL_MAX_POINTS), key=lambda p: str(p[2]))
+    return out[start:]
 
 
 class GeoStage:

@@ -16,7 +16,7 @@ STOP = {"lat": 30.25873, "lon": 120.16421}  # a street in Hangzhou
 
 
 def _iso(minutes: float) -> str:
-    return (T0 + timedelta(minutes=minutes)).isoformat()
+    return (T0 + timedelta(minutes=minutes)).isoformat(timespec="microseconds")
 
 
 def _snapshot(status: str, trail: list[list[Any]], out_at: float | None = 30) -> OrderSnapshot:
