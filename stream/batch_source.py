@@ -163,6 +163,7 @@ class BatchSource(mode.Service):
         self._stopping = False
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Future[None] | None = None
+        self._commit_task: asyncio.Future[None] | None = None
         self.batches = 0
         self.commit_failures = 0
         super().__init__(**kwargs)
@@ -195,6 +196,7 @@ class BatchSource(mode.Service):
                 self._task.cancel()
             except Exception:  # noqa: BLE001 - already handled by the loop (on_fatal)
                 pass
+        await self.settle_commit()
         if self._consumer is not None:
             await self._consumer.stop()  # leaves the group: the partitions move on at once
             self._consumer = None
@@ -259,6 +261,7 @@ class BatchSource(mode.Service):
         self._rebalancing = True
         self._epoch += 1  # a collected batch not yet started is discarded
         async with self.lock:  # the batch in flight finishes (or is dropped) first
+            await self.settle_commit()
             self.owned -= revoked
         log.info("source partitions revoked: %s", sorted(revoked))
 
@@ -361,13 +364,24 @@ class BatchSource(mode.Service):
         offsets = {TopicPartition(self.topic, p): OffsetAndMetadata(o + 1, "") for p, o in last.items()
                    if p not in dropped}
         if offsets:
-            try:
-                await consumer.commit(offsets)
-            except KafkaError as exc:
-                # The batch is written; its records are read again by the next owner and are
-                # duplicates there (idempotent).
-                self.commit_failures += 1
-                log.warning("commit of %s failed (rebalance?): %r", sorted(tp.partition for tp in offsets), exc)
+            # The commit's round trip overlaps the next batch; commits stay in order.
+            await self.settle_commit()
+            self._commit_task = asyncio.ensure_future(self._commit(consumer, offsets))
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:
+            # The batch is written; its records are read again by the next owner and are
+            # duplicates there (idempotent).
+            self.commit_failures += 1
+            log.warning("commit of %s failed (rebalance?): %r", sorted(tp.partition for tp in offsets), exc)
+
+    async def settle_commit(self) -> None:
+        """Wait for the commit in flight, if any."""
+        task, self._commit_task = self._commit_task, None
+        if task is not None:
+            await task
 
     async def repair(self, partitions: set[int], positions: Mapping[int, int]) -> None:
         """Records of ``partitions`` were read but their batch was not written: their state

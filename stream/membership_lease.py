@@ -9,11 +9,13 @@ replaced, and its late writes would land after its successor's: it must confirm 
 membership (a new successful heartbeat or a new assignment) before it writes state.
 
 Kafka's own answer is transactional producer fencing, which the embedded broker does not
-support reliably; this lease is the client-side half of the same idea. What it cannot
-cover: a freeze between the check and the write itself (milliseconds, see
-docs/reliability.md).
+support reliably; this lease is the client-side half of the same idea. The pipeline's
+producer checks it right before each produce request is written to the socket
+(:mod:`stream.outbox`); what it cannot cover is a freeze inside that check-to-write window
+(microseconds, see docs/reliability.md).
 
-Pure: times in, decisions out. :mod:`stream.safe_commits` renews it from the consumer.
+Pure: times in, decisions out. :mod:`stream.batch_source` renews it from the source's
+consumer (heartbeats, assignments).
 """
 
 from __future__ import annotations

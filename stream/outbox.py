@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.client import ConnectionGroup
+from aiokafka.conn import CloseReason
+from aiokafka.errors import KafkaError, NodeNotReadyError, RequestTimedOutError
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.protocol.produce import ProduceRequest
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,43 @@ class OutboxFenced(RuntimeError):
     """The outbox's fence refused a write: the writer may have been replaced (see ``fence``)."""
 
 
+class _WireFenced(KafkaError):
+    """The fence refused a produce request at the socket (fails its batches, no retry)."""
+
+    retriable = False
+
+
+def _fence_produce_requests(producer: AIOKafkaProducer, fence: Callable[[], None]) -> None:
+    """Check ``fence`` right before each produce request is written to the broker's socket.
+
+    aiokafka's sender writes a request some loop turns after ``send_batch`` queued it; a
+    process frozen in between (SIGSTOP, a VM pause) would write it on waking, late. Here the
+    check and the (synchronous) socket write have no await between them: a freeze in that
+    window (microseconds) is the only one left. Mirrors ``AIOKafkaClient.send`` (0.14).
+    """
+    client = producer.client
+    send = client.send
+
+    async def send_fenced(node_id: int, request: Any, *, group: ConnectionGroup = ConnectionGroup.DEFAULT) -> Any:
+        if not isinstance(request, ProduceRequest):
+            return await send(node_id, request, group=group)
+        if not await client.ready(node_id, group=group):
+            raise NodeNotReadyError(f"Attempt to send a request to node which is not ready (node id {node_id}).")
+        try:
+            fence()
+        except OutboxFenced as exc:
+            raise _WireFenced(str(exc)) from exc
+        conn = client._conns[(node_id, group)]  # noqa: SLF001 - the write itself, see above
+        future = conn.send(request, expect_response=request.required_acks != 0)
+        try:
+            return await future
+        except asyncio.TimeoutError as exc:
+            conn.close(reason=CloseReason.CONNECTION_TIMEOUT)
+            raise RequestTimedOutError() from exc
+
+    client.send = send_fenced  # type: ignore[method-assign]
+
+
 class Outbox:
     def __init__(
         self,
@@ -61,9 +101,11 @@ class Outbox:
         fence: Callable[[], None] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
-        #: Called right before each record batch is handed to the producer; raises
+        #: Called right before each record batch is handed to the producer and again right
+        #: before each produce request is written to the socket; raises
         #: :class:`OutboxFenced` when this process may no longer write (the worker's
-        #: membership lease, :meth:`stream.batch_source.BatchSource.fence`).
+        #: membership lease, :meth:`stream.batch_source.BatchSource.fence`). Set it before
+        #: :meth:`start`.
         self.fence = fence
         self.deadline_s = deadline_s
         self._producer_options = {
@@ -90,6 +132,8 @@ class Outbox:
         except BaseException:
             await producer.stop()  # a failed start leaves its connections open otherwise
             raise
+        if self.fence is not None:
+            _fence_produce_requests(producer, self.fence)
         self._started = producer
 
     async def stop(self) -> None:
@@ -181,6 +225,8 @@ class Outbox:
         results = await asyncio.gather(*(f for _, _, f in sent), return_exceptions=True)
         for (tp, part, _), result in zip(sent, results):
             if isinstance(result, BaseException):
+                if isinstance(result, _WireFenced):
+                    raise OutboxFenced(str(result)) from result
                 if not isinstance(result, KafkaError):
                     raise result
                 log.warning("produce to %s[%d] failed: %r", tp[0], tp[1], result)

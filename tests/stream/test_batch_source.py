@@ -1,0 +1,113 @@
+"""The worker source's changelog reader against the real broker: what a worker restores
+for the partitions it is assigned (the last value per key, tombstones applied, stage
+entries too, other partitions untouched)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from config.settings import Settings
+from stream.batch_source import RecoveryError, load_changelog, source_group
+from stream.lifecycle import OrderState
+from stream.outbox import Outbox, OutboxFenced, OutRecord
+from stream.pipeline import StageValue, encode_value, stage_table_key
+from stream.topics import changelog_topic, ensure_topics
+from stream.worker import TABLE
+
+pytestmark = pytest.mark.integration
+
+
+def _order(order_id: str, partition: int, seq: int) -> OrderState:
+    return OrderState(order_id=order_id, partition=partition, skus={}, last_event_ns=0, seq=seq)
+
+
+def test_changelog_of_assigned_partitions_restores_last_values(stack_settings: Settings) -> None:
+    ensure_topics(stack_settings)
+    topic = changelog_topic(stack_settings, TABLE)
+    stage_key = stage_table_key("probe", "count-1")
+
+    async def scenario() -> dict[str, object]:
+        outbox = Outbox(stack_settings.kafka_bootstrap)
+        await outbox.start()
+        try:
+            await outbox.send([
+                OutRecord(topic, encode_value(_order("a", 0, 1)), b"a", 0),
+                OutRecord(topic, encode_value(_order("b", 1, 1)), b"b", 1),
+                OutRecord(topic, encode_value(_order("c", 2, 1)), b"c", 2),
+                OutRecord(topic, encode_value(StageValue("probe", "count-1", 1, 7)), stage_key.encode(), 1),
+            ], exact_end_offsets=True)
+            await outbox.send([
+                OutRecord(topic, encode_value(_order("a", 0, 2)), b"a", 0),
+                OutRecord(topic, None, b"b", 1),  # expired: a tombstone
+            ], exact_end_offsets=True)
+        finally:
+            await outbox.stop()
+        store: dict[str, object] = {"stale": _order("stale", 5, 1)}
+        read = await load_changelog(stack_settings.kafka_bootstrap, topic, [0, 1], store)
+        assert read == 5
+        return store
+
+    store = asyncio.run(scenario())
+    assert set(store) == {"a", stage_key, "stale"}  # c is partition 2's; the loader only adds
+    a = store["a"]
+    assert isinstance(a, OrderState) and a.seq == 2
+    stage = store[stage_key]
+    assert isinstance(stage, StageValue) and stage.data == 7
+
+
+def test_unreachable_broker_is_a_recovery_error() -> None:
+    with pytest.raises(RecoveryError):
+        asyncio.run(load_changelog("127.0.0.1:1", "nowhere", [0], {}))
+
+
+def test_fenced_outbox_sends_nothing(stack_settings: Settings) -> None:
+    ensure_topics(stack_settings)
+    topic = changelog_topic(stack_settings, TABLE)
+
+    def fence() -> None:
+        raise OutboxFenced("lease expired")
+
+    async def scenario() -> int:
+        outbox = Outbox(stack_settings.kafka_bootstrap, fence=fence)
+        await outbox.start()
+        try:
+            with pytest.raises(OutboxFenced):
+                await outbox.send([OutRecord(topic, encode_value(_order("z", 3, 1)), b"z", 3)])
+        finally:
+            await outbox.stop()
+        store: dict[str, object] = {}
+        return await load_changelog(stack_settings.kafka_bootstrap, topic, [3], store)
+
+    assert asyncio.run(scenario()) == 0
+
+
+def test_fence_is_checked_again_at_the_socket(stack_settings: Settings) -> None:
+    """A fence that still passed when the records were queued but not when the request is
+    written (the process was frozen in between) keeps the request off the wire."""
+    ensure_topics(stack_settings)
+    topic = changelog_topic(stack_settings, TABLE)
+    calls: list[int] = []
+
+    def fence() -> None:
+        calls.append(1)
+        if len(calls) > 1:  # the first check is at queueing time
+            raise OutboxFenced("lease expired")
+
+    async def scenario() -> int:
+        outbox = Outbox(stack_settings.kafka_bootstrap, fence=fence)
+        await outbox.start()
+        try:
+            with pytest.raises(OutboxFenced):
+                await outbox.send([OutRecord(topic, encode_value(_order("w", 4, 1)), b"w", 4)])
+        finally:
+            await outbox.stop()
+        return await load_changelog(stack_settings.kafka_bootstrap, topic, [4], {})
+
+    assert asyncio.run(scenario()) == 0
+    assert len(calls) == 2
+
+
+def test_source_group_is_the_apps_own() -> None:
+    assert source_group(Settings(topic_prefix="x-")).endswith("-source")
