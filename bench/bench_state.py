@@ -12,7 +12,7 @@ events' JSON bytes, ``stream.lifecycle.apply_event``, the table codec
    event objects are not counted) and the changelog encoding's bytes per SKU;
 2. recover: a fresh process decodes the encoded values (what a restarted worker reads from
    its changelog) into a table: RSS delta per SKU and decode rate;
-3. soak: ``--soak-days`` of event time compressed: orders arrive every simulated hour, their
+3. soak (a fresh process as well): ``--soak-days`` of event time compressed: orders arrive every simulated hour, their
    lines move a stage every few hours, most are delivered within 2-4 days, a share is
    abandoned mid-way; the retention sweep runs every simulated hour (closed: the shipped
    1 day; abandoned after ``--abandoned-after``, 3 days so the soak exercises it). RSS,
@@ -271,7 +271,11 @@ def run(skus: int, seed: int, soak_days: float, orders_per_hour: int, retention:
                               text=True, check=True)
         recovered = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"soak: {soak_days:g} days of event time, {orders_per_hour:,} orders per hour ...", flush=True)
-    soaked = soak(soak_days, orders_per_hour, seed, retention)
+    # in a fresh process too: the build's freed heap would hide the soak's growth
+    proc = subprocess.run([sys.executable, __file__, "--soak-child", str(soak_days), str(orders_per_hour), str(seed),
+                           retention.model_dump_json()], capture_output=True, text=True, check=True)
+    print(proc.stdout.rsplit("\n", 2)[0], flush=True)
+    soaked = json.loads(proc.stdout.strip().splitlines()[-1])
     # flat once retention applies: after the longest life of a delivered order plus its retention
     settle = 4 + retention.closed.total_seconds() / 86_400
     return {
@@ -316,10 +320,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--smoke", action="store_true", help="2,000 SKUs, a 2-day soak: checks the harness")
     parser.add_argument("--recover-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--soak-child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--out", "--output", dest="output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.recover_child:
         print(json.dumps(recover_child(args.recover_child)))
+        return 0
+    if args.soak_child:
+        days, per_hour, seed, retention_json = args.soak_child
+        print(json.dumps(soak(float(days), int(per_hour), int(seed), RetentionSettings.model_validate_json(retention_json))))
         return 0
     if args.eight_million:
         args.skus = 8_000_000
