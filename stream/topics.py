@@ -33,12 +33,20 @@ CONTROL = "orderradar-control"
 TRACKING_TOKENS = "tracking-tokens"
 #: Incident lifecycle events forwarded by the delays stage to the single alerting agent.
 ALERT_INPUTS = "alert-inputs"
+#: The war-room views' partial aggregates per source partition, keyed by view key: the
+#: worker owning a partition sums its keys' partials (``stream.global_views``).
+WARROOM_PARTIALS = "warroom-partials"
+#: The table of the views' owners (its changelog is partitioned like ``warroom-partials``).
+WARROOM_VIEWS_TABLE = "warroom-views"
 
 PUBLIC_TOPICS = (ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, WARROOM_UPDATES,
                  ORDER_INCIDENTS, ALERTS, INFLUX_DLQ)
 
-#: Faust tables of the worker; each has a changelog co-partitioned with ``order-events``.
-TABLES = ("orders",)
+#: Internal keyed topics with as many partitions as ``order-events``.
+KEYED = (WARROOM_PARTIALS,)
+#: Faust tables of the worker; each has a changelog with as many partitions as its source
+#: (``order-events``; ``warroom-partials`` for the views' owners).
+TABLES = ("orders", WARROOM_VIEWS_TABLE)
 #: Single-partition topics: global streams that one worker at a time must see in order.
 SINGLE_PARTITION = (CONTROL, TRACKING_TOKENS, ALERT_INPUTS)
 #: Tables of the single alerting agent: one-partition changelogs.
@@ -57,7 +65,7 @@ def changelog_topic(settings: Settings, table: str) -> str:
 
 def all_topics(settings: Settings) -> list[TopicSpec]:
     n = settings.partitions
-    specs = [TopicSpec(settings.topic(name), n) for name in PUBLIC_TOPICS]
+    specs = [TopicSpec(settings.topic(name), n) for name in PUBLIC_TOPICS + KEYED]
     specs += [TopicSpec(settings.topic(name), 1) for name in SINGLE_PARTITION]
     specs += [TopicSpec(changelog_topic(settings, t), n) for t in TABLES]
     specs += [TopicSpec(changelog_topic(settings, t), 1) for t in SINGLE_PARTITION_TABLES]

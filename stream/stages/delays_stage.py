@@ -9,9 +9,13 @@ publishes what the engine decided:
 - a ``delays`` point per minute (SKUs by state, tags partition/state/region/carrier/warehouse),
   ``delays_orders`` (orders in flight per partition) and ``delay_cells`` (the heatmap per
   partition and H3 cell); a minute's points are rewritten with its final state when it closes;
-- ``warroom-updates`` ``heatmap`` items (H3 res 3 and 5) and a ``kpis`` item, at most once
-  per ``interval_s`` (coalesced), with ``eta_slips`` (orders whose ETA window ends after
-  their promise);
+- the war-room's ``heatmap`` items (H3 res 3 and 5) and ``kpis`` item, with ``eta_slips``
+  (orders whose ETA window ends after their promise), as per-partition partials
+  (:mod:`stream.global_views`): counters kept from each batch's changed SKUs (a SKU's old
+  contribution out, its new one in), whose changed partials go at most once per
+  ``interval_s`` (coalesced) to ``warroom-partials``, where one owner per key sums them
+  into the global item on ``warroom-updates`` (:mod:`stream.stages.views_agent`); without a
+  partials topic (one process: tests, benches) the stage sums them itself;
 - each scanned order's ``eta`` extension (:mod:`stream.order_eta`), recomputed on every scan
   and delay transition;
 - the sync lag of each source (arrival minus event time, :mod:`stream.sync_lag`): a
@@ -28,7 +32,10 @@ points carry the tag ``replay``. They are left out of the heatmap and of the syn
 
 State: :meth:`DelaysEngine.take_dirty` entries as stage state (SKU entries to their SKU's
 partition, lane histograms to theirs, the ``core`` entry to the lowest owned partition);
-a replay's entries under ``replay/<id>/``.
+a replay's entries under ``replay/<id>/``. The view counters are derived from it once on
+restore; the partitions restored are then re-published whole, after a ``reset`` of each
+(see :mod:`stream.global_views`). Positions are not restored (the geo stage learns them
+from traffic), so until a SKU's next scan it counts in the KPIs but in no heatmap cell.
 One engine serves all partitions of the worker: with several workers each has its own
 detectors (see :mod:`stream.delays_engine` for the single-detector deployment).
 """
@@ -49,14 +56,27 @@ from stream.contract import CLOSED, Crs, OrderEvent
 from stream.data_quality import IllegalTransition
 from stream.delays import DelayState, sku_key
 from stream.delays_engine import DelaysEngine, DelaysResult
+from stream.global_views import (
+    KPIS,
+    Contribution,
+    ViewCounters,
+    ViewsOwner,
+    ViewsTopics,
+    empty_cell,
+    kpi_key,
+    partial_record,
+    reset_record,
+)
 from stream.incidents import IncidentEvent
 from stream.lifecycle import Outcome
 from stream.line_protocol import line, point_time_ns
 from stream.order_eta import ETA_EXTENSION, order_eta
+from stream.outbox import Outbox
 from stream.pipeline import Accepted, BatchContext
 from stream.replay import replay_of
 from stream.sla import SlaRules, load_sla_rules
-from stream.stages.geo_stage import HEATMAP_RESOLUTIONS, GeoStage
+from stream.stages.geo_stage import GeoStage
+from stream.stages.views_agent import install_views_owner
 from stream.sync_lag import SyncLag
 
 log = logging.getLogger(__name__)
@@ -70,6 +90,9 @@ class DelaysTopics:
     warroom: str
     #: One-partition topic of the alerting agent (``None``: no alerting).
     alert_inputs: str | None = None
+    #: The views' two phases (``None``: this process sums the partials itself and
+    #: publishes the global items; one process only).
+    views: ViewsTopics | None = None
 
 
 @dataclass(slots=True)
@@ -85,20 +108,6 @@ class _Sku:
     warehouse: str | None
 
 
-@dataclass
-class _Cell:
-    res: int
-    region: str | None = None
-    skus: int = 0
-    orders: set[str] = field(default_factory=set)
-    counts: Counter[str] = field(default_factory=Counter)
-
-    def item(self, cell: str) -> dict[str, Any]:
-        return {"type": "heatmap", "key": cell, "cell": cell, "res": self.res, "region": self.region,
-                "skus": self.skus, "orders": len(self.orders), "at_risk": self.counts["at_risk"],
-                "late": self.counts["late"], "stalled": self.counts["stalled"]}
-
-
 def _iso(at: datetime) -> str:
     return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -108,49 +117,26 @@ _MINUTE_NS = 60 * 1_000_000_000
 
 
 @dataclass
-class _MinuteState:
-    """One output's per-minute counts (lines are built only when they are written)."""
-
-    minute: int
-    replay: str | None
-    #: (partition, state, region, carrier, warehouse) -> SKUs
-    delays: Counter[tuple[str, str, str | None, str | None, str | None]]
-    #: partition -> orders in flight
-    orders: dict[int, int]
-    #: (partition, H3 cell) -> the cell's counts in that partition
-    cells: dict[tuple[int, str], _Cell]
-
-    def lines(self) -> list[str]:
-        at, replay = self.minute * _MINUTE_NS, self.replay
-        out = [line("delays", {"partition": partition, "state": state, "region": region, "carrier": carrier,
-                               "warehouse": warehouse, "replay": replay}, {"skus": n}, at)
-               for (partition, state, region, carrier, warehouse), n in sorted(self.delays.items(), key=str)]
-        out += [line("delays_orders", {"partition": str(p), "replay": replay}, {"orders": n}, at)
-                for p, n in sorted(self.orders.items())]
-        out += [line("delay_cells", {"partition": str(p), "h3": cell_id, "res": str(cell.res), "region": cell.region},
-                     {"skus": cell.skus, "orders": len(cell.orders), "at_risk": cell.counts["at_risk"],
-                      "late": cell.counts["late"], "stalled": cell.counts["stalled"]}, at)
-                for (p, cell_id), cell in sorted(self.cells.items())]
-        return out
-
-
-@dataclass
 class _Timeline:
     """One clock's engine (live, or one replay) and what its war-room outputs last sent."""
 
     replay: str | None
     engine: DelaysEngine
     skus: dict[str, _Sku] = field(default_factory=dict)
-    sent_cells: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Per-partition counters of the views; ETA slips are known from the ETAs recomputed
+    #: since the worker started.
+    counters: ViewCounters = field(default_factory=ViewCounters)
+    #: SKUs whose contribution to the counters may have changed since they were updated.
+    touched: set[str] = field(default_factory=set)
+    #: What the last output published (partials by source partition, lanes): a minute's
+    #: points are written from it when the minute closes, so they hold its final state
+    #: (the war-room's time travel reads them).
+    sent_cells: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
+    sent_kpis: dict[int, dict[str, Any]] = field(default_factory=dict)
+    sent_lanes: Counter[tuple[int, str, str | None, str | None, str | None]] = field(default_factory=Counter)
     last_minute: int | None = None
-    #: What the last output counted, written under its minute when the minute closes: a
-    #: minute's points hold its final state (the war-room's time travel reads them).
-    minute_state: _MinuteState | None = None
     pending: bool = False
     first_event: float | None = None  # a replay's earliest event time (its range in the war-room)
-    #: Orders whose ETA window ends after their promise (the war-room's "ETA slips"); known
-    #: from the ETAs recomputed since the worker started.
-    eta_slips: set[str] = field(default_factory=set)
     #: Order id -> end of its ETA window (epoch s): a window that has passed without a scan
     #: is moved on by the tick (once a minute), so the page never promises the past.
     eta_ends: dict[str, float] = field(default_factory=dict)
@@ -180,6 +166,14 @@ class DelaysStage:
         #: Last WGS-84 position of each node (hub, station), for incident root causes.
         self.nodes: dict[str, tuple[float, float]] = {}
         self.sync_lag = SyncLag()
+        #: Source partitions this worker owns (from restore, and from the traffic seen).
+        self.partitions: set[int] = set()
+        #: Partitions to re-publish whole after a ``reset`` (restored), and partitions no
+        #: longer owned whose partials the local sum drops (no partials topic only).
+        self._republish: set[int] = set()
+        self._dropped: set[int] = set()
+        #: The second phase in this process when there is no partials topic.
+        self.local_views = ViewsOwner({}) if topics.views is None else None
 
     @property
     def engine(self) -> DelaysEngine:
@@ -197,6 +191,11 @@ class DelaysStage:
         return cls(load_sla_rules(), topics, geo, **kwargs)
 
     # -- pipeline hooks -----------------------------------------------------------
+    def install(self, app: Any, producer: Outbox, on_fatal: Callable[[BaseException], None]) -> None:
+        """The worker's hook for agents of a stage: the owners of the global views."""
+        if self.topics.views is not None:
+            install_views_owner(app, self.topics.views, self.topics.warroom, producer, on_fatal)
+
     async def restore(self, entries: Mapping[str, Any], partitions: set[int]) -> None:
         by_replay: dict[str | None, dict[str, Any]] = {None: {}}
         for name, value in entries.items():
@@ -206,6 +205,9 @@ class DelaysStage:
             else:
                 by_replay[None][name] = value
         self._core_partition = min(partitions) if partitions else 0
+        self._dropped |= self.partitions - partitions
+        self.partitions = set(partitions)
+        self._republish = set(partitions)
         self.timelines = {}
         for replay, found in by_replay.items():
             timeline = self.timelines[replay] = _Timeline(replay, DelaysEngine.from_entries(self.rules, found, replay))
@@ -218,6 +220,8 @@ class DelaysStage:
                     lane = view.lane
                     timeline.skus[sku_key(view.order_id, view.sku)] = _Sku(
                         view.order_id, sku.partition, view.state, lane.region, lane.carrier, lane.warehouse)
+            timeline.touched = set(timeline.skus)  # the counters, once from the restored state
+            self._refresh(timeline)
             timeline.pending = True
 
     async def process(self, ctx: BatchContext) -> None:
@@ -230,6 +234,7 @@ class DelaysStage:
                     self.sync_lag.observe(event.source, event.event_time.timestamp(), item.record.timestamp_ms / 1000,
                                           item.record.partition)
             by_timeline.setdefault(replay, {}).setdefault(item.record.partition, []).append(item)
+            self.partitions.add(item.record.partition)
         for replay, by_partition in by_timeline.items():
             timeline = self._timeline(replay)
             timeline.pending = True
@@ -285,16 +290,13 @@ class DelaysStage:
             order = ctx.order(order_id)
             if order is None:  # expired meanwhile
                 timeline.eta_ends.pop(order_id, None)
-                timeline.eta_slips.discard(order_id)
+                timeline.counters.set_slip(order_id, None)
                 continue
             old = order.extensions.get(ETA_EXTENSION)
             if offset is None:
                 offset = old.get("tz_offset_min", 0) if isinstance(old, dict) else 0
             new = order_eta(engine, order, now, offset)
-            if new is not None and new["slipped"]:
-                timeline.eta_slips.add(order_id)
-            else:
-                timeline.eta_slips.discard(order_id)
+            timeline.counters.set_slip(order_id, order.partition if new is not None and new["slipped"] else None)
             if new is None:
                 timeline.eta_ends.pop(order_id, None)
             else:
@@ -317,6 +319,7 @@ class DelaysStage:
                     self.nodes[event.node] = (round(fix.lat, 5), round(fix.lon, 5))
             change = item.change
             key = sku_key(event.order_id, event.sku)
+            timeline.touched.add(key)
             if change.after.status in CLOSED:  # the SKU's status, not a late event's
                 timeline.skus.pop(key, None)
             elif key not in timeline.skus:
@@ -338,6 +341,7 @@ class DelaysStage:
             self._incident(ctx, incident, ranks[incident.at])
             ranks[incident.at] += 1
         for transition in result.transitions:
+            timeline.touched.add(transition.key)
             if transition.closed:
                 self.geo.forget(transition.key)
                 timeline.skus.pop(transition.key, None)
@@ -352,6 +356,7 @@ class DelaysStage:
             else:
                 known.state = transition.state
                 known.region, known.carrier, known.warehouse = lane.region, lane.carrier, lane.warehouse
+        self._refresh(timeline)
         self._persist(ctx, timeline)
         if result.transitions or result.incidents:
             timeline.pending = True
@@ -364,6 +369,7 @@ class DelaysStage:
         if now - self._last_sent < self.interval_s:
             return
         self._last_sent = now
+        self._resets(ctx)
         for timeline in self.timelines.values():
             if timeline.pending:
                 timeline.pending = False
@@ -409,84 +415,124 @@ class DelaysStage:
             else:
                 ctx.stage_put(self.name, timeline.prefix + key, value, partition)
 
+    # -- the war-room views (stream.global_views) -----------------------------------------
+    def _refresh(self, timeline: _Timeline) -> None:
+        """Put the touched SKUs' contributions into the counters (old out, new in)."""
+        counters, skus, live = timeline.counters, timeline.skus, timeline.replay is None
+        for key in timeline.touched:
+            sku = skus.get(key)
+            if sku is None:
+                counters.set(key, None)
+                continue
+            fix = self.geo.fix_of(key) if live else None  # a replay is left out of the heatmap
+            cells = tuple((res, cell, fix.region) for res, cell in fix.cells) if fix is not None else ()
+            counters.set(key, Contribution(sku.partition, sku.order_id, sku.state.value,
+                                           (sku.region, sku.carrier, sku.warehouse), cells))
+        timeline.touched.clear()
+
+    def _resets(self, ctx: BatchContext) -> None:
+        """After a restore: drop the partials of the partitions restored (and, summing
+        locally, of those no longer owned) before they are published whole again."""
+        for partition in sorted(self._republish | self._dropped):
+            record = reset_record(partition)
+            views = self.topics.views
+            if views is None:
+                self._publish_global(ctx, self._local_apply(record))
+            elif partition in self._republish:
+                for target in range(views.partitions):
+                    ctx.emit(views.partials, orjson.dumps(record), f"reset/{partition}".encode(),
+                             partition=target, source_partition=partition)
+        self._republish.clear()
+        self._dropped.clear()
+
+    def _local_apply(self, record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        assert self.local_views is not None
+        return self.local_views.apply(record, 0)
+
+    def _publish_global(self, ctx: BatchContext, items: Mapping[str, dict[str, Any]]) -> None:
+        for key, item in sorted(items.items()):
+            ctx.emit(self.topics.warroom, orjson.dumps(item), key.encode())
+
     def _views_out(self, ctx: BatchContext, timeline: _Timeline) -> None:
         watermark = timeline.engine.watermark()
         if watermark is None:
             return
-        skus = timeline.skus
         minute = int(watermark.timestamp() // 60)
-        cells = self._heatmap(ctx, timeline, skus) if timeline.replay is None else {}
-        self._kpis(ctx, timeline, skus, watermark)
-        state = self._minute_state(timeline, skus, minute, cells)
+        if minute != timeline.last_minute and timeline.last_minute is not None:
+            ctx.lines.extend(self._minute_lines(timeline, timeline.last_minute))  # the closed minute's final state
+        partials = self._changed_partials(timeline, _iso(watermark))
         if minute != timeline.last_minute:
             timeline.last_minute = minute
-            if timeline.minute_state is not None:
-                ctx.lines.extend(timeline.minute_state.lines())  # the closed minute's final state
-            ctx.lines.extend(state.lines())
-        timeline.minute_state = state
+            ctx.lines.extend(self._minute_lines(timeline, minute))
+        views = self.topics.views
+        if views is None:
+            changed: dict[str, dict[str, Any]] = {}
+            for source, item in partials:
+                changed.update(self._local_apply(partial_record(item, source)))
+            self._publish_global(ctx, changed)
+            return
+        for source, item in partials:
+            ctx.emit(views.partials, orjson.dumps(partial_record(item, source)), item["key"].encode(),
+                     source_partition=source)
 
-    def _heatmap(self, ctx: BatchContext, timeline: _Timeline,
-                 skus: Mapping[str, _Sku]) -> dict[tuple[int, str], _Cell]:
-        """Emit the changed heatmap items; return the cells per source partition."""
-        cells: dict[str, _Cell] = {}
-        #: The same cells per source partition, for the ``delay_cells`` points.
-        owned: dict[tuple[int, str], _Cell] = {}
-        for key, view in skus.items():
-            fix = self.geo.fix_of(key)
-            if fix is None:
-                continue
-            for res in HEATMAP_RESOLUTIONS:
-                cell_id = fix.cell(res)
-                if cell_id is None:
+    def _changed_partials(self, timeline: _Timeline, at: str) -> list[tuple[int, dict[str, Any]]]:
+        """The partials that changed since the last output, by source partition (and the
+        ``sent_*`` copies brought up to date): costs what changed, not what is in flight."""
+        counters = timeline.counters
+        out: list[tuple[int, dict[str, Any]]] = []
+        for partition, cell_id in sorted(counters.dirty_cells):
+            item = counters.cell_item(partition, cell_id)
+            old = timeline.sent_cells.get((partition, cell_id))
+            if item is None:
+                if old is None:
                     continue
-                cell = cells.get(cell_id)
-                if cell is None:
-                    cell = cells[cell_id] = _Cell(res, fix.region)
-                mine = owned.get((view.partition, cell_id))
-                if mine is None:
-                    mine = owned[(view.partition, cell_id)] = _Cell(res, fix.region)
-                for counted in (cell, mine):
-                    counted.skus += 1
-                    counted.orders.add(view.order_id)
-                    counted.counts[view.state.value] += 1
-        items = {cell_id: cell.item(cell_id) for cell_id, cell in cells.items()}
-        for cell_id, old in timeline.sent_cells.items():
-            if cell_id not in items:  # emptied: tell the war-room once
-                items[cell_id] = {**old, "skus": 0, "orders": 0, "at_risk": 0, "late": 0, "stalled": 0}
-        for cell_id, item in sorted(items.items()):
-            if timeline.sent_cells.get(cell_id) != item:
-                ctx.emit(self.topics.warroom, orjson.dumps(item), cell_id.encode())
-        timeline.sent_cells = {k: v for k, v in items.items() if v["skus"] > 0}
-        return owned
-
-    def _kpis(self, ctx: BatchContext, timeline: _Timeline, in_flight: Mapping[str, _Sku],
-              watermark: datetime) -> None:
-        counts = Counter(v.state for v in in_flight.values())
-        skus = len(in_flight)
-        key = "national" if timeline.replay is None else f"replay:{timeline.replay}"
-        item: dict[str, Any] = {
-            "type": "kpis", "key": key,
-            "skus_in_flight": skus,
-            "orders_in_flight": len({v.order_id for v in in_flight.values()}),
-            "on_time_rate": round(counts[DelayState.ON_TRACK] / skus, 4) if skus else 1.0,
-            "at_risk": counts[DelayState.AT_RISK], "late": counts[DelayState.LATE],
-            "stalled": counts[DelayState.STALLED], "eta_slips": len(timeline.eta_slips), "at": _iso(watermark),
-        }
+                item = empty_cell(cell_id, old["res"], old["region"])  # emptied: tell the owner once
+                del timeline.sent_cells[(partition, cell_id)]
+            elif item == old:
+                continue
+            else:
+                timeline.sent_cells[(partition, cell_id)] = item
+            out.append((partition, item))
+        counters.dirty_cells.clear()
+        for lane in counters.dirty_lanes:
+            n = counters.lanes[lane]
+            if n:
+                timeline.sent_lanes[lane] = n
+            else:
+                timeline.sent_lanes.pop(lane, None)
+        counters.dirty_lanes.clear()
+        # Every partition's KPIs, also unchanged ones: their time moves on.
+        sources = counters.partitions() | set(timeline.sent_kpis)
+        if timeline.replay is None:
+            sources |= self.partitions
+        extra: dict[str, Any] = {"at": at}
         if timeline.replay is not None:
             # a replay is shown in its own time range, as of its own clock
-            item["replay"] = timeline.replay
+            extra["replay"] = timeline.replay
             if timeline.first_event is not None:
-                item["from"] = _iso(datetime.fromtimestamp(timeline.first_event, timezone.utc))
-        ctx.emit(self.topics.warroom, orjson.dumps(item), key.encode())
+                extra["from"] = _iso(datetime.fromtimestamp(timeline.first_event, timezone.utc))
+        key = kpi_key(timeline.replay)
+        for partition in sorted(sources):
+            item = {"type": KPIS, "key": key, **counters.kpi_counts(partition), **extra}
+            if timeline.sent_kpis.get(partition) != item:
+                timeline.sent_kpis[partition] = item
+                out.append((partition, item))
+        return out
 
     @staticmethod
-    def _minute_state(timeline: _Timeline, skus: Mapping[str, _Sku], minute: int,
-                      cells: dict[tuple[int, str], _Cell]) -> _MinuteState:
-        delays: Counter[tuple[str, str, str | None, str | None, str | None]] = Counter(
-            (str(s.partition), s.state.value, s.region, s.carrier, s.warehouse) for s in skus.values())
+    def _minute_lines(timeline: _Timeline, minute: int) -> list[str]:
+        """The ``delays``, ``delays_orders`` and ``delay_cells`` points of the last output."""
+        at, replay = minute * _MINUTE_NS, timeline.replay
+        out = [line("delays", {"partition": str(partition), "state": state, "region": region, "carrier": carrier,
+                               "warehouse": warehouse, "replay": replay}, {"skus": n}, at)
+               for (partition, state, region, carrier, warehouse), n in sorted(timeline.sent_lanes.items(), key=str)]
         # An order lives in one partition: orders per partition add up.
-        orders = Counter(p for p, _ in {(s.partition, s.order_id) for s in skus.values()})
-        return _MinuteState(minute, timeline.replay, delays, dict(orders), cells)
-
+        out += [line("delays_orders", {"partition": str(p), "replay": replay}, {"orders": kpis["orders"]}, at)
+                for p, kpis in sorted(timeline.sent_kpis.items()) if kpis["orders"]]
+        out += [line("delay_cells", {"partition": str(p), "h3": cell_id, "res": str(cell["res"]),
+                                     "region": cell["region"]},
+                     {name: cell[name] for name in ("skus", "orders", "at_risk", "late", "stalled")}, at)
+                for (p, cell_id), cell in sorted(timeline.sent_cells.items())]
+        return out
 
 __all__ = ["DelaysStage", "DelaysTopics"]

@@ -22,6 +22,7 @@ from stream.customer_notices import build_channels as build_notice_channels
 from stream.customer_notices import load_notice_config
 from stream.dlq import SourceCoordinates, dead_letter
 from stream.dlq import encode as encode_dead_letter
+from stream.global_views import ViewsTopics
 from stream.influx_writer import InfluxWriter
 from stream.outbox import Outbox, OutRecord
 from stream.pipeline import Stage, records_from
@@ -39,7 +40,9 @@ from stream.topics import (
     CONTROL,
     ORDER_EVENTS_DLQ,
     ORDER_INCIDENTS,
+    WARROOM_PARTIALS,
     WARROOM_UPDATES,
+    WARROOM_VIEWS_TABLE,
     changelog_topic,
 )
 from stream.zone_feed import ZoneFeed
@@ -58,8 +61,10 @@ def worker_stages(settings: Settings) -> list[Stage]:
     each order's outcome point."""
     rules = load_sla_rules(settings.config_dir / "sla.yaml")
     geo = GeoStage(rules.data_quality.delivered_away_m)
+    views = ViewsTopics(settings.topic(WARROOM_PARTIALS), settings.partitions,
+                        changelog_topic(settings, WARROOM_VIEWS_TABLE), settings.topic(ORDER_EVENTS_DLQ))
     topics = DelaysTopics(settings.topic(ORDER_INCIDENTS), settings.topic(WARROOM_UPDATES),
-                          settings.topic(ALERT_INPUTS))
+                          settings.topic(ALERT_INPUTS), views)
     zones = ZoneFeed(settings.kafka_bootstrap, settings.topic(CONTROL), security=kafka_auth(settings))
     disruption_topics = DisruptionTopics(settings.topic(ORDER_INCIDENTS), settings.topic(ALERT_INPUTS))
     fences = GeofenceStage(geo, settings.config_dir / "geofences.yaml",

@@ -1,0 +1,119 @@
+"""The owners of the war-room's global views: a Faust agent on ``warroom-partials``.
+
+Phase two of :mod:`stream.global_views` in every worker: the worker that owns a partition
+of ``warroom-partials`` owns the keys on it. Its agent applies each partial (or ``reset``)
+to the ``warroom-views`` table (key -> the key's partials by source partition; memory
+store, changelog ``<app id>-warroom-views-changelog``, as many partitions as the topic, so
+it moves with the partition) and keeps the changed global items; a timer publishes them
+on ``warroom-updates`` every ``flush_s`` (coalesced: one record per changed key, keyed like
+the worker's other war-room items, so the gateway's last-wins is right). After a
+rebalance the owner re-publishes every key it now holds (an item that was changed but not
+yet published by the previous owner is not lost).
+
+A record that is not JSON or not a partial is dead-lettered to ``order-events-dlq`` with
+its bytes (never dropped); anything else that fails stops the worker (crash-only, like
+the pipeline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from stream.contract import Problem, Rejection, RejectCode
+from stream.dlq import SourceCoordinates, dead_letter
+from stream.dlq import encode as encode_dead_letter
+from stream.global_views import PartialError, ViewsOwner, ViewsTopics
+from stream.outbox import Outbox, OutRecord
+from stream.pipeline import records_from
+from stream.topics import WARROOM_VIEWS_TABLE
+
+log = logging.getLogger(__name__)
+
+VIEWS_AGENT = "orderradar.warroom-views"
+#: Wall-clock period of the global items' publication.
+FLUSH_S = 0.5
+
+
+def install_views_owner(app: Any, topics: ViewsTopics, warroom_topic: str, producer: Outbox,
+                        on_fatal: Callable[[BaseException], None], flush_s: float = FLUSH_S) -> ViewsOwner:
+    """Register the agent, its table and its timer on a Faust app (topics must exist)."""
+    partials_topic, partitions, dlq_topic = topics.partials, topics.partitions, topics.dlq
+    source = app.topic(partials_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
+                       value_serializer="raw", partitions=partitions)
+    changelog = app.topic(topics.changelog, key_type=str, key_serializer="raw", value_serializer="json",
+                          partitions=partitions, compacting=True, internal=True, allow_empty=True, acks=False)
+    table = app.Table(WARROOM_VIEWS_TABLE, partitions=partitions, key_type=str, changelog_topic=changelog)
+    owner = ViewsOwner(table)
+    #: Global items to publish: key -> (partials partition, item).
+    pending: dict[str, tuple[int, dict[str, Any]]] = {}
+    lock = asyncio.Lock()
+
+    def assigned() -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == partials_topic}
+
+    async def reject(event: Any, code: RejectCode, problem: str) -> None:
+        (record,) = records_from([event])
+        log.warning("record on %s offset %s dead-lettered: %s", record.topic, record.offset, problem)
+        where = SourceCoordinates(record.topic, record.partition, record.offset, record.timestamp_ms)
+        letter = dead_letter(Rejection(code, (Problem("", problem[:500]),)), where, record.key, record.value,
+                             record.headers, datetime.now(timezone.utc))
+        await producer.send([OutRecord(dlq_topic, encode_dead_letter(letter), record.key, 0)])
+
+    async def consume(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            try:
+                value = orjson.loads(message.value)
+            except orjson.JSONDecodeError as exc:
+                await reject(event, RejectCode.NOT_JSON, str(exc))
+                continue
+            try:
+                async with lock:
+                    for key, item in owner.apply(value, message.partition).items():
+                        pending[key] = (message.partition, item)
+            except PartialError as exc:
+                await reject(event, RejectCode.SCHEMA, str(exc))
+            except asyncio.CancelledError:
+                raise  # the worker stops
+            except BaseException as exc:  # noqa: B036 - the table or its changelog failed: crash-only
+                log.critical("war-room views failed; stopping without acknowledging", exc_info=exc)
+                on_fatal(exc)
+                raise
+
+    app.agent(source, name=VIEWS_AGENT, concurrency=1)(consume)
+
+    @table.on_recover
+    async def on_recover() -> None:
+        mine = assigned()
+        async with lock:
+            for key in [k for k, (p, _) in pending.items() if p not in mine]:
+                del pending[key]  # another worker owns the key now
+            for key, partition, item in owner.items(mine):
+                pending[key] = (partition, item)
+
+    async def flush() -> None:
+        if not pending:
+            return
+        try:
+            async with lock:
+                mine = assigned()
+                out = [OutRecord(warroom_topic, orjson.dumps(item), key.encode())
+                       for key, (p, item) in sorted(pending.items()) if p in mine]
+                pending.clear()
+            await producer.send(out)
+        except Exception as exc:
+            log.critical("publishing the war-room views failed; stopping", exc_info=exc)
+            on_fatal(exc)
+            raise
+
+    app.timer(flush_s)(flush)
+    return owner
+
+
+__all__ = ["VIEWS_AGENT", "install_views_owner"]
