@@ -260,6 +260,12 @@ class BatchSource(mode.Service):
     async def on_partitions_revoked(self, revoked: set[int]) -> None:
         self._rebalancing = True
         self._epoch += 1  # a collected batch not yet started is discarded
+        if self._loaded and not self.lease.valid(time.monotonic()):
+            # Out of the group for a while (frozen, cut off): a successor may have written
+            # these partitions meanwhile, so whichever come back are read again.
+            log.warning("membership lapsed; the state of partitions %s is read again if they come back",
+                        sorted(self._loaded))
+            self._dirty |= self._loaded
         async with self.lock:  # the batch in flight finishes (or is dropped) first
             await self.settle_commit()
             self.owned -= revoked
