@@ -342,6 +342,13 @@ class BatchSource(mode.Service):
                 async with self.lock:
                     if epoch != self._epoch:
                         continue  # rebalanced meanwhile: the new assignment reads from the committed offsets
+                    if self._dirty:
+                        # A dropped batch left these partitions' state behind their records:
+                        # nothing of them is processed until the state is read again (their
+                        # points would differ from the next owner's).
+                        records = [r for r in records if r.partition not in self._dirty]
+                        if not records:
+                            continue
                     await self._process(consumer, records)
         except asyncio.CancelledError:
             raise
