@@ -14,6 +14,7 @@ from typing import Any
 LANG = "shell-lang"                    # dcc.Store(storage_type="local"): "zh-CN" | "en"
 LANG_SWITCH = "shell-lang-switch"
 LIVE_STATUS = "shell-live-status"      # written by assets/warroom_live.js: state, user, role, seq
+LIVE_SEQ = "shell-live-seq"            # written by assets/warroom_live.js: the last seq, as it moves
 LIVE_BOOT = "shell-live-boot"          # starts the live feed once the layout is on the page
 LIVE_BADGE = "shell-live-badge"
 USER_LABEL = "shell-user"
@@ -67,6 +68,7 @@ HISTORY_THROUGHPUT = "history-throughput"
 HISTORY_DELAY = "history-delay"
 HISTORY_DWELL = "history-dwell"
 HISTORY_WINDOW = "history-window"      # the event-time range the charts show
+HISTORY_ANCHOR = "history-anchor"      # dcc.Store: the minute of the live KPIs' time (ISO), where history ends
 
 # Disruption zones
 ZONE_LIST = "zone-list"

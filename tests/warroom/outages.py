@@ -11,13 +11,15 @@ escalate.
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream_stages"))
 from stages_scenario import DOWN_HUB, HUBS, Sent, fast_rules, outage_traffic  # noqa: E402
 
-__all__ = ["Sent", "down_hubs", "fast_rules", "hub_outages"]
+from stream.contract import OrderEvent, Status  # noqa: E402
+
+__all__ = ["Sent", "abroad_stalls", "down_hubs", "fast_rules", "hub_outages"]
 
 #: Latitude step between copies: distinct H3 cells, still within the warehouses' reach.
 SHIFT_DEG = 0.15
@@ -44,4 +46,33 @@ def hub_outages(start: datetime, minutes: int, outage_after: int, copies: int, s
                 update.update(node=hub_name(event.node, k), lat=lat + SHIFT_DEG * k, lon=lon)
             out.append(Sent(event.model_copy(update=update), sent.received))
     out.sort(key=lambda s: s.received)
+    return out
+
+
+#: A warehouse and a hub in São Paulo: an import outside the map area (China).
+ABROAD_WAREHOUSE = ("WH-SP", (-23.55, -46.63))
+ABROAD_HUB = ("HUB-SP", (-23.35, -46.55))
+#: Fewer than an incident needs (``min_count``): counted by the KPIs, no incident or alert.
+ABROAD_ORDERS = 6
+
+
+def abroad_stalls(start: datetime, orders: int = ABROAD_ORDERS) -> list[Sent]:
+    """``orders`` parcels from São Paulo that reach their hub and stall there (no scan after
+    the hub arrival), each one minute after the other from ``start``."""
+    (wh, wh_pos), (hub, hub_pos) = ABROAD_WAREHOUSE, ABROAD_HUB
+    out: list[Sent] = []
+    for i in range(orders):
+        order_id = f"BR{i:03d}"
+        t0 = start + timedelta(minutes=i)
+        common = {"order_id": order_id, "sku": "SKU1", "source": "test", "warehouse": wh, "carrier": "SF",
+                  "region": "São Paulo", "channel": "olist-marketplace"}
+        steps = [(Status.PAID, 0, None, None), (Status.PACKED, 1, wh, None), (Status.OUTBOUND_SCAN, 2, wh, wh_pos),
+                 (Status.LINEHAUL, 4, wh, wh_pos), (Status.HUB_ARRIVAL, 30, hub, hub_pos)]
+        for n, (status, dt, node, pos) in enumerate(steps):
+            extra: dict[str, object] = {"node": node} if node else {}
+            if pos:
+                extra.update(lat=pos[0], lon=pos[1])
+            at = t0 + timedelta(minutes=dt)
+            out.append(Sent(OrderEvent(event_id=f"{order_id}-{n}", status=status, event_time=at, **common, **extra),
+                            at + timedelta(seconds=2)))
     return out

@@ -30,6 +30,7 @@
     var dirty = {};
     var status = {state: "connecting", user: null, role: null, seq: null, at: null, code: null};
     var statusDirty = true;
+    var seqDirty = false;
     var socket = null;
     var attempt = 0;
     var started = false;
@@ -61,6 +62,7 @@
     function apply(message) {
         if (message.type === "subscribed") {
             setStatus({state: "open", user: message.user, role: message.role, seq: message.seq, code: null});
+            seqDirty = true;
             attempt = 0;
         } else if (message.type === "snapshot") {
             state.epoch = message.epoch;
@@ -83,12 +85,12 @@
         } else if (message.type === "error") {
             console.warn("warroom feed:", message.error, message.detail);
         }
-        // The badge shows the last seq: every new one is a status change to publish (with the
-        // channel stores, at most once per FLUSH_MS), else the badge froze while KPIs moved.
+        // The badge shows the last seq: it is published with the channel stores (at most once
+        // per FLUSH_MS) in a store of its own, so the panels reading the status (the role) are
+        // not re-rendered every second.
         if (typeof message.seq === "number" && message.seq !== status.seq) {
             status.seq = message.seq;
-            status.at = new Date().toISOString();
-            statusDirty = true;
+            seqDirty = true;
         }
         scheduleFlush();
     }
@@ -147,6 +149,10 @@
         if (statusDirty) {
             setProps("shell-live-status", {data: Object.assign({}, status)});
             statusDirty = false;
+        }
+        if (seqDirty) {
+            setProps("shell-live-seq", {data: status.seq});
+            seqDirty = false;
         }
     }
 

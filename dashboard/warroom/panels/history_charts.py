@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
-from dash import Dash, Input, Output, State, dcc, html
+from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from dashboard.warroom import figures, ids, live
 from dashboard.warroom.deps import WarroomDeps
@@ -49,7 +49,7 @@ def layout(deps: WarroomDeps) -> html.Section:
                           className="grid-2"),
                  html.Div(id=ids.HISTORY_WINDOW, className="muted small history-window"),
                  dcc.Graph(id=ids.HISTORY_DWELL, **graph),
-                 dcc.Interval(id=ids.HISTORY_TICK, interval=REFRESH_MS),
+                 dcc.Interval(id=ids.HISTORY_TICK, interval=REFRESH_MS), dcc.Store(id=ids.HISTORY_ANCHOR),
                  extra=tools, class_name="panel-history")
 
 
@@ -85,17 +85,30 @@ def charts(deps: WarroomDeps, range_key: str, by: Dimension, lang: str, tz: str 
     return out[0], out[1], out[2]
 
 
+def anchor_of(kpi_store: Any) -> str | None:
+    """The minute of the live KPIs' time, ISO (``None`` before the first KPIs)."""
+    at = live.parse_time(live.kpis(kpi_store, None, None).at)
+    return at.replace(second=0, microsecond=0).isoformat() if at is not None else None
+
+
 def register(app: Dash, deps: WarroomDeps) -> None:
+    # The charts follow the KPIs' minute: redrawn when it moves (or on the first KPIs after a
+    # page load), not on every live update.
+    @app.callback(Output(ids.HISTORY_ANCHOR, "data"), Input(ids.live_store(live.KPIS), "data"),
+                  State(ids.HISTORY_ANCHOR, "data"))
+    def anchor(kpi_store: Any, current: str | None) -> Any:
+        minute = anchor_of(kpi_store)
+        return no_update if minute == current else minute
+
     @app.callback(Output(ids.HISTORY_THROUGHPUT, "figure"), Output(ids.HISTORY_DELAY, "figure"),
                   Output(ids.HISTORY_DWELL, "figure"), Output(ids.HISTORY_WINDOW, "children"),
                   Input(ids.HISTORY_RANGE, "value"),
                   Input(ids.HISTORY_DELAY_BY, "value"), Input(ids.HISTORY_REFRESH, "n_clicks"),
                   Input(ids.HISTORY_TICK, "n_intervals"), Input(ids.LANG, "data"), Input(ids.TIMEZONE, "data"),
-                  State(ids.live_store(live.KPIS), "data"))
+                  Input(ids.HISTORY_ANCHOR, "data"))
     def refresh(range_key: str, by: str, _clicks: Any, _ticks: Any, lang: str | None,
-                tz: str | None, kpi_store: Any) -> tuple[Any, Any, Any, str]:
+                tz: str | None, anchor: str | None) -> tuple[Any, Any, Any, str]:
         dimension: Dimension = next((d for d in DIMENSIONS if d == by), "region")
         lang, tz = normalise(lang), tz or "UTC"
-        window = window_of(RANGES.get(range_key, RANGES[DEFAULT_RANGE]), deps.clock(),
-                           live.parse_time(live.kpis(kpi_store, None, None).at))
+        window = window_of(RANGES.get(range_key, RANGES[DEFAULT_RANGE]), deps.clock(), live.parse_time(anchor))
         return (*charts(deps, range_key, dimension, lang, tz, window), window_text(window, lang, tz))

@@ -24,6 +24,7 @@ def stores() -> list[Any]:
     return [
         dcc.Store(id=ids.LANG, storage_type="local"),
         dcc.Store(id=ids.LIVE_STATUS, data={"state": "connecting"}),
+        dcc.Store(id=ids.LIVE_SEQ),
         dcc.Store(id=ids.LIVE_BOOT),
         dcc.Store(id=ids.TIMEZONE),
         dcc.Store(id=ids.I18N_TABLE, data=table()),
@@ -46,11 +47,12 @@ def layout(deps: WarroomDeps) -> html.Header:
     ], className="shell")
 
 
-def status_text(status: dict[str, Any] | None, lang: str) -> tuple[str, str]:
-    """Badge text and CSS class for the live-feed status the browser reports."""
+def status_text(status: dict[str, Any] | None, lang: str, seq: int | None = None) -> tuple[str, str]:
+    """Badge text and CSS class for the live-feed status the browser reports; ``seq`` is the
+    feed's last seq as it moves (the status carries the one it had when it last changed)."""
     state = (status or {}).get("state", "connecting")
     if state == "open":
-        seq = (status or {}).get("seq")
+        seq = seq if isinstance(seq, int) else (status or {}).get("seq")
         return f"● {label(lang, 'live.open')} · seq {seq}", "live-badge live-open"
     if state == "closed" and (status or {}).get("code") in (1008, 4401, 4403):
         return label(lang, "live.denied"), "live-badge live-closed"
@@ -85,7 +87,8 @@ def register(app: Dash, deps: WarroomDeps) -> None:
                             Input(ids.LANG, "data"), State(ids.I18N_TABLE, "data"))
 
     @app.callback(Output(ids.LIVE_BADGE, "children"), Output(ids.LIVE_BADGE, "className"),
-                  Output(ids.USER_LABEL, "children"), Input(ids.LIVE_STATUS, "data"), Input(ids.LANG, "data"))
-    def show_status(status: dict[str, Any] | None, lang: str | None) -> tuple[str, str, str]:
-        badge, css = status_text(status, normalise(lang))
+                  Output(ids.USER_LABEL, "children"), Input(ids.LIVE_STATUS, "data"), Input(ids.LANG, "data"),
+                  Input(ids.LIVE_SEQ, "data"))
+    def show_status(status: dict[str, Any] | None, lang: str | None, seq: int | None) -> tuple[str, str, str]:
+        badge, css = status_text(status, normalise(lang), seq)
         return badge, css, user_text(status, normalise(lang))
