@@ -29,6 +29,8 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from stream.line_protocol import line
+
 HEATMAP = "heatmap"
 KPIS = "kpis"
 NATIONAL = "national"
@@ -192,6 +194,64 @@ class ViewCounters:
         return set(self.kpis) | set(self.slips_by_partition)
 
 
+class Published:
+    """What one timeline's last output published: its partials by source partition, and
+    the SKUs per lane (for the per-minute points)."""
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[int, str], dict[str, Any]] = {}
+        self.kpis: dict[int, dict[str, Any]] = {}
+        self.lanes: Counter[tuple[int, str, str | None, str | None, str | None]] = Counter()
+
+    def changed(self, counters: ViewCounters, key: str, extra: Mapping[str, Any],
+                sources: Iterable[int] = ()) -> list[tuple[int, dict[str, Any]]]:
+        """The partials that changed since the last call, by source partition (an emptied
+        cell once as zeros; the KPIs of ``key`` with ``extra`` for every partition counted
+        or in ``sources``): costs what changed, not what is in flight."""
+        out: list[tuple[int, dict[str, Any]]] = []
+        for partition, cell_id in sorted(counters.dirty_cells):
+            item = counters.cell_item(partition, cell_id)
+            old = self.cells.get((partition, cell_id))
+            if item is None:
+                if old is None:
+                    continue
+                item = empty_cell(cell_id, old["res"], old["region"])
+                del self.cells[(partition, cell_id)]
+            elif item == old:
+                continue
+            else:
+                self.cells[(partition, cell_id)] = item
+            out.append((partition, item))
+        counters.dirty_cells.clear()
+        for lane in counters.dirty_lanes:
+            n = counters.lanes[lane]
+            if n:
+                self.lanes[lane] = n
+            else:
+                self.lanes.pop(lane, None)
+        counters.dirty_lanes.clear()
+        for partition in sorted(counters.partitions() | set(self.kpis) | set(sources)):
+            item = {"type": KPIS, "key": key, **counters.kpi_counts(partition), **extra}
+            if self.kpis.get(partition) != item:
+                self.kpis[partition] = item
+                out.append((partition, item))
+        return out
+
+    def minute_lines(self, at_ns: int, replay: str | None) -> list[str]:
+        """The ``delays``, ``delays_orders`` and ``delay_cells`` points of what was published."""
+        out = [line("delays", {"partition": str(partition), "state": state, "region": region, "carrier": carrier,
+                               "warehouse": warehouse, "replay": replay}, {"skus": n}, at_ns)
+               for (partition, state, region, carrier, warehouse), n in sorted(self.lanes.items(), key=str)]
+        # An order lives in one partition: orders per partition add up.
+        out += [line("delays_orders", {"partition": str(p), "replay": replay}, {"orders": kpis["orders"]}, at_ns)
+                for p, kpis in sorted(self.kpis.items()) if kpis["orders"]]
+        out += [line("delay_cells", {"partition": str(p), "h3": cell_id, "res": str(cell["res"]),
+                                     "region": cell["region"]},
+                     {name: cell[name] for name in ("skus", "orders", *CELL_STATES)}, at_ns)
+                for (p, cell_id), cell in sorted(self.cells.items())]
+        return out
+
+
 # -- phase two: the owner of a key ------------------------------------------------------------
 
 
@@ -314,6 +374,7 @@ class ViewsOwner:
                 yield key, entry["partition"], merge(entry["parts"])
 
 
-__all__ = ["HEATMAP", "KPIS", "NATIONAL", "Contribution", "PartialError", "ViewCounters", "ViewsOwner", "ViewsTopics",
+__all__ = ["HEATMAP", "KPIS", "NATIONAL", "Contribution", "PartialError", "Published", "ViewCounters", "ViewsOwner",
+           "ViewsTopics",
            "empty_cell",
            "kpi_key", "merge", "partial_record", "reset_record"]

@@ -57,12 +57,11 @@ from stream.data_quality import IllegalTransition
 from stream.delays import DelayState, sku_key
 from stream.delays_engine import DelaysEngine, DelaysResult
 from stream.global_views import (
-    KPIS,
     Contribution,
+    Published,
     ViewCounters,
     ViewsOwner,
     ViewsTopics,
-    empty_cell,
     kpi_key,
     partial_record,
     reset_record,
@@ -128,12 +127,9 @@ class _Timeline:
     counters: ViewCounters = field(default_factory=ViewCounters)
     #: SKUs whose contribution to the counters may have changed since they were updated.
     touched: set[str] = field(default_factory=set)
-    #: What the last output published (partials by source partition, lanes): a minute's
-    #: points are written from it when the minute closes, so they hold its final state
-    #: (the war-room's time travel reads them).
-    sent_cells: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
-    sent_kpis: dict[int, dict[str, Any]] = field(default_factory=dict)
-    sent_lanes: Counter[tuple[int, str, str | None, str | None, str | None]] = field(default_factory=Counter)
+    #: What the last output published: a minute's points are written from it when the
+    #: minute closes, so they hold its final state (the war-room's time travel reads them).
+    published: Published = field(default_factory=Published)
     last_minute: int | None = None
     pending: bool = False
     first_event: float | None = None  # a replay's earliest event time (its range in the war-room)
@@ -459,11 +455,12 @@ class DelaysStage:
             return
         minute = int(watermark.timestamp() // 60)
         if minute != timeline.last_minute and timeline.last_minute is not None:
-            ctx.lines.extend(self._minute_lines(timeline, timeline.last_minute))  # the closed minute's final state
+            # the closed minute's final state
+            ctx.lines.extend(timeline.published.minute_lines(timeline.last_minute * _MINUTE_NS, timeline.replay))
         partials = self._changed_partials(timeline, _iso(watermark))
         if minute != timeline.last_minute:
             timeline.last_minute = minute
-            ctx.lines.extend(self._minute_lines(timeline, minute))
+            ctx.lines.extend(timeline.published.minute_lines(minute * _MINUTE_NS, timeline.replay))
         views = self.topics.views
         if views is None:
             changed: dict[str, dict[str, Any]] = {}
@@ -476,63 +473,15 @@ class DelaysStage:
                      source_partition=source)
 
     def _changed_partials(self, timeline: _Timeline, at: str) -> list[tuple[int, dict[str, Any]]]:
-        """The partials that changed since the last output, by source partition (and the
-        ``sent_*`` copies brought up to date): costs what changed, not what is in flight."""
-        counters = timeline.counters
-        out: list[tuple[int, dict[str, Any]]] = []
-        for partition, cell_id in sorted(counters.dirty_cells):
-            item = counters.cell_item(partition, cell_id)
-            old = timeline.sent_cells.get((partition, cell_id))
-            if item is None:
-                if old is None:
-                    continue
-                item = empty_cell(cell_id, old["res"], old["region"])  # emptied: tell the owner once
-                del timeline.sent_cells[(partition, cell_id)]
-            elif item == old:
-                continue
-            else:
-                timeline.sent_cells[(partition, cell_id)] = item
-            out.append((partition, item))
-        counters.dirty_cells.clear()
-        for lane in counters.dirty_lanes:
-            n = counters.lanes[lane]
-            if n:
-                timeline.sent_lanes[lane] = n
-            else:
-                timeline.sent_lanes.pop(lane, None)
-        counters.dirty_lanes.clear()
-        # Every partition's KPIs, also unchanged ones: their time moves on.
-        sources = counters.partitions() | set(timeline.sent_kpis)
-        if timeline.replay is None:
-            sources |= self.partitions
+        # Every owned partition's KPIs, also unchanged ones: their time moves on.
+        sources = set() if timeline.replay is not None else self.partitions
         extra: dict[str, Any] = {"at": at}
         if timeline.replay is not None:
             # a replay is shown in its own time range, as of its own clock
             extra["replay"] = timeline.replay
             if timeline.first_event is not None:
                 extra["from"] = _iso(datetime.fromtimestamp(timeline.first_event, timezone.utc))
-        key = kpi_key(timeline.replay)
-        for partition in sorted(sources):
-            item = {"type": KPIS, "key": key, **counters.kpi_counts(partition), **extra}
-            if timeline.sent_kpis.get(partition) != item:
-                timeline.sent_kpis[partition] = item
-                out.append((partition, item))
-        return out
+        return timeline.published.changed(timeline.counters, kpi_key(timeline.replay), extra, sources)
 
-    @staticmethod
-    def _minute_lines(timeline: _Timeline, minute: int) -> list[str]:
-        """The ``delays``, ``delays_orders`` and ``delay_cells`` points of the last output."""
-        at, replay = minute * _MINUTE_NS, timeline.replay
-        out = [line("delays", {"partition": str(partition), "state": state, "region": region, "carrier": carrier,
-                               "warehouse": warehouse, "replay": replay}, {"skus": n}, at)
-               for (partition, state, region, carrier, warehouse), n in sorted(timeline.sent_lanes.items(), key=str)]
-        # An order lives in one partition: orders per partition add up.
-        out += [line("delays_orders", {"partition": str(p), "replay": replay}, {"orders": kpis["orders"]}, at)
-                for p, kpis in sorted(timeline.sent_kpis.items()) if kpis["orders"]]
-        out += [line("delay_cells", {"partition": str(p), "h3": cell_id, "res": str(cell["res"]),
-                                     "region": cell["region"]},
-                     {name: cell[name] for name in ("skus", "orders", "at_risk", "late", "stalled")}, at)
-                for (p, cell_id), cell in sorted(timeline.sent_cells.items())]
-        return out
 
 __all__ = ["DelaysStage", "DelaysTopics"]
