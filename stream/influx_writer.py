@@ -23,6 +23,13 @@ the stream keeps flowing into the dead-letter topic.
 replayable chunk, retrying with capped backoff for as long as it takes, committing a
 record's offset only after InfluxDB acknowledged it. Points are idempotent (deterministic
 timestamps and tags), so replaying a chunk twice, or after a newer write, is harmless.
+
+Fencing: the pipeline passes its outbox's fence (the worker's membership lease,
+:meth:`stream.batch_source.BatchSource.fence`) to :meth:`InfluxWriter.write`. It is checked
+right before every request, retries included; when it refuses, the write is abandoned (its
+other chunks cancelled) and :class:`~stream.outbox.OutboxFenced` raised, so a worker that
+was frozen past its session does not overwrite its successor's minute aggregates with a
+late retry. Not covered: a freeze between that check and the request reaching the socket.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from stream.dlq import InfluxFailure, influx_reason
+from stream.outbox import OutboxFenced
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +153,18 @@ class InfluxWriter:
     def circuit_open(self) -> bool:
         return self._clock() < self._open_until
 
-    async def write(self, lines: Sequence[str]) -> WriteReport:
-        """Write all lines; return what was written and what failed, with why."""
+    async def write(self, lines: Sequence[str], *, fence: Callable[[], None] | None = None) -> WriteReport:
+        """Write all lines; return what was written and what failed, with why.
+
+        ``fence``: checked right before every request (retries too); when it raises
+        :class:`~stream.outbox.OutboxFenced` the chunks still in flight are cancelled and
+        the exception propagates (nothing more of these lines is sent).
+        """
         report = WriteReport()
         if not lines:
             return report
+        if fence is not None:
+            fence()
         starts = range(0, len(lines), self.max_lines)
         chunks = [lines[i:i + self.max_lines] for i in starts]
         if self.circuit_open:
@@ -157,7 +172,7 @@ class InfluxWriter:
                              for i, c in zip(starts, chunks)]
             self.stats.chunks_failed += len(chunks)
             return report
-        results = await asyncio.gather(*(self._write_chunk(c, i) for i, c in zip(starts, chunks)))
+        results = await gather_cancelling(*(self._write_chunk(c, i, fence) for i, c in zip(starts, chunks)))
         for chunk, failure in zip(chunks, results):
             if failure is None:
                 report.written += len(chunk)
@@ -178,7 +193,8 @@ class InfluxWriter:
         self.stats.circuit_opened += 1
         log.warning("influx circuit open for %.1fs", cooldown)
 
-    async def _write_chunk(self, chunk: Sequence[str], start: int = 0) -> FailedChunk | None:
+    async def _write_chunk(self, chunk: Sequence[str], start: int = 0,
+                           fence: Callable[[], None] | None = None) -> FailedChunk | None:
         body = "\n".join(chunk).encode()
         error = ""
         attempt = 0
@@ -186,6 +202,8 @@ class InfluxWriter:
             while True:
                 attempt += 1
                 retry_after: float | None = None
+                if fence is not None:
+                    fence()  # before every attempt: a retry after a freeze must not land late
                 self.stats.requests += 1
                 try:
                     response = await self._client.post(
@@ -220,6 +238,18 @@ class InfluxWriter:
                     return FailedChunk(chunk, InfluxFailure.RETRIES_EXHAUSTED, attempt, error, start)
                 self.stats.retries += 1
                 await self._sleep(retry_after if retry_after is not None else self._backoff(attempt))
+
+
+async def gather_cancelling(*aws: Awaitable[Any]) -> list[Any]:
+    """Await all, results in order; the first exception (e.g. a fenced write) cancels the
+    others and is raised as itself (``TaskGroup`` would wrap it in an ``ExceptionGroup``,
+    which callers catching :class:`~stream.outbox.OutboxFenced` would not see)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(a) for a in aws]  # type: ignore[arg-type]
+    except BaseExceptionGroup as errors:
+        raise errors.exceptions[0] from None
+    return [t.result() for t in tasks]
 
 
 class InfluxReplayer:

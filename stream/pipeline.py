@@ -42,7 +42,6 @@ stage state, changelogged, handed back to ``restore`` after a restart or rebalan
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
@@ -58,7 +57,7 @@ from stream.contract import OrderEvent, Rejection, validate_record
 from stream.data_quality import abandoned_findings, abandoned_line
 from stream.dlq import DeadLetter, InfluxFailure, SourceCoordinates, chunk_lines, dead_letter, influx_headers
 from stream.dlq import encode as encode_dead_letter
-from stream.influx_writer import InfluxWriter
+from stream.influx_writer import InfluxWriter, gather_cancelling
 from stream.lifecycle import (
     EventChange,
     OrderRecord,
@@ -216,6 +215,14 @@ class PipelineStats:
     skipped_revoked: int = 0
 
 
+def _unfenced() -> None:
+    pass
+
+
+def _owns_all(partition: int) -> bool:
+    return True
+
+
 class BatchContext:
     """What one batch did so far, and the handles stages use to add to it."""
 
@@ -239,6 +246,11 @@ class BatchContext:
         #: Source partitions of this batch whose records wrote no state (revoked meanwhile,
         #: or membership not confirmed): their offsets must not be committed.
         self.dropped_partitions: set[int] = set()
+        #: For stages whose side effects bypass the outbox (customer notices over HTTP): the
+        #: pipeline outbox's fence (raises ``OutboxFenced`` once this worker may have been
+        #: replaced) and whether a source partition is owned now. Set by the pipeline.
+        self.fence: Callable[[], None] = _unfenced
+        self.owned: Callable[[int], bool] = _owns_all
 
     # -- reading ------------------------------------------------------------------------
 
@@ -370,7 +382,7 @@ class Pipeline:
     # -- the batch ----------------------------------------------------------------------
 
     async def process(self, records: Sequence[SourceRecord], now: datetime) -> BatchContext:
-        ctx = BatchContext(now, records, self.store, self.aggregates)
+        ctx = self._context(now, records)
         self._core(ctx)
         for stage in self.stages:
             await stage.process(ctx)
@@ -381,12 +393,18 @@ class Pipeline:
 
     async def tick(self, now: datetime) -> BatchContext:
         """Timers without input: stage ticks and pending war-room updates."""
-        ctx = BatchContext(now, (), self.store, self.aggregates)
+        ctx = self._context(now, ())
         for stage in self.stages:
             tick = getattr(stage, "tick", None)
             if tick is not None:
                 await tick(ctx)
         await self._sink(ctx)
+        return ctx
+
+    def _context(self, now: datetime, records: Sequence[SourceRecord]) -> BatchContext:
+        ctx = BatchContext(now, records, self.store, self.aggregates)
+        ctx.fence = self.outbox.fence or _unfenced  # set on the outbox after the pipeline is built
+        ctx.owned = self.owned
         return ctx
 
     def _core(self, ctx: BatchContext) -> None:
@@ -449,7 +467,11 @@ class Pipeline:
         # Aggregates: dirty minutes, final minutes leaving the window, and an in-flight
         # sample when the partition's event-time minute moved on or every sample interval.
         now = self.clock()
-        agg_parts = sorted(self.aggregates) if not ctx.records else sorted(ctx.partitions & set(self.aggregates))
+        # Only partitions owned now: after a revocation (until the next assignment rebuilds
+        # them) the aggregates of revoked partitions are still in memory, and a tick would
+        # write them over their new owner's.
+        candidates = self.aggregates if not ctx.records else ctx.partitions & set(self.aggregates)
+        agg_parts = sorted(p for p in candidates if self.owned(p))
         final_lines: list[str] = []
         agg_lines: list[str] = []
         sampled: list[int] = []
@@ -461,7 +483,8 @@ class Pipeline:
             agg_lines.extend(agg.pending_lines(sample))
             if sample:
                 sampled.append(partition)
-        replays = sorted(k for k in self.replay_aggregates if not ctx.records or k[0] in ctx.partitions)
+        replays = sorted(k for k in self.replay_aggregates
+                         if (not ctx.records or k[0] in ctx.partitions) and self.owned(k[0]))
         replay_sampled: dict[tuple[int, str], bool] = {}
         for key in replays:  # a replay's minutes move with its own events only
             agg = self.replay_aggregates[key]
@@ -503,13 +526,15 @@ class Pipeline:
                 known = owned[partition] = self.owned(partition)
             return not known
         # One write (fewer requests per batch): the points first, the open aggregates last.
-        # A fenced worker writes only the per-event points (identical to its successor's);
-        # its minute aggregates could overwrite the successor's counts.
+        # A fenced worker writes nothing to InfluxDB: its minute aggregates (and stages'
+        # minute lines) could overwrite its successor's. The outbox's fence is checked again
+        # before every InfluxDB attempt (retries run for up to a minute); a fenced write or
+        # send cancels the other and drops the batch.
         if fenced:
             final_lines, agg_lines, sampled, replays = [], [], [], []
-        points = ctx.lines + final_lines
-        report, _ = await asyncio.gather(
-            self.influx.write(points + agg_lines),
+        points = [] if fenced else ctx.lines + final_lines
+        report, _ = await gather_cancelling(
+            self.influx.write(points + agg_lines, fence=self.outbox.fence),
             self.outbox.send([r for r, p in out if not (dropped(p) if p is not None else fenced)]),
         )
         if not fenced and not any(f.start + len(f.lines) > len(points) for f in report.failed):

@@ -17,6 +17,17 @@ the ``customer_notices`` points (``event`` = queued, delivered, delivery_failed,
 delivery_abandoned). A crash after sending and before that save sends the notice once
 more (receivers deduplicate on ``Idempotency-Key`` = the notification id).
 
+Fencing: a notice is sent only once the batch that queued it was written: the next batch
+or tick starts delivery, and only of notifications in the partition's outbox as the
+pipeline stored it (it stores a batch's stage state only after the changelog took it, and
+a dropped batch's partitions are read again). So a batch that is dropped later (a zombie's,
+fenced by the membership lease) notifies nobody. Right before each partition's delivery the
+pipeline outbox's fence (``ctx.fence``) and the partition's ownership are checked again: a
+worker frozen past its session, or between a revocation and the next assignment, sends
+nothing. Left: a freeze in the middle of one partition's delivery sends its remaining
+(written, so legitimate) notices late, which the successor also sends with the same
+``Idempotency-Key``.
+
 Orders of a replay (:mod:`stream.replay`) never notify anybody.
 """
 
@@ -24,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -34,6 +45,7 @@ from alerting.outbox import NotificationOutbox
 from stream.customer_notices import MEASUREMENT, notices
 from stream.line_protocol import line, point_time_ns
 from stream.order_eta import ETA_EXTENSION, NOTICE_STATES
+from stream.outbox import OutboxFenced
 from stream.pipeline import BatchContext
 from stream.replay import timeline_of_order
 
@@ -75,12 +87,12 @@ class NoticeStage:
         if self.receivers:
             for order in list(ctx.orders.values()):
                 self._decide(ctx, order)
+        self._kick(ctx)  # before _flush: ctx.stage_get still answers with the stored outboxes
         self._flush(ctx)
-        self._kick(ctx.now)
 
     async def tick(self, ctx: BatchContext) -> None:
+        self._kick(ctx)
         self._flush(ctx)
-        self._kick(ctx.now)
 
     def _decide(self, ctx: BatchContext, order: Any) -> None:
         eta = order.extensions.get(ETA_EXTENSION)
@@ -116,23 +128,55 @@ class NoticeStage:
                 ctx.stage_put(self.name, f"{_OUTBOX}{partition}", outbox.to_dict(), partition)
         self._dirty.clear()
 
-    def _kick(self, now: datetime) -> None:
+    async def drain(self) -> None:
+        """Wait for the delivery in flight, if any (its records go out with the next flush)."""
+        if self._task is not None:
+            await asyncio.wait([self._task])
+
+    def _written(self, ctx: BatchContext, partition: int) -> set[str]:
+        """Ids queued in the partition's outbox as the pipeline stored it (written batches only)."""
+        stored = ctx.stage_get(self.name, f"{_OUTBOX}{partition}")
+        return set(stored.get("items") or ()) if isinstance(stored, dict) else set()
+
+    def _kick(self, ctx: BatchContext) -> None:
         if self._task is not None and not self._task.done():
             return
-        due = [p for p, outbox in self.outboxes.items() if outbox.due(now)]
+        now = ctx.now
+        due: dict[int, set[str]] = {}
+        for partition, outbox in self.outboxes.items():
+            if not ctx.owned(partition):
+                continue  # revoked, not yet reassigned: its new owner sends
+            written = self._written(ctx, partition)
+            if any(item.notification_id in written for item in outbox.due(now)):
+                due[partition] = written
         if due:
-            self._task = asyncio.create_task(self._deliver(due, now), name="customer-notices")
+            self._task = asyncio.create_task(self._deliver(due, now, ctx.fence, ctx.owned), name="customer-notices")
 
-    async def _deliver(self, partitions: list[int], now: datetime) -> None:
-        for partition in partitions:
+    async def _deliver(self, due: dict[int, set[str]], now: datetime, fence: Callable[[], None],
+                       owned: Callable[[int], bool]) -> None:
+        for partition, written in due.items():
             outbox = self.outboxes.get(partition)
             if outbox is None:
                 continue
             try:
-                records = await self.delivery.deliver_due(outbox, now)
+                fence()
+            except OutboxFenced as exc:
+                log.warning("customer notices not sent: %s", exc)
+                return
+            if not owned(partition):
+                continue
+            # Only the written items; they are the outbox's own objects, so the delivery's
+            # updates (attempts, due times) land in it, and delivered ones leave it below.
+            view = NotificationOutbox.model_construct(
+                items={k: item for k, item in outbox.items.items() if k in written}, sent=outbox.sent)
+            tried = set(view.items)
+            try:
+                records = await self.delivery.deliver_due(view, now)
             except Exception:  # noqa: BLE001 - a bug in one delivery must not stop the next ones
                 log.exception("customer notice delivery failed for partition %s", partition)
                 continue
+            for key in tried - set(view.items):
+                outbox.items.pop(key, None)
             self._dirty.add(partition)
             for record in records:
                 self._record(record)
