@@ -56,6 +56,11 @@ class _WireFenced(KafkaError):
     retriable = False
 
 
+def _retrieve(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def _fence_produce_requests(producer: AIOKafkaProducer, fence: Callable[[], None]) -> None:
     """Check ``fence`` right before each produce request is written to the broker's socket.
 
@@ -213,7 +218,12 @@ class Outbox:
                 batch.close()
                 part = records[start:end]
                 if self.fence is not None:
-                    self.fence()  # no await between it and the append: as close to the wire as it gets
+                    try:
+                        self.fence()
+                    except OutboxFenced:
+                        for _, _, queued in sent:  # they fail at the socket's fence; nobody waits for them
+                            queued.add_done_callback(_retrieve)
+                        raise
                 try:
                     future = await self._producer.send_batch(batch, topic, partition=partition)
                 except KafkaError as exc:

@@ -3,7 +3,7 @@
 Creates any missing topic first (:func:`stream.topics.ensure_topics`), then runs the app
 of :func:`stream.worker.create_worker` with the stages of :func:`default_stages`. Run as
 many workers as you like with the same settings: they share the partitions of
-``order-events`` (a consumer group per ``ORDERRADAR_APP_ID``).
+``order-events`` (the consumer group ``<app id>-source``, see :mod:`stream.batch_source`).
 """
 
 from __future__ import annotations

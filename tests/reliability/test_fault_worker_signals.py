@@ -80,15 +80,12 @@ def _all_committed(run: Run) -> bool:
     return all(offsets.get(p, 0) >= n for p, n in run.produced.items())
 
 
-@pytest.mark.xfail(
-    raises=AssertionError, strict=False,
-    reason="FINDING (2026-11-22, docs/reliability.md): in 3 of 8 runs some orders' final state or last "
-           "update was older than the successor's. One run showed the documented residual race (the zombie "
-           "was frozen between its membership check and the end of its sink writes; they landed after the "
-           "successor's). The commit before the source cursors passed 5 of 5 in the same conditions. Not resolved.",
-)
 def test_sigstopped_zombie_is_replaced_and_its_late_work_adds_nothing(
         stack_settings: Settings, tmp_path: Path) -> None:
+    """Was xfail (3 of 8 runs failed with the Faust source and cursors). With the batch
+    source, the lease checked again at the socket and dropped partitions held back until
+    their state is read again: 10 of 10 runs passed (2026-12-07), 2 of them with a late
+    write stopped at the socket."""
     records = generate(seed=43, total=16_000)
     run = Run(stack_settings, records, tmp_path)
     run.produce()
