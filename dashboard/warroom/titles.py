@@ -42,9 +42,26 @@ def _main_label(by_label: dict[str, int]) -> str | None:
     return min(known, key=lambda k: (-known[k], k)) if known else None
 
 
+def _structured(incident: live.Incident) -> tuple[str, dict[str, object]]:
+    """The root cause's dimension and values; from ``root_cause_text`` (``hub=HZ-3``,
+    ``carrier=SF,region=330000``, ``area=<cell>+2``) where only that is known (time travel
+    reads incidents back from InfluxDB, which keeps the text)."""
+    if incident.cause:
+        return incident.dimension or next(iter(incident.cause)), incident.cause
+    pairs = dict(part.split("=", 1) for part in incident.root_cause.split(",") if "=" in part)
+    if "area" in pairs:
+        cell = pairs["area"].split("+", 1)[0]
+        return "area", {"h3_cells": [cell]}
+    if {"carrier", "region"} <= pairs.keys():
+        return "carrier_region", dict(pairs)
+    return (next(iter(pairs)), dict(pairs)) if pairs else ("", {})
+
+
 def _where(incident: live.Incident, places: Places, lang: str) -> str:
     """The cause in words: "Hub HZ-3 stopped scanning", "Carrier SF slowed down in 浙江省"."""
-    cause, dim = incident.cause, incident.dimension or next(iter(incident.cause), "")
+    dim, cause = _structured(incident)
+    if not cause and not incident.zone_name:
+        return incident.root_cause or incident.title  # nothing structured to say it with
     if incident.zone_name or (dim == "area" and "area" in cause):
         return label(lang, "cause.zone", x=incident.zone_name or str(cause.get("area")))
     if dim == "area" or cause.get("h3_cells"):

@@ -64,3 +64,15 @@ def test_alerts_say_what_their_incidents_say() -> None:
 def test_a_steady_trend_is_a_flat_line_not_a_solid_block() -> None:
     assert spark_text([273] * 6) == "▁" * 6
     assert spark_text([100, 150, 200]) == "▁▅█"
+
+
+def test_time_travel_incidents_are_titled_from_their_root_cause_text() -> None:
+    """InfluxDB keeps an incident's root-cause text, not its structure."""
+    hub = incident(root_cause_text="hub=HZ-3", counts={"orders": 7})
+    assert titles.incident_title(hub, PLACES, "en") == "Delays at hub HZ-3 · 7 orders"
+    slow = incident(root_cause_text="carrier=SF,region=330000", counts={"orders": 7})
+    assert titles.incident_title(slow, PLACES, "en") == "Carrier SF slowed down in Zhejiang · 7 orders"
+    area = incident(root_cause_text=f"area={HANGZHOU}+2", counts={"orders": 7})
+    assert titles.incident_title(area, PLACES, "zh-CN") == "浙江省一带延误 · 7 单"
+    zone = incident(root_cause_text="disruption zone Typhoon drill (weather)", counts={"orders": 7})
+    assert titles.incident_title(zone, PLACES, "en") == "disruption zone Typhoon drill (weather) · 7 orders"
