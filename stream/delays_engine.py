@@ -62,6 +62,7 @@ from stream.data_quality import (
     IllegalTransition,
 )
 from stream.delays import DELAY_TITLES, DelayTracker, DelayTransition, SkuDelay, SkuDelayView, sku_key
+from stream.flow_anomaly import FlowAnomalyDetector
 from stream.incidents import ClusterItem, IncidentDetector, IncidentEvent
 from stream.lane_stats import Lane, LaneStats, combined_eta
 from stream.sla import DEFAULT_SLA_PATH, SlaPolicy, SlaRules, load_sla_rules
@@ -108,6 +109,9 @@ class DelaysEngine:
         self.delay_incidents = IncidentDetector("delay", rules.incidents, DELAY_TITLES, replay=replay)
         self.dq_incidents = IncidentDetector("data_quality", rules.data_quality.incidents, FINDING_TITLES,
                                              replay=replay)
+        #: drop/surge checks of the live flow (``incidents.flow``); replays are judged by
+        #: their SKUs' delays only (a replay's flow is an export's, not a feed's)
+        self.flow = FlowAnomalyDetector(rules.incidents.flow) if rules.incidents.flow and replay is None else None
         self.quality = DataQualityMonitor(rules.data_quality)
         self.tracker = DelayTracker(
             self.policy,
@@ -225,6 +229,8 @@ class DelaysEngine:
         else:
             at = event_time
             self.watermarks.observe(partition, event_time, received, event.source)
+            if self.flow is not None:
+                self.flow.observe(event_time, event)
             jump = self.quality.check_position(sku_key(event.order_id, event.sku), event, at)
             if jump is not None:
                 self._finding(jump, out, event)
@@ -276,6 +282,24 @@ class DelaysEngine:
             return
         out.incidents.extend(self.delay_incidents.advance(watermark))
         out.incidents.extend(self.dq_incidents.advance(watermark))
+        if self.flow is not None:
+            clock = self._flow_clock(self.flow.settings.lateness.total_seconds())
+            if clock is not None:
+                out.incidents.extend(self.flow.advance(clock))
+
+    def _flow_clock(self, lateness: float) -> float | None:
+        """Event time every partition has reached (its newest trusted event, or for an idle
+        one its ticked watermark plus the allowed lateness), minus the flow's own lateness:
+        the flow checks need not wait for the slowest source as SLA timers do."""
+        marks = self.watermarks
+        reached = []
+        for partition in marks.partitions():
+            mark, newest = marks.get(partition), marks.newest(partition)
+            times = [t for t in (newest, None if mark is None else mark + marks.allowed_lateness) if t is not None]
+            if not times:
+                return None
+            reached.append(max(times))
+        return min(reached) - lateness if reached else None
 
     # -- queries ------------------------------------------------------------------
     def watermark(self, partition: int | None = None) -> datetime | None:
@@ -324,7 +348,7 @@ class DelaysEngine:
             det.record(inc, at)
             for det in (self.delay_incidents, self.dq_incidents)
             for inc in det.open_incidents
-        ]
+        ] + ([self.flow.record(inc, at) for inc in self.flow.open_incidents] if self.flow is not None else [])
 
     def stats(self) -> dict[str, int]:
         return {
@@ -333,7 +357,8 @@ class DelaysEngine:
             "timer_fires": self.tracker.timer_fires,
             "events": self.events_processed,
             "histograms": sum(len(stats) for stats in self.tracker.lane_stats.values()),
-            "open_incidents": len(self.delay_incidents.open_incidents) + len(self.dq_incidents.open_incidents),
+            "open_incidents": len(self.delay_incidents.open_incidents) + len(self.dq_incidents.open_incidents)
+            + (len(self.flow.open_incidents) if self.flow is not None else 0),
         }
 
     # -- persistence --------------------------------------------------------------
@@ -346,6 +371,7 @@ class DelaysEngine:
             "watermarks": self.watermarks.to_dict(),
             "delay_incidents": self.delay_incidents.to_dict(),
             "dq_incidents": self.dq_incidents.to_dict(),
+            "flow_incidents": self.flow.to_dict() if self.flow is not None else None,
         }
 
     def sku_entry(self, key: str) -> dict[str, Any] | None:
@@ -407,6 +433,8 @@ class DelaysEngine:
             rules.data_quality.incidents, core["dq_incidents"], FINDING_TITLES, replay=self.replay
         )
         self.tracker.feed = self.delay_incidents
+        if self.flow is not None and core.get("flow_incidents") is not None:
+            self.flow = FlowAnomalyDetector.from_dict(self.flow.settings, core["flow_incidents"])
 
     def _restore_sku(self, key: str, entry: dict[str, Any]) -> None:
         self.tracker.restore(SkuDelay.from_dict(entry["delay"]))

@@ -34,6 +34,7 @@ from stream.calendars import CalendarRule, OperationalCalendar, start_of_next_lo
 from stream.contract import CLOSED, STAGE_RANK, SkuClass, Status
 from stream.data_quality import DataQualitySettings
 from stream.durations import Duration
+from stream.flow_anomaly import FlowSettings
 from stream.incidents import IncidentSettings
 from stream.lane_stats import PredictionSettings
 
@@ -201,6 +202,13 @@ class TrackingSettings(BaseModel):
     closed_retention: Duration = timedelta(hours=6)
 
 
+class IncidentRules(IncidentSettings):
+    """``incidents:``: the exception clustering of delayed SKUs, and its ``flow`` checks
+    (:mod:`stream.flow_anomaly`; absent: off)."""
+
+    flow: FlowSettings | None = None
+
+
 class SlaRules(BaseModel):
     """The whole of ``config/sla.yaml``."""
 
@@ -215,7 +223,7 @@ class SlaRules(BaseModel):
     watermark: WatermarkSettings = Field(default_factory=WatermarkSettings)
     prediction: PredictionSettings = Field(default_factory=PredictionSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
-    incidents: IncidentSettings = Field(default_factory=IncidentSettings)
+    incidents: IncidentRules = Field(default_factory=IncidentRules)
     data_quality: DataQualitySettings = Field(default_factory=DataQualitySettings)
 
     @model_validator(mode="after")
