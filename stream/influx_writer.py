@@ -26,10 +26,12 @@ timestamps and tags), so replaying a chunk twice, or after a newer write, is har
 
 Fencing: the pipeline passes its outbox's fence (the worker's membership lease,
 :meth:`stream.batch_source.BatchSource.fence`) to :meth:`InfluxWriter.write`. It is checked
-right before every request, retries included; when it refuses, the write is abandoned (its
-other chunks cancelled) and :class:`~stream.outbox.OutboxFenced` raised, so a worker that
-was frozen past its session does not overwrite its successor's minute aggregates with a
-late retry. Not covered: a freeze between that check and the request reaching the socket.
+before every attempt, retries included, and again right before the request's headers and
+its body are written to the socket (httpcore's ``trace`` events: one loop turn between the
+check and the write); when it refuses, the write is abandoned (its other chunks cancelled)
+and :class:`~stream.outbox.OutboxFenced` raised, so a worker that was frozen past its
+session does not overwrite its successor's minute aggregates with a late retry. Not
+covered: a freeze in that loop turn, or while a large body is still being written.
 """
 
 from __future__ import annotations
@@ -209,6 +211,7 @@ class InfluxWriter:
                     response = await self._client.post(
                         f"{self.url}/write", params=self._params, content=body,
                         headers={"Content-Type": "text/plain; charset=utf-8"},
+                        extensions={} if fence is None else {"trace": _wire_fence(fence)},
                     )
                 except (httpx.TimeoutException, httpx.TransportError) as exc:
                     error = f"{type(exc).__name__}: {exc}"
@@ -238,6 +241,21 @@ class InfluxWriter:
                     return FailedChunk(chunk, InfluxFailure.RETRIES_EXHAUSTED, attempt, error, start)
                 self.stats.retries += 1
                 await self._sleep(retry_after if retry_after is not None else self._backoff(attempt))
+
+
+#: httpcore's trace events right before a request's headers, and its body, are written.
+_WIRE_EVENTS = frozenset({"http11.send_request_headers.started", "http11.send_request_body.started"})
+
+
+def _wire_fence(fence: Callable[[], None]) -> Callable[[str, Mapping[str, Any]], Awaitable[None]]:
+    """An httpx ``trace`` extension checking ``fence`` right before the socket writes (a
+    connection may take a while to open after the attempt's own check)."""
+
+    async def trace(event: str, info: Mapping[str, Any]) -> None:
+        if event in _WIRE_EVENTS:
+            fence()
+
+    return trace
 
 
 async def gather_cancelling(*aws: Awaitable[Any]) -> list[Any]:

@@ -85,6 +85,29 @@ def test_the_fence_is_checked_before_every_attempt_retries_included() -> None:
     assert fence.refused == 1
 
 
+def test_the_fence_is_checked_again_right_before_the_socket_write() -> None:
+    """Frozen after the attempt's check (while the connection opened): the request is never
+    written."""
+    calls: list[int] = []
+
+    def fence() -> None:
+        calls.append(1)
+        if len(calls) > 1:  # the first check is the attempt's own
+            raise OutboxFenced("membership lease expired")
+
+    async def scenario() -> None:
+        w = InfluxWriter(server.url, "db", timeout_s=0.5)
+        try:
+            with pytest.raises(OutboxFenced):
+                await w.write(LINES, fence=fence)
+        finally:
+            await w.aclose()
+
+    with Scripted([(204, {}, 0.0)]) as server:
+        asyncio.run(scenario())
+    assert len(calls) == 2 and server.requests == []
+
+
 def test_a_fenced_write_cancels_the_work_beside_it() -> None:
     cancelled = asyncio.Event()
 
