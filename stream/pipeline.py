@@ -532,7 +532,10 @@ class Pipeline:
         # send cancels the other and drops the batch.
         if fenced:
             final_lines, agg_lines, sampled, replays = [], [], [], []
-        points = [] if fenced else ctx.lines + final_lines
+        # A tick of a worker that owns none of its partitions (between a revocation and the
+        # next assignment) writes no stage lines either: they are its old partitions'.
+        idle = not ctx.records and not any(self.owned(p) for p in self.aggregates)
+        points = [] if fenced or idle else ctx.lines + final_lines
         report, _ = await gather_cancelling(
             self.influx.write(points + agg_lines, fence=self.outbox.fence),
             self.outbox.send([r for r, p in out if not (dropped(p) if p is not None else fenced)]),

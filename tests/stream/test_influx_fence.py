@@ -192,6 +192,39 @@ def test_a_tick_writes_only_the_aggregates_of_owned_partitions(stack_settings: S
     assert all(by_partition[p] for p in by_partition if p != 1)
 
 
+class TickLineStage:
+    """A stage whose tick adds a point (as the delays stage adds its closed minutes)."""
+
+    name = "ticker"
+
+    async def process(self, ctx: BatchContext) -> None:
+        pass
+
+    async def tick(self, ctx: BatchContext) -> None:
+        ctx.lines.append(f"ticker,stage=ticker n=1i {1_700_000_000_000_000_000}")
+
+
+def test_a_tick_between_revocation_and_assignment_writes_nothing(stack_settings: Settings) -> None:
+    sources = source_records(generate(seed=64, total=400), stack_settings.partitions)
+    fence = LeaseFence(Clock())
+
+    async def scenario() -> None:
+        influx = InfluxWriter(stack_settings.influx_url, stack_settings.influx_db)
+        pipeline = await fenced_pipeline(stack_settings, influx, fence, [TickLineStage()])
+        try:
+            await pipeline.process(sources, NOW)
+            pipeline.owned = lambda p: False  # eager protocol: every partition revoked
+            await pipeline.tick(NOW)
+            assert count_points(stack_settings, "ticker", "n") == 0
+            pipeline.owned = lambda p: True  # assigned again
+            await pipeline.tick(NOW)
+            assert count_points(stack_settings, "ticker", "n") == 1
+        finally:
+            await close(pipeline)
+
+    asyncio.run(scenario())
+
+
 # -- customer notices ---------------------------------------------------------------------
 
 
