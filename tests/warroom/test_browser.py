@@ -371,7 +371,28 @@ def test_lasso_draws_a_disruption_zone_that_is_saved_and_listed(live_stack: Live
     browser.driver.find_element(By.ID, ids.ZONE_SAVE).click()
     browser.wait(lambda d: "Typhoon drill" in _text(live_stack, ids.ZONE_LIST), 15, "the saved zone in the list")
     browser.wait(lambda d: browser.script(VISIBLE, figures.TRACE_ZONES), 10, "the zone on the map")
+    # The worker raises the zone's incident, titled by the zone's name ...
+    browser.wait(lambda d: "Typhoon drill" in _text(live_stack, ids.INCIDENT_TABLE), 90, "the zone's incident")
     browser.screenshot(artifacts_dir / "07-disruption-zone.png")
+    # ... which it keeps once the zone is withdrawn and the incident resolved.
+    withdraw = (".zone-card", "Typhoon drill", ".btn-resolve")
+
+    def click_withdraw(_driver: object) -> bool:
+        try:
+            for card in browser.driver.find_elements(By.CSS_SELECTOR, withdraw[0]):
+                if withdraw[1] in card.text:
+                    card.find_element(By.CSS_SELECTOR, withdraw[2]).click()
+                    return True
+        except StaleElementReferenceException:
+            pass
+        return False
+
+    browser.wait(click_withdraw, 10, "the zone's withdraw button clicked")
+    browser.wait(lambda d: "Typhoon drill" not in _text(live_stack, ids.ZONE_LIST), 20, "the zone withdrawn")
+    resolved = ("var name = arguments[0]; return Array.from(document.querySelectorAll('.incident-row.resolved'))"
+                ".some(function (row) { return row.innerText.indexOf(name) >= 0; });")
+    browser.wait(lambda d: browser.script(resolved, "Typhoon drill"), 60, "the withdrawn zone's incident, by name")
+    browser.screenshot(artifacts_dir / "07b-zone-withdrawn.png")
 
 
 def test_acked_and_silenced_alerts_do_not_escalate(live_stack: LiveStack, outages_fired: list[Outage]) -> None:
