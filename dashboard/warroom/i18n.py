@@ -104,6 +104,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "finding.past_timestamp": ("过旧时间戳", "Timestamps from the far past"),
     "title.orders": ("{n:,} 单", "{n:,} orders"),
     "title.findings": ("{n:,} 条", "{n:,} findings"),
+    "title.skus": ("{n:,} 个SKU", "{n:,} SKUs"),
     "title.more": ("（另 {n} 起）", " (+{n} more)"),
     "alert.kind.hub_stall": ("分拨中心停滞", "Hub stalled"),
     "alert.kind.carrier_slowdown": ("承运商变慢", "Carrier slowdown"),

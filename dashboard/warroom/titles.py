@@ -88,7 +88,11 @@ def incident_title(incident: live.Incident, places: Places, lang: str) -> str:
         finding = _main_label(incident.by_label)
         what = label(lang, f"finding.{finding}") if finding else label(lang, "incident.kind.data_quality")
         return f"{what} · {where} · {label(lang, 'title.findings', n=sum(incident.by_label.values()))}"
-    return f"{where} · {label(lang, 'title.orders', n=incident.affected_orders)}"
+    if incident.affected_orders:
+        return f"{where} · {label(lang, 'title.orders', n=incident.affected_orders)}"
+    if incident.affected_skus:
+        return f"{where} · {label(lang, 'title.skus', n=incident.affected_skus)}"
+    return where  # no current items (recovering): no size to state
 
 
 def named(incidents: Sequence[live.Incident], places: Places, lang: str) -> list[live.Incident]:

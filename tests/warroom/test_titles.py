@@ -76,3 +76,10 @@ def test_time_travel_incidents_are_titled_from_their_root_cause_text() -> None:
     assert titles.incident_title(area, PLACES, "zh-CN") == "浙江省一带延误 · 7 单"
     zone = incident(root_cause_text="disruption zone Typhoon drill (weather)", counts={"orders": 7})
     assert titles.incident_title(zone, PLACES, "en") == "disruption zone Typhoon drill (weather) · 7 orders"
+
+
+def test_a_size_is_stated_only_when_there_is_one() -> None:
+    skus_only = incident(dimension="source", root_cause={"source": "yto-tms"}, counts={"orders": 0, "skus": 5})
+    assert titles.incident_title(skus_only, PLACES, "en") == "Source yto-tms · 5 SKUs"
+    empty = incident(dimension="source", root_cause={"source": "yto-tms"}, counts={"orders": 0})
+    assert titles.incident_title(empty, PLACES, "zh-CN") == "数据源 yto-tms"
