@@ -15,8 +15,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from config.settings import Settings, load_settings
 from stream.pipeline import Stage
+from stream.retention import RetentionSettings
 from stream.topics import ensure_topics
 from stream.worker import WorkerOptions, create_worker
 
@@ -43,10 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not replay the influx-dlq topic from this worker")
     parser.add_argument("--aggregate-window", type=int, default=120, metavar="MINUTES",
                         help="event-time minutes an aggregate stays open behind the newest event (default 120)")
-    parser.add_argument("--closed-retention-days", type=float, default=7.0,
-                        help="forget closed orders after this many days of event time (default 7)")
-    parser.add_argument("--open-retention-days", type=float, default=90.0,
-                        help="forget open orders without news for this many days of event time (default 90)")
+    parser.add_argument("--closed-retention-days", type=float, default=None,
+                        help="forget closed orders after this many days of event time "
+                             "(default: ORDERRADAR_RETENTION_CLOSED, 1 day)")
+    parser.add_argument("--open-retention-days", type=float, default=None,
+                        help="forget open orders without news for this many days of event time, as abandoned "
+                             "(default: ORDERRADAR_RETENTION_ABANDONED_AFTER, 30 days)")
     parser.add_argument("--influx-replay-max-backoff", type=float, default=10.0, metavar="SECONDS",
                         help="longest pause of the influx-dlq replayer between attempts (default 10)")
     parser.add_argument("--web-port", type=int, default=None,
@@ -61,15 +66,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "without the geo, delays/incidents, disruption-zone and alerting stages")
 
 
+def retention_from(args: argparse.Namespace, settings: Settings) -> RetentionSettings:
+    """The environment's retention, with the command line's overrides (validated together)."""
+    retention = settings.retention
+    values: dict[str, Any] = {"closed": retention.closed, "abandoned_after": retention.abandoned_after}
+    if args.closed_retention_days is not None:
+        values["closed"] = timedelta(days=args.closed_retention_days)
+    if args.open_retention_days is not None:
+        values["abandoned_after"] = timedelta(days=args.open_retention_days)
+    try:
+        return RetentionSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]) for e in exc.errors())
+        raise SystemExit(f"orderradar worker: retention: {problems}") from exc
+
+
 def options_from(args: argparse.Namespace, settings: Settings, **overrides: Any) -> WorkerOptions:
+    retention = retention_from(args, settings)
     return WorkerOptions.from_settings(
         settings,
         session_timeout_s=args.session_timeout,
         standby_replicas=args.standby_replicas,
         replay_influx_dlq=not args.no_influx_replay,
         aggregate_window_minutes=args.aggregate_window,
-        closed_retention=timedelta(days=args.closed_retention_days),
-        open_retention=timedelta(days=args.open_retention_days),
+        closed_retention=retention.closed,
+        open_retention=retention.abandoned_after,
         web_port=args.web_port,
         replay_max_backoff_s=args.influx_replay_max_backoff,
         alert_tick_s=args.alert_tick,

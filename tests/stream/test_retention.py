@@ -3,6 +3,7 @@ forgetting closed orders and abandoned open ones (tombstones, ``abandoned_skus``
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from config.settings import Settings
 from stream.lifecycle import OrderState
 from stream.pipeline import BatchContext, Pipeline
 from stream.retention import HOUR_NS, RetentionIndex, RetentionSettings
+from stream.worker_command import add_arguments, options_from
 
 
 def test_settings_parse_durations_and_refuse_nonsense() -> None:
@@ -92,3 +94,16 @@ def test_closed_and_abandoned_orders_leave_the_table_with_tombstones_and_finding
     # The changelog holds tombstones: its compacted state has none of the forgotten orders.
     assert not forgotten & set(changelog_state(stack_settings))
     assert len(pipeline.retention_index) == sum(isinstance(v, OrderState) for v in pipeline.store.values())
+
+
+def test_the_worker_takes_retention_from_the_environment_and_its_flags_override_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    monkeypatch.setenv("ORDERRADAR_RETENTION_CLOSED", "12h")
+    options = options_from(parser.parse_args([]), Settings())
+    assert (options.closed_retention, options.open_retention) == (timedelta(hours=12), timedelta(days=30))
+    options = options_from(parser.parse_args(["--open-retention-days", "3"]), Settings())
+    assert (options.closed_retention, options.open_retention) == (timedelta(hours=12), timedelta(days=3))
+    with pytest.raises(SystemExit, match="abandoned_after"):
+        options_from(parser.parse_args(["--closed-retention-days", "5", "--open-retention-days", "2"]), Settings())
