@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import TIMELINE_LIMIT, OrderState, StateFormatError, apply_event, new_order
+from stream.lifecycle import TIMELINE_LIMIT, OrderState, apply_event, new_order
 from stream.pipeline import StageValue, decode_value, encode_value
+from stream.state_codec import StateFormatError
 
 T0 = datetime(2026, 11, 11, 8, tzinfo=timezone.utc)
 
