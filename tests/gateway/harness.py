@@ -333,6 +333,17 @@ def read_topic(settings: Settings, logical_topic: str, until: Callable[[list[dic
     return asyncio.run(consume())
 
 
+def answers_ready(base: str) -> Callable[[], bool]:
+    """A ``wait_ready`` check: the gateway at ``base`` answers ``/readyz`` with 200."""
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return ready
+
+
 def web_process(settings: Settings, port: int, log_dir: Any, *, access_log: bool = False,
                 **gateway_env: object) -> Any:
     """``orderradar web`` as a child process, configured only through the environment."""

@@ -13,6 +13,7 @@ from config.settings import Settings
 from dashboard.gateway.staff import StaffDirectory
 from gateway.harness import (
     SkuPlan,
+    answers_ready,
     issue_link,
     known_orders,
     order_snapshot,
@@ -75,13 +76,7 @@ def test_orderradar_web_serves_and_stops_cleanly_on_sigterm(
     try:
         base = f"http://127.0.0.1:{port}"
 
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        process.wait_ready(ready, 30)
+        process.wait_ready(answers_ready(base), 30)
         publish_updates(settings, [order_snapshot("o-1", 1, {"a": SkuPlan(["paid"])}, source="oms")])
 
         def issued() -> httpx.Response | None:  # once the process has read the oms update

@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 
 from alerting.links import LinkAction, LinkSigner
 from config.settings import PACKAGE_CONFIG_DIR, Settings
-from gateway.harness import SkuPlan, UpdateFeeder, order_snapshot, receive, web_process
+from gateway.harness import SkuPlan, UpdateFeeder, answers_ready, order_snapshot, receive, web_process
 from orderradar.devstack.process import free_port
 from orderradar.devstack.waiting import wait_until
 
@@ -44,13 +44,7 @@ def test_no_secret_reaches_the_web_log(stack_settings: Settings, tmp_path: Path)
                         "ORDERRADAR_ALERT_SECRET_OPS_WEBHOOK": webhook})
     process.start()
     try:
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        process.wait_ready(ready, 30)
+        process.wait_ready(answers_ready(base), 30)
         asyncio.run(_publish(settings, "o-1"))
         with httpx.Client(base_url=base, timeout=10) as staff:
             assert staff.post("/api/v1/login", json={"username": "manager", "password": DEMO_PASSWORD}).status_code == 200

@@ -25,7 +25,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from config.settings import Settings
-from gateway.harness import SkuPlan, UpdateFeeder, order_snapshot, publish_updates, stuck_client, web_process
+from gateway.harness import SkuPlan, UpdateFeeder, answers_ready, order_snapshot, publish_updates, stuck_client, web_process
 from orderradar.devstack.process import free_port
 from orderradar.devstack.waiting import wait_until
 
@@ -95,13 +95,7 @@ def test_slow_readers_are_dropped_without_slowing_1000_others(
         ingest_rate_per_s=1000, ingest_burst=1000,
     ).start()
     try:
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        process.wait_ready(ready, 30)
+        process.wait_ready(answers_ready(base), 30)
         gateway = psutil.Process(process.pid)
         normal = [f"n-{i}" for i in range(NORMAL_ORDERS)]
         hot = [f"h-{i}" for i in range(HOT_ORDERS)]

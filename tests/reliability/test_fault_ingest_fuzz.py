@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config.settings import Settings  # noqa: E402
-from gateway.harness import web_process  # noqa: E402
+from gateway.harness import answers_ready, web_process  # noqa: E402
 from orderradar.devstack.process import free_port  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -94,14 +94,8 @@ def gateway_url(stack_settings: Settings, tmp_path: Path) -> Iterator[str]:
                           max_body_bytes=MAX_BODY).start()
     base = f"http://127.0.0.1:{port}"
 
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        process.wait_ready(ready, 60)
+        process.wait_ready(answers_ready(base), 60)
         yield base
     finally:
         process.stop()
