@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 
 from alerting.backoff import parse_retry_after
-from alerting.channels.base import Delivery
-from alerting.redaction import Redactor, install_httpx_redaction
+from alerting.channels.base import Delivery, ReceiverBase, require_secret
+from alerting.decisions import Notification
+from alerting.redaction import Redactor, install_httpx_redaction, url_secret_parts
 
 logger = logging.getLogger(__name__)
 
@@ -109,3 +110,35 @@ def robot_errcode(
     return Delivery(
         ok=False, retryable=code in retryable, status=delivery.status, error=f"errcode {code}: {message}"
     )
+
+
+class UrlSecretConfig(ReceiverBase):
+    """A receiver whose only credential is its URL (the chat robots' incoming webhooks)."""
+
+    #: Secret holding the webhook URL (its path or query is the credential).
+    url_secret: str
+
+    def secret_refs(self) -> tuple[str, ...]:
+        return (self.url_secret,)
+
+
+class UrlSecretChannel:
+    """Posts JSON to the secret URL of a :class:`UrlSecretConfig`, redacting that URL
+    from every error; a subclass builds the payload and reads the answer in ``send``."""
+
+    def __init__(self, name: str, config: UrlSecretConfig, secrets: dict[str, str], client: httpx.AsyncClient) -> None:
+        self._name = name
+        self._url = require_secret(name, secrets, config.url_secret)
+        self._timeout = config.timeout.total_seconds()
+        self._client = client
+        self._redact = Redactor([*url_secret_parts(self._url)])
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def _post(self, payload: Mapping[str, Any]) -> tuple[Delivery, httpx.Response | None]:
+        return await post_json(self._client, self._url, payload, timeout=self._timeout, redact=self._redact)
+
+    async def send(self, notification: Notification) -> Delivery:
+        raise NotImplementedError
