@@ -28,8 +28,10 @@ from starlette.responses import Response
 from dashboard.gateway.api_keys import authenticated_source, has_credentials
 from dashboard.gateway.publisher import PublishError
 from dashboard.gateway.responses import BodyError, error_response, json_response, read_model
+from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.sessions import authorise, gateway_of
 from dashboard.gateway.staff import Permission
+from dashboard.gateway.tracking_tokens import TokenRecord
 from stream.topics import TRACKING_TOKENS
 
 
@@ -69,6 +71,18 @@ def public_base(request: Request) -> str:
     return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
 
 
+async def _publish_token_change(gateway: Gateway, change: TokenRecord) -> Response | None:
+    """Publish a token grant or revocation (sealed) so every instance applies it, then apply
+    it here; a 503 response when the broker does not take it (nothing is applied then)."""
+    try:
+        await gateway.publisher.publish_json(TRACKING_TOKENS, change.token_sha256,
+                                             gateway.token_seal.seal(change.model_dump(mode="json")))
+    except PublishError as exc:
+        return error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"})
+    gateway.tokens.apply(change)
+    return None
+
+
 async def issue_link(request: Request) -> Response:
     gateway = gateway_of(request)
     actor = _actor(request)
@@ -85,12 +99,9 @@ async def issue_link(request: Request) -> Response:
                               f"recent updates (a new order counts once the worker has processed its first event)")
     issued = gateway.tokens.issue(body.order_id, gateway.tracking_ttl(body.ttl), actor.name, gateway.clock())
     record = issued.record
-    try:
-        await gateway.publisher.publish_json(TRACKING_TOKENS, record.token_sha256,
-                                             gateway.token_seal.seal(record.model_dump(mode="json")))
-    except PublishError as exc:
-        return error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"})
-    gateway.tokens.apply(record)
+    failed = await _publish_token_change(gateway, record)
+    if failed is not None:
+        return failed
     await gateway.audit.record(actor.name, "tracking_link_issue", body.order_id, token_id=record.token_sha256,
                                expires_at=record.expires_at.isoformat())
     return json_response(
@@ -114,11 +125,8 @@ async def revoke_link(request: Request) -> Response:
                                            only_own=actor.source is not None)
     if revocation is None:
         return error_response(404, "not_found", "no such active tracking link")
-    try:
-        await gateway.publisher.publish_json(TRACKING_TOKENS, revocation.token_sha256,
-                                             gateway.token_seal.seal(revocation.model_dump(mode="json")))
-    except PublishError as exc:
-        return error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"})
-    gateway.tokens.apply(revocation)
+    failed = await _publish_token_change(gateway, revocation)
+    if failed is not None:
+        return failed
     await gateway.audit.record(actor.name, "tracking_link_revoke", revocation.token_sha256)
     return Response(status_code=204)
