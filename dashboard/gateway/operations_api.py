@@ -41,9 +41,9 @@ from stream.control_commands import (
     SilenceSpec,
 )
 from dashboard.gateway.publisher import PublishError
-from dashboard.gateway.responses import BodyError, error_response, is_json, json_response, read_model
+from dashboard.gateway.responses import error_response, is_json, json_response
 from dashboard.gateway.runtime import Gateway
-from dashboard.gateway.sessions import authorise, gateway_of
+from dashboard.gateway.sessions import authorise, authorised_body, gateway_of
 from dashboard.gateway.staff import Permission
 from stream.contract import plain_multiline, plain_text
 from stream.topics import CONTROL
@@ -154,13 +154,10 @@ async def alert_link_page(request: Request) -> Response:
 
 async def create_silence(request: Request) -> Response:
     gateway = gateway_of(request)
-    member = authorise(request, Permission.ACT_ON_ALERTS)
-    if isinstance(member, Response):
-        return member
-    try:
-        spec = await read_model(request, SilenceBody)
-    except BodyError as exc:
-        return exc.response
+    authorised = await authorised_body(request, Permission.ACT_ON_ALERTS, SilenceBody)
+    if isinstance(authorised, Response):
+        return authorised
+    member, spec = authorised
     command = SilenceCreate(actor=member.username, at=gateway.clock(), **spec.model_dump())
     return await _submit(gateway, command)
 
@@ -178,13 +175,10 @@ async def expire_silence(request: Request) -> Response:
 
 async def create_disruption(request: Request) -> Response:
     gateway = gateway_of(request)
-    member = authorise(request, Permission.MANAGE_DISRUPTIONS)
-    if isinstance(member, Response):
-        return member
-    try:
-        body = await read_model(request, ZoneBody)
-    except BodyError as exc:
-        return exc.response
+    authorised = await authorised_body(request, Permission.MANAGE_DISRUPTIONS, ZoneBody)
+    if isinstance(authorised, Response):
+        return authorised
+    member, body = authorised
     zone: ZoneDeclaration = body
     disruption_id = f"dz-{uuid.uuid4().hex[:16]}"
     command = DisruptionCreate(actor=member.username, at=gateway.clock(), disruption_id=disruption_id, zone=zone)

@@ -26,7 +26,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from dashboard.gateway.publisher import PublishError
-from dashboard.gateway.responses import BodyError, error_response, json_response, read_model
+from dashboard.gateway.responses import BodyError, M, error_response, json_response, read_model
 from dashboard.gateway.session_guard import STATE_KEY, SessionGuard, SessionRevoke, session_digest
 from dashboard.gateway.staff import Permission, StaffMember
 from stream.topics import CONTROL
@@ -107,6 +107,19 @@ def authorise(connection: HTTPConnection, permission: Permission) -> StaffMember
                        member.username, permission.value, connection.url.path, member.role.value)
         return error_response(403, "forbidden", f"role {member.role.value} may not {permission.value}")
     return member
+
+
+async def authorised_body(request: Request, permission: Permission,
+                          model: type[M]) -> tuple[StaffMember, M] | Response:
+    """The staff member allowed to do ``permission`` and the JSON body as ``model``, or the
+    401/403 (checked first) or 415/422 response to send."""
+    member = authorise(request, permission)
+    if isinstance(member, Response):
+        return member
+    try:
+        return member, await read_model(request, model)
+    except BodyError as exc:
+        return exc.response
 
 
 async def login(request: Request) -> Response:
