@@ -73,6 +73,10 @@ async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], 
     Reads each partition up to the end offset the broker reports at the start (the pipeline
     writes the last record of each changelog send as a batch of its own, so the embedded
     broker's end offset is exact, see :meth:`stream.outbox.Outbox.send`).
+
+    Only the last version of each key is decoded (after the whole read): the embedded
+    broker never compacts, so a changelog holds many versions per key, and decoding each
+    (~96 us) made restores many times slower than reading the raw bytes.
     """
     tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
     if not tps:
@@ -81,6 +85,7 @@ async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], 
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
                                 **(security or {}))
     read = 0
+    latest: dict[bytes, bytes | None] = {}  # key -> raw value of its last version (None: tombstone)
     try:
         await consumer.start()
         consumer.assign(tps)
@@ -91,13 +96,9 @@ async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], 
         progressed = time.monotonic()
         while left:
             batch = await consumer.getmany(*left, timeout_ms=500, max_records=50_000)
-            for tp, records in batch.items():
+            for records in batch.values():
                 for record in records:
-                    key = record.key.decode()
-                    if record.value is None:
-                        store.pop(key, None)
-                    else:
-                        store[key] = decode_value(record.value)
+                    latest[record.key] = record.value
                 read += len(records)
             if batch:
                 progressed = time.monotonic()
@@ -111,6 +112,12 @@ async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], 
         raise RecoveryError(f"changelog {topic}: {exc!r}") from exc
     finally:
         await consumer.stop()
+    for raw_key, raw in latest.items():
+        key = raw_key.decode()
+        if raw is None:
+            store.pop(key, None)
+        else:
+            store[key] = decode_value(raw)
     return read
 
 

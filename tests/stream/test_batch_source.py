@@ -57,6 +57,32 @@ def test_changelog_of_assigned_partitions_restores_last_values(stack_settings: S
     assert isinstance(stage, StageValue) and stage.data == 7
 
 
+def test_key_written_again_after_its_tombstone_is_restored(stack_settings: Settings) -> None:
+    """Only the last version of a key counts, whichever came before it."""
+    ensure_topics(stack_settings)
+    topic = changelog_topic(stack_settings, TABLE)
+
+    async def scenario() -> dict[str, object]:
+        outbox = Outbox(stack_settings.kafka_bootstrap)
+        await outbox.start()
+        try:
+            versions = [(b"d", _order("d", 0, 1)), (b"d", None), (b"d", _order("d", 0, 3)), (b"e", _order("e", 0, 1)),
+                        (b"e", None), (b"d", _order("d", 0, 4))]
+            for key, order in versions:
+                value = None if order is None else encode_value(order)
+                await outbox.send([OutRecord(topic, value, key, 0)], exact_end_offsets=True)
+        finally:
+            await outbox.stop()
+        store: dict[str, object] = {}
+        assert await load_changelog(stack_settings.kafka_bootstrap, topic, [0], store) == 6
+        return store
+
+    store = asyncio.run(scenario())
+    assert set(store) == {"d"}  # e's last version is a tombstone
+    d = store["d"]
+    assert isinstance(d, OrderState) and d.seq == 4
+
+
 def test_unreachable_broker_is_a_recovery_error() -> None:
     with pytest.raises(RecoveryError):
         asyncio.run(load_changelog("127.0.0.1:1", "nowhere", [0], {}))
