@@ -28,7 +28,7 @@ from config.settings import Settings  # noqa: E402
 from orderradar.devstack.process import free_port  # noqa: E402
 from orderradar.devstack.waiting import wait_until  # noqa: E402
 from stream_eventgen import generate  # noqa: E402
-from stream_scenario import Run, assert_all  # noqa: E402
+from stream_scenario import assert_all, running_worker  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -143,16 +143,11 @@ def test_influx_503_429_stall_then_healthy_loses_nothing(stack_settings: Setting
     with RunningProxy(proxy) as running:
         via_proxy = stack_settings.model_copy(update={"influx_url": running.url,
                                                       "influx_timeout_s": WRITER_TIMEOUT_S})
-        run = Run(via_proxy, generate(seed=53, total=10_000), tmp_path,
-                  extra_args=("--influx-replay-max-backoff", "2"))
-        run.produce()
-        run.start()
-        try:
+        with running_worker(via_proxy, generate(seed=53, total=10_000), tmp_path,
+                            extra_args=("--influx-replay-max-backoff", "2")) as run:
             run.wait_done(timeout=240)
             run.settings = stack_settings  # check InfluxDB directly, not through the proxy
             run.wait_points(1.0, timeout=120)
-        finally:
-            run.stop()
     writes = list(proxy.writes)
     assert len(writes) > len(SCRIPT), "the worker never got past the scripted faults"
     assert all(w.body_len > 0 for w in writes), "a /write request without a body"

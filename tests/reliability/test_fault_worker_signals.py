@@ -26,7 +26,7 @@ from stream_eventgen import Record, generate  # noqa: E402
 from stream.batch_source import source_group  # noqa: E402
 from stream.topics import ORDER_EVENTS  # noqa: E402
 from stream_harness import committed, count_points, produce, start_worker  # noqa: E402
-from stream_scenario import Run, assert_all  # noqa: E402
+from stream_scenario import Run, assert_all, running_worker  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,11 +40,7 @@ def _exited(process: ManagedProcess) -> bool:
 
 
 def test_sigterm_at_40_percent_exits_within_30s_and_converges(stack_settings: Settings, tmp_path: Path) -> None:
-    records = generate(seed=41, total=12_000)
-    run = Run(stack_settings, records, tmp_path)
-    run.produce()
-    run.start()
-    try:
+    with running_worker(stack_settings, generate(seed=41, total=12_000), tmp_path) as run:
         run.wait_points(0.4, timeout=180)
         assert run.worker is not None
         before = count_points(stack_settings)
@@ -60,8 +56,6 @@ def test_sigterm_at_40_percent_exits_within_30s_and_converges(stack_settings: Se
         run.restarts += 1
         run.start()
         run.wait_done(timeout=240)
-    finally:
-        run.stop()
     assert shutdown_s < SHUTDOWN_LIMIT_S
     assert_all(run)
 

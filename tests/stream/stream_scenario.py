@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +100,19 @@ class Run:
             raise AssertionError(f"{exc}: committed {dict(sorted(offsets.items()))}, produced "
                                  f"{dict(sorted(self.produced.items()))}, points {count_points(self.settings)}; "
                                  f"log {self.worker.log_path}") from None
+
+
+@contextmanager
+def running_worker(settings: Settings, records: Sequence[Record], log_dir: Path,
+            extra_args: tuple[str, ...] = ()) -> Iterator[Run]:
+    """A worker over ``records`` (produced first), stopped however the block ends."""
+    run = Run(settings, records, log_dir, extra_args)
+    run.produce()
+    run.start()
+    try:
+        yield run
+    finally:
+        run.stop()
 
 
 def expected_state(records: Sequence[Record]) -> dict[str, OrderState]:

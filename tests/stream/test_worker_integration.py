@@ -15,50 +15,32 @@ import pytest
 
 from config.settings import Settings
 from stream_eventgen import generate
-from stream_scenario import Run, assert_all
+from stream_scenario import assert_all, running_worker
 
 pytestmark = pytest.mark.integration
 
 
 def test_input_with_invalid_duplicate_and_reordered_records(stack_settings: Settings, tmp_path: Path) -> None:
-    records = generate(seed=7, total=12_000)
-    run = Run(stack_settings, records, tmp_path)
-    run.produce()
-    run.start()
-    try:
+    with running_worker(stack_settings, generate(seed=7, total=12_000), tmp_path) as run:
         run.wait_done(timeout=240)
-    finally:
-        run.stop()
     assert_all(run)
 
 
 def test_kill_9_mid_stream_then_restart(stack_settings: Settings, tmp_path: Path) -> None:
-    records = generate(seed=11, total=10_000)
-    run = Run(stack_settings, records, tmp_path)
-    run.produce()
-    run.start()
-    try:
+    with running_worker(stack_settings, generate(seed=11, total=10_000), tmp_path) as run:
         run.wait_points(0.5, timeout=180)
         run.restart_hard()
         run.wait_done(timeout=240)
-    finally:
-        run.stop()
     assert run.restarts == 1
     assert_all(run)
 
 
 @pytest.mark.slow
 def test_100k_events_with_kill_9_at_20_50_80_percent(stack_settings: Settings, tmp_path: Path) -> None:
-    records = generate(seed=2026, total=100_000)
-    run = Run(stack_settings, records, tmp_path)
-    run.produce()
-    run.start()
-    try:
+    with running_worker(stack_settings, generate(seed=2026, total=100_000), tmp_path) as run:
         for fraction in (0.2, 0.5, 0.8):
             run.wait_points(fraction, timeout=300)
             run.restart_hard()
         run.wait_done(timeout=600)
-    finally:
-        run.stop()
     assert run.restarts == 3
     assert_all(run)
