@@ -15,7 +15,9 @@ from datetime import datetime, timedelta, timezone
 
 import orjson
 
+from stream.aggregates import PartitionAggregates
 from stream.contract import OrderEvent, Status
+from stream.lifecycle import OrderState, apply_event, new_order
 
 S = Status
 START = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -153,3 +155,17 @@ def generate(seed: int, total: int, invalid: float = 0.01, duplicates: float = 0
 def valid_events(records: list[Record]) -> list[OrderEvent]:
     """The valid records' events in record order (duplicates included: the replay input)."""
     return [r.event for r in records if r.kind in ("valid", "duplicate") and r.event is not None]
+
+
+def fold_partition(events: list[OrderEvent], partition: int,
+                   window: int) -> tuple[PartitionAggregates, dict[str, OrderState]]:
+    """``events`` through the order state machine and a partition's per-minute aggregates,
+    in this order, as the pipeline applies them: (the aggregates, the order states)."""
+    agg = PartitionAggregates(partition, window)
+    orders: dict[str, OrderState] = {}
+    for e in events:
+        order, change = apply_event(orders.get(e.order_id) or new_order(e.order_id, partition), e)
+        orders[e.order_id] = order
+        if change is not None:
+            agg.observe(change)
+    return agg, orders

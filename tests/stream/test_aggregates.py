@@ -7,21 +7,14 @@ from hypothesis import strategies as st
 
 from stream.aggregates import MINUTE_NS, PartitionAggregates, minute_of
 from stream.contract import Status
-from stream.lifecycle import OrderState, apply_event, new_order
-from stream_eventgen import generate, valid_events
+from stream.lifecycle import OrderState
+from stream_eventgen import fold_partition, generate, valid_events
 
 S = Status
 
 
 def run(events, window: int = 120) -> tuple[PartitionAggregates, dict[str, OrderState]]:  # type: ignore[no-untyped-def]
-    agg = PartitionAggregates(3, window)
-    orders: dict[str, OrderState] = {}
-    for e in events:
-        order, change = apply_event(orders.get(e.order_id) or new_order(e.order_id, 3), e)
-        orders[e.order_id] = order
-        if change is not None:
-            agg.observe(change)
-    return agg, orders
+    return fold_partition(events, 3, window)
 
 
 def test_incremental_aggregates_equal_a_rebuild_from_state() -> None:

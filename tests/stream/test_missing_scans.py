@@ -11,22 +11,15 @@ from hypothesis import strategies as st
 
 from stream.aggregates import MISSING_SCANS, PartitionAggregates
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import OrderState, apply_event, new_order
-from stream_eventgen import generate, valid_events
+from stream.lifecycle import OrderState
+from stream_eventgen import fold_partition, generate, valid_events
 
 S = Status
 T0 = datetime(2026, 11, 11, 8, tzinfo=timezone.utc)
 
 
 def run(events: list[OrderEvent], window: int = 100_000) -> tuple[PartitionAggregates, dict[str, OrderState]]:
-    agg = PartitionAggregates(1, window)
-    orders: dict[str, OrderState] = {}
-    for e in events:
-        order, change = apply_event(orders.get(e.order_id) or new_order(e.order_id, 1), e)
-        orders[e.order_id] = order
-        if change is not None:
-            agg.observe(change)
-    return agg, orders
+    return fold_partition(events, 1, window)
 
 
 def totals(agg: PartitionAggregates) -> dict[tuple[str, str | None, str | None], list[int]]:
