@@ -214,23 +214,30 @@ def test_a_fenced_batch_writes_nothing_to_influx(stack_settings: Settings) -> No
     assert asyncio.run(read_topic(stack_settings, stack_settings.topic(ORDER_UPDATES))) == []
 
 
-def test_expired_orders_are_tombstoned(stack_settings: Settings) -> None:
-    records = generate(seed=23, total=1500)
-    sources = source_records(records, stack_settings.partitions)
+def sweep_in_two_batches(settings: Settings, seed: int, total: int, split: int,
+                         **retention: Any) -> tuple[Pipeline, BatchContext, dict[str, Any]]:
+    """``total`` generated records through a pipeline in two batches (at ``split``), each
+    followed by a retention sweep: (the pipeline, the last batch, the store after the first)."""
+    sources = source_records(generate(seed=seed, total=total), settings.partitions)
     ticks = iter(range(10**6))
     before: dict[str, Any] = {}
 
     async def scenario() -> tuple[Pipeline, BatchContext]:
-        pipeline = await make_pipeline(stack_settings, closed_retention=timedelta(minutes=30),
-                                       sweep_interval_s=1.0)
+        pipeline = await make_pipeline(settings, sweep_interval_s=1.0, **retention)
         pipeline.clock = lambda: float(next(ticks))  # every batch is a sweep later than the last
-        await pipeline.process(sources[:1000], NOW)
+        await pipeline.process(sources[:split], NOW)
         before.update(pipeline.store)
-        last = await pipeline.process(sources[1000:], NOW)
+        last = await pipeline.process(sources[split:], NOW)
         await close(pipeline)
         return pipeline, last
 
     pipeline, last = asyncio.run(scenario())
+    return pipeline, last, before
+
+
+def test_expired_orders_are_tombstoned(stack_settings: Settings) -> None:
+    pipeline, last, before = sweep_in_two_batches(stack_settings, 23, 1500, 1000,
+                                                  closed_retention=timedelta(minutes=30))
     forgotten = set(before) - set(pipeline.store)
     assert forgotten and pipeline.stats.expired_orders == len(forgotten)
     limit = 30 * 60 * 10**9

@@ -4,19 +4,15 @@ forgetting closed orders and abandoned open ones (tombstones, ``abandoned_skus``
 from __future__ import annotations
 
 import argparse
-import asyncio
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from stream_eventgen import generate
 from stream_harness import count_points
-from test_pipeline import NOW, changelog_state, close, make_pipeline, source_records
+from test_pipeline import changelog_state, sweep_in_two_batches
 
 from config.settings import Settings
 from stream.lifecycle import OrderState
-from stream.pipeline import BatchContext, Pipeline
 from stream.retention import HOUR_NS, RetentionIndex, RetentionSettings
 from stream.worker_command import add_arguments, options_from
 
@@ -58,23 +54,10 @@ def test_index_offers_only_orders_past_a_horizon_and_each_open_one_again_only_wh
 
 
 def test_closed_and_abandoned_orders_leave_the_table_with_tombstones_and_findings(stack_settings: Settings) -> None:
-    records = generate(seed=29, total=2000)
-    sources = source_records(records, stack_settings.partitions)
-    ticks = iter(range(10**6))
-    before: dict[str, Any] = {}
-
-    async def scenario() -> tuple[Pipeline, BatchContext]:
-        # The generator's orders start 7 s apart: 2000 records span a few hours of event time.
-        pipeline = await make_pipeline(stack_settings, closed_retention=timedelta(minutes=20),
-                                       open_retention=timedelta(minutes=90), sweep_interval_s=1.0)
-        pipeline.clock = lambda: float(next(ticks))  # every batch is a sweep later than the last
-        await pipeline.process(sources[:1200], NOW)
-        before.update(pipeline.store)
-        last = await pipeline.process(sources[1200:], NOW)
-        await close(pipeline)
-        return pipeline, last
-
-    pipeline, last = asyncio.run(scenario())
+    # The generator's orders start 7 s apart: 2000 records span a few hours of event time.
+    pipeline, last, before = sweep_in_two_batches(stack_settings, 29, 2000, 1200,
+                                                  closed_retention=timedelta(minutes=20),
+                                                  open_retention=timedelta(minutes=90))
     forgotten = set(before) - set(pipeline.store)
     open_forgotten = {k for k in forgotten if not before[k].closed}
     assert forgotten - open_forgotten and open_forgotten, "both kinds are exercised"
