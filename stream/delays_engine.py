@@ -121,6 +121,7 @@ class DelaysEngine:
             closed_retention=rules.tracking.closed_retention.total_seconds(),
         )
         self.events_processed = 0
+        self._received: float | None = None  # receipt time of the newest input (flow checks)
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_SLA_PATH, replay: str | None = None) -> DelaysEngine:
@@ -194,6 +195,8 @@ class DelaysEngine:
     def _record_clock(self, partition: int, received: float | None, out: DelaysResult) -> None:
         """The partition's quiet sources follow the record clock (see :meth:`process`)."""
         clock = received if received is not None else self.watermarks.newest(partition)
+        if received is not None:
+            self._received = received
         if clock is None:
             return
         if self.replay is not None and (self.replay_now is None or clock > self.replay_now):
@@ -285,21 +288,29 @@ class DelaysEngine:
         if self.flow is not None:
             clock = self._flow_clock(self.flow.settings.lateness.total_seconds())
             if clock is not None:
-                out.incidents.extend(self.flow.advance(clock))
+                out.incidents.extend(self.flow.advance(clock, self._received))
 
     def _flow_clock(self, lateness: float) -> float | None:
-        """Event time every partition has reached (its newest trusted event, or for an idle
-        one its ticked watermark plus the allowed lateness), minus the flow's own lateness:
-        the flow checks need not wait for the slowest source as SLA timers do."""
+        """Event time every partition has reached, minus the flow checks' own lateness (they
+        need not wait for the slowest source as SLA timers do): a partition's newest trusted
+        event, or for an idle one its ticked watermark plus the allowed lateness, but never
+        past the newest event of any partition (wall-clock ticks must not outrun a feed
+        whose event time is not the wall clock's, such as the simulator's)."""
         marks = self.watermarks
+        partitions = marks.partitions()
+        newest = {p: marks.newest(p) for p in partitions}
+        ahead = max((t for t in newest.values() if t is not None), default=None)
+        if ahead is None:
+            return None
         reached = []
-        for partition in marks.partitions():
-            mark, newest = marks.get(partition), marks.newest(partition)
-            times = [t for t in (newest, None if mark is None else mark + marks.allowed_lateness) if t is not None]
+        for partition in partitions:
+            mark = marks.get(partition)
+            idle = None if mark is None else min(mark + marks.allowed_lateness, ahead)
+            times = [t for t in (newest[partition], idle) if t is not None]
             if not times:
                 return None
             reached.append(max(times))
-        return min(reached) - lateness if reached else None
+        return min(reached) - lateness
 
     # -- queries ------------------------------------------------------------------
     def watermark(self, partition: int | None = None) -> datetime | None:
@@ -371,7 +382,7 @@ class DelaysEngine:
             "watermarks": self.watermarks.to_dict(),
             "delay_incidents": self.delay_incidents.to_dict(),
             "dq_incidents": self.dq_incidents.to_dict(),
-            "flow_incidents": self.flow.to_dict() if self.flow is not None else None,
+            "flow_incidents": self.flow.incidents.to_dict() if self.flow is not None else None,
         }
 
     def sku_entry(self, key: str) -> dict[str, Any] | None:
@@ -434,7 +445,9 @@ class DelaysEngine:
         )
         self.tracker.feed = self.delay_incidents
         if self.flow is not None and core.get("flow_incidents") is not None:
-            self.flow = FlowAnomalyDetector.from_dict(self.flow.settings, core["flow_incidents"])
+            # open incidents only: this entry is written after every batch, and the flow
+            # baselines (thousands of keys) are learned again within minutes of live flow
+            self.flow.incidents.restore(core["flow_incidents"])
 
     def _restore_sku(self, key: str, entry: dict[str, Any]) -> None:
         self.tracker.restore(SkuDelay.from_dict(entry["delay"]))

@@ -27,18 +27,14 @@ fire) and after ``warmup`` of its own history. Drop checks of H3 cells
 incident (all carriers there slowed down), and a region drop that is not significant
 without one carrier's is that carrier's.
 
-An incident is ``open`` when its check first fires, ``stable`` while it keeps firing,
-``recovering`` when it stops and ``resolved`` after ``resolve_after`` without firing.
-Records have the fields of :mod:`stream.incidents` records (kind ``flow``) plus ``flow``
-(check, observed, expected, window). Pure: time and events are passed in.
+Incidents and their records: :mod:`stream.flow_incidents`. Pure: time and events are
+passed in.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -47,10 +43,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from stream.contract import OrderEvent, Status
 from stream.durations import Duration
-from stream.incidents import AREA, PART_SEP, IncidentEvent, Signature, _iso
+from stream.flow_incidents import DROP, SURGE, Finding, FlowIncident, FlowIncidents
+from stream.incidents import AREA, PART_SEP, IncidentEvent, Signature, poisson_tail
 
-KIND = "flow"
-DROP, SURGE = "drop", "surge"
 FLOW_DIMENSIONS = ("hub", "source", "warehouse", "carrier_region", "carrier", "region", "channel", "area",
                    "device_id")
 #: Statuses scanned at a hub (their ``node`` is the hub).
@@ -142,86 +137,23 @@ def flow_values(event: OrderEvent, resolution: int) -> dict[str, str]:
     return values
 
 
-def _log_term(k: int, expected: float) -> float:
-    return -expected + k * math.log(expected) - math.lgamma(k + 1)
-
-
 def poisson_cdf(n: int, expected: float) -> float:
-    """P(X <= n) for X ~ Poisson(expected), summed from the largest term (no underflow)."""
+    """P(X <= n) for X ~ Poisson(expected), summed from its largest term down (the upper
+    tail is :func:`stream.incidents.poisson_tail`)."""
     if n < 0:
         return 0.0
     if expected <= 0.0:
         return 1.0
     if n >= expected:
-        return max(0.0, 1.0 - poisson_sf(n + 1, expected))
-    term, total = math.exp(_log_term(n, expected)), 0.0
+        return max(0.0, 1.0 - poisson_tail(n + 1, expected))
+    term = math.exp(-expected + n * math.log(expected) - math.lgamma(n + 1))
+    total = 0.0
     for k in range(n, -1, -1):  # terms shrink away from the mode
         total += term
         if term <= total * 1e-17:
             break
         term *= k / expected
     return min(1.0, total)
-
-
-def poisson_sf(n: int, expected: float) -> float:
-    """P(X >= n) for X ~ Poisson(expected)."""
-    if n <= 0:
-        return 1.0
-    if expected <= 0.0:
-        return 0.0
-    if n <= expected:
-        return max(0.0, 1.0 - poisson_cdf(n - 1, expected))
-    term, total, k = math.exp(_log_term(n, expected)), 0.0, n
-    while True:
-        total += term
-        k += 1
-        term *= expected / k
-        if term <= total * 1e-17:
-            break
-    return min(1.0, total)
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One key that fires in one evaluation (its most significant window)."""
-
-    check: str
-    signature: Signature
-    observed: int
-    expected: float
-    window_slots: int
-    p_value: float
-
-
-@dataclass(slots=True)
-class FlowIncident:
-    incident_id: str
-    check: str
-    signature: Signature
-    state: str
-    opened_at: float
-    last_seen: float
-    observed: int
-    expected: float
-    window_slots: int
-    p_value: float
-    peak_deficit: float = 0.0
-    quiet_since: float | None = None
-    keys: list[str] = field(default_factory=list)  # the (dimension, value) keys it froze
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"incident_id": self.incident_id, "check": self.check, "dim": self.signature.dim,
-                "values": list(self.signature.values), "state": self.state, "opened_at": self.opened_at,
-                "last_seen": self.last_seen, "observed": self.observed, "expected": self.expected,
-                "window_slots": self.window_slots, "p_value": self.p_value, "peak_deficit": self.peak_deficit,
-                "quiet_since": self.quiet_since, "keys": list(self.keys)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FlowIncident:
-        return cls(data["incident_id"], data["check"], Signature(data["dim"], tuple(data["values"])),
-                   data["state"], data["opened_at"], data["last_seen"], data["observed"], data["expected"],
-                   data["window_slots"], data["p_value"], data["peak_deficit"], data["quiet_since"],
-                   list(data["keys"]))
 
 
 class FlowAnomalyDetector:
@@ -243,7 +175,8 @@ class FlowAnomalyDetector:
         self._start: int | None = None  # first slot of live flow
         self._folded = -1  # last slot folded into the baseline
         self._last_eval = -1
-        self._open: dict[str, FlowIncident] = {}
+        self._last_seen: tuple[float, float] | None = None  # (flow clock, receipt time) last advanced
+        self.incidents = FlowIncidents(self._step, settings.resolve_after.total_seconds(), replay)
         self.late_events = 0  # events of slots already folded (not counted)
 
     # -- input --------------------------------------------------------------------
@@ -276,14 +209,30 @@ class FlowAnomalyDetector:
 
     @property
     def open_incidents(self) -> list[FlowIncident]:
-        return sorted(self._open.values(), key=lambda i: (i.opened_at, i.incident_id))
+        return self.incidents.open_incidents
+
+    def record(self, inc: FlowIncident, at: float) -> dict[str, Any]:
+        return self.incidents.record(inc, at)
 
     # -- evaluation ---------------------------------------------------------------
-    def advance(self, clock: float) -> list[IncidentEvent]:
-        """Evaluate at the last slot boundary at or before the flow clock (once per slot)."""
+    def advance(self, clock: float, received: float | None = None) -> list[IncidentEvent]:
+        """Evaluate at the last slot boundary at or before the flow clock (once per slot).
+
+        ``received``: the receipt time of the newest input. When event time ran ahead of it
+        by more than the window since the last evaluation, the feed was catching up (a
+        backfill of old scans, a backlog after downtime): that is no baseline, so history
+        starts again with the next slot."""
         slot = int(clock // self._step)
         if slot <= self._last_eval:
             return []
+        last = self._last_seen
+        if received is not None:
+            self._last_seen = (clock, received)
+        if last is not None and received is not None and \
+                (clock - last[0]) - (received - last[1]) > self._span * self._step:
+            self._start = None
+            self._mean.clear()
+            self._age.clear()
         if self._start is None:
             # the first clock: what came before (a backfill of old scans) is no flow to
             # learn from; history starts with the next slot, which is all live
@@ -295,10 +244,10 @@ class FlowAnomalyDetector:
         self._fold_until(slot - self._span - 1)
         self._last_eval = slot
         at = slot * self._step
-        return self._update(at, self._findings(slot))
+        return self.incidents.update(at, self._findings(slot))
 
     def _frozen(self) -> set[tuple[str, str]]:
-        return {(inc.check, k) for inc in self._open.values() for k in inc.keys}
+        return {(inc.check, k) for inc in self.incidents.open_incidents for k in inc.keys}
 
     def _fold_until(self, last: int) -> None:
         """Fold slots up to ``last`` into the baselines, one slot at a time, in order."""
@@ -375,7 +324,7 @@ class FlowAnomalyDetector:
             return poisson_cdf(math.floor(observed / phi), expected / phi)
         if observed < s.surge_ratio * expected:
             return 1.0
-        return poisson_sf(math.ceil(observed / phi), expected / phi)
+        return poisson_tail(math.ceil(observed / phi), expected / phi)
 
     def _explain(self, slot: int, findings: list[Finding]) -> list[Finding]:
         """Drop the findings another one explains, then merge neighbouring H3 cells.
@@ -431,105 +380,6 @@ class FlowAnomalyDetector:
                                strongest.window_slots, strongest.p_value))
         return out
 
-    # -- lifecycle ----------------------------------------------------------------
-    def _new_id(self, finding: Finding, at: float) -> str:
-        replay = f"|replay={self.replay}" if self.replay is not None else ""
-        sig = finding.signature
-        text = f"{KIND}|{finding.check}|{sig.dim}|{'|'.join(sig.values)}|{at:.3f}{replay}"
-        return f"inc-{hashlib.sha1(text.encode()).hexdigest()[:16]}"
-
-    def _match(self, finding: Finding) -> FlowIncident | None:
-        for inc in self._open.values():
-            if inc.check != finding.check:
-                continue
-            if inc.signature == finding.signature:
-                return inc
-            if inc.signature.dim == AREA == finding.signature.dim and \
-                    set(inc.signature.values) & set(finding.signature.values):
-                return inc  # the same area, grown or shrunk
-        return None
-
-    def _update(self, at: float, findings: list[Finding]) -> list[IncidentEvent]:
-        events: list[IncidentEvent] = []
-        seen: set[str] = set()
-        for f in sorted(findings, key=lambda f: (f.signature.dim, f.signature.values, f.check)):
-            inc = self._match(f)
-            opened = inc is None
-            if inc is None:
-                inc = FlowIncident(self._new_id(f, at), f.check, f.signature, "open", at, at,
-                                   f.observed, f.expected, f.window_slots, f.p_value)
-                self._open[inc.incident_id] = inc
-            before = (inc.state, inc.signature)
-            inc.signature = f.signature
-            inc.keys = [f"{f.signature.dim}={v}" for v in f.signature.values]
-            inc.observed, inc.expected, inc.window_slots = f.observed, f.expected, f.window_slots
-            inc.p_value = float(f"{f.p_value:.3g}")
-            inc.peak_deficit = max(inc.peak_deficit, abs(f.expected - f.observed))
-            inc.last_seen, inc.quiet_since = at, None
-            if not opened:
-                inc.state = "stable"
-            seen.add(inc.incident_id)
-            if opened or (inc.state, inc.signature) != before:
-                events.append(self._event("incident.opened" if opened else "incident.updated", inc, at))
-        for inc in self.open_incidents:
-            if inc.incident_id in seen:
-                continue
-            if inc.quiet_since is None:
-                inc.quiet_since = at
-            if at - inc.quiet_since >= self.settings.resolve_after.total_seconds():
-                inc.state = "resolved"
-                del self._open[inc.incident_id]
-                events.append(self._event("incident.resolved", inc, at))
-            elif inc.state != "recovering":
-                inc.state = "recovering"
-                events.append(self._event("incident.updated", inc, at))
-        return events
-
-    def _event(self, kind: str, inc: FlowIncident, at: float) -> IncidentEvent:
-        return IncidentEvent(kind, inc.incident_id, self.record(inc, at), at)
-
-    def record(self, inc: FlowIncident, at: float) -> dict[str, Any]:
-        """The incident as an ``order-incidents`` record (the fields of ``stream.incidents``)."""
-        sig = inc.signature
-        window_s = inc.window_slots * self._step
-        verb = "stopped" if inc.check == DROP and inc.observed == 0 else inc.check
-        ratio = inc.observed / inc.expected if inc.expected else 0.0
-        title = (f"{sig.text}: flow {verb}, {inc.observed} events in {window_s / 60:.0f} min "
-                 f"(expected {inc.expected:.0f})")
-        location = None
-        if sig.dim == AREA:
-            where = sig.root_cause()
-            location = {"lat": where["lat"], "lon": where["lon"], "h3": sig.values[0]}
-        return {
-            "v": 1,
-            "incident_id": inc.incident_id,
-            "kind": KIND,
-            "state": inc.state,
-            "dimension": sig.dim,
-            "root_cause": sig.root_cause(),
-            "root_cause_text": sig.text,
-            "location": location,
-            "title": title,
-            "at": _iso(at),
-            "opened_at": _iso(inc.opened_at),
-            "first_seen": _iso(inc.opened_at),
-            "last_seen": _iso(inc.last_seen),
-            "resolved_at": _iso(at) if inc.state == "resolved" else None,
-            "counts": {"current": inc.observed, "peak": inc.observed, "skus": 0, "orders": 0, "by_label": {}},
-            "lift": round(ratio, 3),
-            "p_value": inc.p_value,
-            "share": 0.0,
-            "baseline_share": 0.0,
-            "trend": {"direction": "flat", "delta": 0, "series": [inc.observed]},
-            "sample_orders": [],
-            "sample_skus": [],
-            "labels": {},
-            "impact": {"order_value": 0.0, "vip_orders": 0, "penalty_orders": 0, "min_minutes_to_promise": None},
-            "flow": {"check": inc.check, "observed": inc.observed, "expected": round(inc.expected, 1),
-                     "window_s": window_s, "ratio": round(ratio, 3)},
-            "replay": self.replay,
-        }
-
     # -- persistence --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         def name(key: Key) -> str:
@@ -542,7 +392,8 @@ class FlowAnomalyDetector:
             "start": self._start,
             "folded": self._folded,
             "last_eval": self._last_eval,
-            "open": [inc.to_dict() for inc in self.open_incidents],
+            "last_seen": list(self._last_seen) if self._last_seen is not None else None,
+            "open": self.incidents.to_dict(),
         }
 
     @classmethod
@@ -557,5 +408,6 @@ class FlowAnomalyDetector:
         det._mean = {key(k): m for k, m in data["mean"].items()}
         det._age = {key(k): a for k, a in data["age"].items()}
         det._start, det._folded, det._last_eval = data["start"], data["folded"], data["last_eval"]
-        det._open = {raw["incident_id"]: FlowIncident.from_dict(raw) for raw in data["open"]}
+        det.incidents.restore(data["open"])
+        det._last_seen = tuple(data["last_seen"]) if data.get("last_seen") else None  # type: ignore[assignment]
         return det
