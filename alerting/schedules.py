@@ -8,11 +8,25 @@ earlier ones (PagerDuty style); overrides beat every rotation.
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from config.durations import Duration
+
+
+def known_time_zone(value: str) -> str:
+    """``value`` when it names an IANA time zone; a ``ValueError`` with a hint otherwise."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Shanghai)") from None
+    return value
+
+
+#: A time zone name checked when the configuration is read (schedules, receivers).
+TimeZoneName = Annotated[str, AfterValidator(known_time_zone)]
 
 
 class Rotation(BaseModel):
@@ -72,18 +86,9 @@ class Override(BaseModel):
 class Schedule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    time_zone: str = "UTC"
+    time_zone: TimeZoneName = "UTC"
     rotations: tuple[Rotation, ...] = Field(min_length=1)
     overrides: tuple[Override, ...] = ()
-
-    @field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Shanghai)") from None
-        return value
 
     def on_call(self, now: datetime, extra_overrides: tuple[Override, ...] = ()) -> str | None:
         """The user on call at ``now`` (aware), or ``None`` when nobody is."""
