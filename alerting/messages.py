@@ -6,7 +6,7 @@ value and time to promise, then where (labels), then what to do (links).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -68,7 +68,7 @@ class MessageContext:
 
 def render(ctx: MessageContext) -> tuple[str, str]:
     """``(title, text)`` for one notification."""
-    return _render_zh(ctx) if ctx.language == "zh-CN" else _render_en(ctx)
+    return _render(ctx, "zh-CN" if ctx.language == "zh-CN" else "en")
 
 
 def _headline(ctx: MessageContext) -> str:
@@ -102,79 +102,103 @@ def _labels(incident: IncidentEvent) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(incident.labels.items()))
 
 
-def _render_en(ctx: MessageContext) -> tuple[str, str]:
-    word = _KIND_WORD["en"][ctx.kind]
+@dataclass(frozen=True)
+class _Phrases:
+    """The words of one language; :func:`_render` puts them in the one message layout."""
+
+    acked_by: Callable[[str], str]
+    #: (1-based step, 1-based pass or ``None`` on the first pass)
+    page_step: Callable[[int, int | None], str]
+    title: Callable[[str, str, str], str]
+    tier_changed: Callable[[str, str], str]
+    #: (who resolved it or ``None``, when)
+    resolved: Callable[[str | None, str], str]
+    on_call: Callable[[str], str]
+    impact: Callable[[int, int, float], str]
+    vip: Callable[[int], str]
+    penalty: Callable[[int], str]
+    stop: str
+    promise_left: Callable[[float], str]
+    promise_broken: Callable[[float], str]
+    #: (title, state word, labels, first seen)
+    listed: Callable[[str, str, str, str], str]
+    more: Callable[[int], str]
+    ack: Callable[[str], str]
+    resolve: Callable[[str], str]
+
+
+_PHRASES: dict[Language, _Phrases] = {
+    "en": _Phrases(
+        acked_by=lambda by: f"ACKED by {by}",
+        page_step=lambda step, round_: f"PAGE step {step}" + (f", pass {round_}" if round_ else ""),
+        title=lambda tier, word, headline: f"[{tier} {word}] {headline}",
+        tier_changed=lambda old, new: f"Tier changed {old} -> {new}.",
+        resolved=lambda by, at: "Resolved" + (f" by {by}" if by else "") + f" at {at}.",
+        on_call=lambda user: f"You are on call ({user}).",
+        impact=lambda orders, skus, value: f"Impact: {orders} orders, {skus} SKUs, value {value:,.2f}",
+        vip=lambda n: f", {n} VIP",
+        penalty=lambda n: f", {n} with SLA penalty",
+        stop=".",
+        promise_left=lambda m: f"Earliest promise in {m:.0f} min.",
+        promise_broken=lambda m: f"Promise broken {m:.0f} min ago.",
+        listed=lambda title, state, labels, since: f"- {title} [{state}] {labels} since {since}",
+        more=lambda n: f"... and {n} more.",
+        ack=lambda url: f"Acknowledge: {url}",
+        resolve=lambda url: f"Resolve: {url}",
+    ),
+    "zh-CN": _Phrases(
+        acked_by=lambda by: f"已被 {by} 认领",
+        page_step=lambda step, round_: f"升级至第 {step} 级" + (f"（第 {round_} 轮）" if round_ else ""),
+        title=lambda tier, word, headline: f"【{tier} {word}】{headline}",
+        tier_changed=lambda old, new: f"级别变化：{old} → {new}。",
+        resolved=lambda by, at: ("已由 " + by + " " if by else "") + f"于 {at} 恢复。",
+        on_call=lambda user: f"您正在值班（{user}）。",
+        impact=lambda orders, skus, value: f"影响：订单 {orders} 单，SKU {skus} 个，金额 {value:,.2f}",
+        vip=lambda n: f"，VIP {n} 单",
+        penalty=lambda n: f"，含违约赔付 {n} 单",
+        stop="。",
+        promise_left=lambda m: f"距最早承诺时效还有 {m:.0f} 分钟。",
+        promise_broken=lambda m: f"已超出承诺时效 {m:.0f} 分钟。",
+        listed=lambda title, state, labels, since: f"- {title}【{state}】{labels}，开始于 {since}",
+        more=lambda n: f"……另有 {n} 起。",
+        ack=lambda url: f"认领：{url}",
+        resolve=lambda url: f"关闭：{url}",
+    ),
+}
+
+
+def _render(ctx: MessageContext, language: Language) -> tuple[str, str]:
+    say = _PHRASES[language]
+    word = _KIND_WORD[language][ctx.kind]
     if ctx.kind is NotificationKind.ACKED and ctx.by:
-        word = f"ACKED by {ctx.by}"
+        word = say.acked_by(ctx.by)
     if ctx.kind is NotificationKind.PAGE and ctx.step is not None and (ctx.step or ctx.round):
-        word = f"PAGE step {ctx.step + 1}" + (f", pass {ctx.round + 1}" if ctx.round else "")
-    title = f"[{ctx.tier.value} {word}] {_headline(ctx)}"
+        word = say.page_step(ctx.step + 1, ctx.round + 1 if ctx.round else None)
+    title = say.title(ctx.tier.value, word, _headline(ctx))
     orders, skus, value, vip, penalty = _totals(ctx.incidents)
     lines = []
     if ctx.previous_tier is not None and ctx.previous_tier is not ctx.tier:
-        lines.append(f"Tier changed {ctx.previous_tier.value} -> {ctx.tier.value}.")
+        lines.append(say.tier_changed(ctx.previous_tier.value, ctx.tier.value))
     if ctx.kind is NotificationKind.RESOLVED:
-        lines.append("Resolved" + (f" by {ctx.by}" if ctx.by else "") + f" at {_local(ctx, ctx.now)}.")
+        lines.append(say.resolved(ctx.by, _local(ctx, ctx.now)))
     if ctx.user and ctx.kind is NotificationKind.PAGE:
-        lines.append(f"You are on call ({ctx.user}).")
-    impact = f"Impact: {orders} orders, {skus} SKUs, value {value:,.2f}"
+        lines.append(say.on_call(ctx.user))
+    impact = say.impact(orders, skus, value)
     if vip:
-        impact += f", {vip} VIP"
+        impact += say.vip(vip)
     if penalty:
-        impact += f", {penalty} with SLA penalty"
-    lines.append(impact + ".")
+        impact += say.penalty(penalty)
+    lines.append(impact + say.stop)
     left = _min_promise(ctx)
     if left is not None:
-        lines.append(
-            f"Earliest promise in {left:.0f} min." if left >= 0 else f"Promise broken {-left:.0f} min ago."
-        )
+        lines.append(say.promise_left(left) if left >= 0 else say.promise_broken(-left))
     for incident in list(ctx.incidents)[:MAX_LISTED]:
-        lines.append(
-            f"- {incident.title} [{_STATE_WORD['en'][incident.state]}] {_labels(incident)}"
-            f" since {_local(ctx, incident.first_seen)}"
-        )
+        lines.append(say.listed(incident.title, _STATE_WORD[language][incident.state], _labels(incident),
+                                _local(ctx, incident.first_seen)))
     if len(ctx.incidents) > MAX_LISTED:
-        lines.append(f"... and {len(ctx.incidents) - MAX_LISTED} more.")
+        lines.append(say.more(len(ctx.incidents) - MAX_LISTED))
     if ctx.ack_url:
-        lines.append(f"Acknowledge: {ctx.ack_url}")
+        lines.append(say.ack(ctx.ack_url))
     if ctx.resolve_url:
-        lines.append(f"Resolve: {ctx.resolve_url}")
-    return title, "\n".join(lines)
-
-
-def _render_zh(ctx: MessageContext) -> tuple[str, str]:
-    word = _KIND_WORD["zh-CN"][ctx.kind]
-    if ctx.kind is NotificationKind.ACKED and ctx.by:
-        word = f"已被 {ctx.by} 认领"
-    if ctx.kind is NotificationKind.PAGE and ctx.step is not None and (ctx.step or ctx.round):
-        word = f"升级至第 {ctx.step + 1} 级" + (f"（第 {ctx.round + 1} 轮）" if ctx.round else "")
-    title = f"【{ctx.tier.value} {word}】{_headline(ctx)}"
-    orders, skus, value, vip, penalty = _totals(ctx.incidents)
-    lines = []
-    if ctx.previous_tier is not None and ctx.previous_tier is not ctx.tier:
-        lines.append(f"级别变化：{ctx.previous_tier.value} → {ctx.tier.value}。")
-    if ctx.kind is NotificationKind.RESOLVED:
-        lines.append(("已由 " + ctx.by + " " if ctx.by else "") + f"于 {_local(ctx, ctx.now)} 恢复。")
-    if ctx.user and ctx.kind is NotificationKind.PAGE:
-        lines.append(f"您正在值班（{ctx.user}）。")
-    impact = f"影响：订单 {orders} 单，SKU {skus} 个，金额 {value:,.2f}"
-    if vip:
-        impact += f"，VIP {vip} 单"
-    if penalty:
-        impact += f"，含违约赔付 {penalty} 单"
-    lines.append(impact + "。")
-    left = _min_promise(ctx)
-    if left is not None:
-        lines.append(f"距最早承诺时效还有 {left:.0f} 分钟。" if left >= 0 else f"已超出承诺时效 {-left:.0f} 分钟。")
-    for incident in list(ctx.incidents)[:MAX_LISTED]:
-        lines.append(
-            f"- {incident.title}【{_STATE_WORD['zh-CN'][incident.state]}】{_labels(incident)}"
-            f"，开始于 {_local(ctx, incident.first_seen)}"
-        )
-    if len(ctx.incidents) > MAX_LISTED:
-        lines.append(f"……另有 {len(ctx.incidents) - MAX_LISTED} 起。")
-    if ctx.ack_url:
-        lines.append(f"认领：{ctx.ack_url}")
-    if ctx.resolve_url:
-        lines.append(f"关闭：{ctx.resolve_url}")
+        lines.append(say.resolve(ctx.resolve_url))
     return title, "\n".join(lines)
