@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from stages_scenario import Sent, fast_rules, outage_traffic
 
 from config.settings import Settings, to_env
@@ -29,6 +29,9 @@ from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream.contract import CLOSED
 from stream.topics import ORDER_EVENTS, ORDER_EVENTS_DLQ, WARROOM_PARTIALS, WARROOM_UPDATES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
+from stream_harness import read_topic  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,33 +50,10 @@ async def _produce(settings: Settings, topic: str, sent: list[tuple[bytes, bytes
         await producer.stop()
 
 
-async def _records(settings: Settings, topic: str) -> list[Any]:
-    """Every record of ``topic`` so far, partition by partition in offset order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: dict[TopicPartition, list[Any]] = {tp: [] for tp in tps}
-        for _ in range(300):  # until the high watermark of each partition (fetch responses carry it)
-            for tp, records in (await consumer.getmany(timeout_ms=200, max_records=10_000)).items():
-                out[tp].extend(records)
-            behind = [tp for tp in tps
-                      if consumer.highwater(tp) is None or await consumer.position(tp) < (consumer.highwater(tp) or 0)]
-            if not behind:
-                break
-        return [r for tp in tps for r in out[tp]]
-    finally:
-        await consumer.stop()
-
-
 def warroom_views(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     """What the gateway shows: the national KPIs (without their time) and the non-empty cells."""
     state = WarroomState(history=10, items_per_channel=100_000)
-    for record in asyncio.run(_records(settings, settings.topic(WARROOM_UPDATES))):
+    for record in asyncio.run(read_topic(settings, settings.topic(WARROOM_UPDATES))):
         obj = orjson.loads(record.value)
         state.apply(*item_of_warroom_record(record.key, obj), obj)
     kpis = {k: v for k, v in (state.get("kpis", "national") or {}).items() if k != "at"}
@@ -157,13 +137,13 @@ def test_one_two_and_four_workers_show_the_same_views(broker: Any, influx: Any, 
         assert any(c["stalled"] for c in cells.values()), "the outage's hub cell shows its stalled SKUs"
         # Every partition's partials were published (each worker's for its own partitions).
         partials = runs[4].topic(WARROOM_PARTIALS)
-        assert {orjson.loads(r.value)["source"] for r in asyncio.run(_records(runs[4], partials))} == every
+        assert {orjson.loads(r.value)["source"] for r in asyncio.run(read_topic(runs[4], partials))} == every
 
         # A record on warroom-partials that is not a partial goes to the dead-letter topic.
         asyncio.run(_produce(runs[4], partials, [(b"national", b'{"kind": "total"}', 0)]))
 
         def dead_lettered() -> list[Any]:
-            return [r for r in asyncio.run(_records(runs[4], runs[4].topic(ORDER_EVENTS_DLQ)))
+            return [r for r in asyncio.run(read_topic(runs[4], runs[4].topic(ORDER_EVENTS_DLQ)))
                     if b"total" in (r.value or b"")]
 
         wait_until(dead_lettered, timeout=60, interval=0.5, what="the bad partial on order-events-dlq")

@@ -14,13 +14,16 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from stages_scenario import DOWN_HUB, fast_rules, outage_traffic
 
 from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream.topics import ALERTS, ORDER_EVENTS, ORDER_INCIDENTS, WARROOM_UPDATES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
+from stream_harness import read_topic  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,25 +44,8 @@ async def produce_outage(settings: Settings) -> None:
 
 
 async def read_values(settings: Settings, topic: str) -> list[dict[str, Any]]:
-    """Every record of ``topic`` so far (reads until the high watermark of each partition)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[dict[str, Any]] = []
-        for _ in range(50):
-            for records in (await consumer.getmany(timeout_ms=100, max_records=10000)).values():
-                out.extend(orjson.loads(r.value) for r in records if r.value)
-            ends = [(consumer.highwater(tp), await consumer.position(tp)) for tp in tps]
-            if all(h is not None and p >= h for h, p in ends):
-                break
-        return out
-    finally:
-        await consumer.stop()
+    """Every record value of ``topic`` so far, decoded (until each partition's high watermark)."""
+    return [orjson.loads(r.value) for r in await read_topic(settings, topic) if r.value]
 
 
 def test_worker_hub_outage_incident_warroom_and_alert(stack_settings: Settings, tmp_path: Path) -> None:
