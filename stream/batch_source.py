@@ -18,10 +18,12 @@ collected but not started is discarded (the next owner reads it from the committ
 
 State: the ``orders`` state lives in a plain dict (order id or stage key -> value) filled
 from the changelog (:data:`stream.topics.changelog_topic`, partition = source partition).
-On assignment the source reads the changelog of each partition it did not hold (or whose
-in-memory state is suspect: a batch of it was dropped), then calls
-:meth:`Pipeline.recovered`, which drops other partitions' state, rebuilds the aggregates and
-hands stages their state.
+On assignment the source pauses each partition it did not hold (or whose in-memory state
+is suspect: a batch of it was dropped) and reads its changelog in a task, outside aiokafka's
+rebalance callback (heartbeats go on meanwhile); such a partition is owned, resumed and its
+records processed only once its state is in the store. Each time the set of loaded
+partitions changes, :meth:`Pipeline.recovered` drops other partitions' state, rebuilds the
+aggregates and hands stages their state. A revocation cancels a read in progress.
 
 Fencing: a :class:`~stream.membership_lease.MembershipLease` is renewed by each successful
 heartbeat of this consumer (and each assignment). The pipeline confirms it before writing
@@ -112,12 +114,14 @@ async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], 
         raise RecoveryError(f"changelog {topic}: {exc!r}") from exc
     finally:
         await consumer.stop()
-    for raw_key, raw in latest.items():
+    for n, (raw_key, raw) in enumerate(latest.items(), 1):
         key = raw_key.decode()
         if raw is None:
             store.pop(key, None)
         else:
             store[key] = decode_value(raw)
+        if n % 5_000 == 0:
+            await asyncio.sleep(0)  # a restore runs beside the batch loop and aiokafka's heartbeats
     return read
 
 
@@ -165,6 +169,9 @@ class BatchSource(mode.Service):
         self._loaded: set[int] = set()
         #: Partitions whose in-memory state may differ from the changelog (a dropped batch).
         self._dirty: set[int] = set()
+        #: Assigned partitions whose changelog is being read: paused, not owned until loaded.
+        self._restoring: set[int] = set()
+        self._restore_task: asyncio.Future[None] | None = None
         self._epoch = 0
         self._rebalancing = False
         self._stopping = False
@@ -187,13 +194,14 @@ class BatchSource(mode.Service):
             max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
             **self.security)
         consumer.subscribe([self.topic], listener=_Listener(self))
+        self._consumer = consumer  # the first assignment may come within start()
         await consumer.start()
-        self._consumer = consumer
         self._lease_heartbeats(consumer)
         self._task = asyncio.ensure_future(self._run())
 
     async def on_stop(self) -> None:
         self._stopping = True
+        await self._cancel_restore()
         if self._task is not None:
             try:
                 # The loop ends after its batch in flight (getmany waits at most the window).
@@ -267,6 +275,7 @@ class BatchSource(mode.Service):
     async def on_partitions_revoked(self, revoked: set[int]) -> None:
         self._rebalancing = True
         self._epoch += 1  # a collected batch not yet started is discarded
+        await self._cancel_restore()  # its partitions stay unloaded: read again if they come back
         if self._loaded and not self.lease.valid(time.monotonic()):
             # Out of the group for a while (frozen, cut off): a successor may have written
             # these partitions meanwhile, so whichever come back are read again.
@@ -279,18 +288,65 @@ class BatchSource(mode.Service):
         log.info("source partitions revoked: %s", sorted(revoked))
 
     async def on_partitions_assigned(self, assigned: set[int]) -> None:
+        """Partitions whose state is current are owned at once; the others are paused and
+        their changelog read in a task: aiokafka sends no heartbeats until this callback
+        returns, and a long read here got the member expelled (and the restore repeated)."""
         self.lease.renewed(time.monotonic())  # the group just synced with us as a member
+        fresh: set[int] = set()
         try:
             async with self.lock:
-                await self._restore(assigned)
-                self.owned = set(assigned)
+                fresh = (assigned - self._loaded) | (self._dirty & assigned)
+                self._loaded = set(assigned) - fresh
+                # Drops the state of partitions not held any more and of those read again.
+                await self.pipeline.recovered(set(self._loaded))
+                self.owned = set(self._loaded)
+                self._restoring = set(fresh)
+                if fresh:
+                    assert self._consumer is not None
+                    self._consumer.pause(*(TopicPartition(self.topic, p) for p in fresh))
+                    self._restore_task = asyncio.ensure_future(self._restore_in_background(fresh, self._epoch))
         except BaseException as exc:  # noqa: B036 - without state the worker must not go on
             log.critical("state recovery failed; stopping", exc_info=exc)
             self.on_fatal(exc)
             raise
         finally:
             self._rebalancing = False
-        log.info("source partitions assigned: %s", sorted(assigned))
+        log.info("source partitions assigned: %s (state being read: %s)", sorted(assigned), sorted(fresh))
+
+    async def _restore_in_background(self, fresh: set[int], epoch: int) -> None:
+        """Read ``fresh`` partitions' changelog into a store of their own, then (unless a
+        rebalance came meanwhile) add it, own and resume them."""
+        try:
+            loaded: dict[str, Any] = {}
+            started = time.monotonic()
+            read = await load_changelog(self.bootstrap, self.changelog, fresh, loaded, self.security)
+            async with self.lock:
+                if epoch != self._epoch:
+                    return
+                self.store.update(loaded)
+                self._dirty -= fresh
+                self._loaded |= fresh
+                await self.pipeline.recovered(set(self._loaded))
+                self.owned |= fresh
+                self._restoring -= fresh
+                assert self._consumer is not None
+                self._consumer.resume(*(TopicPartition(self.topic, p) for p in fresh))
+            log.info("read %d changelog records of partitions %s in %.1fs", read, sorted(fresh),
+                     time.monotonic() - started)
+        except asyncio.CancelledError:
+            log.info("state read of partitions %s cancelled by a rebalance", sorted(fresh))
+            raise
+        except BaseException as exc:  # noqa: B036 - without state the worker must not go on
+            log.critical("state recovery failed; stopping", exc_info=exc)
+            self.on_fatal(exc)
+            raise
+
+    async def _cancel_restore(self) -> None:
+        task, self._restore_task = self._restore_task, None
+        self._restoring = set()
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])  # its failure, if any, was handled by the task (on_fatal)
 
     async def _restore(self, assigned: set[int]) -> None:
         fresh = (assigned - self._loaded) | (self._dirty & assigned)
@@ -349,6 +405,10 @@ class BatchSource(mode.Service):
                 async with self.lock:
                     if epoch != self._epoch:
                         continue  # rebalanced meanwhile: the new assignment reads from the committed offsets
+                    if self._restoring:
+                        records = self._hold_back(consumer, records)
+                        if not records:
+                            continue
                     if self._dirty:
                         # A dropped batch left these partitions' state behind their records:
                         # nothing of them is processed until the state is read again (their
@@ -363,6 +423,17 @@ class BatchSource(mode.Service):
             log.critical("source batch failed; stopping without committing it", exc_info=exc)
             self.on_fatal(exc)
             raise
+
+    def _hold_back(self, consumer: AIOKafkaConsumer, records: list[Any]) -> list[Any]:
+        """Records of partitions whose state is still being read are never processed; the
+        consumer goes back to the first of them (paused partitions normally return none)."""
+        first: dict[int, int] = {}
+        for r in records:
+            if r.partition in self._restoring:
+                first.setdefault(r.partition, r.offset)
+        for p, offset in first.items():
+            consumer.seek(TopicPartition(self.topic, p), offset)
+        return [r for r in records if r.partition not in self._restoring]
 
     async def _process(self, consumer: AIOKafkaConsumer, raw: list[Any]) -> None:
         records = [SourceRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, tuple(r.headers or ()))
