@@ -10,7 +10,6 @@ the same body again a second later, over the successor's minute aggregates.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 import time
@@ -25,10 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
 
 from config.settings import Settings  # noqa: E402
 from orderradar.devstack.waiting import wait_until  # noqa: E402
-from stream.batch_source import source_group  # noqa: E402
-from stream.topics import ORDER_EVENTS  # noqa: E402
 from stream_eventgen import generate  # noqa: E402
-from stream_harness import committed, produce, start_worker  # noqa: E402
+from stream_harness import start_worker  # noqa: E402
 from stream_scenario import Run, assert_all  # noqa: E402
 from test_fault_influx_proxy import FaultProxy, RunningProxy, WriteRecord  # noqa: E402
 
@@ -56,11 +53,6 @@ class FreezingProxy(FaultProxy):
         await super()._write(record, body, scope, receive, send)
 
 
-def _all_committed(run: Run) -> bool:
-    offsets = asyncio.run(committed(run.settings, source_group(run.settings), run.settings.topic(ORDER_EVENTS)))
-    return all(offsets.get(p, 0) >= n for p, n in run.produced.items())
-
-
 def test_a_frozen_workers_influx_retry_is_fenced(stack_settings: Settings, tmp_path: Path) -> None:
     records = generate(seed=71, total=16_000)
     first, more = records[:8_000], records[8_000:]
@@ -68,8 +60,7 @@ def test_a_frozen_workers_influx_retry_is_fenced(stack_settings: Settings, tmp_p
     with RunningProxy(proxy) as running:
         via_proxy = stack_settings.model_copy(update={"influx_url": running.url})
         run = Run(via_proxy, records, tmp_path)
-        run.produced = asyncio.run(produce(stack_settings, stack_settings.topic(ORDER_EVENTS),
-                                           [(r.key, r.value) for r in first]))
+        run.produce_more(first)
         run.start()
         second = start_worker(stack_settings, tmp_path / "worker-second.log")
         try:
@@ -77,18 +68,11 @@ def test_a_frozen_workers_influx_retry_is_fenced(stack_settings: Settings, tmp_p
             zombie = run.worker
             assert zombie is not None
             proxy.freeze = lambda: zombie.signal(signal.SIGSTOP)
-            extra = asyncio.run(produce(stack_settings, stack_settings.topic(ORDER_EVENTS),
-                                        [(r.key, r.value) for r in more]))
-            run.produced = {p: run.produced.get(p, 0) + extra.get(p, 0) for p in set(run.produced) | set(extra)}
+            run.produce_more(more)
             wait_until(lambda: proxy.frozen is not None, 180, interval=0.2, what="a write of the first worker")
             stopped_at = time.monotonic()
 
-            def second_took_over() -> bool:
-                if not second.alive():
-                    raise AssertionError(f"second worker died:\n{second.log_tail(40)}")
-                return time.monotonic() - stopped_at > SESSION_TIMEOUT_S and _all_committed(run)
-
-            wait_until(second_took_over, timeout=240, interval=0.5, what="second worker took over all partitions")
+            run.wait_taken_over(second, stopped_at, SESSION_TIMEOUT_S)
             resumed_from = len(proxy.writes)
             zombie.signal(signal.SIGCONT)
 
@@ -102,7 +86,7 @@ def test_a_frozen_workers_influx_retry_is_fenced(stack_settings: Settings, tmp_p
             wait_until(lambda: (run.check_alive(), fenced() or retried())[1], timeout=60, interval=0.2,
                        what="the resumed worker's write fenced or retried")
             was_fenced = fenced()
-            wait_until(lambda: (run.check_alive(), _all_committed(run))[1], timeout=180, interval=0.5,
+            wait_until(lambda: (run.check_alive(), run.all_committed())[1], timeout=180, interval=0.5,
                        what="group settled after SIGCONT")
             run.restarts += 1  # a takeover reprocesses uncommitted batches, like a restart
         finally:

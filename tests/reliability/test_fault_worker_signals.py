@@ -12,7 +12,6 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
 from config.settings import Settings  # noqa: E402
 from orderradar.devstack.process import ManagedProcess  # noqa: E402
 from orderradar.devstack.waiting import wait_until  # noqa: E402
-from stream_eventgen import Record, generate  # noqa: E402
+from stream_eventgen import generate  # noqa: E402
 from stream.batch_source import source_group  # noqa: E402
 from stream.topics import ORDER_EVENTS  # noqa: E402
-from stream_harness import committed, count_points, produce, start_worker  # noqa: E402
+from stream_harness import committed, count_points, start_worker  # noqa: E402
 from stream_scenario import Run, assert_all, running_worker  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -60,20 +59,6 @@ def test_sigterm_at_40_percent_exits_within_30s_and_converges(stack_settings: Se
     assert_all(run)
 
 
-def _merge(a: dict[int, int], b: dict[int, int]) -> dict[int, int]:
-    return {p: a.get(p, 0) + b.get(p, 0) for p in set(a) | set(b)}
-
-
-def _produce_more(run: Run, chunk: Sequence[Record]) -> None:
-    more = asyncio.run(produce(run.settings, run.settings.topic(ORDER_EVENTS), [(r.key, r.value) for r in chunk]))
-    run.produced = _merge(run.produced, more)
-
-
-def _all_committed(run: Run) -> bool:
-    offsets = asyncio.run(committed(run.settings, source_group(run.settings), run.settings.topic(ORDER_EVENTS)))
-    return all(offsets.get(p, 0) >= n for p, n in run.produced.items())
-
-
 def test_sigstopped_zombie_is_replaced_and_its_late_work_adds_nothing(
         stack_settings: Settings, tmp_path: Path) -> None:
     """Was xfail (3 of 8 runs failed with the Faust source and cursors). With the batch
@@ -93,14 +78,7 @@ def test_sigstopped_zombie_is_replaced_and_its_late_work_adds_nothing(
         stopped_at = time.monotonic()
         at_stop = count_points(stack_settings)
 
-        def second_took_over() -> bool:
-            if not second.alive():
-                raise AssertionError(f"second worker died:\n{second.log_tail(40)}")
-            # Committing every partition (the zombie's too) needs the second worker to own
-            # them, which it can only after the zombie's session expired.
-            return time.monotonic() - stopped_at > SESSION_TIMEOUT_S and _all_committed(run)
-
-        wait_until(second_took_over, timeout=240, interval=0.5, what="second worker took over all partitions")
+        run.wait_taken_over(second, stopped_at, SESSION_TIMEOUT_S)
         after_takeover = count_points(stack_settings)
         assert after_takeover > at_stop, "no progress while the first worker was stopped"
         zombie_s = time.monotonic() - stopped_at
@@ -111,7 +89,7 @@ def test_sigstopped_zombie_is_replaced_and_its_late_work_adds_nothing(
         # everything committed and both workers alive.
         def settled() -> bool:
             run.check_alive()
-            return time.monotonic() - resumed_at > 2 * SESSION_TIMEOUT_S and _all_committed(run)
+            return time.monotonic() - resumed_at > 2 * SESSION_TIMEOUT_S and run.all_committed()
 
         wait_until(settled, timeout=180, interval=0.5, what="group settled after SIGCONT")
         print(f"zombie stopped {zombie_s:.1f}s; points {at_stop} at SIGSTOP, {after_takeover} after takeover")
@@ -130,7 +108,7 @@ def test_rebalance_storm_third_worker_added_and_removed_3_times(stack_settings: 
     quarter = len(records) // 4
     chunks = [records[i * quarter:(i + 1) * quarter if i < 3 else len(records)] for i in range(4)]
     run = Run(stack_settings, records, tmp_path)
-    _produce_more(run, chunks[0])
+    run.produce_more(chunks[0])
     run.start()
     second = start_worker(stack_settings, tmp_path / "worker-second.log")
     thirds: list[ManagedProcess] = []
@@ -139,7 +117,7 @@ def test_rebalance_storm_third_worker_added_and_removed_3_times(stack_settings: 
             third = start_worker(stack_settings, tmp_path / f"worker-third-{round_}.log")
             thirds.append(third)
             joined_at = time.monotonic()
-            _produce_more(run, chunks[round_])
+            run.produce_more(chunks[round_])
             before = count_points(stack_settings)
 
             def progressed_with_third() -> bool:
@@ -153,7 +131,7 @@ def test_rebalance_storm_third_worker_added_and_removed_3_times(stack_settings: 
             third.signal(signal.SIGTERM)
             wait_until(lambda: not third.alive(), SHUTDOWN_LIMIT_S, interval=0.1,
                        what=f"third worker #{round_} exit after SIGTERM")
-        wait_until(lambda: (run.check_alive(), _all_committed(run))[1], timeout=240, interval=0.5,
+        wait_until(lambda: (run.check_alive(), run.all_committed())[1], timeout=240, interval=0.5,
                    what="lag drained")
         final = asyncio.run(committed(stack_settings, source_group(stack_settings),
                                       stack_settings.topic(ORDER_EVENTS)))

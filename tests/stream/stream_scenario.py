@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,6 +55,30 @@ class Run:
         self.produced = asyncio.run(produce(self.settings, self.settings.topic(ORDER_EVENTS),
                                             [(r.key, r.value) for r in self.records]))
 
+    def produce_more(self, records: Sequence[Record]) -> None:
+        """Produce ``records`` too (part of ``self.records``), adding to the counts to commit."""
+        more = asyncio.run(produce(self.settings, self.settings.topic(ORDER_EVENTS),
+                                   [(r.key, r.value) for r in records]))
+        self.produced = {p: self.produced.get(p, 0) + more.get(p, 0) for p in set(self.produced) | set(more)}
+
+    def committed_offsets(self) -> dict[int, int]:
+        return asyncio.run(committed(self.settings, source_group(self.settings), self.settings.topic(ORDER_EVENTS)))
+
+    def all_committed(self) -> bool:
+        """The worker group has committed every record produced so far."""
+        offsets = self.committed_offsets()
+        return all(offsets.get(p, 0) >= n for p, n in self.produced.items())
+
+    def wait_taken_over(self, second: ManagedProcess, stopped_at: float, session_timeout_s: float) -> None:
+        """Until ``second`` has committed every partition while the first worker is stopped
+        (since ``stopped_at``, monotonic): it can own them only once that session expired."""
+        def took_over() -> bool:
+            if not second.alive():
+                raise AssertionError(f"second worker died:\n{second.log_tail(40)}")
+            return time.monotonic() - stopped_at > session_timeout_s and self.all_committed()
+
+        wait_until(took_over, timeout=240, interval=0.5, what="second worker took over all partitions")
+
     def start(self) -> None:
         path = self.log_dir / f"worker-{self.restarts}.log"
         self.worker = start_worker(self.settings, path, *self.extra_args)
@@ -84,13 +109,11 @@ class Run:
 
     def wait_done(self, timeout: float) -> None:
         """Every input record committed by the worker's group (so all its effects are out)."""
-        group, topic = source_group(self.settings), self.settings.topic(ORDER_EVENTS)
-
         offsets: dict[int, int] = {}
 
         def done() -> bool:
             self.check_alive()
-            offsets.update(asyncio.run(committed(self.settings, group, topic)))
+            offsets.update(self.committed_offsets())
             return all(offsets.get(p, 0) >= n for p, n in self.produced.items())
 
         try:
