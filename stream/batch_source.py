@@ -69,8 +69,10 @@ class RecoveryError(RuntimeError):
 
 
 async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], store: MutableMapping[str, Any],
-                         security: Mapping[str, Any] | None = None, stall_s: float = 60.0) -> int:
+                         security: Mapping[str, Any] | None = None, stall_s: float = 60.0,
+                         ends_read: dict[int, int] | None = None) -> int:
     """Apply the changelog of ``partitions`` (from its start) to ``store``; records read.
+    ``ends_read`` receives the end offset read to per partition.
 
     Reads each partition up to the end offset the broker reports at the start (the pipeline
     writes the last record of each changelog send as a batch of its own, so the embedded
@@ -92,6 +94,8 @@ async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], 
         await consumer.start()
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
+        if ends_read is not None:
+            ends_read.update({tp.partition: ends[tp] for tp in tps})
         starts = await consumer.beginning_offsets(tps)
         left = {tp for tp in tps if ends[tp] > starts[tp]}
         await consumer.seek_to_beginning(*tps)
@@ -123,6 +127,22 @@ async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], 
         if n % 5_000 == 0:
             await asyncio.sleep(0)  # a restore runs beside the batch loop and aiokafka's heartbeats
     return read
+
+
+async def changelog_ends(bootstrap: str, topic: str, partitions: Iterable[int],
+                         security: Mapping[str, Any] | None = None) -> dict[int, int]:
+    """The end offset of each of ``partitions`` of ``topic`` (a group-less consumer of its own)."""
+    tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
+    if not tps:
+        return {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                **(security or {}))
+    try:
+        await consumer.start()
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    return {tp.partition: ends[tp] for tp in tps}
 
 
 def _partition_of(value: object) -> int | None:
@@ -171,6 +191,8 @@ class BatchSource(mode.Service):
         self._dirty: set[int] = set()
         #: Assigned partitions whose changelog is being read: paused, not owned until loaded.
         self._restoring: set[int] = set()
+        #: The changelog end offset read to when each loaded partition's state was read.
+        self._changelog_end: dict[int, int] = {}
         self._restore_task: asyncio.Future[None] | None = None
         self._epoch = 0
         self._rebalancing = False
@@ -295,6 +317,7 @@ class BatchSource(mode.Service):
         fresh: set[int] = set()
         try:
             async with self.lock:
+                await self._check_changelog_ends(assigned & self._loaded - self._dirty)
                 fresh = (assigned - self._loaded) | (self._dirty & assigned)
                 self._loaded = set(assigned) - fresh
                 # Drops the state of partitions not held any more and of those read again.
@@ -313,17 +336,39 @@ class BatchSource(mode.Service):
             self._rebalancing = False
         log.info("source partitions assigned: %s (state being read: %s)", sorted(assigned), sorted(fresh))
 
+    async def _check_changelog_ends(self, kept: set[int]) -> None:
+        """A partition this worker held before may have been written by another owner
+        meanwhile (this member was dropped from the group and no revocation told it): its
+        state is read again unless the changelog ends where this worker left it."""
+        if not kept:
+            return
+        written = getattr(self.pipeline.outbox, "last_offsets", {})
+        try:
+            ends = await changelog_ends(self.bootstrap, self.changelog, kept, self.security)
+        except KafkaError as exc:
+            log.warning("changelog end offsets unknown (%r): partitions %s are read again", exc, sorted(kept))
+            self._dirty |= kept
+            return
+        for p in kept:
+            expected = max(self._changelog_end.get(p, 0), written.get((self.changelog, p), -1) + 1)
+            if ends[p] != expected:
+                log.warning("changelog of partition %d ends at %d, this worker left it at %d: another owner "
+                            "wrote it; its state is read again", p, ends[p], expected)
+                self._dirty.add(p)
+
     async def _restore_in_background(self, fresh: set[int], epoch: int) -> None:
         """Read ``fresh`` partitions' changelog into a store of their own, then (unless a
         rebalance came meanwhile) add it, own and resume them."""
         try:
             loaded: dict[str, Any] = {}
+            ends: dict[int, int] = {}
             started = time.monotonic()
-            read = await load_changelog(self.bootstrap, self.changelog, fresh, loaded, self.security)
+            read = await load_changelog(self.bootstrap, self.changelog, fresh, loaded, self.security, ends_read=ends)
             async with self.lock:
                 if epoch != self._epoch:
                     return
                 self.store.update(loaded)
+                self._changelog_end.update(ends)
                 self._dirty -= fresh
                 self._loaded |= fresh
                 await self.pipeline.recovered(set(self._loaded))
@@ -355,7 +400,10 @@ class BatchSource(mode.Service):
                 if _partition_of(value) in fresh:
                     del self.store[key]
             started = time.monotonic()
-            read = await load_changelog(self.bootstrap, self.changelog, fresh, self.store, self.security)
+            ends: dict[int, int] = {}
+            read = await load_changelog(self.bootstrap, self.changelog, fresh, self.store, self.security,
+                                        ends_read=ends)
+            self._changelog_end.update(ends)
             log.info("read %d changelog records of partitions %s in %.1fs", read, sorted(fresh),
                      time.monotonic() - started)
         self._dirty -= fresh

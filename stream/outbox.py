@@ -128,6 +128,9 @@ class Outbox:
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
         self.records_sent = 0
+        #: Offset of the last record this outbox wrote per (topic, partition): the worker
+        #: compares it with the changelog's end to detect writes of another owner.
+        self.last_offsets: dict[tuple[str, int], int] = {}
 
     async def start(self) -> None:
         # aiokafka binds a producer to the running loop, so it is created here.
@@ -241,4 +244,8 @@ class Outbox:
                     raise result
                 log.warning("produce to %s[%d] failed: %r", tp[0], tp[1], result)
                 failed.append((tp, part))
+            else:  # RecordMetadata: the batch's base offset
+                last = result.offset + len(part) - 1  # type: ignore[attr-defined]
+                if last > self.last_offsets.get(tp, -1):
+                    self.last_offsets[tp] = last
         return failed

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from config.settings import Settings
-from stream.batch_source import RecoveryError, load_changelog, source_group
+from stream.batch_source import RecoveryError, changelog_ends, load_changelog, source_group
 from stream.lifecycle import OrderState
 from stream.outbox import Outbox, OutboxFenced, OutRecord
 from stream.pipeline import StageValue, encode_value, stage_table_key
@@ -81,6 +81,36 @@ def test_key_written_again_after_its_tombstone_is_restored(stack_settings: Setti
     assert set(store) == {"d"}  # e's last version is a tombstone
     d = store["d"]
     assert isinstance(d, OrderState) and d.seq == 4
+
+
+def test_changelog_end_is_where_this_worker_left_it_until_another_writes(stack_settings: Settings) -> None:
+    """What a worker compares on re-assignment (review finding 2): the offset after the last
+    record its outbox wrote equals the changelog's end, until another owner writes."""
+    ensure_topics(stack_settings)
+    topic = changelog_topic(stack_settings, TABLE)
+    bootstrap = stack_settings.kafka_bootstrap
+
+    async def scenario() -> tuple[int, int, int, int]:
+        mine, other = Outbox(bootstrap), Outbox(bootstrap)
+        await mine.start()
+        await other.start()
+        try:
+            await mine.send([OutRecord(topic, encode_value(_order(f"k{i}", 6, i)), f"k{i}".encode(), 6)
+                             for i in range(5)], exact_end_offsets=True)
+            left = mine.last_offsets[(topic, 6)] + 1
+            ends: dict[int, int] = {}
+            await load_changelog(bootstrap, topic, [6], {}, ends_read=ends)
+            end_before = (await changelog_ends(bootstrap, topic, [6]))[6]
+            await other.send([OutRecord(topic, encode_value(_order("k0", 6, 9)), b"k0", 6)], exact_end_offsets=True)
+            end_after = (await changelog_ends(bootstrap, topic, [6]))[6]
+        finally:
+            await mine.stop()
+            await other.stop()
+        return left, ends[6], end_before, end_after
+
+    left, read_to, end_before, end_after = asyncio.run(scenario())
+    assert left == read_to == end_before == 5
+    assert end_after == 6
 
 
 def test_unreachable_broker_is_a_recovery_error() -> None:
