@@ -25,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
 from config.settings import Settings  # noqa: E402
 from orderradar.devstack.waiting import wait_until  # noqa: E402
 from stream_eventgen import generate  # noqa: E402
-from stream_harness import start_worker  # noqa: E402
-from stream_scenario import Run, assert_all  # noqa: E402
+from stream_scenario import Run, assert_all, second_worker  # noqa: E402
 from test_fault_influx_proxy import FaultProxy, RunningProxy, WriteRecord  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -62,37 +61,35 @@ def test_a_frozen_workers_influx_retry_is_fenced(stack_settings: Settings, tmp_p
         run = Run(via_proxy, records, tmp_path)
         run.produce_more(first)
         run.start()
-        second = start_worker(stack_settings, tmp_path / "worker-second.log")
         try:
-            run.wait_points(0.2, timeout=180)
-            zombie = run.worker
-            assert zombie is not None
-            proxy.freeze = lambda: zombie.signal(signal.SIGSTOP)
-            run.produce_more(more)
-            wait_until(lambda: proxy.frozen is not None, 180, interval=0.2, what="a write of the first worker")
-            stopped_at = time.monotonic()
+            with second_worker(run, stack_settings) as second:
+                run.wait_points(0.2, timeout=180)
+                zombie = run.worker
+                assert zombie is not None
+                proxy.freeze = lambda: zombie.signal(signal.SIGSTOP)
+                run.produce_more(more)
+                wait_until(lambda: proxy.frozen is not None, 180, interval=0.2, what="a write of the first worker")
+                stopped_at = time.monotonic()
 
-            run.wait_taken_over(second, stopped_at, SESSION_TIMEOUT_S)
-            resumed_from = len(proxy.writes)
-            zombie.signal(signal.SIGCONT)
+                run.wait_taken_over(second, stopped_at, SESSION_TIMEOUT_S)
+                resumed_from = len(proxy.writes)
+                zombie.signal(signal.SIGCONT)
 
-            def fenced() -> bool:
-                return "membership lease expired" in zombie.log_path.read_text(errors="replace")
+                def fenced() -> bool:
+                    return "membership lease expired" in zombie.log_path.read_text(errors="replace")
 
-            def retried() -> bool:
-                frozen = proxy.frozen
-                return frozen is not None and any(w.body_sha == frozen.body_sha for w in proxy.writes[resumed_from:])
+                def retried() -> bool:
+                    frozen = proxy.frozen
+                    return frozen is not None and any(w.body_sha == frozen.body_sha
+                                                      for w in proxy.writes[resumed_from:])
 
-            wait_until(lambda: (run.check_alive(), fenced() or retried())[1], timeout=60, interval=0.2,
-                       what="the resumed worker's write fenced or retried")
-            was_fenced = fenced()
-            wait_until(lambda: (run.check_alive(), run.all_committed())[1], timeout=180, interval=0.5,
-                       what="group settled after SIGCONT")
-            run.restarts += 1  # a takeover reprocesses uncommitted batches, like a restart
+                wait_until(lambda: (run.check_alive(), fenced() or retried())[1], timeout=60, interval=0.2,
+                           what="the resumed worker's write fenced or retried")
+                was_fenced = fenced()
+                wait_until(lambda: (run.check_alive(), run.all_committed())[1], timeout=180, interval=0.5,
+                           what="group settled after SIGCONT")
+                run.restarts += 1  # a takeover reprocesses uncommitted batches, like a restart
         finally:
-            if run.worker is not None:
-                run.worker.signal(signal.SIGCONT)
-            second.stop()
             run.stop()
     frozen = proxy.frozen
     assert frozen is not None

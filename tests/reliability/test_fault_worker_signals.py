@@ -25,7 +25,7 @@ from stream_eventgen import generate  # noqa: E402
 from stream.batch_source import source_group  # noqa: E402
 from stream.topics import ORDER_EVENTS  # noqa: E402
 from stream_harness import committed, count_points, start_worker  # noqa: E402
-from stream_scenario import Run, assert_all, running_worker  # noqa: E402
+from stream_scenario import Run, assert_all, running_worker, second_worker  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -65,13 +65,9 @@ def test_sigstopped_zombie_is_replaced_and_its_late_work_adds_nothing(
     source, the lease checked again at the socket and dropped partitions held back until
     their state is read again: 11 of 11 runs passed (2026-12-07), 2 of them with a late
     write stopped at the socket."""
-    records = generate(seed=43, total=16_000)
-    run = Run(stack_settings, records, tmp_path)
-    run.produce()
-    run.start()
-    second = start_worker(stack_settings, tmp_path / "worker-second.log")
     zombie_s = 0.0
-    try:
+    with (running_worker(stack_settings, generate(seed=43, total=16_000), tmp_path) as run,
+          second_worker(run, stack_settings) as second):
         run.wait_points(0.3, timeout=180)
         assert run.worker is not None
         run.worker.signal(signal.SIGSTOP)
@@ -94,11 +90,6 @@ def test_sigstopped_zombie_is_replaced_and_its_late_work_adds_nothing(
         wait_until(settled, timeout=180, interval=0.5, what="group settled after SIGCONT")
         print(f"zombie stopped {zombie_s:.1f}s; points {at_stop} at SIGSTOP, {after_takeover} after takeover")
         run.restarts += 1  # a takeover reprocesses uncommitted batches, like a restart
-    finally:
-        if run.worker is not None:
-            run.worker.signal(signal.SIGCONT)
-        second.stop()
-        run.stop()
     assert zombie_s > SESSION_TIMEOUT_S
     assert_all(run)
 

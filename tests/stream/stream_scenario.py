@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -136,6 +137,19 @@ def running_worker(settings: Settings, records: Sequence[Record], log_dir: Path,
         yield run
     finally:
         run.stop()
+
+
+@contextmanager
+def second_worker(run: Run, settings: Settings) -> Iterator[ManagedProcess]:
+    """A second worker in the group of ``run``'s. On leaving, ``run``'s worker is resumed
+    (a test may have SIGSTOPped it) and the second one is stopped."""
+    second = start_worker(settings, run.log_dir / "worker-second.log")
+    try:
+        yield second
+    finally:
+        if run.worker is not None:
+            run.worker.signal(signal.SIGCONT)
+        second.stop()
 
 
 def expected_state(records: Sequence[Record]) -> dict[str, OrderState]:
