@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
@@ -134,7 +134,7 @@ _SUCCESS = {
 }
 
 
-def make_rig(kind: str, stack: ExitStack, *, closed: bool = False, timeout: str = "5s") -> Rig:
+def _make_rig(kind: str, stack: ExitStack, *, closed: bool, timeout: str) -> Rig:
     if kind == "log":
         return Rig(kind, LogConfig(type="log", level="WARNING"), {}, None)
     if kind == "email":
@@ -155,6 +155,16 @@ def make_rig(kind: str, stack: ExitStack, *, closed: bool = False, timeout: str 
         base, script = stack.enter_context(http_receiver(body, ctype))
     config, secrets = _http_config(kind, base, timeout)
     return Rig(kind, config, secrets, script)
+
+
+def make_rig(kind: str, stack: ExitStack, *, closed: bool = False, timeout: str = "5s",
+             steps: Sequence[str] = ()) -> Rig:
+    """A receiver of ``kind`` and its channel; the receiver answers ``steps`` first, then success."""
+    rig = _make_rig(kind, stack, closed=closed, timeout=timeout)
+    if steps:
+        assert rig.script is not None
+        rig.script.steps = list(steps)
+    return rig
 
 
 @pytest.fixture
@@ -203,9 +213,7 @@ def test_success_delivers_once_with_content(kind: str, stack: ExitStack, caplog:
 
 @pytest.mark.parametrize("kind", NETWORKED)
 def test_transient_failures_are_retried_until_recovery(kind: str, stack: ExitStack) -> None:
-    rig = make_rig(kind, stack)
-    assert rig.script is not None
-    rig.script.steps = ["transient", "transient"]
+    rig = make_rig(kind, stack, steps=["transient", "transient"])
     delivery, attempts, sleeps = run(rig.deliver())
     assert delivery.ok and attempts == 3
     assert [r["answered"] for r in rig.requests] == ["transient", "transient", "ok"]
@@ -216,9 +224,7 @@ def test_transient_failures_are_retried_until_recovery(kind: str, stack: ExitSta
 
 @pytest.mark.parametrize("kind", HTTP)
 def test_429_retry_after_is_honoured(kind: str, stack: ExitStack) -> None:
-    rig = make_rig(kind, stack)
-    assert rig.script is not None
-    rig.script.steps = ["rate_limited:7"]
+    rig = make_rig(kind, stack, steps=["rate_limited:7"])
     delivery, attempts, sleeps = run(rig.deliver())
     assert delivery.ok and attempts == 2
     assert sleeps == [7.0]
@@ -226,18 +232,14 @@ def test_429_retry_after_is_honoured(kind: str, stack: ExitStack) -> None:
 
 @pytest.mark.parametrize("kind", HTTP)
 def test_retry_after_above_the_cap_is_capped(kind: str, stack: ExitStack) -> None:
-    rig = make_rig(kind, stack)
-    assert rig.script is not None
-    rig.script.steps = ["rate_limited:86400"]
+    rig = make_rig(kind, stack, steps=["rate_limited:86400"])
     delivery, _, sleeps = run(rig.deliver())
     assert delivery.ok and sleeps == [POLICY.max_retry_after]
 
 
 @pytest.mark.parametrize("kind", NETWORKED)
 def test_permanent_rejection_is_not_retried(kind: str, stack: ExitStack) -> None:
-    rig = make_rig(kind, stack)
-    assert rig.script is not None
-    rig.script.steps = ["permanent"]
+    rig = make_rig(kind, stack, steps=["permanent"])
     delivery, attempts, sleeps = run(rig.deliver())
     assert not delivery.ok and not delivery.retryable
     assert attempts == 1 and sleeps == [] and len(rig.requests) == 1
@@ -255,9 +257,7 @@ def test_network_error_is_retried(kind: str, stack: ExitStack) -> None:
 
 @pytest.mark.parametrize("kind", NETWORKED)
 def test_timeout_is_retryable(kind: str, stack: ExitStack) -> None:
-    rig = make_rig(kind, stack, timeout=TIMEOUT)
-    assert rig.script is not None
-    rig.script.steps = ["stall", "stall"]
+    rig = make_rig(kind, stack, timeout=TIMEOUT, steps=["stall", "stall"])
     delivery, attempts, _ = run(rig.deliver(RetryPolicy(attempts=2, base_delay=0.1, attempt_timeout=5.0)))
     assert not delivery.ok and delivery.retryable
     assert "timeout" in (delivery.error or "").lower() or "timed out" in (delivery.error or "").lower()
@@ -266,9 +266,7 @@ def test_timeout_is_retryable(kind: str, stack: ExitStack) -> None:
 
 @pytest.mark.parametrize("kind", NETWORKED)
 def test_receiver_down_for_a_while_gets_each_notification_exactly_once(kind: str, stack: ExitStack) -> None:
-    rig = make_rig(kind, stack)
-    assert rig.script is not None
-    rig.script.steps = ["transient"] * 5  # outlasts one delivery call (3 attempts)
+    rig = make_rig(kind, stack, steps=["transient"] * 5)  # outlasts one delivery call (3 attempts)
     outbox = NotificationOutbox()
     outbox.add(notification(1), T0)
     outbox.add(notification(2), T0)
@@ -352,9 +350,7 @@ async def _no_wait(seconds: float) -> None:
     ("dingtalk", 130101, True), ("dingtalk", 310000, False), ("wecom", 45009, True), ("wecom", 93000, False),
 ])
 def test_robot_errcodes(kind: str, code: int, retryable: bool, stack: ExitStack) -> None:
-    rig = make_rig(kind, stack)
-    assert rig.script is not None
-    rig.script.steps = [f"robot_error:{code}"]
+    rig = make_rig(kind, stack, steps=[f"robot_error:{code}"])
     delivery, attempts, _ = run(rig.deliver(RetryPolicy(attempts=1)))
     assert not delivery.ok and delivery.retryable is retryable
     assert f"errcode {code}" in (delivery.error or "") and TOKEN not in (delivery.error or "")
