@@ -37,7 +37,7 @@ import h3
 from pydantic import BaseModel, ConfigDict, Field
 
 from stream.contract import OrderEvent, Status
-from stream.durations import Duration
+from config.durations import Duration
 from stream.incidents import IncidentSettings
 from stream.lifecycle import OrderState
 from stream.line_protocol import line, point_time_ns

@@ -42,7 +42,7 @@ import h3
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stream.contract import OrderEvent, Status
-from stream.durations import Duration
+from config.durations import Duration
 from stream.flow_incidents import DROP, SURGE, Finding, FlowIncident, FlowIncidents
 from stream.incidents import AREA, PART_SEP, IncidentEvent, Signature, poisson_tail
 

@@ -54,13 +54,13 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from enum import StrEnum
 from typing import Any
 
 import h3
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from stream.durations import Duration
+from alerting.incident import IncidentState
+from config.durations import Duration
 
 #: Every attribute the detector can group by; the configured order is the tie-break
 #: order (earlier = more specific / more actionable).
@@ -132,14 +132,6 @@ class IncidentSettings(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("dimensions must not repeat")
         return value
-
-
-class IncidentState(StrEnum):
-    OPEN = "open"
-    GROWING = "growing"
-    STABLE = "stable"
-    RECOVERING = "recovering"
-    RESOLVED = "resolved"
 
 
 @dataclass(slots=True)

@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from stream.durations import Duration
+from config.durations import Duration
 from stream.lifecycle import OrderState, expired
 
 HOUR_NS = 3600 * 10**9

@@ -33,7 +33,7 @@ from config.rules import load_yaml_model
 from stream.calendars import CalendarRule, OperationalCalendar, start_of_next_local_day, zone
 from stream.contract import CLOSED, STAGE_RANK, SkuClass, Status
 from stream.data_quality import DataQualitySettings
-from stream.durations import Duration
+from config.durations import Duration
 from stream.flow_anomaly import FlowSettings
 from stream.incidents import IncidentSettings
 from stream.lane_stats import PredictionSettings
