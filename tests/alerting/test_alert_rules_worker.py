@@ -39,6 +39,7 @@ from orderradar.devstack.isolation import isolated_settings
 from orderradar.devstack.waiting import wait_until
 from stream.control_commands import DisruptionCreate
 from stream.control_commands import ZoneDeclaration as ZoneCommand
+from stream.flow_incidents import KIND as FLOW_KIND
 from stream.topics import ALERTS, CONTROL, ORDER_EVENTS, ORDER_INCIDENTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
@@ -122,6 +123,8 @@ def _values(settings: Settings, topic: str) -> list[dict[str, Any]]:
 def _by_hub(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for record in records:
+        if record.get("kind") == FLOW_KIND:
+            continue  # a stalled hub's scans also stop: its flow-drop incident counts events, not orders
         hub = (record.get("root_cause") or {}).get("hub") or (record.get("root_cause") or {}).get("area")
         if hub:
             out[str(hub)] = record
