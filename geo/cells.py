@@ -48,3 +48,25 @@ def h3_cells_batch(
         res: [to_cell(lat, lon, res) if ok else None for lat, lon, ok in pairs]
         for res in _checked(resolutions)
     }
+
+
+def connected_groups(cells: Sequence[str] | set[str]) -> list[tuple[str, ...]]:
+    """The cells grouped into neighbourhoods (cells touching through ``grid_disk(cell, 1)``),
+    each sorted, in the order of their smallest cell; deterministic for the same input."""
+    members = set(cells)
+    seen: set[str] = set()
+    groups: list[tuple[str, ...]] = []
+    for start in sorted(members):
+        if start in seen:
+            continue
+        component, stack = [], [start]
+        seen.add(start)
+        while stack:
+            cell = stack.pop()
+            component.append(cell)
+            for near in sorted(h3.grid_disk(cell, 1)):
+                if near in members and near not in seen:
+                    seen.add(near)
+                    stack.append(near)
+        groups.append(tuple(sorted(component)))
+    return groups

@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from stream.contract import OrderEvent, Status
 from config.durations import Duration
+from geo.cells import connected_groups
 from stream.flow_incidents import DROP, SURGE, Finding, FlowIncident, FlowIncidents
 from stream.incidents import AREA, PART_SEP, IncidentEvent, Signature, poisson_tail
 
@@ -359,23 +360,11 @@ class FlowAnomalyDetector:
 
     def _areas(self, cells: list[Finding]) -> list[Finding]:
         lit = {f.signature.values[0]: f for f in cells}
-        seen: set[str] = set()
         out = []
-        for start in sorted(lit):
-            if start in seen:
-                continue
-            component, stack = [], [start]
-            seen.add(start)
-            while stack:
-                cell = stack.pop()
-                component.append(cell)
-                for near in sorted(h3.grid_disk(cell, 1)):
-                    if near in lit and near not in seen:
-                        seen.add(near)
-                        stack.append(near)
-            parts = [lit[c] for c in sorted(component)]
+        for component in connected_groups(lit):
+            parts = [lit[c] for c in component]
             strongest = min(parts, key=lambda f: f.p_value)
-            out.append(Finding(strongest.check, Signature(AREA, tuple(sorted(component))),
+            out.append(Finding(strongest.check, Signature(AREA, component),
                                sum(f.observed for f in parts), sum(f.expected for f in parts),
                                strongest.window_slots, strongest.p_value))
         return out

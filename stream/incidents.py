@@ -61,6 +61,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerting.incident import IncidentState
 from config.durations import Duration
+from geo.cells import connected_groups
 
 #: Every attribute the detector can group by; the configured order is the tie-break
 #: order (earlier = more specific / more actionable).
@@ -735,20 +736,7 @@ class IncidentDetector:
                 if probe.lift >= self._required_lift(probe):
                     lit[cell] = view.keys_of((dim, cell))
         out: list[Candidate] = []
-        seen: set[str] = set()
-        for start in sorted(lit):
-            if start in seen:
-                continue
-            component, stack = [], [start]
-            seen.add(start)
-            while stack:
-                cell = stack.pop()
-                component.append(cell)
-                for near in sorted(h3.grid_disk(cell, 1)):
-                    if near in lit and near not in seen:
-                        seen.add(near)
-                        stack.append(near)
-            cells = tuple(sorted(component))
+        for cells in connected_groups(lit):
             cand = self._candidate(Signature(AREA, cells), [k for c in cells for k in lit[c]], bad_total, decay)
             if self._significant(cand):
                 out.append(cand)

@@ -18,7 +18,6 @@ import httpx
 
 from alerting.backoff import parse_retry_after
 from alerting.channels.base import Delivery, ReceiverBase, require_secret
-from alerting.decisions import Notification
 from alerting.redaction import Redactor, install_httpx_redaction, url_secret_parts
 
 logger = logging.getLogger(__name__)
@@ -139,6 +138,3 @@ class UrlSecretChannel:
 
     async def _post(self, payload: Mapping[str, Any]) -> tuple[Delivery, httpx.Response | None]:
         return await post_json(self._client, self._url, payload, timeout=self._timeout, redact=self._redact)
-
-    async def send(self, notification: Notification) -> Delivery:
-        raise NotImplementedError

@@ -20,17 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 
-from stream.contract import Problem, Rejection, RejectCode
-from stream.dlq import SourceCoordinates, dead_letter
-from stream.dlq import encode as encode_dead_letter
+from stream.contract import RejectCode
 from stream.global_views import PartialError, ViewsOwner, ViewsTopics
 from stream.outbox import Outbox, OutRecord
-from stream.pipeline import records_from
+from stream.stages.agent_records import reject_event
 from stream.topics import WARROOM_VIEWS_TABLE
 
 log = logging.getLogger(__name__)
@@ -38,7 +35,6 @@ log = logging.getLogger(__name__)
 VIEWS_AGENT = "orderradar.warroom-views"
 #: Wall-clock period of the global items' publication.
 FLUSH_S = 0.5
-
 
 def install_views_owner(app: Any, topics: ViewsTopics, warroom_topic: str, producer: Outbox,
                         on_fatal: Callable[[BaseException], None], flush_s: float = FLUSH_S) -> ViewsOwner:
@@ -58,12 +54,7 @@ def install_views_owner(app: Any, topics: ViewsTopics, warroom_topic: str, produ
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == partials_topic}
 
     async def reject(event: Any, code: RejectCode, problem: str) -> None:
-        (record,) = records_from([event])
-        log.warning("record on %s offset %s dead-lettered: %s", record.topic, record.offset, problem)
-        where = SourceCoordinates(record.topic, record.partition, record.offset, record.timestamp_ms)
-        letter = dead_letter(Rejection(code, (Problem("", problem[:500]),)), where, record.key, record.value,
-                             record.headers, datetime.now(timezone.utc))
-        await producer.send([OutRecord(dlq_topic, encode_dead_letter(letter), record.key, 0)])
+        await reject_event(producer, dlq_topic, event, code, problem)
 
     async def consume(stream: Any) -> None:
         async for event in stream.events():

@@ -17,16 +17,15 @@ from alerting.delivery import DeliveryStage
 from alerting.policy import load_policy
 from config.client_auth import kafka_auth
 from config.settings import Settings
-from stream.contract import Problem, Rejection, RejectCode
+from stream.contract import RejectCode
 from stream.customer_notices import build_channels as build_notice_channels
 from stream.customer_notices import load_notice_config
-from stream.dlq import SourceCoordinates, dead_letter
-from stream.dlq import encode as encode_dead_letter
 from stream.global_views import ViewsTopics
 from stream.influx_writer import InfluxWriter
-from stream.outbox import Outbox, OutRecord
-from stream.pipeline import Stage, records_from
+from stream.outbox import Outbox
+from stream.pipeline import Stage
 from stream.sla import load_sla_rules
+from stream.stages.agent_records import reject_event
 from stream.stages.alerting_agent import AlertingAgent, build_delivery
 from stream.stages.delays_stage import DelaysStage, DelaysTopics
 from stream.stages.disruption_stage import DisruptionStage, DisruptionTopics
@@ -101,13 +100,7 @@ def install_alerting(app: Any, settings: Settings, producer: Outbox, influx: Inf
     dlq_topic = settings.topic(ORDER_EVENTS_DLQ)
 
     async def reject(event: Any, code: RejectCode, problem: str) -> None:
-        """Dead-letter a record the agent cannot use (kept with its bytes, never dropped)."""
-        (record,) = records_from([event])
-        log.warning("record on %s offset %s dead-lettered: %s", record.topic, record.offset, problem)
-        source = SourceCoordinates(record.topic, record.partition, record.offset, record.timestamp_ms)
-        letter = dead_letter(Rejection(code, (Problem("", problem[:500]),)), source, record.key, record.value,
-                             record.headers, datetime.now(timezone.utc))
-        await producer.send([OutRecord(dlq_topic, encode_dead_letter(letter), record.key, 0)])
+        await reject_event(producer, dlq_topic, event, code, problem)
 
     async def consume(stream: Any) -> None:
         async for event in stream.events():

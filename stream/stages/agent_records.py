@@ -1,0 +1,26 @@
+"""Dead letters of the worker's Faust agents (alerting, war-room views): a record an agent
+cannot use goes to ``order-events-dlq`` with its bytes and the reason, never dropped."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from stream.contract import Problem, Rejection, RejectCode
+from stream.dlq import SourceCoordinates, dead_letter
+from stream.dlq import encode as encode_dead_letter
+from stream.outbox import Outbox, OutRecord
+from stream.pipeline import records_from
+
+log = logging.getLogger(__name__)
+
+
+async def reject_event(producer: Outbox, dlq_topic: str, event: Any, code: RejectCode, problem: str) -> None:
+    """Dead-letter the Faust ``event`` (its record kept whole) with ``code`` and ``problem``."""
+    (record,) = records_from([event])
+    log.warning("record on %s offset %s dead-lettered: %s", record.topic, record.offset, problem)
+    where = SourceCoordinates(record.topic, record.partition, record.offset, record.timestamp_ms)
+    letter = dead_letter(Rejection(code, (Problem("", problem[:500]),)), where, record.key, record.value,
+                         record.headers, datetime.now(timezone.utc))
+    await producer.send([OutRecord(dlq_topic, encode_dead_letter(letter), record.key, 0)])
