@@ -3,7 +3,7 @@
 The embedded broker never compacts, so a changelog holds every version of each order (one
 per event). This bench writes ``--records`` versions (orders moving through their lines'
 steps, values encoded by the product's codec ``stream.pipeline.encode_value``) to a fresh
-changelog partition on an embedded broker, then times ``stream.batch_source.load_changelog``
+changelog partition on an embedded broker, then times ``stream.changelog_restore.load_changelog``
 reading it into an empty store. ``--baseline REF`` also times the loader of a git revision
 (e.g. the one that decoded every version) against the same changelog.
 
@@ -35,7 +35,7 @@ from bench_state import IN_FLIGHT_STOPS, T0, OrderPlan, apply_record  # noqa: E4
 
 from orderradar.devstack.broker import EmbeddedBroker  # noqa: E402
 from orderradar.devstack.process import free_port  # noqa: E402
-from stream.batch_source import load_changelog  # noqa: E402
+from stream.changelog_restore import load_changelog  # noqa: E402
 from stream.outbox import Outbox, OutRecord  # noqa: E402
 from stream.pipeline import encode_value  # noqa: E402
 
@@ -62,8 +62,14 @@ def versions(records: int, seed: int) -> list[tuple[bytes, bytes]]:
 
 
 def baseline_loader(ref: str) -> Any:
-    source = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:stream/batch_source.py"],
-                            check=True, capture_output=True, text=True).stdout
+    # the reader moved from batch_source.py to changelog_restore.py; a baseline may predate that
+    for name in ("stream/changelog_restore.py", "stream/batch_source.py"):
+        shown = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:{name}"], capture_output=True, text=True)
+        if shown.returncode == 0:
+            source = shown.stdout
+            break
+    else:
+        raise SystemExit(f"no changelog reader at {ref}")
     path = Path(tempfile.mkdtemp()) / "baseline_batch_source.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("baseline_batch_source", path)

@@ -9,7 +9,8 @@ import asyncio
 import pytest
 
 from config.settings import Settings
-from stream.batch_source import RecoveryError, changelog_ends, load_changelog, source_group
+from stream.batch_source import source_group
+from stream.changelog_restore import RecoveryError, changelog_ends, load_changelog
 from stream.lifecycle import OrderState
 from stream.outbox import Outbox, OutboxFenced, OutRecord
 from stream.pipeline import StageValue, encode_value, stage_table_key

@@ -1,0 +1,98 @@
+"""Reading a worker's state back from its changelog topic (a group-less aiokafka consumer).
+
+Used by :class:`stream.batch_source.BatchSource` when it is assigned partitions whose state
+it does not hold, by the restore benchmark and by the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from stream.pipeline import decode_value
+
+
+class RecoveryError(RuntimeError):
+    """The changelog could not be read to its end."""
+
+
+async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], store: MutableMapping[str, Any],
+                         security: Mapping[str, Any] | None = None, stall_s: float = 60.0,
+                         ends_read: dict[int, int] | None = None) -> int:
+    """Apply the changelog of ``partitions`` (from its start) to ``store``; records read.
+    ``ends_read`` receives the end offset read to per partition.
+
+    Reads each partition up to the end offset the broker reports at the start (the pipeline
+    writes the last record of each changelog send as a batch of its own, so the embedded
+    broker's end offset is exact, see :meth:`stream.outbox.Outbox.send`).
+
+    Only the last version of each key is decoded (after the whole read): the embedded
+    broker never compacts, so a changelog holds many versions per key, and decoding each
+    (~96 us) made restores many times slower than reading the raw bytes.
+    """
+    tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
+    if not tps:
+        return 0
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
+                                **(security or {}))
+    read = 0
+    latest: dict[bytes, bytes | None] = {}  # key -> raw value of its last version (None: tombstone)
+    try:
+        await consumer.start()
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        if ends_read is not None:
+            ends_read.update({tp.partition: ends[tp] for tp in tps})
+        starts = await consumer.beginning_offsets(tps)
+        left = {tp for tp in tps if ends[tp] > starts[tp]}
+        await consumer.seek_to_beginning(*tps)
+        progressed = time.monotonic()
+        while left:
+            batch = await consumer.getmany(*left, timeout_ms=500, max_records=50_000)
+            for records in batch.values():
+                for record in records:
+                    latest[record.key] = record.value
+                read += len(records)
+            if batch:
+                progressed = time.monotonic()
+            for tp in list(left):
+                if await consumer.position(tp) >= ends[tp]:
+                    left.discard(tp)
+            if left and time.monotonic() - progressed > stall_s:
+                raise RecoveryError(f"changelog {topic} not read to its end within {stall_s:.0f}s: "
+                                    f"{sorted(tp.partition for tp in left)} left")
+    except KafkaError as exc:
+        raise RecoveryError(f"changelog {topic}: {exc!r}") from exc
+    finally:
+        await consumer.stop()
+    for n, (raw_key, raw) in enumerate(latest.items(), 1):
+        key = raw_key.decode()
+        if raw is None:
+            store.pop(key, None)
+        else:
+            store[key] = decode_value(raw)
+        if n % 5_000 == 0:
+            await asyncio.sleep(0)  # a restore runs beside the batch loop and aiokafka's heartbeats
+    return read
+
+
+async def changelog_ends(bootstrap: str, topic: str, partitions: Iterable[int],
+                         security: Mapping[str, Any] | None = None) -> dict[int, int]:
+    """The end offset of each of ``partitions`` of ``topic`` (a group-less consumer of its own)."""
+    tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
+    if not tps:
+        return {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                **(security or {}))
+    try:
+        await consumer.start()
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    return {tp.partition: ends[tp] for tp in tps}
