@@ -72,8 +72,11 @@ apt-packages:
 	  echo "production stack with: docker compose up"; exit 1; \
 	fi
 
+# Formatting, lint and strict typing of every package (settings in pyproject.toml and setup.cfg).
 check: setup
-	$(BIN)/python -m compileall -q stream alerting geo dashboard config orderradar
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy --strict stream alerting geo config dashboard orderradar
 
 clean:
 	rm -rf $(VENV) .orderradar test-artifacts node_modules dashboard/warroom/assets/vendor
