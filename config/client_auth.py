@@ -60,8 +60,12 @@ def faust_credentials(settings: Settings) -> CredentialsT | None:
         return None
     from faust.auth import SASLCredentials  # the worker's dependency, not the web tier's
 
-    return SASLCredentials(username=settings.kafka_username, password=_password(settings),
-                           mechanism=settings.kafka_sasl_mechanism, ssl_context=kafka_ssl_context(settings))
+    return SASLCredentials(
+        username=settings.kafka_username,
+        password=_password(settings),
+        mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=kafka_ssl_context(settings),
+    )
 
 
 def influx_auth(settings: Settings) -> httpx.BasicAuth | None:

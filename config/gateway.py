@@ -72,9 +72,7 @@ class GatewaySettings(BaseModel):
     lookback_per_partition: int = Field(default=2000, ge=0)
     #: Per logical topic: alerts and the control topic carry many records per item (alert
     #: history, audit trail), so more of them is read back to find every open alert and zone.
-    lookback_by_topic: dict[str, int] = Field(
-        default_factory=lambda: {"alerts": 20_000, "orderradar-control": 50_000}
-    )
+    lookback_by_topic: dict[str, int] = Field(default_factory=lambda: {"alerts": 20_000, "orderradar-control": 50_000})
     fetch_max_wait_ms: int = Field(default=50, ge=1, le=5000)
 
     # WebSockets

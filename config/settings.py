@@ -43,8 +43,9 @@ class Settings(BaseSettings):
     """Endpoints, ports and secrets. Defaults are the local stack of ``orderradar up``."""
 
     # ``ORDERRADAR_GATEWAY_<FIELD>`` sets ``gateway.<field>``: split once, after the prefix.
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore",
-                                      env_nested_delimiter="_", env_nested_max_split=1)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="ignore", env_nested_delimiter="_", env_nested_max_split=1
+    )
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -177,11 +178,15 @@ class Settings(BaseSettings):
     def _kafka_credentials(self) -> Settings:
         sasl = self.kafka_security_protocol.startswith("SASL")
         if sasl and not (self.kafka_username and self.kafka_password):
-            raise ValueError(f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
-                             f"{ENV_PREFIX}KAFKA_USERNAME and {ENV_PREFIX}KAFKA_PASSWORD")
+            raise ValueError(
+                f"{ENV_PREFIX}KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                f"{ENV_PREFIX}KAFKA_USERNAME and {ENV_PREFIX}KAFKA_PASSWORD"
+            )
         if not sasl and (self.kafka_username or self.kafka_password):
-            raise ValueError(f"Kafka credentials are set but {ENV_PREFIX}KAFKA_SECURITY_PROTOCOL is PLAINTEXT "
-                             "(they would not be used)")
+            raise ValueError(
+                f"Kafka credentials are set but {ENV_PREFIX}KAFKA_SECURITY_PROTOCOL is PLAINTEXT "
+                "(they would not be used)"
+            )
         if self.kafka_ca_file is not None and not self.kafka_ca_file.is_file():
             raise ValueError(f"{ENV_PREFIX}KAFKA_CA_FILE {self.kafka_ca_file} is not a file")
         if (self.influx_username is None) != (self.influx_password is None):
@@ -190,8 +195,11 @@ class Settings(BaseSettings):
 
     def receiver_secrets(self) -> dict[str, str]:
         """The receivers' secrets by lower-case name (``alerting.channels.build_channel``)."""
-        return {name.lower(): value.get_secret_value() for name, value in self.alert_secret.items()
-                if value.get_secret_value()}
+        return {
+            name.lower(): value.get_secret_value()
+            for name, value in self.alert_secret.items()
+            if value.get_secret_value()
+        }
 
     @property
     def uses_dev_secret(self) -> bool:
@@ -215,6 +223,7 @@ def to_env(settings: Settings) -> dict[str, str]:
     """``ORDERRADAR_*`` variables that reproduce ``settings`` in a child process, each in the
     form its field parses: ``source=key`` pairs and comma lists for the ``NoDecode`` fields,
     one ``ORDERRADAR_ALERT_SECRET_<NAME>`` per receiver secret, JSON for nested models."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, SecretStr):
             return value.get_secret_value()
