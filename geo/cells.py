@@ -42,12 +42,9 @@ def h3_cells_batch(
     if ys.shape != xs.shape:
         raise ValueError(f"lats and lons differ in length: {ys.size} vs {xs.size}")
     finite = (np.isfinite(ys) & np.isfinite(xs)).tolist()
-    pairs = list(zip(ys.tolist(), xs.tolist(), finite))
+    pairs = list(zip(ys.tolist(), xs.tolist(), finite, strict=True))
     to_cell = h3.latlng_to_cell
-    return {
-        res: [to_cell(lat, lon, res) if ok else None for lat, lon, ok in pairs]
-        for res in _checked(resolutions)
-    }
+    return {res: [to_cell(lat, lon, res) if ok else None for lat, lon, ok in pairs] for res in _checked(resolutions)}
 
 
 def connected_groups(cells: Sequence[str] | set[str]) -> list[tuple[str, ...]]:

@@ -93,12 +93,21 @@ class DisruptionArea:
             return set()
         hit: set[str] = set()
         if self.polygon is not None:
-            zone = DisruptionZone(self.id, self.polygon, self.reason, self.starts_at or datetime.min.replace(
-                tzinfo=self.ends_at.tzinfo), self.ends_at, "operator")
+            zone = DisruptionZone(
+                self.id,
+                self.polygon,
+                self.reason,
+                self.starts_at or datetime.min.replace(tzinfo=self.ends_at.tzinfo),
+                self.ends_at,
+                "operator",
+            )
             hit |= affected(zone, PointSet.of(list(positions.keys), positions.lons, positions.lats))
         for res, cells in self.cells_by_resolution.items():
-            hit.update(k for k, lat, lon in zip(positions.keys, positions.lats, positions.lons, strict=True)
-                       if h3.latlng_to_cell(lat, lon, res) in cells)
+            hit.update(
+                k
+                for k, lat, lon in zip(positions.keys, positions.lats, positions.lons, strict=True)
+                if h3.latlng_to_cell(lat, lon, res) in cells
+            )
         if self.regions:
             codes = np.asarray(positions.regions, dtype=object)
             hit.update(np.asarray(positions.keys, dtype=object)[np.isin(codes, list(self.regions))].tolist())

@@ -50,16 +50,10 @@ class DisruptionZone:
     created_by: str
 
     def __post_init__(self) -> None:
-        if (
-            self.polygon is None
-            or self.polygon.is_empty
-            or self.polygon.geom_type not in ("Polygon", "MultiPolygon")
-        ):
+        if self.polygon is None or self.polygon.is_empty or self.polygon.geom_type not in ("Polygon", "MultiPolygon"):
             raise DisruptionZoneError(f"zone {self.id}: needs a Polygon or MultiPolygon")
         if not self.polygon.is_valid:
-            raise DisruptionZoneError(
-                f"zone {self.id}: invalid polygon: {shapely.is_valid_reason(self.polygon)}"
-            )
+            raise DisruptionZoneError(f"zone {self.id}: invalid polygon: {shapely.is_valid_reason(self.polygon)}")
         for name in ("valid_from", "valid_until"):
             value = getattr(self, name)
             if value.tzinfo is None or value.utcoffset() is None:
@@ -166,17 +160,13 @@ def affected(zone: DisruptionZone, positions: PointSet, next_leg_targets: PointS
         )
         idx = np.flatnonzero(candidate)
         if idx.size:
-            segments = np.stack(
-                [np.column_stack([x[idx], y[idx]]), np.column_stack([tx[idx], ty[idx]])], axis=1
-            )
+            segments = np.stack([np.column_stack([x[idx], y[idx]]), np.column_stack([tx[idx], ty[idx]])], axis=1)
             hit[idx] = shapely.intersects(polygon, shapely.linestrings(segments))
 
     return set(positions.keys[hit].tolist())
 
 
-def _aligned_targets(
-    positions: PointSet, targets: PointSet
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _aligned_targets(positions: PointSet, targets: PointSet) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Targets reordered to ``positions.keys`` (NaN where a key has none)."""
     if targets.keys.shape == positions.keys.shape and np.array_equal(targets.keys, positions.keys):
         return targets.lons, targets.lats

@@ -102,7 +102,7 @@ def read_layer(layer: GeofenceLayer, config_path: Path) -> list[Fence]:
     fences: list[Fence] = []
     seen: set[str] = set()
     for row_number, (raw_id, geom, attrs) in enumerate(
-        zip(frame[layer.id_field].tolist(), geoms, _attribute_rows(frame, layer.attributes))
+        zip(frame[layer.id_field].tolist(), geoms, _attribute_rows(frame, layer.attributes), strict=True)
     ):
         fence_id = _fence_id(raw_id)
         feature = f"{where}: feature {row_number}"
@@ -115,9 +115,7 @@ def read_layer(layer: GeofenceLayer, config_path: Path) -> list[Fence]:
             kind = "no geometry" if geom is None or geom.is_empty else geom.geom_type
             raise GeofenceLoadError(f"{feature} ({fence_id}): needs a Polygon or MultiPolygon, got {kind}")
         if not geom.is_valid:
-            raise GeofenceLoadError(
-                f"{feature} ({fence_id}): invalid polygon: {shapely.is_valid_reason(geom)}"
-            )
+            raise GeofenceLoadError(f"{feature} ({fence_id}): invalid polygon: {shapely.is_valid_reason(geom)}")
         fences.append(
             Fence(
                 id=fence_id,

@@ -58,12 +58,12 @@ class GeofenceIndex:
         if geometries.size:
             bad = [
                 f.id
-                for f, g in zip(self.fences, geometries)
+                for f, g in zip(self.fences, geometries, strict=True)
                 if g is None or g.is_empty or g.geom_type not in ("Polygon", "MultiPolygon")
             ]
             if bad:
                 raise GeofenceIndexError(f"fences without a polygon: {', '.join(bad[:10])}")
-        self._by_id: dict[str, Fence] = dict(zip(ids, self.fences))
+        self._by_id: dict[str, Fence] = dict(zip(ids, self.fences, strict=True))
         self._ids: list[str] = ids
         self._geometries: NDArray[np.object_] = geometries
         # Preparing (GEOS builds an internal edge index on each polygon) makes every later
@@ -116,7 +116,7 @@ class GeofenceIndex:
         hit_ids = [ids[i] for i in fence_idx.tolist()]
         starts = np.flatnonzero(np.r_[True, point_idx[1:] != point_idx[:-1]])
         ends = np.r_[starts[1:], point_idx.size]
-        for point, start, end in zip(point_idx[starts].tolist(), starts.tolist(), ends.tolist()):
+        for point, start, end in zip(point_idx[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
             out[point] = tuple(hit_ids[start:end])
         return out
 

@@ -104,9 +104,7 @@ class GeofenceRegistry:
 
     def _failed(self, now: datetime, error: str) -> ReloadOutcome:
         self.last_error = error
-        logger.warning(
-            "geofence reload failed, keeping old index fences=%d error=%s", len(self._index), error
-        )
+        logger.warning("geofence reload failed, keeping old index fences=%d error=%s", len(self._index), error)
         return ReloadOutcome(ReloadStatus.FAILED, now, len(self._index), error)
 
     def _build(self) -> tuple[GeofenceIndex, tuple[Path, ...], tuple[FileStamp, ...]]:

@@ -51,5 +51,5 @@ def geodesic_circles(
     vx = x[:, None] + (vx - x[:, None] + 180.0) % 360.0 - 180.0  # continuous around the centre
     rings = np.stack([vx, vy], axis=-1)
     rings = np.concatenate([rings, rings[:, :1, :]], axis=1)  # close each ring
-    circles: NDArray[np.object_] = shapely.polygons(rings)
+    circles: NDArray[np.object_] = np.asarray(shapely.polygons(rings), dtype=object)
     return circles

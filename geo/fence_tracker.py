@@ -172,9 +172,7 @@ def track_fix(
                     limit,
                 )
             )
-        events.append(
-            FenceEvent(FenceEventKind.EXIT, entity, fence_id, at, at - visit.entered_at, kind, limit)
-        )
+        events.append(FenceEvent(FenceEventKind.EXIT, entity, fence_id, at, at - visit.entered_at, kind, limit))
 
     for fence_id in sorted(current):
         fence = fences.get(fence_id)
@@ -212,9 +210,7 @@ def check_overstays(state: Membership, entity: str, now: datetime, fences: Mappi
         if fence is not None and _overstayed(visit, fence, dwell):
             visits[fence_id] = replace(visit, overstay_reported=True)
             events.append(
-                FenceEvent(
-                    FenceEventKind.DWELL_EXCEEDED, entity, fence_id, now, dwell, fence.kind, fence.dwell_limit
-                )
+                FenceEvent(FenceEventKind.DWELL_EXCEEDED, entity, fence_id, now, dwell, fence.kind, fence.dwell_limit)
             )
     if not events:
         return TrackStep(state)
@@ -242,7 +238,7 @@ class GeofenceTracker:
         inside = self.index.lookup([f.lon for f in fixes], [f.lat for f in fixes])
         updated: dict[str, Membership] = {}
         steps: list[TrackStep] = []
-        for fix, fence_ids in zip(fixes, inside):
+        for fix, fence_ids in zip(fixes, inside, strict=True):
             state = updated.get(fix.entity)
             if state is None:
                 state = states.get(fix.entity, EMPTY_MEMBERSHIP)

@@ -144,7 +144,7 @@ class RegionIndex:
         if valid.size == 0:
             return result
         vx, vy = x[valid], y[valid]
-        points = shapely.points(vx, vy)
+        points = np.asarray(shapely.points(vx, vy), dtype=object)
         found = self._containing(points, vx, vy)
         missed = np.flatnonzero(found == _NO_REGION)
         if missed.size:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import shapely
+from numpy.typing import NDArray
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SOURCE = Path("/work/shared/data/boundaries")
@@ -26,6 +28,12 @@ WORLD_SIMPLIFY_DEG = 0.02
 #: The China source is quantised to 1/1024 degree (~100 m); 5 decimals keep it.
 CHINA_DECIMALS = 5
 WORLD_DECIMALS = 4
+
+
+def _shifted_east(degrees: float) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
+    """A ``shapely.transform`` function moving x/y coordinates ``degrees`` east."""
+    offset = np.array([degrees, 0.0])
+    return lambda coords: coords + offset
 
 
 def _polygon_parts(geom: Any) -> list[Any]:
@@ -73,12 +81,10 @@ def _split_antimeridian(geom: Any) -> Any:
         shape = shapely.union_all(shells)
         for hole in holes:  # tried at each 360-degree shift: unwrapping may offset it
             for k in (-360.0, 0.0, 360.0):
-                shape = shapely.difference(shape, shapely.transform(hole, lambda c, k=k: c + [k, 0.0]))
+                shape = shapely.difference(shape, shapely.transform(hole, _shifted_east(k)))
         for k in range(-2, 3):
             window = shapely.box(-180.0 + 360.0 * k, -90.0, 180.0 + 360.0 * k, 90.0)
-            piece = shapely.transform(
-                shapely.intersection(shape, window), lambda c, k=k: c - [360.0 * k, 0.0]
-            )
+            piece = shapely.transform(shapely.intersection(shape, window), _shifted_east(-360.0 * k))
             fixed.extend(_polygon_parts(piece))
     return shapely.make_valid(shapely.multipolygons(fixed))
 
@@ -107,9 +113,7 @@ def _write(path: Path, frame: gpd.GeoDataFrame, props: list[str], decimals: int)
                 "geometry": {"type": geom["type"], "coordinates": rounded(geom["coordinates"])},
             }
         )
-    text = json.dumps(
-        {"type": "FeatureCollection", "features": features}, ensure_ascii=False, separators=(",", ":")
-    )
+    text = json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False, separators=(",", ":"))
     path.write_text(text + "\n", encoding="utf-8")
 
 
