@@ -45,9 +45,7 @@ def _unit_fraction(key: str, attempt: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def backoff_delay(
-    key: str, attempt: int, *, base: float, multiplier: float, cap: float, jitter: float
-) -> float:
+def backoff_delay(key: str, attempt: int, *, base: float, multiplier: float, cap: float, jitter: float) -> float:
     """Delay before retry number ``attempt`` (1-based) of ``key``."""
     full = min(cap, base * multiplier ** max(attempt - 1, 0))
     return full * (1.0 - jitter * _unit_fraction(key, attempt))

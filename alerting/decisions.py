@@ -12,7 +12,7 @@ The worker acts on exactly two decision types:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -116,8 +116,8 @@ class AlertEvent(BaseModel):
     @property
     def time_ns(self) -> int:
         """``at`` in ns (microsecond precision)."""
-        at = self.at.astimezone(timezone.utc)
-        delta = at - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        at = self.at.astimezone(UTC)
+        delta = at - datetime(1970, 1, 1, tzinfo=UTC)
         return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
     def to_influx_point(self, time_ns: int | None = None) -> dict[str, Any]:
@@ -146,7 +146,12 @@ class AlertEvent(BaseModel):
             fields["silence_id"] = self.silence_id
         if self.detail:
             fields["detail"] = self.detail
-        return {"measurement": MEASUREMENT, "tags": tags, "fields": fields, "time": self.time_ns if time_ns is None else time_ns}
+        return {
+            "measurement": MEASUREMENT,
+            "tags": tags,
+            "fields": fields,
+            "time": self.time_ns if time_ns is None else time_ns,
+        }
 
     def to_line_protocol(self, time_ns: int | None = None) -> str:
         """The point in InfluxDB 1.x line protocol (ns precision)."""

@@ -120,7 +120,7 @@ class DeliveryStage:
                     # The receiver is down: keep its later items behind this one (order is
                     # kept, and a dead receiver is not hammered once per queued item).
                     until = outbox.items[item.notification_id].due_at
-                    for later in items[index + 1:]:
+                    for later in items[index + 1 :]:
                         outbox.defer(later.notification_id, until)
                         records.append(self._deferred(later, until, now))
                     break
@@ -131,7 +131,9 @@ class DeliveryStage:
 
     def _deferred(self, item: OutboxItem, until: datetime, now: datetime) -> AlertEvent:
         return self._record(
-            item, AlertEventType.DELIVERY_FAILED, now,
+            item,
+            AlertEventType.DELIVERY_FAILED,
+            now,
             f"attempts={item.attempts} deferred behind a failing delivery to the same receiver "
             f"next_due={until.isoformat()}",
             f"w{item.deferrals}",
@@ -152,21 +154,25 @@ class DeliveryStage:
                 event, detail = AlertEventType.DELIVERY_ABANDONED, f"attempts={total} error={error}"
                 logger.error(
                     "delivery abandoned receiver=%s notification_id=%s attempts=%d error=%s",
-                    n.receiver, n.notification_id, total, error,
+                    n.receiver,
+                    n.notification_id,
+                    total,
+                    error,
                 )
             else:
                 event = AlertEventType.DELIVERY_FAILED
                 detail = f"attempts={total} error={error} next_due={next_due.isoformat()}"
                 logger.warning(
-                    "delivery failed, will retry receiver=%s notification_id=%s attempts=%d "
-                    "error=%s next_due=%s",
-                    n.receiver, n.notification_id, total, error, next_due.isoformat(),
+                    "delivery failed, will retry receiver=%s notification_id=%s attempts=%d error=%s next_due=%s",
+                    n.receiver,
+                    n.notification_id,
+                    total,
+                    error,
+                    next_due.isoformat(),
                 )
         return self._record(item, event, now, detail, f"d{total}")
 
-    def _record(
-        self, item: OutboxItem, event: AlertEventType, now: datetime, detail: str, suffix: str
-    ) -> AlertEvent:
+    def _record(self, item: OutboxItem, event: AlertEventType, now: datetime, detail: str, suffix: str) -> AlertEvent:
         n = item.notification
         return AlertEvent(
             record_id=f"{n.notification_id}/{suffix}",

@@ -97,9 +97,7 @@ class AlertEngine:
         return self.state.model_dump(mode="json")
 
     @classmethod
-    def from_dict(
-        cls, policy: AlertPolicy, data: dict[str, Any], *, links: LinkSigner | None = None
-    ) -> AlertEngine:
+    def from_dict(cls, policy: AlertPolicy, data: dict[str, Any], *, links: LinkSigner | None = None) -> AlertEngine:
         """Restore; an empty dict gives a fresh engine."""
         state = EngineState.model_validate(data) if data else EngineState()
         return cls(policy, links=links, state=state)
@@ -113,11 +111,7 @@ class AlertEngine:
             raise UnknownAlertError(alert_id) from None
 
     def alerts(self, *, include_resolved: bool = False) -> list[AlertRecord]:
-        return [
-            a
-            for a in self.state.alerts.values()
-            if include_resolved or a.status is not AlertStatus.RESOLVED
-        ]
+        return [a for a in self.state.alerts.values() if include_resolved or a.status is not AlertStatus.RESOLVED]
 
     def alerts_for_incident(self, incident_id: str) -> list[AlertRecord]:
         record = self.state.incidents.get(incident_id)
@@ -227,9 +221,7 @@ class AlertEngine:
         end = ends_at if ends_at is not None else (now + duration if duration is not None else None)
         if end is not None and end <= now:
             raise ValueError("silence would end before it starts")
-        silence_id = "sil-" + _key_hash(
-            created_by, now.isoformat(), ",".join(map(str, parsed)), str(self.state.seq)
-        )
+        silence_id = "sil-" + _key_hash(created_by, now.isoformat(), ",".join(map(str, parsed)), str(self.state.seq))
         self.state.seq += 1
         silence = Silence(
             silence_id=silence_id,
@@ -353,9 +345,11 @@ class AlertEngine:
 
     def _update_tiers(self, now: datetime, out: _Out, scope: set[str] | None) -> None:
         hold = self.policy.tiers.downgrade_after
-        records = self.state.incidents.values() if scope is None else [
-            self.state.incidents[i] for i in sorted(scope) if i in self.state.incidents
-        ]
+        records = (
+            self.state.incidents.values()
+            if scope is None
+            else [self.state.incidents[i] for i in sorted(scope) if i in self.state.incidents]
+        )
         for rec in list(records):
             if not rec.active:
                 continue
@@ -487,8 +481,13 @@ class AlertEngine:
         """Make paging and ``also_notify`` match the current tier (idempotent)."""
         level = self.policy.tiers.level(a.tier)
         replay = bool(a.group_labels.get(REPLAY_LABEL))  # a replay of history pages no one
-        if (level.page and not replay and a.status is AlertStatus.FIRING and a.escalation_policy
-                and a.escalation is None):
+        if (
+            level.page
+            and not replay
+            and a.status is AlertStatus.FIRING
+            and a.escalation_policy
+            and a.escalation is None
+        ):
             a.escalation = EscalationProgress(policy=a.escalation_policy, next_at=now)
         elif not level.page and a.escalation is not None and a.escalation.running:
             a.escalation = None
@@ -515,9 +514,7 @@ class AlertEngine:
         for receiver, user in targets:
             self._notify(a, receiver, NotificationKind.PAGE, now, out, user=user, step=esc.step, round=esc.round)
         who = ",".join(sorted({u or r for r, u in targets}))
-        self._record(
-            a, AlertEventType.ESCALATED, now, out, step=esc.step, detail=f"round={esc.round} to={who}"
-        )
+        self._record(a, AlertEventType.ESCALATED, now, out, step=esc.step, detail=f"round={esc.round} to={who}")
         esc.advance(policy, now)
 
     def _resolve_targets(
@@ -533,7 +530,10 @@ class AlertEngine:
                 user = schedule.on_call(now, extra)
                 if user is None:
                     self._record(
-                        a, AlertEventType.UNROUTABLE, now, out,
+                        a,
+                        AlertEventType.UNROUTABLE,
+                        now,
+                        out,
                         detail=f"schedule {target.schedule!r} has nobody on call; sent to fallback",
                     )
                     found.append((self.policy.fallback, None))
@@ -638,9 +638,15 @@ class AlertEngine:
         if receiver not in a.notified and kind is not NotificationKind.RESOLVED:
             a.notified.append(receiver)
         self._record(
-            a, AlertEventType.NOTIFIED, now, out,
-            receiver=receiver, step=step, notification_id=notification.notification_id,
-            by=user, detail=kind.value,
+            a,
+            AlertEventType.NOTIFIED,
+            now,
+            out,
+            receiver=receiver,
+            step=step,
+            notification_id=notification.notification_id,
+            by=user,
+            detail=kind.value,
         )
 
     def _record(
@@ -694,16 +700,12 @@ class AlertEngine:
     def _forget_old(self, now: datetime) -> None:
         horizon = now - self.policy.retention
         alerts = self.state.alerts
-        for alert_id in [
-            i for i, a in alerts.items() if a.resolved_at is not None and a.resolved_at <= horizon
-        ]:
+        for alert_id in [i for i, a in alerts.items() if a.resolved_at is not None and a.resolved_at <= horizon]:
             del alerts[alert_id]
         for incident_id in [
             i
             for i, r in self.state.incidents.items()
-            if r.resolved_at is not None
-            and r.resolved_at <= horizon
-            and not any(a in alerts for a in r.alert_ids)
+            if r.resolved_at is not None and r.resolved_at <= horizon and not any(a in alerts for a in r.alert_ids)
         ]:
             del self.state.incidents[incident_id]
         for silence_id in [i for i, s in self.state.silences.items() if _ended_before(s, horizon)]:

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import quote, urlencode
 
-
 #: The longest a link may live; the verifier refuses expiries further ahead than this.
 MAX_LINK_LIFETIME = timedelta(days=7)
 
@@ -38,9 +37,7 @@ def sign_link(secret: bytes, alert_id: str, action: LinkAction | str, expires: i
     return hmac.new(secret, _message(alert_id, str(action), expires), hashlib.sha256).hexdigest()
 
 
-def verify_link(
-    secret: bytes, alert_id: str, action: str, expires: int, signature: str, now: datetime
-) -> bool:
+def verify_link(secret: bytes, alert_id: str, action: str, expires: int, signature: str, now: datetime) -> bool:
     """True when ``signature`` is valid for these fields and ``now`` is within the link's
     lifetime: before ``expires``, and ``expires`` at most :data:`MAX_LINK_LIFETIME` ahead."""
     if action not in {a.value for a in LinkAction} or "\n" in alert_id:

@@ -61,10 +61,7 @@ def parse_matcher(text: object) -> Matcher:
         raise ValueError(f'expected a matcher string like kind="hub_stall", got {type(text).__name__}')
     found = _SYNTAX.match(text)
     if found is None:
-        raise ValueError(
-            f'bad matcher {text!r}: expected name="value", name!="value", '
-            f'name=~"regex" or name!~"regex"'
-        )
+        raise ValueError(f'bad matcher {text!r}: expected name="value", name!="value", name=~"regex" or name!~"regex"')
     name, op, raw = found.groups()
     value = re.sub(r"\\(.)", r"\1", raw)
     return Matcher(name, MatchOp(op), value)

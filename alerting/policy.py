@@ -14,15 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from alerting.channels import ReceiverConfig
 from alerting.decisions import Language
-from config.durations import Duration
 from alerting.escalation import EscalationPolicy, Target
 from alerting.inhibition import InhibitRule
 from alerting.links import MAX_LINK_LIFETIME
 from alerting.routing import Route, walk_routes
 from alerting.schedules import Schedule
 from alerting.tier import TierPolicy
+from config import PACKAGE_CONFIG_DIR
+from config.durations import Duration
 from config.rules import load_yaml_model
-from config.settings import PACKAGE_CONFIG_DIR
 
 #: Where the shipped policy lives.
 DEFAULT_POLICY_PATH = PACKAGE_CONFIG_DIR / "alerting.yaml"
@@ -62,8 +62,7 @@ class AlertPolicy(BaseModel):
         if value <= timedelta(0):
             raise ValueError("must be positive")
         if value > MAX_LINK_LIFETIME:
-            raise ValueError(f"at most {MAX_LINK_LIFETIME.days} days: the server refuses alert links "
-                             "that live longer")
+            raise ValueError(f"at most {MAX_LINK_LIFETIME.days} days: the server refuses alert links that live longer")
         return value
 
     @model_validator(mode="after")

@@ -35,10 +35,37 @@ import httpx
 REDACTED = "<redacted>"
 
 #: Query parameters, JSON keys and headers whose values are credentials.
-_SECRET_PARAMS = ("token", "access_token", "refresh_token", "sig", "signature", "key", "api_key", "apikey",
-                  "p", "password", "passwd", "pwd", "secret", "client_secret")
-_SECRET_FIELDS = ("token", "access_token", "refresh_token", "sig", "signature", "api_key", "apikey",
-                  "password", "passwd", "secret", "client_secret", "smtp_password", "session_secret")
+_SECRET_PARAMS = (
+    "token",
+    "access_token",
+    "refresh_token",
+    "sig",
+    "signature",
+    "key",
+    "api_key",
+    "apikey",
+    "p",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "client_secret",
+)
+_SECRET_FIELDS = (
+    "token",
+    "access_token",
+    "refresh_token",
+    "sig",
+    "signature",
+    "api_key",
+    "apikey",
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "smtp_password",
+    "session_secret",
+)
 _SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-signature")
 
 #: (pattern, replacement) pairs, applied in order; each keeps the name and hides the value.
@@ -50,8 +77,10 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     # "token": "..." in JSON and dict reprs (a subscribe message in a frame log).
     (re.compile(rf"(?i)([\"'](?:{'|'.join(_SECRET_FIELDS)})[\"']\s*:\s*b?[\"'])[^\"']+"), rf"\1{REDACTED}"),
     # Header lines ("Cookie: a=b") and header tuples/dicts ("('cookie', 'a=b')").
-    (re.compile(rf"(?i)\b((?:{'|'.join(_SECRET_HEADERS)})(?::[ \t]*|[\"']\s*[:,]\s*b?[\"']))[^\"'\r\n]+"),
-     rf"\1{REDACTED}"),
+    (
+        re.compile(rf"(?i)\b((?:{'|'.join(_SECRET_HEADERS)})(?::[ \t]*|[\"']\s*[:,]\s*b?[\"']))[^\"'\r\n]+"),
+        rf"\1{REDACTED}",
+    ),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), rf"\1 {REDACTED}"),
     (re.compile(r"(orderradar_session=)[^;,\s\"'<>]+"), rf"\1{REDACTED}"),
     # scheme://user:password@host

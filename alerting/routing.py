@@ -14,8 +14,8 @@ from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from config.durations import Duration
 from alerting.matchers import MatcherField, matches_all
+from config.durations import Duration
 
 #: ``group_by: ["..."]`` groups by every label, as in Alertmanager.
 GROUP_BY_ALL = "..."
@@ -89,12 +89,8 @@ def _inherit(route: Route, parent: RouteTarget, route_id: str) -> RouteTarget:
         escalation=route.escalation if "escalation" in fields else parent.escalation,
         group_by=route.group_by if route.group_by is not None else parent.group_by,
         group_wait=route.group_wait if route.group_wait is not None else parent.group_wait,
-        group_interval=(
-            route.group_interval if route.group_interval is not None else parent.group_interval
-        ),
-        repeat_interval=(
-            route.repeat_interval if route.repeat_interval is not None else parent.repeat_interval
-        ),
+        group_interval=(route.group_interval if route.group_interval is not None else parent.group_interval),
+        repeat_interval=(route.repeat_interval if route.repeat_interval is not None else parent.repeat_interval),
     )
 
 

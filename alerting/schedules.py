@@ -100,9 +100,7 @@ class Schedule(BaseModel):
                 user = layer
         # Overrides given at run time (engine API) beat those in the file; later beat earlier.
         for override in (*self.overrides, *extra_overrides):
-            if override.start <= now < override.end and (
-                override.replaces is None or override.replaces == user
-            ):
+            if override.start <= now < override.end and (override.replaces is None or override.replaces == user):
                 user = override.user
         return user
 

@@ -50,6 +50,8 @@ class Silence(BaseModel):
             return False
         if self.ends_at is not None and now >= self.ends_at:
             return True
-        return self.until_resolved and bool(self.matched) and all(
-            resolved.get(incident_id, True) for incident_id in self.matched
+        return (
+            self.until_resolved
+            and bool(self.matched)
+            and all(resolved.get(incident_id, True) for incident_id in self.matched)
         )

@@ -13,9 +13,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from config.durations import Duration
 from alerting.escalation import Target
 from alerting.incident import IncidentEvent
+from config.durations import Duration
 
 
 class Tier(StrEnum):

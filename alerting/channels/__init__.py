@@ -41,9 +41,7 @@ __all__ = [
 ]
 
 
-def build_channel(
-    name: str, config: ReceiverBase, secrets: Mapping[str, str], client: httpx.AsyncClient
-) -> Channel:
+def build_channel(name: str, config: ReceiverBase, secrets: Mapping[str, str], client: httpx.AsyncClient) -> Channel:
     """One channel; raises :class:`MissingSecretError` naming receiver and secret."""
     plain = dict(secrets)
     if isinstance(config, WebhookConfig):
@@ -79,5 +77,3 @@ def configured_channels(
         except MissingSecretError as exc:
             logging.getLogger(__name__).warning("%s %s is not configured: %s", what, name, exc)
     return channels
-
-

@@ -39,9 +39,7 @@ class EmailChannel:
     def __init__(self, name: str, config: EmailConfig, secrets: dict[str, str]) -> None:
         self._name = name
         self._config = config
-        self._password = (
-            require_secret(name, secrets, config.password_secret) if config.password_secret else None
-        )
+        self._password = require_secret(name, secrets, config.password_secret) if config.password_secret else None
         self._redact = Redactor([self._password] if self._password else [])
 
     @property
@@ -81,7 +79,12 @@ class EmailChannel:
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             transient = all(400 <= code < 500 for code in codes)
-            return Delivery(ok=False, retryable=transient, status=max(codes, default=None), error=f"SMTP recipients refused: codes {sorted(set(codes))}")
+            return Delivery(
+                ok=False,
+                retryable=transient,
+                status=max(codes, default=None),
+                error=f"SMTP recipients refused: codes {sorted(set(codes))}",
+            )
         except smtplib.SMTPResponseException as exc:
             text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
             return Delivery(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -81,7 +81,7 @@ def _response_time(response: httpx.Response) -> datetime:
             parsed = None
         if parsed is not None and parsed.tzinfo is not None:
             return parsed
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def json_body(response: httpx.Response) -> dict[str, Any] | None:
@@ -99,16 +99,12 @@ def robot_errcode(
     """Chat robots (DingTalk, WeCom) answer HTTP 200 and report failure in ``errcode``."""
     body = json_body(response)
     if body is None:
-        return Delivery(
-            ok=False, retryable=True, status=delivery.status, error="unexpected response body (not JSON)"
-        )
+        return Delivery(ok=False, retryable=True, status=delivery.status, error="unexpected response body (not JSON)")
     code = body.get("errcode", 0)
     if code == 0:
         return delivery
     message = redact(str(body.get("errmsg", ""))[:_BODY_EXCERPT])
-    return Delivery(
-        ok=False, retryable=code in retryable, status=delivery.status, error=f"errcode {code}: {message}"
-    )
+    return Delivery(ok=False, retryable=code in retryable, status=delivery.status, error=f"errcode {code}: {message}")
 
 
 class UrlSecretConfig(ReceiverBase):

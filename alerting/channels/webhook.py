@@ -62,7 +62,12 @@ class WebhookChannel:
             headers["Authorization"] = f"Bearer {self._token}"
         payload = {"version": PAYLOAD_VERSION, **notification.to_dict()}
         delivery, _ = await post_json(
-            self._client, self._url, payload, timeout=self._timeout, redact=self._redact, headers=headers,
+            self._client,
+            self._url,
+            payload,
+            timeout=self._timeout,
+            redact=self._redact,
+            headers=headers,
             sign=self._sign if self._signing else None,
         )
         return delivery
