@@ -1,7 +1,9 @@
 """Notification text in zh-CN and en. Pure: data and a time zone in, title and body out.
 
 Every message leads with the tier and what happened, then the impact in orders, SKUs,
-value and time to promise, then where (labels), then what to do (links).
+value and time to promise, then where (labels), then what to do (links). Incidents are
+titled by :mod:`alerting.titles` (the war-room's titles too), not with the producer's
+English log title: "【P1 告警】分拨中心 HZ-3 延误 · 412 单".
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from zoneinfo import ZoneInfo
 from alerting.decisions import Language, NotificationKind
 from alerting.incident import IncidentEvent, IncidentState
 from alerting.tier import Tier
+from alerting.titles import Facts, Places, boundary_places, headline, title
 
 #: Incidents listed in one grouped message; the rest are counted.
 MAX_LISTED = 5
@@ -64,6 +67,32 @@ class MessageContext:
     by: str | None = None
     ack_url: str | None = None
     resolve_url: str | None = None
+    #: How titles name regions; ``None``: the shipped boundaries' province names.
+    places: Places | None = None
+
+
+def facts_of(incident: IncidentEvent) -> Facts:
+    """What the engine's incident event tells of its cause (``stream.stages.alerting_agent``
+    puts the root-cause dimension in the ``dimension`` label and its values in the others:
+    a hub's name in ``node``)."""
+    labels = incident.labels
+    dim = labels.get("dimension", "")
+    if dim == "hub":
+        cause: dict[str, object] = {"hub": labels["node"]} if labels.get("node") else {}
+    elif dim == "carrier_region":
+        cause = {k: labels[k] for k in ("carrier", "region") if labels.get(k)}
+    elif dim == "area":
+        cause = {"h3_cells": []}  # the event names no cells: the area is named by its region
+    else:
+        cause = {dim: labels[dim]} if labels.get(dim) else {}
+    return Facts(kind="data_quality" if incident.kind == "data_quality" else "delay", dimension=dim, cause=cause,
+                 orders=incident.affected_orders, skus=incident.affected_skus,
+                 shared={"region": labels["region"]} if labels.get("region") else {}, fallback=incident.title)
+
+
+def incident_title(incident: IncidentEvent, language: Language, places: Places | None = None) -> str:
+    """The incident's human title in ``language``."""
+    return title(facts_of(incident), places or boundary_places(), language)
 
 
 def render(ctx: MessageContext) -> tuple[str, str]:
@@ -71,12 +100,8 @@ def render(ctx: MessageContext) -> tuple[str, str]:
     return _render(ctx, "zh-CN" if ctx.language == "zh-CN" else "en")
 
 
-def _headline(ctx: MessageContext) -> str:
-    first = ctx.incidents[0].title if ctx.incidents else ""
-    more = len(ctx.incidents) - 1
-    if more > 0:
-        return f"{first} (+{more})" if ctx.language == "en" else f"{first}（另 {more} 起）"
-    return first
+def _headline(ctx: MessageContext, language: Language) -> str:
+    return headline([incident_title(i, language, ctx.places) for i in ctx.incidents], language)
 
 
 def _local(ctx: MessageContext, when: datetime) -> str:
@@ -174,7 +199,7 @@ def _render(ctx: MessageContext, language: Language) -> tuple[str, str]:
         word = say.acked_by(ctx.by)
     if ctx.kind is NotificationKind.PAGE and ctx.step is not None and (ctx.step or ctx.round):
         word = say.page_step(ctx.step + 1, ctx.round + 1 if ctx.round else None)
-    title = say.title(ctx.tier.value, word, _headline(ctx))
+    title = say.title(ctx.tier.value, word, _headline(ctx, language))
     orders, skus, value, vip, penalty = _totals(ctx.incidents)
     lines = []
     if ctx.previous_tier is not None and ctx.previous_tier is not ctx.tier:
@@ -193,7 +218,8 @@ def _render(ctx: MessageContext, language: Language) -> tuple[str, str]:
     if left is not None:
         lines.append(say.promise_left(left) if left >= 0 else say.promise_broken(-left))
     for incident in list(ctx.incidents)[:MAX_LISTED]:
-        lines.append(say.listed(incident.title, _STATE_WORD[language][incident.state], _labels(incident),
+        lines.append(say.listed(incident_title(incident, language, ctx.places),
+                                _STATE_WORD[language][incident.state], _labels(incident),
                                 _local(ctx, incident.first_seen)))
     if len(ctx.incidents) > MAX_LISTED:
         lines.append(say.more(len(ctx.incidents) - MAX_LISTED))

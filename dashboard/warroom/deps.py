@@ -44,6 +44,10 @@ def cell_provinces(province_of: ProvinceLookup, max_size: int = CELL_CACHE_SIZE)
     return lookup
 
 
+def _nowhere(lons: Sequence[float], lats: Sequence[float]) -> list[str | None]:
+    return [None] * len(lons)
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -58,10 +62,21 @@ class WarroomDeps:
     prefix: str = "/warroom/"
     #: Wall clock for "the last hour" style windows; tests pass a fixed one.
     clock: Callable[[], datetime] = utc_now
+    #: Country codes (ISO numeric, the base map's ``country_areas``) of points outside China.
+    country_of: ProvinceLookup = _nowhere
     provinces_of_cells: CellProvinces = field(init=False, repr=False, compare=False)
+    countries_of_cells: CellProvinces = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "provinces_of_cells", cell_provinces(self.province_of))
+        object.__setattr__(self, "countries_of_cells", cell_provinces(self.country_of))
+
+    def regions_of_cells(self, cells: Sequence[str]) -> list[str | None]:
+        """Each cell's province adcode, else its country code, else ``None`` (far at sea)."""
+        provinces = self.provinces_of_cells(cells)
+        outside = [c for c, p in zip(cells, provinces, strict=True) if p is None]
+        countries = dict(zip(outside, self.countries_of_cells(outside), strict=True)) if outside else {}
+        return [p if p is not None else countries.get(c) for c, p in zip(cells, provinces, strict=True)]
 
 
 def province_lookup(index: RegionIndex) -> ProvinceLookup:
@@ -69,6 +84,16 @@ def province_lookup(index: RegionIndex) -> ProvinceLookup:
 
     def lookup(lons: Sequence[float], lats: Sequence[float]) -> list[str | None]:
         return [r.code if r is not None and r.kind is RegionKind.PROVINCE else None
+                for r in index.regions_for(lons, lats)]
+
+    return lookup
+
+
+def country_lookup(index: RegionIndex) -> ProvinceLookup:
+    """Country codes of points outside China, from the shipped boundaries."""
+
+    def lookup(lons: Sequence[float], lats: Sequence[float]) -> list[str | None]:
+        return [r.code if r is not None and r.kind is RegionKind.COUNTRY else None
                 for r in index.regions_for(lons, lats)]
 
     return lookup
@@ -83,10 +108,11 @@ def build_deps(settings: Settings, *, history: HistorySource | None = None, pref
     """
     tiles = tile_url if tile_url is not None else getattr(settings, "map_tile_url", None)
     attribution = str(getattr(settings, "map_tile_attribution", "") or "")
+    index = RegionIndex.load()
     return WarroomDeps(
         basemap=load_basemap(),
         history=history if history is not None else InfluxHistory.from_settings(settings),
-        province_of=province_lookup(RegionIndex.load()),
+        province_of=province_lookup(index), country_of=country_lookup(index),
         backdrop=Backdrop(tile_url=str(tiles) if tiles else None, tile_attribution=attribution),
         prefix=prefix,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from alerting.titles import WORDS
 from dashboard.tracking.language import negotiate_language
 
 ZH: Final = "zh-CN"
@@ -76,41 +77,12 @@ _LABELS: dict[str, tuple[str, str]] = {
     "incidents.orders": ("订单", "Orders"),
     "incidents.select_hint": ("选择一个事件以在地图上高亮并列出其订单", "Select an incident to highlight it on the map and list its orders"),
     "incidents.unowned": ("未认领", "unclaimed"),
-    "incident.kind.delay": ("延误", "Delays"),
-    "incident.kind.data_quality": ("数据质量", "Data quality"),
     "incident.state.open": ("新发", "new"),
     "incident.state.growing": ("扩大中", "growing"),
     "incident.state.stable": ("稳定", "stable"),
     "incident.state.recovering": ("恢复中", "recovering"),
     "incident.state.resolved": ("已恢复", "resolved"),
-    # human incident and alert titles (titles.py): what happened, where, how big
-    "cause.hub.stalled": ("分拨中心 {x} 停止扫描", "Hub {x} stopped scanning"),
-    "cause.hub": ("分拨中心 {x} 延误", "Delays at hub {x}"),
-    "cause.warehouse": ("仓库 {x} 延误", "Delays at warehouse {x}"),
-    "cause.route": ("线路 {x} 延误", "Delays on route {x}"),
-    "cause.carrier": ("承运商 {x} 运输变慢", "Carrier {x} slowed down"),
-    "cause.carrier_region": ("承运商 {x} 在{region}变慢", "Carrier {x} slowed down in {region}"),
-    "cause.area": ("{x}一带延误", "Delays around {x}"),
-    "cause.zone": ("中断区域“{x}”", "Disruption zone “{x}”"),
-    "cause.region": ("{x}延误", "Delays in {x}"),
-    "cause.channel": ("渠道 {x} 订单延误", "Late orders from channel {x}"),
-    "cause.stage": ("{x}环节停滞", "Stalls at stage {x}"),
-    "cause.source": ("数据源 {x}", "Source {x}"),
-    "cause.device_id": ("扫描设备 {x}", "Scanner {x}"),
-    "cause.other": ("{x}", "{x}"),
-    "finding.illegal_transition": ("非法状态跳转", "Illegal status jumps"),
-    "finding.gps_jump": ("GPS 跳点", "GPS jumps"),
-    "finding.future_timestamp": ("未来时间戳", "Timestamps from the future"),
-    "finding.past_timestamp": ("过旧时间戳", "Timestamps from the far past"),
-    "title.orders": ("{n:,} 单", "{n:,} orders"),
-    "title.findings": ("{n:,} 条", "{n:,} findings"),
-    "title.skus": ("{n:,} 个SKU", "{n:,} SKUs"),
-    "title.more": ("（另 {n} 起）", " (+{n} more)"),
-    "alert.kind.hub_stall": ("分拨中心停滞", "Hub stalled"),
-    "alert.kind.carrier_slowdown": ("承运商变慢", "Carrier slowdown"),
-    "alert.kind.region_disruption": ("地区中断", "Regional disruption"),
-    "alert.kind.data_quality": ("数据质量", "Data quality"),
-    "alert.kind.order_late": ("订单延误", "Late orders"),
+    # incident titles' words: alerting.titles.WORDS (added below)
     "alerts.status.pending": ("待发", "pending"),
     "alerts.status.firing": ("告警中", "firing"),
     "alerts.status.acked": ("已确认", "acked"),
@@ -257,6 +229,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "status.returned": ("已退货", "returned"),
     "status.cancelled": ("已取消", "cancelled"),
 }
+_LABELS.update(WORDS)  # incident titles' words, shared with the alert notifications
 
 
 def negotiate(accept_language: str | None, choice: str | None = None) -> str:

@@ -215,6 +215,8 @@ class Incident:
     by_label: dict[str, int] = field(default_factory=dict)
     shared: dict[str, str] = field(default_factory=dict)
     zone_name: str | None = None
+    #: A flow incident's check (``stream.flow_incidents``): ``check``, ``observed``, ``expected``.
+    flow: dict[str, Any] = field(default_factory=dict)
 
     @property
     def open(self) -> bool:
@@ -284,7 +286,7 @@ def incidents(incident_store: Mapping[str, Any] | None, alert_store: Mapping[str
             dimension=str(record.get("dimension") or ""), cause=root,
             by_label={str(k): _count(v) for k, v in as_dict(counts.get("by_label")).items()},
             shared={str(k): str(v) for k, v in as_dict(record.get("labels")).items()},
-            zone_name=_zone_name(record),
+            zone_name=_zone_name(record), flow=as_dict(record.get("flow")),
         ))
     return sorted(found, key=lambda i: (not i.open, i.tier, -i.affected_orders, i.incident_id))
 

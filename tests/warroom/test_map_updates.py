@@ -11,7 +11,7 @@ from dash import Patch
 
 from dashboard.warroom import figures
 from dashboard.warroom.basemap import load_basemap
-from dashboard.warroom.deps import WarroomDeps, province_lookup
+from dashboard.warroom.deps import WarroomDeps, country_lookup, province_lookup
 from dashboard.warroom.history import InfluxHistory
 from dashboard.warroom.panels import map as map_panel
 from geo.regions import RegionIndex
@@ -19,12 +19,15 @@ from geo.regions import RegionIndex
 HANGZHOU5 = h3.latlng_to_cell(30.27, 120.16, 5)
 NINGBO5 = h3.latlng_to_cell(29.87, 121.54, 5)
 BEIJING5 = h3.latlng_to_cell(39.9, 116.4, 5)
+HANOI5 = h3.latlng_to_cell(21.03, 105.85, 5)
 
 
 @pytest.fixture(scope="module")
 def deps() -> Iterator[WarroomDeps]:
     history = InfluxHistory("http://127.0.0.1:9", "unused")  # the map never reads history here
-    yield WarroomDeps(basemap=load_basemap(), history=history, province_of=province_lookup(RegionIndex.load()))
+    index = RegionIndex.load()
+    yield WarroomDeps(basemap=load_basemap(), history=history, province_of=province_lookup(index),
+                      country_of=country_lookup(index))
     history.close()
 
 
@@ -96,3 +99,13 @@ def test_drilling_into_a_province_shows_its_finer_cells_only(deps: WarroomDeps) 
     assert set(zhejiang.cells["cell"]) == {HANGZHOU5, NINGBO5}
     assert zhejiang.focus == deps.basemap.province_areas["330000"].bounds
     assert zhejiang.view_key == "province-330000"
+
+
+def test_a_hexagon_outside_china_is_named_by_its_country(deps: WarroomDeps) -> None:
+    store = {"items": {c: {"cell": c, "skus": 10, "late": 1} for c in (HANOI5, HANGZHOU5)}}
+    places = dict(zip(*(map_panel.with_places(deps, map_panel.live.cells_frame(store, 5), "en")[k]
+                        for k in ("cell", "place")), strict=True))
+    assert places == {HANOI5: "Vietnam", HANGZHOU5: "Zhejiang"}
+    sea = h3.latlng_to_cell(10.0, 150.0, 5)  # the open Pacific: no country
+    frame = map_panel.with_places(deps, map_panel.live.cells_frame({"items": {sea: {"cell": sea, "skus": 1}}}, 5), "zh-CN")
+    assert list(frame["place"]) == ["地图范围外"]

@@ -83,3 +83,22 @@ def test_a_size_is_stated_only_when_there_is_one() -> None:
     assert titles.incident_title(skus_only, PLACES, "en") == "Source yto-tms · 5 SKUs"
     empty = incident(dimension="source", root_cause={"source": "yto-tms"}, counts={"orders": 0})
     assert titles.incident_title(empty, PLACES, "zh-CN") == "数据源 yto-tms"
+
+
+def test_a_flow_incident_says_how_far_the_scans_fell_or_rose() -> None:
+    """``stream.flow_incidents`` records: counts of events, no orders; ``flow`` has the check."""
+    drop = incident(kind="flow", dimension="hub", root_cause={"hub": "HZ-3"}, counts={"orders": 0, "skus": 0},
+                    flow={"check": "drop", "observed": 8, "expected": 40.0, "window_s": 600, "ratio": 0.2})
+    assert titles.incident_title(drop, PLACES, "en") == "HZ-3 hub: scans dropped to 20% of normal"
+    assert titles.incident_title(drop, PLACES, "zh-CN") == "分拨中心 HZ-3：扫描量降至正常的 20%"
+    assert titles.kind_state(drop, "en") == "Flow · stable"
+    stopped = incident(kind="flow", dimension="warehouse", root_cause={"warehouse": "WH-1"}, counts={"orders": 0},
+                       flow={"check": "drop", "observed": 0, "expected": 35.0})
+    assert titles.incident_title(stopped, PLACES, "en") == "WH-1 warehouse: scans stopped"
+    surge = incident(kind="flow", dimension="channel", root_cause={"channel": "douyin"}, counts={"orders": 0},
+                     flow={"check": "surge", "observed": 120, "expected": 40.0})
+    assert titles.incident_title(surge, PLACES, "zh-CN") == "渠道 douyin：扫描量激增至正常的 300%"
+    area = incident(kind="flow", dimension="area", root_cause={"h3_cells": [HANGZHOU]}, counts={"orders": 0},
+                    flow={"check": "drop", "observed": 5, "expected": 20.0})
+    assert titles.incident_title(area, PLACES, "en") == "Around Zhejiang: scans dropped to 25% of normal"
+    assert "0 orders" not in titles.incident_title(area, PLACES, "en")

@@ -110,7 +110,7 @@ def layout(deps: WarroomDeps) -> html.Section:
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
-    places = titles.places_of(deps.basemap, deps.provinces_of_cells)
+    places = titles.places_of(deps.basemap, deps.regions_of_cells)
     @app.callback(Output(ids.ALERT_LIST, "children"), Input(ids.live_store(live.ALERT), "data"),
                   Input(ids.live_store(live.SILENCE), "data"), Input(ids.LIVE_STATUS, "data"),
                   Input(ids.LANG, "data"), Input(ids.TIMEZONE, "data"), Input(ids.live_store(live.INCIDENT), "data"))

@@ -77,7 +77,7 @@ def incident_detail(incident: live.Incident | None, lang: str, tz: str = "UTC") 
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
-    places = titles.places_of(deps.basemap, deps.provinces_of_cells)
+    places = titles.places_of(deps.basemap, deps.regions_of_cells)
     @app.callback(Output(ids.INCIDENT_TABLE, "children"), Input(ids.live_store(live.INCIDENT), "data"),
                   Input(ids.live_store(live.ALERT), "data"), Input(ids.INCIDENT_SELECTED, "data"),
                   Input(ids.LANG, "data"))

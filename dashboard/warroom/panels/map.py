@@ -78,12 +78,18 @@ def province_codes(deps: WarroomDeps, cells: pd.DataFrame) -> list[str | None]:
 
 
 def with_places(deps: WarroomDeps, cells: pd.DataFrame, lang: str) -> pd.DataFrame:
-    """``cells`` with a ``place`` column: the province's name, the hexagon's tooltip title."""
+    """``cells`` with a ``place`` column, the hexagon's tooltip title: the province's name, a
+    country's name outside China (the boundary files name countries in English only)."""
     if cells.empty:
         return cells.assign(place=pd.Series(dtype="object"))
-    areas = deps.basemap.province_areas
-    return cells.assign(place=[areas[c].name(lang) if c in areas else label(lang, "map.outside")
-                               for c in province_codes(deps, cells)])
+    areas, countries = deps.basemap.province_areas, deps.basemap.country_areas
+    outside = [c for c, code in zip(cells["cell"], province_codes(deps, cells), strict=True) if code is None]
+    country = dict(zip(outside, deps.countries_of_cells(outside), strict=True))
+    places = []
+    for cell, code in zip(cells["cell"], province_codes(deps, cells), strict=True):
+        found = areas.get(code) if code else countries.get(country.get(cell) or "")
+        places.append(found.name(lang) if found is not None else label(lang, "map.outside"))
+    return cells.assign(place=places)
 
 
 def _cells_in(deps: WarroomDeps, cells: pd.DataFrame, province: str) -> pd.DataFrame:
@@ -136,7 +142,7 @@ def scene_of(deps: WarroomDeps, *, heatmap: Any, mode: str, layers: list[str] | 
         mode="province" if mode == "province" else "hex", lang=lang, cells=cells,
         regions=region_rollup(deps, heatmap) if mode == "province" else pd.DataFrame(),
         incidents=titles.named(live.incidents(incident_store, alert_store),
-                               titles.places_of(deps.basemap, deps.provinces_of_cells), lang),
+                               titles.places_of(deps.basemap, deps.regions_of_cells), lang),
         zones=live.zones(zone_store),
         draft=draft_rings[0] if draft_rings else None, selected_incident=selected,
         route=figures.Route(tuple(route["lats"]), tuple(route["lons"]), tuple(route["labels"])) if route else None,

@@ -1,0 +1,62 @@
+"""Notification text (``alerting.messages``): the incident titles are the war-room's
+(``alerting.titles``), human and in the receiver's language, not the producer's log title."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from alerting.decisions import NotificationKind
+from alerting.incident import IncidentEvent
+from alerting.messages import MessageContext, incident_title, render
+from alerting.tier import Tier
+from alerting.titles import boundary_places
+from dashboard.warroom import live, titles
+
+NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+
+
+def event(incident_id: str = "i1", **fields: object) -> IncidentEvent:
+    base: dict[str, object] = {"incident_id": incident_id, "kind": "hub_stall", "state": "growing",
+                               "labels": {"dimension": "hub", "node": "HZ-3", "region": "330000"},
+                               "affected_orders": 412, "affected_skus": 500, "first_seen": NOW, "updated_at": NOW,
+                               "title": "hub=HZ-3: 500 SKUs delayed"}
+    return IncidentEvent.model_validate({**base, **fields})
+
+
+def context(language: str, *incidents: IncidentEvent) -> MessageContext:
+    return MessageContext(kind=NotificationKind.FIRING, tier=Tier.P1, incidents=incidents, now=NOW,
+                          language=language, time_zone="Asia/Shanghai")  # type: ignore[arg-type]
+
+
+def test_the_title_says_what_where_and_how_big_in_the_receivers_language() -> None:
+    zh_title, zh_text = render(context("zh-CN", event()))
+    assert zh_title == "【P1 告警】分拨中心 HZ-3 延误 · 412 单"
+    en_title, en_text = render(context("en", event()))
+    assert en_title == "[P1 FIRING] Delays at hub HZ-3 · 412 orders"
+    assert "hub=HZ-3" not in en_title + en_text + zh_title + zh_text
+    assert "- 分拨中心 HZ-3 延误 · 412 单【扩大中】" in zh_text
+
+
+def test_regions_are_named_and_more_incidents_counted() -> None:
+    slow = event("i2", kind="carrier_slowdown", affected_orders=30,
+                 labels={"dimension": "carrier_region", "carrier": "SF", "region": "330000"})
+    assert incident_title(slow, "zh-CN") == "承运商 SF 在浙江变慢 · 30 单"
+    assert incident_title(slow, "en") == "Carrier SF slowed down in Zhejiang · 30 orders"
+    title, _ = render(context("en", event(), slow))
+    assert title == "[P1 FIRING] Delays at hub HZ-3 · 412 orders (+1 more)"
+    area = event("i3", kind="region_disruption", labels={"dimension": "area", "region": "330000"}, affected_orders=9)
+    assert incident_title(area, "zh-CN") == "浙江一带延误 · 9 单"
+    dq = event("i4", kind="data_quality", labels={"dimension": "device_id", "device_id": "PDA-9"},
+               affected_orders=0, affected_skus=0)
+    assert incident_title(dq, "en").startswith("Data quality · Scanner PDA-9")
+    unknown = event("i5", labels={}, title="something the producer said")
+    assert incident_title(unknown, "en") == "something the producer said · 412 orders"
+
+
+def test_the_war_room_and_the_notification_give_one_incident_the_same_title() -> None:
+    record = {"incident_id": "i1", "kind": "delay", "state": "growing", "dimension": "carrier_region",
+              "root_cause": {"carrier": "SF", "region": "330000"}, "counts": {"orders": 412, "skus": 500}}
+    shown = live.incidents({"items": {"i1": record}}, None)[0]
+    for lang in ("zh-CN", "en"):
+        sent = event(labels={"dimension": "carrier_region", "carrier": "SF", "region": "330000"})
+        assert titles.incident_title(shown, boundary_places(), lang) == incident_title(sent, lang)
