@@ -29,28 +29,34 @@ Event-time rules (see the README, "The event contract"):
 - A duplicate ``event_id`` (a producer retry, a channel resend) changes nothing.
 
 Bounded: each SKU keeps its newest :data:`TIMELINE_LIMIT` events; the status reached before
-the oldest kept event is folded into ``base``. Dedup covers the kept events, exactly (ids are
-compared, not hashed).
+the oldest kept event is folded into ``base``. Dedup covers the kept events, exactly: a window
+of 8-byte id hashes per SKU, a hit confirmed by the stored id (:mod:`stream.timeline_pack`).
 
 Compact (issue #20): the records are ``msgspec`` structs without a GC header, low-cardinality
 strings (sources, nodes, regions, devices, reasons, facts) are interned, stage times are one
 packed ``bytes`` per SKU, and no JSON memo is kept on a state: a memoised ``orjson.dumps``
 result pins a 4 KiB buffer (orjson does not shrink it), which was most of 17.6 KB per SKU.
+A SKU's timeline is one packed ``bytes`` (:mod:`stream.timeline_pack`: ~45 B per event
+instead of ~210 B as structs and strings), its stage times sparse (status, time) pairs, and
+orders without stage state share one empty extensions mapping.
 """
 
 from __future__ import annotations
 
 import struct
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar, dataclass_transform
 
 import msgspec
 
+from stream import timeline_pack
 from stream.contract import CLOSED, STAGE_RANK, TERMINAL, OrderEvent, SkuClass, Status, is_legal
+from stream.timeline_pack import TimelineEntry as TimelineEntry
 
 #: Events kept per SKU (newest by event time); older ones are folded into ``base``.
 TIMELINE_LIMIT = 32
@@ -64,6 +70,9 @@ _intern = sys.intern
 def interned(value: str | None) -> str | None:
     """One shared copy of a low-cardinality string (source, node, region, reason...)."""
     return None if value is None else _intern(value)
+
+#: The extensions of an order no stage keeps state for (shared: an empty dict is 64 B per order).
+NO_EXTENSIONS: Mapping[str, Any] = MappingProxyType({})
 
 _C = TypeVar("_C")
 
@@ -167,30 +176,6 @@ def step(progress: Progress, status: Status) -> Progress | str:
     return Progress(status, None, max(progress.rank, STAGE_RANK[status]))
 
 
-class TimelineEntry(msgspec.Struct, frozen=True, gc=False, array_like=True):
-    """One atomic event of a SKU as recorded in its timeline (its strings interned, except
-    the event id)."""
-
-    event_id: str
-    status: Status
-    time_ns: int
-    source: str
-    node: str | None = None
-    region: str | None = None
-    #: It arrived after a newer event of the SKU had been recorded.
-    late: bool = False
-    #: Why it is not a legal step in the time-ordered timeline (``None``: legal).
-    illegal: str | None = None
-    #: Device that scanned it (``device_id``), for the missing-scan measure.
-    device: str | None = None
-    #: Ladder stages not scanned before it (a legal forward skip; ``()`` otherwise).
-    skipped: tuple[Status, ...] = ()
-
-    @property
-    def sort_key(self) -> tuple[int, str]:
-        return (self.time_ns, self.event_id)
-
-
 class Position(msgspec.Struct, frozen=True, gc=False, array_like=True):
     lat: float
     lon: float
@@ -266,35 +251,61 @@ def _facts_from(event: OrderEvent, old: SkuFacts | None, newest: bool) -> SkuFac
     )
 
 
-# -- stage times: one packed int64 per status (0: not reached; events before 2000 are refused) --
+def shared_facts(facts: SkuFacts, like: SkuFacts | None) -> SkuFacts:
+    """``facts`` sharing ``like``'s objects where equal (the SKU's previous facts, or a sibling
+    line's: lines of an order mostly share promise and destination): ``like`` itself when all
+    are equal, else its promised time and destination numbers (48 and 2 x 32 B per SKU)."""
+    if like is None:
+        return facts
+    if facts == like:
+        return like
+    promised = like.promised_by_ns if facts.promised_by_ns == like.promised_by_ns else facts.promised_by_ns
+    lat = like.dest_lat if facts.dest_lat == like.dest_lat else facts.dest_lat
+    lon = like.dest_lon if facts.dest_lon == like.dest_lon else facts.dest_lon
+    if promised is facts.promised_by_ns and lat is facts.dest_lat and lon is facts.dest_lon:
+        return facts
+    return msgspec.structs.replace(facts, promised_by_ns=promised, dest_lat=lat, dest_lon=lon)
+
+
+# -- stage times: (status slot u8, int64 ns) pairs of the statuses reached, packed ----------
 
 _STATUSES: tuple[Status, ...] = tuple(Status)
 _SLOT: dict[str, int] = {s.value: i for i, s in enumerate(_STATUSES)}
-_PACK = struct.Struct(f"<{len(_STATUSES)}q")
-NO_STAGE_TIMES = bytes(_PACK.size)
+_PAIR = struct.Struct("<Bq")
+_TIME = struct.Struct("<q")
+NO_STAGE_TIMES = b""
+
+
+def sku_times(status_time_ns: int, stage_ns: bytes) -> bytes:
+    """:attr:`SkuState.times` of a status time and packed stage times."""
+    return _TIME.pack(status_time_ns) + stage_ns
 
 
 def pack_stage_times(times: Mapping[str, int]) -> bytes:
-    slots = [0] * len(_STATUSES)
-    for status, ns in times.items():
-        slots[_SLOT[status]] = int(ns)
-    return _PACK.pack(*slots)
+    """Canonical: pairs in slot order, so equal stage times are equal bytes."""
+    return b"".join([_PAIR.pack(slot, int(ns)) for slot, ns in sorted((_SLOT[s], ns) for s, ns in times.items())
+                     if ns])
 
 
 def unpack_stage_times(packed: bytes) -> dict[str, int]:
     """Status value -> first time reached, in the order reached (ties: ladder order)."""
-    found = [(ns, i) for i, ns in enumerate(_PACK.unpack(packed)) if ns]
-    found.sort()
+    found = sorted((ns, i) for i, ns in _PAIR.iter_unpack(packed))
     return {_STATUSES[i].value: ns for ns, i in found}
 
 
 def _with_stage_time(packed: bytes, status: str, ns: int) -> bytes:
     """``packed`` with ``status`` reached at ``ns`` unless it was reached earlier."""
-    offset = _SLOT[status] * 8
-    old = int.from_bytes(packed[offset:offset + 8], "little", signed=True)
-    if old and old <= ns:
-        return packed
-    return packed[:offset] + ns.to_bytes(8, "little", signed=True) + packed[offset + 8:]
+    slot = _SLOT[status]
+    size = _PAIR.size
+    for offset in range(0, len(packed), size):
+        here = packed[offset]
+        if here == slot:
+            if _PAIR.unpack_from(packed, offset)[1] <= ns:
+                return packed
+            return packed[:offset] + _PAIR.pack(slot, ns) + packed[offset + size:]
+        if here > slot:
+            return packed[:offset] + _PAIR.pack(slot, ns) + packed[offset:]
+    return packed + _PAIR.pack(slot, ns)
 
 
 class SkuState(msgspec.Struct, frozen=True, gc=False):
@@ -306,23 +317,39 @@ class SkuState(msgspec.Struct, frozen=True, gc=False):
     interrupted: Status | None
     #: Highest progress rank reached; never decreases.
     rank: int
-    #: Event time of the event that set ``status``.
-    status_time_ns: int
-    #: First event time at which each status was reached, packed (see :attr:`stage_times`).
-    stage_ns: bytes
+    #: The event time of the event that set ``status`` (int64), then the first event time at
+    #: which each status was reached as (slot, int64) pairs: read :attr:`status_time_ns` and
+    #: :attr:`stage_times` (one object: an int costs 48 B).
+    times: bytes
     position: Position | None
     facts: SkuFacts
-    #: Newest events, oldest first, ordered by (event time, event_id).
-    timeline: tuple[TimelineEntry, ...]
+    #: Newest events, oldest first, ordered by (event time, event_id), packed with their
+    #: duplicate window (:mod:`stream.timeline_pack`; read :attr:`timeline`).
+    packed: bytes
     #: The fold just before the oldest kept timeline entry.
     base: Progress = START
     #: Held by the no-regression rule: ``status`` differs from the fold of the timeline.
     pinned: bool = False
 
     @property
+    def status_time_ns(self) -> int:
+        """Event time of the event that set ``status``."""
+        return int(_TIME.unpack_from(self.times)[0])
+
+    @property
+    def stage_ns(self) -> bytes:
+        """The stage times, packed (see :func:`pack_stage_times`)."""
+        return self.times[8:]
+
+    @property
     def stage_times(self) -> dict[str, int]:
         """First event time at which each status was reached (status value -> ns), in order."""
-        return unpack_stage_times(self.stage_ns)
+        return unpack_stage_times(self.times[8:])
+
+    @property
+    def timeline(self) -> tuple[TimelineEntry, ...]:
+        """Newest events, oldest first, ordered by (event time, event_id) (unpacked on each call)."""
+        return timeline_pack.unpack(self.packed)
 
     @property
     def event_ids(self) -> frozenset[str]:
@@ -346,13 +373,12 @@ class SkuState(msgspec.Struct, frozen=True, gc=False):
 
     @property
     def newest_ns(self) -> int:
-        return self.timeline[-1].time_ns if self.timeline else self.status_time_ns
+        newest = timeline_pack.newest_time(self.packed)
+        return self.status_time_ns if newest is None else newest
 
     def has_event(self, event_id: str) -> bool:
-        for entry in self.timeline:
-            if entry.event_id == event_id:
-                return True
-        return False
+        """Whether ``event_id`` is in the duplicate window (exact: see :mod:`stream.timeline_pack`)."""
+        return timeline_pack.contains(self.packed, event_id)
 
     @property
     def not_scanned(self) -> tuple[Status, ...]:
@@ -418,6 +444,55 @@ def entry_changes(change: EventChange) -> list[tuple[TimelineEntry, int]]:
     return out
 
 
+class SkuLines(Mapping[str, SkuState]):
+    """An order's SKU states by SKU id, as one tuple: a read-only mapping of 1-3 lines costs
+    ~100 B instead of a dict's ~190 B (issue #20). Lookups scan the lines (orders have few)."""
+
+    __slots__ = ("_lines",)
+
+    def __init__(self, lines: Iterable[SkuState] = ()) -> None:
+        self._lines: tuple[SkuState, ...] = tuple(lines)
+
+    @classmethod
+    def with_line(cls, skus: Mapping[str, SkuState], line: SkuState) -> SkuLines:
+        """``skus`` with ``line`` added or replacing the line of its SKU id."""
+        lines = skus._lines if isinstance(skus, SkuLines) else tuple(skus.values())
+        for i, old in enumerate(lines):
+            if old.sku == line.sku:
+                return cls(lines[:i] + (line,) + lines[i + 1:])
+        return cls(lines + (line,))
+
+    def __getitem__(self, key: str) -> SkuState:
+        for line in self._lines:
+            if line.sku == key:
+                return line
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        for line in self._lines:
+            if line.sku == key:
+                return line
+        return default
+
+    def __contains__(self, key: object) -> bool:
+        return any(line.sku == key for line in self._lines)
+
+    def __iter__(self) -> Iterator[str]:
+        return (line.sku for line in self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def values(self) -> tuple[SkuState, ...]:  # type: ignore[override]
+        return self._lines
+
+    def items(self) -> list[tuple[str, SkuState]]:  # type: ignore[override]
+        return [(line.sku, line) for line in self._lines]
+
+    def __repr__(self) -> str:
+        return f"SkuLines({dict(self.items())!r})"
+
+
 @state_record
 class OrderState:
     """Everything the worker keeps about one order."""
@@ -431,7 +506,7 @@ class OrderState:
     #: Number of ``order-updates`` messages published for the order.
     seq: int = 0
     #: Per-stage state of pipeline stages (JSON-serialisable), keyed by stage name.
-    extensions: Mapping[str, Any] = field(default_factory=dict)
+    extensions: Mapping[str, Any] = field(default_factory=lambda: NO_EXTENSIONS)
 
     @property
     def closed(self) -> bool:
@@ -505,9 +580,10 @@ def _sku(sku: SkuState, *, progress: Progress | None = None, status_time_ns: int
     assert p.status is not None
     return SkuState(
         sku.sku, p.status, p.interrupted, p.rank,
-        sku.status_time_ns if status_time_ns is None else status_time_ns,
-        sku.stage_ns if stage_ns is None else stage_ns,
-        position, facts, timeline, base,
+        sku.times if status_time_ns is None and stage_ns is None else sku_times(
+            sku.status_time_ns if status_time_ns is None else status_time_ns,
+            sku.stage_ns if stage_ns is None else stage_ns),
+        position, facts, timeline_pack.pack(timeline), base,
         sku.pinned if pinned is None else pinned,
     )
 
@@ -519,7 +595,7 @@ def _entry(event: OrderEvent, time_ns: int, late: bool = False, illegal: str | N
                          i(event.region), late, i(illegal), i(event.device_id), skipped)
 
 
-def _first_state(event: OrderEvent, time_ns: int) -> tuple[SkuState, TimelineEntry]:
+def _first_state(event: OrderEvent, time_ns: int, sibling: SkuFacts | None) -> tuple[SkuState, TimelineEntry]:
     result = step(START, event.status)
     assert not isinstance(result, str)  # any first status is legal
     entry = _entry(event, time_ns)
@@ -529,19 +605,19 @@ def _first_state(event: OrderEvent, time_ns: int) -> tuple[SkuState, TimelineEnt
         status=event.status,
         interrupted=result.interrupted,
         rank=result.rank,
-        status_time_ns=time_ns,
-        stage_ns=_with_stage_time(NO_STAGE_TIMES, _V[event.status], time_ns),
+        times=sku_times(time_ns, _with_stage_time(NO_STAGE_TIMES, _V[event.status], time_ns)),
         position=position,
-        facts=_facts_from(event, None, True),
-        timeline=(entry,),
+        facts=shared_facts(_facts_from(event, None, True), sibling),
+        packed=timeline_pack.pack((entry,)),
     )
     return sku, entry
 
 
-def apply_to_sku(sku: SkuState | None, event: OrderEvent, time_ns: int) -> EventChange:
-    """Apply one new (not duplicate) event to its SKU."""
+def apply_to_sku(sku: SkuState | None, event: OrderEvent, time_ns: int, sibling: SkuFacts | None = None) -> EventChange:
+    """Apply one new (not duplicate) event to its SKU (``sibling``: facts of another line of
+    the order, whose equal values a new SKU shares)."""
     if sku is None:
-        after, entry = _first_state(event, time_ns)
+        after, entry = _first_state(event, time_ns, sibling)
         return EventChange(Outcome.APPLIED, entry, None, after, None, None)
     key = (time_ns, event.event_id)
     timeline = sku.timeline
@@ -549,9 +625,7 @@ def apply_to_sku(sku: SkuState | None, event: OrderEvent, time_ns: int) -> Event
     position = sku.position
     if event.lat is not None and event.lon is not None and (position is None or time_ns >= position.time_ns):
         position = Position(event.lat, event.lon, time_ns)
-    facts = _facts_from(event, sku.facts, newest)
-    if facts == sku.facts:
-        facts = sku.facts  # share the unchanged record
+    facts = shared_facts(_facts_from(event, sku.facts, newest), sku.facts)
 
     if newest and not sku.pinned:
         # The common case: the fold of timeline + event is one step from the current status.
@@ -615,16 +689,17 @@ def apply_event(order: OrderState, event: OrderEvent, time_ns: int | None = None
     """
     event_id = event.event_id
     for sku in order.skus.values():
-        for entry in sku.timeline:
-            if entry.event_id == event_id:
-                return order, None
+        if timeline_pack.contains(sku.packed, event_id):
+            return order, None
     if time_ns is None:
         time_ns = event.event_ts_ns
-    change = apply_to_sku(order.skus.get(event.sku), event, time_ns)
-    skus = dict(order.skus)
-    skus[event.sku] = change.after
+    skus = order.skus
+    sku = skus.get(event.sku)
+    sibling = None if sku is not None or not skus else next(iter(skus.values())).facts
+    change = apply_to_sku(sku, event, time_ns, sibling)
     last = order.last_event_ns if order.last_event_ns >= time_ns else time_ns
-    return OrderState(order.order_id, order.partition, skus, last, order.seq, order.extensions), change
+    return (OrderState(order.order_id, order.partition, SkuLines.with_line(skus, change.after), last, order.seq,
+                       order.extensions), change)
 
 
 def replay(events: Iterable[OrderEvent], partition_of: Mapping[str, int] | None = None) -> dict[str, OrderState]:

@@ -3,11 +3,14 @@
 Version 2 (written): msgpack arrays of ``msgspec`` structs (``array_like``), tagged ``o2``;
 ``stream.pipeline.encode_value`` writes them beside stage entries. Version 1 (JSON objects,
 read only) is still decoded, so a worker upgraded over an old changelog recovers it.
-Decoding interns the low-cardinality strings, as :mod:`stream.lifecycle` does for live events.
+Decoding interns the low-cardinality strings, as :mod:`stream.lifecycle` does for live events,
+and packs each timeline (:mod:`stream.timeline_pack`): the wire format holds entries, not the
+process-local packed form.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from sys import intern as _intern
 from typing import Any
@@ -15,17 +18,22 @@ from typing import Any
 import msgspec
 import orjson
 
+from stream import timeline_pack
 from stream.contract import Status
 from stream.lifecycle import (
+    NO_EXTENSIONS,
     START,
     OrderState,
     Position,
     Progress,
     SkuFacts,
+    SkuLines,
     SkuState,
     TimelineEntry,
     interned,
     pack_stage_times,
+    shared_facts,
+    sku_times,
     unpack_stage_times,
 )
 
@@ -81,25 +89,22 @@ def _interned_facts(f: SkuFacts) -> SkuFacts:
                     f.dest_lat, f.dest_lon, i(f.sku_class), f.vip)
 
 
-def _interned_entry(e: TimelineEntry) -> TimelineEntry:
-    i = interned
-    return TimelineEntry(e.event_id, e.status, e.time_ns, _intern(e.source), i(e.node), i(e.region), e.late,
-                         i(e.illegal), i(e.device), e.skipped)
-
-
 def order_from_record(r: OrderRecord) -> OrderState:
     """The in-memory state of a decoded record (its low-cardinality strings interned)."""
     try:
-        skus = {}
+        lines = []
+        sibling = None
         for s in r.skus:
-            sku = _intern(s.sku)
-            skus[sku] = SkuState(sku, s.status, s.interrupted, s.rank, s.status_time_ns,
-                                 pack_stage_times(s.stage_times), s.position, _interned_facts(s.facts),
-                                 tuple(_interned_entry(e) for e in s.timeline), s.base, s.pinned)
-    except KeyError as exc:  # a stage time of an unknown status
+            facts = shared_facts(_interned_facts(s.facts), sibling)
+            sibling = facts
+            lines.append(SkuState(_intern(s.sku), s.status, s.interrupted, s.rank,
+                                  sku_times(s.status_time_ns, pack_stage_times(s.stage_times)), s.position, facts,
+                                  timeline_pack.pack(s.timeline), s.base, s.pinned))
+        skus = SkuLines(lines)
+    except (KeyError, ValueError, struct.error) as exc:  # an unknown status, too many entries, a bad time
         raise StateFormatError(f"bad order state for {r.order_id!r}: {exc!r}") from exc
     try:
-        extensions = orjson.loads(r.ext) if r.ext else {}
+        extensions = orjson.loads(r.ext) if r.ext else NO_EXTENSIONS
     except orjson.JSONDecodeError as exc:
         raise StateFormatError(f"bad extensions of order {r.order_id!r}: {exc}") from exc
     return OrderState(r.order_id, r.partition, skus, r.last_event_ns, r.seq, extensions)
@@ -127,11 +132,10 @@ def sku_from_dict(d: Mapping[str, Any]) -> SkuState:
         status=Status(d["status"]),
         interrupted=Status(d["interrupted"]) if d.get("interrupted") else None,
         rank=int(d["rank"]),
-        status_time_ns=int(d["status_time_ns"]),
-        stage_ns=pack_stage_times(d["stage_times"]),
+        times=sku_times(int(d["status_time_ns"]), pack_stage_times(d["stage_times"])),
         position=Position(position[0], position[1], int(position[2])) if position else None,
         facts=_interned_facts(SkuFacts(**d.get("facts", {}))),
-        timeline=tuple(_entry_from_list(v) for v in d["timeline"]),
+        packed=timeline_pack.pack([_entry_from_list(v) for v in d["timeline"]]),
         base=_progress_from_list(d["base"]) if "base" in d else START,
         pinned=bool(d.get("pinned", False)),
     )
@@ -146,10 +150,10 @@ def order_from_dict(d: Mapping[str, Any]) -> OrderState:
         return OrderState(
             order_id=d["order_id"],
             partition=int(d["partition"]),
-            skus={s.sku: s for s in skus},
+            skus=SkuLines(skus),
             last_event_ns=int(d["last_event_ns"]),
             seq=int(d["seq"]),
             extensions=dict(d.get("ext", {})),
         )
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, struct.error) as exc:
         raise StateFormatError(f"bad order state for {d.get('order_id')!r}: {exc!r}") from exc
