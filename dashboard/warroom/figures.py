@@ -143,19 +143,20 @@ def _scatter(backdrop: Backdrop, **kwargs: Any) -> go.Scattergeo | go.Scattermap
 
 
 def hex_values(cells: pd.DataFrame, lang: str) -> dict[str, Any]:
-    """The per-cell arrays of the hexagon trace (what a colour-only Patch replaces)."""
+    """The per-cell arrays of the hexagon trace: ``z`` (delay rate) and ``customdata`` rows
+    ``[skus, at_risk, late, stalled, place]``. A live update replaces ``z`` and the counts in
+    the browser (``assets/warroom_views.js``: ``hexValues``, same layout), keeping the place."""
     if cells.empty:
         return {"locations": [], "z": [], "customdata": []}
     places = list(cells["place"]) if "place" in cells else list(cells["cell"])
-    customdata = [[int(s), int(a), int(lt), int(st), _pct(r), str(p)] for s, a, lt, st, r, p in
-                  zip(cells["skus"], cells["at_risk"], cells["late"], cells["stalled"], cells["delay_rate"], places,
-                      strict=True)]
+    customdata = [[int(s), int(a), int(lt), int(st), str(p)] for s, a, lt, st, p in
+                  zip(cells["skus"], cells["at_risk"], cells["late"], cells["stalled"], places, strict=True)]
     return {"locations": list(cells["cell"]), "z": [round(float(v), 4) for v in cells["delay_rate"]],
             "customdata": customdata}
 
 
-def _hover(lang: str, what: str) -> str:
-    return (f"<b>{what}</b><br>{label(lang, 'map.delay_rate')}: %{{customdata[4]}}<br>"
+def _hover(lang: str, what: str, rate: str = "%{customdata[4]}") -> str:
+    return (f"<b>{what}</b><br>{label(lang, 'map.delay_rate')}: {rate}<br>"
             f"{label(lang, 'map.skus')}: %{{customdata[0]:,}}<br>{label(lang, 'kpi.at_risk')}: %{{customdata[1]:,}}"
             f" · {label(lang, 'kpi.late')}: %{{customdata[2]:,}} · {label(lang, 'kpi.stalled')}: %{{customdata[3]:,}}"
             "<extra></extra>")
@@ -167,7 +168,7 @@ def hex_trace(cells: pd.DataFrame, lang: str, backdrop: Backdrop, visible: bool 
         backdrop, geojson=hex_geojson(values["locations"]), featureidkey="id", **values,
         zmin=0.0, zmax=DELAY_MAX, colorscale=DELAY_SCALE, marker={"line": {"width": 0.3, "color": BG}, "opacity": 0.88},
         colorbar=_colorbar(lang), showscale=visible, visible=visible, name="hexes",
-        hovertemplate=_hover(lang, "%{customdata[5]}"),
+        hovertemplate=_hover(lang, "%{customdata[4]}", "%{z:.1%}"),
     )
 
 

@@ -34,10 +34,14 @@ MAP_RENDERED = "map-rendered"          # dcc.Store: what the figure holds, for P
 MAP_CELL_ORDERS = "map-cell-orders"
 MAP_DRAW = "map-draw"                  # arms the lasso to draw a disruption zone
 MAP_COVERAGE = "map-coverage"          # what the KPIs count that the map cannot show
+MAP_CELLS = "map-cells"                # dcc.Store: key of the heatmap cell set (browser); a change redraws the map
+MAP_REDRAW = "map-redraw"              # dcc.Store: set by the browser when only the server can draw an update
+MAP_OUTSIDE = "map-outside"            # dcc.Store {"cells", "outside"}: cells at REGION_RES, those outside the map
 
 # KPIs
 KPI_STRIP = "kpi-strip"
 KPI_HISTORY = "kpi-history"            # dcc.Store: trends.Trend
+KPI_SPEC = "kpi-spec"                  # dcc.Store: panels.kpis.spec(), for the browser's KPI callback
 
 # Incidents
 INCIDENT_TABLE = "incident-table"

@@ -4,27 +4,30 @@
 ``update`` messages, each with ``epoch`` and ``seq``; see ``dashboard.gateway.ws_warroom``)
 and publishes one ``dcc.Store`` per channel: ``{"seq": <last seq>, "items": {key: data}}``.
 The functions here turn those items into DataFrames and small records for the figures and
-tables; they never reach the network.
+tables the server draws (on a user's action, or when cells, incidents, alerts or zones
+change); they never reach the network. What a live update changes every second (the KPI
+strip, the hexagons' colours, the coverage note) is drawn from the same stores in the
+browser, by ``assets/warroom_views.js``.
 
 Channel items this module reads (unknown fields are ignored, missing counts are 0):
 
 * ``heatmap`` (from the worker, keyed by H3 cell): ``{"cell", "res"?, "region"?, "skus",
   "orders"?, "at_risk", "late", "stalled"}``. Delay rate = (at_risk + late + stalled) / skus.
 * ``kpis`` (from the worker, one item, any key): ``{"skus_in_flight", "orders_in_flight",
-  "on_time_rate", "at_risk", "late", "stalled", "at"?}``; open incidents and alerts by tier
-  are counted here from the ``incident`` and ``alert`` channels.
+  "on_time_rate", "at_risk", "late", "stalled", "eta_slips"?, "at"?}``; read in the browser
+  (``warroom_views.js``: ``kpis``), which counts open incidents and alerts by tier from the
+  ``incident`` and ``alert`` channels.
 * ``incident`` (``order-incidents`` records of ``stream.incidents``): ``incident_id``,
   ``kind``, ``state``, ``title``, ``root_cause`` (``lat``/``lon``/``h3_cells`` for areas),
   ``counts``, ``trend``, ``sample_orders``, ``opened_at``; optional ``tier``, ``lat``/``lon``.
 * ``alert`` and ``silence`` (``dashboard.gateway.alert_board``), ``disruption`` (zones).
 * ``warroom``: the core worker's per-partition summaries (``inflight_by_status``,
-  ``inflight_by_region``, ``watermark``); SKUs in flight come from here when no ``kpis``
-  item says otherwise.
+  ``inflight_by_region``, ``watermark``); SKUs in flight come from here (in the browser) when
+  no ``kpis`` item says otherwise.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -119,74 +122,6 @@ def regions_frame(cells: pd.DataFrame, region_of_cell: Mapping[str, str | None])
         skus=("skus", "sum"), at_risk=("at_risk", "sum"), late=("late", "sum"), stalled=("stalled", "sum"))
     frame["delay_rate"] = _ratio(frame["at_risk"] + frame["late"] + frame["stalled"], frame["skus"])
     return frame
-
-
-@dataclass(frozen=True)
-class Kpis:
-    """The KPI strip's numbers; ``None`` where no source reports the number."""
-
-    skus_in_flight: int | None = None
-    orders_in_flight: int | None = None
-    on_time_rate: float | None = None
-    at_risk: int | None = None
-    late: int | None = None
-    stalled: int | None = None
-    #: Orders whose ETA window ends after their promise (the delays stage's ``eta_slips``).
-    eta_slips: int | None = None
-    incidents_by_tier: dict[str, int] = field(default_factory=dict)
-    alerts_by_tier: dict[str, int] = field(default_factory=dict)
-    at: str | None = None
-
-    @property
-    def open_incidents(self) -> int:
-        return sum(self.incidents_by_tier.values())
-
-    @property
-    def open_alerts(self) -> int:
-        return sum(self.alerts_by_tier.values())
-
-    def sample(self) -> dict[str, float | None]:
-        """The numbers a trend line follows."""
-        return {"skus_in_flight": self.skus_in_flight, "orders_in_flight": self.orders_in_flight,
-                "on_time_rate": self.on_time_rate, "at_risk": self.at_risk, "late": self.late,
-                "stalled": self.stalled, "eta_slips": self.eta_slips, "open_incidents": self.open_incidents,
-                "open_alerts": self.open_alerts}
-
-
-def inflight_from_partitions(partition_store: Mapping[str, Any] | None) -> tuple[int | None, str | None]:
-    """SKU lines in flight over all partitions, and the newest watermark (``None``: no data)."""
-    total, newest, seen = 0, None, False
-    for item in items(partition_store).values():
-        if isinstance(item, dict) and isinstance(item.get("inflight_by_status"), dict):
-            seen = True
-            total += sum(_count(v) for v in item["inflight_by_status"].values())
-            mark = item.get("watermark")
-            if isinstance(mark, str) and (newest is None or mark > newest):
-                newest = mark
-    return (total if seen else None), newest
-
-
-def kpis(kpi_store: Mapping[str, Any] | None, incident_store: Mapping[str, Any] | None,
-         alert_store: Mapping[str, Any] | None, partition_store: Mapping[str, Any] | None = None) -> Kpis:
-    latest: dict[str, Any] = {}
-    for item in items(kpi_store).values():
-        if isinstance(item, dict) and str(item.get("at") or "") >= str(latest.get("at") or ""):
-            latest = item
-    rate = latest.get("on_time_rate")
-    inflight, watermark = inflight_from_partitions(partition_store)
-    skus = latest.get("skus_in_flight")
-    return Kpis(
-        skus_in_flight=_count(skus) if skus is not None else inflight,
-        orders_in_flight=_count(latest["orders_in_flight"]) if "orders_in_flight" in latest else None,
-        on_time_rate=float(rate) if isinstance(rate, int | float) else None,
-        at_risk=_count(latest["at_risk"]) if "at_risk" in latest else None,
-        late=_count(latest["late"]) if "late" in latest else None,
-        stalled=_count(latest["stalled"]) if "stalled" in latest else None,
-        eta_slips=_count(latest["eta_slips"]) if "eta_slips" in latest else None,
-        incidents_by_tier=dict(Counter(i.tier for i in incidents(incident_store, alert_store) if i.open)),
-        alerts_by_tier=dict(Counter(a.tier for a in alerts(alert_store) if a.open)),
-        at=latest.get("at") or watermark,
-    )
 
 
 @dataclass(frozen=True)

@@ -56,8 +56,6 @@ def test_kpis_from_delay_states_and_orders() -> None:
     item = as_of.kpi_item(delays, orders, M)
     assert item == {"skus_in_flight": 10, "orders_in_flight": 7, "on_time_rate": 0.7, "at_risk": 0, "late": 1,
                     "stalled": 2, "at": "2026-12-07T06:30:00Z"}
-    k = live.kpis({"items": {"national": item}}, None, None)
-    assert (k.skus_in_flight, k.orders_in_flight, k.stalled) == (10, 7, 2)
     assert as_of.kpi_item(frame([]), frame([]), M) is None
 
 

@@ -50,28 +50,6 @@ def test_regions_prefer_the_cells_own_region() -> None:
     assert regions.loc["110000", "skus"] == 10 and "999999" not in regions.index
 
 
-def test_kpis_come_from_the_latest_kpis_item_and_count_incidents_and_alerts() -> None:
-    kpis = store({"a": {"skus_in_flight": 5, "at": "2026-11-11T10:00:00Z"},
-                  "b": {"skus_in_flight": 200_000, "orders_in_flight": 90_000, "on_time_rate": 0.95,
-                        "at_risk": 10, "late": 4, "stalled": 2, "at": "2026-11-11T10:00:05Z"}})
-    incidents = store({"i1": {"incident_id": "i1", "state": "open"}, "i2": {"incident_id": "i2", "state": "resolved"}})
-    alerts = store({"a1": {"alert_id": "a1", "status": "firing", "tier": "P1", "incident_ids": ["i1"]},
-                    "a2": {"alert_id": "a2", "status": "resolved", "tier": "P3"}})
-    result = live.kpis(kpis, incidents, alerts)
-    assert (result.skus_in_flight, result.orders_in_flight, result.on_time_rate) == (200_000, 90_000, 0.95)
-    assert result.incidents_by_tier == {"P1": 1} and result.alerts_by_tier == {"P1": 1}
-    assert result.sample()["open_alerts"] == 1
-
-
-def test_skus_in_flight_fall_back_to_the_partition_summaries() -> None:
-    partitions = store({"partition-0": {"inflight_by_status": {"paid": 3, "linehaul": 4}, "watermark": "2026-11-11T10:00:00+00:00"},
-                        "partition-1": {"inflight_by_status": {"picked": 5}, "watermark": "2026-11-11T10:01:00+00:00"}})
-    result = live.kpis(None, None, None, partitions)
-    assert result.skus_in_flight == 12 and result.late is None
-    assert result.at == "2026-11-11T10:01:00+00:00"
-    assert live.kpis(None, None, None, None).skus_in_flight is None
-
-
 def test_incidents_take_tier_and_owner_from_their_alerts() -> None:
     incidents = store({
         "i1": {"incident_id": "i1", "kind": "hub_stall", "state": "growing", "title": "hub=HZ-1: 40 stalled",

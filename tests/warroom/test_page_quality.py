@@ -1,7 +1,8 @@
 """The war-room as a manager's browser meets it (1600x1000, Debian's headless Chromium through
 ``tracking.browser``) on the real web server: the bytes of a first load (gzip, the partial
-plotly.js bundle), the language (Accept-Language, ``?lang=``, the remembered choice) and
-axe-core's accessibility checks. Screenshots in both languages go to ``test-artifacts/``.
+plotly.js bundle), live updates drawn in the browser without a request to the server, the
+language (Accept-Language, ``?lang=``, the remembered choice) and axe-core's accessibility
+checks. Screenshots in both languages go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def web(broker: EmbeddedBroker, influx: LocalInflux) -> Iterator[WebTier]:
         feeder.send(WARROOM_UPDATES, "national", traffic.kpis(cells, now))
         feeder.flush()
         wait_until(lambda: len(tier.gateway.warroom.items("heatmap")) == len(cells), 30, what="heatmap in the gateway")
+        tier.feeder, tier.cells, tier.now = feeder, cells, now  # type: ignore[attr-defined]
         yield tier
     finally:
         feeder.close()
@@ -152,3 +154,75 @@ def test_no_serious_accessibility_violations(web: WebTier, lang: str) -> None:
                  20, "live KPIs")
         violations = axe_violations(driver)
     assert violations == [], describe_violations(violations)
+
+
+#: Records every Dash callback request of the page from now on: what triggered it
+#: (``changedPropIds``) and its bytes each way.
+COUNT_ROUND_TRIPS = """
+window.__roundTrips = [];
+var fetched = window.fetch;
+window.fetch = function (url, options) {
+    var answer = fetched.apply(this, arguments);
+    if (String(url).indexOf('_dash-update-component') < 0) { return answer; }
+    var body = (options && options.body) || '';
+    var record = {ids: (JSON.parse(body).changedPropIds || []), sent: body.length, received: null};
+    window.__roundTrips.push(record);
+    answer.then(function (r) { r.clone().text().then(function (t) { record.received = t.length; }); });
+    return answer;
+};
+"""
+HEXES = ("var gd = document.querySelector('#map-graph .js-plotly-plot');"
+         "var t = gd && gd.data && gd.data.find(function (t) { return t.name === 'hexes'; });"
+         "return t ? {locations: t.locations, z: t.z} : null;")
+ROUNDS = 5
+#: The time-travel slider follows the clock on its timer's tick (panels/time_travel.py).
+TIME_SLIDER = "travel-slider.value"
+
+
+def test_live_updates_are_drawn_in_the_browser_without_a_round_trip(web: WebTier, artifacts_dir: Path) -> None:
+    """New values for the same cells and KPIs over /ws/warroom: the hexagons' colours and the
+    KPI strip change, and the page sends no callback request for them (timers aside)."""
+    feeder, cells, now = web.feeder, web.cells, web.now  # type: ignore[attr-defined]
+    national = {c: item for c, item in cells.items() if item["res"] == 3}
+    with chromium(MANAGER, lang="en-US") as driver:
+        sign_in(driver, web.warroom_url)
+        wait_for_map(driver)
+        late = ids.kpi_value("late")
+        wait_for(driver, lambda d: d.find_element(By.ID, late).text not in ("", "–"), 20, "live KPIs")
+        wait_for(driver, lambda d: set((d.execute_script(HEXES) or {}).get("locations") or ()) == set(national), 30,
+                 "the national hexagons drawn")
+        driver.execute_script(COUNT_ROUND_TRIPS)
+        colours = []
+        for step in range(1, ROUNDS + 1):
+            expected = {}
+            for cell, item in national.items():
+                changed = {**item, "late": min(item["skus"], item["late"] + step), "at_risk": 0, "stalled": 0}
+                feeder.send(WARROOM_UPDATES, cell, changed)
+                expected[cell] = round(changed["late"] / changed["skus"], 4) if changed["skus"] else 0.0
+            # the same KPI time: the history charts' minute does not move (that redraw is theirs)
+            feeder.send(WARROOM_UPDATES, "national", {**traffic.kpis(cells, now), "late": 1000 + step})
+            feeder.flush()
+            def counted(d: WebDriver, n: int = 1000 + step) -> bool:
+                return bool(d.find_element(By.ID, late).text == f"{n:,}")
+
+            wait_for(driver, counted, 20, f"the late KPI of round {step}")
+
+            def drawn(d: WebDriver, want: dict[str, float] = expected) -> bool:
+                hexes = d.execute_script(HEXES) or {}
+                shown = dict(zip(hexes.get("locations") or (), hexes.get("z") or (), strict=False))
+                return all(abs(shown.get(c, -1) - z) < 2e-4 for c, z in want.items())  # rounded to 4 places
+
+            wait_for(driver, drawn, 20, f"the hexagons' colours of round {step}")
+            colours.append(driver.execute_script(
+                "var p = document.querySelectorAll('#map-graph .choroplethlayer .trace')[arguments[0]]"
+                ".querySelectorAll('path'); return Array.prototype.map.call(p, function (e) {"
+                " return e.style.fill || e.getAttribute('fill'); });", figures.TRACE_HEXES))
+        trips = driver.execute_script("return window.__roundTrips;")
+    live = [t for t in trips if not all(str(i).endswith(".n_intervals") or i == TIME_SLIDER for i in t["ids"])]
+    report = {"rounds": ROUNDS, "cells_per_round": len(national), "callback_requests": len(trips),
+              "timer_requests": len(trips) - len(live), "live_requests": len(live),
+              "bytes_sent": sum(t["sent"] for t in trips), "bytes_received": sum(t["received"] or 0 for t in trips),
+              "requests": trips}
+    (artifacts_dir / "live-round-trips.json").write_text(json.dumps(report, indent=1))
+    assert live == [], f"live updates went to the server: {live}"
+    assert colours[0] != colours[-1], "the hexagons' colours did not change on screen"

@@ -1,4 +1,4 @@
-"""The war-room's small pure parts: KPI trends, zone drafts, order lineage, labels, silence
+"""The war-room's small pure parts (KPI trends: test_views_js.py): zone drafts, order lineage, labels, silence
 matchers, local times, and the module boundaries (no callback reaches InfluxDB or Kafka)."""
 
 from __future__ import annotations
@@ -6,52 +6,19 @@ from __future__ import annotations
 import ast
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from alerting.matchers import parse_matcher
-from dashboard.warroom import i18n, lineage, live, localtime, trends, zone_drafts
+from dashboard.warroom import i18n, lineage, live, localtime, zone_drafts
 from dashboard.warroom.panels import alerts as alerts_panel
-from dashboard.warroom.panels import kpis as kpis_panel
 from dashboard.warroom.panels.incidents import spark_text
 
 T0 = datetime(2026, 11, 11, 2, 0, tzinfo=timezone.utc)
 WARROOM = Path(__file__).resolve().parents[2] / "dashboard" / "warroom"
-
-
-# KPI trends ------------------------------------------------------------------------------------
-
-def test_trend_grows_at_most_one_point_per_step_and_refreshes_the_newest() -> None:
-    trend = trends.appended(None, T0, {"late": 1})
-    assert trend == {"t": [T0.isoformat()], "v": {"late": [1]}}
-    assert trends.appended(trend, T0 + timedelta(seconds=5), {"late": 1}) is None  # nothing new
-    refreshed = trends.appended(trend, T0 + timedelta(seconds=5), {"late": 3})
-    assert refreshed is not None and refreshed["v"]["late"] == [3] and len(refreshed["t"]) == 1
-    grown = trends.appended(refreshed, T0 + timedelta(seconds=20), {"late": 4, "stalled": 2})
-    assert grown is not None and grown["v"] == {"late": [3, 4], "stalled": [None, 2]}
-    assert trends.recent(grown, "stalled") == [2] and trends.recent(grown, "late") == [3, 4]
-
-
-def test_trend_is_bounded_and_reports_change_over_minutes() -> None:
-    trend: trends.Trend | None = None
-    for minute in range(trends.MAX_SAMPLES + 20):
-        trend = trends.appended(trend, T0 + timedelta(minutes=minute), {"at_risk": minute})
-    assert trend is not None and len(trend["t"]) == trends.MAX_SAMPLES == len(trend["v"]["at_risk"])
-    assert trends.change_since(trend, "at_risk", 10) == 10
-    assert trends.change_since(trend, "missing", 10) is None
-    assert trends.change_since(trends.empty(), "at_risk", 10) is None
-
-
-def test_kpi_deltas_are_red_when_they_move_the_bad_way() -> None:
-    assert kpis_panel.format_delta("late", 12, True, "en")[1] == "kpi-delta kpi-bad"
-    assert kpis_panel.format_delta("on_time_rate", -0.012, False, "en") == ("▼ 1.2 pt vs 10 min ago", "kpi-delta kpi-bad")
-    assert kpis_panel.format_delta("skus_in_flight", 5, None, "zh-CN")[1] == "kpi-delta kpi-neutral"
-    assert kpis_panel.format_value("on_time_rate", 0.9567, "en") == "95.7%"
-    assert kpis_panel.format_value("late", 12345, "en") == "12,345"
-    assert kpis_panel.format_value("late", None, "en") == "–"
 
 
 # Disruption-zone drafts ------------------------------------------------------------------------

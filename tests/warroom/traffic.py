@@ -21,7 +21,8 @@ from orderradar.simulator.generator import TrafficGenerator, TrafficProfile
 from orderradar.simulator.network import Node
 from stream.contract import CLOSED, OrderEvent, Status
 
-RES = 5
+#: The worker's heatmap resolutions (``stream.stages.geo_stage.HEATMAP_RESOLUTIONS``).
+RESOLUTIONS = (3, 5)
 #: SKUs whose last scan is older than this (in transit) count as stalled.
 STALL_AFTER = timedelta(minutes=25)
 AT_RISK_WITHIN = timedelta(hours=20)
@@ -68,34 +69,40 @@ def _position(event: OrderEvent) -> tuple[float, float] | None:
 
 
 def heatmap(events: Iterable[OrderEvent], now: datetime, stalled_near: Node | None = None) -> dict[str, dict[str, Any]]:
-    """``heatmap`` items per H3 cell of the in-flight SKUs' last known positions; with
-    ``stalled_near``, every SKU within two rings of that hub is stalled (the outage)."""
-    outage = set(h3.grid_disk(h3.latlng_to_cell(stalled_near.lat, stalled_near.lon, RES), 2)) if stalled_near else set()
+    """``heatmap`` items per H3 cell (at each of :data:`RESOLUTIONS`, as the worker sends
+    them) of the in-flight SKUs' last known positions; with ``stalled_near``, every SKU within
+    two rings of that hub is stalled (the outage)."""
+    fine = max(RESOLUTIONS)
+    hub = h3.latlng_to_cell(stalled_near.lat, stalled_near.lon, fine) if stalled_near else None
+    outage = set(h3.grid_disk(hub, 2)) if hub else set()
     cells: dict[str, dict[str, Any]] = {}
     orders: dict[str, set[str]] = defaultdict(set)
     for event in latest_per_sku(events).values():
         position = _position(event)
         if event.status in CLOSED or position is None:
             continue
-        cell = h3.latlng_to_cell(position[0], position[1], RES)
-        item = cells.setdefault(cell, {"type": "heatmap", "key": cell, "cell": cell, "res": RES,
-                                       "region": event.region, "skus": 0, "orders": 0,
-                                       "at_risk": 0, "late": 0, "stalled": 0, "at": now.isoformat()})
-        item["skus"] += 1
-        orders[cell].add(event.order_id)
-        state = "stalled" if cell in outage else state_at(event, now)
-        if state in ("at_risk", "late", "stalled"):
-            item[state] += 1
+        state = "stalled" if h3.latlng_to_cell(position[0], position[1], fine) in outage else state_at(event, now)
+        for res in RESOLUTIONS:
+            cell = h3.latlng_to_cell(position[0], position[1], res)
+            item = cells.setdefault(cell, {"type": "heatmap", "key": cell, "cell": cell, "res": res,
+                                           "region": event.region, "skus": 0, "orders": 0,
+                                           "at_risk": 0, "late": 0, "stalled": 0, "at": now.isoformat()})
+            item["skus"] += 1
+            orders[cell].add(event.order_id)
+            if state in ("at_risk", "late", "stalled"):
+                item[state] += 1
     for cell, item in cells.items():
         item["orders"] = len(orders[cell])
     return cells
 
 
 def kpis(cells: dict[str, dict[str, Any]], now: datetime) -> dict[str, Any]:
-    total = sum(c["skus"] for c in cells.values())
-    bad = {k: sum(c[k] for c in cells.values()) for k in ("at_risk", "late", "stalled")}
+    """The national ``kpis`` item of ``cells`` (counted at one resolution)."""
+    one = [c for c in cells.values() if c["res"] == max(RESOLUTIONS)]
+    total = sum(c["skus"] for c in one)
+    bad = {k: sum(c[k] for c in one) for k in ("at_risk", "late", "stalled")}
     return {"type": "kpis", "key": "national", "skus_in_flight": total,
-            "orders_in_flight": sum(c["orders"] for c in cells.values()),
+            "orders_in_flight": sum(c["orders"] for c in one),
             "on_time_rate": round(1 - bad["late"] / total, 4) if total else None, **bad, "at": now.isoformat()}
 
 

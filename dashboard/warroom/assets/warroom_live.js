@@ -9,7 +9,9 @@
  *
  * The merged state is handed to Dash with dash_clientside.set_props, one dcc.Store per
  * channel ("live-<channel>": {seq, items}), at most every FLUSH_MS and only for channels
- * that changed, so a busy feed costs one callback round per second, not one per message.
+ * that changed. Clientside callbacks draw them (assets/warroom_views.js: KPIs, hexagon
+ * colours, coverage, badge), so a heatmap or KPI update makes no request to the server; the
+ * server draws on a user's action, new cells, and incident, alert or zone changes.
  * Reconnects back off exponentially with full jitter (0.5 s .. 30 s).
  *
  * Time travel (dashboard/warroom/panels/time_travel.py): while a past minute is shown the
@@ -119,8 +121,8 @@
         };
     }
 
-    // What the server-side callbacks read of each heatmap cell (dashboard/warroom/live.py);
-    // dropping the rest keeps the once-a-second upload of a 200,000-SKU map small.
+    // What the callbacks read of each heatmap cell (dashboard/warroom/live.py, warroom_views.js);
+    // dropping the rest keeps the store, sent with a user's map actions, small.
     var HEATMAP_FIELDS = ["cell", "res", "region", "skus", "orders", "at_risk", "late", "stalled"];
 
     function published(name) {

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
-from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html
 
 from dashboard.warroom import figures, ids, live
 from dashboard.warroom.deps import WarroomDeps
@@ -85,20 +85,11 @@ def charts(deps: WarroomDeps, range_key: str, by: Dimension, lang: str, tz: str 
     return out[0], out[1], out[2]
 
 
-def anchor_of(kpi_store: Any) -> str | None:
-    """The minute of the live KPIs' time, ISO (``None`` before the first KPIs)."""
-    at = live.parse_time(live.kpis(kpi_store, None, None).at)
-    return at.replace(second=0, microsecond=0).isoformat() if at is not None else None
-
-
 def register(app: Dash, deps: WarroomDeps) -> None:
-    # The charts follow the KPIs' minute: redrawn when it moves (or on the first KPIs after a
-    # page load), not on every live update.
-    @app.callback(Output(ids.HISTORY_ANCHOR, "data"), Input(ids.live_store(live.KPIS), "data"),
-                  State(ids.HISTORY_ANCHOR, "data"))
-    def anchor(kpi_store: Any, current: str | None) -> Any:
-        minute = anchor_of(kpi_store)
-        return no_update if minute == current else minute
+    # The charts follow the KPIs' minute (assets/warroom_views.js: anchor, in the browser):
+    # redrawn when it moves (or on the first KPIs after a page load), not on every live update.
+    app.clientside_callback(ClientsideFunction("warroom_views", "anchor"), Output(ids.HISTORY_ANCHOR, "data"),
+                            Input(ids.live_store(live.KPIS), "data"), State(ids.HISTORY_ANCHOR, "data"))
 
     @app.callback(Output(ids.HISTORY_THROUGHPUT, "figure"), Output(ids.HISTORY_DELAY, "figure"),
                   Output(ids.HISTORY_DWELL, "figure"), Output(ids.HISTORY_WINDOW, "children"),

@@ -1,6 +1,10 @@
 """KPI strip: SKUs and orders in flight, on-time rate, at risk, late, stalled, ETA slips
-(orders whose ETA window ends after their promise), open incidents and alerts by tier; each with its trend line and its change over the last
-:data:`DELTA_MINUTES` minutes.
+(orders whose ETA window ends after their promise), open incidents and alerts by tier; each
+with its trend line and its change over the last :data:`DELTA_MINUTES` minutes.
+
+The numbers, trends and changes are computed in the browser from the live stores
+(``assets/warroom_views.js``: ``kpis``); the server only seeds the SKUs-in-flight trend from
+InfluxDB when the page loads.
 """
 
 from __future__ import annotations
@@ -8,12 +12,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html, no_update
 
 from dashboard.warroom import figures, ids, live, trends
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError, TimeWindow
-from dashboard.warroom.i18n import label, normalise
 from dashboard.warroom.widgets import text
 
 #: (key, higher is worse, formatted as a rate)
@@ -47,77 +50,40 @@ def _card(key: str) -> html.Div:
 
 
 def layout(deps: WarroomDeps) -> html.Div:
-    return html.Div([*(_card(key) for key, _, _ in KPIS), dcc.Store(id=ids.KPI_HISTORY)],
-                    className="kpi-strip", id=ids.KPI_STRIP)
+    return html.Div([*(_card(key) for key, _, _ in KPIS), dcc.Store(id=ids.KPI_HISTORY),
+                     dcc.Store(id=ids.KPI_SPEC, data=spec())], className="kpi-strip", id=ids.KPI_STRIP)
 
 
-def format_value(key: str, value: float | None, lang: str) -> str:
-    if value is None:
-        return "–"
-    if key == "on_time_rate":
-        return f"{value * 100:.1f}%"
-    return f"{int(value):,}"
-
-
-def format_delta(key: str, change: float | None, worse_up: bool | None, lang: str) -> tuple[str, str]:
-    """Text and CSS class of a KPI's change (red when it moved the bad way)."""
-    if change is None or change == 0:
-        return "", "kpi-delta"
-    arrow = "▲" if change > 0 else "▼"
-    amount = f"{abs(change) * 100:.1f} pt" if key == "on_time_rate" else f"{abs(int(change)):,}"
-    tone = "neutral" if worse_up is None else "bad" if (change > 0) == worse_up else "good"
-    return f"{arrow} {amount} {label(lang, 'kpi.vs_earlier', minutes=DELTA_MINUTES)}", f"kpi-delta kpi-{tone}"
-
-
-def tier_breakdown(counts: dict[str, int]) -> list[html.Span]:
-    return [html.Span(f"{tier} {counts.get(tier, 0)}", className=f"tier tier-{tier.lower()}") for tier in live.TIERS]
+def spec() -> dict[str, Any]:
+    """What the browser's KPI callback (``assets/warroom_views.js``) needs: the cards (key,
+    whether up is worse), the change window and the trend's bounds (``trends``)."""
+    return {"cards": [{"key": key, "worse_up": worse_up} for key, worse_up, _ in KPIS],
+            "delta_minutes": DELTA_MINUTES, "max_samples": trends.MAX_SAMPLES, "min_step_s": trends.MIN_STEP_S}
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
     keys = [key for key, _, _ in KPIS]
 
-    @app.callback(Output(ids.KPI_HISTORY, "data"),
-                  Input(ids.live_store(live.KPIS), "data"), Input(ids.live_store(live.INCIDENT), "data"),
-                  Input(ids.live_store(live.ALERT), "data"), Input(ids.live_store(live.PARTITIONS), "data"),
-                  State(ids.KPI_HISTORY, "data"))
-    def record(kpi_store: Any, incident_store: Any, alert_store: Any, partition_store: Any, trend: Any) -> Any:
-        now = deps.clock()
-        seeded_now = not trend
-        if seeded_now:
-            trend = _seed(deps, now)
-        if not any(live.items(s) for s in (kpi_store, incident_store, alert_store, partition_store)):
-            return trend if seeded_now else no_update
-        current = live.kpis(kpi_store, incident_store, alert_store, partition_store)
-        updated = trends.appended(trend, live.parse_time(current.at) or now, current.sample())
-        if updated is not None:
-            return updated
-        return trend if seeded_now else no_update
+    # The trend starts from history (the server reads InfluxDB once per page load) ...
+    @app.callback(Output(ids.KPI_HISTORY, "data", allow_duplicate=True), Input(ids.KPI_STRIP, "id"),
+                  State(ids.KPI_HISTORY, "data"), prevent_initial_call="initial_duplicate")
+    def seed(_strip: str, trend: Any) -> Any:
+        return _seed(deps, deps.clock()) if not trend else no_update
 
+    # ... and every live update is drawn in the browser: values, changes, sparklines (their
+    # y only; the figure's style is figures.sparkline) and the tier breakdowns.
     outputs = [Output(ids.kpi_value(k), "children") for k in keys]
     outputs += [Output(ids.kpi_delta(k), "children") for k in keys]
     outputs += [Output(ids.kpi_delta(k), "className") for k in keys]
     outputs += [Output(ids.kpi_spark(k), "figure") for k in keys]
-    outputs += [Output(ids.kpi_detail("open_incidents"), "children"), Output(ids.kpi_detail("open_alerts"), "children")]
-
-    @app.callback(*outputs, Input(ids.KPI_HISTORY, "data"), Input(ids.live_store(live.KPIS), "data"),
-                  Input(ids.live_store(live.INCIDENT), "data"), Input(ids.live_store(live.ALERT), "data"),
-                  Input(ids.live_store(live.PARTITIONS), "data"), Input(ids.LANG, "data"))
-    def render(trend: Any, kpi_store: Any, incident_store: Any, alert_store: Any, partition_store: Any,
-               lang: str | None) -> list[Any]:
-        lang = normalise(lang)
-        k = live.kpis(kpi_store, incident_store, alert_store, partition_store)
-        current = k.sample()
-        values, deltas, classes, sparks = [], [], [], []
-        for key, worse_up, _ in KPIS:
-            values.append(format_value(key, current.get(key), lang))
-            delta_text, delta_class = format_delta(key, trends.change_since(trend, key, DELTA_MINUTES), worse_up, lang)
-            deltas.append(delta_text)
-            classes.append(delta_class)
-            spark = Patch()
-            spark["data"][0]["y"] = trends.recent(trend, key)
-            sparks.append(spark)
-        return [*values, *deltas, *classes, *sparks, tier_breakdown(k.incidents_by_tier),
-                tier_breakdown(k.alerts_by_tier)]
+    outputs += [Output(ids.kpi_detail("open_incidents"), "children"), Output(ids.kpi_detail("open_alerts"), "children"),
+                Output(ids.KPI_HISTORY, "data", allow_duplicate=True)]
+    app.clientside_callback(
+        ClientsideFunction("warroom_views", "kpis"), *outputs,
+        Input(ids.live_store(live.KPIS), "data"), Input(ids.live_store(live.INCIDENT), "data"),
+        Input(ids.live_store(live.ALERT), "data"), Input(ids.live_store(live.PARTITIONS), "data"),
+        Input(ids.LANG, "data"), State(ids.KPI_HISTORY, "data"), State(ids.KPI_SPEC, "data"),
+        State(ids.I18N_TABLE, "data"), prevent_initial_call="initial_duplicate")
 
 
 def _seed(deps: WarroomDeps, now: Any) -> trends.Trend:

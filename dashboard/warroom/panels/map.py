@@ -2,11 +2,13 @@
 and disruption zones on top; click a province to zoom in (hexagons get finer), click a
 hexagon to list the orders seen in it, click an incident to select it.
 
-Live updates arrive at most once a second (the browser throttles the feed). The first
-render and every change of view or mode send the whole figure; after that a ``Patch``
-replaces only what moved: the hexagon colours (or the hexagon trace when the set of cells
-changed), the province colours (and names after a language switch), and the small overlay
-traces. The base map (hundreds of kilobytes of boundaries) stays in the browser.
+A live update of the heatmap is drawn in the browser (``assets/warroom_views.js``:
+``mapValues``): the hexagons' colours and counts are replaced by a clientside Patch, with no
+request to the server. The server draws the whole figure on the first render and every change
+of view or mode, and a Patch of what moved when the set of cells changes (new hexagons need
+their outline and place name), on a language switch, when incidents, alerts or zones change,
+and for each update of the province choropleth (a roll-up by province). The base map
+(hundreds of kilobytes of boundaries) stays in the browser.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import h3
 import pandas as pd
-from dash import Dash, Input, Output, Patch, State, callback_context, dcc, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, Patch, State, callback_context, dcc, html, no_update
 
 from dashboard.warroom import figures, ids, live, titles
 from dashboard.warroom.deps import WarroomDeps
@@ -64,7 +66,8 @@ def layout(deps: WarroomDeps) -> html.Section:
         html.Div(id=ids.MAP_COVERAGE, className="map-coverage", role="status"),
         html.Div(id=ids.MAP_CELL_ORDERS, className="cell-orders"),
         dcc.Store(id=ids.MAP_VIEW, data={"province": None}),
-        dcc.Store(id=ids.MAP_RENDERED),
+        dcc.Store(id=ids.MAP_RENDERED), dcc.Store(id=ids.MAP_CELLS), dcc.Store(id=ids.MAP_REDRAW),
+        dcc.Store(id=ids.MAP_OUTSIDE),
     ], className="panel panel-map")
 
 
@@ -98,25 +101,20 @@ def _cells_in(deps: WarroomDeps, cells: pd.DataFrame, province: str) -> pd.DataF
     return cells[[code == province for code in province_codes(deps, cells)]].reset_index(drop=True)
 
 
-def coverage(deps: WarroomDeps, heatmap: Any, kpis: live.Kpis) -> tuple[int, int]:
-    """At-risk, late and stalled items the KPIs count but the map cannot show: those in
-    cells outside the map area (an import from abroad), and those with no position at all."""
-    cells = live.cells_frame(heatmap, REGION_RES)
-    bad = cells["at_risk"] + cells["late"] + cells["stalled"] if not cells.empty else pd.Series(dtype="int64")
-    outside = int(bad[[c is None for c in province_codes(deps, cells)]].sum()) if not cells.empty else 0
-    counted = sum(v or 0 for v in (kpis.at_risk, kpis.late, kpis.stalled))
-    return outside, max(0, counted - int(bad.sum()))
-
-
-def coverage_note(outside: int, unplaced: int, lang: str) -> list[Any]:
-    lines = []
-    if outside:
-        lines.append(html.Div(label(lang, "map.outside_items", n=outside), className="coverage-outside",
-                              **{"data-count": str(outside)}))
-    if unplaced:
-        lines.append(html.Div(label(lang, "map.unplaced_items", n=unplaced), className="coverage-unplaced",
-                              **{"data-count": str(unplaced)}))
-    return lines
+def region_cells(deps: WarroomDeps, heatmap: Any) -> dict[str, list[str]]:
+    """The heatmap's cells the province roll-up uses (those at :data:`REGION_RES`, else the
+    nearest finer resolution sent, as ``live.cells_frame`` chooses) and those of them outside
+    the map area: the browser's coverage note sums their items (``warroom_views.js``)."""
+    keys = [str(k) for k in live.items(heatmap) if h3.is_valid_cell(str(k))]
+    present = sorted({h3.get_resolution(k) for k in keys})
+    finer = [r for r in present if r >= REGION_RES]
+    if not present:
+        return {"cells": [], "outside": []}
+    source = min(finer) if finer else max(present)
+    cells = sorted(k for k in keys if h3.get_resolution(k) == source)
+    codes = deps.provinces_of_cells(cells)
+    areas = deps.basemap.province_areas
+    return {"cells": cells, "outside": [c for c, code in zip(cells, codes, strict=True) if code not in areas]}
 
 
 def region_rollup(deps: WarroomDeps, heatmap: Any) -> pd.DataFrame:
@@ -222,16 +220,16 @@ def cell_orders_table(frame: pd.DataFrame, cell: str, lang: str, tz: str = "UTC"
 def register(app: Dash, deps: WarroomDeps) -> None:
     @app.callback(
         Output(ids.MAP_GRAPH, "figure"), Output(ids.MAP_RENDERED, "data"),
-        Input(ids.live_store(live.HEATMAP), "data"), Input(ids.MAP_MODE, "value"), Input(ids.MAP_LAYERS, "value"),
-        Input(ids.MAP_VIEW, "data"), Input(ids.INCIDENT_SELECTED, "data"),
+        Input(ids.MAP_CELLS, "data"), Input(ids.MAP_REDRAW, "data"), Input(ids.MAP_MODE, "value"),
+        Input(ids.MAP_LAYERS, "value"), Input(ids.MAP_VIEW, "data"), Input(ids.INCIDENT_SELECTED, "data"),
         Input(ids.live_store(live.INCIDENT), "data"), Input(ids.live_store(live.ALERT), "data"),
         Input(ids.live_store(live.DISRUPTION), "data"), Input(ids.ZONE_DRAFT, "data"),
         Input(ids.ORDER_ROUTE, "data"), Input(ids.LANG, "data"), State(ids.MAP_RENDERED, "data"),
-        State(ids.TIMEZONE, "data"),
+        State(ids.TIMEZONE, "data"), State(ids.live_store(live.HEATMAP), "data"),
     )
-    def update_map(heatmap: Any, mode: str, layers: list[str], view: Any, selected: str | None,
+    def update_map(_cells: Any, _redraw: Any, mode: str, layers: list[str], view: Any, selected: str | None,
                    incident_store: Any, alert_store: Any, zone_store: Any, draft: Any, route: Any,
-                   lang: str | None, rendered: Any, tz: str | None) -> tuple[Any, Any]:
+                   lang: str | None, rendered: Any, tz: str | None, heatmap: Any) -> tuple[Any, Any]:
         scene = scene_of(deps, heatmap=heatmap, mode=mode, layers=layers, view=view, selected=selected,
                          incident_store=incident_store, alert_store=alert_store, zone_store=zone_store,
                          draft=draft, route=route, lang=normalise(lang), tz=tz or "UTC")
@@ -288,11 +286,23 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         place = with_places(deps, live.cells_frame({"items": {cell: {"cell": cell}}}), lang)["place"][0]
         return cell_orders_table(found, cell, lang, tz or "UTC", place)
 
-    @app.callback(Output(ids.MAP_COVERAGE, "children"), Input(ids.live_store(live.HEATMAP), "data"),
-                  Input(ids.live_store(live.KPIS), "data"), Input(ids.LANG, "data"))
-    def show_coverage(heatmap: Any, kpi_store: Any, lang: str | None) -> list[Any]:
-        outside, unplaced = coverage(deps, heatmap, live.kpis(kpi_store, None, None))
-        return coverage_note(outside, unplaced, normalise(lang))
+    # A live heatmap update: new colours in the browser, or (new cells, province mode) a
+    # changed key that makes the server's update_map draw it.
+    app.clientside_callback(
+        ClientsideFunction("warroom_views", "mapValues"),
+        Output(ids.MAP_GRAPH, "figure", allow_duplicate=True), Output(ids.MAP_CELLS, "data"),
+        Output(ids.MAP_REDRAW, "data"), Input(ids.live_store(live.HEATMAP), "data"), State(ids.MAP_MODE, "value"),
+        State(ids.MAP_GRAPH, "figure"), State(ids.MAP_CELLS, "data"), prevent_initial_call="initial_duplicate")
+
+    @app.callback(Output(ids.MAP_OUTSIDE, "data"), Input(ids.MAP_CELLS, "data"),
+                  State(ids.live_store(live.HEATMAP), "data"))
+    def outside(_cells: Any, heatmap: Any) -> dict[str, list[str]]:
+        return region_cells(deps, heatmap)
+
+    app.clientside_callback(
+        ClientsideFunction("warroom_views", "coverage"), Output(ids.MAP_COVERAGE, "children"),
+        Input(ids.live_store(live.HEATMAP), "data"), Input(ids.live_store(live.KPIS), "data"),
+        Input(ids.MAP_OUTSIDE, "data"), Input(ids.LANG, "data"), State(ids.I18N_TABLE, "data"))
 
     @app.callback(Output(ids.MAP_GRAPH, "figure", allow_duplicate=True), Input(ids.MAP_DRAW, "n_clicks"),
                   Input(ids.MAP_GRAPH, "selectedData"), prevent_initial_call=True)

@@ -14,7 +14,7 @@ from dash import ALL, ClientsideFunction, Dash, Input, Output, State, dcc, html
 
 from dashboard.warroom import ids, live
 from dashboard.warroom.deps import WarroomDeps
-from dashboard.warroom.i18n import DEFAULT_LANGUAGE, EN, ZH, label, normalise, table
+from dashboard.warroom.i18n import DEFAULT_LANGUAGE, EN, ZH, table
 from dashboard.warroom.widgets import text
 
 
@@ -47,26 +47,6 @@ def layout(deps: WarroomDeps) -> html.Header:
     ], className="shell")
 
 
-def status_text(status: dict[str, Any] | None, lang: str, seq: int | None = None) -> tuple[str, str]:
-    """Badge text and CSS class for the live-feed status the browser reports; ``seq`` is the
-    feed's last seq as it moves (the status carries the one it had when it last changed)."""
-    state = (status or {}).get("state", "connecting")
-    if state == "open":
-        seq = seq if isinstance(seq, int) else (status or {}).get("seq")
-        return f"● {label(lang, 'live.open')} · seq {seq}", "live-badge live-open"
-    if state == "closed" and (status or {}).get("code") in (1008, 4401, 4403):
-        return label(lang, "live.denied"), "live-badge live-closed"
-    key = "live.closed" if state == "closed" else "live.connecting"
-    return label(lang, key), f"live-badge live-{state}"
-
-
-def user_text(status: dict[str, Any] | None, lang: str) -> str:
-    user, role = (status or {}).get("user"), (status or {}).get("role")
-    if not user:
-        return ""
-    return f"{label(lang, 'user.signed_in_as')} {user} · {label(lang, 'role.' + str(role))}"
-
-
 def register(app: Dash, deps: WarroomDeps) -> None:
     app.clientside_callback(ClientsideFunction("warroom_live", "start"),
                             Output(ids.LIVE_BOOT, "data"), Input(ids.LIVE_BOOT, "id"))
@@ -86,9 +66,8 @@ def register(app: Dash, deps: WarroomDeps) -> None:
                             Output({"type": ids.I18N, "key": ALL, "at": ALL}, "children"),
                             Input(ids.LANG, "data"), State(ids.I18N_TABLE, "data"))
 
-    @app.callback(Output(ids.LIVE_BADGE, "children"), Output(ids.LIVE_BADGE, "className"),
-                  Output(ids.USER_LABEL, "children"), Input(ids.LIVE_STATUS, "data"), Input(ids.LANG, "data"),
-                  Input(ids.LIVE_SEQ, "data"))
-    def show_status(status: dict[str, Any] | None, lang: str | None, seq: int | None) -> tuple[str, str, str]:
-        badge, css = status_text(status, normalise(lang), seq)
-        return badge, css, user_text(status, normalise(lang))
+    # The live badge and the signed-in user, in the browser: the seq moves with every update.
+    app.clientside_callback(ClientsideFunction("warroom_views", "status"),
+                            Output(ids.LIVE_BADGE, "children"), Output(ids.LIVE_BADGE, "className"),
+                            Output(ids.USER_LABEL, "children"), Input(ids.LIVE_STATUS, "data"), Input(ids.LANG, "data"),
+                            Input(ids.LIVE_SEQ, "data"), State(ids.I18N_TABLE, "data"))
