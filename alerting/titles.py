@@ -188,15 +188,28 @@ def place(facts: Facts, places: Places, lang: str) -> str:
 
 
 def _flow_title(facts: Facts, places: Places, lang: str) -> str:
-    observed, expected = facts.flow.get("observed"), facts.flow.get("expected")
-    at = place(facts, places, lang)
-    if not isinstance(observed, int | float) or not isinstance(expected, int | float) or expected <= 0:
+    at, share = place(facts, places, lang), flow_share(facts)
+    if share is None:
         return at
     if facts.flow.get("check") == "surge":
-        return word(lang, "flow.surge", where=at, pct=f"{round(100 * observed / expected):,}")
-    if observed <= 0:
+        return word(lang, "flow.surge", where=at, pct=f"{share:,}")
+    if share <= 0:
         return word(lang, "flow.stopped", where=at)
-    return word(lang, "flow.drop", where=at, pct=f"{round(100 * observed / expected):,}")
+    return word(lang, "flow.drop", where=at, pct=f"{share:,}")
+
+
+def flow_share(facts: Facts) -> int | None:
+    """A flow incident's observed count as a percentage of the expected (``None``: not one)."""
+    observed, expected = facts.flow.get("observed"), facts.flow.get("expected")
+    if not isinstance(observed, int | float) or not isinstance(expected, int | float) or expected <= 0:
+        return None
+    return round(100 * observed / expected)
+
+
+def cause(facts: Facts, places: Places, lang: str) -> str:
+    """The root cause as a list or a detail shows it: where a flow check fired, else what
+    happened where (:func:`where`)."""
+    return place(facts, places, lang) if facts.kind == "flow" or facts.flow else where(facts, places, lang)
 
 
 def title(facts: Facts, places: Places, lang: str) -> str:

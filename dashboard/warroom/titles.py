@@ -8,12 +8,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from alerting.titles import Facts, Places, kind_word, title, where, word
+from alerting.titles import Facts, Places, cause, flow_share, kind_word, title, word
 from dashboard.warroom import live
 from dashboard.warroom.basemap import Basemap
 from dashboard.warroom.i18n import label
 
-__all__ = ["Places", "alert_title", "facts_of", "incident_title", "kind_state", "named", "places_of"]
+__all__ = ["Places", "alert_title", "facts_of", "incident_title", "kind_state", "named", "places_of", "size",
+           "size_detail"]
 
 
 def facts_of(incident: live.Incident) -> Facts:
@@ -30,8 +31,28 @@ def incident_title(incident: live.Incident, places: Places, lang: str) -> str:
 
 def named(incidents: Sequence[live.Incident], places: Places, lang: str) -> list[live.Incident]:
     """``incidents`` with their human titles and causes (the map, the list and the detail show them)."""
-    return [dataclasses.replace(i, title=incident_title(i, places, lang), root_cause=where(facts_of(i), places, lang))
+    return [dataclasses.replace(i, title=incident_title(i, places, lang), root_cause=cause(facts_of(i), places, lang))
             for i in incidents]
+
+
+def size(incident: live.Incident, lang: str) -> tuple[str, str]:
+    """The row's number and its caption: affected orders, or a flow incident's scans as a
+    share of normal ("20%", "of normal scans")."""
+    share = flow_share(facts_of(incident))
+    if share is not None:
+        return f"{share:,}%", label(lang, "incidents.of_normal")
+    return f"{incident.affected_orders:,}", label(lang, "incidents.affected_orders")
+
+
+def size_detail(incident: live.Incident, lang: str) -> tuple[str, str]:
+    """The detail's size fact: (name, value)."""
+    flow = incident.flow
+    if flow_share(facts_of(incident)) is not None:
+        minutes = round(float(flow.get("window_s") or 0) / 60)
+        return label(lang, "incidents.flow"), label(lang, "incidents.flow_counts", observed=int(flow["observed"]),
+                                                     expected=round(float(flow["expected"])), minutes=minutes)
+    return (label(lang, "incidents.affected_orders"),
+            f"{incident.affected_orders:,} ({incident.affected_skus:,} SKU)")
 
 
 def kind_state(incident: live.Incident, lang: str) -> str:

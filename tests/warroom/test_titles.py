@@ -102,3 +102,13 @@ def test_a_flow_incident_says_how_far_the_scans_fell_or_rose() -> None:
                     flow={"check": "drop", "observed": 5, "expected": 20.0})
     assert titles.incident_title(area, PLACES, "en") == "Around Zhejiang: scans dropped to 25% of normal"
     assert "0 orders" not in titles.incident_title(area, PLACES, "en")
+
+
+def test_a_flow_incident_row_says_how_much_of_normal_flow_is_left_not_zero_orders() -> None:
+    drop = incident(kind="flow", dimension="hub", root_cause={"hub": "HZ-3"}, counts={"orders": 0},
+                    flow={"check": "drop", "observed": 8, "expected": 40.0, "window_s": 600})
+    assert titles.size(drop, "en") == ("20%", "of normal scans")
+    assert titles.size_detail(drop, "en") == ("Scans", "8 (expected 40 in 10 min)")
+    assert titles.named([drop], PLACES, "zh-CN")[0].root_cause == "分拨中心 HZ-3"
+    late = incident(dimension="hub", root_cause={"hub": "HZ-3"})
+    assert titles.size(late, "zh-CN") == ("412", "受影响订单")

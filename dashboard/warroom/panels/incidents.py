@@ -44,8 +44,8 @@ def incident_row(incident: live.Incident, selected: bool, lang: str) -> html.Div
         tier_chip(incident.tier),
         html.Div([html.Div(incident.title, className="incident-cause", title=incident.title),
                   html.Div(titles.kind_state(incident, lang), className="muted small")], className="incident-main"),
-        html.Div([html.Div(f"{incident.affected_orders:,}", className="incident-count"),
-                  muted(label(lang, "incidents.affected_orders"))], className="incident-num"),
+        html.Div([html.Div(titles.size(incident, lang)[0], className="incident-count"),
+                  muted(titles.size(incident, lang)[1])], className="incident-num"),
         html.Div([html.Span(spark_text(incident.trend), className="spark-text"),
                   html.Span(_ARROWS.get(incident.direction, ""), className=f"trend-{incident.direction}")],
                  className="incident-trend"),
@@ -62,7 +62,7 @@ def incident_detail(incident: live.Incident | None, lang: str, tz: str = "UTC") 
         (label(lang, "incidents.tier"), incident.tier),
         (label(lang, "incidents.owner"), incident.owner or label(lang, "incidents.unowned")),
         (label(lang, "incidents.state"), titles.kind_state(incident, lang)),
-        (label(lang, "incidents.affected_orders"), f"{incident.affected_orders:,} ({incident.affected_skus:,} SKU)"),
+        titles.size_detail(incident, lang),
         (label(lang, "incidents.since"), local_text(incident.opened_at, tz, seconds=True)),
     ]
     orders = [html.A(o, id=ids.order_link(o, "incident"), className="order-link chip") for o in incident.sample_orders]
