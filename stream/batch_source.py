@@ -17,7 +17,8 @@ pipeline when the membership can no longer be confirmed) before the group moves 
 collected but not started is discarded (the next owner reads it from the committed offset).
 
 State: the ``orders`` state lives in a plain dict (order id or stage key -> value) filled
-from the changelog (:data:`stream.topics.changelog_topic`, partition = source partition).
+from the changelog (:data:`stream.topics.changelog_topic`, partition = source partition),
+or from a local snapshot and the changelog after it (:mod:`stream.local_snapshot`).
 On assignment the source pauses each partition it did not hold (or whose in-memory state
 is suspect: a batch of it was dropped) and reads its changelog in a task, outside aiokafka's
 rebalance callback (heartbeats go on meanwhile); such a partition is owned, resumed and its
@@ -47,7 +48,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from config.settings import Settings
-from stream.changelog_restore import changelog_ends, load_changelog
+from stream.changelog_restore import changelog_ends
+from stream.local_snapshot import LocalSnapshots, restore_state
 from stream.membership_lease import MembershipLease
 from stream.outbox import OutboxFenced
 from stream.lifecycle import OrderState
@@ -87,7 +89,7 @@ class BatchSource(mode.Service):
                  store: MutableMapping[str, Any], lock: asyncio.Lock, batch_size: int, window_s: float,
                  session_timeout_s: float, on_fatal: Callable[[BaseException], None],
                  security: Mapping[str, Any] | None = None, client_id: str = "orderradar-source",
-                 **kwargs: Any) -> None:
+                 snapshots: LocalSnapshots | None = None, **kwargs: Any) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.group = group
@@ -101,6 +103,8 @@ class BatchSource(mode.Service):
         self.on_fatal = on_fatal
         self.security = dict(security or {})
         self.client_id = client_id
+        #: Local state snapshots: a restart reads its disk and the changelog tail (``None``: off).
+        self.snapshots = snapshots
         self.lease = MembershipLease(session_timeout_s, margin_s=session_timeout_s / 3)
         #: Partitions this worker owns: set on assignment, emptied once a revocation finished
         #: the batch in flight (aiokafka's own assignment is gone while that batch runs).
@@ -154,6 +158,8 @@ class BatchSource(mode.Service):
             except Exception:  # noqa: BLE001 - already handled by the loop (on_fatal)
                 pass
         await self.settle_commit()
+        if self.snapshots is not None:
+            await self.snapshots.save(self.store, self._clean_ends())
         if self._consumer is not None:
             await self._consumer.stop()  # leaves the group: the partitions move on at once
             self._consumer = None
@@ -256,6 +262,12 @@ class BatchSource(mode.Service):
             self._rebalancing = False
         log.info("source partitions assigned: %s (state being read: %s)", sorted(assigned), sorted(fresh))
 
+    def _clean_ends(self) -> dict[int, int]:
+        """Owned partitions whose state matches their changelog, and the offset it ends at."""
+        written = getattr(self.pipeline.outbox, "last_offsets", {})
+        return {p: max(self._changelog_end.get(p, 0), written.get((self.changelog, p), -1) + 1)
+                for p in self.owned - self._dirty - self._restoring}
+
     async def _check_changelog_ends(self, kept: set[int]) -> None:
         """A partition this worker held before may have been written by another owner
         meanwhile (this member was dropped from the group and no revocation told it): its
@@ -283,7 +295,8 @@ class BatchSource(mode.Service):
             loaded: dict[str, Any] = {}
             ends: dict[int, int] = {}
             started = time.monotonic()
-            read = await load_changelog(self.bootstrap, self.changelog, fresh, loaded, self.security, ends_read=ends)
+            read = await restore_state(self.snapshots, self.bootstrap, self.changelog, fresh, loaded, self.security,
+                                       ends_read=ends)
             async with self.lock:
                 if epoch != self._epoch:
                     return
@@ -321,8 +334,8 @@ class BatchSource(mode.Service):
                     del self.store[key]
             started = time.monotonic()
             ends: dict[int, int] = {}
-            read = await load_changelog(self.bootstrap, self.changelog, fresh, self.store, self.security,
-                                        ends_read=ends)
+            read = await restore_state(self.snapshots, self.bootstrap, self.changelog, fresh, self.store,
+                                       self.security, ends_read=ends)
             self._changelog_end.update(ends)
             log.info("read %d changelog records of partitions %s in %.1fs", read, sorted(fresh),
                      time.monotonic() - started)
@@ -385,6 +398,8 @@ class BatchSource(mode.Service):
                         if not records:
                             continue
                     await self._process(consumer, records)
+                    if self.snapshots is not None:
+                        self.snapshots.maybe_save(self.store, self._clean_ends())
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: B036 - never commit a failed batch

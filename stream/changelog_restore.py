@@ -23,9 +23,14 @@ class RecoveryError(RuntimeError):
 
 async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], store: MutableMapping[str, Any],
                          security: Mapping[str, Any] | None = None, stall_s: float = 60.0,
-                         ends_read: dict[int, int] | None = None) -> int:
+                         ends_read: dict[int, int] | None = None, start_offsets: Mapping[int, int] | None = None,
+                         seed: Mapping[bytes, bytes | None] | None = None) -> int:
     """Apply the changelog of ``partitions`` (from its start) to ``store``; records read.
     ``ends_read`` receives the end offset read to per partition.
+
+    ``seed`` (raw values by key, e.g. a local snapshot's) is applied first and
+    ``start_offsets`` (partition -> offset the seed covers) are where reading starts: only the
+    tail after a snapshot is read (:mod:`stream.local_snapshot`).
 
     Reads each partition up to the end offset the broker reports at the start (the pipeline
     writes the last record of each changelog send as a batch of its own, so the embedded
@@ -42,7 +47,8 @@ async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], 
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
                                 **(security or {}))
     read = 0
-    latest: dict[bytes, bytes | None] = {}  # key -> raw value of its last version (None: tombstone)
+    latest: dict[bytes, bytes | None] = dict(seed or {})  # key -> raw value of its last version (None: tombstone)
+    start_offsets = start_offsets or {}
     try:
         await consumer.start()
         consumer.assign(tps)
@@ -50,8 +56,10 @@ async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], 
         if ends_read is not None:
             ends_read.update({tp.partition: ends[tp] for tp in tps})
         starts = await consumer.beginning_offsets(tps)
+        for tp in tps:
+            starts[tp] = max(starts[tp], start_offsets.get(tp.partition, 0))
+            consumer.seek(tp, starts[tp])
         left = {tp for tp in tps if ends[tp] > starts[tp]}
-        await consumer.seek_to_beginning(*tps)
         progressed = time.monotonic()
         while left:
             batch = await consumer.getmany(*left, timeout_ms=500, max_records=50_000)
@@ -85,6 +93,12 @@ async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], 
 async def changelog_ends(bootstrap: str, topic: str, partitions: Iterable[int],
                          security: Mapping[str, Any] | None = None) -> dict[int, int]:
     """The end offset of each of ``partitions`` of ``topic`` (a group-less consumer of its own)."""
+    return {p: end for p, (_, end) in (await changelog_ranges(bootstrap, topic, partitions, security)).items()}
+
+
+async def changelog_ranges(bootstrap: str, topic: str, partitions: Iterable[int],
+                           security: Mapping[str, Any] | None = None) -> dict[int, tuple[int, int]]:
+    """The (beginning, end) offsets of each of ``partitions`` of ``topic``."""
     tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
     if not tps:
         return {}
@@ -93,6 +107,36 @@ async def changelog_ends(bootstrap: str, topic: str, partitions: Iterable[int],
     try:
         await consumer.start()
         ends = await consumer.end_offsets(tps)
+        begins = await consumer.beginning_offsets(tps)
     finally:
         await consumer.stop()
-    return {tp.partition: ends[tp] for tp in tps}
+    return {tp.partition: (begins[tp], ends[tp]) for tp in tps}
+
+
+async def records_at(bootstrap: str, topic: str, offsets: Mapping[int, int],
+                     security: Mapping[str, Any] | None = None, timeout_s: float = 10.0,
+                     ) -> dict[int, tuple[int, bytes | None, bytes | None] | None]:
+    """The first record at or after ``offsets[p]`` of each partition ``p`` as (offset, key,
+    value); ``None`` when none came within ``timeout_s``."""
+    tps = {p: TopicPartition(topic, p) for p in offsets}
+    if not tps:
+        return {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                **(security or {}))
+    found: dict[int, tuple[int, bytes | None, bytes | None] | None] = {p: None for p in offsets}
+    try:
+        await consumer.start()
+        consumer.assign(list(tps.values()))
+        for p, tp in tps.items():
+            consumer.seek(tp, offsets[p])
+        deadline = time.monotonic() + timeout_s
+        while any(v is None for v in found.values()) and time.monotonic() < deadline:
+            left = [tps[p] for p, v in found.items() if v is None]
+            batch = await consumer.getmany(*left, timeout_ms=500, max_records=1)
+            for tp, records in batch.items():
+                if records and found[tp.partition] is None:
+                    r = records[0]
+                    found[tp.partition] = (r.offset, r.key, r.value)
+    finally:
+        await consumer.stop()
+    return found

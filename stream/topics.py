@@ -57,6 +57,9 @@ SINGLE_PARTITION_TABLES = ("alerting",)
 class TopicSpec:
     name: str
     partitions: int
+    #: ``cleanup.policy=compact``: a changelog keeps the last version of each key (tombstones
+    #: of forgotten orders remove them), so a restore reads live state, not history.
+    compact: bool = False
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
@@ -67,8 +70,8 @@ def all_topics(settings: Settings) -> list[TopicSpec]:
     n = settings.partitions
     specs = [TopicSpec(settings.topic(name), n) for name in PUBLIC_TOPICS + KEYED]
     specs += [TopicSpec(settings.topic(name), 1) for name in SINGLE_PARTITION]
-    specs += [TopicSpec(changelog_topic(settings, t), n) for t in TABLES]
-    specs += [TopicSpec(changelog_topic(settings, t), 1) for t in SINGLE_PARTITION_TABLES]
+    specs += [TopicSpec(changelog_topic(settings, t), n, compact=True) for t in TABLES]
+    specs += [TopicSpec(changelog_topic(settings, t), 1, compact=True) for t in SINGLE_PARTITION_TABLES]
     # Faust's leader election topic.
     specs.append(TopicSpec(f"{settings.faust_app_id}-__assignor-__leader", 1))
     return specs
@@ -90,7 +93,8 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[TopicSpec
         if missing:
             try:
                 admin.create_topics(
-                    [NewTopic(s.name, s.partitions, settings.replication_factor) for s in missing]
+                    [NewTopic(s.name, s.partitions, settings.replication_factor,
+                              topic_configs={"cleanup.policy": "compact"} if s.compact else {}) for s in missing]
                 )
             except TopicAlreadyExistsError:
                 pass  # another process won the race; checked below

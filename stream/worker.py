@@ -42,6 +42,7 @@ from config.settings import Settings
 from stream import safe_commits
 from stream.batch_source import BatchSource, source_group
 from stream.influx_writer import InfluxReplayer, InfluxWriter, RetryPolicy
+from stream.local_snapshot import LocalSnapshots
 from stream.line_protocol import CellFunction
 from stream.outbox import Outbox
 from stream.pipeline import Pipeline, PipelineConfig, Stage, Topics
@@ -257,6 +258,7 @@ def create_worker(
         changelog=changelog_topic(settings, TABLE), pipeline=pipeline, store=store, lock=lock,
         batch_size=options.batch_size, window_s=options.batch_window_s, session_timeout_s=session_s,
         on_fatal=options.on_fatal, security=kafka_auth(settings), client_id=f"{settings.faust_app_id}-source",
+        snapshots=LocalSnapshots((settings.data_dir / "state").resolve(), changelog_topic(settings, TABLE)),
     )
     holder.append(source)
     resources.pipeline_outbox.fence = source.fence
