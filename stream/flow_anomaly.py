@@ -33,6 +33,7 @@ passed in.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from datetime import timedelta
@@ -55,6 +56,8 @@ HUB_STATUSES = frozenset({Status.LINEHAUL, Status.HUB_ARRIVAL})
 Key = tuple[str, str, str]  # (check, dimension, value)
 PAIR = "+"  # joint keys: (check, "hub+region", "HZ-3\x1d330000"), dimensions in sorted order
 _PAIR_SEP = "\x1d"
+
+log = logging.getLogger(__name__)
 
 
 def _pair(check: str, dim: str, value: str, other: str, other_value: str) -> Key:
@@ -177,8 +180,10 @@ class FlowAnomalyDetector:
         self._folded = -1  # last slot folded into the baseline
         self._last_eval = -1
         self._last_seen: tuple[float, float] | None = None  # (flow clock, receipt time) last advanced
+        self._since: tuple[float, float] | None = None  # (flow clock, receipt time) when history started
         self.incidents = FlowIncidents(self._step, settings.resolve_after.total_seconds(), replay)
         self.late_events = 0  # events of slots already folded (not counted)
+        self._late_logged = 0
 
     # -- input --------------------------------------------------------------------
     def observe(self, at: float, event: OrderEvent) -> None:
@@ -220,32 +225,45 @@ class FlowAnomalyDetector:
         """Evaluate at the last slot boundary at or before the flow clock (once per slot).
 
         ``received``: the receipt time of the newest input. When event time ran ahead of it
-        by more than the window since the last evaluation, the feed was catching up (a
-        backfill of old scans, a backlog after downtime): that is no baseline, so history
-        starts again with the next slot."""
+        by more than one slot, since the last evaluation or since history started, the feed
+        was catching up (a backfill of old scans, a backlog after downtime): that is no
+        baseline, so history starts again with the next slot. Live, event time keeps pace
+        with receipt (the clock cannot pass the newest event), and a backfill read minute by
+        minute moves the clock one slot per evaluation, never a window at once."""
         slot = int(clock // self._step)
         if slot <= self._last_eval:
             return []
-        last = self._last_seen
         if received is not None:
+            ahead = max(self._ahead(self._last_seen, clock, received), self._ahead(self._since, clock, received))
             self._last_seen = (clock, received)
-        if last is not None and received is not None and \
-                (clock - last[0]) - (received - last[1]) > self._span * self._step:
-            self._start = None
-            self._mean.clear()
-            self._age.clear()
+            if ahead > self._step:
+                log.info("flow checks: event time ran %.0f s ahead of receipt time (a catch-up): "
+                         "baselines restart", ahead)
+                self._start = None
+                self._mean.clear()
+                self._age.clear()
         if self._start is None:
             # the first clock: what came before (a backfill of old scans) is no flow to
             # learn from; history starts with the next slot, which is all live
             self._start = slot + 1
             self._folded = slot
+            self._since = (clock, received) if received is not None else None
             for old in [s for s in self._slots if s <= slot]:
                 del self._slots[old]
                 self._moves.pop(old, None)
         self._fold_until(slot - self._span - 1)
         self._last_eval = slot
         at = slot * self._step
+        if self.late_events > self._late_logged:
+            log.info("flow checks: %d events came after their slot was folded (%d so far)",
+                     self.late_events - self._late_logged, self.late_events)
+            self._late_logged = self.late_events
         return self.incidents.update(at, self._findings(slot))
+
+    @staticmethod
+    def _ahead(mark: tuple[float, float] | None, clock: float, received: float) -> float:
+        """How far event time ran ahead of receipt time since ``mark`` (clock, received)."""
+        return 0.0 if mark is None else (clock - mark[0]) - (received - mark[1])
 
     def _frozen(self) -> set[tuple[str, str]]:
         return {(inc.check, k) for inc in self.incidents.open_incidents for k in inc.keys}
@@ -382,6 +400,7 @@ class FlowAnomalyDetector:
             "folded": self._folded,
             "last_eval": self._last_eval,
             "last_seen": list(self._last_seen) if self._last_seen is not None else None,
+            "since": list(self._since) if self._since is not None else None,
             "open": self.incidents.to_dict(),
         }
 
@@ -399,4 +418,5 @@ class FlowAnomalyDetector:
         det._start, det._folded, det._last_eval = data["start"], data["folded"], data["last_eval"]
         det.incidents.restore(data["open"])
         det._last_seen = tuple(data["last_seen"]) if data.get("last_seen") else None  # type: ignore[assignment]
+        det._since = tuple(data["since"]) if data.get("since") else None  # type: ignore[assignment]
         return det

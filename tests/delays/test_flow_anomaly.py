@@ -52,7 +52,8 @@ class Flow:
         self.events: list[IncidentEvent] = []
         self._n = 0
 
-    def minute(self, minute: int, lanes: Iterable[tuple[int, dict[str, Any]]]) -> None:
+    def minute(self, minute: int, lanes: Iterable[tuple[int, dict[str, Any]]], received: float | None = None
+               ) -> None:
         batch = [fields for count, fields in lanes for _ in range(count)]
         for i, fields in enumerate(batch):
             at = T0 + minute * STEP + STEP * i / max(len(batch), 1)
@@ -63,7 +64,7 @@ class Flow:
                                **{k: v for k, v in fields.items() if k != "status"})
             self.detector.observe(at, event)
         # the flow clock: the minute is complete (lateness passed) once the next one starts
-        self.events.extend(self.detector.advance(T0 + (minute + 1) * STEP))
+        self.events.extend(self.detector.advance(T0 + (minute + 1) * STEP, received))
 
     def opened(self) -> list[dict[str, Any]]:
         return [e.record for e in self.events if e.type == "incident.opened"]
@@ -123,6 +124,22 @@ def test_a_source_that_goes_silent_is_named() -> None:
     for minute in range(10, 12):
         flow.minute(minute, _lanes(stopped={"wms"}))
     assert [r["root_cause"] for r in flow.opened()] == [{"source": "wms"}]
+
+
+def test_a_backfill_read_minute_by_minute_is_no_baseline() -> None:
+    """The demo's backfill: an hour of thin past scans arrives within seconds, one slot per
+    evaluation. Its flow must not become the baseline (a twentieth of the live rate), or
+    the live flow would never be judged against what is normal."""
+    flow = Flow()
+    arrival = T0 + 5 * 3600.0  # the backfill arrives hours after its event times
+    for minute in range(60):
+        flow.minute(minute, [(1, fields) for _, fields in _lanes()], received=arrival + minute * 0.1)
+    assert flow.events == []
+    offset = arrival + 10.0 - (T0 + 60 * STEP)  # then the live flow, as late as the last backfill scan
+    for minute in range(60, 70):
+        flow.minute(minute, _lanes(stopped={"HZ-3"} if minute >= 67 else set()),
+                    received=T0 + (minute + 1) * STEP + offset)
+    assert [r["root_cause"] for r in flow.opened()] == [{"hub": "HZ-3"}]
 
 
 def test_quiet_keys_and_young_keys_never_fire() -> None:
