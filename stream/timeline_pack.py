@@ -111,10 +111,15 @@ def pack(entries: Sequence[TimelineEntry]) -> bytes:
     if not n:
         return EMPTY
     hashes = b"".join([_HASH.pack(hash(e.event_id)) for e in entries])
+    index, name = _NAME_INDEX.get, _name  # index 0 is None: a hit is never falsy
     records = b"".join([
-        _REC.pack(e.time_ns, _STATUS_INDEX[e.status] | (_LATE if e.late else 0), _skip(e.skipped), _name(e.source),
-                  _name(e.node),
-                  _name(e.region), _name(e.illegal), _name(e.device))
+        _REC.pack(e.time_ns, _STATUS_INDEX[e.status] | (_LATE if e.late else 0),
+                  _SKIP_INDEX.get(e.skipped) or _skip(e.skipped) if e.skipped else 0,
+                  index(e.source) or name(e.source),
+                  0 if e.node is None else index(e.node) or name(e.node),
+                  0 if e.region is None else index(e.region) or name(e.region),
+                  0 if e.illegal is None else index(e.illegal) or name(e.illegal),
+                  0 if e.device is None else index(e.device) or name(e.device))
         for e in entries
     ])
     return bytes((n,)) + hashes + records + _front_coded([e.event_id.encode() for e in entries])
@@ -126,10 +131,9 @@ def _front_coded(ids: list[bytes]) -> bytes:
     out = []
     previous = b""
     for raw in ids:
-        shared = 0
-        limit = min(len(raw), len(previous))
-        while shared < limit and raw[shared] == previous[shared]:
-            shared += 1
+        # the shared prefix's length: the first differing byte is the XOR's highest non-zero one
+        m = min(len(raw), len(previous))
+        shared = m - ((int.from_bytes(raw[:m], "big") ^ int.from_bytes(previous[:m], "big")).bit_length() + 7) // 8
         out.append(bytes((shared, len(raw) - shared)) + raw[shared:])
         previous = raw
     return b"".join(out)
