@@ -10,6 +10,13 @@ reading it into an empty store. ``--baseline REF`` also times the loader of a gi
     .venv/bin/python bench/bench_restore.py --records 200000 --baseline 40a9cc8
 
 Prints JSON (records, keys, seconds, records/s per loader).
+
+:func:`restart_after_kill` is the state item's restart measure (``bench/bench_state.py``): a
+holder process restores a changelog of in-flight orders, saves its local snapshot
+(:class:`stream.local_snapshot.LocalSnapshots`, as a worker does every minute) and is killed
+with SIGKILL after more changelog records came; a fresh process then restores through
+:func:`stream.local_snapshot.restore_state` and applies one event, timed from its spawn.
+The same restart without a snapshot (the whole changelog) is timed for comparison.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +44,7 @@ from bench_state import IN_FLIGHT_STOPS, T0, OrderPlan, apply_record  # noqa: E4
 from orderradar.devstack.broker import EmbeddedBroker  # noqa: E402
 from orderradar.devstack.process import free_port  # noqa: E402
 from stream.changelog_restore import load_changelog  # noqa: E402
+from stream.local_snapshot import LocalSnapshots, restore_state  # noqa: E402
 from stream.outbox import Outbox, OutRecord  # noqa: E402
 from stream.pipeline import encode_value  # noqa: E402
 
@@ -79,17 +88,106 @@ def baseline_loader(ref: str) -> Any:
     return module.load_changelog
 
 
-async def produce(bootstrap: str, data: list[tuple[bytes, bytes]]) -> None:
+async def produce(bootstrap: str, data: Iterable[tuple[bytes, bytes]], topic: str = TOPIC) -> int:
     outbox = Outbox(bootstrap)
     await outbox.start()
+    sent = 0
     try:
-        chunk = 20_000
-        for at in range(0, len(data), chunk):
-            part = data[at:at + chunk]
-            await outbox.send([OutRecord(TOPIC, value, key, 0) for key, value in part],
-                              exact_end_offsets=at + chunk >= len(data))
+        chunk: list[OutRecord] = []
+        for key, value in data:
+            chunk.append(OutRecord(topic, value, key, 0))
+            if len(chunk) == 20_000:
+                await outbox.send(chunk)
+                sent += len(chunk)
+                chunk = []
+        await outbox.send(chunk, exact_end_offsets=True)
+        sent += len(chunk)
     finally:
         await outbox.stop()
+    return sent
+
+
+def _create_topic(bootstrap: str, topic: str) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    admin.close()
+
+
+# -- restart after kill -9 (the state item) ---------------------------------------------------
+
+RESTART_TOPIC = "bench-restart-orders-changelog"
+
+
+def _holder(bootstrap: str, state_dir: str) -> None:
+    """Restore partition 0 like a worker, save the snapshot, say so, then wait to be killed."""
+    store: dict[str, Any] = {}
+    ends: dict[int, int] = {}
+    asyncio.run(restore_state(None, bootstrap, RESTART_TOPIC, [0], store, ends_read=ends))
+    snapshots = LocalSnapshots(Path(state_dir), RESTART_TOPIC)
+    asyncio.run(snapshots.save(store, ends))
+    print(json.dumps({"holder_orders": len(store), "snapshot_offset": ends[0],
+                      "snapshot_bytes": snapshots.path(0).stat().st_size}), flush=True)
+    while True:
+        time.sleep(3600)  # killed with SIGKILL by the bench
+
+
+def _restarter(bootstrap: str, state_dir: str, spawned: float, event_json: str) -> None:
+    """A restarted worker's state path: restore (snapshot + tail, or the whole changelog),
+    then process one event; times from the parent's spawn (interpreter start and imports in)."""
+    from bench_state import NOW
+
+    from stream.contract import Rejection, validate_record
+    from stream.lifecycle import apply_event, new_order
+    from stream.pipeline import encode_value as encode
+    store: dict[str, Any] = {}
+    started = time.time()
+    snapshots = LocalSnapshots(Path(state_dir), RESTART_TOPIC) if state_dir else None
+    read = asyncio.run(restore_state(snapshots, bootstrap, RESTART_TOPIC, [0], store))
+    restored = time.time()
+    key, value = json.loads(event_json)
+    event = validate_record(key.encode(), value.encode(), NOW)
+    assert not isinstance(event, Rejection), event
+    order, change = apply_event(store.get(event.order_id) or new_order(event.order_id, 0), event)
+    assert change is not None
+    store[event.order_id] = order
+    encode(order)
+    done = time.time()
+    print(json.dumps({"changelog_records_read": read, "orders": len(store),
+                      "imports_s": round(started - spawned, 2), "restore_s": round(restored - started, 2),
+                      "to_first_event_s": round(done - spawned, 2)}), flush=True)
+
+
+def restart_after_kill(values: Iterable[tuple[bytes, bytes]], tail: Iterable[tuple[bytes, bytes]],
+                       first_event: tuple[bytes, bytes]) -> dict[str, Any]:
+    """Kill -9 a holder of ``values`` (one changelog version per order) after ``tail`` more
+    versions were written, restart, time to ``first_event`` processed (see the module doc)."""
+    me = [sys.executable, str(Path(__file__).resolve())]
+    event = json.dumps([first_event[0].decode(), first_event[1].decode()])
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = EmbeddedBroker(free_port(), Path(tmp) / "broker").start()
+        try:
+            _create_topic(broker.bootstrap, RESTART_TOPIC)
+            started = time.monotonic()
+            records = asyncio.run(produce(broker.bootstrap, values, RESTART_TOPIC))
+            produced_s = time.monotonic() - started
+            state_dir = str(Path(tmp) / "state")
+            holder = subprocess.Popen([*me, "--holder", broker.bootstrap, state_dir], stdout=subprocess.PIPE, text=True)
+            assert holder.stdout is not None
+            held = json.loads(holder.stdout.readline())
+            tail_records = asyncio.run(produce(broker.bootstrap, tail, RESTART_TOPIC))
+            holder.kill()  # SIGKILL: no clean stop, no final snapshot
+            holder.wait()
+            out: dict[str, Any] = {"changelog_records": records + tail_records, "produce_s": round(produced_s, 1),
+                                   **held, "tail_records": tail_records, "killed_with": "SIGKILL"}
+            for name, directory in (("with_snapshot", state_dir), ("changelog_only", "")):
+                spawned = time.time()
+                proc = subprocess.run([*me, "--restarter", broker.bootstrap, directory, repr(spawned), event],
+                                      capture_output=True, text=True, check=True)
+                out[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+            return out
+        finally:
+            broker.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--baseline", help="git revision whose load_changelog is timed too")
+    parser.add_argument("--holder", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--restarter", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.holder:
+        _holder(*args.holder)
+        return 0
+    if args.restarter:
+        bootstrap, state_dir, spawned, event = args.restarter
+        _restarter(bootstrap, state_dir, float(spawned), event)
+        return 0
     data = versions(args.records, args.seed)
     keys = len({key for key, _ in data})
     loaders = {"current": load_changelog}
@@ -107,10 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         broker = EmbeddedBroker(free_port(), Path(tmp)).start()
         try:
-            from kafka.admin import KafkaAdminClient, NewTopic
-            admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-            admin.create_topics([NewTopic(TOPIC, num_partitions=1, replication_factor=1)])
-            admin.close()
+            _create_topic(broker.bootstrap, TOPIC)
             asyncio.run(produce(broker.bootstrap, data))
             for name, loader in loaders.items():
                 store: dict[str, Any] = {}

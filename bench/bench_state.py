@@ -39,7 +39,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,8 @@ from stream.pipeline import decode_value, encode_value
 from stream.retention import RetentionIndex, RetentionSettings, sweep
 
 RESULTS = Path(__file__).resolve().parent / "results" / "state.json"
-T0 = datetime(2026, 11, 9, tzinfo=timezone.utc)
-NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)  # receipt time: every event is in its past
+T0 = datetime(2026, 11, 9, tzinfo=UTC)
+NOW = datetime(2030, 1, 1, tzinfo=UTC)  # receipt time: every event is in its past
 S = Status
 #: One line's route; an in-flight line stops somewhere before ``delivered``.
 ROUTE = [S.PAID, S.PICKED, S.PACKED, S.OUTBOUND_SCAN, S.LINEHAUL, S.HUB_ARRIVAL, S.LINEHAUL, S.HUB_ARRIVAL,
@@ -257,7 +258,18 @@ def flatness(samples: list[dict[str, Any]], from_day: float) -> dict[str, Any] |
             "rss_first_bytes": rss_values[0], "rss_last_bytes": rss_values[-1]}
 
 
-def run(skus: int, seed: int, soak_days: float, orders_per_hour: int, retention: RetentionSettings) -> dict[str, Any]:
+def restart_phase(path: Path, tail: int) -> dict[str, Any]:
+    """Restart after SIGKILL of a holder of the changelog in ``path`` (``bench_restore``):
+    ``tail`` changelog records (versions of its first orders) come after its last snapshot."""
+    from bench_restore import restart_after_kill  # it imports this module
+    rng = random.Random(99)
+    plan = OrderPlan(99_999_999, T0, rng)
+    first = plan.event(plan.lines[0], 0, plan.placed, rng)
+    return restart_after_kill(read_values(path), islice(read_values(path), tail), first)
+
+
+def run(skus: int, seed: int, soak_days: float, orders_per_hour: int, retention: RetentionSettings,
+        tail: int = 50_000) -> dict[str, Any]:
     base = rss()
     print(f"building {skus:,} in-flight SKUs ...", flush=True)
     store, built, events, cpu = build(skus, seed)
@@ -270,6 +282,8 @@ def run(skus: int, seed: int, soak_days: float, orders_per_hour: int, retention:
         proc = subprocess.run([sys.executable, __file__, "--recover-child", str(path)], capture_output=True,
                               text=True, check=True)
         recovered = json.loads(proc.stdout.strip().splitlines()[-1])
+        print("restart after kill -9 of a process holding them ...", flush=True)
+        restart = restart_phase(path, tail)
     print(f"soak: {soak_days:g} days of event time, {orders_per_hour:,} orders per hour ...", flush=True)
     # in a fresh process too: the build's freed heap would hide the soak's growth
     proc = subprocess.run([sys.executable, __file__, "--soak-child", str(soak_days), str(orders_per_hour), str(seed),
@@ -286,6 +300,7 @@ def run(skus: int, seed: int, soak_days: float, orders_per_hour: int, retention:
                       "encoded_bytes": encoded, "bytes_per_sku_encoded": round(encoded / built, 1),
                       "skus_per_24_gib": int(24 * 2**30 / (held / built))},
         "recovered": recovered,
+        "restart_after_kill": restart,
         "soak": soaked,
         "soak_flat": flatness(soaked["samples"], settle),
     }
@@ -301,6 +316,12 @@ def table(r: dict[str, Any]) -> str:
         ("RSS per SKU after recovery (fresh process)", f"{rec['bytes_per_sku']:,.0f} B"),
         ("changelog decode", f"{rec['orders_per_cpu_s']:,} orders/CPU s"),
     ]
+    restart = r.get("restart_after_kill")
+    if restart:
+        rows.append(("restart after kill -9 to first event",
+                     f"{restart['with_snapshot']['to_first_event_s']:.1f} s"))
+        rows.append(("same, no snapshot (whole changelog)", f"{restart['changelog_only']['to_first_event_s']:.1f} s"))
+        rows.append(("local snapshot bytes per in-flight SKU", f"{restart['snapshot_bytes'] / f['skus']:,.0f} B"))
     flat = r.get("soak_flat")
     if flat:
         rows.append((f"soak RSS max/min from day {flat['from_day']:g}", f"{flat['rss_max_over_min']:.2f}"))
@@ -318,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="retention abandoned_after for the soak (default 3d, so a soak of a few days "
                              "exercises it; the shipped default is 30d)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--restart-tail", type=int, default=50_000,
+                        help="changelog records written after the last local snapshot before the kill -9")
     parser.add_argument("--smoke", action="store_true", help="2,000 SKUs, a 2-day soak: checks the harness")
     parser.add_argument("--recover-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--soak-child", nargs=4, help=argparse.SUPPRESS)
@@ -335,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.skus, args.soak_days, args.soak_orders_per_hour = 2_000, 2.0, 20
     retention = RetentionSettings.model_validate({"abandoned_after": args.abandoned_after})
-    result = run(args.skus, args.seed, args.soak_days, args.soak_orders_per_hour, retention)
+    result = run(args.skus, args.seed, args.soak_days, args.soak_orders_per_hour, retention, args.restart_tail)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in result.items() if k != "soak"}, indent=2))
