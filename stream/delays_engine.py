@@ -24,10 +24,12 @@ applied, (4) that partition's timers up to its watermark fire, (5) the detectors
 when the global watermark (minimum over partitions) enters a new ``eval_every`` slot.
 Nothing depends on batch boundaries, so the same inputs (events with their receipt times,
 ticks) in the same order give the same transitions, incident ids and lifecycle events.
-One exception besides late data: when a held-back source catches up, the global watermark
-can cross several evaluation slots at once, and the detectors report only the last of them,
-so intermediate ``incident.updated`` snapshots depend on how far it jumped (opened and
-resolved incidents, their ids and every SKU state do not).
+When the global watermark crosses several evaluation slots at once (a held-back source
+catching up), each slot is evaluated in turn (at most a day of them), so the incidents do
+not depend on how far it jumped. With :meth:`expect_partitions` (the worker's owned
+partitions) the global watermark waits for every partition, so the incidents do not depend
+on how the partitions' records were interleaved either (``stream.incidents`` evaluates as
+of the slot boundary); without it, it is the minimum over the partitions seen so far.
 Ticks only move partitions that are idle, which in live operation is exactly when a
 replay would also have no events, so replaying the log (without ticks) ends in the same
 SKU states and incidents; to reproduce every intermediate event too, replay the ticks.
@@ -69,6 +71,11 @@ from stream.sla import DEFAULT_SLA_PATH, SlaPolicy, SlaRules, load_sla_rules
 from stream.watermarks import Watermarks
 
 SNAPSHOT_VERSION = 1
+#: The detectors' stored entries (``detector/<name>``; in a snapshot's ``core``).
+_DETECTORS = ("delay_incidents", "dq_incidents")
+#: At most this much event time of evaluation slots is stepped through when a clock jumps
+#: (a restart after downtime): older slots are evaluated as the jump's last one.
+_MAX_CATCH_UP_S = 24 * 3600.0
 
 
 def _dt(instant: float | None) -> datetime | None:
@@ -122,14 +129,31 @@ class DelaysEngine:
         )
         self.events_processed = 0
         self._received: float | None = None  # receipt time of the newest input (flow checks)
+        #: Expected partitions that have sent nothing yet -> wall-clock time they were first
+        #: expected (``None``: not yet known, set by the next tick).
+        self._silent_since: dict[int, float | None] = {}
+        self._slots: dict[str, int] = {}  # detector kind -> last evaluation slot stepped to
+        #: Stored entries changed since the last :meth:`take_dirty`: ``core``, and the
+        #: detectors (the large part: flow baselines, findings), written only when fed or
+        #: evaluated, so an idle tick costs what changed, not the state's size.
+        self._dirty: set[str] = {"core", *_DETECTORS}
 
     @classmethod
     def from_file(cls, path: Path = DEFAULT_SLA_PATH, replay: str | None = None) -> DelaysEngine:
         return cls(load_sla_rules(path), replay)
 
-    def expect_partitions(self, partitions: set[int] | range) -> None:
-        """The partitions this engine owns: incidents wait until each has a watermark."""
+    def expect_partitions(self, partitions: set[int] | range, now: datetime | None = None) -> None:
+        """The partitions this engine owns: its clock is the minimum over all of them (as in
+        Kafka Streams and Flink), so incidents wait until each has a watermark and a batch
+        that holds one partition first cannot run the clock ahead on it alone.
+
+        An expected partition that sends nothing for ``idle_after`` of wall clock (``now``,
+        then the ticks) is idle: a live engine's follows the ticks, a replay's is no longer
+        waited for (a replay need not have records in every partition)."""
         self.watermarks.expect(partitions)
+        self._dirty.add("core")
+        at = None if now is None else now.timestamp()
+        self._silent_since = {p: self._silent_since.get(p, at) for p in self.watermarks.silent()}
 
     # -- input --------------------------------------------------------------------
     def process(
@@ -139,9 +163,12 @@ class DelaysEngine:
         partition: int = 0,
         now: datetime | None = None,
         received_at: Sequence[float | None] | None = None,
+        partitions: Sequence[int] | None = None,
     ) -> DelaysResult:
         """Process a batch of one partition received at ``now`` (``None``: clockless replay),
         or each item at its own ``received_at`` (epoch seconds; the record timestamps).
+        ``partitions``: each item's partition, for a batch of several partitions (in the
+        order the worker merged them: lowest receipt time first, as Kafka Streams does).
 
         The records are a clock too: after each one, the partition's sources that have been
         quiet for ``idle_after`` of record time follow it (so replaying the log, with its
@@ -150,14 +177,19 @@ class DelaysEngine:
         record at its own event time.
         """
         batch = list(batch)
+        if partitions is None:
+            partitions = [partition] * len(batch)
         if now is not None:
-            # Wall-clock ticks leave this partition alone for a while: it is busy, perhaps
-            # catching up a backlog whose record times are long past.
-            self._busy[partition] = now.timestamp()
+            # Wall-clock ticks leave these partitions alone for a while: they are busy,
+            # perhaps catching up a backlog whose record times are long past.
+            for busy in set(partitions):
+                self._busy[busy] = now.timestamp()
         if received_at is None:
             received_at = [None if now is None else now.timestamp()] * len(batch)
         out = DelaysResult()
-        for item, received in zip(batch, received_at, strict=True):
+        if batch:
+            self._dirty.update(("core", *_DETECTORS))  # flow counts of both detectors
+        for item, received, partition in zip(batch, received_at, partitions, strict=True):
             if self.replay is not None:
                 event = item.event if isinstance(item, IllegalTransition) else item
                 received = event.event_time.timestamp()
@@ -172,21 +204,46 @@ class DelaysEngine:
 
     def tick(self, now: datetime) -> DelaysResult:
         """Wall-clock tick: idle sources follow ``now - allowed_lateness``. A replay engine
-        has its own clock (its newest event time): the wall clock does not move it."""
+        has its own clock (its newest event time): the wall clock does not move it, it only
+        stops waiting for expected partitions that stayed silent (see :meth:`expect_partitions`)."""
         out = DelaysResult()
+        wall = now.timestamp()
+        waiting = self._waiting(wall)
         if self.replay is None:
-            wall = now.timestamp()
             busy = {p for p, at in self._busy.items() if wall - at < self.watermarks.idle_after}
-            for partition in self.watermarks.tick(wall, skip=busy):
+            for partition in self.watermarks.tick(wall, skip=busy | waiting):
+                self._dirty.add("core")
                 self._fire(partition, out)
+        elif self._silent_since.keys() - waiting:
+            idle = self._silent_since.keys() - waiting
+            self.watermarks.expect(set(self.watermarks.expected) - idle)
+            self._dirty.add("core")
+            for partition in idle:
+                del self._silent_since[partition]
         self._evaluate(out)
         out.watermark = _dt(self.watermarks.global_watermark())
         return out
+
+    def _waiting(self, wall: float) -> set[int]:
+        """Expected partitions that have sent nothing, for less than ``idle_after`` yet."""
+        silent = self.watermarks.silent()
+        for partition in list(self._silent_since):
+            if partition not in silent:
+                del self._silent_since[partition]
+        waiting = set()
+        for partition in silent:
+            since = self._silent_since.get(partition)
+            if since is None:
+                self._silent_since[partition] = since = wall
+            if wall - since < self.watermarks.idle_after:
+                waiting.add(partition)
+        return waiting
 
     def advance_watermark(self, watermark: datetime) -> DelaysResult:
         """Move every partition's watermark to at least ``watermark`` (end of a replay)."""
         out = DelaysResult()
         for partition in self.watermarks.advance_all(watermark.timestamp()):
+            self._dirty.add("core")
             self._fire(partition, out)
         self._evaluate(out)
         out.watermark = _dt(self.watermarks.global_watermark())
@@ -269,6 +326,8 @@ class DelaysEngine:
         )
 
     def _transitions(self, transitions: list[DelayTransition], out: DelaysResult) -> None:
+        if transitions:
+            self._dirty.add("delay_incidents")  # the tracker marks or clears its bad SKUs
         for transition in transitions:
             if transition.closed:
                 self.quality.forget(transition.key)
@@ -283,12 +342,30 @@ class DelaysEngine:
         watermark = self.watermarks.global_watermark()
         if watermark is None:
             return
-        out.incidents.extend(self.delay_incidents.advance(watermark))
-        out.incidents.extend(self.dq_incidents.advance(watermark))
+        self._advance(self.delay_incidents, watermark, out)
+        self._advance(self.dq_incidents, watermark, out)
         if self.flow is not None:
             clock = self._flow_clock(self.flow.settings.lateness.total_seconds())
             if clock is not None:
-                out.incidents.extend(self.flow.advance(clock, self._received))
+                flow = self.flow.advance(clock, self._received)
+                if flow:
+                    self._dirty.add("core")  # its open incidents are stored there
+                out.incidents.extend(flow)
+
+    def _advance(self, detector: IncidentDetector, watermark: float, out: DelaysResult) -> None:
+        """Evaluate every slot the clock crossed, not only the one it entered: a clock held
+        back (by a partition that had not sent yet) and then released must give the
+        incidents a clock moving record by record gives."""
+        every = detector.settings.eval_every.total_seconds()
+        slot = int(watermark // every)
+        last = self._slots.get(detector.kind)
+        if last is not None and slot > last + 1:
+            for step in range(max(last + 1, slot - int(_MAX_CATCH_UP_S // every)), slot):
+                out.incidents.extend(detector.advance(step * every))
+        if last is None or slot > last:
+            self._slots[detector.kind] = slot
+            self._dirty.add("delay_incidents" if detector is self.delay_incidents else "dq_incidents")
+        out.incidents.extend(detector.advance(watermark))
 
     def _flow_clock(self, lateness: float) -> float | None:
         """Event time every partition has reached, minus the flow checks' own lateness (they
@@ -373,17 +450,21 @@ class DelaysEngine:
         }
 
     # -- persistence --------------------------------------------------------------
-    def _core(self) -> dict[str, Any]:
-        return {
+    def _core(self, detectors: bool = True) -> dict[str, Any]:
+        core = {
             "version": SNAPSHOT_VERSION,
             "replay": self.replay,
             "replay_now": self.replay_now,
             "events_processed": self.events_processed,
             "watermarks": self.watermarks.to_dict(),
-            "delay_incidents": self.delay_incidents.to_dict(),
-            "dq_incidents": self.dq_incidents.to_dict(),
             "flow_incidents": self.flow.incidents.to_dict() if self.flow is not None else None,
         }
+        if detectors:
+            core.update((name, self._detector(name).to_dict()) for name in _DETECTORS)
+        return core
+
+    def _detector(self, name: str) -> IncidentDetector:
+        return self.delay_incidents if name == "delay_incidents" else self.dq_incidents
 
     def sku_entry(self, key: str) -> dict[str, Any] | None:
         """One SKU's stored form (``None`` once it is forgotten)."""
@@ -395,10 +476,10 @@ class DelaysEngine:
     def take_dirty(self) -> dict[str, dict[str, Any] | None]:
         """Table entries changed since the last call; ``None`` means delete the key.
 
-        Keys: ``sku/<order_id>|<sku>`` (one per SKU), ``lane/<partition>/<histogram>``
-        and ``core``
-        (watermarks, detectors). Each value is small; together they rebuild the engine
-        with :meth:`from_entries`.
+        Keys: ``sku/<order_id>|<sku>`` (one per SKU), ``lane/<partition>/<histogram>``,
+        ``core`` (watermarks, open flow incidents) and ``detector/<name>`` (the two incident
+        detectors), each only when it changed. Together they rebuild the engine with
+        :meth:`from_entries`.
         """
         entries: dict[str, dict[str, Any] | None] = {}
         for key in sorted(self.tracker.take_changed()):
@@ -406,7 +487,12 @@ class DelaysEngine:
         for partition in sorted(self.tracker.lane_stats):
             for key, hist in self.tracker.lane_stats[partition].take_dirty().items():
                 entries[f"lane/{partition}/{key}"] = hist
-        entries["core"] = self._core()
+        if "core" in self._dirty:
+            entries["core"] = self._core(detectors=False)
+        for name in _DETECTORS:
+            if name in self._dirty:
+                entries[f"detector/{name}"] = self._detector(name).to_dict()
+        self._dirty.clear()
         return entries
 
     @classmethod
@@ -416,7 +502,9 @@ class DelaysEngine:
         engine = cls(rules, replay)
         core = entries.get("core")
         if core is not None:
-            engine._load_core(core)
+            # detectors stored apart (older snapshots have them in ``core``)
+            engine._load_core({**core, **{name: entries[f"detector/{name}"] for name in _DETECTORS
+                                          if f"detector/{name}" in entries}})
         for name in sorted(entries):
             value = entries[name]
             if name.startswith("lane/"):
@@ -438,11 +526,13 @@ class DelaysEngine:
             rules.watermark.idle_after.total_seconds(),
             core["watermarks"],
         )
-        self.delay_incidents = IncidentDetector.from_dict(rules.incidents, core["delay_incidents"], DELAY_TITLES,
-                                                          replay=self.replay)
-        self.dq_incidents = IncidentDetector.from_dict(
-            rules.data_quality.incidents, core["dq_incidents"], FINDING_TITLES, replay=self.replay
-        )
+        if "delay_incidents" in core:
+            self.delay_incidents = IncidentDetector.from_dict(rules.incidents, core["delay_incidents"],
+                                                              DELAY_TITLES, replay=self.replay)
+        if "dq_incidents" in core:
+            self.dq_incidents = IncidentDetector.from_dict(
+                rules.data_quality.incidents, core["dq_incidents"], FINDING_TITLES, replay=self.replay
+            )
         self.tracker.feed = self.delay_incidents
         if self.flow is not None and core.get("flow_incidents") is not None:
             # open incidents only: this entry is written after every batch, and the flow

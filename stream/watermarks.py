@@ -53,6 +53,14 @@ class Watermarks:
             self._sources.setdefault(partition, {})
         self._global = None
 
+    @property
+    def expected(self) -> frozenset[int]:
+        return frozenset(self._expected)
+
+    def silent(self) -> set[int]:
+        """Expected partitions that have no source yet (nothing received from them)."""
+        return {p for p in self._expected if not self._sources.get(p)}
+
     def _clock(self, partition: int, source: str) -> SourceClock:
         sources = self._sources.setdefault(partition, {})
         clock = sources.get(source)

@@ -42,6 +42,7 @@ detectors (see :mod:`stream.delays_engine` for the single-detector deployment).
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections import Counter
@@ -105,6 +106,22 @@ class _Sku:
     region: str | None
     carrier: str | None
     warehouse: str | None
+
+
+def _merged(by_partition: Mapping[int, list[Accepted]], now: float, replay: bool) -> list[Accepted]:
+    """A timeline's records of several partitions, each partition in its order, the head
+    with the lowest time first (Kafka Streams' partition group): a timeline's clock then
+    moves with time, not with the order a fetch returned the partitions. Time is the
+    record's receipt time, for a replay its event time (the replay's clock)."""
+    if len(by_partition) == 1:
+        return next(iter(by_partition.values()))
+
+    def time_of(item: Accepted) -> float:
+        if replay:
+            return item.event.event_time.timestamp()
+        return item.record.timestamp_ms / 1000 if item.record.timestamp_ms else now
+
+    return list(heapq.merge(*(by_partition[p] for p in sorted(by_partition)), key=time_of))
 
 
 def _iso(at: datetime) -> str:
@@ -176,10 +193,12 @@ class DelaysStage:
         """The live engine."""
         return self.timelines[None].engine
 
-    def _timeline(self, replay: str | None) -> _Timeline:
+    def _timeline(self, replay: str | None, now: datetime) -> _Timeline:
         timeline = self.timelines.get(replay)
         if timeline is None:
             timeline = self.timelines[replay] = _Timeline(replay, DelaysEngine(self.rules, replay))
+            # its clock waits for every partition of the worker (a silent one for idle_after)
+            timeline.engine.expect_partitions(self.partitions, now)
         return timeline
 
     @classmethod
@@ -207,6 +226,7 @@ class DelaysStage:
         self.timelines = {}
         for replay, found in by_replay.items():
             timeline = self.timelines[replay] = _Timeline(replay, DelaysEngine.from_entries(self.rules, found, replay))
+            timeline.engine.expect_partitions(partitions)
             core = found.get("core") or {}
             timeline.first_event = core.get("first_event")
             engine = timeline.engine
@@ -232,18 +252,16 @@ class DelaysStage:
             by_timeline.setdefault(replay, {}).setdefault(item.record.partition, []).append(item)
             self.partitions.add(item.record.partition)
         for replay, by_partition in by_timeline.items():
-            timeline = self._timeline(replay)
+            timeline = self._timeline(replay, ctx.now)
             timeline.pending = True
-            result = DelaysResult()
-            for partition, items in sorted(by_partition.items()):
-                received = [a.record.timestamp_ms / 1000 if a.record.timestamp_ms else ctx.now.timestamp()
-                            for a in items]
-                if replay is not None:
-                    first = min(a.event.event_time.timestamp() for a in items)
-                    if timeline.first_event is None or first < timeline.first_event:
-                        timeline.first_event = first
-                result.extend(timeline.engine.process(self._inputs(timeline, items), partition=partition,
-                                                      now=ctx.now, received_at=received))
+            items = _merged(by_partition, ctx.now.timestamp(), replay is not None)
+            if replay is not None:
+                first = min(a.event.event_time.timestamp() for a in items)
+                if timeline.first_event is None or first < timeline.first_event:
+                    timeline.first_event = first
+            received = [a.record.timestamp_ms / 1000 if a.record.timestamp_ms else ctx.now.timestamp() for a in items]
+            result = timeline.engine.process(self._inputs(timeline, items), now=ctx.now, received_at=received,
+                                             partitions=[a.record.partition for a in items])
             self._publish(ctx, timeline, result)
             offsets = {a.event.order_id: a.event.event_time.utcoffset() for p in by_partition.values() for a in p}
             self._etas(ctx, timeline, result, {o: int(d.total_seconds() // 60) if d is not None else None
@@ -257,7 +275,11 @@ class DelaysStage:
         self._outputs(ctx)
 
     def _tick(self, ctx: BatchContext) -> None:
-        # Only live traffic follows the wall clock; a replay's clock is its own events.
+        # Only live traffic follows the wall clock; a replay's clock is its own events (its
+        # tick only stops waiting for partitions without records of it).
+        for replay, other in self.timelines.items():
+            if replay is not None:
+                self._publish(ctx, other, other.engine.tick(ctx.now))
         timeline = self.timelines[None]
         result = self.engine.tick(ctx.now)
         self._publish(ctx, timeline, result)

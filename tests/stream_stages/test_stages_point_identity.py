@@ -22,7 +22,6 @@ from test_stages_pipeline import alert_on, influx_values, read_all, run_outage
 
 from alerting.decisions import TAG_LABELS
 from config.settings import Settings
-from stream.contract import Status
 from stream.topics import ALERTS, ORDER_INCIDENTS
 
 pytestmark = pytest.mark.integration
@@ -32,14 +31,22 @@ SECOND_HUB = "HUB-D"
 
 
 def two_hub_outage(start: datetime, minutes: int, outage_after: int) -> list[Sent]:
-    """The scenario's traffic, with ``SECOND_HUB``'s parcels stalling too."""
+    """The scenario's traffic, with ``SECOND_HUB``'s parcels replaced by a twin of each
+    ``HUB-A`` parcel at the same times: both hubs' parcels stall together, so their
+    incidents are evaluated in the same slots."""
     second = list(HUBS).index(SECOND_HUB)
     out = []
     for sent in outage_traffic(start, minutes, outage_after):
-        n = int(sent.event.order_id[1:])
-        stalled = n % len(HUBS) == second and n >= 2 * outage_after
-        if not (stalled and sent.event.status in (Status.OUT_FOR_DELIVERY, Status.DELIVERED)):
+        e = sent.event
+        n = int(e.order_id[1:]) % len(HUBS)
+        if n != second:
             out.append(sent)
+        if n == 0:  # a HUB-A parcel
+            twin = "D" + e.order_id[1:]
+            update: dict[str, object] = {"order_id": twin, "event_id": twin + e.event_id[len(e.order_id):]}
+            if e.node == "HUB-A":
+                update.update(node=SECOND_HUB, lat=HUBS[SECOND_HUB][0], lon=HUBS[SECOND_HUB][1])
+            out.append(Sent(e.model_copy(update=update), sent.received))
     return out
 
 

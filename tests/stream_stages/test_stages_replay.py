@@ -141,12 +141,6 @@ def _values(settings: Settings, topic: str) -> list[dict[str, Any]]:
     return [orjson.loads(r.value) for r in asyncio.run(read_topic(settings, topic)) if r.value]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open finding: since the worker reads order-events with getmany (60fe3e3), a batch of a "
-    "backlog fills from one partition first, and a replay's event-time clock (the minimum over "
-    "the partitions it has seen) runs ahead on that partition alone: the replayed incident opens "
-    "with 8 of the live incident's 21 SKUs. Needs expected partitions per timeline and batches "
-    "that interleave partitions."))
 def test_replay_answers_like_live_is_kept_pages_no_one_and_sync_lag_is_measured(
         stack_settings: Settings, tmp_path: Path) -> None:
     config_dir = tmp_path / "config"
