@@ -688,8 +688,8 @@ def apply_event(order: OrderState, event: OrderEvent, time_ns: int | None = None
     ``time_ns`` is ``event.event_ts_ns`` (passed in when the caller already computed it).
     """
     event_id = event.event_id
-    for sku in order.skus.values():
-        if timeline_pack.contains(sku.packed, event_id):
+    for line in order.skus.values():
+        if timeline_pack.contains(line.packed, event_id):
             return order, None
     if time_ns is None:
         time_ns = event.event_ts_ns

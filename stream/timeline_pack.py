@@ -161,7 +161,7 @@ def unpack(packed: bytes) -> tuple[TimelineEntry, ...]:
     ids = [raw.decode() for raw in _ids(packed, n, n)]
     names, statuses, skips = _NAMES, _STATUSES, _SKIPS
     return tuple([
-        TimelineEntry(event_id, statuses[status & ~_LATE], time_ns, names[source],  # type: ignore[arg-type]
+        TimelineEntry(event_id, statuses[status & ~_LATE], time_ns, names[source],
                       names[node], names[region], status >= _LATE, names[illegal], names[device], skips[skipped])
         for event_id, (time_ns, status, skipped, source, node, region, illegal, device)
         in zip(ids, _REC.iter_unpack(packed[start:start + _REC_SIZE * n]), strict=True)
