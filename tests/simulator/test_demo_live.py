@@ -1,5 +1,5 @@
 """The demo lives: the simulator as ``orderradar up`` runs it (50 events/s in real time, a
-warm-up of simulated days, a backfill of parcels in flight), started at 20:55 China time
+warm-up of simulated hours, a backfill of parcels in flight), started at 20:55 China time
 whatever the wall clock says, through the real broker, influxd and ``orderradar worker``
 with the shipped SLA rules (``config/sla.yaml``).
 
@@ -11,16 +11,18 @@ with the shipped SLA rules (``config/sla.yaml``).
 
 The five minutes before 21:00 are the flow checks' baseline (``incidents.flow`` in
 ``config/sla.yaml``: a key is judged after 3 minutes of its own live flow, in windows of up
-to 3 minutes). All six scenarios are switched on together (on different hubs, provinces and
-sources) so the whole module takes one 3-minute window. Scenarios the flow checks cannot
-see in 3 minutes at this module's rate are marked xfail with the reason.
+to 3 minutes). The scenarios are switched on together (on different hubs, provinces and
+sources) so the whole module takes one 3-minute window, each where the flow is large enough
+for a 3-minute stop to be significant (a key expecting about 2 moves a minute, such as hub
+HZ-3 at 21:00, can be quiet that long by chance). A scenario that does not pass is marked
+xfail with the measured reason.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -43,34 +45,39 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 #: ago); the simulated run starts ``BASELINE`` earlier, so the flow checks know the normal flow.
 SWITCH = (21, 0)
 BASELINE = timedelta(minutes=5)
-#: A fifth of the demo's rate (``orderradar up``: 50 events/s, 36 h of warm-up, backfill
-#: 0.5 %): the warm-up costs CPU in proportion to the rate and the machine is shared, so
-#: 24 simulated hours at 10 events/s (77 % of the steady rate at once) and a larger
-#: backfill share keep the module inside its time budget.
-SIMULATOR = ("simulate", "--rate", "10", "--warmup", "24h", "--backfill", "0.02", "--stats-every", "5")
+#: ``orderradar up``'s rate (50 events/s) and backfill (0.5 %), with 12 simulated hours of
+#: warm-up instead of 36: 36 took 179 s of the fixture's 240 on a loaded 2-core machine; with
+#: 12 the flow at 21:00 is about 35 events/s instead of 40.
+SIMULATOR = ("simulate", "--rate", "50", "--warmup", "12h", "--backfill", "0.005", "--stats-every", "5")
 STAGE_DEADLINE_S = 120.0
 INCIDENT_DEADLINE_S = 180.0
 STAGES = {"paid", "picked", "packed", "outbound_scan", "linehaul", "hub_arrival", "out_for_delivery", "delivered"}
-FUJIAN = Typhoon(zone="fujian_coast").polygon
+#: The typhoon over Hangzhou (about 90 moves a minute within 80 km at 21:00; the shipped
+#: ``fujian_coast`` sees about 2, and ``pearl_river_delta`` holds most of Guangdong's flow, so
+#: its drop is the province's, which the carrier slowdown already takes).
+TYPHOON = Typhoon(zone="zhejiang_coast", lat=30.2741, lon=120.1551)
+ZONE = TYPHOON.polygon
 
-NOT_LIVE_YET = ("fires when the simulator's traffic (same rate, seed, baseline and switch) goes through "
-                "DelaysEngine in one process (douyin surge and region 440000 drop 1.5 and 2.5 minutes after "
-                "the switch), but through the live worker only source=wms (about 80 orders a minute) was "
-                "published within 3 minutes in 3 runs; why these lower-volume keys did not fire there is not "
-                "found yet")
-TOO_QUIET = ("at this module's 10 events/s {what} sees about {n} orders a minute, in bursts: a stop is "
-             "not a significant flow drop within 3 minutes (the flow checks need 10 expected events in a "
-             "window, a drop to half and Bonferroni over every key; stream/flow_anomaly.py)")
+BROKEN_SCANNER = (
+    "not switched on with the others: measured with YW-1-SCN-01 (about 12 events a minute at "
+    "21:00), its future times that the worker accepts (ahead of the simulated clock by less than "
+    "the hours it trails the wall clock, so not flagged: the check compares with the receipt "
+    "time) move the partitions' newest event and the flow clock hours ahead, and every flow "
+    "check stops; its findings would not make an incident within 3 minutes either: the delays "
+    "engine evaluates data quality every 5 minutes of the SLA watermark (5 minutes behind), a "
+    "future time is marked bad at its receipt time (the wall clock), and events over a day "
+    "ahead are dead-lettered before the detector (stream/delays_engine.py, stream/pipeline.py; "
+    "written up in /work/coord/fairness.md)")
 
 
 def _rc(record: dict[str, Any]) -> dict[str, Any]:
     return record.get("root_cause") or {}
 
 
-def _in_fujian(record: dict[str, Any]) -> bool:
+def _in_zone(record: dict[str, Any]) -> bool:
     where = record.get("location") or _rc(record)
     return (record.get("dimension") == "area" and "lat" in where
-            and bool(shapely.contains_xy(FUJIAN, where["lon"], where["lat"])))
+            and bool(shapely.contains_xy(ZONE, where["lon"], where["lat"])))
 
 
 def _newest(events: list[dict[str, Any]]) -> datetime:
@@ -83,23 +90,20 @@ class Case:
     control: str
     names_cause: Callable[[dict[str, Any]], bool]
     xfail: str | None = None
+    switched_on: bool = True
 
 
 CASES: dict[str, Case] = {
-    "hub_outage": Case("+hub_outage:hub=HZ-3", lambda r: _rc(r).get("hub") == "HZ-3",
-                       TOO_QUIET.format(what="hub HZ-3", n="1-2")),
+    # WH-2 (Wuhan): about 45 parcel moves a minute at 21:00; HZ-3, the scenario's default, about 2
+    "hub_outage": Case("+hub_outage:hub=WH-2", lambda r: _rc(r).get("hub") == "WH-2"),
     "carrier_slowdown": Case("+carrier_slowdown:province=Guangdong,factor=3",
-                             lambda r: _rc(r).get("region") == "440000", NOT_LIVE_YET),
-    "typhoon": Case("+typhoon:zone=fujian_coast", _in_fujian,
-                    TOO_QUIET.format(what="the Fujian coast", n="3")),
-    "broken_scanner": Case("+broken_scanner:device=NC-1-SCN-01",
-                           lambda r: _rc(r).get("device_id") == "NC-1-SCN-01",
-                           "the scanner sends about 1 event a minute at this rate and only bad times within a "
-                           "day ahead become findings (about 1 in 5 of its events; the rest are rejected by the "
-                           "contract or, a past time, are not flagged): under one finding in 3 minutes, while "
-                           "data-quality incidents need 5"),
+                             lambda r: _rc(r).get("region") == "440000"),
+    "typhoon": Case(f"+typhoon:zone={TYPHOON.zone},lat={TYPHOON.lat},lon={TYPHOON.lon}", _in_zone),
+    "broken_scanner": Case("+broken_scanner:device=YW-1-SCN-01",
+                           lambda r: _rc(r).get("device_id") == "YW-1-SCN-01", BROKEN_SCANNER,
+                           switched_on=False),
     "flash_sale": Case("+flash_sale:factor=47,minutes=5,channel=douyin",
-                       lambda r: _rc(r).get("channel") == "douyin", NOT_LIVE_YET),
+                       lambda r: _rc(r).get("channel") == "douyin"),
     "source_lag": Case("+source_lag:source=wms,lag_minutes=15", lambda r: _rc(r).get("source") == "wms"),
 }
 
@@ -113,6 +117,7 @@ class Demo:
     tail: TopicTail
     first_record_at: float = 0.0
     switched_at: float = 0.0
+    before_switch: list[dict[str, Any]] = field(default_factory=list)
 
     def logs(self) -> str:
         return f"worker:\n{self.worker.log_tail(25)}\nsimulator:\n{self.simulator.log_tail(15)}"
@@ -143,8 +148,9 @@ def demo(broker, influx, tmp_path_factory) -> Iterator[Demo]:
                        interval=0.5, what="the simulated clock at 21:00")
         except TimeoutError:
             raise AssertionError(demo.logs()) from None
+        demo.before_switch = demo.tail.values(settings.topic(ORDER_INCIDENTS))
         # every scenario on at once, at 21:00 simulated: one 3-minute window for all of them
-        control.write_text("".join(case.control + "\n" for case in CASES.values()))
+        control.write_text("".join(case.control + "\n" for case in CASES.values() if case.switched_on))
         demo.switched_at = time.monotonic()
         yield demo
     finally:
@@ -168,11 +174,20 @@ def test_parcels_in_every_stage_within_two_minutes(demo: Demo) -> None:
         raise AssertionError(f"no SKU in {sorted(missing())}\n{demo.logs()}") from None
 
 
+def test_the_backfill_and_the_baseline_open_no_flow_incident(demo: Demo) -> None:
+    """The backfill's past scans arrive within seconds: a catch-up, no baseline, nothing to
+    judge; five minutes of normal traffic open nothing either."""
+    flows = [r for r in demo.before_switch if r.get("kind") == "flow"]
+    assert flows == [], [(r["root_cause_text"], r["state"], r["at"]) for r in flows]
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_scenario_gives_its_incident_named_by_its_root_cause(demo: Demo, name: str, request) -> None:
     case = CASES[name]
     if case.xfail:
         request.applymarker(pytest.mark.xfail(reason=case.xfail, strict=False))
+    if not case.switched_on:
+        pytest.xfail(case.xfail)
     topic = demo.settings.topic(ORDER_INCIDENTS)
 
     def named() -> list[dict[str, Any]]:
@@ -181,6 +196,7 @@ def test_scenario_gives_its_incident_named_by_its_root_cause(demo: Demo, name: s
     left = demo.switched_at + INCIDENT_DEADLINE_S - time.monotonic()
     try:
         wait_until(named, timeout=max(left, 0.0), interval=1.0, what=f"the {name} incident")
+        print(f"{name}: {named()[0]['root_cause_text']} within {time.monotonic() - demo.switched_at:.0f} s")
     except TimeoutError:
         seen = sorted({r.get("root_cause_text", "?") for r in demo.tail.values(topic)})
         raise AssertionError(f"{name}: no incident named by its cause within 3 minutes; incidents seen: "
