@@ -14,6 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from stream.lifecycle import OrderState
 from stream.pipeline import decode_value
 
 
@@ -80,14 +81,22 @@ async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], 
     finally:
         await consumer.stop()
     for n, (raw_key, raw) in enumerate(latest.items(), 1):
-        key = raw_key.decode()
-        if raw is None:
-            store.pop(key, None)
-        else:
-            store[key] = decode_value(raw)
+        put_value(store, raw_key, raw)
         if n % 5_000 == 0:
             await asyncio.sleep(0)  # a restore runs beside the batch loop and aiokafka's heartbeats
     return read
+
+
+def put_value(store: MutableMapping[str, Any], raw_key: bytes, raw: bytes | None) -> None:
+    """Apply one changelog record's last version to ``store`` (``None``: a tombstone)."""
+    key = raw_key.decode()
+    if raw is None:
+        store.pop(key, None)
+        return
+    value = decode_value(raw)
+    if isinstance(value, OrderState) and value.order_id == key:
+        key = value.order_id  # one string for the key and the state (39 B an order)
+    store[key] = value
 
 
 async def changelog_ends(bootstrap: str, topic: str, partitions: Iterable[int],

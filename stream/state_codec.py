@@ -89,6 +89,14 @@ def _interned_facts(f: SkuFacts) -> SkuFacts:
                     f.dest_lat, f.dest_lon, i(f.sku_class), f.vip)
 
 
+#: One copy of each fold base (few distinct: a decoded tuple per SKU cost 64 B).
+_BASES: dict[Progress, Progress] = {START: START}
+
+
+def _shared(base: Progress) -> Progress:
+    return _BASES.setdefault(base, base)
+
+
 def order_from_record(r: OrderRecord) -> OrderState:
     """The in-memory state of a decoded record (its low-cardinality strings interned)."""
     try:
@@ -99,7 +107,7 @@ def order_from_record(r: OrderRecord) -> OrderState:
             sibling = facts
             lines.append(SkuState(_intern(s.sku), s.status, s.interrupted, s.rank,
                                   sku_times(s.status_time_ns, pack_stage_times(s.stage_times)), s.position, facts,
-                                  timeline_pack.pack(s.timeline), s.base, s.pinned))
+                                  timeline_pack.pack(s.timeline), _shared(s.base), s.pinned))
         skus = SkuLines(lines)
     except (KeyError, ValueError, struct.error) as exc:  # an unknown status, too many entries, a bad time
         raise StateFormatError(f"bad order state for {r.order_id!r}: {exc!r}") from exc
@@ -136,7 +144,7 @@ def sku_from_dict(d: Mapping[str, Any]) -> SkuState:
         position=Position(position[0], position[1], int(position[2])) if position else None,
         facts=_interned_facts(SkuFacts(**d.get("facts", {}))),
         packed=timeline_pack.pack([_entry_from_list(v) for v in d["timeline"]]),
-        base=_progress_from_list(d["base"]) if "base" in d else START,
+        base=_shared(_progress_from_list(d["base"])) if "base" in d else START,
         pinned=bool(d.get("pinned", False)),
     )
 
