@@ -177,7 +177,8 @@ class Typhoon(Scenario):
 
 class BrokenScanner(Scenario):
     name: ClassVar[str] = "broken_scanner"
-    #: A busy hub scanner (about 5 events a minute at 50 events/s), so the demo shows it soon.
+    #: A hub scanner at Nanchang: about 1 event a minute at 50 events/s at 21:00 China time
+    #: (a Yiwu or Wuhan hub scanner such as YW-1-SCN-01 sends about 12).
     device: str = "NC-1-SCN-01"
     future_share: float = Field(default=0.7, ge=0, le=1)
     gps_jump_share: float = Field(default=0.3, ge=0, le=1)
