@@ -31,6 +31,7 @@ class IncidentKind(StrEnum):
     REGION_DISRUPTION = "region_disruption"
     DATA_QUALITY = "data_quality"
     ORDER_LATE = "order_late"
+    FLOW = "flow"
 
 
 #: Label names the engine sets itself; an incident may not carry them in ``labels``.
@@ -57,6 +58,17 @@ LabelValue = Annotated[str, StringConstraints(max_length=200)]
 Labels = Annotated[dict[LabelName, LabelValue], AfterValidator(_check_labels)]
 
 
+class FlowCounts(BaseModel):
+    """What a flow check (``stream.flow_anomaly``) saw: events observed against the expected
+    count, so a notification says "scans dropped to 20% of normal" rather than "0 orders"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    check: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+    observed: float = Field(ge=0)
+    expected: float = Field(ge=0)
+
+
 class IncidentEvent(BaseModel):
     """One incident snapshot. Later snapshots (by ``updated_at``) replace earlier ones."""
 
@@ -78,6 +90,8 @@ class IncidentEvent(BaseModel):
     first_seen: AwareDatetime
     updated_at: AwareDatetime
     title: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    #: A flow incident's counts (kind ``flow``), ``None`` for the others.
+    flow: FlowCounts | None = None
 
     def minutes_to_promise_at(self, now: datetime) -> float | None:
         """Time left to the promise at ``now``: the clock keeps running between snapshots."""

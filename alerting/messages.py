@@ -74,7 +74,7 @@ class MessageContext:
 def facts_of(incident: IncidentEvent) -> Facts:
     """What the engine's incident event tells of its cause (``stream.stages.alerting_agent``
     puts the root-cause dimension in the ``dimension`` label and its values in the others:
-    a hub's name in ``node``)."""
+    a hub's name in ``node``) and, for a flow incident, its observed and expected counts."""
     labels = incident.labels
     dim = labels.get("dimension", "")
     if dim == "hub":
@@ -85,9 +85,11 @@ def facts_of(incident: IncidentEvent) -> Facts:
         cause = {"h3_cells": []}  # the event names no cells: the area is named by its region
     else:
         cause = {dim: labels[dim]} if labels.get(dim) else {}
-    return Facts(kind="data_quality" if incident.kind == "data_quality" else "delay", dimension=dim, cause=cause,
-                 orders=incident.affected_orders, skus=incident.affected_skus,
-                 shared={"region": labels["region"]} if labels.get("region") else {}, fallback=incident.title)
+    flow = incident.flow.model_dump() if incident.flow is not None else {}
+    return Facts(kind=incident.kind if incident.kind in ("data_quality", "flow") else "delay", dimension=dim,
+                 cause=cause, orders=incident.affected_orders, skus=incident.affected_skus,
+                 shared={"region": labels["region"]} if labels.get("region") else {}, flow=flow,
+                 fallback=incident.title)
 
 
 def incident_title(incident: IncidentEvent, language: Language, places: Places | None = None) -> str:

@@ -71,6 +71,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "alert.kind.region_disruption": ("地区中断", "Regional disruption"),
     "alert.kind.data_quality": ("数据质量", "Data quality"),
     "alert.kind.order_late": ("订单延误", "Late orders"),
+    "alert.kind.flow": ("流量异常", "Flow anomaly"),
 }
 
 #: Root-cause dimensions with words of their own (``cause.<dimension>``, ``place.<dimension>``).

@@ -30,7 +30,7 @@ from alerting.channels import configured_channels
 from alerting.decisions import AlertEvent, Decision, HistoryTimes, Notification
 from alerting.delivery import DeliveryStage
 from alerting.engine import REPLAY_LABEL, AlertEngine, UnknownAlertError, UnknownSilenceError
-from alerting.incident import IncidentEvent
+from alerting.incident import FlowCounts, IncidentEvent
 from alerting.outbox import NotificationOutbox
 from alerting.policy import AlertPolicy
 from stream.influx_writer import InfluxWriter
@@ -41,10 +41,13 @@ log = logging.getLogger(__name__)
 STATE_KEY = "state"
 #: Root-cause dimensions of ``stream.incidents`` and the alert labels they become.
 _LABELS = {"hub": "node", "node": "node", "warehouse": "warehouse", "carrier": "carrier", "region": "region",
-           "channel": "channel", "device_id": "device_id"}
+           "channel": "channel", "device_id": "device_id", "source": "source"}
 #: Alert kinds of delay incidents by root-cause dimension.
 _KINDS = {"hub": "hub_stall", "carrier": "carrier_slowdown", "carrier_region": "carrier_slowdown",
           "region": "region_disruption", "area": "region_disruption"}
+#: Incident kinds that are alert kinds as they are: a flow check's incident (``stream.flow_incidents``)
+#: counts events, not orders, and is titled by its counts, not as delays at its place.
+_OWN_KINDS = ("data_quality", "flow")
 
 
 def incident_from_record(record: Mapping[str, Any]) -> IncidentEvent:
@@ -56,7 +59,8 @@ def incident_from_record(record: Mapping[str, Any]) -> IncidentEvent:
     labels["dimension"] = str(record.get("dimension") or "")
     if record.get("replay"):
         labels[REPLAY_LABEL] = str(record["replay"])  # recorded, never paged (alerting.engine)
-    kind = "data_quality" if record["kind"] == "data_quality" else _KINDS.get(str(record.get("dimension")), "order_late")
+    kind = record["kind"] if record["kind"] in _OWN_KINDS else _KINDS.get(str(record.get("dimension")), "order_late")
+    flow = record.get("flow") if kind == "flow" else None
     counts = record.get("counts") or {}
     impact = record.get("impact") or {}
     minutes = impact.get("min_minutes_to_promise")
@@ -68,6 +72,7 @@ def incident_from_record(record: Mapping[str, Any]) -> IncidentEvent:
         min_minutes_to_promise=None if minutes is None else float(minutes),
         first_seen=record.get("first_seen") or record["at"], updated_at=record["at"],
         title=str(record.get("title") or record.get("root_cause_text") or record["incident_id"])[:300],
+        flow=FlowCounts(check=flow["check"], observed=flow["observed"], expected=flow["expected"]) if flow else None,
     )
 
 

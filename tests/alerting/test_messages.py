@@ -11,6 +11,9 @@ from alerting.messages import MessageContext, incident_title, render
 from alerting.tier import Tier
 from alerting.titles import boundary_places
 from dashboard.warroom import live, titles
+from stream.flow_incidents import Finding, FlowIncidents
+from stream.incidents import Signature
+from stream.stages.alerting_agent import incident_from_record
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 
@@ -60,3 +63,41 @@ def test_the_war_room_and_the_notification_give_one_incident_the_same_title() ->
     for lang in ("zh-CN", "en"):
         sent = event(labels={"dimension": "carrier_region", "carrier": "SF", "region": "330000"})
         assert titles.incident_title(shown, boundary_places(), lang) == incident_title(sent, lang)
+
+
+def flow_record(check: str, dim: str, value: str, observed: int, expected: float) -> dict[str, object]:
+    """An ``order-incidents`` record as the flow checks' incidents produce it."""
+    incidents = FlowIncidents(step=60.0, resolve_after=300.0)
+    finding = Finding(check, Signature(dim, (value,)), observed, expected, window_slots=3, p_value=1e-6)
+    (opened,) = incidents.update(NOW.timestamp(), [finding])
+    return opened.record
+
+
+def test_a_flow_incident_is_notified_as_the_war_room_titles_it_not_as_delays() -> None:
+    """The alerting agent's mapping keeps kind ``flow`` and the counts: the notification says
+    how far the scans fell, like the war-room's row, not "Delays at hub HZ-3"."""
+    record = flow_record("drop", "hub", "HZ-3", observed=8, expected=40.0)
+    sent = incident_from_record(record)
+    assert sent.kind == "flow"
+    assert sent.flow is not None and (sent.flow.check, sent.flow.observed, sent.flow.expected) == ("drop", 8, 40.0)
+    assert IncidentEvent.model_validate(sent.model_dump(mode="json")) == sent  # the engine's saved state keeps it
+    zh_title, zh_text = render(context("zh-CN", sent))
+    assert zh_title == "【P1 告警】分拨中心 HZ-3：扫描量降至正常的 20%"
+    en_title, en_text = render(context("en", sent))
+    assert en_title == "[P1 FIRING] HZ-3 hub: scans dropped to 20% of normal"
+    assert "Delays" not in en_title + en_text and "延误" not in zh_title + zh_text
+    shown = live.incidents({"items": {record["incident_id"]: record}}, None)[0]
+    for lang in ("zh-CN", "en"):
+        assert titles.incident_title(shown, boundary_places(), lang) == incident_title(sent, lang)
+
+
+def test_flow_stops_and_surges_are_titled_by_their_check_and_place() -> None:
+    stopped = incident_from_record(flow_record("drop", "source", "wms", observed=0, expected=19.0))
+    assert incident_title(stopped, "en") == "Source wms: scans stopped"
+    surge = incident_from_record(flow_record("surge", "channel", "douyin", observed=1574, expected=24.0))
+    assert incident_title(surge, "zh-CN") == "渠道 douyin：扫描量激增至正常的 6,558%"
+    # a delay incident's record has no flow counts and keeps its delay kind
+    late = incident_from_record({"incident_id": "i9", "kind": "delay", "state": "open", "dimension": "hub",
+                                 "root_cause": {"hub": "HZ-3"}, "counts": {"orders": 7}, "at": NOW.isoformat()})
+    assert (late.kind, late.flow) == ("hub_stall", None)
+    assert incident_title(late, "en") == "Delays at hub HZ-3 · 7 orders"
