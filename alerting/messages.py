@@ -86,10 +86,16 @@ def facts_of(incident: IncidentEvent) -> Facts:
     else:
         cause = {dim: labels[dim]} if labels.get(dim) else {}
     flow = incident.flow.model_dump() if incident.flow is not None else {}
-    return Facts(kind=incident.kind if incident.kind in ("data_quality", "flow") else "delay", dimension=dim,
-                 cause=cause, orders=incident.affected_orders, skus=incident.affected_skus,
-                 shared={"region": labels["region"]} if labels.get("region") else {}, flow=flow,
-                 fallback=incident.title)
+    return Facts(
+        kind=incident.kind if incident.kind in ("data_quality", "flow") else "delay",
+        dimension=dim,
+        cause=cause,
+        orders=incident.affected_orders,
+        skus=incident.affected_skus,
+        shared={"region": labels["region"]} if labels.get("region") else {},
+        flow=flow,
+        fallback=incident.title,
+    )
 
 
 def incident_title(incident: IncidentEvent, language: Language, places: Places | None = None) -> str:
@@ -220,9 +226,14 @@ def _render(ctx: MessageContext, language: Language) -> tuple[str, str]:
     if left is not None:
         lines.append(say.promise_left(left) if left >= 0 else say.promise_broken(-left))
     for incident in list(ctx.incidents)[:MAX_LISTED]:
-        lines.append(say.listed(incident_title(incident, language, ctx.places),
-                                _STATE_WORD[language][incident.state], _labels(incident),
-                                _local(ctx, incident.first_seen)))
+        lines.append(
+            say.listed(
+                incident_title(incident, language, ctx.places),
+                _STATE_WORD[language][incident.state],
+                _labels(incident),
+                _local(ctx, incident.first_seen),
+            )
+        )
     if len(ctx.incidents) > MAX_LISTED:
         lines.append(say.more(len(ctx.incidents) - MAX_LISTED))
     if ctx.ack_url:

@@ -75,8 +75,18 @@ WORDS: dict[str, tuple[str, str]] = {
 }
 
 #: Root-cause dimensions with words of their own (``cause.<dimension>``, ``place.<dimension>``).
-_DIMENSIONS = ("hub", "warehouse", "route", "carrier", "carrier_region", "region", "channel", "stage",
-               "source", "device_id")
+_DIMENSIONS = (
+    "hub",
+    "warehouse",
+    "route",
+    "carrier",
+    "carrier_region",
+    "region",
+    "channel",
+    "stage",
+    "source",
+    "device_id",
+)
 _PLACED = ("hub", "warehouse", "route", "carrier", "carrier_region", "region", "channel", "source", "device_id")
 
 
@@ -164,8 +174,12 @@ def where(facts: Facts, places: Places, lang: str) -> str:
     if dim == "area" or cause.get("h3_cells"):
         return word(lang, "cause.area", x=_area_place(facts, cause, places, lang))
     if dim == "carrier_region":
-        return word(lang, "cause.carrier_region", x=str(cause.get("carrier", "?")),
-                    region=places.region(str(cause.get("region", "?")), lang))
+        return word(
+            lang,
+            "cause.carrier_region",
+            x=str(cause.get("carrier", "?")),
+            region=places.region(str(cause.get("region", "?")), lang),
+        )
     if dim == "region":
         return word(lang, "cause.region", x=places.region(str(cause.get("region", "?")), lang))
     value = str(cause.get(dim, "")) or ", ".join(str(v) for v in cause.values())
@@ -180,8 +194,12 @@ def place(facts: Facts, places: Places, lang: str) -> str:
     if dim == "area" or cause.get("h3_cells"):
         return word(lang, "place.area", x=_area_place(facts, cause, places, lang))
     if dim == "carrier_region":
-        return word(lang, "place.carrier_region", x=str(cause.get("carrier", "?")),
-                    region=places.region(str(cause.get("region", "?")), lang))
+        return word(
+            lang,
+            "place.carrier_region",
+            x=str(cause.get("carrier", "?")),
+            region=places.region(str(cause.get("region", "?")), lang),
+        )
     if dim == "region":
         return places.region(str(cause.get("region", "?")), lang)
     value = str(cause.get(dim, "")) or ", ".join(str(v) for v in cause.values()) or facts.root_cause_text
@@ -230,7 +248,7 @@ def title(facts: Facts, places: Places, lang: str) -> str:
 
 
 def kind_word(kind: str, lang: str) -> str:
-    """"Delays", "Data quality", "Flow" (kinds not known here are delays)."""
+    """ "Delays", "Data quality", "Flow" (kinds not known here are delays)."""
     return word(lang, f"incident.kind.{kind if kind in ('delay', 'data_quality', 'flow') else 'delay'}")
 
 

@@ -17,8 +17,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from dashboard.gateway.sessions import staff_of
 from dashboard.gateway.staff import Permission
 
-_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-            "X-Frame-Options": "DENY"}
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 
 LOGIN_PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -73,12 +77,18 @@ class StaffOnly:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        path = scope["path"][len(scope.get("root_path", "")):] if scope["path"].startswith(scope.get("root_path", "")) \
+        path = (
+            scope["path"][len(scope.get("root_path", "")) :]
+            if scope["path"].startswith(scope.get("root_path", ""))
             else scope["path"]
+        )
         response: Response
         if scope["method"] == "GET" and path in ("", "/"):
             response = HTMLResponse(self.login_page, status_code=200, headers=_HEADERS)
         else:
-            response = JSONResponse({"error": "unauthenticated", "detail": "sign in first: POST /api/v1/login"},
-                                    status_code=401, headers=_HEADERS)
+            response = JSONResponse(
+                {"error": "unauthenticated", "detail": "sign in first: POST /api/v1/login"},
+                status_code=401,
+                headers=_HEADERS,
+            )
         await response(scope, receive, send)

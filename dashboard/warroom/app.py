@@ -23,9 +23,15 @@ def create_app(settings: Settings, deps: WarroomDeps | None = None) -> Dash:
     """The Dash app served under ``deps.prefix`` (routes are relative to the mount point)."""
     deps = deps if deps is not None else build_deps(settings)
     app = WarroomDash(
-        __name__, title=label(DEFAULT_LANGUAGE, "title"), update_title="", assets_folder=str(ASSETS),
+        __name__,
+        title=label(DEFAULT_LANGUAGE, "title"),
+        update_title="",
+        assets_folder=str(ASSETS),
         assets_ignore=unused_bundle(deps.backdrop.tiles),
-        requests_pathname_prefix=deps.prefix, routes_pathname_prefix="/", serve_locally=True, compress=False,
+        requests_pathname_prefix=deps.prefix,
+        routes_pathname_prefix="/",
+        serve_locally=True,
+        compress=False,
     )
     app.layout = panels.page(deps)
     panels.register_all(app, deps)

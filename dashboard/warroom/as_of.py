@@ -26,7 +26,7 @@ newest minute at or before M; partitions whose newest minute is more than
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -41,17 +41,23 @@ STALE_MINUTES = 1
 DELAYED = ("at_risk", "late", "stalled")
 
 #: ``alert_events.event`` -> the alert's status after it (others leave the status alone).
-_ALERT_STATUS = {"fired": "firing", "acked": "acked", "resolved": "resolved", "silenced": "silenced",
-                 "unmuted": "firing", "inhibited": "inhibited"}
+_ALERT_STATUS = {
+    "fired": "firing",
+    "acked": "acked",
+    "resolved": "resolved",
+    "silenced": "silenced",
+    "unmuted": "firing",
+    "inhibited": "inhibited",
+}
 
 
 def minute_floor(moment: datetime) -> datetime:
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.replace(second=0, microsecond=0)
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _int(value: object) -> int:
@@ -70,7 +76,7 @@ def latest_per_partition(rows: pd.DataFrame) -> pd.DataFrame:
     (newest minute more than :data:`STALE_MINUTES` behind the newest of all)."""
     if rows.empty or "time" not in rows:
         return rows
-    rows = rows.assign(partition=rows["partition"] if "partition" in rows else "0")
+    rows = rows.assign(partition=rows.get("partition", "0"))
     newest = rows.groupby("partition")["time"].transform("max")
     rows = rows[rows["time"] == newest]
     cutoff = rows["time"].max() - pd.Timedelta(minutes=STALE_MINUTES)
@@ -87,8 +93,19 @@ def heatmap_items(cells: pd.DataFrame) -> dict[str, dict[str, Any]]:
         cell = row.get("h3")
         if not isinstance(cell, str):
             continue
-        item = out.setdefault(cell, {"cell": cell, "res": _int(row.get("res")), "region": _text(row.get("region")),
-                                     "skus": 0, "orders": 0, "at_risk": 0, "late": 0, "stalled": 0})
+        item = out.setdefault(
+            cell,
+            {
+                "cell": cell,
+                "res": _int(row.get("res")),
+                "region": _text(row.get("region")),
+                "skus": 0,
+                "orders": 0,
+                "at_risk": 0,
+                "late": 0,
+                "stalled": 0,
+            },
+        )
         for name in ("skus", "orders", *DELAYED):
             item[name] += _int(row.get(name))
     return out
@@ -107,8 +124,10 @@ def kpi_item(delays: pd.DataFrame, orders: pd.DataFrame, at: datetime) -> dict[s
         "skus_in_flight": skus,
         "orders_in_flight": sum(_int(v) for v in counted["orders"]) if "orders" in counted else None,
         "on_time_rate": round(by_state.get("on_track", 0) / skus, 4) if skus else 1.0,
-        "at_risk": by_state.get("at_risk", 0), "late": by_state.get("late", 0),
-        "stalled": by_state.get("stalled", 0), "at": _iso(at),
+        "at_risk": by_state.get("at_risk", 0),
+        "late": by_state.get("late", 0),
+        "stalled": by_state.get("stalled", 0),
+        "at": _iso(at),
     }
 
 
@@ -122,13 +141,18 @@ def incident_items(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
         incident_id = str(row["incident_id"])
         lat, lon = row.get("lat"), row.get("lon")
         out[incident_id] = {
-            "incident_id": incident_id, "kind": _text(row.get("kind")) or "", "state": _text(row.get("state")) or "open",
+            "incident_id": incident_id,
+            "kind": _text(row.get("kind")) or "",
+            "state": _text(row.get("state")) or "open",
             "title": _text(row.get("title")) or _text(row.get("root_cause")) or incident_id,
             "root_cause_text": _text(row.get("root_cause")) or "",
             "counts": {"orders": _int(row.get("orders")), "skus": _int(row.get("skus"))},
             "opened_at": _text(row.get("opened_at")) or _iso(row["time"].to_pydatetime()),
-            **({"lat": float(lat), "lon": float(lon)} if isinstance(lat, float) and isinstance(lon, float)
-               and not (pd.isna(lat) or pd.isna(lon)) else {}),
+            **(
+                {"lat": float(lat), "lon": float(lon)}
+                if isinstance(lat, float) and isinstance(lon, float) and not (pd.isna(lat) or pd.isna(lon))
+                else {}
+            ),
         }
     return out
 
@@ -143,8 +167,10 @@ def alert_items(rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
         if alert_id is None:
             continue
         at = _iso(row["time"].to_pydatetime())
-        alert = out.setdefault(alert_id, {"alert_id": alert_id, "status": "firing", "tier": "P4", "first_at": at,
-                                          "incident_ids": [], "labels": {}})
+        alert = out.setdefault(
+            alert_id,
+            {"alert_id": alert_id, "status": "firing", "tier": "P4", "first_at": at, "incident_ids": [], "labels": {}},
+        )
         alert["updated_at"] = at
         if _text(row.get("tier")):
             alert["tier"] = row["tier"]
@@ -192,7 +218,7 @@ def stores(rows: AsOfRows) -> dict[str, dict[str, Any]]:
 
 def minute_label(epoch_minute: int, tz: str | None = "UTC", dated: bool = False) -> str:
     """``HH:MM`` (``MM-DD HH:MM`` with ``dated``) of an epoch minute in zone ``tz``."""
-    at = datetime.fromtimestamp(epoch_minute * 60, timezone.utc).astimezone(zone(tz))
+    at = datetime.fromtimestamp(epoch_minute * 60, UTC).astimezone(zone(tz))
     return at.strftime("%m-%d %H:%M" if dated else "%H:%M")
 
 

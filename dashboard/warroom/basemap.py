@@ -83,8 +83,9 @@ def _simplified(geometry: Any, tolerance: float, min_part_area: float) -> Any:
     return shapely.multipolygons(kept) if kept else None
 
 
-def _layer(path: Path, code_of: Any, names_of: Any, tolerance: float,
-           min_part_area: float) -> tuple[dict[str, Any], dict[str, Area]]:
+def _layer(
+    path: Path, code_of: Any, names_of: Any, tolerance: float, min_part_area: float
+) -> tuple[dict[str, Any], dict[str, Area]]:
     features: list[dict[str, Any]] = []
     areas: dict[str, Area] = {}
     for number, feature in enumerate(_read(path)):
@@ -99,11 +100,21 @@ def _layer(path: Path, code_of: Any, names_of: Any, tolerance: float,
         if simple is None:
             continue  # sub-pixel at this scale (a reef, an atoll)
         point = shapely.point_on_surface(geometry)
-        areas[code] = Area(code, str(name_zh), str(name_en),
-                           tuple(round(float(v), 4) for v in shapely.bounds(geometry)),  # type: ignore[arg-type]
-                           (round(point.x, 4), round(point.y, 4)))
-        features.append({"type": "Feature", "id": code, "properties": {"name": str(name_zh)},
-                         "geometry": json.loads(shapely.to_geojson(simple))})
+        areas[code] = Area(
+            code,
+            str(name_zh),
+            str(name_en),
+            tuple(round(float(v), 4) for v in shapely.bounds(geometry)),  # type: ignore[arg-type]
+            (round(point.x, 4), round(point.y, 4)),
+        )
+        features.append(
+            {
+                "type": "Feature",
+                "id": code,
+                "properties": {"name": str(name_zh)},
+                "geometry": json.loads(shapely.to_geojson(simple)),
+            }
+        )
     return {"type": "FeatureCollection", "features": features}, areas
 
 
@@ -114,9 +125,17 @@ def load_basemap(
 ) -> Basemap:
     """Read and simplify the shipped China provinces and world countries (about a second)."""
     provinces, province_areas = _layer(
-        data_dir / CHINA_PROVINCES_FILE, lambda p: p["adcode"],
-        lambda p: (p["name"], p["name_en"]), province_tolerance, 0.0)
+        data_dir / CHINA_PROVINCES_FILE,
+        lambda p: p["adcode"],
+        lambda p: (p["name"], p["name_en"]),
+        province_tolerance,
+        0.0,
+    )
     countries, country_areas = _layer(
-        data_dir / WORLD_COUNTRIES_FILE, lambda p: p.get("iso_n3") or p["name"],
-        lambda p: (p["name"], p["name"]), country_tolerance, MIN_COUNTRY_PART_AREA)
+        data_dir / WORLD_COUNTRIES_FILE,
+        lambda p: p.get("iso_n3") or p["name"],
+        lambda p: (p["name"], p["name"]),
+        country_tolerance,
+        MIN_COUNTRY_PART_AREA,
+    )
     return Basemap(provinces, countries, province_areas, country_areas)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import h3
 
@@ -49,7 +49,7 @@ def _nowhere(lons: Sequence[float], lats: Sequence[float]) -> list[str | None]:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,9 @@ def province_lookup(index: RegionIndex) -> ProvinceLookup:
     """Province adcodes of points, from the shipped boundaries (``None`` outside China)."""
 
     def lookup(lons: Sequence[float], lats: Sequence[float]) -> list[str | None]:
-        return [r.code if r is not None and r.kind is RegionKind.PROVINCE else None
-                for r in index.regions_for(lons, lats)]
+        return [
+            r.code if r is not None and r.kind is RegionKind.PROVINCE else None for r in index.regions_for(lons, lats)
+        ]
 
     return lookup
 
@@ -93,14 +94,16 @@ def country_lookup(index: RegionIndex) -> ProvinceLookup:
     """Country codes of points outside China, from the shipped boundaries."""
 
     def lookup(lons: Sequence[float], lats: Sequence[float]) -> list[str | None]:
-        return [r.code if r is not None and r.kind is RegionKind.COUNTRY else None
-                for r in index.regions_for(lons, lats)]
+        return [
+            r.code if r is not None and r.kind is RegionKind.COUNTRY else None for r in index.regions_for(lons, lats)
+        ]
 
     return lookup
 
 
-def build_deps(settings: Settings, *, history: HistorySource | None = None, prefix: str = "/warroom/",
-               tile_url: str | None = None) -> WarroomDeps:
+def build_deps(
+    settings: Settings, *, history: HistorySource | None = None, prefix: str = "/warroom/", tile_url: str | None = None
+) -> WarroomDeps:
     """Everything the war-room needs, from settings (a second or two: boundaries are read).
 
     ``tile_url`` defaults to ``settings.map_tile_url`` (``ORDERRADAR_MAP_TILE_URL``) when the
@@ -112,7 +115,8 @@ def build_deps(settings: Settings, *, history: HistorySource | None = None, pref
     return WarroomDeps(
         basemap=load_basemap(),
         history=history if history is not None else InfluxHistory.from_settings(settings),
-        province_of=province_lookup(index), country_of=country_lookup(index),
+        province_of=province_lookup(index),
+        country_of=country_lookup(index),
         backdrop=Backdrop(tile_url=str(tiles) if tiles else None, tile_attribution=attribution),
         prefix=prefix,
     )

@@ -43,12 +43,30 @@ STATUS_COLOURS = {"ok": "#34c38f", "at_risk": "#ffd166", "late": "#ff9f43", "sta
 #: Delay rate colours: cividis (blue through grey to yellow), readable with every common colour
 #: vision deficiency and in greyscale (lightness rises with the delay, so worse is brighter
 #: on the dark map); fixed range so colours mean the same thing minute to minute.
-DELAY_SCALE = [[0.0, "#00346e"], [0.15, "#3c4a6b"], [0.3, "#5b5f6d"], [0.45, "#757575"], [0.6, "#928c78"],
-               [0.75, "#b0a572"], [0.9, "#e1cc5c"], [1.0, "#ffe945"]]
+DELAY_SCALE = [
+    [0.0, "#00346e"],
+    [0.15, "#3c4a6b"],
+    [0.3, "#5b5f6d"],
+    [0.45, "#757575"],
+    [0.6, "#928c78"],
+    [0.75, "#b0a572"],
+    [0.9, "#e1cc5c"],
+    [1.0, "#ffe945"],
+]
 DELAY_MAX = 0.5
 REASONS = ("typhoon", "road_closure", "power_cut", "other")
-SERIES_COLOURS = ["#3fa9f5", "#ff9f43", "#34c38f", "#e05dd3", "#ffd166", "#7f8cff", "#4dd0e1",
-                  "#ff6b6b", "#a3e635", "#f472b6"]
+SERIES_COLOURS = [
+    "#3fa9f5",
+    "#ff9f43",
+    "#34c38f",
+    "#e05dd3",
+    "#ffd166",
+    "#7f8cff",
+    "#4dd0e1",
+    "#ff6b6b",
+    "#a3e635",
+    "#f472b6",
+]
 
 # Map --------------------------------------------------------------------------------------
 
@@ -111,8 +129,9 @@ def hex_geojson(cells: Iterable[str]) -> dict[str, Any]:
         ring = [[round(lon, 5), round(lat, 5)] for lat, lon in h3.cell_to_boundary(cell)]
         ring.reverse()  # H3 gives counter-clockwise (lat, lon) loops
         ring.append(ring[0])
-        features.append({"type": "Feature", "id": cell, "properties": {},
-                         "geometry": {"type": "Polygon", "coordinates": [ring]}})
+        features.append(
+            {"type": "Feature", "id": cell, "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+        )
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -149,33 +168,60 @@ def hex_values(cells: pd.DataFrame, lang: str) -> dict[str, Any]:
     if cells.empty:
         return {"locations": [], "z": [], "customdata": []}
     places = list(cells["place"]) if "place" in cells else list(cells["cell"])
-    customdata = [[int(s), int(a), int(lt), int(st), str(p)] for s, a, lt, st, p in
-                  zip(cells["skus"], cells["at_risk"], cells["late"], cells["stalled"], places, strict=True)]
-    return {"locations": list(cells["cell"]), "z": [round(float(v), 4) for v in cells["delay_rate"]],
-            "customdata": customdata}
+    customdata = [
+        [int(s), int(a), int(lt), int(st), str(p)]
+        for s, a, lt, st, p in zip(
+            cells["skus"], cells["at_risk"], cells["late"], cells["stalled"], places, strict=True
+        )
+    ]
+    return {
+        "locations": list(cells["cell"]),
+        "z": [round(float(v), 4) for v in cells["delay_rate"]],
+        "customdata": customdata,
+    }
 
 
 def _hover(lang: str, what: str, rate: str = "%{customdata[4]}") -> str:
-    return (f"<b>{what}</b><br>{label(lang, 'map.delay_rate')}: {rate}<br>"
-            f"{label(lang, 'map.skus')}: %{{customdata[0]:,}}<br>{label(lang, 'kpi.at_risk')}: %{{customdata[1]:,}}"
-            f" · {label(lang, 'kpi.late')}: %{{customdata[2]:,}} · {label(lang, 'kpi.stalled')}: %{{customdata[3]:,}}"
-            "<extra></extra>")
+    return (
+        f"<b>{what}</b><br>{label(lang, 'map.delay_rate')}: {rate}<br>"
+        f"{label(lang, 'map.skus')}: %{{customdata[0]:,}}<br>{label(lang, 'kpi.at_risk')}: %{{customdata[1]:,}}"
+        f" · {label(lang, 'kpi.late')}: %{{customdata[2]:,}} · {label(lang, 'kpi.stalled')}: %{{customdata[3]:,}}"
+        "<extra></extra>"
+    )
 
 
 def hex_trace(cells: pd.DataFrame, lang: str, backdrop: Backdrop, visible: bool = True) -> go.BaseTraceType:
     values = hex_values(cells, lang)
     return _choropleth(
-        backdrop, geojson=hex_geojson(values["locations"]), featureidkey="id", **values,
-        zmin=0.0, zmax=DELAY_MAX, colorscale=DELAY_SCALE, marker={"line": {"width": 0.3, "color": BG}, "opacity": 0.88},
-        colorbar=_colorbar(lang), showscale=visible, visible=visible, name="hexes",
+        backdrop,
+        geojson=hex_geojson(values["locations"]),
+        featureidkey="id",
+        **values,
+        zmin=0.0,
+        zmax=DELAY_MAX,
+        colorscale=DELAY_SCALE,
+        marker={"line": {"width": 0.3, "color": BG}, "opacity": 0.88},
+        colorbar=_colorbar(lang),
+        showscale=visible,
+        visible=visible,
+        name="hexes",
         hovertemplate=_hover(lang, "%{customdata[4]}", "%{z:.1%}"),
     )
 
 
 def _colorbar(lang: str) -> dict[str, Any]:
-    return {"title": {"text": label(lang, "map.delay_rate"), "font": {"color": TEXT, "size": 12}},
-            "tickformat": ".0%", "tickfont": {"color": MUTED, "size": 11}, "thickness": 10, "len": 0.55,
-            "x": 0.99, "xanchor": "right", "y": 0.5, "bgcolor": "rgba(11,18,32,0.6)", "outlinewidth": 0}
+    return {
+        "title": {"text": label(lang, "map.delay_rate"), "font": {"color": TEXT, "size": 12}},
+        "tickformat": ".0%",
+        "tickfont": {"color": MUTED, "size": 11},
+        "thickness": 10,
+        "len": 0.55,
+        "x": 0.99,
+        "xanchor": "right",
+        "y": 0.5,
+        "bgcolor": "rgba(11,18,32,0.6)",
+        "outlinewidth": 0,
+    }
 
 
 def province_trace(basemap: Basemap, regions: pd.DataFrame, scene: MapScene, backdrop: Backdrop) -> go.BaseTraceType:
@@ -189,27 +235,60 @@ def province_trace(basemap: Basemap, regions: pd.DataFrame, scene: MapScene, bac
         if not by_code.empty and code in by_code.index:
             row = by_code.loc[code]
             rate = float(row["delay_rate"])
-            customdata.append([int(row["skus"]), int(row["at_risk"]), int(row["late"]), int(row["stalled"]), _pct(rate)])
+            customdata.append(
+                [int(row["skus"]), int(row["at_risk"]), int(row["late"]), int(row["stalled"]), _pct(rate)]
+            )
             z.append(rate)
         else:
             customdata.append([0, 0, 0, 0, "–"])
             z.append(0.0)
     if coloured:
-        style: dict[str, Any] = {"zmin": 0.0, "zmax": DELAY_MAX, "colorscale": DELAY_SCALE, "showscale": True,
-                                 "colorbar": _colorbar(scene.lang), "marker": {"line": {"width": 0.8, "color": BG}}}
+        style: dict[str, Any] = {
+            "zmin": 0.0,
+            "zmax": DELAY_MAX,
+            "colorscale": DELAY_SCALE,
+            "showscale": True,
+            "colorbar": _colorbar(scene.lang),
+            "marker": {"line": {"width": 0.8, "color": BG}},
+        }
     else:
-        style = {"zmin": 0.0, "zmax": 1.0, "colorscale": [[0, LAND], [1, LAND]], "showscale": False,
-                 "marker": {"line": {"width": 0.8, "color": BORDER}}}
-    return _choropleth(backdrop, geojson=basemap.provinces, featureidkey="id", locations=codes, z=z,
-                       customdata=customdata, text=names, name="provinces",
-                       hovertemplate=_hover(scene.lang, "%{text}"), **style)
+        style = {
+            "zmin": 0.0,
+            "zmax": 1.0,
+            "colorscale": [[0, LAND], [1, LAND]],
+            "showscale": False,
+            "marker": {"line": {"width": 0.8, "color": BORDER}},
+        }
+    return _choropleth(
+        backdrop,
+        geojson=basemap.provinces,
+        featureidkey="id",
+        locations=codes,
+        z=z,
+        customdata=customdata,
+        text=names,
+        name="provinces",
+        hovertemplate=_hover(scene.lang, "%{text}"),
+        **style,
+    )
 
 
 def countries_trace(basemap: Basemap, backdrop: Backdrop) -> go.BaseTraceType:
     codes = list(basemap.country_areas)
-    return _choropleth(backdrop, geojson=basemap.countries, featureidkey="id", locations=codes, z=[0] * len(codes),
-                       zmin=0, zmax=1, colorscale=[[0, "#131c30"], [1, "#131c30"]], showscale=False,
-                       marker={"line": {"width": 0.4, "color": GRID}}, hoverinfo="skip", name="countries")
+    return _choropleth(
+        backdrop,
+        geojson=basemap.countries,
+        featureidkey="id",
+        locations=codes,
+        z=[0] * len(codes),
+        zmin=0,
+        zmax=1,
+        colorscale=[[0, "#131c30"], [1, "#131c30"]],
+        showscale=False,
+        marker={"line": {"width": 0.4, "color": GRID}},
+        hoverinfo="skip",
+        name="countries",
+    )
 
 
 def _rings_xy(rings: Iterable[Sequence[tuple[float, float]]]) -> tuple[list[float | None], list[float | None]]:
@@ -224,8 +303,14 @@ def _rings_xy(rings: Iterable[Sequence[tuple[float, float]]]) -> tuple[list[floa
     return lons, lats
 
 
-def zones_trace(zones: Sequence[Zone], lang: str, backdrop: Backdrop, visible: bool = True,
-                draft: Sequence[tuple[float, float]] | None = None, tz: str = "UTC") -> go.BaseTraceType:
+def zones_trace(
+    zones: Sequence[Zone],
+    lang: str,
+    backdrop: Backdrop,
+    visible: bool = True,
+    draft: Sequence[tuple[float, float]] | None = None,
+    tz: str = "UTC",
+) -> go.BaseTraceType:
     """Disruption zones (and a zone being drawn) as filled outlines, one hover text each."""
     rings: list[Sequence[tuple[float, float]]] = []
     texts: list[str] = []
@@ -241,30 +326,55 @@ def zones_trace(zones: Sequence[Zone], lang: str, backdrop: Backdrop, visible: b
     lons, lats = _rings_xy(rings)
     # One hover text per vertex: plotly has no per-ring text on a single line trace.
     vertex_text = [t for ring, t in zip(rings, texts, strict=True) for t in [t] * (len(ring) + 1)][: len(lons)]
-    return _scatter(backdrop, lon=lons, lat=lats, mode="lines", fill="toself", fillcolor="rgba(255,77,79,0.16)",
-                    line={"color": "#ff4d4f", "width": 2}, name="zones", hoverinfo="text", text=vertex_text,
-                    visible=visible and bool(rings))
+    return _scatter(
+        backdrop,
+        lon=lons,
+        lat=lats,
+        mode="lines",
+        fill="toself",
+        fillcolor="rgba(255,77,79,0.16)",
+        line={"color": "#ff4d4f", "width": 2},
+        name="zones",
+        hoverinfo="text",
+        text=vertex_text,
+        visible=visible and bool(rings),
+    )
 
 
-def incidents_trace(incidents: Sequence[Incident], lang: str, backdrop: Backdrop, visible: bool = True) -> go.BaseTraceType:
+def incidents_trace(
+    incidents: Sequence[Incident], lang: str, backdrop: Backdrop, visible: bool = True
+) -> go.BaseTraceType:
     placed = [i for i in incidents if i.open and i.lat is not None and i.lon is not None]
     sizes = [min(34.0, 11.0 + 3.0 * (max(i.affected_orders, 1) ** 0.35)) for i in placed]
-    marker: dict[str, Any] = {"size": sizes, "color": [TIER_COLOURS.get(i.tier, MUTED) for i in placed],
-                              "opacity": 0.95}
+    marker: dict[str, Any] = {
+        "size": sizes,
+        "color": [TIER_COLOURS.get(i.tier, MUTED) for i in placed],
+        "opacity": 0.95,
+    }
     if not backdrop.tiles:
         marker.update(symbol="diamond", line={"width": 1.5, "color": "#ffffff"})
     return _scatter(
-        backdrop, lon=[i.lon for i in placed], lat=[i.lat for i in placed], mode="markers", marker=marker,
-        customdata=[[i.incident_id, i.tier, i.affected_orders] for i in placed], text=[i.title for i in placed],
-        hovertemplate=(f"<b>%{{customdata[1]}}</b> %{{text}}<br>{label(lang, 'incidents.affected_orders')}: "
-                       "%{customdata[2]:,}<extra></extra>"),
-        name="incidents", visible=visible,
+        backdrop,
+        lon=[i.lon for i in placed],
+        lat=[i.lat for i in placed],
+        mode="markers",
+        marker=marker,
+        customdata=[[i.incident_id, i.tier, i.affected_orders] for i in placed],
+        text=[i.title for i in placed],
+        hovertemplate=(
+            f"<b>%{{customdata[1]}}</b> %{{text}}<br>{label(lang, 'incidents.affected_orders')}: "
+            "%{customdata[2]:,}<extra></extra>"
+        ),
+        name="incidents",
+        visible=visible,
     )
 
 
 def highlight_trace(incidents: Sequence[Incident], selected: str | None, backdrop: Backdrop) -> go.BaseTraceType:
     chosen = next((i for i in incidents if i.incident_id == selected and i.lat is not None), None)
-    rings = [tuple((lon, lat) for lat, lon in reversed(h3.cell_to_boundary(c))) for c in (chosen.cells if chosen else ())]
+    rings = [
+        tuple((lon, lat) for lat, lon in reversed(h3.cell_to_boundary(c))) for c in (chosen.cells if chosen else ())
+    ]
     rings = [ring + ring[:1] for ring in rings]
     lons, lats = _rings_xy(rings)
     if chosen is not None:
@@ -276,17 +386,36 @@ def highlight_trace(incidents: Sequence[Incident], selected: str | None, backdro
     marker: dict[str, Any] = {"size": 30, "color": "rgba(0,0,0,0)"}
     if not backdrop.tiles:
         marker.update(symbol="circle-open", color=ACCENT, line={"width": 3, "color": ACCENT})
-    return _scatter(backdrop, lon=lons, lat=lats, mode="lines+markers", line={"color": ACCENT, "width": 3},
-                    marker=marker, hoverinfo="skip", name="highlight", visible=chosen is not None)
+    return _scatter(
+        backdrop,
+        lon=lons,
+        lat=lats,
+        mode="lines+markers",
+        line={"color": ACCENT, "width": 3},
+        marker=marker,
+        hoverinfo="skip",
+        name="highlight",
+        visible=chosen is not None,
+    )
 
 
 def route_trace(route: Route | None, backdrop: Backdrop) -> go.BaseTraceType:
     if route is None:
         return _scatter(backdrop, lon=[], lat=[], mode="lines+markers", name="route", visible=False)
-    return _scatter(backdrop, lon=list(route.lons), lat=list(route.lats), mode="lines+markers+text",
-                    line={"color": "#e05dd3", "width": 3}, marker={"size": 9, "color": "#e05dd3"},
-                    text=list(route.labels), textposition="top right", textfont={"color": TEXT, "size": 11},
-                    hoverinfo="text", name="route", visible=True)
+    return _scatter(
+        backdrop,
+        lon=list(route.lons),
+        lat=list(route.lats),
+        mode="lines+markers+text",
+        line={"color": "#e05dd3", "width": 3},
+        marker={"size": 9, "color": "#e05dd3"},
+        text=list(route.labels),
+        textposition="top right",
+        textfont={"color": TEXT, "size": 11},
+        hoverinfo="text",
+        name="route",
+        visible=True,
+    )
 
 
 def _padded(bounds: tuple[float, float, float, float], pad: float = 0.08) -> tuple[float, float, float, float]:
@@ -301,14 +430,34 @@ def _view_layout(scene: MapScene, backdrop: Backdrop) -> dict[str, Any]:
         span = max(lon1 - lon0, (lat1 - lat0) * 1.3)
         # Web-mercator zoom showing ``span`` degrees across a ~900 px wide map.
         zoom = max(1.0, min(12.0, math.log2(360.0 * 900 / 512 / max(span, 0.01))))
-        layers = [{"sourcetype": "raster", "source": [backdrop.tile_url], "below": "traces",
-                   "sourceattribution": backdrop.tile_attribution}]
-        return {"map": {"style": "white-bg", "layers": layers, "zoom": round(zoom, 2),
-                        "center": {"lon": (lon0 + lon1) / 2, "lat": (lat0 + lat1) / 2},
-                        "uirevision": scene.view_key}}
-    return {"geo": {"visible": False, "bgcolor": SEA, "projection": {"type": "mercator"},
-                    "lonaxis": {"range": [lon0, lon1]}, "lataxis": {"range": [lat0, lat1]},
-                    "showframe": False, "uirevision": scene.view_key}}
+        layers = [
+            {
+                "sourcetype": "raster",
+                "source": [backdrop.tile_url],
+                "below": "traces",
+                "sourceattribution": backdrop.tile_attribution,
+            }
+        ]
+        return {
+            "map": {
+                "style": "white-bg",
+                "layers": layers,
+                "zoom": round(zoom, 2),
+                "center": {"lon": (lon0 + lon1) / 2, "lat": (lat0 + lat1) / 2},
+                "uirevision": scene.view_key,
+            }
+        }
+    return {
+        "geo": {
+            "visible": False,
+            "bgcolor": SEA,
+            "projection": {"type": "mercator"},
+            "lonaxis": {"range": [lon0, lon1]},
+            "lataxis": {"range": [lat0, lat1]},
+            "showframe": False,
+            "uirevision": scene.view_key,
+        }
+    }
 
 
 def map_figure(basemap: Basemap, scene: MapScene, backdrop: Backdrop = Backdrop()) -> go.Figure:
@@ -325,34 +474,52 @@ def map_figure(basemap: Basemap, scene: MapScene, backdrop: Backdrop = Backdrop(
     ]
     figure = go.Figure(data=traces)
     figure.update_layout(
-        margin={"l": 0, "r": 0, "t": 0, "b": 0}, paper_bgcolor=SEA, plot_bgcolor=SEA,
-        font={"family": FONT, "color": TEXT}, showlegend=False, dragmode="pan",
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        paper_bgcolor=SEA,
+        plot_bgcolor=SEA,
+        font={"family": FONT, "color": TEXT},
+        showlegend=False,
+        dragmode="pan",
         hoverlabel={"bgcolor": PANEL, "bordercolor": BORDER, "font": {"family": FONT, "color": TEXT}},
-        uirevision="map", **_view_layout(scene, backdrop),
+        uirevision="map",
+        **_view_layout(scene, backdrop),
     )
     return figure
 
 
 # KPI trends -------------------------------------------------------------------------------
 
+
 def sparkline(values: Sequence[float | None], colour: str = ACCENT) -> go.Figure:
     """A tiny trend line without axes, for a KPI card. The y axis spans the values, not zero
     to them: 200,000 SKUs moving by a few hundred filled to zero is a solid block."""
-    figure = go.Figure(go.Scatter(y=list(values), mode="lines", line={"color": colour, "width": 2, "shape": "spline"},
-                                  hoverinfo="skip"))
-    figure.update_layout(margin={"l": 0, "r": 0, "t": 2, "b": 2}, height=36, paper_bgcolor="rgba(0,0,0,0)",
-                         plot_bgcolor="rgba(0,0,0,0)", showlegend=False,
-                         xaxis={"visible": False, "fixedrange": True},
-                         yaxis={"visible": False, "fixedrange": True, "autorange": True})
+    figure = go.Figure(
+        go.Scatter(
+            y=list(values), mode="lines", line={"color": colour, "width": 2, "shape": "spline"}, hoverinfo="skip"
+        )
+    )
+    figure.update_layout(
+        margin={"l": 0, "r": 0, "t": 2, "b": 2},
+        height=36,
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        showlegend=False,
+        xaxis={"visible": False, "fixedrange": True},
+        yaxis={"visible": False, "fixedrange": True, "autorange": True},
+    )
     return figure
 
 
 # Shared chart styling -----------------------------------------------------------------------
 
+
 def _chart(figure: go.Figure, title: str, height: int = 300) -> go.Figure:
     figure.update_layout(
         title={"text": title, "font": {"size": 14, "color": TEXT}, "x": 0.01, "y": 0.97},
-        height=height, margin={"l": 48, "r": 12, "t": 36, "b": 36}, paper_bgcolor=PANEL, plot_bgcolor=PANEL,
+        height=height,
+        margin={"l": 48, "r": 12, "t": 36, "b": 36},
+        paper_bgcolor=PANEL,
+        plot_bgcolor=PANEL,
         font={"family": FONT, "color": TEXT, "size": 12},
         legend={"orientation": "h", "y": -0.18, "font": {"color": MUTED}},
         xaxis={"gridcolor": GRID, "zeroline": False, "linecolor": GRID},
@@ -365,15 +532,21 @@ def _chart(figure: go.Figure, title: str, height: int = 300) -> go.Figure:
 def blank() -> go.Figure:
     """A figure with nothing in it, in the theme's colours (a placeholder until data comes)."""
     figure = go.Figure()
-    figure.update_layout(paper_bgcolor=SEA, plot_bgcolor=SEA, margin={"l": 0, "r": 0, "t": 0, "b": 0},
-                         xaxis={"visible": False}, yaxis={"visible": False})
+    figure.update_layout(
+        paper_bgcolor=SEA,
+        plot_bgcolor=SEA,
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
     return figure
 
 
 def empty_figure(message: str, height: int = 300) -> go.Figure:
     figure = go.Figure()
-    figure.add_annotation(text=message, showarrow=False, font={"color": MUTED, "size": 14}, x=0.5, y=0.5,
-                          xref="paper", yref="paper")
+    figure.add_annotation(
+        text=message, showarrow=False, font={"color": MUTED, "size": 14}, x=0.5, y=0.5, xref="paper", yref="paper"
+    )
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     return _chart(figure, "", height)
@@ -389,6 +562,7 @@ def incident_trend(incident: Incident, lang: str) -> go.Figure:
 
 # History ----------------------------------------------------------------------------------
 
+
 def throughput_figure(frame: pd.DataFrame, lang: str, tz: str = "UTC") -> go.Figure:
     """Stacked events per minute by status (``time, status, events``), times in ``tz``."""
     title = label(lang, "history.throughput")
@@ -397,16 +571,25 @@ def throughput_figure(frame: pd.DataFrame, lang: str, tz: str = "UTC") -> go.Fig
         return empty_figure(f"{title} · {label(lang, 'history.no_data')}")
     figure = go.Figure()
     for i, (status, part) in enumerate(sorted(frame.groupby("status"), key=lambda kv: str(kv[0]))):
-        figure.add_trace(go.Scatter(x=part["time"], y=part["events"], name=label(lang, f"status.{status}"),
-                                    stackgroup="events", mode="lines", line={"width": 0.8},
-                                    marker={"color": SERIES_COLOURS[i % len(SERIES_COLOURS)]}))
+        figure.add_trace(
+            go.Scatter(
+                x=part["time"],
+                y=part["events"],
+                name=label(lang, f"status.{status}"),
+                stackgroup="events",
+                mode="lines",
+                line={"width": 0.8},
+                marker={"color": SERIES_COLOURS[i % len(SERIES_COLOURS)]},
+            )
+        )
     figure = _chart(figure, title)
     figure.update_layout(hovermode="x unified")
     return figure
 
 
-def delay_rate_figure(frame: pd.DataFrame, by: str, lang: str, names: dict[str, str] | None = None,
-                      top: int = 8, tz: str = "UTC") -> go.Figure:
+def delay_rate_figure(
+    frame: pd.DataFrame, by: str, lang: str, names: dict[str, str] | None = None, top: int = 8, tz: str = "UTC"
+) -> go.Figure:
     """Delay rate over time (``time, <by>, skus, delay_rate``), one line per ``by`` value (the
     ``top`` with most SKU lines)."""
     title = f"{label(lang, 'history.delay_rate')} · {label(lang, 'history.by.' + by)}"
@@ -417,9 +600,15 @@ def delay_rate_figure(frame: pd.DataFrame, by: str, lang: str, names: dict[str, 
     figure = go.Figure()
     for i, value in enumerate(busiest):
         part = frame[frame[by] == value].sort_values("time")
-        figure.add_trace(go.Scatter(x=part["time"], y=part["delay_rate"], mode="lines",
-                                    name=(names or {}).get(str(value), str(value)),
-                                    line={"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "width": 2}))
+        figure.add_trace(
+            go.Scatter(
+                x=part["time"],
+                y=part["delay_rate"],
+                mode="lines",
+                name=(names or {}).get(str(value), str(value)),
+                line={"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "width": 2},
+            )
+        )
     figure = _chart(figure, title)
     figure.update_layout(yaxis={"tickformat": ".0%", "rangemode": "tozero"}, hovermode="x unified")
     return figure
@@ -432,19 +621,43 @@ def dwell_heatmap(frame: pd.DataFrame, lang: str, top: int = 20, tz: str = "UTC"
     if frame.empty:
         return empty_figure(f"{title} · {label(lang, 'history.no_data')}")
     worst = frame.groupby("node")["dwell_s"].mean().sort_values(ascending=False).head(top).index
-    grid = (frame[frame["node"].isin(worst)].pivot_table(index="node", columns="time", values="dwell_s", aggfunc="mean")
-            .reindex(list(reversed(worst))) / 60.0)
-    figure = go.Figure(go.Heatmap(z=grid.values, x=list(grid.columns), y=list(grid.index),
-                                  colorscale="Inferno", colorbar={"thickness": 10, "tickfont": {"color": MUTED}},
-                                  hovertemplate="%{y}<br>%{x}<br>%{z:.1f} min<extra></extra>"))
+    grid = (
+        frame[frame["node"].isin(worst)]
+        .pivot_table(index="node", columns="time", values="dwell_s", aggfunc="mean")
+        .reindex(list(reversed(worst)))
+        / 60.0
+    )
+    figure = go.Figure(
+        go.Heatmap(
+            z=grid.values,
+            x=list(grid.columns),
+            y=list(grid.index),
+            colorscale="Inferno",
+            colorbar={"thickness": 10, "tickfont": {"color": MUTED}},
+            hovertemplate="%{y}<br>%{x}<br>%{z:.1f} min<extra></extra>",
+        )
+    )
     return _chart(figure, title, height=max(300, 60 + 18 * len(grid.index)))
 
 
 # Order lookup -----------------------------------------------------------------------------
 
-STATUS_ORDER = ("paid", "backordered", "picked", "packed", "outbound_scan", "linehaul", "hub_arrival",
-                "out_for_delivery", "delivery_failed", "delivered", "exception", "return_requested",
-                "returned", "cancelled")
+STATUS_ORDER = (
+    "paid",
+    "backordered",
+    "picked",
+    "packed",
+    "outbound_scan",
+    "linehaul",
+    "hub_arrival",
+    "out_for_delivery",
+    "delivery_failed",
+    "delivered",
+    "exception",
+    "return_requested",
+    "returned",
+    "cancelled",
+)
 
 
 def order_timeline(events: pd.DataFrame, lang: str, tz: str = "UTC") -> go.Figure:
@@ -460,26 +673,50 @@ def order_timeline(events: pd.DataFrame, lang: str, tz: str = "UTC") -> go.Figur
     colours = {"accepted": "#34c38f", "late": "#ff9f43", "rejected": "#ff4d4f"}
     figure = go.Figure()
     for sku, part in events.sort_values("event_time").groupby("sku", sort=True):
-        figure.add_trace(go.Scatter(x=part["event_time"], y=[sku] * len(part), mode="lines", hoverinfo="skip",
-                                    line={"color": GRID, "width": 2}, showlegend=False))
+        figure.add_trace(
+            go.Scatter(
+                x=part["event_time"],
+                y=[sku] * len(part),
+                mode="lines",
+                hoverinfo="skip",
+                line={"color": GRID, "width": 2},
+                showlegend=False,
+            )
+        )
     for outcome in ("accepted", "late", "rejected"):
         part = events[events["outcome"] == outcome]
         if part.empty:
             continue
         statuses = [label(lang, f"status.{s}") for s in part["status"]]
-        figure.add_trace(go.Scatter(
-            x=part["event_time"], y=part["sku"], mode="markers+text", name=label(lang, f"order.{outcome}"),
-            text=statuses, textposition="top center", textfont={"size": 10, "color": MUTED},
-            marker={"symbol": symbols[outcome], "size": 12, "color": colours[outcome], "line": {"width": 1, "color": BG}},
-            customdata=list(zip(statuses, part["detail"].fillna(""), strict=True)),
-            hovertemplate="%{y} · %{customdata[0]}<br>%{x}<br>%{customdata[1]}<extra></extra>"))
+        figure.add_trace(
+            go.Scatter(
+                x=part["event_time"],
+                y=part["sku"],
+                mode="markers+text",
+                name=label(lang, f"order.{outcome}"),
+                text=statuses,
+                textposition="top center",
+                textfont={"size": 10, "color": MUTED},
+                marker={
+                    "symbol": symbols[outcome],
+                    "size": 12,
+                    "color": colours[outcome],
+                    "line": {"width": 1, "color": BG},
+                },
+                customdata=list(zip(statuses, part["detail"].fillna(""), strict=True)),
+                hovertemplate="%{y} · %{customdata[0]}<br>%{x}<br>%{customdata[1]}<extra></extra>",
+            )
+        )
     skus = events["sku"].nunique()
     figure = _chart(figure, "", height=max(240, 130 + 70 * skus))
     first, last = events["event_time"].min(), events["event_time"].max()
     if last - first < pd.Timedelta(minutes=30):
         # A few events close together: show them in an hour of context, not a millisecond axis.
         figure.update_xaxes(range=[first - pd.Timedelta(minutes=30), last + pd.Timedelta(minutes=30)])
-    figure.update_layout(yaxis={"type": "category", "title": label(lang, "order.sku")},
-                         xaxis={"title": label(lang, "order.event_time")}, margin={"l": 90, "r": 16, "t": 24, "b": 44},
-                         legend={"orientation": "h", "y": 1.08, "x": 0})
+    figure.update_layout(
+        yaxis={"type": "category", "title": label(lang, "order.sku")},
+        xaxis={"title": label(lang, "order.event_time")},
+        margin={"l": 90, "r": 16, "t": 24, "b": 44},
+        legend={"orientation": "h", "y": 1.08, "x": 0},
+    )
     return figure

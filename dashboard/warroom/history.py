@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -50,8 +50,14 @@ DIMENSIONS: tuple[Dimension, ...] = ("region", "carrier", "warehouse")
 DELAYED_STATES = ("at_risk", "late", "stalled")
 
 #: Bucket widths tried in order: the first giving at most :data:`MAX_BUCKETS` points wins.
-_BUCKETS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
-            timedelta(hours=1), timedelta(hours=6), timedelta(days=1))
+_BUCKETS = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=6),
+    timedelta(days=1),
+)
 MAX_BUCKETS = 240
 #: Most raw events a look-up returns (positions in an area, one order's lineage).
 MAX_EVENTS = 5000
@@ -94,7 +100,7 @@ class TimeWindow:
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ident(name: str) -> str:
@@ -107,40 +113,53 @@ def _literal(text: str) -> str:
 
 # Query builders (pure) --------------------------------------------------------------------
 
+
 def throughput_query(window: TimeWindow) -> str:
-    return (f'SELECT sum("count") AS "events" FROM "{THROUGHPUT}" WHERE {window.where()} '
-            f'GROUP BY {window.group()}, "status" fill(none)')
+    return (
+        f'SELECT sum("count") AS "events" FROM "{THROUGHPUT}" WHERE {window.where()} '
+        f'GROUP BY {window.group()}, "status" fill(none)'
+    )
 
 
 def delay_query(window: TimeWindow, by: Dimension) -> str:
     if by not in DIMENSIONS:
         raise ValueError(f"cannot break delay rate down by {by!r}; choose one of {DIMENSIONS}")
     # Gauges: the last sample of each partition in a bucket, summed over partitions later.
-    return (f'SELECT last("skus") AS "skus" FROM "{DELAYS}" WHERE {window.where()} '
-            f'GROUP BY {window.group()}, "partition", "state", {_ident(by)} fill(none)')
+    return (
+        f'SELECT last("skus") AS "skus" FROM "{DELAYS}" WHERE {window.where()} '
+        f'GROUP BY {window.group()}, "partition", "state", {_ident(by)} fill(none)'
+    )
 
 
 def dwell_query(window: TimeWindow) -> str:
-    return (f'SELECT sum("total_s") AS "total_s", sum("count") AS "count" FROM "{DWELL}" '
-            f'WHERE {window.where()} GROUP BY {window.group()}, "node" fill(none)')
+    return (
+        f'SELECT sum("total_s") AS "total_s", sum("count") AS "count" FROM "{DWELL}" '
+        f'WHERE {window.where()} GROUP BY {window.group()}, "node" fill(none)'
+    )
 
 
 def inflight_query(window: TimeWindow) -> str:
-    return (f'SELECT sum("count") AS "skus" FROM "{INFLIGHT}" WHERE {window.where()} '
-            f'GROUP BY time(60s), "partition" fill(none)')
+    return (
+        f'SELECT sum("count") AS "skus" FROM "{INFLIGHT}" WHERE {window.where()} '
+        f'GROUP BY time(60s), "partition" fill(none)'
+    )
 
 
 def positions_query(bounds: tuple[float, float, float, float], window: TimeWindow, limit: int = MAX_EVENTS) -> str:
     lon0, lat0, lon1, lat1 = (float(v) for v in bounds)
-    return (f'SELECT "order_id", "sku", "lat", "lon", "status" FROM "{SKU_EVENTS}" WHERE {window.where()} '
-            f'AND "lat" >= {lat0!r} AND "lat" <= {lat1!r} AND "lon" >= {lon0!r} AND "lon" <= {lon1!r} '
-            f'ORDER BY time DESC LIMIT {int(limit)}')
+    return (
+        f'SELECT "order_id", "sku", "lat", "lon", "status" FROM "{SKU_EVENTS}" WHERE {window.where()} '
+        f'AND "lat" >= {lat0!r} AND "lat" <= {lat1!r} AND "lon" >= {lon0!r} AND "lon" <= {lon1!r} '
+        f"ORDER BY time DESC LIMIT {int(limit)}"
+    )
 
 
 def order_events_query(order_id: str, window: TimeWindow, limit: int = MAX_EVENTS) -> str:
-    return (f'SELECT "event_id", "sku", "status", "lat", "lon", "late", "illegal", "source", "region" '
-            f'FROM "{SKU_EVENTS}" WHERE {window.where()} AND "order_id" = {_literal(order_id)} '
-            f'ORDER BY time ASC LIMIT {int(limit)}')
+    return (
+        f'SELECT "event_id", "sku", "status", "lat", "lon", "late", "illegal", "source", "region" '
+        f'FROM "{SKU_EVENTS}" WHERE {window.where()} AND "order_id" = {_literal(order_id)} '
+        f"ORDER BY time ASC LIMIT {int(limit)}"
+    )
 
 
 #: Most incident and alert points read for one as-of minute (newest first).
@@ -172,6 +191,7 @@ def history_start_queries() -> list[str]:
 
 
 # Response shaping (pure) ------------------------------------------------------------------
+
 
 def frames_from_response(body: dict[str, Any], query: str = "") -> list[pd.DataFrame]:
     """One long DataFrame per statement: ``time`` (UTC), the tag columns, the fields."""
@@ -253,6 +273,7 @@ def inflight_frame(raw: pd.DataFrame) -> pd.DataFrame:
 
 # The data-access object -------------------------------------------------------------------
 
+
 class HistorySource(Protocol):
     """What the panels need from history; :class:`InfluxHistory` is the real one."""
 
@@ -275,8 +296,9 @@ class InfluxHistory:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> InfluxHistory:
-        return cls(settings.influx_url, settings.influx_db, auth=influx_auth(settings),
-                   timeout_s=settings.influx_timeout_s)
+        return cls(
+            settings.influx_url, settings.influx_db, auth=influx_auth(settings), timeout_s=settings.influx_timeout_s
+        )
 
     def close(self) -> None:
         self._client.close()

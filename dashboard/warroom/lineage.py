@@ -31,15 +31,25 @@ def _outcome(flags: Any, late: Any = False, illegal: Any = False) -> str:
 def snapshot_entries(snapshot: dict[str, Any] | None) -> pd.DataFrame:
     rows = []
     skus = (snapshot or {}).get("skus")
-    for sku, state in (skus.items() if isinstance(skus, dict) else ()):
+    for sku, state in skus.items() if isinstance(skus, dict) else ():
         if not isinstance(state, dict):
             continue
         for entry in state.get("timeline") or ():
             if not isinstance(entry, dict) or not entry.get("event_time"):
                 continue
             detail = " · ".join(str(v) for v in (entry.get("reason"), entry.get("node"), entry.get("source")) if v)
-            rows.append((str(entry.get("event_id") or ""), str(sku), str(entry.get("status")), entry["event_time"],
-                         _outcome(entry.get("flags")), detail, None, None))
+            rows.append(
+                (
+                    str(entry.get("event_id") or ""),
+                    str(sku),
+                    str(entry.get("status")),
+                    entry["event_time"],
+                    _outcome(entry.get("flags")),
+                    detail,
+                    None,
+                    None,
+                )
+            )
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True, format="ISO8601")
     return frame
@@ -49,15 +59,23 @@ def influx_entries(events: pd.DataFrame) -> pd.DataFrame:
     """``sku_events`` rows (``time, event_id, sku, status, lat, lon, late, illegal, source``)."""
     if events.empty:
         return pd.DataFrame({c: [] for c in COLUMNS})
-    frame = pd.DataFrame({
-        "event_id": events["event_id"].astype(str), "sku": events["sku"].astype(str),
-        "status": events["status"].astype(str), "event_time": events["time"],
-        "outcome": [_outcome((), late, illegal) for late, illegal in
-                    zip(events.get("late", False), events.get("illegal", False), strict=False)]
-        if "late" in events else "accepted",
-        "detail": events["source"].fillna("") if "source" in events else "",
-        "lat": events["lat"] if "lat" in events else None, "lon": events["lon"] if "lon" in events else None,
-    })
+    frame = pd.DataFrame(
+        {
+            "event_id": events["event_id"].astype(str),
+            "sku": events["sku"].astype(str),
+            "status": events["status"].astype(str),
+            "event_time": events["time"],
+            "outcome": [
+                _outcome((), late, illegal)
+                for late, illegal in zip(events.get("late", False), events.get("illegal", False), strict=False)
+            ]
+            if "late" in events
+            else "accepted",
+            "detail": events["source"].fillna("") if "source" in events else "",
+            "lat": events.get("lat"),
+            "lon": events.get("lon"),
+        }
+    )
     return frame[COLUMNS]
 
 
@@ -90,14 +108,18 @@ def route(snapshot: dict[str, Any] | None, events: pd.DataFrame, status_label: A
             lons.append(float(lon))
             labels.append(status_label(str(status)))
     skus = (snapshot or {}).get("skus")
-    for state in (skus.values() if isinstance(skus, dict) else ()):
+    for state in skus.values() if isinstance(skus, dict) else ():
         if not isinstance(state, dict):
             continue
         for key in ("position", "destination"):
             point = state.get(key)
-            if isinstance(point, dict) and isinstance(point.get("lat"), int | float) and isinstance(point.get("lon"), int | float):
-                if not lats or (lats[-1], lons[-1]) != (float(point["lat"]), float(point["lon"])):
-                    lats.append(float(point["lat"]))
-                    lons.append(float(point["lon"]))
-                    labels.append(status_label(str(state.get("status"))) if key == "position" else "⌂")
+            if (
+                isinstance(point, dict)
+                and isinstance(point.get("lat"), int | float)
+                and isinstance(point.get("lon"), int | float)
+                and (not lats or (lats[-1], lons[-1]) != (float(point["lat"]), float(point["lon"])))
+            ):
+                lats.append(float(point["lat"]))
+                lons.append(float(point["lon"]))
+                labels.append(status_label(str(state.get("status"))) if key == "position" else "⌂")
     return Route(tuple(lats), tuple(lons), tuple(labels)) if lats else None

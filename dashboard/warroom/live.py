@@ -88,13 +88,21 @@ def cells_frame(store: Mapping[str, Any] | None, res: int | None = None) -> pd.D
         cell = str(item.get("cell") or key)
         if not h3.is_valid_cell(cell):
             continue
-        rows.append((cell, h3.get_resolution(cell), _count(item.get("skus")), _count(item.get("orders")),
-                     _count(item.get("at_risk")), _count(item.get("late")), _count(item.get("stalled")),
-                     item.get("region") if isinstance(item.get("region"), str) else None))
+        rows.append(
+            (
+                cell,
+                h3.get_resolution(cell),
+                _count(item.get("skus")),
+                _count(item.get("orders")),
+                _count(item.get("at_risk")),
+                _count(item.get("late")),
+                _count(item.get("stalled")),
+                item.get("region") if isinstance(item.get("region"), str) else None,
+            )
+        )
     frame = pd.DataFrame(rows, columns=["cell", "res", "skus", "orders", "at_risk", "late", "stalled", "region"])
     if frame.empty:
-        return pd.DataFrame({c: pd.Series(dtype="float64" if c == "delay_rate" else "object")
-                             for c in CELL_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c == "delay_rate" else "object") for c in CELL_COLUMNS})
     present = sorted(set(frame["res"]))
     finer = [r for r in present if res is None or r >= res]
     source = (max(finer) if res is None else min(finer)) if finer else max(present)
@@ -102,8 +110,13 @@ def cells_frame(store: Mapping[str, Any] | None, res: int | None = None) -> pd.D
     if res is not None and source > res:
         frame["cell"] = [h3.cell_to_parent(c, res) for c in frame["cell"]]
         frame = frame.groupby("cell", as_index=False, sort=True).agg(
-            skus=("skus", "sum"), orders=("orders", "sum"), at_risk=("at_risk", "sum"),
-            late=("late", "sum"), stalled=("stalled", "sum"), region=("region", "first"))
+            skus=("skus", "sum"),
+            orders=("orders", "sum"),
+            at_risk=("at_risk", "sum"),
+            late=("late", "sum"),
+            stalled=("stalled", "sum"),
+            region=("region", "first"),
+        )
     frame["delay_rate"] = _ratio(frame["at_risk"] + frame["late"] + frame["stalled"], frame["skus"])
     return frame[CELL_COLUMNS].sort_values("cell", ignore_index=True)
 
@@ -116,10 +129,15 @@ def regions_frame(cells: pd.DataFrame, region_of_cell: Mapping[str, str | None])
     if cells.empty:
         return pd.DataFrame({"code": [], "skus": [], "at_risk": [], "late": [], "stalled": [], "delay_rate": []})
     frame = cells.copy()
-    frame["code"] = [r if isinstance(r, str) and r else region_of_cell.get(c)
-                     for c, r in zip(frame["cell"], frame["region"], strict=True)]
-    frame = frame.dropna(subset=["code"]).groupby("code", as_index=False).agg(
-        skus=("skus", "sum"), at_risk=("at_risk", "sum"), late=("late", "sum"), stalled=("stalled", "sum"))
+    frame["code"] = [
+        r if isinstance(r, str) and r else region_of_cell.get(c)
+        for c, r in zip(frame["cell"], frame["region"], strict=True)
+    ]
+    frame = (
+        frame.dropna(subset=["code"])
+        .groupby("code", as_index=False)
+        .agg(skus=("skus", "sum"), at_risk=("at_risk", "sum"), late=("late", "sum"), stalled=("stalled", "sum"))
+    )
     frame["delay_rate"] = _ratio(frame["at_risk"] + frame["late"] + frame["stalled"], frame["skus"])
     return frame
 
@@ -208,21 +226,32 @@ def incidents(incident_store: Mapping[str, Any] | None, alert_store: Mapping[str
         counts = as_dict(record.get("counts"))
         trend = as_dict(record.get("trend"))
         lat, lon = _position(record, cells)
-        found.append(Incident(
-            incident_id=incident_id, kind=str(record.get("kind") or ""), state=str(record.get("state") or "open"),
-            title=str(record.get("title") or incident_id),
-            root_cause=str(record.get("root_cause_text") or record.get("title") or ""),
-            tier=str(tier), owner=str(owners[-1]) if owners else None,
-            affected_orders=_count(counts.get("orders")), affected_skus=_count(counts.get("skus")),
-            trend=tuple(_count(v) for v in trend.get("series") or ()),
-            direction=str(trend.get("direction") or "flat"), opened_at=str(record.get("opened_at") or ""),
-            lat=lat, lon=lon, cells=cells,
-            sample_orders=tuple(str(o) for o in record.get("sample_orders") or ()),
-            dimension=str(record.get("dimension") or ""), cause=root,
-            by_label={str(k): _count(v) for k, v in as_dict(counts.get("by_label")).items()},
-            shared={str(k): str(v) for k, v in as_dict(record.get("labels")).items()},
-            zone_name=_zone_name(record), flow=as_dict(record.get("flow")),
-        ))
+        found.append(
+            Incident(
+                incident_id=incident_id,
+                kind=str(record.get("kind") or ""),
+                state=str(record.get("state") or "open"),
+                title=str(record.get("title") or incident_id),
+                root_cause=str(record.get("root_cause_text") or record.get("title") or ""),
+                tier=str(tier),
+                owner=str(owners[-1]) if owners else None,
+                affected_orders=_count(counts.get("orders")),
+                affected_skus=_count(counts.get("skus")),
+                trend=tuple(_count(v) for v in trend.get("series") or ()),
+                direction=str(trend.get("direction") or "flat"),
+                opened_at=str(record.get("opened_at") or ""),
+                lat=lat,
+                lon=lon,
+                cells=cells,
+                sample_orders=tuple(str(o) for o in record.get("sample_orders") or ()),
+                dimension=str(record.get("dimension") or ""),
+                cause=root,
+                by_label={str(k): _count(v) for k, v in as_dict(counts.get("by_label")).items()},
+                shared={str(k): str(v) for k, v in as_dict(record.get("labels")).items()},
+                zone_name=_zone_name(record),
+                flow=as_dict(record.get("flow")),
+            )
+        )
     return sorted(found, key=lambda i: (not i.open, i.tier, -i.affected_orders, i.incident_id))
 
 
@@ -267,17 +296,25 @@ def alerts(alert_store: Mapping[str, Any] | None) -> list[Alert]:
     for key, item in items(alert_store).items():
         if not isinstance(item, dict):
             continue
-        found.append(Alert(
-            alert_id=str(item.get("alert_id") or key), status=str(item.get("status") or "firing"),
-            tier=str(item.get("tier") or "P4"), title=_alert_title(item),
-            incident_ids=tuple(str(i) for i in item.get("incident_ids") or ()),
-            labels={str(k): str(v) for k, v in (item.get("labels") or {}).items()}
-            if isinstance(item.get("labels"), dict) else {},
-            first_at=str(item.get("first_at") or ""), updated_at=str(item.get("updated_at") or ""),
-            acked_by=item.get("acked_by"), acked_at=item.get("acked_at"),
-            resolved_by=item.get("resolved_by"), resolved_at=item.get("resolved_at"),
-            last_event=str(item.get("last_event") or ""),
-        ))
+        found.append(
+            Alert(
+                alert_id=str(item.get("alert_id") or key),
+                status=str(item.get("status") or "firing"),
+                tier=str(item.get("tier") or "P4"),
+                title=_alert_title(item),
+                incident_ids=tuple(str(i) for i in item.get("incident_ids") or ()),
+                labels={str(k): str(v) for k, v in (item.get("labels") or {}).items()}
+                if isinstance(item.get("labels"), dict)
+                else {},
+                first_at=str(item.get("first_at") or ""),
+                updated_at=str(item.get("updated_at") or ""),
+                acked_by=item.get("acked_by"),
+                acked_at=item.get("acked_at"),
+                resolved_by=item.get("resolved_by"),
+                resolved_at=item.get("resolved_at"),
+                last_event=str(item.get("last_event") or ""),
+            )
+        )
     open_first = sorted((a for a in found if a.open), key=lambda a: (a.tier, a.first_at))
     closed = sorted((a for a in found if not a.open), key=lambda a: a.updated_at, reverse=True)
     return open_first + closed
@@ -328,9 +365,11 @@ def zone_from_item(key: str, item: Mapping[str, Any]) -> Zone:
     cells = [str(c) for c in item.get("h3_cells") or () if h3.is_valid_cell(str(c))]
     return Zone(
         zone_id=str(item.get("disruption_id") or item.get("id") or key),
-        name=str(item.get("name") or ""), reason=str(item.get("reason") or "other"),
+        name=str(item.get("name") or ""),
+        reason=str(item.get("reason") or "other"),
         starts_at=str(item.get("starts_at") or item.get("created_at") or ""),
-        ends_at=str(item.get("ends_at") or ""), created_by=str(item.get("created_by") or ""),
+        ends_at=str(item.get("ends_at") or ""),
+        created_by=str(item.get("created_by") or ""),
         rings=geometry_rings(item.get("geometry")) + tuple(cell_ring(c) for c in cells),
         regions=tuple(str(r) for r in item.get("regions") or ()),
         affected_orders=int(affected) if isinstance(affected, int | float) else None,
@@ -338,8 +377,10 @@ def zone_from_item(key: str, item: Mapping[str, Any]) -> Zone:
 
 
 def zones(zone_store: Mapping[str, Any] | None) -> list[Zone]:
-    return sorted((zone_from_item(k, v) for k, v in items(zone_store).items() if isinstance(v, dict)),
-                  key=lambda z: (z.starts_at, z.zone_id))
+    return sorted(
+        (zone_from_item(k, v) for k, v in items(zone_store).items() if isinstance(v, dict)),
+        key=lambda z: (z.starts_at, z.zone_id),
+    )
 
 
 def parse_time(text: str | None) -> datetime | None:

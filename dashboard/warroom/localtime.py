@@ -6,7 +6,7 @@ Everything the war-room receives is in UTC or carries an offset; a manager in Sh
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
@@ -31,7 +31,7 @@ def local_text(iso: str | None, tz: str | None, seconds: bool = False) -> str:
     except ValueError:
         return iso
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=ZoneInfo(UTC))
     return moment.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 

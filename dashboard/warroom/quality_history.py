@@ -16,7 +16,7 @@ from the same queries and frames as the war-room panel.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 import pandas as pd
@@ -42,7 +42,7 @@ class QuerySource(Protocol):
 def _instant(moment: datetime) -> str:
     """RFC 3339 in UTC, with the fraction only when there is one (API bounds are exact)."""
     pattern = "%Y-%m-%dT%H:%M:%S.%fZ" if moment.microsecond else "%Y-%m-%dT%H:%M:%SZ"
-    return moment.astimezone(timezone.utc).strftime(pattern)
+    return moment.astimezone(UTC).strftime(pattern)
 
 
 def _where(window: TimeWindow | None) -> str:
@@ -54,23 +54,29 @@ def _where(window: TimeWindow | None) -> str:
 def missing_scans_query(window: TimeWindow | None, by: ScanDimension) -> str:
     if by not in SCAN_DIMENSIONS:
         raise ValueError(f"cannot break missing scans down by {by!r}; choose one of {SCAN_DIMENSIONS}")
-    return (f'SELECT sum("scans") AS "scans", sum("missing") AS "missing" FROM "{MISSING_SCANS}"'
-            f'{_where(window)} GROUP BY "{by}"')
+    return (
+        f'SELECT sum("scans") AS "scans", sum("missing") AS "missing" FROM "{MISSING_SCANS}"'
+        f'{_where(window)} GROUP BY "{by}"'
+    )
 
 
 def away_query(window: TimeWindow | None, by: StopDimension) -> str:
     if by not in STOP_DIMENSIONS:
         raise ValueError(f"cannot break deliveries down by {by!r}; choose one of {STOP_DIMENSIONS}")
-    return (f'SELECT count("distance_m") AS "delivered", sum("away") AS "away" FROM "{DELIVERY_DISTANCE}"'
-            f'{_where(window)} GROUP BY "{by}"')
+    return (
+        f'SELECT count("distance_m") AS "delivered", sum("away") AS "away" FROM "{DELIVERY_DISTANCE}"'
+        f'{_where(window)} GROUP BY "{by}"'
+    )
 
 
 def limits_query(window: TimeWindow | None, by: StopDimension) -> str:
     """The distance limits the deliveries were judged against (it is configurable)."""
     if by not in STOP_DIMENSIONS:
         raise ValueError(f"cannot break deliveries down by {by!r}; choose one of {STOP_DIMENSIONS}")
-    return (f'SELECT min("limit_m") AS "limit_min", max("limit_m") AS "limit_max" FROM "{DELIVERY_DISTANCE}"'
-            f'{_where(window)} GROUP BY "{by}"')
+    return (
+        f'SELECT min("limit_m") AS "limit_min", max("limit_m") AS "limit_max" FROM "{DELIVERY_DISTANCE}"'
+        f'{_where(window)} GROUP BY "{by}"'
+    )
 
 
 def _tagged(raw: pd.DataFrame, by: str) -> pd.DataFrame:
@@ -108,8 +114,9 @@ def limits_frame(raw: pd.DataFrame, by: StopDimension) -> pd.DataFrame:
     columns = [by, "limit_min", "limit_max"]
     if raw.empty or "limit_min" not in raw:
         return pd.DataFrame({c: [] for c in columns})
-    out = _tagged(raw, by).groupby(by, as_index=False).agg(limit_min=("limit_min", "min"),
-                                                          limit_max=("limit_max", "max"))
+    out = (
+        _tagged(raw, by).groupby(by, as_index=False).agg(limit_min=("limit_min", "min"), limit_max=("limit_max", "max"))
+    )
     return out[columns]
 
 

@@ -13,15 +13,33 @@ from dashboard.warroom import live
 from dashboard.warroom.basemap import Basemap
 from dashboard.warroom.i18n import label
 
-__all__ = ["Places", "alert_title", "facts_of", "incident_title", "kind_state", "named", "places_of", "size",
-           "size_detail"]
+__all__ = [
+    "Places",
+    "alert_title",
+    "facts_of",
+    "incident_title",
+    "kind_state",
+    "named",
+    "places_of",
+    "size",
+    "size_detail",
+]
 
 
 def facts_of(incident: live.Incident) -> Facts:
-    return Facts(kind=incident.kind, dimension=incident.dimension, cause=incident.cause, by_label=incident.by_label,
-                 orders=incident.affected_orders, skus=incident.affected_skus, shared=incident.shared,
-                 zone_name=incident.zone_name, flow=incident.flow, root_cause_text=incident.root_cause,
-                 fallback=incident.title)
+    return Facts(
+        kind=incident.kind,
+        dimension=incident.dimension,
+        cause=incident.cause,
+        by_label=incident.by_label,
+        orders=incident.affected_orders,
+        skus=incident.affected_skus,
+        shared=incident.shared,
+        zone_name=incident.zone_name,
+        flow=incident.flow,
+        root_cause_text=incident.root_cause,
+        fallback=incident.title,
+    )
 
 
 def incident_title(incident: live.Incident, places: Places, lang: str) -> str:
@@ -31,8 +49,10 @@ def incident_title(incident: live.Incident, places: Places, lang: str) -> str:
 
 def named(incidents: Sequence[live.Incident], places: Places, lang: str) -> list[live.Incident]:
     """``incidents`` with their human titles and causes (the map, the list and the detail show them)."""
-    return [dataclasses.replace(i, title=incident_title(i, places, lang), root_cause=cause(facts_of(i), places, lang))
-            for i in incidents]
+    return [
+        dataclasses.replace(i, title=incident_title(i, places, lang), root_cause=cause(facts_of(i), places, lang))
+        for i in incidents
+    ]
 
 
 def size(incident: live.Incident, lang: str) -> tuple[str, str]:
@@ -49,10 +69,14 @@ def size_detail(incident: live.Incident, lang: str) -> tuple[str, str]:
     flow = incident.flow
     if flow_share(facts_of(incident)) is not None:
         minutes = round(float(flow.get("window_s") or 0) / 60)
-        return label(lang, "incidents.flow"), label(lang, "incidents.flow_counts", observed=int(flow["observed"]),
-                                                     expected=round(float(flow["expected"])), minutes=minutes)
-    return (label(lang, "incidents.affected_orders"),
-            f"{incident.affected_orders:,} ({incident.affected_skus:,} SKU)")
+        return label(lang, "incidents.flow"), label(
+            lang,
+            "incidents.flow_counts",
+            observed=int(flow["observed"]),
+            expected=round(float(flow["expected"])),
+            minutes=minutes,
+        )
+    return (label(lang, "incidents.affected_orders"), f"{incident.affected_orders:,} ({incident.affected_skus:,} SKU)")
 
 
 def kind_state(incident: live.Incident, lang: str) -> str:
@@ -63,8 +87,10 @@ def kind_state(incident: live.Incident, lang: str) -> str:
 def alert_title(alert: live.Alert, incidents: dict[str, live.Incident], places: Places, lang: str) -> str:
     """An alert says what its incidents say (the worst first, then how many more); an alert
     whose incidents are not known here is described by its labels."""
-    covered = sorted((incidents[i] for i in alert.incident_ids if i in incidents),
-                     key=lambda i: (not i.open, -i.affected_orders, i.incident_id))
+    covered = sorted(
+        (incidents[i] for i in alert.incident_ids if i in incidents),
+        key=lambda i: (not i.open, -i.affected_orders, i.incident_id),
+    )
     if covered:
         more = len(covered) - 1
         return covered[0].title + (word(lang, "title.more", n=more) if more > 0 else "")

@@ -22,8 +22,9 @@ def text(key: str, at: str, **props: Any) -> html.Span:
 
 def panel(title_key: str, at: str, *children: Any, extra: Any = None, class_name: str = "") -> html.Section:
     """A titled card; ``extra`` goes to the right of the title (controls)."""
-    header = html.Header([html.H2(text(title_key, at)), html.Div(extra, className="panel-tools")],
-                         className="panel-header")
+    header = html.Header(
+        [html.H2(text(title_key, at)), html.Div(extra, className="panel-tools")], className="panel-header"
+    )
     return html.Section([header, *children], className=f"panel {class_name}".strip())
 
 

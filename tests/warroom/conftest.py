@@ -40,8 +40,8 @@ from warroom import outages, traffic
 from warroom.harness import REPO, Browser, Feeder, WebTier, build_staff, start_worker
 
 sys.path.insert(0, str(REPO / "tests" / "alerting"))
-from alerting_receivers import Script, http_receiver  # noqa: E402
-from alerting_testkit import POLICY_YAML  # noqa: E402
+from alerting_receivers import Script, http_receiver
+from alerting_testkit import POLICY_YAML
 
 HISTORY_MINUTES = 30
 #: The primary on-call is paged when an alert fires; the secondary this long after, unless
@@ -102,8 +102,11 @@ class LiveStack:
         out = []
         for request in list(self.receiver.requests):
             body = orjson.loads(request["body"])
-            if request["path"].strip("/").split("/")[0] == receiver and body.get("alert_id") == alert_id \
-                    and body.get("kind") == kind:
+            if (
+                request["path"].strip("/").split("/")[0] == receiver
+                and body.get("alert_id") == alert_id
+                and body.get("kind") == kind
+            ):
                 out.append(body)
         return out
 
@@ -118,20 +121,29 @@ class LiveStack:
 def module_settings(broker: EmbeddedBroker, influx: LocalInflux, config_dir: Path | None = None) -> Settings:
     tag = uuid.uuid4().hex[:10]
     extra = {"config_dir": config_dir} if config_dir is not None else {}
-    settings = Settings(kafka_bootstrap=broker.bootstrap, topic_prefix=f"w{tag}-", influx_url=influx.url,
-                        influx_db=f"w_{tag}", data_dir=influx.root.parent, **extra)
+    settings = Settings(
+        kafka_bootstrap=broker.bootstrap,
+        topic_prefix=f"w{tag}-",
+        influx_url=influx.url,
+        influx_db=f"w_{tag}",
+        data_dir=influx.root.parent,
+        **extra,
+    )
     ensure_topics(settings)
     create_database(settings.influx_url, settings.influx_db)
     return settings
 
 
 @pytest.fixture(scope="module")
-def live_stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+def live_stack(
+    broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveStack]:
     settings = module_settings(broker, influx, worker_config(tmp_path_factory.mktemp("warroom") / "config"))
     with ExitStack() as stack:
         base, script = stack.enter_context(http_receiver(b"{}"))
-        worker = start_worker(settings, tmp_path_factory.mktemp("worker") / "worker.log",
-                              {name: f"{base}/{name}" for name in WEBHOOKS})
+        worker = start_worker(
+            settings, tmp_path_factory.mktemp("worker") / "worker.log", {name: f"{base}/{name}" for name in WEBHOOKS}
+        )
         stack.callback(worker.stop)
         deps = build_deps(settings, prefix=MOUNT_PATH + "/")
         stack.callback(deps.history.close)  # its InfluxDB connections (after web.stop: callbacks run in reverse)
@@ -144,8 +156,9 @@ def live_stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: py
         now = traffic.utc_now()
         # Four hours of the hub network, its hubs stalling from the 100th minute on, then the
         # last half hour of national traffic (each in event-time order, as sources send).
-        outage = outages.hub_outages(now - timedelta(hours=4), minutes=235, outage_after=100, copies=OUTAGES,
-                                     stagger=20)
+        outage = outages.hub_outages(
+            now - timedelta(hours=4), minutes=235, outage_after=100, copies=OUTAGES, stagger=20
+        )
         for sent in outage:
             feeder.send(ORDER_EVENTS, sent.event.order_id, sent.value, int(sent.received.timestamp() * 1000))
         emissions = traffic.simulate(now, minutes=HISTORY_MINUTES)
@@ -156,11 +169,22 @@ def live_stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: py
         live = LiveStack(settings, web, feeder, script, worker, browser, events, [])
         # The page is opened once the worker has worked through the backlog (on a busy
         # machine a page flooded with updates while it loads is slow to settle).
-        live.outages.extend(wait_until(lambda: fired_outages(live), 240, interval=0.5,
-                                       what="an incident, an alert and a page per stalled hub"))
-        wait_until(lambda: (web.gateway.warroom.get("kpis", "national") is not None
-                            and len(web.gateway.warroom.items("heatmap")) >= 20) or not worker.alive(),
-                   60, what="the worker's heatmap and KPIs in the gateway")
+        live.outages.extend(
+            wait_until(
+                lambda: fired_outages(live), 240, interval=0.5, what="an incident, an alert and a page per stalled hub"
+            )
+        )
+        wait_until(
+            lambda: (
+                (
+                    web.gateway.warroom.get("kpis", "national") is not None
+                    and len(web.gateway.warroom.items("heatmap")) >= 20
+                )
+                or not worker.alive()
+            ),
+            60,
+            what="the worker's heatmap and KPIs in the gateway",
+        )
         live.check_worker()
         browser.login(web.warroom_url, "manager")
         yield live
@@ -214,8 +238,11 @@ def wait_for_worker(stack: LiveStack, timeout: float = 90.0) -> None:
     window = TimeWindow.last(timedelta(hours=2), traffic.utc_now() + timedelta(minutes=1))
 
     def written() -> bool:
-        return (len(stack.web.gateway.orders) > 0 and not history.throughput(window).empty
-                and not history.delay_rate(window, "region").empty)
+        return (
+            len(stack.web.gateway.orders) > 0
+            and not history.throughput(window).empty
+            and not history.delay_rate(window, "region").empty
+        )
 
     with InfluxHistory(stack.settings.influx_url, stack.settings.influx_db) as history:
         wait_until(lambda: written() or not stack.worker.alive(), timeout, interval=0.5, what="the worker's output")

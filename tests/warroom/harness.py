@@ -24,9 +24,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from alerting.channels import SECRET_ENV_PREFIX
+from config.gateway import GatewaySettings
 from config.settings import Settings, to_env
 from dashboard.gateway.app import create_app
-from config.gateway import GatewaySettings
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.server import uvicorn_config
 from dashboard.gateway.staff import StaffDirectory, StaffUser, hash_password
@@ -44,8 +44,12 @@ TIMEZONE = "Asia/Shanghai"
 
 
 def build_staff() -> StaffDirectory:
-    return StaffDirectory({name: StaffUser(role=ROLES[name], password=hash_password(pw), name=name.title())
-                           for name, pw in PASSWORDS.items()})
+    return StaffDirectory(
+        {
+            name: StaffUser(role=ROLES[name], password=hash_password(pw), name=name.title())
+            for name, pw in PASSWORDS.items()
+        }
+    )
 
 
 class WebTier:
@@ -56,8 +60,9 @@ class WebTier:
         self.settings = settings.with_overrides(web_host="127.0.0.1", web_port=self.port)
         options = GatewaySettings.from_settings(self.settings, ws_first_message_timeout_s=10.0)
         self.gateway = Gateway(self.settings, options, staff=staff)
-        self.app = create_app(self.settings, gateway=self.gateway,
-                              mounts={MOUNT_PATH: warroom_mount(self.settings, deps)})
+        self.app = create_app(
+            self.settings, gateway=self.gateway, mounts={MOUNT_PATH: warroom_mount(self.settings, deps)}
+        )
         config = uvicorn_config(self.app, self.settings, options, access_log=False, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"web-{self.port}", daemon=True)
@@ -74,8 +79,11 @@ class WebTier:
         self.thread.start()
         wait_until(lambda: self.server.started, timeout, what="uvicorn start")
         gateway = self.gateway
-        wait_until(lambda: gateway.publisher.connected and gateway.updates.assigned, timeout,
-                   what="gateway producer and readers")
+        wait_until(
+            lambda: gateway.publisher.connected and gateway.updates.assigned,
+            timeout,
+            what="gateway producer and readers",
+        )
         return self
 
     def stop(self) -> None:
@@ -89,8 +97,20 @@ def start_worker(settings: Settings, log_path: Path, alert_secrets: Mapping[str,
     the test's settings and the receivers' secrets (``ORDERRADAR_ALERT_SECRET_<NAME>``)."""
     env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
     env.update({f"{SECRET_ENV_PREFIX}{name.upper()}": value for name, value in alert_secrets.items()})
-    argv = [sys.executable, "-m", "orderradar.cli", "--log-level", "WARNING", "worker", "--session-timeout", "6",
-            "--alert-tick", "1", "--worker-log-level", "warning"]
+    argv = [
+        sys.executable,
+        "-m",
+        "orderradar.cli",
+        "--log-level",
+        "WARNING",
+        "worker",
+        "--session-timeout",
+        "6",
+        "--alert-tick",
+        "1",
+        "--worker-log-level",
+        "warning",
+    ]
     return ManagedProcess("worker", argv, log_path, env=env, cwd=REPO).start()
 
 
@@ -118,10 +138,19 @@ class Browser:
     def __init__(self, width: int = 1680, height: int = 1400) -> None:
         self.profile = tempfile.TemporaryDirectory(prefix="warroom-chromium-")
         options = webdriver.ChromeOptions()
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--no-first-run", f"--user-data-dir={self.profile.name}", f"--window-size={width},{height}",
-                    "--lang=zh-CN"):
+        for arg in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={self.profile.name}",
+            f"--window-size={width},{height}",
+            "--lang=zh-CN",
+        ):
             options.add_argument(arg)
         options.binary_location = CHROMIUM
         # A manager whose browser asks for Chinese (the page follows Accept-Language).

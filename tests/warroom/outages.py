@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream_stages"))
-from stages_scenario import DOWN_HUB, HUBS, Sent, fast_rules, outage_traffic  # noqa: E402
+from stages_scenario import DOWN_HUB, HUBS, Sent, fast_rules, outage_traffic
 
-from stream.contract import OrderEvent, Status  # noqa: E402
+from stream.contract import OrderEvent, Status
 
 __all__ = ["Sent", "abroad_stalls", "down_hubs", "fast_rules", "hub_outages"]
 
@@ -64,15 +64,31 @@ def abroad_stalls(start: datetime, orders: int = ABROAD_ORDERS) -> list[Sent]:
     for i in range(orders):
         order_id = f"BR{i:03d}"
         t0 = start + timedelta(minutes=i)
-        common = {"order_id": order_id, "sku": "SKU1", "source": "test", "warehouse": wh, "carrier": "SF",
-                  "region": "São Paulo", "channel": "olist-marketplace"}
-        steps = [(Status.PAID, 0, None, None), (Status.PACKED, 1, wh, None), (Status.OUTBOUND_SCAN, 2, wh, wh_pos),
-                 (Status.LINEHAUL, 4, wh, wh_pos), (Status.HUB_ARRIVAL, 30, hub, hub_pos)]
+        common = {
+            "order_id": order_id,
+            "sku": "SKU1",
+            "source": "test",
+            "warehouse": wh,
+            "carrier": "SF",
+            "region": "São Paulo",
+            "channel": "olist-marketplace",
+        }
+        steps = [
+            (Status.PAID, 0, None, None),
+            (Status.PACKED, 1, wh, None),
+            (Status.OUTBOUND_SCAN, 2, wh, wh_pos),
+            (Status.LINEHAUL, 4, wh, wh_pos),
+            (Status.HUB_ARRIVAL, 30, hub, hub_pos),
+        ]
         for n, (status, dt, node, pos) in enumerate(steps):
             extra: dict[str, object] = {"node": node} if node else {}
             if pos:
                 extra.update(lat=pos[0], lon=pos[1])
             at = t0 + timedelta(minutes=dt)
-            out.append(Sent(OrderEvent(event_id=f"{order_id}-{n}", status=status, event_time=at, **common, **extra),
-                            at + timedelta(seconds=2)))
+            out.append(
+                Sent(
+                    OrderEvent(event_id=f"{order_id}-{n}", status=status, event_time=at, **common, **extra),
+                    at + timedelta(seconds=2),
+                )
+            )
     return out

@@ -3,7 +3,7 @@ query text, the time control's steps)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -11,7 +11,7 @@ from dashboard.warroom import as_of, live
 from dashboard.warroom.history import as_of_queries
 from dashboard.warroom.panels import time_travel
 
-M = datetime(2026, 12, 7, 6, 30, tzinfo=timezone.utc)
+M = datetime(2026, 12, 7, 6, 30, tzinfo=UTC)
 
 
 def t(minutes: float) -> pd.Timestamp:
@@ -23,62 +23,169 @@ def frame(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 
 def test_gauges_take_each_partitions_newest_minute_and_drop_silent_partitions() -> None:
-    cells = frame([
-        # partition 0: an older minute (superseded) and the newest one
-        {"time": t(-3), "partition": "0", "h3": "831f1dfffffffff", "res": "3", "region": "330000", "skus": 9,
-         "orders": 9, "at_risk": 9, "late": 0, "stalled": 0},
-        {"time": t(0), "partition": "0", "h3": "831f1dfffffffff", "res": "3", "region": "330000", "skus": 4,
-         "orders": 3, "at_risk": 1, "late": 0, "stalled": 1},
-        # partition 1 wrote a minute earlier (a second worker a tick behind): counted
-        {"time": t(-1), "partition": "1", "h3": "831f1dfffffffff", "res": "3", "region": "330000", "skus": 2,
-         "orders": 2, "at_risk": 0, "late": 2, "stalled": 0},
-        # partition 2 fell silent long ago (emptied): not counted
-        {"time": t(-9), "partition": "2", "h3": "8331a9fffffffff", "res": "3", "region": "310000", "skus": 5,
-         "orders": 5, "at_risk": 0, "late": 0, "stalled": 0},
-    ])
+    cells = frame(
+        [
+            # partition 0: an older minute (superseded) and the newest one
+            {
+                "time": t(-3),
+                "partition": "0",
+                "h3": "831f1dfffffffff",
+                "res": "3",
+                "region": "330000",
+                "skus": 9,
+                "orders": 9,
+                "at_risk": 9,
+                "late": 0,
+                "stalled": 0,
+            },
+            {
+                "time": t(0),
+                "partition": "0",
+                "h3": "831f1dfffffffff",
+                "res": "3",
+                "region": "330000",
+                "skus": 4,
+                "orders": 3,
+                "at_risk": 1,
+                "late": 0,
+                "stalled": 1,
+            },
+            # partition 1 wrote a minute earlier (a second worker a tick behind): counted
+            {
+                "time": t(-1),
+                "partition": "1",
+                "h3": "831f1dfffffffff",
+                "res": "3",
+                "region": "330000",
+                "skus": 2,
+                "orders": 2,
+                "at_risk": 0,
+                "late": 2,
+                "stalled": 0,
+            },
+            # partition 2 fell silent long ago (emptied): not counted
+            {
+                "time": t(-9),
+                "partition": "2",
+                "h3": "8331a9fffffffff",
+                "res": "3",
+                "region": "310000",
+                "skus": 5,
+                "orders": 5,
+                "at_risk": 0,
+                "late": 0,
+                "stalled": 0,
+            },
+        ]
+    )
     items = as_of.heatmap_items(cells)
-    assert items == {"831f1dfffffffff": {"cell": "831f1dfffffffff", "res": 3, "region": "330000", "skus": 6,
-                                         "orders": 5, "at_risk": 1, "late": 2, "stalled": 1}}
+    assert items == {
+        "831f1dfffffffff": {
+            "cell": "831f1dfffffffff",
+            "res": 3,
+            "region": "330000",
+            "skus": 6,
+            "orders": 5,
+            "at_risk": 1,
+            "late": 2,
+            "stalled": 1,
+        }
+    }
     # The live map reads them as it reads the live feed.
     drawn = live.cells_frame({"items": items}, 3)
     assert list(drawn["cell"]) == ["831f1dfffffffff"] and drawn["delay_rate"].iloc[0] == 4 / 6
 
 
 def test_kpis_from_delay_states_and_orders() -> None:
-    delays = frame([
-        {"time": t(0), "partition": "0", "state": "on_track", "skus": 6},
-        {"time": t(0), "partition": "0", "state": "late", "skus": 1},
-        {"time": t(0), "partition": "1", "state": "on_track", "skus": 1},
-        {"time": t(0), "partition": "1", "state": "stalled", "skus": 2},
-        {"time": t(-2), "partition": "1", "state": "at_risk", "skus": 7},  # superseded
-    ])
+    delays = frame(
+        [
+            {"time": t(0), "partition": "0", "state": "on_track", "skus": 6},
+            {"time": t(0), "partition": "0", "state": "late", "skus": 1},
+            {"time": t(0), "partition": "1", "state": "on_track", "skus": 1},
+            {"time": t(0), "partition": "1", "state": "stalled", "skus": 2},
+            {"time": t(-2), "partition": "1", "state": "at_risk", "skus": 7},  # superseded
+        ]
+    )
     orders = frame([{"time": t(0), "partition": "0", "orders": 5}, {"time": t(0), "partition": "1", "orders": 2}])
     item = as_of.kpi_item(delays, orders, M)
-    assert item == {"skus_in_flight": 10, "orders_in_flight": 7, "on_time_rate": 0.7, "at_risk": 0, "late": 1,
-                    "stalled": 2, "at": "2026-12-07T06:30:00Z"}
+    assert item == {
+        "skus_in_flight": 10,
+        "orders_in_flight": 7,
+        "on_time_rate": 0.7,
+        "at_risk": 0,
+        "late": 1,
+        "stalled": 2,
+        "at": "2026-12-07T06:30:00Z",
+    }
     assert as_of.kpi_item(frame([]), frame([]), M) is None
 
 
 def test_incidents_and_alerts_as_of_their_newest_events() -> None:
-    incidents = frame([
-        {"time": t(-30), "incident_id": "inc-1", "kind": "delay", "state": "open", "event": "incident.opened",
-         "title": "Hub HUB-A: 3 stalled", "root_cause": "Hub HUB-A", "orders": 3, "skus": 3,
-         "opened_at": "2026-12-07T06:00:00Z", "lat": 30.75, "lon": 120.76},
-        {"time": t(-5), "incident_id": "inc-1", "kind": "delay", "state": "open", "event": "incident.updated",
-         "title": "Hub HUB-A: 8 stalled", "root_cause": "Hub HUB-A", "orders": 8, "skus": 9,
-         "opened_at": "2026-12-07T06:00:00Z", "lat": 30.75, "lon": 120.76},
-        {"time": t(-20), "incident_id": "inc-2", "kind": "delay", "state": "resolved", "event": "incident.resolved",
-         "title": "Carrier ZTO", "root_cause": "Carrier ZTO", "orders": 0, "skus": 0, "opened_at": None,
-         "lat": None, "lon": None},
-    ])
-    alerts = frame([
-        {"time": t(-29), "alert_id": "a-1", "event": "fired", "tier": "P3", "incident_ids": "inc-1", "by": None},
-        {"time": t(-10), "alert_id": "a-1", "event": "tier_changed", "tier": "P1", "incident_ids": "inc-1", "by": None},
-        {"time": t(-8), "alert_id": "a-1", "event": "acked", "tier": None, "incident_ids": "", "by": "lin"},
-    ])
+    incidents = frame(
+        [
+            {
+                "time": t(-30),
+                "incident_id": "inc-1",
+                "kind": "delay",
+                "state": "open",
+                "event": "incident.opened",
+                "title": "Hub HUB-A: 3 stalled",
+                "root_cause": "Hub HUB-A",
+                "orders": 3,
+                "skus": 3,
+                "opened_at": "2026-12-07T06:00:00Z",
+                "lat": 30.75,
+                "lon": 120.76,
+            },
+            {
+                "time": t(-5),
+                "incident_id": "inc-1",
+                "kind": "delay",
+                "state": "open",
+                "event": "incident.updated",
+                "title": "Hub HUB-A: 8 stalled",
+                "root_cause": "Hub HUB-A",
+                "orders": 8,
+                "skus": 9,
+                "opened_at": "2026-12-07T06:00:00Z",
+                "lat": 30.75,
+                "lon": 120.76,
+            },
+            {
+                "time": t(-20),
+                "incident_id": "inc-2",
+                "kind": "delay",
+                "state": "resolved",
+                "event": "incident.resolved",
+                "title": "Carrier ZTO",
+                "root_cause": "Carrier ZTO",
+                "orders": 0,
+                "skus": 0,
+                "opened_at": None,
+                "lat": None,
+                "lon": None,
+            },
+        ]
+    )
+    alerts = frame(
+        [
+            {"time": t(-29), "alert_id": "a-1", "event": "fired", "tier": "P3", "incident_ids": "inc-1", "by": None},
+            {
+                "time": t(-10),
+                "alert_id": "a-1",
+                "event": "tier_changed",
+                "tier": "P1",
+                "incident_ids": "inc-1",
+                "by": None,
+            },
+            {"time": t(-8), "alert_id": "a-1", "event": "acked", "tier": None, "incident_ids": "", "by": "lin"},
+        ]
+    )
     shown = live.incidents({"items": as_of.incident_items(incidents)}, {"items": as_of.alert_items(alerts)})
     assert [(i.incident_id, i.open, i.affected_orders, i.tier, i.owner) for i in shown] == [
-        ("inc-1", True, 8, "P1", "lin"), ("inc-2", False, 0, "P4", None)]
+        ("inc-1", True, 8, "P1", "lin"),
+        ("inc-2", False, 0, "P4", None),
+    ]
     assert (shown[0].lat, shown[0].lon, shown[0].root_cause) == (30.75, 120.76, "Hub HUB-A")
     (alert,) = live.alerts({"items": as_of.alert_items(alerts)})
     assert (alert.status, alert.tier, alert.acked_by, alert.open) == ("acked", "P1", "lin", True)

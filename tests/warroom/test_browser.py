@@ -33,26 +33,35 @@ from warroom.harness import PASSWORDS, TIMEZONE
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
-HEX_PATHS = ("var layers = document.querySelectorAll('#map-graph .choroplethlayer .trace');"
-             "return layers.length > arguments[0] ? layers[arguments[0]].querySelectorAll('path').length : 0;")
+HEX_PATHS = (
+    "var layers = document.querySelectorAll('#map-graph .choroplethlayer .trace');"
+    "return layers.length > arguments[0] ? layers[arguments[0]].querySelectorAll('path').length : 0;"
+)
 
 
-TRACES = "var g = document.getElementById(arguments[0]).querySelector('.js-plotly-plot'); return g && g._fullData ? g._fullData.length : 0;"
+TRACES = (
+    "var g = document.getElementById(arguments[0]).querySelector('.js-plotly-plot');"
+    " return g && g._fullData ? g._fullData.length : 0;"
+)
 
 
 # The map is re-rendered by live updates: a trace missing for a moment is "not yet".
-VISIBLE = ("var g = document.getElementById('map-graph').querySelector('.js-plotly-plot');"
-           "var t = g && g._fullData ? g._fullData[arguments[0]] : null; return !!t && t.visible === true;")
+VISIBLE = (
+    "var g = document.getElementById('map-graph').querySelector('.js-plotly-plot');"
+    "var t = g && g._fullData ? g._fullData[arguments[0]] : null; return !!t && t.visible === true;"
+)
 
 
 STATES = ("open", "growing", "stable", "recovering", "resolved")
 # An incident row's text and title, its alert's title and status, read at once (live updates
 # re-render them).
-TITLES = ("var row = document.querySelector(\".incident-row[id*='\" + arguments[0] + \"']\");"
-          "var card = document.querySelector(\".alert-card[id*='\" + arguments[1] + \"']\");"
-          "if (!row || !card) { return null; }"
-          "return [row.innerText, row.querySelector('.incident-cause').innerText,"
-          "        card.querySelector('.alert-title').innerText, card.querySelector('.status').innerText];")
+TITLES = (
+    'var row = document.querySelector(".incident-row[id*=\'" + arguments[0] + "\']");'
+    'var card = document.querySelector(".alert-card[id*=\'" + arguments[1] + "\']");'
+    "if (!row || !card) { return null; }"
+    "return [row.innerText, row.querySelector('.incident-cause').innerText,"
+    "        card.querySelector('.alert-title').innerText, card.querySelector('.status').innerText];"
+)
 
 
 def _text(stack: LiveStack, element_id: str) -> str:
@@ -72,6 +81,7 @@ def _buttons(stack: LiveStack, alert_id: str, action: str) -> list:
 def _click(stack: LiveStack, alert_id: str, action: str) -> None:
     """Click an alert's button; live updates re-render the list, so a button found a moment
     ago may be gone: find it again until the click lands."""
+
     def attempt(_driver: object) -> bool:
         try:
             buttons = _buttons(stack, alert_id, action)
@@ -81,23 +91,29 @@ def _click(stack: LiveStack, alert_id: str, action: str) -> None:
         except StaleElementReferenceException:
             pass
         return False
+
     stack.browser.wait(attempt, 10, f"the {action} button clicked")
 
 
-def test_hub_outage_appears_as_incident_and_alert(live_stack: LiveStack, outages_fired: list[Outage],
-                                                  artifacts_dir: Path) -> None:
+def test_hub_outage_appears_as_incident_and_alert(
+    live_stack: LiveStack, outages_fired: list[Outage], artifacts_dir: Path
+) -> None:
     browser = live_stack.browser
     first = outages_fired[0]
     rows = [f".incident-row[id*='{o.incident['incident_id']}']" for o in outages_fired]
-    browser.wait(lambda d: all(d.find_elements(By.CSS_SELECTOR, row) for row in rows), 20,
-                 "the stalled hubs' incidents in the list")
+    browser.wait(
+        lambda d: all(d.find_elements(By.CSS_SELECTOR, row) for row in rows),
+        20,
+        "the stalled hubs' incidents in the list",
+    )
     browser.wait(lambda d: all(_buttons(live_stack, o.alert_id, "ack") for o in outages_fired), 20, "their alerts")
     assert "P2" in _text(live_stack, ids.INCIDENT_TABLE)
     # Titles say what happened, where and how big, in the page's language (zh-CN here):
     # no "hub=HUB-A1", "kind=…", "delay · stable" or "firing".
     for outage in outages_fired:
         row_text, title, alert_title, status = browser.wait(
-            lambda d, o=outage: browser.script(TITLES, o.incident["incident_id"], o.alert_id), 10, "the titles")
+            lambda d, o=outage: browser.script(TITLES, o.incident["incident_id"], o.alert_id), 10, "the titles"
+        )
         assert "=" not in row_text and "单" in title, row_text
         assert any(f" · {both(f'incident.state.{state}')[0]}" in row_text for state in STATES), row_text
         assert both("incident.kind.delay")[0] in row_text
@@ -106,40 +122,60 @@ def test_hub_outage_appears_as_incident_and_alert(live_stack: LiveStack, outages
     # Selecting the incident lists its orders. (Its highlight on the map is not checked here:
     # with the worker's incidents it did not show within 20 s; see issue 18's notes.)
     browser.driver.find_element(By.CSS_SELECTOR, f".incident-row[id*='{first.incident['incident_id']}']").click()
-    browser.wait(lambda d: first.incident["sample_orders"][0] in _text(live_stack, ids.INCIDENT_DETAIL), 10,
-                 "the incident's orders")
+    browser.wait(
+        lambda d: first.incident["sample_orders"][0] in _text(live_stack, ids.INCIDENT_DETAIL),
+        10,
+        "the incident's orders",
+    )
     browser.screenshot(artifacts_dir / "01-hub-outage.png")
 
 
-def test_ack_reaches_the_alerting_agent(live_stack: LiveStack, outages_fired: list[Outage],
-                                        artifacts_dir: Path) -> None:
+def test_ack_reaches_the_alerting_agent(
+    live_stack: LiveStack, outages_fired: list[Outage], artifacts_dir: Path
+) -> None:
     browser = live_stack.browser
     acked = outages_fired[0]
     _click(live_stack, acked.alert_id, "ack")
-    browser.wait(lambda d: f"{both('alerts.acked_by')[0]} manager" in _text(live_stack, ids.ALERT_LIST), 20,
-                 "who acked the alert")
+    browser.wait(
+        lambda d: f"{both('alerts.acked_by')[0]} manager" in _text(live_stack, ids.ALERT_LIST),
+        20,
+        "who acked the alert",
+    )
     assert "202" in _text(live_stack, ids.ALERT_FEEDBACK)
     # The agent recorded it (the page shows its ``acked`` record) and told the on-call.
     assert live_stack.alert(acked.alert_id)["acked_by"] == "manager"
-    wait_until(lambda: live_stack.pages("alice_pager", acked.alert_id, kind="acked"), 30,
-               what="the acked notice to the paged on-call")
+    wait_until(
+        lambda: live_stack.pages("alice_pager", acked.alert_id, kind="acked"),
+        30,
+        what="the acked notice to the paged on-call",
+    )
     browser.screenshot(artifacts_dir / "02-acked.png")
 
 
-def test_silence_reaches_the_alerting_agent(live_stack: LiveStack, outages_fired: list[Outage],
-                                            artifacts_dir: Path) -> None:
+def test_silence_reaches_the_alerting_agent(
+    live_stack: LiveStack, outages_fired: list[Outage], artifacts_dir: Path
+) -> None:
     browser = live_stack.browser
     muted = outages_fired[1]
     _click(live_stack, muted.alert_id, "silence")
-    browser.wait(lambda d: f"{both('alerts.silenced_by')[0]} manager" in _text(live_stack, ids.ALERT_LIST), 20,
-                 "the silence in the list")
+    browser.wait(
+        lambda d: f"{both('alerts.silenced_by')[0]} manager" in _text(live_stack, ids.ALERT_LIST),
+        20,
+        "the silence in the list",
+    )
     silences = [s for s in live_stack.web.gateway.warroom.items("silence") if s.get("active")]
     assert [s["created_by"] for s in silences] == ["manager"]
-    wait_until(lambda: live_stack.alert(muted.alert_id).get("status") == "silenced", 20,
-               what="the alert silenced by the agent")
-    browser.wait(lambda d: both("alerts.status.silenced")[0] in
-                 d.find_element(By.CSS_SELECTOR, f"[id*='{muted.alert_id}'] .status").text,
-                 20, "the alert shown as silenced")
+    wait_until(
+        lambda: live_stack.alert(muted.alert_id).get("status") == "silenced", 20, what="the alert silenced by the agent"
+    )
+    browser.wait(
+        lambda d: (
+            both("alerts.status.silenced")[0]
+            in d.find_element(By.CSS_SELECTOR, f"[id*='{muted.alert_id}'] .status").text
+        ),
+        20,
+        "the alert shown as silenced",
+    )
     browser.screenshot(artifacts_dir / "03-silenced.png")
 
 
@@ -147,8 +183,11 @@ def test_page_shows_hexagons_and_live_kpis(live_stack: LiveStack, artifacts_dir:
     browser = live_stack.browser
     browser.wait(lambda d: browser.script(HEX_PATHS, figures.TRACE_HEXES) >= 20, 60, "hexagons on the map")
     # The worker's KPIs, as it publishes them (it keeps updating them: wait for a match).
-    browser.wait(lambda d: _kpi_shown(live_stack, "skus_in_flight") and _kpi_shown(live_stack, "at_risk"), 30,
-                 "the worker's national KPIs")
+    browser.wait(
+        lambda d: _kpi_shown(live_stack, "skus_in_flight") and _kpi_shown(live_stack, "at_risk"),
+        30,
+        "the worker's national KPIs",
+    )
     browser.wait(lambda d: "manager" in _text(live_stack, ids.USER_LABEL), 10, "the signed-in user")
     assert both("live.open")[0] in _text(live_stack, ids.LIVE_BADGE)
     # History from InfluxDB, written by the worker: throughput per status, delay rate per province.
@@ -156,6 +195,7 @@ def test_page_shows_hexagons_and_live_kpis(live_stack: LiveStack, artifacts_dir:
     browser.driver.find_element(By.ID, ids.HISTORY_REFRESH).click()
     browser.wait(lambda d: browser.script(TRACES, ids.HISTORY_THROUGHPUT) >= 3, 20, "the throughput chart")
     browser.wait(lambda d: browser.script(TRACES, ids.HISTORY_DELAY) >= 1, 20, "the delay-rate chart")
+
     # The history ends where the KPIs are (the worker's event time, a minute a step), and says so.
     def history_ends_at_the_kpis(_driver: object) -> bool:
         kpi_at = live.parse_time((live_stack.web.gateway.warroom.get("kpis", "national") or {}).get("at"))
@@ -166,8 +206,9 @@ def test_page_shows_hexagons_and_live_kpis(live_stack: LiveStack, artifacts_dir:
         shown_end = local.replace(hour=int(caption[1]), minute=int(caption[2]))
         return timedelta(0) <= shown_end - local <= timedelta(minutes=2)
 
-    browser.wait(history_ends_at_the_kpis, 30,
-                 f"the history ending at the KPIs' time ({_text(live_stack, ids.HISTORY_WINDOW)})")
+    browser.wait(
+        history_ends_at_the_kpis, 30, f"the history ending at the KPIs' time ({_text(live_stack, ids.HISTORY_WINDOW)})"
+    )
     browser.screenshot(artifacts_dir / "04-live-national.png")
     assert browser.errors() == []
 
@@ -183,8 +224,16 @@ def test_live_badge_follows_the_feed(live_stack: LiveStack) -> None:
     before = gateway.seq
     now = traffic.utc_now()
     for i in range(3):  # new orders: the worker publishes new KPIs and heatmap cells
-        event = OrderEvent(event_id=f"BADGE{i}-0", order_id=f"BADGE{i}", sku="SKU1", status=Status.PAID,
-                           event_time=now, source="test", region="Zhejiang", channel="tmall")
+        event = OrderEvent(
+            event_id=f"BADGE{i}-0",
+            order_id=f"BADGE{i}",
+            sku="SKU1",
+            status=Status.PAID,
+            event_time=now,
+            source="test",
+            region="Zhejiang",
+            channel="tmall",
+        )
         live_stack.feeder.send(ORDER_EVENTS, event.order_id, event.model_dump_json(exclude_none=True).encode())
     live_stack.feeder.flush()
     wait_until(lambda: gateway.seq > before, 60, what="the worker's updates in the gateway")
@@ -211,15 +260,17 @@ def test_kpis_say_what_the_map_cannot_show(live_stack: LiveStack, artifacts_dir:
     national = live_stack.web.gateway.warroom.get("kpis", "national") or {}
     assert national["at_risk"] + national["late"] + national["stalled"] >= outside()
     assert f"{outside():,}" in _text(live_stack, ids.MAP_COVERAGE)
-    browser.driver.find_element(By.ID, ids.MAP_COVERAGE).location_once_scrolled_into_view
+    _ = browser.driver.find_element(By.ID, ids.MAP_COVERAGE).location_once_scrolled_into_view  # reading it scrolls
     browser.screenshot(artifacts_dir / "04b-outside-the-map.png")
 
 
-HEX_PATH = ("var g = document.getElementById('map-graph').querySelector('.js-plotly-plot');"
-            "var layers = g.querySelectorAll('.choroplethlayer .trace');"
-            "var paths = layers.length > arguments[0] ? layers[arguments[0]].querySelectorAll('path') : [];"
-            "for (var k = 0; k < paths.length; k++) { var d = paths[k].__data__;"
-            "  if (d && d.loc === arguments[1]) { return paths[k]; } } return null;")
+HEX_PATH = (
+    "var g = document.getElementById('map-graph').querySelector('.js-plotly-plot');"
+    "var layers = g.querySelectorAll('.choroplethlayer .trace');"
+    "var paths = layers.length > arguments[0] ? layers[arguments[0]].querySelectorAll('path') : [];"
+    "for (var k = 0; k < paths.length; k++) { var d = paths[k].__data__;"
+    "  if (d && d.loc === arguments[1]) { return paths[k]; } } return null;"
+)
 
 
 def _busiest_free_hexagon(stack: LiveStack) -> str:
@@ -228,12 +279,20 @@ def _busiest_free_hexagon(stack: LiveStack) -> str:
     gateway = stack.web.gateway.warroom
     cells = live.cells_frame({"items": {str(i.get("cell")): i for i in gateway.items("heatmap")}}, 3)
     incidents = live.incidents({"items": {str(n): i for n, i in enumerate(gateway.items("incident"))}}, None)
-    marked = {near for i in incidents if i.lat is not None and i.lon is not None
-              for near in h3.grid_disk(h3.latlng_to_cell(i.lat, i.lon, 3), 1)}
+    marked = {
+        near
+        for i in incidents
+        if i.lat is not None and i.lon is not None
+        for near in h3.grid_disk(h3.latlng_to_cell(i.lat, i.lon, 3), 1)
+    }
     lats, lons = zip(*(h3.cell_to_latlng(c) for c in cells["cell"]), strict=True)
     in_china = [code is not None for code in province_lookup(RegionIndex.load())(lons, lats)]
-    free = cells[[c not in marked and inside and n > 0 for c, inside, n in zip(cells["cell"], in_china, cells["skus"],
-                                                                                strict=True)]]
+    free = cells[
+        [
+            c not in marked and inside and n > 0
+            for c, inside, n in zip(cells["cell"], in_china, cells["skus"], strict=True)
+        ]
+    ]
     assert not free.empty, "no hexagon without an incident marker"
     return str(free.sort_values("skus", ascending=False)["cell"].iloc[0])
 
@@ -244,15 +303,19 @@ def test_national_hexagon_lists_its_orders_under_its_place_name(live_stack: Live
     cell = _busiest_free_hexagon(live_stack)
     path = browser.wait(lambda d: browser.script(HEX_PATH, figures.TRACE_HEXES, cell), 20, f"the hexagon {cell}")
     ActionChains(browser.driver).move_to_element(path).perform()
-    hover = browser.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#map-graph .hoverlayer .hovertext"), 10,
-                         "the hexagon's tooltip")[0].text
+    hover = browser.wait(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#map-graph .hoverlayer .hovertext"), 10, "the hexagon's tooltip"
+    )[0].text
     # The tooltip's title is the hexagon's province, not its H3 id.
     places = [a.name("zh-CN") for a in load_basemap().province_areas.values()]
     place = next((p for p in sorted(places, key=len, reverse=True) if hover.startswith(p)), None)
     assert cell not in hover and place is not None, hover
     ActionChains(browser.driver).move_to_element(path).click().perform()
-    links = browser.wait(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.MAP_CELL_ORDERS} .order-link"), 20,
-                         "the hexagon's orders listed")
+    links = browser.wait(
+        lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.MAP_CELL_ORDERS} .order-link"),
+        20,
+        "the hexagon's orders listed",
+    )
     fed = {e.order_id for e in live_stack.events}
     assert links and all(link.text in fed for link in links)
     heading = browser.driver.find_element(By.CSS_SELECTOR, f"#{ids.MAP_CELL_ORDERS} h3").text
@@ -263,12 +326,14 @@ def test_national_hexagon_lists_its_orders_under_its_place_name(live_stack: Live
     browser.screenshot(artifacts_dir / "04c-hexagon-orders.png")
 
 
-ROW_FITS = ("var out = []; document.querySelectorAll('.incident-row').forEach(function (row) {"
-            "  ['.incident-count', '.incident-owner', '.incident-trend'].forEach(function (sel) {"
-            "    var el = row.querySelector(sel);"
-            "    if (el && el.scrollWidth > el.clientWidth + 1) { out.push(sel + ' ' + el.textContent); } });"
-            "  if (row.scrollWidth > row.clientWidth + 1) { out.push('row ' + row.textContent); } });"
-            "return out;")
+ROW_FITS = (
+    "var out = []; document.querySelectorAll('.incident-row').forEach(function (row) {"
+    "  ['.incident-count', '.incident-owner', '.incident-trend'].forEach(function (sel) {"
+    "    var el = row.querySelector(sel);"
+    "    if (el && el.scrollWidth > el.clientWidth + 1) { out.push(sel + ' ' + el.textContent); } });"
+    "  if (row.scrollWidth > row.clientWidth + 1) { out.push('row ' + row.textContent); } });"
+    "return out;"
+)
 
 
 def test_incident_rows_fit_at_1600_px(live_stack: LiveStack, outages_fired: list[Outage], artifacts_dir: Path) -> None:
@@ -279,9 +344,14 @@ def test_incident_rows_fit_at_1600_px(live_stack: LiveStack, outages_fired: list
     try:
         acked = outages_fired[0]
         selector = f".incident-row[id*='{acked.incident['incident_id']}']"
-        browser.wait(lambda d: d.find_elements(By.CSS_SELECTOR, selector)
-                     and d.find_element(By.CSS_SELECTOR, f"{selector} .incident-owner").text == "manager", 20,
-                     "the acked incident's owner")
+        browser.wait(
+            lambda d: (
+                d.find_elements(By.CSS_SELECTOR, selector)
+                and d.find_element(By.CSS_SELECTOR, f"{selector} .incident-owner").text == "manager"
+            ),
+            20,
+            "the acked incident's owner",
+        )
         assert browser.script(ROW_FITS) == []
         gateway = live_stack.web.gateway.warroom
 
@@ -292,28 +362,37 @@ def test_incident_rows_fit_at_1600_px(live_stack: LiveStack, outages_fired: list
         browser.wait(lambda d: count_shown(), 10, "the incident's whole order count")
         for spark in browser.driver.find_elements(By.CSS_SELECTOR, ".incident-row .spark-text"):
             assert set(spark.text) != {"█"}, spark.text
-        fills = browser.script("return Array.from(document.querySelectorAll('.kpi-spark .js-plotly-plot'))"
-                               ".map(function (g) { return g._fullData ? g._fullData[0].fill : 'none'; });")
+        fills = browser.script(
+            "return Array.from(document.querySelectorAll('.kpi-spark .js-plotly-plot'))"
+            ".map(function (g) { return g._fullData ? g._fullData[0].fill : 'none'; });"
+        )
         assert fills and set(fills) <= {"none", None}
-        browser.driver.find_element(By.ID, ids.INCIDENT_TABLE).location_once_scrolled_into_view
+        table = browser.driver.find_element(By.ID, ids.INCIDENT_TABLE)
+        _ = table.location_once_scrolled_into_view  # reading it scrolls
         browser.screenshot(artifacts_dir / "04d-incidents-1600px.png")
     finally:
         browser.driver.set_window_size(size["width"], size["height"])
 
 
-def test_order_lookup_shows_timeline_and_route(live_stack: LiveStack, outages_fired: list[Outage],
-                                                artifacts_dir: Path) -> None:
+def test_order_lookup_shows_timeline_and_route(
+    live_stack: LiveStack, outages_fired: list[Outage], artifacts_dir: Path
+) -> None:
     browser = live_stack.browser
     if not browser.driver.find_elements(By.CSS_SELECTOR, ".incident-row.selected"):
         browser.wait(lambda d: d.find_elements(By.CSS_SELECTOR, ".incident-row"), 10, "the incident")[0].click()
-    link = browser.wait(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.INCIDENT_DETAIL} .order-link"), 10,
-                        "an order of the selected incident")
+    link = browser.wait(
+        lambda d: d.find_elements(By.CSS_SELECTOR, f"#{ids.INCIDENT_DETAIL} .order-link"),
+        10,
+        "an order of the selected incident",
+    )
     order_id = link[0].text
     link[0].click()
     browser.wait(lambda d: order_id in _text(live_stack, ids.ORDER_SUMMARY), 15, "the order's summary")
     browser.wait(lambda d: browser.script(TRACES, ids.ORDER_TIMELINE) >= 2, 15, "the order's timeline")
-    lanes = browser.script("return document.getElementById(arguments[0]).querySelector('.js-plotly-plot')"
-                           "._fullLayout.yaxis._categories", ids.ORDER_TIMELINE)
+    lanes = browser.script(
+        "return document.getElementById(arguments[0]).querySelector('.js-plotly-plot')._fullLayout.yaxis._categories",
+        ids.ORDER_TIMELINE,
+    )
     assert sorted(lanes) == sorted({e.sku for e in live_stack.events if e.order_id == order_id})
     browser.wait(lambda d: browser.script(VISIBLE, figures.TRACE_ROUTE), 10, "the route on the map")
     browser.screenshot(artifacts_dir / "05-order-lookup.png")
@@ -327,18 +406,35 @@ def test_language_switch_changes_labels_and_is_remembered(live_stack: LiveStack,
     browser.wait(lambda d: en in d.find_element(By.ID, ids.KPI_STRIP).text, 10, "English labels")
     assert both("map.title")[1] in browser.driver.find_element(By.CSS_SELECTOR, ".panel-map").text
     # Figures are rebuilt on the server in the new language (the map's colour bar, the charts).
-    browser.wait(lambda d: browser.script(
-        "return document.getElementById('map-graph').querySelector('.js-plotly-plot')"
-        "._fullData[arguments[0]].colorbar.title.text", figures.TRACE_HEXES) == both("map.delay_rate")[1],
-        20, "the map in English")
+    browser.wait(
+        lambda d: (
+            browser.script(
+                "return document.getElementById('map-graph').querySelector('.js-plotly-plot')"
+                "._fullData[arguments[0]].colorbar.title.text",
+                figures.TRACE_HEXES,
+            )
+            == both("map.delay_rate")[1]
+        ),
+        20,
+        "the map in English",
+    )
     # Data-driven words follow the language too: incident rows and alert titles in English.
-    browser.wait(lambda d: both("incident.kind.delay")[1] in _text(live_stack, ids.INCIDENT_TABLE)
-                 and "orders" in _text(live_stack, ids.ALERT_LIST), 20, "incidents and alerts in English")
+    browser.wait(
+        lambda d: (
+            both("incident.kind.delay")[1] in _text(live_stack, ids.INCIDENT_TABLE)
+            and "orders" in _text(live_stack, ids.ALERT_LIST)
+        ),
+        20,
+        "incidents and alerts in English",
+    )
     assert "kind=" not in _text(live_stack, ids.ALERT_LIST) and "=" not in _text(live_stack, ids.INCIDENT_TABLE)
     browser.screenshot(artifacts_dir / "06-english.png")
     browser.driver.refresh()
-    browser.wait(lambda d: d.find_elements(By.ID, ids.KPI_STRIP) and en in d.find_element(By.ID, ids.KPI_STRIP).text,
-                 20, "English remembered after a reload")
+    browser.wait(
+        lambda d: d.find_elements(By.ID, ids.KPI_STRIP) and en in d.find_element(By.ID, ids.KPI_STRIP).text,
+        20,
+        "English remembered after a reload",
+    )
 
 
 def test_war_room_is_for_signed_in_staff_only(live_stack: LiveStack) -> None:
@@ -349,7 +445,10 @@ def test_war_room_is_for_signed_in_staff_only(live_stack: LiveStack) -> None:
         assert layout.status_code == 401 and layout.json()["error"] == "unauthenticated"
         update = anonymous.post("/warroom/_dash-update-component", json={})
         assert update.status_code == 401
-        assert anonymous.post("/api/v1/login", json={"username": "viewer", "password": PASSWORDS["viewer"]}).status_code == 200
+        assert (
+            anonymous.post("/api/v1/login", json={"username": "viewer", "password": PASSWORDS["viewer"]}).status_code
+            == 200
+        )
         assert anonymous.get("/warroom/_dash-layout").status_code == 200
 
 
@@ -359,8 +458,16 @@ def test_lasso_draws_a_disruption_zone_that_is_saved_and_listed(live_stack: Live
     # render (the page was just loaded, or reloaded by the language test).
     browser.wait(lambda d: browser.script(HEX_PATHS, figures.TRACE_HEXES) > 0, 60, "the map drawn")
     browser.driver.find_element(By.ID, ids.MAP_DRAW).click()
-    browser.wait(lambda d: browser.script("return document.getElementById('map-graph').querySelector('.js-plotly-plot')"
-                                          "._fullLayout.dragmode") == "lasso", 10, "the lasso armed")
+    browser.wait(
+        lambda d: (
+            browser.script(
+                "return document.getElementById('map-graph').querySelector('.js-plotly-plot')._fullLayout.dragmode"
+            )
+            == "lasso"
+        ),
+        10,
+        "the lasso armed",
+    )
     plot = browser.driver.find_element(By.CSS_SELECTOR, "#map-graph .main-svg")
     chain = ActionChains(browser.driver).move_to_element_with_offset(plot, -60, -40).click_and_hold()
     for dx, dy in ((60, -40), (60, 40), (0, 80), (-60, 40), (-60, -40), (-60, 0)):
@@ -389,8 +496,10 @@ def test_lasso_draws_a_disruption_zone_that_is_saved_and_listed(live_stack: Live
 
     browser.wait(click_withdraw, 10, "the zone's withdraw button clicked")
     browser.wait(lambda d: "Typhoon drill" not in _text(live_stack, ids.ZONE_LIST), 20, "the zone withdrawn")
-    resolved = ("var name = arguments[0]; return Array.from(document.querySelectorAll('.incident-row.resolved'))"
-                ".some(function (row) { return row.innerText.indexOf(name) >= 0; });")
+    resolved = (
+        "var name = arguments[0]; return Array.from(document.querySelectorAll('.incident-row.resolved'))"
+        ".some(function (row) { return row.innerText.indexOf(name) >= 0; });"
+    )
     browser.wait(lambda d: browser.script(resolved, "Typhoon drill"), 60, "the withdrawn zone's incident, by name")
     browser.screenshot(artifacts_dir / "07b-zone-withdrawn.png")
 
@@ -400,11 +509,17 @@ def test_acked_and_silenced_alerts_do_not_escalate(live_stack: LiveStack, outage
     agent has saved its engine after both alerts' next step was due, it has decided it."""
     acked, muted = outages_fired
     due = max(o.paged_by for o in outages_fired) + ESCALATE_AFTER_S + 2  # + two ticks of the agent
-    wait_until(lambda: live_stack.check_worker() or (last_agent_save(live_stack.settings) or 0) > due,
-               ESCALATE_AFTER_S + 120, interval=1.0, what="the agent saving its engine after the escalation was due")
+    wait_until(
+        lambda: live_stack.check_worker() or (last_agent_save(live_stack.settings) or 0) > due,
+        ESCALATE_AFTER_S + 120,
+        interval=1.0,
+        what="the agent saving its engine after the escalation was due",
+    )
     assert live_stack.pages("bob_pager", acked.alert_id) == [], "the acked alert escalated"
     assert live_stack.pages("bob_pager", muted.alert_id) == [], "the silenced alert escalated"
-    assert (live_stack.alert(acked.alert_id)["status"], live_stack.alert(muted.alert_id)["status"]) == \
-        ("acked", "silenced")
+    assert (live_stack.alert(acked.alert_id)["status"], live_stack.alert(muted.alert_id)["status"]) == (
+        "acked",
+        "silenced",
+    )
     assert live_stack.alert(acked.alert_id).get("escalation_step") == 0
     assert live_stack.alert(muted.alert_id).get("escalation_step") == 0

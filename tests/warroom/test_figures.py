@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import h3
 import pandas as pd
@@ -14,7 +14,7 @@ from dashboard.warroom import figures, live
 from dashboard.warroom.basemap import CHINA_VIEW, Basemap, load_basemap
 from dashboard.warroom.i18n import both
 
-T0 = datetime(2026, 11, 11, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 11, 2, 0, tzinfo=UTC)
 HANGZHOU = (30.27, 120.16)
 SQUARE = ((120.0, 30.0), (121.0, 30.0), (121.0, 31.0), (120.0, 31.0), (120.0, 30.0))
 
@@ -26,25 +26,59 @@ def basemap() -> Basemap:
 
 def heatmap_store(cells: dict[str, tuple[int, int, int, int]]) -> dict[str, object]:
     """``{cell: (skus, at_risk, late, stalled)}`` as the live store holds it."""
-    return {"seq": 1, "items": {c: {"cell": c, "skus": s, "at_risk": a, "late": lt, "stalled": st}
-                                for c, (s, a, lt, st) in cells.items()}}
+    return {
+        "seq": 1,
+        "items": {
+            c: {"cell": c, "skus": s, "at_risk": a, "late": lt, "stalled": st} for c, (s, a, lt, st) in cells.items()
+        },
+    }
 
 
-def incident(incident_id: str = "i-1", state: str = "open", tier: str = "P2", lat: float | None = 30.3,
-             lon: float | None = 120.2, cells: tuple[str, ...] = (), orders: int = 40) -> live.Incident:
-    return live.Incident(incident_id=incident_id, kind="hub_stall", state=state, title=f"hub={incident_id}",
-                         root_cause=f"hub={incident_id}", tier=tier, owner=None, affected_orders=orders,
-                         affected_skus=orders * 2, trend=(1, 3, 8), direction="up", opened_at=T0.isoformat(),
-                         lat=lat, lon=lon, cells=cells, sample_orders=("o-1", "o-2"))
+def incident(
+    incident_id: str = "i-1",
+    state: str = "open",
+    tier: str = "P2",
+    lat: float | None = 30.3,
+    lon: float | None = 120.2,
+    cells: tuple[str, ...] = (),
+    orders: int = 40,
+) -> live.Incident:
+    return live.Incident(
+        incident_id=incident_id,
+        kind="hub_stall",
+        state=state,
+        title=f"hub={incident_id}",
+        root_cause=f"hub={incident_id}",
+        tier=tier,
+        owner=None,
+        affected_orders=orders,
+        affected_skus=orders * 2,
+        trend=(1, 3, 8),
+        direction="up",
+        opened_at=T0.isoformat(),
+        lat=lat,
+        lon=lon,
+        cells=cells,
+        sample_orders=("o-1", "o-2"),
+    )
 
 
 def zone(rings: tuple[tuple[tuple[float, float], ...], ...]) -> live.Zone:
-    return live.Zone(zone_id="dz-1", name="Typhoon Haikui", reason="typhoon", starts_at=T0.isoformat(),
-                     ends_at=(T0 + timedelta(hours=6)).isoformat(), created_by="alice", rings=rings, regions=(),
-                     affected_orders=None)
+    return live.Zone(
+        zone_id="dz-1",
+        name="Typhoon Haikui",
+        reason="typhoon",
+        starts_at=T0.isoformat(),
+        ends_at=(T0 + timedelta(hours=6)).isoformat(),
+        created_by="alice",
+        rings=rings,
+        regions=(),
+        affected_orders=None,
+    )
 
 
 # Hexagons ----------------------------------------------------------------------------------
+
 
 def test_hex_geojson_rings_are_closed_and_clockwise_for_d3() -> None:
     cell = h3.latlng_to_cell(*HANGZHOU, 5)
@@ -70,10 +104,12 @@ def test_hex_values_colour_by_delay_rate_not_density() -> None:
 
 # The map --------------------------------------------------------------------------------------
 
+
 def test_map_has_fixed_trace_order_and_needs_no_tile_server(basemap: Basemap) -> None:
     cell = h3.latlng_to_cell(*HANGZHOU, 3)
-    scene = figures.MapScene(cells=live.cells_frame(heatmap_store({cell: (50, 5, 5, 0)})),
-                             incidents=[incident()], zones=[zone((SQUARE,))])
+    scene = figures.MapScene(
+        cells=live.cells_frame(heatmap_store({cell: (50, 5, 5, 0)})), incidents=[incident()], zones=[zone((SQUARE,))]
+    )
     figure = figures.map_figure(basemap, scene)
     assert [t.name for t in figure.data] == list(figures.MAP_TRACES)
     assert all(isinstance(t, go.Choropleth | go.Scattergeo) for t in figure.data)
@@ -104,10 +140,12 @@ def test_drilled_view_frames_the_province_and_resets_zoom(basemap: Basemap) -> N
 
 
 def test_province_mode_colours_provinces_by_delay_rate(basemap: Basemap) -> None:
-    regions = pd.DataFrame({"code": ["330000"], "skus": [100], "at_risk": [10], "late": [10], "stalled": [0],
-                            "delay_rate": [0.2]})
-    coloured = figures.province_trace(basemap, regions, figures.MapScene(mode="province", lang="zh-CN"),
-                                      figures.Backdrop())
+    regions = pd.DataFrame(
+        {"code": ["330000"], "skus": [100], "at_risk": [10], "late": [10], "stalled": [0], "delay_rate": [0.2]}
+    )
+    coloured = figures.province_trace(
+        basemap, regions, figures.MapScene(mode="province", lang="zh-CN"), figures.Backdrop()
+    )
     plain = figures.province_trace(basemap, regions, figures.MapScene(mode="hex"), figures.Backdrop())
     index = list(coloured.locations).index("330000")
     assert coloured.z[index] == pytest.approx(0.2) and coloured.showscale
@@ -116,8 +154,9 @@ def test_province_mode_colours_provinces_by_delay_rate(basemap: Basemap) -> None
 
 
 def test_only_open_incidents_with_a_position_are_drawn() -> None:
-    trace = figures.incidents_trace([incident("a"), incident("b", state="resolved"), incident("c", lat=None, lon=None)],
-                                    "en", figures.Backdrop())
+    trace = figures.incidents_trace(
+        [incident("a"), incident("b", state="resolved"), incident("c", lat=None, lon=None)], "en", figures.Backdrop()
+    )
     assert [row[0] for row in trace.customdata] == ["a"]
     assert trace.marker.color[0] == figures.TIER_COLOURS["P2"]
 
@@ -139,6 +178,7 @@ def test_zone_hover_text_follows_its_ring_and_the_viewer_zone() -> None:
 
 # Charts ---------------------------------------------------------------------------------------
 
+
 def test_sparkline_is_a_bare_line() -> None:
     figure = figures.sparkline([1, 2, None, 4])
     assert list(figure.data[0].y) == [1, 2, None, 4]
@@ -146,8 +186,13 @@ def test_sparkline_is_a_bare_line() -> None:
 
 
 def test_throughput_stacks_statuses_in_the_viewer_zone() -> None:
-    frame = pd.DataFrame({"time": pd.to_datetime([T0, T0, T0 + timedelta(minutes=1)], utc=True),
-                          "status": ["paid", "picked", "paid"], "events": [5.0, 3.0, 7.0]})
+    frame = pd.DataFrame(
+        {
+            "time": pd.to_datetime([T0, T0, T0 + timedelta(minutes=1)], utc=True),
+            "status": ["paid", "picked", "paid"],
+            "events": [5.0, 3.0, 7.0],
+        }
+    )
     figure = figures.throughput_figure(frame, "zh-CN", tz="Asia/Shanghai")
     assert [t.name for t in figure.data] == [both("status.paid")[0], both("status.picked")[0]]
     assert {t.stackgroup for t in figure.data} == {"events"}
@@ -163,30 +208,45 @@ def test_delay_rate_keeps_the_busiest_series_with_names() -> None:
 
 
 def test_dwell_heatmap_shows_minutes_worst_node_on_top() -> None:
-    frame = pd.DataFrame({"time": pd.to_datetime([T0, T0], utc=True), "node": ["HZ-1", "BJ-1"],
-                          "count": [3, 4], "dwell_s": [600.0, 3000.0]})
+    frame = pd.DataFrame(
+        {
+            "time": pd.to_datetime([T0, T0], utc=True),
+            "node": ["HZ-1", "BJ-1"],
+            "count": [3, 4],
+            "dwell_s": [600.0, 3000.0],
+        }
+    )
     heat = figures.dwell_heatmap(frame, "en").data[0]
     assert list(heat.y) == ["HZ-1", "BJ-1"]  # plotly draws the last row on top
     assert heat.z[1][0] == pytest.approx(50.0) and heat.z[0][0] == pytest.approx(10.0)
 
 
-@pytest.mark.parametrize("builder", [
-    lambda lang: figures.throughput_figure(pd.DataFrame(), lang),
-    lambda lang: figures.delay_rate_figure(pd.DataFrame(), "carrier", lang),
-    lambda lang: figures.dwell_heatmap(pd.DataFrame(), lang),
-])
+@pytest.mark.parametrize(
+    "builder",
+    [
+        lambda lang: figures.throughput_figure(pd.DataFrame(), lang),
+        lambda lang: figures.delay_rate_figure(pd.DataFrame(), "carrier", lang),
+        lambda lang: figures.dwell_heatmap(pd.DataFrame(), lang),
+    ],
+)
 def test_empty_history_says_so(builder: object) -> None:
     figure = builder("en")  # type: ignore[operator]
     assert figure.data == () and both("history.no_data")[1] in figure.layout.annotations[0].text
 
 
 def test_order_timeline_has_a_lane_per_sku_and_marks_outcomes() -> None:
-    events = pd.DataFrame({
-        "event_id": ["e1", "e2", "e3", "e4"], "sku": ["A", "A", "B", "B"],
-        "status": ["paid", "picked", "paid", "delivered"],
-        "event_time": pd.to_datetime([T0 + timedelta(minutes=i) for i in range(4)], utc=True),
-        "outcome": ["accepted", "late", "accepted", "rejected"], "detail": ["", "", "", "not after paid"],
-        "lat": [None] * 4, "lon": [None] * 4})
+    events = pd.DataFrame(
+        {
+            "event_id": ["e1", "e2", "e3", "e4"],
+            "sku": ["A", "A", "B", "B"],
+            "status": ["paid", "picked", "paid", "delivered"],
+            "event_time": pd.to_datetime([T0 + timedelta(minutes=i) for i in range(4)], utc=True),
+            "outcome": ["accepted", "late", "accepted", "rejected"],
+            "detail": ["", "", "", "not after paid"],
+            "lat": [None] * 4,
+            "lon": [None] * 4,
+        }
+    )
     figure = figures.order_timeline(events, "en")
     by_name = {t.name: t for t in figure.data if t.name}
     assert set(by_name) == {both("order.accepted")[1], both("order.late")[1], both("order.rejected")[1]}
@@ -197,8 +257,17 @@ def test_order_timeline_has_a_lane_per_sku_and_marks_outcomes() -> None:
 
 
 def test_order_timeline_gives_a_lone_event_an_hour_of_context() -> None:
-    events = pd.DataFrame({"event_id": ["e1"], "sku": ["A"], "status": ["paid"],
-                           "event_time": pd.to_datetime([T0], utc=True), "outcome": ["accepted"], "detail": [""],
-                           "lat": [None], "lon": [None]})
+    events = pd.DataFrame(
+        {
+            "event_id": ["e1"],
+            "sku": ["A"],
+            "status": ["paid"],
+            "event_time": pd.to_datetime([T0], utc=True),
+            "outcome": ["accepted"],
+            "detail": [""],
+            "lat": [None],
+            "lon": [None],
+        }
+    )
     start, end = (pd.Timestamp(v) for v in figures.order_timeline(events, "en").layout.xaxis.range)
     assert end - start == pd.Timedelta(hours=1)

@@ -4,7 +4,7 @@ thing against the session's influxd (points written in the worker's line protoco
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pandas as pd
@@ -15,7 +15,7 @@ from dashboard.warroom.history import HistoryError, InfluxHistory, TimeWindow
 from orderradar.devstack.influx import LocalInflux, create_database
 from stream.line_protocol import line
 
-T0 = datetime(2026, 11, 11, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 11, 2, 0, tzinfo=UTC)
 MIN = 60 * 1_000_000_000
 
 
@@ -50,16 +50,27 @@ def test_errors_in_answers_are_raised_with_the_query() -> None:
 
 def test_gauges_carry_a_quiet_partition_forward() -> None:
     # Partition 1 wrote at 10:00 only; at 10:01 its SKUs are still in flight.
-    raw = pd.DataFrame({"time": pd.to_datetime([T0, T0, T0 + timedelta(minutes=1)], utc=True),
-                        "partition": ["0", "1", "0"], "skus": [5.0, 7.0, 6.0]})
+    raw = pd.DataFrame(
+        {
+            "time": pd.to_datetime([T0, T0, T0 + timedelta(minutes=1)], utc=True),
+            "partition": ["0", "1", "0"],
+            "skus": [5.0, 7.0, 6.0],
+        }
+    )
     out = history.inflight_frame(raw)
     assert out["skus"].tolist() == [12.0, 13.0]
 
 
 def test_delay_rate_counts_at_risk_late_and_stalled() -> None:
-    raw = pd.DataFrame({"time": pd.to_datetime([T0] * 4, utc=True), "partition": ["0"] * 4,
-                        "state": ["on_track", "at_risk", "late", "exception"], "region": ["330000"] * 4,
-                        "skus": [70.0, 10.0, 10.0, 10.0]})
+    raw = pd.DataFrame(
+        {
+            "time": pd.to_datetime([T0] * 4, utc=True),
+            "partition": ["0"] * 4,
+            "state": ["on_track", "at_risk", "late", "exception"],
+            "region": ["330000"] * 4,
+            "skus": [70.0, 10.0, 10.0, 10.0],
+        }
+    )
     out = history.delay_frame(raw, "region")
     assert out[["skus", "delayed"]].values.tolist() == [[100.0, 20.0]]
     assert out["delay_rate"].tolist() == [pytest.approx(0.2)]
@@ -79,12 +90,36 @@ def influx_history(influx: LocalInflux) -> InfluxHistory:
         line("inflight", {"partition": "0", "status": "paid", "region": "330000"}, {"count": 40}, ns(T0)),
         line("delays", {"partition": "0", "state": "late", "carrier": "SF"}, {"skus": 5}, ns(T0)),
         line("delays", {"partition": "0", "state": "on_track", "carrier": "SF"}, {"skus": 15}, ns(T0)),
-        line("sku_events", {"status": "linehaul", "region": "330000"},
-             {"event_id": "e1", "order_id": "o-1", "sku": "A", "lat": 30.2, "lon": 120.1, "late": False,
-              "illegal": False, "source": "tms"}, ns(T0) + 5),
-        line("sku_events", {"status": "paid", "region": "110000"},
-             {"event_id": "e2", "order_id": "o-2", "sku": "B", "lat": 39.9, "lon": 116.4, "late": True,
-              "illegal": False, "source": "oms"}, ns(T0) + 7),
+        line(
+            "sku_events",
+            {"status": "linehaul", "region": "330000"},
+            {
+                "event_id": "e1",
+                "order_id": "o-1",
+                "sku": "A",
+                "lat": 30.2,
+                "lon": 120.1,
+                "late": False,
+                "illegal": False,
+                "source": "tms",
+            },
+            ns(T0) + 5,
+        ),
+        line(
+            "sku_events",
+            {"status": "paid", "region": "110000"},
+            {
+                "event_id": "e2",
+                "order_id": "o-2",
+                "sku": "B",
+                "lat": 39.9,
+                "lon": 116.4,
+                "late": True,
+                "illegal": False,
+                "source": "oms",
+            },
+            ns(T0) + 7,
+        ),
     ]
     response = httpx.post(f"{influx.url}/write", params={"db": db}, content="\n".join(lines).encode(), timeout=10)
     assert response.status_code == 204, response.text
@@ -117,9 +152,13 @@ def test_history_finds_events_by_area_and_by_order(influx_history: InfluxHistory
 @pytest.mark.integration
 def test_history_errors_name_the_problem(influx: LocalInflux) -> None:
     window = TimeWindow.last(timedelta(hours=1), T0)
-    with InfluxHistory(influx.url, "no_such_db", timeout_s=5) as missing:
-        with pytest.raises(HistoryError, match="database not found"):
-            missing.throughput(window)
-    with InfluxHistory("http://127.0.0.1:9", "x", timeout_s=1) as unreachable:
-        with pytest.raises(HistoryError, match="unreachable"):
-            unreachable.dwell(window)
+    with (
+        InfluxHistory(influx.url, "no_such_db", timeout_s=5) as missing,
+        pytest.raises(HistoryError, match="database not found"),
+    ):
+        missing.throughput(window)
+    with (
+        InfluxHistory("http://127.0.0.1:9", "x", timeout_s=1) as unreachable,
+        pytest.raises(HistoryError, match="unreachable"),
+    ):
+        unreachable.dwell(window)

@@ -51,15 +51,29 @@ def test_regions_prefer_the_cells_own_region() -> None:
 
 
 def test_incidents_take_tier_and_owner_from_their_alerts() -> None:
-    incidents = store({
-        "i1": {"incident_id": "i1", "kind": "hub_stall", "state": "growing", "title": "hub=HZ-1: 40 stalled",
-               "root_cause": {"hub": "HZ-1", "lat": 30.2, "lon": 120.1}, "root_cause_text": "hub=HZ-1",
-               "counts": {"orders": 40, "skus": 55}, "trend": {"direction": "up", "series": [1, 5, 40]},
-               "sample_orders": ["o1"], "opened_at": "2026-11-11T10:00:00Z"},
-        "i2": {"incident_id": "i2", "state": "open", "root_cause": {"h3_cells": [HZ5]}, "counts": {"orders": 900}},
-    })
-    alerts = store({"a1": {"alert_id": "a1", "tier": "P3", "incident_ids": ["i1"], "status": "firing"},
-                    "a2": {"alert_id": "a2", "tier": "P1", "incident_ids": ["i1"], "status": "acked", "acked_by": "bob"}})
+    incidents = store(
+        {
+            "i1": {
+                "incident_id": "i1",
+                "kind": "hub_stall",
+                "state": "growing",
+                "title": "hub=HZ-1: 40 stalled",
+                "root_cause": {"hub": "HZ-1", "lat": 30.2, "lon": 120.1},
+                "root_cause_text": "hub=HZ-1",
+                "counts": {"orders": 40, "skus": 55},
+                "trend": {"direction": "up", "series": [1, 5, 40]},
+                "sample_orders": ["o1"],
+                "opened_at": "2026-11-11T10:00:00Z",
+            },
+            "i2": {"incident_id": "i2", "state": "open", "root_cause": {"h3_cells": [HZ5]}, "counts": {"orders": 900}},
+        }
+    )
+    alerts = store(
+        {
+            "a1": {"alert_id": "a1", "tier": "P3", "incident_ids": ["i1"], "status": "firing"},
+            "a2": {"alert_id": "a2", "tier": "P1", "incident_ids": ["i1"], "status": "acked", "acked_by": "bob"},
+        }
+    )
     found = live.incidents(incidents, alerts)
     assert [i.incident_id for i in found] == ["i1", "i2"]  # P1 before P4, however many orders
     first = found[0]
@@ -70,12 +84,20 @@ def test_incidents_take_tier_and_owner_from_their_alerts() -> None:
 
 
 def test_alerts_open_first_worst_tier_first() -> None:
-    alerts = store({
-        "a": {"alert_id": "a", "status": "resolved", "tier": "P1", "updated_at": "2026-11-11T10:05:00Z"},
-        "b": {"alert_id": "b", "status": "firing", "tier": "P3", "first_at": "2026-11-11T10:00:00Z"},
-        "c": {"alert_id": "c", "status": "acked", "tier": "P2", "first_at": "2026-11-11T10:01:00Z", "acked_by": "amy",
-              "labels": {"kind": "hub_stall", "hub": "HZ-1"}},
-    })
+    alerts = store(
+        {
+            "a": {"alert_id": "a", "status": "resolved", "tier": "P1", "updated_at": "2026-11-11T10:05:00Z"},
+            "b": {"alert_id": "b", "status": "firing", "tier": "P3", "first_at": "2026-11-11T10:00:00Z"},
+            "c": {
+                "alert_id": "c",
+                "status": "acked",
+                "tier": "P2",
+                "first_at": "2026-11-11T10:01:00Z",
+                "acked_by": "amy",
+                "labels": {"kind": "hub_stall", "hub": "HZ-1"},
+            },
+        }
+    )
     found = live.alerts(alerts)
     assert [a.alert_id for a in found] == ["c", "b", "a"]
     assert not found[0].can_ack and found[0].can_resolve and found[1].can_ack
@@ -85,9 +107,22 @@ def test_alerts_open_first_worst_tier_first() -> None:
 
 def test_zones_read_the_gateway_listing_with_cells_and_polygons() -> None:
     polygon = {"type": "Polygon", "coordinates": [[[120, 30], [121, 30], [121, 31], [120, 30]]]}
-    zones = live.zones(store({"dz-1": {"disruption_id": "dz-1", "name": "Haikui", "geometry": polygon,
-                                       "h3_cells": [HZ5, "junk"], "reason": "typhoon", "ends_at": "2026-11-12T00:00:00Z",
-                                       "starts_at": "2026-11-11T00:00:00Z", "created_by": "alice"}}))
+    zones = live.zones(
+        store(
+            {
+                "dz-1": {
+                    "disruption_id": "dz-1",
+                    "name": "Haikui",
+                    "geometry": polygon,
+                    "h3_cells": [HZ5, "junk"],
+                    "reason": "typhoon",
+                    "ends_at": "2026-11-12T00:00:00Z",
+                    "starts_at": "2026-11-11T00:00:00Z",
+                    "created_by": "alice",
+                }
+            }
+        )
+    )
     assert len(zones) == 1
     zone = zones[0]
     assert (zone.zone_id, zone.name, zone.reason, zone.created_by) == ("dz-1", "Haikui", "typhoon", "alice")

@@ -26,8 +26,9 @@ HANOI5 = h3.latlng_to_cell(21.03, 105.85, 5)
 def deps() -> Iterator[WarroomDeps]:
     history = InfluxHistory("http://127.0.0.1:9", "unused")  # the map never reads history here
     index = RegionIndex.load()
-    yield WarroomDeps(basemap=load_basemap(), history=history, province_of=province_lookup(index),
-                      country_of=country_lookup(index))
+    yield WarroomDeps(
+        basemap=load_basemap(), history=history, province_of=province_lookup(index), country_of=country_lookup(index)
+    )
     history.close()
 
 
@@ -36,11 +37,23 @@ def heatmap(**late: int) -> dict[str, object]:
     return {"seq": 1, "items": {cells[name]: {"cell": cells[name], "skus": 100, "late": n} for name, n in late.items()}}
 
 
-def scene(deps: WarroomDeps, store: dict[str, object], mode: str = "hex", province: str | None = None,
-          lang: str = "zh-CN") -> figures.MapScene:
-    return map_panel.scene_of(deps, heatmap=store, mode=mode, layers=["incidents", "zones"],
-                              view={"province": province}, selected=None, incident_store=None, alert_store=None,
-                              zone_store=None, draft=None, route=None, lang=lang)
+def scene(
+    deps: WarroomDeps, store: dict[str, object], mode: str = "hex", province: str | None = None, lang: str = "zh-CN"
+) -> figures.MapScene:
+    return map_panel.scene_of(
+        deps,
+        heatmap=store,
+        mode=mode,
+        layers=["incidents", "zones"],
+        view={"province": province},
+        selected=None,
+        incident_store=None,
+        alert_store=None,
+        zone_store=None,
+        draft=None,
+        route=None,
+        lang=lang,
+    )
 
 
 def operations(patch: Patch) -> dict[tuple[object, ...], object]:
@@ -94,7 +107,9 @@ def test_province_mode_patches_province_colours(deps: WarroomDeps) -> None:
 def test_drilling_into_a_province_shows_its_finer_cells_only(deps: WarroomDeps) -> None:
     store = heatmap(HANGZHOU5=10, NINGBO5=20, BEIJING5=30)
     national = scene(deps, store)
-    assert set(national.cells["cell"]) == {h3.cell_to_parent(c, map_panel.NATIONAL_RES) for c in (HANGZHOU5, NINGBO5, BEIJING5)}
+    assert set(national.cells["cell"]) == {
+        h3.cell_to_parent(c, map_panel.NATIONAL_RES) for c in (HANGZHOU5, NINGBO5, BEIJING5)
+    }
     zhejiang = scene(deps, store, province="330000")
     assert set(zhejiang.cells["cell"]) == {HANGZHOU5, NINGBO5}
     assert zhejiang.focus == deps.basemap.province_areas["330000"].bounds
@@ -103,9 +118,15 @@ def test_drilling_into_a_province_shows_its_finer_cells_only(deps: WarroomDeps) 
 
 def test_a_hexagon_outside_china_is_named_by_its_country(deps: WarroomDeps) -> None:
     store = {"items": {c: {"cell": c, "skus": 10, "late": 1} for c in (HANOI5, HANGZHOU5)}}
-    places = dict(zip(*(map_panel.with_places(deps, map_panel.live.cells_frame(store, 5), "en")[k]
-                        for k in ("cell", "place")), strict=True))
+    places = dict(
+        zip(
+            *(map_panel.with_places(deps, map_panel.live.cells_frame(store, 5), "en")[k] for k in ("cell", "place")),
+            strict=True,
+        )
+    )
     assert places == {HANOI5: "Vietnam", HANGZHOU5: "Zhejiang"}
     sea = h3.latlng_to_cell(10.0, 150.0, 5)  # the open Pacific: no country
-    frame = map_panel.with_places(deps, map_panel.live.cells_frame({"items": {sea: {"cell": sea, "skus": 1}}}, 5), "zh-CN")
+    frame = map_panel.with_places(
+        deps, map_panel.live.cells_frame({"items": {sea: {"cell": sea, "skus": 1}}}, 5), "zh-CN"
+    )
     assert list(frame["place"]) == ["地图范围外"]

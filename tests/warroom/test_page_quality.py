@@ -17,9 +17,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from dashboard.warroom import figures, ids
-from dashboard.warroom.index_page import PLOTLY_BUNDLES
 from dashboard.warroom.deps import build_deps
 from dashboard.warroom.i18n import both
+from dashboard.warroom.index_page import PLOTLY_BUNDLES
 from dashboard.warroom.mount import MOUNT_PATH
 from orderradar.devstack.broker import EmbeddedBroker
 from orderradar.devstack.influx import LocalInflux
@@ -35,8 +35,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 MANAGER = (1600, 1000)
 #: The goal of issue 21: a first load of the war-room under 1.5 MB on the wire.
 FIRST_LOAD_BUDGET = 1_500_000
-HEX_PATHS = ("var layers = document.querySelectorAll('#map-graph .choroplethlayer .trace');"
-             "return layers.length > arguments[0] ? layers[arguments[0]].querySelectorAll('path').length : 0;")
+HEX_PATHS = (
+    "var layers = document.querySelectorAll('#map-graph .choroplethlayer .trace');"
+    "return layers.length > arguments[0] ? layers[arguments[0]].querySelectorAll('path').length : 0;"
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +84,11 @@ def page_lang(driver: WebDriver) -> str:
 def map_title(driver: WebDriver) -> str:
     # Dash's id of a dict id: its keys sorted, compact JSON.
     element_id = json.dumps({"at": "map", "key": "map.title", "type": ids.I18N}, separators=(",", ":"))
-    return str(driver.execute_script("var e = document.getElementById(arguments[0]); return e ? e.textContent : '';",
-                                     element_id))
+    return str(
+        driver.execute_script(
+            "var e = document.getElementById(arguments[0]); return e ? e.textContent : '';", element_id
+        )
+    )
 
 
 def test_first_load_is_compressed_and_under_budget(web: WebTier, artifacts_dir: Path) -> None:
@@ -120,8 +125,12 @@ def test_responses_are_gzipped_and_the_websocket_still_opens(web: WebTier) -> No
         assert "content-encoding" not in plain.headers and plain.json() == layout.json()
     with chromium(MANAGER, lang="en-US") as driver:
         sign_in(driver, web.warroom_url)
-        wait_for(driver, lambda d: "live-open" in (d.find_element(By.ID, ids.LIVE_BADGE).get_attribute("class") or ""),
-                 20, "the live feed over the WebSocket")
+        wait_for(
+            driver,
+            lambda d: "live-open" in (d.find_element(By.ID, ids.LIVE_BADGE).get_attribute("class") or ""),
+            20,
+            "the live feed over the WebSocket",
+        )
 
 
 def test_language_follows_accept_language_then_lang_parameter_then_memory(web: WebTier, artifacts_dir: Path) -> None:
@@ -150,8 +159,12 @@ def test_no_serious_accessibility_violations(web: WebTier, lang: str) -> None:
     with chromium(MANAGER, lang=lang) as driver:
         sign_in(driver, web.warroom_url)
         wait_for_map(driver)
-        wait_for(driver, lambda d: d.find_element(By.ID, ids.kpi_value("skus_in_flight")).text not in ("", "–"),
-                 20, "live KPIs")
+        wait_for(
+            driver,
+            lambda d: d.find_element(By.ID, ids.kpi_value("skus_in_flight")).text not in ("", "–"),
+            20,
+            "live KPIs",
+        )
         violations = axe_violations(driver)
     assert violations == [], describe_violations(violations)
 
@@ -171,9 +184,11 @@ window.fetch = function (url, options) {
     return answer;
 };
 """
-HEXES = ("var gd = document.querySelector('#map-graph .js-plotly-plot');"
-         "var t = gd && gd.data && gd.data.find(function (t) { return t.name === 'hexes'; });"
-         "return t ? {locations: t.locations, z: t.z} : null;")
+HEXES = (
+    "var gd = document.querySelector('#map-graph .js-plotly-plot');"
+    "var t = gd && gd.data && gd.data.find(function (t) { return t.name === 'hexes'; });"
+    "return t ? {locations: t.locations, z: t.z} : null;"
+)
 ROUNDS = 5
 #: The time-travel slider follows the clock on its timer's tick (panels/time_travel.py).
 TIME_SLIDER = "travel-slider.value"
@@ -189,8 +204,12 @@ def test_live_updates_are_drawn_in_the_browser_without_a_round_trip(web: WebTier
         wait_for_map(driver)
         late = ids.kpi_value("late")
         wait_for(driver, lambda d: d.find_element(By.ID, late).text not in ("", "–"), 20, "live KPIs")
-        wait_for(driver, lambda d: set((d.execute_script(HEXES) or {}).get("locations") or ()) == set(national), 30,
-                 "the national hexagons drawn")
+        wait_for(
+            driver,
+            lambda d: set((d.execute_script(HEXES) or {}).get("locations") or ()) == set(national),
+            30,
+            "the national hexagons drawn",
+        )
         driver.execute_script(COUNT_ROUND_TRIPS)
         colours = []
         for step in range(1, ROUNDS + 1):
@@ -202,6 +221,7 @@ def test_live_updates_are_drawn_in_the_browser_without_a_round_trip(web: WebTier
             # the same KPI time: the history charts' minute does not move (that redraw is theirs)
             feeder.send(WARROOM_UPDATES, "national", {**traffic.kpis(cells, now), "late": 1000 + step})
             feeder.flush()
+
             def counted(d: WebDriver, n: int = 1000 + step) -> bool:
                 return bool(d.find_element(By.ID, late).text == f"{n:,}")
 
@@ -213,16 +233,26 @@ def test_live_updates_are_drawn_in_the_browser_without_a_round_trip(web: WebTier
                 return all(abs(shown.get(c, -1) - z) < 2e-4 for c, z in want.items())  # rounded to 4 places
 
             wait_for(driver, drawn, 20, f"the hexagons' colours of round {step}")
-            colours.append(driver.execute_script(
-                "var p = document.querySelectorAll('#map-graph .choroplethlayer .trace')[arguments[0]]"
-                ".querySelectorAll('path'); return Array.prototype.map.call(p, function (e) {"
-                " return e.style.fill || e.getAttribute('fill'); });", figures.TRACE_HEXES))
+            colours.append(
+                driver.execute_script(
+                    "var p = document.querySelectorAll('#map-graph .choroplethlayer .trace')[arguments[0]]"
+                    ".querySelectorAll('path'); return Array.prototype.map.call(p, function (e) {"
+                    " return e.style.fill || e.getAttribute('fill'); });",
+                    figures.TRACE_HEXES,
+                )
+            )
         trips = driver.execute_script("return window.__roundTrips;")
     live = [t for t in trips if not all(str(i).endswith(".n_intervals") or i == TIME_SLIDER for i in t["ids"])]
-    report = {"rounds": ROUNDS, "cells_per_round": len(national), "callback_requests": len(trips),
-              "timer_requests": len(trips) - len(live), "live_requests": len(live),
-              "bytes_sent": sum(t["sent"] for t in trips), "bytes_received": sum(t["received"] or 0 for t in trips),
-              "requests": trips}
+    report = {
+        "rounds": ROUNDS,
+        "cells_per_round": len(national),
+        "callback_requests": len(trips),
+        "timer_requests": len(trips) - len(live),
+        "live_requests": len(live),
+        "bytes_sent": sum(t["sent"] for t in trips),
+        "bytes_received": sum(t["received"] or 0 for t in trips),
+        "requests": trips,
+    }
     (artifacts_dir / "live-round-trips.json").write_text(json.dumps(report, indent=1))
     assert live == [], f"live updates went to the server: {live}"
     assert colours[0] != colours[-1], "the hexagons' colours did not change on screen"

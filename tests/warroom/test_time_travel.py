@@ -13,8 +13,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,8 +24,6 @@ import yaml
 from kafka.partitioner.default import murmur2
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from warroom.conftest import module_settings
-from warroom.harness import REPO, TIMEZONE, Browser, Feeder, WebTier, build_staff
 
 from config.settings import Settings, to_env
 from dashboard.warroom import ids
@@ -39,6 +36,8 @@ from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream.contract import OrderEvent, Status
 from stream.topics import ORDER_EVENTS
+from warroom.conftest import module_settings
+from warroom.harness import REPO, TIMEZONE, Browser, Feeder, WebTier, build_staff
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -70,16 +69,40 @@ def order_ids(prefix: str, partitions: int) -> list[str]:
 
 def placed(order_id: str, at: datetime, where: tuple[str, float, float]) -> list[OrderEvent]:
     warehouse, lat, lon = where
-    common: dict[str, Any] = {"order_id": order_id, "sku": "SKU1", "source": "tt", "warehouse": warehouse,
-                              "carrier": "SF", "channel": "tmall"}
-    return [OrderEvent(event_id=f"{order_id}-0", status=Status.PAID, event_time=at, **common),
-            OrderEvent(event_id=f"{order_id}-1", status=Status.PACKED, event_time=at + timedelta(seconds=1),
-                       node=warehouse, lat=lat, lon=lon, **common)]
+    common: dict[str, Any] = {
+        "order_id": order_id,
+        "sku": "SKU1",
+        "source": "tt",
+        "warehouse": warehouse,
+        "carrier": "SF",
+        "channel": "tmall",
+    }
+    return [
+        OrderEvent(event_id=f"{order_id}-0", status=Status.PAID, event_time=at, **common),
+        OrderEvent(
+            event_id=f"{order_id}-1",
+            status=Status.PACKED,
+            event_time=at + timedelta(seconds=1),
+            node=warehouse,
+            lat=lat,
+            lon=lon,
+            **common,
+        ),
+    ]
 
 
 def cancelled(order_id: str, at: datetime) -> OrderEvent:
-    return OrderEvent(event_id=f"{order_id}-2", order_id=order_id, sku="SKU1", source="tt", status=Status.CANCELLED,
-                      event_time=at, warehouse=HANGZHOU[0], carrier="SF", channel="tmall")
+    return OrderEvent(
+        event_id=f"{order_id}-2",
+        order_id=order_id,
+        sku="SKU1",
+        source="tt",
+        status=Status.CANCELLED,
+        event_time=at,
+        warehouse=HANGZHOU[0],
+        carrier="SF",
+        channel="tmall",
+    )
 
 
 def cell(where: tuple[str, float, float]) -> str:
@@ -87,7 +110,7 @@ def cell(where: tuple[str, float, float]) -> str:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def minute_of(moment: datetime) -> int:
@@ -95,8 +118,9 @@ def minute_of(moment: datetime) -> int:
 
 
 class Stack:
-    def __init__(self, settings: Settings, worker: ManagedProcess, web: WebTier, browser: Browser,
-                 feeder: Feeder) -> None:
+    def __init__(
+        self, settings: Settings, worker: ManagedProcess, web: WebTier, browser: Browser, feeder: Feeder
+    ) -> None:
         self.settings, self.worker, self.web, self.browser, self.feeder = settings, worker, web, browser, feeder
 
     def send(self, events: list[OrderEvent]) -> None:
@@ -112,7 +136,9 @@ class Stack:
         found = self.browser.script(
             "var g = document.querySelector('#map-graph .js-plotly-plot');"
             "if (!g || !g.data || !g.data[arguments[0]]) { return null; }"
-            "var t = g.data[arguments[0]]; return [t.locations || [], t.customdata || []];", 2)
+            "var t = g.data[arguments[0]]; return [t.locations || [], t.customdata || []];",
+            2,
+        )
         if not found:
             return {}
         return {c: int(d[0]) for c, d in zip(found[0], found[1], strict=True) if int(d[0]) > 0}
@@ -121,15 +147,21 @@ class Stack:
         try:
             self.browser.wait(lambda _d: self.kpi("skus_in_flight") == str(skus) and self.cells() == cells, 120, what)
         except Exception:
-            raise AssertionError(f"{what}: KPI {self.kpi('skus_in_flight')!r}, cells {self.cells()}\n"
-                                 f"{self.worker.log_tail(30)}") from None
+            raise AssertionError(
+                f"{what}: KPI {self.kpi('skus_in_flight')!r}, cells {self.cells()}\n{self.worker.log_tail(30)}"
+            ) from None
 
     def influx_minutes_after(self, minute: int) -> bool:
         """A ``delays_orders`` minute after ``minute`` is in InfluxDB (written with the final
         points of the minutes before it)."""
-        since = datetime.fromtimestamp((minute + 1) * 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        response = httpx.get(f"{self.settings.influx_url}/query", params={
-            "db": self.settings.influx_db, "q": f"SELECT count(\"orders\") FROM \"delays_orders\" WHERE time >= '{since}'"})
+        since = datetime.fromtimestamp((minute + 1) * 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        response = httpx.get(
+            f"{self.settings.influx_url}/query",
+            params={
+                "db": self.settings.influx_db,
+                "q": f'SELECT count("orders") FROM "delays_orders" WHERE time >= \'{since}\'',
+            },
+        )
         return bool(response.json()["results"][0].get("series"))
 
 
@@ -145,8 +177,9 @@ def stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.
     settings = settings.model_copy(update={"config_dir": config_dir})
     env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], log, env=env,
-                            cwd=REPO).start()
+    worker = ManagedProcess(
+        "worker", [sys.executable, "-m", "orderradar.cli", "worker"], log, env=env, cwd=REPO
+    ).start()
     deps = build_deps(settings, prefix=MOUNT_PATH + "/")
     web = WebTier(settings, build_staff(), deps).start()
     feeder = Feeder(settings)
@@ -189,18 +222,27 @@ def test_a_past_minute_shows_its_map_kpis_and_incidents_then_live_resumes(stack:
     steps = int(thumb.get_attribute("aria-valuenow")) - shown_a
     thumb.send_keys(*([Keys.ARROW_LEFT] * steps))
     stack.browser.wait(lambda _d: thumb.get_attribute("aria-valuenow") == str(shown_a), 10, "the slider at A's minute")
-    stack.browser.wait(lambda _d: stack.kpi("skus_in_flight") == str(len(first))
-                       and stack.cells() == {cell(HANGZHOU): len(first)}, 30, "A's KPIs and map as of its minute")
+    stack.browser.wait(
+        lambda _d: stack.kpi("skus_in_flight") == str(len(first)) and stack.cells() == {cell(HANGZHOU): len(first)},
+        30,
+        "A's KPIs and map as of its minute",
+    )
     assert stack.kpi("orders_in_flight") == str(len(first))
     assert stack.browser.text(ids.INCIDENT_TABLE) == both("incidents.none")[0]
-    local = datetime.fromtimestamp(shown_a * 60, timezone.utc).astimezone(ZoneInfo(TIMEZONE)).strftime("%H:%M")
+    local = datetime.fromtimestamp(shown_a * 60, UTC).astimezone(ZoneInfo(TIMEZONE)).strftime("%H:%M")
     assert local in stack.browser.text("travel-status")
 
     # Live deltas are held back while a past minute is shown.
     at = now()
     stack.send([e for o in third for e in placed(o, at, SHANGHAI)])
-    wait_until(lambda: any(k.get("skus_in_flight") == len(first) - CANCELLED + len(second) + len(third)
-                           for k in stack.web.gateway.warroom.items("kpis")), 90, what="phase C in the gateway")
+    wait_until(
+        lambda: any(
+            k.get("skus_in_flight") == len(first) - CANCELLED + len(second) + len(third)
+            for k in stack.web.gateway.warroom.items("kpis")
+        ),
+        90,
+        what="phase C in the gateway",
+    )
     assert stack.kpi("skus_in_flight") == str(len(first))
 
     # "Live" shows the current values again.

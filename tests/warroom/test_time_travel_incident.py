@@ -10,16 +10,13 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from stream_stages.stages_scenario import DOWN_HUB, fast_rules, outage_traffic
-from warroom.conftest import module_settings
-from warroom.harness import REPO, Browser, WebTier, build_staff
 
 from config.settings import Settings, to_env
 from dashboard.warroom import ids
@@ -30,6 +27,9 @@ from orderradar.devstack.influx import LocalInflux
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream.topics import ORDER_EVENTS
+from stream_stages.stages_scenario import DOWN_HUB, fast_rules, outage_traffic
+from warroom.conftest import module_settings
+from warroom.harness import REPO, Browser, WebTier, build_staff
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,13 +37,16 @@ SLIDER_THUMB = "#travel-slider [role=slider]"
 
 
 async def produce_outage(settings: Settings) -> None:
-    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=4)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        futures = [await producer.send(settings.topic(ORDER_EVENTS), s.value, key=s.key,
-                                       timestamp_ms=int(s.received.timestamp() * 1000))
-                   for s in outage_traffic(start, minutes=235, outage_after=100)]
+        futures = [
+            await producer.send(
+                settings.topic(ORDER_EVENTS), s.value, key=s.key, timestamp_ms=int(s.received.timestamp() * 1000)
+            )
+            for s in outage_traffic(start, minutes=235, outage_after=100)
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -59,15 +62,20 @@ class Stack:
         return found[0] if found else None
 
     def incident_points(self) -> bool:
-        response = httpx.get(f"{self.settings.influx_url}/query", params={
-            "db": self.settings.influx_db, "q": 'SELECT count("skus") FROM "incidents"'})
+        response = httpx.get(
+            f"{self.settings.influx_url}/query",
+            params={"db": self.settings.influx_db, "q": 'SELECT count("skus") FROM "incidents"'},
+        )
         return bool(response.json()["results"][0].get("series"))
 
     def show_minute(self, minute: int) -> None:
         """Home, then one arrow press a minute (the keyboard path of the slider)."""
         thumb = self.browser.driver.find_element(By.CSS_SELECTOR, SLIDER_THUMB)
-        self.browser.wait(lambda _d: int(thumb.get_attribute("aria-valuemin")) < minute, 30,
-                          "the slider reaching back to the incident")
+        self.browser.wait(
+            lambda _d: int(thumb.get_attribute("aria-valuemin")) < minute,
+            30,
+            "the slider reaching back to the incident",
+        )
         low = int(thumb.get_attribute("aria-valuemin"))
         thumb.send_keys(Keys.HOME, *([Keys.ARROW_RIGHT] * (minute - low)))
         self.browser.wait(lambda _d: thumb.get_attribute("aria-valuenow") == str(minute), 30, f"the slider at {minute}")
@@ -83,8 +91,9 @@ def stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.
     asyncio.run(produce_outage(settings))
     env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], log, env=env,
-                            cwd=REPO).start()
+    worker = ManagedProcess(
+        "worker", [sys.executable, "-m", "orderradar.cli", "worker"], log, env=env, cwd=REPO
+    ).start()
     deps = build_deps(settings, prefix=MOUNT_PATH + "/")
     web = WebTier(settings, build_staff(), deps).start()
     browser = Browser()
@@ -111,15 +120,21 @@ def test_incidents_as_of_before_and_after_the_hub_incident_opened(stack: Stack) 
     rows = stack.browser.driver
 
     stack.show_minute(opened_minute + 1)
-    stack.browser.wait(lambda _d: DOWN_HUB in stack.browser.text(ids.INCIDENT_TABLE), 30,
-                       "the hub incident as of a minute after it opened")
+    stack.browser.wait(
+        lambda _d: DOWN_HUB in stack.browser.text(ids.INCIDENT_TABLE),
+        30,
+        "the hub incident as of a minute after it opened",
+    )
     assert rows.find_elements(By.CSS_SELECTOR, f"#{ids.INCIDENT_TABLE} .incident-row")
 
     # A minute before it opened the hub's incident is gone (another incident may be open then).
     stack.show_minute(opened_minute - 1)
     try:
-        stack.browser.wait(lambda _d: DOWN_HUB not in stack.browser.text(ids.INCIDENT_TABLE), 30,
-                           "no hub incident as of a minute before it opened")
+        stack.browser.wait(
+            lambda _d: DOWN_HUB not in stack.browser.text(ids.INCIDENT_TABLE),
+            30,
+            "no hub incident as of a minute before it opened",
+        )
     except Exception:
         raise AssertionError(f"as of {opened_minute - 1}: {stack.browser.text(ids.INCIDENT_TABLE)!r}") from None
 

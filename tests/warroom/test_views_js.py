@@ -26,12 +26,15 @@ MS0 = int(datetime(2026, 11, 11, 2, tzinfo=UTC).timestamp() * 1000)
 
 def calls(*steps: tuple[str, list[Any]]) -> list[Any]:
     """Results of ``views[name](...args)`` for each step, in one node process."""
-    script = (f"const v = require({json.dumps(str(VIEWS))});"
-              "const steps = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
-              "const out = steps.map(([f, a]) => v[f](...a));"
-              "process.stdout.write(JSON.stringify(out, (k, x) => x === undefined ? null : x));")
-    done = subprocess.run([str(NODE), "-e", script], input=json.dumps(steps), capture_output=True, text=True,
-                          timeout=30, check=True)
+    script = (
+        f"const v = require({json.dumps(str(VIEWS))});"
+        "const steps = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+        "const out = steps.map(([f, a]) => v[f](...a));"
+        "process.stdout.write(JSON.stringify(out, (k, x) => x === undefined ? null : x));"
+    )
+    done = subprocess.run(
+        [str(NODE), "-e", script], input=json.dumps(steps), capture_output=True, text=True, timeout=30, check=True
+    )
     return list(json.loads(done.stdout))
 
 
@@ -51,12 +54,28 @@ def store(items: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_kpis_come_from_the_latest_kpis_item_and_count_incidents_and_alerts() -> None:
-    kpis = store({"a": {"skus_in_flight": 5, "at": "2026-11-11T10:00:00Z"},
-                  "b": {"skus_in_flight": 200_000, "orders_in_flight": 90_000, "on_time_rate": 0.95,
-                        "at_risk": 10, "late": 4, "stalled": 2, "eta_slips": 3, "at": "2026-11-11T10:00:05Z"}})
+    kpis = store(
+        {
+            "a": {"skus_in_flight": 5, "at": "2026-11-11T10:00:00Z"},
+            "b": {
+                "skus_in_flight": 200_000,
+                "orders_in_flight": 90_000,
+                "on_time_rate": 0.95,
+                "at_risk": 10,
+                "late": 4,
+                "stalled": 2,
+                "eta_slips": 3,
+                "at": "2026-11-11T10:00:05Z",
+            },
+        }
+    )
     incidents = store({"i1": {"incident_id": "i1", "state": "open"}, "i2": {"incident_id": "i2", "state": "resolved"}})
-    alerts = store({"a1": {"alert_id": "a1", "status": "firing", "tier": "P1", "incident_ids": ["i1"]},
-                    "a2": {"alert_id": "a2", "status": "resolved", "tier": "P3"}})
+    alerts = store(
+        {
+            "a1": {"alert_id": "a1", "status": "firing", "tier": "P1", "incident_ids": ["i1"]},
+            "a2": {"alert_id": "a2", "status": "resolved", "tier": "P3"},
+        }
+    )
     result = call("kpis", kpis, incidents, alerts, None)
     assert (result["skus_in_flight"], result["orders_in_flight"], result["on_time_rate"]) == (200_000, 90_000, 0.95)
     assert result["eta_slips"] == 3 and result["at"] == "2026-11-11T10:00:05Z"
@@ -65,9 +84,12 @@ def test_kpis_come_from_the_latest_kpis_item_and_count_incidents_and_alerts() ->
 
 
 def test_skus_in_flight_fall_back_to_the_partition_summaries() -> None:
-    partitions = store({"partition-0": {"inflight_by_status": {"paid": 3, "linehaul": 4},
-                                        "watermark": "2026-11-11T10:00:00+00:00"},
-                        "partition-1": {"inflight_by_status": {"picked": 5}, "watermark": "2026-11-11T10:01:00+00:00"}})
+    partitions = store(
+        {
+            "partition-0": {"inflight_by_status": {"paid": 3, "linehaul": 4}, "watermark": "2026-11-11T10:00:00+00:00"},
+            "partition-1": {"inflight_by_status": {"picked": 5}, "watermark": "2026-11-11T10:01:00+00:00"},
+        }
+    )
     result, nothing = calls(("kpis", [None, None, None, partitions]), ("kpis", [None, None, None, None]))
     assert result["skus_in_flight"] == 12 and result["late"] is None
     assert result["at"] == "2026-11-11T10:01:00+00:00"
@@ -77,8 +99,9 @@ def test_skus_in_flight_fall_back_to_the_partition_summaries() -> None:
 def test_trend_grows_at_most_one_point_per_step_and_refreshes_the_newest() -> None:
     first = call("appended", None, MS0, {"late": 1}, BOUNDS)
     assert first == {"t": [T0], "v": {"late": [1]}}
-    same, refreshed = calls(("appended", [first, MS0 + 5000, {"late": 1}, BOUNDS]),
-                            ("appended", [first, MS0 + 5000, {"late": 3}, BOUNDS]))
+    same, refreshed = calls(
+        ("appended", [first, MS0 + 5000, {"late": 1}, BOUNDS]), ("appended", [first, MS0 + 5000, {"late": 3}, BOUNDS])
+    )
     assert same is None  # nothing new
     assert refreshed["v"]["late"] == [3] and len(refreshed["t"]) == 1
     grown = call("appended", refreshed, MS0 + 20_000, {"late": 4, "stalled": 2}, BOUNDS)
@@ -87,36 +110,55 @@ def test_trend_grows_at_most_one_point_per_step_and_refreshes_the_newest() -> No
 
 
 def test_trend_is_bounded_and_reports_change_over_minutes() -> None:
-    grow = (f"(() => {{ let t = null; for (let m = 0; m < {trends.MAX_SAMPLES + 20}; m++) "
-            f"t = v.appended(t, {MS0} + m * 60000, {{at_risk: m}}, {json.dumps(BOUNDS)}); return t; }})()")
+    grow = (
+        f"(() => {{ let t = null; for (let m = 0; m < {trends.MAX_SAMPLES + 20}; m++) "
+        f"t = v.appended(t, {MS0} + m * 60000, {{at_risk: m}}, {json.dumps(BOUNDS)}); return t; }})()"
+    )
     trend = evaluate(grow)
     assert len(trend["t"]) == trends.MAX_SAMPLES == len(trend["v"]["at_risk"])
-    assert calls(("changeSince", [trend, "at_risk", 10]), ("changeSince", [trend, "missing", 10]),
-                 ("changeSince", [trends.empty(), "at_risk", 10])) == [10, None, None]
+    assert calls(
+        ("changeSince", [trend, "at_risk", 10]),
+        ("changeSince", [trend, "missing", 10]),
+        ("changeSince", [trends.empty(), "at_risk", 10]),
+    ) == [10, None, None]
 
 
 def test_kpi_values_and_deltas_are_formatted_and_red_when_they_move_the_bad_way() -> None:
     table = i18n.table()
     minutes = kpis_panel.DELTA_MINUTES
-    assert calls(("formatDelta", ["late", 12, True, minutes, "en", table]),
-                 ("formatDelta", ["on_time_rate", -0.012, False, minutes, "en", table]),
-                 ("formatDelta", ["skus_in_flight", 5, None, minutes, "zh-CN", table]),
-                 ("formatValue", ["on_time_rate", 0.9567]), ("formatValue", ["late", 12345]),
-                 ("formatValue", ["late", None])) == [
-        ["▲ 12 vs 10 min ago", "kpi-delta kpi-bad"], ["▼ 1.2 pt vs 10 min ago", "kpi-delta kpi-bad"],
+    assert calls(
+        ("formatDelta", ["late", 12, True, minutes, "en", table]),
+        ("formatDelta", ["on_time_rate", -0.012, False, minutes, "en", table]),
+        ("formatDelta", ["skus_in_flight", 5, None, minutes, "zh-CN", table]),
+        ("formatValue", ["on_time_rate", 0.9567]),
+        ("formatValue", ["late", 12345]),
+        ("formatValue", ["late", None]),
+    ) == [
+        ["▲ 12 vs 10 min ago", "kpi-delta kpi-bad"],
+        ["▼ 1.2 pt vs 10 min ago", "kpi-delta kpi-bad"],
         ["▲ 5 " + i18n.label("zh-CN", "kpi.vs_earlier", minutes=minutes), "kpi-delta kpi-neutral"],
-        "95.7%", "12,345", "–"]
+        "95.7%",
+        "12,345",
+        "–",
+    ]
     assert call("format", "{n:,} items, {x}", {"n": 12345, "x": "ok"}) == "12,345 items, ok"
 
 
 def test_hexagons_get_new_values_and_keep_their_places_until_a_cell_appears() -> None:
     trace = {"name": "hexes", "locations": ["c1", "c2"], "customdata": [[1, 0, 0, 0, "浙江"], [1, 0, 0, 0, "Vietnam"]]}
-    heat = store({"c1": {"cell": "c1", "skus": 8, "at_risk": 1, "late": 1, "stalled": 0},
-                  "c2": {"cell": "c2", "skus": 3, "late": 9}})
+    heat = store(
+        {
+            "c1": {"cell": "c1", "skus": 8, "at_risk": 1, "late": 1, "stalled": 0},
+            "c2": {"cell": "c2", "skus": 3, "late": 9},
+        }
+    )
     values, rolled_up, key, same, grown = calls(
-        ("hexValues", [trace, heat]), ("hexValues", [trace, store({"c1": {"skus": 1}})]),
-        ("cellsKey", [heat]), ("cellsKey", [store({"c2": {}, "c1": {"skus": 5}})]),
-        ("cellsKey", [store({"c1": {}, "c2": {}, "c3": {}})]))
+        ("hexValues", [trace, heat]),
+        ("hexValues", [trace, store({"c1": {"skus": 1}})]),
+        ("cellsKey", [heat]),
+        ("cellsKey", [store({"c2": {}, "c1": {"skus": 5}})]),
+        ("cellsKey", [store({"c1": {}, "c2": {}, "c3": {}})]),
+    )
     assert values == {"z": [0.25, 1], "customdata": [[8, 1, 1, 0, "浙江"], [3, 0, 9, 0, "Vietnam"]]}
     assert rolled_up is None  # c2 is not an item itself: the server draws it
     assert key == same != grown
@@ -132,8 +174,11 @@ def test_coverage_counts_what_the_map_cannot_show() -> None:
 def test_the_badge_shows_the_moving_seq_and_who_is_signed_in() -> None:
     table = i18n.table()
     status = {"state": "open", "user": "alice", "role": "manager", "seq": 5}
-    (text, css), user, (denied, _) = calls(("badge", [status, "en", 42, table]), ("userText", [status, "en", table]),
-                                           ("badge", [{"state": "closed", "code": 4401}, "zh-CN", None, table]))
+    (text, css), user, (denied, _) = calls(
+        ("badge", [status, "en", 42, table]),
+        ("userText", [status, "en", table]),
+        ("badge", [{"state": "closed", "code": 4401}, "zh-CN", None, table]),
+    )
     assert text == f"● {i18n.label('en', 'live.open')} · seq 42" and css == "live-badge live-open"
     assert user == f"{i18n.label('en', 'user.signed_in_as')} alice · {i18n.label('en', 'role.manager')}"
     assert denied == i18n.label("zh-CN", "live.denied")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import h3
@@ -49,7 +49,10 @@ def state_at(event: OrderEvent, now: datetime) -> str:
     for ``stream.delays``, coarse but deterministic)."""
     if event.promised_by is not None and event.promised_by < now:
         return "late"
-    if event.status in (Status.LINEHAUL, Status.HUB_ARRIVAL, Status.OUTBOUND_SCAN) and now - event.event_time > STALL_AFTER:
+    if (
+        event.status in (Status.LINEHAUL, Status.HUB_ARRIVAL, Status.OUTBOUND_SCAN)
+        and now - event.event_time > STALL_AFTER
+    ):
         return "stalled"
     if event.promised_by is not None and event.promised_by - now < AT_RISK_WITHIN:
         return "at_risk"
@@ -84,9 +87,22 @@ def heatmap(events: Iterable[OrderEvent], now: datetime, stalled_near: Node | No
         state = "stalled" if h3.latlng_to_cell(position[0], position[1], fine) in outage else state_at(event, now)
         for res in RESOLUTIONS:
             cell = h3.latlng_to_cell(position[0], position[1], res)
-            item = cells.setdefault(cell, {"type": "heatmap", "key": cell, "cell": cell, "res": res,
-                                           "region": event.region, "skus": 0, "orders": 0,
-                                           "at_risk": 0, "late": 0, "stalled": 0, "at": now.isoformat()})
+            item = cells.setdefault(
+                cell,
+                {
+                    "type": "heatmap",
+                    "key": cell,
+                    "cell": cell,
+                    "res": res,
+                    "region": event.region,
+                    "skus": 0,
+                    "orders": 0,
+                    "at_risk": 0,
+                    "late": 0,
+                    "stalled": 0,
+                    "at": now.isoformat(),
+                },
+            )
             item["skus"] += 1
             orders[cell].add(event.order_id)
             if state in ("at_risk", "late", "stalled"):
@@ -101,10 +117,16 @@ def kpis(cells: dict[str, dict[str, Any]], now: datetime) -> dict[str, Any]:
     one = [c for c in cells.values() if c["res"] == max(RESOLUTIONS)]
     total = sum(c["skus"] for c in one)
     bad = {k: sum(c[k] for c in one) for k in ("at_risk", "late", "stalled")}
-    return {"type": "kpis", "key": "national", "skus_in_flight": total,
-            "orders_in_flight": sum(c["orders"] for c in one),
-            "on_time_rate": round(1 - bad["late"] / total, 4) if total else None, **bad, "at": now.isoformat()}
+    return {
+        "type": "kpis",
+        "key": "national",
+        "skus_in_flight": total,
+        "orders_in_flight": sum(c["orders"] for c in one),
+        "on_time_rate": round(1 - bad["late"] / total, 4) if total else None,
+        **bad,
+        "at": now.isoformat(),
+    }
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

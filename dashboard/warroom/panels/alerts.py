@@ -49,9 +49,14 @@ def _when(text: str | None, tz: str) -> str:
 
 def _button(alert: live.Alert, action: str, key: str, enabled: bool, lang: str) -> html.Button:
     matchers = json.dumps(silence_matchers(alert)) if action == "silence" else ""
-    return html.Button(label(lang, key), id=ids.alert_action(action, alert.alert_id, matchers), n_clicks=0,
-                       disabled=not enabled, className=f"btn btn-{action}",
-                       title="" if enabled else label(lang, "alerts.viewer"))
+    return html.Button(
+        label(lang, key),
+        id=ids.alert_action(action, alert.alert_id, matchers),
+        n_clicks=0,
+        disabled=not enabled,
+        className=f"btn btn-{action}",
+        title="" if enabled else label(lang, "alerts.viewer"),
+    )
 
 
 def alert_card(alert: live.Alert, role: str | None, lang: str, title: str, tz: str = "UTC") -> html.Div:
@@ -59,33 +64,56 @@ def alert_card(alert: live.Alert, role: str | None, lang: str, title: str, tz: s
     may_act = role in ACTING_ROLES
     history = []
     if alert.acked_by:
-        history.append(html.Div(f"✔ {label(lang, 'alerts.acked_by')} {alert.acked_by} · {_when(alert.acked_at, tz)}",
-                                className="alert-history acked"))
+        history.append(
+            html.Div(
+                f"✔ {label(lang, 'alerts.acked_by')} {alert.acked_by} · {_when(alert.acked_at, tz)}",
+                className="alert-history acked",
+            )
+        )
     if alert.resolved_by:
-        history.append(html.Div(f"✔ {label(lang, 'alerts.resolved_by')} {alert.resolved_by} · {_when(alert.resolved_at, tz)}",
-                                className="alert-history resolved"))
+        history.append(
+            html.Div(
+                f"✔ {label(lang, 'alerts.resolved_by')} {alert.resolved_by} · {_when(alert.resolved_at, tz)}",
+                className="alert-history resolved",
+            )
+        )
     buttons = []
     if alert.open:
-        buttons = [_button(alert, "ack", "alerts.ack", may_act and alert.can_ack, lang),
-                   _button(alert, "resolve", "alerts.resolve", may_act and alert.can_resolve, lang),
-                   _button(alert, "silence", "alerts.silence", may_act and alert.status != "silenced", lang)]
-    return html.Div([
-        html.Div([tier_chip(alert.tier), html.Span(title, className="alert-title", title=title),
-                  html.Span(label(lang, f"alerts.status.{alert.status}"), className=f"status status-{alert.status}")],
-                 className="alert-head"),
-        html.Div(muted(f"{alert.alert_id} · {_when(alert.first_at, tz)}"), className="small"),
-        *history,
-        html.Div(buttons, className="alert-buttons"),
-    ], className="alert-card" + ("" if alert.open else " closed"), id=ids.alert_card(alert.alert_id))
+        buttons = [
+            _button(alert, "ack", "alerts.ack", may_act and alert.can_ack, lang),
+            _button(alert, "resolve", "alerts.resolve", may_act and alert.can_resolve, lang),
+            _button(alert, "silence", "alerts.silence", may_act and alert.status != "silenced", lang),
+        ]
+    return html.Div(
+        [
+            html.Div(
+                [
+                    tier_chip(alert.tier),
+                    html.Span(title, className="alert-title", title=title),
+                    html.Span(label(lang, f"alerts.status.{alert.status}"), className=f"status status-{alert.status}"),
+                ],
+                className="alert-head",
+            ),
+            html.Div(muted(f"{alert.alert_id} · {_when(alert.first_at, tz)}"), className="small"),
+            *history,
+            html.Div(buttons, className="alert-buttons"),
+        ],
+        className="alert-card" + ("" if alert.open else " closed"),
+        id=ids.alert_card(alert.alert_id),
+    )
 
 
 def silence_lines(silence_store: Any, lang: str, tz: str = "UTC") -> list[html.Div]:
     lines = []
     for key, item in sorted(live.items(silence_store).items()):
         if isinstance(item, dict) and item.get("active"):
-            lines.append(html.Div(f"🔕 {label(lang, 'alerts.silenced_by')} {item.get('created_by')} · "
-                                  f"{_when(item.get('created_at'), tz)} · {item.get('detail') or key}",
-                                  className="alert-history silenced"))
+            lines.append(
+                html.Div(
+                    f"🔕 {label(lang, 'alerts.silenced_by')} {item.get('created_by')} · "
+                    f"{_when(item.get('created_at'), tz)} · {item.get('detail') or key}",
+                    className="alert-history silenced",
+                )
+            )
     return lines
 
 
@@ -102,31 +130,52 @@ def feedback(result: dict[str, Any] | None, lang: str) -> tuple[str, str]:
 
 
 def layout(deps: WarroomDeps) -> html.Section:
-    return panel("alerts.title", "alerts",
-                 html.Div(id=ids.ALERT_FEEDBACK, className="feedback"),
-                 html.Div(id=ids.ALERT_LIST, className="alert-list"),
-                 dcc.Store(id=ids.ALERT_RESULT),
-                 class_name="panel-alerts")
+    return panel(
+        "alerts.title",
+        "alerts",
+        html.Div(id=ids.ALERT_FEEDBACK, className="feedback"),
+        html.Div(id=ids.ALERT_LIST, className="alert-list"),
+        dcc.Store(id=ids.ALERT_RESULT),
+        class_name="panel-alerts",
+    )
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
     places = titles.places_of(deps.basemap, deps.regions_of_cells)
-    @app.callback(Output(ids.ALERT_LIST, "children"), Input(ids.live_store(live.ALERT), "data"),
-                  Input(ids.live_store(live.SILENCE), "data"), Input(ids.LIVE_STATUS, "data"),
-                  Input(ids.LANG, "data"), Input(ids.TIMEZONE, "data"), Input(ids.live_store(live.INCIDENT), "data"))
-    def show(alert_store: Any, silence_store: Any, status: Any, lang: str | None, tz: str | None,
-             incident_store: Any) -> Any:
+
+    @app.callback(
+        Output(ids.ALERT_LIST, "children"),
+        Input(ids.live_store(live.ALERT), "data"),
+        Input(ids.live_store(live.SILENCE), "data"),
+        Input(ids.LIVE_STATUS, "data"),
+        Input(ids.LANG, "data"),
+        Input(ids.TIMEZONE, "data"),
+        Input(ids.live_store(live.INCIDENT), "data"),
+    )
+    def show(
+        alert_store: Any, silence_store: Any, status: Any, lang: str | None, tz: str | None, incident_store: Any
+    ) -> Any:
         lang, tz = normalise(lang), tz or "UTC"
         role = (status or {}).get("role")
         covered = {i.incident_id: i for i in titles.named(live.incidents(incident_store, alert_store), places, lang)}
-        cards = [alert_card(a, role, lang, titles.alert_title(a, covered, places, lang), tz)
-                 for a in live.alerts(alert_store)[:SHOWN]]
+        cards = [
+            alert_card(a, role, lang, titles.alert_title(a, covered, places, lang), tz)
+            for a in live.alerts(alert_store)[:SHOWN]
+        ]
         return [*silence_lines(silence_store, lang, tz), *cards] or muted(label(lang, "alerts.none"))
 
-    app.clientside_callback(ClientsideFunction("warroom_actions", "alert"), Output(ids.ALERT_RESULT, "data"),
-                            Input(ids.alert_action(ALL, ALL, ALL), "n_clicks"), prevent_initial_call=True)
+    app.clientside_callback(
+        ClientsideFunction("warroom_actions", "alert"),
+        Output(ids.ALERT_RESULT, "data"),
+        Input(ids.alert_action(ALL, ALL, ALL), "n_clicks"),
+        prevent_initial_call=True,
+    )
 
-    @app.callback(Output(ids.ALERT_FEEDBACK, "children"), Output(ids.ALERT_FEEDBACK, "className"),
-                  Input(ids.ALERT_RESULT, "data"), Input(ids.LANG, "data"))
+    @app.callback(
+        Output(ids.ALERT_FEEDBACK, "children"),
+        Output(ids.ALERT_FEEDBACK, "className"),
+        Input(ids.ALERT_RESULT, "data"),
+        Input(ids.LANG, "data"),
+    )
     def show_feedback(result: Any, lang: str | None) -> tuple[str, str]:
         return feedback(result, normalise(lang))

@@ -37,31 +37,60 @@ TICK = "dq-tick"
 SCANS_TABLE = "dq-scans"
 STOPS_TABLE = "dq-stops"
 
-RANGES: dict[str, timedelta | None] = {"24h": timedelta(hours=24), "7d": timedelta(days=7),
-                                       "30d": timedelta(days=30), "all": None}
+RANGES: dict[str, timedelta | None] = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "all": None,
+}
 DEFAULT_RANGE = "24h"
 REFRESH_MS = 60_000
 
 
 def layout(deps: WarroomDeps) -> html.Section:
     tools = [
-        dcc.RadioItems(id=RANGE, value=DEFAULT_RANGE, inline=True, className="segmented",
-                       options=[{"label": text(f"dq.range.{k}", "dq-range"), "value": k} for k in RANGES]),
+        dcc.RadioItems(
+            id=RANGE,
+            value=DEFAULT_RANGE,
+            inline=True,
+            className="segmented",
+            options=[{"label": text(f"dq.range.{k}", "dq-range"), "value": k} for k in RANGES],
+        ),
     ]
-    scans = html.Div([
-        html.H3(text("dq.missing_scans", "dq")),
-        dcc.RadioItems(id=SCANS_BY, value="source", inline=True, className="segmented",
-                       options=[{"label": text(f"dq.by.{d}", "dq-scans-by"), "value": d} for d in SCAN_DIMENSIONS]),
-        html.Div(id=SCANS_TABLE),
-    ])
-    stops = html.Div([
-        html.H3(text("dq.away", "dq")),
-        dcc.RadioItems(id=STOPS_BY, value="courier", inline=True, className="segmented",
-                       options=[{"label": text(f"dq.by.{d}", "dq-stops-by"), "value": d} for d in STOP_DIMENSIONS]),
-        html.Div(id=STOPS_TABLE),
-    ])
-    return panel("dq.title", "dq", html.Div([scans, stops], className="grid-2"),
-                 dcc.Interval(id=TICK, interval=REFRESH_MS), extra=tools, class_name="panel-data-quality")
+    scans = html.Div(
+        [
+            html.H3(text("dq.missing_scans", "dq")),
+            dcc.RadioItems(
+                id=SCANS_BY,
+                value="source",
+                inline=True,
+                className="segmented",
+                options=[{"label": text(f"dq.by.{d}", "dq-scans-by"), "value": d} for d in SCAN_DIMENSIONS],
+            ),
+            html.Div(id=SCANS_TABLE),
+        ]
+    )
+    stops = html.Div(
+        [
+            html.H3(text("dq.away", "dq")),
+            dcc.RadioItems(
+                id=STOPS_BY,
+                value="courier",
+                inline=True,
+                className="segmented",
+                options=[{"label": text(f"dq.by.{d}", "dq-stops-by"), "value": d} for d in STOP_DIMENSIONS],
+            ),
+            html.Div(id=STOPS_TABLE),
+        ]
+    )
+    return panel(
+        "dq.title",
+        "dq",
+        html.Div([scans, stops], className="grid-2"),
+        dcc.Interval(id=TICK, interval=REFRESH_MS),
+        extra=tools,
+        class_name="panel-data-quality",
+    )
 
 
 def _percent(value: float) -> str:
@@ -88,31 +117,56 @@ def table(frame: pd.DataFrame, columns: list[tuple[str, str]], lang: str) -> htm
     return html.Table([html.Thead(head), html.Tbody(rows)], className="table table-compact")
 
 
-def tables(deps: WarroomDeps, range_key: str, scans_by: ScanDimension, stops_by: StopDimension,
-           lang: str) -> tuple[Any, Any]:
+def tables(
+    deps: WarroomDeps, range_key: str, scans_by: ScanDimension, stops_by: StopDimension, lang: str
+) -> tuple[Any, Any]:
     span = RANGES.get(range_key, RANGES[DEFAULT_RANGE])
     window = TimeWindow.last(span, deps.clock()) if span is not None else None
     source = cast(QuerySource, deps.history)
     out: list[Any] = []
     try:
-        out.append(table(missing_scans(source, window, scans_by),
-                         [(scans_by, f"dq.by.{scans_by}"), ("missing", "dq.missing"), ("scans", "dq.scans"),
-                          ("rate", "dq.rate")], lang))
+        out.append(
+            table(
+                missing_scans(source, window, scans_by),
+                [
+                    (scans_by, f"dq.by.{scans_by}"),
+                    ("missing", "dq.missing"),
+                    ("scans", "dq.scans"),
+                    ("rate", "dq.rate"),
+                ],
+                lang,
+            )
+        )
     except HistoryError as exc:
         out.append(muted(f"{label(lang, 'history.unavailable')}: {str(exc)[:80]}"))
     try:
-        out.append(table(deliveries_away(source, window, stops_by),
-                         [(stops_by, f"dq.by.{stops_by}"), ("away", "dq.away_count"), ("delivered", "dq.delivered"),
-                          ("away_rate", "dq.rate")], lang))
+        out.append(
+            table(
+                deliveries_away(source, window, stops_by),
+                [
+                    (stops_by, f"dq.by.{stops_by}"),
+                    ("away", "dq.away_count"),
+                    ("delivered", "dq.delivered"),
+                    ("away_rate", "dq.rate"),
+                ],
+                lang,
+            )
+        )
     except HistoryError as exc:
         out.append(muted(f"{label(lang, 'history.unavailable')}: {str(exc)[:80]}"))
     return out[0], out[1]
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
-    @app.callback(Output(SCANS_TABLE, "children"), Output(STOPS_TABLE, "children"), Input(RANGE, "value"),
-                  Input(SCANS_BY, "value"), Input(STOPS_BY, "value"), Input(TICK, "n_intervals"),
-                  Input(ids.LANG, "data"))
+    @app.callback(
+        Output(SCANS_TABLE, "children"),
+        Output(STOPS_TABLE, "children"),
+        Input(RANGE, "value"),
+        Input(SCANS_BY, "value"),
+        Input(STOPS_BY, "value"),
+        Input(TICK, "n_intervals"),
+        Input(ids.LANG, "data"),
+    )
     def refresh(range_key: str, scans_by: str, stops_by: str, _ticks: Any, lang: str | None) -> tuple[Any, Any]:
         scan_dimension: ScanDimension = next((d for d in SCAN_DIMENSIONS if d == scans_by), "source")
         stop_dimension: StopDimension = next((d for d in STOP_DIMENSIONS if d == stops_by), "courier")

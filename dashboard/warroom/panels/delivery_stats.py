@@ -21,9 +21,9 @@ from dashboard.gateway.delivery_stats import (
     delivery_stats,
     parse_query,
 )
+from dashboard.warroom import ids
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError
-from dashboard.warroom import ids
 from dashboard.warroom.i18n import label, normalise
 from dashboard.warroom.widgets import muted, panel, text
 
@@ -45,8 +45,13 @@ def layout(deps: WarroomDeps) -> html.Section:
         html.Span(text("delivery.until", "delivery"), className="muted"),
         dcc.Input(id=UNTIL, type="text", value=until.isoformat(), debounce=True, size="10"),
         html.Span(text("delivery.by", "delivery"), className="muted"),
-        dcc.RadioItems(id=BY, value="region", inline=True, className="segmented",
-                       options=[{"label": text(f"delivery.by.{d}", "delivery-by"), "value": d} for d in GROUP_BY]),
+        dcc.RadioItems(
+            id=BY,
+            value="region",
+            inline=True,
+            className="segmented",
+            options=[{"label": text(f"delivery.by.{d}", "delivery-by"), "value": d} for d in GROUP_BY],
+        ),
         html.Button(text("delivery.refresh", "delivery"), id=REFRESH, className="btn btn-ghost"),
     ]
     return panel("delivery.title", "delivery", html.Div(id=TABLE), extra=tools, class_name="panel-delivery")
@@ -57,24 +62,34 @@ def _rate(value: float | None) -> str:
 
 
 def _cells(row: dict[str, Any]) -> list[html.Td]:
-    return [html.Td(_rate(row[c]) if c == "on_time_rate" else f"{row[c]:,}", className="num",
-                    **{"data-field": c}) for c in COLUMNS]
+    return [
+        html.Td(_rate(row[c]) if c == "on_time_rate" else f"{row[c]:,}", className="num", **{"data-field": c})
+        for c in COLUMNS
+    ]
 
 
 def stats_table(body: dict[str, Any], lang: str) -> html.Div:
     """The API's answer as a table: a total row, then one row per group (pure)."""
     by = body.get("by")
     head = html.Tr([html.Th(label(lang, "delivery.group")), *(html.Th(label(lang, f"delivery.{c}")) for c in COLUMNS)])
-    rows = [html.Tr([html.Th(label(lang, "delivery.total")), *_cells(body["total"])], className="total",
-                    **{"data-group": "__total__"})]
+    rows = [
+        html.Tr(
+            [html.Th(label(lang, "delivery.total")), *_cells(body["total"])],
+            className="total",
+            **{"data-group": "__total__"},
+        )
+    ]
     for group in body.get("groups", []):
         key = group.get(by) if by else None
-        rows.append(html.Tr([html.Th(key or label(lang, "delivery.unknown")), *_cells(group)],
-                            **{"data-group": key or ""}))
-    return html.Div([
-        html.Table([html.Thead(head), html.Tbody(rows)], className="table delivery-table"),
-        muted(f"{label(lang, 'delivery.as_of')} {body['as_of']}"),
-    ])
+        rows.append(
+            html.Tr([html.Th(key or label(lang, "delivery.unknown")), *_cells(group)], **{"data-group": key or ""})
+        )
+    return html.Div(
+        [
+            html.Table([html.Thead(head), html.Tbody(rows)], className="table delivery-table"),
+            muted(f"{label(lang, 'delivery.as_of')} {body['as_of']}"),
+        ]
+    )
 
 
 def answer(deps: WarroomDeps, since: str | None, until: str | None, by: str | None, lang: str) -> Any:
@@ -93,8 +108,14 @@ def answer(deps: WarroomDeps, since: str | None, until: str | None, by: str | No
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
-    @app.callback(Output(TABLE, "children"), Input(SINCE, "value"), Input(UNTIL, "value"), Input(BY, "value"),
-                  Input(REFRESH, "n_clicks"), Input(ids.LANG, "data"))
+    @app.callback(
+        Output(TABLE, "children"),
+        Input(SINCE, "value"),
+        Input(UNTIL, "value"),
+        Input(BY, "value"),
+        Input(REFRESH, "n_clicks"),
+        Input(ids.LANG, "data"),
+    )
     def refresh(since: str | None, until: str | None, by: str | None, _clicks: Any, lang: str | None) -> Any:
         return answer(deps, since, until, by, normalise(lang))
 

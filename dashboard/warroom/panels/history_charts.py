@@ -26,8 +26,13 @@ from dashboard.warroom.i18n import DEFAULT_LANGUAGE, label, normalise
 from dashboard.warroom.localtime import zone
 from dashboard.warroom.widgets import panel, text
 
-RANGES: dict[str, timedelta] = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1),
-                                "6h": timedelta(hours=6), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+RANGES: dict[str, timedelta] = {
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
 DEFAULT_RANGE = "1h"
 REFRESH_MS = 60_000
 
@@ -35,22 +40,39 @@ REFRESH_MS = 60_000
 def layout(deps: WarroomDeps) -> html.Section:
     tools = [
         html.Span(text("history.range", "history"), className="muted"),
-        dcc.RadioItems(id=ids.HISTORY_RANGE, value=DEFAULT_RANGE, inline=True, className="segmented",
-                       options=[{"label": text(f"history.range.{k}", "history-range"), "value": k} for k in RANGES]),
+        dcc.RadioItems(
+            id=ids.HISTORY_RANGE,
+            value=DEFAULT_RANGE,
+            inline=True,
+            className="segmented",
+            options=[{"label": text(f"history.range.{k}", "history-range"), "value": k} for k in RANGES],
+        ),
         html.Span(text("history.by", "history"), className="muted"),
-        dcc.RadioItems(id=ids.HISTORY_DELAY_BY, value="region", inline=True, className="segmented",
-                       options=[{"label": text(f"history.by.{d}", "history-by"), "value": d} for d in DIMENSIONS]),
+        dcc.RadioItems(
+            id=ids.HISTORY_DELAY_BY,
+            value="region",
+            inline=True,
+            className="segmented",
+            options=[{"label": text(f"history.by.{d}", "history-by"), "value": d} for d in DIMENSIONS],
+        ),
         html.Button(text("history.refresh", "history"), id=ids.HISTORY_REFRESH, className="btn btn-ghost"),
     ]
     blank = figures.empty_figure(label(DEFAULT_LANGUAGE, "history.no_data"))
     graph = {"config": {"displaylogo": False}, "figure": blank}
-    return panel("history.title", "history",
-                 html.Div([dcc.Graph(id=ids.HISTORY_THROUGHPUT, **graph), dcc.Graph(id=ids.HISTORY_DELAY, **graph)],
-                          className="grid-2"),
-                 html.Div(id=ids.HISTORY_WINDOW, className="muted small history-window"),
-                 dcc.Graph(id=ids.HISTORY_DWELL, **graph),
-                 dcc.Interval(id=ids.HISTORY_TICK, interval=REFRESH_MS), dcc.Store(id=ids.HISTORY_ANCHOR),
-                 extra=tools, class_name="panel-history")
+    return panel(
+        "history.title",
+        "history",
+        html.Div(
+            [dcc.Graph(id=ids.HISTORY_THROUGHPUT, **graph), dcc.Graph(id=ids.HISTORY_DELAY, **graph)],
+            className="grid-2",
+        ),
+        html.Div(id=ids.HISTORY_WINDOW, className="muted small history-window"),
+        dcc.Graph(id=ids.HISTORY_DWELL, **graph),
+        dcc.Interval(id=ids.HISTORY_TICK, interval=REFRESH_MS),
+        dcc.Store(id=ids.HISTORY_ANCHOR),
+        extra=tools,
+        class_name="panel-history",
+    )
 
 
 def window_of(span: timedelta, now: datetime, live_at: datetime | None) -> TimeWindow:
@@ -65,16 +87,18 @@ def window_text(window: TimeWindow, lang: str, tz: str) -> str:
     return label(lang, "history.window", start=start.strftime(fmt), end=end.strftime(fmt))
 
 
-def charts(deps: WarroomDeps, range_key: str, by: Dimension, lang: str, tz: str = "UTC",
-           window: TimeWindow | None = None) -> tuple[Any, Any, Any]:
+def charts(
+    deps: WarroomDeps, range_key: str, by: Dimension, lang: str, tz: str = "UTC", window: TimeWindow | None = None
+) -> tuple[Any, Any, Any]:
     if window is None:
         window = TimeWindow.last(RANGES.get(range_key, RANGES[DEFAULT_RANGE]), deps.clock())
     names = {code: area.name(lang) for code, area in deps.basemap.province_areas.items()}
     out = []
     builders: list[Callable[[], go.Figure]] = [
         lambda: figures.throughput_figure(deps.history.throughput(window), lang, tz),
-        lambda: figures.delay_rate_figure(deps.history.delay_rate(window, by), by, lang,
-                                          names if by == "region" else None, tz=tz),
+        lambda: figures.delay_rate_figure(
+            deps.history.delay_rate(window, by), by, lang, names if by == "region" else None, tz=tz
+        ),
         lambda: figures.dwell_heatmap(deps.history.dwell(window), lang, tz=tz),
     ]
     for build in builders:
@@ -88,17 +112,29 @@ def charts(deps: WarroomDeps, range_key: str, by: Dimension, lang: str, tz: str 
 def register(app: Dash, deps: WarroomDeps) -> None:
     # The charts follow the KPIs' minute (assets/warroom_views.js: anchor, in the browser):
     # redrawn when it moves (or on the first KPIs after a page load), not on every live update.
-    app.clientside_callback(ClientsideFunction("warroom_views", "anchor"), Output(ids.HISTORY_ANCHOR, "data"),
-                            Input(ids.live_store(live.KPIS), "data"), State(ids.HISTORY_ANCHOR, "data"))
+    app.clientside_callback(
+        ClientsideFunction("warroom_views", "anchor"),
+        Output(ids.HISTORY_ANCHOR, "data"),
+        Input(ids.live_store(live.KPIS), "data"),
+        State(ids.HISTORY_ANCHOR, "data"),
+    )
 
-    @app.callback(Output(ids.HISTORY_THROUGHPUT, "figure"), Output(ids.HISTORY_DELAY, "figure"),
-                  Output(ids.HISTORY_DWELL, "figure"), Output(ids.HISTORY_WINDOW, "children"),
-                  Input(ids.HISTORY_RANGE, "value"),
-                  Input(ids.HISTORY_DELAY_BY, "value"), Input(ids.HISTORY_REFRESH, "n_clicks"),
-                  Input(ids.HISTORY_TICK, "n_intervals"), Input(ids.LANG, "data"), Input(ids.TIMEZONE, "data"),
-                  Input(ids.HISTORY_ANCHOR, "data"))
-    def refresh(range_key: str, by: str, _clicks: Any, _ticks: Any, lang: str | None,
-                tz: str | None, anchor: str | None) -> tuple[Any, Any, Any, str]:
+    @app.callback(
+        Output(ids.HISTORY_THROUGHPUT, "figure"),
+        Output(ids.HISTORY_DELAY, "figure"),
+        Output(ids.HISTORY_DWELL, "figure"),
+        Output(ids.HISTORY_WINDOW, "children"),
+        Input(ids.HISTORY_RANGE, "value"),
+        Input(ids.HISTORY_DELAY_BY, "value"),
+        Input(ids.HISTORY_REFRESH, "n_clicks"),
+        Input(ids.HISTORY_TICK, "n_intervals"),
+        Input(ids.LANG, "data"),
+        Input(ids.TIMEZONE, "data"),
+        Input(ids.HISTORY_ANCHOR, "data"),
+    )
+    def refresh(
+        range_key: str, by: str, _clicks: Any, _ticks: Any, lang: str | None, tz: str | None, anchor: str | None
+    ) -> tuple[Any, Any, Any, str]:
         dimension: Dimension = next((d for d in DIMENSIONS if d == by), "region")
         lang, tz = normalise(lang), tz or "UTC"
         window = window_of(RANGES.get(range_key, RANGES[DEFAULT_RANGE]), deps.clock(), live.parse_time(anchor))

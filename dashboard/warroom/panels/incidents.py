@@ -31,27 +31,48 @@ def spark_text(values: Sequence[int]) -> str:
 
 
 def layout(deps: WarroomDeps) -> html.Section:
-    return panel("incidents.title", "incidents",
-                 html.Div(id=ids.INCIDENT_TABLE, className="incident-list"),
-                 html.Div(id=ids.INCIDENT_DETAIL, className="incident-detail"),
-                 dcc.Store(id=ids.INCIDENT_SELECTED),
-                 class_name="panel-incidents")
+    return panel(
+        "incidents.title",
+        "incidents",
+        html.Div(id=ids.INCIDENT_TABLE, className="incident-list"),
+        html.Div(id=ids.INCIDENT_DETAIL, className="incident-detail"),
+        dcc.Store(id=ids.INCIDENT_SELECTED),
+        class_name="panel-incidents",
+    )
 
 
 def incident_row(incident: live.Incident, selected: bool, lang: str) -> html.Div:
     owner = incident.owner or label(lang, "incidents.unowned")
-    return html.Div([
-        tier_chip(incident.tier),
-        html.Div([html.Div(incident.title, className="incident-cause", title=incident.title),
-                  html.Div(titles.kind_state(incident, lang), className="muted small")], className="incident-main"),
-        html.Div([html.Div(titles.size(incident, lang)[0], className="incident-count"),
-                  muted(titles.size(incident, lang)[1])], className="incident-num"),
-        html.Div([html.Span(spark_text(incident.trend), className="spark-text"),
-                  html.Span(_ARROWS.get(incident.direction, ""), className=f"trend-{incident.direction}")],
-                 className="incident-trend"),
-        html.Div(owner, className="incident-owner" + ("" if incident.owner else " muted"), title=owner),
-    ], id=ids.incident_row(incident.incident_id), n_clicks=0,
-        className="incident-row" + (" selected" if selected else "") + ("" if incident.open else " resolved"))
+    return html.Div(
+        [
+            tier_chip(incident.tier),
+            html.Div(
+                [
+                    html.Div(incident.title, className="incident-cause", title=incident.title),
+                    html.Div(titles.kind_state(incident, lang), className="muted small"),
+                ],
+                className="incident-main",
+            ),
+            html.Div(
+                [
+                    html.Div(titles.size(incident, lang)[0], className="incident-count"),
+                    muted(titles.size(incident, lang)[1]),
+                ],
+                className="incident-num",
+            ),
+            html.Div(
+                [
+                    html.Span(spark_text(incident.trend), className="spark-text"),
+                    html.Span(_ARROWS.get(incident.direction, ""), className=f"trend-{incident.direction}"),
+                ],
+                className="incident-trend",
+            ),
+            html.Div(owner, className="incident-owner" + ("" if incident.owner else " muted"), title=owner),
+        ],
+        id=ids.incident_row(incident.incident_id),
+        n_clicks=0,
+        className="incident-row" + (" selected" if selected else "") + ("" if incident.open else " resolved"),
+    )
 
 
 def incident_detail(incident: live.Incident | None, lang: str, tz: str = "UTC") -> list[Any]:
@@ -69,8 +90,12 @@ def incident_detail(incident: live.Incident | None, lang: str, tz: str = "UTC") 
     return [
         html.H3(incident.title, className="detail-title"),
         html.Dl([item for name, value in facts for item in (html.Dt(name), html.Dd(value))], className="facts"),
-        dcc.Graph(figure=figures.incident_trend(incident, lang), config={"displayModeBar": False},
-                  className="incident-trend-graph", id=ids.INCIDENT_TREND),
+        dcc.Graph(
+            figure=figures.incident_trend(incident, lang),
+            config={"displayModeBar": False},
+            className="incident-trend-graph",
+            id=ids.INCIDENT_TREND,
+        ),
         html.H4(label(lang, "incidents.orders")),
         html.Div(orders or muted("–"), className="order-chips"),
     ]
@@ -78,9 +103,14 @@ def incident_detail(incident: live.Incident | None, lang: str, tz: str = "UTC") 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
     places = titles.places_of(deps.basemap, deps.regions_of_cells)
-    @app.callback(Output(ids.INCIDENT_TABLE, "children"), Input(ids.live_store(live.INCIDENT), "data"),
-                  Input(ids.live_store(live.ALERT), "data"), Input(ids.INCIDENT_SELECTED, "data"),
-                  Input(ids.LANG, "data"))
+
+    @app.callback(
+        Output(ids.INCIDENT_TABLE, "children"),
+        Input(ids.live_store(live.INCIDENT), "data"),
+        Input(ids.live_store(live.ALERT), "data"),
+        Input(ids.INCIDENT_SELECTED, "data"),
+        Input(ids.LANG, "data"),
+    )
     def show_list(incident_store: Any, alert_store: Any, selected: str | None, lang: str | None) -> Any:
         lang = normalise(lang)
         found = titles.named(live.incidents(incident_store, alert_store), places, lang)
@@ -88,19 +118,28 @@ def register(app: Dash, deps: WarroomDeps) -> None:
             return muted(label(lang, "incidents.none"))
         return [incident_row(i, i.incident_id == selected, lang) for i in found]
 
-    @app.callback(Output(ids.INCIDENT_SELECTED, "data", allow_duplicate=True),
-                  Input(ids.incident_row(ALL), "n_clicks"), prevent_initial_call=True)
+    @app.callback(
+        Output(ids.INCIDENT_SELECTED, "data", allow_duplicate=True),
+        Input(ids.incident_row(ALL), "n_clicks"),
+        prevent_initial_call=True,
+    )
     def select(clicks: list[int | None]) -> Any:
         fired = callback_context.triggered[0] if callback_context.triggered else None
         if not fired or not fired.get("value"):
             return no_update  # rows re-rendered by a live update, not clicked
         return callback_context.triggered_id["incident"]
 
-    @app.callback(Output(ids.INCIDENT_DETAIL, "children"), Input(ids.INCIDENT_SELECTED, "data"),
-                  Input(ids.live_store(live.INCIDENT), "data"), Input(ids.live_store(live.ALERT), "data"),
-                  Input(ids.LANG, "data"), Input(ids.TIMEZONE, "data"))
-    def show_detail(selected: str | None, incident_store: Any, alert_store: Any, lang: str | None,
-                    tz: str | None) -> Any:
+    @app.callback(
+        Output(ids.INCIDENT_DETAIL, "children"),
+        Input(ids.INCIDENT_SELECTED, "data"),
+        Input(ids.live_store(live.INCIDENT), "data"),
+        Input(ids.live_store(live.ALERT), "data"),
+        Input(ids.LANG, "data"),
+        Input(ids.TIMEZONE, "data"),
+    )
+    def show_detail(
+        selected: str | None, incident_store: Any, alert_store: Any, lang: str | None, tz: str | None
+    ) -> Any:
         lang = normalise(lang)
         found = {i.incident_id: i for i in titles.named(live.incidents(incident_store, alert_store), places, lang)}
         return incident_detail(found.get(selected or ""), lang, tz or "UTC")

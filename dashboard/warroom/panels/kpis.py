@@ -34,39 +34,69 @@ KPIS: tuple[tuple[str, bool | None, bool], ...] = (
 DELTA_MINUTES = 10
 #: History used to start the SKUs-in-flight trend.
 SEED_SPAN = timedelta(hours=2)
-_COLOURS = {"on_time_rate": "#34c38f", "at_risk": "#ffd166", "late": "#ff9f43", "stalled": "#ff4d4f",
-            "open_incidents": "#e05dd3", "open_alerts": "#ff6b6b"}
+_COLOURS = {
+    "on_time_rate": "#34c38f",
+    "at_risk": "#ffd166",
+    "late": "#ff9f43",
+    "stalled": "#ff4d4f",
+    "open_incidents": "#e05dd3",
+    "open_alerts": "#ff6b6b",
+}
 
 
 def _card(key: str) -> html.Div:
-    return html.Div([
-        html.Div(text(f"kpi.{key}", "kpi"), className="kpi-label"),
-        html.Div([html.Span("–", id=ids.kpi_value(key), className="kpi-value"),
-                  html.Span(id=ids.kpi_delta(key), className="kpi-delta")], className="kpi-main"),
-        html.Div(id=ids.kpi_detail(key), className="kpi-detail"),
-        dcc.Graph(id=ids.kpi_spark(key), figure=figures.sparkline([], _COLOURS.get(key, figures.ACCENT)),
-                  config={"displayModeBar": False, "staticPlot": True}, className="kpi-spark"),
-    ], className="kpi-card", id=ids.kpi_card(key))
+    return html.Div(
+        [
+            html.Div(text(f"kpi.{key}", "kpi"), className="kpi-label"),
+            html.Div(
+                [
+                    html.Span("–", id=ids.kpi_value(key), className="kpi-value"),
+                    html.Span(id=ids.kpi_delta(key), className="kpi-delta"),
+                ],
+                className="kpi-main",
+            ),
+            html.Div(id=ids.kpi_detail(key), className="kpi-detail"),
+            dcc.Graph(
+                id=ids.kpi_spark(key),
+                figure=figures.sparkline([], _COLOURS.get(key, figures.ACCENT)),
+                config={"displayModeBar": False, "staticPlot": True},
+                className="kpi-spark",
+            ),
+        ],
+        className="kpi-card",
+        id=ids.kpi_card(key),
+    )
 
 
 def layout(deps: WarroomDeps) -> html.Div:
-    return html.Div([*(_card(key) for key, _, _ in KPIS), dcc.Store(id=ids.KPI_HISTORY),
-                     dcc.Store(id=ids.KPI_SPEC, data=spec())], className="kpi-strip", id=ids.KPI_STRIP)
+    return html.Div(
+        [*(_card(key) for key, _, _ in KPIS), dcc.Store(id=ids.KPI_HISTORY), dcc.Store(id=ids.KPI_SPEC, data=spec())],
+        className="kpi-strip",
+        id=ids.KPI_STRIP,
+    )
 
 
 def spec() -> dict[str, Any]:
     """What the browser's KPI callback (``assets/warroom_views.js``) needs: the cards (key,
     whether up is worse), the change window and the trend's bounds (``trends``)."""
-    return {"cards": [{"key": key, "worse_up": worse_up} for key, worse_up, _ in KPIS],
-            "delta_minutes": DELTA_MINUTES, "max_samples": trends.MAX_SAMPLES, "min_step_s": trends.MIN_STEP_S}
+    return {
+        "cards": [{"key": key, "worse_up": worse_up} for key, worse_up, _ in KPIS],
+        "delta_minutes": DELTA_MINUTES,
+        "max_samples": trends.MAX_SAMPLES,
+        "min_step_s": trends.MIN_STEP_S,
+    }
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
     keys = [key for key, _, _ in KPIS]
 
     # The trend starts from history (the server reads InfluxDB once per page load) ...
-    @app.callback(Output(ids.KPI_HISTORY, "data", allow_duplicate=True), Input(ids.KPI_STRIP, "id"),
-                  State(ids.KPI_HISTORY, "data"), prevent_initial_call="initial_duplicate")
+    @app.callback(
+        Output(ids.KPI_HISTORY, "data", allow_duplicate=True),
+        Input(ids.KPI_STRIP, "id"),
+        State(ids.KPI_HISTORY, "data"),
+        prevent_initial_call="initial_duplicate",
+    )
     def seed(_strip: str, trend: Any) -> Any:
         return _seed(deps, deps.clock()) if not trend else no_update
 
@@ -76,14 +106,24 @@ def register(app: Dash, deps: WarroomDeps) -> None:
     outputs += [Output(ids.kpi_delta(k), "children") for k in keys]
     outputs += [Output(ids.kpi_delta(k), "className") for k in keys]
     outputs += [Output(ids.kpi_spark(k), "figure") for k in keys]
-    outputs += [Output(ids.kpi_detail("open_incidents"), "children"), Output(ids.kpi_detail("open_alerts"), "children"),
-                Output(ids.KPI_HISTORY, "data", allow_duplicate=True)]
+    outputs += [
+        Output(ids.kpi_detail("open_incidents"), "children"),
+        Output(ids.kpi_detail("open_alerts"), "children"),
+        Output(ids.KPI_HISTORY, "data", allow_duplicate=True),
+    ]
     app.clientside_callback(
-        ClientsideFunction("warroom_views", "kpis"), *outputs,
-        Input(ids.live_store(live.KPIS), "data"), Input(ids.live_store(live.INCIDENT), "data"),
-        Input(ids.live_store(live.ALERT), "data"), Input(ids.live_store(live.PARTITIONS), "data"),
-        Input(ids.LANG, "data"), State(ids.KPI_HISTORY, "data"), State(ids.KPI_SPEC, "data"),
-        State(ids.I18N_TABLE, "data"), prevent_initial_call="initial_duplicate")
+        ClientsideFunction("warroom_views", "kpis"),
+        *outputs,
+        Input(ids.live_store(live.KPIS), "data"),
+        Input(ids.live_store(live.INCIDENT), "data"),
+        Input(ids.live_store(live.ALERT), "data"),
+        Input(ids.live_store(live.PARTITIONS), "data"),
+        Input(ids.LANG, "data"),
+        State(ids.KPI_HISTORY, "data"),
+        State(ids.KPI_SPEC, "data"),
+        State(ids.I18N_TABLE, "data"),
+        prevent_initial_call="initial_duplicate",
+    )
 
 
 def _seed(deps: WarroomDeps, now: Any) -> trends.Trend:

@@ -39,36 +39,63 @@ CELL_ORDERS_SHOWN = 50
 
 
 def layout(deps: WarroomDeps) -> html.Section:
-    mode = dcc.RadioItems(id=ids.MAP_MODE, value="hex", inline=True, className="segmented", options=[
-        {"label": text("map.mode.hex", "map-mode"), "value": "hex"},
-        {"label": text("map.mode.province", "map-mode"), "value": "province"}])
-    layers = dcc.Checklist(id=ids.MAP_LAYERS, value=["incidents", "zones"], inline=True, className="layers", options=[
-        {"label": text("map.layers.incidents", "map-layers"), "value": "incidents"},
-        {"label": text("map.layers.zones", "map-layers"), "value": "zones"}])
+    mode = dcc.RadioItems(
+        id=ids.MAP_MODE,
+        value="hex",
+        inline=True,
+        className="segmented",
+        options=[
+            {"label": text("map.mode.hex", "map-mode"), "value": "hex"},
+            {"label": text("map.mode.province", "map-mode"), "value": "province"},
+        ],
+    )
+    layers = dcc.Checklist(
+        id=ids.MAP_LAYERS,
+        value=["incidents", "zones"],
+        inline=True,
+        className="layers",
+        options=[
+            {"label": text("map.layers.incidents", "map-layers"), "value": "incidents"},
+            {"label": text("map.layers.zones", "map-layers"), "value": "zones"},
+        ],
+    )
     tools = [
         html.Span(id=ids.MAP_BREADCRUMB, className="breadcrumb"),
         html.Button(text("map.back", "map"), id=ids.MAP_BACK, className="btn btn-ghost", style={"display": "none"}),
-        mode, layers,
+        mode,
+        layers,
         html.Button(text("map.draw", "map"), id=ids.MAP_DRAW, className="btn btn-ghost"),
     ]
     # The first callback run sends the real figure; the layout holds a blank so the base map
     # is not downloaded twice.
     graph = dcc.Graph(
-        id=ids.MAP_GRAPH, figure=figures.blank(), className="map-graph",
-        config={"displaylogo": False, "scrollZoom": True, "topojsonURL": f"{deps.prefix}assets/topojson/",
-                "modeBarButtonsToRemove": ["toImage", "select2d", "sendDataToCloud", "hoverClosestGeo"]},
+        id=ids.MAP_GRAPH,
+        figure=figures.blank(),
+        className="map-graph",
+        config={
+            "displaylogo": False,
+            "scrollZoom": True,
+            "topojsonURL": f"{deps.prefix}assets/topojson/",
+            "modeBarButtonsToRemove": ["toImage", "select2d", "sendDataToCloud", "hoverClosestGeo"],
+        },
     )
-    return html.Section([
-        html.Header([html.H2(text("map.title", "map")), html.Div(tools, className="panel-tools")],
-                    className="panel-header"),
-        html.Div(muted(text("map.click_hint", "map")), className="hint"),
-        graph,
-        html.Div(id=ids.MAP_COVERAGE, className="map-coverage", role="status"),
-        html.Div(id=ids.MAP_CELL_ORDERS, className="cell-orders"),
-        dcc.Store(id=ids.MAP_VIEW, data={"province": None}),
-        dcc.Store(id=ids.MAP_RENDERED), dcc.Store(id=ids.MAP_CELLS), dcc.Store(id=ids.MAP_REDRAW),
-        dcc.Store(id=ids.MAP_OUTSIDE),
-    ], className="panel panel-map")
+    return html.Section(
+        [
+            html.Header(
+                [html.H2(text("map.title", "map")), html.Div(tools, className="panel-tools")], className="panel-header"
+            ),
+            html.Div(muted(text("map.click_hint", "map")), className="hint"),
+            graph,
+            html.Div(id=ids.MAP_COVERAGE, className="map-coverage", role="status"),
+            html.Div(id=ids.MAP_CELL_ORDERS, className="cell-orders"),
+            dcc.Store(id=ids.MAP_VIEW, data={"province": None}),
+            dcc.Store(id=ids.MAP_RENDERED),
+            dcc.Store(id=ids.MAP_CELLS),
+            dcc.Store(id=ids.MAP_REDRAW),
+            dcc.Store(id=ids.MAP_OUTSIDE),
+        ],
+        className="panel panel-map",
+    )
 
 
 def province_codes(deps: WarroomDeps, cells: pd.DataFrame) -> list[str | None]:
@@ -76,8 +103,9 @@ def province_codes(deps: WarroomDeps, cells: pd.DataFrame) -> list[str | None]:
     province of its centre (``None``: outside the map area)."""
     looked_up = deps.provinces_of_cells(list(cells["cell"]))
     areas = deps.basemap.province_areas
-    return [r if isinstance(r, str) and r in areas else found
-            for r, found in zip(cells["region"], looked_up, strict=True)]
+    return [
+        r if isinstance(r, str) and r in areas else found for r, found in zip(cells["region"], looked_up, strict=True)
+    ]
 
 
 def with_places(deps: WarroomDeps, cells: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -121,12 +149,27 @@ def region_rollup(deps: WarroomDeps, heatmap: Any) -> pd.DataFrame:
     cells = live.cells_frame(heatmap, REGION_RES)
     if cells.empty:
         return live.regions_frame(cells, {})
-    return live.regions_frame(cells, dict(zip(cells["cell"], deps.provinces_of_cells(list(cells["cell"])), strict=True)))
+    return live.regions_frame(
+        cells, dict(zip(cells["cell"], deps.provinces_of_cells(list(cells["cell"])), strict=True))
+    )
 
 
-def scene_of(deps: WarroomDeps, *, heatmap: Any, mode: str, layers: list[str] | None, view: Any,
-             selected: str | None, incident_store: Any, alert_store: Any, zone_store: Any, draft: Any,
-             route: Any, lang: str, tz: str = "UTC") -> figures.MapScene:
+def scene_of(
+    deps: WarroomDeps,
+    *,
+    heatmap: Any,
+    mode: str,
+    layers: list[str] | None,
+    view: Any,
+    selected: str | None,
+    incident_store: Any,
+    alert_store: Any,
+    zone_store: Any,
+    draft: Any,
+    route: Any,
+    lang: str,
+    tz: str = "UTC",
+) -> figures.MapScene:
     """Everything the map shows, from the live stores and the view (pure but for lookups)."""
     province = (view or {}).get("province")
     area = deps.basemap.province(province) if province else None
@@ -137,15 +180,22 @@ def scene_of(deps: WarroomDeps, *, heatmap: Any, mode: str, layers: list[str] | 
     cells = with_places(deps, cells, lang)
     draft_rings = live.geometry_rings((draft or {}).get("geometry"))
     return figures.MapScene(
-        mode="province" if mode == "province" else "hex", lang=lang, cells=cells,
+        mode="province" if mode == "province" else "hex",
+        lang=lang,
+        cells=cells,
         regions=region_rollup(deps, heatmap) if mode == "province" else pd.DataFrame(),
-        incidents=titles.named(live.incidents(incident_store, alert_store),
-                               titles.places_of(deps.basemap, deps.regions_of_cells), lang),
+        incidents=titles.named(
+            live.incidents(incident_store, alert_store), titles.places_of(deps.basemap, deps.regions_of_cells), lang
+        ),
         zones=live.zones(zone_store),
-        draft=draft_rings[0] if draft_rings else None, selected_incident=selected,
+        draft=draft_rings[0] if draft_rings else None,
+        selected_incident=selected,
         route=figures.Route(tuple(route["lats"]), tuple(route["lons"]), tuple(route["labels"])) if route else None,
-        focus=area.bounds if area else None, view_key=f"province-{area.code}" if area else "national",
-        show_incidents="incidents" in (layers or []), show_zones="zones" in (layers or []), tz=tz,
+        focus=area.bounds if area else None,
+        view_key=f"province-{area.code}" if area else "national",
+        show_incidents="incidents" in (layers or []),
+        show_zones="zones" in (layers or []),
+        tz=tz,
     )
 
 
@@ -175,14 +225,16 @@ def render(deps: WarroomDeps, scene: figures.MapScene, rendered: dict[str, Any] 
                 target["colorbar"] = province.colorbar.to_plotly_json()
     if relabel or rendered.get("cells") != cells_key:
         patch["data"][figures.TRACE_HEXES] = figures.hex_trace(
-            scene.cells, scene.lang, backdrop, visible=scene.mode == "hex").to_plotly_json()
+            scene.cells, scene.lang, backdrop, visible=scene.mode == "hex"
+        ).to_plotly_json()
     elif scene.mode == "hex":
         values = figures.hex_values(scene.cells, scene.lang)
         patch["data"][figures.TRACE_HEXES]["z"] = values["z"]
         patch["data"][figures.TRACE_HEXES]["customdata"] = values["customdata"]
     overlays = {
-        figures.TRACE_ZONES: figures.zones_trace(scene.zones, scene.lang, backdrop, scene.show_zones, scene.draft,
-                                                 scene.tz),
+        figures.TRACE_ZONES: figures.zones_trace(
+            scene.zones, scene.lang, backdrop, scene.show_zones, scene.draft, scene.tz
+        ),
         figures.TRACE_INCIDENTS: figures.incidents_trace(scene.incidents, scene.lang, backdrop, scene.show_incidents),
         figures.TRACE_HIGHLIGHT: figures.highlight_trace(scene.incidents, scene.selected_incident, backdrop),
         figures.TRACE_ROUTE: figures.route_trace(scene.route, backdrop),
@@ -206,38 +258,84 @@ def cell_orders_table(frame: pd.DataFrame, cell: str, lang: str, tz: str = "UTC"
     frame = localised(frame, tz)
     for order_id, part in frame.groupby("order_id", sort=False):
         last = part.iloc[0]
-        rows.append(html.Tr([
-            html.Td(html.A(str(order_id), id=ids.order_link(str(order_id), "cell"), className="order-link")),
-            html.Td(label(lang, f"status.{last['status']}")), html.Td(str(part["sku"].nunique())),
-            html.Td(last["time"].strftime("%m-%d %H:%M")),
-        ]))
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(html.A(str(order_id), id=ids.order_link(str(order_id), "cell"), className="order-link")),
+                    html.Td(label(lang, f"status.{last['status']}")),
+                    html.Td(str(part["sku"].nunique())),
+                    html.Td(last["time"].strftime("%m-%d %H:%M")),
+                ]
+            )
+        )
         if len(rows) >= CELL_ORDERS_SHOWN:
             break
-    head = html.Tr([html.Th(label(lang, k)) for k in ("incidents.orders", "order.status", "order.sku", "order.event_time")])
+    head = html.Tr(
+        [html.Th(label(lang, k)) for k in ("incidents.orders", "order.status", "order.sku", "order.event_time")]
+    )
     return html.Div([title, html.Table([html.Thead(head), html.Tbody(rows)], className="table")])
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
     @app.callback(
-        Output(ids.MAP_GRAPH, "figure"), Output(ids.MAP_RENDERED, "data"),
-        Input(ids.MAP_CELLS, "data"), Input(ids.MAP_REDRAW, "data"), Input(ids.MAP_MODE, "value"),
-        Input(ids.MAP_LAYERS, "value"), Input(ids.MAP_VIEW, "data"), Input(ids.INCIDENT_SELECTED, "data"),
-        Input(ids.live_store(live.INCIDENT), "data"), Input(ids.live_store(live.ALERT), "data"),
-        Input(ids.live_store(live.DISRUPTION), "data"), Input(ids.ZONE_DRAFT, "data"),
-        Input(ids.ORDER_ROUTE, "data"), Input(ids.LANG, "data"), State(ids.MAP_RENDERED, "data"),
-        State(ids.TIMEZONE, "data"), State(ids.live_store(live.HEATMAP), "data"),
+        Output(ids.MAP_GRAPH, "figure"),
+        Output(ids.MAP_RENDERED, "data"),
+        Input(ids.MAP_CELLS, "data"),
+        Input(ids.MAP_REDRAW, "data"),
+        Input(ids.MAP_MODE, "value"),
+        Input(ids.MAP_LAYERS, "value"),
+        Input(ids.MAP_VIEW, "data"),
+        Input(ids.INCIDENT_SELECTED, "data"),
+        Input(ids.live_store(live.INCIDENT), "data"),
+        Input(ids.live_store(live.ALERT), "data"),
+        Input(ids.live_store(live.DISRUPTION), "data"),
+        Input(ids.ZONE_DRAFT, "data"),
+        Input(ids.ORDER_ROUTE, "data"),
+        Input(ids.LANG, "data"),
+        State(ids.MAP_RENDERED, "data"),
+        State(ids.TIMEZONE, "data"),
+        State(ids.live_store(live.HEATMAP), "data"),
     )
-    def update_map(_cells: Any, _redraw: Any, mode: str, layers: list[str], view: Any, selected: str | None,
-                   incident_store: Any, alert_store: Any, zone_store: Any, draft: Any, route: Any,
-                   lang: str | None, rendered: Any, tz: str | None, heatmap: Any) -> tuple[Any, Any]:
-        scene = scene_of(deps, heatmap=heatmap, mode=mode, layers=layers, view=view, selected=selected,
-                         incident_store=incident_store, alert_store=alert_store, zone_store=zone_store,
-                         draft=draft, route=route, lang=normalise(lang), tz=tz or "UTC")
+    def update_map(
+        _cells: Any,
+        _redraw: Any,
+        mode: str,
+        layers: list[str],
+        view: Any,
+        selected: str | None,
+        incident_store: Any,
+        alert_store: Any,
+        zone_store: Any,
+        draft: Any,
+        route: Any,
+        lang: str | None,
+        rendered: Any,
+        tz: str | None,
+        heatmap: Any,
+    ) -> tuple[Any, Any]:
+        scene = scene_of(
+            deps,
+            heatmap=heatmap,
+            mode=mode,
+            layers=layers,
+            view=view,
+            selected=selected,
+            incident_store=incident_store,
+            alert_store=alert_store,
+            zone_store=zone_store,
+            draft=draft,
+            route=route,
+            lang=normalise(lang),
+            tz=tz or "UTC",
+        )
         return render(deps, scene, rendered)
 
     @app.callback(
-        Output(ids.MAP_VIEW, "data"), Output(ids.INCIDENT_SELECTED, "data", allow_duplicate=True),
-        Input(ids.MAP_GRAPH, "clickData"), Input(ids.MAP_BACK, "n_clicks"), State(ids.MAP_VIEW, "data"),
+        Output(ids.MAP_VIEW, "data"),
+        Output(ids.INCIDENT_SELECTED, "data", allow_duplicate=True),
+        Input(ids.MAP_GRAPH, "clickData"),
+        Input(ids.MAP_BACK, "n_clicks"),
+        State(ids.MAP_VIEW, "data"),
         prevent_initial_call=True,
     )
     def on_click(click: Any, _back: int | None, view: Any) -> tuple[Any, Any]:
@@ -255,8 +353,12 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         # a hexagon lists its orders (``cell_orders``), at every level
         return no_update, no_update
 
-    @app.callback(Output(ids.MAP_BACK, "style"), Output(ids.MAP_BREADCRUMB, "children"),
-                  Input(ids.MAP_VIEW, "data"), Input(ids.LANG, "data"))
+    @app.callback(
+        Output(ids.MAP_BACK, "style"),
+        Output(ids.MAP_BREADCRUMB, "children"),
+        Input(ids.MAP_VIEW, "data"),
+        Input(ids.LANG, "data"),
+    )
     def breadcrumb(view: Any, lang: str | None) -> tuple[dict[str, str], str]:
         lang = normalise(lang)
         area = deps.basemap.province((view or {}).get("province") or "")
@@ -264,9 +366,14 @@ def register(app: Dash, deps: WarroomDeps) -> None:
             return {"display": "none"}, label(lang, "map.national")
         return {}, f"{label(lang, 'map.national')} › {area.name(lang)}"
 
-    @app.callback(Output(ids.MAP_CELL_ORDERS, "children"), Input(ids.MAP_GRAPH, "clickData"),
-                  State(ids.MAP_VIEW, "data"), State(ids.LANG, "data"), State(ids.TIMEZONE, "data"),
-                  prevent_initial_call=True)
+    @app.callback(
+        Output(ids.MAP_CELL_ORDERS, "children"),
+        Input(ids.MAP_GRAPH, "clickData"),
+        State(ids.MAP_VIEW, "data"),
+        State(ids.LANG, "data"),
+        State(ids.TIMEZONE, "data"),
+        prevent_initial_call=True,
+    )
     def cell_orders(click: Any, view: Any, lang: str | None, tz: str | None) -> Any:
         point = _clicked(click)
         if point is None or point.get("curveNumber") != figures.TRACE_HEXES:
@@ -274,8 +381,9 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         cell = str(point["location"])
         lats, lons = zip(*h3.cell_to_boundary(cell), strict=True)
         try:
-            found = deps.history.positions((min(lons), min(lats), max(lons), max(lats)),
-                                           TimeWindow.last(CELL_ORDERS_SPAN, deps.clock()))
+            found = deps.history.positions(
+                (min(lons), min(lats), max(lons), max(lats)), TimeWindow.last(CELL_ORDERS_SPAN, deps.clock())
+            )
         except HistoryError:
             return muted(label(normalise(lang), "history.unavailable"))
         if not found.empty:
@@ -290,22 +398,38 @@ def register(app: Dash, deps: WarroomDeps) -> None:
     # changed key that makes the server's update_map draw it.
     app.clientside_callback(
         ClientsideFunction("warroom_views", "mapValues"),
-        Output(ids.MAP_GRAPH, "figure", allow_duplicate=True), Output(ids.MAP_CELLS, "data"),
-        Output(ids.MAP_REDRAW, "data"), Input(ids.live_store(live.HEATMAP), "data"), State(ids.MAP_MODE, "value"),
-        State(ids.MAP_GRAPH, "figure"), State(ids.MAP_CELLS, "data"), prevent_initial_call="initial_duplicate")
+        Output(ids.MAP_GRAPH, "figure", allow_duplicate=True),
+        Output(ids.MAP_CELLS, "data"),
+        Output(ids.MAP_REDRAW, "data"),
+        Input(ids.live_store(live.HEATMAP), "data"),
+        State(ids.MAP_MODE, "value"),
+        State(ids.MAP_GRAPH, "figure"),
+        State(ids.MAP_CELLS, "data"),
+        prevent_initial_call="initial_duplicate",
+    )
 
-    @app.callback(Output(ids.MAP_OUTSIDE, "data"), Input(ids.MAP_CELLS, "data"),
-                  State(ids.live_store(live.HEATMAP), "data"))
+    @app.callback(
+        Output(ids.MAP_OUTSIDE, "data"), Input(ids.MAP_CELLS, "data"), State(ids.live_store(live.HEATMAP), "data")
+    )
     def outside(_cells: Any, heatmap: Any) -> dict[str, list[str]]:
         return region_cells(deps, heatmap)
 
     app.clientside_callback(
-        ClientsideFunction("warroom_views", "coverage"), Output(ids.MAP_COVERAGE, "children"),
-        Input(ids.live_store(live.HEATMAP), "data"), Input(ids.live_store(live.KPIS), "data"),
-        Input(ids.MAP_OUTSIDE, "data"), Input(ids.LANG, "data"), State(ids.I18N_TABLE, "data"))
+        ClientsideFunction("warroom_views", "coverage"),
+        Output(ids.MAP_COVERAGE, "children"),
+        Input(ids.live_store(live.HEATMAP), "data"),
+        Input(ids.live_store(live.KPIS), "data"),
+        Input(ids.MAP_OUTSIDE, "data"),
+        Input(ids.LANG, "data"),
+        State(ids.I18N_TABLE, "data"),
+    )
 
-    @app.callback(Output(ids.MAP_GRAPH, "figure", allow_duplicate=True), Input(ids.MAP_DRAW, "n_clicks"),
-                  Input(ids.MAP_GRAPH, "selectedData"), prevent_initial_call=True)
+    @app.callback(
+        Output(ids.MAP_GRAPH, "figure", allow_duplicate=True),
+        Input(ids.MAP_DRAW, "n_clicks"),
+        Input(ids.MAP_GRAPH, "selectedData"),
+        prevent_initial_call=True,
+    )
     def drawing(_clicks: int | None, _selected: Any) -> Patch:
         # The draw button arms the lasso; a finished lasso (a zone draft) disarms it.
         patch = Patch()

@@ -19,8 +19,9 @@ from dashboard.warroom.widgets import text
 
 
 def stores() -> list[Any]:
-    channel_stores = [dcc.Store(id=ids.live_store(channel), data={"seq": None, "items": {}})
-                      for channel in live.CHANNELS]
+    channel_stores = [
+        dcc.Store(id=ids.live_store(channel), data={"seq": None, "items": {}}) for channel in live.CHANNELS
+    ]
     return [
         dcc.Store(id=ids.LANG, storage_type="local"),
         dcc.Store(id=ids.LIVE_STATUS, data={"state": "connecting"}),
@@ -34,40 +35,67 @@ def stores() -> list[Any]:
 
 def layout(deps: WarroomDeps) -> html.Header:
     switch = dcc.RadioItems(
-        id=ids.LANG_SWITCH, options=[{"label": "中文", "value": ZH}, {"label": "EN", "value": EN}],
-        value=DEFAULT_LANGUAGE, inline=True, className="lang-switch",
+        id=ids.LANG_SWITCH,
+        options=[{"label": "中文", "value": ZH}, {"label": "EN", "value": EN}],
+        value=DEFAULT_LANGUAGE,
+        inline=True,
+        className="lang-switch",
     )
-    return html.Header([
-        html.Div([html.Span("◉", className="brand-mark"), html.H1(text("title", "shell"))], className="brand"),
-        html.Div([
-            html.Span(id=ids.LIVE_BADGE, className="live-badge live-connecting"),
-            html.Span(id=ids.USER_LABEL, className="user-label"),
-            switch,
-        ], className="shell-tools"),
-    ], className="shell")
+    return html.Header(
+        [
+            html.Div([html.Span("◉", className="brand-mark"), html.H1(text("title", "shell"))], className="brand"),
+            html.Div(
+                [
+                    html.Span(id=ids.LIVE_BADGE, className="live-badge live-connecting"),
+                    html.Span(id=ids.USER_LABEL, className="user-label"),
+                    switch,
+                ],
+                className="shell-tools",
+            ),
+        ],
+        className="shell",
+    )
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
-    app.clientside_callback(ClientsideFunction("warroom_live", "start"),
-                            Output(ids.LIVE_BOOT, "data"), Input(ids.LIVE_BOOT, "id"))
-    app.clientside_callback("function () { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; }",
-                            Output(ids.TIMEZONE, "data"), Input(ids.TIMEZONE, "id"))
+    app.clientside_callback(
+        ClientsideFunction("warroom_live", "start"), Output(ids.LIVE_BOOT, "data"), Input(ids.LIVE_BOOT, "id")
+    )
+    app.clientside_callback(
+        "function () { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; }",
+        Output(ids.TIMEZONE, "data"),
+        Input(ids.TIMEZONE, "id"),
+    )
 
     # On load ?lang=, else the remembered language, else the server's Accept-Language choice
     # (<html lang>) sets the switch; the switch writes the remembered language
     # (assets/warroom_language.js, which also keeps <html lang> and the title in step).
-    app.clientside_callback(ClientsideFunction("warroom_language", "sync"),
-                            Output(ids.LANG, "data"), Output(ids.LANG_SWITCH, "value"),
-                            Input(ids.LANG_SWITCH, "value"), Input(ids.LANG, "modified_timestamp"),
-                            State(ids.LANG, "data"), State(ids.I18N_TABLE, "data"))
+    app.clientside_callback(
+        ClientsideFunction("warroom_language", "sync"),
+        Output(ids.LANG, "data"),
+        Output(ids.LANG_SWITCH, "value"),
+        Input(ids.LANG_SWITCH, "value"),
+        Input(ids.LANG, "modified_timestamp"),
+        State(ids.LANG, "data"),
+        State(ids.I18N_TABLE, "data"),
+    )
 
     # In the browser: a language switch re-labels the page at once, whatever the server is busy with.
-    app.clientside_callback(ClientsideFunction("warroom_live", "relabel"),
-                            Output({"type": ids.I18N, "key": ALL, "at": ALL}, "children"),
-                            Input(ids.LANG, "data"), State(ids.I18N_TABLE, "data"))
+    app.clientside_callback(
+        ClientsideFunction("warroom_live", "relabel"),
+        Output({"type": ids.I18N, "key": ALL, "at": ALL}, "children"),
+        Input(ids.LANG, "data"),
+        State(ids.I18N_TABLE, "data"),
+    )
 
     # The live badge and the signed-in user, in the browser: the seq moves with every update.
-    app.clientside_callback(ClientsideFunction("warroom_views", "status"),
-                            Output(ids.LIVE_BADGE, "children"), Output(ids.LIVE_BADGE, "className"),
-                            Output(ids.USER_LABEL, "children"), Input(ids.LIVE_STATUS, "data"), Input(ids.LANG, "data"),
-                            Input(ids.LIVE_SEQ, "data"), State(ids.I18N_TABLE, "data"))
+    app.clientside_callback(
+        ClientsideFunction("warroom_views", "status"),
+        Output(ids.LIVE_BADGE, "children"),
+        Output(ids.LIVE_BADGE, "className"),
+        Output(ids.USER_LABEL, "children"),
+        Input(ids.LIVE_STATUS, "data"),
+        Input(ids.LANG, "data"),
+        Input(ids.LIVE_SEQ, "data"),
+        State(ids.I18N_TABLE, "data"),
+    )

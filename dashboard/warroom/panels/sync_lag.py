@@ -31,8 +31,10 @@ COLUMNS = ["source", "p50_s", "p99_s", "count"]
 
 
 def query(window: TimeWindow) -> str:
-    return (f'SELECT max("p50_s") AS "p50_s", max("p99_s") AS "p99_s", sum("count") AS "count" '
-            f'FROM "{SYNC_LAG}" WHERE {window.where()} GROUP BY "source"')
+    return (
+        f'SELECT max("p50_s") AS "p50_s", max("p99_s") AS "p99_s", sum("count") AS "count" '
+        f'FROM "{SYNC_LAG}" WHERE {window.where()} GROUP BY "source"'
+    )
 
 
 def lag_frame(raw: pd.DataFrame) -> pd.DataFrame:
@@ -58,12 +60,16 @@ def table(frame: pd.DataFrame, lang: str) -> html.Table | html.Span:
     rows = []
     for record in frame.to_dict("records"):
         slow = float(record["p50_s"]) > INDUSTRY_AVERAGE_S
-        rows.append(html.Tr([
-            html.Td(str(record["source"])),
-            html.Td(duration(float(record["p50_s"])), className="num kpi-bad" if slow else "num"),
-            html.Td(duration(float(record["p99_s"])), className="num"),
-            html.Td(f"{int(record['count']):,}", className="num"),
-        ]))
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(str(record["source"])),
+                    html.Td(duration(float(record["p50_s"])), className="num kpi-bad" if slow else "num"),
+                    html.Td(duration(float(record["p99_s"])), className="num"),
+                    html.Td(f"{int(record['count']):,}", className="num"),
+                ]
+            )
+        )
     return html.Table([html.Thead(head), html.Tbody(rows)], className="table table-compact")
 
 
@@ -72,13 +78,19 @@ def content(deps: WarroomDeps, lang: str) -> Any:
         raw = cast(QuerySource, deps.history).query(query(TimeWindow.last(SPAN, deps.clock())))
     except HistoryError as exc:
         return muted(f"{label(lang, 'history.unavailable')}: {str(exc)[:80]}")
-    return html.Div([table(lag_frame(raw), lang),
-                     muted(label(lang, "sync_lag.benchmark", minutes=INDUSTRY_AVERAGE_S / 60))])
+    return html.Div(
+        [table(lag_frame(raw), lang), muted(label(lang, "sync_lag.benchmark", minutes=INDUSTRY_AVERAGE_S / 60))]
+    )
 
 
 def layout(deps: WarroomDeps) -> html.Section:
-    return panel("sync_lag.title", "sync-lag", html.Div(id=TABLE), dcc.Interval(id=TICK, interval=REFRESH_MS),
-                 class_name="panel-sync-lag")
+    return panel(
+        "sync_lag.title",
+        "sync-lag",
+        html.Div(id=TABLE),
+        dcc.Interval(id=TICK, interval=REFRESH_MS),
+        class_name="panel-sync-lag",
+    )
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
