@@ -25,6 +25,7 @@ newest minute at or before M; partitions whose newest minute is more than
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -61,9 +62,12 @@ def _iso(moment: datetime) -> str:
 
 
 def _int(value: object) -> int:
+    """A count read back from InfluxDB (``None`` or NaN where a point has no such field)."""
+    if not isinstance(value, numbers.Real | str):
+        return 0
     try:
-        return int(value) if value is not None and not pd.isna(value) else 0  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return int(float(value))
+    except (ValueError, OverflowError):  # NaN, infinity, a text that is no number
         return 0
 
 
@@ -80,7 +84,8 @@ def latest_per_partition(rows: pd.DataFrame) -> pd.DataFrame:
     newest = rows.groupby("partition")["time"].transform("max")
     rows = rows[rows["time"] == newest]
     cutoff = rows["time"].max() - pd.Timedelta(minutes=STALE_MINUTES)
-    return rows[rows["time"] >= cutoff]
+    fresh: pd.DataFrame = rows[rows["time"] >= cutoff]
+    return fresh
 
 
 def heatmap_items(cells: pd.DataFrame) -> dict[str, dict[str, Any]]:

@@ -228,12 +228,12 @@ def province_trace(basemap: Basemap, regions: pd.DataFrame, scene: MapScene, bac
     """Every province: coloured by delay rate in province mode, plain land under hexagons."""
     codes = list(basemap.province_areas)
     names = [basemap.province_areas[c].name(scene.lang) for c in codes]
-    by_code = regions.set_index("code") if not regions.empty else pd.DataFrame()
+    by_code = {row["code"]: row for row in regions.to_dict("records")} if not regions.empty else {}
     coloured = scene.mode == "province"
     z, customdata = [], []
     for code in codes:
-        if not by_code.empty and code in by_code.index:
-            row = by_code.loc[code]
+        row = by_code.get(code)
+        if row is not None:
             rate = float(row["delay_rate"])
             customdata.append(
                 [int(row["skus"]), int(row["at_risk"]), int(row["late"]), int(row["stalled"]), _pct(rate)]

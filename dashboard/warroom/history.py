@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import httpx
 import pandas as pd
@@ -233,11 +233,10 @@ def _gauge_sum(raw: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
     wide = raw.pivot_table(index="time", columns=["partition", *keys], values=value, aggfunc="last")
     wide = wide.sort_index().ffill().fillna(0.0)
     summed = wide.T.groupby(level=keys).sum().T if keys else wide.sum(axis=1).to_frame(value)
-    if keys:
-        summed = summed.stack(level=list(range(len(keys))), future_stack=True).rename(value).reset_index()
-    else:
-        summed = summed.reset_index()
-    return summed
+    if keys:  # stacking every column level leaves a Series
+        stacked = cast("pd.Series[float]", summed.stack(level=list(range(len(keys))), future_stack=True))
+        return stacked.rename(value).reset_index()
+    return summed.reset_index()
 
 
 def delay_frame(raw: pd.DataFrame, by: Dimension) -> pd.DataFrame:

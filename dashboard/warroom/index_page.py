@@ -28,8 +28,9 @@ def unused_bundle(tiles: bool) -> str:
 class WarroomDash(Dash):
     """Dash whose index page is in the language the request asks for (``<html lang>``, title)."""
 
-    def interpolate_index(self, **kwargs: str) -> str:
+    # dash passes its parts as keywords (metas, title, css, ...): kept as they are but the title
+    def interpolate_index(self, **kwargs: str) -> str:  # type: ignore[override]
         lang = negotiate(request.headers.get("Accept-Language"), request.args.get("lang"))
         kwargs["title"] = str(escape(label(lang, "title")))
-        page = super().interpolate_index(**kwargs)
+        page: str = super().interpolate_index(**kwargs)  # type: ignore[no-untyped-call]  # dash: unannotated
         return page.replace("<html>", f'<html lang="{lang}">', 1)

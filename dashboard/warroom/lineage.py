@@ -67,7 +67,9 @@ def influx_entries(events: pd.DataFrame) -> pd.DataFrame:
             "event_time": events["time"],
             "outcome": [
                 _outcome((), late, illegal)
-                for late, illegal in zip(events.get("late", False), events.get("illegal", False), strict=False)
+                for late, illegal in zip(
+                    events["late"], events.get("illegal", pd.Series(False, index=events.index)), strict=True
+                )
             ]
             if "late" in events
             else "accepted",

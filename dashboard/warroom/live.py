@@ -118,7 +118,8 @@ def cells_frame(store: Mapping[str, Any] | None, res: int | None = None) -> pd.D
             region=("region", "first"),
         )
     frame["delay_rate"] = _ratio(frame["at_risk"] + frame["late"] + frame["stalled"], frame["skus"])
-    return frame[CELL_COLUMNS].sort_values("cell", ignore_index=True)
+    cells: pd.DataFrame = frame[CELL_COLUMNS].sort_values("cell", ignore_index=True)
+    return cells
 
 
 def regions_frame(cells: pd.DataFrame, region_of_cell: Mapping[str, str | None]) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from dashboard.warroom import ids, live, titles
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.i18n import label, normalise
 from dashboard.warroom.localtime import local_text
-from dashboard.warroom.widgets import muted, panel, tier_chip
+from dashboard.warroom.widgets import clientside, muted, panel, tier_chip
 
 #: Roles the gateway lets act on alerts (``dashboard.gateway.staff.ROLE_PERMISSIONS``).
 ACTING_ROLES = frozenset({"manager", "on-call"})
@@ -164,7 +164,8 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         ]
         return [*silence_lines(silence_store, lang, tz), *cards] or muted(label(lang, "alerts.none"))
 
-    app.clientside_callback(
+    clientside(
+        app,
         ClientsideFunction("warroom_actions", "alert"),
         Output(ids.ALERT_RESULT, "data"),
         Input(ids.alert_action(ALL, ALL, ALL), "n_clicks"),

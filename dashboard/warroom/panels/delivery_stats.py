@@ -25,7 +25,7 @@ from dashboard.warroom import ids
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError
 from dashboard.warroom.i18n import label, normalise
-from dashboard.warroom.widgets import muted, panel, text
+from dashboard.warroom.widgets import attributes, muted, panel, text
 
 # Component ids of this panel (kept beside the only panel that uses them).
 SINCE = "delivery-since"
@@ -63,7 +63,9 @@ def _rate(value: float | None) -> str:
 
 def _cells(row: dict[str, Any]) -> list[html.Td]:
     return [
-        html.Td(_rate(row[c]) if c == "on_time_rate" else f"{row[c]:,}", className="num", **{"data-field": c})
+        html.Td(
+            _rate(row[c]) if c == "on_time_rate" else f"{row[c]:,}", className="num", **attributes({"data-field": c})
+        )
         for c in COLUMNS
     ]
 
@@ -76,13 +78,16 @@ def stats_table(body: dict[str, Any], lang: str) -> html.Div:
         html.Tr(
             [html.Th(label(lang, "delivery.total")), *_cells(body["total"])],
             className="total",
-            **{"data-group": "__total__"},
+            **attributes({"data-group": "__total__"}),
         )
     ]
     for group in body.get("groups", []):
         key = group.get(by) if by else None
         rows.append(
-            html.Tr([html.Th(key or label(lang, "delivery.unknown")), *_cells(group)], **{"data-group": key or ""})
+            html.Tr(
+                [html.Th(key or label(lang, "delivery.unknown")), *_cells(group)],
+                **attributes({"data-group": key or ""}),
+            )
         )
     return html.Div(
         [

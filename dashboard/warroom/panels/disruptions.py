@@ -20,7 +20,7 @@ from dashboard.warroom.figures import REASONS
 from dashboard.warroom.history import HistoryError, TimeWindow
 from dashboard.warroom.i18n import DEFAULT_LANGUAGE, label, normalise
 from dashboard.warroom.localtime import local_text
-from dashboard.warroom.widgets import muted, panel, text
+from dashboard.warroom.widgets import clientside, muted, panel, text
 
 AFFECTED_SPAN = timedelta(hours=6)
 AFFECTED_SHOWN = 40
@@ -217,13 +217,15 @@ def register(app: Dash, deps: WarroomDeps) -> None:
             )
         return label(lang, "zones.no_draft"), ""
 
-    app.clientside_callback(
+    clientside(
+        app,
         ClientsideFunction("warroom_actions", "defaultWindow"),
         Output(ids.ZONE_FROM, "value"),
         Output(ids.ZONE_UNTIL, "value"),
         Input(ids.ZONE_FROM, "id"),
     )
-    app.clientside_callback(
+    clientside(
+        app,
         ClientsideFunction("warroom_actions", "saveZone"),
         Output(ids.ZONE_RESULT, "data"),
         Input(ids.ZONE_SAVE, "n_clicks"),
@@ -234,7 +236,8 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         State(ids.ZONE_UNTIL, "value"),
         prevent_initial_call=True,
     )
-    app.clientside_callback(
+    clientside(
+        app,
         ClientsideFunction("warroom_actions", "deleteZone"),
         Output(ids.ZONE_RESULT, "data", allow_duplicate=True),
         Input(ids.zone_delete(ALL), "n_clicks"),

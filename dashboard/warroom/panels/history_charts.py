@@ -24,7 +24,7 @@ from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import DIMENSIONS, Dimension, HistoryError, TimeWindow
 from dashboard.warroom.i18n import DEFAULT_LANGUAGE, label, normalise
 from dashboard.warroom.localtime import zone
-from dashboard.warroom.widgets import panel, text
+from dashboard.warroom.widgets import clientside, panel, text
 
 RANGES: dict[str, timedelta] = {
     "15m": timedelta(minutes=15),
@@ -112,7 +112,8 @@ def charts(
 def register(app: Dash, deps: WarroomDeps) -> None:
     # The charts follow the KPIs' minute (assets/warroom_views.js: anchor, in the browser):
     # redrawn when it moves (or on the first KPIs after a page load), not on every live update.
-    app.clientside_callback(
+    clientside(
+        app,
         ClientsideFunction("warroom_views", "anchor"),
         Output(ids.HISTORY_ANCHOR, "data"),
         Input(ids.live_store(live.KPIS), "data"),

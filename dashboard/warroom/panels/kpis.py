@@ -17,7 +17,7 @@ from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html, no_u
 from dashboard.warroom import figures, ids, live, trends
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError, TimeWindow
-from dashboard.warroom.widgets import text
+from dashboard.warroom.widgets import clientside, text
 
 #: (key, higher is worse, formatted as a rate)
 KPIS: tuple[tuple[str, bool | None, bool], ...] = (
@@ -111,7 +111,8 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         Output(ids.kpi_detail("open_alerts"), "children"),
         Output(ids.KPI_HISTORY, "data", allow_duplicate=True),
     ]
-    app.clientside_callback(
+    clientside(
+        app,
         ClientsideFunction("warroom_views", "kpis"),
         *outputs,
         Input(ids.live_store(live.KPIS), "data"),

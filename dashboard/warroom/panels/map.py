@@ -26,7 +26,7 @@ from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError, TimeWindow
 from dashboard.warroom.i18n import label, normalise
 from dashboard.warroom.localtime import localised
-from dashboard.warroom.widgets import muted, text
+from dashboard.warroom.widgets import clientside, muted, text
 
 #: Hexagon resolution of the national view (~12,000 km2 cells) and of a province (~250 km2).
 NATIONAL_RES = 3
@@ -396,7 +396,8 @@ def register(app: Dash, deps: WarroomDeps) -> None:
 
     # A live heatmap update: new colours in the browser, or (new cells, province mode) a
     # changed key that makes the server's update_map draw it.
-    app.clientside_callback(
+    clientside(
+        app,
         ClientsideFunction("warroom_views", "mapValues"),
         Output(ids.MAP_GRAPH, "figure", allow_duplicate=True),
         Output(ids.MAP_CELLS, "data"),
@@ -414,7 +415,8 @@ def register(app: Dash, deps: WarroomDeps) -> None:
     def outside(_cells: Any, heatmap: Any) -> dict[str, list[str]]:
         return region_cells(deps, heatmap)
 
-    app.clientside_callback(
+    clientside(
+        app,
         ClientsideFunction("warroom_views", "coverage"),
         Output(ids.MAP_COVERAGE, "children"),
         Input(ids.live_store(live.HEATMAP), "data"),

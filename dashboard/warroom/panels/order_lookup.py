@@ -20,7 +20,7 @@ from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError, TimeWindow
 from dashboard.warroom.i18n import DEFAULT_LANGUAGE, label, normalise
 from dashboard.warroom.live import as_dict
-from dashboard.warroom.widgets import muted, panel, text
+from dashboard.warroom.widgets import clientside, muted, panel, text
 
 #: How far back the order's events are read from history.
 LINEAGE_SPAN = timedelta(days=3)
@@ -101,7 +101,8 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         wanted = (typed or "").strip()
         return ({"order_id": wanted, "n": nonce}, no_update) if wanted else (no_update, no_update)
 
-    app.clientside_callback(
+    clientside(
+        app,
         ClientsideFunction("warroom_actions", "order"),
         Output(ids.ORDER_DATA, "data"),
         Input(ids.ORDER_REQUEST, "data"),

@@ -15,7 +15,7 @@ from dash import ALL, ClientsideFunction, Dash, Input, Output, State, dcc, html
 from dashboard.warroom import ids, live
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.i18n import DEFAULT_LANGUAGE, EN, ZH, table
-from dashboard.warroom.widgets import text
+from dashboard.warroom.widgets import clientside, text
 
 
 def stores() -> list[Any]:
@@ -58,10 +58,11 @@ def layout(deps: WarroomDeps) -> html.Header:
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
-    app.clientside_callback(
-        ClientsideFunction("warroom_live", "start"), Output(ids.LIVE_BOOT, "data"), Input(ids.LIVE_BOOT, "id")
+    clientside(
+        app, ClientsideFunction("warroom_live", "start"), Output(ids.LIVE_BOOT, "data"), Input(ids.LIVE_BOOT, "id")
     )
-    app.clientside_callback(
+    clientside(
+        app,
         "function () { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; }",
         Output(ids.TIMEZONE, "data"),
         Input(ids.TIMEZONE, "id"),
@@ -70,7 +71,8 @@ def register(app: Dash, deps: WarroomDeps) -> None:
     # On load ?lang=, else the remembered language, else the server's Accept-Language choice
     # (<html lang>) sets the switch; the switch writes the remembered language
     # (assets/warroom_language.js, which also keeps <html lang> and the title in step).
-    app.clientside_callback(
+    clientside(
+        app,
         ClientsideFunction("warroom_language", "sync"),
         Output(ids.LANG, "data"),
         Output(ids.LANG_SWITCH, "value"),
@@ -81,7 +83,8 @@ def register(app: Dash, deps: WarroomDeps) -> None:
     )
 
     # In the browser: a language switch re-labels the page at once, whatever the server is busy with.
-    app.clientside_callback(
+    clientside(
+        app,
         ClientsideFunction("warroom_live", "relabel"),
         Output({"type": ids.I18N, "key": ALL, "at": ALL}, "children"),
         Input(ids.LANG, "data"),
@@ -89,7 +92,8 @@ def register(app: Dash, deps: WarroomDeps) -> None:
     )
 
     # The live badge and the signed-in user, in the browser: the seq moves with every update.
-    app.clientside_callback(
+    clientside(
+        app,
         ClientsideFunction("warroom_views", "status"),
         Output(ids.LIVE_BADGE, "children"),
         Output(ids.LIVE_BADGE, "className"),

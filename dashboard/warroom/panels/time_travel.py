@@ -24,7 +24,7 @@ from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError
 from dashboard.warroom.i18n import label, normalise
 from dashboard.warroom.localtime import local_text
-from dashboard.warroom.widgets import panel, text
+from dashboard.warroom.widgets import attributes, clientside, panel, text
 
 SLIDER = "travel-slider"
 LIVE = "travel-live"
@@ -79,7 +79,7 @@ def layout(deps: WarroomDeps) -> html.Section:
             [html.Span(text("travel.showing_live", "travel-status"), id=STATUS), html.Span(id=NOTE, className="muted")],
             className="travel-status",
             role="status",
-            **{"aria-live": "polite"},
+            **attributes({"aria-live": "polite"}),
         ),
         dcc.Store(id=MODE, data={"at": None}),
         dcc.Store(id=FEED),
@@ -133,7 +133,7 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         return {"at": next_mode(trigger, value, (int(low), int(high)), mode)}
 
     # Pause or resume the browser's live publishing first, then (server) fill the stores.
-    app.clientside_callback(ClientsideFunction("warroom_live", "travel"), Output(FEED, "data"), Input(MODE, "data"))
+    clientside(app, ClientsideFunction("warroom_live", "travel"), Output(FEED, "data"), Input(MODE, "data"))
 
     @app.callback(
         *(Output(ids.live_store(c), "data", allow_duplicate=True) for c in CHANNELS),
@@ -186,7 +186,8 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         return low, now, as_of.slider_marks(low, now, tz), now if at is None else at
 
     # The handle's accessible name and value text, in the viewer's language and zone.
-    app.clientside_callback(
+    clientside(
+        app,
         ClientsideFunction("warroom_live", "labelSlider"),
         Output(SLIDER, "className"),
         Input(SLIDER, "value"),
