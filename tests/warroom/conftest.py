@@ -21,7 +21,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -54,7 +54,7 @@ WEBHOOKS = ("ops_chat", "alice_pager", "bob_pager")
 def alerting_policy() -> str:
     """The alerting tests' policy with webhook receivers, a 1 s group wait, the escalation
     above, and small hub incidents paging (P2 from 5 orders)."""
-    text = POLICY_YAML.replace("group_wait: 30s", "group_wait: 1s")
+    text: str = POLICY_YAML.replace("group_wait: 30s", "group_wait: 1s")
     text = text.replace("escalate_after: 10m}", f"escalate_after: {ESCALATE_AFTER_S}s}}")
     text = text.replace("P2: {when: [{min_affected_orders: 100}", "P2: {when: [{min_affected_orders: 5}")
     for name in WEBHOOKS:
@@ -120,7 +120,7 @@ class LiveStack:
 
 def module_settings(broker: EmbeddedBroker, influx: LocalInflux, config_dir: Path | None = None) -> Settings:
     tag = uuid.uuid4().hex[:10]
-    extra = {"config_dir": config_dir} if config_dir is not None else {}
+    extra: dict[str, Any] = {"config_dir": config_dir} if config_dir is not None else {}
     settings = Settings(
         kafka_bootstrap=broker.bootstrap,
         topic_prefix=f"w{tag}-",
@@ -169,11 +169,10 @@ def live_stack(
         live = LiveStack(settings, web, feeder, script, worker, browser, events, [])
         # The page is opened once the worker has worked through the backlog (on a busy
         # machine a page flooded with updates while it loads is slow to settle).
-        live.outages.extend(
-            wait_until(
-                lambda: fired_outages(live), 240, interval=0.5, what="an incident, an alert and a page per stalled hub"
-            )
+        fired = wait_until(
+            lambda: fired_outages(live), 240, interval=0.5, what="an incident, an alert and a page per stalled hub"
         )
+        live.outages.extend(cast("list[Outage]", fired))  # what fired_outages returned
         wait_until(
             lambda: (
                 (
@@ -197,7 +196,11 @@ def fired_outages(stack: LiveStack) -> list[Outage]:
     (An incident's root cause may later widen, from the hub to the stage it stalls.)"""
     stack.check_worker()
     gateway = stack.web.gateway.warroom
-    hubs = {(i.get("root_cause") or {}).get("hub") for i in gateway.items("incident") if isinstance(i, dict)}
+    hubs = {
+        str(hub)
+        for i in gateway.items("incident")
+        if isinstance(i, dict) and (hub := (i.get("root_cause") or {}).get("hub"))
+    }
     stack.seen_hubs.update(hubs & set(outages.down_hubs(OUTAGES)))
     seen = time.time()
     paged = [a for a in gateway.items("alert") if stack.pages("alice_pager", a["alert_id"])]
@@ -224,7 +227,7 @@ def last_agent_save(settings: Settings) -> float | None:
             return None
         consumer.seek(partition, end - 1)
         for records in consumer.poll(timeout_ms=5000).values():
-            return max(r.timestamp for r in records) / 1000
+            return float(max(r.timestamp for r in records)) / 1000
         return None
     finally:
         consumer.close()

@@ -12,7 +12,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import uvicorn
@@ -21,6 +21,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from alerting.channels import SECRET_ENV_PREFIX
@@ -29,7 +30,7 @@ from config.settings import Settings, to_env
 from dashboard.gateway.app import create_app
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.server import uvicorn_config
-from dashboard.gateway.staff import StaffDirectory, StaffUser, hash_password
+from dashboard.gateway.staff import Role, StaffDirectory, StaffUser, hash_password
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.mount import MOUNT_PATH, warroom_mount
 from orderradar.devstack.process import ManagedProcess, free_port
@@ -37,7 +38,7 @@ from orderradar.devstack.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORDS = {"manager": "pw-manager-0001", "viewer": "pw-viewer-0001"}
-ROLES = {"manager": "manager", "viewer": "viewer"}
+ROLES = {"manager": Role.MANAGER, "viewer": Role.VIEWER}
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 TIMEZONE = "Asia/Shanghai"
@@ -132,6 +133,13 @@ class Feeder:
         self.producer.close(timeout=10)
 
 
+def int_attribute(element: WebElement, name: str) -> int:
+    """An element's integer attribute (``aria-valuenow``, ``data-count``); a missing one fails."""
+    value = element.get_attribute(name)
+    assert value is not None, f"no {name} on the {element.tag_name}"
+    return int(value)
+
+
 class Browser:
     """Headless Chromium from Debian (never a downloaded browser) with explicit waits."""
 
@@ -187,7 +195,8 @@ class Browser:
 
     def errors(self) -> list[str]:
         """Severe browser console messages (JavaScript errors, failed loads)."""
-        return [e["message"] for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"]
+        entries = cast(Any, self.driver).get_log("browser")  # Chrome's console, not in the remote API
+        return [e["message"] for e in entries if e.get("level") == "SEVERE"]
 
     def screenshot(self, path: Path) -> Path:
         """The whole page, not only the window (the history charts sit below the fold)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream_stages"))
 from stages_scenario import DOWN_HUB, HUBS, Sent, fast_rules, outage_traffic
@@ -64,7 +65,7 @@ def abroad_stalls(start: datetime, orders: int = ABROAD_ORDERS) -> list[Sent]:
     for i in range(orders):
         order_id = f"BR{i:03d}"
         t0 = start + timedelta(minutes=i)
-        common = {
+        common: dict[str, Any] = {
             "order_id": order_id,
             "sku": "SKU1",
             "source": "test",
@@ -81,7 +82,7 @@ def abroad_stalls(start: datetime, orders: int = ABROAD_ORDERS) -> list[Sent]:
             (Status.HUB_ARRIVAL, 30, hub, hub_pos),
         ]
         for n, (status, dt, node, pos) in enumerate(steps):
-            extra: dict[str, object] = {"node": node} if node else {}
+            extra: dict[str, Any] = {"node": node} if node else {}
             if pos:
                 extra.update(lat=pos[0], lon=pos[1])
             at = t0 + timedelta(minutes=dt)

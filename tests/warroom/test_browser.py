@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import h3
 import httpx
@@ -17,6 +18,7 @@ import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 
 from dashboard.warroom import figures, ids, live
 from dashboard.warroom.basemap import load_basemap
@@ -29,7 +31,7 @@ from stream.contract import OrderEvent, Status
 from stream.topics import ORDER_EVENTS
 from warroom import outages, traffic
 from warroom.conftest import ESCALATE_AFTER_S, LiveStack, Outage, last_agent_save, wait_for_worker
-from warroom.harness import PASSWORDS, TIMEZONE
+from warroom.harness import PASSWORDS, TIMEZONE, int_attribute
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
@@ -74,7 +76,7 @@ def _kpi_shown(stack: LiveStack, name: str) -> bool:
     return name in national and _text(stack, ids.kpi_value(name)) == f"{national[name]:,}"
 
 
-def _buttons(stack: LiveStack, alert_id: str, action: str) -> list:
+def _buttons(stack: LiveStack, alert_id: str, action: str) -> list[WebElement]:
     return stack.browser.driver.find_elements(By.CSS_SELECTOR, f"[id*='{alert_id}'] .btn-{action}")
 
 
@@ -111,9 +113,11 @@ def test_hub_outage_appears_as_incident_and_alert(
     # Titles say what happened, where and how big, in the page's language (zh-CN here):
     # no "hub=HUB-A1", "kind=…", "delay · stable" or "firing".
     for outage in outages_fired:
-        row_text, title, alert_title, status = browser.wait(
-            lambda d, o=outage: browser.script(TITLES, o.incident["incident_id"], o.alert_id), 10, "the titles"
-        )
+
+        def titles(_d: object, o: Outage = outage) -> Any:
+            return browser.script(TITLES, o.incident["incident_id"], o.alert_id)
+
+        row_text, title, alert_title, status = browser.wait(titles, 10, "the titles")
         assert "=" not in row_text and "单" in title, row_text
         assert any(f" · {both(f'incident.state.{state}')[0]}" in row_text for state in STATES), row_text
         assert both("incident.kind.delay")[0] in row_text
@@ -254,7 +258,7 @@ def test_kpis_say_what_the_map_cannot_show(live_stack: LiveStack, artifacts_dir:
 
     def outside() -> int:
         found = browser.driver.find_elements(By.CSS_SELECTOR, f"#{ids.MAP_COVERAGE} .coverage-outside")
-        return int(found[0].get_attribute("data-count")) if found else 0
+        return int_attribute(found[0], "data-count") if found else 0
 
     browser.wait(lambda d: outside() >= outages.ABROAD_ORDERS, 90, "the stalled parcels abroad named under the map")
     national = live_stack.web.gateway.warroom.get("kpis", "national") or {}
@@ -509,8 +513,13 @@ def test_acked_and_silenced_alerts_do_not_escalate(live_stack: LiveStack, outage
     agent has saved its engine after both alerts' next step was due, it has decided it."""
     acked, muted = outages_fired
     due = max(o.paged_by for o in outages_fired) + ESCALATE_AFTER_S + 2  # + two ticks of the agent
+
+    def decided() -> bool:
+        live_stack.check_worker()
+        return (last_agent_save(live_stack.settings) or 0) > due
+
     wait_until(
-        lambda: live_stack.check_worker() or (last_agent_save(live_stack.settings) or 0) > due,
+        decided,
         ESCALATE_AFTER_S + 120,
         interval=1.0,
         what="the agent saving its engine after the escalation was due",

@@ -4,6 +4,7 @@ thing against the session's influxd (points written in the worker's line protoco
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -77,7 +78,7 @@ def test_delay_rate_counts_at_risk_late_and_stalled() -> None:
 
 
 @pytest.fixture
-def influx_history(influx: LocalInflux) -> InfluxHistory:
+def influx_history(influx: LocalInflux) -> Iterator[InfluxHistory]:
     db = f"h_{uuid.uuid4().hex[:10]}"
     create_database(influx.url, db)
     source = InfluxHistory(influx.url, db, timeout_s=10)

@@ -20,7 +20,8 @@ def index(tile_url: str | None, headers: dict[str, str], query: str = "") -> str
     dash_app = create_app(settings, build_deps(settings, prefix="/", tile_url=tile_url))
     response = dash_app.server.test_client().get("/" + query, headers=headers)
     assert response.status_code == 200
-    return response.get_data(as_text=True)
+    page: str = response.get_data(as_text=True)
+    return page
 
 
 @pytest.mark.parametrize("tiles", [False, True])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import h3
 import pytest
 
@@ -12,7 +14,7 @@ HZ7 = h3.latlng_to_cell(30.27, 120.16, 7)
 BJ5 = h3.latlng_to_cell(39.9, 116.4, 5)
 
 
-def store(items: dict[str, object]) -> dict[str, object]:
+def store(items: Mapping[str, object]) -> dict[str, object]:
     return {"seq": 9, "items": items}
 
 

@@ -4,12 +4,13 @@ the drill-down from the national view to one province's finer hexagons."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import h3
 import pytest
 from dash import Patch
 
-from dashboard.warroom import figures
+from dashboard.warroom import figures, live
 from dashboard.warroom.basemap import load_basemap
 from dashboard.warroom.deps import WarroomDeps, country_lookup, province_lookup
 from dashboard.warroom.history import InfluxHistory
@@ -56,7 +57,7 @@ def scene(
     )
 
 
-def operations(patch: Patch) -> dict[tuple[object, ...], object]:
+def operations(patch: Patch) -> dict[tuple[object, ...], Any]:
     return {tuple(op["location"]): op["params"]["value"] for op in patch.to_plotly_json()["operations"]}
 
 
@@ -118,15 +119,13 @@ def test_drilling_into_a_province_shows_its_finer_cells_only(deps: WarroomDeps) 
 
 def test_a_hexagon_outside_china_is_named_by_its_country(deps: WarroomDeps) -> None:
     store = {"items": {c: {"cell": c, "skus": 10, "late": 1} for c in (HANOI5, HANGZHOU5)}}
-    places = dict(
+    places: dict[str, str] = dict(
         zip(
-            *(map_panel.with_places(deps, map_panel.live.cells_frame(store, 5), "en")[k] for k in ("cell", "place")),
+            *(map_panel.with_places(deps, live.cells_frame(store, 5), "en")[k] for k in ("cell", "place")),
             strict=True,
         )
     )
     assert places == {HANOI5: "Vietnam", HANGZHOU5: "Zhejiang"}
     sea = h3.latlng_to_cell(10.0, 150.0, 5)  # the open Pacific: no country
-    frame = map_panel.with_places(
-        deps, map_panel.live.cells_frame({"items": {sea: {"cell": sea, "skus": 1}}}, 5), "zh-CN"
-    )
+    frame = map_panel.with_places(deps, live.cells_frame({"items": {sea: {"cell": sea, "skus": 1}}}, 5), "zh-CN")
     assert list(frame["place"]) == ["地图范围外"]

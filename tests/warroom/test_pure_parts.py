@@ -119,7 +119,7 @@ def test_lineage_merges_snapshot_and_history_and_marks_outcomes() -> None:
         "e2": "rejected",
         "e3": "accepted",
     }
-    assert "delivered before out_for_delivery" in merged.set_index("event_id").loc["e2", "detail"]
+    assert "delivered before out_for_delivery" in str(merged.set_index("event_id").loc["e2", "detail"])
     assert merged.set_index("event_id").loc["e1", "lat"] == 30.1
 
 
@@ -251,5 +251,5 @@ def test_alert_buttons_follow_the_role_and_the_state() -> None:
     assert buttons(firing, "on-call") == {"ack": True, "resolve": True, "silence": True}
     assert buttons(firing, "viewer") == {"ack": False, "resolve": False, "silence": False}
     assert buttons(acked, "manager") == {"ack": False, "resolve": True, "silence": True}
-    text = str(alerts_panel.alert_card(acked, "manager", "en", acked.title, tz="Asia/Shanghai").to_plotly_json())
+    text = str(alerts_panel.alert_card(acked, "manager", "en", acked.title, tz="Asia/Shanghai").to_plotly_json())  # type: ignore[no-untyped-call]  # dash: unannotated
     assert "Acked by amy · 2026-11-11 10:00:00" in text

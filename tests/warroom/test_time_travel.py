@@ -37,7 +37,7 @@ from orderradar.devstack.waiting import wait_until
 from stream.contract import OrderEvent, Status
 from stream.topics import ORDER_EVENTS
 from warroom.conftest import module_settings
-from warroom.harness import REPO, TIMEZONE, Browser, Feeder, WebTier, build_staff
+from warroom.harness import REPO, TIMEZONE, Browser, Feeder, WebTier, build_staff, int_attribute
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -51,7 +51,7 @@ SLIDER_THUMB = "#travel-slider [role=slider]"
 
 def _partition(order_id: str, partitions: int) -> int:
     # The producer's default partitioner (murmur2 of the key), as kafka-python applies it.
-    return (murmur2(order_id.encode()) & 0x7FFFFFFF) % partitions
+    return (int(murmur2(order_id.encode())) & 0x7FFFFFFF) % partitions
 
 
 def order_ids(prefix: str, partitions: int) -> list[str]:
@@ -106,7 +106,7 @@ def cancelled(order_id: str, at: datetime) -> OrderEvent:
 
 
 def cell(where: tuple[str, float, float]) -> str:
-    return h3.latlng_to_cell(where[1], where[2], MAP_RES)
+    return str(h3.latlng_to_cell(where[1], where[2], MAP_RES))
 
 
 def now() -> datetime:
@@ -218,8 +218,8 @@ def test_a_past_minute_shows_its_map_kpis_and_incidents_then_live_resumes(stack:
     thumb = driver.find_element(By.CSS_SELECTOR, SLIDER_THUMB)
     assert thumb.get_attribute("aria-label") == both("travel.slider")[0]
     # While live the slider follows the current minute (its range is refreshed every few seconds).
-    stack.browser.wait(lambda _d: int(thumb.get_attribute("aria-valuenow")) > shown_a, 30, "the slider at now")
-    steps = int(thumb.get_attribute("aria-valuenow")) - shown_a
+    stack.browser.wait(lambda _d: int_attribute(thumb, "aria-valuenow") > shown_a, 30, "the slider at now")
+    steps = int_attribute(thumb, "aria-valuenow") - shown_a
     thumb.send_keys(*([Keys.ARROW_LEFT] * steps))
     stack.browser.wait(lambda _d: thumb.get_attribute("aria-valuenow") == str(shown_a), 10, "the slider at A's minute")
     stack.browser.wait(

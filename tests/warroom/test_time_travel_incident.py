@@ -29,7 +29,7 @@ from orderradar.devstack.waiting import wait_until
 from stream.topics import ORDER_EVENTS
 from stream_stages.stages_scenario import DOWN_HUB, fast_rules, outage_traffic
 from warroom.conftest import module_settings
-from warroom.harness import REPO, Browser, WebTier, build_staff
+from warroom.harness import REPO, Browser, WebTier, build_staff, int_attribute
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -72,11 +72,11 @@ class Stack:
         """Home, then one arrow press a minute (the keyboard path of the slider)."""
         thumb = self.browser.driver.find_element(By.CSS_SELECTOR, SLIDER_THUMB)
         self.browser.wait(
-            lambda _d: int(thumb.get_attribute("aria-valuemin")) < minute,
+            lambda _d: int_attribute(thumb, "aria-valuemin") < minute,
             30,
             "the slider reaching back to the incident",
         )
-        low = int(thumb.get_attribute("aria-valuemin"))
+        low = int_attribute(thumb, "aria-valuemin")
         thumb.send_keys(Keys.HOME, *([Keys.ARROW_RIGHT] * (minute - low)))
         self.browser.wait(lambda _d: thumb.get_attribute("aria-valuenow") == str(minute), 30, f"the slider at {minute}")
 
