@@ -181,6 +181,7 @@ class FlowAnomalyDetector:
         self._last_eval = -1
         self._last_seen: tuple[float, float] | None = None  # (flow clock, receipt time) last advanced
         self._since: tuple[float, float] | None = None  # (flow clock, receipt time) when history started
+        self._catching_up = False  # the last evaluation restarted history (logged once)
         self.incidents = FlowIncidents(self._step, settings.resolve_after.total_seconds(), replay)
         self.late_events = 0  # events of slots already folded (not counted)
         self._late_logged = 0
@@ -236,9 +237,12 @@ class FlowAnomalyDetector:
         if received is not None:
             ahead = max(self._ahead(self._last_seen, clock, received), self._ahead(self._since, clock, received))
             self._last_seen = (clock, received)
-            if ahead > self._step:
+            catching_up = ahead > self._step
+            if catching_up and not self._catching_up:  # once per catch-up, not per slot of it
                 log.info("flow checks: event time ran %.0f s ahead of receipt time (a catch-up): "
-                         "baselines restart", ahead)
+                         "baselines restart until it keeps pace", ahead)
+            self._catching_up = catching_up
+            if catching_up:
                 self._start = None
                 self._mean.clear()
                 self._age.clear()
