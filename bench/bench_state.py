@@ -2,7 +2,8 @@
 
 Phases, all through the product's own code (``stream.contract.validate_record`` on the
 events' JSON bytes, ``stream.lifecycle.apply_event``, the table codec
-``stream.pipeline.encode_value``/``decode_value`` and ``stream.retention.sweep``):
+``stream.pipeline.encode_value``, the changelog reader's ``stream.changelog_restore.put_value``
+and ``stream.retention.sweep``):
 
 1. build: ``--skus`` in-flight SKUs (1,000,000; ``--eight-million`` for 8,000,000) in orders
    of 1-3 lines, each line somewhere between ``paid`` and ``out_for_delivery`` with the
@@ -47,9 +48,10 @@ from typing import Any
 import orjson
 import psutil
 
+from stream.changelog_restore import put_value
 from stream.contract import Rejection, Status, validate_record
 from stream.lifecycle import OrderState, apply_event, new_order
-from stream.pipeline import decode_value, encode_value
+from stream.pipeline import encode_value
 from stream.retention import RetentionIndex, RetentionSettings, sweep
 
 RESULTS = Path(__file__).resolve().parent / "results" / "state.json"
@@ -179,9 +181,9 @@ def recover_child(path: Path) -> dict[str, Any]:
     wall = time.monotonic()
     skus = 0
     for key, value in read_values(path):
-        order = decode_value(value)
+        put_value(table, key, value)  # as the worker's changelog reader does
+        order = table[key.decode()]
         assert isinstance(order, OrderState)
-        table[key.decode()] = order
         skus += len(order.skus)
     cpu, wall = time.process_time() - started, time.monotonic() - wall
     after = rss()
