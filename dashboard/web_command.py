@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
+from config.gateway import GatewaySettings
 from config.settings import Settings
 from dashboard import landing
 from dashboard.gateway.app import create_app
-from config.gateway import GatewaySettings
 from dashboard.gateway.runtime import Gateway, load_staff
 from dashboard.gateway.server import tune_garbage_collector, uvicorn_config
 from dashboard.gateway.staff import StaffDirectory
@@ -51,9 +51,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not loopback_only(settings):
         problems = deployment_problems(settings, options, staff)
         if problems:
-            print(f"orderradar web: refusing to start on {settings.web_host} (public URL "
-                  f"{settings.public_url or 'not set'}), which is not a loopback-only development stack:\n  - "
-                  + "\n  - ".join(problems), file=sys.stderr)
+            print(
+                f"orderradar web: refusing to start on {settings.web_host} (public URL "
+                f"{settings.public_url or 'not set'}), which is not a loopback-only development stack:\n  - "
+                + "\n  - ".join(problems),
+                file=sys.stderr,
+            )
             return UNSAFE
     else:
         try:

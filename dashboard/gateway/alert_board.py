@@ -62,7 +62,9 @@ def _alert(previous: Any, alert_id: str, event: str, record: Mapping[str, Any]) 
 def _silence(previous: Any, silence_id: str, event: str, record: Mapping[str, Any]) -> dict[str, Any]:
     item = dict(previous) if isinstance(previous, dict) else {"silence_id": silence_id}
     if event == "silence_created":
-        item.update(active=True, created_by=record.get("by"), created_at=record.get("at"), detail=record.get("detail", ""))
+        item.update(
+            active=True, created_by=record.get("by"), created_at=record.get("at"), detail=record.get("detail", "")
+        )
     else:
         item.update(active=False, expired_by=record.get("by"), expired_at=record.get("at"))
     return item

@@ -30,6 +30,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
+from config.gateway import KIB, GatewaySettings
 from config.settings import Settings
 from dashboard.gateway import (
     data_quality_api,
@@ -41,7 +42,6 @@ from dashboard.gateway import (
     sessions,
     tracking_api,
 )
-from config.gateway import KIB, GatewaySettings
 from dashboard.gateway.responses import http_exception_handler
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.staff import StaffDirectory
@@ -126,9 +126,13 @@ def create_app(
             max_age=options.session_max_age_s,
             same_site="strict",
             https_only=options.secure_cookies(),
-        )
+        ),
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_exception_handler})
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception_handler},
+    )
     app.state.gateway = gateway
     return app

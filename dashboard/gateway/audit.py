@@ -12,9 +12,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from stream.control_commands import AuditRecord
 from dashboard.gateway.metrics import GatewayMetrics
 from dashboard.gateway.publisher import BusPublisher, PublishError
+from stream.control_commands import AuditRecord
 from stream.topics import CONTROL
 
 log = logging.getLogger("orderradar.audit")
@@ -31,10 +31,17 @@ class AuditTrail:
     async def record(
         self, actor: str, action: str, subject: str = "", outcome: Outcome = "ok", **details: Any
     ) -> AuditRecord:
-        entry = AuditRecord(actor=actor, at=self.clock(), action=action, subject=subject, outcome=outcome,
-                            details=details)
-        log.info("audit actor=%s action=%s subject=%s outcome=%s details=%s",
-                 actor, action, subject, outcome, details or "{}")
+        entry = AuditRecord(
+            actor=actor, at=self.clock(), action=action, subject=subject, outcome=outcome, details=details
+        )
+        log.info(
+            "audit actor=%s action=%s subject=%s outcome=%s details=%s",
+            actor,
+            action,
+            subject,
+            outcome,
+            details or "{}",
+        )
         self.metrics.staff_actions.inc(action=action, outcome=outcome)
         try:
             await self.publisher.publish_json(CONTROL, entry.target, entry.to_record())

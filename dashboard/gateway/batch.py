@@ -136,17 +136,24 @@ def parse_batch(body: bytes, fmt: BatchFormat, source: str, now: datetime, max_e
                 )
         if isinstance(outcome, Rejection):
             result.rejected.append(
-                EventRejection(index, _id_of(raw_obj, "event_id"), outcome, value, _id_of(raw_obj, "order_id")))
+                EventRejection(index, _id_of(raw_obj, "event_id"), outcome, value, _id_of(raw_obj, "order_id"))
+            )
             continue
         if outcome.source != source:
             problem = Problem("source", f"is {outcome.source!r} but the API key belongs to source {source!r}")
-            result.rejected.append(EventRejection(index, outcome.event_id, Rejection(RejectCode.SCHEMA, (problem,)),
-                                                  value, outcome.order_id))
+            result.rejected.append(
+                EventRejection(
+                    index, outcome.event_id, Rejection(RejectCode.SCHEMA, (problem,)), value, outcome.order_id
+                )
+            )
             continue
         if outcome.event_id in seen:
             problem = Problem("event_id", "appears twice in this batch")
-            result.rejected.append(EventRejection(index, outcome.event_id, Rejection(RejectCode.SCHEMA, (problem,)),
-                                                  value, outcome.order_id))
+            result.rejected.append(
+                EventRejection(
+                    index, outcome.event_id, Rejection(RejectCode.SCHEMA, (problem,)), value, outcome.order_id
+                )
+            )
             continue
         seen.add(outcome.event_id)
         result.accepted.append(outcome)

@@ -81,6 +81,7 @@ def parse_query(params: dict[str, str], now: datetime) -> QualityQuery:
 
 # -- shaping (pure) -----------------------------------------------------------------------------
 
+
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
@@ -104,8 +105,15 @@ def away_rows(away: pd.DataFrame, limits: pd.DataFrame, by: StopDimension) -> Ro
     for row in away.to_dict("records"):
         delivered, n_away = int(row["delivered"]), int(row["away"])
         low, high = bounds.get(row[by], (float("nan"), float("nan")))
-        groups.append({by: _group(row[by]), "delivered": delivered, "away": n_away,
-                       "away_rate": _rate(n_away, delivered), **_limit(low, high)})
+        groups.append(
+            {
+                by: _group(row[by]),
+                "delivered": delivered,
+                "away": n_away,
+                "away_rate": _rate(n_away, delivered),
+                **_limit(low, high),
+            }
+        )
     delivered, n_away = sum(g["delivered"] for g in groups), sum(g["away"] for g in groups)
     low = limits["limit_min"].min() if not limits.empty else float("nan")
     high = limits["limit_max"].max() if not limits.empty else float("nan")
@@ -115,13 +123,16 @@ def away_rows(away: pd.DataFrame, limits: pd.DataFrame, by: StopDimension) -> Ro
 
 def scan_rows(frame: pd.DataFrame, by: ScanDimension) -> Rows:
     """(total, groups) from :func:`quality_history.missing_scans_frame`."""
-    groups = []
+    groups: list[dict[str, Any]] = []
+    total_scans = total_missing = 0
     for row in frame.to_dict("records"):
         scans, missing = int(row["scans"]), int(row["missing"])
-        groups.append({by: _group(row[by]), "scans": scans, "missing": missing,
-                       "missing_rate": _rate(missing, scans + missing)})
-    scans, missing = sum(g["scans"] for g in groups), sum(g["missing"] for g in groups)
-    return {"scans": scans, "missing": missing, "missing_rate": _rate(missing, scans + missing)}, groups
+        total_scans, total_missing = total_scans + scans, total_missing + missing
+        groups.append(
+            {by: _group(row[by]), "scans": scans, "missing": missing, "missing_rate": _rate(missing, scans + missing)}
+        )
+    rate = _rate(total_missing, total_scans + total_missing)
+    return {"scans": total_scans, "missing": total_missing, "missing_rate": rate}, groups
 
 
 def data_quality(runner: QueryRunner, q: QualityQuery) -> dict[str, Any]:
@@ -130,13 +141,14 @@ def data_quality(runner: QueryRunner, q: QualityQuery) -> dict[str, Any]:
     total: dict[str, Any] = {}
     groups: list[dict[str, Any]] = []
     if q.by is None or q.by in STOP_DIMENSIONS:
-        stop: StopDimension = q.by if q.by in STOP_DIMENSIONS else "station"  # type: ignore[assignment]
-        away_total, away_groups = away_rows(deliveries_away(runner, window, stop),
-                                            away_limits(runner, window, stop), stop)
+        stop: StopDimension = q.by if q.by in STOP_DIMENSIONS else "station"
+        away_total, away_groups = away_rows(
+            deliveries_away(runner, window, stop), away_limits(runner, window, stop), stop
+        )
         total.update(away_total)
         groups = away_groups if q.by else []
     if q.by is None or q.by in SCAN_DIMENSIONS:
-        scan: ScanDimension = q.by if q.by in SCAN_DIMENSIONS else "source"  # type: ignore[assignment]
+        scan: ScanDimension = q.by if q.by in SCAN_DIMENSIONS else "source"
         scan_total, scan_groups = scan_rows(missing_scans(runner, window, scan), scan)
         total.update(scan_total)
         groups = scan_groups if q.by else groups
@@ -144,6 +156,7 @@ def data_quality(runner: QueryRunner, q: QualityQuery) -> dict[str, Any]:
 
 
 # -- the route ----------------------------------------------------------------------------------
+
 
 async def get_data_quality(request: Request) -> Response:
     denied = authorise(request, Permission.VIEW)

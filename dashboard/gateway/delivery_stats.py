@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pandas as pd
@@ -78,21 +78,23 @@ class StatsQuery:
 
 # -- parameters (pure) --------------------------------------------------------------------------
 
+
 def parse_instant(name: str, text: str) -> datetime:
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise StatsRequestError(f"{name}: {text!r} is not an ISO 8601 date or time") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise StatsRequestError(f"{name}: {text!r} needs a UTC offset, e.g. 2018-01-01T00:00:00Z")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
-def parse_range(params: dict[str, str], now: datetime, allowed: tuple[str, ...],
-                choices: tuple[str, ...]) -> tuple[datetime, datetime, str | None]:
+def parse_range(
+    params: dict[str, str], now: datetime, allowed: tuple[str, ...], choices: tuple[str, ...]
+) -> tuple[datetime, datetime, str | None]:
     """``since``, ``until`` (default: the last :data:`DEFAULT_SPAN` up to ``now``) and ``by``
     (one of ``choices``) of a statistics request; shared by every staff statistics endpoint."""
     unknown = sorted(set(params) - set(allowed))
@@ -116,8 +118,9 @@ def parse_query(params: dict[str, str], now: datetime) -> StatsQuery:
 
 # -- InfluxQL (pure) ----------------------------------------------------------------------------
 
+
 def _ns(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
@@ -126,22 +129,28 @@ def _group(by: GroupBy | None) -> str:
 
 
 def delivered_query(q: StatsQuery) -> str:
-    return (f'SELECT sum("delivered") AS "delivered", sum("on_time") AS "on_time", sum("late") AS "late", '
-            f'sum("late_7d") AS "late_7d_or_more", sum("no_promise") AS "no_promise" FROM "{ORDER_OUTCOMES}" '
-            f"WHERE time >= {_ns(q.since)} AND time < {_ns(q.until)}{_group(q.by)}")
+    return (
+        f'SELECT sum("delivered") AS "delivered", sum("on_time") AS "on_time", sum("late") AS "late", '
+        f'sum("late_7d") AS "late_7d_or_more", sum("no_promise") AS "no_promise" FROM "{ORDER_OUTCOMES}" '
+        f"WHERE time >= {_ns(q.since)} AND time < {_ns(q.until)}{_group(q.by)}"
+    )
 
 
 def open_query(q: StatsQuery, as_of: datetime) -> str | None:
     end = min(q.until, as_of)
     if end <= q.since:
         return None
-    return (f'SELECT sum("open") AS "open_past_promise" FROM "{ORDER_OUTCOMES}" '
-            f"WHERE time >= {_ns(q.since)} AND time < {_ns(end)}{_group(q.by)}")
+    return (
+        f'SELECT sum("open") AS "open_past_promise" FROM "{ORDER_OUTCOMES}" '
+        f"WHERE time >= {_ns(q.since)} AND time < {_ns(end)}{_group(q.by)}"
+    )
 
 
 def newest_event_query(q: StatsQuery) -> str:
-    return (f'SELECT max("last_event_ms") AS "newest" FROM "{ORDER_OUTCOMES}" '
-            f"WHERE time >= {_ns(q.since)} AND time < {_ns(q.until)}")
+    return (
+        f'SELECT max("last_event_ms") AS "newest" FROM "{ORDER_OUTCOMES}" '
+        f"WHERE time >= {_ns(q.since)} AND time < {_ns(q.until)}"
+    )
 
 
 def _rate(on_time: int, late: int) -> float | None:
@@ -170,13 +179,15 @@ def shape(frames: Sequence[pd.DataFrame], by: GroupBy | None) -> tuple[dict[str,
     for counts in groups.values():
         for name, value in counts.items():
             total[name] = total.get(name, 0) + value
-    rows = [{by: key, **_row(counts)} for key, counts in groups.items()] if by else []
+    if by is None:
+        return _row(total), []
+    rows = [{by: key, **_row(counts)} for key, counts in groups.items()]
     rows.sort(key=lambda r: (-r["delivered"], -r["open_past_promise"], str(r[by] or "")))
     return _row(total), rows
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def delivery_stats(runner: QueryRunner, q: StatsQuery, now: datetime) -> dict[str, Any]:
@@ -186,17 +197,24 @@ def delivery_stats(runner: QueryRunner, q: StatsQuery, now: datetime) -> dict[st
         as_of = min(q.until, now)
         newest = runner.query(newest_event_query(q))
         if not newest.empty and "newest" in newest and not pd.isna(newest["newest"].iloc[0]):
-            as_of = min(as_of, datetime.fromtimestamp(int(newest["newest"].iloc[0]) / 1000, timezone.utc))
+            as_of = min(as_of, datetime.fromtimestamp(int(newest["newest"].iloc[0]) / 1000, UTC))
     frames = [runner.query(delivered_query(q))]
     opened = open_query(q, as_of)
     if opened is not None:
         frames.append(runner.query(opened))
     total, groups = shape(frames, q.by)
-    return {"since": _iso(q.since), "until": _iso(q.until), "as_of": _iso(as_of), "by": q.by,
-            "total": total, "groups": groups}
+    return {
+        "since": _iso(q.since),
+        "until": _iso(q.until),
+        "as_of": _iso(as_of),
+        "by": q.by,
+        "total": total,
+        "groups": groups,
+    }
 
 
 # -- the route ----------------------------------------------------------------------------------
+
 
 def history_runner(request: Request) -> QueryRunner:
     """The web process's InfluxDB client (``app.state.history``, shared with the war-room);
@@ -205,7 +223,7 @@ def history_runner(request: Request) -> QueryRunner:
     runner = getattr(state, "history", None)
     if runner is None:
         runner = state.history = InfluxHistory.from_settings(gateway_of(request).settings)
-    return runner  # type: ignore[no-any-return]
+    return runner
 
 
 async def get_delivery_stats(request: Request) -> Response:
@@ -225,5 +243,13 @@ async def get_delivery_stats(request: Request) -> Response:
     return json_response(body)
 
 
-__all__ = ["GROUP_BY", "QueryRunner", "StatsQuery", "StatsRequestError", "delivery_stats", "get_delivery_stats",
-           "parse_query", "shape"]
+__all__ = [
+    "GROUP_BY",
+    "QueryRunner",
+    "StatsQuery",
+    "StatsRequestError",
+    "delivery_stats",
+    "get_delivery_stats",
+    "parse_query",
+    "shape",
+]

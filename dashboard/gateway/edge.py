@@ -63,8 +63,14 @@ class MetricsListener:
             self.socket.close()
             raise OSError(f"cannot listen for /metrics on {host}:{port}: {exc.strerror}") from None
         self.port = int(self.socket.getsockname()[1])
-        config = uvicorn.Config(metrics_app(gateway), lifespan="off", log_config=None, access_log=False,
-                                server_header=False, http=http_protocol_class(header_timeout_s))
+        config = uvicorn.Config(
+            metrics_app(gateway),
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            http=http_protocol_class(header_timeout_s),
+        )
         self.server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None
 
@@ -86,9 +92,11 @@ class WebEdge:
         self.guard = SessionGuard(gateway)
         hosts = allowed_hosts(settings)
         self.host_checked: ASGIApp = TrustedHostMiddleware(app, allowed_hosts=hosts) if hosts else app
-        self.metrics = (MetricsListener(gateway, settings.metrics_host, settings.metrics_port,
-                                        settings.web_header_timeout_s)
-                        if settings.metrics_port is not None else None)
+        self.metrics = (
+            MetricsListener(gateway, settings.metrics_host, settings.metrics_port, settings.web_header_timeout_s)
+            if settings.metrics_port is not None
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

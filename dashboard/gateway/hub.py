@@ -51,8 +51,15 @@ _GONE = (WebSocketDisconnect, WebSocketDisconnected, OSError, RuntimeError)
 class Connection:
     """One accepted WebSocket with its outbox and writer task."""
 
-    def __init__(self, websocket: WebSocket, endpoint: str, outbox_keys: int, hub: Hub,
-                 max_lag_s: float | None = None, session_valid: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        endpoint: str,
+        outbox_keys: int,
+        hub: Hub,
+        max_lag_s: float | None = None,
+        session_valid: Callable[[], bool] | None = None,
+    ) -> None:
         self.websocket = websocket
         #: For staff connections: whether the session it opened with still holds.
         self.session_valid = session_valid

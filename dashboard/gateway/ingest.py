@@ -43,16 +43,23 @@ from stream.topics import ORDER_EVENTS_DLQ
 MAX_ERRORS = 1000
 
 
-async def dead_letter(publisher: BusPublisher, rejected: list[EventRejection], sender: str,
-                      received: datetime) -> None:
+async def dead_letter(publisher: BusPublisher, rejected: list[EventRejection], sender: str, received: datetime) -> None:
     """Each rejected event on ``order-events-dlq``, keyed by its order; raises ``PublishError``."""
     letters = [
-        dlq.dead_letter(r.rejection, dlq.http_coordinates(r.index, received),
-                        r.order_id.encode() if r.order_id else None, r.value, [], received, sender=sender)
+        dlq.dead_letter(
+            r.rejection,
+            dlq.http_coordinates(r.index, received),
+            r.order_id.encode() if r.order_id else None,
+            r.value,
+            [],
+            received,
+            sender=sender,
+        )
         for r in rejected
     ]
-    await asyncio.gather(*(publisher.publish_json(ORDER_EVENTS_DLQ, letter.order_id or "", dlq.envelope(letter))
-                           for letter in letters))
+    await asyncio.gather(
+        *(publisher.publish_json(ORDER_EVENTS_DLQ, letter.order_id or "", dlq.envelope(letter)) for letter in letters)
+    )
 
 
 async def ingest_events(request: Request) -> Response:
@@ -66,17 +73,27 @@ async def ingest_events(request: Request) -> Response:
         return response
 
     if source is None:
-        return answer(error_response(401, "unauthenticated", "send X-Source and its API key (Authorization: Bearer)",
-                                     {"WWW-Authenticate": 'Bearer realm="orderradar-ingest"'}))
+        return answer(
+            error_response(
+                401,
+                "unauthenticated",
+                "send X-Source and its API key (Authorization: Bearer)",
+                {"WWW-Authenticate": 'Bearer realm="orderradar-ingest"'},
+            )
+        )
     decision = gateway.ingest_limiter.take(source, gateway.monotonic())
     if not decision.allowed:
         retry_after = str(max(1, math.ceil(decision.retry_after_s)))
-        return answer(error_response(429, "rate_limited", f"source {source} is over its request rate",
-                                     {"Retry-After": retry_after}))
+        return answer(
+            error_response(
+                429, "rate_limited", f"source {source} is over its request rate", {"Retry-After": retry_after}
+            )
+        )
     fmt = media_format(request.headers.get("content-type"))
     if fmt is None:
-        return answer(error_response(415, "unsupported_media_type",
-                                     "send application/json (array) or application/x-ndjson"))
+        return answer(
+            error_response(415, "unsupported_media_type", "send application/json (array) or application/x-ndjson")
+        )
     try:
         body = await request.body()
     except HTTPException as exc:  # the body limit middleware's 413, raised while streaming
@@ -86,8 +103,14 @@ async def ingest_events(request: Request) -> Response:
     timestamp, signature = request.headers.get("x-signature-timestamp"), request.headers.get("x-signature")
     if source in options.signed_sources or timestamp or signature:
         secret = options.signing_keys.get(source) or keys[source]
-        verdict = verify(secret.get_secret_value().encode(), timestamp, signature, body,
-                         gateway.clock().timestamp(), options.signature_tolerance_s)
+        verdict = verify(
+            secret.get_secret_value().encode(),
+            timestamp,
+            signature,
+            body,
+            gateway.clock().timestamp(),
+            options.signature_tolerance_s,
+        )
         if verdict is not SignatureVerdict.VALID:
             return answer(error_response(401, f"signature_{verdict.value}", verdict.detail))
 
@@ -97,8 +120,10 @@ async def ingest_events(request: Request) -> Response:
     except BatchError as exc:
         return answer(error_response(400, "bad_batch", str(exc)))
     try:
-        await asyncio.gather(gateway.publisher.publish_events(result.accepted),
-                             dead_letter(gateway.publisher, result.rejected, source, received))
+        await asyncio.gather(
+            gateway.publisher.publish_events(result.accepted),
+            dead_letter(gateway.publisher, result.rejected, source, received),
+        )
     except PublishError as exc:
         return answer(error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"}))
     gateway.metrics.events_in.inc(len(result.accepted), source=source)
@@ -107,8 +132,14 @@ async def ingest_events(request: Request) -> Response:
 
     errors = [entry for rejection in result.rejected for entry in rejection.as_dicts()]
     status = 202 if not result.rejected else (207 if result.accepted else 422)
-    return answer(json_response(
-        {"accepted": len(result.accepted), "rejected": len(result.rejected), "errors": errors[:MAX_ERRORS],
-         "errors_truncated": len(errors) > MAX_ERRORS},
-        status,
-    ))
+    return answer(
+        json_response(
+            {
+                "accepted": len(result.accepted),
+                "rejected": len(result.rejected),
+                "errors": errors[:MAX_ERRORS],
+                "errors_truncated": len(errors) > MAX_ERRORS,
+            },
+            status,
+        )
+    )

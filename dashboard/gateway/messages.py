@@ -59,8 +59,13 @@ class TrackSnapshot(Outgoing):
         self.key = ("order", order_id)
 
     def payload(self) -> dict[str, Any]:
-        return {"type": "snapshot", "order_id": self.order_id, "seq": self.seq, **self.view.header,
-                "skus": _fragments(self.view.skus)}
+        return {
+            "type": "snapshot",
+            "order_id": self.order_id,
+            "seq": self.seq,
+            **self.view.header,
+            "skus": _fragments(self.view.skus),
+        }
 
     def merged_with(self, newer: Outgoing) -> Outgoing:
         if isinstance(newer, TrackDelta):

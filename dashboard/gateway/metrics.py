@@ -90,15 +90,23 @@ class GatewayMetrics:
         r = self.registry = Registry()
         p = "orderradar_gateway_"
         self.ingest_requests = r.counter(p + "ingest_requests_total", "Ingest requests by source and HTTP status.")
-        self.events_in = r.counter(p + "events_accepted_total", "Events accepted and acknowledged by the broker, by source.")
-        self.events_rejected = r.counter(p + "events_rejected_total", "Events rejected by validation, by source and code.")
+        self.events_in = r.counter(
+            p + "events_accepted_total", "Events accepted and acknowledged by the broker, by source."
+        )
+        self.events_rejected = r.counter(
+            p + "events_rejected_total", "Events rejected by validation, by source and code."
+        )
         self.records_in = r.counter(p + "records_consumed_total", "Records consumed from the update topics, by topic.")
         self.bad_records = r.counter(p + "records_invalid_total", "Consumed records that could not be used, by topic.")
         self.ws_accepted = r.counter(p + "ws_connections_total", "WebSocket connections accepted, by endpoint.")
         self.ws_refused = r.counter(p + "ws_refused_total", "WebSocket connections refused, by endpoint and reason.")
         self.ws_sent = r.counter(p + "ws_messages_sent_total", "WebSocket messages sent, by endpoint.")
-        self.ws_coalesced = r.counter(p + "ws_messages_coalesced_total", "Messages merged into an unsent one, by endpoint.")
-        self.ws_dropped = r.counter(p + "ws_slow_disconnects_total", "Connections closed for falling behind, by endpoint.")
+        self.ws_coalesced = r.counter(
+            p + "ws_messages_coalesced_total", "Messages merged into an unsent one, by endpoint."
+        )
+        self.ws_dropped = r.counter(
+            p + "ws_slow_disconnects_total", "Connections closed for falling behind, by endpoint."
+        )
         self.staff_actions = r.counter(p + "staff_actions_total", "Staff and API actions, by action and outcome.")
         self.logins = r.counter(p + "logins_total", "Staff login attempts by outcome.")
         self.ws_clients = r.gauge(p + "ws_clients", "Open WebSocket connections, by endpoint.")
@@ -106,8 +114,10 @@ class GatewayMetrics:
         self.cached_orders = r.gauge(p + "cached_orders", "Orders in the snapshot cache.")
         self.tracking_tokens = r.gauge(p + "tracking_tokens", "Tracking-link grants known to this instance.")
         self.publisher_up = r.gauge(p + "publisher_up", "1 when the Kafka producer is connected.")
-        self.sync_lag = r.gauge("orderradar_source_sync_lag_seconds",
-                                "Arrival minus event time per source (p50, p99) over the worker's recent window.")
+        self.sync_lag = r.gauge(
+            "orderradar_source_sync_lag_seconds",
+            "Arrival minus event time per source (p50, p99) over the worker's recent window.",
+        )
 
     def render(self) -> str:
         return self.registry.render()

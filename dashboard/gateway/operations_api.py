@@ -29,23 +29,23 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from alerting.links import LinkAction, verify_link
-from stream.control_commands import (
-    AlertAck,
-    AlertResolve,
-    Command,
-    DisruptionCreate,
-    DisruptionDelete,
-    ZoneDeclaration,
-    SilenceCreate,
-    SilenceExpire,
-    SilenceSpec,
-)
 from dashboard.gateway.publisher import PublishError
 from dashboard.gateway.responses import error_response, is_json, json_response
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.sessions import authorise, authorised_body, gateway_of
 from dashboard.gateway.staff import Permission
 from stream.contract import plain_multiline, plain_text
+from stream.control_commands import (
+    AlertAck,
+    AlertResolve,
+    Command,
+    DisruptionCreate,
+    DisruptionDelete,
+    SilenceCreate,
+    SilenceExpire,
+    SilenceSpec,
+    ZoneDeclaration,
+)
 from stream.topics import CONTROL
 
 #: Actor recorded for actions taken through a signed link (the link names no person).
@@ -129,8 +129,9 @@ async def alert_action(request: Request) -> Response:
     if gateway.warroom.get("alert", alert_id) is None:
         return error_response(404, "not_found", f"no alert {alert_id!r} seen by this instance")
     command_type = AlertAck if action == LinkAction.ACK.value else AlertResolve
-    return await _submit(gateway, command_type(actor=actor, at=gateway.clock(), alert_id=alert_id),
-                         alert_id=alert_id, action=action)
+    return await _submit(
+        gateway, command_type(actor=actor, at=gateway.clock(), alert_id=alert_id), alert_id=alert_id, action=action
+    )
 
 
 async def alert_link_page(request: Request) -> Response:
@@ -139,8 +140,11 @@ async def alert_link_page(request: Request) -> Response:
     if action not in (LinkAction.ACK.value, LinkAction.RESOLVE.value) or not _signed_link_valid(
         request, alert_id, action
     ):
-        return HTMLResponse("<!doctype html><title>Link expired</title><p>This link is invalid or has expired.</p>",
-                            status_code=404, headers={"Referrer-Policy": "no-referrer"})
+        return HTMLResponse(
+            "<!doctype html><title>Link expired</title><p>This link is invalid or has expired.</p>",
+            status_code=404,
+            headers={"Referrer-Policy": "no-referrer"},
+        )
     target = f"/api/v1/alerts/{quote(alert_id, safe='')}/{action}?{request.url.query}"
     verb = "Acknowledge" if action == LinkAction.ACK.value else "Resolve"
     page = (
@@ -148,8 +152,9 @@ async def alert_link_page(request: Request) -> Response:
         f"<title>{verb} alert</title><h1>{verb} alert {html.escape(alert_id)}?</h1>"
         f"<form method=post action='{html.escape(target, quote=True)}'><button type=submit>{verb}</button></form>"
     )
-    return HTMLResponse(page, headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
-                                       "X-Frame-Options": "DENY"})
+    return HTMLResponse(
+        page, headers={"Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
+    )
 
 
 async def create_silence(request: Request) -> Response:

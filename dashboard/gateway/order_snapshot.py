@@ -82,9 +82,14 @@ class SkuSnapshot(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _flat_position(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "position" not in data and "last_position" not in data:
-            if data.get("lat") is not None and data.get("lon") is not None:
-                return {**data, "position": {"lat": data["lat"], "lon": data["lon"]}}
+        if (
+            isinstance(data, dict)
+            and "position" not in data
+            and "last_position" not in data
+            and data.get("lat") is not None
+            and data.get("lon") is not None
+        ):
+            return {**data, "position": {"lat": data["lat"], "lon": data["lon"]}}
         return data
 
     @property
@@ -190,10 +195,14 @@ class OrderSnapshot(BaseModel):
         if start.tzinfo is None or end.tzinfo is None or not -900 <= offset <= 900:
             return None
         state = value.get("state")
-        return {"from": start.isoformat(), "to": end.isoformat(), "tz_offset_min": offset,
-                "basis": value.get("basis") if value.get("basis") in ("lanes", "promise") else None,
-                "state": state if state in ("on_track", "at_risk", "late", "stalled") else None,
-                "slipped": value.get("slipped") is True}
+        return {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "tz_offset_min": offset,
+            "basis": value.get("basis") if value.get("basis") in ("lanes", "promise") else None,
+            "state": state if state in ("on_track", "at_risk", "late", "stalled") else None,
+            "slipped": value.get("slipped") is True,
+        }
 
     def trail(self, sku: str) -> tuple[Position, ...]:
         """The SKU's recent fixes, oldest first (``[lat, lon, time]`` triples in

@@ -7,10 +7,10 @@ passed without a scan (``not_scanned``, milestone names), the delay category of 
 disruption zone the order is in (never the zone's name), whether its courier is nearby
 (``nearby``: inside the customer area, never the courier's id), and a position. Dropped:
 node and warehouse names, regions, carriers, device and courier ids, sources, flags,
-event ids, the exact destination, timeline reasons (data-quality notes) and any free text. Positions are coarsened to 2 decimals (~1 km) except
-while a SKU is out for delivery (5 decimals), and removed once it is delivered, returned
-or cancelled; with a position come the recent route and the destination's city
-(``dashboard.gateway.track_map``).
+event ids, the exact destination, timeline reasons (data-quality notes) and any free text.
+Positions are coarsened to 2 decimals (~1 km) except while a SKU is out for delivery
+(5 decimals), and removed once it is delivered, returned or cancelled; with a position
+come the recent route and the destination's city (``dashboard.gateway.track_map``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,11 @@ def _position(sku: SkuSnapshot, status: Status | None) -> dict[str, Any] | None:
         return None
     precise = status is Status.OUT_FOR_DELIVERY
     decimals = PRECISE_DECIMALS if precise else COARSE_DECIMALS
-    view = {"lat": round(sku.position.lat, decimals), "lon": round(sku.position.lon, decimals), "precise": precise}
+    view: dict[str, Any] = {
+        "lat": round(sku.position.lat, decimals),
+        "lon": round(sku.position.lon, decimals),
+        "precise": precise,
+    }
     if sku.position.time is not None:
         view["time"] = sku.position.time.isoformat()  # the page shows the fix's age
     return view
@@ -89,8 +93,10 @@ def customer_sku(sku: SkuSnapshot, trail: tuple[Position, ...] = ()) -> dict[str
         view["promised_by"] = sku.promised_by.isoformat()
     if sku.eta is not None:
         view["eta"] = sku.eta.isoformat()
-    skipped = not_scanned_milestones((e.known_status for e in sku.timeline if e.known_status is not None),
-                                     (s for s in sku.not_scanned if s in _STATUSES))
+    skipped = not_scanned_milestones(
+        (e.known_status for e in sku.timeline if e.known_status is not None),
+        (s for s in sku.not_scanned if s in _STATUSES),
+    )
     if skipped:
         view["not_scanned"] = [m.value for m in skipped]
     if status in (Status.EXCEPTION, Status.DELIVERY_FAILED, Status.BACKORDERED):
@@ -150,8 +156,9 @@ def order_view(snapshot: OrderSnapshot) -> OrderView:
         "delay": _delay(snapshot, window),
         "nearby": snapshot.courier_nearby(),
     }
-    skus = {sku_id: orjson.dumps(customer_sku(sku, snapshot.trail(sku_id)))
-            for sku_id, sku in sorted(snapshot.skus.items())}
+    skus = {
+        sku_id: orjson.dumps(customer_sku(sku, snapshot.trail(sku_id))) for sku_id, sku in sorted(snapshot.skus.items())
+    }
     return OrderView(header, skus)
 
 

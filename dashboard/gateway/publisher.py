@@ -82,7 +82,9 @@ class BusPublisher:
                 futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
                 await asyncio.gather(*futures)
         except TimeoutError:
-            raise PublishError(f"broker did not acknowledge {len(records)} record(s) within {self.timeout_s:g}s") from None
+            raise PublishError(
+                f"broker did not acknowledge {len(records)} record(s) within {self.timeout_s:g}s"
+            ) from None
         except KafkaError as exc:
             raise PublishError(f"broker refused the records: {exc}") from None
 

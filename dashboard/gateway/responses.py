@@ -21,16 +21,21 @@ _API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"
 
 
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json",
-                    headers={**_API_HEADERS, **(headers or {})})
+    return Response(
+        orjson.dumps(data),
+        status_code=status,
+        media_type="application/json",
+        headers={**_API_HEADERS, **(headers or {})},
+    )
 
 
 def raw_json_response(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="application/json", headers=_API_HEADERS)
 
 
-def error_response(status: int, error: str, detail: str, headers: Mapping[str, str] | None = None,
-                   **extra: Any) -> Response:
+def error_response(
+    status: int, error: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> Response:
     return json_response({"error": error, "detail": detail, **extra}, status, headers)
 
 
@@ -67,7 +72,9 @@ async def read_model(request: Request, model: type[M]) -> M:
     try:
         return model.model_validate_json(body or b"{}")
     except ValidationError as exc:
-        raise BodyError(error_response(422, "invalid_body", "the request body is not valid", problems=problems_of(exc))) from None
+        raise BodyError(
+            error_response(422, "invalid_body", "the request body is not valid", problems=problems_of(exc))
+        ) from None
 
 
 async def http_exception_handler(request: Request, exc: Exception) -> Response:

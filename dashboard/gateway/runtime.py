@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,10 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from config.client_auth import kafka_auth
+from config.gateway import GatewaySettings
 from config.settings import Settings
 from dashboard.gateway.alert_board import fold_alert_record
 from dashboard.gateway.audit import AuditTrail
-from stream.control_commands import disruption_change
-from config.gateway import GatewaySettings
 from dashboard.gateway.hub import Hub
 from dashboard.gateway.messages import TrackSnapshot
 from dashboard.gateway.metrics import GatewayMetrics, sync_lag_samples
@@ -40,13 +39,14 @@ from dashboard.gateway.staff import StaffDirectory
 from dashboard.gateway.tracking_tokens import TrackingTokens, parse_record
 from dashboard.gateway.update_consumer import StartAt, TopicReader
 from dashboard.gateway.warroom_state import WarroomState, item_of_warroom_record
+from stream.control_commands import disruption_change
 from stream.topics import ALERTS, CONTROL, ORDER_INCIDENTS, ORDER_UPDATES, TRACKING_TOKENS, WARROOM_UPDATES
 
 log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def load_staff(path: Path) -> StaffDirectory:
@@ -234,7 +234,9 @@ class Gateway:
         m = self.metrics
         m.ws_clients.collect = lambda: [({"endpoint": e}, float(self.hub.count(e))) for e in ("track", "warroom")]
         m.consumer_lag.collect = lambda: [
-            ({"topic": topic}, float(lag)) for reader in (self.updates, self.grants) for topic, lag in reader.lag().items()
+            ({"topic": topic}, float(lag))
+            for reader in (self.updates, self.grants)
+            for topic, lag in reader.lag().items()
         ]
         m.cached_orders.collect = lambda: [({}, float(len(self.orders)))]
         m.tracking_tokens.collect = lambda: [({}, float(len(self.tokens)))]

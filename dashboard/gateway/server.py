@@ -21,12 +21,11 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from config.gateway import GatewaySettings
 from config.settings import Settings
 from dashboard.gateway.edge import WebEdge
-from config.gateway import GatewaySettings
 from dashboard.gateway.http_protocol import http_protocol_class
 from dashboard.gateway.ws_protocol import protocol_class
-
 
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_GEN0_THRESHOLD = 10_000

@@ -15,6 +15,7 @@ balancer without a new store, and a restarted instance reads the recent revocati
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from datetime import datetime
@@ -114,17 +115,17 @@ class SessionGuard:
         self.revocations.revoke(revoke.session, revoke.until)
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self.reader.run(), name="gateway-sessions"),
-                       asyncio.create_task(self._prune_forever(), name="gateway-sessions-prune")]
+        self._tasks = [
+            asyncio.create_task(self.reader.run(), name="gateway-sessions"),
+            asyncio.create_task(self._prune_forever(), name="gateway-sessions-prune"),
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         self._tasks.clear()
 
     async def _prune_forever(self) -> None:

@@ -18,7 +18,7 @@ import asyncio
 import hmac
 import logging
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -73,8 +73,9 @@ def _session_data(connection: HTTPConnection) -> tuple[str, str, str, int] | Non
     if not isinstance(data, dict):
         return None
     user, sid, fingerprint, at = data.get("user"), data.get("sid"), data.get("fp"), data.get("at")
-    if not (isinstance(user, str) and isinstance(sid, str) and sid and isinstance(fingerprint, str)
-            and isinstance(at, int)):
+    if not (
+        isinstance(user, str) and isinstance(sid, str) and sid and isinstance(fingerprint, str) and isinstance(at, int)
+    ):
         return None  # includes cookies from before sessions had ids
     return user, sid, fingerprint, at
 
@@ -103,14 +104,18 @@ def authorise(connection: HTTPConnection, permission: Permission) -> StaffMember
     if member is None:
         return error_response(401, "unauthenticated", "sign in first: POST /api/v1/login")
     if not member.can(permission):
-        audit_log.info("audit actor=%s action=%s subject=%s outcome=denied role=%s",
-                       member.username, permission.value, connection.url.path, member.role.value)
+        audit_log.info(
+            "audit actor=%s action=%s subject=%s outcome=denied role=%s",
+            member.username,
+            permission.value,
+            connection.url.path,
+            member.role.value,
+        )
         return error_response(403, "forbidden", f"role {member.role.value} may not {permission.value}")
     return member
 
 
-async def authorised_body(request: Request, permission: Permission,
-                          model: type[M]) -> tuple[StaffMember, M] | Response:
+async def authorised_body(request: Request, permission: Permission, model: type[M]) -> tuple[StaffMember, M] | Response:
     """The staff member allowed to do ``permission`` and the JSON body as ``model``, or the
     401/403 (checked first) or 415/422 response to send."""
     member = authorise(request, permission)
@@ -137,8 +142,12 @@ async def login(request: Request) -> Response:
         decision = guard.account_limiter.take(account, now)
     if not decision.allowed:
         gateway.metrics.logins.inc(outcome="throttled")
-        return error_response(429, "too_many_attempts", "too many login attempts; slow down",
-                              {"Retry-After": str(max(1, round(decision.retry_after_s)))})
+        return error_response(
+            429,
+            "too_many_attempts",
+            "too many login attempts; slow down",
+            {"Retry-After": str(max(1, round(decision.retry_after_s)))},
+        )
     member = await asyncio.to_thread(gateway.staff.authenticate, credentials.username, credentials.password)
     if member is None:
         gateway.metrics.logins.inc(outcome="denied")
@@ -146,8 +155,12 @@ async def login(request: Request) -> Response:
         return error_response(401, "invalid_credentials", "unknown user name or wrong password")
     guard.account_limiter.refund(account)
     request.session.clear()
-    request.session[SESSION_KEY] = {"user": member.username, "sid": secrets.token_urlsafe(32),
-                                    "fp": member.fingerprint, "at": int(gateway.clock().timestamp())}
+    request.session[SESSION_KEY] = {
+        "user": member.username,
+        "sid": secrets.token_urlsafe(32),
+        "fp": member.fingerprint,
+        "at": int(gateway.clock().timestamp()),
+    }
     gateway.metrics.logins.inc(outcome="ok")
     await gateway.audit.record(member.username, "login", address=address)
     return json_response({"username": member.username, "role": member.role.value})
@@ -164,16 +177,19 @@ async def logout(request: Request) -> Response:
     session = _session_data(request)
     if session is not None:
         user, sid, _, at = session
-        until = datetime.fromtimestamp(at, timezone.utc) + timedelta(seconds=gateway.options.session_max_age_s)
+        until = datetime.fromtimestamp(at, UTC) + timedelta(seconds=gateway.options.session_max_age_s)
         revoke = SessionRevoke(actor=user, at=gateway.clock(), session=session_digest(sid), until=until)
         guard_of(request).revocations.revoke(revoke.session, revoke.until)
         try:
             await gateway.publisher.publish_json(CONTROL, revoke.target, revoke.to_record())
         except PublishError as exc:
             log.warning("sign-out of %s not shared with the other instances: %s", user, exc)
-            return error_response(503, "broker_unavailable",
-                                  "signed out on this server only; try again to sign out everywhere",
-                                  {"Retry-After": "5"})
+            return error_response(
+                503,
+                "broker_unavailable",
+                "signed out on this server only; try again to sign out everywhere",
+                {"Retry-After": "5"},
+            )
     request.session.clear()
     if member is not None:
         await gateway.audit.record(member.username, "logout")

@@ -32,16 +32,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints,
-                      field_validator)
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
+from config import PACKAGE_CONFIG_DIR
 from config.rules import RuleFileError, load_yaml_model
-from config.settings import PACKAGE_CONFIG_DIR
 from stream.contract import plain_text
 
 log = logging.getLogger(__name__)
@@ -112,7 +111,9 @@ class PasswordHash:
         except ValueError as exc:
             raise PasswordHashError(f"bad number or base64 in hash: {exc}") from None
         if n < 2**12 or n & (n - 1) or not (1 <= r <= 32) or not (1 <= p <= 16) or len(salt) < 8 or len(digest) < 16:
-            raise PasswordHashError("scrypt parameters too weak or malformed (n a power of two >= 4096, salt >= 8 bytes)")
+            raise PasswordHashError(
+                "scrypt parameters too weak or malformed (n a power of two >= 4096, salt >= 8 bytes)"
+            )
         return cls(n, r, p, salt, digest)
 
     def matches(self, password: str) -> bool:
@@ -188,8 +189,11 @@ class _Loaded:
 
     @classmethod
     def of(cls, users: dict[str, StaffUser]) -> _Loaded:
-        return cls(dict(users), {name: PasswordHash.parse(u.password) for name, u in users.items()},
-                   {name: _fingerprint(name, u) for name, u in users.items()})
+        return cls(
+            dict(users),
+            {name: PasswordHash.parse(u.password) for name, u in users.items()},
+            {name: _fingerprint(name, u) for name, u in users.items()},
+        )
 
 
 def _file_stamp(path: Path) -> tuple[int, int, int] | None:
@@ -206,8 +210,13 @@ class StaffDirectory:
     #: Seconds between checks of the file for edits.
     CHECK_EVERY_S = 1.0
 
-    def __init__(self, users: dict[str, StaffUser], *, source: Path | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        users: dict[str, StaffUser],
+        *,
+        source: Path | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         # One immutable snapshot, swapped whole: authenticate() runs in worker threads.
         self._loaded = _Loaded.of(users)
         self._source = source

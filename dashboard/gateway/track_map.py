@@ -47,8 +47,13 @@ def destination_area(sku: SkuSnapshot) -> dict[str, Any] | None:
     return {"lat": seat.lat, "lon": seat.lon, "adcode": seat.adcode}
 
 
-def map_view(sku: SkuSnapshot, trail: Sequence[Position], position: dict[str, Any] | None,
-             coarse_decimals: int, precise_decimals: int) -> dict[str, Any]:
+def map_view(
+    sku: SkuSnapshot,
+    trail: Sequence[Position],
+    position: dict[str, Any] | None,
+    coarse_decimals: int,
+    precise_decimals: int,
+) -> dict[str, Any]:
     """``route`` and ``city`` to add to a SKU's customer view; ``position`` is the
     projection's customer position (``None``: the customer sees none, so no route either)."""
     view: dict[str, Any] = {}

@@ -10,9 +10,10 @@ other instances as soon as they read it.
 
 Scope: a link is only issued for an order in this instance's order cache, i.e. with a
 recent ``order-updates`` record, which every instance reads in full (``404 unknown_order``
-otherwise, also right after its first event, until the worker's update arrives). A source may issue links only for orders whose timeline has its events,
-and revoke only links it issued; staff may revoke any link. A source is told ``404`` for
-an order it may not use, exactly as for one that does not exist.
+otherwise, also right after its first event, until the worker's update arrives). A source
+may issue links only for orders whose timeline has its events, and revoke only links it
+issued; staff may revoke any link. A source is told ``404`` for an order it may not use,
+exactly as for one that does not exist.
 """
 
 from __future__ import annotations
@@ -59,8 +60,12 @@ def _actor(request: Request) -> Actor | Response:
             return error_response(401, "unauthenticated", "unknown source or wrong API key")
         decision = gateway.ingest_limiter.take(source, gateway.monotonic())
         if not decision.allowed:
-            return error_response(429, "rate_limited", f"source {source} is over its request rate",
-                                  {"Retry-After": str(max(1, math.ceil(decision.retry_after_s)))})
+            return error_response(
+                429,
+                "rate_limited",
+                f"source {source} is over its request rate",
+                {"Retry-After": str(max(1, math.ceil(decision.retry_after_s)))},
+            )
         return Actor(f"source:{source}", source)
     member = authorise(request, Permission.ISSUE_TRACKING_LINKS)
     return member if isinstance(member, Response) else Actor(member.username)
@@ -75,8 +80,9 @@ async def _publish_token_change(gateway: Gateway, change: TokenRecord) -> Respon
     """Publish a token grant or revocation (sealed) so every instance applies it, then apply
     it here; a 503 response when the broker does not take it (nothing is applied then)."""
     try:
-        await gateway.publisher.publish_json(TRACKING_TOKENS, change.token_sha256,
-                                             gateway.token_seal.seal(change.model_dump(mode="json")))
+        await gateway.publisher.publish_json(
+            TRACKING_TOKENS, change.token_sha256, gateway.token_seal.seal(change.model_dump(mode="json"))
+        )
     except PublishError as exc:
         return error_response(503, "broker_unavailable", str(exc), {"Retry-After": "5"})
     gateway.tokens.apply(change)
@@ -95,15 +101,24 @@ async def issue_link(request: Request) -> Response:
     order = gateway.orders.get(body.order_id)
     if order is None or (actor.source is not None and actor.source not in order.sources()):
         whose = f" with events from source {actor.source!r}" if actor.source is not None else ""
-        return error_response(404, "unknown_order", f"no order {body.order_id!r}{whose} among the orders with "
-                              f"recent updates (a new order counts once the worker has processed its first event)")
+        return error_response(
+            404,
+            "unknown_order",
+            f"no order {body.order_id!r}{whose} among the orders with "
+            f"recent updates (a new order counts once the worker has processed its first event)",
+        )
     issued = gateway.tokens.issue(body.order_id, gateway.tracking_ttl(body.ttl), actor.name, gateway.clock())
     record = issued.record
     failed = await _publish_token_change(gateway, record)
     if failed is not None:
         return failed
-    await gateway.audit.record(actor.name, "tracking_link_issue", body.order_id, token_id=record.token_sha256,
-                               expires_at=record.expires_at.isoformat())
+    await gateway.audit.record(
+        actor.name,
+        "tracking_link_issue",
+        body.order_id,
+        token_id=record.token_sha256,
+        expires_at=record.expires_at.isoformat(),
+    )
     return json_response(
         {
             "token": issued.token,
@@ -121,8 +136,9 @@ async def revoke_link(request: Request) -> Response:
     actor = _actor(request)
     if isinstance(actor, Response):
         return actor
-    revocation = gateway.tokens.revocation(request.path_params["token"], actor.name, gateway.clock(),
-                                           only_own=actor.source is not None)
+    revocation = gateway.tokens.revocation(
+        request.path_params["token"], actor.name, gateway.clock(), only_own=actor.source is not None
+    )
     if revocation is None:
         return error_response(404, "not_found", "no such active tracking link")
     failed = await _publish_token_change(gateway, revocation)

@@ -17,7 +17,7 @@ import re
 import secrets
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
@@ -81,7 +81,7 @@ class _Grant:
     revoked: bool = False
 
 
-_DUMMY = _Grant("0" * 64, "\x00", datetime.min.replace(tzinfo=timezone.utc), "", revoked=True)
+_DUMMY = _Grant("0" * 64, "\x00", datetime.min.replace(tzinfo=UTC), "", revoked=True)
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,9 @@ class TrackingTokens:
         )
         return IssuedToken(token, record)
 
-    def revocation(self, token_or_id: str, revoked_by: str, now: datetime, *,
-                   only_own: bool = False) -> TokenRevoked | None:
+    def revocation(
+        self, token_or_id: str, revoked_by: str, now: datetime, *, only_own: bool = False
+    ) -> TokenRevoked | None:
         """The record revoking a known, unrevoked token (``None`` when there is none).
 
         ``only_own``: the caller (a source) may revoke only links it issued itself; any
@@ -125,8 +126,9 @@ class TrackingTokens:
             known = self._grants.get(record.token_sha256)
             if known is None:
                 # interned: a few issuers share millions of grants
-                self._grants[record.token_sha256] = _Grant(record.token_sha256, record.order_id, record.expires_at,
-                                                           sys.intern(record.issued_by))
+                self._grants[record.token_sha256] = _Grant(
+                    record.token_sha256, record.order_id, record.expires_at, sys.intern(record.issued_by)
+                )
         else:
             grant = self._grants.get(record.token_sha256)
             if grant is not None:

@@ -103,7 +103,9 @@ class TopicReader:
         if missing:
             raise MissingTopics(f"topics {missing} do not exist (run: orderradar topics create)")
         partitions = [
-            TopicPartition(topic, p) for topic in self.topics for p in sorted(consumer.partitions_for_topic(topic) or ())
+            TopicPartition(topic, p)
+            for topic in self.topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
         consumer.assign(partitions)
         if self.start is StartAt.EARLIEST:
@@ -117,8 +119,9 @@ class TopicReader:
         self._next = {tp: await consumer.position(tp) for tp in partitions}
         self.assigned = True
         self.last_error = None
-        log.info("reader %s assigned %d partitions of %s from %s", self.name, len(partitions), self.topics,
-                 self.start.value)
+        log.info(
+            "reader %s assigned %d partitions of %s from %s", self.name, len(partitions), self.topics, self.start.value
+        )
         return consumer
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
@@ -132,8 +135,14 @@ class TopicReader:
                         self.handle(record)
                     except ValueError as exc:  # includes JSON and pydantic validation errors
                         self.metrics.bad_records.inc(topic=tp.topic)
-                        log.warning("reader %s: unusable record %s[%d]@%d: %s", self.name, tp.topic, tp.partition,
-                                    record.offset, str(exc)[:300])
+                        log.warning(
+                            "reader %s: unusable record %s[%d]@%d: %s",
+                            self.name,
+                            tp.topic,
+                            tp.partition,
+                            record.offset,
+                            str(exc)[:300],
+                        )
                 if records:
                     self._next[tp] = records[-1].offset + 1
             if not self.caught_up:

@@ -53,8 +53,9 @@ async def refuse_foreign_origin(websocket: WebSocket, gateway: Gateway, endpoint
     return True
 
 
-async def close_with_error(websocket: WebSocket, code: int, status: int, error: str, detail: str,
-                           reason: str | None = None) -> None:
+async def close_with_error(
+    websocket: WebSocket, code: int, status: int, error: str, detail: str, reason: str | None = None
+) -> None:
     await websocket.send_text(error_message(status, error, detail))
     await websocket.close(code, reason)
 
@@ -65,8 +66,14 @@ async def admit(websocket: WebSocket, hub: Hub, connection: Connection, max_per_
     browsers see the code and the reason."""
     if hub.add(connection, max_per_client):
         return True
-    await close_with_error(websocket, TOO_MANY, 429, "too_many_connections",
-                           f"at most {max_per_client} open connections per address", TOO_MANY_CONNECTIONS)
+    await close_with_error(
+        websocket,
+        TOO_MANY,
+        429,
+        "too_many_connections",
+        f"at most {max_per_client} open connections per address",
+        TOO_MANY_CONNECTIONS,
+    )
     connection.abandon()
     return False
 
@@ -77,8 +84,7 @@ async def first_message(websocket: WebSocket, gateway: Gateway, model: type[M]) 
         async with asyncio.timeout(gateway.options.ws_first_message_timeout_s):
             message = await websocket.receive()
     except TimeoutError:
-        await close_with_error(websocket, BAD_REQUEST, 400, "subscribe_expected",
-                               "send a subscribe message first")
+        await close_with_error(websocket, BAD_REQUEST, 400, "subscribe_expected", "send a subscribe message first")
         return None
     if message["type"] == "websocket.disconnect":
         return None
@@ -88,8 +94,11 @@ async def first_message(websocket: WebSocket, gateway: Gateway, model: type[M]) 
             raise ValueError("messages must be JSON text")
         return model.model_validate_json(text)
     except ValueError as exc:
-        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()) \
-            if isinstance(exc, ValidationError) else str(exc)
+        detail = (
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            if isinstance(exc, ValidationError)
+            else str(exc)
+        )
         await close_with_error(websocket, BAD_REQUEST, 400, "bad_subscribe", detail[:300])
         return None
 
@@ -117,5 +126,12 @@ async def serve(websocket: WebSocket, connection: Connection, current_seq: Calla
         if kind == "ping":
             connection.offer(Notice("pong", seq))
         else:
-            connection.offer(Notice("error", seq, status=400, error="unsupported",
-                                    detail='only {"type": "ping"} is accepted after subscribe'))
+            connection.offer(
+                Notice(
+                    "error",
+                    seq,
+                    status=400,
+                    error="unsupported",
+                    detail='only {"type": "ping"} is accepted after subscribe',
+                )
+            )

@@ -67,8 +67,14 @@ async def warroom_socket(websocket: WebSocket) -> None:
         await websocket.send_denial_response(error_response(401, "unauthenticated", "sign in first"))
         return
     await websocket.accept()
-    connection = Connection(websocket, "warroom", gateway.options.warroom_outbox_keys, gateway.hub,
-                            gateway.options.warroom_max_lag_s, session_valid=lambda: _may_view(websocket))
+    connection = Connection(
+        websocket,
+        "warroom",
+        gateway.options.warroom_outbox_keys,
+        gateway.hub,
+        gateway.options.warroom_max_lag_s,
+        session_valid=lambda: _may_view(websocket),
+    )
     if not await admit(websocket, gateway.hub, connection, gateway.settings.ws_max_connections_per_client):
         return
     try:
@@ -78,8 +84,9 @@ async def warroom_socket(websocket: WebSocket) -> None:
         state = gateway.warroom
         missed = state.since(request.epoch, request.last_seq)
         gateway.hub.join_warroom(connection)
-        connection.offer(Notice("subscribed", state.seq, epoch=state.epoch, user=member.username,
-                                role=member.role.value))
+        connection.offer(
+            Notice("subscribed", state.seq, epoch=state.epoch, user=member.username, role=member.role.value)
+        )
         if missed is None:
             connection.offer(state.snapshot())
         for update in missed or ():

@@ -29,7 +29,7 @@ import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, shape
 from shapely.strtree import STRtree
 
-from dashboard.tracking.basemap import DECIMALS, polygons, ring_path, mercator
+from dashboard.tracking.basemap import DECIMALS, mercator, polygons, ring_path
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parents[2] / "shared" / "data" / "boundaries" / "china" / "china_prefectures_simplified.geojson"
@@ -58,7 +58,7 @@ def build(geojson: bytes, tolerance_deg: float = TOLERANCE_DEG) -> tuple[dict[st
     by_province: dict[str, list[dict[str, Any]]] = {}
     seats: list[list[Any]] = []
     boxes: dict[str, list[float]] = {}
-    for feature, geometry, rough in zip(features, simplified, coarse):
+    for feature, geometry, rough in zip(features, simplified, coarse, strict=True):
         props = feature["properties"]
         province = _province_of(props)
         parts = [p for p in polygons(geometry) if p.area >= min_area] or list(polygons(geometry))
@@ -69,23 +69,40 @@ def build(geojson: bytes, tolerance_deg: float = TOLERANCE_DEG) -> tuple[dict[st
         cp = props.get("cp") or [largest.representative_point().x, largest.representative_point().y]
         lx, ly = mercator(float(cp[0]), float(cp[1]))  # named at its seat, where the parcels go
         by_province.setdefault(province, []).append(
-            {"adcode": str(props["adcode"]), "name": props["name"], "label": [round(lx, DECIMALS), round(ly, DECIMALS)],
-             "d": d})
-        rings = [[[round(x, INDEX_DECIMALS), round(y, INDEX_DECIMALS)] for x, y in p.exterior.coords]
-                 for p in polygons(rough) if p.area >= min_area] or [
-                 [[round(x, INDEX_DECIMALS), round(y, INDEX_DECIMALS)] for x, y in largest.exterior.coords]]
-        seats.append([str(props["adcode"]), province, props["name"], round(float(cp[0]), 4), round(float(cp[1]), 4),
-                      rings])
+            {
+                "adcode": str(props["adcode"]),
+                "name": props["name"],
+                "label": [round(lx, DECIMALS), round(ly, DECIMALS)],
+                "d": d,
+            }
+        )
+        rings = [
+            [[round(x, INDEX_DECIMALS), round(y, INDEX_DECIMALS)] for x, y in p.exterior.coords]
+            for p in polygons(rough)
+            if p.area >= min_area
+        ] or [[[round(x, INDEX_DECIMALS), round(y, INDEX_DECIMALS)] for x, y in largest.exterior.coords]]
+        seats.append(
+            [str(props["adcode"]), province, props["name"], round(float(cp[0]), 4), round(float(cp[1]), 4), rings]
+        )
         x0, y1 = mercator(geometry.bounds[0], geometry.bounds[1])
         x1, y0 = mercator(geometry.bounds[2], geometry.bounds[3])
         box = boxes.get(province)
-        boxes[province] = [round(v, DECIMALS) for v in (
-            [x0, y0, x1, y1] if box is None else [min(box[0], x0), min(box[1], y0), max(box[2], x1), max(box[3], y1)])]
-    files = {f"{province}.json": orjson.dumps({"province": province, "areas": areas},
-                                             option=orjson.OPT_APPEND_NEWLINE)
-             for province, areas in sorted(by_province.items())}
-    index = orjson.dumps({"tolerance_deg": tolerance_deg, "provinces": dict(sorted(boxes.items())), "seats": seats},
-                         option=orjson.OPT_APPEND_NEWLINE)
+        boxes[province] = [
+            round(v, DECIMALS)
+            for v in (
+                [x0, y0, x1, y1]
+                if box is None
+                else [min(box[0], x0), min(box[1], y0), max(box[2], x1), max(box[3], y1)]
+            )
+        ]
+    files = {
+        f"{province}.json": orjson.dumps({"province": province, "areas": areas}, option=orjson.OPT_APPEND_NEWLINE)
+        for province, areas in sorted(by_province.items())
+    }
+    index = orjson.dumps(
+        {"tolerance_deg": tolerance_deg, "provinces": dict(sorted(boxes.items())), "seats": seats},
+        option=orjson.OPT_APPEND_NEWLINE,
+    )
     return files, index
 
 

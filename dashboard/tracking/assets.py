@@ -22,8 +22,12 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 ASSET_PREFIX = "/t/assets"
 IMMUTABLE = "public, max-age=31536000, immutable"
 
-_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-          ".json": "application/json", ".svg": "image/svg+xml"}
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+}
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,13 @@ def load_asset(path: Path, name: str | None = None) -> Asset:
     body = path.read_bytes()
     media_type = _TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     # mtime=0: the same content always compresses to the same bytes.
-    return Asset(name or path.name, hashlib.sha256(body).hexdigest()[:16], media_type, body,
-                 gzip.compress(body, compresslevel=9, mtime=0))
+    return Asset(
+        name or path.name,
+        hashlib.sha256(body).hexdigest()[:16],
+        media_type,
+        body,
+        gzip.compress(body, compresslevel=9, mtime=0),
+    )
 
 
 class AssetBundle:
@@ -54,13 +63,18 @@ class AssetBundle:
         self._by_name: Mapping[str, Asset] = {a.name: a for a in assets}
 
     @classmethod
-    def from_dir(cls, directory: Path = STATIC_DIR,
-                 names: Iterable[str] = ("tracking.js", "tracking.css")) -> AssetBundle:
+    def from_dir(
+        cls, directory: Path = STATIC_DIR, names: Iterable[str] = ("tracking.js", "tracking.css")
+    ) -> AssetBundle:
         """The named files, plus each province's prefecture outlines (``areas/<adcode>.json``,
         served as ``areas-<adcode>.json``: asset names have no slash)."""
         areas = sorted((directory / "areas").glob("*.json"))
-        return cls([*(load_asset(directory / name) for name in names),
-                    *(load_asset(path, f"areas-{path.name}") for path in areas)])
+        return cls(
+            [
+                *(load_asset(directory / name) for name in names),
+                *(load_asset(path, f"areas-{path.name}") for path in areas),
+            ]
+        )
 
     def __getitem__(self, name: str) -> Asset:
         return self._by_name[name]
@@ -72,10 +86,15 @@ class AssetBundle:
         """``GET /t/assets/{digest}/{name}``; a stale digest is a 404, never old content."""
         asset = self._by_name.get(request.path_params["name"])
         if asset is None or asset.digest != request.path_params["digest"]:
-            return Response(b"not found\n", status_code=404, media_type="text/plain",
-                            headers={"Cache-Control": "no-store"})
-        headers = {"Cache-Control": IMMUTABLE, "ETag": f'"{asset.digest}"',
-                   "Vary": "Accept-Encoding", "X-Content-Type-Options": "nosniff"}
+            return Response(
+                b"not found\n", status_code=404, media_type="text/plain", headers={"Cache-Control": "no-store"}
+            )
+        headers = {
+            "Cache-Control": IMMUTABLE,
+            "ETag": f'"{asset.digest}"',
+            "Vary": "Accept-Encoding",
+            "X-Content-Type-Options": "nosniff",
+        }
         if request.headers.get("if-none-match") == f'"{asset.digest}"':
             return Response(status_code=304, headers=headers)
         if "gzip" in request.headers.get("accept-encoding", ""):

@@ -8,11 +8,11 @@ the same transform.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
 from shapely.geometry import MultiPolygon, Polygon
-
 
 #: Decimals of world units kept (0.001 unit ~ 150 m at the equator).
 DECIMALS = 3
@@ -39,7 +39,7 @@ def ring_path(coords: Sequence[tuple[float, ...]]) -> str:
         return ""
     parts = [f"M{_num(deduped[0][0], scale)} {_num(deduped[0][1], scale)}l"]
     steps = []
-    for (x0, y0), (x1, y1) in zip(deduped, deduped[1:]):
+    for (x0, y0), (x1, y1) in itertools.pairwise(deduped):
         steps.append(f"{_num(x1 - x0, scale)} {_num(y1 - y0, scale)}")
     # SVG needs no separator before a minus sign.
     parts.append(" ".join(steps).replace(" -", "-"))

@@ -47,8 +47,7 @@ def chosen_language(choice: str | None) -> Lang | None:
     return _lang_of_tag(choice[:_MAX_HEADER_CHARS]) if choice else None
 
 
-def negotiate_language(accept_language: str | None, choice: str | None = None,
-                       remembered: str | None = None) -> Lang:
+def negotiate_language(accept_language: str | None, choice: str | None = None, remembered: str | None = None) -> Lang:
     """The page language: ``choice`` (the switch, ``?lang=``) wins when it names a catalogue,
     then ``remembered`` (an earlier choice), then ``accept_language``."""
     for explicit in (choice, remembered):

@@ -7,8 +7,9 @@ placeholders are filled by the script.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final, Mapping
+from typing import Final
 
 from dashboard.tracking.language import Lang
 
@@ -151,28 +152,34 @@ _EN: Final = {
 }
 
 #: The not-found page shows both languages: its body must not vary with anything.
-NOT_FOUND: Final = MappingProxyType({
-    "title": "链接无效 · Link not available",
-    "zh_heading": "找不到此跟踪链接",
-    "zh_body": "链接可能已过期、已被撤销或输入有误。请联系商家获取新的跟踪链接。",
-    "en_heading": "This tracking link is not available",
-    "en_body": "It may have expired, been revoked or been mistyped. Please ask the shop for a new tracking link.",
-})
+NOT_FOUND: Final = MappingProxyType(
+    {
+        "title": "链接无效 · Link not available",
+        "zh_heading": "找不到此跟踪链接",
+        "zh_body": "链接可能已过期、已被撤销或输入有误。请联系商家获取新的跟踪链接。",
+        "en_heading": "This tracking link is not available",
+        "en_body": "It may have expired, been revoked or been mistyped. Please ask the shop for a new tracking link.",
+    }
+)
 
 #: While a just-started server is still reading the tracking links, unknown tokens get this
 #: (503, retried by the browser) instead of a wrong "not found".
-WARMING_UP: Final = MappingProxyType({
-    "title": "请稍候 · One moment",
-    "zh_heading": "正在加载，请稍候",
-    "zh_body": "服务刚刚启动，页面将在几秒钟后自动刷新。",
-    "en_heading": "One moment, please",
-    "en_body": "The service has just started; this page reloads by itself in a few seconds.",
-})
+WARMING_UP: Final = MappingProxyType(
+    {
+        "title": "请稍候 · One moment",
+        "zh_heading": "正在加载，请稍候",
+        "zh_body": "服务刚刚启动，页面将在几秒钟后自动刷新。",
+        "en_heading": "One moment, please",
+        "en_body": "The service has just started; this page reloads by itself in a few seconds.",
+    }
+)
 
-CATALOGUES: Final[Mapping[Lang, Mapping[str, str]]] = MappingProxyType({
-    Lang.ZH_CN: MappingProxyType(_ZH),
-    Lang.EN: MappingProxyType(_EN),
-})
+CATALOGUES: Final[Mapping[Lang, Mapping[str, str]]] = MappingProxyType(
+    {
+        Lang.ZH_CN: MappingProxyType(_ZH),
+        Lang.EN: MappingProxyType(_EN),
+    }
+)
 
 
 def catalogue(lang: Lang) -> Mapping[str, str]:

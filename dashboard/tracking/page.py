@@ -69,9 +69,12 @@ def gateway_token_check(request: Request, token: str) -> bool:
     """The default check: the gateway instance the app factory put on ``app.state``."""
     gateway = getattr(request.app.state, "gateway", None)
     if gateway is None:
-        raise RuntimeError("the tracking page needs the gateway on app.state.gateway "
-                           "(dashboard.gateway.app.create_app) or an explicit token_exists")
+        raise RuntimeError(
+            "the tracking page needs the gateway on app.state.gateway "
+            "(dashboard.gateway.app.create_app) or an explicit token_exists"
+        )
     return bool(gateway.tracking_token_valid(token))
+
 
 #: Token syntax accepted before any lookup: URL-safe base64-ish, bounded length.
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -114,14 +117,24 @@ def _json_for_html(value: object) -> Markup:
 class TrackingPage:
     """Renders the page; holds the template environment, the assets and the token check."""
 
-    def __init__(self, token_exists: TokenCheck | None = None, *, ws_path: str = "/ws/track",
-                 tiles: TileLayer | None = None, assets: AssetBundle | None = None) -> None:
+    def __init__(
+        self,
+        token_exists: TokenCheck | None = None,
+        *,
+        ws_path: str = "/ws/track",
+        tiles: TileLayer | None = None,
+        assets: AssetBundle | None = None,
+    ) -> None:
         self._token_exists = token_exists
         self._ws_path = ws_path
         self._tiles = tiles
         self.assets = assets or AssetBundle.from_dir()
-        env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                          trim_blocks=True, lstrip_blocks=True)
+        env = Environment(
+            loader=FileSystemLoader(TEMPLATES),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         self._page = env.get_template("page.html")
         # Rendered once: they must never vary with the request.
         notice = env.get_template("notice.html")
@@ -135,14 +148,17 @@ class TrackingPage:
         return (self._tiles.origin,) if self._tiles else ()
 
     def not_found(self, request: Request) -> Response:
-        return Response(self.not_found_body, status_code=404, media_type="text/html; charset=utf-8",
-                        headers=page_headers(request.headers.get("host"), self._tile_origins()))
+        return Response(
+            self.not_found_body,
+            status_code=404,
+            media_type="text/html; charset=utf-8",
+            headers=page_headers(request.headers.get("host"), self._tile_origins()),
+        )
 
     def warming_up(self, request: Request) -> Response:
         headers = page_headers(request.headers.get("host"), self._tile_origins())
         headers.update({"Retry-After": str(WARM_UP_RETRY_S), "Refresh": str(WARM_UP_RETRY_S)})
-        return Response(self.warming_up_body, status_code=503, media_type="text/html; charset=utf-8",
-                        headers=headers)
+        return Response(self.warming_up_body, status_code=503, media_type="text/html; charset=utf-8", headers=headers)
 
     async def _valid(self, request: Request, token: str) -> bool:
         if not _TOKEN.match(token):
@@ -159,20 +175,32 @@ class TrackingPage:
         config = {
             "lang": lang.value,
             "ws_path": self._ws_path,
-            "areas": {code: {"url": self.assets[f"areas-{code}.json"].url, "box": box}
-                      for code, box in area_index().province_boxes.items()},
+            "areas": {
+                code: {"url": self.assets[f"areas-{code}.json"].url, "box": box}
+                for code, box in area_index().province_boxes.items()
+            },
             "words": dict(words),
             "milestones": milestone_table(),
             "live_within_s": LIVE_WITHIN_S,
             "age_refresh_s": AGE_REFRESH_S,
-            "tiles": None if self._tiles is None else {
-                "url": self._tiles.url_template, "attribution": self._tiles.attribution,
-                "max_zoom": self._tiles.max_zoom, "crs": self._tiles.crs},
+            "tiles": None
+            if self._tiles is None
+            else {
+                "url": self._tiles.url_template,
+                "attribution": self._tiles.attribution,
+                "max_zoom": self._tiles.max_zoom,
+                "crs": self._tiles.crs,
+            },
         }
         return self._page.render(
-            lang=lang.value, t=words, ladder=[m.value for m in LADDER], langs=list(Lang),
-            css=self.assets["tracking.css"].url, js=self.assets["tracking.js"].url,
-            config=_json_for_html(config))
+            lang=lang.value,
+            t=words,
+            ladder=[m.value for m in LADDER],
+            langs=list(Lang),
+            css=self.assets["tracking.css"].url,
+            js=self.assets["tracking.js"].url,
+            config=_json_for_html(config),
+        )
 
     async def endpoint(self, request: Request) -> Response:
         """``GET /t/{token}``."""
@@ -193,8 +221,15 @@ class TrackingPage:
         else:
             response = HTMLResponse(self._bodies[lang], headers=headers)
         if choice is not None and choice.value != remembered:
-            response.set_cookie(LANG_COOKIE, choice.value, max_age=LANG_COOKIE_MAX_AGE_S, path="/t",
-                                secure=request.url.scheme == "https", httponly=True, samesite="lax")
+            response.set_cookie(
+                LANG_COOKIE,
+                choice.value,
+                max_age=LANG_COOKIE_MAX_AGE_S,
+                path="/t",
+                secure=request.url.scheme == "https",
+                httponly=True,
+                samesite="lax",
+            )
         return response
 
     async def not_found_endpoint(self, request: Request) -> Response:
@@ -210,8 +245,9 @@ async def favicon(_request: Request) -> Response:
     return Response(_FAVICON_BODY, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
 
 
-def tracking_routes(token_exists: TokenCheck | None = None, *, ws_path: str = "/ws/track",
-                    tiles: TileLayer | None = None) -> list[BaseRoute]:
+def tracking_routes(
+    token_exists: TokenCheck | None = None, *, ws_path: str = "/ws/track", tiles: TileLayer | None = None
+) -> list[BaseRoute]:
     """The routes to mount at the web server's root: the page and its assets.
 
     ``token_exists`` defaults to ``request.app.state.gateway.tracking_token_valid``.
