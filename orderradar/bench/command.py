@@ -68,8 +68,12 @@ def _tracking(r: dict[str, Any]) -> list[tuple[str, str]]:
     rows = []
     for run in r.get("scenarios", []):
         lat = run.get("latency_ms", {})
-        rows.append((f"WebSocket delivery, {run.get('viewers')} viewers",
-                     f"p50 {lat.get('p50', 0):.0f} ms  p95 {lat.get('p95', 0):.0f} ms  p99 {lat.get('p99', 0):.0f} ms"))
+        rows.append(
+            (
+                f"WebSocket delivery, {run.get('viewers')} viewers",
+                f"p50 {lat.get('p50', 0):.0f} ms  p95 {lat.get('p95', 0):.0f} ms  p99 {lat.get('p99', 0):.0f} ms",
+            )
+        )
     return rows
 
 
@@ -116,15 +120,22 @@ def _state(r: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         (f"state: RSS per in-flight SKU ({f.get('skus', 0):,})", f"{f.get('bytes_per_sku_rss', 0):,.0f} B"),
         ("state: changelog bytes per in-flight SKU", f"{f.get('bytes_per_sku_encoded', 0):,.0f} B"),
-        ("state: soak RSS max/min, retention on",
-         "-" if not flat else f"{flat['rss_max_over_min']:.2f} (from day {flat['from_day']:g})"),
+        (
+            "state: soak RSS max/min, retention on",
+            "-" if not flat else f"{flat['rss_max_over_min']:.2f} (from day {flat['from_day']:g})",
+        ),
     ]
 
 
 BENCHMARKS = (
     Benchmark("pipeline", "bench_pipeline.py", (), ("--events", "3000", "--rounds", "1", "--skip-two"), _pipeline),
-    Benchmark("tracking", "bench_tracking_ws.py", (),
-              ("--viewers", "20", "--baseline", "2", "--orders", "5", "--rounds", "3", "--interval", "0.2"), _tracking),
+    Benchmark(
+        "tracking",
+        "bench_tracking_ws.py",
+        (),
+        ("--viewers", "20", "--baseline", "2", "--orders", "5", "--rounds", "3", "--interval", "0.2"),
+        _tracking,
+    ),
     Benchmark("geo", "bench_geo.py", (), ("--points", "5000", "--fences", "50", "--skus", "5000"), _geo),
     Benchmark("delays", "bench_delays.py", (), ("--quick",), _delays),
     Benchmark("system", "bench_system.py", (), ("--smoke",), _system),
@@ -146,24 +157,37 @@ def items(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         last = pipeline["rounds"][-1]["pipeline"]  # the round the "every benchmark" table shows
         staged = pipeline.get("pipeline_with_stages") or {}
         out["1"] = {"what": "ceiling: no-op Faust agent on the same broker", "events_per_s": ceiling}
-        out["2"] = {"what": "full pipeline, sustained (backlog drain, one worker)",
-                    "core_events_per_s": last["rate"], "ratio_to_ceiling": pipeline["ratio_pipeline_to_ceiling_wall"],
-                    "with_stages_events_per_s": staged.get("rate"),
-                    "with_stages_ratio_to_ceiling": pipeline.get("ratio_with_stages_to_ceiling_wall")}
+        out["2"] = {
+            "what": "full pipeline, sustained (backlog drain, one worker)",
+            "core_events_per_s": last["rate"],
+            "ratio_to_ceiling": pipeline["ratio_pipeline_to_ceiling_wall"],
+            "with_stages_events_per_s": staged.get("rate"),
+            "with_stages_ratio_to_ceiling": pipeline.get("ratio_with_stages_to_ceiling_wall"),
+        }
     if system:
-        out["3"] = {"what": "end-to-end latency, produce -> worker -> gateway -> /ws/track client",
-                    "reference_events_per_s": system["sustained"]["events_per_s"],
-                    "runs": [{k: run[k] for k in ("load", "target_rate", "achieved_rate", "latency_ms")}
-                             for run in system["latency"]]}
-        out["4"] = {"what": "peak RSS (VmHWM) per component; worker bytes per in-flight SKU",
-                    "peak_rss_bytes": system["peak_rss"], **system["state"]}
+        out["3"] = {
+            "what": "end-to-end latency, produce -> worker -> gateway -> /ws/track client",
+            "reference_events_per_s": system["sustained"]["events_per_s"],
+            "runs": [
+                {k: run[k] for k in ("load", "target_rate", "achieved_rate", "latency_ms")} for run in system["latency"]
+            ],
+        }
+        out["4"] = {
+            "what": "peak RSS (VmHWM) per component; worker bytes per in-flight SKU",
+            "peak_rss_bytes": system["peak_rss"],
+            **system["state"],
+        }
         out["6"] = {"what": "recovery after kill -9 of a worker holding the in-flight SKUs", **system["recovery"]}
-        out["7"] = {"what": "47x flash-sale burst over 1M orders/day",
-                    **{k: v for k, v in system["burst"].items() if k != "samples"}}
+        out["7"] = {
+            "what": "47x flash-sale burst over 1M orders/day",
+            **{k: v for k, v in system["burst"].items() if k != "samples"},
+        }
     influx: dict[str, Any] = {}
     if system:
-        influx.update(points_per_s=system["influx"]["points_per_s"],
-                      sku_event_points_per_s=system["influx"]["sku_event_points_per_s"])
+        influx.update(
+            points_per_s=system["influx"]["points_per_s"],
+            sku_event_points_per_s=system["influx"]["sku_event_points_per_s"],
+        )
     if pipeline:
         last = pipeline["rounds"][-1]["pipeline"]
         influx["pipeline_sku_event_points_per_s"] = last["points"] / last["seconds"]
@@ -177,20 +201,32 @@ def _item_rows(number: str, item: dict[str, Any]) -> list[tuple[str, str]]:
     if number == "1":
         return [("no-op Faust agent (ceiling)", _rate(item["events_per_s"]))]
     if number == "2":
-        return [("full pipeline, core, one worker", f"{_rate(item['core_events_per_s'])}  "
-                                                     f"({_pct(item['ratio_to_ceiling'])} of ceiling)"),
-                ("full pipeline with all stages", f"{_rate(item['with_stages_events_per_s'])}  "
-                                                   f"({_pct(item['with_stages_ratio_to_ceiling'])} of ceiling)")]
+        return [
+            (
+                "full pipeline, core, one worker",
+                f"{_rate(item['core_events_per_s'])}  ({_pct(item['ratio_to_ceiling'])} of ceiling)",
+            ),
+            (
+                "full pipeline with all stages",
+                f"{_rate(item['with_stages_events_per_s'])}  ({_pct(item['with_stages_ratio_to_ceiling'])} of ceiling)",
+            ),
+        ]
     if number == "3":
         rows = [("reference: orderradar worker drain", _rate(item["reference_events_per_s"]))]
-        rows += [(f"at {run['load'].replace('pct', '%')}: {_rate(run['achieved_rate'])}", _latency(run["latency_ms"]))
-                 for run in item["runs"]]
+        rows += [
+            (f"at {run['load'].replace('pct', '%')}: {_rate(run['achieved_rate'])}", _latency(run["latency_ms"]))
+            for run in item["runs"]
+        ]
         return rows
     if number == "4":
         rows = [(f"peak RSS {name}", _mib(value)) for name, value in item["peak_rss_bytes"].items()]
         per_sku = item.get("bytes_per_in_flight_sku")
-        rows.append((f"worker bytes / in-flight SKU ({item['in_flight_skus']:,})",
-                     "-" if per_sku is None else f"{per_sku:,.0f} B"))
+        rows.append(
+            (
+                f"worker bytes / in-flight SKU ({item['in_flight_skus']:,})",
+                "-" if per_sku is None else f"{per_sku:,.0f} B",
+            )
+        )
         return rows
     if number == "5":
         rows = []
@@ -201,14 +237,23 @@ def _item_rows(number: str, item: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append(("sku_events points, core pipeline", _rate(item["pipeline_sku_event_points_per_s"])))
         return rows
     if number == "6":
-        return [(f"restart -> probe in InfluxDB ({item['in_flight_skus']:,} SKUs)",
-                 f"{_seconds(item['restart_to_probe_written_s'])}  (session timeout {item['session_timeout_s']:.0f} s)")]
+        return [
+            (
+                f"restart -> probe in InfluxDB ({item['in_flight_skus']:,} SKUs)",
+                f"{_seconds(item['restart_to_probe_written_s'])}  (session timeout {item['session_timeout_s']:.0f} s)",
+            )
+        ]
     if number == "7":
-        return [("baseline (1M orders/day) -> burst", f"{_rate(item['baseline_rate'])} -> "
-                                                       f"{_rate(item['burst']['achieved_rate'])} for "
-                                                       f"{item['burst']['seconds']:.0f} s"),
-                ("max lag", f"{item['max_lag_events']:,} events, {_seconds(item['max_lag_s'])}"),
-                ("catch-up after the burst", _seconds(item["catch_up_s"]) if item["caught_up"] else "not caught up")]
+        return [
+            (
+                "baseline (1M orders/day) -> burst",
+                f"{_rate(item['baseline_rate'])} -> "
+                f"{_rate(item['burst']['achieved_rate'])} for "
+                f"{item['burst']['seconds']:.0f} s",
+            ),
+            ("max lag", f"{item['max_lag_events']:,} events, {_seconds(item['max_lag_s'])}"),
+            ("catch-up after the burst", _seconds(item["catch_up_s"]) if item["caught_up"] else "not caught up"),
+        ]
     return []
 
 
@@ -221,14 +266,22 @@ def items_table(numbered: dict[str, dict[str, Any]]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--only", action="append", choices=[b.name for b in BENCHMARKS],
-                        help="run only these (repeatable); default all")
+    parser.add_argument(
+        "--only", action="append", choices=[b.name for b in BENCHMARKS], help="run only these (repeatable); default all"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: check the harness, not the speed")
-    parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results",
-                        help="where the combined report goes (default bench/results)")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=BENCH_DIR / "results",
+        help="where the combined report goes (default bench/results)",
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds each benchmark may take")
-    parser.add_argument("--eight-million", action="store_true",
-                        help="the state item builds 8,000,000 in-flight SKUs instead of 1,000,000")
+    parser.add_argument(
+        "--eight-million",
+        action="store_true",
+        help="the state item builds 8,000,000 in-flight SKUs instead of 1,000,000",
+    )
 
 
 def machine() -> dict[str, Any]:
@@ -241,10 +294,15 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run_one(bench: Benchmark, smoke: bool, out: Path, timeout: float,
-            extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    argv = [sys.executable, str(BENCH_DIR / bench.script), *(bench.smoke if smoke else bench.full), *extra,
-            "--out", str(out)]
+def run_one(bench: Benchmark, smoke: bool, out: Path, timeout: float, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    argv = [
+        sys.executable,
+        str(BENCH_DIR / bench.script),
+        *(bench.smoke if smoke else bench.full),
+        *extra,
+        "--out",
+        str(out),
+    ]
     started = time.monotonic()
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:

@@ -51,8 +51,16 @@ class EmbeddedBroker:
         url = f"tcp://{host}:{port}"
         self.process = ManagedProcess(
             "broker",
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             data_dir / "logs" / f"broker-{port}.log",
         )
 

@@ -81,16 +81,29 @@ def _quoted(password: str) -> str:
 def create_admin(url: str, username: str, password: str, timeout: float = 10.0) -> None:
     """The first user of an ``auth-enabled`` influxd: InfluxDB 1.x allows this one statement
     without credentials while no admin exists."""
-    _statement(url, f'CREATE USER "{username}" WITH PASSWORD {_quoted(password)} WITH ALL PRIVILEGES',
-               f"create InfluxDB admin {username!r}", None, timeout)
+    _statement(
+        url,
+        f'CREATE USER "{username}" WITH PASSWORD {_quoted(password)} WITH ALL PRIVILEGES',
+        f"create InfluxDB admin {username!r}",
+        None,
+        timeout,
+    )
 
 
-def create_user(url: str, admin: httpx.Auth, username: str, password: str, db: str,
-                privilege: str, timeout: float = 10.0) -> None:
+def create_user(
+    url: str, admin: httpx.Auth, username: str, password: str, db: str, privilege: str, timeout: float = 10.0
+) -> None:
     """A user with ``privilege`` (READ, WRITE or ALL) on ``db`` only."""
-    _statement(url, f'CREATE USER "{username}" WITH PASSWORD {_quoted(password)}', f"create InfluxDB user {username!r}",
-               admin, timeout)
-    _statement(url, f'GRANT {privilege} ON "{db}" TO "{username}"', f"grant {privilege} to {username!r}", admin, timeout)
+    _statement(
+        url,
+        f'CREATE USER "{username}" WITH PASSWORD {_quoted(password)}',
+        f"create InfluxDB user {username!r}",
+        admin,
+        timeout,
+    )
+    _statement(
+        url, f'GRANT {privilege} ON "{db}" TO "{username}"', f"grant {privilege} to {username!r}", admin, timeout
+    )
 
 
 class LocalInflux:
@@ -98,15 +111,17 @@ class LocalInflux:
     that admin user, created at start; without it the local influxd takes anyone, as the
     loopback development stack does."""
 
-    def __init__(self, port: int, data_dir: Path, host: str = "127.0.0.1",
-                 admin: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, port: int, data_dir: Path, host: str = "127.0.0.1", admin: tuple[str, str] | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.admin = admin
         self.root = (data_dir / f"influxdb-{port}").resolve()
         self.config_path = self.root / "influxdb.conf"
         self.process = ManagedProcess(
-            "influxd", [influxd_binary(), "run", "-config", str(self.config_path)],
+            "influxd",
+            [influxd_binary(), "run", "-config", str(self.config_path)],
             data_dir / "logs" / f"influxd-{port}.log",
         )
 
@@ -119,8 +134,12 @@ class LocalInflux:
             raise StartError(f"InfluxDB port {self.port} is already in use")
         self.root.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
-            _CONFIG.format(root=self.root, http_port=self.port, rpc_port=free_port(self.host),
-                           auth_enabled=str(self.admin is not None).lower())
+            _CONFIG.format(
+                root=self.root,
+                http_port=self.port,
+                rpc_port=free_port(self.host),
+                auth_enabled=str(self.admin is not None).lower(),
+            )
         )
         self.process.start()
         self.process.wait_ready(lambda: influx_answers(self.url), timeout)

@@ -6,6 +6,7 @@ kernel stops them too: Ctrl-C or a crash never leaves an orphan broker or influx
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -111,8 +112,7 @@ class ManagedProcess:
             if not self.alive():
                 code = self.proc.returncode if self.proc else None
                 raise StartError(
-                    f"{self.name} exited with code {code} before it was ready; "
-                    f"log {self.log_path}:\n{self.log_tail()}"
+                    f"{self.name} exited with code {code} before it was ready; log {self.log_path}:\n{self.log_tail()}"
                 )
             return check()
 
@@ -142,10 +142,8 @@ class ManagedProcess:
             except ProcessLookupError:
                 pass
         # Reap any stragglers left in the group (e.g. a worker's own children).
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         return self.proc.returncode
 
     def kill9(self) -> None:

@@ -36,4 +36,4 @@ class RestartTracker:
         self._crashes.append(now)
         if len(self._crashes) > policy.max_restarts:
             return None
-        return min(policy.max_delay_s, policy.base_delay_s * 2 ** (len(self._crashes) - 1))
+        return min(policy.max_delay_s, policy.base_delay_s * 2.0 ** (len(self._crashes) - 1))

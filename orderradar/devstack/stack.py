@@ -11,16 +11,13 @@ unfinished batch); one that keeps crashing stops the stack (:mod:`orderradar.dev
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import httpx
 
@@ -38,13 +35,22 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-simulator", action="store_true", help="do not start the traffic simulator")
     parser.add_argument("--rate", type=float, default=50.0, help="simulator events per second (default 50)")
-    parser.add_argument("--sim-start", default=None, metavar="HH:MM|ISO",
-                        help="simulated start: a China time of day (the latest, at most a day ago) or an "
-                             "ISO time; default now")
-    parser.add_argument("--external-broker", action="store_true",
-                        help="use the broker at ORDERRADAR_KAFKA_BOOTSTRAP instead of starting one")
-    parser.add_argument("--external-influx", action="store_true",
-                        help="use InfluxDB at ORDERRADAR_INFLUX_URL instead of starting influxd")
+    parser.add_argument(
+        "--sim-start",
+        default=None,
+        metavar="HH:MM|ISO",
+        help="simulated start: a China time of day (the latest, at most a day ago) or an ISO time; default now",
+    )
+    parser.add_argument(
+        "--external-broker",
+        action="store_true",
+        help="use the broker at ORDERRADAR_KAFKA_BOOTSTRAP instead of starting one",
+    )
+    parser.add_argument(
+        "--external-influx",
+        action="store_true",
+        help="use InfluxDB at ORDERRADAR_INFLUX_URL instead of starting influxd",
+    )
     parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds each service may take to start")
 
 
@@ -72,8 +78,9 @@ class LocalStack:
         # Local runs sign staff in with the documented demo users unless a real file is set.
         if not (self.settings.config_dir / "staff.yaml").exists():
             env.setdefault("ORDERRADAR_GATEWAY_STAFF_FILE", str(self.settings.config_dir / "staff.example.yaml"))
-        process = ManagedProcess(name, [sys.executable, "-m", "orderradar.cli", *argv],
-                                 self.data_dir / "logs" / f"{name}.log", env=env)
+        process = ManagedProcess(
+            name, [sys.executable, "-m", "orderradar.cli", *argv], self.data_dir / "logs" / f"{name}.log", env=env
+        )
         self.children.append(process)
         return process.start()
 
@@ -96,8 +103,19 @@ class LocalStack:
             # Scenarios are switched at run time by appending lines to the control file.
             self.control_file.touch()
             start = ("--start", self.args.sim_start) if self.args.sim_start else ()
-            self._child("simulator", "simulate", "--rate", str(self.args.rate), "--warmup", "auto",
-                        "--backfill", "0.005", *start, "--control", str(self.control_file))
+            self._child(
+                "simulator",
+                "simulate",
+                "--rate",
+                str(self.args.rate),
+                "--warmup",
+                "auto",
+                "--backfill",
+                "0.005",
+                *start,
+                "--control",
+                str(self.control_file),
+            )
 
     def describe(self) -> str:
         web = f"http://{self.settings.web_host}:{self.settings.web_port}"
@@ -112,8 +130,11 @@ class LocalStack:
             "Press Ctrl-C to stop everything.",
         ]
         if not self.args.no_simulator:
-            lines.insert(-2, f"  simulator       {self.args.rate:g} events/s after its warm-up "
-                             "(up to 36 simulated hours: about a minute of CPU)")
+            lines.insert(
+                -2,
+                f"  simulator       {self.args.rate:g} events/s after its warm-up "
+                "(up to 36 simulated hours: about a minute of CPU)",
+            )
         return "\n".join(lines)
 
     def _metrics_url(self) -> str:
@@ -168,8 +189,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                         print(f"{child.name} restarted (pid {child.pid})", file=sys.stderr, flush=True)
                     continue
                 code = child.proc.returncode if child.proc is not None else None
-                print(f"{child.name} exited with {code}; last lines of {child.log_path}:\n{child.log_tail()}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{child.name} exited with {code}; last lines of {child.log_path}:\n{child.log_tail()}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 delay = trackers.setdefault(child.name, RestartTracker()).on_exit(now)
                 if delay is None:
                     print(f"{child.name} keeps crashing; stopping the stack", file=sys.stderr)
@@ -184,4 +208,3 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print("stopping...", flush=True)
         stack.stop()
         print("stopped.", flush=True)
-
