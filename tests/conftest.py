@@ -74,8 +74,9 @@ def influx(services_dir: Path) -> Iterator[LocalInflux | ExternalInflux]:
     service.stop()
 
 
-def make_settings(broker: EmbeddedBroker | ExternalBroker, influx: LocalInflux | ExternalInflux,
-                  **overrides: object) -> Settings:
+def make_settings(
+    broker: EmbeddedBroker | ExternalBroker, influx: LocalInflux | ExternalInflux, **overrides: object
+) -> Settings:
     """Settings for an isolated test: a unique topic set and database."""
     return isolated_settings(broker.bootstrap, influx.url, influx.root.parent, **overrides)
 
@@ -101,7 +102,5 @@ def artifacts_dir(request: pytest.FixtureRequest) -> Path:
 
 # Property tests share a slow, busy 2-core machine with brokers and browsers: judge
 # them on the examples they run, never on how long generating the examples took.
-hypothesis_settings.register_profile(
-    "orderradar", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+hypothesis_settings.register_profile("orderradar", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile("orderradar")

@@ -59,6 +59,7 @@ PROCESS_TIMEOUT_S = 480.0
 
 # -- the independent computation (pandas, from the CSV columns) ------------------------------
 
+
 def _local_to_utc(text: pd.Series, zone: str) -> pd.Series:
     """Local wall-clock times without an offset -> UTC. Like any reading of a local time: a
     time inside a spring-forward gap is read with the offset before the gap (it is an hour
@@ -96,8 +97,9 @@ def olist_orders() -> pd.DataFrame:
     return orders
 
 
-def expected_stats(orders: pd.DataFrame, since: pd.Timestamp, until: pd.Timestamp, as_of: pd.Timestamp,
-                   group: str | None) -> dict[str | None, dict[str, int]]:
+def expected_stats(
+    orders: pd.DataFrame, since: pd.Timestamp, until: pd.Timestamp, as_of: pd.Timestamp, group: str | None
+) -> dict[str | None, dict[str, int]]:
     """Delivered orders by delivery time in [since, until); open ones by promise deadline in
     [since, until), past promise when the deadline is before as_of."""
     delivered = orders[orders["delivered"] & (orders["delivered_at"] >= since) & (orders["delivered_at"] < until)]
@@ -126,14 +128,28 @@ def _gcj02_offset(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndar
     """The published GCJ-02 obfuscation offset (Krasovsky 1940 ellipsoid), in degrees."""
     a, ee = 6378245.0, 0.00669342162296594323
     x, y = lon - 105.0, lat - 35.0
-    dlat = (-100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x))
-            + (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
-            + (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
-            + (160.0 * np.sin(y / 12.0 * np.pi) + 320 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0)
-    dlon = (300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x))
-            + (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
-            + (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
-            + (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0)
+    dlat = (
+        -100.0
+        + 2.0 * x
+        + 3.0 * y
+        + 0.2 * y * y
+        + 0.1 * x * y
+        + 0.2 * np.sqrt(np.abs(x))
+        + (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+        + (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
+        + (160.0 * np.sin(y / 12.0 * np.pi) + 320 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0
+    )
+    dlon = (
+        300.0
+        + x
+        + 2.0 * y
+        + 0.1 * x * x
+        + 0.1 * x * y
+        + 0.1 * np.sqrt(np.abs(x))
+        + (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+        + (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
+        + (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0
+    )
     rad = lat / 180.0 * np.pi
     magic = 1 - ee * np.sin(rad) ** 2
     dlat = (dlat * 180.0) / ((a * (1 - ee)) / (magic * np.sqrt(magic)) * np.pi)
@@ -184,8 +200,10 @@ def scan_counts(path: Path, stages: dict[str, str], parcel: str, zone: str) -> p
 def expected_scans(since: pd.Timestamp, until: pd.Timestamp) -> dict[str, tuple[int, int]]:
     """(scans, missing) per source over the event-time minutes in [since, until)."""
     out: dict[str, tuple[int, int]] = {}
-    for path, stages, parcel, zone in ((OLIST, OLIST_STAGES, "order_id", SAO_PAULO),
-                                       (LADE, LADE_STAGES, "package_id", SHANGHAI)):
+    for path, stages, parcel, zone in (
+        (OLIST, OLIST_STAGES, "order_id", SAO_PAULO),
+        (LADE, LADE_STAGES, "package_id", SHANGHAI),
+    ):
         rows = scan_counts(path, stages, parcel, zone)
         rows = rows[(rows["minute"] >= since) & (rows["minute"] < until)]
         for source, group in rows.groupby("source"):
@@ -208,6 +226,7 @@ def lade_deliveries() -> pd.DataFrame:
 
 # -- the live stack ----------------------------------------------------------------------------
 
+
 @dataclass
 class Stack:
     settings: Settings
@@ -227,8 +246,9 @@ class Stack:
 
     def influx(self, query: str) -> list[dict[str, Any]]:
         """Every series of an InfluxQL answer as rows (tags merged in)."""
-        response = httpx.get(f"{self.settings.influx_url}/query",
-                             params={"db": self.settings.influx_db, "q": query}, timeout=30)
+        response = httpx.get(
+            f"{self.settings.influx_url}/query", params={"db": self.settings.influx_db, "q": query}, timeout=30
+        )
         response.raise_for_status()
         result = response.json()["results"][0]
         assert "error" not in result, f"{query}: {result['error']}"
@@ -240,15 +260,24 @@ class Stack:
 
 
 def _count(stack_settings: Settings, query: str) -> int:
-    response = httpx.get(f"{stack_settings.influx_url}/query",
-                         params={"db": stack_settings.influx_db, "q": query}, timeout=30)
+    response = httpx.get(
+        f"{stack_settings.influx_url}/query", params={"db": stack_settings.influx_db, "q": query}, timeout=30
+    )
     series = response.json()["results"][0].get("series") or []
     return int(series[0]["values"][0][1]) if series else 0
 
 
 def _import(settings: Settings, env: dict[str, str], path: Path, mapping: str, log_dir: Path) -> str:
-    argv = [sys.executable, "-m", "orderradar.cli", "import", str(path), "--mapping", str(MAPPINGS / mapping),
-            *IMPORT_FLAGS]
+    argv = [
+        sys.executable,
+        "-m",
+        "orderradar.cli",
+        "import",
+        str(path),
+        "--mapping",
+        str(MAPPINGS / mapping),
+        *IMPORT_FLAGS,
+    ]
     done = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=IMPORT_TIMEOUT_S)
     (log_dir / f"import-{path.stem}.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, f"orderradar import {path.name} exited {done.returncode}: {done.stderr[-2000:]}"
@@ -262,14 +291,23 @@ def stack(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory) ->
     staff.write_text(yaml.safe_dump({"users": {VIEWER: {"role": "viewer", "password": hash_password(PASSWORD)}}}))
     settings = isolated_settings(broker.bootstrap, influx.url, influx.root.parent)
     port = free_port()
-    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1", "ORDERRADAR_WEB_HOST": "127.0.0.1",
-           "ORDERRADAR_WEB_PORT": str(port), "ORDERRADAR_GATEWAY_STAFF_FILE": str(staff)}
-    worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], work / "worker.log",
-                            env=env, cwd=REPO).start()
-    web = ManagedProcess("web", [sys.executable, "-m", "orderradar.cli", "web", "--no-access-log"],
-                         work / "web.log", env=env, cwd=REPO).start()
+    env = {
+        **os.environ,
+        **to_env(settings),
+        "PYTHONUNBUFFERED": "1",
+        "ORDERRADAR_WEB_HOST": "127.0.0.1",
+        "ORDERRADAR_WEB_PORT": str(port),
+        "ORDERRADAR_GATEWAY_STAFF_FILE": str(staff),
+    }
+    worker = ManagedProcess(
+        "worker", [sys.executable, "-m", "orderradar.cli", "worker"], work / "worker.log", env=env, cwd=REPO
+    ).start()
+    web = ManagedProcess(
+        "web", [sys.executable, "-m", "orderradar.cli", "web", "--no-access-log"], work / "web.log", env=env, cwd=REPO
+    ).start()
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
     try:
+
         def web_ready() -> bool:
             try:
                 return client.get("/readyz").status_code == 200
@@ -277,19 +315,30 @@ def stack(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory) ->
                 return False
 
         web.wait_ready(web_ready, 90.0)
-        imports = {name: _import(settings, env, path, f"{name}.yaml", work)
-                   for name, path in (("olist", OLIST), ("lade", LADE))}
+        imports = {
+            name: _import(settings, env, path, f"{name}.yaml", work)
+            for name, path in (("olist", OLIST), ("lade", LADE))
+        }
         events = 0
         for path in (OLIST, LADE):
             rows = pd.read_csv(path, dtype=str)
             events += int((rows["event_type"] != "order_purchased").sum())
-        wait_until(lambda: _count(settings, 'SELECT count("event_id") FROM "sku_events"') >= events,
-                   PROCESS_TIMEOUT_S, what=f"the worker's {events} sku_events points")
+        wait_until(
+            lambda: _count(settings, 'SELECT count("event_id") FROM "sku_events"') >= events,
+            PROCESS_TIMEOUT_S,
+            what=f"the worker's {events} sku_events points",
+        )
         orders = len(olist_orders()) + len(lade_deliveries())
-        wait_until(lambda: _count(settings, 'SELECT sum("current") FROM "order_outcomes"') >= orders,
-                   PROCESS_TIMEOUT_S, what=f"{orders} order_outcomes points")
-        wait_until(lambda: _count(settings, 'SELECT count("distance_m") FROM "delivery_distance"')
-                   >= len(lade_deliveries()), PROCESS_TIMEOUT_S, what="the LaDe delivery_distance points")
+        wait_until(
+            lambda: _count(settings, 'SELECT sum("current") FROM "order_outcomes"') >= orders,
+            PROCESS_TIMEOUT_S,
+            what=f"{orders} order_outcomes points",
+        )
+        wait_until(
+            lambda: _count(settings, 'SELECT count("distance_m") FROM "delivery_distance"') >= len(lade_deliveries()),
+            PROCESS_TIMEOUT_S,
+            what="the LaDe delivery_distance points",
+        )
         login = client.post("/api/v1/login", json={"username": VIEWER, "password": PASSWORD})
         assert login.status_code == 200, login.text
         yield Stack(settings, f"http://127.0.0.1:{port}", client, imports)
@@ -315,16 +364,22 @@ def _api_groups(body: dict[str, Any], by: str | None) -> dict[str | None, dict[s
 
 
 def _with_rates(counts: dict[str | None, dict[str, int]]) -> dict[str | None, float | None]:
-    return {k: (round(v["on_time"] / (v["on_time"] + v["late"]), 4) if v["on_time"] + v["late"] else None)
-            for k, v in counts.items()}
+    return {
+        k: (round(v["on_time"] / (v["on_time"] + v["late"]), 4) if v["on_time"] + v["late"] else None)
+        for k, v in counts.items()
+    }
 
 
-@pytest.mark.parametrize(("since", "until", "by"), [
-    (OLIST_SINCE, OLIST_UNTIL, None),
-    (OLIST_SINCE, OLIST_UNTIL, "region"),
-    ("2017-01-01T00:00:00Z", "2018-01-01T00:00:00Z", None),
-    ("2018-03-01T00:00:00-03:00", "2018-09-01T00:00:00-03:00", "region"),
-], ids=["all-total", "all-by-state", "2017-total", "2018-mar-aug-by-state"])
+@pytest.mark.parametrize(
+    ("since", "until", "by"),
+    [
+        (OLIST_SINCE, OLIST_UNTIL, None),
+        (OLIST_SINCE, OLIST_UNTIL, "region"),
+        ("2017-01-01T00:00:00Z", "2018-01-01T00:00:00Z", None),
+        ("2018-03-01T00:00:00-03:00", "2018-09-01T00:00:00-03:00", "region"),
+    ],
+    ids=["all-total", "all-by-state", "2017-total", "2018-mar-aug-by-state"],
+)
 def test_olist_delivery_stats_equal_the_csv(stack: Stack, since: str, until: str, by: str | None) -> None:
     orders = olist_orders().rename(columns={"state": "region"})
     as_of = _as_of(orders)
@@ -333,8 +388,11 @@ def test_olist_delivery_stats_equal_the_csv(stack: Stack, since: str, until: str
     # LaDe (year 2000 in its placeholder dates) is outside every range here
     want = expected_stats(orders, pd.Timestamp(since), pd.Timestamp(until), as_of, "region" if by else None)
     assert got == want
-    rates = {k: v["on_time_rate"] for k, v in ((g[by], g) for g in body["groups"])} if by else \
-        {None: body["total"]["on_time_rate"]}
+    rates = (
+        {k: v["on_time_rate"] for k, v in ((g[by], g) for g in body["groups"])}
+        if by
+        else {None: body["total"]["on_time_rate"]}
+    )
     assert rates == _with_rates(want)
 
 
@@ -346,8 +404,15 @@ def test_olist_reference_numbers_of_the_data_readme(stack: Stack, artifacts_dir:
     assert (total["delivered"], total["late"], total["late_7d_or_more"]) == (3965, 274, 149)
     by_state = {g["region"]: (g["late"], g["delivered"]) for g in body["groups"]}
     assert {s: by_state[s] for s in ("SP", "RJ", "MG", "RS", "PR", "BA", "SC", "ES")} == {
-        "SP": (72, 1685), "RJ": (63, 503), "MG": (21, 443), "RS": (10, 215), "PR": (7, 203), "BA": (25, 155),
-        "SC": (12, 131), "ES": (3, 87)}
+        "SP": (72, 1685),
+        "RJ": (63, 503),
+        "MG": (21, 443),
+        "RS": (10, 215),
+        "PR": (7, 203),
+        "BA": (25, 155),
+        "SC": (12, 131),
+        "ES": (3, 87),
+    }
     # the default as_of: the newest event time of the orders in the range, not today's date
     assert pd.Timestamp(body["as_of"]) == _as_of(olist_orders())
 
@@ -357,11 +422,20 @@ def _warroom_table(stack: Stack, since: str, until: str, by: str) -> dict[str, d
     {group: {field: shown text}}."""
     values = {"delivery-since": since, "delivery-until": until, "delivery-by": by}
     inputs = [{"id": i, "property": "value", "value": v} for i, v in values.items()]
-    inputs += [{"id": "delivery-refresh", "property": "n_clicks", "value": None},
-               {"id": "shell-lang", "property": "data", "value": "en"}]
-    response = stack.client.post("/warroom/_dash-update-component", json={
-        "output": "delivery-table.children", "outputs": {"id": "delivery-table", "property": "children"},
-        "inputs": inputs, "changedPropIds": ["delivery-since.value"], "state": []})
+    inputs += [
+        {"id": "delivery-refresh", "property": "n_clicks", "value": None},
+        {"id": "shell-lang", "property": "data", "value": "en"},
+    ]
+    response = stack.client.post(
+        "/warroom/_dash-update-component",
+        json={
+            "output": "delivery-table.children",
+            "outputs": {"id": "delivery-table", "property": "children"},
+            "inputs": inputs,
+            "changedPropIds": ["delivery-since.value"],
+            "state": [],
+        },
+    )
     assert response.status_code == 200, response.text[:500]
     table: dict[str, dict[str, str]] = {}
 
@@ -386,7 +460,8 @@ def test_warroom_panel_shows_the_api_figures(stack: Stack) -> None:
     for group in [{"region": "__total__", **body["total"]}, *body["groups"]]:
         row = shown[group["region"] or ""]
         assert {k: row[k] for k in ("delivered", "late", "late_7d_or_more", "open_past_promise")} == {
-            k: f"{group[k]:,}" for k in ("delivered", "late", "late_7d_or_more", "open_past_promise")}
+            k: f"{group[k]:,}" for k in ("delivered", "late", "late_7d_or_more", "open_past_promise")
+        }
     assert shown["__total__"]["on_time_rate"] == f"{body['total']['on_time_rate']:.1%}"
 
 
@@ -394,16 +469,24 @@ def test_lade_deliveries_have_no_promise(stack: Stack, artifacts_dir: Path) -> N
     body = stack.stats(since="2000-01-01", until="2001-01-01", by="channel")
     (artifacts_dir / "lade-delivery-stats.json").write_text(json.dumps(body, indent=1))
     total = body["total"]
-    assert total == {"delivered": 213, "on_time": 0, "late": 0, "late_7d_or_more": 0, "no_promise": 213,
-                     "open_past_promise": 0, "on_time_rate": None}
+    assert total == {
+        "delivered": 213,
+        "on_time": 0,
+        "late": 0,
+        "late_7d_or_more": 0,
+        "no_promise": 213,
+        "open_past_promise": 0,
+        "on_time_rate": None,
+    }
 
 
 @pytest.mark.parametrize("by", ["courier", "station"])
 def test_lade_away_from_stop_per_courier_and_station_equal_the_csv(stack: Stack, by: str, artifacts_dir: Path) -> None:
     deliveries = lade_deliveries()
     want = {str(k): (int(g["away"].sum()), len(g)) for k, g in deliveries.groupby(by)}
-    rows = stack.influx(f'SELECT sum("away") AS "away", count("distance_m") AS "n" FROM "delivery_distance" '
-                        f'GROUP BY "{by}"')
+    rows = stack.influx(
+        f'SELECT sum("away") AS "away", count("distance_m") AS "n" FROM "delivery_distance" GROUP BY "{by}"'
+    )
     got = {r[by]: (int(r["away"]), int(r["n"])) for r in rows}
     (artifacts_dir / f"lade-away-by-{by}.json").write_text(json.dumps(got, indent=1))
     assert got == want
@@ -417,18 +500,23 @@ def test_lade_away_from_stop_per_courier_and_station_equal_the_csv(stack: Stack,
     assert (body["total"]["away"], body["total"]["delivered"], body["total"]["limit_m"]) == (25, 213, AWAY_LIMIT_M)
 
 
-@pytest.mark.parametrize(("since", "until"), [
-    ("2000-01-01T00:00:00Z", "2019-01-01T00:00:00Z"),
-    ("2017-01-01T00:00:00Z", "2018-01-01T00:00:00Z"),
-    ("2000-05-12T00:00:00+08:00", "2017-06-01T12:34:00-03:00"),
-], ids=["all", "2017", "lade-day-to-mid-2017"])
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("2000-01-01T00:00:00Z", "2019-01-01T00:00:00Z"),
+        ("2017-01-01T00:00:00Z", "2018-01-01T00:00:00Z"),
+        ("2000-05-12T00:00:00+08:00", "2017-06-01T12:34:00-03:00"),
+    ],
+    ids=["all", "2017", "lade-day-to-mid-2017"],
+)
 def test_missing_scans_per_source_equal_the_csv(stack: Stack, since: str, until: str, artifacts_dir: Path) -> None:
     body = stack.data_quality(since=since, until=until, by="source")
     (artifacts_dir / f"data-quality-by-source-{since[:10]}.json").write_text(json.dumps(body, indent=1))
     want = expected_scans(pd.Timestamp(since), pd.Timestamp(until))
     assert {g["source"]: (g["scans"], g["missing"]) for g in body["groups"]} == want
     assert {g["source"]: g["missing_rate"] for g in body["groups"]} == {
-        k: round(m / (n + m), 4) for k, (n, m) in want.items()}
+        k: round(m / (n + m), 4) for k, (n, m) in want.items()
+    }
     assert (body["total"]["scans"], body["total"]["missing"]) == tuple(map(sum, zip(*want.values(), strict=True)))
     # without ``by``: the totals of both measures
     plain = stack.data_quality(since=since, until=until)

@@ -89,7 +89,9 @@ def _http_handler(script: Script, success_body: bytes, success_type: str) -> typ
                 self._answer(404, f"no such hook {self.path}".encode(), "text/plain")
             elif step.startswith("robot_error"):
                 code = int(step.partition(":")[2])
-                self._answer(200, json.dumps({"errcode": code, "errmsg": f"error {self.path}"}).encode(), "application/json")
+                self._answer(
+                    200, json.dumps({"errcode": code, "errmsg": f"error {self.path}"}).encode(), "application/json"
+                )
             else:
                 raise AssertionError(f"unknown script step {step!r}")
 

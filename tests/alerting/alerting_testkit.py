@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alerting.decisions import AlertEvent, AlertEventType, Decision, Notification
@@ -87,7 +87,7 @@ class Clock:
         return self.now
 
 
-T0 = datetime(2025, 3, 3, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 
 
 def incident(

@@ -18,8 +18,8 @@ from alerting_receivers import http_receiver
 from alerting_testkit import POLICY_YAML, T0, Clock, incident, make_policy, notifications, write_policy
 
 from alerting.backoff import RetryPolicy
-from alerting.channels.base import Delivery
 from alerting.channels import build_channels
+from alerting.channels.base import Delivery
 from alerting.channels.http import make_client
 from alerting.decisions import AlertEventType
 from alerting.delivery import DeliveryStage
@@ -120,4 +120,3 @@ def test_outbox_backs_off_between_calls_and_gives_up_loudly(tmp_path: Path) -> N
     assert outbox.due(start + timedelta(days=1)) == []  # kept, but not retried by itself
     outbox.requeue(engine_notice.notification_id, start + timedelta(days=1))
     assert len(outbox.due(start + timedelta(days=1))) == 1
-

@@ -22,7 +22,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,16 @@ import yaml
 from aiokafka import AIOKafkaProducer
 from alert_rule_scenarios import INHIBIT_SCENARIOS, TIER_SCENARIOS, ZONE_BOX, ZONE_TARGET, condition_key, traffic
 from alerting_receivers import Script, http_receiver
+from stream_harness import read_topic
 
 from config.settings import Settings, to_env
-from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.isolation import isolated_settings
+from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream.control_commands import DisruptionCreate
 from stream.control_commands import ZoneDeclaration as ZoneCommand
 from stream.flow_incidents import KIND as FLOW_KIND
 from stream.topics import ALERTS, CONTROL, ORDER_EVENTS, ORDER_INCIDENTS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
-from stream_harness import read_topic  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -74,8 +72,9 @@ def sla_yaml() -> str:
     rules = yaml.safe_load((REPO / "config" / "sla.yaml").read_text(encoding="utf-8"))
     rules["stages"]["in_transit"]["within"] = "40m"
     rules["overrides"] = [o for o in rules.get("overrides", []) if o.get("stage") != "in_transit"]
-    rules["incidents"].update({"eval_every": "1m", "window": "4h", "baseline": "3h", "resolve_after": "30m",
-                               "dimensions": ["hub"]})
+    rules["incidents"].update(
+        {"eval_every": "1m", "window": "4h", "baseline": "3h", "resolve_after": "30m", "dimensions": ["hub"]}
+    )
     return yaml.safe_dump(rules, allow_unicode=True)
 
 
@@ -100,17 +99,28 @@ async def _produce(settings: Settings, start: datetime) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20)
     await producer.start()
     try:
-        zone = DisruptionCreate(actor="manager", at=start, disruption_id="dz-jiaxing",
-                                zone=ZoneCommand(name="Jiaxing flood", geometry=ZONE_BOX, reason="typhoon",
-                                                 ends_at=start + timedelta(hours=12)))
-        await producer.send_and_wait(settings.topic(CONTROL), orjson.dumps(zone.to_record()), key=b"dz-jiaxing",
-                                     partition=0)
+        zone = DisruptionCreate(
+            actor="manager",
+            at=start,
+            disruption_id="dz-jiaxing",
+            zone=ZoneCommand(
+                name="Jiaxing flood", geometry=ZONE_BOX, reason="typhoon", ends_at=start + timedelta(hours=12)
+            ),
+        )
+        await producer.send_and_wait(
+            settings.topic(CONTROL), orjson.dumps(zone.to_record()), key=b"dz-jiaxing", partition=0
+        )
         futures = []
         for event in traffic(start):
             received = event.event_time + timedelta(seconds=2)
-            futures.append(await producer.send(settings.topic(ORDER_EVENTS), event.to_json(),
-                                               key=event.order_id.encode(),
-                                               timestamp_ms=int(received.timestamp() * 1000)))
+            futures.append(
+                await producer.send(
+                    settings.topic(ORDER_EVENTS),
+                    event.to_json(),
+                    key=event.order_id.encode(),
+                    timestamp_ms=int(received.timestamp() * 1000),
+                )
+            )
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -139,11 +149,12 @@ def run(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory) -> I
     (config_dir / "alerting.yaml").write_text(alerting_yaml(), encoding="utf-8")
     (config_dir / "sla.yaml").write_text(sla_yaml(), encoding="utf-8")
     settings = isolated_settings(broker.bootstrap, influx.url, influx.root.parent, config_dir=config_dir)
-    start = datetime.now(timezone.utc).replace(microsecond=0)
+    start = datetime.now(UTC).replace(microsecond=0)
     with http_receiver(b"{}") as (base, script):
         env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-        env.update({f"ORDERRADAR_ALERT_SECRET_{secret(name).upper()}": f"{base}/{name}"
-                    for name in SHIPPED["receivers"]})
+        env.update(
+            {f"ORDERRADAR_ALERT_SECRET_{secret(name).upper()}": f"{base}/{name}" for name in SHIPPED["receivers"]}
+        )
         argv = [sys.executable, "-m", "orderradar.cli", "--log-level", "WARNING", "worker", "--alert-tick", "1"]
         worker = ManagedProcess("worker", argv, tmp / "worker.log", env=env, cwd=REPO).start()
         try:
@@ -166,8 +177,9 @@ def run(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory) -> I
                 for (tier, _), sc in TIER_SCENARIOS.items():
                     if _top_tier(r, sc.hub) != tier:
                         return []
-                if not any(a["event"] == "inhibited" and found["HUB-Z"]["incident_id"] in a["incident_ids"]
-                           for a in alerts):
+                if not any(
+                    a["event"] == "inhibited" and found["HUB-Z"]["incident_id"] in a["incident_ids"] for a in alerts
+                ):
                     return []
                 return alerts
 

@@ -122,7 +122,9 @@ def _http_config(kind: str, base: str, timeout: str) -> tuple[ReceiverBase, dict
             {"url": f"{base}/robot/send?access_token={TOKEN}", "sign": DING_SECRET},
         )
     if kind == "wecom":
-        return WeComConfig(type="wecom", url_secret="url", timeout=timeout), {"url": f"{base}/cgi-bin/webhook/send?key={TOKEN}"}  # type: ignore[arg-type]
+        return WeComConfig(type="wecom", url_secret="url", timeout=timeout), {
+            "url": f"{base}/cgi-bin/webhook/send?key={TOKEN}"
+        }  # type: ignore[arg-type]
     raise AssertionError(kind)
 
 
@@ -143,8 +145,14 @@ def _make_rig(kind: str, stack: ExitStack, *, closed: bool, timeout: str) -> Rig
         else:
             port, script = stack.enter_context(smtp_receiver("alerts", SMTP_PASSWORD))
         config: ReceiverBase = EmailConfig(
-            type="email", host="127.0.0.1", port=port, security="none", username="alerts",
-            password_secret="smtp", sender="radar@example.com", to=("ops@example.com",),
+            type="email",
+            host="127.0.0.1",
+            port=port,
+            security="none",
+            username="alerts",
+            password_secret="smtp",
+            sender="radar@example.com",
+            to=("ops@example.com",),
             timeout=timeout,  # type: ignore[arg-type]
         )
         return Rig(kind, config, {"smtp": SMTP_PASSWORD}, script)
@@ -157,8 +165,9 @@ def _make_rig(kind: str, stack: ExitStack, *, closed: bool, timeout: str) -> Rig
     return Rig(kind, config, secrets, script)
 
 
-def make_rig(kind: str, stack: ExitStack, *, closed: bool = False, timeout: str = "5s",
-             steps: Sequence[str] = ()) -> Rig:
+def make_rig(
+    kind: str, stack: ExitStack, *, closed: bool = False, timeout: str = "5s", steps: Sequence[str] = ()
+) -> Rig:
     """A receiver of ``kind`` and its channel; the receiver answers ``steps`` first, then success."""
     rig = _make_rig(kind, stack, closed=closed, timeout=timeout)
     if steps:
@@ -346,9 +355,15 @@ async def _no_wait(seconds: float) -> None:
     return None
 
 
-@pytest.mark.parametrize(("kind", "code", "retryable"), [
-    ("dingtalk", 130101, True), ("dingtalk", 310000, False), ("wecom", 45009, True), ("wecom", 93000, False),
-])
+@pytest.mark.parametrize(
+    ("kind", "code", "retryable"),
+    [
+        ("dingtalk", 130101, True),
+        ("dingtalk", 310000, False),
+        ("wecom", 45009, True),
+        ("wecom", 93000, False),
+    ],
+)
 def test_robot_errcodes(kind: str, code: int, retryable: bool, stack: ExitStack) -> None:
     rig = make_rig(kind, stack, steps=[f"robot_error:{code}"])
     delivery, attempts, _ = run(rig.deliver(RetryPolicy(attempts=1)))
@@ -375,4 +390,3 @@ def test_channel_factory_names_missing_secrets() -> None:
 
     with pytest.raises(KeyError, match="receiver 'ops-chat': secret 'slack_ops' is not set"):
         run(scenario())
-

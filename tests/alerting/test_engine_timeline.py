@@ -71,14 +71,14 @@ def test_hub_stops_scanning_pages_escalates_ack_and_resolves_once(engine: AlertE
         incident("hub-1", state="resolved", orders=0, updated_at=clock.at(minutes=310)), clock.now
     )
     assert sorted(sent(out)) == [
-        ("resolved", "alice-pager"), ("resolved", "bob-pager"), ("resolved", "ops-chat"),
+        ("resolved", "alice-pager"),
+        ("resolved", "bob-pager"),
+        ("resolved", "ops-chat"),
     ]
     [resolved] = records(out, E.RESOLVED)
     assert resolved.by == "auto"
     # A duplicate resolved snapshot and later ticks say nothing more.
-    assert engine.observe_incident(
-        incident("hub-1", state="resolved", orders=0, updated_at=clock.now), clock.now
-    ) == []
+    assert engine.observe_incident(incident("hub-1", state="resolved", orders=0, updated_at=clock.now), clock.now) == []
     assert sent(engine.tick(clock.at(minutes=400))) == []
 
 
@@ -123,9 +123,7 @@ def test_tier_falls_only_after_the_hold_and_then_stops_paging(engine: AlertEngin
     clock = Clock(T0)
     engine.observe_incident(incident("hub-1", orders=150), clock.now)
     engine.tick(clock.at(seconds=30))  # paged alice
-    engine.observe_incident(
-        incident("hub-1", state="recovering", orders=20, updated_at=clock.at(minutes=2)), clock.now
-    )
+    engine.observe_incident(incident("hub-1", state="recovering", orders=20, updated_at=clock.at(minutes=2)), clock.now)
     assert engine.alerts()[0].tier is Tier.P2  # held
     out = engine.tick(clock.at(minutes=12))
     assert [r.detail for r in records(out, E.TIER_CHANGED)] == ["P2->P3"]
@@ -143,9 +141,7 @@ def test_p1_also_tells_the_manager_once(engine: AlertEngine) -> None:
     assert "manager-mail" not in {r for _, r in sent(engine.tick(clock.at(minutes=6)))}
 
 
-def test_restart_mid_escalation_resumes_the_next_step_exactly_once(
-    policy: AlertPolicy, engine: AlertEngine
-) -> None:
+def test_restart_mid_escalation_resumes_the_next_step_exactly_once(policy: AlertPolicy, engine: AlertEngine) -> None:
     clock = Clock(T0)
     engine.observe_incident(incident("hub-1"), clock.now)
     engine.tick(clock.at(seconds=30))  # step 0 paged
@@ -197,8 +193,14 @@ def test_inhibition_region_mutes_hubs_and_hubs_mute_their_orders(engine: AlertEn
     # The region recovers: the east hub is released and notified at once (its
     # group_wait passed long ago); the late order stays muted under its hub.
     out = engine.observe_incident(
-        incident("region-east", kind="region_disruption", state="resolved", orders=0,
-                 labels={"region": "east"}, updated_at=clock.at(minutes=20)),
+        incident(
+            "region-east",
+            kind="region_disruption",
+            state="resolved",
+            orders=0,
+            labels={"region": "east"},
+            updated_at=clock.at(minutes=20),
+        ),
         clock.now,
     )
     assert [r.detail for r in records(out, E.UNMUTED)] == ["hub-east"]
@@ -208,8 +210,13 @@ def test_inhibition_region_mutes_hubs_and_hubs_mute_their_orders(engine: AlertEn
     assert engine.alerts_for_incident("late-1")[0].muted
 
     out = engine.observe_incident(
-        incident("hub-east", state="resolved", orders=0, labels={"region": "east", "node": "HUB-SH-01"},
-                 updated_at=clock.at(minutes=30)),
+        incident(
+            "hub-east",
+            state="resolved",
+            orders=0,
+            labels={"region": "east", "node": "HUB-SH-01"},
+            updated_at=clock.at(minutes=30),
+        ),
         clock.now,
     )
     assert [r.detail for r in records(out, E.UNMUTED)] == ["late-1"]
@@ -223,16 +230,29 @@ def test_inhibited_alert_stops_paging_and_resumes_with_its_remaining_delay(engin
     engine.observe_incident(incident("hub-east", labels={"region": "east", "node": "N1"}), clock.now)
     engine.tick(clock.at(seconds=30))  # alice paged; bob due at 10:10:30
     engine.observe_incident(
-        incident("region-east", kind="region_disruption", orders=600, labels={"region": "east"},
-                 updated_at=clock.at(minutes=4)), clock.now,
+        incident(
+            "region-east",
+            kind="region_disruption",
+            orders=600,
+            labels={"region": "east"},
+            updated_at=clock.at(minutes=4),
+        ),
+        clock.now,
     )
     assert engine.alerts_for_incident("hub-east")[0].muted
     out = engine.tick(clock.at(minutes=30))
     assert ("page", "bob-pager") not in sent(out)
     # Released at 10:31 with 6.5 minutes of the step's delay left.
     engine.observe_incident(
-        incident("region-east", kind="region_disruption", state="resolved", orders=0,
-                 labels={"region": "east"}, updated_at=clock.at(minutes=31)), clock.now,
+        incident(
+            "region-east",
+            kind="region_disruption",
+            state="resolved",
+            orders=0,
+            labels={"region": "east"},
+            updated_at=clock.at(minutes=31),
+        ),
+        clock.now,
     )
     assert ("page", "bob-pager") not in sent(engine.tick(clock.at(minutes=37, seconds=29)))
     assert ("page", "bob-pager") in sent(engine.tick(clock.at(minutes=37, seconds=30)))
@@ -240,8 +260,9 @@ def test_inhibited_alert_stops_paging_and_resumes_with_its_remaining_delay(engin
 
 def test_silence_with_expiry_mutes_only_its_match_then_lets_it_fire(engine: AlertEngine) -> None:
     clock = Clock(T0)
-    out = engine.silence(['node="HUB-SH-01"'], "carol", clock.now, duration=timedelta(hours=1),
-                         comment="scanner maintenance")
+    out = engine.silence(
+        ['node="HUB-SH-01"'], "carol", clock.now, duration=timedelta(hours=1), comment="scanner maintenance"
+    )
     [created] = records(out, E.SILENCE_CREATED)
     assert created.silence_id and created.by == "carol"
     engine.observe_incident(incident("hub-1", labels={"region": "east", "node": "HUB-SH-01"}), clock.now)
@@ -315,10 +336,17 @@ def test_grouping_sends_one_notification_for_many_incidents(engine: AlertEngine)
     [notice] = notifications(out)
     assert notice.receiver == "cs-chat" and set(notice.incident_ids) == {f"late-{i}" for i in range(4)}
     # A fifth incident joins; chat hears once at the next group_interval, not at once.
-    assert sent(engine.observe_incident(
-        incident("late-4", kind="order_late", orders=12, labels={"node": "HUB-X"}, updated_at=clock.at(minutes=1)),
-        clock.now,
-    )) == []
+    assert (
+        sent(
+            engine.observe_incident(
+                incident(
+                    "late-4", kind="order_late", orders=12, labels={"node": "HUB-X"}, updated_at=clock.at(minutes=1)
+                ),
+                clock.now,
+            )
+        )
+        == []
+    )
     assert sent(engine.tick(clock.at(minutes=5, seconds=30))) == [("update", "cs-chat")]
     assert sent(engine.tick(clock.at(minutes=10, seconds=30))) == []
     # Repeat after repeat_interval (1h) while unacknowledged.

@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -24,15 +24,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from alerting_receivers import Script, http_receiver
 from alerting_testkit import POLICY_YAML
+from stream_harness import read_topic
 
 from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream import dlq
 from stream.topics import ALERT_INPUTS, ALERTS, ORDER_EVENTS_DLQ
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
-from stream_harness import read_topic  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -54,17 +52,35 @@ def policy_text() -> str:
 def start_worker(settings: Settings, base_url: str, log_path: Path) -> ManagedProcess:
     env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
     env.update({f"ORDERRADAR_ALERT_SECRET_{name.upper()}": f"{base_url}/{name}" for name in RECEIVERS})
-    argv = [sys.executable, "-m", "orderradar.cli", "--log-level", "WARNING", "worker",
-            "--session-timeout", "6", "--alert-tick", "1", "--worker-log-level", "info"]
+    argv = [
+        sys.executable,
+        "-m",
+        "orderradar.cli",
+        "--log-level",
+        "WARNING",
+        "worker",
+        "--session-timeout",
+        "6",
+        "--alert-tick",
+        "1",
+        "--worker-log-level",
+        "info",
+    ]
     return ManagedProcess("worker", argv, log_path, env=env, cwd=REPO).start()
 
 
 def hub_incident(now: datetime) -> dict[str, object]:
     """An ``order-incidents`` record as the delays stage forwards it to ``alert-inputs``."""
     return {
-        "incident_id": "inc-hub-sha-01", "kind": "delay", "state": "open", "dimension": "hub",
-        "root_cause": {"hub": "SHA-HUB-01", "region": "north"}, "counts": {"orders": 150, "skus": 320},
-        "first_seen": now.isoformat(), "at": now.isoformat(), "title": "Shanghai hub stopped scanning",
+        "incident_id": "inc-hub-sha-01",
+        "kind": "delay",
+        "state": "open",
+        "dimension": "hub",
+        "root_cause": {"hub": "SHA-HUB-01", "region": "north"},
+        "counts": {"orders": 150, "skus": 320},
+        "first_seen": now.isoformat(),
+        "at": now.isoformat(),
+        "title": "Shanghai hub stopped scanning",
     }
 
 
@@ -85,8 +101,7 @@ def pages(script: Script) -> Counter[str]:
     return Counter(str(r["path"]).strip("/").split("/")[0] for r in script.requests)
 
 
-def test_kill_9_mid_escalation_then_restart_pages_the_next_step_once(
-        stack_settings: Settings, tmp_path: Path) -> None:
+def test_kill_9_mid_escalation_then_restart_pages_the_next_step_once(stack_settings: Settings, tmp_path: Path) -> None:
     config_dir = tmp_path / "config"
     shutil.copytree(REPO / "config", config_dir, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     (config_dir / "alerting.yaml").write_text(policy_text(), encoding="utf-8")
@@ -97,7 +112,7 @@ def test_kill_9_mid_escalation_then_restart_pages_the_next_step_once(
         try:
             inputs = settings.topic(ALERT_INPUTS)
             asyncio.run(produce_one(settings, inputs, b"garbage", b"{not json"))
-            opened = datetime.now(timezone.utc)
+            opened = datetime.now(UTC)
             record = orjson.dumps(hub_incident(opened))
             asyncio.run(produce_one(settings, inputs, b"inc-hub-sha-01", record))
 
@@ -109,7 +124,7 @@ def test_kill_9_mid_escalation_then_restart_pages_the_next_step_once(
             wait_until(alice_paged, timeout=120, interval=0.2, what="the primary on-call paged")
             assert pages(script)["bob_pager"] == 0, "escalated before the delay"
             worker.kill9()  # mid-escalation: bob is due ESCALATE_AFTER_S after alice's page
-            killed_at = datetime.now(timezone.utc)
+            killed_at = datetime.now(UTC)
             worker = start_worker(settings, base, tmp_path / "worker-1.log")
 
             def bob_paged() -> bool:
@@ -146,5 +161,7 @@ def test_kill_9_mid_escalation_then_restart_pages_the_next_step_once(
     letters = [dlq.decode(v) for v in topic_values(settings, settings.topic(ORDER_EVENTS_DLQ))]
     # one record, dead-lettered by the first worker and again by its successor if the
     # first died before committing it (at-least-once; the source coordinates tell them apart)
-    assert {(x.value, x.code, x.source.topic, x.source.offset) for x in letters} == {(b"{not json", "not_json", inputs, 0)}
+    assert {(x.value, x.code, x.source.topic, x.source.offset) for x in letters} == {
+        (b"{not json", "not_json", inputs, 0)
+    }
     assert 1 <= len(letters) <= 2

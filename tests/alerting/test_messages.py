@@ -19,16 +19,29 @@ NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 
 
 def event(incident_id: str = "i1", **fields: object) -> IncidentEvent:
-    base: dict[str, object] = {"incident_id": incident_id, "kind": "hub_stall", "state": "growing",
-                               "labels": {"dimension": "hub", "node": "HZ-3", "region": "330000"},
-                               "affected_orders": 412, "affected_skus": 500, "first_seen": NOW, "updated_at": NOW,
-                               "title": "hub=HZ-3: 500 SKUs delayed"}
+    base: dict[str, object] = {
+        "incident_id": incident_id,
+        "kind": "hub_stall",
+        "state": "growing",
+        "labels": {"dimension": "hub", "node": "HZ-3", "region": "330000"},
+        "affected_orders": 412,
+        "affected_skus": 500,
+        "first_seen": NOW,
+        "updated_at": NOW,
+        "title": "hub=HZ-3: 500 SKUs delayed",
+    }
     return IncidentEvent.model_validate({**base, **fields})
 
 
 def context(language: str, *incidents: IncidentEvent) -> MessageContext:
-    return MessageContext(kind=NotificationKind.FIRING, tier=Tier.P1, incidents=incidents, now=NOW,
-                          language=language, time_zone="Asia/Shanghai")  # type: ignore[arg-type]
+    return MessageContext(
+        kind=NotificationKind.FIRING,
+        tier=Tier.P1,
+        incidents=incidents,
+        now=NOW,
+        language=language,
+        time_zone="Asia/Shanghai",
+    )  # type: ignore[arg-type]
 
 
 def test_the_title_says_what_where_and_how_big_in_the_receivers_language() -> None:
@@ -41,24 +54,39 @@ def test_the_title_says_what_where_and_how_big_in_the_receivers_language() -> No
 
 
 def test_regions_are_named_and_more_incidents_counted() -> None:
-    slow = event("i2", kind="carrier_slowdown", affected_orders=30,
-                 labels={"dimension": "carrier_region", "carrier": "SF", "region": "330000"})
+    slow = event(
+        "i2",
+        kind="carrier_slowdown",
+        affected_orders=30,
+        labels={"dimension": "carrier_region", "carrier": "SF", "region": "330000"},
+    )
     assert incident_title(slow, "zh-CN") == "承运商 SF 在浙江变慢 · 30 单"
     assert incident_title(slow, "en") == "Carrier SF slowed down in Zhejiang · 30 orders"
     title, _ = render(context("en", event(), slow))
     assert title == "[P1 FIRING] Delays at hub HZ-3 · 412 orders (+1 more)"
     area = event("i3", kind="region_disruption", labels={"dimension": "area", "region": "330000"}, affected_orders=9)
     assert incident_title(area, "zh-CN") == "浙江一带延误 · 9 单"
-    dq = event("i4", kind="data_quality", labels={"dimension": "device_id", "device_id": "PDA-9"},
-               affected_orders=0, affected_skus=0)
+    dq = event(
+        "i4",
+        kind="data_quality",
+        labels={"dimension": "device_id", "device_id": "PDA-9"},
+        affected_orders=0,
+        affected_skus=0,
+    )
     assert incident_title(dq, "en").startswith("Data quality · Scanner PDA-9")
     unknown = event("i5", labels={}, title="something the producer said")
     assert incident_title(unknown, "en") == "something the producer said · 412 orders"
 
 
 def test_the_war_room_and_the_notification_give_one_incident_the_same_title() -> None:
-    record = {"incident_id": "i1", "kind": "delay", "state": "growing", "dimension": "carrier_region",
-              "root_cause": {"carrier": "SF", "region": "330000"}, "counts": {"orders": 412, "skus": 500}}
+    record = {
+        "incident_id": "i1",
+        "kind": "delay",
+        "state": "growing",
+        "dimension": "carrier_region",
+        "root_cause": {"carrier": "SF", "region": "330000"},
+        "counts": {"orders": 412, "skus": 500},
+    }
     shown = live.incidents({"items": {"i1": record}}, None)[0]
     for lang in ("zh-CN", "en"):
         sent = event(labels={"dimension": "carrier_region", "carrier": "SF", "region": "330000"})
@@ -97,7 +125,16 @@ def test_flow_stops_and_surges_are_titled_by_their_check_and_place() -> None:
     surge = incident_from_record(flow_record("surge", "channel", "douyin", observed=1574, expected=24.0))
     assert incident_title(surge, "zh-CN") == "渠道 douyin：扫描量激增至正常的 6,558%"
     # a delay incident's record has no flow counts and keeps its delay kind
-    late = incident_from_record({"incident_id": "i9", "kind": "delay", "state": "open", "dimension": "hub",
-                                 "root_cause": {"hub": "HZ-3"}, "counts": {"orders": 7}, "at": NOW.isoformat()})
+    late = incident_from_record(
+        {
+            "incident_id": "i9",
+            "kind": "delay",
+            "state": "open",
+            "dimension": "hub",
+            "root_cause": {"hub": "HZ-3"},
+            "counts": {"orders": 7},
+            "at": NOW.isoformat(),
+        }
+    )
     assert (late.kind, late.flow) == ("hub_stall", None)
     assert incident_title(late, "en") == "Delays at hub HZ-3 · 7 orders"

@@ -42,15 +42,19 @@ BAD = [
     ("['kind=\"order_late\"']", "['kind=order_late']", "route.routes[0].matchers[0]: Value error, bad matcher"),
     ("group_by: [node]", "group_by: [node, node]", "duplicated label 'node' in group_by"),
     ("{participants: [alice]", "{participants: [zed]", "schedules.primary: unknown user 'zed'"),
-    ("escalate_after: 15m}", "escalate_after: 15m}\n      - {targets: [{user: x, receiver: y}]}",
-     "a target names exactly one of schedule, user, receiver"),
+    (
+        "escalate_after: 15m}",
+        "escalate_after: 15m}\n      - {targets: [{user: x, receiver: y}]}",
+        "a target names exactly one of schedule, user, receiver",
+    ),
     ("  ops-chat: {type: log}", "  ops-chat: {type: pigeon}", "receivers.ops-chat: Input tag 'pigeon'"),
-    ("P4: {notify: false}", "P4: {notify: false, when: [{min_affected_orders: 1}]}",
-     "levels.P4.when: P4 is the floor"),
+    ("P4: {notify: false}", "P4: {notify: false, when: [{min_affected_orders: 1}]}", "levels.P4.when: P4 is the floor"),
     ("P3: {when: [{min_affected_orders: 10}", "P3: {when: [{}", "a condition needs at least one threshold"),
-    ("{rotations: [{participants: [alice], start: 2025-01-01}]}",
-     "{time_zone: Mars/Olympus, rotations: [{participants: [alice], start: 2025-01-01}]}",
-     "unknown time zone 'Mars/Olympus'"),
+    (
+        "{rotations: [{participants: [alice], start: 2025-01-01}]}",
+        "{time_zone: Mars/Olympus, rotations: [{participants: [alice], start: 2025-01-01}]}",
+        "unknown time zone 'Mars/Olympus'",
+    ),
     ("escalation: ops\n", "escalation: opz\n", "route.escalation: unknown escalation policy 'opz'"),
     ("default_language: en", "default_language: fr", "default_language: Input should be 'en' or 'zh-CN'"),
 ]
@@ -69,8 +73,13 @@ def test_bad_policy_names_file_field_and_problem(tmp_path: Path, old: str, new: 
 
 def test_incident_event_is_strict() -> None:
     base = {
-        "incident_id": "i", "kind": "hub_stall", "state": "open", "first_seen": "2025-03-03T10:00:00+08:00",
-        "updated_at": "2025-03-03T10:00:00+08:00", "title": "t", "labels": {"region": "east"},
+        "incident_id": "i",
+        "kind": "hub_stall",
+        "state": "open",
+        "first_seen": "2025-03-03T10:00:00+08:00",
+        "updated_at": "2025-03-03T10:00:00+08:00",
+        "title": "t",
+        "labels": {"region": "east"},
     }
     assert IncidentEvent.model_validate(base).labels == {"region": "east"}
     for bad in (

@@ -14,11 +14,14 @@ from config.rules import RuleFileError
 LANGUAGE = "default_language: en\n"
 
 
-@pytest.mark.parametrize(("ttl", "problem"), [
-    ("8d", "link_ttl: Value error, at most 7 days: the server refuses alert links that live longer"),
-    ("169h", "link_ttl: Value error, at most 7 days"),
-    ("0s", "link_ttl: Value error, must be positive"),
-])
+@pytest.mark.parametrize(
+    ("ttl", "problem"),
+    [
+        ("8d", "link_ttl: Value error, at most 7 days: the server refuses alert links that live longer"),
+        ("169h", "link_ttl: Value error, at most 7 days"),
+        ("0s", "link_ttl: Value error, must be positive"),
+    ],
+)
 def test_a_link_ttl_the_server_would_refuse_fails_the_load(tmp_path: Path, ttl: str, problem: str) -> None:
     assert LANGUAGE in POLICY_YAML
     path = write_policy(tmp_path, POLICY_YAML.replace(LANGUAGE, f"{LANGUAGE}link_ttl: {ttl}\n", 1))

@@ -23,47 +23,74 @@ from orderradar.devstack.process import ManagedProcess
 TOKEN = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_xyzw"
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ('1.2.3.4:5 - "WebSocket /ws/track?token=%s" [accepted]' % TOKEN,
-     '1.2.3.4:5 - "WebSocket /ws/track?token=<redacted>" [accepted]'),
-    ("GET /t/%s?lang=en HTTP/1.1" % TOKEN, "GET /t/<redacted>?lang=en HTTP/1.1"),
-    ("DELETE /api/v1/tracking-links/%s HTTP/1.1" % TOKEN, "DELETE /api/v1/tracking-links/<redacted> HTTP/1.1"),
-    ("GET /api/v1/alerts/a-1/ack?expires=1700000000&sig=9f86d081884c7d65 HTTP/1.1",
-     "GET /api/v1/alerts/a-1/ack?expires=1700000000&sig=<redacted> HTTP/1.1"),
-    ("< cookie: orderradar_session=eyJzdGFmZiI6.Zx9; theme=dark", "< cookie: <redacted>"),
-    ("< authorization: Bearer oms-123456789", "< authorization: <redacted>"),
-    ("< X-Api-Key: oms-123456789", "< X-Api-Key: <redacted>"),
-    ("headers=[(b'cookie', b'orderradar_session=abc123')]", "headers=[(b'cookie', b'<redacted>')]"),
-    ("{'Authorization': 'Bearer abcdefgh'}", "{'Authorization': '<redacted>'}"),
-    ("""< TEXT '{"type":"subscribe","token":"%s"}' [74 bytes]""" % TOKEN,
-     """< TEXT '{"type":"subscribe","token":"<redacted>"}' [74 bytes]"""),
-    ("POST http://influx:8086/write?db=o&u=admin&p=hunter2hunter2", "POST http://influx:8086/write?db=o&u=admin&p=<redacted>"),
-    ("smtp://alerts:pa55w0rd@mail.example.com:587", "smtp://alerts:<redacted>@mail.example.com:587"),
-    ("tiles https://api.maptiler.com/{z}/{x}/{y}.png?key=k3yk3yk3y", "tiles https://api.maptiler.com/{z}/{x}/{y}.png?key=<redacted>"),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            f'1.2.3.4:5 - "WebSocket /ws/track?token={TOKEN}" [accepted]',
+            '1.2.3.4:5 - "WebSocket /ws/track?token=<redacted>" [accepted]',
+        ),
+        (f"GET /t/{TOKEN}?lang=en HTTP/1.1", "GET /t/<redacted>?lang=en HTTP/1.1"),
+        (f"DELETE /api/v1/tracking-links/{TOKEN} HTTP/1.1", "DELETE /api/v1/tracking-links/<redacted> HTTP/1.1"),
+        (
+            "GET /api/v1/alerts/a-1/ack?expires=1700000000&sig=9f86d081884c7d65 HTTP/1.1",
+            "GET /api/v1/alerts/a-1/ack?expires=1700000000&sig=<redacted> HTTP/1.1",
+        ),
+        ("< cookie: orderradar_session=eyJzdGFmZiI6.Zx9; theme=dark", "< cookie: <redacted>"),
+        ("< authorization: Bearer oms-123456789", "< authorization: <redacted>"),
+        ("< X-Api-Key: oms-123456789", "< X-Api-Key: <redacted>"),
+        ("headers=[(b'cookie', b'orderradar_session=abc123')]", "headers=[(b'cookie', b'<redacted>')]"),
+        ("{'Authorization': 'Bearer abcdefgh'}", "{'Authorization': '<redacted>'}"),
+        (
+            '< TEXT \'{"type":"subscribe","token":"' + TOKEN + "\"}' [74 bytes]",
+            """< TEXT '{"type":"subscribe","token":"<redacted>"}' [74 bytes]""",
+        ),
+        (
+            "POST http://influx:8086/write?db=o&u=admin&p=hunter2hunter2",
+            "POST http://influx:8086/write?db=o&u=admin&p=<redacted>",
+        ),
+        ("smtp://alerts:pa55w0rd@mail.example.com:587", "smtp://alerts:<redacted>@mail.example.com:587"),
+        (
+            "tiles https://api.maptiler.com/{z}/{x}/{y}.png?key=k3yk3yk3y",
+            "tiles https://api.maptiler.com/{z}/{x}/{y}.png?key=<redacted>",
+        ),
+    ],
+)
 def test_request_borne_secrets_are_recognised_by_shape(line: str, expected: str) -> None:
     assert redact(line) == expected
 
 
-@pytest.mark.parametrize("line", [
-    "GET /t/assets/3f2a9c/tracking.js HTTP/1.1",
-    "GET /api/v1/orders/o-1 HTTP/1.1",
-    "X-Signature and X-Signature-Timestamp headers are required for this source",
-    "http://127.0.0.1:8080/healthz",
-    "closing slow websocket endpoint=track reason=outbox full",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "GET /t/assets/3f2a9c/tracking.js HTTP/1.1",
+        "GET /api/v1/orders/o-1 HTTP/1.1",
+        "X-Signature and X-Signature-Timestamp headers are required for this source",
+        "http://127.0.0.1:8080/healthz",
+        "closing slow websocket endpoint=track reason=outbox full",
+    ],
+)
 def test_ordinary_lines_are_left_alone(line: str) -> None:
     assert redact(line) == line
 
 
 def test_configured_secrets_come_from_settings_and_secret_named_variables() -> None:
     settings = Settings(session_secret="s" * 40, ingest_keys="oms=oms-key-1234567,wms=wms-key-7654321")
-    environ = {"ORDERRADAR_ALERT_SECRET_OPS": "https://hooks.example/services/T0/B0/XXXXXXXXXX",
-               "ORDERRADAR_GATEWAY_SIGNING_KEYS": "oms=sign-key-123456789",
-               "ORDERRADAR_WEB_PORT": "8080", "ORDERRADAR_GATEWAY_WS_MAX_LAG_S": "2", "HOME": "/root"}
+    environ = {
+        "ORDERRADAR_ALERT_SECRET_OPS": "https://hooks.example/services/T0/B0/XXXXXXXXXX",
+        "ORDERRADAR_GATEWAY_SIGNING_KEYS": "oms=sign-key-123456789",
+        "ORDERRADAR_WEB_PORT": "8080",
+        "ORDERRADAR_GATEWAY_WS_MAX_LAG_S": "2",
+        "HOME": "/root",
+    }
     found = configured_secrets(settings.model_dump(), environ)
-    assert {"s" * 40, "oms-key-1234567", "wms-key-7654321", "sign-key-123456789",
-            "https://hooks.example/services/T0/B0/XXXXXXXXXX"} <= set(found)
+    assert {
+        "s" * 40,
+        "oms-key-1234567",
+        "wms-key-7654321",
+        "sign-key-123456789",
+        "https://hooks.example/services/T0/B0/XXXXXXXXXX",
+    } <= set(found)
     assert "8080" not in found and "/root" not in found
     redaction = LogRedaction(found)
     # A webhook's token segment alone, or URL-encoded, is hidden too.

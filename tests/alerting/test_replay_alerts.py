@@ -40,8 +40,17 @@ def test_a_live_incident_like_it_still_pages_and_is_not_grouped_with_the_replay(
 
 
 def test_the_agent_turns_the_incident_records_replay_field_into_the_label() -> None:
-    record = {"incident_id": "inc-1", "kind": "delay", "state": "open", "dimension": "hub",
-              "root_cause": {"hub": "HUB-A"}, "counts": {"orders": 3, "skus": 3}, "at": "2017-03-01T10:00:00Z",
-              "first_seen": "2017-03-01T09:00:00Z", "title": "hub=HUB-A: 3 SKUs stalled", "replay": "olist"}
+    record = {
+        "incident_id": "inc-1",
+        "kind": "delay",
+        "state": "open",
+        "dimension": "hub",
+        "root_cause": {"hub": "HUB-A"},
+        "counts": {"orders": 3, "skus": 3},
+        "at": "2017-03-01T10:00:00Z",
+        "first_seen": "2017-03-01T09:00:00Z",
+        "title": "hub=HUB-A: 3 SKUs stalled",
+        "replay": "olist",
+    }
     assert incident_from_record(record).labels[REPLAY_LABEL] == "olist"
     assert REPLAY_LABEL not in incident_from_record({**record, "replay": None}).labels

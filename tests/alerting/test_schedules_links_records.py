@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from alerting_testkit import T0
 
 from alerting.decisions import AlertEvent, AlertEventType, HistoryTimes
-from config.durations import parse_duration
 from alerting.links import LinkAction, LinkSigner, sign_link, verify_link
 from alerting.matchers import parse_matcher
 from alerting.schedules import Override, Rotation, Schedule
 from alerting.tier import Tier, next_tier
+from config.durations import parse_duration
 
 NY = ZoneInfo("America/New_York")
 
@@ -25,21 +25,25 @@ def ny(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
 def test_daily_rotation_hands_over_at_local_time_across_dst() -> None:
     schedule = Schedule(
         time_zone="America/New_York",
-        rotations=(Rotation(participants=("a", "b"), shift=timedelta(days=1), handover=time(9), start=date(2025, 3, 7)),),
+        rotations=(
+            Rotation(participants=("a", "b"), shift=timedelta(days=1), handover=time(9), start=date(2025, 3, 7)),
+        ),
     )
     assert schedule.on_call(ny(2025, 3, 7, 8, 59)) is None  # before the first shift
     assert schedule.on_call(ny(2025, 3, 7, 9, 0)) == "a"
     assert schedule.on_call(ny(2025, 3, 8, 8, 59)) == "a"
     assert schedule.on_call(ny(2025, 3, 8, 9, 0)) == "b"
     # DST starts 2025-03-09 02:00; the handover stays at 09:00 local (13:00 UTC, not 14:00).
-    assert schedule.on_call(datetime(2025, 3, 9, 12, 59, tzinfo=timezone.utc)) == "b"
-    assert schedule.on_call(datetime(2025, 3, 9, 13, 0, tzinfo=timezone.utc)) == "a"
+    assert schedule.on_call(datetime(2025, 3, 9, 12, 59, tzinfo=UTC)) == "b"
+    assert schedule.on_call(datetime(2025, 3, 9, 13, 0, tzinfo=UTC)) == "a"
 
 
 def test_layers_and_overrides() -> None:
     weekly = Rotation(participants=("alice", "bob"), shift=timedelta(weeks=1), start=date(2025, 3, 3))
     daytime = Rotation(
-        participants=("carol",), start=date(2025, 3, 3), active_between=(time(9), time(18)),
+        participants=("carol",),
+        start=date(2025, 3, 3),
+        active_between=(time(9), time(18)),
     )
     cover = Override(user="dave", start=ny(2025, 3, 4, 0, 0), end=ny(2025, 3, 5, 0, 0), replaces="alice")
     schedule = Schedule(time_zone="America/New_York", rotations=(weekly, daytime), overrides=(cover,))
@@ -81,7 +85,9 @@ def test_matchers_are_anchored() -> None:
         parse_matcher('kind=~"("')
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("1d", 86400), ("250ms", 0.25), (90, 90)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("5m", 300), ("1h30m", 5400), ("1d", 86400), ("250ms", 0.25), (90, 90)]
+)
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds
 
@@ -96,8 +102,15 @@ def test_tier_hysteresis() -> None:
 
 def test_history_record_for_topic_and_influx() -> None:
     record = AlertEvent(
-        record_id="al-1/r7", alert_id="al-1", event=AlertEventType.ACKED, at=T0, tier=Tier.P2,
-        incident_ids=("hub-1",), labels={"kind": "hub_stall", "region": "east"}, by="bob", detail='say "hi"\nthere',
+        record_id="al-1/r7",
+        alert_id="al-1",
+        event=AlertEventType.ACKED,
+        at=T0,
+        tier=Tier.P2,
+        incident_ids=("hub-1",),
+        labels={"kind": "hub_stall", "region": "east"},
+        by="bob",
+        detail='say "hi"\nthere',
     )
     topic = record.to_dict()
     assert topic["event"] == "acked" and topic["by"] == "bob" and topic["at"] == "2025-03-03T10:00:00Z"

@@ -9,7 +9,7 @@ import os
 import secrets
 import shutil
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -35,15 +35,29 @@ def test_webhook_tokens_never_reach_the_worker_log(stack_settings: Settings, tmp
     with http_receiver(b"{}") as (base, script):
         script.steps = ["permanent"] * 20  # 404 "no such hook <the path>": final, and echoes the token
         env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-        env.update({f"ORDERRADAR_ALERT_SECRET_{name.upper()}": f"{base}/hooks/{hook_token}/{name}"
-                    for name in RECEIVERS})
-        argv = [sys.executable, "-m", "orderradar.cli", "--log-level", "DEBUG", "worker",
-                "--session-timeout", "6", "--alert-tick", "1", "--worker-log-level", "debug"]
+        env.update(
+            {f"ORDERRADAR_ALERT_SECRET_{name.upper()}": f"{base}/hooks/{hook_token}/{name}" for name in RECEIVERS}
+        )
+        argv = [
+            sys.executable,
+            "-m",
+            "orderradar.cli",
+            "--log-level",
+            "DEBUG",
+            "worker",
+            "--session-timeout",
+            "6",
+            "--alert-tick",
+            "1",
+            "--worker-log-level",
+            "debug",
+        ]
         worker = ManagedProcess("worker", argv, tmp_path / "worker.log", env=env, cwd=REPO).start()
         try:
-            now = datetime.now(timezone.utc)
-            asyncio.run(produce_one(settings, settings.topic(ALERT_INPUTS), b"inc-hub-sha-01",
-                                    orjson.dumps(hub_incident(now))))
+            now = datetime.now(UTC)
+            asyncio.run(
+                produce_one(settings, settings.topic(ALERT_INPUTS), b"inc-hub-sha-01", orjson.dumps(hub_incident(now)))
+            )
 
             def abandoned() -> bool:
                 if not worker.alive():

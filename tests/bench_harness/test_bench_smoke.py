@@ -15,7 +15,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_bench_smoke_run_writes_one_report_with_every_part(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "orderradar.cli", "bench", "--smoke", "--results-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     reports = list(tmp_path.glob("bench-*-smoke.json"))

@@ -52,9 +52,7 @@ def test_secrets_never_appear_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
         ("ORDERRADAR_SESSION_SECRET", "short", "ORDERRADAR_SESSION_SECRET: Value error, must be at least 32"),
     ],
 )
-def test_bad_values_name_the_variable(
-    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, problem: str
-) -> None:
+def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str, problem: str) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError) as caught:
         load_settings()
@@ -81,10 +79,13 @@ def test_a_bad_gateway_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_to_env_reproduces_the_settings_in_a_child(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = load_settings(ingest_keys={"oms": "k1secretkey"}, allowed_origins=("https://a.example",),
-                             alert_secret={"ops": "https://hooks.example/1"},
-                             gateway={"ws_max_lag_s": 3, "signing_keys": {"oms": "signsecret123"}},
-                             retention={"closed": "2h"})
+    settings = load_settings(
+        ingest_keys={"oms": "k1secretkey"},
+        allowed_origins=("https://a.example",),
+        alert_secret={"ops": "https://hooks.example/1"},
+        gateway={"ws_max_lag_s": 3, "signing_keys": {"oms": "signsecret123"}},
+        retention={"closed": "2h"},
+    )
     for key in list(__import__("os").environ):
         if key.startswith("ORDERRADAR_"):
             monkeypatch.delenv(key)

@@ -21,13 +21,13 @@ import random
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream.contract import OrderEvent, Status
 from stream.delays_engine import DelaysEngine, DelaysResult
 
-T0 = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)  # a Monday, no holiday
+T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday, no holiday
 MIN = 60.0
 HOUR = 3600.0
 
@@ -164,7 +164,11 @@ def _sku_events(sc: Scenario, rng: random.Random, order_id: str, sku: str, paid_
             ):
                 t += rng.uniform(*slow.extra)
         for outage in sc.outages:
-            if node == outage.hub and status in (Status.HUB_ARRIVAL, Status.LINEHAUL) and outage.start <= t < outage.end:
+            if (
+                node == outage.hub
+                and status in (Status.HUB_ARRIVAL, Status.LINEHAUL)
+                and outage.start <= t < outage.end
+            ):
                 t = outage.end + rng.uniform(0, 30) * MIN  # the backlog is scanned on resumption
         event_time = t
         for clock in sc.bad_clocks:
@@ -257,8 +261,14 @@ def consume(
         for d in part:
             by_partition.setdefault(d.partition, []).append(d)
         for partition, found in by_partition.items():
-            run.add(engine.process([d.event for d in found], partition=partition, now=now,
-                                   received_at=[at(d.received).timestamp() for d in found]))
+            run.add(
+                engine.process(
+                    [d.event for d in found],
+                    partition=partition,
+                    now=now,
+                    received_at=[at(d.received).timestamp() for d in found],
+                )
+            )
         if ticks:
             run.add(engine.tick(now))
     if until is not None:

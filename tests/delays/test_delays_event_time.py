@@ -5,9 +5,9 @@ but never sent."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from delays_traffic import HOUR, MIN, T0, Delivery, HubOutage, Scenario, at, generate, make_event
+from delays_traffic import HOUR, MIN, Delivery, HubOutage, Scenario, at, generate, make_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_delays_replay import RULES as SCENARIO_RULES
@@ -25,6 +25,7 @@ YEAR = timedelta(days=365)
 
 
 # -- watermarks ------------------------------------------------------------------------
+
 
 def test_a_lagging_source_holds_its_partition_back_until_it_is_idle() -> None:
     marks = Watermarks(L, idle_after=900.0)
@@ -63,8 +64,13 @@ def test_a_snapshot_round_trip_keeps_every_clock() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2), st.sampled_from("abc"), st.floats(0, 1e5), st.floats(0, 300),
-                          st.booleans()), min_size=1, max_size=60))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2), st.sampled_from("abc"), st.floats(0, 1e5), st.floats(0, 300), st.booleans()),
+        min_size=1,
+        max_size=60,
+    )
+)
 def test_watermarks_never_go_back_and_never_pass_a_busy_source(ops: list[tuple[int, str, float, float, bool]]) -> None:
     marks = Watermarks(L, idle_after=120.0)
     seen: dict[int, float] = {}
@@ -92,6 +98,7 @@ def test_watermarks_never_go_back_and_never_pass_a_busy_source(ops: list[tuple[i
 
 # -- the engine ------------------------------------------------------------------------
 
+
 def _shift(deliveries: list[Delivery], by: timedelta) -> list[Delivery]:
     """The same records, happened (and received) ``by`` earlier or later."""
     update = {"event_time": None, "promised_by": None}
@@ -105,8 +112,15 @@ def _shift(deliveries: list[Delivery], by: timedelta) -> list[Delivery]:
 
 
 def test_a_replay_of_last_year_answers_like_the_same_events_fed_live() -> None:
-    traffic = generate(Scenario(seed=11, orders=500, order_span=10 * HOUR, late_uploads=0.0,
-                                outages=[HubOutage("HUB-NJ", 2 * HOUR, 16 * HOUR)]))
+    traffic = generate(
+        Scenario(
+            seed=11,
+            orders=500,
+            order_span=10 * HOUR,
+            late_uploads=0.0,
+            outages=[HubOutage("HUB-NJ", 2 * HOUR, 16 * HOUR)],
+        )
+    )
     traffic = [d for d in traffic if d.received < 13 * HOUR]  # stop in the middle of the outage
     end = max(d.received for d in traffic)
     live = DelaysEngine(SCENARIO_RULES)
@@ -116,17 +130,17 @@ def test_a_replay_of_last_year_answers_like_the_same_events_fed_live() -> None:
     replay = DelaysEngine(SCENARIO_RULES, replay="last-year")
     old = _shift(traffic, -YEAR)
     for d in sorted(old, key=lambda d: d.event.event_time):  # full speed, received now
-        replay.process([d.event], partition=d.partition, now=datetime.now(timezone.utc))
-        replay.tick(datetime.now(timezone.utc))  # the wall clock must not move a replay
+        replay.process([d.event], partition=d.partition, now=datetime.now(UTC))
+        replay.tick(datetime.now(UTC))  # the wall clock must not move a replay
     # the same event-time point for both: the replay's clock stops at its newest event
     live_mark, replay_mark = live.watermark(), replay.watermark()
     assert live_mark is not None and replay_mark is not None
     assert replay_mark <= at(end) - YEAR
     live_at = replay.watermark() + YEAR  # type: ignore[operator]
-    views_live = {(v.order_id, v.sku): (v.state.value, round(v.delay_minutes, 6), v.closed)
-                  for v in live.views(live_at)}
-    views_replay = {(v.order_id, v.sku): (v.state.value, round(v.delay_minutes, 6), v.closed)
-                    for v in replay.views()}
+    views_live = {
+        (v.order_id, v.sku): (v.state.value, round(v.delay_minutes, 6), v.closed) for v in live.views(live_at)
+    }
+    views_replay = {(v.order_id, v.sku): (v.state.value, round(v.delay_minutes, 6), v.closed) for v in replay.views()}
     # live ran on (its clock is later), so it already forgot SKUs closed an hour before it
     assert {k: v for k, v in views_replay.items() if not v[2]} == {k: v for k, v in views_live.items() if not v[2]}
     assert {k: views_replay[k] for k in views_live} == views_live
@@ -143,8 +157,13 @@ def test_events_older_than_max_past_are_judged_when_they_happened() -> None:
     engine = DelaysEngine(RULES)
     long_ago = 60 * 24 * HOUR  # 60 days before the receipt
     received = at(long_ago + HOUR)
-    engine.process([make_event("O1", Status.PAID, 0, warehouse="WH-1"),
-                    make_event("O1", Status.OUTBOUND_SCAN, 1 * HOUR, warehouse="WH-1")], now=received)
+    engine.process(
+        [
+            make_event("O1", Status.PAID, 0, warehouse="WH-1"),
+            make_event("O1", Status.OUTBOUND_SCAN, 1 * HOUR, warehouse="WH-1"),
+        ],
+        now=received,
+    )
     sku = engine.tracker.get("O1|SKU-1")
     assert sku is not None and sku.entered["paid"] == at(0).timestamp()  # not at its arrival
     assert sku.breaches == 0  # shipped within the 6 h fulfilment window, in event time
@@ -154,23 +173,22 @@ def test_events_older_than_max_past_are_judged_when_they_happened() -> None:
 
 def test_a_replay_engine_ignores_the_wall_clock_and_keeps_its_closed_skus() -> None:
     engine = DelaysEngine(RULES, replay="r1")
-    engine.process([make_event("O1", Status.PAID, 0, warehouse="WH-1")], now=datetime.now(timezone.utc))
-    assert engine.tick(datetime.now(timezone.utc) + timedelta(days=30)).transitions == []
+    engine.process([make_event("O1", Status.PAID, 0, warehouse="WH-1")], now=datetime.now(UTC))
+    assert engine.tick(datetime.now(UTC) + timedelta(days=30)).transitions == []
     view = engine.view("O1", "SKU-1")
     assert view is not None and view.state is DelayState.ON_TRACK
-    engine.process([make_event("O1", Status.DELIVERED, 2 * HOUR, warehouse="WH-1")], now=datetime.now(timezone.utc))
-    engine.tick(datetime.now(timezone.utc) + timedelta(days=30))
+    engine.process([make_event("O1", Status.DELIVERED, 2 * HOUR, warehouse="WH-1")], now=datetime.now(UTC))
+    engine.tick(datetime.now(UTC) + timedelta(days=30))
     assert engine.tracker.get("O1|SKU-1") is not None  # retention runs on the replay's clock
-    engine.process([make_event("O2", Status.PAID, 2 * HOUR + 2 * MIN)], now=datetime.now(timezone.utc))
-    engine.process([make_event("O3", Status.PAID, 4 * HOUR)], now=datetime.now(timezone.utc))
+    engine.process([make_event("O2", Status.PAID, 2 * HOUR + 2 * MIN)], now=datetime.now(UTC))
+    engine.process([make_event("O3", Status.PAID, 4 * HOUR)], now=datetime.now(UTC))
     assert engine.tracker.get("O1|SKU-1") is None  # an hour of replay time after delivery
     restored = DelaysEngine.from_dict(SlaRules.model_validate(RULES.model_dump()), engine.to_dict())
     assert restored.replay == "r1" and restored.replay_now == engine.replay_now
 
 
 def test_a_lagging_source_gets_the_same_answer_as_a_prompt_one() -> None:
-    rules = SlaRules.model_validate({**RULES.model_dump(), "watermark": {"allowed_lateness": "5m",
-                                                                         "idle_after": "5m"}})
+    rules = SlaRules.model_validate({**RULES.model_dump(), "watermark": {"allowed_lateness": "5m", "idle_after": "5m"}})
 
     def run(lag: float) -> list[DelayState]:
         """Every delay state O1 went through, and its state at 6.5 h."""
@@ -182,8 +200,10 @@ def test_a_lagging_source_gets_the_same_answer_as_a_prompt_one() -> None:
         events.append(("O1", "carrier", Status.OUTBOUND_SCAN, 5.95 * HOUR, lag))  # just in time, synced late
         for order, source, status, t, delay in sorted(events, key=lambda e: e[3] + e[4]):
             event = make_event(order, status, t, warehouse="WH-1").model_copy(update={"source": source})
-            for result in (engine.process([event], now=at(t + delay), received_at=[at(t + delay).timestamp()]),
-                           engine.tick(at(t + delay))):
+            for result in (
+                engine.process([event], now=at(t + delay), received_at=[at(t + delay).timestamp()]),
+                engine.tick(at(t + delay)),
+            ):
                 seen.extend(tr.state for tr in result.transitions if tr.order_id == "O1")
         view = engine.view("O1", "SKU-1", at(6.5 * HOUR))
         assert view is not None
@@ -197,6 +217,7 @@ def test_a_lagging_source_gets_the_same_answer_as_a_prompt_one() -> None:
 
 
 # -- sync lag --------------------------------------------------------------------------
+
 
 def test_sync_lag_quantiles_per_source_and_minute() -> None:
     lag = SyncLag(window_s=300)

@@ -132,7 +132,11 @@ def test_detector_snapshot_round_trip_continues_identically() -> None:
     for i in range(200):
         a.observe_flow(i * 10.0, {"device_id": (f"D{i % 7}",), "source": ("pda",)})
         if i % 7 == 3:
-            a.mark_bad(ClusterItem(f"e{i}", f"O{i}", "SKU-1", i * 10.0, "future_timestamp", {"device_id": ("D3",), "source": ("pda",)}))
+            a.mark_bad(
+                ClusterItem(
+                    f"e{i}", f"O{i}", "SKU-1", i * 10.0, "future_timestamp", {"device_id": ("D3",), "source": ("pda",)}
+                )
+            )
     first = a.advance(2000.0)
     b = IncidentDetector.from_dict(settings, json.loads(json.dumps(a.to_dict())))
     assert [e.record["root_cause"] for e in first] == [{"device_id": "D3"}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -111,7 +111,7 @@ def test_eta_range_widens_and_moves_with_time_already_spent() -> None:
     rng = random.Random(3)
     for _ in range(500):
         stats.observe(lane, "deliver:hub_arrival", rng.uniform(4 * HOUR, 12 * HOUR), 0.0)
-    since = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+    since = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
     fresh = stats.eta(lane, "hub_arrival", since)
     assert fresh is not None
     earliest, latest = fresh

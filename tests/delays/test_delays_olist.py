@@ -13,7 +13,7 @@ the worker, InfluxDB and the API, is ``tests/acceptance/test_real_exports.py``.
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 OLIST = REPO.parent / "shared" / "data" / "events" / "olist" / "olist_events.csv"
 MAPPING = REPO / "config" / "import_mappings" / "olist.yaml"
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")
-NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _csv_rows() -> list[dict[str, str]]:
@@ -51,7 +51,9 @@ def _imported() -> list[OrderEvent]:
     return events
 
 
-def _through_the_state_machine(events: list[OrderEvent]) -> tuple[dict[str, OrderState], list[OrderEvent | IllegalTransition]]:
+def _through_the_state_machine(
+    events: list[OrderEvent],
+) -> tuple[dict[str, OrderState], list[OrderEvent | IllegalTransition]]:
     orders: dict[str, OrderState] = {}
     out: list[OrderEvent | IllegalTransition] = []
     for event in events:
@@ -73,11 +75,15 @@ def test_olist_through_mapping_state_machine_and_engine_gives_the_csv_answers() 
     imported = [r for r in rows if r["event_type"] != "order_purchased"]  # the mapping skips purchases
     delivered_rows = {r["order_id"]: r for r in imported if r["event_type"] == "delivered_to_customer"}
     csv_late = {o for o, r in delivered_rows.items() if r["event_time"][:10] > r["promised_time"][:10]}
-    csv_late_days = {o: (datetime.fromisoformat(r["event_time"][:10]) - datetime.fromisoformat(r["promised_time"][:10])).days
-                     for o, r in delivered_rows.items() if o in csv_late}
+    csv_late_days = {
+        o: (datetime.fromisoformat(r["event_time"][:10]) - datetime.fromisoformat(r["promised_time"][:10])).days
+        for o, r in delivered_rows.items()
+        if o in csv_late
+    }
     end = max(r["event_time"] for r in imported)  # local ISO without offset: string order is time order
-    csv_open_past_promise = {r["order_id"] for r in imported
-                             if r["order_id"] not in delivered_rows and r["promised_time"][:10] < end[:10]}
+    csv_open_past_promise = {
+        r["order_id"] for r in imported if r["order_id"] not in delivered_rows and r["promised_time"][:10] < end[:10]
+    }
 
     events = _imported()
     assert len(events) == len(imported)
@@ -94,9 +100,10 @@ def test_olist_through_mapping_state_machine_and_engine_gives_the_csv_answers() 
     engine = DelaysEngine(rules)
     late_delivered: set[str] = set()
     for i in range(0, len(handed), 500):
-        result = engine.process(handed[i:i + 500])  # a clockless replay: event time only
-        late_delivered |= {t.order_id for t in result.transitions
-                           if t.closed and t.promise_late and t.status == "delivered"}
+        result = engine.process(handed[i : i + 500])  # a clockless replay: event time only
+        late_delivered |= {
+            t.order_id for t in result.transitions if t.closed and t.promise_late and t.status == "delivered"
+        }
     engine.advance_watermark(datetime.fromisoformat(end).replace(tzinfo=SAO_PAULO))
     open_past_promise = {v.order_id for v in engine.views() if not v.closed and v.promise_late}
     assert late_delivered == csv_late

@@ -70,7 +70,9 @@ def test_replay_of_the_log_ends_where_live_processing_ended() -> None:
     run = consume(live, _traffic(), chunk=25, ticks=True, until=END)
     assert [v.to_dict() for v in live.views()] == views
     assert run.incident_ids() == reference.incident_ids()
-    assert [(r["incident_id"], r["root_cause"], r["state"]) for r in run.incidents if r["type"] != "incident.updated"] == [
+    assert [
+        (r["incident_id"], r["root_cause"], r["state"]) for r in run.incidents if r["type"] != "incident.updated"
+    ] == [
         (r["incident_id"], r["root_cause"], r["state"]) for r in reference.incidents if r["type"] != "incident.updated"
     ]
 
@@ -115,10 +117,19 @@ def test_incremental_table_entries_restore_an_engine_that_continues_identically(
 
 def test_late_data_changes_no_sku_state_and_no_incident_identity() -> None:
     traffic = generate(
-        Scenario(seed=8, orders=1400, order_span=20 * HOUR, late_uploads=0.02, outages=[HubOutage("HUB-SX", 4 * HOUR, 12 * HOUR)])
+        Scenario(
+            seed=8,
+            orders=1400,
+            order_span=20 * HOUR,
+            late_uploads=0.02,
+            outages=[HubOutage("HUB-SX", 4 * HOUR, 12 * HOUR)],
+        )
     )
     engines = [DelaysEngine(RULES), DelaysEngine(RULES)]
-    runs = [consume(engines[0], traffic, chunk=1, ticks=False, until=END), consume(engines[1], traffic, chunk=60, ticks=True, until=END)]
+    runs = [
+        consume(engines[0], traffic, chunk=1, ticks=False, until=END),
+        consume(engines[1], traffic, chunk=60, ticks=True, until=END),
+    ]
     assert [v.to_dict() for v in engines[0].views()] == [v.to_dict() for v in engines[1].views()]
     assert runs[0].incident_ids() == runs[1].incident_ids() and len(runs[0].incident_ids()) == 1
     roots = [{str(r["root_cause"]) for r in run.incidents} for run in runs]

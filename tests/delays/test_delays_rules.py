@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from config.durations import format_duration, parse_duration
 from config.rules import RuleFileError
 from stream.calendars import CalendarRule, OperationalCalendar
-from config.durations import format_duration, parse_duration
 from stream.sla import DEFAULT_SLA_PATH, SlaContext, SlaPolicy, load_sla_rules
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -64,15 +64,39 @@ def _write(tmp_path: Path, mutate: Callable[[dict[str, Any]], object]) -> Path:
     ("mutate", "field", "problem"),
     [
         (lambda d: d["overrides"][1].update(stage="fulfilmnt"), "overrides[1].stage", "unknown stage 'fulfilmnt'"),
-        (lambda d: d["calendars"]["cn_warehouse"].update(timezone="Asia/Shang"), "calendars.cn_warehouse.timezone", "unknown time zone"),
-        (lambda d: d["calendars"]["cn_warehouse"]["hours"].update({"mon-sat": ["25:00-20:00"]}), "calendars.cn_warehouse.hours", "not a time of day"),
+        (
+            lambda d: d["calendars"]["cn_warehouse"].update(timezone="Asia/Shang"),
+            "calendars.cn_warehouse.timezone",
+            "unknown time zone",
+        ),
+        (
+            lambda d: d["calendars"]["cn_warehouse"]["hours"].update({"mon-sat": ["25:00-20:00"]}),
+            "calendars.cn_warehouse.hours",
+            "not a time of day",
+        ),
         (lambda d: d["stages"]["fulfilment"].update(within="soon"), "stages.fulfilment.within", "must be a duration"),
-        (lambda d: d["stages"]["fulfilment"].update(calendar="nowhere"), "stages.fulfilment.calendar", "unknown calendar 'nowhere'"),
-        (lambda d: d["stages"]["last_mile"].update(starts=["linehaul", "out_for_delivery"]), "stages.last_mile.starts[0]", "already starts stage"),
+        (
+            lambda d: d["stages"]["fulfilment"].update(calendar="nowhere"),
+            "stages.fulfilment.calendar",
+            "unknown calendar 'nowhere'",
+        ),
+        (
+            lambda d: d["stages"]["last_mile"].update(starts=["linehaul", "out_for_delivery"]),
+            "stages.last_mile.starts[0]",
+            "already starts stage",
+        ),
         (lambda d: d["overrides"].append(dict(d["overrides"][0])), "overrides[10].match", "same stage and match"),
-        (lambda d: d["overrides"][0]["match"].update(sku_class="frozen"), "overrides[0].match.sku_class", "unknown sku_class"),
+        (
+            lambda d: d["overrides"][0]["match"].update(sku_class="frozen"),
+            "overrides[0].match.sku_class",
+            "unknown sku_class",
+        ),
         (lambda d: d["stages"]["fulfilment"].update(ends="paid"), "stages.fulfilment", "must come after"),
-        (lambda d: d["incidents"].update(dimensions=["hub", "planet"]), "incidents.dimensions", "unknown dimension 'planet'"),
+        (
+            lambda d: d["incidents"].update(dimensions=["hub", "planet"]),
+            "incidents.dimensions",
+            "unknown dimension 'planet'",
+        ),
         (lambda d: d.update(colour="red"), "colour", "Extra inputs are not permitted"),
     ],
 )
@@ -158,7 +182,7 @@ def test_promise_as_a_calendar_day_in_the_customers_time_zone() -> None:
     assert olist is not None and plain is not None
     assert olist.due(promised) == datetime(2017, 12, 1, tzinfo=SAO_PAULO).timestamp()
     assert plain.due(promised) == promised
-    assert datetime.fromtimestamp(olist.due(promised), timezone.utc).hour == 2  # -02:00 in summer
+    assert datetime.fromtimestamp(olist.due(promised), UTC).hour == 2  # -02:00 in summer
 
 
 def test_calendar_without_open_hours_is_rejected() -> None:

@@ -90,7 +90,9 @@ def test_promise_decides_the_closed_outcome() -> None:
             make_event("O2", Status.PAID, 0, promised_by=promised),
         ]
     )
-    engine.process([make_event("O1", Status.OUT_FOR_DELIVERY, 9 * HOUR), make_event("O2", Status.OUT_FOR_DELIVERY, 9 * HOUR)])
+    engine.process(
+        [make_event("O1", Status.OUT_FOR_DELIVERY, 9 * HOUR), make_event("O2", Status.OUT_FOR_DELIVERY, 9 * HOUR)]
+    )
     result = engine.process([make_event("O1", Status.DELIVERED, 9.5 * HOUR)])
     (on_time,) = result.transitions
     assert on_time.closed and not on_time.promise_late and on_time.state is DelayState.ON_TRACK

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from stream.flow_anomaly import FlowAnomalyDetector, FlowSettings, poisson_cdf
 from stream.incidents import IncidentEvent
 from stream.sla import DEFAULT_SLA_PATH, load_sla_rules
 
-T0 = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc).timestamp()
+T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC).timestamp()
 SETTINGS = FlowSettings()
 STEP = 60.0
 
@@ -52,16 +52,20 @@ class Flow:
         self.events: list[IncidentEvent] = []
         self._n = 0
 
-    def minute(self, minute: int, lanes: Iterable[tuple[int, dict[str, Any]]], received: float | None = None
-               ) -> None:
+    def minute(self, minute: int, lanes: Iterable[tuple[int, dict[str, Any]]], received: float | None = None) -> None:
         batch = [fields for count, fields in lanes for _ in range(count)]
         for i, fields in enumerate(batch):
             at = T0 + minute * STEP + STEP * i / max(len(batch), 1)
             self._n += 1
             status = fields.get("status", Status.HUB_ARRIVAL)
-            event = OrderEvent(event_id=f"e{self._n}", order_id=f"o{self._n}", sku="s", status=status,
-                               event_time=datetime.fromtimestamp(at, timezone.utc),
-                               **{k: v for k, v in fields.items() if k != "status"})
+            event = OrderEvent(
+                event_id=f"e{self._n}",
+                order_id=f"o{self._n}",
+                sku="s",
+                status=status,
+                event_time=datetime.fromtimestamp(at, UTC),
+                **{k: v for k, v in fields.items() if k != "status"},
+            )
             self.detector.observe(at, event)
         # the flow clock: the minute is complete (lateness passed) once the next one starts
         self.events.extend(self.detector.advance(T0 + (minute + 1) * STEP, received))
@@ -137,8 +141,9 @@ def test_a_backfill_read_minute_by_minute_is_no_baseline() -> None:
     assert flow.events == []
     offset = arrival + 10.0 - (T0 + 60 * STEP)  # then the live flow, as late as the last backfill scan
     for minute in range(60, 70):
-        flow.minute(minute, _lanes(stopped={"HZ-3"} if minute >= 67 else set()),
-                    received=T0 + (minute + 1) * STEP + offset)
+        flow.minute(
+            minute, _lanes(stopped={"HZ-3"} if minute >= 67 else set()), received=T0 + (minute + 1) * STEP + offset
+        )
     assert [r["root_cause"] for r in flow.opened()] == [{"hub": "HZ-3"}]
 
 
@@ -233,13 +238,16 @@ def _write(tmp_path: Path, flow: dict[str, Any]) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("flow", "problem"), [
-    ({"window": "150s"}, "window must be a whole multiple of eval_every"),
-    ({"drop_dimensions": ["hub", "planet"]}, "unknown dimension 'planet'"),
-    ({"drop_ratio": 2}, "less than 1"),
-    ({"order_statuses": ["bought"]}, "incidents.flow.order_statuses"),
-    ({"speed": 3}, "incidents.flow.speed"),
-])
+@pytest.mark.parametrize(
+    ("flow", "problem"),
+    [
+        ({"window": "150s"}, "window must be a whole multiple of eval_every"),
+        ({"drop_dimensions": ["hub", "planet"]}, "unknown dimension 'planet'"),
+        ({"drop_ratio": 2}, "less than 1"),
+        ({"order_statuses": ["bought"]}, "incidents.flow.order_statuses"),
+        ({"speed": 3}, "incidents.flow.speed"),
+    ],
+)
 def test_flow_settings_errors_name_file_field_and_problem(tmp_path: Path, flow: dict[str, Any], problem: str) -> None:
     path = _write(tmp_path, flow)
     with pytest.raises(RuleFileError) as caught:
@@ -259,7 +267,7 @@ def test_the_delays_engine_runs_the_flow_checks_on_simulated_time_behind_the_wal
     engine = DelaysEngine(load_sla_rules())
     engine.expect_partitions(range(2))
     wall_ahead = 5 * 3600.0
-    engine.tick(datetime.fromtimestamp(T0 + wall_ahead, timezone.utc))
+    engine.tick(datetime.fromtimestamp(T0 + wall_ahead, UTC))
     opened: list[dict[str, Any]] = []
     n = 0
     for minute in range(12):
@@ -268,16 +276,23 @@ def test_the_delays_engine_runs_the_flow_checks_on_simulated_time_behind_the_wal
             n += 1
             at = T0 + minute * STEP + STEP * i / len(batch)
             status = fields.get("status", Status.HUB_ARRIVAL)
-            event = OrderEvent(event_id=f"e{n}", order_id=f"o{n}", sku="s", status=status,
-                               event_time=datetime.fromtimestamp(at, timezone.utc),
-                               **{k: v for k, v in fields.items() if k != "status"})
+            event = OrderEvent(
+                event_id=f"e{n}",
+                order_id=f"o{n}",
+                sku="s",
+                status=status,
+                event_time=datetime.fromtimestamp(at, UTC),
+                **{k: v for k, v in fields.items() if k != "status"},
+            )
             received = at + wall_ahead
-            result = engine.process([event], partition=n % 2, now=datetime.fromtimestamp(received, timezone.utc),
-                                    received_at=[received])
+            result = engine.process(
+                [event], partition=n % 2, now=datetime.fromtimestamp(received, UTC), received_at=[received]
+            )
             opened += [e.record for e in result.incidents if e.record["kind"] == "flow"]
     assert [r["root_cause"] for r in opened] == [{"hub": "HZ-3"}]
     assert opened[0]["at"].startswith("2026-12-07T12:11:00")
     assert [r["root_cause"] for r in engine.open_incidents() if r["kind"] == "flow"] == [{"hub": "HZ-3"}]
     restored = DelaysEngine.from_dict(engine.rules, engine.to_dict())
-    assert restored.flow is not None and [i.signature for i in restored.flow.open_incidents] == \
-        [i.signature for i in engine.flow.open_incidents]
+    assert restored.flow is not None and [i.signature for i in restored.flow.open_incidents] == [
+        i.signature for i in engine.flow.open_incidents
+    ]

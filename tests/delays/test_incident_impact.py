@@ -16,8 +16,7 @@ from stream.incidents import ClusterItem, Incident, IncidentDetector, IncidentSe
 from stream.sla import SlaRules
 from stream.stages.alerting_agent import incident_from_record
 
-SETTINGS = IncidentSettings(dimensions=["hub"], min_count=8, window=timedelta(hours=2),
-                            eval_every=timedelta(minutes=5))
+SETTINGS = IncidentSettings(dimensions=["hub"], min_count=8, window=timedelta(hours=2), eval_every=timedelta(minutes=5))
 HOUR = 3600.0
 
 
@@ -39,8 +38,20 @@ def _detector() -> IncidentDetector:
 def _stall_hub_x(det: IncidentDetector, orders: int, at: float) -> None:
     for n in range(orders):
         for sku in ("A", "B"):  # two SKUs per order: the order counts once
-            det.mark_bad(ClusterItem(f"O{n}|{sku}", f"O{n}", sku, at + n, "stalled", _values("HUB-X", "330000"),
-                                     value=250.0, vip=n < 3, penalty=n < 5, promise=at + HOUR + 60.0 * n))
+            det.mark_bad(
+                ClusterItem(
+                    f"O{n}|{sku}",
+                    f"O{n}",
+                    sku,
+                    at + n,
+                    "stalled",
+                    _values("HUB-X", "330000"),
+                    value=250.0,
+                    vip=n < 3,
+                    penalty=n < 5,
+                    promise=at + HOUR + 60.0 * n,
+                )
+            )
 
 
 def test_an_incident_sums_each_orders_value_once_and_keeps_the_earliest_promise() -> None:
@@ -51,10 +62,19 @@ def test_an_incident_sums_each_orders_value_once_and_keeps_the_earliest_promise(
     record = event.to_record()
     assert record["counts"]["orders"] == 12 and record["counts"]["skus"] == 24
     at = start + 10 * 60
-    assert record["impact"] == {"order_value": 3000.0, "vip_orders": 3, "penalty_orders": 5,
-                                "min_minutes_to_promise": round((start + HOUR - at) / 60.0, 1)}
-    assert record["labels"] == {"hub": "HUB-X", "warehouse": "WH-1", "carrier": "SF", "region": "330000",
-                                "channel": "tmall"}
+    assert record["impact"] == {
+        "order_value": 3000.0,
+        "vip_orders": 3,
+        "penalty_orders": 5,
+        "min_minutes_to_promise": round((start + HOUR - at) / 60.0, 1),
+    }
+    assert record["labels"] == {
+        "hub": "HUB-X",
+        "warehouse": "WH-1",
+        "carrier": "SF",
+        "region": "330000",
+        "channel": "tmall",
+    }
     incident = incident_from_record(record)
     assert (incident.order_value, incident.vip_orders, incident.penalty_orders) == (3000.0, 3, 5)
     assert incident.min_minutes_to_promise == record["impact"]["min_minutes_to_promise"]
@@ -108,16 +128,29 @@ def test_snapshots_taken_before_the_impact_fields_still_restore() -> None:
 
 
 def test_a_data_quality_incident_names_the_hub_and_region_its_findings_share() -> None:
-    rules = SlaRules.model_validate({
-        "stages": {"in_transit": {"starts": ["linehaul", "hub_arrival"], "ends": "out_for_delivery", "within": "8h"}},
-        "data_quality": {"incidents": {"min_count": 5, "dimensions": ["device_id", "source"], "expire_items": True}},
-    })
+    rules = SlaRules.model_validate(
+        {
+            "stages": {
+                "in_transit": {"starts": ["linehaul", "hub_arrival"], "ends": "out_for_delivery", "within": "8h"}
+            },
+            "data_quality": {
+                "incidents": {"min_count": 5, "dimensions": ["device_id", "source"], "expire_items": True}
+            },
+        }
+    )
     engine = DelaysEngine(rules)
     batch: list[OrderEvent | IllegalTransition] = []
     for i in range(120):
         broken = i % 4 == 0  # one scanner at HUB-Q refuses what it scans
-        event = make_event(f"O{i}", Status.HUB_ARRIVAL, i * 30, source="pda", region="330000" if broken else "320000",
-                           device_id="PDA-BAD" if broken else f"PDA-{i % 5}", node="HUB-Q" if broken else f"HUB-{i % 7}")
+        event = make_event(
+            f"O{i}",
+            Status.HUB_ARRIVAL,
+            i * 30,
+            source="pda",
+            region="330000" if broken else "320000",
+            device_id="PDA-BAD" if broken else f"PDA-{i % 5}",
+            node="HUB-Q" if broken else f"HUB-{i % 7}",
+        )
         batch.append(IllegalTransition(event, Status.DELIVERED, "delivered is terminal") if broken else event)
     result = engine.process(batch)
     result.extend(engine.advance_watermark(at(2 * HOUR)))

@@ -36,8 +36,13 @@ PASSWORD = "kafka-pw-never-logged-7f3a"
 
 
 def sasl(settings: Settings, **overrides: object) -> Settings:
-    return settings.with_overrides(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="SCRAM-SHA-256",
-                                   kafka_username="orderradar-web", kafka_password=PASSWORD, **overrides)
+    return settings.with_overrides(
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="SCRAM-SHA-256",
+        kafka_username="orderradar-web",
+        kafka_password=PASSWORD,
+        **overrides,
+    )
 
 
 def test_the_local_stack_is_plaintext_and_needs_no_credentials() -> None:
@@ -50,8 +55,15 @@ def test_the_local_stack_is_plaintext_and_needs_no_credentials() -> None:
     [
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "needs ORDERRADAR_KAFKA_USERNAME and ORDERRADAR_KAFKA_PASSWORD"),
         ({"KAFKA_USERNAME": "web", "KAFKA_PASSWORD": "pw"}, "KAFKA_SECURITY_PROTOCOL is PLAINTEXT"),
-        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_USERNAME": "w", "KAFKA_PASSWORD": "p",
-          "KAFKA_CA_FILE": "/no/such/ca.pem"}, "is not a file"),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_USERNAME": "w",
+                "KAFKA_PASSWORD": "p",
+                "KAFKA_CA_FILE": "/no/such/ca.pem",
+            },
+            "is not a file",
+        ),
         ({"KAFKA_SASL_MECHANISM": "PLAIN"}, "ORDERRADAR_KAFKA_SASL_MECHANISM"),
         ({"INFLUX_USERNAME": "writer"}, "set both ORDERRADAR_INFLUX_USERNAME and ORDERRADAR_INFLUX_PASSWORD"),
     ],
@@ -66,8 +78,12 @@ def test_inconsistent_security_settings_stop_the_command(
 
 
 def test_sasl_ssl_verifies_the_brokers_certificate() -> None:
-    settings = Settings(kafka_security_protocol="SASL_SSL", kafka_username="orderradar-worker",
-                        kafka_password=PASSWORD, kafka_ca_file=Path(certifi.where()))  # type: ignore[arg-type]
+    settings = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_username="orderradar-worker",
+        kafka_password=PASSWORD,
+        kafka_ca_file=Path(certifi.where()),
+    )  # type: ignore[arg-type]
     options = kafka_auth(settings)
     context = options["ssl_context"]
     assert isinstance(context, ssl.SSLContext)
@@ -81,8 +97,12 @@ def test_the_worker_app_and_its_clients_carry_the_credentials(stack_settings: Se
     settings = sasl(stack_settings)
     runtime = create_worker(settings, WorkerOptions.from_settings(settings))
     faust_side = credentials_to_aiokafka_auth(runtime.app.conf.broker_credentials)
-    expected = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-256",
-                "sasl_plain_username": "orderradar-web", "sasl_plain_password": PASSWORD}
+    expected = {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-256",
+        "sasl_plain_username": "orderradar-web",
+        "sasl_plain_password": PASSWORD,
+    }
     assert expected.items() <= faust_side.items()
     assert expected.items() <= runtime.resources.replayer.security.items()
     assert expected.items() <= runtime.resources.outbox._producer_options.items()
@@ -113,13 +133,20 @@ def test_clients_built_from_sasl_settings_open_a_sasl_handshake(
         _refused_for_sasl(caplog)
         caplog.clear()
         with pytest.raises(RecoveryError):  # the worker's changelog reader (a group-less consumer)
-            await load_changelog(settings.kafka_bootstrap, settings.topic(ORDER_EVENTS), [0], {},
-                                 security=kafka_auth(settings))
+            await load_changelog(
+                settings.kafka_bootstrap, settings.topic(ORDER_EVENTS), [0], {}, security=kafka_auth(settings)
+            )
         _refused_for_sasl(caplog)
         caplog.clear()
-        reader = TopicReader("sasl-probe", settings.kafka_bootstrap, [settings.topic(ORDER_EVENTS)],
-                             lambda record: None, GatewayMetrics(), start=StartAt.EARLIEST,
-                             security=kafka_auth(settings))  # the web tier's readers
+        reader = TopicReader(
+            "sasl-probe",
+            settings.kafka_bootstrap,
+            [settings.topic(ORDER_EVENTS)],
+            lambda record: None,
+            GatewayMetrics(),
+            start=StartAt.EARLIEST,
+            security=kafka_auth(settings),
+        )  # the web tier's readers
         task = asyncio.create_task(reader.run())
         deadline = asyncio.get_running_loop().time() + 15
         while reader.last_error is None and asyncio.get_running_loop().time() < deadline:
@@ -146,8 +173,11 @@ def _constructions() -> list[tuple[str, int, ast.Call]]:
             for node in ast.walk(ast.parse(path.read_text(), relative)):
                 if isinstance(node, ast.Call):
                     name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
-                    if name in KAFKA_CLIENTS or (name == "App" and getattr(node.func, "value", None) is not None
-                                                 and getattr(node.func.value, "id", None) == "faust"):
+                    if name in KAFKA_CLIENTS or (
+                        name == "App"
+                        and getattr(node.func, "value", None) is not None
+                        and getattr(node.func.value, "id", None) == "faust"
+                    ):
                         found.append((relative, node.lineno, node))
     return found
 
@@ -159,7 +189,8 @@ def test_every_kafka_client_in_the_product_takes_the_security_options() -> None:
     for path, line, call in constructions:
         keywords = {k.arg for k in call.keywords}
         spread = [ast.unparse(k.value) for k in call.keywords if k.arg is None]
-        if "broker_credentials" not in keywords and not any("auth" in s or "security" in s or "options" in s
-                                                             for s in spread):
+        if "broker_credentials" not in keywords and not any(
+            "auth" in s or "security" in s or "options" in s for s in spread
+        ):
             missing.append(f"{path}:{line}")
     assert not missing, f"Kafka clients built without config.client_auth options: {missing}"

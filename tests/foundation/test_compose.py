@@ -53,9 +53,15 @@ def test_ports_agree_with_the_default_settings() -> None:
 
 # -- trust boundaries (docs/security.md) ----------------------------------------------------
 
-SECRET_VARIABLES = {"ORDERRADAR_SESSION_SECRET", "KAFKA_ADMIN_PASSWORD", "KAFKA_WEB_PASSWORD",
-                    "KAFKA_WORKER_PASSWORD", "INFLUX_ADMIN_PASSWORD", "INFLUX_WRITER_PASSWORD",
-                    "INFLUX_READER_PASSWORD"}
+SECRET_VARIABLES = {
+    "ORDERRADAR_SESSION_SECRET",
+    "KAFKA_ADMIN_PASSWORD",
+    "KAFKA_WEB_PASSWORD",
+    "KAFKA_WORKER_PASSWORD",
+    "INFLUX_ADMIN_PASSWORD",
+    "INFLUX_WRITER_PASSWORD",
+    "INFLUX_READER_PASSWORD",
+}
 
 
 def init_script() -> str:
@@ -86,7 +92,7 @@ def test_only_the_web_port_is_published() -> None:
 def test_secrets_have_no_default_and_stop_compose_when_unset() -> None:
     text = COMPOSE.read_text()
     used = dict(re.findall(r"\$\{([A-Z0-9_]+)(:\?|:-|-|\?|\})", text))
-    assert SECRET_VARIABLES <= set(used), SECRET_VARIABLES - set(used)
+    assert set(used) >= SECRET_VARIABLES, SECRET_VARIABLES - set(used)
     for name in SECRET_VARIABLES:
         forms = set(re.findall(r"\$\{" + name + r"(:\?|:-|-|\?|\})", text))
         assert forms == {":?"}, f"{name} must be ${{{name}:?message}} everywhere, found {forms}"
@@ -144,8 +150,11 @@ def test_application_services_configure_valid_authenticated_clients() -> None:
     for name in ("topics", "worker", "web"):
         # What compose would substitute: a secret for each required variable (a network for
         # the proxies); optional ones stay unset.
-        env = {key: (REQUIRED_EXAMPLES.get(key, "x" * 40) if ":?" in str(value) else value)
-               for key, value in services[name]["environment"].items() if ":-" not in str(value)}
+        env = {
+            key: (REQUIRED_EXAMPLES.get(key, "x" * 40) if ":?" in str(value) else value)
+            for key, value in services[name]["environment"].items()
+            if ":-" not in str(value)
+        }
         fields = {key.removeprefix(ENV_PREFIX).lower(): value for key, value in env.items()}
         settings = Settings(**fields)
         options = kafka_auth(settings)

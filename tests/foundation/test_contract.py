@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
 import json
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -14,15 +13,15 @@ from hypothesis import strategies as st
 from stream.contract import (
     MAX_EVENT_BYTES,
     OrderEvent,
-    Rejection,
     RejectCode,
+    Rejection,
     Status,
     is_legal,
     validate_event,
     validate_record,
 )
 
-NOW = datetime(2026, 11, 11, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 11, 12, 0, tzinfo=UTC)
 
 GOOD = {
     "event_id": "e-1",
@@ -59,7 +58,7 @@ def test_good_event_is_accepted_with_types() -> None:
     event = validate_event(encode(), NOW)
     assert isinstance(event, OrderEvent)
     assert event.status is Status.PACKED
-    assert event.event_time == datetime(2026, 11, 11, 10, 0, tzinfo=timezone.utc)
+    assert event.event_time == datetime(2026, 11, 11, 10, 0, tzinfo=UTC)
     assert event.event_ts_ns == int(event.event_time.timestamp()) * 1_000_000_000
 
 
@@ -96,8 +95,12 @@ def test_minimal_event_and_canonical_roundtrip() -> None:
         (b'{"event_id": "e-1",', RejectCode.NOT_JSON, "(event)", "is not JSON"),
         (b"\xff\xfe\x00garbage", RejectCode.NOT_UTF8, "(event)", "UTF-8"),
         (b"[1, 2, 3]", RejectCode.NOT_OBJECT, "(event)", "JSON object"),
-        (encode(attributes={"pad": "x" * 250, **{f"p{i}": "y" * 250 for i in range(15)}}) + b" " * MAX_EVENT_BYTES,
-         RejectCode.OVERSIZE, "(event)", "exceeds"),
+        (
+            encode(attributes={"pad": "x" * 250, **{f"p{i}": "y" * 250 for i in range(15)}}) + b" " * MAX_EVENT_BYTES,
+            RejectCode.OVERSIZE,
+            "(event)",
+            "exceeds",
+        ),
     ],
 )
 def test_each_kind_of_bad_event_is_rejected_with_its_field_and_problem(
@@ -115,7 +118,8 @@ def test_a_slightly_future_event_is_accepted_for_data_quality_to_judge() -> None
 
 def test_record_key_must_be_present_and_match_the_order() -> None:
     assert validate_record(None, encode(), NOW) == Rejection(
-        RejectCode.MISSING_KEY, rejected_problem := validate_record(None, encode(), NOW).problems  # type: ignore[union-attr]
+        RejectCode.MISSING_KEY,
+        rejected_problem := validate_record(None, encode(), NOW).problems,  # type: ignore[union-attr]
     )
     assert rejected_problem[0].field == "(key)"
     mismatch = validate_record(b"o-2", encode(), NOW)
@@ -137,8 +141,12 @@ def test_validator_never_raises_on_arbitrary_bytes(raw: bytes) -> None:
     assert isinstance(validate_event(raw, NOW), OrderEvent | Rejection)
 
 
-@given(st.dictionaries(st.sampled_from(sorted(GOOD) + ["bogus"]), st.one_of(
-    st.none(), st.integers(), st.floats(allow_nan=True), st.text(max_size=40), st.booleans())))
+@given(
+    st.dictionaries(
+        st.sampled_from(sorted(GOOD) + ["bogus"]),
+        st.one_of(st.none(), st.integers(), st.floats(allow_nan=True), st.text(max_size=40), st.booleans()),
+    )
+)
 def test_validator_never_raises_on_arbitrary_objects(obj: dict[str, object]) -> None:
     result = validate_event(json.dumps(obj).encode(), NOW)
     assert isinstance(result, OrderEvent | Rejection)

@@ -33,8 +33,9 @@ DB = "orderradar_auth"
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalInflux, dict[str, str]]]:
     passwords = {name: secrets.token_urlsafe(18) for name in ("admin", "writer", "reader")}
-    influx = LocalInflux(free_port(), tmp_path_factory.mktemp("influx-auth"),
-                         admin=("admin", passwords["admin"])).start()
+    influx = LocalInflux(
+        free_port(), tmp_path_factory.mktemp("influx-auth"), admin=("admin", passwords["admin"])
+    ).start()
     try:
         admin = influx.admin_auth
         assert admin is not None
@@ -47,8 +48,13 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalInf
 
 
 def _settings(influx: LocalInflux, tmp_path: Path, user: str, password: str) -> Settings:
-    return Settings(influx_url=influx.url, influx_db=DB, influx_username=user, influx_password=password,  # type: ignore[arg-type]
-                    data_dir=tmp_path)
+    return Settings(
+        influx_url=influx.url,
+        influx_db=DB,
+        influx_username=user,
+        influx_password=password,  # type: ignore[arg-type]
+        data_dir=tmp_path,
+    )
 
 
 def _write_as_worker(settings: Settings, lines: list[str]) -> object:
@@ -84,8 +90,9 @@ def test_the_worker_writes_and_the_web_tier_reads_with_their_own_users(
         frame = history.query('SELECT "value" FROM "auth_probe"')
     assert list(frame["value"]) == [7]
     # The reader cannot write: least privilege per component.
-    denied = httpx.post(f"{influx.url}/write", params={"db": DB}, content=b"auth_probe value=8i 2",
-                        auth=influx_auth(reader))
+    denied = httpx.post(
+        f"{influx.url}/write", params={"db": DB}, content=b"auth_probe value=8i 2", auth=influx_auth(reader)
+    )
     assert denied.status_code == 403
 
 

@@ -46,9 +46,13 @@ def test_produce_and_consume_with_a_consumer_group(stack_settings: Settings) -> 
         finally:
             await producer.stop()
         group = f"g-{uuid.uuid4().hex[:8]}"
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=stack_settings.kafka_bootstrap,
-                                    group_id=group, auto_offset_reset="earliest",
-                                    enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=stack_settings.kafka_bootstrap,
+            group_id=group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
         await consumer.start()
         got: dict[bytes, bytes] = {}
         try:
@@ -73,7 +77,8 @@ def test_influx_write_and_query_back(stack_settings: Settings) -> None:
     lines = "\n".join(f"probe,region=r{i % 3} value={i}i {1_700_000_000_000_000_000 + i}" for i in range(100))
     response = httpx.post(f"{url}/write", params={"db": db, "precision": "ns"}, content=lines, timeout=10)
     assert response.status_code == 204, response.text
-    result = httpx.get(f"{url}/query", params={"db": db, "q": 'SELECT count("value"), sum("value") FROM probe'},
-                       timeout=10).json()
+    result = httpx.get(
+        f"{url}/query", params={"db": db, "q": 'SELECT count("value"), sum("value") FROM probe'}, timeout=10
+    ).json()
     count, total = result["results"][0]["series"][0]["values"][0][1:]
     assert (count, total) == (100, sum(range(100)))

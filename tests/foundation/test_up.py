@@ -40,9 +40,11 @@ def _events_on_topic(settings: Settings) -> int:
 
 def _influx_points(settings: Settings) -> int:
     try:
-        body = httpx.get(f"{settings.influx_url}/query",
-                         params={"db": settings.influx_db, "q": "SELECT count(event_id) FROM sku_events"},
-                         timeout=5).json()
+        body = httpx.get(
+            f"{settings.influx_url}/query",
+            params={"db": settings.influx_db, "q": "SELECT count(event_id) FROM sku_events"},
+            timeout=5,
+        ).json()
     except (httpx.HTTPError, ValueError):
         return 0
     series = body["results"][0].get("series")
@@ -61,22 +63,29 @@ def _worker_pid(up_pid: int) -> int | None:
 
 def test_up_serves_flows_restarts_a_crashed_worker_and_stops_cleanly(tmp_path: Path) -> None:
     settings = Settings(
-        broker_port=free_port(), influx_port=free_port(), web_port=free_port(), data_dir=tmp_path,
+        broker_port=free_port(),
+        influx_port=free_port(),
+        web_port=free_port(),
+        data_dir=tmp_path,
     )
     settings = settings.with_overrides(
         kafka_bootstrap=f"127.0.0.1:{settings.broker_port}",
         influx_url=f"http://127.0.0.1:{settings.influx_port}",
     )
     env = {**os.environ, **to_env(settings)}
-    up = ManagedProcess("up", [sys.executable, "-m", "orderradar.cli", "up", "--rate", "100"],
-                        tmp_path / "up.log", env=env).start()
+    up = ManagedProcess(
+        "up", [sys.executable, "-m", "orderradar.cli", "up", "--rate", "100"], tmp_path / "up.log", env=env
+    ).start()
     family: list[psutil.Process] = []
     try:
         web = f"http://127.0.0.1:{settings.web_port}"
         up.wait_ready(lambda: _ok(f"{web}/healthz") and _ok(f"{web}/"), timeout=90)
         # broker, influxd, worker, web and (started once the web answers) the simulator
-        family = wait_until(lambda: len(kids := psutil.Process(up.pid).children()) >= 5 and kids, 30,
-                            what="five children of orderradar up")  # type: ignore[assignment]
+        family = wait_until(
+            lambda: len(kids := psutil.Process(up.pid).children()) >= 5 and kids,
+            30,
+            what="five children of orderradar up",
+        )  # type: ignore[assignment]
         family = psutil.Process(up.pid).children(recursive=True)
         wait_until(lambda: _events_on_topic(settings) > 0, 90, what="simulator events on order-events")
         wait_until(lambda: _influx_points(settings) > 0, 90, what="sku_events points in InfluxDB")

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,9 +16,9 @@ import orjson
 import uvicorn
 from aiokafka import AIOKafkaProducer
 
+from config.gateway import GatewaySettings
 from config.settings import Settings
 from dashboard.gateway.app import create_app
-from config.gateway import GatewaySettings
 from dashboard.gateway.runtime import Gateway, utc_now
 from dashboard.gateway.server import uvicorn_config
 from dashboard.gateway.staff import Role, StaffDirectory, StaffUser, hash_password
@@ -28,7 +28,7 @@ from stream.topics import ORDER_UPDATES
 
 PASSWORDS = {"manager": "pw-manager-0001", "oncall": "pw-oncall-0001", "viewer": "pw-viewer-0001"}
 ROLES = {"manager": "manager", "oncall": "on-call", "viewer": "viewer"}
-T0 = datetime(2026, 11, 11, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 11, 8, 0, tzinfo=UTC)
 
 
 def build_staff() -> StaffDirectory:
@@ -40,8 +40,14 @@ def build_staff() -> StaffDirectory:
 class RunningGateway:
     """One gateway instance served by uvicorn in a background thread (its own event loop)."""
 
-    def __init__(self, settings: Settings, options: GatewaySettings, staff: StaffDirectory,
-                 clock: Callable[[], datetime] | None = None, **app_parts: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        options: GatewaySettings,
+        staff: StaffDirectory,
+        clock: Callable[[], datetime] | None = None,
+        **app_parts: Any,
+    ) -> None:
         self.port = free_port()
         self.settings = settings.with_overrides(web_host="127.0.0.1", web_port=self.port)
         self.gateway = Gateway(self.settings, options, staff=staff, clock=clock or utc_now)
@@ -67,8 +73,12 @@ class RunningGateway:
         gateway = self.gateway
         guard = self.server.config.app.guard  # the WebEdge's session guard
         wait_until(
-            lambda: gateway.publisher.connected and gateway.updates.assigned and gateway.grants.caught_up
-            and guard.not_ready() is None,
+            lambda: (
+                gateway.publisher.connected
+                and gateway.updates.assigned
+                and gateway.grants.caught_up
+                and guard.not_ready() is None
+            ),
             timeout,
             what="gateway producer and readers",
         )
@@ -91,12 +101,16 @@ class RunningGateway:
 
 @contextmanager
 def running_gateways(
-    settings: Settings, staff: StaffDirectory, count: int = 1, clock: Callable[[], datetime] | None = None,
+    settings: Settings,
+    staff: StaffDirectory,
+    count: int = 1,
+    clock: Callable[[], datetime] | None = None,
     **options: Any,
 ) -> Iterator[list[RunningGateway]]:
     base = {"ws_first_message_timeout_s": 5.0, **options}
-    servers = [RunningGateway(settings, GatewaySettings.from_settings(settings, **base), staff, clock)
-               for _ in range(count)]
+    servers = [
+        RunningGateway(settings, GatewaySettings.from_settings(settings, **base), staff, clock) for _ in range(count)
+    ]
     started: list[RunningGateway] = []
     try:
         for server in servers:
@@ -138,7 +152,11 @@ class SkuPlan:
 
 
 def order_snapshot(
-    order_id: str, seq: int, skus: Mapping[str, SkuPlan], updated_at: datetime | None = None, extra: int = 0,
+    order_id: str,
+    seq: int,
+    skus: Mapping[str, SkuPlan],
+    updated_at: datetime | None = None,
+    extra: int = 0,
     source: str = "wms",
 ) -> dict[str, Any]:
     """What the worker publishes: internal fields included (the gateway must hide them)."""
@@ -159,7 +177,7 @@ def order_snapshot(
         ]
         state: dict[str, Any] = {
             "status": plan.statuses[-1],
-            "stage_times": {s: e["event_time"] for s, e in zip(plan.statuses, timeline)},
+            "stage_times": {s: e["event_time"] for s, e in zip(plan.statuses, timeline, strict=False)},
             "timeline": timeline,
             "node": plan.node,
             "device_id": plan.device_id,
@@ -173,10 +191,14 @@ def order_snapshot(
     return {
         "order_id": order_id,
         "seq": seq,
-        "rollup": {"status": status, "late": False, "owner": "ops-team-3",
-                   "summary": {"en": f"all items {status}", "zh-CN": f"全部 {status}"}},
+        "rollup": {
+            "status": status,
+            "late": False,
+            "owner": "ops-team-3",
+            "summary": {"en": f"all items {status}", "zh-CN": f"全部 {status}"},
+        },
         "skus": out,
-        "updated_at": (updated_at or datetime.now(timezone.utc)).isoformat(),
+        "updated_at": (updated_at or datetime.now(UTC)).isoformat(),
     }
 
 
@@ -225,14 +247,21 @@ def known_orders(servers: Sequence[RunningGateway], *order_ids: str, source: str
     snapshot without items, or with one ``paid`` item from ``source`` when the test issues
     links as that source. Waits until every server has them."""
 
-    publish_updates(servers[0].settings, [
-        order_snapshot(order_id, 0, {"seed": SkuPlan(["paid"], position=None)}, source=source)
-        if source is not None else {"order_id": order_id, "seq": 0, "skus": {}}
-        for order_id in order_ids
-    ])
+    publish_updates(
+        servers[0].settings,
+        [
+            order_snapshot(order_id, 0, {"seed": SkuPlan(["paid"], position=None)}, source=source)
+            if source is not None
+            else {"order_id": order_id, "seq": 0, "skus": {}}
+            for order_id in order_ids
+        ],
+    )
     for server in servers:
-        wait_until(lambda: all(server.gateway.orders.get(o) is not None for o in order_ids), 30,
-                   what=f"orders known on {server.base_url}")
+        wait_until(
+            lambda server=server: all(server.gateway.orders.get(o) is not None for o in order_ids),
+            30,
+            what=f"orders known on {server.base_url}",
+        )
 
 
 # -- a customer client that checks the /ws/track protocol as it goes ----------------------
@@ -251,7 +280,9 @@ class TrackState:
         kind = message["type"]
         self.kinds.append(kind)
         assert isinstance(message.get("seq"), int), message
-        header = {k: v for k, v in message.items() if k not in ("type", "order_id", "seq", "from_seq", "skus", "removed")}
+        header = {
+            k: v for k, v in message.items() if k not in ("type", "order_id", "seq", "from_seq", "skus", "removed")
+        }
         if kind == "snapshot":
             self.view = {**header, "skus": message["skus"]}
             self.steps.append((None, message["seq"]))
@@ -267,8 +298,9 @@ class TrackState:
             raise AssertionError(f"server error: {message}")
 
 
-async def subscribe_track(url: str, token: str, last_seq: int | None = None, origin: str | None = None,
-                          order_id: str | None = None) -> Any:
+async def subscribe_track(
+    url: str, token: str, last_seq: int | None = None, origin: str | None = None, order_id: str | None = None
+) -> Any:
     """An open /ws/track connection that has sent its subscribe message."""
     import websockets
 
@@ -304,16 +336,18 @@ async def follow_until(ws: Any, state: TrackState, seq: int, timeout: float = 20
             state.apply(await receive(ws, timeout))
 
 
-def read_topic(settings: Settings, logical_topic: str, until: Callable[[list[dict[str, Any]]], bool],
-               timeout: float = 20.0) -> list[dict[str, Any]]:
+def read_topic(
+    settings: Settings, logical_topic: str, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 20.0
+) -> list[dict[str, Any]]:
     """Every JSON record of a topic from the beginning, until ``until(records)`` holds."""
     import asyncio
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     async def consume() -> list[dict[str, Any]]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                    enable_auto_commit=False, fetch_max_wait_ms=50)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
+        )
         await consumer.start()
         topic = settings.topic(logical_topic)
         try:
@@ -335,6 +369,7 @@ def read_topic(settings: Settings, logical_topic: str, until: Callable[[list[dic
 
 def answers_ready(base: str) -> Callable[[], bool]:
     """A ``wait_ready`` check: the gateway at ``base`` answers ``/readyz`` with 200."""
+
     def ready() -> bool:
         try:
             return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
@@ -344,8 +379,7 @@ def answers_ready(base: str) -> Callable[[], bool]:
     return ready
 
 
-def web_process(settings: Settings, port: int, log_dir: Any, *, access_log: bool = False,
-                **gateway_env: object) -> Any:
+def web_process(settings: Settings, port: int, log_dir: Any, *, access_log: bool = False, **gateway_env: object) -> Any:
     """``orderradar web`` as a child process, configured only through the environment."""
     import os
     import sys
@@ -353,18 +387,20 @@ def web_process(settings: Settings, port: int, log_dir: Any, *, access_log: bool
     from orderradar.devstack.process import ManagedProcess
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERRADAR_")}
-    env.update({
-        "ORDERRADAR_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "ORDERRADAR_TOPIC_PREFIX": settings.topic_prefix,
-        "ORDERRADAR_INFLUX_URL": settings.influx_url,
-        "ORDERRADAR_INFLUX_DB": settings.influx_db,
-        "ORDERRADAR_WEB_HOST": "127.0.0.1",
-        "ORDERRADAR_WEB_PORT": str(port),
-        "ORDERRADAR_INGEST_KEYS": ",".join(f"{s}={k.get_secret_value()}" for s, k in settings.ingest_keys.items()),
-        "ORDERRADAR_WS_MAX_CONNECTIONS_PER_CLIENT": str(settings.ws_max_connections_per_client),
-        "ORDERRADAR_CONFIG_DIR": str(log_dir),
-        "ORDERRADAR_DATA_DIR": str(log_dir),  # the loopback stack's session-secret file
-    })
+    env.update(
+        {
+            "ORDERRADAR_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "ORDERRADAR_TOPIC_PREFIX": settings.topic_prefix,
+            "ORDERRADAR_INFLUX_URL": settings.influx_url,
+            "ORDERRADAR_INFLUX_DB": settings.influx_db,
+            "ORDERRADAR_WEB_HOST": "127.0.0.1",
+            "ORDERRADAR_WEB_PORT": str(port),
+            "ORDERRADAR_INGEST_KEYS": ",".join(f"{s}={k.get_secret_value()}" for s, k in settings.ingest_keys.items()),
+            "ORDERRADAR_WS_MAX_CONNECTIONS_PER_CLIENT": str(settings.ws_max_connections_per_client),
+            "ORDERRADAR_CONFIG_DIR": str(log_dir),
+            "ORDERRADAR_DATA_DIR": str(log_dir),  # the loopback stack's session-secret file
+        }
+    )
     env.update({f"ORDERRADAR_GATEWAY_{k.upper()}": str(v) for k, v in gateway_env.items()})
     argv = [sys.executable, "-m", "orderradar.cli", "--log-level", "INFO" if access_log else "WARNING", "web"]
     if not access_log:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -10,12 +10,18 @@ import pytest
 
 from dashboard.gateway.batch import BatchError, BatchFormat, media_format, parse_batch
 
-NOW = datetime(2026, 11, 11, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 11, 12, 0, tzinfo=UTC)
 
 
 def event(i: int, **changes: Any) -> dict[str, Any]:
-    base = {"event_id": f"e-{i}", "order_id": f"o-{i}", "sku": "sku-1", "status": "paid",
-            "event_time": "2026-11-11T10:00:00+08:00", "source": "wms"}
+    base = {
+        "event_id": f"e-{i}",
+        "order_id": f"o-{i}",
+        "sku": "sku-1",
+        "status": "paid",
+        "event_time": "2026-11-11T10:00:00+08:00",
+        "source": "wms",
+    }
     base.update(changes)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -33,15 +39,17 @@ def test_ndjson_lines_are_events_and_blank_lines_are_ignored() -> None:
 
 
 def test_a_mixed_batch_keeps_valid_events_and_names_index_event_and_field_of_each_problem() -> None:
-    body = orjson.dumps([
-        event(0),
-        event(1, status="teleported"),
-        event(2, lat=91.0, lon=10.0),
-        "not an object",
-        event(4, colour="red"),
-        event(5, source="tms"),
-        event(0),
-    ])
+    body = orjson.dumps(
+        [
+            event(0),
+            event(1, status="teleported"),
+            event(2, lat=91.0, lon=10.0),
+            "not an object",
+            event(4, colour="red"),
+            event(5, source="tms"),
+            event(0),
+        ]
+    )
     result = parse_batch(body, BatchFormat.JSON, "wms", NOW, 100)
     assert [e.event_id for e in result.accepted] == ["e-0"]
     flat = [entry for r in result.rejected for entry in r.as_dicts()]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -14,7 +14,7 @@ from dashboard.gateway.order_snapshot import OrderSnapshot
 from dashboard.gateway.projection import customer_view
 from gateway.harness import SkuPlan, order_snapshot
 
-UPDATED = datetime(2026, 11, 11, 9, 0, tzinfo=timezone.utc)
+UPDATED = datetime(2026, 11, 11, 9, 0, tzinfo=UTC)
 
 
 def parse(raw: dict) -> OrderSnapshot:  # type: ignore[type-arg]
@@ -58,8 +58,14 @@ def test_repeated_scans_collapse_and_only_safe_reason_tokens_pass() -> None:
 
 
 def test_flat_lat_lon_and_a_nested_order_are_read_too() -> None:
-    raw = {"seq": 3, "order": {"order_id": "o-9", "rollup": "linehaul",
-                               "skus": {"a": {"status": "linehaul", "lat": 30.5, "lon": 114.3}}}}
+    raw = {
+        "seq": 3,
+        "order": {
+            "order_id": "o-9",
+            "rollup": "linehaul",
+            "skus": {"a": {"status": "linehaul", "lat": 30.5, "lon": 114.3}},
+        },
+    }
     snapshot = parse(raw)
     assert snapshot.order_id == "o-9" and snapshot.seq == 3
     assert customer_view(snapshot)["skus"]["a"]["position"] == {"lat": 30.5, "lon": 114.3, "precise": False}
@@ -146,14 +152,33 @@ def test_the_workers_own_snapshots_project_to_a_private_customer_view() -> None:
     from stream.rollup import order_snapshot as worker_snapshot
 
     def event(i: int, sku: str, status: str, **extra: object) -> OrderEvent:
-        return OrderEvent.model_validate({
-            "event_id": f"e{i}", "order_id": "o-1", "sku": sku, "status": status, "source": "tms",
-            "event_time": f"2026-11-11T0{i}:00:00+00:00", "warehouse": "WH-SECRET", "node": "HUB-SECRET-7",
-            "device_id": "PDA-0042", "courier_id": "C-77", "carrier": "SF", "region": "CN-31",
-            "dest_lat": 31.2, "dest_lon": 121.4, **extra})
+        return OrderEvent.model_validate(
+            {
+                "event_id": f"e{i}",
+                "order_id": "o-1",
+                "sku": sku,
+                "status": status,
+                "source": "tms",
+                "event_time": f"2026-11-11T0{i}:00:00+00:00",
+                "warehouse": "WH-SECRET",
+                "node": "HUB-SECRET-7",
+                "device_id": "PDA-0042",
+                "courier_id": "C-77",
+                "carrier": "SF",
+                "region": "CN-31",
+                "dest_lat": 31.2,
+                "dest_lon": 121.4,
+                **extra,
+            }
+        )
 
-    events = [event(1, "a", "paid"), event(2, "a", "packed"), event(3, "a", "linehaul", lat=31.123456, lon=121.654321),
-              event(4, "a", "out_for_delivery", lat=31.234567, lon=121.765432), event(5, "b", "paid")]
+    events = [
+        event(1, "a", "paid"),
+        event(2, "a", "packed"),
+        event(3, "a", "linehaul", lat=31.123456, lon=121.654321),
+        event(4, "a", "out_for_delivery", lat=31.234567, lon=121.765432),
+        event(5, "b", "paid"),
+    ]
     orders = replay(events)
     raw = orjson.dumps(worker_snapshot(orders["o-1"]))
     view = customer_view(OrderSnapshot.model_validate_json(raw))

@@ -18,14 +18,16 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from alerting_receivers import Script, http_receiver, smtp_receiver
 from selenium.common.exceptions import TimeoutException
+from stream_harness import influx_query, produce
 
 from config.settings import Settings, to_env
 from dashboard.gateway.staff import StaffDirectory
@@ -35,15 +37,10 @@ from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream.replay import REPLAY_HEADER
 from stream.topics import ORDER_EVENTS, WARROOM_UPDATES
+from tracking.browser import chromium, wait_for
+from tracking.stack import WebServer
 
 TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS / "stream"))
-sys.path.insert(0, str(TESTS / "alerting"))
-sys.path.insert(0, str(TESTS / "tracking"))
-from alerting_receivers import Script, http_receiver, smtp_receiver  # noqa: E402
-from browser import chromium, wait_for  # noqa: E402
-from stack import WebServer  # noqa: E402
-from stream_harness import influx_query, produce  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -57,8 +54,18 @@ HOOK_TOKEN = "hook" + "t" * 20
 def start_worker(settings: Settings, log_path: Path) -> ManagedProcess:
     """``orderradar worker`` with every stage (the notices' secrets are in the environment)."""
     env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "orderradar.cli", "--log-level", "WARNING", "worker", "--session-timeout", "6",
-            "--worker-log-level", "warning"]
+    argv = [
+        sys.executable,
+        "-m",
+        "orderradar.cli",
+        "--log-level",
+        "WARNING",
+        "worker",
+        "--session-timeout",
+        "6",
+        "--worker-log-level",
+        "warning",
+    ]
     return ManagedProcess("worker", argv, log_path, env=env, cwd=TESTS.parent).start()
 
 
@@ -75,13 +82,22 @@ class Stack:
 
 
 def event(order_id: str, n: int, status: str, at: datetime, **extra: Any) -> dict[str, Any]:
-    return {"event_id": f"{order_id}-{n}", "order_id": order_id, "sku": "sku-1", "status": status,
-            "event_time": at.astimezone(CST).isoformat(), "source": "oms", **LANE, **extra}
+    return {
+        "event_id": f"{order_id}-{n}",
+        "order_id": order_id,
+        "sku": "sku-1",
+        "status": status,
+        "event_time": at.astimezone(CST).isoformat(),
+        "source": "oms",
+        **LANE,
+        **extra,
+    }
 
 
 def send(settings: Settings, events: list[dict[str, Any]]) -> None:
-    asyncio.run(produce(settings, settings.topic(ORDER_EVENTS),
-                        [(e["order_id"].encode(), orjson.dumps(e)) for e in events]))
+    asyncio.run(
+        produce(settings, settings.topic(ORDER_EVENTS), [(e["order_id"].encode(), orjson.dumps(e)) for e in events])
+    )
 
 
 def send_replayed(settings: Settings, events: list[dict[str, Any]], replay_id: str) -> None:
@@ -90,27 +106,35 @@ def send_replayed(settings: Settings, events: list[dict[str, Any]], replay_id: s
         await producer.start()
         try:
             for e in events:
-                await producer.send_and_wait(settings.topic(ORDER_EVENTS), orjson.dumps(e),
-                                             key=e["order_id"].encode(),
-                                             headers=[(REPLAY_HEADER, replay_id.encode())])
+                await producer.send_and_wait(
+                    settings.topic(ORDER_EVENTS),
+                    orjson.dumps(e),
+                    key=e["order_id"].encode(),
+                    headers=[(REPLAY_HEADER, replay_id.encode())],
+                )
         finally:
             await producer.stop()
+
     asyncio.run(go())
 
 
 def seed_lane(settings: Settings, server: RunningGateway, prefix: str, count: int, hours: float) -> None:
     """``count`` delivered orders that took ``hours`` from hub arrival to delivery."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     events = []
     for i in range(count):
         oid = f"{prefix}-{i}"
         start = now - timedelta(hours=hours + 1, seconds=i)
-        events += [event(oid, 0, "paid", start - timedelta(hours=1)), event(oid, 1, "hub_arrival", start),
-                   event(oid, 2, "delivered", start + timedelta(hours=hours))]
+        events += [
+            event(oid, 0, "paid", start - timedelta(hours=1)),
+            event(oid, 1, "hub_arrival", start),
+            event(oid, 2, "delivered", start + timedelta(hours=hours)),
+        ]
     send(settings, events)
     last = f"{prefix}-{count - 1}"
-    wait_until(lambda: '"delivered"' in json.dumps(snapshot_of(server, last).get("rollup")), 90,
-               what=f"{last} delivered")
+    wait_until(
+        lambda: '"delivered"' in json.dumps(snapshot_of(server, last).get("rollup")), 90, what=f"{last} delivered"
+    )
 
 
 def snapshot_of(server: RunningGateway, order_id: str) -> dict[str, Any]:
@@ -140,13 +164,15 @@ def mails_for(script: Script, order_id: str) -> list[dict[str, Any]]:
 
 
 def notice_points(settings: Settings, order_id: str, event_type: str) -> list[list[object]]:
-    return influx_query(settings, f"SELECT order_id, detail, receiver FROM customer_notices "
-                                  f"WHERE order_id = '{order_id}' AND event = '{event_type}'")
+    return influx_query(
+        settings,
+        f"SELECT order_id, detail, receiver FROM customer_notices "
+        f"WHERE order_id = '{order_id}' AND event = '{event_type}'",
+    )
 
 
 @pytest.fixture(scope="module")
-def stack(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory,
-          staff: StaffDirectory) -> Iterator[Stack]:
+def stack(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory, staff: StaffDirectory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("notices")
     with http_receiver(b"{}") as (base, hook), smtp_receiver(SMTP_USER, SMTP_PASSWORD) as (smtp_port, mail):
         config = tmp / "customer_notices.yaml"
@@ -155,14 +181,16 @@ def stack(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory,
             "  gateway: {type: webhook, url_secret: t_hook_url, signing_secret: t_hook_sign}\n"
             f"  mail: {{type: email, host: 127.0.0.1, port: {smtp_port}, security: none, username: {SMTP_USER},"
             " password_secret: t_smtp_pw, sender: radar@example.com, to: [notices@example.com]}\n",
-            encoding="utf-8")
-        secrets = {"ORDERRADAR_ALERT_SECRET_T_HOOK_URL": f"{base}/notify/{HOOK_TOKEN}",
-                   "ORDERRADAR_ALERT_SECRET_T_HOOK_SIGN": SIGNING,
-                   "ORDERRADAR_ALERT_SECRET_T_SMTP_PW": SMTP_PASSWORD}
+            encoding="utf-8",
+        )
+        secrets = {
+            "ORDERRADAR_ALERT_SECRET_T_HOOK_URL": f"{base}/notify/{HOOK_TOKEN}",
+            "ORDERRADAR_ALERT_SECRET_T_HOOK_SIGN": SIGNING,
+            "ORDERRADAR_ALERT_SECRET_T_SMTP_PW": SMTP_PASSWORD,
+        }
         os.environ.update(secrets)
         try:
-            settings = isolated_settings(broker.bootstrap, influx.url, influx.root.parent,
-                                         customer_notices_file=config)
+            settings = isolated_settings(broker.bootstrap, influx.url, influx.root.parent, customer_notices_file=config)
             log = tmp / "worker.log"
             stacks: list[Stack] = []
             worker = start_worker(settings, log)
@@ -191,6 +219,7 @@ def page_text(web: WebServer, order_id: str, lang: str, wanted: str) -> str:
         def shown(d: Any) -> str | None:
             seen[0] = d.find_element("tag name", "main").text
             return seen[0] if wanted in seen[0] else None
+
         try:
             return wait_for(driver, shown, 30)
         except TimeoutException:
@@ -214,9 +243,14 @@ def window_words(eta: dict[str, Any]) -> str:
 def test_eta_window_from_lane_statistics_moves_after_a_slower_scan(stack: Stack) -> None:
     settings, server = stack.settings, stack.server
     seed_lane(settings, server, "o-fast", 40, hours=2)
-    now = datetime.now(timezone.utc)
-    send(settings, [event("o-eta", 0, "paid", now - timedelta(minutes=30), promised_by=(now + timedelta(hours=20)).isoformat()),
-                    event("o-eta", 1, "hub_arrival", now, node="HUB-A")])
+    now = datetime.now(UTC)
+    send(
+        settings,
+        [
+            event("o-eta", 0, "paid", now - timedelta(minutes=30), promised_by=(now + timedelta(hours=20)).isoformat()),
+            event("o-eta", 1, "hub_arrival", now, node="HUB-A"),
+        ],
+    )
     eta = wait_until(lambda: eta_of(server, "o-eta"), 90, what="ETA of o-eta")
     assert eta["basis"] == "lanes" and eta["state"] == "on_track" and eta["tz_offset_min"] == 480
     start, end = datetime.fromisoformat(eta["from"]), datetime.fromisoformat(eta["to"])
@@ -228,9 +262,10 @@ def test_eta_window_from_lane_statistics_moves_after_a_slower_scan(stack: Stack)
 
     # The lane slows down (most recent parcels took 8 h); the order's next scan moves its window.
     seed_lane(settings, server, "o-slow", 120, hours=8)
-    send(settings, [event("o-eta", 2, "hub_arrival", datetime.now(timezone.utc), node="HUB-B")])
-    moved = wait_until(lambda: (e := eta_of(server, "o-eta")) and e["from"] != eta["from"] and e, 90,
-                       what="the window of o-eta moves")
+    send(settings, [event("o-eta", 2, "hub_arrival", datetime.now(UTC), node="HUB-B")])
+    moved = wait_until(
+        lambda: (e := eta_of(server, "o-eta")) and e["from"] != eta["from"] and e, 90, what="the window of o-eta moves"
+    )
     assert datetime.fromisoformat(moved["from"]) > start + timedelta(hours=4), moved
     text = page_text(stack.web, "o-eta", "zh-CN", window_words(moved))
     assert "送达" in text and window_words(moved) in text, text
@@ -239,13 +274,16 @@ def test_eta_window_from_lane_statistics_moves_after_a_slower_scan(stack: Stack)
 def test_late_order_is_told_once_per_cause_with_retries_and_a_record(stack: Stack) -> None:
     settings, server = stack.settings, stack.server
     stack.hook.steps[:] = ["transient"]  # the merchant's gateway fails once: retried
-    now = datetime.now(timezone.utc)
-    records = [event("o-late-1", 0, "paid", now - timedelta(hours=3), promised_by=(now - timedelta(minutes=30)).isoformat()),
-               event("o-late-1", 1, "hub_arrival", now, node="HUB-A")]
+    now = datetime.now(UTC)
+    records = [
+        event("o-late-1", 0, "paid", now - timedelta(hours=3), promised_by=(now - timedelta(minutes=30)).isoformat()),
+        event("o-late-1", 1, "hub_arrival", now, node="HUB-A"),
+    ]
     send(settings, records)
     wait_until(lambda: (e := eta_of(server, "o-late-1")) and e["state"] == "late", 90, what="o-late-1 late")
-    delivered = wait_until(lambda: notice_points(settings, "o-late-1", "delivered") or None, 60,
-                           what="notices of o-late-1 delivered")
+    delivered = wait_until(
+        lambda: notice_points(settings, "o-late-1", "delivered") or None, 60, what="notices of o-late-1 delivered"
+    )
     assert {row[3] for row in delivered} == {"gateway", "mail"}
     hooks = hooks_for(stack.hook, "o-late-1")
     assert len(hooks) == 1 and hooks[0]["labels"]["cause"] == "late"
@@ -261,8 +299,14 @@ def test_late_order_is_told_once_per_cause_with_retries_and_a_record(stack: Stac
     # The war-room's KPI strip counts it as an ETA slip (its window ends after its promise).
     assert datetime.fromisoformat(eta["to"]) > now - timedelta(minutes=30)
     # (the browser reads eta_slips from that item: tests/warroom/test_views_js.py)
-    read_topic(settings, WARROOM_UPDATES, lambda items: any(
-        i.get("type") == "kpis" and i.get("key") == "national" and i.get("eta_slips", 0) >= 1 for i in items), 60)
+    read_topic(
+        settings,
+        WARROOM_UPDATES,
+        lambda items: any(
+            i.get("type") == "kpis" and i.get("key") == "national" and i.get("eta_slips", 0) >= 1 for i in items
+        ),
+        60,
+    )
     text = page_text(stack.web, "o-late-1", "en", "Past the promised delivery time")
     assert f"New estimated delivery: {when(eta, 'en')} {window_words(eta)}" in text, text
     text = page_text(stack.web, "o-late-1", "zh-CN", "已超过承诺送达时间")
@@ -272,10 +316,21 @@ def test_late_order_is_told_once_per_cause_with_retries_and_a_record(stack: Stac
     send(settings, records)
     stack.worker.stop()
     stack.worker = start_worker(settings, stack.log.with_name("worker-2.log"))
-    later = datetime.now(timezone.utc)
-    send(settings, [event("o-late-1", 2, "hub_arrival", later, node="HUB-B"),
-                    event("o-late-2", 0, "paid", later - timedelta(hours=3), promised_by=(later - timedelta(minutes=5)).isoformat()),
-                    event("o-late-2", 1, "hub_arrival", later, node="HUB-A")])
+    later = datetime.now(UTC)
+    send(
+        settings,
+        [
+            event("o-late-1", 2, "hub_arrival", later, node="HUB-B"),
+            event(
+                "o-late-2",
+                0,
+                "paid",
+                later - timedelta(hours=3),
+                promised_by=(later - timedelta(minutes=5)).isoformat(),
+            ),
+            event("o-late-2", 1, "hub_arrival", later, node="HUB-A"),
+        ],
+    )
     wait_until(lambda: notice_points(settings, "o-late-2", "delivered") or None, 120, what="o-late-2 noticed")
     wait_until(lambda: "o-late-1-2" in json.dumps(snapshot_of(server, "o-late-1")), 60, what="o-late-1 rescanned")
     assert len(hooks_for(stack.hook, "o-late-1")) == 1
@@ -285,15 +340,29 @@ def test_late_order_is_told_once_per_cause_with_retries_and_a_record(stack: Stac
 
 def test_a_replayed_order_notifies_nobody(stack: Stack) -> None:
     settings, server = stack.settings, stack.server
-    now = datetime.now(timezone.utc)
-    send_replayed(settings, [event("o-replay-1", 0, "paid", now - timedelta(hours=3),
-                                   promised_by=(now - timedelta(hours=1)).isoformat()),
-                             event("o-replay-1", 1, "hub_arrival", now - timedelta(minutes=10), node="HUB-A")],
-                  "notice-test")
-    wait_until(lambda: (snapshot_of(server, "o-replay-1").get("extensions") or {}).get("replay"), 90,
-               what="replayed order")
-    send(settings, [event("o-late-3", 0, "paid", now - timedelta(hours=3), promised_by=(now - timedelta(minutes=5)).isoformat()),
-                    event("o-late-3", 1, "hub_arrival", now, node="HUB-A")])
+    now = datetime.now(UTC)
+    send_replayed(
+        settings,
+        [
+            event(
+                "o-replay-1", 0, "paid", now - timedelta(hours=3), promised_by=(now - timedelta(hours=1)).isoformat()
+            ),
+            event("o-replay-1", 1, "hub_arrival", now - timedelta(minutes=10), node="HUB-A"),
+        ],
+        "notice-test",
+    )
+    wait_until(
+        lambda: (snapshot_of(server, "o-replay-1").get("extensions") or {}).get("replay"), 90, what="replayed order"
+    )
+    send(
+        settings,
+        [
+            event(
+                "o-late-3", 0, "paid", now - timedelta(hours=3), promised_by=(now - timedelta(minutes=5)).isoformat()
+            ),
+            event("o-late-3", 1, "hub_arrival", now, node="HUB-A"),
+        ],
+    )
     wait_until(lambda: notice_points(settings, "o-late-3", "delivered") or None, 90, what="o-late-3 noticed")
     assert not notice_points(settings, "o-replay-1", "queued")
     assert not hooks_for(stack.hook, "o-replay-1") and not mails_for(stack.mail, "o-replay-1")

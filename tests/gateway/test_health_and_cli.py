@@ -49,15 +49,17 @@ def test_ready_when_everything_answers_and_metrics_count_clients(
         response = httpx.get(f"{server.base_url}/metrics")
         assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
         assert 'orderradar_gateway_ws_clients{endpoint="track"} 1' in text
-        for series in ("orderradar_gateway_consumer_lag_records{topic=", "orderradar_gateway_ws_slow_disconnects_total",
-                       "orderradar_gateway_events_accepted_total", "orderradar_gateway_ws_messages_sent_total{",
-                       "orderradar_gateway_publisher_up 1"):
+        for series in (
+            "orderradar_gateway_consumer_lag_records{topic=",
+            "orderradar_gateway_ws_slow_disconnects_total",
+            "orderradar_gateway_events_accepted_total",
+            "orderradar_gateway_ws_messages_sent_total{",
+            "orderradar_gateway_publisher_up 1",
+        ):
             assert series in text
 
 
-def test_not_ready_with_reasons_when_influxdb_is_unreachable(
-    stack_settings: Settings, staff: StaffDirectory
-) -> None:
+def test_not_ready_with_reasons_when_influxdb_is_unreachable(stack_settings: Settings, staff: StaffDirectory) -> None:
     settings = stack_settings.with_overrides(influx_url=f"http://127.0.0.1:{free_port()}")
     with running_gateways(settings, staff, readiness_timeout_s=1.0) as (server,):
         response = httpx.get(f"{server.base_url}/readyz", timeout=10)
@@ -67,9 +69,7 @@ def test_not_ready_with_reasons_when_influxdb_is_unreachable(
         assert httpx.get(f"{server.base_url}/healthz").status_code == 200  # alive, just not ready
 
 
-def test_orderradar_web_serves_and_stops_cleanly_on_sigterm(
-    stack_settings: Settings, tmp_path: Path
-) -> None:
+def test_orderradar_web_serves_and_stops_cleanly_on_sigterm(stack_settings: Settings, tmp_path: Path) -> None:
     settings = stack_settings.with_overrides(ingest_keys={"oms": "oms-" + "k" * 40})
     port = free_port()
     process = web_process(settings, port, tmp_path, access_log=True, ws_max_lag_s=2).start()
@@ -80,15 +80,20 @@ def test_orderradar_web_serves_and_stops_cleanly_on_sigterm(
         publish_updates(settings, [order_snapshot("o-1", 1, {"a": SkuPlan(["paid"])}, source="oms")])
 
         def issued() -> httpx.Response | None:  # once the process has read the oms update
-            response = httpx.post(f"{base}/api/v1/tracking-links", json={"order_id": "o-1"},
-                                  headers={"X-Source": "oms", "X-Api-Key": "oms-" + "k" * 40})
+            response = httpx.post(
+                f"{base}/api/v1/tracking-links",
+                json={"order_id": "o-1"},
+                headers={"X-Source": "oms", "X-Api-Key": "oms-" + "k" * 40},
+            )
             return response if response.status_code != 404 else None
 
         link = wait_until(issued, 30, what="link for the order oms sent")
         assert link.status_code == 201 and link.json()["url"].startswith(base + "/t/")
         assert httpx.post(f"{base}/api/v1/login", json={"username": "a", "password": "b"}).status_code == 401
-        revoked = httpx.delete(f"{base}/api/v1/tracking-links/{link.json()['token']}",
-                               headers={"X-Source": "oms", "X-Api-Key": "oms-" + "k" * 40})
+        revoked = httpx.delete(
+            f"{base}/api/v1/tracking-links/{link.json()['token']}",
+            headers={"X-Source": "oms", "X-Api-Key": "oms-" + "k" * 40},
+        )
         assert revoked.status_code == 204
         process.signal(signal.SIGTERM)
         wait_until(lambda: not process.alive(), 20, what="web process exit")
@@ -126,8 +131,13 @@ def test_pages_mount_into_the_same_app_and_share_the_staff_session(
 
     warroom = Starlette(routes=[Route("/", warroom_home)])
     settings = stack_settings
-    server = RunningGateway(settings, GatewaySettings.from_settings(settings), staff,
-                            extra_routes=[Route("/t/{token}", tracking_page)], mounts={"/warroom": warroom})
+    server = RunningGateway(
+        settings,
+        GatewaySettings.from_settings(settings),
+        staff,
+        extra_routes=[Route("/t/{token}", tracking_page)],
+        mounts={"/warroom": warroom},
+    )
     server.start()
     try:
         known_orders([server], "o-1")

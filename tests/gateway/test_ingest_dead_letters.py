@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from stream_harness import read_topic as stream_read_topic
 
 from config.settings import Settings
 from dashboard.gateway.staff import StaffDirectory
 from gateway.harness import RunningGateway, login, read_topic, running_gateways
 from stream import dlq, dlq_command
 from stream.topics import CONTROL, ORDER_EVENTS, ORDER_EVENTS_DLQ
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
-from stream_harness import read_topic as stream_read_topic  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -34,8 +30,15 @@ def wms() -> dict[str, str]:
 
 
 def event(n: int, **changes: Any) -> dict[str, Any]:
-    base = {"event_id": f"e-{n}", "order_id": f"o-{n}", "sku": "sku-1", "status": "paid",
-            "event_time": "2026-11-11T10:00:00+08:00", "source": "wms", "warehouse": "SH-1"}
+    base = {
+        "event_id": f"e-{n}",
+        "order_id": f"o-{n}",
+        "sku": "sku-1",
+        "status": "paid",
+        "event_time": "2026-11-11T10:00:00+08:00",
+        "source": "wms",
+        "warehouse": "SH-1",
+    }
     base.update(changes)
     return base
 
@@ -55,22 +58,30 @@ def run_dlq(settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str) 
 
 
 def test_rejected_events_of_a_batch_are_dead_lettered_listed_and_redriven(
-        server: RunningGateway, capsys: pytest.CaptureFixture[str]) -> None:
+    server: RunningGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
     lines = [
         orjson.dumps(event(1)),
-        orjson.dumps(event(2, status="teleported")),          # fixable: a contract/producer bug
-        orjson.dumps(event(3, source="oms")),                 # another source's name: never re-driven
-        b'{"event_id": "e-4", "order_id": "o-4", broken',     # not JSON
+        orjson.dumps(event(2, status="teleported")),  # fixable: a contract/producer bug
+        orjson.dumps(event(3, source="oms")),  # another source's name: never re-driven
+        b'{"event_id": "e-4", "order_id": "o-4", broken',  # not JSON
     ]
-    response = httpx.post(f"{server.base_url}/api/v1/events", content=b"\n".join(lines), timeout=30,
-                          headers={**wms(), "Content-Type": "application/x-ndjson"})
+    response = httpx.post(
+        f"{server.base_url}/api/v1/events",
+        content=b"\n".join(lines),
+        timeout=30,
+        headers={**wms(), "Content-Type": "application/x-ndjson"},
+    )
     assert response.status_code == 207 and response.json()["rejected"] == 3
 
     settings = server.settings
     records = read_topic(settings, ORDER_EVENTS_DLQ, lambda rs: len(rs) >= 3)
     letters = sorted((dlq.decode(orjson.dumps(r)) for r in records), key=lambda x: x.source.offset)
     assert [(x.source.offset, x.code, x.sender, x.via_http) for x in letters] == [
-        (1, "schema", "wms", True), (2, "schema", "wms", True), (3, "not_json", "wms", True)]
+        (1, "schema", "wms", True),
+        (2, "schema", "wms", True),
+        (3, "not_json", "wms", True),
+    ]
     assert [x.value for x in letters] == lines[1:]  # the bytes as received
     assert [x.key for x in letters] == [b"o-2", b"o-3", None]  # keyed by order when it was readable
     assert letters[0].reason["problems"][0]["field"] == "status"
@@ -79,7 +90,10 @@ def test_rejected_events_of_a_batch_are_dead_lettered_listed_and_redriven(
     code, out, _ = run_dlq(settings, capsys, "list", "--sender", "wms", "--json", "--limit", "0")
     listed = [orjson.loads(line) for line in out.splitlines()]
     assert code == 0 and sorted((x["code"], x["sender"], x["event_id"] or "") for x in listed) == [
-        ("not_json", "wms", ""), ("schema", "wms", "e-2"), ("schema", "wms", "e-3")]
+        ("not_json", "wms", ""),
+        ("schema", "wms", "e-2"),
+        ("schema", "wms", "e-3"),
+    ]
     code, out, _ = run_dlq(settings, capsys, "list")
     assert code == 0 and out.count("http:wms") == 3
 
@@ -87,8 +101,11 @@ def test_rejected_events_of_a_batch_are_dead_lettered_listed_and_redriven(
     assert code == 0 and "re-drove 2 records" in out
     impostor = next(x for x in listed if x["event_id"] == "e-3")
     assert "refusing 1" in err and impostor["at"] in err
-    redriven = {(r.key, r.value) for r in asyncio.run(stream_read_topic(settings, settings.topic(ORDER_EVENTS)))
-                if any(name == dlq_command.REDRIVEN_HEADER for name, _ in r.headers)}
+    redriven = {
+        (r.key, r.value)
+        for r in asyncio.run(stream_read_topic(settings, settings.topic(ORDER_EVENTS)))
+        if any(name == dlq_command.REDRIVEN_HEADER for name, _ in r.headers)
+    }
     assert redriven == {(b"o-2", lines[1]), (None, lines[3])}  # the impostor stays dead-lettered
 
 
@@ -97,8 +114,12 @@ def test_names_with_control_or_invisible_characters_are_refused(server: RunningG
     silence = {"matchers": ['kind="hub_stall"'], "until_resolved": True, "comment": "planned\nmaintenance"}
     with httpx.Client(base_url=server.base_url, timeout=10) as client:
         assert login(client, "manager").status_code == 200
-        for field, value in (("name", "Typh\u200boon"), ("reason", "weather\u202e"), ("regions", ["ea\x07st"]),
-                             ("note", "call \x1b[31mnow")):
+        for field, value in (
+            ("name", "Typh\u200boon"),
+            ("reason", "weather\u202e"),
+            ("regions", ["ea\x07st"]),
+            ("note", "call \x1b[31mnow"),
+        ):
             response = client.post("/api/v1/disruptions", json={**zone, field: value})
             assert response.status_code == 422, (field, response.text)
             assert [p["field"] for p in response.json()["problems"]] == [field]
@@ -115,5 +136,4 @@ def test_names_with_control_or_invisible_characters_are_refused(server: RunningG
     names = [event(10, node="HUB\u200b7"), event(11, carrier="SF\u0000"), event(12, source="wms\u2060")]
     response = httpx.post(f"{server.base_url}/api/v1/events", json=names, headers=wms(), timeout=30)
     assert response.status_code == 422
-    assert [(e["index"], e["field"]) for e in response.json()["errors"]] == [(0, "node"), (1, "carrier"),
-                                                                              (2, "source")]
+    assert [(e["index"], e["field"]) for e in response.json()["errors"]] == [(0, "node"), (1, "carrier"), (2, "source")]

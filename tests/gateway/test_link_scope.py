@@ -7,23 +7,19 @@ and which sources sent events for it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from stream_harness import start_worker
 
 from dashboard.gateway.staff import StaffDirectory
 from gateway.harness import RunningGateway, login, running_gateways
 from orderradar.devstack.isolation import isolated_settings
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
-from stream_harness import start_worker  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,13 +31,20 @@ def as_source(name: str) -> dict[str, str]:
 
 
 def event(order_id: str, source: str, n: int = 0) -> dict[str, Any]:
-    return {"event_id": f"{order_id}-{source}-{n}", "order_id": order_id, "sku": "sku-1", "status": "paid",
-            "event_time": datetime.now(timezone.utc).isoformat(), "source": source}
+    return {
+        "event_id": f"{order_id}-{source}-{n}",
+        "order_id": order_id,
+        "sku": "sku-1",
+        "status": "paid",
+        "event_time": datetime.now(UTC).isoformat(),
+        "source": source,
+    }
 
 
 @pytest.fixture(scope="module")
-def stack(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory,
-          staff: StaffDirectory) -> Iterator[RunningGateway]:
+def stack(
+    broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory, staff: StaffDirectory
+) -> Iterator[RunningGateway]:
     settings = isolated_settings(broker.bootstrap, influx.url, influx.root.parent, ingest_keys=KEYS)
     worker: ManagedProcess = start_worker(settings, tmp_path_factory.mktemp("worker") / "worker.log")
     try:
@@ -53,15 +56,17 @@ def stack(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory,
 
 def sent_and_processed(server: RunningGateway, order_id: str, source: str) -> None:
     """``source`` sends an event for ``order_id`` over HTTP; wait for the worker's update."""
-    response = httpx.post(f"{server.base_url}/api/v1/events", json=[event(order_id, source)],
-                          headers=as_source(source), timeout=30)
+    response = httpx.post(
+        f"{server.base_url}/api/v1/events", json=[event(order_id, source)], headers=as_source(source), timeout=30
+    )
     assert response.status_code == 202, response.text
     wait_until(lambda: server.gateway.orders.get(order_id) is not None, 90, what=f"worker update of {order_id}")
 
 
 def link(server: RunningGateway, order_id: str, headers: dict[str, str]) -> httpx.Response:
-    return httpx.post(f"{server.base_url}/api/v1/tracking-links", json={"order_id": order_id}, headers=headers,
-                      timeout=10)
+    return httpx.post(
+        f"{server.base_url}/api/v1/tracking-links", json={"order_id": order_id}, headers=headers, timeout=10
+    )
 
 
 def test_a_source_issues_links_only_for_orders_it_sent_events_for(stack: RunningGateway) -> None:
@@ -76,11 +81,15 @@ def test_a_source_issues_links_only_for_orders_it_sent_events_for(stack: Running
 
     # Once wms has sent an event for the order too, it may issue links for it.
     sent_and_processed(stack, "o-scope-2", "oms")
-    response = httpx.post(f"{stack.base_url}/api/v1/events", json=[event("o-scope-2", "wms", 1)],
-                          headers=as_source("wms"), timeout=30)
+    response = httpx.post(
+        f"{stack.base_url}/api/v1/events", json=[event("o-scope-2", "wms", 1)], headers=as_source("wms"), timeout=30
+    )
     assert response.status_code == 202
-    wait_until(lambda: "wms" in stack.gateway.orders.get("o-scope-2").sources(),  # type: ignore[union-attr]
-               90, what="wms event in the worker's update")
+    wait_until(
+        lambda: "wms" in stack.gateway.orders.get("o-scope-2").sources(),  # type: ignore[union-attr]
+        90,
+        what="wms event in the worker's update",
+    )
     assert link(stack, "o-scope-2", as_source("wms")).status_code == 201
 
 
@@ -96,8 +105,9 @@ def test_links_only_for_orders_that_exist(stack: RunningGateway) -> None:
 
 def test_a_source_revokes_only_its_own_links(stack: RunningGateway) -> None:
     sent_and_processed(stack, "o-revoke-1", "oms")
-    response = httpx.post(f"{stack.base_url}/api/v1/events", json=[event("o-revoke-1", "wms", 1)],
-                          headers=as_source("wms"), timeout=30)
+    response = httpx.post(
+        f"{stack.base_url}/api/v1/events", json=[event("o-revoke-1", "wms", 1)], headers=as_source("wms"), timeout=30
+    )
     assert response.status_code == 202
     with httpx.Client(base_url=stack.base_url, timeout=10) as staff:
         assert login(staff, "manager").status_code == 200

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -12,7 +12,7 @@ from stream import dlq
 from stream.contract import Problem, RejectCode, Rejection, plain_multiline, plain_text
 from stream.dlq_command import impersonates
 
-NOW = datetime(2026, 11, 11, 8, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 11, 8, tzinfo=UTC)
 
 
 def test_a_source_may_revoke_only_the_links_it_issued() -> None:
@@ -27,8 +27,9 @@ def test_a_source_may_revoke_only_the_links_it_issued() -> None:
     assert tokens.revocation(by_oms.token, "oncall", NOW) is not None  # staff: any link
 
 
-@pytest.mark.parametrize("text", ["a\u200bb", "a\u200db", "\u202eevil", "a\x00", "a\x1b[31m", "a\tb", "a\u2028b",
-                                  "\ufeffname", "a\u2060b"])
+@pytest.mark.parametrize(
+    "text", ["a\u200bb", "a\u200db", "\u202eevil", "a\x00", "a\x1b[31m", "a\tb", "a\u2028b", "\ufeffname", "a\u2060b"]
+)
 def test_control_and_invisible_characters_are_not_plain_text(text: str) -> None:
     with pytest.raises(ValueError, match="invisible character"):
         plain_text(text)
@@ -52,8 +53,9 @@ def test_http_dead_letters_name_their_sender_and_old_envelopes_still_decode() ->
     decoded = dlq.decode(dlq.encode(letter))
     assert decoded == letter and decoded.via_http and decoded.source.offset == 3 and decoded.sender == "wms"
     assert impersonates(decoded)
-    own = dlq.dead_letter(rejection, dlq.http_coordinates(4, NOW), b"o-1", value.replace(b"oms", b"wms"), [], NOW,
-                          sender="wms")
+    own = dlq.dead_letter(
+        rejection, dlq.http_coordinates(4, NOW), b"o-1", value.replace(b"oms", b"wms"), [], NOW, sender="wms"
+    )
     assert not impersonates(own)
 
     bus = dlq.dead_letter(rejection, dlq.SourceCoordinates("order-events", 0, 7), b"o-1", value, [], NOW)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from base64 import b64encode
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,15 @@ from stream.topics import ALERTS
 
 pytestmark = pytest.mark.integration
 
-FIRED = {"record_id": "a-1/r0", "alert_id": "a-1", "event": "fired", "at": "2026-11-11T10:00:00+00:00",
-         "tier": "P2", "labels": {"kind": "hub_stall", "region": "east"}, "incident_ids": ["inc-1"]}
+FIRED = {
+    "record_id": "a-1/r0",
+    "alert_id": "a-1",
+    "event": "fired",
+    "at": "2026-11-11T10:00:00+00:00",
+    "tier": "P2",
+    "labels": {"kind": "hub_stall", "region": "east"},
+    "incident_ids": ["inc-1"],
+}
 
 
 def random_secret() -> SecretStr:
@@ -60,9 +67,11 @@ def forged_cookie(secret: str, session: dict[str, Any]) -> str:
 
 def forged_sessions(fingerprint: str) -> list[dict[str, Any]]:
     """The old cookie shape (a user name) and the new one with every field right."""
-    now = int(datetime.now(timezone.utc).timestamp())
-    return [{"staff": {"user": "manager", "at": datetime.now(timezone.utc).isoformat()}},
-            {"staff": {"user": "manager", "sid": secrets.token_urlsafe(32), "fp": fingerprint, "at": now}}]
+    now = int(datetime.now(UTC).timestamp())
+    return [
+        {"staff": {"user": "manager", "at": datetime.now(UTC).isoformat()}},
+        {"staff": {"user": "manager", "sid": secrets.token_urlsafe(32), "fp": fingerprint, "at": now}},
+    ]
 
 
 def me(base_url: str, cookie: str) -> int:
@@ -118,17 +127,24 @@ def test_orderradar_web_on_loopback_signs_with_a_random_secret_so_forged_cookies
 
 def _web_exit(settings: Settings, config_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("ORDERRADAR_")}
-    environment.update({
-        "ORDERRADAR_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "ORDERRADAR_TOPIC_PREFIX": settings.topic_prefix,
-        "ORDERRADAR_INFLUX_URL": settings.influx_url,
-        "ORDERRADAR_CONFIG_DIR": str(config_dir),
-        "ORDERRADAR_DATA_DIR": str(config_dir),
-        "ORDERRADAR_WEB_PORT": str(free_port()),
-        **env,
-    })
-    return subprocess.run([sys.executable, "-m", "orderradar.cli", "web", *args], env=environment,
-                          capture_output=True, text=True, timeout=120)
+    environment.update(
+        {
+            "ORDERRADAR_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "ORDERRADAR_TOPIC_PREFIX": settings.topic_prefix,
+            "ORDERRADAR_INFLUX_URL": settings.influx_url,
+            "ORDERRADAR_CONFIG_DIR": str(config_dir),
+            "ORDERRADAR_DATA_DIR": str(config_dir),
+            "ORDERRADAR_WEB_PORT": str(free_port()),
+            **env,
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "orderradar.cli", "web", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_orderradar_web_refuses_the_default_secret_and_demo_users_off_loopback(
@@ -149,8 +165,9 @@ def test_orderradar_web_refuses_the_default_secret_and_demo_users_off_loopback(
     https = _web_exit(stack_settings, own_users, ORDERRADAR_PUBLIC_URL="https://radar.example.test")
     assert https.returncode == 2 and "ORDERRADAR_SESSION_SECRET" in https.stderr, https.stderr
 
-    demo_users = _web_exit(stack_settings, demo, ORDERRADAR_SESSION_SECRET=strong,
-                           ORDERRADAR_PUBLIC_URL="https://radar.example.test")
+    demo_users = _web_exit(
+        stack_settings, demo, ORDERRADAR_SESSION_SECRET=strong, ORDERRADAR_PUBLIC_URL="https://radar.example.test"
+    )
     assert demo_users.returncode == 2, demo_users.stderr
     assert "demo users manager, oncall, viewer" in demo_users.stderr
     assert "ORDERRADAR_SESSION_SECRET" not in demo_users.stderr and strong not in demo_users.stderr
@@ -158,8 +175,11 @@ def test_orderradar_web_refuses_the_default_secret_and_demo_users_off_loopback(
     # The same https deployment with its own users and secret starts.
     port = free_port()
     process = web_process(stack_settings, port, own_users)
-    process.env = {**(process.env or {}), "ORDERRADAR_SESSION_SECRET": strong,
-                   "ORDERRADAR_PUBLIC_URL": "https://radar.example.test"}
+    process.env = {
+        **(process.env or {}),
+        "ORDERRADAR_SESSION_SECRET": strong,
+        "ORDERRADAR_PUBLIC_URL": "https://radar.example.test",
+    }
     process.start()
     try:
         process.wait_ready(lambda: answers(f"http://127.0.0.1:{port}/healthz"), 60)
@@ -214,7 +234,7 @@ def test_alert_links_signed_with_the_old_default_or_living_past_seven_days_are_r
     with running_gateways(settings, staff) as (server,):
         asyncio.run(_publish(server.settings, ALERTS, "a-1", FIRED))
         wait_until(lambda: server.gateway.warroom.get("alert", "a-1") is not None, 20, what="alert seen")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         real = LinkSigner(settings.session_secret.get_secret_value().encode(), server.base_url)
         forged = LinkSigner(DEV_SESSION_SECRET.encode(), server.base_url)
         with httpx.Client(timeout=10) as client:
@@ -232,9 +252,7 @@ async def _publish(settings: Settings, topic: str, key: str, value: dict[str, An
 # -- item 3: revocation ------------------------------------------------------------------
 
 
-def test_a_cookie_is_refused_after_logout_on_every_instance(
-    stack_settings: Settings, staff: StaffDirectory
-) -> None:
+def test_a_cookie_is_refused_after_logout_on_every_instance(stack_settings: Settings, staff: StaffDirectory) -> None:
     settings = stack_settings.with_overrides(session_secret=random_secret())
     with running_gateways(settings, staff, count=2) as (first, second):
         with httpx.Client(base_url=first.base_url, timeout=10) as client:
@@ -255,9 +273,10 @@ def test_a_cookie_is_refused_after_logout_on_every_instance(
 
 @pytest.fixture
 def staff_file(tmp_path: Path) -> Iterator[tuple[Path, dict[str, dict[str, Any]]]]:
-    users = {name: {"role": role, "password": hash_password(f"{name}-pw-0001")}
-             for name, role in (("manager", "manager"), ("oncall", "on-call"), ("viewer", "viewer"),
-                                ("steady", "viewer"))}
+    users = {
+        name: {"role": role, "password": hash_password(f"{name}-pw-0001")}
+        for name, role in (("manager", "manager"), ("oncall", "on-call"), ("viewer", "viewer"), ("steady", "viewer"))
+    }
     path = tmp_path / "staff.yaml"
     write_staff(path, users)
     yield path, users
@@ -295,12 +314,12 @@ def test_password_change_role_removal_and_epoch_end_that_users_sessions(
 # -- item 4: the login throttle -----------------------------------------------------------
 
 
-def _fail_login(base_url: str, username: str, headers: dict[str, str] | None = None,
-                source: str | None = None) -> int:
+def _fail_login(base_url: str, username: str, headers: dict[str, str] | None = None, source: str | None = None) -> int:
     transport = httpx.HTTPTransport(local_address=source) if source else None
     with httpx.Client(base_url=base_url, timeout=10, transport=transport) as client:
-        return client.post("/api/v1/login", json={"username": username, "password": "wrong-guess"},
-                           headers=headers).status_code
+        return client.post(
+            "/api/v1/login", json={"username": username, "password": "wrong-guess"}, headers=headers
+        ).status_code
 
 
 def test_x_forwarded_for_from_a_client_that_is_no_proxy_does_not_reset_the_throttle(
@@ -326,8 +345,9 @@ def test_the_per_account_throttle_holds_across_client_addresses(
         for _ in range(5):
             with httpx.Client(base_url=server.base_url, timeout=10) as client:
                 assert login(client, "viewer").status_code == 200
-        codes = [_fail_login(server.base_url, "Manager" if i % 2 else "manager", source=f"127.0.0.{i + 2}")
-                 for i in range(3)]
+        codes = [
+            _fail_login(server.base_url, "Manager" if i % 2 else "manager", source=f"127.0.0.{i + 2}") for i in range(3)
+        ]
         assert codes == [401, 401, 401]
         transport = httpx.HTTPTransport(local_address="127.0.0.9")
         with httpx.Client(base_url=server.base_url, timeout=10, transport=transport) as client:
@@ -343,13 +363,20 @@ def test_a_foreign_host_is_refused_and_links_use_the_public_url(
     stack_settings: Settings, staff: StaffDirectory
 ) -> None:
     public = "https://radar.example.test"
-    settings = stack_settings.with_overrides(session_secret=random_secret(), public_url=public,
-                                             allowed_hosts=("127.0.0.1",))
+    settings = stack_settings.with_overrides(
+        session_secret=random_secret(), public_url=public, allowed_hosts=("127.0.0.1",)
+    )
     with running_gateways(settings, staff, https_only_cookies=False) as (server,):
         evil = {"Host": "evil.example"}
         assert httpx.get(f"{server.base_url}/api/v1/me", headers=evil).status_code == 400
-        assert httpx.post(f"{server.base_url}/api/v1/login", headers=evil,
-                          json={"username": "manager", "password": PASSWORDS["manager"]}).status_code == 400
+        assert (
+            httpx.post(
+                f"{server.base_url}/api/v1/login",
+                headers=evil,
+                json={"username": "manager", "password": PASSWORDS["manager"]},
+            ).status_code
+            == 400
+        )
         assert httpx.get(f"{server.base_url}/healthz", headers=evil).status_code == 200  # probes by address
 
         async def websocket_status() -> int:

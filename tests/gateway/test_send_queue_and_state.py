@@ -65,7 +65,10 @@ def test_each_channel_keeps_at_most_its_bound_of_items() -> None:
 
 
 def test_warroom_records_name_their_channel_and_key() -> None:
-    assert item_of_warroom_record(b"k", {"type": "heatmap", "cell": "8a2a1072b59ffff"}) == ("heatmap", "8a2a1072b59ffff")
+    assert item_of_warroom_record(b"k", {"type": "heatmap", "cell": "8a2a1072b59ffff"}) == (
+        "heatmap",
+        "8a2a1072b59ffff",
+    )
     assert item_of_warroom_record(b"total", {"type": "kpis"}) == ("kpis", "total")
     assert item_of_warroom_record(None, {"type": "kpis"}) == ("kpis", "kpis")
 

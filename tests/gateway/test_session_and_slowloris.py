@@ -37,8 +37,9 @@ def _login(base_url: str, name: str, password: str) -> str:
 
 
 async def _open_warroom(server: RunningGateway, cookie: str) -> Any:
-    ws = await websockets.connect(server.ws_url("/ws/warroom"),
-                                  additional_headers={"Cookie": f"orderradar_session={cookie}"})
+    ws = await websockets.connect(
+        server.ws_url("/ws/warroom"), additional_headers={"Cookie": f"orderradar_session={cookie}"}
+    )
     await ws.send('{"type": "subscribe"}')
     hello = orjson.loads(await asyncio.wait_for(ws.recv(), DEADLINE_S))
     assert hello["type"] == "subscribed"
@@ -64,9 +65,10 @@ async def _still_served(ws: Any) -> bool:
 
 
 def test_open_warroom_sockets_close_when_their_session_ends(stack_settings: Settings, tmp_path: Path) -> None:
-    users = {name: {"role": role, "password": hash_password(f"{name}-pw-0001")}
-             for name, role in (("manager", "manager"), ("oncall", "on-call"), ("viewer", "viewer"),
-                                ("steady", "viewer"))}
+    users = {
+        name: {"role": role, "password": hash_password(f"{name}-pw-0001")}
+        for name, role in (("manager", "manager"), ("oncall", "on-call"), ("viewer", "viewer"), ("steady", "viewer"))
+    }
     path = tmp_path / "staff.yaml"
     write_staff(path, users)
     settings = stack_settings.with_overrides(session_secret=random_secret())
@@ -76,14 +78,21 @@ def test_open_warroom_sockets_close_when_their_session_ends(stack_settings: Sett
         async def scenario() -> None:
             # Sockets on the second instance; the sign-out happens on the first.
             sockets = {name: await _open_warroom(second, cookie) for name, cookie in cookies.items()}
-            async with httpx.AsyncClient(base_url=first.base_url, timeout=10,
-                                         cookies={"orderradar_session": cookies["oncall"]}) as client:
+            async with httpx.AsyncClient(
+                base_url=first.base_url, timeout=10, cookies={"orderradar_session": cookies["oncall"]}
+            ) as client:
                 assert (await client.post("/api/v1/logout")).status_code == 204
             assert await _closed_with(sockets["oncall"]) == SESSION_ENDED
             assert sockets["oncall"].close_reason == "session ended; sign in again"
             # A password change and a role change in the staff file.
-            write_staff(path, {**users, "manager": {**users["manager"], "password": hash_password("new-pw-0002")},
-                               "viewer": {**users["viewer"], "role": "on-call"}})
+            write_staff(
+                path,
+                {
+                    **users,
+                    "manager": {**users["manager"], "password": hash_password("new-pw-0002")},
+                    "viewer": {**users["viewer"], "role": "on-call"},
+                },
+            )
             assert await _closed_with(sockets["manager"]) == SESSION_ENDED
             assert await _closed_with(sockets["viewer"]) == SESSION_ENDED
             assert await _still_served(sockets["steady"])  # nobody else is cut off
@@ -119,8 +128,9 @@ def _trickle_until_closed(sock: socket.socket, head: bytes, deadline: float) -> 
     return False
 
 
-def test_connections_that_never_finish_their_request_head_are_closed(stack_settings: Settings,
-                                                                       staff: StaffDirectory) -> None:
+def test_connections_that_never_finish_their_request_head_are_closed(
+    stack_settings: Settings, staff: StaffDirectory
+) -> None:
     timeout_s = 1.0
     settings = stack_settings.with_overrides(web_header_timeout_s=timeout_s)
     with running_gateways(settings, staff) as (server,):
@@ -154,5 +164,8 @@ def test_connections_that_never_finish_their_request_head_are_closed(stack_setti
                 await ws.close()
 
         asyncio.run(scenario())
-        wait_until(lambda: len(server.server.server_state.connections) == 0, DEADLINE_S,
-                   what="every connection gone from uvicorn")
+        wait_until(
+            lambda: len(server.server.server_state.connections) == 0,
+            DEADLINE_S,
+            what="every connection gone from uvicorn",
+        )

@@ -41,8 +41,9 @@ def test_signatures_outside_the_tolerance_are_stale_both_ways(now: int) -> None:
         ("1700000000", "md5=00", SignatureVerdict.MALFORMED),
     ],
 )
-def test_missing_or_malformed_headers_are_named(timestamp: str | None, signature: str | None,
-                                                verdict: SignatureVerdict) -> None:
+def test_missing_or_malformed_headers_are_named(
+    timestamp: str | None, signature: str | None, verdict: SignatureVerdict
+) -> None:
     assert verify(SECRET, timestamp, signature, BODY, 1_700_000_000, 300) is verdict
 
 
@@ -75,7 +76,9 @@ def test_api_keys_identify_the_source_only_with_the_matching_key() -> None:
     header_key = Headers({"x-source": "oms", "x-api-key": "oms-key-" + "y" * 24})
     assert authenticated_source(bearer, keys) == "wms"
     assert authenticated_source(header_key, keys) == "oms"
-    assert authenticated_source(Headers({"x-source": "oms", "authorization": "Bearer wms-key-" + "x" * 24}), keys) is None
+    assert (
+        authenticated_source(Headers({"x-source": "oms", "authorization": "Bearer wms-key-" + "x" * 24}), keys) is None
+    )
     assert authenticated_source(Headers({"x-source": "tms", "x-api-key": "anything"}), keys) is None
     assert authenticated_source(Headers({"x-source": "wms"}), keys) is None
 

@@ -13,7 +13,7 @@ import asyncio
 import gc
 import statistics
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,15 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from config.settings import Settings
-from gateway.harness import SkuPlan, UpdateFeeder, answers_ready, order_snapshot, publish_updates, stuck_client, web_process
+from gateway.harness import (
+    SkuPlan,
+    UpdateFeeder,
+    answers_ready,
+    order_snapshot,
+    publish_updates,
+    stuck_client,
+    web_process,
+)
 from orderradar.devstack.process import free_port
 from orderradar.devstack.waiting import wait_until
 
@@ -46,7 +54,7 @@ LAST_MILE = ["paid", "picked", "packed", "outbound_scan", "linehaul", "hub_arriv
 def snapshot(order_id: str, seq: int, hot: bool) -> dict[str, Any]:
     skus = {f"s{i}": SkuPlan(LAST_MILE if hot else LAST_MILE[: 2 + seq % 4]) for i in range(HOT_SKUS if hot else 1)}
     # Out for delivery, the courier's position changes every update: every SKU changes.
-    return order_snapshot(order_id, seq, skus, datetime.now(timezone.utc), extra=seq)
+    return order_snapshot(order_id, seq, skus, datetime.now(UTC), extra=seq)
 
 
 class FastClient:
@@ -82,17 +90,20 @@ def metric(base: str, line_prefix: str) -> float:
     return 0.0
 
 
-def test_slow_readers_are_dropped_without_slowing_1000_others(
-    stack_settings: Settings, tmp_path: Path
-) -> None:
+def test_slow_readers_are_dropped_without_slowing_1000_others(stack_settings: Settings, tmp_path: Path) -> None:
     # Every client connects from 127.0.0.1: lift the per-address cap above their number.
     settings = stack_settings.with_overrides(ingest_keys={"oms": KEY}, ws_max_connections_per_client=2000)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     process = web_process(
-        settings, port, tmp_path,
-        ws_max_lag_s=2.0, ws_socket_send_buffer=16384, ws_write_buffer_bytes=8192,
-        ingest_rate_per_s=1000, ingest_burst=1000,
+        settings,
+        port,
+        tmp_path,
+        ws_max_lag_s=2.0,
+        ws_socket_send_buffer=16384,
+        ws_write_buffer_bytes=8192,
+        ingest_rate_per_s=1000,
+        ingest_burst=1000,
     ).start()
     try:
         process.wait_ready(answers_ready(base), 30)
@@ -100,8 +111,10 @@ def test_slow_readers_are_dropped_without_slowing_1000_others(
         normal = [f"n-{i}" for i in range(NORMAL_ORDERS)]
         hot = [f"h-{i}" for i in range(HOT_ORDERS)]
         # The orders as the worker publishes them after the OMS's first events (seq 0).
-        publish_updates(settings, [order_snapshot(o, 0, {"s0": SkuPlan(["paid"], position=None)}, source="oms")
-                                   for o in normal + hot])
+        publish_updates(
+            settings,
+            [order_snapshot(o, 0, {"s0": SkuPlan(["paid"], position=None)}, source="oms") for o in normal + hot],
+        )
         with httpx.Client(base_url=base, timeout=30, headers={"X-Source": "oms", "X-Api-Key": KEY}) as client:
 
             def issued(order_id: str) -> str | None:  # once the process has read the order
@@ -125,12 +138,14 @@ def test_slow_readers_are_dropped_without_slowing_1000_others(
 
     latencies = sorted(result["latencies"])
     p99 = latencies[int(len(latencies) * 0.99)]
-    summary = (f"{len(latencies)} deliveries to {result['fast']} fast clients: "
-               f"p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
-               f"max {latencies[-1] * 1000:.0f} ms; stuck clients closed: {result['stuck_closed']} "
-               f"(metric {result['slow_metric']:g}); fast clients dropped {result['fast_dropped']}, behind "
-               f"{result['fast_behind']}; gateway RSS {result['rss_base'] / 2**20:.0f} MiB -> peak "
-               f"{result['rss_peak'] / 2**20:.0f} MiB")
+    summary = (
+        f"{len(latencies)} deliveries to {result['fast']} fast clients: "
+        f"p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+        f"max {latencies[-1] * 1000:.0f} ms; stuck clients closed: {result['stuck_closed']} "
+        f"(metric {result['slow_metric']:g}); fast clients dropped {result['fast_dropped']}, behind "
+        f"{result['fast_behind']}; gateway RSS {result['rss_base'] / 2**20:.0f} MiB -> peak "
+        f"{result['rss_peak'] / 2**20:.0f} MiB"
+    )
     print("\n" + summary)
     assert result["fast"] + HOT_ORDERS == 1000
     assert len(latencies) > 4_000, summary
@@ -140,8 +155,9 @@ def test_slow_readers_are_dropped_without_slowing_1000_others(
     assert result["rss_peak"] - result["rss_base"] < 50 * 2**20, summary
 
 
-async def _load(settings: Any, port: int, tokens: dict[str, str], normal: list[str], hot: list[str],
-                gateway: psutil.Process) -> dict[str, Any]:
+async def _load(
+    settings: Any, port: int, tokens: dict[str, str], normal: list[str], hot: list[str], gateway: psutil.Process
+) -> dict[str, Any]:
     url = f"ws://127.0.0.1:{port}/ws/track"
     base = f"http://127.0.0.1:{port}"
     measuring = [False]
@@ -158,7 +174,7 @@ async def _load(settings: Any, port: int, tokens: dict[str, str], normal: list[s
 
     tasks: list[asyncio.Task[None]] = []
     async with asyncio.timeout(60):
-        await asyncio.gather(*(start(c, e) for c, e in zip(fast, connected)))
+        await asyncio.gather(*(start(c, e) for c, e in zip(fast, connected, strict=False)))
     stuck = [await stuck_client(port, tokens[o]) for o in hot]
     assert metric(base, 'orderradar_gateway_ws_clients{endpoint="track"}') == len(fast) + len(stuck)
 
@@ -172,7 +188,7 @@ async def _load(settings: Any, port: int, tokens: dict[str, str], normal: list[s
         while time.monotonic() - started < PUBLISH_S:
             # Normal orders at 0.5 update/s each, hot orders at 10 updates/s each (~150/s in
             # all, ~700 deliveries/s): enough to fill a stuck client's buffers in seconds.
-            for order_id in hot + normal[tick % 20::20]:
+            for order_id in hot + normal[tick % 20 :: 20]:
                 seqs[order_id] += 1
                 await feeder.publish(snapshot(order_id, seqs[order_id], order_id in hot), wait=False)
             await feeder.flush()
@@ -187,7 +203,9 @@ async def _load(settings: Any, port: int, tokens: dict[str, str], normal: list[s
         while not await settled() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         measuring[0] = False
-    slow_metric = await asyncio.to_thread(metric, base, 'orderradar_gateway_ws_slow_disconnects_total{endpoint="track"}')
+    slow_metric = await asyncio.to_thread(
+        metric, base, 'orderradar_gateway_ws_slow_disconnects_total{endpoint="track"}'
+    )
     rss_peak = max(rss_peak, gateway.memory_info().rss)
 
     # The stuck clients must find their connection closed by the server once they read again.

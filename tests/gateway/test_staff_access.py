@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -36,11 +36,18 @@ OMS_KEY = "oms-" + "o" * 40
 ZONE = {
     "name": "Typhoon Doksuri",
     "geometry": {"type": "Polygon", "coordinates": [[[119.0, 24.0], [121.0, 24.0], [121.0, 26.5], [119.0, 24.0]]]},
-    "ends_at": (datetime.now(timezone.utc) + timedelta(days=2)).isoformat(),
+    "ends_at": (datetime.now(UTC) + timedelta(days=2)).isoformat(),
     "reason": "weather",
 }
-FIRED = {"record_id": "a-1/r0", "alert_id": "a-1", "event": "fired", "at": "2026-11-11T10:00:00+00:00",
-         "tier": "P2", "labels": {"kind": "hub_stall", "region": "east"}, "incident_ids": ["inc-1"]}
+FIRED = {
+    "record_id": "a-1/r0",
+    "alert_id": "a-1",
+    "event": "fired",
+    "at": "2026-11-11T10:00:00+00:00",
+    "tier": "P2",
+    "labels": {"kind": "hub_stall", "region": "east"},
+    "incident_ids": ["inc-1"],
+}
 
 STAFF_ENDPOINTS = [
     ("GET", "/api/v1/me", None),
@@ -109,8 +116,11 @@ def test_login_sets_a_strict_http_only_cookie_and_rejects_wrong_passwords(server
         assert client.get("/api/v1/me").json()["role"] == "manager"
         assert client.post("/api/v1/logout").status_code == 204
         assert client.get("/api/v1/me").status_code == 401
-        form = client.post("/api/v1/login", content=b"username=manager&password=x",
-                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        form = client.post(
+            "/api/v1/login",
+            content=b"username=manager&password=x",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert form.status_code == 415  # no cross-site form posts
 
 
@@ -130,8 +140,9 @@ def test_acking_an_alert_publishes_the_command_and_an_audit_record(server: Runni
         command_id = response.json()["command_id"]
         assert client.post("/api/v1/alerts/nope/ack", json={}).status_code == 404
 
-    records = read_topic(server.settings, CONTROL,
-                         lambda rs: any(r["type"] == "audit" and r["action"] == "alert_ack" for r in rs))
+    records = read_topic(
+        server.settings, CONTROL, lambda rs: any(r["type"] == "audit" and r["action"] == "alert_ack" for r in rs)
+    )
     ack = next(r for r in records if r["type"] == "alert_ack")
     assert ack["alert_id"] == "a-1" and ack["actor"] == "oncall" and ack["command_id"] == command_id
     audit = next(r for r in records if r["type"] == "audit" and r["action"] == "alert_ack")
@@ -142,7 +153,7 @@ def test_signed_one_click_links_confirm_on_get_and_act_on_post(server: RunningGa
     asyncio.run(_publish(server, ALERTS, "a-1", FIRED))
     wait_until(lambda: server.gateway.warroom.get("alert", "a-1") is not None, 20)
     secret = server.settings.session_secret.get_secret_value().encode()
-    link = LinkSigner(secret, server.base_url).link("a-1", LinkAction.ACK, datetime.now(timezone.utc) + timedelta(hours=1))
+    link = LinkSigner(secret, server.base_url).link("a-1", LinkAction.ACK, datetime.now(UTC) + timedelta(hours=1))
     with httpx.Client(timeout=10) as client:
         page = client.get(link)
         assert page.status_code == 200 and "<form method=post" in page.text
@@ -172,8 +183,12 @@ def test_disruption_zones_are_commands_and_listed_from_the_control_topic(server:
         wait_until(lambda: client.get("/api/v1/disruptions").json()["count"] == 0, 20, what="zone removed")
         silence = client.post("/api/v1/silences", json={"matchers": ["kind=hub"], "duration_s": 600})
         assert silence.status_code == 422 and "matchers" in silence.json()["problems"][0]["field"]
-        assert client.post("/api/v1/silences", json={"matchers": ['region=~"east|north"'],
-                                                     "until_resolved": True}).status_code == 202
+        assert (
+            client.post(
+                "/api/v1/silences", json={"matchers": ['region=~"east|north"'], "until_resolved": True}
+            ).status_code
+            == 202
+        )
     records = read_topic(server.settings, CONTROL, lambda rs: any(r["type"] == "silence_create" for r in rs))
     silence_record = next(r for r in records if r["type"] == "silence_create")
     assert silence_record["matchers"] == ['region=~"east|north"'] and silence_record["actor"] == "manager"
@@ -227,10 +242,14 @@ def test_the_warroom_stream_needs_a_session_and_sends_snapshot_updates_and_resum
                 snapshot = orjson.loads(await ws.recv())
                 assert snapshot["type"] == "snapshot" and snapshot["channels"]["kpis"]["global"]["in_flight"] == 10
                 epoch = snapshot["epoch"]
-                await feeder.publish_json(WARROOM_UPDATES, "c", {"type": "heatmap", "cell": "8531aa4ffffffff",
-                                                                 "late": 3})
-                await feeder.publish_json(ORDER_INCIDENTS, "inc-1", {"incident_id": "inc-1", "state": "open",
-                                                                     "kind": "hub_stall", "title": "Hub stalled"})
+                await feeder.publish_json(
+                    WARROOM_UPDATES, "c", {"type": "heatmap", "cell": "8531aa4ffffffff", "late": 3}
+                )
+                await feeder.publish_json(
+                    ORDER_INCIDENTS,
+                    "inc-1",
+                    {"incident_id": "inc-1", "state": "open", "kind": "hub_stall", "title": "Hub stalled"},
+                )
                 await feeder.publish_json(ALERTS, "a-1", FIRED)
                 seen: dict[str, Any] = {}
                 last_seq = snapshot["seq"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from config.rules import RuleFileError
 from dashboard.gateway.staff import Permission, Role, StaffDirectory, StaffMember, hash_password
 from dashboard.gateway.tracking_tokens import TrackingTokens, parse_record, token_digest
 
-NOW = datetime(2026, 11, 11, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 11, 12, 0, tzinfo=UTC)
 
 
 def test_a_token_has_256_random_bits_and_only_its_digest_is_published() -> None:

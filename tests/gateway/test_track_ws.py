@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -37,8 +38,20 @@ from orderradar.devstack.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-JOURNEY = ["paid", "picked", "packed", "outbound_scan", "linehaul", "hub_arrival", "linehaul", "hub_arrival",
-           "out_for_delivery", "delivery_failed", "out_for_delivery", "delivered"]
+JOURNEY = [
+    "paid",
+    "picked",
+    "packed",
+    "outbound_scan",
+    "linehaul",
+    "hub_arrival",
+    "linehaul",
+    "hub_arrival",
+    "out_for_delivery",
+    "delivery_failed",
+    "out_for_delivery",
+    "delivered",
+]
 
 
 def journey_snapshot(order_id: str, seq: int) -> dict[str, Any]:
@@ -142,7 +155,7 @@ def test_resume_is_gap_free_on_the_same_and_on_another_instance(pair: list[Runni
         # continuing exactly where the previous one ended.
         chain = state.steps
         assert chain[0][0] is None, chain
-        assert all(later[0] == earlier[1] for earlier, later in zip(chain, chain[1:])), chain
+        assert all(later[0] == earlier[1] for earlier, later in itertools.pairwise(chain)), chain
         assert state.seq == 12 and strip(state.view) == strip(expected_view("o-7", 12))
 
         # A client whose last seq fell out of the buffer gets a fresh snapshot instead.
@@ -179,7 +192,7 @@ def test_both_instances_serve_the_same_updates(pair: list[RunningGateway]) -> No
             states = [TrackState(), TrackState()]
             for seq in range(1, 8):
                 await feeder.publish(journey_snapshot("o-3", seq))
-            for ws, state in zip(sockets, states):
+            for ws, state in zip(sockets, states, strict=False):
                 await follow_until(ws, state, 7)
                 await ws.close()
         assert states[0].view == states[1].view and states[0].seq == states[1].seq == 7
@@ -241,7 +254,7 @@ class ShiftedClock:
         self.offset += by
 
     def __call__(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
+        return datetime.now(UTC) + self.offset
 
 
 def test_foreign_origins_are_refused_before_the_upgrade(pair: list[RunningGateway]) -> None:
@@ -290,8 +303,9 @@ def test_a_client_that_stops_reading_is_closed_while_others_on_the_order_carry_o
     stack_settings: Settings, staff: StaffDirectory
 ) -> None:
     settings = stack_settings
-    with running_gateways(settings, staff, ws_max_lag_s=0.5, ws_socket_send_buffer=16384,
-                          ws_write_buffer_bytes=8192) as (server,):
+    with running_gateways(
+        settings, staff, ws_max_lag_s=0.5, ws_socket_send_buffer=16384, ws_write_buffer_bytes=8192
+    ) as (server,):
         known_orders([server], "o-9")
         link = issue_link(server.base_url, "o-9")
         skus = {f"s{i}": SkuPlan(JOURNEY[: JOURNEY.index("out_for_delivery") + 1]) for i in range(20)}
@@ -307,8 +321,12 @@ def test_a_client_that_stops_reading_is_closed_while_others_on_the_order_carry_o
                         await feeder.flush()
                         await follow_until(reader, reader_state, seq)
                 await asyncio.to_thread(
-                    wait_until, lambda: server.metric("orderradar_gateway_ws_slow_disconnects_total",
-                                                      endpoint="track") == 1, 20, 0.1, "stuck client shed")
+                    wait_until,
+                    lambda: server.metric("orderradar_gateway_ws_slow_disconnects_total", endpoint="track") == 1,
+                    20,
+                    0.1,
+                    "stuck client shed",
+                )
             assert reader_state.seq == 60
             # Its connection is gone once it reads again: closed with 4008 if the close frame
             # got through, else aborted (no close frame; 1006).

@@ -91,16 +91,18 @@ def test_connections_over_the_per_address_limit_are_closed_with_4429(limited: Ru
             await ws.send('{"type": "ping"}')
             assert (await receive(ws))["type"] == "pong"
         await held.pop().close()
-        await async_wait_until(lambda: limited.gateway.hub.count_from("127.0.0.1") == LIMIT - 1, 10,
-                               what="the closed connection's slot freed")
+        await async_wait_until(
+            lambda: limited.gateway.hub.count_from("127.0.0.1") == LIMIT - 1,
+            10,
+            what="the closed connection's slot freed",
+        )
         again = await subscribe_track(url, token)
         assert (await receive(again))["type"] == "subscribed"
         for ws in (*held, again):
             await ws.close()
 
     asyncio.run(scenario())
-    assert limited.metric("orderradar_gateway_ws_refused_total", endpoint="track",
-                          reason="too_many_connections") == 1
+    assert limited.metric("orderradar_gateway_ws_refused_total", endpoint="track", reason="too_many_connections") == 1
     wait_until(lambda: limited.gateway.hub.count_from("127.0.0.1") == 0, 10, what="every slot freed")
 
 
@@ -135,9 +137,12 @@ class SilentPeer:
             self.protocol.receive_data(self.sock.recv(65536))
             self.flush()  # pongs
             for event in self.protocol.events_received():
-                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                    if orjson.loads(event.data)["type"] == kind:
-                        return
+                if (
+                    isinstance(event, Frame)
+                    and event.opcode is Opcode.TEXT
+                    and orjson.loads(event.data)["type"] == kind
+                ):
+                    return
         raise TimeoutError(f"no {kind!r} message")
 
     def closed_by_server(self) -> bool:
@@ -152,9 +157,15 @@ class SilentPeer:
 
 @pytest.fixture
 def keepalive(stack_settings: Settings, staff: StaffDirectory) -> Iterator[RunningGateway]:
-    with running_gateways(stack_settings, staff, ws_ping_interval_s=PING_INTERVAL_S,
-                          ws_ping_timeout_s=PING_TIMEOUT_S, ws_max_lag_s=600, warroom_max_lag_s=600,
-                          ws_first_message_timeout_s=600) as (gateway,):
+    with running_gateways(
+        stack_settings,
+        staff,
+        ws_ping_interval_s=PING_INTERVAL_S,
+        ws_ping_timeout_s=PING_TIMEOUT_S,
+        ws_max_lag_s=600,
+        warroom_max_lag_s=600,
+        ws_first_message_timeout_s=600,
+    ) as (gateway,):
         yield gateway
 
 
@@ -191,8 +202,14 @@ def _silent_peer_is_cut_off(keepalive: RunningGateway, peer: SilentPeer) -> None
 def unpaused(stack_settings: Settings, staff: StaffDirectory) -> Iterator[RunningGateway]:
     """A write high-water mark far above what the test sends, so the server keeps queueing
     (never waits to send) and never sees the peer as slow; no keepalive either."""
-    with running_gateways(stack_settings, staff, ws_write_buffer_bytes=64 * 1024 * 1024, ws_ping_interval_s=600,
-                          ws_max_lag_s=600, warroom_max_lag_s=600) as (gateway,):
+    with running_gateways(
+        stack_settings,
+        staff,
+        ws_write_buffer_bytes=64 * 1024 * 1024,
+        ws_ping_interval_s=600,
+        ws_max_lag_s=600,
+        warroom_max_lag_s=600,
+    ) as (gateway,):
         yield gateway
 
 
@@ -207,10 +224,17 @@ def test_a_connection_closed_while_its_peer_reads_nothing_is_still_freed(unpause
         port = peer.sock.getsockname()[1]
 
         def server_side() -> Any:
-            return next((c for c in unpaused.server.server_state.connections
-                         if getattr(c, "client", None) == ("127.0.0.1", port)), None)
+            return next(
+                (
+                    c
+                    for c in unpaused.server.server_state.connections
+                    if getattr(c, "client", None) == ("127.0.0.1", port)
+                ),
+                None,
+            )
 
         known_order(unpaused, "o-flood", snapshots=100, skus=40)
+
         def queued() -> bool:
             connection = server_side()
             return connection is not None and connection.transport.get_write_buffer_size() > 0

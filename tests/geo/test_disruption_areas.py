@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import h3
 
 from geo.disruption_areas import DisruptionArea, Positions
 from geo.disruptions import DisruptionReason
 
-AT = datetime(2026, 9, 14, 6, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 9, 14, 6, 0, tzinfo=UTC)
 # A box around Ningbo and Zhoushan (a typhoon making landfall), WGS-84 lon/lat.
 BOX = {"type": "Polygon", "coordinates": [[[121.0, 29.5], [122.5, 29.5], [122.5, 30.3], [121.0, 30.3], [121.0, 29.5]]]}
 POSITIONS = Positions(
@@ -21,8 +21,13 @@ POSITIONS = Positions(
 
 
 def item(**where: object) -> dict[str, object]:
-    return {"disruption_id": "dz-1", "name": "台风 Bebinca", "reason": "typhoon",
-            "ends_at": (AT + timedelta(hours=12)).isoformat(), **where}
+    return {
+        "disruption_id": "dz-1",
+        "name": "台风 Bebinca",
+        "reason": "typhoon",
+        "ends_at": (AT + timedelta(hours=12)).isoformat(),
+        **where,
+    }
 
 
 def test_a_polygon_hits_exactly_the_positions_inside() -> None:

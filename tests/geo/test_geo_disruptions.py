@@ -34,9 +34,7 @@ def zone(zone_id: str = "typhoon-1", polygon: object = None, hours: int = 24) ->
         return DisruptionZone.from_geojson(
             zone_id, TYPHOON_GEOJSON, "typhoon", T0, T0 + timedelta(hours=hours), "ops@cn"
         )
-    return DisruptionZone(
-        zone_id, polygon, DisruptionReason.ROAD_CLOSURE, T0, T0 + timedelta(hours=hours), "ops@cn"
-    )
+    return DisruptionZone(zone_id, polygon, DisruptionReason.ROAD_CLOSURE, T0, T0 + timedelta(hours=hours), "ops@cn")
 
 
 POSITIONS = PointSet.from_mapping(
@@ -86,7 +84,7 @@ def test_vectorised_result_equals_a_per_sku_loop() -> None:
     z = zone("star", star)
     expected = {
         k
-        for k, x, y, tx, ty in zip(keys, pos.lons, pos.lats, tgt.lons, tgt.lats)
+        for k, x, y, tx, ty in zip(keys, pos.lons, pos.lats, tgt.lons, tgt.lats, strict=True)
         if star.intersects(shapely.Point(x, y)) or star.intersects(shapely.LineString([(x, y), (tx, ty)]))
     }
     got = affected(z, pos, tgt)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import geopandas as gpd
@@ -13,7 +13,7 @@ import shapely
 from geo.fence_files import GeofenceLoadError
 from geo.fence_registry import GeofenceRegistry, ReloadStatus
 
-T0 = datetime(2026, 11, 11, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 11, tzinfo=UTC)
 CONFIG = "layers:\n  - {name: hubs, path: hubs.geojson, kind: hub, id_field: code}\n"
 
 
@@ -93,9 +93,7 @@ def test_a_new_layer_is_watched_even_while_its_file_is_broken(config_path: Path)
     registry = GeofenceRegistry(config_path, T0)
     zones = config_path.parent / "zones.geojson"
     zones.write_text("not json", encoding="utf-8")
-    config_path.write_text(
-        CONFIG + "  - {name: zones, path: zones.geojson, kind: restricted, id_field: code}\n"
-    )
+    config_path.write_text(CONFIG + "  - {name: zones, path: zones.geojson, kind: restricted, id_field: code}\n")
     bump_mtime(config_path)
     assert registry.reload_if_changed(T0).status is ReloadStatus.FAILED
     write_fences(zones, {"Z": (8, 8, 9, 9)})  # fixing the new file alone triggers the reload

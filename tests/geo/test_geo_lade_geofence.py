@@ -26,9 +26,7 @@ def delivered() -> pd.DataFrame:
     return rows
 
 
-def test_delivery_stop_fences_classify_every_fix_like_haversine(
-    delivered: pd.DataFrame, tmp_path: Path
-) -> None:
+def test_delivery_stop_fences_classify_every_fix_like_haversine(delivered: pd.DataFrame, tmp_path: Path) -> None:
     # A 500 m fence around each stop, written as a real layer file and loaded through the
     # same path as production fences.
     circles = geodesic_circles(delivered["dest_lon"], delivered["dest_lat"], RADIUS_M)
@@ -44,7 +42,7 @@ def test_delivery_stop_fences_classify_every_fix_like_haversine(
     assert len(index) == 213
 
     fences_per_fix = index.lookup(delivered["lon"], delivered["lat"])
-    inside = np.array([pkg in ids for pkg, ids in zip(delivered["package_id"], fences_per_fix)])
+    inside = np.array([pkg in ids for pkg, ids in zip(delivered["package_id"], fences_per_fix, strict=True)])
     distance = haversine_m(delivered["lon"], delivered["lat"], delivered["dest_lon"], delivered["dest_lat"])
 
     assert (inside == (distance <= RADIUS_M)).all()

@@ -115,7 +115,7 @@ def test_batch_matches_scalar_and_handles_missing_coordinates() -> None:
     lats = np.r_[rng.uniform(18, 53, 300), rng.uniform(-60, 75, 300), [10.0, np.nan]]
     batch = regions_for(lons, lats)
     assert batch[-2:] == [None, None]
-    assert batch == [region_for(float(x), float(y)) for x, y in zip(lons, lats)]
+    assert batch == [region_for(float(x), float(y)) for x, y in zip(lons, lats, strict=True)]
     assert sum(r is not None and r.kind is RegionKind.PROVINCE for r in batch) > 100
 
 
@@ -134,7 +134,7 @@ def test_olist_customer_points_are_in_brazil_including_the_coastal_ones(strict_i
     names = [r.name_en if r else None for r in regions_for(lons, lats)]
     strict = strict_index.regions_for(lons, lats)
     outside_polygons = sum(r is None for r in strict)
-    by_zip = dict(zip(points["zip_prefix"], names))
+    by_zip = dict(zip(points["zip_prefix"], names, strict=True))
     # Zip prefix 83252 is geolocated in Spain in Olist's own table (a known data error).
     assert by_zip["83252"] == "Spain"
     assert all(name == "Brazil" for zip_prefix, name in by_zip.items() if zip_prefix != "83252")

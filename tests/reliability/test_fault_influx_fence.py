@@ -11,7 +11,6 @@ the same body again a second later, over the successor's minute aggregates.
 from __future__ import annotations
 
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stream_eventgen import generate
+from stream_scenario import Run, assert_all, second_worker
+from test_fault_influx_proxy import FaultProxy, RunningProxy, WriteRecord
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
-
-from config.settings import Settings  # noqa: E402
-from orderradar.devstack.waiting import wait_until  # noqa: E402
-from stream_eventgen import generate  # noqa: E402
-from stream_scenario import Run, assert_all, second_worker  # noqa: E402
-from test_fault_influx_proxy import FaultProxy, RunningProxy, WriteRecord  # noqa: E402
+from config.settings import Settings
+from orderradar.devstack.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -80,14 +77,23 @@ def test_a_frozen_workers_influx_retry_is_fenced(stack_settings: Settings, tmp_p
 
                 def retried() -> bool:
                     frozen = proxy.frozen
-                    return frozen is not None and any(w.body_sha == frozen.body_sha
-                                                      for w in proxy.writes[resumed_from:])
+                    return frozen is not None and any(
+                        w.body_sha == frozen.body_sha for w in proxy.writes[resumed_from:]
+                    )
 
-                wait_until(lambda: (run.check_alive(), fenced() or retried())[1], timeout=60, interval=0.2,
-                           what="the resumed worker's write fenced or retried")
+                wait_until(
+                    lambda: (run.check_alive(), fenced() or retried())[1],
+                    timeout=60,
+                    interval=0.2,
+                    what="the resumed worker's write fenced or retried",
+                )
                 was_fenced = fenced()
-                wait_until(lambda: (run.check_alive(), run.all_committed())[1], timeout=180, interval=0.5,
-                           what="group settled after SIGCONT")
+                wait_until(
+                    lambda: (run.check_alive(), run.all_committed())[1],
+                    timeout=180,
+                    interval=0.5,
+                    what="group settled after SIGCONT",
+                )
                 run.restarts += 1  # a takeover reprocesses uncommitted batches, like a restart
         finally:
             run.stop()

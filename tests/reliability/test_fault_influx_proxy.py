@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,14 +20,12 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from stream_eventgen import generate
+from stream_scenario import assert_all, running_worker
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
-
-from config.settings import Settings  # noqa: E402
-from orderradar.devstack.process import free_port  # noqa: E402
-from orderradar.devstack.waiting import wait_until  # noqa: E402
-from stream_eventgen import generate  # noqa: E402
-from stream_scenario import assert_all, running_worker  # noqa: E402
+from config.settings import Settings
+from orderradar.devstack.process import free_port
+from orderradar.devstack.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -101,26 +98,38 @@ class FaultProxy:
         url = f"{self.upstream}{scope['path']}"
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode()
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]
-                   if k.lower() not in (b"host", b"content-length", b"connection")}
+        headers = {
+            k.decode(): v.decode()
+            for k, v in scope["headers"]
+            if k.lower() not in (b"host", b"content-length", b"connection")
+        }
         async with httpx.AsyncClient(timeout=30) as client:
             response = await client.request(scope["method"], url, content=body, headers=headers)
-        keep = [(k.encode(), v.encode()) for k, v in response.headers.items()
-                if k.lower() in ("content-type", "x-influxdb-version", "request-id")]
+        keep = [
+            (k.encode(), v.encode())
+            for k, v in response.headers.items()
+            if k.lower() in ("content-type", "x-influxdb-version", "request-id")
+        ]
         return response.status_code, keep, response.content
 
     @staticmethod
     async def _respond(send: Any, status: int, headers: list[tuple[bytes, bytes]], content: bytes) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [*headers, (b"content-length", str(len(content)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*headers, (b"content-length", str(len(content)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": content})
 
 
 class RunningProxy:
     def __init__(self, proxy: FaultProxy) -> None:
         self.port = free_port()
-        config = uvicorn.Config(proxy, host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            proxy, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", access_log=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"influx-proxy-{self.port}", daemon=True)
 
@@ -141,10 +150,10 @@ class RunningProxy:
 def test_influx_503_429_stall_then_healthy_loses_nothing(stack_settings: Settings, tmp_path: Path) -> None:
     proxy = FaultProxy(stack_settings.influx_url, SCRIPT)
     with RunningProxy(proxy) as running:
-        via_proxy = stack_settings.model_copy(update={"influx_url": running.url,
-                                                      "influx_timeout_s": WRITER_TIMEOUT_S})
-        with running_worker(via_proxy, generate(seed=53, total=10_000), tmp_path,
-                            extra_args=("--influx-replay-max-backoff", "2")) as run:
+        via_proxy = stack_settings.model_copy(update={"influx_url": running.url, "influx_timeout_s": WRITER_TIMEOUT_S})
+        with running_worker(
+            via_proxy, generate(seed=53, total=10_000), tmp_path, extra_args=("--influx-replay-max-backoff", "2")
+        ) as run:
             run.wait_done(timeout=240)
             run.settings = stack_settings  # check InfluxDB directly, not through the proxy
             run.wait_points(1.0, timeout=120)
@@ -165,10 +174,12 @@ def test_influx_503_429_stall_then_healthy_loses_nothing(stack_settings: Setting
     gaps = []
     for n, w in enumerate(writes):
         if w.status in (429, 503):
-            retry = next((r for r in writes[n + 1:] if r.body_sha == w.body_sha), None)
+            retry = next((r for r in writes[n + 1 :] if r.body_sha == w.body_sha), None)
             if retry is not None:
                 gaps.append(retry.arrived - w.ended)
     assert gaps and min(gaps) >= 0.9, gaps
-    print(f"{len(writes)} writes; retry gaps after Retry-After: 1 = {[round(g, 2) for g in gaps]}; "
-          f"stalls abandoned after {[round(w.ended - w.arrived, 2) for w in stalls]} s")
+    print(
+        f"{len(writes)} writes; retry gaps after Retry-After: 1 = {[round(g, 2) for g in gaps]}; "
+        f"stalls abandoned after {[round(w.ended - w.arrived, 2) for w in stalls]} s"
+    )
     assert_all(run)

@@ -7,7 +7,6 @@ documented statuses, and a well-formed JSON body whenever it says it is JSON.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from config.settings import Settings  # noqa: E402
-from gateway.harness import answers_ready, web_process  # noqa: E402
-from orderradar.devstack.process import free_port  # noqa: E402
+from config.settings import Settings
+from gateway.harness import answers_ready, web_process
+from orderradar.devstack.process import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,26 +30,49 @@ ALLOWED = {202, 207, 400, 413, 415, 422, 429}
 HEADERS = {"X-Source": "wms", "Authorization": f"Bearer {KEY}"}
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=6),
     max_leaves=20,
 )
 FIELDS = ("seq", "qty", "lat", "lon", "carrier", "extra")
 event_like = st.fixed_dictionaries(
-    {"event_id": st.text(max_size=20), "order_id": st.text(max_size=20), "sku": st.text(max_size=10),
-     "status": st.sampled_from(["paid", "picked", "delivered", "nope", ""]) | st.text(max_size=8),
-     "event_time": st.sampled_from(["2026-11-11T10:00:00+08:00", "2026-11-11T10:00:00", "yesterday", ""]),
-     "source": st.sampled_from(["wms", "carrier", ""]), "warehouse": st.text(max_size=8)},
+    {
+        "event_id": st.text(max_size=20),
+        "order_id": st.text(max_size=20),
+        "sku": st.text(max_size=10),
+        "status": st.sampled_from(["paid", "picked", "delivered", "nope", ""]) | st.text(max_size=8),
+        "event_time": st.sampled_from(["2026-11-11T10:00:00+08:00", "2026-11-11T10:00:00", "yesterday", ""]),
+        "source": st.sampled_from(["wms", "carrier", ""]),
+        "warehouse": st.text(max_size=8),
+    },
     optional={name: json_values for name in FIELDS},
 )
 valid_event = st.builds(
-    lambda n, status: {"event_id": f"fz-{n}", "order_id": f"o-fz-{n % 7}", "sku": "sku-1", "status": status,
-                       "event_time": "2026-11-11T10:00:00+08:00", "source": "wms", "warehouse": "SH-1"},
-    st.integers(0, 10**9), st.sampled_from(["paid", "picked", "packed"]),
+    lambda n, status: {
+        "event_id": f"fz-{n}",
+        "order_id": f"o-fz-{n % 7}",
+        "sku": "sku-1",
+        "status": status,
+        "event_time": "2026-11-11T10:00:00+08:00",
+        "source": "wms",
+        "warehouse": "SH-1",
+    },
+    st.integers(0, 10**9),
+    st.sampled_from(["paid", "picked", "packed"]),
 )
-CONTENT_TYPES = ["application/json", "application/x-ndjson", "text/plain", "application/octet-stream",
-                 "application/json; charset=utf-8", "multipart/form-data", ""]
+CONTENT_TYPES = [
+    "application/json",
+    "application/x-ndjson",
+    "text/plain",
+    "application/octet-stream",
+    "application/json; charset=utf-8",
+    "multipart/form-data",
+    "",
+]
 
 
 def dumps(value: Any) -> bytes:
@@ -74,12 +94,12 @@ def bodies(draw: st.DrawFn) -> tuple[bytes, str]:
     if kind == "events":
         return dumps(draw(st.lists(event_like, max_size=8))), "application/json"
     if kind == "ndjson":
-        lines = draw(st.lists(st.one_of(event_like.map(dumps), json_values.map(dumps),
-                                        st.binary(max_size=30)), max_size=8))
+        lines = draw(
+            st.lists(st.one_of(event_like.map(dumps), json_values.map(dumps), st.binary(max_size=30)), max_size=8)
+        )
         return b"\n".join(lines), "application/x-ndjson"
     if kind == "big":
-        return b"[" + b",".join([dumps(draw(event_like))] * draw(st.integers(60, 200))) + b"]", \
-            "application/json"
+        return b"[" + b",".join([dumps(draw(event_like))] * draw(st.integers(60, 200))) + b"]", "application/json"
     return draw(st.binary(max_size=600)), draw(st.sampled_from(CONTENT_TYPES))
 
 
@@ -90,8 +110,9 @@ def gateway_url(stack_settings: Settings, tmp_path: Path) -> Iterator[str]:
     settings_ = stack_settings.with_overrides(ingest_keys={"wms": KEY})
     port = free_port()
     # A generous rate limit: the fuzz is about parsing; 429 stays allowed if it trips.
-    process = web_process(settings_, port, tmp_path, ingest_rate_per_s=1000, ingest_burst=1000,
-                          max_body_bytes=MAX_BODY).start()
+    process = web_process(
+        settings_, port, tmp_path, ingest_rate_per_s=1000, ingest_burst=1000, max_body_bytes=MAX_BODY
+    ).start()
     base = f"http://127.0.0.1:{port}"
 
     try:
@@ -121,7 +142,9 @@ def test_ingest_never_answers_5xx_to_arbitrary_bodies(gateway_url: str) -> None:
                 assert isinstance(parsed, (dict, list)), parsed
 
         post()
-    print(f"ingest fuzz: {sum(seen.values())} posts in {time.monotonic() - started:.1f}s, "
-          f"statuses {dict(sorted(seen.items()))}")
+    print(
+        f"ingest fuzz: {sum(seen.values())} posts in {time.monotonic() - started:.1f}s, "
+        f"statuses {dict(sorted(seen.items()))}"
+    )
     assert sum(seen.values()) >= 100
     assert 202 in seen and len(seen) >= 3, seen  # accepted and refused bodies were both exercised

@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from stream_eventgen import generate
+from stream_harness import committed, count_points, start_worker
+from stream_scenario import Run, assert_all, running_worker, second_worker
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
-
-from config.settings import Settings  # noqa: E402
-from orderradar.devstack.process import ManagedProcess  # noqa: E402
-from orderradar.devstack.waiting import wait_until  # noqa: E402
-from stream_eventgen import generate  # noqa: E402
-from stream.batch_source import source_group  # noqa: E402
-from stream.topics import ORDER_EVENTS  # noqa: E402
-from stream_harness import committed, count_points, start_worker  # noqa: E402
-from stream_scenario import Run, assert_all, running_worker, second_worker  # noqa: E402
+from config.settings import Settings
+from orderradar.devstack.process import ManagedProcess
+from orderradar.devstack.waiting import wait_until
+from stream.batch_source import source_group
+from stream.topics import ORDER_EVENTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,8 +43,7 @@ def test_sigterm_at_40_percent_exits_within_30s_and_converges(stack_settings: Se
         sent = time.monotonic()
         run.worker.signal(signal.SIGTERM)
         worker = run.worker
-        wait_until(lambda: _exited(worker), SHUTDOWN_LIMIT_S, interval=0.1,
-                   what="worker exit after SIGTERM")
+        wait_until(lambda: _exited(worker), SHUTDOWN_LIMIT_S, interval=0.1, what="worker exit after SIGTERM")
         shutdown_s = time.monotonic() - sent
         print(f"SIGTERM shutdown took {shutdown_s:.1f}s with {before} points written")
         # A restart after a graceful stop counts as a restart for the oracle: a batch
@@ -59,15 +55,16 @@ def test_sigterm_at_40_percent_exits_within_30s_and_converges(stack_settings: Se
     assert_all(run)
 
 
-def test_sigstopped_zombie_is_replaced_and_its_late_work_adds_nothing(
-        stack_settings: Settings, tmp_path: Path) -> None:
+def test_sigstopped_zombie_is_replaced_and_its_late_work_adds_nothing(stack_settings: Settings, tmp_path: Path) -> None:
     """Was xfail (3 of 8 runs failed with the Faust source and cursors). With the batch
     source, the lease checked again at the socket and dropped partitions held back until
     their state is read again: 11 of 11 runs passed (2026-12-07), 2 of them with a late
     write stopped at the socket."""
     zombie_s = 0.0
-    with (running_worker(stack_settings, generate(seed=43, total=16_000), tmp_path) as run,
-          second_worker(run, stack_settings) as second):
+    with (
+        running_worker(stack_settings, generate(seed=43, total=16_000), tmp_path) as run,
+        second_worker(run, stack_settings) as second,
+    ):
         run.wait_points(0.3, timeout=180)
         assert run.worker is not None
         run.worker.signal(signal.SIGSTOP)
@@ -97,7 +94,7 @@ def test_sigstopped_zombie_is_replaced_and_its_late_work_adds_nothing(
 def test_rebalance_storm_third_worker_added_and_removed_3_times(stack_settings: Settings, tmp_path: Path) -> None:
     records = generate(seed=47, total=10_000)
     quarter = len(records) // 4
-    chunks = [records[i * quarter:(i + 1) * quarter if i < 3 else len(records)] for i in range(4)]
+    chunks = [records[i * quarter : (i + 1) * quarter if i < 3 else len(records)] for i in range(4)]
     run = Run(stack_settings, records, tmp_path)
     run.produce_more(chunks[0])
     run.start()
@@ -111,7 +108,9 @@ def test_rebalance_storm_third_worker_added_and_removed_3_times(stack_settings: 
             run.produce_more(chunks[round_])
             before = count_points(stack_settings)
 
-            def progressed_with_third() -> bool:
+            def progressed_with_third(
+                third: ManagedProcess = third, joined_at: float = joined_at, before: int = before
+            ) -> bool:
                 run.check_alive()
                 if not third.alive():
                     raise AssertionError(f"third worker died:\n{third.log_tail(40)}")
@@ -120,12 +119,14 @@ def test_rebalance_storm_third_worker_added_and_removed_3_times(stack_settings: 
 
             wait_until(progressed_with_third, timeout=120, interval=0.5, what=f"progress with third worker #{round_}")
             third.signal(signal.SIGTERM)
-            wait_until(lambda: not third.alive(), SHUTDOWN_LIMIT_S, interval=0.1,
-                       what=f"third worker #{round_} exit after SIGTERM")
-        wait_until(lambda: (run.check_alive(), run.all_committed())[1], timeout=240, interval=0.5,
-                   what="lag drained")
-        final = asyncio.run(committed(stack_settings, source_group(stack_settings),
-                                      stack_settings.topic(ORDER_EVENTS)))
+            wait_until(
+                lambda third=third: not third.alive(),
+                SHUTDOWN_LIMIT_S,
+                interval=0.1,
+                what=f"third worker #{round_} exit after SIGTERM",
+            )
+        wait_until(lambda: (run.check_alive(), run.all_committed())[1], timeout=240, interval=0.5, what="lag drained")
+        final = asyncio.run(committed(stack_settings, source_group(stack_settings), stack_settings.topic(ORDER_EVENTS)))
         run.restarts += 1  # rebalances reprocess uncommitted batches
     finally:
         for third in thirds:

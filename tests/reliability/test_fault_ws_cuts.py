@@ -5,17 +5,14 @@ client ends with a gap-free seq chain per order."""
 from __future__ import annotations
 
 import asyncio
-import sys
+import itertools
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from config.settings import Settings  # noqa: E402
-from gateway.harness import (  # noqa: E402
+from config.settings import Settings
+from gateway.harness import (
     RunningGateway,
     SkuPlan,
     TrackState,
@@ -29,7 +26,7 @@ from gateway.harness import (  # noqa: E402
     running_gateways,
     subscribe_track,
 )
-from orderradar.devstack.waiting import async_wait_until  # noqa: E402
+from orderradar.devstack.waiting import async_wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -85,8 +82,9 @@ def test_10_percent_of_100_clients_cut_and_resumed_see_gap_free_seqs(server: Run
         async with UpdateFeeder(server.settings) as feeder:
             for order_id in order_ids:
                 await feeder.publish(snapshot(order_id, 1))
-            await async_wait_until(lambda: all(cached_seq(server, o) == 1 for o in order_ids), 30,
-                                   what="first snapshots cached")
+            await async_wait_until(
+                lambda: all(cached_seq(server, o) == 1 for o in order_ids), 30, what="first snapshots cached"
+            )
             tasks = [asyncio.create_task(client(c)) for c in range(CLIENTS)]
             for seq in range(2, FINAL_SEQ + 1):
                 if seq == CUT_AT_SEQ + 1:
@@ -103,7 +101,7 @@ def test_10_percent_of_100_clients_cut_and_resumed_see_gap_free_seqs(server: Run
     for c, state in enumerate(states):
         chain = [step for step in state.steps if step != (None, 0)]
         assert chain and chain[0][0] is None, (c, chain)
-        assert all(later[0] == earlier[1] for earlier, later in zip(chain, chain[1:])), (c, chain)
+        assert all(later[0] == earlier[1] for earlier, later in itertools.pairwise(chain)), (c, chain)
         assert state.seq == FINAL_SEQ, (c, state.seq)
     resumed = [states[c] for c in range(0, CLIENTS, CUT_EVERY)]
     # A resumed client got the missed updates as deltas, not a second snapshot.

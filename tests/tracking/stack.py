@@ -14,7 +14,7 @@ import struct
 import sys
 import threading
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,14 @@ SOURCE = "oms"
 class WebServer:
     """One gateway process with the tracking routes; ``kill`` and ``start`` again at will."""
 
-    def __init__(self, settings: Settings, log_dir: Path, port: int | None = None,
-                 tiles: str | None = None, tiles_crs: str = "wgs84") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log_dir: Path,
+        port: int | None = None,
+        tiles: str | None = None,
+        tiles_crs: str = "wgs84",
+    ) -> None:
         self.settings = settings
         self.port = port or free_port()
         self.api_key = secrets.token_urlsafe(24)
@@ -58,8 +64,13 @@ class WebServer:
         for name in ("ORDERRADAR_MAP_TILE_URL", "ORDERRADAR_MAP_TILE_ATTRIBUTION", "ORDERRADAR_MAP_TILE_CRS"):
             env.pop(name, None)
         if tiles:
-            env.update({"ORDERRADAR_MAP_TILE_URL": tiles, "ORDERRADAR_MAP_TILE_ATTRIBUTION": "Test tiles",
-                        "ORDERRADAR_MAP_TILE_CRS": tiles_crs})
+            env.update(
+                {
+                    "ORDERRADAR_MAP_TILE_URL": tiles,
+                    "ORDERRADAR_MAP_TILE_ATTRIBUTION": "Test tiles",
+                    "ORDERRADAR_MAP_TILE_CRS": tiles_crs,
+                }
+            )
         argv = [sys.executable, str(LAUNCHER)]
         self.process = ManagedProcess("web", argv, log_dir / f"web-{self.port}.log", env=env, cwd=REPO)
 
@@ -96,8 +107,12 @@ class WebServer:
             body["ttl"] = ttl_s
 
         def post() -> httpx.Response | None:
-            response = httpx.post(f"{self.url}/api/v1/tracking-links", json=body, timeout=10,
-                                  headers={"X-Source": SOURCE, "Authorization": f"Bearer {self.api_key}"})
+            response = httpx.post(
+                f"{self.url}/api/v1/tracking-links",
+                json=body,
+                timeout=10,
+                headers={"X-Source": SOURCE, "Authorization": f"Bearer {self.api_key}"},
+            )
             return response if response.status_code != 404 else None
 
         response = wait_until(post, wait_s, what=f"tracking link for {order_id}")
@@ -105,18 +120,27 @@ class WebServer:
         return str(response.json()["token"])
 
     def revoke_link(self, token: str) -> None:
-        response = httpx.delete(f"{self.url}/api/v1/tracking-links/{token}", timeout=10,
-                                headers={"X-Source": SOURCE, "Authorization": f"Bearer {self.api_key}"})
+        response = httpx.delete(
+            f"{self.url}/api/v1/tracking-links/{token}",
+            timeout=10,
+            headers={"X-Source": SOURCE, "Authorization": f"Bearer {self.api_key}"},
+        )
         assert response.status_code == 204, response.text
 
 
 def png(width: int, height: int, pixel: Any) -> bytes:
     """A real RGB PNG; ``pixel(x, y)`` gives each pixel's (r, g, b)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     rows = b"".join(b"\x00" + b"".join(bytes(pixel(x, y)) for x in range(width)) for y in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 class TileServer:
@@ -135,7 +159,7 @@ class TileServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 owner.requests.append((self.path, self.headers.get("Referer")))
                 parts = self.path.removesuffix(".png").strip("/").split("/")
                 if len(parts) != 3 or not all(p.isdigit() for p in parts):
@@ -148,7 +172,7 @@ class TileServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -170,8 +194,10 @@ class TileServer:
 def timeline(*steps: tuple[str, str]) -> list[dict[str, str]]:
     """Timeline entries as the worker keeps them: the OMS reported the payment (so it may
     issue links for the order), the transport system everything after."""
-    return [{"status": status, "event_time": at, "node": "SH-HUB-07", "source": SOURCE if status == "paid" else "tms"}
-            for status, at in steps]
+    return [
+        {"status": status, "event_time": at, "node": "SH-HUB-07", "source": SOURCE if status == "paid" else "tms"}
+        for status, at in steps
+    ]
 
 
 class Bus:
@@ -183,13 +209,19 @@ class Bus:
         #: Seals token records as a web instance would (``dashboard.gateway.record_seal``).
         self.token_seal = RecordSeal(settings.session_secret, settings.topic(TRACKING_TOKENS))
 
-    def order_update(self, order_id: str, seq: int, skus: dict[str, dict[str, Any]],
-                     rollup: dict[str, Any] | None = None, updated_at: datetime | None = None) -> None:
+    def order_update(
+        self,
+        order_id: str,
+        seq: int,
+        skus: dict[str, dict[str, Any]],
+        rollup: dict[str, Any] | None = None,
+        updated_at: datetime | None = None,
+    ) -> None:
         record = {
             "order_id": order_id,
             "seq": seq,
             "rollup": rollup or {},
-            "updated_at": (updated_at or datetime.now(timezone.utc)).isoformat(),
+            "updated_at": (updated_at or datetime.now(UTC)).isoformat(),
             "skus": skus,
         }
         self.producer.send(self.settings.topic(ORDER_UPDATES), key=order_id.encode(), value=orjson.dumps(record))
@@ -197,11 +229,19 @@ class Bus:
 
     def expired_grant(self, token_sha256: str, order_id: str, now: datetime) -> None:
         """A grant that expired a minute ago, as the gateway would have published it."""
-        record = {"type": "tracking_link_issued", "token_sha256": token_sha256, "order_id": order_id,
-                  "expires_at": (now - timedelta(minutes=1)).isoformat(), "issued_by": "source:oms",
-                  "at": (now - timedelta(days=1)).isoformat()}
-        self.producer.send(self.settings.topic(TRACKING_TOKENS), key=token_sha256.encode(),
-                           value=orjson.dumps(self.token_seal.seal(record)))
+        record = {
+            "type": "tracking_link_issued",
+            "token_sha256": token_sha256,
+            "order_id": order_id,
+            "expires_at": (now - timedelta(minutes=1)).isoformat(),
+            "issued_by": "source:oms",
+            "at": (now - timedelta(days=1)).isoformat(),
+        }
+        self.producer.send(
+            self.settings.topic(TRACKING_TOKENS),
+            key=token_sha256.encode(),
+            value=orjson.dumps(self.token_seal.seal(record)),
+        )
         self.producer.flush(timeout=10)
 
     def close(self) -> None:

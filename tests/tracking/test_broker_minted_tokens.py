@@ -10,7 +10,7 @@ unsealed revocation does not close a live link either.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
@@ -26,14 +26,21 @@ pytestmark = pytest.mark.integration
 
 
 def _grant(token: str, order_id: str) -> dict[str, str]:
-    now = datetime.now(timezone.utc)
-    return {"type": "tracking_link_issued", "token_sha256": token_digest(token), "order_id": order_id,
-            "expires_at": (now + timedelta(hours=1)).isoformat(), "issued_by": "source:oms", "at": now.isoformat()}
+    now = datetime.now(UTC)
+    return {
+        "type": "tracking_link_issued",
+        "token_sha256": token_digest(token),
+        "order_id": order_id,
+        "expires_at": (now + timedelta(hours=1)).isoformat(),
+        "issued_by": "source:oms",
+        "at": now.isoformat(),
+    }
 
 
 def _produce(bus: Bus, record: dict[str, str]) -> None:
-    bus.producer.send(bus.settings.topic(TRACKING_TOKENS), key=record["token_sha256"].encode(),
-                      value=orjson.dumps(record))
+    bus.producer.send(
+        bus.settings.topic(TRACKING_TOKENS), key=record["token_sha256"].encode(), value=orjson.dumps(record)
+    )
     bus.producer.flush(timeout=10)
 
 
@@ -58,14 +65,19 @@ def test_records_written_straight_to_the_topic_are_not_grants(web: WebServer, bu
         assert httpx.get(f"{web.url}/t/{token}").status_code == 404, f"the {name} record became a grant"
     # The gateway counted them as unusable records (and logged why), it did not drop them silently.
     metrics = httpx.get(f"{web.url}/metrics").text
-    bad = [line for line in metrics.splitlines()
-           if "records_invalid_total" in line and topic in line and not line.startswith("#")]
+    bad = [
+        line
+        for line in metrics.splitlines()
+        if "records_invalid_total" in line and topic in line and not line.startswith("#")
+    ]
     assert bad and float(bad[0].rsplit(" ", 1)[1]) >= len(forged), bad
 
     # Nor can a broker writer revoke a customer's link: an unsealed revocation is ignored.
-    now = datetime.now(timezone.utc).isoformat()
-    _produce(bus, {"type": "tracking_link_revoked", "token_sha256": token_digest(witness),
-                   "revoked_by": "source:oms", "at": now})
+    now = datetime.now(UTC).isoformat()
+    _produce(
+        bus,
+        {"type": "tracking_link_revoked", "token_sha256": token_digest(witness), "revoked_by": "source:oms", "at": now},
+    )
     second_witness = secrets.token_urlsafe(32)
     _produce(bus, bus.token_seal.seal(_grant(second_witness, order_id)))
     wait_for(lambda: httpx.get(f"{web.url}/t/{second_witness}").status_code == 200, 20, "the second sealed grant")

@@ -3,7 +3,7 @@ trail) and the destination's city, never the address (``dashboard.gateway.track_
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dashboard.gateway.order_snapshot import OrderSnapshot
@@ -11,7 +11,7 @@ from dashboard.gateway.projection import customer_view
 from geo.coords import wgs84_to_gcj02
 from stream.stages.geo_stage import TRAIL_MAX_POINTS, TRAIL_WINDOW_S, GeoFix, extend_trail
 
-T0 = datetime(2026, 11, 11, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 11, 9, 0, tzinfo=UTC)
 STOP = {"lat": 30.25873, "lon": 120.16421}  # a street in Hangzhou
 
 
@@ -24,15 +24,30 @@ def _snapshot(status: str, trail: list[list[Any]], out_at: float | None = 30) ->
     if out_at is not None:
         stage_times["out_for_delivery"] = _iso(out_at)
     last = trail[-1]
-    return OrderSnapshot.model_validate({
-        "order_id": "o-1", "seq": 3, "rollup": status,
-        "skus": {"sku-1": {"status": status, "stage_times": stage_times, "destination": STOP,
-                           "position": {"lat": last[0], "lon": last[1], "time": last[2]}}},
-        "extensions": {"trail": {"sku-1": trail}}})
+    return OrderSnapshot.model_validate(
+        {
+            "order_id": "o-1",
+            "seq": 3,
+            "rollup": status,
+            "skus": {
+                "sku-1": {
+                    "status": status,
+                    "stage_times": stage_times,
+                    "destination": STOP,
+                    "position": {"lat": last[0], "lon": last[1], "time": last[2]},
+                }
+            },
+            "extensions": {"trail": {"sku-1": trail}},
+        }
+    )
 
 
-TRAIL = [[30.27412, 120.15514, _iso(0)], [30.27433, 120.15561, _iso(20)],  # at the hub
-         [30.26801, 120.15902, _iso(40)], [30.26102, 120.16233, _iso(50)]]  # with the courier
+TRAIL = [
+    [30.27412, 120.15514, _iso(0)],
+    [30.27433, 120.15561, _iso(20)],  # at the hub
+    [30.26801, 120.15902, _iso(40)],
+    [30.26102, 120.16233, _iso(50)],
+]  # with the courier
 
 
 def test_out_for_delivery_route_is_precise_since_it_left_and_coarse_before() -> None:

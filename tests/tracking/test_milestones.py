@@ -32,7 +32,13 @@ def test_the_customer_words_for_the_ladder() -> None:
     zh, en = CATALOGUES[Lang.ZH_CN], CATALOGUES[Lang.EN]
     assert [zh[f"m_{m}"] for m in LADDER] == ["已下单", "仓库处理中", "已发货", "运输中", "派送中", "已签收"]
     assert [en[f"m_{m}"] for m in LADDER] == [
-        "Ordered", "Processing", "Shipped", "In transit", "Out for delivery", "Delivered"]
+        "Ordered",
+        "Processing",
+        "Shipped",
+        "In transit",
+        "Out for delivery",
+        "Delivered",
+    ]
     assert (zh["m_delayed"], en["m_delayed"]) == ("异常", "Delayed")
 
 

@@ -3,7 +3,7 @@ the real gateway process, and the worker's own snapshot of a state-machine order
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -21,12 +21,19 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 def skipped_last_mile(order_id: str) -> dict[str, Any]:
     """Paid, handed to the carrier, delivered: no processing, transit or last-mile scans."""
-    start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=3)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     order = new_order(order_id, 0)
-    for n, (status, hours, source) in enumerate([(Status.PAID, 0, SOURCE), (Status.OUTBOUND_SCAN, 20, "tms"),
-                                                 (Status.DELIVERED, 60, "tms")]):
-        event = OrderEvent(event_id=f"{order_id}-{n}", order_id=order_id, sku="sku-1", status=status, source=source,
-                           event_time=start + timedelta(hours=hours))
+    for n, (status, hours, source) in enumerate(
+        [(Status.PAID, 0, SOURCE), (Status.OUTBOUND_SCAN, 20, "tms"), (Status.DELIVERED, 60, "tms")]
+    ):
+        event = OrderEvent(
+            event_id=f"{order_id}-{n}",
+            order_id=order_id,
+            sku="sku-1",
+            status=status,
+            source=source,
+            event_time=start + timedelta(hours=hours),
+        )
         order, _ = apply_event(order, event)
     snapshot: dict[str, Any] = orjson.loads(orjson.dumps(order_snapshot(order)))
     return snapshot

@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from dashboard.tracking.assets import AssetBundle
 from dashboard.tracking.areas import INDEX, SOURCE, STATIC_AREAS, area_index, build
+from dashboard.tracking.assets import AssetBundle
 from dashboard.tracking.basemap import mercator
 from dashboard.tracking.headers import content_security_policy, page_headers, tile_origin
 from dashboard.tracking.language import Lang
@@ -37,11 +37,13 @@ def test_area_paths_are_closed_svg_rings_inside_their_province_box() -> None:
             assert re.fullmatch(r"(M[-.\d]+ [-.\d]+l[-.\d ]+z)+", area["d"]), area["adcode"]
             first = re.match(r"M([-.\d]+) ([-.\d]+)", area["d"])
             assert first is not None
-            assert x0 - .01 <= float(first.group(1)) <= x1 + .01 and y0 - .01 <= float(first.group(2)) <= y1 + .01
+            assert x0 - 0.01 <= float(first.group(1)) <= x1 + 0.01 and y0 - 0.01 <= float(first.group(2)) <= y1 + 0.01
 
 
-@pytest.mark.parametrize(("lon", "lat", "seat"), [(120.16421, 30.25873, "杭州"), (121.47, 31.23, "上海"),
-                                                  (113.26, 23.13, "广州"), (122.1, 30.0, "舟山")])
+@pytest.mark.parametrize(
+    ("lon", "lat", "seat"),
+    [(120.16421, 30.25873, "杭州"), (121.47, 31.23, "上海"), (113.26, 23.13, "广州"), (122.1, 30.0, "舟山")],
+)
 def test_a_stop_becomes_its_citys_seat(lon: float, lat: float, seat: str) -> None:
     found = area_index().seat_of(lon, lat)
     assert found is not None and found.name == seat
@@ -96,8 +98,10 @@ def _page() -> TrackingPage:
     return TrackingPage(lambda token: False, tiles=TileLayer("https://t.example/{z}/{x}/{y}.png", "© T"))
 
 
-@pytest.mark.parametrize(("lang", "words"), [(Lang.ZH_CN, ["订单跟踪", "已下单", "派送中"]),
-                                             (Lang.EN, ["Order tracking", "Ordered", "Out for delivery"])])
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [(Lang.ZH_CN, ["订单跟踪", "已下单", "派送中"]), (Lang.EN, ["Order tracking", "Ordered", "Out for delivery"])],
+)
 def test_rendered_page_is_in_the_chosen_language(lang: Lang, words: list[str]) -> None:
     html = _page().render(lang)
     assert f'<html lang="{lang.value}">' in html

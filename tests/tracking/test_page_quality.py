@@ -14,8 +14,17 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from dashboard.tracking.messages import NOT_FOUND
-from tracking.browser import (PHONE, axe_violations, chromium, describe_violations, full_page_screenshot,
-                              horizontal_overflow, overflowing_elements, wait_for, zoom)
+from tracking.browser import (
+    PHONE,
+    axe_violations,
+    chromium,
+    describe_violations,
+    full_page_screenshot,
+    horizontal_overflow,
+    overflowing_elements,
+    wait_for,
+    zoom,
+)
 from tracking.stack import Bus, WebServer
 from tracking.test_tracking_browser import in_transit, open_page, out_for_delivery
 

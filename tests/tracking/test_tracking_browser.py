@@ -7,7 +7,7 @@ Screenshots (phone 390x844 and desktop 1366x900) land in ``test-artifacts/``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
 
@@ -15,13 +15,13 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tracking.browser import DESKTOP, PHONE, chromium, full_page_screenshot, wait_for
 from config.settings import Settings
+from tracking.browser import DESKTOP, PHONE, chromium, full_page_screenshot, wait_for
 from tracking.stack import Bus, TileServer, WebServer, timeline
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 # Hangzhou sorting hub (coarsened by the gateway to 2 decimals) and a street nearby.
 HUB = {"lat": 30.27412, "lon": 120.15514}
 STREET = {"lat": 30.25873, "lon": 120.16421}
@@ -32,14 +32,26 @@ def _at(hours_ago: float) -> str:
     return (NOW - timedelta(hours=hours_ago)).isoformat()
 
 
-BEFORE_HUB = [("paid", _at(30)), ("picked", _at(27)), ("packed", _at(26)), ("outbound_scan", _at(22)),
-              ("linehaul", _at(20))]
+BEFORE_HUB = [
+    ("paid", _at(30)),
+    ("picked", _at(27)),
+    ("packed", _at(26)),
+    ("outbound_scan", _at(22)),
+    ("linehaul", _at(20)),
+]
 
 
-def _sku(status: str, steps: list[tuple[str, str]], position: dict[str, Any] | None = None,
-         **extra: Any) -> dict[str, Any]:
-    sku: dict[str, Any] = {"status": status, "qty": 1, "timeline": timeline(*steps),
-                           "device_id": "PDA-9931", "courier_id": "courier-77", "node": "SH-HUB-07"}
+def _sku(
+    status: str, steps: list[tuple[str, str]], position: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    sku: dict[str, Any] = {
+        "status": status,
+        "qty": 1,
+        "timeline": timeline(*steps),
+        "device_id": "PDA-9931",
+        "courier_id": "courier-77",
+        "node": "SH-HUB-07",
+    }
     if position is not None:
         sku["position"] = position
     sku.update(extra)
@@ -49,17 +61,23 @@ def _sku(status: str, steps: list[tuple[str, str]], position: dict[str, Any] | N
 def in_transit(order_id: str, bus: Bus, seq: int = 1) -> None:
     """Three items; two reached the Hangzhou hub, one is still on the line-haul truck."""
     eta = {"eta": (NOW + timedelta(hours=6)).isoformat()}
-    bus.order_update(order_id, seq, {
-        "sku-a": _sku("hub_arrival", BEFORE_HUB + [("hub_arrival", _at(3))], HUB, **eta),
-        "sku-b": _sku("hub_arrival", BEFORE_HUB + [("hub_arrival", _at(3))], HUB, **eta),
-        "sku-c": _sku("linehaul", BEFORE_HUB, {"lat": 30.9, "lon": 120.4},
-                      eta=(NOW + timedelta(hours=9)).isoformat()),
-    }, rollup={"status": "linehaul", "promised_by": (NOW + timedelta(hours=12)).isoformat()})
+    bus.order_update(
+        order_id,
+        seq,
+        {
+            "sku-a": _sku("hub_arrival", BEFORE_HUB + [("hub_arrival", _at(3))], HUB, **eta),
+            "sku-b": _sku("hub_arrival", BEFORE_HUB + [("hub_arrival", _at(3))], HUB, **eta),
+            "sku-c": _sku(
+                "linehaul", BEFORE_HUB, {"lat": 30.9, "lon": 120.4}, eta=(NOW + timedelta(hours=9)).isoformat()
+            ),
+        },
+        rollup={"status": "linehaul", "promised_by": (NOW + timedelta(hours=12)).isoformat()},
+    )
 
 
 def fix(point: dict[str, float], age: timedelta = timedelta(0)) -> dict[str, Any]:
     """A position as the worker publishes it: with the event time of the fix."""
-    return {**point, "time": (datetime.now(timezone.utc) - age).isoformat()}
+    return {**point, "time": (datetime.now(UTC) - age).isoformat()}
 
 
 def out_for_delivery(order_id: str, bus: Bus, seq: int, position: dict[str, Any] | None = None) -> None:
@@ -67,34 +85,58 @@ def out_for_delivery(order_id: str, bus: Bus, seq: int, position: dict[str, Any]
     position = position or fix(STREET)
     steps = BEFORE_HUB + [("hub_arrival", _at(3)), ("out_for_delivery", _at(1))]
     eta = {"eta": (NOW + timedelta(hours=2)).isoformat()}
-    bus.order_update(order_id, seq, {
-        "sku-a": _sku("out_for_delivery", steps, position, **eta),
-        "sku-b": _sku("out_for_delivery", steps, position, **eta),
-        "sku-c": _sku("hub_arrival", BEFORE_HUB + [("hub_arrival", _at(0.5))], HUB,
-                      eta=(NOW + timedelta(hours=9)).isoformat()),
-    }, rollup={"status": "hub_arrival", "promised_by": (NOW + timedelta(hours=12)).isoformat()})
+    bus.order_update(
+        order_id,
+        seq,
+        {
+            "sku-a": _sku("out_for_delivery", steps, position, **eta),
+            "sku-b": _sku("out_for_delivery", steps, position, **eta),
+            "sku-c": _sku(
+                "hub_arrival", BEFORE_HUB + [("hub_arrival", _at(0.5))], HUB, eta=(NOW + timedelta(hours=9)).isoformat()
+            ),
+        },
+        rollup={"status": "hub_arrival", "promised_by": (NOW + timedelta(hours=12)).isoformat()},
+    )
 
 
 def delivered(order_id: str, bus: Bus, seq: int) -> None:
     steps = BEFORE_HUB + [("hub_arrival", _at(3)), ("out_for_delivery", _at(1)), ("delivered", _at(0.2))]
-    bus.order_update(order_id, seq, {
-        "sku-a": _sku("delivered", steps, STREET),
-        "sku-b": _sku("delivered", steps, STREET),
-        "sku-c": _sku("delivered", steps, STREET),
-    }, rollup={"status": "delivered"})
+    bus.order_update(
+        order_id,
+        seq,
+        {
+            "sku-a": _sku("delivered", steps, STREET),
+            "sku-b": _sku("delivered", steps, STREET),
+            "sku-c": _sku("delivered", steps, STREET),
+        },
+        rollup={"status": "delivered"},
+    )
 
 
 def delayed(order_id: str, bus: Bus, seq: int) -> None:
     """The third item is held by a typhoon; its new ETA is tomorrow."""
     steps = BEFORE_HUB + [("hub_arrival", _at(3)), ("out_for_delivery", _at(1))]
     eta = {"eta": (NOW + timedelta(hours=2)).isoformat()}
-    bus.order_update(order_id, seq, {
-        "sku-a": _sku("out_for_delivery", steps, STREET, **eta),
-        "sku-b": _sku("out_for_delivery", steps, STREET, **eta),
-        "sku-c": _sku("exception", BEFORE_HUB + [("hub_arrival", _at(3)), ("exception", _at(0.4))], HUB,
-                      reason="weather", eta=(NOW + timedelta(hours=26)).isoformat()),
-    }, rollup={"status": "exception", "eta": (NOW + timedelta(hours=26)).isoformat(),
-               "promised_by": (NOW + timedelta(hours=12)).isoformat()})
+    bus.order_update(
+        order_id,
+        seq,
+        {
+            "sku-a": _sku("out_for_delivery", steps, STREET, **eta),
+            "sku-b": _sku("out_for_delivery", steps, STREET, **eta),
+            "sku-c": _sku(
+                "exception",
+                BEFORE_HUB + [("hub_arrival", _at(3)), ("exception", _at(0.4))],
+                HUB,
+                reason="weather",
+                eta=(NOW + timedelta(hours=26)).isoformat(),
+            ),
+        },
+        rollup={
+            "status": "exception",
+            "eta": (NOW + timedelta(hours=26)).isoformat(),
+            "promised_by": (NOW + timedelta(hours=12)).isoformat(),
+        },
+    )
 
 
 # ---- page probes ----------------------------------------------------------------------
@@ -109,7 +151,9 @@ def conn_state(driver: WebDriver) -> str:
 
 
 def step_state(driver: WebDriver, milestone: str) -> str:
-    return str(driver.find_element(By.CSS_SELECTOR, f'#timeline [data-milestone="{milestone}"]').get_attribute("data-state"))
+    return str(
+        driver.find_element(By.CSS_SELECTOR, f'#timeline [data-milestone="{milestone}"]').get_attribute("data-state")
+    )
 
 
 def step_time(driver: WebDriver, milestone: str) -> str:
@@ -118,16 +162,22 @@ def step_time(driver: WebDriver, milestone: str) -> str:
 
 def marker(driver: WebDriver, selector: str = "#map circle.marker") -> dict[str, str] | None:
     # Read in one script: the map is redrawn on every update, so element handles go stale.
-    found = driver.execute_script("""
+    found = driver.execute_script(
+        """
         var m = document.querySelector(arguments[0]);
         return m && {lat: m.getAttribute('data-lat'), lon: m.getAttribute('data-lon'),
-                     class: m.getAttribute('class')};""", selector)
+                     class: m.getAttribute('class')};""",
+        selector,
+    )
     return dict(found) if found else None
 
 
 def markers_at(driver: WebDriver) -> set[str]:
-    return set(driver.execute_script(
-        "return Array.from(document.querySelectorAll('#map circle.marker'), m => m.getAttribute('data-lat'));"))
+    return set(
+        driver.execute_script(
+            "return Array.from(document.querySelectorAll('#map circle.marker'), m => m.getAttribute('data-lat'));"
+        )
+    )
 
 
 def mark_document(driver: WebDriver) -> None:
@@ -208,7 +258,8 @@ def test_a_link_shows_the_order_and_follows_it_live(web: WebServer, bus: Bus, ar
 
 
 def test_a_server_restart_shows_reconnecting_then_live_with_nothing_missed(
-        web: WebServer, bus: Bus, artifacts_dir: Path) -> None:
+    web: WebServer, bus: Bus, artifacts_dir: Path
+) -> None:
     order_id = "o-track-restart-1"
     in_transit(order_id, bus)
     token = web.issue_link(order_id)
@@ -258,8 +309,9 @@ def test_foreign_unknown_and_revoked_links_show_not_found(web: WebServer, bus: B
         full_page_screenshot(phone, artifacts_dir / "phone-not-found.png", PHONE)
 
 
-def test_tiles_when_configured_without_leaking_the_link(stack_settings: Settings, bus: Bus,
-                                                       tmp_path: Path, artifacts_dir: Path) -> None:
+def test_tiles_when_configured_without_leaking_the_link(
+    stack_settings: Settings, bus: Bus, tmp_path: Path, artifacts_dir: Path
+) -> None:
     order_id = "o-track-tiles-1"
     out_for_delivery(order_id, bus, seq=1)
     with TileServer() as tiles:
@@ -283,12 +335,14 @@ def test_tiles_when_configured_without_leaking_the_link(stack_settings: Settings
 
 def caption(driver: WebDriver) -> tuple[str, str]:
     found = driver.execute_script(
-        "var c = document.getElementById('map-caption'); return [c.textContent, c.dataset.live || ''];")
+        "var c = document.getElementById('map-caption'); return [c.textContent, c.dataset.live || ''];"
+    )
     return str(found[0]), str(found[1])
 
 
-def test_an_old_position_shows_its_age_and_only_a_fresh_one_is_live(web: WebServer, bus: Bus,
-                                                                   artifacts_dir: Path) -> None:
+def test_an_old_position_shows_its_age_and_only_a_fresh_one_is_live(
+    web: WebServer, bus: Bus, artifacts_dir: Path
+) -> None:
     order_id = "o-track-age-1"
     out_for_delivery(order_id, bus, seq=1, position=fix(STREET, timedelta(minutes=40, seconds=10)))
     token = web.issue_link(order_id)
@@ -320,22 +374,35 @@ def test_the_age_grows_while_the_page_stays_open(web: WebServer, bus: Bus) -> No
         wait_for(phone, lambda d: caption(d)[1] == "true", 10, "an 80 s old fix should still be live")
         mark_document(phone)
         # No update arrives: the page's own 30 s refresh turns it into an aged position.
-        wait_for(phone, lambda d: caption(d) == ("Courier's last known location · position 2 min ago", "false"),
-                 75, "the age never updated")
+        wait_for(
+            phone,
+            lambda d: caption(d) == ("Courier's last known location · position 2 min ago", "false"),
+            75,
+            "the age never updated",
+        )
         assert same_document(phone)
 
 
 def test_processing_items_show_an_early_progress_bar_and_ordered_has_its_time(
-        web: WebServer, bus: Bus, artifacts_dir: Path) -> None:
+    web: WebServer, bus: Bus, artifacts_dir: Path
+) -> None:
     order_id = "o-track-progress-1"
     paid_at = NOW - timedelta(hours=5, minutes=7)
     # The worker keeps only the newest timeline entries; the payment lives on in stage_times.
-    steps = [{"status": status, "event_time": _at(hours), "source": "oms"}
-             for status, hours in (("picked", 4), ("packed", 3))]
+    steps = [
+        {"status": status, "event_time": _at(hours), "source": "oms"}
+        for status, hours in (("picked", 4), ("packed", 3))
+    ]
     stage_times = {"paid": paid_at.isoformat(), "picked": _at(4), "packed": _at(3)}
-    bus.order_update(order_id, 1, {f"sku-{i:02d}": {"status": "packed", "qty": 1, "timeline": steps,
-                                                     "stage_times": stage_times} for i in range(11)},
-                     rollup={"status": "packed"})
+    bus.order_update(
+        order_id,
+        1,
+        {
+            f"sku-{i:02d}": {"status": "packed", "qty": 1, "timeline": steps, "stage_times": stage_times}
+            for i in range(11)
+        },
+        rollup={"status": "packed"},
+    )
     token = web.issue_link(order_id)
 
     with chromium(PHONE, lang="en-US") as phone:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -18,7 +18,7 @@ from dashboard.gateway.tracking_tokens import token_digest
 from stream.topics import TRACKING_TOKENS
 from tracking.stack import Bus, WebServer, timeline, wait_for
 
-PAID_AT = datetime.now(timezone.utc).isoformat()
+PAID_AT = datetime.now(UTC).isoformat()
 
 pytestmark = pytest.mark.integration
 
@@ -32,11 +32,20 @@ def _fingerprint(response: httpx.Response) -> tuple[int, bytes, dict[str, str]]:
 
 
 def _grant(bus: Bus, token: str, order_id: str, expires_at: datetime) -> None:
-    now = datetime.now(timezone.utc)
-    record = {"type": "tracking_link_issued", "token_sha256": token_digest(token), "order_id": order_id,
-              "expires_at": expires_at.isoformat(), "issued_by": "source:oms", "at": now.isoformat()}
-    bus.producer.send(bus.settings.topic(TRACKING_TOKENS), key=token_digest(token).encode(),
-                      value=orjson.dumps(bus.token_seal.seal(record)))
+    now = datetime.now(UTC)
+    record = {
+        "type": "tracking_link_issued",
+        "token_sha256": token_digest(token),
+        "order_id": order_id,
+        "expires_at": expires_at.isoformat(),
+        "issued_by": "source:oms",
+        "at": now.isoformat(),
+    }
+    bus.producer.send(
+        bus.settings.topic(TRACKING_TOKENS),
+        key=token_digest(token).encode(),
+        value=orjson.dumps(bus.token_seal.seal(record)),
+    )
     bus.producer.flush(timeout=10)
 
 
@@ -56,7 +65,7 @@ def test_every_dead_link_gets_the_same_not_found(web: WebServer, bus: Bus) -> No
     live = web.issue_link(order_id)
     revoked = web.issue_link(order_id)
     web.revoke_link(revoked)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     expired = secrets.token_urlsafe(32)
     _grant(bus, expired, order_id, now - timedelta(minutes=1))
     # A grant published after the expired one: once it works, the expired one has been read.
@@ -73,8 +82,10 @@ def test_every_dead_link_gets_the_same_not_found(web: WebServer, bus: Bus) -> No
         "too long": "A" * 300,
         "order id instead of a token": order_id,
     }
-    answers = {name: _fingerprint(httpx.get(f"{web.url}/t/{token}", headers={"Accept-Language": lang}))
-               for (name, token), lang in zip(dead.items(), ["en", "zh-CN", "en-US,en", "fr", "zh", "en"])}
+    answers = {
+        name: _fingerprint(httpx.get(f"{web.url}/t/{token}", headers={"Accept-Language": lang}))
+        for (name, token), lang in zip(dead.items(), ["en", "zh-CN", "en-US,en", "fr", "zh", "en"], strict=False)
+    }
     reference = answers["unknown"]
     assert reference[0] == 404
     for name, answer in answers.items():
@@ -110,9 +121,11 @@ def test_page_headers_language_and_weight(web: WebServer, bus: Bus, artifacts_di
         assert response.headers["content-encoding"] == "gzip"
         weight = {"page.html (gzip)": len(b"".join(response.iter_raw()))}
     for url in re.findall(r'(?:href|src)="(/t/assets/[^"]+)"', page.text) + [
-            # The prefecture outlines of one province (Zhejiang), as a parcel there fetches them.
-            json.loads(re.search(r'id="tracking-config">(.*?)</script>', page.text, re.S).group(1))  # type: ignore[union-attr]
-            ["areas"]["330000"]["url"]]:
+        # The prefecture outlines of one province (Zhejiang), as a parcel there fetches them.
+        json.loads(re.search(r'id="tracking-config">(.*?)</script>', page.text, re.S).group(1))["areas"]["330000"][  # type: ignore[union-attr]
+            "url"
+        ]
+    ]:
         with httpx.stream("GET", f"{web.url}{url}", headers={"Accept-Encoding": "gzip"}) as response:
             assert response.status_code == 200
             assert response.headers["cache-control"] == "public, max-age=31536000, immutable"

@@ -21,7 +21,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import pytest
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from stream_harness import produce
 
 from config.settings import Settings, to_env
 from dashboard.tracking.areas import area_index
@@ -38,13 +39,21 @@ from geo.coords import wgs84_to_gcj02
 from orderradar.devstack.isolation import isolated_settings
 from orderradar.devstack.process import ManagedProcess
 from stream.topics import ORDER_EVENTS
-from tracking.browser import (PHONE, axe_violations, chromium, describe_violations, full_page_screenshot,
-                              horizontal_overflow, overflowing_elements, transferred, wait_for, zoom)
+from tracking.browser import (
+    PHONE,
+    axe_violations,
+    chromium,
+    describe_violations,
+    full_page_screenshot,
+    horizontal_overflow,
+    overflowing_elements,
+    transferred,
+    wait_for,
+    zoom,
+)
 from tracking.stack import TileServer, WebServer
 
 TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS / "stream"))
-from stream_harness import produce  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
@@ -72,8 +81,18 @@ class Pipeline:
 
 def start_worker(settings: Settings, log_path: Path) -> ManagedProcess:
     env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "orderradar.cli", "--log-level", "WARNING", "worker", "--session-timeout", "6",
-            "--worker-log-level", "warning"]
+    argv = [
+        sys.executable,
+        "-m",
+        "orderradar.cli",
+        "--log-level",
+        "WARNING",
+        "worker",
+        "--session-timeout",
+        "6",
+        "--worker-log-level",
+        "warning",
+    ]
     return ManagedProcess("worker", argv, log_path, env=env, cwd=TESTS.parent).start()
 
 
@@ -89,14 +108,24 @@ def pipeline(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory)
 
 
 def event(order_id: str, n: int, status: str, at: datetime, **extra: Any) -> dict[str, Any]:
-    return {"event_id": f"{order_id}-{n}", "order_id": order_id, "sku": "sku-1", "status": status,
-            "event_time": at.astimezone(CST).isoformat(), "source": "oms", "warehouse": "w-map",
-            "carrier": "c-map", "region": "r-map", **extra}
+    return {
+        "event_id": f"{order_id}-{n}",
+        "order_id": order_id,
+        "sku": "sku-1",
+        "status": status,
+        "event_time": at.astimezone(CST).isoformat(),
+        "source": "oms",
+        "warehouse": "w-map",
+        "carrier": "c-map",
+        "region": "r-map",
+        **extra,
+    }
 
 
 def send(settings: Settings, events: list[dict[str, Any]]) -> None:
-    asyncio.run(produce(settings, settings.topic(ORDER_EVENTS),
-                        [(e["order_id"].encode(), orjson.dumps(e)) for e in events]))
+    asyncio.run(
+        produce(settings, settings.topic(ORDER_EVENTS), [(e["order_id"].encode(), orjson.dumps(e)) for e in events])
+    )
 
 
 def last_mile(order_id: str, now: datetime, *, late: bool = True) -> list[dict[str, Any]]:
@@ -104,12 +133,23 @@ def last_mile(order_id: str, now: datetime, *, late: bool = True) -> list[dict[s
     courier fixes, the last 3 minutes ago."""
     promised = now - timedelta(minutes=30) if late else now + timedelta(hours=8)
     stop = {"dest_lat": STOP[0], "dest_lon": STOP[1]}
-    events = [event(order_id, 0, "paid", now - timedelta(hours=5), promised_by=promised.isoformat(), **stop),
-              event(order_id, 1, "hub_arrival", now - timedelta(hours=2), lat=HUB[0], lon=HUB[1], node="HUB-HZ",
-                    **stop)]
+    events = [
+        event(order_id, 0, "paid", now - timedelta(hours=5), promised_by=promised.isoformat(), **stop),
+        event(order_id, 1, "hub_arrival", now - timedelta(hours=2), lat=HUB[0], lon=HUB[1], node="HUB-HZ", **stop),
+    ]
     for i, (lat, lon) in enumerate(COURIER):
-        events.append(event(order_id, 2 + i, "out_for_delivery", now - timedelta(minutes=40 - 12 * i),
-                            lat=lat, lon=lon, courier_id="courier-7", **stop))
+        events.append(
+            event(
+                order_id,
+                2 + i,
+                "out_for_delivery",
+                now - timedelta(minutes=40 - 12 * i),
+                lat=lat,
+                lon=lon,
+                courier_id="courier-7",
+                **stop,
+            )
+        )
     return events
 
 
@@ -118,27 +158,36 @@ def last_mile(order_id: str, now: datetime, *, late: bool = True) -> list[dict[s
 
 def open_page(driver: WebDriver, web: WebServer, token: str, lang: str) -> None:
     driver.get(f"{web.url}/t/{token}?lang={lang}")
-    wait_for(driver, lambda d: d.find_element(By.ID, "conn").get_attribute("data-state") == "live", 30,
-             "the page never went live")
+    wait_for(
+        driver,
+        lambda d: d.find_element(By.ID, "conn").get_attribute("data-state") == "live",
+        30,
+        "the page never went live",
+    )
 
 
 def map_state(driver: WebDriver) -> dict[str, Any]:
     """What the map draws, read in one script (it is redrawn on every update)."""
-    return dict(driver.execute_script("""
+    return dict(
+        driver.execute_script("""
         var m = document.getElementById('map');
         var route = m.querySelector('polyline.route');
         var dest = m.querySelector('circle.destination');
         var marker = m.querySelector('circle.marker');
         var num = function (e, a) { return e && parseFloat(e.getAttribute(a)); };
         return {hidden: m.hasAttribute('hidden') || m.getBoundingClientRect().height === 0,
-                route: route ? route.getAttribute('points').split(' ').map(function (p) { return p.split(',').map(Number); }) : [],
-                dest: dest && [num(dest, 'cx'), num(dest, 'cy'), dest.getAttribute('data-lat'), dest.getAttribute('data-lon')],
+                route: route ? route.getAttribute('points').split(' ')
+                    .map(function (p) { return p.split(',').map(Number); }) : [],
+                dest: dest && [num(dest, 'cx'), num(dest, 'cy'),
+                               dest.getAttribute('data-lat'), dest.getAttribute('data-lon')],
                 marker: marker && [num(marker, 'cx'), num(marker, 'cy'), marker.getAttribute('class')],
                 tiles: m.querySelectorAll('image.tile').length,
-                areas: Array.from(m.querySelectorAll('path.land'), function (p) { return p.getAttribute('data-area'); }),
+                areas: Array.from(m.querySelectorAll('path.land'),
+                                  function (p) { return p.getAttribute('data-area'); }),
                 labels: Array.from(m.querySelectorAll('.labels text'), function (t) { return t.textContent; }),
                 caption: document.getElementById('map-caption').textContent,
-                legend: document.getElementById('map-legend').textContent};"""))
+                legend: document.getElementById('map-legend').textContent};""")
+    )
 
 
 def text(driver: WebDriver, element_id: str) -> str:
@@ -150,21 +199,22 @@ def close(a: tuple[float, float] | list[float], b: tuple[float, float] | list[fl
 
 
 def paint_timing(driver: WebDriver) -> dict[str, float]:
-    return dict(driver.execute_script("""
+    return dict(
+        driver.execute_script("""
         var nav = performance.getEntriesByType('navigation')[0];
         var out = {dom_content_loaded_ms: nav.domContentLoadedEventEnd, load_ms: nav.loadEventEnd};
         performance.getEntriesByType('paint').forEach(function (p) { out[p.name + '_ms'] = p.startTime; });
-        return out;"""))
+        return out;""")
+    )
 
 
 # ---- tests ----------------------------------------------------------------------------
 
 
-def test_street_map_with_the_servers_trail_and_the_city_on_gcj02_tiles(pipeline: Pipeline,
-                                                                      artifacts_dir: Path) -> None:
+def test_street_map_with_the_servers_trail_and_the_city_on_gcj02_tiles(pipeline: Pipeline, artifacts_dir: Path) -> None:
     settings = pipeline.settings
     order_id = "o-map-tiles-1"
-    send(settings, last_mile(order_id, datetime.now(timezone.utc)))
+    send(settings, last_mile(order_id, datetime.now(UTC)))
     with TileServer() as tiles:
         web = WebServer(settings, pipeline.tmp, tiles=tiles.template, tiles_crs="gcj02").start()
         try:
@@ -177,8 +227,12 @@ def test_street_map_with_the_servers_trail_and_the_city_on_gcj02_tiles(pipeline:
                 with chromium(PHONE, lang=lang) as phone:
                     open_page(phone, web, token, lang)
                     # The whole last mile arrives from the worker: four courier fixes, one line.
-                    state = wait_for(phone, lambda d: (s := map_state(d)) and len(s["route"]) == 5 and s, 60,
-                                     "the worker's trail never reached the page")
+                    state = wait_for(
+                        phone,
+                        lambda d: (s := map_state(d)) and len(s["route"]) == 5 and s,
+                        60,
+                        "the worker's trail never reached the page",
+                    )
                     # The hub fix (coarse, ~1 km) then the courier's precise fixes on GCJ-02 tiles.
                     for drawn, want in zip(state["route"][1:], expected_route, strict=True):
                         assert close(drawn, want), (drawn, want)
@@ -217,22 +271,38 @@ def test_street_map_with_the_servers_trail_and_the_city_on_gcj02_tiles(pipeline:
 def test_offline_prefecture_outlines_size_budget_and_quality(pipeline: Pipeline, artifacts_dir: Path) -> None:
     settings = pipeline.settings
     order_id, waiting_id = "o-map-offline-1", "o-map-offline-2"
-    now = datetime.now(timezone.utc)
-    send(settings, last_mile(order_id, now) + [
-        event(waiting_id, 0, "paid", now - timedelta(minutes=5), promised_by=(now + timedelta(days=2)).isoformat(),
-              dest_lat=STOP[0], dest_lon=STOP[1])])
+    now = datetime.now(UTC)
+    send(
+        settings,
+        last_mile(order_id, now)
+        + [
+            event(
+                waiting_id,
+                0,
+                "paid",
+                now - timedelta(minutes=5),
+                promised_by=(now + timedelta(days=2)).isoformat(),
+                dest_lat=STOP[0],
+                dest_lon=STOP[1],
+            )
+        ],
+    )
     web = WebServer(settings, pipeline.tmp).start()
     try:
-        token, waiting = web.issue_link(order_id, wait_s=WORKER_WAIT_S), web.issue_link(waiting_id, wait_s=WORKER_WAIT_S)
+        token, waiting = (
+            web.issue_link(order_id, wait_s=WORKER_WAIT_S),
+            web.issue_link(waiting_id, wait_s=WORKER_WAIT_S),
+        )
         report: dict[str, Any] = {"first_paint_goal_ms": FIRST_PAINT_GOAL_MS, "budget_bytes": PAGE_BUDGET_BYTES}
         for lang in ("zh-CN", "en"):
             with chromium(PHONE, lang=lang) as phone:
                 open_page(phone, web, token, lang)
                 seen: list[dict[str, Any]] = [{}]
 
-                def drawn(d: WebDriver) -> dict[str, Any] | None:
+                def drawn(d: WebDriver, seen: list[dict[str, Any]] = seen) -> dict[str, Any] | None:
                     seen[0] = map_state(d)
                     return seen[0] if len(seen[0]["route"]) == 5 and seen[0]["labels"] else None
+
                 try:
                     state = wait_for(phone, drawn, 60)
                 except TimeoutException:
@@ -247,8 +317,11 @@ def test_offline_prefecture_outlines_size_budget_and_quality(pipeline: Pipeline,
                 wire = transferred(phone)
                 total = sum(e["transfer"] for e in wire)
                 timing = paint_timing(phone)
-                report[lang] = {**timing, "bytes_on_the_wire": total,
-                                "requests": [(e["name"].rsplit("/", 1)[-1], e["transfer"]) for e in wire]}
+                report[lang] = {
+                    **timing,
+                    "bytes_on_the_wire": total,
+                    "requests": [(e["name"].rsplit("/", 1)[-1], e["transfer"]) for e in wire],
+                }
                 assert total < PAGE_BUDGET_BYTES, wire
                 assert timing["first-contentful-paint_ms"] < FIRST_PAINT_LIMIT_MS, timing
                 violations = axe_violations(phone)
@@ -261,8 +334,12 @@ def test_offline_prefecture_outlines_size_budget_and_quality(pipeline: Pipeline,
             # No position yet: no map, no labels; the caption says so.
             with chromium(PHONE, lang=lang) as phone:
                 open_page(phone, web, waiting, lang)
-                wait_for(phone, lambda d: d.find_element(By.ID, "milestone").get_attribute("data-milestone"), 15,
-                         "the order never rendered")
+                wait_for(
+                    phone,
+                    lambda d: d.find_element(By.ID, "milestone").get_attribute("data-milestone"),
+                    15,
+                    "the order never rendered",
+                )
                 state = map_state(phone)
                 assert state["hidden"] is True and state["labels"] == [] and state["areas"] == []
                 assert state["caption"] in ("No location yet", "暂无位置信息")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uvicorn
 
+from config.gateway import GatewaySettings
 from config.settings import load_settings
 from dashboard.gateway.app import create_app
-from config.gateway import GatewaySettings
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.server import uvicorn_config
 from dashboard.tracking.page import tile_layer, tracking_routes
@@ -22,8 +22,11 @@ def main() -> None:
     options = GatewaySettings.from_settings(settings)
     gateway = Gateway(settings, options)
     # Tiles as `orderradar web` reads them: ORDERRADAR_MAP_TILE_URL and friends.
-    app = create_app(settings, gateway=gateway,
-                     extra_routes=tracking_routes(gateway.tracking_token_valid, tiles=tile_layer(settings)))
+    app = create_app(
+        settings,
+        gateway=gateway,
+        extra_routes=tracking_routes(gateway.tracking_token_valid, tiles=tile_layer(settings)),
+    )
     uvicorn.Server(uvicorn_config(app, settings, options, access_log=False)).run()
 
 
