@@ -9,7 +9,7 @@ the point is really in. Resolution 3 is about 12,000 km2 per cell (country scale
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import h3
 import numpy as np
@@ -47,7 +47,7 @@ def h3_cells_batch(
     return {res: [to_cell(lat, lon, res) if ok else None for lat, lon, ok in pairs] for res in _checked(resolutions)}
 
 
-def connected_groups(cells: Sequence[str] | set[str]) -> list[tuple[str, ...]]:
+def connected_groups(cells: Iterable[str]) -> list[tuple[str, ...]]:
     """The cells grouped into neighbourhoods (cells touching through ``grid_disk(cell, 1)``),
     each sorted, in the order of their smallest cell; deterministic for the same input."""
     members = set(cells)
