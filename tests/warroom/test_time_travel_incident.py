@@ -1,5 +1,6 @@
 """War-room time travel and incidents, through the running system: a hub outage (hours of
-traffic, SLA timers scaled to minutes) is on ``order-events`` before the real worker starts;
+traffic, SLA timers scaled to minutes): the traffic before the outage is on ``order-events``
+when the real worker starts, the rest follows once the worker wrote its first war-room minute;
 the worker opens an incident naming the hub. In the war-room, a minute before the incident
 opened shows no incident and a minute after shows it, named by the hub the test took down."""
 
@@ -11,6 +12,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -36,8 +38,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SLIDER_THUMB = "#travel-slider [role=slider]"
 
 
-async def produce_outage(settings: Settings) -> None:
+OUTAGE_AFTER_MIN = 100
+
+
+def outage_parts() -> tuple[list[Any], list[Any]]:
+    """The traffic before the hub goes down, and the rest."""
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4)
+    down = start + timedelta(minutes=OUTAGE_AFTER_MIN)
+    records = list(outage_traffic(start, minutes=235, outage_after=OUTAGE_AFTER_MIN))
+    return [s for s in records if s.received < down], [s for s in records if s.received >= down]
+
+
+async def produce(settings: Settings, records: list[Any]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
     try:
@@ -45,11 +57,20 @@ async def produce_outage(settings: Settings) -> None:
             await producer.send(
                 settings.topic(ORDER_EVENTS), s.value, key=s.key, timestamp_ms=int(s.received.timestamp() * 1000)
             )
-            for s in outage_traffic(start, minutes=235, outage_after=100)
+            for s in records
         ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+def history_points(settings: Settings) -> bool:
+    """The worker wrote the war-room's minute points (its history has begun)."""
+    response = httpx.get(
+        f"{settings.influx_url}/query",
+        params={"db": settings.influx_db, "q": 'SELECT first("orders") FROM "delays_orders"'},
+    )
+    return bool(response.json()["results"][0].get("series"))
 
 
 class Stack:
@@ -88,7 +109,8 @@ def stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.
     shutil.copytree(settings.config_dir, config_dir, dirs_exist_ok=True)
     fast_rules(config_dir / "sla.yaml")
     settings = settings.model_copy(update={"config_dir": config_dir})
-    asyncio.run(produce_outage(settings))
+    before, after = outage_parts()
+    asyncio.run(produce(settings, before))
     env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     worker = ManagedProcess(
@@ -99,6 +121,13 @@ def stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.
     browser = Browser()
     try:
         browser.login(web.warroom_url, "manager")
+        # The rest once the war-room's history has begun, as in a live system: an incident
+        # opened by a backlog read at once has no minute before it to travel to.
+        try:
+            wait_until(lambda: history_points(settings), 180, interval=0.5, what="the war-room's first minute points")
+        except TimeoutError:
+            raise AssertionError(worker.log_tail(40)) from None
+        asyncio.run(produce(settings, after))
         yield Stack(settings, worker, web, browser)
     finally:
         browser.close()
