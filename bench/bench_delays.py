@@ -27,7 +27,7 @@ import platform
 import random
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +36,24 @@ from stream.delays_engine import DelaysEngine
 from stream.sla import load_sla_rules
 
 RESULTS = Path(__file__).resolve().parent / "results" / "delays.json"
-T0 = datetime(2026, 3, 2, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
 WAREHOUSES = [f"WH-{i:02d}" for i in range(12)]  # cluster attributes are drawn independently
 HUBS = [f"HUB-{i:02d}" for i in range(24)]
 CARRIERS = ["SF", "ZTO", "YTO", "STO", "JD"]
 REGIONS = ["Zhejiang", "Jiangsu", "Shanghai", "Anhui", "Guangdong", "Sichuan", "Hubei", "Shandong"]
 CHANNELS = ["tmall", "jd", "douyin", "pdd"]
-ROUTE = [Status.PAID, Status.PICKED, Status.PACKED, Status.OUTBOUND_SCAN, Status.LINEHAUL,
-         Status.HUB_ARRIVAL, Status.LINEHAUL, Status.HUB_ARRIVAL, Status.OUT_FOR_DELIVERY, Status.DELIVERED]
+ROUTE = [
+    Status.PAID,
+    Status.PICKED,
+    Status.PACKED,
+    Status.OUTBOUND_SCAN,
+    Status.LINEHAUL,
+    Status.HUB_ARRIVAL,
+    Status.LINEHAUL,
+    Status.HUB_ARRIVAL,
+    Status.OUT_FOR_DELIVERY,
+    Status.DELIVERED,
+]
 IN_TRANSIT_FROM = ROUTE.index(Status.LINEHAUL)
 OUTAGE_HUB = "HUB-03"
 
@@ -249,13 +259,23 @@ def table(r: dict[str, Any]) -> str:
     rows = [
         ("in-flight SKUs", f"{r['in_flight_skus']:,}", ""),
         ("load (paid) events/s", f"{r['load']['events_per_s']:,}", f"{r['load']['events']:,} events"),
-        ("steady events/s", f"{r['steady']['events_per_s']:,}",
-         f"{r['steady']['transitions']:,} transitions, {r['steady']['incident_events']} incident events"),
-        ("  without incident evaluations", f"{r['steady']['events_per_s_without_evaluations']:,}",
-         f"{r['steady']['incident_evaluations']} evaluations took {r['steady']['incident_evaluation_cpu_s']} s"),
+        (
+            "steady events/s",
+            f"{r['steady']['events_per_s']:,}",
+            f"{r['steady']['transitions']:,} transitions, {r['steady']['incident_events']} incident events",
+        ),
+        (
+            "  without incident evaluations",
+            f"{r['steady']['events_per_s_without_evaluations']:,}",
+            f"{r['steady']['incident_evaluations']} evaluations took {r['steady']['incident_evaluation_cpu_s']} s",
+        ),
         ("all events/s", f"{r['engine']['events_per_s']:,}", f"x{r['ratios']['events_vs_dict_update']} of dict update"),
         ("baseline dict update/s", f"{r['baseline']['dict_update_events_per_s']:,}", ""),
-        ("timer advances/s", f"{r['timers']['advances_per_s']:,}", f"{r['timers']['fired']:,} fired, x{r['ratios']['timers_vs_heap_pop']} of heap pop"),
+        (
+            "timer advances/s",
+            f"{r['timers']['advances_per_s']:,}",
+            f"{r['timers']['fired']:,} fired, x{r['ratios']['timers_vs_heap_pop']} of heap pop",
+        ),
         ("baseline heap pop/s", f"{r['baseline']['heap_pop_per_s']:,}", ""),
         ("open incidents at the end", f"{r['engine']['open_incidents']}", ""),
     ]

@@ -15,7 +15,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +49,7 @@ def bench_geofences(n_points: int, n_fences: int, rng: np.random.Generator) -> d
     # (Shanghai), points spread over the same area so that both hits and misses occur.
     cx, cy = rng.uniform(121.0, 122.0, n_fences), rng.uniform(30.7, 31.7, n_fences)
     circles = geodesic_circles(cx, cy, rng.uniform(150.0, 3000.0, n_fences), segments=32)
-    index = GeofenceIndex(
-        [Fence(f"f{i}", "bench", FenceKind.DELIVERY_STOP, g) for i, g in enumerate(circles)]
-    )
+    index = GeofenceIndex([Fence(f"f{i}", "bench", FenceKind.DELIVERY_STOP, g) for i, g in enumerate(circles)])
     xs, ys = rng.uniform(121.0, 122.0, n_points), rng.uniform(30.7, 31.7, n_points)
 
     t_lookup, ids = best_of(3, lambda: index.lookup(xs, ys))
@@ -92,7 +90,7 @@ def bench_disruption(n_skus: int, rng: np.random.Generator) -> dict[str, Any]:
     keys = np.array([f"sku-{i}" for i in range(n_skus)], dtype=object)
     positions = PointSet.of(keys, rng.uniform(105.0, 123.0, n_skus), rng.uniform(20.0, 42.0, n_skus))
     targets = PointSet.of(keys, rng.uniform(105.0, 123.0, n_skus), rng.uniform(20.0, 42.0, n_skus))
-    start = datetime(2026, 9, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 9, 1, tzinfo=UTC)
     zone = DisruptionZone(
         "typhoon",
         geodesic_circles([113.5], [22.5], 250_000.0, segments=64)[0],
@@ -115,9 +113,7 @@ def bench_disruption(n_skus: int, rng: np.random.Generator) -> dict[str, Any]:
             targets.lons[:n_naive],
             targets.lats[:n_naive],
         ):
-            if polygon.intersects(shapely.Point(x, y)) or polygon.intersects(
-                shapely.LineString([(x, y), (tx, ty)])
-            ):
+            if polygon.intersects(shapely.Point(x, y)) or polygon.intersects(shapely.LineString([(x, y), (tx, ty)])):
                 out.add(k)
         return out
 

@@ -109,6 +109,7 @@ async def produce(bootstrap: str, data: Iterable[tuple[bytes, bytes]], topic: st
 
 def _create_topic(bootstrap: str, topic: str) -> None:
     from kafka.admin import KafkaAdminClient, NewTopic
+
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
     admin.close()
@@ -126,8 +127,16 @@ def _holder(bootstrap: str, state_dir: str) -> None:
     asyncio.run(restore_state(None, bootstrap, RESTART_TOPIC, [0], store, ends_read=ends))
     snapshots = LocalSnapshots(Path(state_dir), RESTART_TOPIC)
     asyncio.run(snapshots.save(store, ends))
-    print(json.dumps({"holder_orders": len(store), "snapshot_offset": ends[0],
-                      "snapshot_bytes": snapshots.path(0).stat().st_size}), flush=True)
+    print(
+        json.dumps(
+            {
+                "holder_orders": len(store),
+                "snapshot_offset": ends[0],
+                "snapshot_bytes": snapshots.path(0).stat().st_size,
+            }
+        ),
+        flush=True,
+    )
     while True:
         time.sleep(3600)  # killed with SIGKILL by the bench
 
@@ -140,6 +149,7 @@ def _restarter(bootstrap: str, state_dir: str, spawned: float, event_json: str) 
     from stream.contract import Rejection, validate_record
     from stream.lifecycle import apply_event, new_order
     from stream.pipeline import encode_value as encode
+
     store: dict[str, Any] = {}
     started = time.time()
     snapshots = LocalSnapshots(Path(state_dir), RESTART_TOPIC) if state_dir else None
@@ -153,13 +163,23 @@ def _restarter(bootstrap: str, state_dir: str, spawned: float, event_json: str) 
     store[event.order_id] = order
     encode(order)
     done = time.time()
-    print(json.dumps({"changelog_records_read": read, "orders": len(store),
-                      "imports_s": round(started - spawned, 2), "restore_s": round(restored - started, 2),
-                      "to_first_event_s": round(done - spawned, 2)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "changelog_records_read": read,
+                "orders": len(store),
+                "imports_s": round(started - spawned, 2),
+                "restore_s": round(restored - started, 2),
+                "to_first_event_s": round(done - spawned, 2),
+            }
+        ),
+        flush=True,
+    )
 
 
-def restart_after_kill(values: Iterable[tuple[bytes, bytes]], tail: Iterable[tuple[bytes, bytes]],
-                       first_event: tuple[bytes, bytes]) -> dict[str, Any]:
+def restart_after_kill(
+    values: Iterable[tuple[bytes, bytes]], tail: Iterable[tuple[bytes, bytes]], first_event: tuple[bytes, bytes]
+) -> dict[str, Any]:
     """Kill -9 a holder of ``values`` (one changelog version per order) after ``tail`` more
     versions were written, restart, time to ``first_event`` processed (see the module doc)."""
     me = [sys.executable, str(Path(__file__).resolve())]
@@ -178,12 +198,21 @@ def restart_after_kill(values: Iterable[tuple[bytes, bytes]], tail: Iterable[tup
             tail_records = asyncio.run(produce(broker.bootstrap, tail, RESTART_TOPIC))
             holder.kill()  # SIGKILL: no clean stop, no final snapshot
             holder.wait()
-            out: dict[str, Any] = {"changelog_records": records + tail_records, "produce_s": round(produced_s, 1),
-                                   **held, "tail_records": tail_records, "killed_with": "SIGKILL"}
+            out: dict[str, Any] = {
+                "changelog_records": records + tail_records,
+                "produce_s": round(produced_s, 1),
+                **held,
+                "tail_records": tail_records,
+                "killed_with": "SIGKILL",
+            }
             for name, directory in (("with_snapshot", state_dir), ("changelog_only", "")):
                 spawned = time.time()
-                proc = subprocess.run([*me, "--restarter", broker.bootstrap, directory, repr(spawned), event],
-                                      capture_output=True, text=True, check=True)
+                proc = subprocess.run(
+                    [*me, "--restarter", broker.bootstrap, directory, repr(spawned), event],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 out[name] = json.loads(proc.stdout.strip().splitlines()[-1])
             return out
         finally:
@@ -221,8 +250,12 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 read = asyncio.run(loader(broker.bootstrap, TOPIC, [0], store))
                 seconds = time.perf_counter() - started
-                result["loaders"][name] = {"read": read, "restored": len(store), "seconds": round(seconds, 2),
-                                           "records_per_s": round(read / seconds)}
+                result["loaders"][name] = {
+                    "read": read,
+                    "restored": len(store),
+                    "seconds": round(seconds, 2),
+                    "records_per_s": round(read / seconds),
+                }
         finally:
             broker.stop()
     print(json.dumps(result, indent=2))

@@ -59,13 +59,65 @@ T0 = datetime(2026, 11, 9, tzinfo=UTC)
 NOW = datetime(2030, 1, 1, tzinfo=UTC)  # receipt time: every event is in its past
 S = Status
 #: One line's route; an in-flight line stops somewhere before ``delivered``.
-ROUTE = [S.PAID, S.PICKED, S.PACKED, S.OUTBOUND_SCAN, S.LINEHAUL, S.HUB_ARRIVAL, S.LINEHAUL, S.HUB_ARRIVAL,
-         S.OUT_FOR_DELIVERY, S.DELIVERED]
+ROUTE = [
+    S.PAID,
+    S.PICKED,
+    S.PACKED,
+    S.OUTBOUND_SCAN,
+    S.LINEHAUL,
+    S.HUB_ARRIVAL,
+    S.LINEHAUL,
+    S.HUB_ARRIVAL,
+    S.OUT_FOR_DELIVERY,
+    S.DELIVERED,
+]
 IN_FLIGHT_STOPS = ROUTE.index(S.OUT_FOR_DELIVERY) + 1
-SOURCES = {S.PAID: "oms", S.PICKED: "wms", S.PACKED: "wms", S.OUTBOUND_SCAN: "wms", S.LINEHAUL: "tms",
-           S.HUB_ARRIVAL: "tms", S.OUT_FOR_DELIVERY: "courier-app", S.DELIVERED: "courier-app"}
-REGIONS = [f"{code}0000" for code in (11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44,
-                                      45, 46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65)]
+SOURCES = {
+    S.PAID: "oms",
+    S.PICKED: "wms",
+    S.PACKED: "wms",
+    S.OUTBOUND_SCAN: "wms",
+    S.LINEHAUL: "tms",
+    S.HUB_ARRIVAL: "tms",
+    S.OUT_FOR_DELIVERY: "courier-app",
+    S.DELIVERED: "courier-app",
+}
+REGIONS = [
+    f"{code}0000"
+    for code in (
+        11,
+        12,
+        13,
+        14,
+        15,
+        21,
+        22,
+        23,
+        31,
+        32,
+        33,
+        34,
+        35,
+        36,
+        37,
+        41,
+        42,
+        43,
+        44,
+        45,
+        46,
+        50,
+        51,
+        52,
+        53,
+        54,
+        61,
+        62,
+        63,
+        64,
+        65,
+    )
+]
 WAREHOUSES = [f"wh-{i:03d}" for i in range(60)]
 HUBS = [f"hub-{i:03d}" for i in range(250)]
 CARRIERS = ["sf", "zto", "yto", "sto", "jd", "yunda", "ems", "best"]
@@ -85,8 +137,7 @@ def rss() -> int:
 class OrderPlan:
     """One order's fixed attributes; ``event`` renders one line's step as JSON bytes."""
 
-    __slots__ = ("order_id", "region", "channel", "carrier", "warehouse", "dest", "promised", "placed", "lines",
-                 "hubs")
+    __slots__ = ("order_id", "region", "channel", "carrier", "warehouse", "dest", "promised", "placed", "lines", "hubs")
 
     def __init__(self, number: int, placed: datetime, rng: random.Random) -> None:
         self.order_id = f"o-{number:09d}"
@@ -101,13 +152,29 @@ class OrderPlan:
 
     def event(self, line: str, step: int, at: datetime, rng: random.Random) -> tuple[bytes, bytes]:
         status = ROUTE[step]
-        node = (self.warehouse if step < ROUTE.index(S.LINEHAUL) and step > 0
-                else self.hubs[0] if step < ROUTE.index(S.HUB_ARRIVAL) + 2 else self.hubs[-1] if step > 0 else None)
+        node = (
+            self.warehouse
+            if step < ROUTE.index(S.LINEHAUL) and step > 0
+            else self.hubs[0]
+            if step < ROUTE.index(S.HUB_ARRIVAL) + 2
+            else self.hubs[-1]
+            if step > 0
+            else None
+        )
         value: dict[str, Any] = {
-            "event_id": f"{self.order_id}-{line}-{step}", "order_id": self.order_id, "sku": line,
-            "qty": 1 + (step % 2), "status": status.value, "event_time": at.isoformat(), "source": SOURCES[status],
-            "channel": self.channel, "region": self.region, "carrier": self.carrier, "promised_by": self.promised,
-            "dest_lat": self.dest[0], "dest_lon": self.dest[1],
+            "event_id": f"{self.order_id}-{line}-{step}",
+            "order_id": self.order_id,
+            "sku": line,
+            "qty": 1 + (step % 2),
+            "status": status.value,
+            "event_time": at.isoformat(),
+            "source": SOURCES[status],
+            "channel": self.channel,
+            "region": self.region,
+            "carrier": self.carrier,
+            "promised_by": self.promised,
+            "dest_lat": self.dest[0],
+            "dest_lon": self.dest[1],
         }
         if node is not None:
             value["node"] = node
@@ -131,6 +198,7 @@ def apply_record(store: dict[str, Any], key: bytes, value: bytes) -> OrderState:
 
 
 # -- 1 and 2: in-flight SKUs --------------------------------------------------------------------
+
 
 def build(skus: int, seed: int) -> tuple[dict[str, Any], int, int, float]:
     rng = random.Random(seed)
@@ -169,7 +237,7 @@ def read_values(path: Path) -> Iterator[tuple[bytes, bytes]]:
     while at < len(data):
         klen, vlen = struct.unpack_from("<II", data, at)
         at += 8
-        yield data[at:at + klen], data[at + klen:at + klen + vlen]
+        yield data[at : at + klen], data[at + klen : at + klen + vlen]
         at += klen + vlen
 
 
@@ -187,12 +255,19 @@ def recover_child(path: Path) -> dict[str, Any]:
         skus += len(order.skus)
     cpu, wall = time.process_time() - started, time.monotonic() - wall
     after = rss()
-    return {"orders": len(table), "skus": skus, "rss_delta_bytes": after - before,
-            "bytes_per_sku": (after - before) / skus, "decode_cpu_s": round(cpu, 2), "decode_wall_s": round(wall, 2),
-            "orders_per_cpu_s": round(len(table) / cpu) if cpu else None}
+    return {
+        "orders": len(table),
+        "skus": skus,
+        "rss_delta_bytes": after - before,
+        "bytes_per_sku": (after - before) / skus,
+        "decode_cpu_s": round(cpu, 2),
+        "decode_wall_s": round(wall, 2),
+        "orders_per_cpu_s": round(len(table) / cpu) if cpu else None,
+    }
 
 
 # -- 3: soak ---------------------------------------------------------------------------------
+
 
 def soak(days: float, orders_per_hour: int, seed: int, retention: RetentionSettings) -> dict[str, Any]:
     rng = random.Random(seed)
@@ -226,7 +301,8 @@ def soak(days: float, orders_per_hour: int, seed: int, retention: RetentionSetti
             if step + 1 < stop:
                 after = at + timedelta(minutes=rng.randint(60, 900))
                 pending.setdefault(int((after - T0).total_seconds() // 3600), []).append(
-                    (plan, line, step + 1, after, stop))
+                    (plan, line, step + 1, after, stop)
+                )
         for gone in sweep(store, index, {(0, None): watermark}, {0}, closed_ns, abandoned_ns):
             del store[gone.order_id]
             index.discard(gone.order_id)
@@ -235,17 +311,35 @@ def soak(days: float, orders_per_hour: int, seed: int, retention: RetentionSetti
         if (hour + 1) % 6 == 0:
             skus = sum(len(o.skus) for o in store.values())
             open_skus = sum(1 for o in store.values() for s in o.skus.values() if not s.closed)
-            samples.append({"day": round((hour + 1) / 24, 2), "orders": len(store), "skus": skus,
-                            "open_skus": open_skus, "rss_delta_bytes": rss() - base, "forgotten": forgotten,
-                            "abandoned": abandoned})
+            samples.append(
+                {
+                    "day": round((hour + 1) / 24, 2),
+                    "orders": len(store),
+                    "skus": skus,
+                    "open_skus": open_skus,
+                    "rss_delta_bytes": rss() - base,
+                    "forgotten": forgotten,
+                    "abandoned": abandoned,
+                }
+            )
             last = samples[-1]
-            print(f"  soak day {last['day']:>5}: {last['orders']:>8,} orders {last['skus']:>8,} SKUs "
-                  f"({last['open_skus']:,} open), RSS +{last['rss_delta_bytes'] / 2**20:,.0f} MiB", flush=True)
-    return {"days": days, "orders_per_hour": orders_per_hour, "orders": number, "events": events,
-            "wall_s": round(time.monotonic() - started, 1),
-            "retention": {"closed_s": retention.closed.total_seconds(),
-                          "abandoned_after_s": retention.abandoned_after.total_seconds()},
-            "samples": samples}
+            print(
+                f"  soak day {last['day']:>5}: {last['orders']:>8,} orders {last['skus']:>8,} SKUs "
+                f"({last['open_skus']:,} open), RSS +{last['rss_delta_bytes'] / 2**20:,.0f} MiB",
+                flush=True,
+            )
+    return {
+        "days": days,
+        "orders_per_hour": orders_per_hour,
+        "orders": number,
+        "events": events,
+        "wall_s": round(time.monotonic() - started, 1),
+        "retention": {
+            "closed_s": retention.closed.total_seconds(),
+            "abandoned_after_s": retention.abandoned_after.total_seconds(),
+        },
+        "samples": samples,
+    }
 
 
 def flatness(samples: list[dict[str, Any]], from_day: float) -> dict[str, Any] | None:
@@ -255,23 +349,29 @@ def flatness(samples: list[dict[str, Any]], from_day: float) -> dict[str, Any] |
         return None
     rss_values = [s["rss_delta_bytes"] for s in tail]
     skus = [s["skus"] for s in tail]
-    return {"from_day": from_day, "rss_max_over_min": round(max(rss_values) / max(min(rss_values), 1), 3),
-            "skus_max_over_min": round(max(skus) / max(min(skus), 1), 3),
-            "rss_first_bytes": rss_values[0], "rss_last_bytes": rss_values[-1]}
+    return {
+        "from_day": from_day,
+        "rss_max_over_min": round(max(rss_values) / max(min(rss_values), 1), 3),
+        "skus_max_over_min": round(max(skus) / max(min(skus), 1), 3),
+        "rss_first_bytes": rss_values[0],
+        "rss_last_bytes": rss_values[-1],
+    }
 
 
 def restart_phase(path: Path, tail: int) -> dict[str, Any]:
     """Restart after SIGKILL of a holder of the changelog in ``path`` (``bench_restore``):
     ``tail`` changelog records (versions of its first orders) come after its last snapshot."""
     from bench_restore import restart_after_kill  # it imports this module
+
     rng = random.Random(99)
     plan = OrderPlan(99_999_999, T0, rng)
     first = plan.event(plan.lines[0], 0, plan.placed, rng)
     return restart_after_kill(read_values(path), islice(read_values(path), tail), first)
 
 
-def run(skus: int, seed: int, soak_days: float, orders_per_hour: int, retention: RetentionSettings,
-        tail: int = 50_000) -> dict[str, Any]:
+def run(
+    skus: int, seed: int, soak_days: float, orders_per_hour: int, retention: RetentionSettings, tail: int = 50_000
+) -> dict[str, Any]:
     base = rss()
     print(f"building {skus:,} in-flight SKUs ...", flush=True)
     store, built, events, cpu = build(skus, seed)
@@ -281,26 +381,49 @@ def run(skus: int, seed: int, soak_days: float, orders_per_hour: int, retention:
         orders, encoded = write_values(store, path)
         del store
         print("recovering them in a fresh process ...", flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--recover-child", str(path)], capture_output=True,
-                              text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--recover-child", str(path)], capture_output=True, text=True, check=True
+        )
         recovered = json.loads(proc.stdout.strip().splitlines()[-1])
         print("restart after kill -9 of a process holding them ...", flush=True)
         restart = restart_phase(path, tail)
     print(f"soak: {soak_days:g} days of event time, {orders_per_hour:,} orders per hour ...", flush=True)
     # in a fresh process too: the build's freed heap would hide the soak's growth
-    proc = subprocess.run([sys.executable, __file__, "--soak-child", str(soak_days), str(orders_per_hour), str(seed),
-                           retention.model_dump_json()], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--soak-child",
+            str(soak_days),
+            str(orders_per_hour),
+            str(seed),
+            retention.model_dump_json(),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     print(proc.stdout.rsplit("\n", 2)[0], flush=True)
     soaked = json.loads(proc.stdout.strip().splitlines()[-1])
     # flat once retention applies: after the longest life of a delivered order plus its retention
     settle = 4 + retention.closed.total_seconds() / 86_400
     return {
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},
-        "in_flight": {"skus": built, "orders": orders, "events": events, "build_cpu_s": round(cpu, 1),
-                      "rss_delta_bytes": held, "bytes_per_sku_rss": round(held / built, 1),
-                      "encoded_bytes": encoded, "bytes_per_sku_encoded": round(encoded / built, 1),
-                      "skus_per_24_gib": int(24 * 2**30 / (held / built))},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        },
+        "in_flight": {
+            "skus": built,
+            "orders": orders,
+            "events": events,
+            "build_cpu_s": round(cpu, 1),
+            "rss_delta_bytes": held,
+            "bytes_per_sku_rss": round(held / built, 1),
+            "encoded_bytes": encoded,
+            "bytes_per_sku_encoded": round(encoded / built, 1),
+            "skus_per_24_gib": int(24 * 2**30 / (held / built)),
+        },
         "recovered": recovered,
         "restart_after_kill": restart,
         "soak": soaked,
@@ -320,8 +443,7 @@ def table(r: dict[str, Any]) -> str:
     ]
     restart = r.get("restart_after_kill")
     if restart:
-        rows.append(("restart after kill -9 to first event",
-                     f"{restart['with_snapshot']['to_first_event_s']:.1f} s"))
+        rows.append(("restart after kill -9 to first event", f"{restart['with_snapshot']['to_first_event_s']:.1f} s"))
         rows.append(("same, no snapshot (whole changelog)", f"{restart['changelog_only']['to_first_event_s']:.1f} s"))
         rows.append(("local snapshot bytes per in-flight SKU", f"{restart['snapshot_bytes'] / f['skus']:,.0f} B"))
     flat = r.get("soak_flat")
@@ -337,12 +459,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eight-million", action="store_true", help="8,000,000 in-flight SKUs")
     parser.add_argument("--soak-days", type=float, default=8.0)
     parser.add_argument("--soak-orders-per-hour", type=int, default=600)
-    parser.add_argument("--abandoned-after", default="3d",
-                        help="retention abandoned_after for the soak (default 3d, so a soak of a few days "
-                             "exercises it; the shipped default is 30d)")
+    parser.add_argument(
+        "--abandoned-after",
+        default="3d",
+        help="retention abandoned_after for the soak (default 3d, so a soak of a few days "
+        "exercises it; the shipped default is 30d)",
+    )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--restart-tail", type=int, default=50_000,
-                        help="changelog records written after the last local snapshot before the kill -9")
+    parser.add_argument(
+        "--restart-tail",
+        type=int,
+        default=50_000,
+        help="changelog records written after the last local snapshot before the kill -9",
+    )
     parser.add_argument("--smoke", action="store_true", help="2,000 SKUs, a 2-day soak: checks the harness")
     parser.add_argument("--recover-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--soak-child", nargs=4, help=argparse.SUPPRESS)
@@ -353,7 +482,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.soak_child:
         days, per_hour, seed, retention_json = args.soak_child
-        print(json.dumps(soak(float(days), int(per_hour), int(seed), RetentionSettings.model_validate_json(retention_json))))
+        print(
+            json.dumps(
+                soak(float(days), int(per_hour), int(seed), RetentionSettings.model_validate_json(retention_json))
+            )
+        )
         return 0
     if args.eight_million:
         args.skus = 8_000_000

@@ -46,7 +46,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench_pipeline import Stack, child  # noqa: E402  (same directory: the stack and the child helper)
+
 from config.settings import Settings  # noqa: E402
 from orderradar.devstack.process import ManagedProcess, free_port  # noqa: E402
 from orderradar.devstack.waiting import async_wait_until, wait_until  # noqa: E402
@@ -81,7 +82,7 @@ TRACK_LOOP = (Status.LINEHAUL, Status.HUB_ARRIVAL)
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def percentiles(values: list[float]) -> dict[str, float | int | None]:
@@ -125,7 +126,7 @@ class Traffic:
         profile = TrafficProfile(orders_per_day=ORDERS_PER_DAY, diurnal=False)
         pool: list[dict[str, Any]] = []
         last: dict[tuple[str, str], Status] = {}
-        for emission in TrafficGenerator(seed, datetime.now(timezone.utc), profile):
+        for emission in TrafficGenerator(seed, datetime.now(UTC), profile):
             event = emission.event
             pool.append(event.model_dump(mode="json", exclude_none=True))
             last[(event.order_id, event.sku)] = event.status
@@ -146,10 +147,18 @@ class Traffic:
 
 def plain_event(order_id: str, n: int, status: Status, stamp: datetime | None = None) -> tuple[bytes, bytes]:
     """A minimal valid event stamped now (probes and tracked orders)."""
-    value = {"v": 1, "event_id": f"{order_id}-{n}", "order_id": order_id, "sku": "SKU-1", "qty": 1,
-             "status": status.value, "event_time": (stamp or datetime.now(timezone.utc)).isoformat(),
-             "source": SOURCE,
-             "lat": 31.0 + n * 0.013, "lon": 121.0 + n * 0.013}
+    value = {
+        "v": 1,
+        "event_id": f"{order_id}-{n}",
+        "order_id": order_id,
+        "sku": "SKU-1",
+        "qty": 1,
+        "status": status.value,
+        "event_time": (stamp or datetime.now(UTC)).isoformat(),
+        "source": SOURCE,
+        "lat": 31.0 + n * 0.013,
+        "lon": 121.0 + n * 0.013,
+    }
     return order_id.encode(), orjson.dumps(value)
 
 
@@ -183,8 +192,9 @@ class Producer:
 
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.topic(ORDER_EVENTS)
-        self.kafka = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5,
-                                      max_batch_size=256 * 1024)
+        self.kafka = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, max_batch_size=256 * 1024
+        )
         self.total = 0
         self.times: list[float] = []
         self.totals: list[int] = []
@@ -214,8 +224,14 @@ class Producer:
         await self.kafka.flush()
         self.mark()
 
-    async def paced(self, traffic: Traffic, rate: float, seconds: float, tracked: Sequence[Tracked] = (),
-                    track_interval_s: float = 1.0) -> dict[str, float]:
+    async def paced(
+        self,
+        traffic: Traffic,
+        rate: float,
+        seconds: float,
+        tracked: Sequence[Tracked] = (),
+        track_interval_s: float = 1.0,
+    ) -> dict[str, float]:
         """``rate`` records/s for ``seconds`` (tracked orders' events included in the rate)."""
         started = time.monotonic()
         first = self.total
@@ -225,7 +241,7 @@ class Producer:
             now = time.monotonic()
             for t in tracked:
                 if now >= t.next_due:
-                    stamp = datetime.now(timezone.utc)
+                    stamp = datetime.now(UTC)
                     await self.send(plain_event(t.order_id, t.sent, t.next_status(), stamp))
                     t.last_sent = stamp.timestamp()
                     t.sent += 1
@@ -238,8 +254,12 @@ class Producer:
         await self.kafka.flush()
         self.mark()
         wall = time.monotonic() - started
-        return {"target_rate": round(rate, 1), "achieved_rate": round((self.total - first) / wall, 1),
-                "seconds": round(wall, 2), "records": self.total - first}
+        return {
+            "target_rate": round(rate, 1),
+            "achieved_rate": round((self.total - first) / wall, 1),
+            "seconds": round(wall, 2),
+            "records": self.total - first,
+        }
 
 
 # ---- observing the stack -------------------------------------------------------------------
@@ -260,8 +280,9 @@ class Observer:
         self.consumer.close()
 
     def query(self, q: str) -> list[Any]:
-        response = httpx.get(f"{self.settings.influx_url}/query", params={"db": self.settings.influx_db, "q": q},
-                             timeout=30)
+        response = httpx.get(
+            f"{self.settings.influx_url}/query", params={"db": self.settings.influx_db, "q": q}, timeout=30
+        )
         series = response.json()["results"][0].get("series")
         return list(series[0]["values"]) if series else []
 
@@ -270,13 +291,15 @@ class Observer:
         return int(values[0][1]) if values else 0
 
     def has_event(self, event_id: str) -> bool:
-        return bool(self.query(f"SELECT count(\"qty\") FROM \"sku_events\" WHERE time > now() - 1h "
-                               f"AND \"event_id\" = '{event_id}'"))
+        return bool(
+            self.query(f'SELECT count("qty") FROM "sku_events" WHERE time > now() - 1h AND "event_id" = \'{event_id}\'')
+        )
 
     def influx_points_written(self) -> int:
         """influxd's own counter of points received by /write (every measurement)."""
-        return int(httpx.get(f"{self.settings.influx_url}/debug/vars", timeout=10).json()["write"]["values"]
-                   ["pointReq"])
+        return int(
+            httpx.get(f"{self.settings.influx_url}/debug/vars", timeout=10).json()["write"]["values"]["pointReq"]
+        )
 
     def lag(self) -> tuple[int, int]:
         """(committed, end) offsets of ``order-events`` summed over partitions."""
@@ -300,8 +323,9 @@ class Processes:
     worker_peaks: list[int] = field(default_factory=list)
 
     def start_web(self) -> None:
-        self.web = child("web", [sys.executable, "-m", "orderradar.cli", "web", "--no-access-log"],
-                         self.settings, self.stack.dir)
+        self.web = child(
+            "web", [sys.executable, "-m", "orderradar.cli", "web", "--no-access-log"], self.settings, self.stack.dir
+        )
         url = f"http://127.0.0.1:{self.settings.web_port}/healthz"
 
         def healthy() -> bool:
@@ -313,8 +337,20 @@ class Processes:
         self.web.wait_ready(healthy, 90)
 
     def start_worker(self) -> None:
-        self.worker = child("worker", [sys.executable, "-m", "orderradar.cli", "worker", "--session-timeout",
-                                       str(SESSION_TIMEOUT_S), "--no-influx-replay"], self.settings, self.stack.dir)
+        self.worker = child(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "orderradar.cli",
+                "worker",
+                "--session-timeout",
+                str(SESSION_TIMEOUT_S),
+                "--no-influx-replay",
+            ],
+            self.settings,
+            self.stack.dir,
+        )
 
     def worker_memory(self) -> dict[str, int]:
         assert self.worker is not None
@@ -391,8 +427,9 @@ def dump_worker_tasks(procs: Processes) -> None:
 # ---- the phases ----------------------------------------------------------------------------
 
 
-async def sustained_and_memory(producer: Producer, observer: Observer, procs: Processes, traffic: Traffic,
-                               passes: int, timeout: float) -> dict[str, Any]:
+async def sustained_and_memory(
+    producer: Producer, observer: Observer, procs: Processes, traffic: Traffic, passes: int, timeout: float
+) -> dict[str, Any]:
     """[2, 4, 5]: drain a backlog of in-flight SKUs; rates, and the worker's RSS before/after."""
     await probe(producer, observer, procs, timeout)  # the worker has joined and writes
     before = procs.worker_memory()["VmRSS"]
@@ -412,26 +449,43 @@ async def sustained_and_memory(producer: Producer, observer: Observer, procs: Pr
     after = procs.worker_memory()["VmRSS"]
     in_flight = passes * traffic.in_flight_per_pass
     return {
-        "sustained": {"events": count, "drained_after_producer": points0 + count - p0, "seconds": round(seconds, 2),
-                      "events_per_s": round((points0 + count - p0) / seconds, 1)},
-        "influx": {"points_written": written, "seconds": round(seconds, 2), "points_per_s": round(written / seconds, 1),
-                   "sku_event_points_per_s": round((points0 + count - p0) / seconds, 1)},
-        "state": {"in_flight_skus": in_flight, "worker_rss_before": before, "worker_rss_after": after,
-                  "bytes_per_in_flight_sku": round((after - before) / in_flight, 1) if in_flight else None},
+        "sustained": {
+            "events": count,
+            "drained_after_producer": points0 + count - p0,
+            "seconds": round(seconds, 2),
+            "events_per_s": round((points0 + count - p0) / seconds, 1),
+        },
+        "influx": {
+            "points_written": written,
+            "seconds": round(seconds, 2),
+            "points_per_s": round(written / seconds, 1),
+            "sku_event_points_per_s": round((points0 + count - p0) / seconds, 1),
+        },
+        "state": {
+            "in_flight_skus": in_flight,
+            "worker_rss_before": before,
+            "worker_rss_after": after,
+            "bytes_per_in_flight_sku": round((after - before) / in_flight, 1) if in_flight else None,
+        },
     }
 
 
-async def recovery(producer: Producer, observer: Observer, procs: Processes, in_flight: int,
-                   timeout: float) -> dict[str, Any]:
+async def recovery(
+    producer: Producer, observer: Observer, procs: Processes, in_flight: int, timeout: float
+) -> dict[str, Any]:
     """[6]: kill -9 the worker holding the SKUs, start a new one, time until a probe is written."""
     procs.kill9_worker()
     started = time.monotonic()
     procs.start_worker()
     probe_s = await probe(producer, observer, procs, timeout)
     recovered = time.monotonic() - started
-    return {"in_flight_skus": in_flight, "session_timeout_s": SESSION_TIMEOUT_S,
-            "restart_to_probe_written_s": round(recovered, 2), "probe_wait_s": round(probe_s, 2),
-            "worker_rss_after_recovery": procs.worker_memory()["VmRSS"]}
+    return {
+        "in_flight_skus": in_flight,
+        "session_timeout_s": SESSION_TIMEOUT_S,
+        "restart_to_probe_written_s": round(recovered, 2),
+        "probe_wait_s": round(probe_s, 2),
+        "worker_rss_after_recovery": procs.worker_memory()["VmRSS"],
+    }
 
 
 async def issue_links(producer: Producer, settings: Settings, key: str, order_ids: list[str]) -> list[Tracked]:
@@ -478,12 +532,21 @@ async def read_deltas(tracked: Tracked) -> None:
                 stamped = datetime.fromisoformat(message["updated_at"]).timestamp()
                 tracked.latencies_ms.append((arrived - stamped) * 1000.0)
                 tracked.last_seen = max(tracked.last_seen, stamped)
-    except Exception:  # noqa: BLE001 - a closed socket ends the reader; missing deltas show in n
+    except Exception:  # a closed socket ends the reader; missing deltas show in n
         pass
 
 
-async def latency_at(producer: Producer, observer: Observer, procs: Processes, traffic: Traffic, key: str,
-                     rate: float, seconds: float, n_tracked: int, label: str) -> dict[str, Any]:
+async def latency_at(
+    producer: Producer,
+    observer: Observer,
+    procs: Processes,
+    traffic: Traffic,
+    key: str,
+    rate: float,
+    seconds: float,
+    n_tracked: int,
+    label: str,
+) -> dict[str, Any]:
     """[3]: produce -> worker -> order-updates -> gateway -> /ws/track, at a paced rate."""
     settings = procs.settings
     tracked = await issue_links(producer, settings, key, [f"track-{label}-{i:03d}" for i in range(n_tracked)])
@@ -504,12 +567,19 @@ async def latency_at(producer: Producer, observer: Observer, procs: Processes, t
                 await t.socket.close()
         await asyncio.gather(*readers)
     latencies = [x for t in tracked for x in t.latencies_ms]
-    return {"load": label, **pacing, "tracked_orders": n_tracked, "tracked_events": sum(t.sent for t in tracked),
-            "deltas_received": len(latencies), "latency_ms": percentiles(latencies)}
+    return {
+        "load": label,
+        **pacing,
+        "tracked_orders": n_tracked,
+        "tracked_events": sum(t.sent for t in tracked),
+        "deltas_received": len(latencies),
+        "latency_ms": percentiles(latencies),
+    }
 
 
 async def drain(observer: Observer, procs: Processes, timeout: float) -> None:
     """Wait until the worker's committed offsets reach the end of ``order-events``."""
+
     def caught_up() -> bool:
         check_alive(procs)
         done, end = observer.lag()
@@ -524,8 +594,15 @@ def caught_up_threshold(calm_lag_s: float) -> float:
     return max(1.0, 2 * calm_lag_s)
 
 
-async def burst(producer: Producer, observer: Observer, procs: Processes, traffic: Traffic, burst_s: float,
-                calm_s: float, timeout: float) -> dict[str, Any]:
+async def burst(
+    producer: Producer,
+    observer: Observer,
+    procs: Processes,
+    traffic: Traffic,
+    burst_s: float,
+    calm_s: float,
+    timeout: float,
+) -> dict[str, Any]:
     """[7]: baseline, 47x for ``burst_s``, baseline again; lag sampled until caught up."""
     base = events_per_second_for(ORDERS_PER_DAY)
     samples: list[dict[str, float]] = []
@@ -538,8 +615,13 @@ async def burst(producer: Producer, observer: Observer, procs: Processes, traffi
             now = time.monotonic()
             # The oldest unprocessed record was produced when the total reached ``done`` + 1.
             at = producer.produced_at(done + 1) if done < end else None
-            samples.append({"t": round(now - t0, 2), "lag_events": end - done,
-                            "lag_s": round(now - at, 2) if at is not None else 0.0})
+            samples.append(
+                {
+                    "t": round(now - t0, 2),
+                    "lag_events": end - done,
+                    "lag_s": round(now - at, 2) if at is not None else 0.0,
+                }
+            )
             await asyncio.sleep(0.5)  # sampling interval of the measurement
 
     sampler = asyncio.create_task(sample())
@@ -570,11 +652,16 @@ async def burst(producer: Producer, observer: Observer, procs: Processes, traffi
     caught = next((s for s in behind if s["t"] > max(worst["t"], burst_end) and s["lag_s"] <= threshold), None)
     return {
         "events_per_order": round(base * 86_400 / ORDERS_PER_DAY, 2),
-        "baseline_rate": round(base, 1), "burst_rate_target": round(base * BURST_FACTOR, 1),
-        "burst_factor": BURST_FACTOR, "before": before, "burst": peak, "after": after,
+        "baseline_rate": round(base, 1),
+        "burst_rate_target": round(base * BURST_FACTOR, 1),
+        "burst_factor": BURST_FACTOR,
+        "before": before,
+        "burst": peak,
+        "after": after,
         "max_lag_events": max((s["lag_events"] for s in behind), default=0),
         "max_lag_s": max((s["lag_s"] for s in behind), default=0.0),
-        "pre_burst_max_lag_s": calm_lag, "caught_up_threshold_s": threshold,
+        "pre_burst_max_lag_s": calm_lag,
+        "caught_up_threshold_s": threshold,
         "catch_up_s": round(caught["t"] - burst_end, 2) if caught else None,
         "caught_up": caught is not None,
         "samples": samples,
@@ -616,16 +703,37 @@ async def run_phases(procs: Processes, key: str, sizes: Sizes) -> dict[str, Any]
         recovered = await recovery(producer, observer, procs, in_flight, sizes.timeout)
         await drain(observer, procs, sizes.timeout)
         rate = loaded["sustained"]["events_per_s"]
-        latency = [await latency_at(producer, observer, procs, traffic, key, rate * share, sizes.latency_s,
-                                    sizes.tracked, f"{round(share * 100)}pct") for share in (0.5, 0.9)]
+        latency = [
+            await latency_at(
+                producer,
+                observer,
+                procs,
+                traffic,
+                key,
+                rate * share,
+                sizes.latency_s,
+                sizes.tracked,
+                f"{round(share * 100)}pct",
+            )
+            for share in (0.5, 0.9)
+        ]
         flash = await burst(producer, observer, procs, traffic, sizes.burst_s, sizes.calm_s, sizes.timeout)
         peaks = procs.peaks()
     finally:
         await producer.stop()
         observer.close()
-    return {**loaded, "recovery": recovered, "latency": latency, "burst": flash, "peak_rss": peaks,
-            "traffic": {"pool_events": len(traffic.pool), "in_flight_skus_per_pass": traffic.in_flight_per_pass,
-                        "orders_per_day_profile": ORDERS_PER_DAY}}
+    return {
+        **loaded,
+        "recovery": recovered,
+        "latency": latency,
+        "burst": flash,
+        "peak_rss": peaks,
+        "traffic": {
+            "pool_events": len(traffic.pool),
+            "in_flight_skus_per_pass": traffic.in_flight_per_pass,
+            "orders_per_day_profile": ORDERS_PER_DAY,
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -643,9 +751,18 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(run_phases(procs, key, sizes))
     finally:
         procs.stop()
-    result = {"benchmark": "system", "smoke": args.smoke, "sizes": sizes.__dict__,
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "load_avg_start": load_start, "load_avg_end": os.getloadavg()}, **result}
+    result = {
+        "benchmark": "system",
+        "smoke": args.smoke,
+        "sizes": sizes.__dict__,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_start": load_start,
+            "load_avg_end": os.getloadavg(),
+        },
+        **result,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "burst"}, indent=2))

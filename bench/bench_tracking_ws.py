@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,9 @@ def serve() -> None:
     """``--serve``: the web server as ``orderradar web`` runs it, with the tracking page mounted."""
     import uvicorn
 
+    from config.gateway import GatewaySettings
     from config.settings import load_settings
     from dashboard.gateway.app import create_app
-    from config.gateway import GatewaySettings
     from dashboard.gateway.runtime import Gateway
     from dashboard.gateway.server import uvicorn_config
     from dashboard.tracking.page import tracking_routes
@@ -79,16 +79,18 @@ def serve() -> None:
 
 
 def start_web(settings: Settings, port: int, log_dir: Path) -> ManagedProcess:
-    env = {**os.environ,
-           "ORDERRADAR_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-           "ORDERRADAR_TOPIC_PREFIX": settings.topic_prefix,
-           "ORDERRADAR_WEB_HOST": "127.0.0.1",
-           "ORDERRADAR_WEB_PORT": str(port),
-           "ORDERRADAR_DATA_DIR": str(log_dir),
-           # Every viewer connects from 127.0.0.1: lift the per-address cap.
-           "ORDERRADAR_WS_MAX_CONNECTIONS_PER_CLIENT": "1000000",
-           # grant_record seals with the same secret
-           "ORDERRADAR_SESSION_SECRET": settings.session_secret.get_secret_value()}
+    env = {
+        **os.environ,
+        "ORDERRADAR_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "ORDERRADAR_TOPIC_PREFIX": settings.topic_prefix,
+        "ORDERRADAR_WEB_HOST": "127.0.0.1",
+        "ORDERRADAR_WEB_PORT": str(port),
+        "ORDERRADAR_DATA_DIR": str(log_dir),
+        # Every viewer connects from 127.0.0.1: lift the per-address cap.
+        "ORDERRADAR_WS_MAX_CONNECTIONS_PER_CLIENT": "1000000",
+        # grant_record seals with the same secret
+        "ORDERRADAR_SESSION_SECRET": settings.session_secret.get_secret_value(),
+    }
     process = ManagedProcess("web", [sys.executable, __file__, "--serve"], log_dir / "web.log", env=env, cwd=REPO)
     process.start()
 
@@ -138,7 +140,7 @@ async def read_viewer(viewer: Viewer) -> None:
             sent = datetime.fromisoformat(message["updated_at"]).timestamp()
             viewer.latencies_ms.append((arrived - sent) * 1000.0)
             viewer.rounds_seen.add(int(message["seq"]))
-    except Exception:  # noqa: BLE001 - a dropped viewer is counted below, not fatal
+    except Exception:  # a dropped viewer is counted below, not fatal
         pass
     finally:
         viewer.closed_by_server = viewer.socket.close_code
@@ -150,22 +152,43 @@ async def read_viewer(viewer: Viewer) -> None:
 def grant_record(settings: Settings, token: str, order_id: str, now: datetime) -> bytes:
     """The record the gateway itself publishes when it issues a link (SHA-256 only, sealed)."""
     seal = RecordSeal(settings.session_secret, settings.topic(TRACKING_TOKENS))
-    return orjson.dumps(seal.seal({"type": "tracking_link_issued", "token_sha256": token_digest(token),
-                                   "order_id": order_id, "expires_at": (now + timedelta(days=1)).isoformat(),
-                                   "issued_by": "source:bench", "at": now.isoformat()}))
+    return orjson.dumps(
+        seal.seal(
+            {
+                "type": "tracking_link_issued",
+                "token_sha256": token_digest(token),
+                "order_id": order_id,
+                "expires_at": (now + timedelta(days=1)).isoformat(),
+                "issued_by": "source:bench",
+                "at": now.isoformat(),
+            }
+        )
+    )
 
 
 def order_update(order_id: str, seq: int) -> bytes:
     status = "linehaul" if seq % 2 else "hub_arrival"
     lat, lon = 31.2 + seq * 0.001, 121.4 + seq * 0.001
-    return orjson.dumps({
-        "order_id": order_id, "seq": seq, "rollup": {"status": status},
-        # Stamped last, just before producing: the latency clock starts here.
-        "updated_at": datetime.now(timezone.utc).isoformat(),
-        "skus": {"sku-1": {"status": status, "qty": 1, "position": {"lat": lat, "lon": lon},
-                           "timeline": [{"status": "paid", "event_time": "2026-11-11T08:00:00+08:00"},
-                                        {"status": status, "event_time": "2026-11-11T12:00:00+08:00"}]}},
-    })
+    return orjson.dumps(
+        {
+            "order_id": order_id,
+            "seq": seq,
+            "rollup": {"status": status},
+            # Stamped last, just before producing: the latency clock starts here.
+            "updated_at": datetime.now(UTC).isoformat(),
+            "skus": {
+                "sku-1": {
+                    "status": status,
+                    "qty": 1,
+                    "position": {"lat": lat, "lon": lon},
+                    "timeline": [
+                        {"status": "paid", "event_time": "2026-11-11T08:00:00+08:00"},
+                        {"status": status, "event_time": "2026-11-11T12:00:00+08:00"},
+                    ],
+                }
+            },
+        }
+    )
 
 
 # ---- one scenario ------------------------------------------------------------------------------
@@ -178,8 +201,15 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-async def run_scenario(settings: Settings, port: int, grants: dict[str, str], n_viewers: int, rounds: int,
-                       interval_s: float, first_seq: int) -> dict[str, Any]:
+async def run_scenario(
+    settings: Settings,
+    port: int,
+    grants: dict[str, str],
+    n_viewers: int,
+    rounds: int,
+    interval_s: float,
+    first_seq: int,
+) -> dict[str, Any]:
     orders = sorted(grants)
     url = f"ws://127.0.0.1:{port}/ws/track"
     viewers = [Viewer(orders[i % len(orders)], grants[orders[i % len(orders)]]) for i in range(n_viewers)]
@@ -242,14 +272,17 @@ async def run_scenario(settings: Settings, port: int, grants: dict[str, str], n_
 
 async def grant_links(settings: Settings, port: int, n_orders: int) -> dict[str, str]:
     """Tokens for ``n_orders`` orders, published as the gateway does, plus a first snapshot each."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     grants = {f"bench-o-{i:05d}": secrets.token_urlsafe(32) for i in range(n_orders)}
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=5)
     await producer.start()
     try:
         for order_id, token in grants.items():
-            await producer.send(settings.topic(TRACKING_TOKENS), key=token_digest(token).encode(),
-                                value=grant_record(settings, token, order_id, now))
+            await producer.send(
+                settings.topic(TRACKING_TOKENS),
+                key=token_digest(token).encode(),
+                value=grant_record(settings, token, order_id, now),
+            )
             await producer.send(settings.topic(ORDER_UPDATES), key=order_id.encode(), value=order_update(order_id, 1))
         await producer.flush()
     finally:
@@ -268,9 +301,18 @@ def table(results: dict[str, Any]) -> str:
     rows = [("viewers", "p50 ms", "p95 ms", "p99 ms", "max ms", "delivered %", "dropped", "connect s")]
     for r in results["scenarios"]:
         lat = r["latency_ms"]
-        rows.append((str(r["viewers"]), f"{lat['p50']:.1f}", f"{lat['p95']:.1f}", f"{lat['p99']:.1f}",
-                     f"{lat['max']:.1f}", f"{r['rounds_delivered_pct']:.1f}", str(r["viewers_dropped_by_server"]),
-                     f"{r['connect_all_s']:.2f}"))
+        rows.append(
+            (
+                str(r["viewers"]),
+                f"{lat['p50']:.1f}",
+                f"{lat['p95']:.1f}",
+                f"{lat['p99']:.1f}",
+                f"{lat['max']:.1f}",
+                f"{r['rounds_delivered_pct']:.1f}",
+                str(r["viewers_dropped_by_server"]),
+                f"{r['connect_all_s']:.2f}",
+            )
+        )
     ratio = results["ratio_vs_baseline"]
     rows.append(("ratio", f"{ratio['p50']:.2f}x", f"{ratio['p95']:.2f}x", f"{ratio['p99']:.2f}x", "", "", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -296,8 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         broker = EmbeddedBroker(free_port(), workdir).start()
         web: ManagedProcess | None = None
         try:
-            settings = Settings(kafka_bootstrap=broker.bootstrap, topic_prefix="bench-", partitions=4,
-                                data_dir=workdir)
+            settings = Settings(kafka_bootstrap=broker.bootstrap, topic_prefix="bench-", partitions=4, data_dir=workdir)
             ensure_topics(settings)
             port = free_port()
             web = start_web(settings, port, workdir)
@@ -321,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         "web_server_survived": survived,
         "scenarios": scenarios,
         "ratio_vs_baseline": {q: round(loaded[q] / base[q], 2) if base[q] else None for q in ("p50", "p95", "p99")},
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -27,8 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from stream.line_protocol import escape_tag
 from stream.lifecycle import EventChange, OrderState, SkuState, TimelineEntry, entry_changes, ns_datetime
+from stream.line_protocol import escape_tag
 
 THROUGHPUT = "throughput"
 DWELL = "dwell"
@@ -157,13 +157,17 @@ class PartitionAggregates:
             n = int(round(count))
             if n <= 0:
                 continue
-            out.append(f"{DWELL},node={escape_tag(node)},partition={p} count={n}i,total_s={round(total, 3)!r},"
-                       f"mean_s={round(total / n, 3)!r} {minute}")
+            out.append(
+                f"{DWELL},node={escape_tag(node)},partition={p} count={n}i,total_s={round(total, 3)!r},"
+                f"mean_s={round(total / n, 3)!r} {minute}"
+            )
         for (source, node, device), (scans, missing) in self.scans.get(minute, {}).items():
             device_tag = f",device={escape_tag(device)}" if device and escape_tag(device) else ""
             node_tag = f",node={escape_tag(node)}" if node and escape_tag(node) else ""
-            out.append(f"{MISSING_SCANS}{device_tag}{node_tag},partition={p},source={escape_tag(source)} "
-                       f"missing={missing}i,scans={scans}i {minute}")
+            out.append(
+                f"{MISSING_SCANS}{device_tag}{node_tag},partition={p},source={escape_tag(source)} "
+                f"missing={missing}i,scans={scans}i {minute}"
+            )
         return out
 
     @property

@@ -31,9 +31,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {name!r} (use an IANA name such as Asia/Shanghai)"
-        ) from None
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Asia/Shanghai)") from None
 
 
 def _clock_minutes(text: str) -> int:
@@ -63,9 +61,7 @@ def _parse_days(spec: str) -> list[int]:
         return list(range(7))
     first, sep, last = text.partition("-")
     if first not in _DAY_INDEX or (sep and last not in _DAY_INDEX):
-        raise ValueError(
-            f"{spec!r} is not a day or day range (use mon..sun, e.g. mon-fri, or daily)"
-        )
+        raise ValueError(f"{spec!r} is not a day or day range (use mon..sun, e.g. mon-fri, or daily)")
     if not sep:
         return [_DAY_INDEX[first]]
     a, b = _DAY_INDEX[first], _DAY_INDEX[last]
@@ -165,9 +161,7 @@ class OperationalCalendar:
         elif not any(self._week):
             spans = ((self._instant(day, 0), self._instant(day, _MINUTES_PER_DAY)),)
         else:
-            spans = tuple(
-                (self._instant(day, a), self._instant(day, b)) for a, b in self._week[day.weekday()]
-            )
+            spans = tuple((self._instant(day, a), self._instant(day, b)) for a, b in self._week[day.weekday()])
         if len(self._spans) >= _CACHE_LIMIT:
             self._spans.clear()
         self._spans[day] = spans

@@ -22,10 +22,17 @@ class RecoveryError(RuntimeError):
     """The changelog could not be read to its end."""
 
 
-async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], store: MutableMapping[str, Any],
-                         security: Mapping[str, Any] | None = None, stall_s: float = 60.0,
-                         ends_read: dict[int, int] | None = None, start_offsets: Mapping[int, int] | None = None,
-                         seed: Mapping[bytes, bytes | None] | None = None) -> int:
+async def load_changelog(
+    bootstrap: str,
+    topic: str,
+    partitions: Iterable[int],
+    store: MutableMapping[str, Any],
+    security: Mapping[str, Any] | None = None,
+    stall_s: float = 60.0,
+    ends_read: dict[int, int] | None = None,
+    start_offsets: Mapping[int, int] | None = None,
+    seed: Mapping[bytes, bytes | None] | None = None,
+) -> int:
     """Apply the changelog of ``partitions`` (from its start) to ``store``; records read.
     ``ends_read`` receives the end offset read to per partition.
 
@@ -44,9 +51,14 @@ async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], 
     tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
     if not tps:
         return 0
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
-                                **(security or {}))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        **(security or {}),
+    )
     read = 0
     latest: dict[bytes, bytes | None] = dict(seed or {})  # key -> raw value of its last version (None: tombstone)
     start_offsets = start_offsets or {}
@@ -74,8 +86,10 @@ async def load_changelog(bootstrap: str, topic: str, partitions: Iterable[int], 
                 if await consumer.position(tp) >= ends[tp]:
                     left.discard(tp)
             if left and time.monotonic() - progressed > stall_s:
-                raise RecoveryError(f"changelog {topic} not read to its end within {stall_s:.0f}s: "
-                                    f"{sorted(tp.partition for tp in left)} left")
+                raise RecoveryError(
+                    f"changelog {topic} not read to its end within {stall_s:.0f}s: "
+                    f"{sorted(tp.partition for tp in left)} left"
+                )
     except KafkaError as exc:
         raise RecoveryError(f"changelog {topic}: {exc!r}") from exc
     finally:
@@ -99,20 +113,23 @@ def put_value(store: MutableMapping[str, Any], raw_key: bytes, raw: bytes | None
     store[key] = value
 
 
-async def changelog_ends(bootstrap: str, topic: str, partitions: Iterable[int],
-                         security: Mapping[str, Any] | None = None) -> dict[int, int]:
+async def changelog_ends(
+    bootstrap: str, topic: str, partitions: Iterable[int], security: Mapping[str, Any] | None = None
+) -> dict[int, int]:
     """The end offset of each of ``partitions`` of ``topic`` (a group-less consumer of its own)."""
     return {p: end for p, (_, end) in (await changelog_ranges(bootstrap, topic, partitions, security)).items()}
 
 
-async def changelog_ranges(bootstrap: str, topic: str, partitions: Iterable[int],
-                           security: Mapping[str, Any] | None = None) -> dict[int, tuple[int, int]]:
+async def changelog_ranges(
+    bootstrap: str, topic: str, partitions: Iterable[int], security: Mapping[str, Any] | None = None
+) -> dict[int, tuple[int, int]]:
     """The (beginning, end) offsets of each of ``partitions`` of ``topic``."""
     tps = [TopicPartition(topic, p) for p in sorted(set(partitions))]
     if not tps:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                **(security or {}))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **(security or {})
+    )
     try:
         await consumer.start()
         ends = await consumer.end_offsets(tps)
@@ -122,16 +139,21 @@ async def changelog_ranges(bootstrap: str, topic: str, partitions: Iterable[int]
     return {tp.partition: (begins[tp], ends[tp]) for tp in tps}
 
 
-async def records_at(bootstrap: str, topic: str, offsets: Mapping[int, int],
-                     security: Mapping[str, Any] | None = None, timeout_s: float = 10.0,
-                     ) -> dict[int, tuple[int, bytes | None, bytes | None] | None]:
+async def records_at(
+    bootstrap: str,
+    topic: str,
+    offsets: Mapping[int, int],
+    security: Mapping[str, Any] | None = None,
+    timeout_s: float = 10.0,
+) -> dict[int, tuple[int, bytes | None, bytes | None] | None]:
     """The first record at or after ``offsets[p]`` of each partition ``p`` as (offset, key,
     value); ``None`` when none came within ``timeout_s``."""
     tps = {p: TopicPartition(topic, p) for p in offsets}
     if not tps:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                **(security or {}))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **(security or {})
+    )
     found: dict[int, tuple[int, bytes | None, bytes | None] | None] = {p: None for p in offsets}
     try:
         await consumer.start()

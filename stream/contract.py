@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 
@@ -35,7 +35,7 @@ MAX_EVENT_BYTES = 8 * 1024
 
 #: Oldest and newest event times accepted at all. Times a little in the future are
 #: accepted and flagged as data quality (a scanner clock drifting), not rejected.
-EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_FUTURE_SKEW = timedelta(days=1)
 
 
@@ -229,7 +229,7 @@ class OrderEvent(BaseModel):
     @property
     def event_ts_ns(self) -> int:
         """Event time in integer nanoseconds since the epoch (InfluxDB point time)."""
-        delta = self.event_time - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        delta = self.event_time - datetime(1970, 1, 1, tzinfo=UTC)
         return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
     def to_json(self) -> bytes:
@@ -308,9 +308,7 @@ def _check_times(event: OrderEvent, now: datetime) -> OrderEvent | Rejection:
 def validate_event(raw: bytes, now: datetime) -> OrderEvent | Rejection:
     """Validate one encoded event (bytes as received)."""
     if len(raw) > MAX_EVENT_BYTES:
-        return Rejection(
-            RejectCode.OVERSIZE, (Problem("(event)", f"{len(raw)} bytes exceeds {MAX_EVENT_BYTES}"),)
-        )
+        return Rejection(RejectCode.OVERSIZE, (Problem("(event)", f"{len(raw)} bytes exceeds {MAX_EVENT_BYTES}"),))
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -328,7 +326,5 @@ def validate_record(key: bytes | None, raw: bytes | None, now: datetime) -> Orde
         return Rejection(RejectCode.MISSING_KEY, (Problem("(key)", "record has no key"),))
     result = validate_event(raw or b"", now)
     if isinstance(result, OrderEvent) and key != result.order_id.encode():
-        return Rejection(
-            RejectCode.KEY_MISMATCH, (Problem("order_id", "does not match the record key"),)
-        )
+        return Rejection(RejectCode.KEY_MISMATCH, (Problem("order_id", "does not match the record key"),))
     return result

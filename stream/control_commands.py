@@ -116,7 +116,9 @@ class ZoneDeclaration(BaseModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     geometry: dict[str, Any] | None = None
     h3_cells: tuple[str, ...] = Field(default=(), max_length=5000)
-    regions: tuple[Annotated[str, StringConstraints(min_length=1, max_length=64)], ...] = Field(default=(), max_length=100)
+    regions: tuple[Annotated[str, StringConstraints(min_length=1, max_length=64)], ...] = Field(
+        default=(), max_length=100
+    )
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime
     reason: Annotated[str, StringConstraints(max_length=64)] = ""
@@ -198,8 +200,12 @@ def disruption_change(record: dict[str, Any], now: datetime) -> tuple[str, dict[
         created = DisruptionCreate.model_validate(record)
         if created.zone.ends_at <= now:
             return created.disruption_id, None
-        item = {"disruption_id": created.disruption_id, "created_by": created.actor,
-                "created_at": created.at.isoformat(), **created.zone.model_dump(mode="json")}
+        item = {
+            "disruption_id": created.disruption_id,
+            "created_by": created.actor,
+            "created_at": created.at.isoformat(),
+            **created.zone.model_dump(mode="json"),
+        }
         return created.disruption_id, item
     if kind == "disruption_delete":
         return DisruptionDelete.model_validate(record).disruption_id, None

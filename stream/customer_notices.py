@@ -85,18 +85,25 @@ def notice_id(order_id: str, cause: str, receiver: str) -> str:
     return f"notice/{order_id}/{cause}/{receiver}"
 
 
-def notices(order_id: str, cause: str, eta: Mapping[str, Any], receivers: list[str], language: Language,
-            now: datetime) -> list[Notification]:
+def notices(
+    order_id: str, cause: str, eta: Mapping[str, Any], receivers: list[str], language: Language, now: datetime
+) -> list[Notification]:
     """The notifications of one order and cause, one per receiver."""
     words = _TEXT[language]
     window = _window(eta)
     return [
         Notification(
-            notification_id=notice_id(order_id, cause, receiver), alert_id=f"order/{order_id}",
-            kind=NotificationKind.FIRING, receiver=receiver, language=language, tier=Tier.P4,
-            title=words["title"].format(order=order_id), text=words[cause].format(order=order_id, window=window),
+            notification_id=notice_id(order_id, cause, receiver),
+            alert_id=f"order/{order_id}",
+            kind=NotificationKind.FIRING,
+            receiver=receiver,
+            language=language,
+            tier=Tier.P4,
+            title=words["title"].format(order=order_id),
+            text=words[cause].format(order=order_id, window=window),
             labels={"order_id": order_id, "cause": cause, "eta_from": eta["from"], "eta_to": eta["to"]},
-            incident_ids=(), created_at=now,
+            incident_ids=(),
+            created_at=now,
         )
         for receiver in receivers
     ]

@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import h3
 from pydantic import BaseModel, ConfigDict, Field
 
-from stream.contract import OrderEvent, Status
 from config.durations import Duration
+from stream.contract import OrderEvent, Status
 from stream.incidents import IncidentSettings
 from stream.lifecycle import OrderState
 from stream.line_protocol import line, point_time_ns
@@ -120,8 +120,8 @@ class DataQualityFinding:
             "sku": self.sku,
             "source": self.source,
             "device_ids": list(self.device_ids),
-            "event_time": datetime.fromtimestamp(self.event_time, timezone.utc).isoformat(),
-            "at": datetime.fromtimestamp(self.at, timezone.utc).isoformat(),
+            "event_time": datetime.fromtimestamp(self.event_time, UTC).isoformat(),
+            "at": datetime.fromtimestamp(self.at, UTC).isoformat(),
             "detail": self.detail,
         }
 
@@ -151,7 +151,12 @@ class DataQualityMonitor:
         self._fixes: dict[str, _Fix] = {}
 
     def _finding(
-        self, kind: DataQualityKind, event: OrderEvent, event_time: float, at: float, detail: str,
+        self,
+        kind: DataQualityKind,
+        event: OrderEvent,
+        event_time: float,
+        at: float,
+        detail: str,
         devices: tuple[str, ...] | None = None,
     ) -> DataQualityFinding:
         if devices is None:
@@ -167,14 +172,20 @@ class DataQualityMonitor:
         if received is not None and event_time > received + self._future:
             ahead = (event_time - received) / 60
             return self._finding(
-                DataQualityKind.FUTURE_TIMESTAMP, event, event_time, received,
+                DataQualityKind.FUTURE_TIMESTAMP,
+                event,
+                event_time,
+                received,
                 f"event time is {ahead:.0f} min ahead of receipt",
             )
         reference = received if received is not None else newest
         if reference is not None and event_time < reference - self._past:
             behind = (reference - event_time) / 86_400
             return self._finding(
-                DataQualityKind.PAST_TIMESTAMP, event, event_time, reference,
+                DataQualityKind.PAST_TIMESTAMP,
+                event,
+                event_time,
+                reference,
                 f"event time is {behind:.1f} days before receipt",
             )
         return None
@@ -194,14 +205,21 @@ class DataQualityMonitor:
             return None
         devices = tuple(dict.fromkeys(d for d in (previous.device, event.device_id) if d))
         return self._finding(
-            DataQualityKind.GPS_JUMP, event, at, at,
-            f"{km:.0f} km in {hours * 60:.0f} min ({speed:.0f} km/h)", devices,
+            DataQualityKind.GPS_JUMP,
+            event,
+            at,
+            at,
+            f"{km:.0f} km in {hours * 60:.0f} min ({speed:.0f} km/h)",
+            devices,
         )
 
     def illegal(self, record: IllegalTransition, event_time: float, at: float) -> DataQualityFinding:
         current = record.current.value if record.current is not None else "none"
         return self._finding(
-            DataQualityKind.ILLEGAL_TRANSITION, record.event, event_time, at,
+            DataQualityKind.ILLEGAL_TRANSITION,
+            record.event,
+            event_time,
+            at,
             f"{current} -> {record.event.status.value}: {record.reason}",
         )
 
@@ -238,11 +256,19 @@ def abandoned_findings(order: OrderState, watermark_ns: int) -> list[DataQuality
             continue
         last = sku.timeline[-1]
         quiet_days = (watermark_ns - order.last_event_ns) / 86_400e9
-        out.append(DataQualityFinding(
-            DataQualityKind.ABANDONED_ORDER, last.event_id, order.order_id, sku.sku, last.source,
-            (last.device,) if last.device else (), last.time_ns / 1e9, watermark_ns / 1e9,
-            f"open ({sku.status.value}) with no event for {quiet_days:.1f} days",
-        ))
+        out.append(
+            DataQualityFinding(
+                DataQualityKind.ABANDONED_ORDER,
+                last.event_id,
+                order.order_id,
+                sku.sku,
+                last.source,
+                (last.device,) if last.device else (),
+                last.time_ns / 1e9,
+                watermark_ns / 1e9,
+                f"open ({sku.status.value}) with no event for {quiet_days:.1f} days",
+            )
+        )
     return out
 
 
@@ -253,9 +279,19 @@ def abandoned_line(finding: DataQualityFinding, order: OrderState, partition: in
     offset = zlib.crc32(f"{finding.order_id}/{finding.sku}".encode())
     return line(
         ABANDONED_SKUS,
-        {"status": sku.status.value, "source": finding.source, "region": sku.facts.region,
-         "carrier": sku.facts.carrier, "partition": str(partition)},
-        {"order_id": finding.order_id, "sku": finding.sku, "event_id": finding.event_id,
-         "quiet_s": round(finding.at - finding.event_time, 3), "count": 1},
+        {
+            "status": sku.status.value,
+            "source": finding.source,
+            "region": sku.facts.region,
+            "carrier": sku.facts.carrier,
+            "partition": str(partition),
+        },
+        {
+            "order_id": finding.order_id,
+            "sku": finding.sku,
+            "event_id": finding.event_id,
+            "quiet_s": round(finding.at - finding.event_time, 3),
+            "count": 1,
+        },
         point_time_ns(sku.timeline[-1].time_ns, offset),
     )

@@ -218,8 +218,7 @@ def chunk_lines(lines: Sequence[str], max_bytes: int = INFLUX_DLQ_CHUNK_BYTES) -
 
 
 def influx_headers(reason: InfluxFailure, attempts: int, error: str) -> list[tuple[str, bytes]]:
-    return [("reason", reason.value.encode()), ("attempts", str(attempts).encode()),
-            ("error", error[:500].encode())]
+    return [("reason", reason.value.encode()), ("attempts", str(attempts).encode()), ("error", error[:500].encode())]
 
 
 def influx_reason(headers: Sequence[tuple[str, bytes]]) -> InfluxFailure | None:

@@ -84,8 +84,13 @@ async def read_all(settings: Settings, topic: str) -> list[tuple[int, int, bytes
 
     The end of a partition is the high watermark of fetch responses (the embedded broker
     answers ListOffsets wrongly for multi-record batches)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", **kafka_auth(settings))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **kafka_auth(settings),
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -141,8 +146,7 @@ def _as_json(item: Stored) -> dict[str, object]:
         "reason": letter.reason,
         "order_id": letter.order_id,
         "event_id": letter.event_id,
-        "source": {"topic": letter.source.topic, "partition": letter.source.partition,
-                   "offset": letter.source.offset},
+        "source": {"topic": letter.source.topic, "partition": letter.source.partition, "offset": letter.source.offset},
         "sender": letter.sender,
         "dead_lettered_at": letter.dead_lettered_at,
         "value": letter.value.decode("utf-8", "replace") if letter.value is not None else None,
@@ -159,8 +163,10 @@ def cmd_list(items: Sequence[Stored], limit: int, as_json: bool, out: TextIO) ->
     for item in shown:
         letter = item.letter
         via = f"http:{letter.sender}" if letter.via_http else "bus"
-        out.write(f"{item.at:<12} {letter.code:<13} {via[:14]:<14} {(letter.order_id or '-')[:24]:<24} "
-                  f"{(letter.event_id or '-')[:28]:<28} {letter.summary()[:100]}\n")
+        out.write(
+            f"{item.at:<12} {letter.code:<13} {via[:14]:<14} {(letter.order_id or '-')[:24]:<24} "
+            f"{(letter.event_id or '-')[:28]:<28} {letter.summary()[:100]}\n"
+        )
     out.write(f"{len(shown)} of {len(items)} matching dead letters\n")
 
 
@@ -237,8 +243,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p_redrive = sub.add_parser("redrive", help="re-produce selected originals to order-events")
     filters(p_redrive)
-    p_redrive.add_argument("--at", action="append", default=[], metavar="PARTITION:OFFSET",
-                           help="a dead letter by its place (repeatable)")
+    p_redrive.add_argument(
+        "--at", action="append", default=[], metavar="PARTITION:OFFSET", help="a dead letter by its place (repeatable)"
+    )
     p_redrive.add_argument("--all", action="store_true", help="every dead letter (no filter needed)")
     p_redrive.add_argument("--dry-run", action="store_true", help="only say what would be re-driven")
 
@@ -260,8 +267,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         cmd_show(found[0], args.raw, out)
         return 0
-    chosen = Filters(code=args.code, order_id=args.order_id, event_id=args.event_id, since=args.since,
-                     at=frozenset(getattr(args, "at", []) or []), sender=args.sender)
+    chosen = Filters(
+        code=args.code,
+        order_id=args.order_id,
+        event_id=args.event_id,
+        since=args.since,
+        at=frozenset(getattr(args, "at", []) or []),
+        sender=args.sender,
+    )
     selected = [i for i in items if chosen.match(i)]
     if args.dlq_command == "list":
         cmd_list(selected, args.limit, args.json, out)
@@ -272,8 +285,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     refused = [i for i in selected if impersonates(i.letter)]
     if refused:
         selected = [i for i in selected if not impersonates(i.letter)]
-        print(f"refusing {len(refused)} dead letters whose event names another source than its sender: "
-              + ", ".join(i.at for i in refused), file=sys.stderr)
+        print(
+            f"refusing {len(refused)} dead letters whose event names another source than its sender: "
+            + ", ".join(i.at for i in refused),
+            file=sys.stderr,
+        )
     if args.dry_run:
         cmd_list(selected, 0, False, out)
         print(f"dry run: {len(selected)} would be re-driven to {settings.topic(ORDER_EVENTS)}")

@@ -42,14 +42,13 @@ from typing import Any
 import h3
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stream.contract import OrderEvent, Status
 from config.durations import Duration
 from geo.cells import connected_groups
+from stream.contract import OrderEvent, Status
 from stream.flow_incidents import DROP, SURGE, Finding, FlowIncident, FlowIncidents
 from stream.incidents import AREA, PART_SEP, IncidentEvent, Signature, poisson_tail
 
-FLOW_DIMENSIONS = ("hub", "source", "warehouse", "carrier_region", "carrier", "region", "channel", "area",
-                   "device_id")
+FLOW_DIMENSIONS = ("hub", "source", "warehouse", "carrier_region", "carrier", "region", "channel", "area", "device_id")
 #: Statuses scanned at a hub (their ``node`` is the hub).
 HUB_STATUSES = frozenset({Status.LINEHAUL, Status.HUB_ARRIVAL})
 
@@ -89,8 +88,7 @@ class FlowSettings(BaseModel):
     explain_share: float = Field(default=0.8, gt=0.5, le=1.0)
     resolve_after: Duration = timedelta(minutes=5)
     h3_resolution: int = Field(default=4, ge=0, le=15)
-    drop_dimensions: list[str] = Field(
-        default_factory=lambda: ["hub", "source", "carrier_region", "region", "area"])
+    drop_dimensions: list[str] = Field(default_factory=lambda: ["hub", "source", "carrier_region", "region", "area"])
     surge_dimensions: list[str] = Field(default_factory=lambda: ["channel"])
     #: statuses that place an order: counted by the surge checks, not by the drop checks
     order_statuses: list[Status] = Field(default_factory=lambda: [Status.PAID], min_length=1)
@@ -207,11 +205,12 @@ class FlowAnomalyDetector:
         counts = self._slots.get(slot)
         if counts is None:
             counts = self._slots[slot] = Counter()
-        keys = sorted((dim, value) for dim, value in flow_values(event, self.settings.h3_resolution).items()
-                      if dim in wanted)
+        keys = sorted(
+            (dim, value) for dim, value in flow_values(event, self.settings.h3_resolution).items() if dim in wanted
+        )
         for i, (dim, value) in enumerate(keys):
             counts[(check, dim, value)] += 1
-            for other, other_value in keys[i + 1:]:
+            for other, other_value in keys[i + 1 :]:
                 counts[_pair(check, dim, value, other, other_value)] += 1
 
     @property
@@ -239,8 +238,11 @@ class FlowAnomalyDetector:
             self._last_seen = (clock, received)
             catching_up = ahead > self._step
             if catching_up and not self._catching_up:  # once per catch-up, not per slot of it
-                log.info("flow checks: event time ran %.0f s ahead of receipt time (a catch-up): "
-                         "baselines restart until it keeps pace", ahead)
+                log.info(
+                    "flow checks: event time ran %.0f s ahead of receipt time (a catch-up): "
+                    "baselines restart until it keeps pace",
+                    ahead,
+                )
             self._catching_up = catching_up
             if catching_up:
                 self._start = None
@@ -259,8 +261,11 @@ class FlowAnomalyDetector:
         self._last_eval = slot
         at = slot * self._step
         if self.late_events > self._late_logged:
-            log.info("flow checks: %d events came after their slot was folded (%d so far)",
-                     self.late_events - self._late_logged, self.late_events)
+            log.info(
+                "flow checks: %d events came after their slot was folded (%d so far)",
+                self.late_events - self._late_logged,
+                self.late_events,
+            )
             self._late_logged = self.late_events
         return self.incidents.update(at, self._findings(slot))
 
@@ -284,7 +289,7 @@ class FlowAnomalyDetector:
             if counts is None:  # a run of empty slots: decay in one step
                 nxt = min((k for k in self._slots if s < k <= last), default=last + 1)
                 gap = nxt - s
-                factor = d ** gap
+                factor = d**gap
                 for key in self._mean:
                     if (key[0], f"{key[1]}={key[2]}") not in frozen:
                         self._mean[key] *= factor
@@ -308,7 +313,7 @@ class FlowAnomalyDetector:
         age = self._age.get(key, 0)
         if age < self._warmup:
             return None
-        return self._mean[key] / (1.0 - self._decay ** age)
+        return self._mean[key] / (1.0 - self._decay**age)
 
     def _findings(self, slot: int) -> list[Finding]:
         s = self.settings
@@ -386,9 +391,16 @@ class FlowAnomalyDetector:
         for component in connected_groups(lit):
             parts = [lit[c] for c in component]
             strongest = min(parts, key=lambda f: f.p_value)
-            out.append(Finding(strongest.check, Signature(AREA, component),
-                               sum(f.observed for f in parts), sum(f.expected for f in parts),
-                               strongest.window_slots, strongest.p_value))
+            out.append(
+                Finding(
+                    strongest.check,
+                    Signature(AREA, component),
+                    sum(f.observed for f in parts),
+                    sum(f.expected for f in parts),
+                    strongest.window_slots,
+                    strongest.p_value,
+                )
+            )
         return out
 
     # -- persistence --------------------------------------------------------------
@@ -409,8 +421,9 @@ class FlowAnomalyDetector:
         }
 
     @classmethod
-    def from_dict(cls, settings: FlowSettings, data: dict[str, Any], *, replay: str | None = None
-                  ) -> FlowAnomalyDetector:
+    def from_dict(
+        cls, settings: FlowSettings, data: dict[str, Any], *, replay: str | None = None
+    ) -> FlowAnomalyDetector:
         def key(text: str) -> Key:
             check, dim, value = text.split("\x1e", 2)
             return check, dim, value

@@ -47,18 +47,40 @@ class FlowIncident:
     keys: list[str] = field(default_factory=list)  # the (dimension, value) keys it froze
 
     def to_dict(self) -> dict[str, Any]:
-        return {"incident_id": self.incident_id, "check": self.check, "dim": self.signature.dim,
-                "values": list(self.signature.values), "state": self.state, "opened_at": self.opened_at,
-                "last_seen": self.last_seen, "observed": self.observed, "expected": self.expected,
-                "window_slots": self.window_slots, "p_value": self.p_value, "peak_deficit": self.peak_deficit,
-                "quiet_since": self.quiet_since, "keys": list(self.keys)}
+        return {
+            "incident_id": self.incident_id,
+            "check": self.check,
+            "dim": self.signature.dim,
+            "values": list(self.signature.values),
+            "state": self.state,
+            "opened_at": self.opened_at,
+            "last_seen": self.last_seen,
+            "observed": self.observed,
+            "expected": self.expected,
+            "window_slots": self.window_slots,
+            "p_value": self.p_value,
+            "peak_deficit": self.peak_deficit,
+            "quiet_since": self.quiet_since,
+            "keys": list(self.keys),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FlowIncident:
-        return cls(data["incident_id"], data["check"], Signature(data["dim"], tuple(data["values"])),
-                   data["state"], data["opened_at"], data["last_seen"], data["observed"], data["expected"],
-                   data["window_slots"], data["p_value"], data["peak_deficit"], data["quiet_since"],
-                   list(data["keys"]))
+        return cls(
+            data["incident_id"],
+            data["check"],
+            Signature(data["dim"], tuple(data["values"])),
+            data["state"],
+            data["opened_at"],
+            data["last_seen"],
+            data["observed"],
+            data["expected"],
+            data["window_slots"],
+            data["p_value"],
+            data["peak_deficit"],
+            data["quiet_since"],
+            list(data["keys"]),
+        )
 
 
 class FlowIncidents:
@@ -86,8 +108,9 @@ class FlowIncidents:
                 continue
             if inc.signature == finding.signature:
                 return inc
-            if inc.signature.dim == AREA == finding.signature.dim and \
-                    set(inc.signature.values) & set(finding.signature.values):
+            if inc.signature.dim == AREA == finding.signature.dim and set(inc.signature.values) & set(
+                finding.signature.values
+            ):
                 return inc  # the same area, grown or shrunk
         return None
 
@@ -99,8 +122,18 @@ class FlowIncidents:
             inc = self._match(f)
             opened = inc is None
             if inc is None:
-                inc = FlowIncident(self._new_id(f, at), f.check, f.signature, "open", at, at,
-                                   f.observed, f.expected, f.window_slots, f.p_value)
+                inc = FlowIncident(
+                    self._new_id(f, at),
+                    f.check,
+                    f.signature,
+                    "open",
+                    at,
+                    at,
+                    f.observed,
+                    f.expected,
+                    f.window_slots,
+                    f.p_value,
+                )
                 self._open[inc.incident_id] = inc
             before = (inc.state, inc.signature)
             inc.signature = f.signature
@@ -137,8 +170,9 @@ class FlowIncidents:
         window_s = inc.window_slots * self._step
         verb = "stopped" if inc.check == DROP and inc.observed == 0 else inc.check
         ratio = inc.observed / inc.expected if inc.expected else 0.0
-        title = (f"{sig.text}: flow {verb}, {inc.observed} events in {window_s / 60:.0f} min "
-                 f"(expected {inc.expected:.0f})")
+        title = (
+            f"{sig.text}: flow {verb}, {inc.observed} events in {window_s / 60:.0f} min (expected {inc.expected:.0f})"
+        )
         location = None
         if sig.dim == AREA:
             where = sig.root_cause()
@@ -168,8 +202,13 @@ class FlowIncidents:
             "sample_skus": [],
             "labels": {},
             "impact": {"order_value": 0.0, "vip_orders": 0, "penalty_orders": 0, "min_minutes_to_promise": None},
-            "flow": {"check": inc.check, "observed": inc.observed, "expected": round(inc.expected, 1),
-                     "window_s": window_s, "ratio": round(ratio, 3)},
+            "flow": {
+                "check": inc.check,
+                "observed": inc.observed,
+                "expected": round(inc.expected, 1),
+                "window_s": window_s,
+                "ratio": round(ratio, 3),
+            },
             "replay": self.replay,
         }
 

@@ -103,8 +103,16 @@ class _CellCount(_Count):
     def item(self, cell: str) -> dict[str, Any]:
         # The region most of the cell's SKUs are in (a cell may straddle a border).
         region = min(self.regions.items(), key=lambda kv: (-kv[1], kv[0] or ""))[0] if self.regions else None
-        return {"type": HEATMAP, "key": cell, "cell": cell, "res": self.res, "region": region, "skus": self.skus,
-                "orders": len(self.orders), **{s: self.states[s] for s in CELL_STATES}}
+        return {
+            "type": HEATMAP,
+            "key": cell,
+            "cell": cell,
+            "res": self.res,
+            "region": region,
+            "skus": self.skus,
+            "orders": len(self.orders),
+            **{s: self.states[s] for s in CELL_STATES},
+        }
 
 
 def _bump(counter: Counter[Any], key: Any, sign: int) -> None:
@@ -116,8 +124,16 @@ def _bump(counter: Counter[Any], key: Any, sign: int) -> None:
 
 
 def empty_cell(cell: str, res: int, region: str | None) -> dict[str, Any]:
-    return {"type": HEATMAP, "key": cell, "cell": cell, "res": res, "region": region, "skus": 0, "orders": 0,
-            **{s: 0 for s in CELL_STATES}}
+    return {
+        "type": HEATMAP,
+        "key": cell,
+        "cell": cell,
+        "res": res,
+        "region": region,
+        "skus": 0,
+        "orders": 0,
+        **{s: 0 for s in CELL_STATES},
+    }
 
 
 class ViewCounters:
@@ -187,8 +203,12 @@ class ViewCounters:
 
     def kpi_counts(self, partition: int) -> dict[str, int]:
         kpi = self.kpis.get(partition) or _Count()
-        return {"skus": kpi.skus, "orders": len(kpi.orders), **{s: kpi.states[s] for s in KPI_STATES},
-                "eta_slips": self.slips_by_partition[partition]}
+        return {
+            "skus": kpi.skus,
+            "orders": len(kpi.orders),
+            **{s: kpi.states[s] for s in KPI_STATES},
+            "eta_slips": self.slips_by_partition[partition],
+        }
 
     def partitions(self) -> set[int]:
         return set(self.kpis) | set(self.slips_by_partition)
@@ -203,8 +223,9 @@ class Published:
         self.kpis: dict[int, dict[str, Any]] = {}
         self.lanes: Counter[tuple[int, str, str | None, str | None, str | None]] = Counter()
 
-    def changed(self, counters: ViewCounters, key: str, extra: Mapping[str, Any],
-                sources: Iterable[int] = ()) -> list[tuple[int, dict[str, Any]]]:
+    def changed(
+        self, counters: ViewCounters, key: str, extra: Mapping[str, Any], sources: Iterable[int] = ()
+    ) -> list[tuple[int, dict[str, Any]]]:
         """The partials that changed since the last call, by source partition (an emptied
         cell once as zeros; the KPIs of ``key`` with ``extra`` for every partition counted
         or in ``sources``): costs what changed, not what is in flight."""
@@ -239,16 +260,37 @@ class Published:
 
     def minute_lines(self, at_ns: int, replay: str | None) -> list[str]:
         """The ``delays``, ``delays_orders`` and ``delay_cells`` points of what was published."""
-        out = [line("delays", {"partition": str(partition), "state": state, "region": region, "carrier": carrier,
-                               "warehouse": warehouse, "replay": replay}, {"skus": n}, at_ns)
-               for (partition, state, region, carrier, warehouse), n in sorted(self.lanes.items(), key=str)]
+        out = [
+            line(
+                "delays",
+                {
+                    "partition": str(partition),
+                    "state": state,
+                    "region": region,
+                    "carrier": carrier,
+                    "warehouse": warehouse,
+                    "replay": replay,
+                },
+                {"skus": n},
+                at_ns,
+            )
+            for (partition, state, region, carrier, warehouse), n in sorted(self.lanes.items(), key=str)
+        ]
         # An order lives in one partition: orders per partition add up.
-        out += [line("delays_orders", {"partition": str(p), "replay": replay}, {"orders": kpis["orders"]}, at_ns)
-                for p, kpis in sorted(self.kpis.items()) if kpis["orders"]]
-        out += [line("delay_cells", {"partition": str(p), "h3": cell_id, "res": str(cell["res"]),
-                                     "region": cell["region"]},
-                     {name: cell[name] for name in ("skus", "orders", *CELL_STATES)}, at_ns)
-                for (p, cell_id), cell in sorted(self.cells.items())]
+        out += [
+            line("delays_orders", {"partition": str(p), "replay": replay}, {"orders": kpis["orders"]}, at_ns)
+            for p, kpis in sorted(self.kpis.items())
+            if kpis["orders"]
+        ]
+        out += [
+            line(
+                "delay_cells",
+                {"partition": str(p), "h3": cell_id, "res": str(cell["res"]), "region": cell["region"]},
+                {name: cell[name] for name in ("skus", "orders", *CELL_STATES)},
+                at_ns,
+            )
+            for (p, cell_id), cell in sorted(self.cells.items())
+        ]
         return out
 
 
@@ -279,10 +321,17 @@ def merge(parts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         return item
     totals = {name: sum(part[name] for part in ordered) for name in ("skus", "orders", *KPI_STATES, "eta_slips")}
     skus = totals["skus"]
-    item = {"type": KPIS, "key": first["key"], "skus_in_flight": skus, "orders_in_flight": totals["orders"],
-            "on_time_rate": round(totals["on_track"] / skus, 4) if skus else 1.0,
-            "at_risk": totals["at_risk"], "late": totals["late"], "stalled": totals["stalled"],
-            "eta_slips": totals["eta_slips"]}
+    item = {
+        "type": KPIS,
+        "key": first["key"],
+        "skus_in_flight": skus,
+        "orders_in_flight": totals["orders"],
+        "on_time_rate": round(totals["on_track"] / skus, 4) if skus else 1.0,
+        "at_risk": totals["at_risk"],
+        "late": totals["late"],
+        "stalled": totals["stalled"],
+        "eta_slips": totals["eta_slips"],
+    }
     ats = [part["at"] for part in ordered if part.get("at")]
     if ats:
         item["at"] = max(ats)  # ISO 8601 UTC strings of one format: they sort as times
@@ -303,8 +352,9 @@ def _check_source(source: Any) -> str:
 def _check_item(item: Any) -> dict[str, Any]:
     if not isinstance(item, dict) or item.get("type") not in (HEATMAP, KPIS) or not isinstance(item.get("key"), str):
         raise PartialError("item must be an object with type heatmap or kpis and a string key")
-    names = ("skus", "orders", *CELL_STATES) if item["type"] == HEATMAP else ("skus", "orders", *KPI_STATES,
-                                                                              "eta_slips")
+    names = (
+        ("skus", "orders", *CELL_STATES) if item["type"] == HEATMAP else ("skus", "orders", *KPI_STATES, "eta_slips")
+    )
     bad = [n for n in names if not isinstance(item.get(n), int) or isinstance(item.get(n), bool) or item[n] < 0]
     if bad:
         raise PartialError(f"{item['type']} partial needs non-negative integers {', '.join(bad)}")
@@ -348,8 +398,11 @@ class ViewsOwner:
 
     def _reset(self, source: str, partition: int) -> dict[str, dict[str, Any]]:
         changed: dict[str, dict[str, Any]] = {}
-        held = [(key, entry) for key, entry in self.store.items()
-                if isinstance(entry, dict) and entry.get("partition") == partition and source in entry["parts"]]
+        held = [
+            (key, entry)
+            for key, entry in self.store.items()
+            if isinstance(entry, dict) and entry.get("partition") == partition and source in entry["parts"]
+        ]
         for key, entry in held:
             parts = {s: part for s, part in entry["parts"].items() if s != source}
             changed[key] = self._put(key, parts, partition, entry["parts"][source])
@@ -374,7 +427,19 @@ class ViewsOwner:
                 yield key, entry["partition"], merge(entry["parts"])
 
 
-__all__ = ["HEATMAP", "KPIS", "NATIONAL", "Contribution", "PartialError", "Published", "ViewCounters", "ViewsOwner",
-           "ViewsTopics",
-           "empty_cell",
-           "kpi_key", "merge", "partial_record", "reset_record"]
+__all__ = [
+    "HEATMAP",
+    "KPIS",
+    "NATIONAL",
+    "Contribution",
+    "PartialError",
+    "Published",
+    "ViewCounters",
+    "ViewsOwner",
+    "ViewsTopics",
+    "empty_cell",
+    "kpi_key",
+    "merge",
+    "partial_record",
+    "reset_record",
+]

@@ -28,14 +28,14 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import orjson
 
-from config.rules import RuleFileError
 from config.client_auth import kafka_auth
+from config.rules import RuleFileError
 from config.settings import Settings
 from stream.contract import OrderEvent, Problem
 from stream.importer import ImportMapping, RowRejection, Skipped, load_mapping, map_row
@@ -64,8 +64,10 @@ class ImportReport:
 
     def line(self, path: Path) -> str:
         rate = self.imported / self.seconds if self.seconds > 0 else 0.0
-        return (f"imported {self.imported:,} events from {path} ({self.rows:,} rows: {self.skipped:,} skipped "
-                f"by the mapping, {self.rejected:,} rejected) in {self.seconds:.1f}s ({rate:,.0f}/s)")
+        return (
+            f"imported {self.imported:,} events from {path} ({self.rows:,} rows: {self.skipped:,} skipped "
+            f"by the mapping, {self.rejected:,} rejected) in {self.seconds:.1f}s ({rate:,.0f}/s)"
+        )
 
 
 def read_rows(path: Path, mapping: ImportMapping) -> Iterator[tuple[int, Mapping[str, Any] | RowRejection]]:
@@ -121,7 +123,7 @@ async def import_file(
     now: datetime | None = None,
     replay: str | None = None,
 ) -> ImportReport:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     err = err or sys.stderr
     topic = settings.topic(ORDER_EVENTS)
     report = ImportReport(transitions=TransitionReport() if dry_run else None)
@@ -162,14 +164,21 @@ async def import_file(
                     err.write("(more rejected rows not shown" + (": see the rejects file)\n" if rejects else ")\n"))
                 if rejects is not None:
                     raw = row if not isinstance(row, RowRejection) else None
-                    rejects.write(orjson.dumps({"row": result.row, "problems": [p.as_dict() for p in result.problems],
-                                                "values": raw}, default=str).decode() + "\n")
+                    rejects.write(
+                        orjson.dumps(
+                            {"row": result.row, "problems": [p.as_dict() for p in result.problems], "values": raw},
+                            default=str,
+                        ).decode()
+                        + "\n"
+                    )
             if time.monotonic() - last_progress >= progress_every_s:
                 last_progress = time.monotonic()
                 elapsed = last_progress - started
-                err.write(f"progress: {report.rows:,} rows read, {report.imported + len(pending):,} imported, "
-                          f"{report.skipped:,} skipped, {report.rejected:,} rejected "
-                          f"({report.imported / elapsed:,.0f} events/s)\n")
+                err.write(
+                    f"progress: {report.rows:,} rows read, {report.imported + len(pending):,} imported, "
+                    f"{report.skipped:,} skipped, {report.rejected:,} rejected "
+                    f"({report.imported / elapsed:,.0f} events/s)\n"
+                )
         await flush()
     finally:
         if not dry_run:
@@ -180,22 +189,39 @@ async def import_file(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="CSV or JSON Lines export")
-    parser.add_argument("--mapping", type=Path, required=True, metavar="M.yaml",
-                        help="column mapping (see config/import_mappings/)")
-    parser.add_argument("--rate", type=float, default=0.0, metavar="N",
-                        help="events per second (default: as fast as possible)")
-    parser.add_argument("--rejects", type=Path, metavar="FILE",
-                        help="also write every rejected row (number, problems, values) to FILE as JSON Lines")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="map and validate, and report the transitions the state machine would apply or "
-                             "refuse; produce nothing")
-    parser.add_argument("--replay", action="store_true",
-                        help="a replay of history: judged in the events' own time (its own clock, never the "
-                             "wall clock); alerts are recorded, marked replay, and page no one")
-    parser.add_argument("--replay-id", metavar="ID",
-                        help="name of the replay (default: the file's name without extension)")
-    parser.add_argument("--progress-every", type=float, default=2.0, metavar="SECONDS",
-                        help="progress report interval on stderr (default 2)")
+    parser.add_argument(
+        "--mapping", type=Path, required=True, metavar="M.yaml", help="column mapping (see config/import_mappings/)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=0.0, metavar="N", help="events per second (default: as fast as possible)"
+    )
+    parser.add_argument(
+        "--rejects",
+        type=Path,
+        metavar="FILE",
+        help="also write every rejected row (number, problems, values) to FILE as JSON Lines",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="map and validate, and report the transitions the state machine would apply or refuse; produce nothing",
+    )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="a replay of history: judged in the events' own time (its own clock, never the "
+        "wall clock); alerts are recorded, marked replay, and page no one",
+    )
+    parser.add_argument(
+        "--replay-id", metavar="ID", help="name of the replay (default: the file's name without extension)"
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="progress report interval on stderr (default 2)",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -216,10 +242,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_UNUSABLE
     rejects = args.rejects.open("w", encoding="utf-8") if args.rejects else None
     try:
-        report = asyncio.run(import_file(
-            settings, args.file, mapping, rate=args.rate, dry_run=args.dry_run, rejects=rejects,
-            progress_every_s=args.progress_every, replay=replay,
-        ))
+        report = asyncio.run(
+            import_file(
+                settings,
+                args.file,
+                mapping,
+                rate=args.rate,
+                dry_run=args.dry_run,
+                rejects=rejects,
+                progress_every_s=args.progress_every,
+                replay=replay,
+            )
+        )
     except (UnicodeDecodeError, csv.Error, OSError) as exc:
         print(f"orderradar import: cannot read {args.file}: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -128,8 +128,9 @@ class ImportMapping(BaseModel):
     def _fields(self) -> ImportMapping:
         unknown = sorted(set(self.fields) - EVENT_FIELDS)
         if unknown:
-            raise ValueError(f"fields: {', '.join(unknown)} not in the event contract "
-                             f"(known: {', '.join(sorted(EVENT_FIELDS))})")
+            raise ValueError(
+                f"fields: {', '.join(unknown)} not in the event contract (known: {', '.join(sorted(EVENT_FIELDS))})"
+            )
         missing = sorted(REQUIRED_FIELDS - set(self.fields))
         if missing:
             raise ValueError(f"fields: {', '.join(missing)} must be mapped")
@@ -140,8 +141,9 @@ class ImportMapping(BaseModel):
             values.append(status.constant)
         bad = sorted({str(v) for v in values if v not in statuses})
         if bad:
-            raise ValueError(f"fields.status: {', '.join(bad)} are not statuses "
-                             f"(use one of {', '.join(sorted(statuses))})")
+            raise ValueError(
+                f"fields.status: {', '.join(bad)} are not statuses (use one of {', '.join(sorted(statuses))})"
+            )
         return self
 
     def file_format(self, path: Path) -> Literal["csv", "jsonl"]:
@@ -198,7 +200,7 @@ def _parse_time(value: Any, spec: FieldSpec, default_zone: str) -> str:
     """An ISO 8601 string with offset."""
     if spec.format in ("epoch_s", "epoch_ms"):
         seconds = float(value) / (1000 if spec.format == "epoch_ms" else 1)
-        return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat()
+        return datetime.fromtimestamp(seconds, tz=UTC).isoformat()
     if isinstance(value, datetime):
         parsed = value
     else:
@@ -233,8 +235,9 @@ def _value(spec: FieldSpec, row: Mapping[str, Any]) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
-def map_row(row: Mapping[str, Any], number: int, mapping: ImportMapping,
-            now: datetime) -> OrderEvent | RowRejection | Skipped:
+def map_row(
+    row: Mapping[str, Any], number: int, mapping: ImportMapping, now: datetime
+) -> OrderEvent | RowRejection | Skipped:
     """One row of the export -> a validated event, a rejection with every problem, or a skip."""
     obj: dict[str, Any] = {}
     problems: list[Problem] = []

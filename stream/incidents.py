@@ -53,7 +53,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import h3
@@ -350,7 +350,7 @@ def _location(cell: str | None) -> dict[str, Any] | None:
 
 
 def _iso(instant: float) -> str:
-    return datetime.fromtimestamp(instant, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(instant, UTC).isoformat().replace("+00:00", "Z")
 
 
 _SERIES_LENGTH = 12
@@ -478,8 +478,9 @@ class IncidentDetector:
     :meth:`advance` (the global watermark).
     """
 
-    def __init__(self, kind: str, settings: IncidentSettings, titles: dict[str, str] | None = None,
-                 *, replay: str | None = None) -> None:
+    def __init__(
+        self, kind: str, settings: IncidentSettings, titles: dict[str, str] | None = None, *, replay: str | None = None
+    ) -> None:
         self.kind = kind
         #: The replay whose incidents these are (``None``: live); in ids and records.
         self.replay = replay
@@ -680,9 +681,7 @@ class IncidentDetector:
         self._closed = still
         return _Window(self._live, self._live_dim, self._live_label, self._items, ahead, counted, exited, self._dim_set)
 
-    def _candidate(
-        self, sig: Signature, keys: Iterable[str], bad_total: int, decay: float
-    ) -> Candidate:
+    def _candidate(self, sig: Signature, keys: Iterable[str], bad_total: int, decay: float) -> Candidate:
         keyset = frozenset(keys)
         return self._scored(sig, keyset, len(keyset), bad_total, decay)
 
@@ -690,9 +689,7 @@ class IncidentDetector:
         """The same statistics from a count alone (no key set is built)."""
         return self._scored(sig, frozenset(), count, bad_total, decay)
 
-    def _scored(
-        self, sig: Signature, keys: frozenset[str], count: int, bad_total: int, decay: float
-    ) -> Candidate:
+    def _scored(self, sig: Signature, keys: frozenset[str], count: int, bad_total: int, decay: float) -> Candidate:
         flow = decay * sum(self._flow.get((sig.dim, v), 0.0) for v in sig.values)
         flow_total = decay * self._flow_dim.get(sig.dim, 0.0)
         # an unseen value counts as one event, so a new device is not infinitely rare
@@ -772,11 +769,7 @@ class IncidentDetector:
                     break
                 root = most_specific(parents)
             roots.append(root)
-            remaining = [
-                c2
-                for c in remaining
-                if c is not root and self._significant(c2 := without(c, root.keys))
-            ]
+            remaining = [c2 for c in remaining if c is not root and self._significant(c2 := without(c, root.keys))]
         return roots
 
     def _evaluate(self, slot: int, at: float) -> list[IncidentEvent]:
@@ -878,8 +871,8 @@ class IncidentDetector:
                 cand, active = matched_root, True
             # trend against the count _TREND_STEPS evaluations ago, so one noisy step
             # does not flip the state back and forth
-            reference = inc.series[-_TREND_STEPS] if len(inc.series) >= _TREND_STEPS else (
-                inc.series[0] if inc.series else 0
+            reference = (
+                inc.series[-_TREND_STEPS] if len(inc.series) >= _TREND_STEPS else (inc.series[0] if inc.series else 0)
             )
             inc.exit_series = (inc.exit_series + [len(view.exited & inc.current_keys)])[-_TREND_STEPS:]
             self._absorb(inc, cand, view, locate=inc.incident_id in opened or inc.incident_id in refined)
@@ -1037,8 +1030,12 @@ class IncidentDetector:
 
     @classmethod
     def from_dict(
-        cls, settings: IncidentSettings, data: dict[str, Any], titles: dict[str, str] | None = None,
-        *, replay: str | None = None,
+        cls,
+        settings: IncidentSettings,
+        data: dict[str, Any],
+        titles: dict[str, str] | None = None,
+        *,
+        replay: str | None = None,
     ) -> IncidentDetector:
         det = cls(data["kind"], settings, titles, replay=replay)
         det._last_slot = data["last_slot"]

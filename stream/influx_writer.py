@@ -43,7 +43,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -51,7 +51,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from stream.dlq import InfluxFailure, influx_reason
-from stream.outbox import OutboxFenced
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +109,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())
 
 
@@ -168,10 +167,12 @@ class InfluxWriter:
         if fence is not None:
             fence()
         starts = range(0, len(lines), self.max_lines)
-        chunks = [lines[i:i + self.max_lines] for i in starts]
+        chunks = [lines[i : i + self.max_lines] for i in starts]
         if self.circuit_open:
-            report.failed = [FailedChunk(c, InfluxFailure.CIRCUIT_OPEN, 0, "circuit open after recent failures", i)
-                             for i, c in zip(starts, chunks)]
+            report.failed = [
+                FailedChunk(c, InfluxFailure.CIRCUIT_OPEN, 0, "circuit open after recent failures", i)
+                for i, c in zip(starts, chunks)
+            ]
             self.stats.chunks_failed += len(chunks)
             return report
         results = await gather_cancelling(*(self._write_chunk(c, i, fence) for i, c in zip(starts, chunks)))
@@ -195,8 +196,9 @@ class InfluxWriter:
         self.stats.circuit_opened += 1
         log.warning("influx circuit open for %.1fs", cooldown)
 
-    async def _write_chunk(self, chunk: Sequence[str], start: int = 0,
-                           fence: Callable[[], None] | None = None) -> FailedChunk | None:
+    async def _write_chunk(
+        self, chunk: Sequence[str], start: int = 0, fence: Callable[[], None] | None = None
+    ) -> FailedChunk | None:
         body = "\n".join(chunk).encode()
         error = ""
         attempt = 0
@@ -209,7 +211,9 @@ class InfluxWriter:
                 self.stats.requests += 1
                 try:
                     response = await self._client.post(
-                        f"{self.url}/write", params=self._params, content=body,
+                        f"{self.url}/write",
+                        params=self._params,
+                        content=body,
                         headers={"Content-Type": "text/plain; charset=utf-8"},
                         extensions={} if fence is None else {"trace": _wire_fence(fence)},
                     )
@@ -230,8 +234,14 @@ class InfluxWriter:
                         error = f"HTTP {status}: InfluxDB refused the credentials of db {self.db}: {text}"
                         log.error("%s", error)
                     else:
-                        log.error("InfluxDB rejected %d points of db %s with HTTP %d (a bug in the points, "
-                                  "dead-lettered as rejected): %s", len(chunk), self.db, status, text)
+                        log.error(
+                            "InfluxDB rejected %d points of db %s with HTTP %d (a bug in the points, "
+                            "dead-lettered as rejected): %s",
+                            len(chunk),
+                            self.db,
+                            status,
+                            text,
+                        )
                         return FailedChunk(chunk, InfluxFailure.REJECTED, attempt, f"HTTP {status}: {text}", start)
                 if attempt >= self.policy.max_attempts or (
                     retry_after is not None and retry_after > self.policy.max_delay_s
@@ -338,13 +348,15 @@ class InfluxReplayer:
         finally:
             await consumer.stop()
 
-    async def _replay(self, value: bytes | None, headers: list[tuple[str, bytes]], tp: TopicPartition,
-                      offset: int) -> bool:
+    async def _replay(
+        self, value: bytes | None, headers: list[tuple[str, bytes]], tp: TopicPartition, offset: int
+    ) -> bool:
         reason = influx_reason(headers)
         if reason is None or not reason.replayable or not value:
             self.skipped_chunks += 1
-            log.error("influx-dlq %s[%d]@%d not replayed (reason %s): inspect it", tp.topic, tp.partition, offset,
-                      reason)
+            log.error(
+                "influx-dlq %s[%d]@%d not replayed (reason %s): inspect it", tp.topic, tp.partition, offset, reason
+            )
             return True
         lines = value.decode().split("\n")
         delay = 0.5

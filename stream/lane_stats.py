@@ -24,8 +24,8 @@ import math
 from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -254,7 +254,7 @@ def _tail_quantiles(indexes: list[int], counts: list[int], q: float) -> list[flo
 
 
 def _utc(instant: float) -> datetime:
-    return datetime.fromtimestamp(instant, timezone.utc)
+    return datetime.fromtimestamp(instant, UTC)
 
 
 class LaneStats:

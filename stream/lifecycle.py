@@ -47,7 +47,7 @@ import struct
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar, dataclass_transform
@@ -71,6 +71,7 @@ def interned(value: str | None) -> str | None:
     """One shared copy of a low-cardinality string (source, node, region, reason...)."""
     return None if value is None else _intern(value)
 
+
 #: The extensions of an order no stage keeps state for (shared: an empty dict is 64 B per order).
 NO_EXTENSIONS: Mapping[str, Any] = MappingProxyType({})
 
@@ -84,6 +85,7 @@ def state_record(cls: type[_C]) -> type[_C]:
     frozen dataclass sets every field through ``object.__setattr__`` and is about five times
     slower to construct. These records are built several times per event on the hot path."""
     return dataclass(slots=True)(cls)
+
 
 #: Status values by member (``Status.X.value`` is a property call; this is a dict lookup).
 _V: dict[Status, str] = {s: s.value for s in Status}
@@ -105,8 +107,15 @@ START = Progress()
 #: stands level with ``linehaul`` (either is an in-transit scan), ``backordered`` and
 #: ``delivery_failed`` are detours beside it.
 LADDER: tuple[Status, ...] = (
-    Status.PAID, Status.PICKED, Status.PACKED, Status.OUTBOUND_SCAN, Status.LINEHAUL,
-    Status.OUT_FOR_DELIVERY, Status.DELIVERED, Status.RETURN_REQUESTED, Status.RETURNED,
+    Status.PAID,
+    Status.PICKED,
+    Status.PACKED,
+    Status.OUTBOUND_SCAN,
+    Status.LINEHAUL,
+    Status.OUT_FOR_DELIVERY,
+    Status.DELIVERED,
+    Status.RETURN_REQUESTED,
+    Status.RETURNED,
 )
 
 #: Position on the ladder of every status that has one (detours sit between two stages).
@@ -168,8 +177,12 @@ def step(progress: Progress, status: Status) -> Progress | str:
         return Progress(status, interrupted, progress.rank)
     if current is Status.EXCEPTION:
         resumed = progress.interrupted
-        if (resumed is not None and status is not resumed and not is_legal(resumed, status)
-                and not forward(resumed, status)):
+        if (
+            resumed is not None
+            and status is not resumed
+            and not is_legal(resumed, status)
+            and not forward(resumed, status)
+        ):
             return f"{status.value} cannot resume after an exception that interrupted {resumed.value}"
     elif not is_legal(current, status) and not forward(current, status):
         return f"{current.value} -> {status.value} is not a legal transition"
@@ -198,7 +211,7 @@ class SkuFacts(msgspec.Struct, frozen=True, gc=False, array_like=True):
     vip: bool = False
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def datetime_ns(value: datetime) -> int:
@@ -219,9 +232,19 @@ def _facts_from(event: OrderEvent, old: SkuFacts | None, newest: bool) -> SkuFac
     i = interned
     promised = datetime_ns(event.promised_by) if event.promised_by is not None else None
     if old is None:
-        return SkuFacts(event.qty, i(event.region), i(event.warehouse), i(event.carrier), i(event.channel),
-                        i(event.node), promised, event.dest_lat, event.dest_lon, _SKU_CLASS[event.sku_class],
-                        event.vip)
+        return SkuFacts(
+            event.qty,
+            i(event.region),
+            i(event.warehouse),
+            i(event.carrier),
+            i(event.channel),
+            i(event.node),
+            promised,
+            event.dest_lat,
+            event.dest_lon,
+            _SKU_CLASS[event.sku_class],
+            event.vip,
+        )
     if newest:
         return SkuFacts(
             event.qty,
@@ -283,8 +306,7 @@ def sku_times(status_time_ns: int, stage_ns: bytes) -> bytes:
 
 def pack_stage_times(times: Mapping[str, int]) -> bytes:
     """Canonical: pairs in slot order, so equal stage times are equal bytes."""
-    return b"".join([_PAIR.pack(slot, int(ns)) for slot, ns in sorted((_SLOT[s], ns) for s, ns in times.items())
-                     if ns])
+    return b"".join([_PAIR.pack(slot, int(ns)) for slot, ns in sorted((_SLOT[s], ns) for s, ns in times.items()) if ns])
 
 
 def unpack_stage_times(packed: bytes) -> dict[str, int]:
@@ -302,7 +324,7 @@ def _with_stage_time(packed: bytes, status: str, ns: int) -> bytes:
         if here == slot:
             if _PAIR.unpack_from(packed, offset)[1] <= ns:
                 return packed
-            return packed[:offset] + _PAIR.pack(slot, ns) + packed[offset + size:]
+            return packed[:offset] + _PAIR.pack(slot, ns) + packed[offset + size :]
         if here > slot:
             return packed[:offset] + _PAIR.pack(slot, ns) + packed[offset:]
     return packed + _PAIR.pack(slot, ns)
@@ -459,7 +481,7 @@ class SkuLines(Mapping[str, SkuState]):
         lines = skus._lines if isinstance(skus, SkuLines) else tuple(skus.values())
         for i, old in enumerate(lines):
             if old.sku == line.sku:
-                return cls(lines[:i] + (line,) + lines[i + 1:])
+                return cls(lines[:i] + (line,) + lines[i + 1 :])
         return cls(lines + (line,))
 
     def __getitem__(self, key: str) -> SkuState:
@@ -566,9 +588,17 @@ def _merge_stage_times(old: bytes, new: Mapping[str, int]) -> bytes:
     return old
 
 
-def _sku(sku: SkuState, *, progress: Progress | None = None, status_time_ns: int | None = None,
-         stage_ns: bytes | None = None, position: Position | None, facts: SkuFacts,
-         timeline: tuple[TimelineEntry, ...], pinned: bool | None = None) -> SkuState:
+def _sku(
+    sku: SkuState,
+    *,
+    progress: Progress | None = None,
+    status_time_ns: int | None = None,
+    stage_ns: bytes | None = None,
+    position: Position | None,
+    facts: SkuFacts,
+    timeline: tuple[TimelineEntry, ...],
+    pinned: bool | None = None,
+) -> SkuState:
     """A changed copy of ``sku`` (explicit, as ``dataclasses.replace`` is slow on this hot path),
     truncated to :data:`TIMELINE_LIMIT` entries."""
     p = progress if progress is not None else Progress(sku.status, sku.interrupted, sku.rank)
@@ -579,20 +609,40 @@ def _sku(sku: SkuState, *, progress: Progress | None = None, status_time_ns: int
         base, _, _ = fold(base, dropped)
     assert p.status is not None
     return SkuState(
-        sku.sku, p.status, p.interrupted, p.rank,
-        sku.times if status_time_ns is None and stage_ns is None else sku_times(
+        sku.sku,
+        p.status,
+        p.interrupted,
+        p.rank,
+        sku.times
+        if status_time_ns is None and stage_ns is None
+        else sku_times(
             sku.status_time_ns if status_time_ns is None else status_time_ns,
-            sku.stage_ns if stage_ns is None else stage_ns),
-        position, facts, timeline_pack.pack(timeline), base,
+            sku.stage_ns if stage_ns is None else stage_ns,
+        ),
+        position,
+        facts,
+        timeline_pack.pack(timeline),
+        base,
         sku.pinned if pinned is None else pinned,
     )
 
 
-def _entry(event: OrderEvent, time_ns: int, late: bool = False, illegal: str | None = None,
-           skipped: tuple[Status, ...] = ()) -> TimelineEntry:
+def _entry(
+    event: OrderEvent, time_ns: int, late: bool = False, illegal: str | None = None, skipped: tuple[Status, ...] = ()
+) -> TimelineEntry:
     i = interned
-    return TimelineEntry(event.event_id, event.status, time_ns, _intern(event.source), i(event.node),
-                         i(event.region), late, i(illegal), i(event.device_id), skipped)
+    return TimelineEntry(
+        event.event_id,
+        event.status,
+        time_ns,
+        _intern(event.source),
+        i(event.node),
+        i(event.region),
+        late,
+        i(illegal),
+        i(event.device_id),
+        skipped,
+    )
 
 
 def _first_state(event: OrderEvent, time_ns: int, sibling: SkuFacts | None) -> tuple[SkuState, TimelineEntry]:
@@ -637,8 +687,15 @@ def apply_to_sku(sku: SkuState | None, event: OrderEvent, time_ns: int, sibling:
             return EventChange(Outcome.ILLEGAL, entry, sku, after, previous, None)
         entry = _entry(event, time_ns, skipped=skipped_by(sku.progress, event.status))
         stage_ns = _with_stage_time(sku.stage_ns, _V[event.status], time_ns)
-        after = _sku(sku, progress=result, status_time_ns=time_ns, stage_ns=stage_ns, position=position,
-                     facts=facts, timeline=timeline + (entry,))
+        after = _sku(
+            sku,
+            progress=result,
+            status_time_ns=time_ns,
+            stage_ns=stage_ns,
+            position=position,
+            facts=facts,
+            timeline=timeline + (entry,),
+        )
         return EventChange(Outcome.APPLIED, entry, sku, after, previous, None)
 
     late = not newest
@@ -658,12 +715,19 @@ def apply_to_sku(sku: SkuState | None, event: OrderEvent, time_ns: int, sibling:
     following = new_entries[index + 1] if index + 1 < len(new_entries) else None
     stage_ns = _merge_stage_times(sku.stage_ns, reached)
     if progress.rank >= sku.rank and progress.status is not None:
-        after = _sku(sku, progress=progress, status_time_ns=_status_time(progress, new_entries, sku.status_time_ns),
-                     stage_ns=stage_ns, position=position, facts=facts, timeline=new_entries, pinned=False)
+        after = _sku(
+            sku,
+            progress=progress,
+            status_time_ns=_status_time(progress, new_entries, sku.status_time_ns),
+            stage_ns=stage_ns,
+            position=position,
+            facts=facts,
+            timeline=new_entries,
+            pinned=False,
+        )
     else:
         # Re-evaluating would lower the rank: keep the status (never regress).
-        after = _sku(sku, stage_ns=stage_ns, position=position, facts=facts, timeline=new_entries,
-                     pinned=True)
+        after = _sku(sku, stage_ns=stage_ns, position=position, facts=facts, timeline=new_entries, pinned=True)
     if entry.illegal is not None:
         outcome = Outcome.ILLEGAL
     elif late:
@@ -682,7 +746,9 @@ def _insertion_index(timeline: tuple[TimelineEntry, ...], key: tuple[int, str]) 
     return index
 
 
-def apply_event(order: OrderState, event: OrderEvent, time_ns: int | None = None) -> tuple[OrderState, EventChange | None]:
+def apply_event(
+    order: OrderState, event: OrderEvent, time_ns: int | None = None
+) -> tuple[OrderState, EventChange | None]:
     """Apply one validated event to its order; ``None`` change means a duplicate (no-op).
 
     ``time_ns`` is ``event.event_ts_ns`` (passed in when the caller already computed it).
@@ -698,8 +764,12 @@ def apply_event(order: OrderState, event: OrderEvent, time_ns: int | None = None
     sibling = None if sku is not None or not skus else next(iter(skus.values())).facts
     change = apply_to_sku(sku, event, time_ns, sibling)
     last = order.last_event_ns if order.last_event_ns >= time_ns else time_ns
-    return (OrderState(order.order_id, order.partition, SkuLines.with_line(skus, change.after), last, order.seq,
-                       order.extensions), change)
+    return (
+        OrderState(
+            order.order_id, order.partition, SkuLines.with_line(skus, change.after), last, order.seq, order.extensions
+        ),
+        change,
+    )
 
 
 def replay(events: Iterable[OrderEvent], partition_of: Mapping[str, int] | None = None) -> dict[str, OrderState]:

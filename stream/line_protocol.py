@@ -78,13 +78,12 @@ def format_field(value: FieldValue) -> str | None:
     return '"' + value.translate(_STRING) + '"'
 
 
-def line(measurement: str, tags: Mapping[str, str | None], fields: Mapping[str, FieldValue | None],
-         time_ns: int) -> str:
+def line(
+    measurement: str, tags: Mapping[str, str | None], fields: Mapping[str, FieldValue | None], time_ns: int
+) -> str:
     """One point. Tags with empty or missing values are left out (InfluxDB has no empty tag);
     tags are sorted by key, as InfluxDB recommends."""
-    tag_part = "".join(
-        f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()) if v and escape_tag(v)
-    )
+    tag_part = "".join(f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()) if v and escape_tag(v))
     field_parts = []
     for key, value in fields.items():
         if value is None:
@@ -111,8 +110,9 @@ def _tag(name: str, value: str | None) -> str:
     return f",{name}={escaped}" if escaped else ""
 
 
-def sku_event_line(event: OrderEvent, change: EventChange, cell_of: CellFunction | None = None, *,
-                   partition: int, offset: int) -> str:
+def sku_event_line(
+    event: OrderEvent, change: EventChange, cell_of: CellFunction | None = None, *, partition: int, offset: int
+) -> str:
     """The ``sku_events`` point of one accepted event, read from source record
     (``partition``, ``offset``) (hand-built: this runs once per event).
 
@@ -120,12 +120,21 @@ def sku_event_line(event: OrderEvent, change: EventChange, cell_of: CellFunction
     Fields: event_id, order_id, sku (ids match ``[A-Za-z0-9._:@/-]+`` by contract: no
     escaping), qty, lat, lon, late, illegal, [event_time_us].
     """
-    cell = cell_of(event.lat, event.lon) if cell_of is not None and event.lat is not None and event.lon is not None \
+    cell = (
+        cell_of(event.lat, event.lon)
+        if cell_of is not None and event.lat is not None and event.lon is not None
         else None
+    )
     tags = (
-        _tag("carrier", event.carrier) + _tag("channel", event.channel) + _tag("h3", cell)
-        + f",partition={partition}" + _tag("region", event.region) + _tag("source", event.source)
-        + ",status=" + _STATUS_VALUES[event.status] + _tag("warehouse", event.warehouse)
+        _tag("carrier", event.carrier)
+        + _tag("channel", event.channel)
+        + _tag("h3", cell)
+        + f",partition={partition}"
+        + _tag("region", event.region)
+        + _tag("source", event.source)
+        + ",status="
+        + _STATUS_VALUES[event.status]
+        + _tag("warehouse", event.warehouse)
     )
     position = ""
     if event.lat is not None and event.lon is not None and math.isfinite(event.lat) and math.isfinite(event.lon):

@@ -111,7 +111,7 @@ def read_snapshot(path: Path) -> Snapshot:
             if count != len(values) or at + _COUNT.size != len(body):
                 raise SnapshotError(f"{path}: {len(values)} items, the trailer says {count}")
             return Snapshot(partition, offset, values)
-        values[body[at:at + klen]] = body[at + klen:at + klen + vlen]
+        values[body[at : at + klen]] = body[at + klen : at + klen + vlen]
         at += klen + vlen
 
 
@@ -145,16 +145,22 @@ class LocalSnapshots:
         except FileNotFoundError:
             return None
         except (OSError, SnapshotError, struct.error) as exc:
-            log.warning("local snapshot of partition %d ignored (%s): its changelog is read from the start", partition,
-                        exc)
+            log.warning(
+                "local snapshot of partition %d ignored (%s): its changelog is read from the start", partition, exc
+            )
             return None
         if snapshot.partition != partition:
             log.warning("local snapshot %s is of partition %d, not %d: ignored", path, snapshot.partition, partition)
             return None
         if not begin <= snapshot.offset <= end:
-            log.warning("local snapshot of partition %d covers the changelog to offset %d, which holds [%d, %d) "
-                        "(data lost or deleted on the broker): ignored, its changelog is read from the start",
-                        partition, snapshot.offset, begin, end)
+            log.warning(
+                "local snapshot of partition %d covers the changelog to offset %d, which holds [%d, %d) "
+                "(data lost or deleted on the broker): ignored, its changelog is read from the start",
+                partition,
+                snapshot.offset,
+                begin,
+                end,
+            )
             return None
         return snapshot
 
@@ -197,19 +203,31 @@ class LocalSnapshots:
                 chunks.append(_encoded(part, at, at + _CHUNK))
                 await asyncio.sleep(0)  # the batch loop and heartbeats go on
             try:
-                await asyncio.to_thread(_write_file, self.path(partition), partition, ends[partition], chunks,
-                                        len(part))
+                await asyncio.to_thread(
+                    _write_file, self.path(partition), partition, ends[partition], chunks, len(part)
+                )
             except OSError as exc:
                 log.warning("local snapshot of partition %d not written: %r", partition, exc)
                 continue
             self.saved += 1
-            log.info("local snapshot of partition %d: %d items to changelog offset %d in %.1fs", partition,
-                     len(part), ends[partition], time.monotonic() - started)
+            log.info(
+                "local snapshot of partition %d: %d items to changelog offset %d in %.1fs",
+                partition,
+                len(part),
+                ends[partition],
+                time.monotonic() - started,
+            )
 
 
-async def restore_state(snapshots: LocalSnapshots | None, bootstrap: str, topic: str, partitions: Iterable[int],
-                        store: MutableMapping[str, Any], security: Mapping[str, Any] | None = None,
-                        ends_read: dict[int, int] | None = None) -> int:
+async def restore_state(
+    snapshots: LocalSnapshots | None,
+    bootstrap: str,
+    topic: str,
+    partitions: Iterable[int],
+    store: MutableMapping[str, Any],
+    security: Mapping[str, Any] | None = None,
+    ends_read: dict[int, int] | None = None,
+) -> int:
     """Fill ``store`` with ``partitions``' state: each one's local snapshot (when usable) and
     the changelog after it, or its whole changelog; changelog records read."""
     partitions = sorted(set(partitions))
@@ -219,21 +237,35 @@ async def restore_state(snapshots: LocalSnapshots | None, bootstrap: str, topic:
     usable = {p: s for p in partitions if (s := snapshots.load(p, *ranges[p])) is not None}
     # The record just before a snapshot's offset is the newest version of its key there, so
     # the snapshot holds it: otherwise the log is another one (topic recreated, broker reset).
-    last = await records_at(bootstrap, topic, {p: s.offset - 1 for p, s in usable.items() if s.offset > ranges[p][0]},
-                            security)
+    last = await records_at(
+        bootstrap, topic, {p: s.offset - 1 for p, s in usable.items() if s.offset > ranges[p][0]}, security
+    )
     seed: dict[bytes, bytes | None] = {}
     starts: dict[int, int] = {}
     for p, snapshot in usable.items():
         record = last.get(p)
-        if record is not None and record[0] == snapshot.offset - 1 and record[1] is not None \
-                and snapshot.values.get(record[1]) != record[2]:
-            log.warning("local snapshot of partition %d does not hold the changelog's record at offset %d "
-                        "(another log under the same name?): ignored", p, record[0])
+        if (
+            record is not None
+            and record[0] == snapshot.offset - 1
+            and record[1] is not None
+            and snapshot.values.get(record[1]) != record[2]
+        ):
+            log.warning(
+                "local snapshot of partition %d does not hold the changelog's record at offset %d "
+                "(another log under the same name?): ignored",
+                p,
+                record[0],
+            )
             continue
         seed.update(snapshot.values)
         starts[p] = snapshot.offset
     if starts:
-        log.info("local snapshots of partitions %s: %d items; reading the changelog from %s", sorted(starts),
-                 len(seed), starts)
-    return await load_changelog(bootstrap, topic, partitions, store, security, ends_read=ends_read,
-                                start_offsets=starts, seed=seed)
+        log.info(
+            "local snapshots of partitions %s: %d items; reading the changelog from %s",
+            sorted(starts),
+            len(seed),
+            starts,
+        )
+    return await load_changelog(
+        bootstrap, topic, partitions, store, security, ends_read=ends_read, start_offsets=starts, seed=seed
+    )

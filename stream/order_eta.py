@@ -18,7 +18,7 @@ wide. An order with no window at all (no statistics, no promise) or with every S
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from stream.contract import CLOSED
@@ -37,7 +37,7 @@ _RANK = {DelayState.ON_TRACK: 0, DelayState.AT_RISK: 1, DelayState.STALLED: 2, D
 
 def _iso(instant: float) -> str:
     minute = int(instant // 60) * 60  # minutes: a window moving by seconds is no news
-    return datetime.fromtimestamp(minute, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(minute, UTC).isoformat().replace("+00:00", "Z")
 
 
 def order_eta(engine: DelaysEngine, order: OrderState, now: datetime, tz_offset_min: int) -> dict[str, Any] | None:
@@ -75,9 +75,15 @@ def order_eta(engine: DelaysEngine, order: OrderState, now: datetime, tz_offset_
     if end <= clock:
         # It should have arrived already: the window starts now, as wide (at least an hour).
         start, end = clock, clock + max(end - start, MIN_OVERDUE_WIDTH_S)
-    return {"from": _iso(start), "to": _iso(end), "basis": basis,
-            "promise": _iso(promise) if promise is not None else None, "state": state.value,
-            "slipped": promise is not None and end > promise, "tz_offset_min": tz_offset_min}
+    return {
+        "from": _iso(start),
+        "to": _iso(end),
+        "basis": basis,
+        "promise": _iso(promise) if promise is not None else None,
+        "state": state.value,
+        "slipped": promise is not None and end > promise,
+        "tz_offset_min": tz_offset_min,
+    }
 
 
 __all__ = ["ETA_EXTENSION", "NOTICE_STATES", "order_eta"]

@@ -81,11 +81,11 @@ def _fence_produce_requests(producer: AIOKafkaProducer, fence: Callable[[], None
             fence()
         except OutboxFenced as exc:
             raise _WireFenced(str(exc)) from exc
-        conn = client._conns[(node_id, group)]  # noqa: SLF001 - the write itself, see above
+        conn = client._conns[(node_id, group)]  # the write itself, see above
         future = conn.send(request, expect_response=request.required_acks != 0)
         try:
             return await future
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             conn.close(reason=CloseReason.CONNECTION_TIMEOUT)
             raise RequestTimedOutError() from exc
 
@@ -194,8 +194,9 @@ class Outbox:
                 self.records_sent += len(records)
                 return
             if time.monotonic() > deadline:
-                raise OutboxError(f"{sum(len(r) for _, r in failed)} records undelivered after "
-                                  f"{self.deadline_s:.0f}s: {failed[0][0]}")
+                raise OutboxError(
+                    f"{sum(len(r) for _, r in failed)} records undelivered after {self.deadline_s:.0f}s: {failed[0][0]}"
+                )
             log.warning("retrying %d record groups after produce errors", len(failed))
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import UTC, timezone
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -137,7 +137,7 @@ def order_outcome(order: OrderState, policy: SlaPolicy) -> OrderOutcome:
     promises = [s.facts.promised_by_ns for s in skus if s.facts.promised_by_ns is not None]
     promised = min(promises) if promises else None
     due = rule_name = None
-    day_zone: ZoneInfo | timezone = timezone.utc
+    day_zone: ZoneInfo | timezone = UTC
     if promised is not None:
         first = skus[0].facts
         ctx = SlaContext(first.channel, first.warehouse, first.carrier, first.region, first.sku_class or "standard")
@@ -154,12 +154,25 @@ def order_outcome(order: OrderState, policy: SlaPolicy) -> OrderOutcome:
     if due is None or promised is None:
         return OrderOutcome(state, tags, order.last_event_ns, promised, None, None, delivered_ns)
     late = delivered_ns >= due
-    days = (ns_datetime(delivered_ns).astimezone(day_zone).date() - ns_datetime(promised).astimezone(day_zone).date()).days
-    return OrderOutcome(state, tags, order.last_event_ns, promised, due, rule_name, delivered_ns, late,
-                        (delivered_ns - due) // 1_000_000_000 if late else 0, max(days, 0) if late else 0)
+    days = (
+        ns_datetime(delivered_ns).astimezone(day_zone).date() - ns_datetime(promised).astimezone(day_zone).date()
+    ).days
+    return OrderOutcome(
+        state,
+        tags,
+        order.last_event_ns,
+        promised,
+        due,
+        rule_name,
+        delivered_ns,
+        late,
+        (delivered_ns - due) // 1_000_000_000 if late else 0,
+        max(days, 0) if late else 0,
+    )
 
 
 # -- the point -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class PointKey:
@@ -193,9 +206,15 @@ def _ms(ns: int | None) -> int | None:
 
 
 def outcome_line(key: PointKey, outcome: OrderOutcome, order_id: str) -> str:
-    fields: dict[str, Any] = {**outcome.counters(), "current": 1, "late_days": outcome.late_days,
-                              "due_ms": _ms(outcome.due_ns), "delivered_ms": _ms(outcome.delivered_ns),
-                              "last_event_ms": _ms(outcome.last_event_ns), "order_id": order_id}
+    fields: dict[str, Any] = {
+        **outcome.counters(),
+        "current": 1,
+        "late_days": outcome.late_days,
+        "due_ms": _ms(outcome.due_ns),
+        "delivered_ms": _ms(outcome.delivered_ns),
+        "last_event_ms": _ms(outcome.last_event_ns),
+        "order_id": order_id,
+    }
     return line(ORDER_OUTCOMES, key.tags, fields, key.time_ns)
 
 
@@ -210,5 +229,16 @@ def extension_value(outcome: OrderOutcome, key: PointKey | None, first_offset: i
     return {**outcome.summary(), "first_offset": first_offset, "point": key.to_list() if key else None}
 
 
-__all__ = ["COUNTERS", "GROUP_TAGS", "ORDER_OUTCOMES", "OUTCOME_EXTENSION", "OrderOutcome", "PointKey",
-           "extension_value", "order_outcome", "outcome_line", "point_key", "retired_line"]
+__all__ = [
+    "COUNTERS",
+    "GROUP_TAGS",
+    "ORDER_OUTCOMES",
+    "OUTCOME_EXTENSION",
+    "OrderOutcome",
+    "PointKey",
+    "extension_value",
+    "order_outcome",
+    "outcome_line",
+    "point_key",
+    "retired_line",
+]

@@ -216,8 +216,13 @@ def _owns_all(partition: int) -> bool:
 class BatchContext:
     """What one batch did so far, and the handles stages use to add to it."""
 
-    def __init__(self, now: datetime, records: Sequence[SourceRecord], store: Mapping[str, object],
-                 aggregates: Mapping[int, PartitionAggregates]) -> None:
+    def __init__(
+        self,
+        now: datetime,
+        records: Sequence[SourceRecord],
+        store: Mapping[str, object],
+        aggregates: Mapping[int, PartitionAggregates],
+    ) -> None:
         #: Wall-clock time the batch was taken (UTC); event logic uses event time instead.
         self.now = now
         self.records = records
@@ -271,8 +276,15 @@ class BatchContext:
         if publish:
             self._publish.add(order.order_id)
 
-    def emit(self, topic: str, value: bytes | None, key: bytes | None = None, partition: int | None = None,
-             headers: Sequence[tuple[str, bytes]] = (), source_partition: int | None = None) -> None:
+    def emit(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        source_partition: int | None = None,
+    ) -> None:
         """Send a message with the batch's outputs (``topic`` is the real topic name).
         ``source_partition``: the input partition it derives from; if that partition was
         revoked meanwhile the message is dropped with the batch's other outputs for it."""
@@ -360,7 +372,9 @@ class Pipeline:
     def _replay_aggregates(self, partition: int, replay: str) -> PartitionAggregates:
         agg = self.replay_aggregates.get((partition, replay))
         if agg is None:
-            agg = self.replay_aggregates[(partition, replay)] = PartitionAggregates(partition, self.config.window_minutes)
+            agg = self.replay_aggregates[(partition, replay)] = PartitionAggregates(
+                partition, self.config.window_minutes
+            )
         return agg
 
     def _aggregates(self, partition: int) -> PartitionAggregates:
@@ -422,8 +436,12 @@ class Pipeline:
                 stored = store.get(order_id)
                 order = stored if isinstance(stored, OrderState) else new_order(order_id, record.partition)
             if order.partition != record.partition:
-                log.warning("order %s moved from partition %d to %d (producer partitioning changed?)",
-                            order_id, order.partition, record.partition)
+                log.warning(
+                    "order %s moved from partition %d to %d (producer partitioning changed?)",
+                    order_id,
+                    order.partition,
+                    record.partition,
+                )
                 order = replace(order, partition=record.partition)
             time_ns = event.event_ts_ns
             order, change = apply_event(order, event, time_ns)
@@ -443,7 +461,9 @@ class Pipeline:
                 self._aggregates(record.partition).observe(change)
             else:
                 self._replay_aggregates(record.partition, replay).observe(change)
-            ctx.lines.append(sku_event_line(event, change, self.cell_of, partition=record.partition, offset=record.offset))
+            ctx.lines.append(
+                sku_event_line(event, change, self.cell_of, partition=record.partition, offset=record.offset)
+            )
 
     # -- sinks --------------------------------------------------------------------------
 
@@ -468,13 +488,16 @@ class Pipeline:
         for partition in agg_parts:
             agg = self.aggregates[partition]
             final_lines.extend(agg.expire())
-            sample = (agg.sample_minute != agg.sampled_minute
-                      or now - self._sampled_at.get(partition, -1e18) >= self.config.inflight_sample_s)
+            sample = (
+                agg.sample_minute != agg.sampled_minute
+                or now - self._sampled_at.get(partition, -1e18) >= self.config.inflight_sample_s
+            )
             agg_lines.extend(agg.pending_lines(sample))
             if sample:
                 sampled.append(partition)
-        replays = sorted(k for k in self.replay_aggregates
-                         if (not ctx.records or k[0] in ctx.partitions) and self.owned(k[0]))
+        replays = sorted(
+            k for k in self.replay_aggregates if (not ctx.records or k[0] in ctx.partitions) and self.owned(k[0])
+        )
         replay_sampled: dict[tuple[int, str], bool] = {}
         for key in replays:  # a replay's minutes move with its own events only
             agg = self.replay_aggregates[key]
@@ -486,12 +509,22 @@ class Pipeline:
         out: list[tuple[OutRecord, int | None]] = []
         dlq_partitions = await self._count(self.topics.dlq) if ctx.dead_letters else 1
         for record, letter in ctx.dead_letters:
-            out.append((OutRecord(self.topics.dlq, encode_dead_letter(letter), record.key,
-                                  record.partition % dlq_partitions), record.partition))
+            out.append(
+                (
+                    OutRecord(
+                        self.topics.dlq, encode_dead_letter(letter), record.key, record.partition % dlq_partitions
+                    ),
+                    record.partition,
+                )
+            )
         for order_id in ctx._publish:
             order = ctx.orders[order_id]
-            out.append((OutRecord(self.topics.updates, orjson.dumps(order_snapshot(order)), order_id.encode()),
-                        order.partition))
+            out.append(
+                (
+                    OutRecord(self.topics.updates, orjson.dumps(order_snapshot(order)), order_id.encode()),
+                    order.partition,
+                )
+            )
         out.extend(self._warroom(ctx))
         out.extend(ctx._emitted)
         # Outputs of a partition revoked meanwhile are dropped: its new owner replays them.
@@ -500,8 +533,11 @@ class Pipeline:
         fenced = not await self._membership_confirmed()
         revoked = {p for p in ctx.partitions if fenced or not self.owned(p)} - ctx.dropped_partitions
         if revoked:
-            log.warning("partitions %s were revoked during the batch%s; leaving their records to the new owner",
-                        sorted(revoked), " (membership not confirmed)" if fenced else "")
+            log.warning(
+                "partitions %s were revoked during the batch%s; leaving their records to the new owner",
+                sorted(revoked),
+                " (membership not confirmed)" if fenced else "",
+            )
             self.stats.skipped_revoked += sum(1 for r in ctx.records if r.partition in revoked)
 
         # Ownership per partition, asked once per sink phase (not once per order): asking
@@ -515,6 +551,7 @@ class Pipeline:
             if known is None:
                 known = owned[partition] = self.owned(partition)
             return not known
+
         # One write (fewer requests per batch): the points first, the open aggregates last.
         # A fenced worker writes nothing to InfluxDB: its minute aggregates (and stages'
         # minute lines) could overwrite its successor's. The outbox's fence is checked again
@@ -547,8 +584,9 @@ class Pipeline:
             self.stats.influx_dead_lettered_lines += len(lost)
             headers = tuple(influx_headers(failed.reason, failed.attempts, failed.error))
             partition = self._influx_dlq_partition(ctx) % await self._count(self.topics.influx_dlq)
-            dead_points.extend(OutRecord(self.topics.influx_dlq, chunk, None, partition, headers)
-                               for chunk in chunk_lines(lost))
+            dead_points.extend(
+                OutRecord(self.topics.influx_dlq, chunk, None, partition, headers) for chunk in chunk_lines(lost)
+            )
             if failed.reason is InfluxFailure.REJECTED:
                 log.error("dead-lettered %d rejected points to %s", len(lost), self.topics.influx_dlq)
         await self.outbox.send(dead_points)
@@ -562,8 +600,9 @@ class Pipeline:
         changelog: list[OutRecord] = []
         for order_id, order in ctx.orders.items():
             if not dropped(order.partition):
-                changelog.append(OutRecord(self.topics.changelog, encode_value(order), order_id.encode(),
-                                           order.partition))
+                changelog.append(
+                    OutRecord(self.topics.changelog, encode_value(order), order_id.encode(), order.partition)
+                )
         for table_key, change in ctx._stage_changes.items():
             partition = change.partition if isinstance(change, StageValue) else change[1]
             if not dropped(partition):
@@ -638,8 +677,7 @@ class Pipeline:
         abandoned = 0
         for p in due:
             self._swept[p] = now
-        for gone in sweep(self.store, self.retention_index, self._newest_ns, set(due), closed_ns, open_ns,
-                          ctx.orders):
+        for gone in sweep(self.store, self.retention_index, self._newest_ns, set(due), closed_ns, open_ns, ctx.orders):
             out.append((gone.order_id, gone.partition))
             if gone.abandoned:
                 # A data-quality finding per open SKU (stream.data_quality).
@@ -672,12 +710,15 @@ class Pipeline:
                 if replay is not None:
                     replayed.setdefault((p, replay), []).append(order)
         self.aggregates = {
-            p: PartitionAggregates.rebuild(p, [o for o in found if timeline_of_order(dict(o.extensions)) is None],
-                                           self.config.window_minutes)
+            p: PartitionAggregates.rebuild(
+                p, [o for o in found if timeline_of_order(dict(o.extensions)) is None], self.config.window_minutes
+            )
             for p, found in by_partition.items()
         }
-        self.replay_aggregates = {key: PartitionAggregates.rebuild(key[0], found, self.config.window_minutes)
-                                  for key, found in replayed.items()}
+        self.replay_aggregates = {
+            key: PartitionAggregates.rebuild(key[0], found, self.config.window_minutes)
+            for key, found in replayed.items()
+        }
         self._newest_ns = {}
         self.retention_index = RetentionIndex()
         for key, value in self.store.items():
@@ -688,8 +729,9 @@ class Pipeline:
         for stage in self.stages:
             restore = getattr(stage, "restore", None)
             if restore is not None:
-                entries = {v.key: v.data for v in self.store.values()
-                           if isinstance(v, StageValue) and v.stage == stage.name}
+                entries = {
+                    v.key: v.data for v in self.store.values() if isinstance(v, StageValue) and v.stage == stage.name
+                }
                 await restore(entries, set(partitions))
         log.info("state recovered: %d orders in partitions %s", len(orders), sorted(partitions))
 
@@ -708,15 +750,17 @@ def records_from(events: Iterable[Any]) -> list[SourceRecord]:
         headers = message.headers or ()
         if isinstance(headers, Mapping):
             headers = headers.items()
-        out.append(SourceRecord(
-            message.topic,
-            message.partition,
-            message.offset,
-            int(message.timestamp * 1000) if message.timestamp else None,
-            message.key,
-            message.value,
-            tuple(headers),
-        ))
+        out.append(
+            SourceRecord(
+                message.topic,
+                message.partition,
+                message.offset,
+                int(message.timestamp * 1000) if message.timestamp else None,
+                message.key,
+                message.value,
+                tuple(headers),
+            )
+        )
     return out
 
 

@@ -49,8 +49,9 @@ class RetentionSettings(BaseModel):
         if self.closed < timedelta(minutes=1):
             raise ValueError(f"retention closed={self.closed} must be at least 1 minute")
         if self.abandoned_after <= self.closed:
-            raise ValueError(f"retention abandoned_after={self.abandoned_after} must be longer than "
-                             f"closed={self.closed}")
+            raise ValueError(
+                f"retention abandoned_after={self.abandoned_after} must be longer than closed={self.closed}"
+            )
         return self
 
 
@@ -134,9 +135,15 @@ class Forgotten:
     abandoned: bool
 
 
-def sweep(store: Mapping[str, object], index: RetentionIndex, watermarks: Mapping[Clock, int],
-          partitions: Container[int], closed_ns: int, abandoned_ns: int,
-          busy: Container[str] = ()) -> list[Forgotten]:
+def sweep(
+    store: Mapping[str, object],
+    index: RetentionIndex,
+    watermarks: Mapping[Clock, int],
+    partitions: Container[int],
+    closed_ns: int,
+    abandoned_ns: int,
+    busy: Container[str] = (),
+) -> list[Forgotten]:
     """The orders of ``partitions`` due for forgetting (the caller removes them from the
     store and the index); ``busy``: orders changed meanwhile, left for the next sweep."""
     out: list[Forgotten] = []

@@ -148,12 +148,16 @@ def _summary(units: tuple[tuple[str, int], ...], unit_count: int, language: str)
     for index, (status, count) in enumerate(groups):
         label = labels[_BY_VALUE[status]]
         if language == "zh-CN":
-            parts.append(f"{unit_count}件商品中{count}件{label}" if index == 0 and len(groups) > 1
-                         else f"{count}件{label}")
+            parts.append(
+                f"{unit_count}件商品中{count}件{label}" if index == 0 and len(groups) > 1 else f"{count}件{label}"
+            )
         elif index == 0:
             noun = "item" if unit_count == 1 else "items"
-            parts.append(f"{count} of {unit_count} {noun} {label}" if len(groups) > 1
-                         else f"{'all ' if count > 1 else ''}{count} {noun} {label}")
+            parts.append(
+                f"{count} of {unit_count} {noun} {label}"
+                if len(groups) > 1
+                else f"{'all ' if count > 1 else ''}{count} {noun} {label}"
+            )
         else:
             parts.append(f"{count} {label}")
     return ("，" if language == "zh-CN" else ", ").join(parts)

@@ -31,8 +31,9 @@ class SafeCommitConsumer(faust_aiokafka.Consumer):
         self._frontiers: dict[TP, CommitFrontier] = {}
         self.callback = self._tracking_deliveries(self.callback)
 
-    def _tracking_deliveries(self, deliver: Callable[[Message], Awaitable[None]]
-                             ) -> Callable[[Message], Awaitable[None]]:
+    def _tracking_deliveries(
+        self, deliver: Callable[[Message], Awaitable[None]]
+    ) -> Callable[[Message], Awaitable[None]]:
         app = self.app
         frontiers = self._frontiers
 
@@ -81,6 +82,6 @@ class SafeCommitTransport(faust_aiokafka.Transport):
 
 def install(app: faust.App) -> None:
     """Make ``app`` consume through :class:`SafeCommitConsumer`."""
-    if app._transport is not None:  # noqa: SLF001 - Faust has no public hook for this
+    if app._transport is not None:  # Faust has no public hook for this
         raise RuntimeError("install() must run before the app's transport is created")
     app.transport = SafeCommitTransport(app.conf.broker_consumer, app)

@@ -29,11 +29,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from config import PACKAGE_CONFIG_DIR
+from config.durations import Duration
 from config.rules import load_yaml_model
 from stream.calendars import CalendarRule, OperationalCalendar, start_of_next_local_day, zone
 from stream.contract import CLOSED, STAGE_RANK, SkuClass, Status
 from stream.data_quality import DataQualitySettings
-from config.durations import Duration
 from stream.flow_anomaly import FlowSettings
 from stream.incidents import IncidentSettings
 from stream.lane_stats import PredictionSettings
@@ -125,9 +125,7 @@ class StageRule(BaseModel):
             if status is Status.EXCEPTION or status in CLOSED:
                 raise ValueError(f"starts: {status.value} cannot start a timer")
             if STAGE_RANK[status] >= STAGE_RANK[self.ends]:
-                raise ValueError(
-                    f"ends: {self.ends.value} must come after {status.value} (it would be met at once)"
-                )
+                raise ValueError(f"ends: {self.ends.value} must come after {status.value} (it would be met at once)")
         if self.within <= timedelta(0):
             raise ValueError("within: must be longer than 0")
         return self
@@ -352,9 +350,7 @@ class SlaPolicy:
             self._ends_rank[name] = STAGE_RANK[stage.ends]
             self._restart[name] = stage.restart_on_scan
         # most specific first; stable sort keeps file order between equals
-        self._overrides = sorted(
-            enumerate(rules.overrides), key=lambda io: (_most_specific_first(io[1].match), io[0])
-        )
+        self._overrides = sorted(enumerate(rules.overrides), key=lambda io: (_most_specific_first(io[1].match), io[0]))
         self._promise_overrides = sorted(
             enumerate(rules.promise_overrides), key=lambda io: (_most_specific_first(io[1].match), io[0])
         )

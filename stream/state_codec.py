@@ -76,17 +76,46 @@ class StateFormatError(ValueError):
 
 
 def order_record(o: OrderState) -> OrderRecord:
-    return OrderRecord(o.order_id, o.partition, o.seq, o.last_event_ns, [
-        SkuRecord(s.sku, s.status, s.interrupted, s.rank, s.status_time_ns, unpack_stage_times(s.stage_ns),
-                  s.position, s.facts, s.timeline, s.base, s.pinned)
-        for s in o.skus.values()
-    ], orjson.dumps(o.extensions) if o.extensions else b"")
+    return OrderRecord(
+        o.order_id,
+        o.partition,
+        o.seq,
+        o.last_event_ns,
+        [
+            SkuRecord(
+                s.sku,
+                s.status,
+                s.interrupted,
+                s.rank,
+                s.status_time_ns,
+                unpack_stage_times(s.stage_ns),
+                s.position,
+                s.facts,
+                s.timeline,
+                s.base,
+                s.pinned,
+            )
+            for s in o.skus.values()
+        ],
+        orjson.dumps(o.extensions) if o.extensions else b"",
+    )
 
 
 def _interned_facts(f: SkuFacts) -> SkuFacts:
     i = interned
-    return SkuFacts(f.qty, i(f.region), i(f.warehouse), i(f.carrier), i(f.channel), i(f.node), f.promised_by_ns,
-                    f.dest_lat, f.dest_lon, i(f.sku_class), f.vip)
+    return SkuFacts(
+        f.qty,
+        i(f.region),
+        i(f.warehouse),
+        i(f.carrier),
+        i(f.channel),
+        i(f.node),
+        f.promised_by_ns,
+        f.dest_lat,
+        f.dest_lon,
+        i(f.sku_class),
+        f.vip,
+    )
 
 
 #: One copy of each fold base (few distinct: a decoded tuple per SKU cost 64 B).
@@ -105,9 +134,20 @@ def order_from_record(r: OrderRecord) -> OrderState:
         for s in r.skus:
             facts = shared_facts(_interned_facts(s.facts), sibling)
             sibling = facts
-            lines.append(SkuState(_intern(s.sku), s.status, s.interrupted, s.rank,
-                                  sku_times(s.status_time_ns, pack_stage_times(s.stage_times)), s.position, facts,
-                                  timeline_pack.pack(s.timeline), _shared(s.base), s.pinned))
+            lines.append(
+                SkuState(
+                    _intern(s.sku),
+                    s.status,
+                    s.interrupted,
+                    s.rank,
+                    sku_times(s.status_time_ns, pack_stage_times(s.stage_times)),
+                    s.position,
+                    facts,
+                    timeline_pack.pack(s.timeline),
+                    _shared(s.base),
+                    s.pinned,
+                )
+            )
         skus = SkuLines(lines)
     except (KeyError, ValueError, struct.error) as exc:  # an unknown status, too many entries, a bad time
         raise StateFormatError(f"bad order state for {r.order_id!r}: {exc!r}") from exc
@@ -120,13 +160,15 @@ def order_from_record(r: OrderRecord) -> OrderState:
 
 # Version 1 (JSON objects), read only.
 
+
 def _entry_from_list(v: list[Any]) -> TimelineEntry:
     # Entries written before ``device`` and ``skipped`` existed have 8 items.
     device = v[8] if len(v) > 8 else None
     skipped = tuple(Status(s) for s in v[9]) if len(v) > 9 else ()
     i = interned
-    return TimelineEntry(v[0], Status(v[1]), int(v[2]), _intern(v[3]), i(v[4]), i(v[5]), bool(v[6]), i(v[7]),
-                         i(device), skipped)
+    return TimelineEntry(
+        v[0], Status(v[1]), int(v[2]), _intern(v[3]), i(v[4]), i(v[5]), bool(v[6]), i(v[7]), i(device), skipped
+    )
 
 
 def _progress_from_list(v: list[Any]) -> Progress:

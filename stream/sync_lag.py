@@ -64,8 +64,12 @@ class LagFigures:
     max_s: float
 
     def fields(self) -> dict[str, Any]:
-        return {"p50_s": round(self.p50_s, 3), "p99_s": round(self.p99_s, 3), "max_s": round(self.max_s, 3),
-                "count": self.count}
+        return {
+            "p50_s": round(self.p50_s, 3),
+            "p99_s": round(self.p99_s, 3),
+            "max_s": round(self.max_s, 3),
+            "count": self.count,
+        }
 
 
 class SyncLag:

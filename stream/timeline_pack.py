@@ -112,16 +112,21 @@ def pack(entries: Sequence[TimelineEntry]) -> bytes:
         return EMPTY
     hashes = b"".join([_HASH.pack(hash(e.event_id)) for e in entries])
     index, name = _NAME_INDEX.get, _name  # index 0 is None: a hit is never falsy
-    records = b"".join([
-        _REC.pack(e.time_ns, _STATUS_INDEX[e.status] | (_LATE if e.late else 0),
-                  _SKIP_INDEX.get(e.skipped) or _skip(e.skipped) if e.skipped else 0,
-                  index(e.source) or name(e.source),
-                  0 if e.node is None else index(e.node) or name(e.node),
-                  0 if e.region is None else index(e.region) or name(e.region),
-                  0 if e.illegal is None else index(e.illegal) or name(e.illegal),
-                  0 if e.device is None else index(e.device) or name(e.device))
-        for e in entries
-    ])
+    records = b"".join(
+        [
+            _REC.pack(
+                e.time_ns,
+                _STATUS_INDEX[e.status] | (_LATE if e.late else 0),
+                _SKIP_INDEX.get(e.skipped) or _skip(e.skipped) if e.skipped else 0,
+                index(e.source) or name(e.source),
+                0 if e.node is None else index(e.node) or name(e.node),
+                0 if e.region is None else index(e.region) or name(e.region),
+                0 if e.illegal is None else index(e.illegal) or name(e.illegal),
+                0 if e.device is None else index(e.device) or name(e.device),
+            )
+            for e in entries
+        ]
+    )
     return bytes((n,)) + hashes + records + _front_coded([e.event_id.encode() for e in entries])
 
 
@@ -146,7 +151,7 @@ def _ids(packed: bytes, n: int, upto: int) -> list[bytes]:
     previous = b""
     for _ in range(upto):
         shared, length = packed[at], packed[at + 1]
-        previous = previous[:shared] + packed[at + 2:at + 2 + length]
+        previous = previous[:shared] + packed[at + 2 : at + 2 + length]
         out.append(previous)
         at += 2 + length
     return out
@@ -160,12 +165,25 @@ def unpack(packed: bytes) -> tuple[TimelineEntry, ...]:
     start = 1 + _HASH_SIZE * n
     ids = [raw.decode() for raw in _ids(packed, n, n)]
     names, statuses, skips = _NAMES, _STATUSES, _SKIPS
-    return tuple([
-        TimelineEntry(event_id, statuses[status & ~_LATE], time_ns, names[source],
-                      names[node], names[region], status >= _LATE, names[illegal], names[device], skips[skipped])
-        for event_id, (time_ns, status, skipped, source, node, region, illegal, device)
-        in zip(ids, _REC.iter_unpack(packed[start:start + _REC_SIZE * n]), strict=True)
-    ])
+    return tuple(
+        [
+            TimelineEntry(
+                event_id,
+                statuses[status & ~_LATE],
+                time_ns,
+                names[source],
+                names[node],
+                names[region],
+                status >= _LATE,
+                names[illegal],
+                names[device],
+                skips[skipped],
+            )
+            for event_id, (time_ns, status, skipped, source, node, region, illegal, device) in zip(
+                ids, _REC.iter_unpack(packed[start : start + _REC_SIZE * n]), strict=True
+            )
+        ]
+    )
 
 
 def count(packed: bytes) -> int:

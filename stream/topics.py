@@ -39,8 +39,7 @@ WARROOM_PARTIALS = "warroom-partials"
 #: The table of the views' owners (its changelog is partitioned like ``warroom-partials``).
 WARROOM_VIEWS_TABLE = "warroom-views"
 
-PUBLIC_TOPICS = (ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, WARROOM_UPDATES,
-                 ORDER_INCIDENTS, ALERTS, INFLUX_DLQ)
+PUBLIC_TOPICS = (ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, WARROOM_UPDATES, ORDER_INCIDENTS, ALERTS, INFLUX_DLQ)
 
 #: Internal keyed topics with as many partitions as ``order-events``.
 KEYED = (WARROOM_PARTIALS,)
@@ -84,17 +83,27 @@ class TopicMismatch(RuntimeError):
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[TopicSpec]:
     """Create missing topics; fail loudly when an existing one has the wrong partition count."""
     specs = all_topics(settings)
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
-                             request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000),
-                             **kafka_auth(settings))
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        request_timeout_ms=int(timeout_s * 1000),
+        bootstrap_timeout_ms=int(timeout_s * 1000),
+        **kafka_auth(settings),
+    )
     try:
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
             try:
                 admin.create_topics(
-                    [NewTopic(s.name, s.partitions, settings.replication_factor,
-                              topic_configs={"cleanup.policy": "compact"} if s.compact else {}) for s in missing]
+                    [
+                        NewTopic(
+                            s.name,
+                            s.partitions,
+                            settings.replication_factor,
+                            topic_configs={"cleanup.policy": "compact"} if s.compact else {},
+                        )
+                        for s in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 pass  # another process won the race; checked below
@@ -109,8 +118,11 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[TopicSpec
         described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics([s.name for s in specs])}
     finally:
         admin.close()
-    wrong = [f"{s.name} has {described.get(s.name)} partitions, expected {s.partitions}"
-             for s in specs if described.get(s.name) != s.partitions]
+    wrong = [
+        f"{s.name} has {described.get(s.name)} partitions, expected {s.partitions}"
+        for s in specs
+        if described.get(s.name) != s.partitions
+    ]
     if wrong:
         raise TopicMismatch("; ".join(wrong))
     return specs

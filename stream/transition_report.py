@@ -82,8 +82,10 @@ class TransitionSummary:
 
     def lines(self) -> list[str]:
         """The report as text, largest counts first."""
-        out = [f"state machine: {self.skus:,} SKUs; final status: "
-               + ", ".join(f"{status} {n:,}" for status, n in self.final.most_common())]
+        out = [
+            f"state machine: {self.skus:,} SKUs; final status: "
+            + ", ".join(f"{status} {n:,}" for status, n in self.final.most_common())
+        ]
         out.append("transitions applied (from -> to: events):")
         for (before, after), n in self.applied.most_common():
             skipped = self.skipping.get((before, after))

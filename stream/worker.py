@@ -31,7 +31,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -42,8 +42,8 @@ from config.settings import Settings
 from stream import safe_commits
 from stream.batch_source import BatchSource, source_group
 from stream.influx_writer import InfluxReplayer, InfluxWriter, RetryPolicy
-from stream.local_snapshot import LocalSnapshots
 from stream.line_protocol import CellFunction
+from stream.local_snapshot import LocalSnapshots
 from stream.outbox import Outbox
 from stream.pipeline import Pipeline, PipelineConfig, Stage, Topics
 from stream.topics import (
@@ -98,8 +98,7 @@ class WorkerOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> WorkerOptions:
-        return cls(batch_size=settings.worker_batch_size, batch_window_s=settings.worker_batch_window_s,
-                   **overrides)
+        return cls(batch_size=settings.worker_batch_size, batch_window_s=settings.worker_batch_window_s, **overrides)
 
 
 class WorkerResources(mode.Service):
@@ -112,15 +111,27 @@ class WorkerResources(mode.Service):
         self.outbox = Outbox(settings.kafka_bootstrap, client_id=f"{settings.faust_app_id}-outbox", security=security)
         #: The pipeline's own producer: fenced by the source's membership lease (set by
         #: :func:`create_worker`); the alerting agent's sends go through :attr:`outbox`.
-        self.pipeline_outbox = Outbox(settings.kafka_bootstrap, client_id=f"{settings.faust_app_id}-pipeline-outbox",
-                                      security=security)
-        self.influx = InfluxWriter(settings.influx_url, settings.influx_db, timeout_s=settings.influx_timeout_s,
-                                   auth=influx_auth(settings), policy=options.influx_policy)
-        replay_writer = InfluxWriter(settings.influx_url, settings.influx_db, timeout_s=settings.influx_timeout_s,
-                                     auth=influx_auth(settings),
-                                     policy=RetryPolicy(max_attempts=1, cooldown_s=0.0, max_cooldown_s=0.0))
+        self.pipeline_outbox = Outbox(
+            settings.kafka_bootstrap, client_id=f"{settings.faust_app_id}-pipeline-outbox", security=security
+        )
+        self.influx = InfluxWriter(
+            settings.influx_url,
+            settings.influx_db,
+            timeout_s=settings.influx_timeout_s,
+            auth=influx_auth(settings),
+            policy=options.influx_policy,
+        )
+        replay_writer = InfluxWriter(
+            settings.influx_url,
+            settings.influx_db,
+            timeout_s=settings.influx_timeout_s,
+            auth=influx_auth(settings),
+            policy=RetryPolicy(max_attempts=1, cooldown_s=0.0, max_cooldown_s=0.0),
+        )
         self.replayer = InfluxReplayer(
-            replay_writer, settings.kafka_bootstrap, settings.topic(INFLUX_DLQ),
+            replay_writer,
+            settings.kafka_bootstrap,
+            settings.topic(INFLUX_DLQ),
             f"{settings.faust_app_id}-influx-replayer",
             max_backoff_s=options.replay_max_backoff_s,
             session_timeout_ms=int(options.session_timeout_s * 1000),
@@ -251,13 +262,30 @@ def create_worker(
     async def confirm_membership() -> bool:
         return await holder[0].confirm_membership()
 
-    pipeline = Pipeline(config, store, resources.pipeline_outbox, resources.influx, stages,
-                        cell_of=cell_of, owned=owned, confirm_membership=confirm_membership)
+    pipeline = Pipeline(
+        config,
+        store,
+        resources.pipeline_outbox,
+        resources.influx,
+        stages,
+        cell_of=cell_of,
+        owned=owned,
+        confirm_membership=confirm_membership,
+    )
     source = BatchSource(
-        bootstrap=settings.kafka_bootstrap, topic=settings.topic(ORDER_EVENTS), group=source_group(settings),
-        changelog=changelog_topic(settings, TABLE), pipeline=pipeline, store=store, lock=lock,
-        batch_size=options.batch_size, window_s=options.batch_window_s, session_timeout_s=session_s,
-        on_fatal=options.on_fatal, security=kafka_auth(settings), client_id=f"{settings.faust_app_id}-source",
+        bootstrap=settings.kafka_bootstrap,
+        topic=settings.topic(ORDER_EVENTS),
+        group=source_group(settings),
+        changelog=changelog_topic(settings, TABLE),
+        pipeline=pipeline,
+        store=store,
+        lock=lock,
+        batch_size=options.batch_size,
+        window_s=options.batch_window_s,
+        session_timeout_s=session_s,
+        on_fatal=options.on_fatal,
+        security=kafka_auth(settings),
+        client_id=f"{settings.faust_app_id}-source",
         snapshots=LocalSnapshots((settings.data_dir / "state").resolve(), changelog_topic(settings, TABLE)),
     )
     holder.append(source)
@@ -267,7 +295,7 @@ def create_worker(
 
     async def tick() -> None:
         try:
-            await source.tick(lambda: pipeline.tick(datetime.now(timezone.utc)))
+            await source.tick(lambda: pipeline.tick(datetime.now(UTC)))
         except Exception as exc:
             log.critical("tick failed; stopping", exc_info=exc)
             options.on_fatal(exc)
@@ -277,6 +305,7 @@ def create_worker(
     if options.alerting:
         from stream.stages.wiring import install_alerting  # the stages package imports this module's peers
 
-        install_alerting(app, settings, resources.outbox, resources.influx, options.on_fatal,
-                         tick_s=options.alert_tick_s)
+        install_alerting(
+            app, settings, resources.outbox, resources.influx, options.on_fatal, tick_s=options.alert_tick_s
+        )
     return WorkerRuntime(app, pipeline, resources, store)

@@ -37,33 +37,73 @@ def default_stages(settings: Settings) -> Sequence[Stage]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--session-timeout", type=float, default=10.0, metavar="SECONDS",
-                        help="consumer group session timeout (default 10; the embedded broker completes "
-                             "a group join after about half of it)")
-    parser.add_argument("--standby-replicas", type=int, default=0,
-                        help="standby copies of each table partition on other workers (default 0)")
-    parser.add_argument("--no-influx-replay", action="store_true",
-                        help="do not replay the influx-dlq topic from this worker")
-    parser.add_argument("--aggregate-window", type=int, default=120, metavar="MINUTES",
-                        help="event-time minutes an aggregate stays open behind the newest event (default 120)")
-    parser.add_argument("--closed-retention-days", type=float, default=None,
-                        help="forget closed orders after this many days of event time "
-                             "(default: ORDERRADAR_RETENTION_CLOSED, 1 day)")
-    parser.add_argument("--open-retention-days", type=float, default=None,
-                        help="forget open orders without news for this many days of event time, as abandoned "
-                             "(default: ORDERRADAR_RETENTION_ABANDONED_AFTER, 30 days)")
-    parser.add_argument("--influx-replay-max-backoff", type=float, default=10.0, metavar="SECONDS",
-                        help="longest pause of the influx-dlq replayer between attempts (default 10)")
-    parser.add_argument("--web-port", type=int, default=None,
-                        help="enable Faust's web server on this port (default: disabled)")
-    parser.add_argument("--worker-log-level", default="info", choices=["debug", "info", "warning", "error"],
-                        help="Faust's log level (default info)")
-    parser.add_argument("--alert-tick", type=float, default=15.0, metavar="SECONDS",
-                        help="wall-clock period of the alert engine's tick: group flushes, escalation "
-                             "steps and expiry happen on it (default 15)")
-    parser.add_argument("--core-only", action="store_true",
-                        help="run only the core pipeline (validate, dedupe, state, rollup, aggregates, outputs), "
-                             "without the geo, delays/incidents, disruption-zone and alerting stages")
+    parser.add_argument(
+        "--session-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="consumer group session timeout (default 10; the embedded broker completes "
+        "a group join after about half of it)",
+    )
+    parser.add_argument(
+        "--standby-replicas",
+        type=int,
+        default=0,
+        help="standby copies of each table partition on other workers (default 0)",
+    )
+    parser.add_argument(
+        "--no-influx-replay", action="store_true", help="do not replay the influx-dlq topic from this worker"
+    )
+    parser.add_argument(
+        "--aggregate-window",
+        type=int,
+        default=120,
+        metavar="MINUTES",
+        help="event-time minutes an aggregate stays open behind the newest event (default 120)",
+    )
+    parser.add_argument(
+        "--closed-retention-days",
+        type=float,
+        default=None,
+        help="forget closed orders after this many days of event time (default: ORDERRADAR_RETENTION_CLOSED, 1 day)",
+    )
+    parser.add_argument(
+        "--open-retention-days",
+        type=float,
+        default=None,
+        help="forget open orders without news for this many days of event time, as abandoned "
+        "(default: ORDERRADAR_RETENTION_ABANDONED_AFTER, 30 days)",
+    )
+    parser.add_argument(
+        "--influx-replay-max-backoff",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="longest pause of the influx-dlq replayer between attempts (default 10)",
+    )
+    parser.add_argument(
+        "--web-port", type=int, default=None, help="enable Faust's web server on this port (default: disabled)"
+    )
+    parser.add_argument(
+        "--worker-log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="Faust's log level (default info)",
+    )
+    parser.add_argument(
+        "--alert-tick",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="wall-clock period of the alert engine's tick: group flushes, escalation "
+        "steps and expiry happen on it (default 15)",
+    )
+    parser.add_argument(
+        "--core-only",
+        action="store_true",
+        help="run only the core pipeline (validate, dedupe, state, rollup, aggregates, outputs), "
+        "without the geo, delays/incidents, disruption-zone and alerting stages",
+    )
 
 
 def retention_from(args: argparse.Namespace, settings: Settings) -> RetentionSettings:
@@ -104,8 +144,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.core_only:
         from stream.stages.geo_stage import tag_cell
 
-        runtime = create_worker(settings, options_from(args, settings, alerting=True), default_stages(settings),
-                                cell_of=tag_cell)
+        runtime = create_worker(
+            settings, options_from(args, settings, alerting=True), default_stages(settings), cell_of=tag_cell
+        )
     else:
         runtime = create_worker(settings, options_from(args, settings))
     return runtime.run(loglevel=args.worker_log_level)

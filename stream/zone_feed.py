@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 
 class ZoneFeed:
-    def __init__(self, bootstrap: str, topic: str, *, retry_s: float = 2.0,
-                 security: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, *, retry_s: float = 2.0, security: Mapping[str, Any] | None = None
+    ) -> None:
         self.bootstrap = bootstrap
         #: SASL/TLS options (``config.client_auth.kafka_auth``).
         self.security = dict(security or {})
@@ -67,8 +68,13 @@ class ZoneFeed:
     async def run(self) -> None:
         """Follow the topic until cancelled (reconnecting after broker errors)."""
         while True:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                        enable_auto_commit=False, auto_offset_reset="earliest", **self.security)
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                **self.security,
+            )
             try:
                 await consumer.start()
                 tp = TopicPartition(self.topic, 0)
@@ -76,7 +82,7 @@ class ZoneFeed:
                 await consumer.seek_to_beginning(tp)
                 while True:
                     batch = await consumer.getmany(timeout_ms=1000, max_records=1000)
-                    now = datetime.now(timezone.utc)
+                    now = datetime.now(UTC)
                     for records in batch.values():
                         for record in records:
                             if record.value is not None:

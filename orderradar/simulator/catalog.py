@@ -61,13 +61,26 @@ class Channel:
 
 
 CHANNELS: tuple[Channel, ...] = (
-    Channel("tmall", "TM", 0.34, 60, 36, 0.08,
-            (("ZTO", 25), ("YTO", 20), ("CAINIAO", 15), ("STO", 12), ("YUNDA", 13), ("SF", 10), ("EMS", 5))),
+    Channel(
+        "tmall",
+        "TM",
+        0.34,
+        60,
+        36,
+        0.08,
+        (("ZTO", 25), ("YTO", 20), ("CAINIAO", 15), ("STO", 12), ("YUNDA", 13), ("SF", 10), ("EMS", 5)),
+    ),
     Channel("jd", "JD", 0.26, 40, 20, 0.10, (("JD", 85), ("SF", 10), ("EMS", 5))),
-    Channel("douyin", "DY", 0.22, 72, 48, 0.02,
-            (("ZTO", 30), ("YTO", 25), ("YUNDA", 15), ("STO", 15), ("SF", 10), ("JD", 5))),
-    Channel("miniprogram", "MP", 0.10, 60, 36, 0.05,
-            (("SF", 40), ("ZTO", 20), ("YTO", 15), ("JD", 15), ("EMS", 10))),
+    Channel(
+        "douyin",
+        "DY",
+        0.22,
+        72,
+        48,
+        0.02,
+        (("ZTO", 30), ("YTO", 25), ("YUNDA", 15), ("STO", 15), ("SF", 10), ("JD", 5)),
+    ),
+    Channel("miniprogram", "MP", 0.10, 60, 36, 0.05, (("SF", 40), ("ZTO", 20), ("YTO", 15), ("JD", 15), ("EMS", 10))),
     Channel("offline_store", "ST", 0.08, 40, 24, 0.04, (("SF", 50), ("JD", 20), ("EMS", 30))),
 )
 CHANNEL_BY_ID: dict[str, Channel] = {c.id: c for c in CHANNELS}

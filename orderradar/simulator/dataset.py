@@ -130,7 +130,10 @@ def _corrupt(kind: InvalidKind, event: OrderEvent, variant: int, now: datetime) 
     obj = event.model_dump(mode="json", exclude_none=True)
     if kind is InvalidKind.SCHEMA:
         variants: list[tuple[str, object]] = [
-            ("status", "teleported"), ("qty", 0), ("event_time", "yesterday"), ("event_id", ""),
+            ("status", "teleported"),
+            ("qty", 0),
+            ("event_time", "yesterday"),
+            ("event_id", ""),
             ("event_time", "2026-11-11T10:00:00"),
         ]
         field, value = variants[variant % len(variants)]
@@ -140,8 +143,12 @@ def _corrupt(kind: InvalidKind, event: OrderEvent, variant: int, now: datetime) 
         obj["temperature_c"] = 4.5
         return key, orjson.dumps(obj)
     if kind is InvalidKind.BAD_COORDINATES:
-        coords: list[dict[str, object]] = [{"lat": 123.4, "lon": 120.1}, {"lat": 0, "lon": 0},
-                                           {"lat": 30.2, "lon": None}, {"lat": 30.2, "lon": 200.0}]
+        coords: list[dict[str, object]] = [
+            {"lat": 123.4, "lon": 120.1},
+            {"lat": 0, "lon": 0},
+            {"lat": 30.2, "lon": None},
+            {"lat": 30.2, "lon": 200.0},
+        ]
         obj.update(coords[variant % len(coords)])
         return key, orjson.dumps(obj)
     if kind is InvalidKind.NOT_UTF8:

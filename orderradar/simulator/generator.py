@@ -48,8 +48,32 @@ from .scenarios import (
 
 #: Share of a day's orders placed in each local hour (CST), from the shape of Chinese
 #: marketplace traffic: a night trough, a late-morning peak and the evening peak.
-_HOURLY = (0.55, 0.3, 0.18, 0.12, 0.1, 0.12, 0.25, 0.5, 0.8, 1.1, 1.3, 1.25,
-           1.15, 1.1, 1.15, 1.2, 1.15, 1.1, 1.05, 1.2, 1.45, 1.6, 1.5, 1.0)
+_HOURLY = (
+    0.55,
+    0.3,
+    0.18,
+    0.12,
+    0.1,
+    0.12,
+    0.25,
+    0.5,
+    0.8,
+    1.1,
+    1.3,
+    1.25,
+    1.15,
+    1.1,
+    1.15,
+    1.2,
+    1.15,
+    1.1,
+    1.05,
+    1.2,
+    1.45,
+    1.6,
+    1.5,
+    1.0,
+)
 DIURNAL: tuple[float, ...] = tuple(w * 24 / sum(_HOURLY) for w in _HOURLY)
 
 _EMISSION_SCENARIOS = (BrokenScanner, ChannelDupes, SourceLag)
@@ -251,11 +275,15 @@ class TrafficGenerator:
         features = []
         for a in self._active:
             if isinstance(a.scenario, Typhoon):
-                features.append(a.scenario.geojson({
-                    "id": f"sim-{a.id}",
-                    "starts_at": to_datetime(a.start).isoformat(),
-                    "ends_at": to_datetime(a.end).isoformat() if a.end is not None else None,
-                }))
+                features.append(
+                    a.scenario.geojson(
+                        {
+                            "id": f"sim-{a.id}",
+                            "starts_at": to_datetime(a.start).isoformat(),
+                            "ends_at": to_datetime(a.end).isoformat() if a.end is not None else None,
+                        }
+                    )
+                )
         return {"type": "FeatureCollection", "features": features}
 
     @property

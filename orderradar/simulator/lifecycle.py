@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+
 from stream.contract import Status
 
 from . import durations as d
@@ -77,13 +78,15 @@ def _cancelled_by(order: Order, at: float) -> bool:
 
 
 def _cancel(order: Order, now: float) -> Step:
-    return Step(Status.CANCELLED, max(now, order.cancel_at or now) + 1.0, f"{order.channel.id}-oms",
-                attributes={"reason": "customer_request"})
+    return Step(
+        Status.CANCELLED,
+        max(now, order.cancel_at or now) + 1.0,
+        f"{order.channel.id}-oms",
+        attributes={"reason": "customer_request"},
+    )
 
 
-def shipment_process(
-    order: Order, shipment: Shipment, rng: Rng, slowdown: Slowdown, gps_interval_s: float
-) -> Process:
+def shipment_process(order: Order, shipment: Shipment, rng: Rng, slowdown: Slowdown, gps_interval_s: float) -> Process:
     """Yield the scans of ``shipment``; receive the actual time of each.
 
     (Helpers are module functions, not closures: hundreds of thousands of these
@@ -94,12 +97,24 @@ def shipment_process(
     tms = f"{carrier.id.lower()}-tms"
     pda = f"{carrier.id.lower()}-pda"
 
-    t = yield Step(Status.PAID, order.placed_at, f"{order.channel.id}-oms", line_gap=(0.0, 0.0),
-                   attributes={"promo": order.promo} if order.promo else {})
+    t = yield Step(
+        Status.PAID,
+        order.placed_at,
+        f"{order.channel.id}-oms",
+        line_gap=(0.0, 0.0),
+        attributes={"promo": order.promo} if order.promo else {},
+    )
 
     if shipment.backordered:
-        t = yield Step(Status.BACKORDERED, t + rng.uniform(60, 600), "wms", node=wh, lat=wh.lat, lon=wh.lon,
-                       attributes={"reason": "out_of_stock"})
+        t = yield Step(
+            Status.BACKORDERED,
+            t + rng.uniform(60, 600),
+            "wms",
+            node=wh,
+            lat=wh.lat,
+            lon=wh.lon,
+            attributes={"reason": "out_of_stock"},
+        )
         t += d.RESTOCK.draw(rng)
 
     # Warehouse: picking and packing happen in shifts.
@@ -109,16 +124,31 @@ def shipment_process(
         yield _cancel(order, t)
         return
     if rng.random() >= MISSED_PICK_SCAN:
-        t = yield Step(Status.PICKED, picked_at, "wms", node=wh, lat=wh.lat, lon=wh.lon,
-                       device_id=f"{wh.id}-PDA-{rng.randint(1, 12):02d}", line_gap=PICK_GAP)
+        t = yield Step(
+            Status.PICKED,
+            picked_at,
+            "wms",
+            node=wh,
+            lat=wh.lat,
+            lon=wh.lon,
+            device_id=f"{wh.id}-PDA-{rng.randint(1, 12):02d}",
+            line_gap=PICK_GAP,
+        )
     else:
         t = picked_at
     packed_at = d.within_hours(t + d.PICK_TO_PACK.draw(rng, _factor(slowdown, carrier, t, wh)), open_h, close_h)
     if _cancelled_by(order, packed_at):
         yield _cancel(order, t)
         return
-    t = yield Step(Status.PACKED, packed_at, "wms", node=wh, lat=wh.lat, lon=wh.lon,
-                   device_id=f"{wh.id}-PACK-{rng.randint(1, 6):02d}")
+    t = yield Step(
+        Status.PACKED,
+        packed_at,
+        "wms",
+        node=wh,
+        lat=wh.lat,
+        lon=wh.lon,
+        device_id=f"{wh.id}-PACK-{rng.randint(1, 6):02d}",
+    )
 
     # Carrier pickup waves at the dock.
     wave = d.next_time_of_day(t + d.PACK_TO_DOCK.draw(rng), d.PICKUP_WAVES_H)
@@ -127,8 +157,15 @@ def shipment_process(
         yield _cancel(order, t)
         return
     if rng.random() >= MISSED_OUTBOUND_SCAN:
-        t = yield Step(Status.OUTBOUND_SCAN, scan_at, "wms", node=wh, lat=wh.lat, lon=wh.lon,
-                       device_id=f"{wh.id}-DOCK-{rng.randint(1, 4):02d}")
+        t = yield Step(
+            Status.OUTBOUND_SCAN,
+            scan_at,
+            "wms",
+            node=wh,
+            lat=wh.lat,
+            lon=wh.lon,
+            device_id=f"{wh.id}-DOCK-{rng.randint(1, 4):02d}",
+        )
     else:
         t = scan_at
     t += d.SCAN_TO_DEPART.draw(rng, _factor(slowdown, carrier, t, wh))
@@ -138,13 +175,27 @@ def shipment_process(
     for i, hub in enumerate(hubs):
         t = yield from _leg(here, hub, t, rng, carrier, tms, slowdown, gps_interval_s)
         if rng.random() >= MISSED_HUB_SCAN or i == len(hubs) - 1:
-            t = yield Step(Status.HUB_ARRIVAL, t, tms, node=hub, lat=hub.lat, lon=hub.lon,
-                           device_id=f"{hub.id}-SCN-{rng.randint(1, 4):02d}",
-                           attributes={"hub_seq": i + 1, "hub_count": len(hubs)})
+            t = yield Step(
+                Status.HUB_ARRIVAL,
+                t,
+                tms,
+                node=hub,
+                lat=hub.lat,
+                lon=hub.lon,
+                device_id=f"{hub.id}-SCN-{rng.randint(1, 4):02d}",
+                attributes={"hub_seq": i + 1, "hub_count": len(hubs)},
+            )
             if rng.random() < HUB_EXCEPTION_RATE:
-                t = yield Step(Status.EXCEPTION, t + d.EXCEPTION_AFTER.draw(rng), tms, node=hub, lat=hub.lat,
-                               lon=hub.lon, device_id=f"{hub.id}-SCN-{rng.randint(1, 4):02d}",
-                               attributes={"reason": rng.choice(EXCEPTION_REASONS)})
+                t = yield Step(
+                    Status.EXCEPTION,
+                    t + d.EXCEPTION_AFTER.draw(rng),
+                    tms,
+                    node=hub,
+                    lat=hub.lat,
+                    lon=hub.lon,
+                    device_id=f"{hub.id}-SCN-{rng.randint(1, 4):02d}",
+                    attributes={"reason": rng.choice(EXCEPTION_REASONS)},
+                )
                 t += d.EXCEPTION_RESOLVE.draw(rng, _factor(slowdown, carrier, t, hub))
         if i < len(hubs) - 1:
             t += d.HUB_DWELL.draw(rng, _factor(slowdown, carrier, t, hub))
@@ -160,23 +211,53 @@ def shipment_process(
         # from the station, in the last few km.
         near = interpolate(station.lat, station.lon, order.dest_lat, order.dest_lon, rng.uniform(0.85, 0.97))
         fix_lat, fix_lon = jitter(rng, near[0], near[1], ROUND_FIX_SIGMA_KM)
-        t = yield Step(Status.OUT_FOR_DELIVERY, round_start + d.ROUND_DISPATCH_SPREAD.draw(rng), pda,
-                       node=station, lat=fix_lat, lon=fix_lon, device_id=f"{courier}-PDA", courier_id=courier,
-                       attributes={"attempt": attempt})
+        t = yield Step(
+            Status.OUT_FOR_DELIVERY,
+            round_start + d.ROUND_DISPATCH_SPREAD.draw(rng),
+            pda,
+            node=station,
+            lat=fix_lat,
+            lon=fix_lon,
+            device_id=f"{courier}-PDA",
+            courier_id=courier,
+            attributes={"attempt": attempt},
+        )
         done_at = t + d.DELIVERY.draw(rng, _factor(slowdown, carrier, t, station))
         door_lat, door_lon = jitter(rng, order.dest_lat, order.dest_lon, DOORSTEP_JITTER_KM)
         if rng.random() >= carrier.failure_rate:
-            yield Step(Status.DELIVERED, done_at, pda, lat=door_lat, lon=door_lon, device_id=f"{courier}-PDA",
-                       courier_id=courier, attributes={"attempt": attempt})
+            yield Step(
+                Status.DELIVERED,
+                done_at,
+                pda,
+                lat=door_lat,
+                lon=door_lon,
+                device_id=f"{courier}-PDA",
+                courier_id=courier,
+                attributes={"attempt": attempt},
+            )
             return
-        t = yield Step(Status.DELIVERY_FAILED, done_at, pda, lat=door_lat, lon=door_lon,
-                       device_id=f"{courier}-PDA", courier_id=courier,
-                       attributes={"attempt": attempt, "reason": rng.choice(FAILURE_REASONS)})
+        t = yield Step(
+            Status.DELIVERY_FAILED,
+            done_at,
+            pda,
+            lat=door_lat,
+            lon=door_lon,
+            device_id=f"{courier}-PDA",
+            courier_id=courier,
+            attributes={"attempt": attempt, "reason": rng.choice(FAILURE_REASONS)},
+        )
         ready = t + d.HOUR_S
     # Three failed attempts: the parcel goes back to the station and waits there.
-    yield Step(Status.HUB_ARRIVAL, t + d.RETURN_TO_STATION.draw(rng), tms, node=station, lat=station.lat,
-               lon=station.lon, device_id=f"{station.id}-SCN-{rng.randint(1, 4):02d}",
-               attributes={"reason": "returned_to_station"})
+    yield Step(
+        Status.HUB_ARRIVAL,
+        t + d.RETURN_TO_STATION.draw(rng),
+        tms,
+        node=station,
+        lat=station.lat,
+        lon=station.lon,
+        device_id=f"{station.id}-SCN-{rng.randint(1, 4):02d}",
+        attributes={"reason": "returned_to_station"},
+    )
 
 
 def _leg(
@@ -200,10 +281,21 @@ def _leg(
     duration = d.air_seconds(rng, km, f) if air else d.truck_seconds(rng, km, f)
     vehicle = f"{carrier.id}-{'F' if air else 'V'}{rng.randint(1, 9999):04d}"
     # ``next_node``: the hub expected to scan the parcel next (a stopped hub strands its inbound too).
-    attrs: dict[str, AttrValue] = {"leg": f"{origin.id}>{dest.id}", "next_node": dest.id,
-                                   "mode": "air" if air else "truck"}
-    actual = yield Step(Status.LINEHAUL, depart, source, node=origin, lat=origin.lat, lon=origin.lon,
-                        device_id=vehicle, attributes=attrs)
+    attrs: dict[str, AttrValue] = {
+        "leg": f"{origin.id}>{dest.id}",
+        "next_node": dest.id,
+        "mode": "air" if air else "truck",
+    }
+    actual = yield Step(
+        Status.LINEHAUL,
+        depart,
+        source,
+        node=origin,
+        lat=origin.lat,
+        lon=origin.lon,
+        device_id=vehicle,
+        attributes=attrs,
+    )
     start = actual
     arrive = actual + duration
     if air:
@@ -215,8 +307,9 @@ def _leg(
         # Trucks drive roads, not straight lines: a small cross-track wobble.
         wobble = offset_km(lat, lon, rng.gauss(0.0, 2.0), rng.gauss(0.0, 2.0)) if 0.05 < frac < 0.95 else (lat, lon)
         fix_lat, fix_lon = jitter(rng, wobble[0], wobble[1], LANE_JITTER_KM)
-        actual = yield Step(Status.LINEHAUL, planned, source, lat=fix_lat, lon=fix_lon, device_id=vehicle,
-                            attributes=attrs)
+        actual = yield Step(
+            Status.LINEHAUL, planned, source, lat=fix_lat, lon=fix_lon, device_id=vehicle, attributes=attrs
+        )
         delay = actual - planned
         start += delay
         arrive += delay

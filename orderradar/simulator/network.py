@@ -91,9 +91,7 @@ def _build_hubs() -> tuple[Node, ...]:
 WAREHOUSES: tuple[Node, ...] = _build_warehouses()
 HUBS: tuple[Node, ...] = _build_hubs()
 NODE_BY_ID: dict[str, Node] = {n.id: n for n in WAREHOUSES + HUBS}
-_HUBS_BY_CITY: dict[str, tuple[Node, ...]] = {
-    c.code: tuple(h for h in HUBS if h.city.code == c.code) for c in CITIES
-}
+_HUBS_BY_CITY: dict[str, tuple[Node, ...]] = {c.code: tuple(h for h in HUBS if h.city.code == c.code) for c in CITIES}
 
 
 def node_distance_km(a: Node | City, b: Node | City) -> float:

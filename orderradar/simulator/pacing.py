@@ -32,9 +32,7 @@ class SimClock:
         return (sim_time - self.now()).total_seconds() / self.speed
 
 
-def seconds_until_future_rejection(
-    speed: float, max_skew: timedelta, behind: timedelta = timedelta(0)
-) -> float | None:
+def seconds_until_future_rejection(speed: float, max_skew: timedelta, behind: timedelta = timedelta(0)) -> float | None:
     """Wall seconds after which events that start ``behind`` the wall clock run more than
     ``max_skew`` ahead of a receiver's real clock (``None`` if they never do)."""
     if speed <= 1.0:

@@ -140,13 +140,22 @@ def _apply(generator: TrafficGenerator, line: str) -> int:
 
 
 def _log_stats(
-    generator: TrafficGenerator, clock: SimClock, speed: float | None, emitted: int,
-    last: tuple[float, int], now_wall: float,
+    generator: TrafficGenerator,
+    clock: SimClock,
+    speed: float | None,
+    emitted: int,
+    last: tuple[float, int],
+    now_wall: float,
 ) -> None:
     rate = (emitted - last[1]) / max(now_wall - last[0], 1e-9)
     behind = (clock.now() - generator.frontier).total_seconds() if speed is not None else 0.0
     logger.info(
         "simulator sim_time=%s events=%d events_per_s=%.0f orders=%d held=%d behind_s=%.1f scenarios=%s",
-        generator.frontier.isoformat(), emitted, rate, generator.orders_placed, generator.held, behind,
+        generator.frontier.isoformat(),
+        emitted,
+        rate,
+        generator.orders_placed,
+        generator.held,
+        behind,
         ",".join(a.scenario.spec() for a in generator.active()) or "-",
     )

@@ -123,12 +123,33 @@ class CarrierSlowdown(Scenario):
 
 #: Coastal regions typhoons hit, as (lon, lat) rings.
 TYPHOON_ZONES: dict[str, tuple[tuple[float, float], ...]] = {
-    "pearl_river_delta": ((112.7, 22.9), (113.2, 23.7), (114.0, 23.6), (114.7, 22.9), (114.4, 22.3),
-                          (113.5, 22.0), (112.9, 22.3)),
-    "zhejiang_coast": ((121.0, 30.3), (122.2, 30.1), (121.9, 28.5), (121.0, 27.3), (120.2, 27.4),
-                       (120.3, 28.5), (120.9, 29.6)),
-    "fujian_coast": ((118.8, 26.6), (119.9, 26.4), (119.8, 25.3), (118.6, 24.2), (117.7, 24.1),
-                     (117.8, 24.9), (118.9, 25.6)),
+    "pearl_river_delta": (
+        (112.7, 22.9),
+        (113.2, 23.7),
+        (114.0, 23.6),
+        (114.7, 22.9),
+        (114.4, 22.3),
+        (113.5, 22.0),
+        (112.9, 22.3),
+    ),
+    "zhejiang_coast": (
+        (121.0, 30.3),
+        (122.2, 30.1),
+        (121.9, 28.5),
+        (121.0, 27.3),
+        (120.2, 27.4),
+        (120.3, 28.5),
+        (120.9, 29.6),
+    ),
+    "fujian_coast": (
+        (118.8, 26.6),
+        (119.9, 26.4),
+        (119.8, 25.3),
+        (118.6, 24.2),
+        (117.7, 24.1),
+        (117.8, 24.9),
+        (118.9, 25.6),
+    ),
     "hainan": ((108.5, 19.0), (109.2, 20.2), (110.8, 20.3), (111.2, 19.5), (110.3, 18.1), (109.1, 18.2)),
 }
 
@@ -204,8 +225,7 @@ class SourceLag(Scenario):
 
 
 SCENARIOS: dict[str, type[Scenario]] = {
-    cls.name: cls
-    for cls in (FlashSale, HubOutage, CarrierSlowdown, Typhoon, BrokenScanner, ChannelDupes, SourceLag)
+    cls.name: cls for cls in (FlashSale, HubOutage, CarrierSlowdown, Typhoon, BrokenScanner, ChannelDupes, SourceLag)
 }
 
 

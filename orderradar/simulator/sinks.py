@@ -46,8 +46,14 @@ class KafkaSink:
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, *, linger_ms: int = 20, max_batch_bytes: int = 256 * 1024,
-        acks: int | str = "all", security: Mapping[str, Any] | None = None,
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        linger_ms: int = 20,
+        max_batch_bytes: int = 256 * 1024,
+        acks: int | str = "all",
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self._producer = AIOKafkaProducer(

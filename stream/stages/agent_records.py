@@ -4,10 +4,10 @@ cannot use goes to ``order-events-dlq`` with its bytes and the reason, never dro
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from stream.contract import Problem, Rejection, RejectCode
+from stream.contract import Problem, RejectCode, Rejection
 from stream.dlq import SourceCoordinates, dead_letter
 from stream.dlq import encode as encode_dead_letter
 from stream.outbox import Outbox, OutRecord
@@ -21,6 +21,12 @@ async def reject_event(producer: Outbox, dlq_topic: str, event: Any, code: Rejec
     (record,) = records_from([event])
     log.warning("record on %s offset %s dead-lettered: %s", record.topic, record.offset, problem)
     where = SourceCoordinates(record.topic, record.partition, record.offset, record.timestamp_ms)
-    letter = dead_letter(Rejection(code, (Problem("", problem[:500]),)), where, record.key, record.value,
-                         record.headers, datetime.now(timezone.utc))
+    letter = dead_letter(
+        Rejection(code, (Problem("", problem[:500]),)),
+        where,
+        record.key,
+        record.value,
+        record.headers,
+        datetime.now(UTC),
+    )
     await producer.send([OutRecord(dlq_topic, encode_dead_letter(letter), record.key, 0)])

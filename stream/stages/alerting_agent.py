@@ -40,11 +40,24 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "state"
 #: Root-cause dimensions of ``stream.incidents`` and the alert labels they become.
-_LABELS = {"hub": "node", "node": "node", "warehouse": "warehouse", "carrier": "carrier", "region": "region",
-           "channel": "channel", "device_id": "device_id", "source": "source"}
+_LABELS = {
+    "hub": "node",
+    "node": "node",
+    "warehouse": "warehouse",
+    "carrier": "carrier",
+    "region": "region",
+    "channel": "channel",
+    "device_id": "device_id",
+    "source": "source",
+}
 #: Alert kinds of delay incidents by root-cause dimension.
-_KINDS = {"hub": "hub_stall", "carrier": "carrier_slowdown", "carrier_region": "carrier_slowdown",
-          "region": "region_disruption", "area": "region_disruption"}
+_KINDS = {
+    "hub": "hub_stall",
+    "carrier": "carrier_slowdown",
+    "carrier_region": "carrier_slowdown",
+    "region": "region_disruption",
+    "area": "region_disruption",
+}
 #: Incident kinds that are alert kinds as they are: a flow check's incident (``stream.flow_incidents``)
 #: counts events, not orders, and is titled by its counts, not as delays at its place.
 _OWN_KINDS = ("data_quality", "flow")
@@ -65,12 +78,18 @@ def incident_from_record(record: Mapping[str, Any]) -> IncidentEvent:
     impact = record.get("impact") or {}
     minutes = impact.get("min_minutes_to_promise")
     return IncidentEvent(
-        incident_id=record["incident_id"], kind=kind, state=record["state"], labels=labels,
-        affected_orders=int(counts.get("orders", 0)), affected_skus=int(counts.get("skus", 0)),
-        order_value=float(impact.get("order_value") or 0.0), vip_orders=int(impact.get("vip_orders") or 0),
+        incident_id=record["incident_id"],
+        kind=kind,
+        state=record["state"],
+        labels=labels,
+        affected_orders=int(counts.get("orders", 0)),
+        affected_skus=int(counts.get("skus", 0)),
+        order_value=float(impact.get("order_value") or 0.0),
+        vip_orders=int(impact.get("vip_orders") or 0),
         penalty_orders=int(impact.get("penalty_orders") or 0),
         min_minutes_to_promise=None if minutes is None else float(minutes),
-        first_seen=record.get("first_seen") or record["at"], updated_at=record["at"],
+        first_seen=record.get("first_seen") or record["at"],
+        updated_at=record["at"],
         title=str(record.get("title") or record.get("root_cause_text") or record["incident_id"])[:300],
         flow=FlowCounts(check=flow["check"], observed=flow["observed"], expected=flow["expected"]) if flow else None,
     )
@@ -86,8 +105,17 @@ def build_delivery(policy: AlertPolicy, secrets: Mapping[str, str], client: http
 class AlertingAgent:
     """Drives the engine; see the module doc. Not thread-safe: callers serialise calls."""
 
-    def __init__(self, policy: AlertPolicy, delivery: DeliveryStage, producer: Outbox, influx: InfluxWriter,
-                 store: MutableMapping[str, Any], *, alerts_topic: str, changelog_topic: str) -> None:
+    def __init__(
+        self,
+        policy: AlertPolicy,
+        delivery: DeliveryStage,
+        producer: Outbox,
+        influx: InfluxWriter,
+        store: MutableMapping[str, Any],
+        *,
+        alerts_topic: str,
+        changelog_topic: str,
+    ) -> None:
         self.policy = policy
         self.delivery = delivery
         self.producer = producer
@@ -105,7 +133,9 @@ class AlertingAgent:
         if self._engine is None:  # first use: after Faust recovered the table
             saved = self.store.get(STATE_KEY) or {}
             self._engine = AlertEngine.from_dict(self.policy, saved.get("engine") or {})
-            self._outbox = NotificationOutbox.from_dict(saved["outbox"]) if saved.get("outbox") else NotificationOutbox()
+            self._outbox = (
+                NotificationOutbox.from_dict(saved["outbox"]) if saved.get("outbox") else NotificationOutbox()
+            )
         return self._engine
 
     async def on_incident(self, record: Mapping[str, Any], now: datetime) -> None:
@@ -124,9 +154,15 @@ class AlertingAgent:
                 duration = None
                 if command.get("duration_s"):
                     duration = timedelta(seconds=int(command["duration_s"]))
-                decisions = engine.silence(command["matchers"], actor, now, ends_at=ends_at, duration=duration,
-                                           until_resolved=bool(command.get("until_resolved")),
-                                           comment=str(command.get("comment") or ""))
+                decisions = engine.silence(
+                    command["matchers"],
+                    actor,
+                    now,
+                    ends_at=ends_at,
+                    duration=duration,
+                    until_resolved=bool(command.get("until_resolved")),
+                    comment=str(command.get("comment") or ""),
+                )
             elif kind == "silence_expire":
                 decisions = engine.expire_silence(command["silence_id"], actor, now)
             else:
@@ -150,16 +186,23 @@ class AlertingAgent:
 
     async def _save(self) -> None:
         state = {"engine": self.engine.to_dict(), "outbox": self._outbox.to_dict()}
-        await self.producer.send([OutRecord(self.changelog_topic, orjson.dumps(state), STATE_KEY.encode(), 0)],
-                                 exact_end_offsets=True)
+        await self.producer.send(
+            [OutRecord(self.changelog_topic, orjson.dumps(state), STATE_KEY.encode(), 0)], exact_end_offsets=True
+        )
         self.store[STATE_KEY] = state
 
     async def _publish(self, records: Sequence[AlertEvent]) -> None:
         if not records:
             return
         await self.influx.write(self._history.lines(records))
-        await self.producer.send([OutRecord(self.alerts_topic, orjson.dumps(r.to_dict()),
-                                            (r.alert_id or r.silence_id or r.record_id).encode()) for r in records])
+        await self.producer.send(
+            [
+                OutRecord(
+                    self.alerts_topic, orjson.dumps(r.to_dict()), (r.alert_id or r.silence_id or r.record_id).encode()
+                )
+                for r in records
+            ]
+        )
 
 
 __all__ = ["AlertingAgent", "build_delivery", "incident_from_record"]

@@ -75,8 +75,15 @@ class DisruptionStage:
 
     name = EXTENSION
 
-    def __init__(self, geo: GeoStage, zones: ZoneSource, topics: DisruptionTopics, *,
-                 interval_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        geo: GeoStage,
+        zones: ZoneSource,
+        topics: DisruptionTopics,
+        *,
+        interval_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.geo = geo
         self.zones = zones
         self.topics = topics
@@ -144,8 +151,9 @@ class DisruptionStage:
             regions.append(fix.region)
         return Positions(keys, lats, lons, regions)
 
-    def _publish_marks(self, ctx: BatchContext, marks: dict[str, dict[str, str]],
-                       zones: dict[str, DisruptionArea]) -> None:
+    def _publish_marks(
+        self, ctx: BatchContext, marks: dict[str, dict[str, str]], zones: dict[str, DisruptionArea]
+    ) -> None:
         for order_id in set(marks) | set(self._marks):
             new, old = marks.get(order_id), self._marks.get(order_id)
             if new == old:
@@ -156,13 +164,18 @@ class DisruptionStage:
             value: dict[str, Any] | None = None
             if new:
                 ids = sorted(set(new.values()))
-                value = {"zones": ids, "names": [zones[i].name for i in ids], "skus": sorted(new),
-                         "reason": zones[ids[0]].customer_reason}
+                value = {
+                    "zones": ids,
+                    "names": [zones[i].name for i in ids],
+                    "skus": sorted(new),
+                    "reason": zones[ids[0]].customer_reason,
+                }
             ctx.update_order(order.with_extension(EXTENSION, value))
         self._marks = marks
 
-    def _publish_incidents(self, ctx: BatchContext, zones: Iterable[DisruptionArea],
-                           by_zone: dict[str, tuple[set[str], set[str]]]) -> None:
+    def _publish_incidents(
+        self, ctx: BatchContext, zones: Iterable[DisruptionArea], by_zone: dict[str, tuple[set[str], set[str]]]
+    ) -> None:
         live = {z.id: z for z in zones}
         for zone_id, zone in live.items():
             orders, skus = by_zone[zone_id]
@@ -185,8 +198,15 @@ class DisruptionStage:
             reported.orders = reported.skus = 0
             self._incident(ctx, None, "resolved", reported, [], zone_id=zone_id)
 
-    def _incident(self, ctx: BatchContext, zone: DisruptionArea | None, state: str, counts: _Reported,
-                  orders: list[str], zone_id: str | None = None) -> None:
+    def _incident(
+        self,
+        ctx: BatchContext,
+        zone: DisruptionArea | None,
+        state: str,
+        counts: _Reported,
+        orders: list[str],
+        zone_id: str | None = None,
+    ) -> None:
         zone_id = zone.id if zone is not None else str(zone_id)
         name = zone.name if zone is not None else counts.name or zone_id
         location = None
@@ -202,15 +222,32 @@ class DisruptionStage:
         region, n = min(regions.items(), key=lambda kv: (-kv[1], str(kv[0])), default=(None, 0))
         labels = {"region": region} if region is not None and n >= _SHARED * sum(regions.values()) else {}
         record = {
-            "v": 1, "incident_id": incident_id, "kind": "delay", "event": f"incident.{state}",
-            "state": state, "dimension": "area", "root_cause": {"area": zone_id}, "root_cause_text": text,
-            "location": location, "title": f"{text}: {counts.orders} orders, {counts.skus} SKUs",
+            "v": 1,
+            "incident_id": incident_id,
+            "kind": "delay",
+            "event": f"incident.{state}",
+            "state": state,
+            "dimension": "area",
+            "root_cause": {"area": zone_id},
+            "root_cause_text": text,
+            "location": location,
+            "title": f"{text}: {counts.orders} orders, {counts.skus} SKUs",
             "zone": {"id": zone_id, "name": name, "reason": reason},
-            "at": _iso(ctx.now), "opened_at": _iso(counts.opened_at), "first_seen": _iso(counts.opened_at),
-            "last_seen": _iso(ctx.now), "resolved_at": _iso(ctx.now) if state == "resolved" else None,
-            "counts": {"current": counts.skus, "peak": counts.peak, "skus": counts.skus, "orders": counts.orders,
-                       "by_label": {}},
-            "sample_orders": orders[:20], "sample_skus": [], "labels": labels,
+            "at": _iso(ctx.now),
+            "opened_at": _iso(counts.opened_at),
+            "first_seen": _iso(counts.opened_at),
+            "last_seen": _iso(ctx.now),
+            "resolved_at": _iso(ctx.now) if state == "resolved" else None,
+            "counts": {
+                "current": counts.skus,
+                "peak": counts.peak,
+                "skus": counts.skus,
+                "orders": counts.orders,
+                "by_label": {},
+            },
+            "sample_orders": orders[:20],
+            "sample_skus": [],
+            "labels": labels,
         }
         value, key = orjson.dumps(record), incident_id.encode()
         ctx.emit(self.topics.incidents, value, key)

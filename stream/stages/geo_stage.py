@@ -31,7 +31,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import h3
 import numpy as np
@@ -94,8 +94,11 @@ def locate(events: list[OrderEvent]) -> list[GeoFix | None]:
         if event.lat is not None and event.lon is not None:
             by_crs.setdefault(event.crs, []).append(i)
     for crs, idx in by_crs.items():
-        lons, lats = to_wgs84_arrays(np.array([events[i].lon for i in idx], dtype=np.float64),
-                                     np.array([events[i].lat for i in idx], dtype=np.float64), crs)
+        lons, lats = to_wgs84_arrays(
+            np.array([events[i].lon for i in idx], dtype=np.float64),
+            np.array([events[i].lat for i in idx], dtype=np.float64),
+            crs,
+        )
         regions = regions_for(lons, lats)
         cells = h3_cells_batch(lats, lons, HEATMAP_RESOLUTIONS)
         lat_list, lon_list = lats.tolist(), lons.tolist()
@@ -120,12 +123,18 @@ class DeliveryCheck:
         return self.distance_m > self.limit_m
 
     def to_dict(self) -> dict[str, object]:
-        return {"distance_m": round(self.distance_m, 1), "limit_m": self.limit_m, "away": self.away,
-                "courier": self.courier, "station": self.station}
+        return {
+            "distance_m": round(self.distance_m, 1),
+            "limit_m": self.limit_m,
+            "away": self.away,
+            "courier": self.courier,
+            "station": self.station,
+        }
 
 
-def check_deliveries(items: list[Accepted], fixes: list[GeoFix | None],
-                     limit_m: float) -> list[tuple[Accepted, DeliveryCheck]]:
+def check_deliveries(
+    items: list[Accepted], fixes: list[GeoFix | None], limit_m: float
+) -> list[tuple[Accepted, DeliveryCheck]]:
     """The distance check of each applied ``delivered`` event with a fix and a stop, in batch
     order; stops are converted from the event's CRS, like its fix (vectorised per CRS)."""
     by_crs: dict[Crs, list[tuple[int, GeoFix, float, float]]] = {}  # (index, fix, stop lon, stop lat)
@@ -139,8 +148,9 @@ def check_deliveries(items: list[Accepted], fixes: list[GeoFix | None],
             by_crs.setdefault(event.crs, []).append((i, fix, lon, lat))
     found: list[tuple[int, DeliveryCheck]] = []
     for crs, group in by_crs.items():
-        lons, lats = to_wgs84_arrays(np.array([g[2] for g in group], dtype=np.float64),
-                                     np.array([g[3] for g in group], dtype=np.float64), crs)
+        lons, lats = to_wgs84_arrays(
+            np.array([g[2] for g in group], dtype=np.float64), np.array([g[3] for g in group], dtype=np.float64), crs
+        )
         distances = haversine_m([g[1].lon for g in group], [g[1].lat for g in group], lons, lats).tolist()
         for (i, _, _, _), distance in zip(group, distances, strict=True):
             item = items[i]
@@ -154,17 +164,27 @@ def delivery_distance_line(item: Accepted, check: DeliveryCheck) -> str:
     event = item.event
     return line(
         DELIVERY_DISTANCE,
-        {"source": event.source, "courier": check.courier, "station": check.station,
-         "partition": str(item.record.partition)},
-        {"distance_m": round(check.distance_m, 1), "limit_m": float(check.limit_m), "away": int(check.away),
-         "order_id": event.order_id, "sku": event.sku, "event_id": event.event_id},
+        {
+            "source": event.source,
+            "courier": check.courier,
+            "station": check.station,
+            "partition": str(item.record.partition),
+        },
+        {
+            "distance_m": round(check.distance_m, 1),
+            "limit_m": float(check.limit_m),
+            "away": int(check.away),
+            "order_id": event.order_id,
+            "sku": event.sku,
+            "event_id": event.event_id,
+        },
         point_time_ns(item.change.entry.time_ns, item.record.offset),
     )
 
 
 def _iso_ns(time_ns: int) -> str:
     """UTC, always with microseconds: one fixed format, so text order is time order."""
-    return datetime.fromtimestamp(time_ns / 1e9, tz=timezone.utc).isoformat(timespec="microseconds")
+    return datetime.fromtimestamp(time_ns / 1e9, tz=UTC).isoformat(timespec="microseconds")
 
 
 def extend_trail(trail: list[list[object]], points: Iterable[tuple[int, GeoFix]]) -> list[list[object]]:
@@ -278,5 +298,16 @@ class GeoStage:
                     del counter[cell]
 
 
-__all__ = ["DELIVERY_CHECK", "DELIVERY_DISTANCE", "HEATMAP_RESOLUTIONS", "TRAIL", "DeliveryCheck", "GeoFix",
-           "GeoStage", "check_deliveries", "extend_trail", "locate", "tag_cell"]
+__all__ = [
+    "DELIVERY_CHECK",
+    "DELIVERY_DISTANCE",
+    "HEATMAP_RESOLUTIONS",
+    "TRAIL",
+    "DeliveryCheck",
+    "GeoFix",
+    "GeoStage",
+    "check_deliveries",
+    "extend_trail",
+    "locate",
+    "tag_cell",
+]

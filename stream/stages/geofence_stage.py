@@ -52,7 +52,7 @@ import re
 from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ from geo.fence_index import Fence, GeofenceIndex
 from geo.fence_registry import GeofenceRegistry
 from geo.fence_shapes import geodesic_circles
 from geo.fence_tracker import EMPTY_MEMBERSHIP, FenceEvent, FenceEventKind, Membership, StageAdvance, track_fix
-from stream.contract import CLOSED, STAGE_RANK, Crs, OrderEvent, Status
+from stream.contract import CLOSED, STAGE_RANK, Crs, Status
 from stream.lifecycle import SkuState, apply_event, step
 from stream.line_protocol import line, point_time_ns, sku_event_line
 from stream.pipeline import Accepted, BatchContext
@@ -94,17 +94,17 @@ _NS = 1_000_000_000
 
 
 def _iso(time_ns: int) -> str:
-    return datetime.fromtimestamp(time_ns / _NS, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(time_ns / _NS, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _ns(at: datetime) -> int:
-    delta = at - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = at - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * _NS + delta.microseconds * 1000
 
 
 def _at(time_ns: int) -> datetime:
     # Fix times are event times (microsecond precision): exact in a datetime.
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=time_ns // 1000)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=time_ns // 1000)
 
 
 def advance_event_id(fence_id: str, sku: str) -> str:
@@ -142,10 +142,17 @@ class GeofenceStage:
 
     name = EXTENSION
 
-    def __init__(self, geo: GeoStage, config_path: Path, *, customer_area_m: float = CUSTOMER_AREA_M,
-                 max_entities: int = MAX_ENTITIES, reload_interval_s: float = RELOAD_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        geo: GeoStage,
+        config_path: Path,
+        *,
+        customer_area_m: float = CUSTOMER_AREA_M,
+        max_entities: int = MAX_ENTITIES,
+        reload_interval_s: float = RELOAD_INTERVAL_S,
+    ) -> None:
         self.geo = geo
-        self.registry = GeofenceRegistry(config_path, datetime.now(timezone.utc))
+        self.registry = GeofenceRegistry(config_path, datetime.now(UTC))
         self.customer_area_m = customer_area_m
         self.max_entities = max_entities
         self.reload_interval_s = reload_interval_s
@@ -208,8 +215,7 @@ class GeofenceStage:
                     advances.append((f, max(result.advances, key=lambda a: STAGE_RANK[a.status])))
             if event.courier_id:
                 courier_entity = f"courier/{partition}/{event.courier_id}"
-                result = track_fix(self._state(courier_entity), courier_entity, fence_ids, _at(f.time_ns),
-                                   index.by_id)
+                result = track_fix(self._state(courier_entity), courier_entity, fence_ids, _at(f.time_ns), index.by_id)
                 if not result.stale:
                     self._keep(courier_entity, result.state, partition, dirty)
                     self._emit(ctx, index, f, "courier", result.events, order_events, nearby)
@@ -239,16 +245,23 @@ class GeofenceStage:
             event, after = f.item.event, f.item.change.after
             if after.status is not Status.OUT_FOR_DELIVERY:
                 continue
-            lat, lon = (event.dest_lat, event.dest_lon) if event.dest_lat is not None \
+            lat, lon = (
+                (event.dest_lat, event.dest_lon)
+                if event.dest_lat is not None
                 else (after.facts.dest_lat, after.facts.dest_lon)
+            )
             if lat is not None and lon is not None:
                 by_crs.setdefault(event.crs, []).append((i, lon, lat))
         for crs, group in by_crs.items():
-            lons, lats = to_wgs84_arrays(np.array([g[1] for g in group], dtype=np.float64),
-                                         np.array([g[2] for g in group], dtype=np.float64), crs)
+            lons, lats = to_wgs84_arrays(
+                np.array([g[1] for g in group], dtype=np.float64),
+                np.array([g[2] for g in group], dtype=np.float64),
+                crs,
+            )
             circles = geodesic_circles(lons, lats, self.customer_area_m)
-            hits = shapely.intersects_xy(circles, [fixes[g[0]].fix.lon for g in group],
-                                         [fixes[g[0]].fix.lat for g in group])
+            hits = shapely.intersects_xy(
+                circles, [fixes[g[0]].fix.lon for g in group], [fixes[g[0]].fix.lat for g in group]
+            )
             for (i, _, _), circle, hit in zip(group, circles, hits.tolist(), strict=True):
                 if hit:
                     event = fixes[i].item.event
@@ -278,12 +291,13 @@ class GeofenceStage:
             return
         # Down to 90 % of the bound, so the sort is not repeated on every batch.
         excess = len(self.members) - self.max_entities * 9 // 10
-        far_past = datetime.min.replace(tzinfo=timezone.utc)
+        far_past = datetime.min.replace(tzinfo=UTC)
         quiet = sorted(self.members, key=lambda e: self.members[e][0].last_fix_at or far_past)
         for entity in quiet[:excess]:
             self._forget(entity, dirty)
-        log.warning("geofence state over its bound of %d: forgot the %d longest-quiet entities",
-                    self.max_entities, excess)
+        log.warning(
+            "geofence state over its bound of %d: forgot the %d longest-quiet entities", self.max_entities, excess
+        )
 
     def _persist(self, ctx: BatchContext, dirty: set[str]) -> None:
         for entity in dirty:
@@ -295,8 +309,16 @@ class GeofenceStage:
         self._gone.clear()
 
     # -- outputs ------------------------------------------------------------------------
-    def _emit(self, ctx: BatchContext, index: GeofenceIndex, f: _Fix, entity: str, events: tuple[FenceEvent, ...],
-              order_events: dict[str, list[dict[str, Any]]], nearby: dict[str, dict[str, str | None]]) -> None:
+    def _emit(
+        self,
+        ctx: BatchContext,
+        index: GeofenceIndex,
+        f: _Fix,
+        entity: str,
+        events: tuple[FenceEvent, ...],
+        order_events: dict[str, list[dict[str, Any]]],
+        nearby: dict[str, dict[str, str | None]],
+    ) -> None:
         item, event = f.item, f.item.event
         partition, offset = item.record.partition, item.record.offset
         for fence_event in events:
@@ -311,21 +333,49 @@ class GeofenceStage:
             # Times of the point: the record's identity; an overstay found at exit carries the
             # time it was last seen inside, so its point differs from the exit's by its tag.
             time_ns = point_time_ns(f.time_ns, offset)
-            ctx.lines.append(line(
-                GEOFENCE_EVENTS,
-                {"event": kind, "entity": entity, "fence": fence_tag, "fence_kind": fence_kind, "layer": layer,
-                 "partition": str(partition)},
-                {"order_id": event.order_id, "sku": event.sku, "courier": event.courier_id,
-                 "event_id": event.event_id, "fence_id": fence_id, "dwell_s": dwell_s,
-                 "at_us": _ns(fence_event.at) // 1000},
-                time_ns))
+            ctx.lines.append(
+                line(
+                    GEOFENCE_EVENTS,
+                    {
+                        "event": kind,
+                        "entity": entity,
+                        "fence": fence_tag,
+                        "fence_kind": fence_kind,
+                        "layer": layer,
+                        "partition": str(partition),
+                    },
+                    {
+                        "order_id": event.order_id,
+                        "sku": event.sku,
+                        "courier": event.courier_id,
+                        "event_id": event.event_id,
+                        "fence_id": fence_id,
+                        "dwell_s": dwell_s,
+                        "at_us": _ns(fence_event.at) // 1000,
+                    },
+                    time_ns,
+                )
+            )
             if entity == "sku" and fence_event.kind is FenceEventKind.EXIT and not customer:
-                ctx.lines.append(line(DWELL, {"node": fence_id, "partition": str(partition), "source": SOURCE},
-                                      {"count": 1, "total_s": dwell_s, "mean_s": dwell_s}, time_ns))
+                ctx.lines.append(
+                    line(
+                        DWELL,
+                        {"node": fence_id, "partition": str(partition), "source": SOURCE},
+                        {"count": 1, "total_s": dwell_s, "mean_s": dwell_s},
+                        time_ns,
+                    )
+                )
             if entity == "sku" and fence_event.kind is not FenceEventKind.DWELL:
                 order_events.setdefault(event.order_id, []).append(
-                    {"event": kind, "sku": event.sku, "fence": None if customer else fence_id,
-                     "fence_kind": fence_kind, "at": _iso(_ns(fence_event.at)), "dwell_s": dwell_s})
+                    {
+                        "event": kind,
+                        "sku": event.sku,
+                        "fence": None if customer else fence_id,
+                        "fence_kind": fence_kind,
+                        "at": _iso(_ns(fence_event.at)),
+                        "dwell_s": dwell_s,
+                    }
+                )
             if customer and entity == "sku":
                 skus = nearby.setdefault(event.order_id, {})
                 if fence_event.kind is FenceEventKind.ENTER:
@@ -342,10 +392,18 @@ class GeofenceStage:
         # goes in between, where the fold checks it again).
         if order is None or event.sku not in order.skus or not moves_forward(f.item.change.after, advance.status):
             return
-        synthetic = event.model_copy(update={
-            "event_id": advance_event_id(advance.fence_id, event.sku), "status": advance.status,
-            "source": SOURCE, "node": advance.fence_id[:64], "lat": f.fix.lat, "lon": f.fix.lon,
-            "crs": Crs.WGS84, "device_id": None})
+        synthetic = event.model_copy(
+            update={
+                "event_id": advance_event_id(advance.fence_id, event.sku),
+                "status": advance.status,
+                "source": SOURCE,
+                "node": advance.fence_id[:64],
+                "lat": f.fix.lat,
+                "lon": f.fix.lon,
+                "crs": Crs.WGS84,
+                "device_id": None,
+            }
+        )
         # One nanosecond after the fix that proved it: the fold sees it after that event.
         time_ns = f.time_ns + 1
         updated, change = apply_event(order, synthetic, time_ns)
@@ -363,11 +421,15 @@ class GeofenceStage:
         ctx.lines.append(sku_event_line(synthetic, change, partition=record.partition, offset=record.offset))
         log.debug("%s advanced to %s by entering fence %s", event.order_id, advance.status.value, advance.fence_id)
 
-    def _orders(self, ctx: BatchContext, order_events: dict[str, list[dict[str, Any]]],
-                nearby: dict[str, dict[str, str | None]]) -> None:
+    def _orders(
+        self, ctx: BatchContext, order_events: dict[str, list[dict[str, Any]]], nearby: dict[str, dict[str, str | None]]
+    ) -> None:
         # Orders showing "nearby" whose SKU moved on (delivered, ...) without a fence event.
-        moved = {a.event.order_id for a in ctx.accepted
-                 if (o := ctx.order(a.event.order_id)) is not None and (o.extensions.get(EXTENSION) or {}).get("nearby")}
+        moved = {
+            a.event.order_id
+            for a in ctx.accepted
+            if (o := ctx.order(a.event.order_id)) is not None and (o.extensions.get(EXTENSION) or {}).get("nearby")
+        }
         for order_id in set(order_events) | set(nearby) | moved:
             order = ctx.order(order_id)
             if order is None:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from alerting.decisions import AlertEvent, Language
@@ -79,7 +79,7 @@ class NoticeStage:
         self.outboxes = {}
         for name, value in entries.items():
             if name.startswith(_OUTBOX) and value:
-                partition = int(name[len(_OUTBOX):])
+                partition = int(name[len(_OUTBOX) :])
                 if partition in partitions:
                     self.outboxes[partition] = NotificationOutbox.from_dict(value)
 
@@ -106,18 +106,32 @@ class NoticeStage:
         outbox = self.outboxes.setdefault(order.partition, NotificationOutbox())
         for notification in notices(order.order_id, cause, eta, self.receivers, self.language, now):
             if outbox.add(notification, now):
-                self._line(notification.receiver, cause, "queued", order.order_id, notification.notification_id,
-                           "", now)
+                self._line(
+                    notification.receiver, cause, "queued", order.order_id, notification.notification_id, "", now
+                )
         self._dirty.add(order.partition)
         sent[cause] = now.isoformat()
         ctx.update_order(order.with_extension(NOTICES_EXTENSION, sent))
 
-    def _line(self, receiver: str | None, cause: str | None, event: str, order_id: str | None,
-              notification_id: str | None, detail: str, at: datetime) -> None:
+    def _line(
+        self,
+        receiver: str | None,
+        cause: str | None,
+        event: str,
+        order_id: str | None,
+        notification_id: str | None,
+        detail: str,
+        at: datetime,
+    ) -> None:
         self._rank += 1
-        self._lines.append(line(MEASUREMENT, {"receiver": receiver, "cause": cause, "event": event},
-                                {"order_id": order_id, "notification_id": notification_id, "detail": detail},
-                                point_time_ns(_ns(at), self._rank)))
+        self._lines.append(
+            line(
+                MEASUREMENT,
+                {"receiver": receiver, "cause": cause, "event": event},
+                {"order_id": order_id, "notification_id": notification_id, "detail": detail},
+                point_time_ns(_ns(at), self._rank),
+            )
+        )
 
     def _flush(self, ctx: BatchContext) -> None:
         ctx.lines.extend(self._lines)
@@ -152,8 +166,9 @@ class NoticeStage:
         if due:
             self._task = asyncio.create_task(self._deliver(due, now, ctx.fence, ctx.owned), name="customer-notices")
 
-    async def _deliver(self, due: dict[int, set[str]], now: datetime, fence: Callable[[], None],
-                       owned: Callable[[int], bool]) -> None:
+    async def _deliver(
+        self, due: dict[int, set[str]], now: datetime, fence: Callable[[], None], owned: Callable[[int], bool]
+    ) -> None:
         for partition, written in due.items():
             outbox = self.outboxes.get(partition)
             if outbox is None:
@@ -168,11 +183,12 @@ class NoticeStage:
             # Only the written items; they are the outbox's own objects, so the delivery's
             # updates (attempts, due times) land in it, and delivered ones leave it below.
             view = NotificationOutbox.model_construct(
-                items={k: item for k, item in outbox.items.items() if k in written}, sent=outbox.sent)
+                items={k: item for k, item in outbox.items.items() if k in written}, sent=outbox.sent
+            )
             tried = set(view.items)
             try:
                 records = await self.delivery.deliver_due(view, now)
-            except Exception:  # noqa: BLE001 - a bug in one delivery must not stop the next ones
+            except Exception:  # a bug in one delivery must not stop the next ones
                 log.exception("customer notice delivery failed for partition %s", partition)
                 continue
             for key in tried - set(view.items):
@@ -185,8 +201,15 @@ class NoticeStage:
         labels = record.labels
         head, cause, _ = (record.notification_id or "notice///").rsplit("/", 2)
         order_id = head.removeprefix("notice/")
-        self._line(record.receiver, cause or labels.get("cause"), record.event.value, order_id or None,
-                   record.notification_id, record.detail or "", datetime.now(timezone.utc))
+        self._line(
+            record.receiver,
+            cause or labels.get("cause"),
+            record.event.value,
+            order_id or None,
+            record.notification_id,
+            record.detail or "",
+            datetime.now(UTC),
+        )
 
 
 __all__ = ["NOTICES_EXTENSION", "NoticeStage"]

@@ -36,14 +36,36 @@ VIEWS_AGENT = "orderradar.warroom-views"
 #: Wall-clock period of the global items' publication.
 FLUSH_S = 0.5
 
-def install_views_owner(app: Any, topics: ViewsTopics, warroom_topic: str, producer: Outbox,
-                        on_fatal: Callable[[BaseException], None], flush_s: float = FLUSH_S) -> ViewsOwner:
+
+def install_views_owner(
+    app: Any,
+    topics: ViewsTopics,
+    warroom_topic: str,
+    producer: Outbox,
+    on_fatal: Callable[[BaseException], None],
+    flush_s: float = FLUSH_S,
+) -> ViewsOwner:
     """Register the agent, its table and its timer on a Faust app (topics must exist)."""
     partials_topic, partitions, dlq_topic = topics.partials, topics.partitions, topics.dlq
-    source = app.topic(partials_topic, key_type=bytes, value_type=bytes, key_serializer="raw",
-                       value_serializer="raw", partitions=partitions)
-    changelog = app.topic(topics.changelog, key_type=str, key_serializer="raw", value_serializer="json",
-                          partitions=partitions, compacting=True, internal=True, allow_empty=True, acks=False)
+    source = app.topic(
+        partials_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=partitions,
+    )
+    changelog = app.topic(
+        topics.changelog,
+        key_type=str,
+        key_serializer="raw",
+        value_serializer="json",
+        partitions=partitions,
+        compacting=True,
+        internal=True,
+        allow_empty=True,
+        acks=False,
+    )
     table = app.Table(WARROOM_VIEWS_TABLE, partitions=partitions, key_type=str, changelog_topic=changelog)
     owner = ViewsOwner(table)
     #: Global items to publish: key -> (partials partition, item).
@@ -94,8 +116,11 @@ def install_views_owner(app: Any, topics: ViewsTopics, warroom_topic: str, produ
         try:
             async with lock:
                 mine = assigned()
-                out = [OutRecord(warroom_topic, orjson.dumps(item), key.encode())
-                       for key, (p, item) in sorted(pending.items()) if p in mine]
+                out = [
+                    OutRecord(warroom_topic, orjson.dumps(item), key.encode())
+                    for key, (p, item) in sorted(pending.items())
+                    if p in mine
+                ]
                 pending.clear()
             await producer.send(out)
         except Exception as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -60,16 +60,28 @@ def worker_stages(settings: Settings) -> list[Stage]:
     each order's outcome point."""
     rules = load_sla_rules(settings.config_dir / "sla.yaml")
     geo = GeoStage(rules.data_quality.delivered_away_m)
-    views = ViewsTopics(settings.topic(WARROOM_PARTIALS), settings.partitions,
-                        changelog_topic(settings, WARROOM_VIEWS_TABLE), settings.topic(ORDER_EVENTS_DLQ))
-    topics = DelaysTopics(settings.topic(ORDER_INCIDENTS), settings.topic(WARROOM_UPDATES),
-                          settings.topic(ALERT_INPUTS), views)
+    views = ViewsTopics(
+        settings.topic(WARROOM_PARTIALS),
+        settings.partitions,
+        changelog_topic(settings, WARROOM_VIEWS_TABLE),
+        settings.topic(ORDER_EVENTS_DLQ),
+    )
+    topics = DelaysTopics(
+        settings.topic(ORDER_INCIDENTS), settings.topic(WARROOM_UPDATES), settings.topic(ALERT_INPUTS), views
+    )
     zones = ZoneFeed(settings.kafka_bootstrap, settings.topic(CONTROL), security=kafka_auth(settings))
     disruption_topics = DisruptionTopics(settings.topic(ORDER_INCIDENTS), settings.topic(ALERT_INPUTS))
-    fences = GeofenceStage(geo, settings.config_dir / "geofences.yaml",
-                           customer_area_m=settings.geofence_customer_area_m)
-    return [geo, fences, DelaysStage(rules, topics, geo), notice_stage(settings),
-            DisruptionStage(geo, zones, disruption_topics), OutcomeStage(rules)]
+    fences = GeofenceStage(
+        geo, settings.config_dir / "geofences.yaml", customer_area_m=settings.geofence_customer_area_m
+    )
+    return [
+        geo,
+        fences,
+        DelaysStage(rules, topics, geo),
+        notice_stage(settings),
+        DisruptionStage(geo, zones, disruption_topics),
+        OutcomeStage(rules),
+    ]
 
 
 def notice_stage(settings: Settings) -> NoticeStage:
@@ -80,22 +92,50 @@ def notice_stage(settings: Settings) -> NoticeStage:
     return NoticeStage(DeliveryStage(channels, secrets=secrets.values()), list(channels), config.language)
 
 
-def install_alerting(app: Any, settings: Settings, producer: Outbox, influx: InfluxWriter,
-                     on_fatal: Callable[[BaseException], None], tick_s: float = ALERT_TICK_S) -> AlertingAgent:
+def install_alerting(
+    app: Any,
+    settings: Settings,
+    producer: Outbox,
+    influx: InfluxWriter,
+    on_fatal: Callable[[BaseException], None],
+    tick_s: float = ALERT_TICK_S,
+) -> AlertingAgent:
     """Register the alerting agent, its one-partition table and its timer on a Faust app."""
     policy = load_policy(settings.config_dir / "alerting.yaml")
     inputs_name, control_name = settings.topic(ALERT_INPUTS), settings.topic(CONTROL)
-    source = app.topic(inputs_name, control_name, key_type=bytes, value_type=bytes,
-                       key_serializer="raw", value_serializer="raw", partitions=1)
-    changelog = app.topic(changelog_topic(settings, ALERTING_TABLE), key_type=str, key_serializer="raw",
-                          value_serializer="json", partitions=1, compacting=True, internal=True, allow_empty=True,
-                          acks=False)
+    source = app.topic(
+        inputs_name,
+        control_name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=1,
+    )
+    changelog = app.topic(
+        changelog_topic(settings, ALERTING_TABLE),
+        key_type=str,
+        key_serializer="raw",
+        value_serializer="json",
+        partitions=1,
+        compacting=True,
+        internal=True,
+        allow_empty=True,
+        acks=False,
+    )
     table = app.Table(ALERTING_TABLE, partitions=1, key_type=str, changelog_topic=changelog)
     store = table.data.data
     assert isinstance(store, dict), "the alerting agent expects Faust's memory:// store"
     delivery = build_delivery(policy, settings.receiver_secrets(), httpx.AsyncClient())
-    agent = AlertingAgent(policy, delivery, producer, influx, store, alerts_topic=settings.topic(ALERTS),
-                          changelog_topic=changelog_topic(settings, ALERTING_TABLE))
+    agent = AlertingAgent(
+        policy,
+        delivery,
+        producer,
+        influx,
+        store,
+        alerts_topic=settings.topic(ALERTS),
+        changelog_topic=changelog_topic(settings, ALERTING_TABLE),
+    )
     lock = asyncio.Lock()
     dlq_topic = settings.topic(ORDER_EVENTS_DLQ)
 
@@ -112,7 +152,7 @@ def install_alerting(app: Any, settings: Settings, producer: Outbox, influx: Inf
                 continue
             try:
                 async with lock:
-                    now = datetime.now(timezone.utc)
+                    now = datetime.now(UTC)
                     if message.topic == inputs_name:
                         await agent.on_incident(value, now)
                     else:
@@ -131,7 +171,7 @@ def install_alerting(app: Any, settings: Settings, producer: Outbox, influx: Inf
             return  # another worker owns the engine
         try:
             async with lock:
-                await agent.tick(datetime.now(timezone.utc))
+                await agent.tick(datetime.now(UTC))
         except Exception as exc:
             log.critical("alerting tick failed; stopping", exc_info=exc)
             on_fatal(exc)

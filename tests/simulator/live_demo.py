@@ -22,8 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 def cli(name: str, settings: Settings, log_dir: Path, *argv: str) -> ManagedProcess:
     """``orderradar <argv>`` as a child process with ``settings`` in its environment."""
     env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    return ManagedProcess(name, [sys.executable, "-m", "orderradar.cli", *argv], log_dir / f"{name}.log",
-                          env=env, cwd=REPO).start()
+    return ManagedProcess(
+        name, [sys.executable, "-m", "orderradar.cli", *argv], log_dir / f"{name}.log", env=env, cwd=REPO
+    ).start()
 
 
 class TopicTail:
@@ -41,15 +42,21 @@ class TopicTail:
         self._thread.start()
 
     async def _run(self) -> None:
-        consumer = AIOKafkaConsumer(*self.topics, bootstrap_servers=self.settings.kafka_bootstrap,
-                                    enable_auto_commit=False, group_id=None, auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            auto_offset_reset="earliest",
+        )
         try:
             await consumer.start()
             while not self._stop.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=5000)
                 for tp, records in batches.items():
-                    values = [(r.timestamp, orjson.loads(r.value) if self.parse else r.value)
-                              for r in records if r.value]
+                    values = [
+                        (r.timestamp, orjson.loads(r.value) if self.parse else r.value) for r in records if r.value
+                    ]
                     with self._lock:
                         self._records[tp.topic].extend(values)
         except BaseException as exc:  # noqa: B036 - reported to the test by records()

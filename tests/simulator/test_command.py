@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -39,7 +39,7 @@ def test_durations_speeds_and_start_times_parse():
     assert parse_speed("max") is None and parse_speed("60") == 60
     with pytest.raises(UsageError, match="--speed"):
         parse_speed("0")
-    now = datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 2, 3, 4, 5, 678, tzinfo=UTC)
     default = parse_start(None, now)
     assert default == now.replace(microsecond=0) and default.utcoffset() == timedelta(hours=8)
     with pytest.raises(UsageError, match="UTC offset"):
@@ -48,9 +48,26 @@ def test_durations_speeds_and_start_times_parse():
 
 def test_simulate_to_a_file_with_scenarios_and_disruptions(tmp_path):
     out, disruptions = tmp_path / "events.jsonl", tmp_path / "disruptions.json"
-    rc = _run("--out", str(out), "--speed", "max", "--sim-duration", "2h", "--start", START,
-              "--orders-per-day", "5000", "--seed", "4", "--scenario", "typhoon",
-              "--scenario", "source_lag:source=wms", "--disruptions-out", str(disruptions))
+    rc = _run(
+        "--out",
+        str(out),
+        "--speed",
+        "max",
+        "--sim-duration",
+        "2h",
+        "--start",
+        START,
+        "--orders-per-day",
+        "5000",
+        "--seed",
+        "4",
+        "--scenario",
+        "typhoon",
+        "--scenario",
+        "source_lag:source=wms",
+        "--disruptions-out",
+        str(disruptions),
+    )
     assert rc == 0
     start = datetime.fromisoformat(START)
     scenarios = [parse_scenario("typhoon"), parse_scenario("source_lag:source=wms")]
@@ -88,8 +105,15 @@ def test_bad_arguments_exit_2_with_the_problem_named(argv, message, capsys, tmp_
 def test_list_scenarios_prints_every_scenario(capsys):
     assert _run("--list-scenarios") == 0
     printed = capsys.readouterr().out
-    for name in ("flash_sale", "hub_outage", "carrier_slowdown", "typhoon", "broken_scanner", "channel_dupes",
-                 "source_lag"):
+    for name in (
+        "flash_sale",
+        "hub_outage",
+        "carrier_slowdown",
+        "typhoon",
+        "broken_scanner",
+        "channel_dupes",
+        "source_lag",
+    ):
         assert name in printed
 
 
@@ -106,9 +130,27 @@ def test_control_from_stdin_starts_a_scenario(tmp_path):
     )
     disruptions = tmp_path / "disruptions.json"
     done = subprocess.run(
-        [sys.executable, "-c", script, "--out", str(tmp_path / "e.jsonl"), "--speed", "3600", "--duration", "1s",
-         "--start", START, "--control", "-", "--disruptions-out", str(disruptions)],
-        input="+typhoon:zone=hainan\n", capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            script,
+            "--out",
+            str(tmp_path / "e.jsonl"),
+            "--speed",
+            "3600",
+            "--duration",
+            "1s",
+            "--start",
+            START,
+            "--control",
+            "-",
+            "--disruptions-out",
+            str(disruptions),
+        ],
+        input="+typhoon:zone=hainan\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     features = json.loads(disruptions.read_text())["features"]

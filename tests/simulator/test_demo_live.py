@@ -23,8 +23,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -67,7 +67,8 @@ BROKEN_SCANNER = (
     "engine evaluates data quality every 5 minutes of the SLA watermark (5 minutes behind), a "
     "future time is marked bad at its receipt time (the wall clock), and events over a day "
     "ahead are dead-lettered before the detector (stream/delays_engine.py, stream/pipeline.py; "
-    "written up in /work/coord/fairness.md)")
+    "written up in /work/coord/fairness.md)"
+)
 
 
 def _rc(record: dict[str, Any]) -> dict[str, Any]:
@@ -76,13 +77,18 @@ def _rc(record: dict[str, Any]) -> dict[str, Any]:
 
 def _in_zone(record: dict[str, Any]) -> bool:
     where = record.get("location") or _rc(record)
-    return (record.get("dimension") == "area" and "lat" in where
-            and bool(shapely.contains_xy(ZONE, where["lon"], where["lat"])))
+    return (
+        record.get("dimension") == "area"
+        and "lat" in where
+        and bool(shapely.contains_xy(ZONE, where["lon"], where["lat"]))
+    )
 
 
 def _newest(events: list[dict[str, Any]]) -> datetime:
-    return max((datetime.fromisoformat(e["event_time"]) for e in events if "event_time" in e),
-               default=datetime.min.replace(tzinfo=timezone.utc))
+    return max(
+        (datetime.fromisoformat(e["event_time"]) for e in events if "event_time" in e),
+        default=datetime.min.replace(tzinfo=UTC),
+    )
 
 
 @dataclass(frozen=True)
@@ -96,14 +102,17 @@ class Case:
 CASES: dict[str, Case] = {
     # WH-2 (Wuhan): about 45 parcel moves a minute at 21:00; HZ-3, the scenario's default, about 2
     "hub_outage": Case("+hub_outage:hub=WH-2", lambda r: _rc(r).get("hub") == "WH-2"),
-    "carrier_slowdown": Case("+carrier_slowdown:province=Guangdong,factor=3",
-                             lambda r: _rc(r).get("region") == "440000"),
+    "carrier_slowdown": Case(
+        "+carrier_slowdown:province=Guangdong,factor=3", lambda r: _rc(r).get("region") == "440000"
+    ),
     "typhoon": Case(f"+typhoon:zone={TYPHOON.zone},lat={TYPHOON.lat},lon={TYPHOON.lon}", _in_zone),
-    "broken_scanner": Case("+broken_scanner:device=YW-1-SCN-01",
-                           lambda r: _rc(r).get("device_id") == "YW-1-SCN-01", BROKEN_SCANNER,
-                           switched_on=False),
-    "flash_sale": Case("+flash_sale:factor=47,minutes=5,channel=douyin",
-                       lambda r: _rc(r).get("channel") == "douyin"),
+    "broken_scanner": Case(
+        "+broken_scanner:device=YW-1-SCN-01",
+        lambda r: _rc(r).get("device_id") == "YW-1-SCN-01",
+        BROKEN_SCANNER,
+        switched_on=False,
+    ),
+    "flash_sale": Case("+flash_sale:factor=47,minutes=5,channel=douyin", lambda r: _rc(r).get("channel") == "douyin"),
     "source_lag": Case("+source_lag:source=wms,lag_minutes=15", lambda r: _rc(r).get("source") == "wms"),
 }
 
@@ -129,7 +138,7 @@ def demo(broker, influx, tmp_path_factory) -> Iterator[Demo]:
     settings = isolated_settings(broker.bootstrap, influx.url, tmp)
     control = tmp / "control.txt"
     control.touch()
-    switch = latest_time_of_day(*SWITCH, datetime.now(timezone.utc))
+    switch = latest_time_of_day(*SWITCH, datetime.now(UTC))
     start = (switch - BASELINE).isoformat()
     worker = cli("worker", settings, tmp, "worker")
     simulator = cli("simulator", settings, tmp, *SIMULATOR, "--start", start, "--control", str(control))
@@ -137,15 +146,23 @@ def demo(broker, influx, tmp_path_factory) -> Iterator[Demo]:
     demo = Demo(settings, worker, simulator, control, tail)
     try:
         try:
-            wait_until(lambda: tail.records(settings.topic(ORDER_EVENTS)), timeout=240, interval=0.5,
-                       what="the simulator's first records (after its warm-up)")
+            wait_until(
+                lambda: tail.records(settings.topic(ORDER_EVENTS)),
+                timeout=240,
+                interval=0.5,
+                what="the simulator's first records (after its warm-up)",
+            )
         except TimeoutError:
             raise AssertionError(demo.logs()) from None
         demo.first_record_at = time.monotonic()
         topic = settings.topic(ORDER_EVENTS)
         try:
-            wait_until(lambda: _newest(tail.values(topic)[-500:]) >= switch, timeout=BASELINE.total_seconds() + 60,
-                       interval=0.5, what="the simulated clock at 21:00")
+            wait_until(
+                lambda: _newest(tail.values(topic)[-500:]) >= switch,
+                timeout=BASELINE.total_seconds() + 60,
+                interval=0.5,
+                what="the simulated clock at 21:00",
+            )
         except TimeoutError:
             raise AssertionError(demo.logs()) from None
         demo.before_switch = demo.tail.values(settings.topic(ORDER_INCIDENTS))
@@ -168,8 +185,9 @@ def test_parcels_in_every_stage_within_two_minutes(demo: Demo) -> None:
 
     left = demo.first_record_at + STAGE_DEADLINE_S - time.monotonic()
     try:
-        wait_until(lambda: not missing(), timeout=max(left, 0.0), interval=1.0,
-                   what="order snapshots with SKUs in every stage")
+        wait_until(
+            lambda: not missing(), timeout=max(left, 0.0), interval=1.0, what="order snapshots with SKUs in every stage"
+        )
     except TimeoutError:
         raise AssertionError(f"no SKU in {sorted(missing())}\n{demo.logs()}") from None
 
@@ -199,5 +217,6 @@ def test_scenario_gives_its_incident_named_by_its_root_cause(demo: Demo, name: s
         print(f"{name}: {named()[0]['root_cause_text']} within {time.monotonic() - demo.switched_at:.0f} s")
     except TimeoutError:
         seen = sorted({r.get("root_cause_text", "?") for r in demo.tail.values(topic)})
-        raise AssertionError(f"{name}: no incident named by its cause within 3 minutes; incidents seen: "
-                             f"{seen}\n{demo.logs()}") from None
+        raise AssertionError(
+            f"{name}: no incident named by its cause within 3 minutes; incidents seen: {seen}\n{demo.logs()}"
+        ) from None

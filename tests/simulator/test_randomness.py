@@ -21,7 +21,7 @@ def test_same_text_seed_same_stream_other_seed_other_stream():
 def test_draws_have_the_right_ranges_and_moments():
     rng = SplitMix64("moments")
     u = [rng.random() for _ in range(20_000)]
-    assert 0.0 <= min(u) and max(u) < 1.0
+    assert min(u) >= 0.0 and max(u) < 1.0
     assert statistics.fmean(u) == pytest.approx(0.5, abs=0.01)
     g = [rng.gauss(10.0, 2.0) for _ in range(20_000)]
     assert statistics.fmean(g) == pytest.approx(10.0, abs=0.05)

@@ -32,8 +32,24 @@ def test_records_on_the_topic_over_a_simulated_day_match_the_rate(broker, influx
     settings = isolated_settings(broker.bootstrap, influx.url, tmp_path)
     # two days back: at 2880x the run stays in the past, as a receiver requires
     start = (datetime.now(CHINA_TZ) - 2 * DAY).replace(hour=21, minute=0, second=0, microsecond=0)
-    sim = cli("simulator", settings, tmp_path, "simulate", "--rate", str(RATE), "--speed", str(SPEED),
-              "--warmup", "auto", "--start", start.isoformat(), "--sim-duration", "25h", "--stats-every", "5")
+    sim = cli(
+        "simulator",
+        settings,
+        tmp_path,
+        "simulate",
+        "--rate",
+        str(RATE),
+        "--speed",
+        str(SPEED),
+        "--warmup",
+        "auto",
+        "--start",
+        start.isoformat(),
+        "--sim-duration",
+        "25h",
+        "--stats-every",
+        "5",
+    )
     tail = TopicTail(settings, [settings.topic(ORDER_EVENTS)], parse=False)
     try:
         topic = settings.topic(ORDER_EVENTS)
@@ -46,9 +62,15 @@ def test_records_on_the_topic_over_a_simulated_day_match_the_rate(broker, influx
             return [(ts, e) for ts, e in rows if start <= e.event_time < end]
 
         # everything produced is on the topic before the simulator exits; the tail catches up
-        wait_until(lambda: any(e.event_time >= end for _, e in
-                               ((0, OrderEvent.model_validate_json(v)) for _, v in tail.records(topic)[-50:])),
-                   timeout=60, interval=0.5, what="the last simulated hour on the topic")
+        wait_until(
+            lambda: any(
+                e.event_time >= end
+                for _, e in ((0, OrderEvent.model_validate_json(v)) for _, v in tail.records(topic)[-50:])
+            ),
+            timeout=60,
+            interval=0.5,
+            what="the last simulated hour on the topic",
+        )
         records = day_records()
     finally:
         tail.close()
@@ -57,5 +79,7 @@ def test_records_on_the_topic_over_a_simulated_day_match_the_rate(broker, influx
     assert 0.9 * expected <= len(records) <= 1.1 * expected, (len(records), expected)
     stamps = sorted(ts for ts, _ in records)
     wall_s = (stamps[-1] - stamps[0]) / 1000
-    print(f"{len(records)} records for a simulated day ({expected:.0f} expected), "
-          f"{len(records) / wall_s:.0f} per wall second over {wall_s:.0f} s")
+    print(
+        f"{len(records)} records for a simulated day ({expected:.0f} expected), "
+        f"{len(records) / wall_s:.0f} per wall second over {wall_s:.0f} s"
+    )

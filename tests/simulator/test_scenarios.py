@@ -128,8 +128,10 @@ def test_hub_outage_silences_the_hub_then_drains_its_backlog(base):
     after = gen.take_until(START + WINDOW)
     assert gen.held == 0
     backlog = [e for e in after if e.event.node == hub and e.at <= end + 30 * MINUTE]
-    assert backlog and all(e.event.status in (Status.HUB_ARRIVAL, Status.LINEHAUL, Status.OUT_FOR_DELIVERY,
-                                              Status.EXCEPTION) for e in backlog)
+    assert backlog and all(
+        e.event.status in (Status.HUB_ARRIVAL, Status.LINEHAUL, Status.OUT_FOR_DELIVERY, Status.EXCEPTION)
+        for e in backlog
+    )
 
 
 def test_run_time_switching_equals_a_timed_scenario():
@@ -283,8 +285,11 @@ def test_carrier_slowdown_also_stretches_stages_under_way():
         gen.skip_until(start)
         for scenario in scenarios:
             gen.activate(scenario, start)
-        return sum(NODE_BY_ID[e.event.node].province == "440000" for e in gen.take_until(start + 30 * MINUTE)
-                   if e.event.node in NODE_BY_ID)
+        return sum(
+            NODE_BY_ID[e.event.node].province == "440000"
+            for e in gen.take_until(start + 30 * MINUTE)
+            if e.event.node in NODE_BY_ID
+        )
 
     base = guangdong_scans()
     slowed = guangdong_scans(CarrierSlowdown(province="Guangdong", factor=3))

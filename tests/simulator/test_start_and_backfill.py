@@ -3,21 +3,28 @@ receiver parcels in every stage at once, at any hour."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from orderradar.simulator.command import UsageError, auto_warmup, parse_start
-from orderradar.simulator.rates import orders_per_day_for
 from orderradar.simulator.durations import CHINA_TZ
 from orderradar.simulator.generator import TrafficGenerator, TrafficProfile
+from orderradar.simulator.rates import orders_per_day_for
 from stream.contract import Status
 
 #: 14:07 UTC = 22:07 in China.
-WALL = datetime(2026, 12, 7, 14, 7, 46, 123456, tzinfo=timezone.utc)
+WALL = datetime(2026, 12, 7, 14, 7, 46, 123456, tzinfo=UTC)
 #: Every stage a parcel can be in between payment and delivery.
-STAGES = {Status.PAID, Status.PICKED, Status.PACKED, Status.OUTBOUND_SCAN, Status.LINEHAUL, Status.HUB_ARRIVAL,
-          Status.OUT_FOR_DELIVERY}
+STAGES = {
+    Status.PAID,
+    Status.PICKED,
+    Status.PACKED,
+    Status.OUTBOUND_SCAN,
+    Status.LINEHAUL,
+    Status.HUB_ARRIVAL,
+    Status.OUT_FOR_DELIVERY,
+}
 
 
 def test_start_takes_a_time_of_day_in_china_at_most_a_day_back():
@@ -81,6 +88,7 @@ def test_backfill_survives_a_process_due_exactly_at_start_and_a_run_without_skip
     gen = TrafficGenerator(5, start, profile, [FlashSale(minutes=5)])  # its timer is due at start
     gen.skip_until(start)
     skipped = [e.value for e in gen.take_until(start)]
-    assert skipped and all(v in skipped for v in
-                           [e.value for e in TrafficGenerator(5, start, profile).take_until(start)
-                            if e.event.event_time < start])
+    assert skipped and all(
+        v in skipped
+        for v in [e.value for e in TrafficGenerator(5, start, profile).take_until(start) if e.event.event_time < start]
+    )

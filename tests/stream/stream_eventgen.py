@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -20,7 +20,7 @@ from stream.contract import OrderEvent, Status
 from stream.lifecycle import OrderState, apply_event, new_order
 
 S = Status
-START = datetime(2026, 6, 1, tzinfo=timezone.utc)
+START = datetime(2026, 6, 1, tzinfo=UTC)
 
 REGIONS = ("310000", "330000", "440000", "110000", "510000", "320000")
 WAREHOUSES = ("wh-sh-1", "wh-hz-1", "wh-gz-2", "wh-bj-1")
@@ -75,22 +75,24 @@ def _valid_events(rng: random.Random, count: int) -> list[OrderEvent]:
                 if index:
                     at += timedelta(seconds=rng.randint(60, 1800))
                 with_position = status in (S.HUB_ARRIVAL, S.OUT_FOR_DELIVERY, S.DELIVERED) and rng.random() < 0.7
-                events.append(OrderEvent(
-                    event_id=f"{order_id}-{sku}-{index}",
-                    order_id=order_id,
-                    sku=sku,
-                    qty=rng.randint(1, 3),
-                    status=status,
-                    event_time=at,
-                    source=rng.choice(("oms", "wms", "tms")) if status is not S.DELIVERED else "courier-app",
-                    channel=channel,
-                    warehouse=None if status is S.PAID else node if node and node.startswith("wh") else None,
-                    node=node,
-                    carrier=carrier if index > 2 else None,
-                    region=region,
-                    lat=round(rng.uniform(22, 40), 5) if with_position else None,
-                    lon=round(rng.uniform(103, 122), 5) if with_position else None,
-                ))
+                events.append(
+                    OrderEvent(
+                        event_id=f"{order_id}-{sku}-{index}",
+                        order_id=order_id,
+                        sku=sku,
+                        qty=rng.randint(1, 3),
+                        status=status,
+                        event_time=at,
+                        source=rng.choice(("oms", "wms", "tms")) if status is not S.DELIVERED else "courier-app",
+                        channel=channel,
+                        warehouse=None if status is S.PAID else node if node and node.startswith("wh") else None,
+                        node=node,
+                        carrier=carrier if index > 2 else None,
+                        region=region,
+                        lat=round(rng.uniform(22, 40), 5) if with_position else None,
+                        lon=round(rng.uniform(103, 122), 5) if with_position else None,
+                    )
+                )
     events.sort(key=lambda e: (e.event_time, e.event_id))
     return events[:count]
 
@@ -117,8 +119,9 @@ def _invalid(rng: random.Random, n: int, template: OrderEvent) -> tuple[bytes | 
     return str(bad["order_id"]).encode(), orjson.dumps(bad)
 
 
-def generate(seed: int, total: int, invalid: float = 0.01, duplicates: float = 0.05,
-             reordered: float = 0.05) -> list[Record]:
+def generate(
+    seed: int, total: int, invalid: float = 0.01, duplicates: float = 0.05, reordered: float = 0.05
+) -> list[Record]:
     """``total`` records: the given shares invalid and duplicate, the rest valid and unique."""
     rng = random.Random(seed)
     n_invalid = int(total * invalid)
@@ -133,15 +136,19 @@ def generate(seed: int, total: int, invalid: float = 0.01, duplicates: float = 0
         while j + 1 < len(order) and events[order[j + 1]].event_time <= limit and j - i < 20:
             j += 1
         if j > i:
-            order[i:j + 1] = order[i + 1:j + 1] + [order[i]]
+            order[i : j + 1] = order[i + 1 : j + 1] + [order[i]]
     valid = [Record(e.order_id.encode(), e.to_json(), "valid", e) for e in (events[k] for k in order)]
     # Extra records are placed after a position of the valid sequence: (position, rank) keys.
     placed: list[tuple[float, Record]] = [(float(i), r) for i, r in enumerate(valid)]
     for n in range(n_dup):
         i = rng.randrange(len(valid))
         original = valid[i]
-        placed.append((i + rng.randint(1, 50) + (n + 1) / (n_dup + n_invalid + 2),
-                       Record(original.key, original.value, "duplicate", original.event)))
+        placed.append(
+            (
+                i + rng.randint(1, 50) + (n + 1) / (n_dup + n_invalid + 2),
+                Record(original.key, original.value, "duplicate", original.event),
+            )
+        )
     for n in range(n_invalid):
         i = rng.randrange(len(valid))
         template = valid[i].event
@@ -157,8 +164,9 @@ def valid_events(records: list[Record]) -> list[OrderEvent]:
     return [r.event for r in records if r.kind in ("valid", "duplicate") and r.event is not None]
 
 
-def fold_partition(events: list[OrderEvent], partition: int,
-                   window: int) -> tuple[PartitionAggregates, dict[str, OrderState]]:
+def fold_partition(
+    events: list[OrderEvent], partition: int, window: int
+) -> tuple[PartitionAggregates, dict[str, OrderState]]:
     """``events`` through the order state machine and a partition's per-minute aggregates,
     in this order, as the pipeline applies them: (the aggregates, the order states)."""
     agg = PartitionAggregates(partition, window)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.structs import ConsumerRecord
-
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import ConsumerRecord
 
 from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess
@@ -26,10 +25,31 @@ REPO = Path(__file__).resolve().parents[2]
 def worker_argv(*extra: str) -> list[str]:
     """``orderradar worker`` (the CLI once wired, else the module's own entry point)."""
     if importlib.util.find_spec("orderradar.cli") is not None:
-        return [sys.executable, "-m", "orderradar.cli", "--log-level", "WARNING", "worker",
-                "--session-timeout", "6", "--worker-log-level", os.environ.get("ORDERRADAR_TEST_WORKER_LOG", "info"), "--core-only", *extra]
-    return [sys.executable, "-m", "stream.worker_command", "--session-timeout", "6",
-            "--worker-log-level", os.environ.get("ORDERRADAR_TEST_WORKER_LOG", "info"), "--core-only", *extra]
+        return [
+            sys.executable,
+            "-m",
+            "orderradar.cli",
+            "--log-level",
+            "WARNING",
+            "worker",
+            "--session-timeout",
+            "6",
+            "--worker-log-level",
+            os.environ.get("ORDERRADAR_TEST_WORKER_LOG", "info"),
+            "--core-only",
+            *extra,
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "stream.worker_command",
+        "--session-timeout",
+        "6",
+        "--worker-log-level",
+        os.environ.get("ORDERRADAR_TEST_WORKER_LOG", "info"),
+        "--core-only",
+        *extra,
+    ]
 
 
 def start_worker(settings: Settings, log_path: Path, *extra: str) -> ManagedProcess:
@@ -40,8 +60,7 @@ def start_worker(settings: Settings, log_path: Path, *extra: str) -> ManagedProc
 async def produce(settings: Settings, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> dict[int, int]:
     """Produce keyed records with the batch API (murmur2 partitioning, like any producer);
     the number of records per partition."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", max_batch_size=256 * 1024)
     await producer.start()
     try:
         partitions = sorted(await producer.partitions_for(topic))
@@ -72,8 +91,12 @@ async def read_topic(settings: Settings, topic: str, timeout_s: float = 60.0) ->
 
     The end of each partition is the high watermark of fetch responses: the embedded
     broker's ListOffsets ("end offsets") is wrong for multi-record batches."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         partitions = await _partitions(consumer, topic)
@@ -111,8 +134,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 async def committed(settings: Settings, group: str, topic: str) -> dict[int, int]:
     """Offsets of ``topic`` committed by ``group``, per partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group,
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
@@ -124,8 +146,7 @@ async def committed(settings: Settings, group: str, topic: str) -> dict[int, int
 
 def influx_query(settings: Settings, query: str) -> list[list[object]]:
     """Values of the first series of an InfluxQL query ([] when there is none)."""
-    response = httpx.get(f"{settings.influx_url}/query", params={"db": settings.influx_db, "q": query},
-                         timeout=30)
+    response = httpx.get(f"{settings.influx_url}/query", params={"db": settings.influx_db, "q": query}, timeout=30)
     response.raise_for_status()
     result = response.json()["results"][0]
     if "error" in result:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+from stream_eventgen import Record, valid_events
+from stream_harness import committed, count_points, event_ids_in_influx, produce, read_topic, start_worker
 
 from config.settings import Settings
 from orderradar.devstack.process import ManagedProcess
@@ -32,8 +34,6 @@ from stream.batch_source import source_group
 from stream.lifecycle import OrderState, replay
 from stream.pipeline import decode_value
 from stream.topics import ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, changelog_topic
-from stream_eventgen import Record, valid_events
-from stream_harness import committed, count_points, event_ids_in_influx, produce, read_topic, start_worker
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,15 @@ class Run:
         return {r.event.event_id for r in self.records if r.event is not None}
 
     def produce(self) -> None:
-        self.produced = asyncio.run(produce(self.settings, self.settings.topic(ORDER_EVENTS),
-                                            [(r.key, r.value) for r in self.records]))
+        self.produced = asyncio.run(
+            produce(self.settings, self.settings.topic(ORDER_EVENTS), [(r.key, r.value) for r in self.records])
+        )
 
     def produce_more(self, records: Sequence[Record]) -> None:
         """Produce ``records`` too (part of ``self.records``), adding to the counts to commit."""
-        more = asyncio.run(produce(self.settings, self.settings.topic(ORDER_EVENTS),
-                                   [(r.key, r.value) for r in records]))
+        more = asyncio.run(
+            produce(self.settings, self.settings.topic(ORDER_EVENTS), [(r.key, r.value) for r in records])
+        )
         self.produced = {p: self.produced.get(p, 0) + more.get(p, 0) for p in set(self.produced) | set(more)}
 
     def committed_offsets(self) -> dict[int, int]:
@@ -73,6 +75,7 @@ class Run:
     def wait_taken_over(self, second: ManagedProcess, stopped_at: float, session_timeout_s: float) -> None:
         """Until ``second`` has committed every partition while the first worker is stopped
         (since ``stopped_at``, monotonic): it can own them only once that session expired."""
+
         def took_over() -> bool:
             if not second.alive():
                 raise AssertionError(f"second worker died:\n{second.log_tail(40)}")
@@ -96,8 +99,10 @@ class Run:
 
     def check_alive(self) -> None:
         if self.worker is not None and not self.worker.alive():
-            raise AssertionError(f"worker exited with {self.worker.proc and self.worker.proc.returncode}; "
-                                 f"log {self.worker.log_path}:\n{self.worker.log_tail(40)}")
+            raise AssertionError(
+                f"worker exited with {self.worker.proc and self.worker.proc.returncode}; "
+                f"log {self.worker.log_path}:\n{self.worker.log_tail(40)}"
+            )
 
     def wait_points(self, fraction: float, timeout: float) -> None:
         target = int(len(self.valid_ids) * fraction)
@@ -121,14 +126,17 @@ class Run:
             wait_until(done, timeout, interval=0.5, what="all input committed")
         except TimeoutError as exc:
             assert self.worker is not None
-            raise AssertionError(f"{exc}: committed {dict(sorted(offsets.items()))}, produced "
-                                 f"{dict(sorted(self.produced.items()))}, points {count_points(self.settings)}; "
-                                 f"log {self.worker.log_path}") from None
+            raise AssertionError(
+                f"{exc}: committed {dict(sorted(offsets.items()))}, produced "
+                f"{dict(sorted(self.produced.items()))}, points {count_points(self.settings)}; "
+                f"log {self.worker.log_path}"
+            ) from None
 
 
 @contextmanager
-def running_worker(settings: Settings, records: Sequence[Record], log_dir: Path,
-            extra_args: tuple[str, ...] = ()) -> Iterator[Run]:
+def running_worker(
+    settings: Settings, records: Sequence[Record], log_dir: Path, extra_args: tuple[str, ...] = ()
+) -> Iterator[Run]:
     """A worker over ``records`` (produced first), stopped however the block ends."""
     run = Run(settings, records, log_dir, extra_args)
     run.produce()
@@ -190,8 +198,10 @@ def assert_state_equals_replay(run: Run) -> None:
             final[key] = value
     assert set(final) == set(expected), f"orders differ: {len(set(expected) - set(final))} missing"
     mismatched = [o for o in expected if final[o].skus != expected[o].skus]
-    assert not mismatched, f"{len(mismatched)} orders differ from the replay, e.g. {mismatched[0]}: " \
-                           f"{final[mismatched[0]].skus} != {expected[mismatched[0]].skus}"
+    assert not mismatched, (
+        f"{len(mismatched)} orders differ from the replay, e.g. {mismatched[0]}: "
+        f"{final[mismatched[0]].skus} != {expected[mismatched[0]].skus}"
+    )
     # The last published snapshot of each order shows the replayed statuses.
     updates = asyncio.run(read_topic(run.settings, run.settings.topic(ORDER_UPDATES)))
     last: dict[str, dict[str, object]] = {}

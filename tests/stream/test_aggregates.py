@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stream_eventgen import fold_partition, generate, valid_events
 
 from stream.aggregates import MINUTE_NS, PartitionAggregates, minute_of
 from stream.contract import Status
 from stream.lifecycle import OrderState
-from stream_eventgen import fold_partition, generate, valid_events
 
 S = Status
 
@@ -54,8 +54,9 @@ def test_lines_are_rewritten_until_written_and_final_minutes_expire() -> None:
     agg.dirty.add(oldest)
     agg.watermark_ns += 31 * MINUTE_NS
     final = agg.expire()
-    assert final and all(line.endswith(f" {oldest}") or int(line.rsplit(" ", 1)[1]) < agg.window_start
-                         for line in final)
+    assert final and all(
+        line.endswith(f" {oldest}") or int(line.rsplit(" ", 1)[1]) < agg.window_start for line in final
+    )
     assert all(m >= agg.window_start for m in agg.throughput)
 
 

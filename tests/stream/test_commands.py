@@ -6,11 +6,14 @@ import argparse
 import asyncio
 import csv
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
+from stream_eventgen import generate
+from stream_harness import read_topic
+from test_pipeline import source_records
 
 from config.settings import Settings
 from stream import dlq_command, import_command
@@ -20,9 +23,6 @@ from stream.outbox import Outbox
 from stream.pipeline import Pipeline, PipelineConfig
 from stream.topics import ORDER_EVENTS
 from stream.worker import pipeline_topics
-from stream_eventgen import generate
-from stream_harness import read_topic
-from test_pipeline import source_records
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def dead_letter_some(settings: Settings) -> list[bytes]:
         await outbox.start()
         influx = InfluxWriter(settings.influx_url, settings.influx_db)
         pipeline = Pipeline(PipelineConfig(pipeline_topics(settings)), {}, outbox, influx)
-        await pipeline.process(source_records(records, settings.partitions), datetime.now(timezone.utc))
+        await pipeline.process(source_records(records, settings.partitions), datetime.now(UTC))
         await outbox.stop()
         await influx.aclose()
 
@@ -75,8 +75,11 @@ def test_dlq_list_show_and_redrive(stack_settings: Settings, capsys: pytest.Capt
     assert dlq_command.run(parse(dlq_command, ["redrive", "--code", "not_json"]), stack_settings) == 0
     not_json = sum(1 for item in listed if item["code"] == "not_json")
     assert f"re-drove {not_json} records" in capsys.readouterr().out
-    redriven = [r for r in asyncio.run(read_topic(stack_settings, stack_settings.topic(ORDER_EVENTS)))
-                if any(k == dlq_command.REDRIVEN_HEADER for k, _ in r.headers)]
+    redriven = [
+        r
+        for r in asyncio.run(read_topic(stack_settings, stack_settings.topic(ORDER_EVENTS)))
+        if any(k == dlq_command.REDRIVEN_HEADER for k, _ in r.headers)
+    ]
     assert len(redriven) == not_json and all(r.value in invalid for r in redriven)
 
 
@@ -107,8 +110,10 @@ def test_import_csv_with_a_mapping_reports_the_bad_row_and_imports_the_rest(
     args = parse(import_command, [str(export), "--mapping", str(EXAMPLE_MAPPING), "--rejects", str(rejects)])
     assert import_command.run(args, stack_settings) == import_command.EXIT_SOME_REJECTED
     out, err = capsys.readouterr()
-    assert "row 43: rejected: status: unknown value 'teleported' (not in the mapping); " \
-           "event_time: 'yesterday' is not a time in ISO 8601" in err
+    assert (
+        "row 43: rejected: status: unknown value 'teleported' (not in the mapping); "
+        "event_time: 'yesterday' is not a time in ISO 8601" in err
+    )
     purchased = sum(1 for r in rows if r["event_type"] == "order_purchased")
     expected = len(rows) - 1 - purchased
     assert f"imported {expected:,} events" in out and "1 rejected" in out and f"{purchased:,} skipped" in out
@@ -118,25 +123,29 @@ def test_import_csv_with_a_mapping_reports_the_bad_row_and_imports_the_rest(
 
     produced = asyncio.run(read_topic(stack_settings, stack_settings.topic(ORDER_EVENTS)))
     assert len(produced) == expected
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     events = [validate_record(r.key, r.value, now) for r in produced]
     assert all(isinstance(e, OrderEvent) for e in events)  # keyed by order_id, valid
     assert len({e.event_id for e in events if isinstance(e, OrderEvent)}) == expected
 
 
-def test_import_json_lines_paced_and_dry_run(stack_settings: Settings, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_json_lines_paced_and_dry_run(
+    stack_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     events = [r.event for r in generate(seed=33, total=200) if r.kind == "valid" and r.event is not None][:150]
     export = tmp_path / "events.jsonl"
     lines = [e.to_json() for e in events]
     lines.insert(5, b"{not json")
     export.write_bytes(b"\n".join(lines) + b"\n")
     mapping = tmp_path / "m.yaml"
-    mapping.write_text("fields: {event_id: event_id, order_id: order_id, sku: sku, status: status, "
-                       "event_time: event_time, source: source, region: region, qty: qty}\n")
+    mapping.write_text(
+        "fields: {event_id: event_id, order_id: order_id, sku: sku, status: status, "
+        "event_time: event_time, source: source, region: region, qty: qty}\n"
+    )
 
     run: Callable[[list[str]], int] = lambda extra: import_command.run(  # noqa: E731
-        parse(import_command, [str(export), "--mapping", str(mapping), *extra]), stack_settings)
+        parse(import_command, [str(export), "--mapping", str(mapping), *extra]), stack_settings
+    )
     assert run(["--dry-run"]) == import_command.EXIT_SOME_REJECTED
     assert "dry run: would have imported 150 events" in capsys.readouterr().out
     assert not asyncio.run(read_topic(stack_settings, stack_settings.topic(ORDER_EVENTS)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -10,17 +10,21 @@ import pytest
 from stream import dlq
 from stream.contract import Rejection, validate_record
 
-NOW = datetime(2026, 11, 11, 8, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 11, 8, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("key, value, code", [
-    (b"o-1", b"\xff\xfe not utf-8", "not_utf8"),
-    (b"o-1", b"{broken", "not_json"),
-    (None, b'{"event_id": "e"}', "missing_key"),
-    (b"o-1", orjson.dumps({"event_id": "e-7", "order_id": "o-1"}), "schema"),
-])
-def test_envelope_keeps_the_original_bytes_and_a_machine_readable_reason(key: bytes | None, value: bytes,
-                                                                         code: str) -> None:
+@pytest.mark.parametrize(
+    "key, value, code",
+    [
+        (b"o-1", b"\xff\xfe not utf-8", "not_utf8"),
+        (b"o-1", b"{broken", "not_json"),
+        (None, b'{"event_id": "e"}', "missing_key"),
+        (b"o-1", orjson.dumps({"event_id": "e-7", "order_id": "o-1"}), "schema"),
+    ],
+)
+def test_envelope_keeps_the_original_bytes_and_a_machine_readable_reason(
+    key: bytes | None, value: bytes, code: str
+) -> None:
     rejection = validate_record(key, value, NOW)
     assert isinstance(rejection, Rejection)
     source = dlq.SourceCoordinates("order-events", 3, 42, 1_700_000_000_000)
@@ -35,8 +39,17 @@ def test_envelope_keeps_the_original_bytes_and_a_machine_readable_reason(key: by
 
 
 def test_schema_problems_name_each_field_and_ids_are_extracted() -> None:
-    value = orjson.dumps({"event_id": "e-7", "order_id": "o-1", "sku": "s", "status": "teleported",
-                          "event_time": "2026-11-11T08:00:00+00:00", "source": "x", "lat": 12.0})
+    value = orjson.dumps(
+        {
+            "event_id": "e-7",
+            "order_id": "o-1",
+            "sku": "s",
+            "status": "teleported",
+            "event_time": "2026-11-11T08:00:00+00:00",
+            "source": "x",
+            "lat": 12.0,
+        }
+    )
     rejection = validate_record(b"o-1", value, NOW)
     assert isinstance(rejection, Rejection)
     letter = dlq.dead_letter(rejection, dlq.SourceCoordinates("t", 0, 1), b"o-1", value, [], NOW)

@@ -29,8 +29,9 @@ def _contribution(rng: random.Random, order: int, partitions: int) -> Contributi
     return Contribution(order % partitions, f"O{order}", rng.choice(STATES), ("Zhejiang", "SF", "WH-1"), cells)
 
 
-def _recount(contributions: dict[str, Contribution]) -> tuple[dict[tuple[int, str], dict[str, Any]],
-                                                               dict[int, dict[str, int]]]:
+def _recount(
+    contributions: dict[str, Contribution],
+) -> tuple[dict[tuple[int, str], dict[str, Any]], dict[int, dict[str, int]]]:
     cells: dict[tuple[int, str], dict[str, Any]] = {}
     orders: dict[tuple[int, str], set[str]] = {}
     kpis: dict[int, dict[str, int]] = {}
@@ -71,8 +72,9 @@ def test_counters_kept_from_changes_equal_a_recount(seed: int) -> None:
     for (p, cell), want in cells.items():
         got = counters.cell_item(p, cell)
         assert got is not None
-        assert {k: got[k] for k in ("skus", "orders", "at_risk", "late", "stalled")} == \
-            {k: want[k] for k in ("skus", "orders", "at_risk", "late", "stalled")}
+        assert {k: got[k] for k in ("skus", "orders", "at_risk", "late", "stalled")} == {
+            k: want[k] for k in ("skus", "orders", "at_risk", "late", "stalled")
+        }
     for p in range(4):
         want = kpis.get(p, Counter())
         got = counters.kpi_counts(p)
@@ -82,8 +84,10 @@ def test_counters_kept_from_changes_equal_a_recount(seed: int) -> None:
 
 def _partials(counters: ViewCounters, partitions: range) -> list[tuple[int, dict[str, Any]]]:
     out = [(p, counters.cell_item(p, cell)) for p, cell in sorted(counters.cells)]
-    out += [(p, {"type": "kpis", "key": "national", **counters.kpi_counts(p), "at": f"2026-01-01T00:0{p}:00Z"})
-            for p in partitions]
+    out += [
+        (p, {"type": "kpis", "key": "national", **counters.kpi_counts(p), "at": f"2026-01-01T00:0{p}:00Z"})
+        for p in partitions
+    ]
     return [(p, item) for p, item in out if item is not None]
 
 
@@ -117,8 +121,18 @@ def test_owners_sum_partials_however_keys_and_partitions_are_spread() -> None:
 
 def test_a_later_partial_replaces_and_a_reset_drops_a_moved_partition() -> None:
     owner = ViewsOwner({})
-    cell = {"type": "heatmap", "key": "85aa", "cell": "85aa", "res": 5, "region": "Zhejiang", "skus": 3,
-            "orders": 2, "at_risk": 1, "late": 0, "stalled": 0}
+    cell = {
+        "type": "heatmap",
+        "key": "85aa",
+        "cell": "85aa",
+        "res": 5,
+        "region": "Zhejiang",
+        "skus": 3,
+        "orders": 2,
+        "at_risk": 1,
+        "late": 0,
+        "stalled": 0,
+    }
     owner.apply(partial_record(cell, 1), 0)
     owner.apply(partial_record({**cell, "skus": 5, "orders": 4}, 2), 0)
     again = owner.apply(partial_record({**cell, "skus": 4}, 1), 0)  # replaces source 1's partial
@@ -137,20 +151,35 @@ def test_a_later_partial_replaces_and_a_reset_drops_a_moved_partition() -> None:
 
 
 def test_kpis_merge_rates_and_replay_range() -> None:
-    part = {"type": "kpis", "key": "replay:r1", "skus": 4, "orders": 3, "on_track": 3, "at_risk": 1, "late": 0,
-            "stalled": 0, "eta_slips": 1, "at": "2026-01-01T10:00:00Z", "replay": "r1", "from": "2026-01-01T08:00:00Z"}
+    part = {
+        "type": "kpis",
+        "key": "replay:r1",
+        "skus": 4,
+        "orders": 3,
+        "on_track": 3,
+        "at_risk": 1,
+        "late": 0,
+        "stalled": 0,
+        "eta_slips": 1,
+        "at": "2026-01-01T10:00:00Z",
+        "replay": "r1",
+        "from": "2026-01-01T08:00:00Z",
+    }
     item = merge({"0": part, "5": {**part, "on_track": 0, "late": 4, "from": "2026-01-01T07:00:00Z"}})
     assert item["skus_in_flight"] == 8 and item["on_time_rate"] == 0.375 and item["eta_slips"] == 2
     assert item["replay"] == "r1" and item["from"] == "2026-01-01T07:00:00Z"
 
 
-@pytest.mark.parametrize("value", [
-    [1, 2],
-    {"kind": "total"},
-    {"kind": "partial", "source": "3", "item": {}},
-    {"kind": "partial", "source": 3, "item": {"type": "heatmap", "key": "85aa", "skus": -1}},
-    {"kind": "reset", "source": True},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        [1, 2],
+        {"kind": "total"},
+        {"kind": "partial", "source": "3", "item": {}},
+        {"kind": "partial", "source": 3, "item": {"type": "heatmap", "key": "85aa", "skus": -1}},
+        {"kind": "reset", "source": True},
+    ],
+)
 def test_records_that_are_not_partials_are_refused(value: Any) -> None:
     with pytest.raises(PartialError):
         ViewsOwner({}).apply(value, 0)

@@ -15,8 +15,14 @@ MAPPINGS = REPO / "config" / "import_mappings"
 
 
 def dry_run(export: Path, mapping: Path) -> str:
-    done = subprocess.run([sys.executable, "-m", "orderradar.cli", "import", str(export), "--mapping", str(mapping),
-                           "--dry-run"], capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "orderradar.cli", "import", str(export), "--mapping", str(mapping), "--dry-run"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -33,19 +39,26 @@ def test_olist_dry_run_applies_the_skipped_last_mile_and_refuses_only_regression
     approved = times["payment_approved"].notna()
     # Event-time order per order: a hand-over or delivery before the payment approval is a
     # regression the state machine refuses; everything else is a forward move.
-    paid_late = approved & ((handed & (times["payment_approved"] > times["handed_to_carrier"]))
-                            | (~handed & delivered & (times["payment_approved"] > times["delivered_to_customer"])))
+    paid_late = approved & (
+        (handed & (times["payment_approved"] > times["handed_to_carrier"]))
+        | (~handed & delivered & (times["payment_approved"] > times["delivered_to_customer"]))
+    )
     handover_then_delivered = int((handed & delivered).sum())
 
     assert f"imported {len(events):,} events" in out and f"{len(rows) - len(events):,} skipped" in out
     assert f"state machine: {len(times):,} SKUs; final status: delivered {int(delivered.sum()):,}" in out
-    assert (f"  outbound_scan -> delivered: {handover_then_delivered:,} (not scanned: linehaul, out_for_delivery)"
-            in out.splitlines())
+    assert (
+        f"  outbound_scan -> delivered: {handover_then_delivered:,} (not scanned: linehaul, out_for_delivery)"
+        in out.splitlines()
+    )
     assert f"out_for_delivery {handover_then_delivered:,}" in out
     lines = out.splitlines()
     header = lines.index("impossible sequences refused (data-quality findings, not applied):")
-    refused = {line.split(":")[0].strip(): int(line.split(": ")[1].split(" ")[0].replace(",", ""))
-               for line in lines[header + 1:] if line.startswith("  ")}
+    refused = {
+        line.split(":")[0].strip(): int(line.split(": ")[1].split(" ")[0].replace(",", ""))
+        for line in lines[header + 1 :]
+        if line.startswith("  ")
+    }
     assert set(refused) <= {"outbound_scan -> paid", "delivered -> paid"}
     assert sum(refused.values()) == int(paid_late.sum())
 

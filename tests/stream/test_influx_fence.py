@@ -11,11 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from stream_eventgen import generate
+from stream_harness import count_points, influx_query
+from test_influx_writer import Clock, Scripted
+from test_pipeline import NOW, changelog_state, source_records
 
 from alerting.channels.http import make_client
 from alerting.delivery import DeliveryStage
@@ -29,13 +33,9 @@ from stream.outbox import Outbox, OutboxFenced
 from stream.pipeline import BatchContext, Pipeline, PipelineConfig
 from stream.stages.notice_stage import NoticeStage
 from stream.worker import pipeline_topics
-from stream_eventgen import generate
-from stream_harness import count_points, influx_query
-from test_influx_writer import Clock, Scripted
-from test_pipeline import NOW, changelog_state, source_records
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "alerting"))
-from alerting_receivers import http_receiver  # noqa: E402
+from alerting_receivers import http_receiver
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +71,9 @@ def test_the_fence_is_checked_before_every_attempt_retries_included() -> None:
     fence = LeaseFence(clock)
 
     async def scenario() -> None:
-        w = InfluxWriter(server.url, "db", timeout_s=0.5, policy=RetryPolicy(max_attempts=4),
-                         sleep=clock.sleep, clock=clock)
+        w = InfluxWriter(
+            server.url, "db", timeout_s=0.5, policy=RetryPolicy(max_attempts=4), sleep=clock.sleep, clock=clock
+        )
         try:
             with pytest.raises(OutboxFenced):
                 await w.write(LINES, fence=fence)
@@ -130,8 +131,9 @@ def test_a_fenced_write_cancels_the_work_beside_it() -> None:
     asyncio.run(scenario())
 
 
-async def fenced_pipeline(settings: Settings, influx: InfluxWriter, fence: LeaseFence,
-                          stages: list[Any] | None = None) -> Pipeline:
+async def fenced_pipeline(
+    settings: Settings, influx: InfluxWriter, fence: LeaseFence, stages: list[Any] | None = None
+) -> Pipeline:
     outbox = Outbox(settings.kafka_bootstrap, fence=fence)
     await outbox.start()
     return Pipeline(PipelineConfig(pipeline_topics(settings)), {}, outbox, influx, stages or [])
@@ -148,8 +150,14 @@ def test_a_batch_whose_lease_lapses_during_influx_retries_is_dropped(stack_setti
     fence = LeaseFence(clock)
 
     async def scenario() -> None:
-        influx = InfluxWriter(server.url, stack_settings.influx_db, timeout_s=2.0,
-                              policy=RetryPolicy(max_attempts=4), sleep=clock.sleep, clock=clock)
+        influx = InfluxWriter(
+            server.url,
+            stack_settings.influx_db,
+            timeout_s=2.0,
+            policy=RetryPolicy(max_attempts=4),
+            sleep=clock.sleep,
+            clock=clock,
+        )
         pipeline = await fenced_pipeline(stack_settings, influx, fence)
         try:
             with pytest.raises(OutboxFenced):
@@ -171,8 +179,11 @@ def test_a_tick_writes_only_the_aggregates_of_owned_partitions(stack_settings: S
     fence = LeaseFence(Clock())
 
     async def scenario() -> None:
-        down = InfluxWriter(f"http://127.0.0.1:{free_port()}", stack_settings.influx_db,
-                            policy=RetryPolicy(max_attempts=1, cooldown_s=0.0))
+        down = InfluxWriter(
+            f"http://127.0.0.1:{free_port()}",
+            stack_settings.influx_db,
+            policy=RetryPolicy(max_attempts=1, cooldown_s=0.0),
+        )
         pipeline = await fenced_pipeline(stack_settings, down, fence)
         try:
             await pipeline.process(sources, NOW)
@@ -186,8 +197,10 @@ def test_a_tick_writes_only_the_aggregates_of_owned_partitions(stack_settings: S
             await close(pipeline)
 
     asyncio.run(scenario())
-    by_partition = {p: influx_query(stack_settings, f"SELECT count(\"count\") FROM throughput WHERE partition='{p}'")
-                    for p in range(stack_settings.partitions)}
+    by_partition = {
+        p: influx_query(stack_settings, f"SELECT count(\"count\") FROM throughput WHERE partition='{p}'")
+        for p in range(stack_settings.partitions)
+    }
     assert by_partition[1] == []
     assert all(by_partition[p] for p in by_partition if p != 1)
 
@@ -234,15 +247,19 @@ class LateStage:
     name = "late"
 
     async def process(self, ctx: BatchContext) -> None:
-        start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        start = datetime(2026, 1, 1, tzinfo=UTC)
         eta = {"state": "late", "from": start.isoformat(), "to": (start + timedelta(hours=4)).isoformat()}
         for order_id in list(ctx.orders)[:3]:
             ctx.update_order(ctx.orders[order_id].with_extension(ETA_EXTENSION, eta))
 
 
 def notice_stage(url: str, client: Any) -> NoticeStage:
-    config = NoticeConfig.model_validate({"language": "en", "receivers": {
-        "hook": {"type": "webhook", "url_secret": "t_url", "signing_secret": "t_sign"}}})
+    config = NoticeConfig.model_validate(
+        {
+            "language": "en",
+            "receivers": {"hook": {"type": "webhook", "url_secret": "t_url", "signing_secret": "t_sign"}},
+        }
+    )
     secrets = {"t_url": f"{url}/notify/x", "t_sign": "s" * 32}
     return NoticeStage(DeliveryStage(build_channels(config, secrets, client)), ["hook"], "en")
 
@@ -261,9 +278,12 @@ def test_notices_go_out_only_for_written_batches_and_within_the_lease(stack_sett
     async def scenario(url: str, hook: Any) -> None:
         client = make_client()
         stage = notice_stage(url, client)
-        pipeline = await fenced_pipeline(stack_settings, InfluxWriter(stack_settings.influx_url,
-                                                                      stack_settings.influx_db),
-                                         fence, [LateStage(), stage])
+        pipeline = await fenced_pipeline(
+            stack_settings,
+            InfluxWriter(stack_settings.influx_url, stack_settings.influx_db),
+            fence,
+            [LateStage(), stage],
+        )
         try:
             # 1. A zombie's batch: membership not confirmed, nothing written, nobody told.
             async def unconfirmed() -> bool:

@@ -12,18 +12,18 @@ import time
 from pathlib import Path
 
 import pytest
+from stream_eventgen import generate
+from stream_harness import committed, produce, read_topic
+from stream_scenario import Run, assert_all
 
 from orderradar.devstack.broker import EmbeddedBroker
 from orderradar.devstack.influx import LocalInflux
+from orderradar.devstack.isolation import isolated_settings
 from orderradar.devstack.process import free_port
 from orderradar.devstack.waiting import wait_until
 from stream.batch_source import source_group
 from stream.dlq import InfluxFailure, influx_reason
 from stream.topics import INFLUX_DLQ, ORDER_EVENTS
-from stream_eventgen import generate
-from stream_harness import committed, produce, read_topic
-from stream_scenario import Run, assert_all
-from orderradar.devstack.isolation import isolated_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,12 +50,18 @@ def test_influx_stopped_a_minute_mid_stream_loses_nothing(broker: EmbeddedBroker
             def input_consumed_during_outage() -> bool:
                 run.check_alive()
                 offsets = asyncio.run(committed(settings, group, topic))
-                return (all(offsets.get(p, 0) >= n for p, n in run.produced.items())
-                        and time.monotonic() - stopped_at >= OUTAGE_S)
+                return (
+                    all(offsets.get(p, 0) >= n for p, n in run.produced.items())
+                    and time.monotonic() - stopped_at >= OUTAGE_S
+                )
 
             # The worker keeps going without InfluxDB: all input committed while it is down.
-            wait_until(input_consumed_during_outage, timeout=OUTAGE_S + 120, interval=0.5,
-                       what="all input committed during the outage")
+            wait_until(
+                input_consumed_during_outage,
+                timeout=OUTAGE_S + 120,
+                interval=0.5,
+                what="all input committed during the outage",
+            )
             dead = asyncio.run(read_topic(settings, settings.topic(INFLUX_DLQ)))
             assert dead, "nothing went to influx-dlq while InfluxDB was down"
             reasons = {influx_reason(list(r.headers)) for r in dead}

@@ -7,16 +7,16 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from stream_harness import count_points
 
 from config.settings import Settings
 from stream.dlq import InfluxFailure
 from stream.influx_writer import InfluxWriter, RetryPolicy, parse_retry_after
-from stream_harness import count_points
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ class Scripted:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests.append(body)
                 status, headers, delay = outer.script[min(len(outer.requests), len(outer.script)) - 1]
@@ -75,8 +75,14 @@ class Clock:
 
 
 def writer(url: str, clock: Clock, **policy: float) -> InfluxWriter:
-    return InfluxWriter(url, "db", timeout_s=0.5, policy=RetryPolicy(**policy),  # type: ignore[arg-type]
-                        sleep=clock.sleep, clock=clock)
+    return InfluxWriter(
+        url,
+        "db",
+        timeout_s=0.5,
+        policy=RetryPolicy(**policy),  # type: ignore[arg-type]
+        sleep=clock.sleep,
+        clock=clock,
+    )
 
 
 LINES = ["m,t=a v=1i 1", "m,t=a v=2i 2"]
@@ -111,7 +117,7 @@ def test_exhausted_retries_dead_letter_and_open_the_circuit() -> None:
         assert not report.ok and report.failed[0].reason is InfluxFailure.RETRIES_EXHAUSTED
         assert report.failed[0].attempts == 3 and list(report.failed[0].lines) == LINES
         assert len(server.requests) == 3 and len(clock.slept) == 2
-        assert all(0 <= d <= 0.2 * 2 ** i for i, d in enumerate(clock.slept))  # full jitter, exponential cap
+        assert all(0 <= d <= 0.2 * 2**i for i, d in enumerate(clock.slept))  # full jitter, exponential cap
         again = await w.write(LINES)  # circuit open: fails at once, no request
         assert again.failed[0].reason is InfluxFailure.CIRCUIT_OPEN and len(server.requests) == 3
         clock.now += 5.0  # cool-down over: it tries again
@@ -183,7 +189,7 @@ def test_batches_of_at_most_5000_lines_and_idempotent_rewrites(stack_settings: S
 
 
 def test_parse_retry_after() -> None:
-    now = datetime(2026, 11, 11, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 11, tzinfo=UTC)
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,14 +24,19 @@ from stream.lifecycle import (
 from stream.pipeline import decode_value, encode_value
 
 S = Status
-T0 = datetime(2026, 11, 11, 8, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 11, 8, tzinfo=UTC)
 _counter = iter(range(10**9))
 
 
 def ev(status: Status, minute: float, sku: str = "sku-1", event_id: str | None = None, **extra: object) -> OrderEvent:
     return OrderEvent(
-        event_id=event_id or f"e-{next(_counter)}", order_id="o-1", sku=sku, status=status,
-        event_time=T0 + timedelta(minutes=minute), source="wms", **extra,
+        event_id=event_id or f"e-{next(_counter)}",
+        order_id="o-1",
+        sku=sku,
+        status=status,
+        event_time=T0 + timedelta(minutes=minute),
+        source="wms",
+        **extra,
     )
 
 
@@ -47,6 +52,7 @@ def sku_of(order: OrderState, sku: str = "sku-1"):  # type: ignore[no-untyped-de
 
 
 # -- rules ---------------------------------------------------------------------------------
+
 
 def test_in_order_events_walk_the_stages_and_record_stage_times() -> None:
     order = apply_all([ev(S.PAID, 0), ev(S.PICKED, 10), ev(S.PACKED, 20), ev(S.OUTBOUND_SCAN, 30)])
@@ -96,8 +102,12 @@ def test_a_return_before_delivery_implies_no_delivery_scan() -> None:
     order = apply_all([ev(S.PAID, 0), ev(S.OUTBOUND_SCAN, 1), ev(S.DELIVERY_FAILED, 2), ev(S.RETURNED, 3)])
     sku = sku_of(order)
     assert sku.status is S.RETURNED and all(e.illegal is None for e in sku.timeline)
-    assert [e.skipped for e in sku.timeline] == [(), (S.PICKED, S.PACKED), (S.LINEHAUL, S.OUT_FOR_DELIVERY),
-                                                 (S.RETURN_REQUESTED,)]
+    assert [e.skipped for e in sku.timeline] == [
+        (),
+        (S.PICKED, S.PACKED),
+        (S.LINEHAUL, S.OUT_FOR_DELIVERY),
+        (S.RETURN_REQUESTED,),
+    ]
     order = apply_all([ev(S.PAID, 0), ev(S.LINEHAUL, 1), ev(S.RETURN_REQUESTED, 2)])  # intercepted in transit
     assert sku_of(order).timeline[-1].skipped == ()
 
@@ -121,8 +131,10 @@ def test_events_after_cancellation_are_illegal() -> None:
         order, change = apply_event(order, ev(status, 2))
         assert change is not None and change.outcome is Outcome.ILLEGAL, status
     assert sku_of(order).status is S.CANCELLED
-    assert sku_of(order).timeline[-1].illegal == "exception after terminal status cancelled" or \
-        sku_of(order).timeline[-1].illegal == "cancelled -> delivered is not a legal transition"
+    assert (
+        sku_of(order).timeline[-1].illegal == "exception after terminal status cancelled"
+        or sku_of(order).timeline[-1].illegal == "cancelled -> delivered is not a legal transition"
+    )
 
 
 def test_late_event_is_recorded_but_never_regresses() -> None:
@@ -153,8 +165,9 @@ def test_exception_interrupts_keeps_the_rank_and_resumes_per_the_interrupted_sta
 
 
 def test_resuming_the_interrupted_status_itself_is_allowed() -> None:
-    order = apply_all([ev(S.PAID, 0), ev(S.PACKED, 1), ev(S.OUTBOUND_SCAN, 2), ev(S.EXCEPTION, 3),
-                       ev(S.OUTBOUND_SCAN, 4)])
+    order = apply_all(
+        [ev(S.PAID, 0), ev(S.PACKED, 1), ev(S.OUTBOUND_SCAN, 2), ev(S.EXCEPTION, 3), ev(S.OUTBOUND_SCAN, 4)]
+    )
     assert sku_of(order).status is S.OUTBOUND_SCAN
 
 
@@ -169,17 +182,20 @@ def test_duplicate_event_id_changes_nothing() -> None:
 
 
 def test_skus_are_independent_lines_of_one_order() -> None:
-    order = apply_all([ev(S.PAID, 0, sku="a"), ev(S.PAID, 0, sku="b"), ev(S.BACKORDERED, 1, sku="b"),
-                       ev(S.PICKED, 2, sku="a")])
+    order = apply_all(
+        [ev(S.PAID, 0, sku="a"), ev(S.PAID, 0, sku="b"), ev(S.BACKORDERED, 1, sku="b"), ev(S.PICKED, 2, sku="a")]
+    )
     assert {k: v.status for k, v in order.skus.items()} == {"a": S.PICKED, "b": S.BACKORDERED}
     assert order.last_event_ns == sku_of(order, "a").timeline[-1].time_ns
 
 
 def test_last_position_and_facts_follow_the_newest_event() -> None:
-    order = apply_all([
-        ev(S.HUB_ARRIVAL, 10, lat=31.2, lon=121.4, region="310000", carrier="sf"),
-        ev(S.LINEHAUL, 5, lat=30.0, lon=120.0, region="330000", warehouse="wh-1"),  # late
-    ])
+    order = apply_all(
+        [
+            ev(S.HUB_ARRIVAL, 10, lat=31.2, lon=121.4, region="310000", carrier="sf"),
+            ev(S.LINEHAUL, 5, lat=30.0, lon=120.0, region="330000", warehouse="wh-1"),  # late
+        ]
+    )
     sku = sku_of(order)
     assert sku.position is not None and (sku.position.lat, sku.position.lon) == (31.2, 121.4)
     assert sku.facts.region == "310000"  # the newest wins
@@ -211,8 +227,14 @@ def test_expiry_of_closed_and_abandoned_orders() -> None:
 
 
 def test_state_encoding_round_trips() -> None:
-    order = apply_all([ev(S.PAID, 0, sku="a", lat=31.2, lon=121.4, promised_by=T0 + timedelta(days=2)),
-                       ev(S.EXCEPTION, 1, sku="a"), ev(S.PAID, 0, sku="b"), ev(S.DELIVERED, 2, sku="b")])
+    order = apply_all(
+        [
+            ev(S.PAID, 0, sku="a", lat=31.2, lon=121.4, promised_by=T0 + timedelta(days=2)),
+            ev(S.EXCEPTION, 1, sku="a"),
+            ev(S.PAID, 0, sku="b"),
+            ev(S.DELIVERED, 2, sku="b"),
+        ]
+    )
     order = order.with_extension("sla", {"due": "2026-11-12T00:00:00+00:00"})
     decoded = decode_value(encode_value(order))
     assert decoded == order
@@ -220,9 +242,16 @@ def test_state_encoding_round_trips() -> None:
 
 # -- properties -----------------------------------------------------------------------------
 
+
 def canonical(sku):  # type: ignore[no-untyped-def]
-    return (sku.status, sku.interrupted, sku.rank, dict(sku.stage_times), sku.status_time_ns,
-            [(e.event_id, e.status, e.time_ns, e.illegal, e.skipped) for e in sku.timeline])
+    return (
+        sku.status,
+        sku.interrupted,
+        sku.rank,
+        dict(sku.stage_times),
+        sku.status_time_ns,
+        [(e.event_id, e.status, e.time_ns, e.illegal, e.skipped) for e in sku.timeline],
+    )
 
 
 @st.composite
@@ -264,7 +293,8 @@ def test_any_arrival_order_of_a_legal_chain_converges(chain: list[OrderEvent], d
 statuses = st.sampled_from(list(Status))
 arbitrary_events = st.lists(
     st.tuples(statuses, st.integers(min_value=0, max_value=120), st.integers(min_value=0, max_value=9)),
-    min_size=1, max_size=25,
+    min_size=1,
+    max_size=25,
 )
 
 
@@ -311,8 +341,9 @@ TO_DELIVERY = LADDER[: LADDER.index(S.DELIVERED) + 1]
 
 @settings(max_examples=300, deadline=None)
 @given(kept=st.lists(st.booleans(), min_size=len(TO_DELIVERY), max_size=len(TO_DELIVERY)), data=st.data())
-def test_scans_missing_from_the_ladder_are_exactly_the_not_scanned_stages(kept: list[bool],
-                                                                          data: st.DataObject) -> None:
+def test_scans_missing_from_the_ladder_are_exactly_the_not_scanned_stages(
+    kept: list[bool], data: st.DataObject
+) -> None:
     """Drop any scans of a walk from payment to delivery, deliver the rest in any order: the
     SKU ends at the last scan kept, nothing is illegal, and the stages not scanned between
     the first and the last scan kept are exactly the dropped ones."""

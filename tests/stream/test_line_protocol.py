@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -10,18 +10,23 @@ from stream.contract import OrderEvent, Status
 from stream.lifecycle import apply_event, new_order
 from stream.line_protocol import TIME_OFFSET_RANGE, escape_tag, format_field, line, point_time_ns, sku_event_line
 
-T = datetime(2026, 11, 11, 8, 30, 15, 123456, tzinfo=timezone.utc)
+T = datetime(2026, 11, 11, 8, 30, 15, 123456, tzinfo=UTC)
 
 
 def event(**extra: object) -> OrderEvent:
-    base: dict[str, object] = dict(event_id="e-1", order_id="o-1", sku="s-1", status=Status.PICKED, event_time=T,
-                                   source="wms")
+    base: dict[str, object] = dict(
+        event_id="e-1", order_id="o-1", sku="s-1", status=Status.PICKED, event_time=T, source="wms"
+    )
     return OrderEvent(**(base | extra))
 
 
 def test_escaping_of_measurements_tags_and_string_fields() -> None:
-    out = line("my measure", {"k ey": "a,b=c d", "empty": "", "none": None, "trail": "x\\"},
-               {"s": 'say "hi" \\ now', "i": 3, "f": 1.5, "b": True, "nan": float("nan"), "gone": None}, 7)
+    out = line(
+        "my measure",
+        {"k ey": "a,b=c d", "empty": "", "none": None, "trail": "x\\"},
+        {"s": 'say "hi" \\ now', "i": 3, "f": 1.5, "b": True, "nan": float("nan"), "gone": None},
+        7,
+    )
     assert out == r'my\ measure,k\ ey=a\,b\=c\ d,trail=x s="say \"hi\" \\ now",i=3i,f=1.5,b=true 7'
     assert escape_tag("\\") == ""
     assert format_field(float("inf")) is None

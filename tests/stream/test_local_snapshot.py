@@ -30,8 +30,13 @@ async def _write(settings: Settings, records: list[tuple[bytes, object, int]]) -
     outbox = Outbox(settings.kafka_bootstrap)
     await outbox.start()
     try:
-        await outbox.send([OutRecord(changelog_topic(settings, TABLE), None if v is None else encode_value(v), k, p)
-                           for k, v, p in records], exact_end_offsets=True)
+        await outbox.send(
+            [
+                OutRecord(changelog_topic(settings, TABLE), None if v is None else encode_value(v), k, p)
+                for k, v, p in records
+            ],
+            exact_end_offsets=True,
+        )
     finally:
         await outbox.stop()
 
@@ -44,8 +49,9 @@ async def _store_from_changelog(settings: Settings, partitions: list[int]) -> di
 
 def _restore(settings: Settings, snapshots: LocalSnapshots, partitions: list[int]) -> tuple[dict[str, object], int]:
     store: dict[str, object] = {}
-    read = asyncio.run(restore_state(snapshots, settings.kafka_bootstrap, changelog_topic(settings, TABLE), partitions,
-                                     store))
+    read = asyncio.run(
+        restore_state(snapshots, settings.kafka_bootstrap, changelog_topic(settings, TABLE), partitions, store)
+    )
     return store, read
 
 
@@ -59,14 +65,23 @@ def written(stack_settings: Settings, tmp_path: Path) -> tuple[Settings, LocalSn
     stage_key = stage_table_key("probe", "count-1")
 
     async def scenario() -> None:
-        await _write(stack_settings, [(b"a", _order("a", 0, 1), 0), (b"b", _order("b", 0, 1), 0),
-                                      (stage_key.encode(), StageValue("probe", "count-1", 0, 7), 0),
-                                      (b"a", _order("a", 0, 2), 0), (b"x", _order("x", 1, 1), 1)])
+        await _write(
+            stack_settings,
+            [
+                (b"a", _order("a", 0, 1), 0),
+                (b"b", _order("b", 0, 1), 0),
+                (stage_key.encode(), StageValue("probe", "count-1", 0, 7), 0),
+                (b"a", _order("a", 0, 2), 0),
+                (b"x", _order("x", 1, 1), 1),
+            ],
+        )
         store = await _store_from_changelog(stack_settings, [0])
         ends = await changelog_ends(stack_settings.kafka_bootstrap, topic, [0])
         await snapshots.save(store, ends)  # what the worker does on a clean stop
-        await _write(stack_settings, [(b"a", _order("a", 0, 3), 0), (b"b", None, 0), (b"c", _order("c", 0, 1), 0),
-                                      (b"x", _order("x", 1, 2), 1)])
+        await _write(
+            stack_settings,
+            [(b"a", _order("a", 0, 3), 0), (b"b", None, 0), (b"c", _order("c", 0, 1), 0), (b"x", _order("x", 1, 2), 1)],
+        )
 
     asyncio.run(scenario())
     return stack_settings, snapshots
@@ -89,8 +104,9 @@ def _ignored(settings: Settings, snapshots: LocalSnapshots, caplog: pytest.LogCa
     assert any(reason in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
-def test_a_corrupt_snapshot_is_ignored(written: tuple[Settings, LocalSnapshots],
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_a_corrupt_snapshot_is_ignored(
+    written: tuple[Settings, LocalSnapshots], caplog: pytest.LogCaptureFixture
+) -> None:
     settings, snapshots = written
     raw = bytearray(snapshots.path(0).read_bytes())
     raw[len(raw) // 2] ^= 0xFF
@@ -98,16 +114,18 @@ def test_a_corrupt_snapshot_is_ignored(written: tuple[Settings, LocalSnapshots],
     _ignored(settings, snapshots, caplog, "digest mismatch")
 
 
-def test_a_snapshot_beyond_the_changelog_end_is_ignored(written: tuple[Settings, LocalSnapshots],
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_a_snapshot_beyond_the_changelog_end_is_ignored(
+    written: tuple[Settings, LocalSnapshots], caplog: pytest.LogCaptureFixture
+) -> None:
     """The broker lost data: the changelog ends before the offset the snapshot covers."""
     settings, snapshots = written
     asyncio.run(snapshots.save({"a": _order("a", 0, 9)}, {0: 50}))
     _ignored(settings, snapshots, caplog, "data lost or deleted")
 
 
-def test_a_snapshot_of_another_log_under_the_same_name_is_ignored(written: tuple[Settings, LocalSnapshots],
-                                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_a_snapshot_of_another_log_under_the_same_name_is_ignored(
+    written: tuple[Settings, LocalSnapshots], caplog: pytest.LogCaptureFixture
+) -> None:
     """Within the changelog's offsets, but it does not hold the record just before its offset."""
     settings, snapshots = written
     asyncio.run(snapshots.save({"a": _order("a", 0, 2), "zz": _order("zz", 0, 1)}, {0: 5}))
@@ -119,5 +137,7 @@ def test_values_survive_the_snapshot_byte_for_byte(written: tuple[Settings, Loca
     snapshot = read_snapshot(snapshots.path(0))
     assert snapshot.partition == 0 and snapshot.offset == 4
     assert {k: decode_value(v) for k, v in snapshot.values.items()} == {
-        b"a": _order("a", 0, 2), b"b": _order("b", 0, 1),
-        stage_table_key("probe", "count-1").encode(): StageValue("probe", "count-1", 0, 7)}
+        b"a": _order("a", 0, 2),
+        b"b": _order("b", 0, 1),
+        stage_table_key("probe", "count-1").encode(): StageValue("probe", "count-1", 0, 7),
+    }

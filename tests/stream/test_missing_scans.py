@@ -4,18 +4,18 @@ arrival order, and equal to a rebuild from the order states."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stream_eventgen import fold_partition, generate, valid_events
 
 from stream.aggregates import MISSING_SCANS, PartitionAggregates
 from stream.contract import OrderEvent, Status
 from stream.lifecycle import OrderState
-from stream_eventgen import fold_partition, generate, valid_events
 
 S = Status
-T0 = datetime(2026, 11, 11, 8, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 11, 8, tzinfo=UTC)
 
 
 def run(events: list[OrderEvent], window: int = 100_000) -> tuple[PartitionAggregates, dict[str, OrderState]]:
@@ -32,20 +32,44 @@ def totals(agg: PartitionAggregates) -> dict[tuple[str, str | None, str | None],
     return {k: v for k, v in out.items() if v != [0, 0]}
 
 
-def ev(status: Status, minute: int, order: str = "o-1", device: str | None = "gun-7", node: str | None = "hub-a",
-       source: str = "carrier") -> OrderEvent:
-    return OrderEvent(event_id=f"{order}-{status.value}-{minute}", order_id=order, sku="s", status=status,
-                      event_time=T0 + timedelta(minutes=minute), source=source, device_id=device, node=node)
+def ev(
+    status: Status,
+    minute: int,
+    order: str = "o-1",
+    device: str | None = "gun-7",
+    node: str | None = "hub-a",
+    source: str = "carrier",
+) -> OrderEvent:
+    return OrderEvent(
+        event_id=f"{order}-{status.value}-{minute}",
+        order_id=order,
+        sku="s",
+        status=status,
+        event_time=T0 + timedelta(minutes=minute),
+        source=source,
+        device_id=device,
+        node=node,
+    )
 
 
 def test_a_handover_straight_to_delivered_counts_two_missing_scans_on_the_delivering_scan() -> None:
-    agg, _ = run([ev(S.PAID, 0, node=None, device=None, source="oms"), ev(S.OUTBOUND_SCAN, 5),
-                  ev(S.DELIVERED, 90, device="pda-1", node="station-3")])
-    assert totals(agg) == {("oms", None, None): [1, 0], ("carrier", "hub-a", "gun-7"): [1, 2],
-                           ("carrier", "station-3", "pda-1"): [1, 2]}
+    agg, _ = run(
+        [
+            ev(S.PAID, 0, node=None, device=None, source="oms"),
+            ev(S.OUTBOUND_SCAN, 5),
+            ev(S.DELIVERED, 90, device="pda-1", node="station-3"),
+        ]
+    )
+    assert totals(agg) == {
+        ("oms", None, None): [1, 0],
+        ("carrier", "hub-a", "gun-7"): [1, 2],
+        ("carrier", "station-3", "pda-1"): [1, 2],
+    }
     lines = agg.pending_lines()
-    assert (f"{MISSING_SCANS},device=pda-1,node=station-3,partition=1,source=carrier missing=2i,scans=1i "
-            f"{int((T0 + timedelta(minutes=90)).timestamp()) * 10**9}") in lines
+    assert (
+        f"{MISSING_SCANS},device=pda-1,node=station-3,partition=1,source=carrier missing=2i,scans=1i "
+        f"{int((T0 + timedelta(minutes=90)).timestamp()) * 10**9}"
+    ) in lines
 
 
 def test_illegal_events_are_not_scans() -> None:
@@ -54,10 +78,20 @@ def test_illegal_events_are_not_scans() -> None:
 
 
 def test_a_late_scan_that_fills_the_gap_rewrites_the_count_of_the_scan_after_it() -> None:
-    agg, _ = run([ev(S.PAID, 0), ev(S.OUTBOUND_SCAN, 5, device="g1"), ev(S.DELIVERED, 90, device="g2"),
-                  ev(S.OUT_FOR_DELIVERY, 60, device="g3")])
-    assert totals(agg) == {("carrier", "hub-a", "gun-7"): [1, 0], ("carrier", "hub-a", "g1"): [1, 2],
-                           ("carrier", "hub-a", "g3"): [1, 1], ("carrier", "hub-a", "g2"): [1, 0]}
+    agg, _ = run(
+        [
+            ev(S.PAID, 0),
+            ev(S.OUTBOUND_SCAN, 5, device="g1"),
+            ev(S.DELIVERED, 90, device="g2"),
+            ev(S.OUT_FOR_DELIVERY, 60, device="g3"),
+        ]
+    )
+    assert totals(agg) == {
+        ("carrier", "hub-a", "gun-7"): [1, 0],
+        ("carrier", "hub-a", "g1"): [1, 2],
+        ("carrier", "hub-a", "g3"): [1, 1],
+        ("carrier", "hub-a", "g2"): [1, 0],
+    }
 
 
 def test_incremental_counts_equal_a_rebuild_from_state() -> None:

@@ -4,7 +4,7 @@ the delivery-stats shaping of the API (pure parts; the live path is tests/accept
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -26,10 +26,27 @@ RULES = load_sla_rules()
 PROMISE = datetime(2017, 5, 10, tzinfo=SP)  # a date: the end of 10 May counts
 
 
-def event(n: int, status: str, at: datetime, *, sku: str = "a", channel: str = "olist",
-          promised: datetime | None = PROMISE, region: str | None = "SP") -> OrderEvent:
-    return OrderEvent(event_id=f"e{n}", order_id="o1", sku=sku, status=status, event_time=at, source="olist",
-                      channel=channel, region=region, promised_by=promised)
+def event(
+    n: int,
+    status: str,
+    at: datetime,
+    *,
+    sku: str = "a",
+    channel: str = "olist",
+    promised: datetime | None = PROMISE,
+    region: str | None = "SP",
+) -> OrderEvent:
+    return OrderEvent(
+        event_id=f"e{n}",
+        order_id="o1",
+        sku=sku,
+        status=status,
+        event_time=at,
+        source="olist",
+        channel=channel,
+        region=region,
+        promised_by=promised,
+    )
 
 
 def fold(*events: OrderEvent) -> OrderState:
@@ -44,12 +61,15 @@ def outcome(*events: OrderEvent):  # type: ignore[no-untyped-def]
 
 
 def test_a_date_only_promise_ends_at_local_midnight() -> None:
-    on_time = outcome(event(1, "paid", datetime(2017, 5, 1, tzinfo=SP)),
-                      event(2, "delivered", datetime(2017, 5, 10, 23, 59, tzinfo=SP)))
+    on_time = outcome(
+        event(1, "paid", datetime(2017, 5, 1, tzinfo=SP)),
+        event(2, "delivered", datetime(2017, 5, 10, 23, 59, tzinfo=SP)),
+    )
     assert on_time.state == "delivered" and on_time.late is False and on_time.late_days == 0
     assert on_time.counters() == {"delivered": 1, "on_time": 1, "late": 0, "late_7d": 0, "no_promise": 0, "open": 0}
-    late = outcome(event(1, "paid", datetime(2017, 5, 1, tzinfo=SP)),
-                   event(2, "delivered", datetime(2017, 5, 11, 0, 0, tzinfo=SP)))
+    late = outcome(
+        event(1, "paid", datetime(2017, 5, 1, tzinfo=SP)), event(2, "delivered", datetime(2017, 5, 11, 0, 0, tzinfo=SP))
+    )
     assert late.late is True and late.late_days == 1 and late.late_by_s == 0
 
 
@@ -66,8 +86,9 @@ def test_an_order_is_delivered_when_its_last_line_is() -> None:
     assert open_.state == "open" and open_.anchor_ns == open_.due_ns
     done = outcome(first, event(2, "delivered", datetime(2017, 5, 12, tzinfo=SP), sku="b"))
     assert done.state == "delivered" and done.late is True and done.anchor_ns == done.delivered_ns
-    cancelled = outcome(event(1, "paid", datetime(2017, 5, 1, tzinfo=SP)),
-                        event(2, "cancelled", datetime(2017, 5, 2, tzinfo=SP)))
+    cancelled = outcome(
+        event(1, "paid", datetime(2017, 5, 1, tzinfo=SP)), event(2, "cancelled", datetime(2017, 5, 2, tzinfo=SP))
+    )
     assert cancelled.state == "cancelled" and cancelled.anchor_ns is None
 
 
@@ -80,7 +101,7 @@ def test_without_a_promise_or_without_the_date_rule() -> None:
 
 
 def _run_stage(stage: OutcomeStage, store: dict[str, object], *events: OrderEvent) -> BatchContext:
-    ctx = BatchContext(datetime.now(timezone.utc), (), store, {})
+    ctx = BatchContext(datetime.now(UTC), (), store, {})
     for offset, e in enumerate(events, start=100):
         order = ctx.order(e.order_id) or new_order(e.order_id, 3)
         order, change = apply_event(order, e)
@@ -117,24 +138,38 @@ def test_replaying_the_same_events_writes_the_same_lines() -> None:
 
 
 def test_parse_query_names_the_bad_parameter() -> None:
-    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
     q = parse_query({"since": "2017-01-01", "until": "2018-01-01T00:00:00-03:00", "by": "region"}, now)
-    assert q.since == datetime(2017, 1, 1, tzinfo=timezone.utc) and q.until.hour == 3 and q.by == "region"
+    assert q.since == datetime(2017, 1, 1, tzinfo=UTC) and q.until.hour == 3 and q.by == "region"
     assert parse_query({}, now).since == now - timedelta(days=7)
-    for params, word in (({"by": "city"}, "by"), ({"since": "2017-13-01"}, "since"),
-                         ({"until": "2017-01-01T00:00:00"}, "UTC offset"), ({"limit": "3"}, "unknown"),
-                         ({"since": "2018-01-01", "until": "2017-01-01"}, "before")):
+    for params, word in (
+        ({"by": "city"}, "by"),
+        ({"since": "2017-13-01"}, "since"),
+        ({"until": "2017-01-01T00:00:00"}, "UTC offset"),
+        ({"limit": "3"}, "unknown"),
+        ({"since": "2018-01-01", "until": "2017-01-01"}, "before"),
+    ):
         with pytest.raises(StatsRequestError, match=word):
             parse_query(params, now)
 
 
 def test_shape_sums_groups_and_rates() -> None:
-    delivered = pd.DataFrame([{"region": "SP", "delivered": 3, "on_time": 2, "late": 1, "late_7d_or_more": 1,
-                               "no_promise": 0}, {"region": "", "delivered": 1, "on_time": 0, "late": 0,
-                                                  "late_7d_or_more": 0, "no_promise": 1}])
+    delivered = pd.DataFrame(
+        [
+            {"region": "SP", "delivered": 3, "on_time": 2, "late": 1, "late_7d_or_more": 1, "no_promise": 0},
+            {"region": "", "delivered": 1, "on_time": 0, "late": 0, "late_7d_or_more": 0, "no_promise": 1},
+        ]
+    )
     opened = pd.DataFrame([{"region": "RJ", "open_past_promise": 2}])
     total, groups = shape([delivered, opened], "region")
-    assert total == {"delivered": 4, "on_time": 2, "late": 1, "late_7d_or_more": 1, "no_promise": 1,
-                     "open_past_promise": 2, "on_time_rate": 0.6667}
+    assert total == {
+        "delivered": 4,
+        "on_time": 2,
+        "late": 1,
+        "late_7d_or_more": 1,
+        "no_promise": 1,
+        "open_past_promise": 2,
+        "on_time_rate": 0.6667,
+    }
     assert [g["region"] for g in groups] == ["SP", None, "RJ"]
     assert groups[1]["on_time_rate"] is None

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
+from stream_eventgen import Record, generate
+from stream_harness import count_points, read_topic
 
 from config.settings import Settings
 from orderradar.devstack.process import free_port
@@ -23,19 +25,19 @@ from stream.outbox import Outbox, OutRecord
 from stream.pipeline import BatchContext, Pipeline, PipelineConfig, SourceRecord, StageValue, decode_value
 from stream.topics import INFLUX_DLQ, ORDER_UPDATES, WARROOM_UPDATES
 from stream.worker import pipeline_topics
-from stream_eventgen import Record, generate
-from stream_harness import count_points, read_topic
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def source_records(records: list[Record], partitions: int) -> list[SourceRecord]:
     parts = list(range(partitions))
     partitioner = DefaultPartitioner()
-    return [SourceRecord("order-events", partitioner(r.key, parts, parts) if r.key else 0, i, None, r.key, r.value)
-            for i, r in enumerate(records)]
+    return [
+        SourceRecord("order-events", partitioner(r.key, parts, parts) if r.key else 0, i, None, r.key, r.value)
+        for i, r in enumerate(records)
+    ]
 
 
 class RecordingStage:
@@ -68,12 +70,19 @@ class RecordingStage:
         self.ticks += 1
 
 
-async def make_pipeline(settings: Settings, stages: list[Any] = [], influx_url: str | None = None,  # noqa: B006
-                        **config: Any) -> Pipeline:
+async def make_pipeline(
+    settings: Settings,
+    stages: list[Any] = [],  # noqa: B006 - never mutated, only passed on
+    influx_url: str | None = None,
+    **config: Any,
+) -> Pipeline:
     outbox = Outbox(settings.kafka_bootstrap)
     await outbox.start()
-    influx = InfluxWriter(influx_url or settings.influx_url, settings.influx_db,
-                          policy=RetryPolicy(max_attempts=2, base_delay_s=0.01, cooldown_s=30.0))
+    influx = InfluxWriter(
+        influx_url or settings.influx_url,
+        settings.influx_db,
+        policy=RetryPolicy(max_attempts=2, base_delay_s=0.01, cooldown_s=30.0),
+    )
     return Pipeline(PipelineConfig(pipeline_topics(settings), **config), {}, outbox, influx, stages)
 
 
@@ -84,8 +93,9 @@ async def close(pipeline: Pipeline) -> None:
 
 def changelog_state(settings: Settings) -> dict[str, Any]:
     final: dict[str, Any] = {}
-    for record in sorted(asyncio.run(read_topic(settings, pipeline_topics(settings).changelog)),
-                         key=lambda r: (r.partition, r.offset)):
+    for record in sorted(
+        asyncio.run(read_topic(settings, pipeline_topics(settings).changelog)), key=lambda r: (r.partition, r.offset)
+    ):
         key = record.key.decode()
         if record.value is None:
             final.pop(key, None)
@@ -102,7 +112,7 @@ def test_outputs_of_a_batch_and_the_stage_api(stack_settings: Settings) -> None:
     async def scenario() -> Pipeline:
         pipeline = await make_pipeline(stack_settings, [stage])
         for i in range(0, len(sources), 1000):
-            await pipeline.process(sources[i:i + 1000], NOW)
+            await pipeline.process(sources[i : i + 1000], NOW)
         await pipeline.tick(NOW)
         await close(pipeline)
         return pipeline
@@ -167,8 +177,9 @@ def test_outputs_of_revoked_partitions_are_left_to_the_new_owner(stack_settings:
     assert all(v.partition != 1 for v in pipeline.store.values())
 
 
-async def process_confirming(settings: Settings, sources: list[SourceRecord],
-                             confirm: Callable[[], Awaitable[bool]]) -> tuple[Pipeline, BatchContext]:
+async def process_confirming(
+    settings: Settings, sources: list[SourceRecord], confirm: Callable[[], Awaitable[bool]]
+) -> tuple[Pipeline, BatchContext]:
     """One batch through a pipeline whose membership checks answer with ``confirm``."""
     pipeline = await make_pipeline(settings)
     pipeline.confirm_membership = confirm
@@ -214,8 +225,9 @@ def test_a_fenced_batch_writes_nothing_to_influx(stack_settings: Settings) -> No
     assert asyncio.run(read_topic(stack_settings, stack_settings.topic(ORDER_UPDATES))) == []
 
 
-def sweep_in_two_batches(settings: Settings, seed: int, total: int, split: int,
-                         **retention: Any) -> tuple[Pipeline, BatchContext, dict[str, Any]]:
+def sweep_in_two_batches(
+    settings: Settings, seed: int, total: int, split: int, **retention: Any
+) -> tuple[Pipeline, BatchContext, dict[str, Any]]:
     """``total`` generated records through a pipeline in two batches (at ``split``), each
     followed by a retention sweep: (the pipeline, the last batch, the store after the first)."""
     sources = source_records(generate(seed=seed, total=total), settings.partitions)
@@ -236,8 +248,9 @@ def sweep_in_two_batches(settings: Settings, seed: int, total: int, split: int,
 
 
 def test_expired_orders_are_tombstoned(stack_settings: Settings) -> None:
-    pipeline, last, before = sweep_in_two_batches(stack_settings, 23, 1500, 1000,
-                                                  closed_retention=timedelta(minutes=30))
+    pipeline, last, before = sweep_in_two_batches(
+        stack_settings, 23, 1500, 1000, closed_retention=timedelta(minutes=30)
+    )
     forgotten = set(before) - set(pipeline.store)
     assert forgotten and pipeline.stats.expired_orders == len(forgotten)
     limit = 30 * 60 * 10**9
@@ -278,8 +291,13 @@ def test_influx_down_points_go_to_influx_dlq_and_the_replayer_writes_them(stack_
 
     async def replay() -> None:
         writer = InfluxWriter(stack_settings.influx_url, stack_settings.influx_db)
-        replayer = InfluxReplayer(writer, stack_settings.kafka_bootstrap, stack_settings.topic(INFLUX_DLQ),
-                                  f"{stack_settings.faust_app_id}-replayer", session_timeout_ms=6000)
+        replayer = InfluxReplayer(
+            writer,
+            stack_settings.kafka_bootstrap,
+            stack_settings.topic(INFLUX_DLQ),
+            f"{stack_settings.faust_app_id}-replayer",
+            session_timeout_ms=6000,
+        )
         task = asyncio.create_task(replayer.run())
         try:
             await async_wait_until(lambda: replayer.replayed_chunks >= len(dead), timeout=60, what="replay")
@@ -313,4 +331,3 @@ def test_exact_end_offsets_on_the_embedded_broker(stack_settings: Settings) -> N
             await consumer.stop()
 
     assert asyncio.run(scenario()) == {0: 50, 1: 50}
-

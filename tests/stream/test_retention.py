@@ -20,8 +20,12 @@ from stream.worker_command import add_arguments, options_from
 def test_settings_parse_durations_and_refuse_nonsense() -> None:
     parsed = RetentionSettings.model_validate({"closed": "36h", "abandoned_after": "14d"})
     assert (parsed.closed, parsed.abandoned_after) == (timedelta(hours=36), timedelta(days=14))
-    for bad in ({"closed": "0s"}, {"closed": "2d", "abandoned_after": "1d"}, {"closed": "soon"},
-                {"closed": "1d", "extra": 1}):
+    for bad in (
+        {"closed": "0s"},
+        {"closed": "2d", "abandoned_after": "1d"},
+        {"closed": "soon"},
+        {"closed": "1d", "extra": 1},
+    ):
         with pytest.raises(ValidationError):
             RetentionSettings.model_validate(bad)
 
@@ -30,8 +34,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("ORDERRADAR_RETENTION_CLOSED", "12h")
     monkeypatch.setenv("ORDERRADAR_RETENTION_ABANDONED_AFTER", "20d")
     settings = Settings()
-    assert (settings.retention.closed, settings.retention.abandoned_after) == (timedelta(hours=12),
-                                                                               timedelta(days=20))
+    assert (settings.retention.closed, settings.retention.abandoned_after) == (timedelta(hours=12), timedelta(days=20))
 
 
 def test_index_offers_only_orders_past_a_horizon_and_each_open_one_again_only_when_abandoned() -> None:
@@ -55,9 +58,9 @@ def test_index_offers_only_orders_past_a_horizon_and_each_open_one_again_only_wh
 
 def test_closed_and_abandoned_orders_leave_the_table_with_tombstones_and_findings(stack_settings: Settings) -> None:
     # The generator's orders start 7 s apart: 2000 records span a few hours of event time.
-    pipeline, last, before = sweep_in_two_batches(stack_settings, 29, 2000, 1200,
-                                                  closed_retention=timedelta(minutes=20),
-                                                  open_retention=timedelta(minutes=90))
+    pipeline, last, before = sweep_in_two_batches(
+        stack_settings, 29, 2000, 1200, closed_retention=timedelta(minutes=20), open_retention=timedelta(minutes=90)
+    )
     forgotten = set(before) - set(pipeline.store)
     open_forgotten = {k for k in forgotten if not before[k].closed}
     assert forgotten - open_forgotten and open_forgotten, "both kinds are exercised"
@@ -80,7 +83,8 @@ def test_closed_and_abandoned_orders_leave_the_table_with_tombstones_and_finding
 
 
 def test_the_worker_takes_retention_from_the_environment_and_its_flags_override_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     monkeypatch.setenv("ORDERRADAR_RETENTION_CLOSED", "12h")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -12,7 +12,7 @@ from stream.lifecycle import OrderState, apply_event, new_order
 from stream.rollup import SNAPSHOT_TIMELINE, order_snapshot, rollup, summary
 
 S = Status
-T0 = datetime(2026, 11, 11, 8, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 11, 8, tzinfo=UTC)
 
 
 def build(*lines: tuple[str, list[Status], int]) -> OrderState:
@@ -21,11 +21,21 @@ def build(*lines: tuple[str, list[Status], int]) -> OrderState:
     for sku, statuses, qty in lines:
         for minute, status in enumerate(statuses):
             n += 1
-            order, _ = apply_event(order, OrderEvent(
-                event_id=f"e{n}", order_id="o-9", sku=sku, qty=qty, status=status, source="tms",
-                event_time=T0 + timedelta(minutes=minute), lat=31.2, lon=121.4,
-                promised_by=T0 + timedelta(days=1 + len(sku)),
-            ))
+            order, _ = apply_event(
+                order,
+                OrderEvent(
+                    event_id=f"e{n}",
+                    order_id="o-9",
+                    sku=sku,
+                    qty=qty,
+                    status=status,
+                    source="tms",
+                    event_time=T0 + timedelta(minutes=minute),
+                    lat=31.2,
+                    lon=121.4,
+                    promised_by=T0 + timedelta(days=1 + len(sku)),
+                ),
+            )
     return order
 
 
@@ -77,8 +87,12 @@ def test_snapshot_timeline_is_bounded_and_memoised_parts_are_reused() -> None:
     assert len(first["skus"]["a"]["timeline"]) == SNAPSHOT_TIMELINE
     assert first["skus"]["a"]["timeline"][-1]["status"] == "linehaul"
     # Another line moves: the unchanged line's part is the memoised one, output identical.
-    moved, _ = apply_event(order, OrderEvent(event_id="z", order_id="o-9", sku="b", status=S.PICKED,
-                                             event_time=T0 + timedelta(hours=1), source="wms"))
+    moved, _ = apply_event(
+        order,
+        OrderEvent(
+            event_id="z", order_id="o-9", sku="b", status=S.PICKED, event_time=T0 + timedelta(hours=1), source="wms"
+        ),
+    )
     assert moved.skus["a"] is order.skus["a"]
     second = orjson.loads(orjson.dumps(order_snapshot(moved)))
     assert second["skus"]["a"] == first["skus"]["a"] and second["skus"]["b"]["status"] == "picked"

@@ -13,8 +13,16 @@ from stream.timeline_pack import TimelineEntry
 ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-._:", min_size=1, max_size=128)
 names = st.one_of(st.none(), st.sampled_from(["wms", "hub-001", "310000", "dev-9", "exception after terminal"]))
 entries = st.builds(
-    TimelineEntry, ids, st.sampled_from(list(Status)), st.integers(946_684_800 * 10**9, 4_102_444_800 * 10**9),
-    st.sampled_from(["oms", "wms", "tms", "courier-app"]), names, names, st.booleans(), names, names,
+    TimelineEntry,
+    ids,
+    st.sampled_from(list(Status)),
+    st.integers(946_684_800 * 10**9, 4_102_444_800 * 10**9),
+    st.sampled_from(["oms", "wms", "tms", "courier-app"]),
+    names,
+    names,
+    st.booleans(),
+    names,
+    names,
     st.sampled_from([(), (Status.PICKED,), (Status.PACKED, Status.OUTBOUND_SCAN)]),
 )
 
@@ -33,10 +41,11 @@ def test_round_trip_and_exact_membership(timeline: list[TimelineEntry], other: s
 def test_a_hash_hit_on_another_id_is_not_a_duplicate() -> None:
     """Forge a collision: the window slot of ``ev-1`` holds the hash of ``ev-2``; ``ev-2`` is
     still new (the stored id decides), and ``ev-1`` itself is no longer found by hash."""
-    packed = timeline_pack.pack([TimelineEntry("ev-0", Status.PAID, 1, "oms"),
-                                 TimelineEntry("ev-1", Status.PICKED, 2, "wms")])
+    packed = timeline_pack.pack(
+        [TimelineEntry("ev-0", Status.PAID, 1, "oms"), TimelineEntry("ev-1", Status.PICKED, 2, "wms")]
+    )
     slot = 1 + timeline_pack._HASH_SIZE
-    forged = packed[:slot] + timeline_pack.id_hash("ev-2") + packed[slot + timeline_pack._HASH_SIZE:]
+    forged = packed[:slot] + timeline_pack.id_hash("ev-2") + packed[slot + timeline_pack._HASH_SIZE :]
     assert not timeline_pack.contains(forged, "ev-2")
     assert timeline_pack.contains(forged, "ev-0")
     assert [e.event_id for e in timeline_pack.unpack(forged)] == ["ev-0", "ev-1"]

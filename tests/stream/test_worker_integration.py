@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from config.settings import Settings
 from stream_eventgen import generate
 from stream_scenario import assert_all, running_worker
+
+from config.settings import Settings
 
 pytestmark = pytest.mark.integration
 

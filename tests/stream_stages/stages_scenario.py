@@ -11,8 +11,13 @@ import yaml
 
 from stream.contract import OrderEvent, Status
 
-HUBS = {"HUB-A": (30.75, 120.76), "HUB-B": (30.85, 121.05), "HUB-C": (30.55, 120.45),
-        "HUB-D": (31.00, 121.25), "HUB-E": (30.45, 120.95)}
+HUBS = {
+    "HUB-A": (30.75, 120.76),
+    "HUB-B": (30.85, 121.05),
+    "HUB-C": (30.55, 120.45),
+    "HUB-D": (31.00, 121.25),
+    "HUB-E": (30.45, 120.95),
+}
 WAREHOUSES = {"WH-HZ": (30.27, 120.15), "WH-SH": (31.23, 121.47)}
 CARRIERS = ("SF", "ZTO")
 REGIONS = ("Zhejiang", "Jiangsu", "Shanghai")
@@ -53,13 +58,24 @@ def outage_traffic(start: datetime, minutes: int, outage_after: int) -> list[Sen
         order_id = f"O{i:05d}"
         h = zlib.crc32(order_id.encode())
         hub, wh = hubs[i % len(hubs)], list(WAREHOUSES)[h % 2]
-        common = {"order_id": order_id, "sku": "SKU1", "source": "test", "warehouse": wh,
-                  "carrier": CARRIERS[(h >> 3) % 2], "region": REGIONS[(h >> 5) % 3], "channel": "tmall"}
+        common = {
+            "order_id": order_id,
+            "sku": "SKU1",
+            "source": "test",
+            "warehouse": wh,
+            "carrier": CARRIERS[(h >> 3) % 2],
+            "region": REGIONS[(h >> 5) % 3],
+            "channel": "tmall",
+        }
         t0 = start + timedelta(seconds=30 * i)
         # legs at truck speed (the GPS check stays quiet): the hub is at most ~100 km away
-        steps = [(Status.PAID, 0, None, None), (Status.PACKED, 1, wh, None),
-                 (Status.OUTBOUND_SCAN, 2, wh, WAREHOUSES[wh]), (Status.LINEHAUL, 4, wh, WAREHOUSES[wh]),
-                 (Status.HUB_ARRIVAL, 30, hub, HUBS[hub])]
+        steps = [
+            (Status.PAID, 0, None, None),
+            (Status.PACKED, 1, wh, None),
+            (Status.OUTBOUND_SCAN, 2, wh, WAREHOUSES[wh]),
+            (Status.LINEHAUL, 4, wh, WAREHOUSES[wh]),
+            (Status.HUB_ARRIVAL, 30, hub, HUBS[hub]),
+        ]
         if not (hub == DOWN_HUB and i >= 2 * outage_after):
             steps += [(Status.OUT_FOR_DELIVERY, 34, hub, HUBS[hub]), (Status.DELIVERED, 38, None, None)]
         for n, (status, dt, node, pos) in enumerate(steps):

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from contextlib import ExitStack
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +44,15 @@ OLIST_ORDERS = 120
 
 def run_import(settings: Settings, export: Path, mapping: Path) -> None:
     env = {**os.environ, **to_env(settings)}
-    done = subprocess.run([sys.executable, "-m", "orderradar.cli", "import", str(export), "--mapping", str(mapping)],
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "orderradar.cli", "import", str(export), "--mapping", str(mapping)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
 
 
@@ -55,8 +62,11 @@ def olist_slice(shared_data: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     repo), and those orders."""
     rows = pd.read_csv(shared_data / "events" / "olist" / "olist_events.csv", dtype=str, keep_default_na=False)
     times = rows.pivot_table(index="order_id", columns="event_type", values="event_time", aggfunc="first")
-    clean = times[(times["payment_approved"] > "") & (times["payment_approved"] < times["handed_to_carrier"])
-                  & (times["handed_to_carrier"] < times["delivered_to_customer"])]
+    clean = times[
+        (times["payment_approved"] > "")
+        & (times["payment_approved"] < times["handed_to_carrier"])
+        & (times["handed_to_carrier"] < times["delivered_to_customer"])
+    ]
     chosen = [o for o in dict.fromkeys(rows["order_id"]) if o in clean.index][:OLIST_ORDERS]
     path = tmp_path / "olist_slice.csv"
     rows[rows["order_id"].isin(chosen)].to_csv(path, index=False)
@@ -95,8 +105,9 @@ def test_skipped_scans_are_applied_and_far_deliveries_flagged(
     shutil.copytree(stack_settings.config_dir, config_dir)
     settings = stack_settings.model_copy(update={"config_dir": config_dir})
     env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], tmp_path / "worker.log",
-                            env=env, cwd=REPO).start()
+    worker = ManagedProcess(
+        "worker", [sys.executable, "-m", "orderradar.cli", "worker"], tmp_path / "worker.log", env=env, cwd=REPO
+    ).start()
     olist, clean = olist_slice(shared_data, tmp_path)
     per_courier, farthest = far_deliveries(shared_data)
     assert len(clean) > 50 and int(per_courier["away"].sum()) == 25  # the figures the data's README gives
@@ -118,10 +129,18 @@ def test_skipped_scans_are_applied_and_far_deliveries_flagged(
                 return body if ready in response.text else None
 
             try:
-                olist_order = wait_until(lambda: snapshot(clean[-1], '"delivered"'), timeout=180, interval=0.5,
-                                         what="an Olist order delivered without an out-for-delivery scan")
-                lade_order = wait_until(lambda: snapshot(str(farthest), "delivery_check"), timeout=120,
-                                        interval=0.5, what="the farthest LaDe delivery's check in the API")
+                olist_order = wait_until(
+                    lambda: snapshot(clean[-1], '"delivered"'),
+                    timeout=180,
+                    interval=0.5,
+                    what="an Olist order delivered without an out-for-delivery scan",
+                )
+                lade_order = wait_until(
+                    lambda: snapshot(str(farthest), "delivery_check"),
+                    timeout=120,
+                    interval=0.5,
+                    what="the farthest LaDe delivery's check in the API",
+                )
             except TimeoutError:
                 raise AssertionError(worker.log_tail(40)) from None
 
@@ -130,7 +149,10 @@ def test_skipped_scans_are_applied_and_far_deliveries_flagged(
             assert sku["status"] == "delivered"
             assert sku["not_scanned"] == ["picked", "packed", "linehaul", "out_for_delivery"]
             assert [e.get("not_scanned") for e in sku["timeline"]] == [
-                None, ["picked", "packed"], ["linehaul", "out_for_delivery"]]
+                None,
+                ["picked", "packed"],
+                ["linehaul", "out_for_delivery"],
+            ]
             assert all(not e["flags"] for e in sku["timeline"])  # nothing illegal
             (check,) = lade_order["extensions"]["delivery_check"].values()
             assert check["away"] is True and check["distance_m"] > 500 and check["limit_m"] == 500
@@ -139,12 +161,19 @@ def test_skipped_scans_are_applied_and_far_deliveries_flagged(
                 return sums_by(settings, 'SELECT sum("scans"), sum("missing") FROM "missing_scans" GROUP BY "source"')
 
             def deliveries() -> dict[str, tuple[float, ...]]:
-                return sums_by(settings, 'SELECT count("distance_m"), sum("away") FROM "delivery_distance" '
-                                         "WHERE \"source\" = 'lade_d' GROUP BY \"courier\"")
+                return sums_by(
+                    settings,
+                    'SELECT count("distance_m"), sum("away") FROM "delivery_distance" '
+                    'WHERE "source" = \'lade_d\' GROUP BY "courier"',
+                )
 
             expected = {c: (float(r.delivered), float(r.away)) for c, r in per_courier.iterrows()}
-            wait_until(lambda: deliveries() == expected, timeout=60, interval=0.5,
-                       what=f"delivery_distance per courier {expected}")
+            wait_until(
+                lambda: deliveries() == expected,
+                timeout=60,
+                interval=0.5,
+                what=f"delivery_distance per courier {expected}",
+            )
             # Each order: three scans (paid, hand-over, delivery), two stages missing before the
             # hand-over (picked, packed) and two before the delivery (linehaul, out for delivery).
             # LaDe's courier scans (accepted = out for delivery, delivered) miss none.
@@ -160,8 +189,9 @@ def test_skipped_scans_are_applied_and_far_deliveries_flagged(
             assert scans.loc["olist", "rate"] == 4 / 7 and scans.loc["lade_d", "rate"] == 0.0
             away = quality_history.deliveries_away(history, None, "courier").set_index("courier")
             assert away[["delivered", "away"]].astype(int).to_dict("index") == per_courier.to_dict("index")
-            rendered = str(data_quality.table(away.reset_index(), [("courier", "dq.by.courier"),
-                                                                    ("away", "dq.away_count")], "en"))
+            rendered = str(
+                data_quality.table(away.reset_index(), [("courier", "dq.by.courier"), ("away", "dq.away_count")], "en")
+            )
             assert str(per_courier["away"].idxmax()) in rendered
     finally:
         worker.stop()

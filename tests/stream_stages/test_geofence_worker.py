@@ -15,16 +15,15 @@ import json
 import os
 import shutil
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
+from selenium.webdriver.common.by import By
 from stages_scenario import Sent
 from test_stages_worker import read_values
-from selenium.webdriver.common.by import By
 from websockets.asyncio.client import connect
 
 from config.settings import Settings, to_env
@@ -54,10 +53,18 @@ def _gcj(lat: float, lon: float) -> tuple[float, float]:
 
 
 def _square(fence_id: str, id_field: str, lat: float, lon: float, half: float) -> dict[str, Any]:
-    ring = [[lon - half, lat - half], [lon + half, lat - half], [lon + half, lat + half],
-            [lon - half, lat + half], [lon - half, lat - half]]
-    return {"type": "Feature", "properties": {id_field: fence_id, "name": fence_id},
-            "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    ring = [
+        [lon - half, lat - half],
+        [lon + half, lat - half],
+        [lon + half, lat + half],
+        [lon - half, lat + half],
+        [lon - half, lat - half],
+    ]
+    return {
+        "type": "Feature",
+        "properties": {id_field: fence_id, "name": fence_id},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
 
 
 def _layer_file(path: Path, *features: dict[str, Any]) -> None:
@@ -78,18 +85,20 @@ def write_fences(config_dir: Path) -> Path:
         "  - {name: gcj_stations, path: geofences/gcj_stations.geojson, kind: station, id_field: station_id,"
         " coords: gcj02}\n"
         "  - {name: operator, path: geofences/operator.geojson, kind: restricted, id_field: fence_id}\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return fences / "operator.geojson"
 
 
-def event(order_id: str, n: int, status: Status, at: datetime, pos: tuple[float, float] | None = None,
-          **extra: Any) -> Sent:
-    fields: dict[str, Any] = {"source": "tms", "courier_id": "C7", "carrier": "SF", "region": "Zhejiang",
-                              **extra}
+def event(
+    order_id: str, n: int, status: Status, at: datetime, pos: tuple[float, float] | None = None, **extra: Any
+) -> Sent:
+    fields: dict[str, Any] = {"source": "tms", "courier_id": "C7", "carrier": "SF", "region": "Zhejiang", **extra}
     if pos is not None:
         fields.update(lat=pos[0], lon=pos[1])
-    return Sent(OrderEvent(event_id=f"{order_id}-{n}", order_id=order_id, sku="S1", status=status, event_time=at,
-                           **fields), at)
+    return Sent(
+        OrderEvent(event_id=f"{order_id}-{n}", order_id=order_id, sku="S1", status=status, event_time=at, **fields), at
+    )
 
 
 def journey(start: datetime) -> list[Sent]:
@@ -144,8 +153,9 @@ def geofence_advances(settings: Settings) -> list[list[Any]]:
 
 
 def latest_update(settings: Settings, order_id: str) -> dict[str, Any] | None:
-    updates = [u for u in asyncio.run(read_values(settings, settings.topic(ORDER_UPDATES)))
-               if u.get("order_id") == order_id]
+    updates = [
+        u for u in asyncio.run(read_values(settings, settings.topic(ORDER_UPDATES))) if u.get("order_id") == order_id
+    ]
     return max(updates, key=lambda u: u["seq"]) if updates else None
 
 
@@ -163,30 +173,37 @@ async def tracking_view(web: WebServer, token: str, until: Any) -> dict[str, Any
     return view
 
 
-def test_worker_geofences_enter_dwell_exit_advance_nearby_reload_gcj(stack_settings: Settings,
-                                                                     tmp_path: Path) -> None:
+def test_worker_geofences_enter_dwell_exit_advance_nearby_reload_gcj(stack_settings: Settings, tmp_path: Path) -> None:
     config_dir = tmp_path / "config"
     shutil.copytree(stack_settings.config_dir, config_dir)
     operator_file = write_fences(config_dir)
     settings = stack_settings.model_copy(update={"config_dir": config_dir})
     env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], tmp_path / "worker.log",
-                            env=env, cwd=REPO).start()
+    worker = ManagedProcess(
+        "worker", [sys.executable, "-m", "orderradar.cli", "worker"], tmp_path / "worker.log", env=env, cwd=REPO
+    ).start()
     web: WebServer | None = None
     try:
-        start = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=2)
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
         sent = journey(start)
         asyncio.run(produce(settings, sent))
 
         expected = {
-            ("G1", "sku", "enter", "HUB-GF"), ("G1", "courier", "enter", "HUB-GF"),
-            ("G1", "sku", "dwell", "HUB-GF"), ("G1", "sku", "exit", "HUB-GF"),
+            ("G1", "sku", "enter", "HUB-GF"),
+            ("G1", "courier", "enter", "HUB-GF"),
+            ("G1", "sku", "dwell", "HUB-GF"),
+            ("G1", "sku", "exit", "HUB-GF"),
             ("G1", "sku", "enter", "customer:G1|S1"),
-            ("G2", "sku", "enter", "GCJ-1"), ("G4", "sku", "enter", "GCJ-1"),
+            ("G2", "sku", "enter", "GCJ-1"),
+            ("G4", "sku", "enter", "GCJ-1"),
         }
         try:
-            wait_until(lambda: expected <= fence_events(settings), timeout=90, interval=0.5,
-                       what="enter, dwell and exit points in geofence_events")
+            wait_until(
+                lambda: expected <= fence_events(settings),
+                timeout=90,
+                interval=0.5,
+                what="enter, dwell and exit points in geofence_events",
+            )
         except TimeoutError:
             raise AssertionError(f"{sorted(fence_events(settings))}\n{worker.log_tail(40)}") from None
         found = fence_events(settings)
@@ -209,17 +226,28 @@ def test_worker_geofences_enter_dwell_exit_advance_nearby_reload_gcj(stack_setti
         geofence = update["extensions"]["geofence"]
         assert list(geofence["nearby"]) == ["S1"]
         assert [(e["event"], e["fence"]) for e in geofence["events"]][:3] == [
-            ("enter", "HUB-GF"), ("exit", "HUB-GF"), ("enter", None)]
+            ("enter", "HUB-GF"),
+            ("exit", "HUB-GF"),
+            ("enter", None),
+        ]
 
         # The same records again (a producer retry or a replay): nothing advances twice.
-        sentinel = event("G1", 6, Status.OUT_FOR_DELIVERY, start + timedelta(minutes=75), DEST,
-                         dest_lat=DEST[0], dest_lon=DEST[1])
+        sentinel = event(
+            "G1", 6, Status.OUT_FOR_DELIVERY, start + timedelta(minutes=75), DEST, dest_lat=DEST[0], dest_lon=DEST[1]
+        )
         asyncio.run(produce(settings, [*sent, sentinel]))
-        wait_until(lambda: influx(settings, """SELECT "event_id" FROM "sku_events" WHERE "event_id" = 'G1-6'"""),
-                   timeout=60, interval=0.5, what="the sentinel after the replayed records")
+        wait_until(
+            lambda: influx(settings, """SELECT "event_id" FROM "sku_events" WHERE "event_id" = 'G1-6'"""),
+            timeout=60,
+            interval=0.5,
+            what="the sentinel after the replayed records",
+        )
         assert [row[1:] for row in geofence_advances(settings)] == [["geofence:HUB-GF:S1", "G1"]]
-        enters = influx(settings, """SELECT "order_id" FROM "geofence_events" WHERE "event" = 'enter' """
-                                  """AND "entity" = 'sku' AND "fence" = 'HUB-GF'""")
+        enters = influx(
+            settings,
+            """SELECT "order_id" FROM "geofence_events" WHERE "event" = 'enter' """
+            """AND "entity" = 'sku' AND "fence" = 'HUB-GF'""",
+        )
         assert len(enters) == 1
 
         # "Courier is nearby" on the customer's tracking page, through the web server.
@@ -231,8 +259,9 @@ def test_worker_geofences_enter_dwell_exit_advance_nearby_reload_gcj(stack_setti
         for lang, text in (("zh-CN", "快递员就在附近"), ("en-US", "Your courier is nearby")):
             with chromium(PHONE, lang=lang) as phone:
                 phone.get(f"{web.url}/t/{token}")
-                wait_for(phone, lambda d: d.find_element(By.ID, "nearby").is_displayed(), 20,
-                         "the courier-nearby notice")
+                wait_for(
+                    phone, lambda d: d.find_element(By.ID, "nearby").is_displayed(), 20, "the courier-nearby notice"
+                )
                 assert text in phone.find_element(By.ID, "nearby").text
 
         # An operator fence moved while the worker runs: the next fixes are judged by it.
@@ -250,20 +279,39 @@ def test_worker_geofences_enter_dwell_exit_advance_nearby_reload_gcj(stack_setti
         # A restarted worker resumes the visits it had (stage state in the changelog): the
         # courier leaving the customer area is an exit timed from the entry before the restart.
         worker.stop()
-        worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"],
-                                tmp_path / "worker-2.log", env=env, cwd=REPO).start()
-        away = event("G1", 7, Status.OUT_FOR_DELIVERY, start + timedelta(minutes=100), (30.31, 120.21),
-                     dest_lat=DEST[0], dest_lon=DEST[1])
+        worker = ManagedProcess(
+            "worker", [sys.executable, "-m", "orderradar.cli", "worker"], tmp_path / "worker-2.log", env=env, cwd=REPO
+        ).start()
+        away = event(
+            "G1",
+            7,
+            Status.OUT_FOR_DELIVERY,
+            start + timedelta(minutes=100),
+            (30.31, 120.21),
+            dest_lat=DEST[0],
+            dest_lon=DEST[1],
+        )
         asyncio.run(produce(settings, [away]))
         query = """SELECT "dwell_s" FROM "geofence_events" WHERE "event" = 'exit' AND "fence" = 'customer_area'"""
         try:
-            exits = wait_until(lambda: influx(settings, query), timeout=90, interval=0.5,
-                               what="the exit from the customer area after a restart")
+            exits = wait_until(
+                lambda: influx(settings, query),
+                timeout=90,
+                interval=0.5,
+                what="the exit from the customer area after a restart",
+            )
         except TimeoutError:
             raise AssertionError(worker.log_tail(40)) from None
         assert [row[1] for row in exits] == [30 * 60.0]  # entered at minute 70, left at minute 100
-        wait_until(lambda: "nearby" not in (latest_update(settings, "G1") or {}).get("extensions", {}).get(
-            "geofence", {"nearby": 1}), timeout=30, interval=0.5, what="the nearby flag cleared")
+        wait_until(
+            lambda: (
+                "nearby"
+                not in (latest_update(settings, "G1") or {}).get("extensions", {}).get("geofence", {"nearby": 1})
+            ),
+            timeout=30,
+            interval=0.5,
+            what="the nearby flag cleared",
+        )
     finally:
         if web is not None:
             web.stop()

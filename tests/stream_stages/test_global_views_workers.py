@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from stream.contract import CLOSED
 from stream.topics import ORDER_EVENTS, ORDER_EVENTS_DLQ, WARROOM_PARTIALS, WARROOM_UPDATES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
-from stream_harness import read_topic  # noqa: E402
+from stream_harness import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -82,24 +82,33 @@ def test_one_two_and_four_workers_show_the_same_views(broker: Any, influx: Any, 
     config_dir = tmp_path / "config"
     shutil.copytree(REPO / "config", config_dir)
     fast_rules(config_dir / "sla.yaml")
-    runs = {n: isolated_settings(broker.bootstrap, influx.url, influx.root.parent, config_dir=config_dir)
-            for n in WORKERS}
+    runs = {
+        n: isolated_settings(broker.bootstrap, influx.url, influx.root.parent, config_dir=config_dir) for n in WORKERS
+    }
     workers: dict[int, list[ManagedProcess]] = {n: [] for n in WORKERS}
     processes: list[ManagedProcess] = []
     try:
         for n, settings in runs.items():
             env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
             for i in range(n):
-                process = ManagedProcess(f"worker-{n}-{i}", [sys.executable, "-m", "orderradar.cli", "worker"],
-                                         tmp_path / f"worker-{n}-{i}.log", env=env, cwd=REPO)
+                process = ManagedProcess(
+                    f"worker-{n}-{i}",
+                    [sys.executable, "-m", "orderradar.cli", "worker"],
+                    tmp_path / f"worker-{n}-{i}.log",
+                    env=env,
+                    cwd=REPO,
+                )
                 processes.append(process.start())
                 workers[n].append(process)
         every = set(range(runs[1].partitions))
 
         def split(owned: list[set[int] | None]) -> bool:
             """Every partition owned by exactly one of the workers, each owning some."""
-            return (all(owned) and sum(len(o or ()) for o in owned) == len(every)
-                    and set().union(*(o or set() for o in owned)) == every)
+            return (
+                all(owned)
+                and sum(len(o or ()) for o in owned) == len(every)
+                and set().union(*(o or set() for o in owned)) == every
+            )
 
         def settled() -> bool:
             for process in processes:
@@ -110,7 +119,7 @@ def test_one_two_and_four_workers_show_the_same_views(broker: Any, influx: Any, 
         # Traffic only once the workers split the partitions: a partition moved later would
         # lose its SKUs' positions (they are learnt from traffic) and the heatmap with them.
         wait_until(settled, timeout=240, interval=0.5, what="each run's workers splitting the partitions")
-        now = datetime.now(timezone.utc).replace(microsecond=0)
+        now = datetime.now(UTC).replace(microsecond=0)
         sent = outage_traffic(now - timedelta(hours=4), minutes=235, outage_after=100)
         records = [(s.key, s.value, int(s.received.timestamp() * 1000)) for s in sent]
         for settings in runs.values():
@@ -121,12 +130,17 @@ def test_one_two_and_four_workers_show_the_same_views(broker: Any, influx: Any, 
         def counted_and_equal() -> bool:
             for n, settings in runs.items():
                 views[n] = warroom_views(settings)
-            return (all(v[0].get("skus_in_flight") == skus for v in views.values())
-                    and all(views[n] == views[1] for n in WORKERS))
+            return all(v[0].get("skus_in_flight") == skus for v in views.values()) and all(
+                views[n] == views[1] for n in WORKERS
+            )
 
         try:
-            wait_until(counted_and_equal, timeout=240, interval=2.0,
-                       what=f"both runs' national KPIs counting the {skus} SKUs in flight, and equal views")
+            wait_until(
+                counted_and_equal,
+                timeout=240,
+                interval=2.0,
+                what=f"both runs' national KPIs counting the {skus} SKUs in flight, and equal views",
+            )
         except TimeoutError:
             raise AssertionError("\n".join(f"{n} workers: {views.get(n)}" for n in WORKERS)) from None
         kpis, cells = views[4]
@@ -143,8 +157,11 @@ def test_one_two_and_four_workers_show_the_same_views(broker: Any, influx: Any, 
         asyncio.run(_produce(runs[4], partials, [(b"national", b'{"kind": "total"}', 0)]))
 
         def dead_lettered() -> list[Any]:
-            return [r for r in asyncio.run(read_topic(runs[4], runs[4].topic(ORDER_EVENTS_DLQ)))
-                    if b"total" in (r.value or b"")]
+            return [
+                r
+                for r in asyncio.run(read_topic(runs[4], runs[4].topic(ORDER_EVENTS_DLQ)))
+                if b"total" in (r.value or b"")
+            ]
 
         wait_until(dead_lettered, timeout=60, interval=0.5, what="the bad partial on order-events-dlq")
         assert all(w.alive() for w in workers[4])

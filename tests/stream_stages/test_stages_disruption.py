@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -19,12 +19,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from config.settings import Settings
-from stream.control_commands import DisruptionCreate, DisruptionDelete
-from stream.control_commands import ZoneDeclaration as ZoneCommand
 from dashboard.gateway.order_snapshot import OrderSnapshot
 from dashboard.gateway.projection import order_view
 from orderradar.devstack.waiting import async_wait_until
 from stream.contract import OrderEvent, Status
+from stream.control_commands import DisruptionCreate, DisruptionDelete
+from stream.control_commands import ZoneDeclaration as ZoneCommand
 from stream.influx_writer import InfluxWriter
 from stream.outbox import Outbox
 from stream.pipeline import Pipeline, PipelineConfig, SourceRecord
@@ -35,22 +35,34 @@ from stream.worker import pipeline_topics
 from stream.zone_feed import ZoneFeed
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
-from stream_harness import read_topic  # noqa: E402
+from stream_harness import read_topic
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 BOX = {"type": "Polygon", "coordinates": [[[121.0, 29.5], [122.5, 29.5], [122.5, 30.3], [121.0, 30.3], [121.0, 29.5]]]}
 # (order, sku, lat, lon): two SKUs in the typhoon box (Ningbo, Zhoushan), one outside (Shanghai)
-PARCELS = [("o-nb", "s1", 29.8683, 121.5440), ("o-nb", "s2", 31.2304, 121.4737), ("o-zs", "s1", 29.9853, 122.2072),
-           ("o-sh", "s1", 31.2304, 121.4737)]
+PARCELS = [
+    ("o-nb", "s1", 29.8683, 121.5440),
+    ("o-nb", "s2", 31.2304, 121.4737),
+    ("o-zs", "s1", 29.9853, 122.2072),
+    ("o-sh", "s1", 31.2304, 121.4737),
+]
 
 
 def records() -> list[SourceRecord]:
     out = []
     for n, (order, sku, lat, lon) in enumerate(PARCELS):
-        event = OrderEvent(event_id=f"{order}-{sku}-0", order_id=order, sku=sku, status=Status.PAID,
-                           event_time=NOW - timedelta(minutes=5), source="oms", lat=lat, lon=lon)
+        event = OrderEvent(
+            event_id=f"{order}-{sku}-0",
+            order_id=order,
+            sku=sku,
+            status=Status.PAID,
+            event_time=NOW - timedelta(minutes=5),
+            source="oms",
+            lat=lat,
+            lon=lon,
+        )
         out.append(SourceRecord("order-events", 0, n, None, order.encode(), event.to_json()))
     return out
 
@@ -76,9 +88,12 @@ def last_updates(settings: Settings) -> dict[str, dict]:
 def test_a_declared_zone_marks_its_skus_raises_one_incident_and_clears(stack_settings: Settings) -> None:
     settings = stack_settings
     feed = ZoneFeed(settings.kafka_bootstrap, settings.topic(CONTROL), retry_s=0.5)
-    create = DisruptionCreate(actor="manager", at=NOW, disruption_id="dz-typhoon",
-                              zone=ZoneCommand(name="台风 Bebinca", geometry=BOX, reason="typhoon",
-                                               ends_at=NOW + timedelta(hours=12)))
+    create = DisruptionCreate(
+        actor="manager",
+        at=NOW,
+        disruption_id="dz-typhoon",
+        zone=ZoneCommand(name="台风 Bebinca", geometry=BOX, reason="typhoon", ends_at=NOW + timedelta(hours=12)),
+    )
     delete = DisruptionDelete(actor="manager", at=NOW, disruption_id="dz-typhoon")
 
     async def scenario() -> None:
@@ -86,8 +101,9 @@ def test_a_declared_zone_marks_its_skus_raises_one_incident_and_clears(stack_set
         await outbox.start()
         influx = InfluxWriter(settings.influx_url, settings.influx_db)
         geo = GeoStage()
-        stage = DisruptionStage(geo, feed, DisruptionTopics(settings.topic(ORDER_INCIDENTS),
-                                                            settings.topic(ALERT_INPUTS)), interval_s=0.0)
+        stage = DisruptionStage(
+            geo, feed, DisruptionTopics(settings.topic(ORDER_INCIDENTS), settings.topic(ALERT_INPUTS)), interval_s=0.0
+        )
         pipeline = Pipeline(PipelineConfig(pipeline_topics(settings)), {}, outbox, influx, [geo, stage])
         follower = asyncio.ensure_future(stage.run())
         try:
@@ -115,16 +131,21 @@ def test_a_declared_zone_marks_its_skus_raises_one_incident_and_clears(stack_set
     assert all("disruption" not in u.get("extensions", {}) for u in final.values())
 
     # the customer sees a weather delay while marked, never the zone's name
-    view = order_view(OrderSnapshot.model_validate(next(u for u in updates if u["order_id"] == "o-zs"
-                                                        and "disruption" in u.get("extensions", {}))))
+    view = order_view(
+        OrderSnapshot.model_validate(
+            next(u for u in updates if u["order_id"] == "o-zs" and "disruption" in u.get("extensions", {}))
+        )
+    )
     assert view.header["delay"] == {"reason": "weather"}
     assert "Bebinca" not in orjson.dumps(view.as_dict()).decode()
     assert order_view(OrderSnapshot.model_validate(final["o-zs"])).header["delay"] is None
 
     # one incident, opened then resolved, also handed to alerting
     incidents = [orjson.loads(r.value) for r in asyncio.run(read_topic(settings, settings.topic(ORDER_INCIDENTS)))]
-    assert [(i["incident_id"], i["state"]) for i in incidents] == [("disruption-dz-typhoon", "open"),
-                                                                    ("disruption-dz-typhoon", "resolved")]
+    assert [(i["incident_id"], i["state"]) for i in incidents] == [
+        ("disruption-dz-typhoon", "open"),
+        ("disruption-dz-typhoon", "resolved"),
+    ]
     assert incidents[0]["counts"]["orders"] == 2 and incidents[0]["counts"]["skus"] == 2
     # the withdrawn zone's incident keeps its name (the war-room titles it by name)
     assert [i["zone"]["name"] for i in incidents] == ["台风 Bebinca", "台风 Bebinca"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import h3
 
@@ -10,17 +10,32 @@ from geo.coords import gcj02_to_wgs84
 from stream.contract import Crs, OrderEvent, Status
 from stream.stages.geo_stage import locate, tag_cell
 
-AT = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
 def event(n: int, lat: float | None, lon: float | None, crs: Crs = Crs.WGS84) -> OrderEvent:
-    return OrderEvent(event_id=f"e{n}", order_id=f"o{n}", sku="s", status=Status.PAID, event_time=AT,
-                      source="test", lat=lat, lon=lon, crs=crs)
+    return OrderEvent(
+        event_id=f"e{n}",
+        order_id=f"o{n}",
+        sku="s",
+        status=Status.PAID,
+        event_time=AT,
+        source="test",
+        lat=lat,
+        lon=lon,
+        crs=crs,
+    )
 
 
 def test_positions_are_converted_per_crs_with_region_and_cells() -> None:
-    fixes = locate([event(1, 31.2304, 121.4737), event(2, None, None), event(3, 31.2304, 121.4737, Crs.GCJ02),
-                    event(4, -23.55, -46.63)])
+    fixes = locate(
+        [
+            event(1, 31.2304, 121.4737),
+            event(2, None, None),
+            event(3, 31.2304, 121.4737, Crs.GCJ02),
+            event(4, -23.55, -46.63),
+        ]
+    )
     shanghai, missing, gcj, sao_paulo = fixes
     assert missing is None
     assert shanghai is not None and gcj is not None and sao_paulo is not None

@@ -46,7 +46,7 @@ def _partition_first(sent: list[Sent], size: int) -> Iterator[list[Sent]]:
     read with getmany, which drains one partition's fetch first)."""
     flat = sorted(sent, key=_partition)  # stable: each partition keeps its order
     for i in range(0, len(flat), size):
-        yield flat[i:i + size]
+        yield flat[i : i + size]
 
 
 def _opened(rules: SlaRules, batches: Iterator[list[Sent]], replay: str | None) -> list[dict[str, object]]:
@@ -54,8 +54,12 @@ def _opened(rules: SlaRules, batches: Iterator[list[Sent]], replay: str | None) 
     engine.expect_partitions(set(range(PARTITIONS)), NOW)
     found = []
     for batch in batches:
-        result = engine.process([s.event for s in batch], now=NOW, received_at=[s.received.timestamp() for s in batch],
-                                partitions=[_partition(s) for s in batch])
+        result = engine.process(
+            [s.event for s in batch],
+            now=NOW,
+            received_at=[s.received.timestamp() for s in batch],
+            partitions=[_partition(s) for s in batch],
+        )
         found += [i.to_record() for i in result.incidents if i.type == "incident.opened"]
     return found
 
@@ -85,8 +89,7 @@ def test_a_replay_stops_waiting_for_a_partition_without_its_records(rules: SlaRu
 def test_an_idle_tick_stores_only_what_changed(rules: SlaRules) -> None:
     engine = DelaysEngine(rules)
     sent = outage_traffic(NOW - timedelta(minutes=30), minutes=30, outage_after=100)
-    engine.process([s.event for s in sent], partition=0, now=NOW,
-                   received_at=[s.received.timestamp() for s in sent])
+    engine.process([s.event for s in sent], partition=0, now=NOW, received_at=[s.received.timestamp() for s in sent])
     first = engine.take_dirty()
     assert {"core", "detector/delay_incidents", "detector/dq_incidents"} <= first.keys()
     # within the same evaluation slot and with the partition busy: nothing moved

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,9 @@ from stream.influx_writer import InfluxWriter, RetryPolicy
 from stream.outbox import Outbox
 from stream.pipeline import Pipeline, PipelineConfig, SourceRecord, StageValue
 from stream.sla import load_sla_rules
+from stream.stages.alerting_agent import AlertingAgent, build_delivery
 from stream.stages.delays_stage import DelaysStage, DelaysTopics
 from stream.stages.geo_stage import GeoStage, tag_cell
-from stream.stages.alerting_agent import AlertingAgent, build_delivery
 from stream.topics import ALERTS, ORDER_INCIDENTS, WARROOM_UPDATES, changelog_topic
 from stream.worker import pipeline_topics
 
@@ -46,8 +46,12 @@ class StepClock:
 
 
 async def read_all(settings: Settings, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(topic)
@@ -82,22 +86,29 @@ def influx_values(settings: Settings, query: str) -> list[list[Any]]:
 
 
 async def run_outage(settings: Settings, rules_path: Path) -> tuple[Pipeline, DelaysStage]:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     sent = outage_traffic(now - timedelta(hours=4), minutes=235, outage_after=100)
-    records = [SourceRecord("order-events", zlib.crc32(s.key) % settings.partitions, i,
-                            int(s.received.timestamp() * 1000), s.key, s.value)
-               for i, s in enumerate(sent)]
+    records = [
+        SourceRecord(
+            "order-events",
+            zlib.crc32(s.key) % settings.partitions,
+            i,
+            int(s.received.timestamp() * 1000),
+            s.key,
+            s.value,
+        )
+        for i, s in enumerate(sent)
+    ]
     geo = GeoStage()
     topics = DelaysTopics(settings.topic(ORDER_INCIDENTS), settings.topic(WARROOM_UPDATES))
     delays = DelaysStage(load_sla_rules(rules_path), topics, geo, clock=StepClock())
     outbox = Outbox(settings.kafka_bootstrap)
     await outbox.start()
     influx = InfluxWriter(settings.influx_url, settings.influx_db, policy=RetryPolicy(max_attempts=2))
-    pipeline = Pipeline(PipelineConfig(pipeline_topics(settings)), {}, outbox, influx, [geo, delays],
-                        cell_of=tag_cell)
+    pipeline = Pipeline(PipelineConfig(pipeline_topics(settings)), {}, outbox, influx, [geo, delays], cell_of=tag_cell)
     try:
         for i in range(0, len(records), 150):
-            await pipeline.process(records[i:i + 150], now)
+            await pipeline.process(records[i : i + 150], now)
         for _ in range(4):  # idle ticks flush the coalesced war-room items
             await pipeline.tick(now)
     finally:
@@ -136,7 +147,9 @@ def test_hub_outage_gives_one_incident_heatmap_and_kpis(stack_settings: Settings
     assert len(kpis) <= pipeline.stats.batches // 2 + 2
 
     assert influx_values(settings, 'SELECT count("incident_id") FROM "incidents"')[0][1] == len(incidents)
-    stalled = influx_values(settings, """SELECT sum("skus") FROM "delays" WHERE "state" = 'stalled' GROUP BY time(1m)""")
+    stalled = influx_values(
+        settings, """SELECT sum("skus") FROM "delays" WHERE "state" = 'stalled' GROUP BY time(1m)"""
+    )
     assert any(v[1] for v in stalled)
     tagged = influx_values(settings, 'SHOW TAG VALUES FROM "sku_events" WITH KEY = "h3"')
     assert len(tagged) >= len(HUBS)
@@ -156,9 +169,15 @@ async def alert_on(settings: Settings, records: list[dict[str, Any]]) -> Alertin
     client = httpx.AsyncClient()
     policy = load_policy()
     try:
-        agent = AlertingAgent(policy, build_delivery(policy, {}, client), producer, influx, {},
-                              alerts_topic=settings.topic(ALERTS),
-                              changelog_topic=changelog_topic(settings, "alerting"))
+        agent = AlertingAgent(
+            policy,
+            build_delivery(policy, {}, client),
+            producer,
+            influx,
+            {},
+            alerts_topic=settings.topic(ALERTS),
+            changelog_topic=changelog_topic(settings, "alerting"),
+        )
         for record in records:
             await agent.on_incident(record, datetime.fromisoformat(record["at"]))
         last = datetime.fromisoformat(records[-1]["at"])
@@ -185,5 +204,7 @@ def test_incident_events_fire_one_alert(stack_settings: Settings, tmp_path: Path
     # the saved state holds the engine and the outbox, and restores the same alert
     saved = agent.store["state"]
     assert set(saved) == {"engine", "outbox"}
-    assert [a.alert_id for a in AlertEngine.from_dict(load_policy(), saved["engine"]).alerts()] == [fired[0]["alert_id"]]
+    assert [a.alert_id for a in AlertEngine.from_dict(load_policy(), saved["engine"]).alerts()] == [
+        fired[0]["alert_id"]
+    ]
     assert influx_values(settings, 'SELECT count("alert_id") FROM "alert_events"')[0][1] >= 1

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-import yaml
 import test_stages_pipeline
+import yaml
 from stages_scenario import HUBS, Sent, fast_rules, outage_traffic
 from test_stages_pipeline import alert_on, influx_values, read_all, run_outage
 
@@ -43,7 +43,7 @@ def two_hub_outage(start: datetime, minutes: int, outage_after: int) -> list[Sen
             out.append(sent)
         if n == 0:  # a HUB-A parcel
             twin = "D" + e.order_id[1:]
-            update: dict[str, object] = {"order_id": twin, "event_id": twin + e.event_id[len(e.order_id):]}
+            update: dict[str, object] = {"order_id": twin, "event_id": twin + e.event_id[len(e.order_id) :]}
             if e.node == "HUB-A":
                 update.update(node=SECOND_HUB, lat=HUBS[SECOND_HUB][0], lon=HUBS[SECOND_HUB][1])
             out.append(Sent(e.model_copy(update=update), sent.received))
@@ -51,7 +51,8 @@ def two_hub_outage(start: datetime, minutes: int, outage_after: int) -> list[Sen
 
 
 def test_incidents_and_alert_records_sharing_time_and_tags_are_distinct_points(
-        stack_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stack_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = stack_settings
     monkeypatch.setattr(test_stages_pipeline, "outage_traffic", two_hub_outage)
     rules = fast_rules(tmp_path / "sla.yaml")
@@ -74,8 +75,16 @@ def test_incidents_and_alert_records_sharing_time_and_tags_are_distinct_points(
     asyncio.run(alert_on(settings, [opened, twin]))
     alerts = [orjson.loads(r.value) for r in asyncio.run(read_all(settings, settings.topic(ALERTS)))]
     assert len({a["alert_id"] for a in alerts if a["event"] == "fired"}) == 2, alerts
-    same = Counter((a["at"], a["event"], a.get("tier"), a.get("receiver"),
-                    tuple(sorted((k, v) for k, v in a["labels"].items() if k in TAG_LABELS))) for a in alerts)
+    same = Counter(
+        (
+            a["at"],
+            a["event"],
+            a.get("tier"),
+            a.get("receiver"),
+            tuple(sorted((k, v) for k, v in a["labels"].items() if k in TAG_LABELS)),
+        )
+        for a in alerts
+    )
     assert max(same.values()) >= 2, "precondition: alert records with the same instant and tags"
     points = influx_values(settings, 'SELECT count("record_id"), count(distinct("record_id")) FROM "alert_events"')
     assert points[0][1:] == [len(alerts), len(alerts)]

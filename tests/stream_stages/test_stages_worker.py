@@ -8,7 +8,7 @@ import asyncio
 import os
 import shutil
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from orderradar.devstack.waiting import wait_until
 from stream.topics import ALERTS, ORDER_EVENTS, ORDER_INCIDENTS, WARROOM_UPDATES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
-from stream_harness import read_topic  # noqa: E402
+from stream_harness import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,13 +31,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 async def produce_outage(settings: Settings) -> None:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     sent = outage_traffic(now - timedelta(hours=4), minutes=235, outage_after=100)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        futures = [await producer.send(settings.topic(ORDER_EVENTS), s.value, key=s.key,
-                                       timestamp_ms=int(s.received.timestamp() * 1000)) for s in sent]
+        futures = [
+            await producer.send(
+                settings.topic(ORDER_EVENTS), s.value, key=s.key, timestamp_ms=int(s.received.timestamp() * 1000)
+            )
+            for s in sent
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -79,10 +83,15 @@ def test_worker_hub_outage_incident_warroom_and_alert(stack_settings: Settings, 
         def warroom_shows_the_stall() -> bool:
             # Published on the war-room interval: it may follow the alert by a moment.
             warroom = asyncio.run(read_values(settings, settings.topic(WARROOM_UPDATES)))
-            return (any(w.get("type") == "heatmap" and w["stalled"] > 0 for w in warroom)
-                    and any(w.get("type") == "kpis" and w["key"] == "national" for w in warroom))
+            return any(w.get("type") == "heatmap" and w["stalled"] > 0 for w in warroom) and any(
+                w.get("type") == "kpis" and w["key"] == "national" for w in warroom
+            )
 
-        wait_until(warroom_shows_the_stall, timeout=90, interval=0.5,
-                   what="a heatmap cell with stalled SKUs and the national KPIs on warroom-updates")
+        wait_until(
+            warroom_shows_the_stall,
+            timeout=90,
+            interval=0.5,
+            what="a heatmap cell with stalled SKUs and the national KPIs on warroom-updates",
+        )
     finally:
         worker.stop()
