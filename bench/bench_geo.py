@@ -62,7 +62,7 @@ def bench_geofences(n_points: int, n_fences: int, rng: np.random.Generator) -> d
     def naive() -> list[tuple[str, ...]]:
         return [
             tuple(f.id for f in fences if f.geometry.intersects(shapely.Point(x, y)))
-            for x, y in zip(xs[:n_naive].tolist(), ys[:n_naive].tolist())
+            for x, y in zip(xs[:n_naive].tolist(), ys[:n_naive].tolist(), strict=True)
         ]
 
     t_naive, naive_ids = best_of(1, naive)
@@ -112,6 +112,7 @@ def bench_disruption(n_skus: int, rng: np.random.Generator) -> dict[str, Any]:
             positions.lats[:n_naive],
             targets.lons[:n_naive],
             targets.lats[:n_naive],
+            strict=True,
         ):
             if polygon.intersects(shapely.Point(x, y)) or polygon.intersects(shapely.LineString([(x, y), (tx, ty)])):
                 out.add(k)
@@ -143,14 +144,14 @@ def bench_event_helpers(rng: np.random.Generator) -> dict[str, Any]:
     naive_n = 500
 
     def scalar_uncached() -> None:
-        for x, y in zip(lons[:naive_n].tolist(), lats[:naive_n].tolist()):
+        for x, y in zip(lons[:naive_n].tolist(), lats[:naive_n].tolist(), strict=True):
             regions.regions_for([x], [y])
 
     t_scalar, _ = best_of(1, scalar_uncached)
     t_h3_batch, _ = best_of(3, lambda: h3_cells_batch(lats, lons))
-    t_h3, _ = best_of(1, lambda: [h3_cells(y, x) for x, y in zip(lons.tolist(), lats.tolist())])
+    t_h3, _ = best_of(1, lambda: [h3_cells(y, x) for x, y in zip(lons.tolist(), lats.tolist(), strict=True)])
     t_gcj_arr, _ = best_of(3, lambda: gcj02_to_wgs84_arrays(lons, lats))
-    t_gcj, _ = best_of(1, lambda: [gcj02_to_wgs84(x, y) for x, y in zip(lons.tolist(), lats.tolist())])
+    t_gcj, _ = best_of(1, lambda: [gcj02_to_wgs84(x, y) for x, y in zip(lons.tolist(), lats.tolist(), strict=True)])
     regions_rate = n / t_batch
     return {
         "batch": n,
@@ -212,7 +213,7 @@ def table(results: dict[str, Any]) -> str:
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
 
     def line(row: tuple[str, ...]) -> str:
-        return "  ".join(str(c).ljust(w) for c, w in zip(row, widths))
+        return "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True))
 
     return "\n".join([line(head), line(tuple("-" * w for w in widths)), *map(line, rows)])
 

@@ -29,6 +29,7 @@ Prints JSON and a table and writes ``bench/results/state.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import gc
 import json
@@ -127,10 +128,8 @@ DEVICES = [f"scanner-{i:05d}" for i in range(8000)]
 
 def rss() -> int:
     gc.collect()
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)  # return freed arenas: count what is held
-    except OSError:
-        pass
     return int(psutil.Process().memory_info().rss)
 
 

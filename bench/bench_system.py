@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import json
 import os
 import platform
@@ -417,10 +418,9 @@ def dump_worker_tasks(procs: Processes) -> None:
         return
     size = worker.log_path.stat().st_size
     worker.signal(signal.SIGUSR1)
-    try:
+    # On timeout the loop itself is blocked: the dump cannot run, which is evidence too.
+    with contextlib.suppress(TimeoutError):
         wait_until(lambda: worker.log_path.stat().st_size > size, 10, 0.1, "the worker's task dump")
-    except TimeoutError:
-        pass  # the loop itself is blocked: the dump cannot run, which is evidence too
     print(f"worker tasks dumped into {worker.log_path}", file=sys.stderr)
 
 
@@ -556,10 +556,8 @@ async def latency_at(
     try:
         pacing = await producer.paced(traffic, rate, seconds, tracked)
         # The tail: every tracked order's last event delivered (past the deadline: lost).
-        try:
+        with contextlib.suppress(TimeoutError):
             await async_wait_until(lambda: all(t.last_seen >= t.last_sent - 1e-6 for t in tracked), 60, 0.1)
-        except TimeoutError:
-            pass
         await drain(observer, procs, 300)
     finally:
         for t in tracked:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -232,10 +233,8 @@ async def run_scenario(
             def round_done(seq: int = seq) -> bool:
                 return all(seq in v.rounds_seen or v.closed_by_server is not None for v in viewers)
 
-            try:
+            with contextlib.suppress(TimeoutError):  # what is missing is counted as lost below
                 await async_wait_until(round_done, ROUND_DEADLINE_S, interval=0.01, what=f"round {round_no}")
-            except TimeoutError:
-                pass  # what is missing is counted as lost below
             # Pace the rounds; a slow round is not followed by a burst.
             await asyncio.sleep(max(0.0, interval_s - (time.perf_counter() - started)))
     finally:
@@ -316,7 +315,7 @@ def table(results: dict[str, Any]) -> str:
     ratio = results["ratio_vs_baseline"]
     rows.append(("ratio", f"{ratio['p50']:.2f}x", f"{ratio['p95']:.2f}x", f"{ratio['p99']:.2f}x", "", "", "", ""))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
 def main(argv: list[str] | None = None) -> int:

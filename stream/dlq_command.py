@@ -74,9 +74,7 @@ class Filters:
             return False
         if self.sender and letter.sender != self.sender:
             return False
-        if self.since and datetime.fromisoformat(letter.dead_lettered_at) < self.since:
-            return False
-        return True
+        return not self.since or datetime.fromisoformat(letter.dead_lettered_at) >= self.since
 
 
 async def read_all(settings: Settings, topic: str) -> list[tuple[int, int, bytes | None, list[tuple[str, bytes]]]]:

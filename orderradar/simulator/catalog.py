@@ -118,4 +118,4 @@ def default_catalog() -> Weighted[Sku]:
         price = math.exp(rng.gauss(math.log(79.0), 0.9)) * _PRICE_FACTOR[sku_class]
         skus.append(Sku(f"SKU{n:05d}", sku_class, round(min(price, 50_000.0), 2)))
     popularity = [1.0 / n**POPULARITY_EXPONENT for n in range(1, CATALOG_SIZE + 1)]
-    return Weighted(zip(skus, popularity))
+    return Weighted(zip(skus, popularity, strict=True))

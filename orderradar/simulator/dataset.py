@@ -238,7 +238,7 @@ def generate_dataset(
     moved = {i for i, pos in enumerate(positions) if pos != float(i)}
     valid_bytes = [(e.order_id.encode(), e.to_json()) for e in valid]
     keyed: list[tuple[float, int, Record, str]] = [
-        (pos, i, record, "valid") for i, (pos, record) in enumerate(zip(positions, valid_bytes))
+        (pos, i, record, "valid") for i, (pos, record) in enumerate(zip(positions, valid_bytes, strict=True))
     ]
     seq = len(keyed)  # for valid originals the tie-breaker is their index in ``valid``
     for _ in range(n_dup):

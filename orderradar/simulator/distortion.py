@@ -31,10 +31,7 @@ def _rng(seed: int, scenario: Scenario, event: OrderEvent) -> SplitMix64:
 
 def _broken(event: OrderEvent, scenario: BrokenScanner, seed: int) -> OrderEvent:
     rng = _rng(seed, scenario, event)
-    if rng.random() < scenario.future_share:
-        skew = rng.uniform(*FUTURE_SKEW_S)
-    else:
-        skew = -rng.uniform(*PAST_SKEW_S)
+    skew = rng.uniform(*FUTURE_SKEW_S) if rng.random() < scenario.future_share else -rng.uniform(*PAST_SKEW_S)
     update: dict[str, object] = {"event_time": event.event_time + timedelta(seconds=round(skew, 3))}
     if event.lat is not None and rng.random() < scenario.gps_jump_share:
         city = rng.choice(CITIES)

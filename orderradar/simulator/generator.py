@@ -464,9 +464,13 @@ class TrafficGenerator:
             if isinstance(s, HubOutage):
                 if step.node is not None and step.node.id == s.hub:
                     return a
-            elif isinstance(s, Typhoon):
-                if step.lat is not None and step.lon is not None and shapely.contains_xy(s.polygon, step.lon, step.lat):
-                    return a
+            elif (
+                isinstance(s, Typhoon)
+                and step.lat is not None
+                and step.lon is not None
+                and shapely.contains_xy(s.polygon, step.lon, step.lat)
+            ):
+                return a
         return None
 
     def _scan(self, flow: _Flow, t: float) -> None:
@@ -477,7 +481,7 @@ class TrafficGenerator:
             return
         last = t
         lines = flow.shipment.lines
-        for i, line in enumerate(lines):
+        for i in range(len(lines)):
             if i:
                 last += flow.rng.uniform(*step.line_gap)
             flow.counters[i] += 1

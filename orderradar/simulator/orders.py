@@ -91,9 +91,9 @@ def order_id(seed: int, channel: Channel, number: int) -> str:
 def _tables() -> tuple[Weighted[City], Weighted[Channel], Weighted[int], Weighted[int]]:
     cities, weights = destination_weights()
     return (
-        Weighted(zip(cities, weights)),
+        Weighted(zip(cities, weights, strict=True)),
         Weighted((c, c.share) for c in CHANNELS),
-        Weighted(zip(range(1, 6), BASKET_SIZE_WEIGHTS)),
+        Weighted(zip(range(1, 6), BASKET_SIZE_WEIGHTS, strict=True)),
         Weighted(QTY_WEIGHTS),
     )
 

@@ -25,7 +25,7 @@ class JsonLinesSink:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         # Held open for the sink's life and closed in close(), hence no ``with``.
-        self._file: BinaryIO = sys.stdout.buffer if self.path == "-" else open(self.path, "ab")
+        self._file: BinaryIO = sys.stdout.buffer if self.path == "-" else open(self.path, "ab")  # noqa: SIM115
         self.written = 0
 
     async def write(self, batch: Sequence[Emission]) -> None:

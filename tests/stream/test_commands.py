@@ -87,7 +87,7 @@ def olist_rows(shared_data: Path, count: int) -> tuple[list[str], list[dict[str,
     with (shared_data / "events" / "olist" / "olist_events.csv").open(newline="") as handle:
         reader = csv.DictReader(handle)
         assert reader.fieldnames is not None
-        rows = [row for _, row in zip(range(count), reader)]
+        rows = [row for _, row in zip(range(count), reader, strict=False)]
         return list(reader.fieldnames), rows
 
 

@@ -41,7 +41,7 @@ def _recount(
         kpi["skus"] += 1
         kpi[c.state] += 1
         kpi_orders.setdefault(c.partition, set()).add(c.order_id)
-        for res, cell, _ in c.cells:
+        for _res, cell, _ in c.cells:
             item = cells.setdefault((c.partition, cell), Counter())
             item["skus"] += 1
             item[c.state] += 1

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
+from alerting_receivers import http_receiver
 from stream_eventgen import generate
 from stream_harness import count_points, influx_query
 from test_influx_writer import Clock, Scripted
@@ -33,9 +32,6 @@ from stream.outbox import Outbox, OutboxFenced
 from stream.pipeline import BatchContext, Pipeline, PipelineConfig
 from stream.stages.notice_stage import NoticeStage
 from stream.worker import pipeline_topics
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "alerting"))
-from alerting_receivers import http_receiver
 
 pytestmark = pytest.mark.integration
 

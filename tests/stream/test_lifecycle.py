@@ -272,7 +272,7 @@ def legal_chains(draw: st.DrawFn) -> list[OrderEvent]:
     gaps = draw(st.lists(st.integers(min_value=1, max_value=600), min_size=len(statuses), max_size=len(statuses)))
     minute = 0.0
     events = []
-    for index, (status, gap) in enumerate(zip(statuses, gaps)):
+    for index, (status, gap) in enumerate(zip(statuses, gaps, strict=True)):
         minute += gap / 60
         events.append(ev(status, minute, event_id=f"c-{index}"))
     return events

@@ -108,6 +108,6 @@ def test_incremental_counts_equal_a_rebuild_from_state() -> None:
 @given(kept=st.lists(st.booleans(), min_size=7, max_size=7), data=st.data())
 def test_any_arrival_order_gives_the_counts_of_time_order(kept: list[bool], data: st.DataObject) -> None:
     ladder = [S.PAID, S.PICKED, S.PACKED, S.OUTBOUND_SCAN, S.LINEHAUL, S.OUT_FOR_DELIVERY, S.DELIVERED]
-    events = [ev(s, 10 * i, device=f"d{i % 2}") for i, (s, keep) in enumerate(zip(ladder, kept)) if keep]
+    events = [ev(s, 10 * i, device=f"d{i % 2}") for i, (s, keep) in enumerate(zip(ladder, kept, strict=True)) if keep]
     shuffled = list(data.draw(st.permutations(events)))
     assert totals(run(shuffled)[0]) == totals(run(events)[0])

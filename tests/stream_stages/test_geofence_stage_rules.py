@@ -103,7 +103,7 @@ def test_overlapping_hub_fences_advance_a_sku_once_per_fix(tmp_path: Path) -> No
         ctx.accepted.append(Accepted(SourceRecord("order-events", 0, n, None, b"O1", event.to_json()), event, change))
     geo.batch = {
         a.event.event_id: fix
-        for a, fix in zip(ctx.accepted, locate([a.event for a in ctx.accepted]))
+        for a, fix in zip(ctx.accepted, locate([a.event for a in ctx.accepted]), strict=True)
         if fix is not None
     }
     asyncio.run(stage.process(ctx))

@@ -21,6 +21,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from stages_scenario import Sent, fast_rules, outage_traffic
+from stream_harness import read_topic
 
 from config.settings import Settings, to_env
 from dashboard.gateway.warroom_state import WarroomState, item_of_warroom_record
@@ -29,9 +30,6 @@ from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream.contract import CLOSED
 from stream.topics import ORDER_EVENTS, ORDER_EVENTS_DLQ, WARROOM_PARTIALS, WARROOM_UPDATES
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
-from stream_harness import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

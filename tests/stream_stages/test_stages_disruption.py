@@ -10,13 +10,12 @@ gateway's customer projection turns the mark into a delay notice without naming 
 from __future__ import annotations
 
 import asyncio
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from stream_harness import read_topic
 
 from config.settings import Settings
 from dashboard.gateway.order_snapshot import OrderSnapshot
@@ -33,9 +32,6 @@ from stream.stages.geo_stage import GeoStage
 from stream.topics import ALERT_INPUTS, CONTROL, ORDER_INCIDENTS, ORDER_UPDATES
 from stream.worker import pipeline_topics
 from stream.zone_feed import ZoneFeed
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
-from stream_harness import read_topic
 
 pytestmark = pytest.mark.integration
 

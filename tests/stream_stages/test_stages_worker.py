@@ -16,14 +16,12 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from stages_scenario import DOWN_HUB, fast_rules, outage_traffic
+from stream_harness import read_topic
 
 from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream.topics import ALERTS, ORDER_EVENTS, ORDER_INCIDENTS, WARROOM_UPDATES
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream"))
-from stream_harness import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,7 +13,6 @@ into incidents and alerts, which its alerting agent pages to a real local webhoo
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,6 +24,8 @@ from typing import Any, cast
 
 import orjson
 import pytest
+from alerting_receivers import Script, http_receiver
+from alerting_testkit import POLICY_YAML
 from kafka import KafkaConsumer, TopicPartition
 
 from config.settings import Settings
@@ -38,10 +39,6 @@ from stream.contract import OrderEvent
 from stream.topics import ORDER_EVENTS, changelog_topic, ensure_topics
 from warroom import outages, traffic
 from warroom.harness import REPO, Browser, Feeder, WebTier, build_staff, start_worker
-
-sys.path.insert(0, str(REPO / "tests" / "alerting"))
-from alerting_receivers import Script, http_receiver
-from alerting_testkit import POLICY_YAML
 
 HISTORY_MINUTES = 30
 #: The primary on-call is paged when an alert fires; the secondary this long after, unless
@@ -169,9 +166,19 @@ def live_stack(
         live = LiveStack(settings, web, feeder, script, worker, browser, events, [])
         # The page is opened once the worker has worked through the backlog (on a busy
         # machine a page flooded with updates while it loads is slow to settle).
-        fired = wait_until(
-            lambda: fired_outages(live), 240, interval=0.5, what="an incident, an alert and a page per stalled hub"
-        )
+        try:  # DBGTEMP
+            fired = wait_until(
+                lambda: fired_outages(live), 240, interval=0.5, what="an incident, an alert and a page per stalled hub"
+            )
+        except TimeoutError:  # DBGTEMP
+            import json as _j  # DBGTEMP
+            print("DBG seen", live.seen_hubs, outages.down_hubs(OUTAGES), flush=True)  # DBGTEMP
+            for i in web.gateway.warroom.items("incident"):  # DBGTEMP
+                print("DBG inc", _j.dumps({k: i.get(k) for k in ("incident_id","state","root_cause","opened_at","at","resolved_at","kind","dimension","counts")}, default=str)[:600], flush=True)  # DBGTEMP
+            for a in web.gateway.warroom.items("alert"):  # DBGTEMP
+                print("DBG alert", _j.dumps(a, default=str)[:600], live.pages("alice_pager", a["alert_id"]), flush=True)  # DBGTEMP
+            print("DBG worker", worker.log_tail(80), flush=True)  # DBGTEMP
+            raise  # DBGTEMP
         live.outages.extend(cast("list[Outage]", fired))  # what fired_outages returned
         wait_until(
             lambda: (

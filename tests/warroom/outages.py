@@ -10,12 +10,9 @@ escalate.
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stream_stages"))
 from stages_scenario import DOWN_HUB, HUBS, Sent, fast_rules, outage_traffic
 
 from stream.contract import OrderEvent, Status
