@@ -166,19 +166,9 @@ def live_stack(
         live = LiveStack(settings, web, feeder, script, worker, browser, events, [])
         # The page is opened once the worker has worked through the backlog (on a busy
         # machine a page flooded with updates while it loads is slow to settle).
-        try:  # DBGTEMP
-            fired = wait_until(
-                lambda: fired_outages(live), 240, interval=0.5, what="an incident, an alert and a page per stalled hub"
-            )
-        except TimeoutError:  # DBGTEMP
-            import json as _j  # DBGTEMP
-            print("DBG seen", live.seen_hubs, outages.down_hubs(OUTAGES), flush=True)  # DBGTEMP
-            for i in web.gateway.warroom.items("incident"):  # DBGTEMP
-                print("DBG inc", _j.dumps({k: i.get(k) for k in ("incident_id","state","root_cause","opened_at","at","resolved_at","kind","dimension","counts")}, default=str)[:600], flush=True)  # DBGTEMP
-            for a in web.gateway.warroom.items("alert"):  # DBGTEMP
-                print("DBG alert", _j.dumps(a, default=str)[:600], live.pages("alice_pager", a["alert_id"]), flush=True)  # DBGTEMP
-            print("DBG worker", worker.log_tail(80), flush=True)  # DBGTEMP
-            raise  # DBGTEMP
+        fired = wait_until(
+            lambda: fired_outages(live), 240, interval=0.5, what="an incident, an alert and a page per stalled hub"
+        )
         live.outages.extend(cast("list[Outage]", fired))  # what fired_outages returned
         wait_until(
             lambda: (
