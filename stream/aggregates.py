@@ -161,9 +161,9 @@ class PartitionAggregates:
                 f"{DWELL},node={escape_tag(node)},partition={p} count={n}i,total_s={round(total, 3)!r},"
                 f"mean_s={round(total / n, 3)!r} {minute}"
             )
-        for (source, node, device), (scans, missing) in self.scans.get(minute, {}).items():
+        for (source, scan_node, device), (scans, missing) in self.scans.get(minute, {}).items():
             device_tag = f",device={escape_tag(device)}" if device and escape_tag(device) else ""
-            node_tag = f",node={escape_tag(node)}" if node and escape_tag(node) else ""
+            node_tag = f",node={escape_tag(scan_node)}" if scan_node and escape_tag(scan_node) else ""
             out.append(
                 f"{MISSING_SCANS}{device_tag}{node_tag},partition={p},source={escape_tag(source)} "
                 f"missing={missing}i,scans={scans}i {minute}"

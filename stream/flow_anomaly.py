@@ -317,6 +317,7 @@ class FlowAnomalyDetector:
 
     def _findings(self, slot: int) -> list[Finding]:
         s = self.settings
+        assert self._start is not None  # the clock sets it before it evaluates
         tests: list[tuple[Key, int, int, float]] = []  # key, window slots, observed, expected
         for key in sorted(self._mean):
             if PAIR in key[1]:
@@ -434,6 +435,6 @@ class FlowAnomalyDetector:
         det._age = {key(k): a for k, a in data["age"].items()}
         det._start, det._folded, det._last_eval = data["start"], data["folded"], data["last_eval"]
         det.incidents.restore(data["open"])
-        det._last_seen = tuple(data["last_seen"]) if data.get("last_seen") else None  # type: ignore[assignment]
-        det._since = tuple(data["since"]) if data.get("since") else None  # type: ignore[assignment]
+        det._last_seen = tuple(data["last_seen"]) if data.get("last_seen") else None
+        det._since = tuple(data["since"]) if data.get("since") else None
         return det

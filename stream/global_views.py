@@ -24,6 +24,7 @@ previous worker had sent, so a moved partition is neither counted twice nor lost
 
 from __future__ import annotations
 
+import builtins
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -210,7 +211,7 @@ class ViewCounters:
             "eta_slips": self.slips_by_partition[partition],
         }
 
-    def partitions(self) -> set[int]:
+    def partitions(self) -> builtins.set[int]:  # the class's own set() shadows the builtin here
         return set(self.kpis) | set(self.slips_by_partition)
 
 

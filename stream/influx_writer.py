@@ -37,11 +37,12 @@ covered: a freeze in that loop turn, or while a large body is still being writte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -171,12 +172,14 @@ class InfluxWriter:
         if self.circuit_open:
             report.failed = [
                 FailedChunk(c, InfluxFailure.CIRCUIT_OPEN, 0, "circuit open after recent failures", i)
-                for i, c in zip(starts, chunks)
+                for i, c in zip(starts, chunks, strict=True)
             ]
             self.stats.chunks_failed += len(chunks)
             return report
-        results = await gather_cancelling(*(self._write_chunk(c, i, fence) for i, c in zip(starts, chunks)))
-        for chunk, failure in zip(chunks, results):
+        results = await gather_cancelling(
+            *(self._write_chunk(c, i, fence) for i, c in zip(starts, chunks, strict=True))
+        )
+        for chunk, failure in zip(chunks, results, strict=True):
             if failure is None:
                 report.written += len(chunk)
             else:
@@ -268,13 +271,13 @@ def _wire_fence(fence: Callable[[], None]) -> Callable[[str, Mapping[str, Any]],
     return trace
 
 
-async def gather_cancelling(*aws: Awaitable[Any]) -> list[Any]:
+async def gather_cancelling(*aws: Coroutine[Any, Any, Any]) -> list[Any]:
     """Await all, results in order; the first exception (e.g. a fenced write) cancels the
     others and is raised as itself (``TaskGroup`` would wrap it in an ``ExceptionGroup``,
     which callers catching :class:`~stream.outbox.OutboxFenced` would not see)."""
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(a) for a in aws]  # type: ignore[arg-type]
+            tasks = [group.create_task(a) for a in aws]
     except BaseExceptionGroup as errors:
         raise errors.exceptions[0] from None
     return [t.result() for t in tasks]
@@ -313,10 +316,8 @@ class InfluxReplayer:
 
     async def _pause(self, seconds: float) -> None:
         """Back off, but wake at once when stopping."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(

@@ -50,7 +50,7 @@ class OutboxFenced(RuntimeError):
     """The outbox's fence refused a write: the writer may have been replaced (see ``fence``)."""
 
 
-class _WireFenced(KafkaError):
+class _WireFenced(KafkaError):  # type: ignore[misc]  # aiokafka ships no types
     """The fence refused a produce request at the socket (fails its batches, no retry)."""
 
     retriable = False
@@ -89,7 +89,7 @@ def _fence_produce_requests(producer: AIOKafkaProducer, fence: Callable[[], None
             conn.close(reason=CloseReason.CONNECTION_TIMEOUT)
             raise RequestTimedOutError() from exc
 
-    client.send = send_fenced  # type: ignore[method-assign]
+    client.send = send_fenced
 
 
 class Outbox:
@@ -237,7 +237,7 @@ class Outbox:
                     sent.append(((topic, partition), part, future))
                 start = end
         results = await asyncio.gather(*(f for _, _, f in sent), return_exceptions=True)
-        for (tp, part, _), result in zip(sent, results):
+        for (tp, part, _), result in zip(sent, results, strict=True):
             if isinstance(result, BaseException):
                 if isinstance(result, _WireFenced):
                     raise OutboxFenced(str(result)) from result

@@ -192,14 +192,15 @@ def extend_trail(trail: list[list[object]], points: Iterable[tuple[int, GeoFix]]
     a repeated spot collapsed into its newest time, bounded by count and by age. Runs per
     positioned event: times are compared as text (:func:`_iso_ns`), and fixes newer than
     the trail (the usual case) are appended without re-sorting it."""
-    new = sorted(((_iso_ns(t), fix) for t, fix in points), key=lambda p: p[0])
+    fixes = sorted(((_iso_ns(t), fix) for t, fix in points), key=lambda p: p[0])
     old = trail  # written only by extend_trail: [lat, lon, time text], in time order
-    if old and new and new[0][0] <= str(old[-1][2]):  # out of order: merge the slow way
+    new: list[tuple[str, list[object]]]
+    if old and fixes and fixes[0][0] <= str(old[-1][2]):  # out of order: merge the slow way
         merged = {str(p[2]): p for p in old}
-        merged.update({at: [round(f.lat, TRAIL_DECIMALS), round(f.lon, TRAIL_DECIMALS), at] for at, f in new})
+        merged.update({at: [round(f.lat, TRAIL_DECIMALS), round(f.lon, TRAIL_DECIMALS), at] for at, f in fixes})
         old, new = [], [(at, merged[at]) for at in sorted(merged)]
     else:
-        new = [(at, [round(f.lat, TRAIL_DECIMALS), round(f.lon, TRAIL_DECIMALS), at]) for at, f in new]
+        new = [(at, [round(f.lat, TRAIL_DECIMALS), round(f.lon, TRAIL_DECIMALS), at]) for at, f in fixes]
     out = list(old)
     for _, point in new:
         if out and out[-1][0] == point[0] and out[-1][1] == point[1]:

@@ -50,11 +50,11 @@ import hashlib
 import logging
 import re
 from collections import ChainMap
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import shapely
@@ -204,7 +204,9 @@ class GeofenceStage:
             if area is not None:
                 ids.append(area.id)
                 own[area.id] = area
-            fences: Mapping[str, Fence] = ChainMap(own, index.by_id) if own else index.by_id
+            # ChainMap writes only to its first map: the index's own is never changed.
+            shared = cast("MutableMapping[str, Fence]", index.by_id)
+            fences: Mapping[str, Fence] = ChainMap(own, shared) if own else index.by_id
             result = track_fix(state, sku_entity, ids, _at(f.time_ns), fences)
             if not result.stale:
                 self._keep(sku_entity, result.state, partition, dirty)

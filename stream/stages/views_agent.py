@@ -101,7 +101,7 @@ def install_views_owner(
 
     app.agent(source, name=VIEWS_AGENT, concurrency=1)(consume)
 
-    @table.on_recover
+    @table.on_recover  # type: ignore[untyped-decorator]  # Faust ships no types
     async def on_recover() -> None:
         mine = assigned()
         async with lock:
