@@ -22,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 import orjson
 import pytest
 from alerting_receivers import Script, http_receiver
@@ -186,6 +187,22 @@ def live_stack(
         yield live
 
 
+def hubs_in_incident_history(settings: Settings) -> set[str]:
+    """Hubs named as an incident's root cause in any of its recorded versions."""
+    response = httpx.get(
+        f"{settings.influx_url}/query",
+        params={"db": settings.influx_db, "q": 'SELECT "root_cause" FROM "incidents"'},
+    )
+    hubs: set[str] = set()
+    for series in response.json()["results"][0].get("series", []):
+        for _time, cause in series["values"]:
+            for part in str(cause).split(","):
+                name, _, value = part.strip().partition("=")
+                if name == "hub":
+                    hubs.add(value)
+    return hubs
+
+
 def fired_outages(stack: LiveStack) -> list[Outage]:
     """The first ``OUTAGES`` alerts, in the order they fired, once the worker has opened an
     incident on each stalled hub and paged the primary on-call (alice) for them (else nothing).
@@ -198,6 +215,9 @@ def fired_outages(stack: LiveStack) -> list[Outage]:
         for i in gateway.items("incident")
         if isinstance(i, dict) and (hub := (i.get("root_cause") or {}).get("hub"))
     }
+    # An incident read from a backlog can widen (hub -> the stage it stalls) within one burst
+    # of updates, between two polls: its earlier versions are in InfluxDB's ``incidents``.
+    hubs |= hubs_in_incident_history(stack.settings)
     stack.seen_hubs.update(hubs & set(outages.down_hubs(OUTAGES)))
     seen = time.time()
     paged = [a for a in gateway.items("alert") if stack.pages("alice_pager", a["alert_id"])]
