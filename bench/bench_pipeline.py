@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -48,20 +49,21 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "stream"))  # the seeded generator of the tests
 
-from config.settings import Settings  # noqa: E402
+from stream_eventgen import generate  # noqa: E402
+from stream_harness import produce  # noqa: E402
+
+from config.settings import Settings, to_env  # noqa: E402
 from orderradar.devstack.broker import EmbeddedBroker  # noqa: E402
 from orderradar.devstack.influx import LocalInflux, create_database  # noqa: E402
 from orderradar.devstack.process import ManagedProcess, free_port  # noqa: E402
 from stream.topics import ORDER_EVENTS, ensure_topics  # noqa: E402
-from config.settings import to_env  # noqa: E402
-from stream_eventgen import generate  # noqa: E402
-from stream_harness import produce  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "pipeline.json"
 SESSION_TIMEOUT_S = "6"
 
 
 # -- the no-op agent (run in a child process) ---------------------------------------------
+
 
 def noop_main(mode: str, expected: int) -> None:
     """Child process: a no-op Faust agent with the worker's settings; prints its rate."""
@@ -71,20 +73,44 @@ def noop_main(mode: str, expected: int) -> None:
 
     settings = load_settings()
     app = faust.App(
-        settings.faust_app_id, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
-        topic_partitions=settings.partitions, topic_allow_declare=False, consumer_auto_offset_reset="earliest",
-        processing_guarantee="at_least_once", web_enabled=False, broker_session_timeout=float(SESSION_TIMEOUT_S),
-        broker_heartbeat_interval=1.5, stream_buffer_maxsize=4096, worker_redirect_stdouts=False,
+        settings.faust_app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        web_enabled=False,
+        broker_session_timeout=float(SESSION_TIMEOUT_S),
+        broker_heartbeat_interval=1.5,
+        stream_buffer_maxsize=4096,
+        worker_redirect_stdouts=False,
     )
-    topic = app.topic(settings.topic(ORDER_EVENTS), key_type=bytes, value_type=bytes, key_serializer="raw",
-                      value_serializer="raw", partitions=settings.partitions)
+    topic = app.topic(
+        settings.topic(ORDER_EVENTS),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
     seen = {"n": 0, "first": 0.0, "cpu": 0.0}
 
     def done() -> None:
         elapsed = time.perf_counter() - seen["first"]
         cpu = time.process_time() - seen["cpu"]
-        print(json.dumps({"events": seen["n"], "seconds": elapsed, "rate": seen["n"] / elapsed,
-                          "cpu_seconds": cpu, "rate_per_cpu_s": seen["n"] / cpu}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "events": seen["n"],
+                    "seconds": elapsed,
+                    "rate": seen["n"] / elapsed,
+                    "cpu_seconds": cpu,
+                    "rate_per_cpu_s": seen["n"] / cpu,
+                }
+            ),
+            flush=True,
+        )
         os._exit(0)
 
     async def each(stream: Any) -> None:
@@ -134,10 +160,15 @@ def getmany_main(expected: int) -> None:
     settings = load_settings()
 
     async def consume() -> dict[str, float]:
-        consumer = AIOKafkaConsumer(settings.topic(ORDER_EVENTS), bootstrap_servers=settings.kafka_bootstrap,
-                                    group_id=source_group(settings), enable_auto_commit=False,
-                                    auto_offset_reset="earliest", session_timeout_ms=int(float(SESSION_TIMEOUT_S) * 1000),
-                                    max_partition_fetch_bytes=4 * 1024 * 1024)
+        consumer = AIOKafkaConsumer(
+            settings.topic(ORDER_EVENTS),
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=source_group(settings),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(float(SESSION_TIMEOUT_S) * 1000),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
         await consumer.start()
         try:
             n, first, cpu = 0, 0.0, 0.0
@@ -147,8 +178,13 @@ def getmany_main(expected: int) -> None:
                     first, cpu = time.perf_counter(), time.process_time()
                 n += sum(len(records) for records in got.values())
             elapsed, cpu_s = time.perf_counter() - first, time.process_time() - cpu
-            return {"events": n, "seconds": elapsed, "rate": n / elapsed, "cpu_seconds": cpu_s,
-                    "rate_per_cpu_s": n / cpu_s}
+            return {
+                "events": n,
+                "seconds": elapsed,
+                "rate": n / elapsed,
+                "cpu_seconds": cpu_s,
+                "rate_per_cpu_s": n / cpu_s,
+            }
         finally:
             await consumer.stop()
 
@@ -156,6 +192,7 @@ def getmany_main(expected: int) -> None:
 
 
 # -- the orchestrating side ---------------------------------------------------------------
+
 
 class Stack:
     def __init__(self, bootstrap: str | None, influx_url: str | None) -> None:
@@ -167,8 +204,14 @@ class Stack:
 
     def settings(self, partitions: int) -> Settings:
         tag = uuid.uuid4().hex[:8]
-        settings = Settings(kafka_bootstrap=self.bootstrap, influx_url=self.influx_url, topic_prefix=f"b{tag}-",
-                            influx_db=f"bench_{tag}", partitions=partitions, data_dir=self.dir)
+        settings = Settings(
+            kafka_bootstrap=self.bootstrap,
+            influx_url=self.influx_url,
+            topic_prefix=f"b{tag}-",
+            influx_db=f"bench_{tag}",
+            partitions=partitions,
+            data_dir=self.dir,
+        )
         ensure_topics(settings)
         create_database(settings.influx_url, settings.influx_db)
         return settings
@@ -188,13 +231,12 @@ def child(name: str, argv: list[str], settings: Settings, log_dir: Path) -> Mana
 def ceiling(stack: Stack, records: list[tuple[bytes | None, bytes]], mode: str) -> dict[str, float]:
     settings = stack.settings(8)
     asyncio.run(produce(settings, settings.topic(ORDER_EVENTS), records))
-    proc = child(f"noop-{mode}", [sys.executable, __file__, "--noop", mode, "--events", str(len(records))],
-                 settings, stack.dir)
+    proc = child(
+        f"noop-{mode}", [sys.executable, __file__, "--noop", mode, "--events", str(len(records))], settings, stack.dir
+    )
     assert proc.proc is not None
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.proc.wait(timeout=900)  # the agent exits once it has seen every record
-    except subprocess.TimeoutExpired:
-        pass
     text = proc.log_path.read_text()
     found = re.findall(r'\{"events".*\}', text)
     proc.stop()
@@ -204,18 +246,30 @@ def ceiling(stack: Stack, records: list[tuple[bytes | None, bytes]], mode: str) 
 
 
 def count_points(settings: Settings) -> int:
-    response = httpx.get(f"{settings.influx_url}/query", timeout=30,
-                         params={"db": settings.influx_db, "q": 'SELECT count("event_id") FROM "sku_events"'})
+    response = httpx.get(
+        f"{settings.influx_url}/query",
+        timeout=30,
+        params={"db": settings.influx_db, "q": 'SELECT count("event_id") FROM "sku_events"'},
+    )
     series = response.json()["results"][0].get("series")
     return int(series[0]["values"][0][1]) if series else 0
 
 
-def pipeline(stack: Stack, records: list[tuple[bytes | None, bytes]], valid: int, workers: int,
-             stages: bool = False) -> dict[str, Any]:
+def pipeline(
+    stack: Stack, records: list[tuple[bytes | None, bytes]], valid: int, workers: int, stages: bool = False
+) -> dict[str, Any]:
     settings = stack.settings(8)
     asyncio.run(produce(settings, settings.topic(ORDER_EVENTS), records))
-    argv = [sys.executable, "-m", "stream.worker_command", "--session-timeout", SESSION_TIMEOUT_S,
-            "--worker-log-level", "info", *(() if stages else ("--core-only",))]
+    argv = [
+        sys.executable,
+        "-m",
+        "stream.worker_command",
+        "--session-timeout",
+        SESSION_TIMEOUT_S,
+        "--worker-log-level",
+        "info",
+        *(() if stages else ("--core-only",)),
+    ]
     procs = [child(f"worker{i}", argv, settings, stack.dir) for i in range(workers)]
     handles = [psutil.Process(p.pid) for p in procs]
 
@@ -251,9 +305,16 @@ def pipeline(stack: Stack, records: list[tuple[bytes | None, bytes]], valid: int
     for proc in procs:
         stats = re.findall(r"pipeline stats: PipelineStats\(batches=(\d+), records=(\d+)", proc.log_path.read_text())
         per_worker.append({"batches": int(stats[-1][0]), "records": int(stats[-1][1])} if stats else None)
-    return {"workers": workers, "records": len(records), "points": valid, "seconds": seconds,
-            "rate": len(records) * share / seconds, "cpu_seconds": cpu_seconds,
-            "rate_per_cpu_s": len(records) * share / cpu_seconds, "per_worker": per_worker}
+    return {
+        "workers": workers,
+        "records": len(records),
+        "points": valid,
+        "seconds": seconds,
+        "rate": len(records) * share / seconds,
+        "cpu_seconds": cpu_seconds,
+        "rate_per_cpu_s": len(records) * share / cpu_seconds,
+        "per_worker": per_worker,
+    }
 
 
 def main() -> int:
@@ -302,10 +363,20 @@ def main() -> int:
     base_cpu = statistics.median(c["rate_per_cpu_s"] for c in ceilings)
     result: dict[str, Any] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_avg_start": load_start, "load_avg_end": os.getloadavg()},
-        "input": {"records": len(records), "valid_events": valid, "invalid": "1%", "duplicates": "5%",
-                  "reordered": "5%", "partitions": 8},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_start": load_start,
+            "load_avg_end": os.getloadavg(),
+        },
+        "input": {
+            "records": len(records),
+            "valid_events": valid,
+            "invalid": "1%",
+            "duplicates": "5%",
+            "reordered": "5%",
+            "partitions": 8,
+        },
         "rounds": rounds,
         "ceiling_noop_each": {"runs": ceilings, "median_rate": base_wall, "median_rate_per_cpu_s": base_cpu},
         "noop_take_events": take,
@@ -324,20 +395,32 @@ def main() -> int:
     for i, r in enumerate(rounds):
         c, p = r["ceiling"], r["pipeline"]
         print(f"{f'round {i + 1}: no-op agent (async for)':<34} {c['rate']:>9,.0f} {c['rate_per_cpu_s']:>10,.0f}")
-        print(f"{f'round {i + 1}: full pipeline, 1 worker':<34} {p['rate']:>9,.0f} {p['rate_per_cpu_s']:>10,.0f} "
-              f"{r['ratio_wall']:>11.0%} {r['ratio_cpu']:>10.0%}")
+        print(
+            f"{f'round {i + 1}: full pipeline, 1 worker':<34} {p['rate']:>9,.0f} {p['rate_per_cpu_s']:>10,.0f} "
+            f"{r['ratio_wall']:>11.0%} {r['ratio_cpu']:>10.0%}"
+        )
     print(f"{'final: no-op agent (async for)':<34} {last['rate']:>9,.0f} {last['rate_per_cpu_s']:>10,.0f}")
-    print(f"{'no-op agent (take_events)':<34} {take['rate']:>9,.0f} {take['rate_per_cpu_s']:>10,.0f} "
-          f"{take['rate'] / base_wall:>11.0%} {take['rate_per_cpu_s'] / base_cpu:>10.0%}")
-    print(f"{'no-op aiokafka getmany (source)':<34} {getmany['rate']:>9,.0f} {getmany['rate_per_cpu_s']:>10,.0f} "
-          f"{getmany['rate'] / base_wall:>11.0%} {getmany['rate_per_cpu_s'] / base_cpu:>10.0%}")
-    print(f"{'full pipeline, all stages':<34} {staged['rate']:>9,.0f} {staged['rate_per_cpu_s']:>10,.0f} "
-          f"{staged['rate'] / base_wall:>11.0%} {staged['rate_per_cpu_s'] / base_cpu:>10.0%}")
+    print(
+        f"{'no-op agent (take_events)':<34} {take['rate']:>9,.0f} {take['rate_per_cpu_s']:>10,.0f} "
+        f"{take['rate'] / base_wall:>11.0%} {take['rate_per_cpu_s'] / base_cpu:>10.0%}"
+    )
+    print(
+        f"{'no-op aiokafka getmany (source)':<34} {getmany['rate']:>9,.0f} {getmany['rate_per_cpu_s']:>10,.0f} "
+        f"{getmany['rate'] / base_wall:>11.0%} {getmany['rate_per_cpu_s'] / base_cpu:>10.0%}"
+    )
+    print(
+        f"{'full pipeline, all stages':<34} {staged['rate']:>9,.0f} {staged['rate_per_cpu_s']:>10,.0f} "
+        f"{staged['rate'] / base_wall:>11.0%} {staged['rate_per_cpu_s'] / base_cpu:>10.0%}"
+    )
     if two:
-        print(f"{'full pipeline, 2 workers':<34} {two['rate']:>9,.0f} {two['rate_per_cpu_s']:>10,.0f} "
-              f"{two['rate'] / base_wall:>11.0%} {'':>10}  ({result['ratio_two_to_one_worker_wall']:.2f}x 1 worker)")
-    print(f"\npipeline / ceiling: {result['ratio_pipeline_to_ceiling_wall']:.0%} wall-clock, "
-          f"{result['ratio_pipeline_to_ceiling_cpu']:.0%} per CPU-second (median over rounds)")
+        print(
+            f"{'full pipeline, 2 workers':<34} {two['rate']:>9,.0f} {two['rate_per_cpu_s']:>10,.0f} "
+            f"{two['rate'] / base_wall:>11.0%} {'':>10}  ({result['ratio_two_to_one_worker_wall']:.2f}x 1 worker)"
+        )
+    print(
+        f"\npipeline / ceiling: {result['ratio_pipeline_to_ceiling_wall']:.0%} wall-clock, "
+        f"{result['ratio_pipeline_to_ceiling_cpu']:.0%} per CPU-second (median over rounds)"
+    )
     print(f"results: {args.out}")
     return 0
 

@@ -29,7 +29,7 @@ import statistics
 import sys
 import time
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,14 @@ ROUTE = [Status.PAID, Status.PICKED, Status.PACKED, Status.OUTBOUND_SCAN, Status
 
 def _record(event: OrderEvent, offset: int) -> SourceRecord:
     partition = zlib.crc32(event.order_id.encode()) % PARTITIONS
-    return SourceRecord("order-events", partition, offset, None, event.order_id.encode(),
-                        event.model_dump_json(exclude_none=True).encode())
+    return SourceRecord(
+        "order-events",
+        partition,
+        offset,
+        None,
+        event.order_id.encode(),
+        event.model_dump_json(exclude_none=True).encode(),
+    )
 
 
 def _stage_class(path: Path | None) -> type[DelaysStage]:
@@ -85,6 +91,7 @@ class Harness:
                 return method(*args)
             finally:
                 self.views_s += time.process_time() - started
+
         return timed
 
     async def batch(self, events: list[OrderEvent]) -> tuple[float, int]:
@@ -110,25 +117,39 @@ class Harness:
 
 
 def _event(order: int, sku: int, step: int, at: datetime, rng: random.Random) -> OrderEvent:
-    return OrderEvent(event_id=f"O{order}-S{sku}-{step}", order_id=f"O{order}", sku=f"S{sku}",
-                      status=ROUTE[step], event_time=at, source="bench", carrier="SF", warehouse="WH-1",
-                      region="Zhejiang", lat=rng.uniform(22.0, 40.0), lon=rng.uniform(105.0, 122.0))
+    return OrderEvent(
+        event_id=f"O{order}-S{sku}-{step}",
+        order_id=f"O{order}",
+        sku=f"S{sku}",
+        status=ROUTE[step],
+        event_time=at,
+        source="bench",
+        carrier="SF",
+        warehouse="WH-1",
+        region="Zhejiang",
+        lat=rng.uniform(22.0, 40.0),
+        lon=rng.uniform(105.0, 122.0),
+    )
 
 
 async def run(skus: int, ticks: int, changed: int, seed: int, stage_file: Path | None = None) -> dict[str, Any]:
     rng = random.Random(seed)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     at = now - timedelta(minutes=30)
     harness = Harness(now, _stage_class(stage_file))
     orders = skus // 2
     steps = {}
-    load = [_event(o, s, step, at + timedelta(seconds=step), rng)
-            for o in range(orders) for s in range(2) for step in range(2)]
+    load = [
+        _event(o, s, step, at + timedelta(seconds=step), rng)
+        for o in range(orders)
+        for s in range(2)
+        for step in range(2)
+    ]
     for o in range(orders):
         steps[(o, 0)] = steps[(o, 1)] = 1
     started = time.process_time()
     for i in range(0, len(load), 5000):
-        await harness.batch(load[i:i + 5000])
+        await harness.batch(load[i : i + 5000])
     load_s = time.process_time() - started
     harness.delays.interval_s = 0.0
     await harness.batch([])  # the first full publication after the load is not a tick's cost

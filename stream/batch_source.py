@@ -39,7 +39,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import mode
@@ -49,10 +49,10 @@ from aiokafka.structs import OffsetAndMetadata
 
 from config.settings import Settings
 from stream.changelog_restore import changelog_ends
+from stream.lifecycle import OrderState
 from stream.local_snapshot import LocalSnapshots, restore_state
 from stream.membership_lease import MembershipLease
 from stream.outbox import OutboxFenced
-from stream.lifecycle import OrderState
 from stream.pipeline import Pipeline, SourceRecord, StageValue
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def _partition_of(value: object) -> int | None:
     return value.partition if isinstance(value, (OrderState, StageValue)) else None
 
 
-class _Listener(ConsumerRebalanceListener):
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
     def __init__(self, source: BatchSource) -> None:
         self.source = source
 
@@ -85,11 +85,25 @@ class _Listener(ConsumerRebalanceListener):
 class BatchSource(mode.Service):
     """Consumes ``topic`` in batches into ``pipeline`` (see the module doc)."""
 
-    def __init__(self, *, bootstrap: str, topic: str, group: str, changelog: str, pipeline: Pipeline,
-                 store: MutableMapping[str, Any], lock: asyncio.Lock, batch_size: int, window_s: float,
-                 session_timeout_s: float, on_fatal: Callable[[BaseException], None],
-                 security: Mapping[str, Any] | None = None, client_id: str = "orderradar-source",
-                 snapshots: LocalSnapshots | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        changelog: str,
+        pipeline: Pipeline,
+        store: MutableMapping[str, Any],
+        lock: asyncio.Lock,
+        batch_size: int,
+        window_s: float,
+        session_timeout_s: float,
+        on_fatal: Callable[[BaseException], None],
+        security: Mapping[str, Any] | None = None,
+        client_id: str = "orderradar-source",
+        snapshots: LocalSnapshots | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.group = group
@@ -133,12 +147,18 @@ class BatchSource(mode.Service):
     async def on_start(self) -> None:
         session_ms = int(self.session_timeout_s * 1000)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=self.group, client_id=self.client_id,
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            session_timeout_ms=session_ms, heartbeat_interval_ms=max(1000, session_ms // 4),
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            client_id=self.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(1000, session_ms // 4),
             rebalance_timeout_ms=max(30_000, session_ms * 3),
-            max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
-            **self.security)
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+            **self.security,
+        )
         consumer.subscribe([self.topic], listener=_Listener(self))
         self._consumer = consumer  # the first assignment may come within start()
         await consumer.start()
@@ -152,10 +172,10 @@ class BatchSource(mode.Service):
             try:
                 # The loop ends after its batch in flight (getmany waits at most the window).
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=max(20.0, 2 * self.session_timeout_s))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("the source's batch did not finish in time; it stays uncommitted and is replayed")
                 self._task.cancel()
-            except Exception:  # noqa: BLE001 - already handled by the loop (on_fatal)
+            except Exception:
                 pass
         await self.settle_commit()
         if self.snapshots is not None:
@@ -227,8 +247,9 @@ class BatchSource(mode.Service):
         if self._loaded and not self.lease.valid(time.monotonic()):
             # Out of the group for a while (frozen, cut off): a successor may have written
             # these partitions meanwhile, so whichever come back are read again.
-            log.warning("membership lapsed; the state of partitions %s is read again if they come back",
-                        sorted(self._loaded))
+            log.warning(
+                "membership lapsed; the state of partitions %s is read again if they come back", sorted(self._loaded)
+            )
             self._dirty |= self._loaded
         async with self.lock:  # the batch in flight finishes (or is dropped) first
             await self.settle_commit()
@@ -265,8 +286,10 @@ class BatchSource(mode.Service):
     def _clean_ends(self) -> dict[int, int]:
         """Owned partitions whose state matches their changelog, and the offset it ends at."""
         written = getattr(self.pipeline.outbox, "last_offsets", {})
-        return {p: max(self._changelog_end.get(p, 0), written.get((self.changelog, p), -1) + 1)
-                for p in self.owned - self._dirty - self._restoring}
+        return {
+            p: max(self._changelog_end.get(p, 0), written.get((self.changelog, p), -1) + 1)
+            for p in self.owned - self._dirty - self._restoring
+        }
 
     async def _check_changelog_ends(self, kept: set[int]) -> None:
         """A partition this worker held before may have been written by another owner
@@ -284,8 +307,13 @@ class BatchSource(mode.Service):
         for p in kept:
             expected = max(self._changelog_end.get(p, 0), written.get((self.changelog, p), -1) + 1)
             if ends[p] != expected:
-                log.warning("changelog of partition %d ends at %d, this worker left it at %d: another owner "
-                            "wrote it; its state is read again", p, ends[p], expected)
+                log.warning(
+                    "changelog of partition %d ends at %d, this worker left it at %d: another owner "
+                    "wrote it; its state is read again",
+                    p,
+                    ends[p],
+                    expected,
+                )
                 self._dirty.add(p)
 
     async def _restore_in_background(self, fresh: set[int], epoch: int) -> None:
@@ -295,8 +323,9 @@ class BatchSource(mode.Service):
             loaded: dict[str, Any] = {}
             ends: dict[int, int] = {}
             started = time.monotonic()
-            read = await restore_state(self.snapshots, self.bootstrap, self.changelog, fresh, loaded, self.security,
-                                       ends_read=ends)
+            read = await restore_state(
+                self.snapshots, self.bootstrap, self.changelog, fresh, loaded, self.security, ends_read=ends
+            )
             async with self.lock:
                 if epoch != self._epoch:
                     return
@@ -309,8 +338,9 @@ class BatchSource(mode.Service):
                 self._restoring -= fresh
                 assert self._consumer is not None
                 self._consumer.resume(*(TopicPartition(self.topic, p) for p in fresh))
-            log.info("read %d changelog records of partitions %s in %.1fs", read, sorted(fresh),
-                     time.monotonic() - started)
+            log.info(
+                "read %d changelog records of partitions %s in %.1fs", read, sorted(fresh), time.monotonic() - started
+            )
         except asyncio.CancelledError:
             log.info("state read of partitions %s cancelled by a rebalance", sorted(fresh))
             raise
@@ -334,11 +364,13 @@ class BatchSource(mode.Service):
                     del self.store[key]
             started = time.monotonic()
             ends: dict[int, int] = {}
-            read = await restore_state(self.snapshots, self.bootstrap, self.changelog, fresh, self.store,
-                                       self.security, ends_read=ends)
+            read = await restore_state(
+                self.snapshots, self.bootstrap, self.changelog, fresh, self.store, self.security, ends_read=ends
+            )
             self._changelog_end.update(ends)
-            log.info("read %d changelog records of partitions %s in %.1fs", read, sorted(fresh),
-                     time.monotonic() - started)
+            log.info(
+                "read %d changelog records of partitions %s in %.1fs", read, sorted(fresh), time.monotonic() - started
+            )
         self._dirty -= fresh
         self._loaded = set(assigned)
         await self.pipeline.recovered(set(assigned))
@@ -419,15 +451,17 @@ class BatchSource(mode.Service):
         return [r for r in records if r.partition not in self._restoring]
 
     async def _process(self, consumer: AIOKafkaConsumer, raw: list[Any]) -> None:
-        records = [SourceRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, tuple(r.headers or ()))
-                   for r in raw]
+        records = [
+            SourceRecord(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value, tuple(r.headers or ()))
+            for r in raw
+        ]
         first: dict[int, int] = {}
         last: dict[int, int] = {}
         for r in records:
             first.setdefault(r.partition, r.offset)
             last[r.partition] = r.offset
         try:
-            ctx = await self.pipeline.process(records, datetime.now(timezone.utc))
+            ctx = await self.pipeline.process(records, datetime.now(UTC))
             dropped = set(ctx.dropped_partitions)
         except OutboxFenced as exc:
             log.warning("batch of partitions %s dropped: %s", sorted(first), exc)
@@ -435,8 +469,9 @@ class BatchSource(mode.Service):
         self.batches += 1
         if dropped:
             await self.repair(dropped, {p: first[p] for p in dropped})
-        offsets = {TopicPartition(self.topic, p): OffsetAndMetadata(o + 1, "") for p, o in last.items()
-                   if p not in dropped}
+        offsets = {
+            TopicPartition(self.topic, p): OffsetAndMetadata(o + 1, "") for p, o in last.items() if p not in dropped
+        }
         if offsets:
             # The commit's round trip overlaps the next batch; commits stay in order.
             await self.settle_commit()

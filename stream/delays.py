@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -80,7 +80,7 @@ def sku_key(order_id: str, sku: str) -> str:
 def _iso(instant: float | None) -> str | None:
     if instant is None:
         return None
-    return datetime.fromtimestamp(instant, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(instant, UTC).isoformat().replace("+00:00", "Z")
 
 
 class ClusterFeed(Protocol):
@@ -333,8 +333,7 @@ class DelayTracker:
             stage=s.stage,
             stage_due=s.stage_due,
             promise_due=s.promise_due,
-            promise_late=s.promise_late
-            or (s.closed_at is None and s.promise_due is not None and at >= s.promise_due),
+            promise_late=s.promise_late or (s.closed_at is None and s.promise_due is not None and at >= s.promise_due),
             closed=s.closed_at is not None,
             lane=s.lane(),
         )
@@ -355,9 +354,7 @@ class DelayTracker:
         return sum(len(h) for h in self._timers.values())
 
     # -- events -------------------------------------------------------------------
-    def apply(
-        self, event: OrderEvent, *, partition: int, at: float, watermark: float
-    ) -> list[DelayTransition]:
+    def apply(self, event: OrderEvent, *, partition: int, at: float, watermark: float) -> list[DelayTransition]:
         """Apply one accepted event with effective time ``at``; evaluate at ``watermark``."""
         key = sku_key(event.order_id, event.sku)
         s = self._skus.get(key)
@@ -538,9 +535,12 @@ class DelayTracker:
         if s.stage_due is not None and t >= s.stage_due:
             state = DelayState.STALLED if s.stage_breach == "stalled" else DelayState.LATE
             best = (state, s.stage_rule, s.stage_due)
-        if s.promise_due is not None and t >= s.promise_due:
-            if best is None or (best[0] is DelayState.LATE and s.promise_due < (best[2] or 0.0)):
-                best = (DelayState.LATE, s.promise_rule, s.promise_due)
+        if (
+            s.promise_due is not None
+            and t >= s.promise_due
+            and (best is None or (best[0] is DelayState.LATE and s.promise_due < (best[2] or 0.0)))
+        ):
+            best = (DelayState.LATE, s.promise_rule, s.promise_due)
         if best is not None:
             return best
         if s.stage_risk_at is not None and t >= s.stage_risk_at:

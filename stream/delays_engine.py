@@ -51,7 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ _MAX_CATCH_UP_S = 24 * 3600.0
 
 
 def _dt(instant: float | None) -> datetime | None:
-    return None if instant is None else datetime.fromtimestamp(instant, timezone.utc)
+    return None if instant is None else datetime.fromtimestamp(instant, UTC)
 
 
 @dataclass(slots=True)
@@ -112,8 +112,9 @@ class DelaysEngine(StoredDelays):
             rules.watermark.allowed_lateness.total_seconds(), rules.watermark.idle_after.total_seconds()
         )
         self.delay_incidents = IncidentDetector("delay", rules.incidents, DELAY_TITLES, replay=replay)
-        self.dq_incidents = IncidentDetector("data_quality", rules.data_quality.incidents, FINDING_TITLES,
-                                             replay=replay)
+        self.dq_incidents = IncidentDetector(
+            "data_quality", rules.data_quality.incidents, FINDING_TITLES, replay=replay
+        )
         #: drop/surge checks of the live flow (``incidents.flow``); replays are judged by
         #: their SKUs' delays only (a replay's flow is an export's, not a feed's)
         self.flow = FlowAnomalyDetector(rules.incidents.flow) if rules.incidents.flow and replay is None else None
@@ -259,9 +260,7 @@ class DelaysEngine(StoredDelays):
         if self.watermarks.tick_partition(partition, clock):
             self._fire(partition, out)
 
-    def _illegal(
-        self, record: IllegalTransition, partition: int, received: float | None, out: DelaysResult
-    ) -> None:
+    def _illegal(self, record: IllegalTransition, partition: int, received: float | None, out: DelaysResult) -> None:
         event_time = record.event.event_time.timestamp()
         self.watermarks.note_input(partition, received, record.event.source)
         at = received if received is not None else event_time
@@ -310,8 +309,17 @@ class DelaysEngine(StoredDelays):
         out.findings.append(finding)
         # where it was seen: not clustered on (data-quality dimensions are device and source),
         # but the labels its incident carries when its findings share them (a scanner's hub)
-        where = {dim: (value,) for dim, value in (("hub", event.node), ("warehouse", event.warehouse),
-                 ("carrier", event.carrier), ("region", event.region), ("channel", event.channel)) if value}
+        where = {
+            dim: (value,)
+            for dim, value in (
+                ("hub", event.node),
+                ("warehouse", event.warehouse),
+                ("carrier", event.carrier),
+                ("region", event.region),
+                ("channel", event.channel),
+            )
+            if value
+        }
         self.dq_incidents.mark_bad(
             ClusterItem(
                 key=finding.key,
@@ -424,16 +432,14 @@ class DelaysEngine(StoredDelays):
         s = self.tracker.get(sku_key(order_id, sku))
         if s is None:
             return None
-        since = datetime.fromtimestamp(s.entered.get(s.status, s.status_since), timezone.utc)
+        since = datetime.fromtimestamp(s.entered.get(s.status, s.status_since), UTC)
         return self.eta(s.lane(), s.status, since, now)
 
     def open_incidents(self) -> list[dict[str, Any]]:
         """Current incidents of both kinds as ``order-incidents`` records."""
         at = self.watermarks.global_watermark() or 0.0
         return [
-            det.record(inc, at)
-            for det in (self.delay_incidents, self.dq_incidents)
-            for inc in det.open_incidents
+            det.record(inc, at) for det in (self.delay_incidents, self.dq_incidents) for inc in det.open_incidents
         ] + ([self.flow.record(inc, at) for inc in self.flow.open_incidents] if self.flow is not None else [])
 
     def stats(self) -> dict[str, int]:
@@ -443,6 +449,7 @@ class DelaysEngine(StoredDelays):
             "timer_fires": self.tracker.timer_fires,
             "events": self.events_processed,
             "histograms": sum(len(stats) for stats in self.tracker.lane_stats.values()),
-            "open_incidents": len(self.delay_incidents.open_incidents) + len(self.dq_incidents.open_incidents)
+            "open_incidents": len(self.delay_incidents.open_incidents)
+            + len(self.dq_incidents.open_incidents)
             + (len(self.flow.open_incidents) if self.flow is not None else 0),
         }

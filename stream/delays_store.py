@@ -88,15 +88,15 @@ class StoredDelays:
         return entries
 
     @classmethod
-    def from_entries(cls, rules: SlaRules, entries: Mapping[str, dict[str, Any]],
-                     replay: str | None = None) -> Self:
+    def from_entries(cls, rules: SlaRules, entries: Mapping[str, dict[str, Any]], replay: str | None = None) -> Self:
         """Rebuild from table entries written by :meth:`take_dirty` (deleted keys absent)."""
         engine = cls(rules, replay)  # type: ignore[call-arg]  # the engine's constructor
         core = entries.get("core")
         if core is not None:
             # detectors stored apart (older snapshots have them in ``core``)
-            engine._load_core({**core, **{name: entries[f"detector/{name}"] for name in DETECTORS
-                                          if f"detector/{name}" in entries}})
+            engine._load_core(
+                {**core, **{name: entries[f"detector/{name}"] for name in DETECTORS if f"detector/{name}" in entries}}
+            )
         for name in sorted(entries):
             value = entries[name]
             if name.startswith("lane/"):
@@ -104,7 +104,7 @@ class StoredDelays:
                 engine.tracker.lanes(int(partition)).restore(key, value)
         for name in sorted(entries):
             if name.startswith("sku/"):
-                engine._restore_sku(name[len("sku/"):], entries[name])
+                engine._restore_sku(name[len("sku/") :], entries[name])
         return engine
 
     def _load_core(self, core: dict[str, Any]) -> None:
@@ -119,8 +119,9 @@ class StoredDelays:
             core["watermarks"],
         )
         if "delay_incidents" in core:
-            self.delay_incidents = IncidentDetector.from_dict(rules.incidents, core["delay_incidents"],
-                                                              DELAY_TITLES, replay=self.replay)
+            self.delay_incidents = IncidentDetector.from_dict(
+                rules.incidents, core["delay_incidents"], DELAY_TITLES, replay=self.replay
+            )
         if "dq_incidents" in core:
             self.dq_incidents = IncidentDetector.from_dict(
                 rules.data_quality.incidents, core["dq_incidents"], FINDING_TITLES, replay=self.replay
@@ -141,7 +142,7 @@ class StoredDelays:
         return {
             "core": self._core(),
             "lane_stats": {str(p): stats.to_dict() for p, stats in self.tracker.lane_stats.items()},
-            "skus": {key: self.sku_entry(key) for key in self.tracker.keys()},
+            "skus": {key: self.sku_entry(key) for key in self.tracker.keys()},  # noqa: SIM118 - a tracker, not a dict
         }
 
     @classmethod

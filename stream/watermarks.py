@@ -169,8 +169,10 @@ class Watermarks:
             str(p): {
                 "watermark": self._marks.get(p),
                 "now": self._now.get(p),
-                "sources": {s: {"newest": c.newest, "watermark": c.watermark, "last_input": c.last_input}
-                            for s, c in sources.items()},
+                "sources": {
+                    s: {"newest": c.newest, "watermark": c.watermark, "last_input": c.last_input}
+                    for s, c in sources.items()
+                },
             }
             for p, sources in self._sources.items()
         }
@@ -182,8 +184,9 @@ class Watermarks:
             sources = c.get("sources")
             if sources is None:  # a snapshot from before per-source clocks: one unnamed source
                 sources = {"": {"newest": c["newest"], "watermark": c["watermark"], "last_input": c["last_input"]}}
-            marks._sources[int(p)] = {s: SourceClock(v["newest"], v["watermark"], v["last_input"])
-                                      for s, v in sources.items()}
+            marks._sources[int(p)] = {
+                s: SourceClock(v["newest"], v["watermark"], v["last_input"]) for s, v in sources.items()
+            }
             if c.get("now") is not None:
                 marks._now[int(p)] = c["now"]
             if c.get("watermark") is not None:

@@ -48,7 +48,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -125,7 +125,7 @@ def _merged(by_partition: Mapping[int, list[Accepted]], now: float, replay: bool
 
 
 def _iso(at: datetime) -> str:
-    return at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 _REPLAY_PREFIX = "replay/"
@@ -165,8 +165,15 @@ class DelaysStage:
 
     name = "delays"
 
-    def __init__(self, rules: SlaRules, topics: DelaysTopics, geo: GeoStage, *, interval_s: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rules: SlaRules,
+        topics: DelaysTopics,
+        geo: GeoStage,
+        *,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rules = rules
         self.topics = topics
         self.geo = geo
@@ -215,8 +222,8 @@ class DelaysStage:
         by_replay: dict[str | None, dict[str, Any]] = {None: {}}
         for name, value in entries.items():
             if name.startswith(_REPLAY_PREFIX):
-                replay, _, rest = name[len(_REPLAY_PREFIX):].partition("/")
-                by_replay.setdefault(replay, {})[rest] = value
+                import_id, _, rest = name[len(_REPLAY_PREFIX) :].partition("/")
+                by_replay.setdefault(import_id, {})[rest] = value
             else:
                 by_replay[None][name] = value
         self._core_partition = min(partitions) if partitions else 0
@@ -235,7 +242,8 @@ class DelaysStage:
                 if not view.closed and sku is not None:
                     lane = view.lane
                     timeline.skus[sku_key(view.order_id, view.sku)] = _Sku(
-                        view.order_id, sku.partition, view.state, lane.region, lane.carrier, lane.warehouse)
+                        view.order_id, sku.partition, view.state, lane.region, lane.carrier, lane.warehouse
+                    )
             timeline.touched = set(timeline.skus)  # the counters, once from the restored state
             self._refresh(timeline)
             timeline.pending = True
@@ -244,11 +252,14 @@ class DelaysStage:
         by_timeline: dict[str | None, dict[int, list[Accepted]]] = {}
         for item in ctx.accepted:
             replay = replay_of(item.record.headers)
-            if replay is None:
-                if item.record.timestamp_ms:
-                    event = item.event
-                    self.sync_lag.observe(event.source, event.event_time.timestamp(), item.record.timestamp_ms / 1000,
-                                          item.record.partition)
+            if replay is None and item.record.timestamp_ms:
+                event = item.event
+                self.sync_lag.observe(
+                    event.source,
+                    event.event_time.timestamp(),
+                    item.record.timestamp_ms / 1000,
+                    item.record.partition,
+                )
             by_timeline.setdefault(replay, {}).setdefault(item.record.partition, []).append(item)
             self.partitions.add(item.record.partition)
         for replay, by_partition in by_timeline.items():
@@ -260,12 +271,20 @@ class DelaysStage:
                 if timeline.first_event is None or first < timeline.first_event:
                     timeline.first_event = first
             received = [a.record.timestamp_ms / 1000 if a.record.timestamp_ms else ctx.now.timestamp() for a in items]
-            result = timeline.engine.process(self._inputs(timeline, items), now=ctx.now, received_at=received,
-                                             partitions=[a.record.partition for a in items])
+            result = timeline.engine.process(
+                self._inputs(timeline, items),
+                now=ctx.now,
+                received_at=received,
+                partitions=[a.record.partition for a in items],
+            )
             self._publish(ctx, timeline, result)
             offsets = {a.event.order_id: a.event.event_time.utcoffset() for p in by_partition.values() for a in p}
-            self._etas(ctx, timeline, result, {o: int(d.total_seconds() // 60) if d is not None else None
-                                               for o, d in offsets.items()})
+            self._etas(
+                ctx,
+                timeline,
+                result,
+                {o: int(d.total_seconds() // 60) if d is not None else None for o, d in offsets.items()},
+            )
         if None not in by_timeline:
             self._tick(ctx)
         self._outputs(ctx)
@@ -290,15 +309,16 @@ class DelaysStage:
             overdue = {order_id: None for order_id, end in timeline.eta_ends.items() if end <= clock}
         self._etas(ctx, timeline, result, overdue)
 
-    def _etas(self, ctx: BatchContext, timeline: _Timeline, result: DelaysResult,
-              scanned: Mapping[str, int | None]) -> None:
+    def _etas(
+        self, ctx: BatchContext, timeline: _Timeline, result: DelaysResult, scanned: Mapping[str, int | None]
+    ) -> None:
         """Recompute the ``eta`` extension of the orders scanned (``scanned``: order id ->
         the UTC offset of its events, minutes) or whose delay state changed."""
         engine = timeline.engine
         if timeline.replay is None:
             now = ctx.now
         elif engine.replay_now is not None:
-            now = datetime.fromtimestamp(engine.replay_now, timezone.utc)
+            now = datetime.fromtimestamp(engine.replay_now, UTC)
         else:
             return
         order_ids = dict(scanned)
@@ -341,8 +361,14 @@ class DelaysStage:
             if change.after.status in CLOSED:  # the SKU's status, not a late event's
                 timeline.skus.pop(key, None)
             elif key not in timeline.skus:
-                timeline.skus[key] = _Sku(event.order_id, item.record.partition, DelayState.ON_TRACK, event.region,
-                                       event.carrier, event.warehouse)
+                timeline.skus[key] = _Sku(
+                    event.order_id,
+                    item.record.partition,
+                    DelayState.ON_TRACK,
+                    event.region,
+                    event.carrier,
+                    event.warehouse,
+                )
             if change.outcome is Outcome.ILLEGAL:
                 before = change.before.status if change.before is not None else None
                 out.append(IllegalTransition(event, before, change.illegal_reason or "illegal transition"))
@@ -369,8 +395,9 @@ class DelaysStage:
             if known is None:
                 tracked = timeline.engine.tracker.get(transition.key)
                 partition = tracked.partition if tracked is not None else self._core_partition
-                timeline.skus[transition.key] = _Sku(transition.order_id, partition, transition.state,
-                                                     lane.region, lane.carrier, lane.warehouse)
+                timeline.skus[transition.key] = _Sku(
+                    transition.order_id, partition, transition.state, lane.region, lane.carrier, lane.warehouse
+                )
             else:
                 known.state = transition.state
                 known.region, known.carrier, known.warehouse = lane.region, lane.carrier, lane.warehouse
@@ -381,8 +408,14 @@ class DelaysStage:
 
     def _outputs(self, ctx: BatchContext) -> None:
         for minute, partition, figures in self.sync_lag.take_minutes():
-            ctx.lines.append(line("sync_lag", {"source": figures.source, "partition": str(partition)},
-                                  figures.fields(), minute * 60 * 1_000_000_000))
+            ctx.lines.append(
+                line(
+                    "sync_lag",
+                    {"source": figures.source, "partition": str(partition)},
+                    figures.fields(),
+                    minute * 60 * 1_000_000_000,
+                )
+            )
         now = self.clock()
         if now - self._last_sent < self.interval_s:
             return
@@ -393,8 +426,14 @@ class DelaysStage:
                 timeline.pending = False
                 self._views_out(ctx, timeline)
         for figures in self.sync_lag.window(ctx.now.timestamp()):
-            item = {"type": "sync_lag", "key": figures.source, "source": figures.source, **figures.fields(),
-                    "window_s": self.sync_lag.window_s, "at": _iso(ctx.now)}
+            item = {
+                "type": "sync_lag",
+                "key": figures.source,
+                "source": figures.source,
+                **figures.fields(),
+                "window_s": self.sync_lag.window_s,
+                "at": _iso(ctx.now),
+            }
             ctx.emit(self.topics.warroom, orjson.dumps(item), f"sync_lag/{figures.source}".encode())
 
     def _incident(self, ctx: BatchContext, incident: IncidentEvent, rank: int) -> None:
@@ -412,8 +451,13 @@ class DelaysStage:
         point = incident.to_influx()
         # What the war-room's time travel draws of an incident as of a past minute.
         where = {**(record.get("location") or {}), **root}
-        fields = {**point["fields"], "title": record.get("title"), "opened_at": record.get("opened_at"),
-                  "lat": where.get("lat"), "lon": where.get("lon")}
+        fields = {
+            **point["fields"],
+            "title": record.get("title"),
+            "opened_at": record.get("opened_at"),
+            "lat": where.get("lat"),
+            "lon": where.get("lon"),
+        }
         ctx.lines.append(line("incidents", point["tags"], fields, point_time_ns(point["time_ns"], rank)))
 
     def _persist(self, ctx: BatchContext, timeline: _Timeline) -> None:
@@ -421,7 +465,7 @@ class DelaysStage:
         for key, value in engine.take_dirty().items():
             partition = self._core_partition
             if key.startswith("sku/"):
-                sku = engine.tracker.get(key[len("sku/"):])
+                sku = engine.tracker.get(key[len("sku/") :])
                 if sku is not None:
                     partition = sku.partition
             elif key.startswith("lane/"):
@@ -444,8 +488,12 @@ class DelaysStage:
                 continue
             fix = self.geo.fix_of(key) if live else None  # a replay is left out of the heatmap
             cells = tuple((res, cell, fix.region) for res, cell in fix.cells) if fix is not None else ()
-            counters.set(key, Contribution(sku.partition, sku.order_id, sku.state.value,
-                                           (sku.region, sku.carrier, sku.warehouse), cells))
+            counters.set(
+                key,
+                Contribution(
+                    sku.partition, sku.order_id, sku.state.value, (sku.region, sku.carrier, sku.warehouse), cells
+                ),
+            )
         timeline.touched.clear()
 
     def _resets(self, ctx: BatchContext) -> None:
@@ -458,8 +506,13 @@ class DelaysStage:
                 self._publish_global(ctx, self._local_apply(record))
             elif partition in self._republish:
                 for target in range(views.partitions):
-                    ctx.emit(views.partials, orjson.dumps(record), f"reset/{partition}".encode(),
-                             partition=target, source_partition=partition)
+                    ctx.emit(
+                        views.partials,
+                        orjson.dumps(record),
+                        f"reset/{partition}".encode(),
+                        partition=target,
+                        source_partition=partition,
+                    )
         self._republish.clear()
         self._dropped.clear()
 
@@ -491,8 +544,12 @@ class DelaysStage:
             self._publish_global(ctx, changed)
             return
         for source, item in partials:
-            ctx.emit(views.partials, orjson.dumps(partial_record(item, source)), item["key"].encode(),
-                     source_partition=source)
+            ctx.emit(
+                views.partials,
+                orjson.dumps(partial_record(item, source)),
+                item["key"].encode(),
+                source_partition=source,
+            )
 
     def _changed_partials(self, timeline: _Timeline, at: str) -> list[tuple[int, dict[str, Any]]]:
         # Every owned partition's KPIs, also unchanged ones: their time moves on.
@@ -502,7 +559,7 @@ class DelaysStage:
             # a replay is shown in its own time range, as of its own clock
             extra["replay"] = timeline.replay
             if timeline.first_event is not None:
-                extra["from"] = _iso(datetime.fromtimestamp(timeline.first_event, timezone.utc))
+                extra["from"] = _iso(datetime.fromtimestamp(timeline.first_event, UTC))
         return timeline.published.changed(timeline.counters, kpi_key(timeline.replay), extra, sources)
 
 

@@ -33,16 +33,22 @@ def test_changelog_of_assigned_partitions_restores_last_values(stack_settings: S
         outbox = Outbox(stack_settings.kafka_bootstrap)
         await outbox.start()
         try:
-            await outbox.send([
-                OutRecord(topic, encode_value(_order("a", 0, 1)), b"a", 0),
-                OutRecord(topic, encode_value(_order("b", 1, 1)), b"b", 1),
-                OutRecord(topic, encode_value(_order("c", 2, 1)), b"c", 2),
-                OutRecord(topic, encode_value(StageValue("probe", "count-1", 1, 7)), stage_key.encode(), 1),
-            ], exact_end_offsets=True)
-            await outbox.send([
-                OutRecord(topic, encode_value(_order("a", 0, 2)), b"a", 0),
-                OutRecord(topic, None, b"b", 1),  # expired: a tombstone
-            ], exact_end_offsets=True)
+            await outbox.send(
+                [
+                    OutRecord(topic, encode_value(_order("a", 0, 1)), b"a", 0),
+                    OutRecord(topic, encode_value(_order("b", 1, 1)), b"b", 1),
+                    OutRecord(topic, encode_value(_order("c", 2, 1)), b"c", 2),
+                    OutRecord(topic, encode_value(StageValue("probe", "count-1", 1, 7)), stage_key.encode(), 1),
+                ],
+                exact_end_offsets=True,
+            )
+            await outbox.send(
+                [
+                    OutRecord(topic, encode_value(_order("a", 0, 2)), b"a", 0),
+                    OutRecord(topic, None, b"b", 1),  # expired: a tombstone
+                ],
+                exact_end_offsets=True,
+            )
         finally:
             await outbox.stop()
         store: dict[str, object] = {"stale": _order("stale", 5, 1)}
@@ -67,8 +73,14 @@ def test_key_written_again_after_its_tombstone_is_restored(stack_settings: Setti
         outbox = Outbox(stack_settings.kafka_bootstrap)
         await outbox.start()
         try:
-            versions = [(b"d", _order("d", 0, 1)), (b"d", None), (b"d", _order("d", 0, 3)), (b"e", _order("e", 0, 1)),
-                        (b"e", None), (b"d", _order("d", 0, 4))]
+            versions = [
+                (b"d", _order("d", 0, 1)),
+                (b"d", None),
+                (b"d", _order("d", 0, 3)),
+                (b"e", _order("e", 0, 1)),
+                (b"e", None),
+                (b"d", _order("d", 0, 4)),
+            ]
             for key, order in versions:
                 value = None if order is None else encode_value(order)
                 await outbox.send([OutRecord(topic, value, key, 0)], exact_end_offsets=True)
@@ -96,8 +108,10 @@ def test_changelog_end_is_where_this_worker_left_it_until_another_writes(stack_s
         await mine.start()
         await other.start()
         try:
-            await mine.send([OutRecord(topic, encode_value(_order(f"k{i}", 6, i)), f"k{i}".encode(), 6)
-                             for i in range(5)], exact_end_offsets=True)
+            await mine.send(
+                [OutRecord(topic, encode_value(_order(f"k{i}", 6, i)), f"k{i}".encode(), 6) for i in range(5)],
+                exact_end_offsets=True,
+            )
             left = mine.last_offsets[(topic, 6)] + 1
             ends: dict[int, int] = {}
             await load_changelog(bootstrap, topic, [6], {}, ends_read=ends)

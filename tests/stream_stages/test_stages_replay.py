@@ -4,8 +4,8 @@ year earlier, a gateway for ``/metrics``, InfluxDB.
 
 (a) the replay raises the same incident (root cause, counts, times a year earlier) as the
 live copy; (b) replayed orders are not forgotten when the live partitions sweep (retention
-runs on the replay's clock), are not all late, and keep their per-minute aggregates; (c) the import marks its records, the
-replay's alert is recorded marked replay and nothing is sent for it, while the live alert
+runs on the replay's clock), are not all late, and keep their per-minute aggregates; (c) the
+import marks its records, the replay's alert is recorded marked replay and nothing is sent for it, while the live alert
 reaches the receiver; (d) the sync lag per source is in InfluxDB and on ``/metrics``.
 """
 
@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ sys.path[:0] = [str(TESTS), str(TESTS / "stream"), str(TESTS / "alerting")]
 from alerting_receivers import http_receiver  # noqa: E402
 from alerting_testkit import POLICY_YAML  # noqa: E402
 from stream_harness import influx_query, read_topic  # noqa: E402
+
 from tracking.stack import WebServer  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -85,8 +86,18 @@ def _renamed(sent: list[Sent], shift: timedelta, partitions: int) -> list[Sent]:
     for s in sent:
         e = s.event
         twin = _twin(e.order_id, partitions)
-        out.append(Sent(e.model_copy(update={"order_id": twin, "event_id": twin + e.event_id[len(e.order_id):],
-                                             "event_time": e.event_time + shift}), s.received + shift))
+        out.append(
+            Sent(
+                e.model_copy(
+                    update={
+                        "order_id": twin,
+                        "event_id": twin + e.event_id[len(e.order_id) :],
+                        "event_time": e.event_time + shift,
+                    }
+                ),
+                s.received + shift,
+            )
+        )
     return out
 
 
@@ -105,8 +116,10 @@ async def _produce(settings: Settings, records: list[tuple[bytes, bytes, int | N
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        futures = [await producer.send(settings.topic(ORDER_EVENTS), value, key=key, timestamp_ms=ts)
-                   for key, value, ts in records]
+        futures = [
+            await producer.send(settings.topic(ORDER_EVENTS), value, key=key, timestamp_ms=ts)
+            for key, value, ts in records
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -133,8 +146,16 @@ def _order_in_each_partition(prefix: str, partitions: int) -> dict[int, str]:
 
 
 def _event(order_id: str, n: int, status: Status, at: datetime, source: str = "test") -> OrderEvent:
-    return OrderEvent(event_id=f"{order_id}-{n}", order_id=order_id, sku="SKU1", status=status, event_time=at,
-                      source=source, region="Zhejiang", channel="tmall")
+    return OrderEvent(
+        event_id=f"{order_id}-{n}",
+        order_id=order_id,
+        sku="SKU1",
+        status=status,
+        event_time=at,
+        source=source,
+        region="Zhejiang",
+        channel="tmall",
+    )
 
 
 def _values(settings: Settings, topic: str) -> list[dict[str, Any]]:
@@ -142,12 +163,13 @@ def _values(settings: Settings, topic: str) -> list[dict[str, Any]]:
 
 
 def test_replay_answers_like_live_is_kept_pages_no_one_and_sync_lag_is_measured(
-        stack_settings: Settings, tmp_path: Path) -> None:
+    stack_settings: Settings, tmp_path: Path
+) -> None:
     config_dir = tmp_path / "config"
     shutil.copytree(stack_settings.config_dir, config_dir)
     fast_rules(config_dir / "sla.yaml")
     settings = stack_settings.model_copy(update={"config_dir": config_dir})
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     live = outage_traffic(now - timedelta(hours=4), minutes=235, outage_after=100)
     partitions = asyncio.run(_partition_count(settings))
     history = _renamed(live, -SHIFT, partitions)
@@ -157,20 +179,39 @@ def test_replay_answers_like_live_is_kept_pages_no_one_and_sync_lag_is_measured(
     # per partition, a live order closed 8 days ago: its tombstone shows that partition swept
     old = _order_in_each_partition("OLD", partitions)
     eight_days = now - timedelta(days=8)
-    old_events = [_event(o, n, s, eight_days + timedelta(hours=n), "backfill") for o in old.values()
-                  for n, s in enumerate((Status.PAID, Status.PACKED, Status.DELIVERED))]
+    old_events = [
+        _event(o, n, s, eight_days + timedelta(hours=n), "backfill")
+        for o in old.values()
+        for n, s in enumerate((Status.PAID, Status.PACKED, Status.DELIVERED))
+    ]
 
     with http_receiver(b"{}") as (base, script):
         env = {**os.environ, **to_env(settings), **_alert_config(config_dir, base), "PYTHONUNBUFFERED": "1"}
-        worker = ManagedProcess("worker", [sys.executable, "-m", "orderradar.cli", "worker"], tmp_path / "worker.log",
-                                env=env, cwd=REPO).start()
+        worker = ManagedProcess(
+            "worker", [sys.executable, "-m", "orderradar.cli", "worker"], tmp_path / "worker.log", env=env, cwd=REPO
+        ).start()
         web = WebServer(settings, tmp_path).start()
         try:
             asyncio.run(_produce(settings, [(s.key, s.value, int(s.received.timestamp() * 1000)) for s in live]))
             imported = subprocess.run(
-                [sys.executable, "-m", "orderradar.cli", "import", str(export), "--mapping",
-                 str(tmp_path / "mapping.yaml"), "--replay", "--replay-id", REPLAY_ID],
-                env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+                [
+                    sys.executable,
+                    "-m",
+                    "orderradar.cli",
+                    "import",
+                    str(export),
+                    "--mapping",
+                    str(tmp_path / "mapping.yaml"),
+                    "--replay",
+                    "--replay-id",
+                    REPLAY_ID,
+                ],
+                env=env,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert imported.returncode == 0, imported.stderr
             imported_at = time.monotonic()
 
@@ -217,8 +258,10 @@ def test_replay_answers_like_live_is_kept_pages_no_one_and_sync_lag_is_measured(
             assert isinstance(recorded, list)
             fired = {a["alert_id"]: a for a in recorded if a["event"] == "fired"}
             replay_alerts = {i for i, a in fired.items() if a["labels"].get("replay") == REPLAY_ID}
-            assert len(replay_alerts) == 1 and replay_inc["incident_id"] in fired[next(iter(replay_alerts))][
-                "incident_ids"]
+            assert (
+                len(replay_alerts) == 1
+                and replay_inc["incident_id"] in fired[next(iter(replay_alerts))]["incident_ids"]
+            )
             assert "replay=last-year" in fired[next(iter(replay_alerts))]["detail"]
             sending = {"notified", "escalated", "delivered", "delivery_failed", "delivery_abandoned"}
             assert not [a for a in recorded if a["alert_id"] in replay_alerts and a["event"] in sending]
@@ -234,9 +277,16 @@ def test_replay_answers_like_live_is_kept_pages_no_one_and_sync_lag_is_measured(
             def swept() -> bool:
                 # a trickle of live records drives the per-partition sweep (every 60 s of batches)
                 trickle = _order_in_each_partition(f"T{int(time.monotonic())}-", partitions)
-                stamp = datetime.now(timezone.utc) - timedelta(seconds=30)
-                asyncio.run(_produce(settings, [(o.encode(), _event(o, 0, Status.PAID, stamp, "trickle").to_json(),
-                                                 None) for o in trickle.values()]))
+                stamp = datetime.now(UTC) - timedelta(seconds=30)
+                asyncio.run(
+                    _produce(
+                        settings,
+                        [
+                            (o.encode(), _event(o, 0, Status.PAID, stamp, "trickle").to_json(), None)
+                            for o in trickle.values()
+                        ],
+                    )
+                )
                 gone = {r.key.decode() for r in asyncio.run(read_topic(settings, changelog)) if r.value is None}
                 return set(old.values()) <= gone
 
@@ -247,8 +297,9 @@ def test_replay_answers_like_live_is_kept_pages_no_one_and_sync_lag_is_measured(
             assert time.monotonic() - imported_at >= 60
             tombstones = [r for r in asyncio.run(read_topic(settings, changelog)) if r.value is None]
             assert not [r.key for r in tombstones if r.key.startswith(b"R")]
-            snapshots = [u for u in _values(settings, settings.topic(ORDER_UPDATES))
-                         if u.get("order_id", "").startswith("R")]
+            snapshots = [
+                u for u in _values(settings, settings.topic(ORDER_UPDATES)) if u.get("order_id", "").startswith("R")
+            ]
             assert snapshots and all(u["extensions"]["replay"] == {"id": REPLAY_ID} for u in snapshots)
 
             # ... its per-minute aggregates, though far behind the live partitions' window
@@ -256,8 +307,11 @@ def test_replay_answers_like_live_is_kept_pages_no_one_and_sync_lag_is_measured(
             assert counted and int(counted[0][1]) == len(history)
 
             # ... and the replay's own KPIs: its time range, not all late
-            kpis = [w for w in _values(settings, settings.topic(WARROOM_UPDATES))
-                    if w.get("type") == "kpis" and w.get("key") == f"replay:{REPLAY_ID}"]
+            kpis = [
+                w
+                for w in _values(settings, settings.topic(WARROOM_UPDATES))
+                if w.get("type") == "kpis" and w.get("key") == f"replay:{REPLAY_ID}"
+            ]
             assert kpis, "no KPIs for the replay"
             last = kpis[-1]
             assert datetime.fromisoformat(last["from"]) == history[0].event.event_time
@@ -273,8 +327,11 @@ def test_replay_answers_like_live_is_kept_pages_no_one_and_sync_lag_is_measured(
 
             def metrics() -> dict[str, float] | None:
                 text = httpx.get(f"{web.url}/metrics", timeout=10).text
-                found = {line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                         if line.startswith("orderradar_source_sync_lag_seconds{")}
+                found = {
+                    line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("orderradar_source_sync_lag_seconds{")
+                }
                 return found if any('source="trickle"' in k for k in found) else None
 
             found = wait_until(metrics, timeout=90, interval=1.0, what="sync lag on /metrics")
