@@ -10,11 +10,14 @@ Reads the files; never modifies them. Build once with :func:`load_basemap` and p
 
 from __future__ import annotations
 
+import gettext
 import json
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pycountry
 import shapely
 
 from geo.regions import CHINA_PROVINCES_FILE, DATA_DIR, WORLD_COUNTRIES_FILE
@@ -118,6 +121,21 @@ def _layer(
     return {"type": "FeatureCollection", "features": features}, areas
 
 
+@cache
+def _zh_countries() -> gettext.NullTranslations:
+    """ISO 3166-1 names in Simplified Chinese (the translations pycountry ships)."""
+    return gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=["zh_CN"], fallback=True)
+
+
+def _country_names(properties: dict[str, Any]) -> tuple[str, str]:
+    """(zh, en) of a world-atlas country: zh from its ISO numeric code; the file's English
+    name where the code has no ISO entry (Kosovo, Somaliland, N. Cyprus)."""
+    english = str(properties["name"])
+    code = properties.get("iso_n3")
+    country = pycountry.countries.get(numeric=str(code)) if code else None
+    return (_zh_countries().gettext(country.name) if country is not None else english), english
+
+
 def load_basemap(
     data_dir: Path = DATA_DIR,
     province_tolerance: float = PROVINCE_TOLERANCE_DEG,
@@ -134,7 +152,7 @@ def load_basemap(
     countries, country_areas = _layer(
         data_dir / WORLD_COUNTRIES_FILE,
         lambda p: p.get("iso_n3") or p["name"],
-        lambda p: (p["name"], p["name"]),
+        _country_names,
         country_tolerance,
         MIN_COUNTRY_PART_AREA,
     )

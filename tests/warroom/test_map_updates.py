@@ -126,6 +126,8 @@ def test_a_hexagon_outside_china_is_named_by_its_country(deps: WarroomDeps) -> N
         )
     )
     assert places == {HANOI5: "Vietnam", HANGZHOU5: "Zhejiang"}
+    zh = map_panel.with_places(deps, live.cells_frame(store, 5), "zh-CN")
+    assert dict(zip(zh["cell"], zh["place"], strict=True)) == {HANOI5: "越南", HANGZHOU5: "浙江"}
     sea = h3.latlng_to_cell(10.0, 150.0, 5)  # the open Pacific: no country
     frame = map_panel.with_places(deps, live.cells_frame({"items": {sea: {"cell": sea, "skus": 1}}}, 5), "zh-CN")
     assert list(frame["place"]) == ["地图范围外"]
