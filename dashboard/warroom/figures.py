@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 import h3
@@ -136,7 +137,10 @@ def hex_geojson(cells: Iterable[str]) -> dict[str, Any]:
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
+    # Half up on the exact value, as JavaScript's toFixed (warroom_views.js: pct) rounds.
+    if value is None:
+        return "–"
+    return f"{Decimal(value * 100).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}%"
 
 
 def _unchanged_by_selection(opacity: float) -> dict[str, Any]:

@@ -36,7 +36,7 @@ MAP_DRAW = "map-draw"  # arms the lasso to draw a disruption zone
 MAP_COVERAGE = "map-coverage"  # what the KPIs count that the map cannot show
 MAP_CELLS = "map-cells"  # dcc.Store: key of the heatmap cell set (browser); a change redraws the map
 MAP_REDRAW = "map-redraw"  # dcc.Store: set by the browser when only the server can draw an update
-MAP_OUTSIDE = "map-outside"  # dcc.Store {"cells", "outside"}: cells at REGION_RES, those outside the map
+MAP_OUTSIDE = "map-outside"  # dcc.Store panels/map.region_cells: roll-up cells, those outside the map, provinces
 
 # KPIs
 KPI_STRIP = "kpi-strip"

@@ -16,11 +16,13 @@ from dashboard.warroom.deps import WarroomDeps, country_lookup, province_lookup
 from dashboard.warroom.history import InfluxHistory
 from dashboard.warroom.panels import map as map_panel
 from geo.regions import RegionIndex
+from warroom.test_views_js import NODE, call, calls
 
 HANGZHOU5 = h3.latlng_to_cell(30.27, 120.16, 5)
 NINGBO5 = h3.latlng_to_cell(29.87, 121.54, 5)
 BEIJING5 = h3.latlng_to_cell(39.9, 116.4, 5)
 HANOI5 = h3.latlng_to_cell(21.03, 105.85, 5)
+GUANGZHOU5 = h3.latlng_to_cell(23.13, 113.26, 5)
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +133,48 @@ def test_a_hexagon_outside_china_is_named_by_its_country(deps: WarroomDeps) -> N
     sea = h3.latlng_to_cell(10.0, 150.0, 5)  # the open Pacific: no country
     frame = map_panel.with_places(deps, live.cells_frame({"items": {sea: {"cell": sea, "skus": 1}}}, 5), "zh-CN")
     assert list(frame["place"]) == ["地图范围外"]
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_the_browser_rolls_provinces_up_as_the_server_draws_them(deps: WarroomDeps) -> None:
+    """``provinceValues`` in node, with the province table the server sends, against the
+    server's own first figure and its Patch for the next update (same fixture, same numbers)."""
+    hangzhou7 = h3.latlng_to_cell(30.27, 120.16, 7)
+    ningbo6 = h3.latlng_to_cell(29.87, 121.54, 6)
+    items: dict[str, dict[str, object]] = {
+        HANGZHOU5: {"cell": HANGZHOU5, "skus": 16, "late": 1},
+        NINGBO5: {"cell": NINGBO5, "skus": 7, "at_risk": 2, "stalled": 1.9},
+        BEIJING5: {"cell": BEIJING5, "skus": 16, "late": 1},  # 6.25%: a tie, rounded half up
+        GUANGZHOU5: {"cell": GUANGZHOU5, "skus": 0, "late": 3},  # no SKUs: rate 0
+        HANOI5: {"cell": HANOI5, "skus": 50, "late": 50},  # outside the map area
+        h3.cell_to_parent(HANGZHOU5, 3): {"skus": 999, "late": 999},  # another resolution
+        h3.cell_to_parent(BEIJING5, 4): {"skus": 999, "late": 999},
+        hangzhou7: {"skus": 999},
+        ningbo6: {"skus": 999},
+    }
+    shanghai = h3.latlng_to_cell(31.23, 121.47, 5)
+    items[shanghai] = {"cell": shanghai, "skus": 9, "late": 2, "region": "330000"}  # its own region wins
+    first_store = {"seq": 1, "items": items}
+    next_store = {"seq": 2, "items": {**items, NINGBO5: {"cell": NINGBO5, "skus": 7, "late": 7}}}
+    figure, state = map_panel.render(deps, scene(deps, first_store, mode="province"), None)
+    patch, _ = map_panel.render(deps, scene(deps, next_store, mode="province"), state)
+    assert isinstance(patch, Patch)
+    drawn = figure.data[figures.TRACE_PROVINCES]
+    trace = {"name": "provinces", "locations": list(drawn.locations)}
+    region = map_panel.region_cells(deps, first_store)
+    first, updated = calls(
+        ("provinceValues", [trace, first_store, region]), ("provinceValues", [trace, next_store, region])
+    )
+    assert first == {"z": list(drawn.z), "customdata": [list(row) for row in drawn.customdata]}
+    ops = operations(patch)
+    assert updated == {
+        "z": ops[("data", figures.TRACE_PROVINCES, "z")],
+        "customdata": ops[("data", figures.TRACE_PROVINCES, "customdata")],
+    }
+    codes = list(deps.basemap.province_areas)
+    assert first["customdata"][codes.index("330000")] == [16 + 7 + 9, 2, 1 + 2, 1, "18.8%"]
+    assert first["customdata"][codes.index("110000")] == [16, 0, 1, 0, "6.3%"]
+    assert first["customdata"][codes.index("440000")] == [0, 0, 3, 0, "0.0%"]
+    assert first["customdata"][codes.index("450000")] == [0, 0, 0, 0, "–"]  # Guangxi: no cell
+    assert updated["customdata"][codes.index("330000")] == [32, 0, 1 + 7 + 2, 0, "31.3%"]  # 31.25%
+    assert call("provinceValues", trace, first_store, None) is None  # no table yet: the server draws

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +22,7 @@ from dashboard.warroom.deps import build_deps
 from dashboard.warroom.i18n import both
 from dashboard.warroom.index_page import PLOTLY_BUNDLES
 from dashboard.warroom.mount import MOUNT_PATH
+from dashboard.warroom.panels import map as map_panel
 from orderradar.devstack.broker import EmbeddedBroker
 from orderradar.devstack.influx import LocalInflux
 from orderradar.devstack.waiting import wait_until
@@ -56,7 +58,7 @@ def web(broker: EmbeddedBroker, influx: LocalInflux) -> Iterator[WebTier]:
         feeder.send(WARROOM_UPDATES, "national", traffic.kpis(cells, now))
         feeder.flush()
         wait_until(lambda: len(tier.gateway.warroom.items("heatmap")) == len(cells), 30, what="heatmap in the gateway")
-        tier.feeder, tier.cells, tier.now = feeder, cells, now  # type: ignore[attr-defined]
+        tier.feeder, tier.cells, tier.now, tier.deps = feeder, cells, now, deps  # type: ignore[attr-defined]
         yield tier
     finally:
         feeder.close()
@@ -235,17 +237,22 @@ def test_live_updates_are_drawn_in_the_browser_without_a_round_trip(web: WebTier
             wait_for(driver, drawn, 20, f"the hexagons' colours of round {step}")
             colours.append(
                 driver.execute_script(
-                    "var p = document.querySelectorAll('#map-graph .choroplethlayer .trace')[arguments[0]]"
-                    ".querySelectorAll('path'); return Array.prototype.map.call(p, function (e) {"
-                    " return e.style.fill || e.getAttribute('fill'); });",
+                    PATH_FILLS,
                     figures.TRACE_HEXES,
                 )
             )
         trips = driver.execute_script("return window.__roundTrips;")
+    live = live_requests(trips, len(national), artifacts_dir / "live-round-trips.json")
+    assert live == [], f"live updates went to the server: {live}"
+    assert colours[0] != colours[-1], "the hexagons' colours did not change on screen"
+
+
+def live_requests(trips: list[dict[str, Any]], cells: int, path: Path) -> list[dict[str, Any]]:
+    """The callback requests not made by a timer, after writing all of them to ``path``."""
     live = [t for t in trips if not all(str(i).endswith(".n_intervals") or i == TIME_SLIDER for i in t["ids"])]
     report = {
         "rounds": ROUNDS,
-        "cells_per_round": len(national),
+        "cells_per_round": cells,
         "callback_requests": len(trips),
         "timer_requests": len(trips) - len(live),
         "live_requests": len(live),
@@ -253,6 +260,51 @@ def test_live_updates_are_drawn_in_the_browser_without_a_round_trip(web: WebTier
         "bytes_received": sum(t["received"] or 0 for t in trips),
         "requests": trips,
     }
-    (artifacts_dir / "live-round-trips.json").write_text(json.dumps(report, indent=1))
-    assert live == [], f"live updates went to the server: {live}"
-    assert colours[0] != colours[-1], "the hexagons' colours did not change on screen"
+    path.write_text(json.dumps(report, indent=1))
+    return live
+
+
+PROVINCES = (
+    "var gd = document.querySelector('#map-graph .js-plotly-plot');"
+    "var t = gd && gd.data && gd.data.find(function (t) { return t.name === 'provinces'; });"
+    "return t ? {locations: t.locations, z: t.z, showscale: t.showscale} : null;"
+)
+PATH_FILLS = (
+    "var p = document.querySelectorAll('#map-graph .choroplethlayer .trace')[arguments[0]]"
+    ".querySelectorAll('path'); return Array.prototype.map.call(p, function (e) {"
+    " return e.style.fill || e.getAttribute('fill'); });"
+)
+
+
+def test_live_province_colours_are_drawn_in_the_browser_without_a_round_trip(web: WebTier, artifacts_dir: Path) -> None:
+    """The province view: new values for the same cells re-colour the provinces as the
+    server's roll-up says (``map.region_rollup``), with no callback request (timers aside)."""
+    feeder, cells, deps = web.feeder, web.cells, web.deps  # type: ignore[attr-defined]
+    fine = {c: item for c, item in cells.items() if item["res"] == map_panel.REGION_RES}
+    sent = dict(cells)
+    with chromium(MANAGER, lang="en-US") as driver:
+        sign_in(driver, web.warroom_url)
+        wait_for_map(driver)
+        driver.execute_script(f"document.querySelector('#{ids.MAP_MODE} input[value=province]').click();")
+        wait_for(driver, lambda d: (d.execute_script(PROVINCES) or {}).get("showscale"), 30, "the province view")
+        driver.execute_script(COUNT_ROUND_TRIPS)
+        colours = []
+        for step in range(1, ROUNDS + 1):
+            for cell, item in fine.items():
+                sent[cell] = {**item, "late": min(item["skus"], item["late"] + step), "at_risk": 0, "stalled": 0}
+                feeder.send(WARROOM_UPDATES, cell, sent[cell])
+            feeder.flush()
+            rolled = map_panel.region_rollup(deps, {"items": sent})
+            expected = dict(zip(rolled["code"], rolled["delay_rate"], strict=True))
+
+            def drawn(d: WebDriver, want: dict[str, float] = expected) -> bool:
+                provinces = d.execute_script(PROVINCES) or {}
+                shown = dict(zip(provinces.get("locations") or (), provinces.get("z") or (), strict=False))
+                return all(abs(shown.get(code, z) - z) < 1e-9 for code, z in want.items()) and bool(shown)
+
+            wait_for(driver, drawn, 20, f"the provinces' colours of round {step}")
+            colours.append(driver.execute_script(PATH_FILLS, figures.TRACE_PROVINCES))
+        trips = driver.execute_script("return window.__roundTrips;")
+    live = live_requests(trips, len(fine), artifacts_dir / "live-round-trips-provinces.json")
+    assert live == [], f"live province updates went to the server: {live}"
+    assert colours[0] != colours[-1], "the provinces' colours did not change on screen"

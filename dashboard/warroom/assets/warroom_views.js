@@ -3,13 +3,14 @@
  *
  * assets/warroom_live.js puts each channel of /ws/warroom into its dcc.Store ("live-<channel>":
  * {seq, items}); the clientside callbacks here (registered in panels/kpis.py, map.py, shell.py,
- * history_charts.py) turn those stores into the KPI strip, the hexagons' colours, the
- * coverage note under the map, the live badge and the history charts' anchor minute. Time
- * travel fills the same stores from the server, so it is drawn the same way.
+ * history_charts.py) turn those stores into the KPI strip, the map's colours (hexagons or
+ * provinces), the coverage note under the map, the live badge and the history charts' anchor
+ * minute. Time travel fills the same stores from the server, so it is drawn the same way.
  *
  * The server still draws the first map and every change of view, mode, language, layer or
  * selection (figures.py: the one place for figure styling), and the map's hexagon trace when
- * the set of cells changes (a cell's place name and outline come from the boundary files);
+ * the set of cells changes (a cell's place name and outline come from the boundary files;
+ * the server then also sends each cell's province for the province view's roll-up);
  * a live update here only replaces data arrays (z, customdata, y) with a dash_clientside.Patch.
  * Incidents, alerts and zones are titled and placed on the server when those channels change.
  *
@@ -220,6 +221,14 @@
         return keys.length + ":" + h.toString(16);
     }
 
+    /* Delay rate = (at_risk + late + stalled) / skus, 0 without SKUs (live.py: _ratio). */
+    function delayRate(skus, bad) {
+        return skus > 0 ? Math.min(1, Math.max(0, bad / skus)) : 0;
+    }
+
+    /* A rate as the province tooltip shows it (figures._pct: one decimal, half up). */
+    function pct(rate) { return (rate * 100).toFixed(1) + "%"; }
+
     /* New z and customdata of the hexagon trace (figures.hex_values: [skus, at_risk, late,
        stalled, place]) for the cells it shows, or null when one of them is not a heatmap
        item itself (a roll-up to a coarser resolution: the server draws that). */
@@ -231,11 +240,38 @@
             var item = found[locations[i]];
             if (!item || typeof item !== "object") { return null; }
             var skus = count(item.skus), risk = count(item.at_risk), late = count(item.late), stalled = count(item.stalled);
-            var rate = skus > 0 ? Math.min(1, Math.max(0, (risk + late + stalled) / skus)) : 0;
+            var rate = delayRate(skus, risk + late + stalled);
             var place = (trace.customdata && trace.customdata[i]) ? trace.customdata[i][4] : locations[i];
             z.push(Math.round(rate * 10000) / 10000);
             customdata.push([skus, risk, late, stalled, place]);
         }
+        return {z: z, customdata: customdata};
+    }
+
+    /* New z and customdata of the province choropleth (figures.province_trace: [skus,
+       at_risk, late, stalled, rate text], "–" where no cell lies) for the provinces it shows:
+       the heatmap items summed by `region.province` (panels/map.py region_cells: each cell
+       the roll-up uses -> its province, sent when the set of cells changes), or null before
+       that table has come (the server draws it). */
+    function provinceValues(trace, heatmapStore, region) {
+        var table = (region || {}).province;
+        if (!table || typeof table !== "object") { return null; }
+        var found = items(heatmapStore);
+        var sums = {};
+        Object.keys(table).forEach(function (cell) {
+            var item = found[cell];
+            if (!item || typeof item !== "object") { return; }
+            var s = sums[table[cell]] = sums[table[cell]] || [0, 0, 0, 0];
+            s[0] += count(item.skus); s[1] += count(item.at_risk); s[2] += count(item.late); s[3] += count(item.stalled);
+        });
+        var z = [], customdata = [];
+        (trace.locations || []).forEach(function (code) {
+            var s = sums[code];
+            if (!s) { z.push(0); customdata.push([0, 0, 0, 0, "–"]); return; }
+            var rate = delayRate(s[0], s[1] + s[2] + s[3]);
+            z.push(rate);
+            customdata.push([s[0], s[1], s[2], s[3], pct(rate)]);
+        });
         return {z: z, customdata: customdata};
     }
 
@@ -284,6 +320,7 @@
     var views = {
         format: format, kpis: kpis, appended: appended, recent: recent, changeSince: changeSince,
         formatValue: formatValue, formatDelta: formatDelta, cellsKey: cellsKey, hexValues: hexValues,
+        provinceValues: provinceValues,
         coverage: coverage, badge: badge, userText: userText
     };
 
@@ -321,17 +358,24 @@
                 tierSpans(current.alerts_by_tier), grown || dc.no_update]);
         },
 
-        /* The hexagons' colours and counts from the heatmap store (hexagon mode, same cells).
+        /* The hexagons' (hexagon mode) or provinces' (province mode) colours and counts from
+           the heatmap store, same cells; State `region` is the server's region_cells.
            Outputs: the figure (a Patch of data arrays), the cells key (changes when a cell
            appears or goes: the server redraws the hexagons), a redraw mark (set when only
-           the server can draw the update: the province roll-up). */
-        mapValues: function (heatmapStore, mode, figure, drawnKey) {
+           the server can draw the update: a hexagon roll-up, no province table yet). */
+        mapValues: function (heatmapStore, mode, figure, drawnKey, region) {
             var key = cellsKey(heatmapStore);
             var data = (figure && figure.data) || [];
             var index = data.findIndex(function (t) { return t && t.name === "hexes"; });
             if (index < 0) { return [dc.no_update, key === drawnKey ? dc.no_update : key, dc.no_update]; }
             if (key !== drawnKey) { return [dc.no_update, key, dc.no_update]; }
-            var values = mode === "hex" ? hexValues(data[index], heatmapStore) : null;
+            var values = null;
+            if (mode === "hex") {
+                values = hexValues(data[index], heatmapStore);
+            } else {
+                index = data.findIndex(function (t) { return t && t.name === "provinces"; });
+                values = index < 0 ? null : provinceValues(data[index], heatmapStore, region);
+            }
             if (values === null) { return [dc.no_update, dc.no_update, (heatmapStore && heatmapStore.seq) || Date.now()]; }
             var patch = new dc.Patch().assign(["data", index, "z"], values.z)
                 .assign(["data", index, "customdata"], values.customdata);

@@ -3,12 +3,13 @@ and disruption zones on top; click a province to zoom in (hexagons get finer), c
 hexagon to list the orders seen in it, click an incident to select it.
 
 A live update of the heatmap is drawn in the browser (``assets/warroom_views.js``:
-``mapValues``): the hexagons' colours and counts are replaced by a clientside Patch, with no
-request to the server. The server draws the whole figure on the first render and every change
-of view or mode, and a Patch of what moved when the set of cells changes (new hexagons need
-their outline and place name), on a language switch, when incidents, alerts or zones change,
-and for each update of the province choropleth (a roll-up by province). The base map
-(hundreds of kilobytes of boundaries) stays in the browser.
+``mapValues``): the hexagons' or provinces' colours and counts are replaced by a clientside
+Patch, with no request to the server. The server draws the whole figure on the first render
+and every change of view or mode, and a Patch of what moved when the set of cells changes (new
+hexagons need their outline and place name), on a language switch and when incidents, alerts
+or zones change. The province roll-up sums each cell's items by the province the server sent
+for it (:func:`region_cells`, when the set of cells changes). The base map (hundreds of
+kilobytes of boundaries) stays in the browser.
 """
 
 from __future__ import annotations
@@ -129,20 +130,36 @@ def _cells_in(deps: WarroomDeps, cells: pd.DataFrame, province: str) -> pd.DataF
     return cells[[code == province for code in province_codes(deps, cells)]].reset_index(drop=True)
 
 
-def region_cells(deps: WarroomDeps, heatmap: Any) -> dict[str, list[str]]:
+def region_cells(deps: WarroomDeps, heatmap: Any) -> dict[str, Any]:
     """The heatmap's cells the province roll-up uses (those at :data:`REGION_RES`, else the
-    nearest finer resolution sent, as ``live.cells_frame`` chooses) and those of them outside
-    the map area: the browser's coverage note sums their items (``warroom_views.js``)."""
-    keys = [str(k) for k in live.items(heatmap) if h3.is_valid_cell(str(k))]
+    nearest finer resolution sent, as ``live.cells_frame`` chooses), those of them outside
+    the map area, and each one's province as :func:`region_rollup` assigns it (the item's own
+    ``region`` for its :data:`REGION_RES` parent, else the parent's centre). The browser sums
+    the items with them (``warroom_views.js``: the coverage note, ``provinceValues``)."""
+    found = live.items(heatmap)
+    keys = [str(k) for k in found if h3.is_valid_cell(str(k))]
     present = sorted({h3.get_resolution(k) for k in keys})
     finer = [r for r in present if r >= REGION_RES]
     if not present:
-        return {"cells": [], "outside": []}
+        return {"cells": [], "outside": [], "province": {}}
     source = min(finer) if finer else max(present)
     cells = sorted(k for k in keys if h3.get_resolution(k) == source)
     codes = deps.provinces_of_cells(cells)
     areas = deps.basemap.province_areas
-    return {"cells": cells, "outside": [c for c, code in zip(cells, codes, strict=True) if code not in areas]}
+    parent = {c: h3.cell_to_parent(c, REGION_RES) if source > REGION_RES else c for c in cells}
+    own: dict[str, str] = {}
+    for key, item in found.items():  # in the store's order, as cells_frame's "first" region
+        region = live.as_dict(item).get("region")
+        if key in parent and isinstance(region, str) and region:
+            own.setdefault(parent[key], region)
+    parents = sorted(set(parent.values()))
+    looked_up = dict(zip(parents, deps.provinces_of_cells(parents), strict=True))
+    province = {c: own.get(parent[c]) or looked_up[parent[c]] for c in cells}
+    return {
+        "cells": cells,
+        "outside": [c for c, code in zip(cells, codes, strict=True) if code not in areas],
+        "province": {c: code for c, code in province.items() if code},
+    }
 
 
 def region_rollup(deps: WarroomDeps, heatmap: Any) -> pd.DataFrame:
@@ -394,8 +411,8 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         place = with_places(deps, live.cells_frame({"items": {cell: {"cell": cell}}}), lang)["place"][0]
         return cell_orders_table(found, cell, lang, tz or "UTC", place)
 
-    # A live heatmap update: new colours in the browser, or (new cells, province mode) a
-    # changed key that makes the server's update_map draw it.
+    # A live heatmap update: new colours in the browser, or (new cells) a changed key that
+    # makes the server's update_map draw it.
     clientside(
         app,
         ClientsideFunction("warroom_views", "mapValues"),
@@ -406,13 +423,14 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         State(ids.MAP_MODE, "value"),
         State(ids.MAP_GRAPH, "figure"),
         State(ids.MAP_CELLS, "data"),
+        State(ids.MAP_OUTSIDE, "data"),
         prevent_initial_call="initial_duplicate",
     )
 
     @app.callback(
         Output(ids.MAP_OUTSIDE, "data"), Input(ids.MAP_CELLS, "data"), State(ids.live_store(live.HEATMAP), "data")
     )
-    def outside(_cells: Any, heatmap: Any) -> dict[str, list[str]]:
+    def outside(_cells: Any, heatmap: Any) -> dict[str, Any]:
         return region_cells(deps, heatmap)
 
     clientside(
