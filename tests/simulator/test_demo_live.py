@@ -66,8 +66,7 @@ BROKEN_SCANNER = (
     "check stops; its findings would not make an incident within 3 minutes either: the delays "
     "engine evaluates data quality every 5 minutes of the SLA watermark (5 minutes behind), a "
     "future time is marked bad at its receipt time (the wall clock), and events over a day "
-    "ahead are dead-lettered before the detector (stream/delays_engine.py, stream/pipeline.py; "
-    "written up in /work/coord/fairness.md)"
+    "ahead are dead-lettered before the detector (stream/delays_engine.py, stream/pipeline.py)"
 )
 
 
