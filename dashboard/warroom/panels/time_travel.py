@@ -58,6 +58,8 @@ def layout(deps: WarroomDeps) -> html.Section:
         marks=as_of.slider_marks(now - 60, now),
         updatemode="mouseup",
         included=False,
+        # Dash 4 adds a number box by default: it would show the raw epoch minute.
+        allow_direct_input=False,
         className="travel-slider",
     )
     buttons = [
