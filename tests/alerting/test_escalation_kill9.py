@@ -12,9 +12,7 @@ the secondary (bob) exactly once, after the delay. At most one duplicate per fai
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,11 +24,12 @@ from alerting_receivers import Script, http_receiver
 from alerting_testkit import POLICY_YAML
 from stream_harness import read_topic
 
-from config.settings import Settings, to_env
+from config.settings import Settings
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream import dlq
 from stream.topics import ALERT_INPUTS, ALERTS, ORDER_EVENTS_DLQ
+from warroom import harness
 
 pytestmark = pytest.mark.integration
 
@@ -50,23 +49,9 @@ def policy_text() -> str:
 
 
 def start_worker(settings: Settings, base_url: str, log_path: Path) -> ManagedProcess:
-    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    env.update({f"ORDERRADAR_ALERT_SECRET_{name.upper()}": f"{base_url}/{name}" for name in RECEIVERS})
-    argv = [
-        sys.executable,
-        "-m",
-        "orderradar.cli",
-        "--log-level",
-        "WARNING",
-        "worker",
-        "--session-timeout",
-        "6",
-        "--alert-tick",
-        "1",
-        "--worker-log-level",
-        "info",
-    ]
-    return ManagedProcess("worker", argv, log_path, env=env, cwd=REPO).start()
+    return harness.start_worker(
+        settings, log_path, {name: f"{base_url}/{name}" for name in RECEIVERS}, worker_log_level="info"
+    )
 
 
 def hub_incident(now: datetime) -> dict[str, object]:

@@ -22,12 +22,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
-import httpx
 import orjson
 import pytest
 from alerting_receivers import Script, http_receiver
 from alerting_testkit import POLICY_YAML
 from kafka import KafkaConsumer, TopicPartition
+from stream_harness import influx_query
 
 from config.settings import Settings
 from dashboard.warroom.deps import build_deps
@@ -189,17 +189,12 @@ def live_stack(
 
 def hubs_in_incident_history(settings: Settings) -> set[str]:
     """Hubs named as an incident's root cause in any of its recorded versions."""
-    response = httpx.get(
-        f"{settings.influx_url}/query",
-        params={"db": settings.influx_db, "q": 'SELECT "root_cause" FROM "incidents"'},
-    )
     hubs: set[str] = set()
-    for series in response.json()["results"][0].get("series", []):
-        for _time, cause in series["values"]:
-            for part in str(cause).split(","):
-                name, _, value = part.strip().partition("=")
-                if name == "hub":
-                    hubs.add(value)
+    for _time, cause in influx_query(settings, 'SELECT "root_cause" FROM "incidents"'):
+        for part in str(cause).split(","):
+            name, _, value = part.strip().partition("=")
+            if name == "hub":
+                hubs.add(value)
     return hubs
 
 

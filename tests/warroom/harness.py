@@ -93,7 +93,9 @@ class WebTier:
         assert not self.thread.is_alive(), "web server thread did not stop"
 
 
-def start_worker(settings: Settings, log_path: Path, alert_secrets: Mapping[str, str]) -> ManagedProcess:
+def start_worker(
+    settings: Settings, log_path: Path, alert_secrets: Mapping[str, str], worker_log_level: str = "warning"
+) -> ManagedProcess:
     """``orderradar worker`` (every stage and the alerting agent, ticking each second) with
     the test's settings and the receivers' secrets (``ORDERRADAR_ALERT_SECRET_<NAME>``)."""
     env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
@@ -110,7 +112,7 @@ def start_worker(settings: Settings, log_path: Path, alert_secrets: Mapping[str,
         "--alert-tick",
         "1",
         "--worker-log-level",
-        "warning",
+        worker_log_level,
     ]
     return ManagedProcess("worker", argv, log_path, env=env, cwd=REPO).start()
 

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from stream_harness import influx_query
 
 from config.settings import Settings, to_env
 from dashboard.warroom import ids
@@ -66,11 +66,7 @@ async def produce(settings: Settings, records: list[Any]) -> None:
 
 def history_points(settings: Settings) -> bool:
     """The worker wrote the war-room's minute points (its history has begun)."""
-    response = httpx.get(
-        f"{settings.influx_url}/query",
-        params={"db": settings.influx_db, "q": 'SELECT first("orders") FROM "delays_orders"'},
-    )
-    return bool(response.json()["results"][0].get("series"))
+    return bool(influx_query(settings, 'SELECT first("orders") FROM "delays_orders"'))
 
 
 class Stack:
@@ -83,11 +79,7 @@ class Stack:
         return found[0] if found else None
 
     def incident_points(self) -> bool:
-        response = httpx.get(
-            f"{self.settings.influx_url}/query",
-            params={"db": self.settings.influx_db, "q": 'SELECT count("skus") FROM "incidents"'},
-        )
-        return bool(response.json()["results"][0].get("series"))
+        return bool(influx_query(self.settings, 'SELECT count("skus") FROM "incidents"'))
 
     def show_minute(self, minute: int) -> None:
         """Home, then one arrow press a minute (the keyboard path of the slider)."""
