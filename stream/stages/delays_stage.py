@@ -108,6 +108,11 @@ class _Sku:
     warehouse: str | None
 
 
+def _received(item: Accepted, now: float) -> float:
+    """When the broker received the record (its timestamp), else ``now``."""
+    return item.record.timestamp_ms / 1000 if item.record.timestamp_ms else now
+
+
 def _merged(by_partition: Mapping[int, list[Accepted]], now: float, replay: bool) -> list[Accepted]:
     """A timeline's records of several partitions, each partition in its order, the head
     with the lowest time first (Kafka Streams' partition group): a timeline's clock then
@@ -119,7 +124,7 @@ def _merged(by_partition: Mapping[int, list[Accepted]], now: float, replay: bool
     def time_of(item: Accepted) -> float:
         if replay:
             return item.event.event_time.timestamp()
-        return item.record.timestamp_ms / 1000 if item.record.timestamp_ms else now
+        return _received(item, now)
 
     return list(heapq.merge(*(by_partition[p] for p in sorted(by_partition)), key=time_of))
 
@@ -265,12 +270,13 @@ class DelaysStage:
         for replay, by_partition in by_timeline.items():
             timeline = self._timeline(replay, ctx.now)
             timeline.pending = True
-            items = _merged(by_partition, ctx.now.timestamp(), replay is not None)
+            now = ctx.now.timestamp()
+            items = _merged(by_partition, now, replay is not None)
             if replay is not None:
                 first = min(a.event.event_time.timestamp() for a in items)
                 if timeline.first_event is None or first < timeline.first_event:
                     timeline.first_event = first
-            received = [a.record.timestamp_ms / 1000 if a.record.timestamp_ms else ctx.now.timestamp() for a in items]
+            received = [_received(a, now) for a in items]
             result = timeline.engine.process(
                 self._inputs(timeline, items),
                 now=ctx.now,
