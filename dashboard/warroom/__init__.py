@@ -2,5 +2,7 @@
 
 Mount it with :func:`dashboard.warroom.mount.warroom_mount`; the app itself is built by
 :func:`dashboard.warroom.app.create_app`. Panels live in :mod:`dashboard.warroom.panels`,
-figures in :mod:`dashboard.warroom.figures`, history queries in :mod:`dashboard.warroom.history`.
+the map in :mod:`dashboard.warroom.map_figures`, the other charts in
+:mod:`dashboard.warroom.charts` (both styled by :mod:`dashboard.warroom.theme`),
+history queries in :mod:`dashboard.warroom.history`.
 """

@@ -15,8 +15,8 @@ import h3
 
 from config.settings import Settings
 from dashboard.warroom.basemap import Basemap, load_basemap
-from dashboard.warroom.figures import Backdrop
 from dashboard.warroom.history import HistorySource, InfluxHistory
+from dashboard.warroom.map_figures import Backdrop
 from geo.regions import RegionIndex, RegionKind
 
 #: (lons, lats) -> province adcode (or ``None``) per point.

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.warroom.figures import Route
+from dashboard.warroom.map_figures import Route
 
 COLUMNS = ["event_id", "sku", "status", "event_time", "outcome", "detail", "lat", "lon"]
 

@@ -20,7 +20,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
-from dashboard.warroom import figures, ids, live
+from dashboard.warroom import ids, live, map_figures
 from dashboard.warroom.basemap import load_basemap
 from dashboard.warroom.deps import province_lookup
 from dashboard.warroom.i18n import both
@@ -185,7 +185,7 @@ def test_silence_reaches_the_alerting_agent(
 
 def test_page_shows_hexagons_and_live_kpis(live_stack: LiveStack, artifacts_dir: Path) -> None:
     browser = live_stack.browser
-    browser.wait(lambda d: browser.script(HEX_PATHS, figures.TRACE_HEXES) >= 20, 60, "hexagons on the map")
+    browser.wait(lambda d: browser.script(HEX_PATHS, map_figures.TRACE_HEXES) >= 20, 60, "hexagons on the map")
     # The worker's KPIs, as it publishes them (it keeps updating them: wait for a match).
     browser.wait(
         lambda d: _kpi_shown(live_stack, "skus_in_flight") and _kpi_shown(live_stack, "at_risk"),
@@ -303,9 +303,9 @@ def _busiest_free_hexagon(stack: LiveStack) -> str:
 
 def test_national_hexagon_lists_its_orders_under_its_place_name(live_stack: LiveStack, artifacts_dir: Path) -> None:
     browser = live_stack.browser
-    browser.wait(lambda d: browser.script(HEX_PATHS, figures.TRACE_HEXES) >= 20, 60, "hexagons on the map")
+    browser.wait(lambda d: browser.script(HEX_PATHS, map_figures.TRACE_HEXES) >= 20, 60, "hexagons on the map")
     cell = _busiest_free_hexagon(live_stack)
-    path = browser.wait(lambda d: browser.script(HEX_PATH, figures.TRACE_HEXES, cell), 20, f"the hexagon {cell}")
+    path = browser.wait(lambda d: browser.script(HEX_PATH, map_figures.TRACE_HEXES, cell), 20, f"the hexagon {cell}")
     ActionChains(browser.driver).move_to_element(path).perform()
     hover = browser.wait(
         lambda d: d.find_elements(By.CSS_SELECTOR, "#map-graph .hoverlayer .hovertext"), 10, "the hexagon's tooltip"
@@ -398,7 +398,7 @@ def test_order_lookup_shows_timeline_and_route(
         ids.ORDER_TIMELINE,
     )
     assert sorted(lanes) == sorted({e.sku for e in live_stack.events if e.order_id == order_id})
-    browser.wait(lambda d: browser.script(VISIBLE, figures.TRACE_ROUTE), 10, "the route on the map")
+    browser.wait(lambda d: browser.script(VISIBLE, map_figures.TRACE_ROUTE), 10, "the route on the map")
     browser.screenshot(artifacts_dir / "05-order-lookup.png")
 
 
@@ -415,7 +415,7 @@ def test_language_switch_changes_labels_and_is_remembered(live_stack: LiveStack,
             browser.script(
                 "return document.getElementById('map-graph').querySelector('.js-plotly-plot')"
                 "._fullData[arguments[0]].colorbar.title.text",
-                figures.TRACE_HEXES,
+                map_figures.TRACE_HEXES,
             )
             == both("map.delay_rate")[1]
         ),
@@ -460,7 +460,7 @@ def test_lasso_draws_a_disruption_zone_that_is_saved_and_listed(live_stack: Live
     browser = live_stack.browser
     # The lasso draws on the map, not on the blank placeholder shown until the map's first
     # render (the page was just loaded, or reloaded by the language test).
-    browser.wait(lambda d: browser.script(HEX_PATHS, figures.TRACE_HEXES) > 0, 60, "the map drawn")
+    browser.wait(lambda d: browser.script(HEX_PATHS, map_figures.TRACE_HEXES) > 0, 60, "the map drawn")
     browser.driver.find_element(By.ID, ids.MAP_DRAW).click()
     browser.wait(
         lambda d: (
@@ -481,7 +481,7 @@ def test_lasso_draws_a_disruption_zone_that_is_saved_and_listed(live_stack: Live
     browser.driver.find_element(By.ID, ids.ZONE_NAME).send_keys("Typhoon drill")
     browser.driver.find_element(By.ID, ids.ZONE_SAVE).click()
     browser.wait(lambda d: "Typhoon drill" in _text(live_stack, ids.ZONE_LIST), 15, "the saved zone in the list")
-    browser.wait(lambda d: browser.script(VISIBLE, figures.TRACE_ZONES), 10, "the zone on the map")
+    browser.wait(lambda d: browser.script(VISIBLE, map_figures.TRACE_ZONES), 10, "the zone on the map")
     # The worker raises the zone's incident, titled by the zone's name ...
     browser.wait(lambda d: "Typhoon drill" in _text(live_stack, ids.INCIDENT_TABLE), 90, "the zone's incident")
     browser.screenshot(artifacts_dir / "07-disruption-zone.png")

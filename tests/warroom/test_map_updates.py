@@ -10,7 +10,7 @@ import h3
 import pytest
 from dash import Patch
 
-from dashboard.warroom import figures, live
+from dashboard.warroom import live, map_figures
 from dashboard.warroom.basemap import load_basemap
 from dashboard.warroom.deps import WarroomDeps, country_lookup, province_lookup
 from dashboard.warroom.history import InfluxHistory
@@ -42,7 +42,7 @@ def heatmap(**late: int) -> dict[str, object]:
 
 def scene(
     deps: WarroomDeps, store: dict[str, object], mode: str = "hex", province: str | None = None, lang: str = "zh-CN"
-) -> figures.MapScene:
+) -> map_figures.MapScene:
     return map_panel.scene_of(
         deps,
         heatmap=store,
@@ -65,22 +65,24 @@ def operations(patch: Patch) -> dict[tuple[object, ...], Any]:
 
 def test_first_render_sends_the_whole_map_then_only_colours(deps: WarroomDeps) -> None:
     first, state = map_panel.render(deps, scene(deps, heatmap(HANGZHOU5=1, BEIJING5=2)), None)
-    assert not isinstance(first, Patch) and len(first.data) == len(figures.MAP_TRACES)
+    assert not isinstance(first, Patch) and len(first.data) == len(map_figures.MAP_TRACES)
     patch, state2 = map_panel.render(deps, scene(deps, heatmap(HANGZHOU5=30, BEIJING5=2)), state)
     assert isinstance(patch, Patch) and state2 == state
     ops = operations(patch)
-    hexes = figures.TRACE_HEXES
+    hexes = map_figures.TRACE_HEXES
     assert ("data", hexes, "z") in ops and ("data", hexes) not in ops
     assert sorted(ops[("data", hexes, "z")]) == [0.02, 0.3]
     # The base layers are never resent.
-    assert not any(loc[:2] in (("data", figures.TRACE_COUNTRIES), ("data", figures.TRACE_PROVINCES)) for loc in ops)
+    assert not any(
+        loc[:2] in (("data", map_figures.TRACE_COUNTRIES), ("data", map_figures.TRACE_PROVINCES)) for loc in ops
+    )
 
 
 def test_new_cells_replace_the_hexagon_trace(deps: WarroomDeps) -> None:
     _, state = map_panel.render(deps, scene(deps, heatmap(HANGZHOU5=1)), None)
     patch, _ = map_panel.render(deps, scene(deps, heatmap(HANGZHOU5=1, BEIJING5=5)), state)
     assert isinstance(patch, Patch)
-    trace = operations(patch)[("data", figures.TRACE_HEXES)]
+    trace = operations(patch)[("data", map_figures.TRACE_HEXES)]
     assert isinstance(trace, dict) and len(trace["locations"]) == 2
 
 
@@ -89,11 +91,11 @@ def test_a_language_switch_patches_words_not_the_base_map(deps: WarroomDeps) -> 
     patch, new_state = map_panel.render(deps, scene(deps, heatmap(HANGZHOU5=1), lang="en"), state)
     assert isinstance(patch, Patch) and new_state["lang"] == "en"
     ops = operations(patch)
-    names = ops[("data", figures.TRACE_PROVINCES, "text")]
+    names = ops[("data", map_figures.TRACE_PROVINCES, "text")]
     assert names[list(deps.basemap.province_areas).index("330000")] == "Zhejiang"
-    hexes = ops[("data", figures.TRACE_HEXES)]
+    hexes = ops[("data", map_figures.TRACE_HEXES)]
     assert isinstance(hexes, dict) and hexes["colorbar"]["title"]["text"] == "Delay rate"
-    assert not any(loc[:2] == ("data", figures.TRACE_COUNTRIES) for loc in ops)
+    assert not any(loc[:2] == ("data", map_figures.TRACE_COUNTRIES) for loc in ops)
     whole, _ = map_panel.render(deps, scene(deps, heatmap(HANGZHOU5=1), province="330000"), state)
     assert not isinstance(whole, Patch)
 
@@ -102,7 +104,7 @@ def test_province_mode_patches_province_colours(deps: WarroomDeps) -> None:
     _, state = map_panel.render(deps, scene(deps, heatmap(HANGZHOU5=10), mode="province"), None)
     patch, _ = map_panel.render(deps, scene(deps, heatmap(HANGZHOU5=50), mode="province"), state)
     assert isinstance(patch, Patch)
-    z = operations(patch)[("data", figures.TRACE_PROVINCES, "z")]
+    z = operations(patch)[("data", map_figures.TRACE_PROVINCES, "z")]
     codes = list(deps.basemap.province_areas)
     assert z[codes.index("330000")] == pytest.approx(0.5) and z[codes.index("110000")] == 0.0
 
@@ -159,7 +161,7 @@ def test_the_browser_rolls_provinces_up_as_the_server_draws_them(deps: WarroomDe
     figure, state = map_panel.render(deps, scene(deps, first_store, mode="province"), None)
     patch, _ = map_panel.render(deps, scene(deps, next_store, mode="province"), state)
     assert isinstance(patch, Patch)
-    drawn = figure.data[figures.TRACE_PROVINCES]
+    drawn = figure.data[map_figures.TRACE_PROVINCES]
     trace = {"name": "provinces", "locations": list(drawn.locations)}
     region = map_panel.region_cells(deps, first_store)
     first, updated = calls(
@@ -168,8 +170,8 @@ def test_the_browser_rolls_provinces_up_as_the_server_draws_them(deps: WarroomDe
     assert first == {"z": list(drawn.z), "customdata": [list(row) for row in drawn.customdata]}
     ops = operations(patch)
     assert updated == {
-        "z": ops[("data", figures.TRACE_PROVINCES, "z")],
-        "customdata": ops[("data", figures.TRACE_PROVINCES, "customdata")],
+        "z": ops[("data", map_figures.TRACE_PROVINCES, "z")],
+        "customdata": ops[("data", map_figures.TRACE_PROVINCES, "customdata")],
     }
     codes = list(deps.basemap.province_areas)
     assert first["customdata"][codes.index("330000")] == [16 + 7 + 9, 2, 1 + 2, 1, "18.8%"]

@@ -17,7 +17,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from dashboard.warroom import figures, ids
+from dashboard.warroom import ids, map_figures
 from dashboard.warroom.deps import build_deps
 from dashboard.warroom.i18n import both
 from dashboard.warroom.index_page import PLOTLY_BUNDLES
@@ -76,7 +76,7 @@ def sign_in(driver: WebDriver, url: str, user: str = "manager") -> None:
 
 
 def wait_for_map(driver: WebDriver) -> None:
-    wait_for(driver, lambda d: d.execute_script(HEX_PATHS, figures.TRACE_HEXES) >= 20, 30, "hexagons on the map")
+    wait_for(driver, lambda d: d.execute_script(HEX_PATHS, map_figures.TRACE_HEXES) >= 20, 30, "hexagons on the map")
 
 
 def page_lang(driver: WebDriver) -> str:
@@ -238,7 +238,7 @@ def test_live_updates_are_drawn_in_the_browser_without_a_round_trip(web: WebTier
             colours.append(
                 driver.execute_script(
                     PATH_FILLS,
-                    figures.TRACE_HEXES,
+                    map_figures.TRACE_HEXES,
                 )
             )
         trips = driver.execute_script("return window.__roundTrips;")
@@ -303,7 +303,7 @@ def test_live_province_colours_are_drawn_in_the_browser_without_a_round_trip(web
                 return all(abs(shown.get(code, z) - z) < 1e-9 for code, z in want.items()) and bool(shown)
 
             wait_for(driver, drawn, 20, f"the provinces' colours of round {step}")
-            colours.append(driver.execute_script(PATH_FILLS, figures.TRACE_PROVINCES))
+            colours.append(driver.execute_script(PATH_FILLS, map_figures.TRACE_PROVINCES))
         trips = driver.execute_script("return window.__roundTrips;")
     live = live_requests(trips, len(fine), artifacts_dir / "live-round-trips-provinces.json")
     assert live == [], f"live province updates went to the server: {live}"

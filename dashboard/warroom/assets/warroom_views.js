@@ -8,9 +8,9 @@
  * minute. Time travel fills the same stores from the server, so it is drawn the same way.
  *
  * The server still draws the first map and every change of view, mode, language, layer or
- * selection (figures.py: the one place for figure styling), and the map's hexagon trace when
- * the set of cells changes (a cell's place name and outline come from the boundary files;
- * the server then also sends each cell's province for the province view's roll-up);
+ * selection (map_figures.py and charts.py; theme.py: the one place for styling), and the map's
+ * hexagon trace when the set of cells changes (a cell's place name and outline come from the
+ * boundary files; the server then also sends each cell's province for the province view's roll-up);
  * a live update here only replaces data arrays (z, customdata, y) with a dash_clientside.Patch.
  * Incidents, alerts and zones are titled and placed on the server when those channels change.
  *
@@ -226,10 +226,10 @@
         return skus > 0 ? Math.min(1, Math.max(0, bad / skus)) : 0;
     }
 
-    /* A rate as the province tooltip shows it (figures._pct: one decimal, half up). */
+    /* A rate as the province tooltip shows it (map_figures._pct: one decimal, half up). */
     function pct(rate) { return (rate * 100).toFixed(1) + "%"; }
 
-    /* New z and customdata of the hexagon trace (figures.hex_values: [skus, at_risk, late,
+    /* New z and customdata of the hexagon trace (map_figures.hex_values: [skus, at_risk, late,
        stalled, place]) for the cells it shows, or null when one of them is not a heatmap
        item itself (a roll-up to a coarser resolution: the server draws that). */
     function hexValues(trace, heatmapStore) {
@@ -248,7 +248,7 @@
         return {z: z, customdata: customdata};
     }
 
-    /* New z and customdata of the province choropleth (figures.province_trace: [skus,
+    /* New z and customdata of the province choropleth (map_figures.province_trace: [skus,
        at_risk, late, stalled, rate text], "–" where no cell lies) for the provinces it shows:
        the heatmap items summed by `region.province` (panels/map.py region_cells: each cell
        the roll-up uses -> its province, sent when the set of cells changes), or null before

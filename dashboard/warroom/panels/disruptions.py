@@ -16,10 +16,10 @@ from dash import ALL, ClientsideFunction, Dash, Input, Output, State, callback_c
 
 from dashboard.warroom import ids, live, zone_drafts
 from dashboard.warroom.deps import WarroomDeps
-from dashboard.warroom.figures import REASONS
 from dashboard.warroom.history import HistoryError, TimeWindow
 from dashboard.warroom.i18n import DEFAULT_LANGUAGE, label, normalise
 from dashboard.warroom.localtime import local_text
+from dashboard.warroom.map_figures import REASONS, reason_text
 from dashboard.warroom.widgets import clientside, muted, panel, text
 
 AFFECTED_SPAN = timedelta(hours=6)
@@ -97,7 +97,7 @@ def layout(deps: WarroomDeps) -> html.Section:
 
 
 def zone_card(zone: live.Zone, may_manage: bool, selected: bool, lang: str, tz: str = "UTC") -> html.Div:
-    reason = label(lang, f"zones.reason.{zone.reason}") if zone.reason in REASONS else zone.reason
+    reason = reason_text(lang, zone.reason)
     affected = f"{zone.affected_orders:,}" if zone.affected_orders is not None else "–"
     return html.Div(
         [

@@ -19,7 +19,7 @@ from typing import Any
 import plotly.graph_objects as go
 from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html
 
-from dashboard.warroom import figures, ids, live
+from dashboard.warroom import charts, ids, live, theme
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import DIMENSIONS, Dimension, HistoryError, TimeWindow
 from dashboard.warroom.i18n import DEFAULT_LANGUAGE, label, normalise
@@ -57,7 +57,7 @@ def layout(deps: WarroomDeps) -> html.Section:
         ),
         html.Button(text("history.refresh", "history"), id=ids.HISTORY_REFRESH, className="btn btn-ghost"),
     ]
-    blank = figures.empty_figure(label(DEFAULT_LANGUAGE, "history.no_data"))
+    blank = theme.empty_figure(label(DEFAULT_LANGUAGE, "history.no_data"))
     graph = {"config": {"displaylogo": False}, "figure": blank}
     return panel(
         "history.title",
@@ -87,7 +87,7 @@ def window_text(window: TimeWindow, lang: str, tz: str) -> str:
     return label(lang, "history.window", start=start.strftime(fmt), end=end.strftime(fmt))
 
 
-def charts(
+def history_figures(
     deps: WarroomDeps, range_key: str, by: Dimension, lang: str, tz: str = "UTC", window: TimeWindow | None = None
 ) -> tuple[Any, Any, Any]:
     if window is None:
@@ -95,17 +95,17 @@ def charts(
     names = {code: area.name(lang) for code, area in deps.basemap.province_areas.items()}
     out = []
     builders: list[Callable[[], go.Figure]] = [
-        lambda: figures.throughput_figure(deps.history.throughput(window), lang, tz),
-        lambda: figures.delay_rate_figure(
+        lambda: charts.throughput_figure(deps.history.throughput(window), lang, tz),
+        lambda: charts.delay_rate_figure(
             deps.history.delay_rate(window, by), by, lang, names if by == "region" else None, tz=tz
         ),
-        lambda: figures.dwell_heatmap(deps.history.dwell(window), lang, tz=tz),
+        lambda: charts.dwell_heatmap(deps.history.dwell(window), lang, tz=tz),
     ]
     for build in builders:
         try:
             out.append(build())
         except HistoryError as exc:
-            out.append(figures.empty_figure(f"{label(lang, 'history.unavailable')}: {str(exc)[:80]}"))
+            out.append(theme.empty_figure(f"{label(lang, 'history.unavailable')}: {str(exc)[:80]}"))
     return out[0], out[1], out[2]
 
 
@@ -139,4 +139,4 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         dimension: Dimension = next((d for d in DIMENSIONS if d == by), "region")
         lang, tz = normalise(lang), tz or "UTC"
         window = window_of(RANGES.get(range_key, RANGES[DEFAULT_RANGE]), deps.clock(), live.parse_time(anchor))
-        return (*charts(deps, range_key, dimension, lang, tz, window), window_text(window, lang, tz))
+        return (*history_figures(deps, range_key, dimension, lang, tz, window), window_text(window, lang, tz))

@@ -8,7 +8,7 @@ from typing import Any
 
 from dash import ALL, Dash, Input, Output, callback_context, dcc, html, no_update
 
-from dashboard.warroom import figures, ids, live, titles
+from dashboard.warroom import charts, ids, live, titles
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.i18n import label, normalise
 from dashboard.warroom.localtime import local_text
@@ -91,7 +91,7 @@ def incident_detail(incident: live.Incident | None, lang: str, tz: str = "UTC") 
         html.H3(incident.title, className="detail-title"),
         html.Dl([item for name, value in facts for item in (html.Dt(name), html.Dd(value))], className="facts"),
         dcc.Graph(
-            figure=figures.incident_trend(incident, lang),
+            figure=charts.incident_trend(incident, lang),
             config={"displayModeBar": False},
             className="incident-trend-graph",
             id=ids.INCIDENT_TREND,

@@ -14,7 +14,7 @@ from typing import Any
 
 from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html, no_update
 
-from dashboard.warroom import figures, ids, live, trends
+from dashboard.warroom import charts, ids, live, theme, trends
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError, TimeWindow
 from dashboard.warroom.widgets import clientside, text
@@ -58,7 +58,7 @@ def _card(key: str) -> html.Div:
             html.Div(id=ids.kpi_detail(key), className="kpi-detail"),
             dcc.Graph(
                 id=ids.kpi_spark(key),
-                figure=figures.sparkline([], _COLOURS.get(key, figures.ACCENT)),
+                figure=charts.sparkline([], _COLOURS.get(key, theme.ACCENT)),
                 config={"displayModeBar": False, "staticPlot": True},
                 className="kpi-spark",
             ),
@@ -101,7 +101,7 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         return _seed(deps, deps.clock()) if not trend else no_update
 
     # ... and every live update is drawn in the browser: values, changes, sparklines (their
-    # y only; the figure's style is figures.sparkline) and the tier breakdowns.
+    # y only; the figure's style is charts.sparkline) and the tier breakdowns.
     outputs = [Output(ids.kpi_value(k), "children") for k in keys]
     outputs += [Output(ids.kpi_delta(k), "children") for k in keys]
     outputs += [Output(ids.kpi_delta(k), "className") for k in keys]

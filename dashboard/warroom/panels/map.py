@@ -22,7 +22,7 @@ import h3
 import pandas as pd
 from dash import ClientsideFunction, Dash, Input, Output, Patch, State, callback_context, dcc, html, no_update
 
-from dashboard.warroom import figures, ids, live, titles
+from dashboard.warroom import ids, live, map_figures, theme, titles
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError, TimeWindow
 from dashboard.warroom.i18n import label, normalise
@@ -71,7 +71,7 @@ def layout(deps: WarroomDeps) -> html.Section:
     # is not downloaded twice.
     graph = dcc.Graph(
         id=ids.MAP_GRAPH,
-        figure=figures.blank(),
+        figure=theme.blank(),
         className="map-graph",
         config={
             "displaylogo": False,
@@ -186,7 +186,7 @@ def scene_of(
     route: Any,
     lang: str,
     tz: str = "UTC",
-) -> figures.MapScene:
+) -> map_figures.MapScene:
     """Everything the map shows, from the live stores and the view (pure but for lookups)."""
     province = (view or {}).get("province")
     area = deps.basemap.province(province) if province else None
@@ -196,7 +196,7 @@ def scene_of(
         cells = _cells_in(deps, live.cells_frame(heatmap, PROVINCE_RES), area.code)
     cells = with_places(deps, cells, lang)
     draft_rings = live.geometry_rings((draft or {}).get("geometry"))
-    return figures.MapScene(
+    return map_figures.MapScene(
         mode="province" if mode == "province" else "hex",
         lang=lang,
         cells=cells,
@@ -207,7 +207,7 @@ def scene_of(
         zones=live.zones(zone_store),
         draft=draft_rings[0] if draft_rings else None,
         selected_incident=selected,
-        route=figures.Route(tuple(route["lats"]), tuple(route["lons"]), tuple(route["labels"])) if route else None,
+        route=map_figures.Route(tuple(route["lats"]), tuple(route["lons"]), tuple(route["labels"])) if route else None,
         focus=area.bounds if area else None,
         view_key=f"province-{area.code}" if area else "national",
         show_incidents="incidents" in (layers or []),
@@ -220,19 +220,21 @@ def _digest(cells: pd.DataFrame) -> str:
     return hashlib.blake2b("|".join(cells["cell"]).encode(), digest_size=12).hexdigest()
 
 
-def render(deps: WarroomDeps, scene: figures.MapScene, rendered: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+def render(
+    deps: WarroomDeps, scene: map_figures.MapScene, rendered: dict[str, Any] | None
+) -> tuple[Any, dict[str, Any]]:
     """The whole figure when the view or mode changed, else a Patch of what moved: colours
     (or the hexagon trace when its cells changed), words after a language switch, overlays."""
     frame = {"mode": scene.mode, "view": scene.view_key}
     cells_key = _digest(scene.cells)
     state = {"frame": frame, "lang": scene.lang, "cells": cells_key}
     if not rendered or rendered.get("frame") != frame:
-        return figures.map_figure(deps.basemap, scene, deps.backdrop), state
+        return map_figures.map_figure(deps.basemap, scene, deps.backdrop), state
     backdrop, patch = deps.backdrop, Patch()
     relabel = rendered.get("lang") != scene.lang
     if scene.mode == "province" or relabel:
-        province = figures.province_trace(deps.basemap, scene.regions, scene, backdrop)
-        target = patch["data"][figures.TRACE_PROVINCES]
+        province = map_figures.province_trace(deps.basemap, scene.regions, scene, backdrop)
+        target = patch["data"][map_figures.TRACE_PROVINCES]
         target["z"] = list(province.z)
         target["customdata"] = [list(row) for row in province.customdata]
         if relabel:
@@ -241,20 +243,22 @@ def render(deps: WarroomDeps, scene: figures.MapScene, rendered: dict[str, Any] 
             if scene.mode == "province":
                 target["colorbar"] = province.colorbar.to_plotly_json()
     if relabel or rendered.get("cells") != cells_key:
-        patch["data"][figures.TRACE_HEXES] = figures.hex_trace(
+        patch["data"][map_figures.TRACE_HEXES] = map_figures.hex_trace(
             scene.cells, scene.lang, backdrop, visible=scene.mode == "hex"
         ).to_plotly_json()
     elif scene.mode == "hex":
-        values = figures.hex_values(scene.cells, scene.lang)
-        patch["data"][figures.TRACE_HEXES]["z"] = values["z"]
-        patch["data"][figures.TRACE_HEXES]["customdata"] = values["customdata"]
+        values = map_figures.hex_values(scene.cells, scene.lang)
+        patch["data"][map_figures.TRACE_HEXES]["z"] = values["z"]
+        patch["data"][map_figures.TRACE_HEXES]["customdata"] = values["customdata"]
     overlays = {
-        figures.TRACE_ZONES: figures.zones_trace(
+        map_figures.TRACE_ZONES: map_figures.zones_trace(
             scene.zones, scene.lang, backdrop, scene.show_zones, scene.draft, scene.tz
         ),
-        figures.TRACE_INCIDENTS: figures.incidents_trace(scene.incidents, scene.lang, backdrop, scene.show_incidents),
-        figures.TRACE_HIGHLIGHT: figures.highlight_trace(scene.incidents, scene.selected_incident, backdrop),
-        figures.TRACE_ROUTE: figures.route_trace(scene.route, backdrop),
+        map_figures.TRACE_INCIDENTS: map_figures.incidents_trace(
+            scene.incidents, scene.lang, backdrop, scene.show_incidents
+        ),
+        map_figures.TRACE_HIGHLIGHT: map_figures.highlight_trace(scene.incidents, scene.selected_incident, backdrop),
+        map_figures.TRACE_ROUTE: map_figures.route_trace(scene.route, backdrop),
     }
     for index, trace in overlays.items():
         patch["data"][index] = trace.to_plotly_json()
@@ -362,10 +366,10 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         if point is None:
             return no_update, no_update
         curve = point.get("curveNumber")
-        if curve == figures.TRACE_INCIDENTS:
+        if curve == map_figures.TRACE_INCIDENTS:
             return no_update, (point.get("customdata") or [None])[0]
         drilled = (view or {}).get("province")
-        if curve == figures.TRACE_PROVINCES and not drilled:
+        if curve == map_figures.TRACE_PROVINCES and not drilled:
             return {"province": point.get("location")}, no_update
         # a hexagon lists its orders (``cell_orders``), at every level
         return no_update, no_update
@@ -393,7 +397,7 @@ def register(app: Dash, deps: WarroomDeps) -> None:
     )
     def cell_orders(click: Any, view: Any, lang: str | None, tz: str | None) -> Any:
         point = _clicked(click)
-        if point is None or point.get("curveNumber") != figures.TRACE_HEXES:
+        if point is None or point.get("curveNumber") != map_figures.TRACE_HEXES:
             return no_update
         cell = str(point["location"])
         lats, lons = zip(*h3.cell_to_boundary(cell), strict=True)

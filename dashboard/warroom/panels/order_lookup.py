@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, callback_context, dcc, html, no_update
 
-from dashboard.warroom import figures, ids, lineage
+from dashboard.warroom import charts, ids, lineage, theme
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError, TimeWindow
 from dashboard.warroom.i18n import DEFAULT_LANGUAGE, label, normalise
@@ -47,7 +47,7 @@ def layout(deps: WarroomDeps) -> html.Section:
         html.Div(id=ids.ORDER_SUMMARY, className="order-summary"),
         dcc.Graph(
             id=ids.ORDER_TIMELINE,
-            figure=figures.empty_figure("", height=220),
+            figure=theme.empty_figure("", height=220),
             config={"displaylogo": False},
             className="order-timeline",
             style={"display": "none"},
@@ -144,7 +144,7 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         )
         return (
             summary(snapshot, merged, lang),
-            figures.order_timeline(merged, lang, tz or "UTC"),
+            charts.order_timeline(merged, lang, tz or "UTC"),
             {},
             route_data,
             placeholder,

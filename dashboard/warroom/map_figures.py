@@ -1,8 +1,8 @@
-"""Plotly figures of the war-room: data in, ``go.Figure`` out. Pure: no I/O, no clock.
+"""The national map of the war-room: data in, ``go.Figure`` out. Pure: no I/O, no clock.
 
-The national map has a fixed trace order (:data:`MAP_TRACES`) so that the live callbacks
-can send a ``dash.Patch`` that replaces only the hexagon trace (or only its colours) while
-the base map (hundreds of kilobytes of boundaries) stays in the browser.
+The map has a fixed trace order (:data:`MAP_TRACES`) so that the live callbacks can send a
+``dash.Patch`` that replaces only the hexagon trace (or only its colours) while the base map
+(hundreds of kilobytes of boundaries) stays in the browser.
 
 Two backdrops: without a tile server the map is a plotly ``geo`` subplot drawing the shipped
 boundaries itself (SVG, works offline and without WebGL); with ``tile_url`` it is a
@@ -24,52 +24,30 @@ import plotly.graph_objects as go
 from dashboard.warroom.basemap import CHINA_VIEW, Basemap
 from dashboard.warroom.i18n import label
 from dashboard.warroom.live import Incident, Zone
-from dashboard.warroom.localtime import local_text, localised
+from dashboard.warroom.localtime import local_text
+from dashboard.warroom.theme import (
+    ACCENT,
+    BG,
+    BORDER,
+    DELAY_MAX,
+    DELAY_SCALE,
+    FONT,
+    GRID,
+    LAND,
+    MUTED,
+    PANEL,
+    SEA,
+    TEXT,
+    TIER_COLOURS,
+)
 
-# Theme ----------------------------------------------------------------------------------
-
-FONT = '"Noto Sans CJK SC", "Noto Sans SC", "PingFang SC", "Microsoft YaHei", "Helvetica Neue", Arial, sans-serif'
-BG = "#0b1220"
-#: The sea and the map's margins (the map keeps its aspect ratio, so margins show).
-SEA = "#0d1628"
-PANEL = "#111a2e"
-GRID = "#22304d"
-TEXT = "#e6edf7"
-MUTED = "#8a9bb8"
-LAND = "#17233b"
-BORDER = "#3a4d73"
-ACCENT = "#3fa9f5"
-TIER_COLOURS = {"P1": "#ff4d4f", "P2": "#ff9f43", "P3": "#ffd166", "P4": "#8a9bb8"}
-STATUS_COLOURS = {"ok": "#34c38f", "at_risk": "#ffd166", "late": "#ff9f43", "stalled": "#ff4d4f"}
-#: Delay rate colours: cividis (blue through grey to yellow), readable with every common colour
-#: vision deficiency and in greyscale (lightness rises with the delay, so worse is brighter
-#: on the dark map); fixed range so colours mean the same thing minute to minute.
-DELAY_SCALE = [
-    [0.0, "#00346e"],
-    [0.15, "#3c4a6b"],
-    [0.3, "#5b5f6d"],
-    [0.45, "#757575"],
-    [0.6, "#928c78"],
-    [0.75, "#b0a572"],
-    [0.9, "#e1cc5c"],
-    [1.0, "#ffe945"],
-]
-DELAY_MAX = 0.5
 REASONS = ("typhoon", "road_closure", "power_cut", "other")
-SERIES_COLOURS = [
-    "#3fa9f5",
-    "#ff9f43",
-    "#34c38f",
-    "#e05dd3",
-    "#ffd166",
-    "#7f8cff",
-    "#4dd0e1",
-    "#ff6b6b",
-    "#a3e635",
-    "#f472b6",
-]
 
-# Map --------------------------------------------------------------------------------------
+
+def reason_text(lang: str, reason: str) -> str:
+    """A zone's reason in ``lang``; a reason typed in by hand is shown as it is."""
+    return label(lang, "zones.reason." + reason) if reason in REASONS else reason
+
 
 MapMode = Literal["hex", "province"]
 #: Trace order of the map (indices for ``Patch``).
@@ -319,7 +297,7 @@ def zones_trace(
     rings: list[Sequence[tuple[float, float]]] = []
     texts: list[str] = []
     for zone in zones:
-        reason = label(lang, "zones.reason." + zone.reason) if zone.reason in REASONS else zone.reason
+        reason = reason_text(lang, zone.reason)
         hover = f"{zone.name or reason} · {reason}<br>{local_text(zone.starts_at, tz)} – {local_text(zone.ends_at, tz)}"
         for ring in zone.rings:
             rings.append(ring)
@@ -487,240 +465,5 @@ def map_figure(basemap: Basemap, scene: MapScene, backdrop: Backdrop = Backdrop(
         hoverlabel={"bgcolor": PANEL, "bordercolor": BORDER, "font": {"family": FONT, "color": TEXT}},
         uirevision="map",
         **_view_layout(scene, backdrop),
-    )
-    return figure
-
-
-# KPI trends -------------------------------------------------------------------------------
-
-
-def sparkline(values: Sequence[float | None], colour: str = ACCENT) -> go.Figure:
-    """A tiny trend line without axes, for a KPI card. The y axis spans the values, not zero
-    to them: 200,000 SKUs moving by a few hundred filled to zero is a solid block."""
-    figure = go.Figure(
-        go.Scatter(
-            y=list(values), mode="lines", line={"color": colour, "width": 2, "shape": "spline"}, hoverinfo="skip"
-        )
-    )
-    figure.update_layout(
-        margin={"l": 0, "r": 0, "t": 2, "b": 2},
-        height=36,
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-        showlegend=False,
-        xaxis={"visible": False, "fixedrange": True},
-        yaxis={"visible": False, "fixedrange": True, "autorange": True},
-    )
-    return figure
-
-
-# Shared chart styling -----------------------------------------------------------------------
-
-
-def _chart(figure: go.Figure, title: str, height: int = 300) -> go.Figure:
-    figure.update_layout(
-        title={"text": title, "font": {"size": 14, "color": TEXT}, "x": 0.01, "y": 0.97},
-        height=height,
-        margin={"l": 48, "r": 12, "t": 36, "b": 36},
-        paper_bgcolor=PANEL,
-        plot_bgcolor=PANEL,
-        font={"family": FONT, "color": TEXT, "size": 12},
-        legend={"orientation": "h", "y": -0.18, "font": {"color": MUTED}},
-        xaxis={"gridcolor": GRID, "zeroline": False, "linecolor": GRID},
-        yaxis={"gridcolor": GRID, "zeroline": False, "linecolor": GRID},
-        hoverlabel={"bgcolor": PANEL, "font": {"family": FONT}},
-    )
-    return figure
-
-
-def blank() -> go.Figure:
-    """A figure with nothing in it, in the theme's colours (a placeholder until data comes)."""
-    figure = go.Figure()
-    figure.update_layout(
-        paper_bgcolor=SEA,
-        plot_bgcolor=SEA,
-        margin={"l": 0, "r": 0, "t": 0, "b": 0},
-        xaxis={"visible": False},
-        yaxis={"visible": False},
-    )
-    return figure
-
-
-def empty_figure(message: str, height: int = 300) -> go.Figure:
-    figure = go.Figure()
-    figure.add_annotation(
-        text=message, showarrow=False, font={"color": MUTED, "size": 14}, x=0.5, y=0.5, xref="paper", yref="paper"
-    )
-    figure.update_xaxes(visible=False)
-    figure.update_yaxes(visible=False)
-    return _chart(figure, "", height)
-
-
-def incident_trend(incident: Incident, lang: str) -> go.Figure:
-    colour = TIER_COLOURS.get(incident.tier, ACCENT)
-    figure = go.Figure(go.Bar(y=list(incident.trend), marker={"color": colour}, hovertemplate="%{y}<extra></extra>"))
-    figure = _chart(figure, f"{label(lang, 'incidents.trend')} · {incident.tier}", height=170)
-    figure.update_layout(margin={"l": 36, "r": 8, "t": 30, "b": 20}, xaxis={"visible": False})
-    return figure
-
-
-# History ----------------------------------------------------------------------------------
-
-
-def throughput_figure(frame: pd.DataFrame, lang: str, tz: str = "UTC") -> go.Figure:
-    """Stacked events per minute by status (``time, status, events``), times in ``tz``."""
-    title = label(lang, "history.throughput")
-    frame = localised(frame, tz)
-    if frame.empty:
-        return empty_figure(f"{title} · {label(lang, 'history.no_data')}")
-    figure = go.Figure()
-    for i, (status, part) in enumerate(sorted(frame.groupby("status"), key=lambda kv: str(kv[0]))):
-        figure.add_trace(
-            go.Scatter(
-                x=part["time"],
-                y=part["events"],
-                name=label(lang, f"status.{status}"),
-                stackgroup="events",
-                mode="lines",
-                line={"width": 0.8},
-                marker={"color": SERIES_COLOURS[i % len(SERIES_COLOURS)]},
-            )
-        )
-    figure = _chart(figure, title)
-    figure.update_layout(hovermode="x unified")
-    return figure
-
-
-def delay_rate_figure(
-    frame: pd.DataFrame, by: str, lang: str, names: dict[str, str] | None = None, top: int = 8, tz: str = "UTC"
-) -> go.Figure:
-    """Delay rate over time (``time, <by>, skus, delay_rate``), one line per ``by`` value (the
-    ``top`` with most SKU lines)."""
-    title = f"{label(lang, 'history.delay_rate')} · {label(lang, 'history.by.' + by)}"
-    frame = localised(frame, tz)
-    if frame.empty or by not in frame:
-        return empty_figure(f"{title} · {label(lang, 'history.no_data')}")
-    busiest = frame.groupby(by)["skus"].sum().sort_values(ascending=False).head(top).index
-    figure = go.Figure()
-    for i, value in enumerate(busiest):
-        part = frame[frame[by] == value].sort_values("time")
-        figure.add_trace(
-            go.Scatter(
-                x=part["time"],
-                y=part["delay_rate"],
-                mode="lines",
-                name=(names or {}).get(str(value), str(value)),
-                line={"color": SERIES_COLOURS[i % len(SERIES_COLOURS)], "width": 2},
-            )
-        )
-    figure = _chart(figure, title)
-    figure.update_layout(yaxis={"tickformat": ".0%", "rangemode": "tozero"}, hovermode="x unified")
-    return figure
-
-
-def dwell_heatmap(frame: pd.DataFrame, lang: str, top: int = 20, tz: str = "UTC") -> go.Figure:
-    """Mean dwell per node and bucket (``time, node, dwell_s``) as a heatmap in minutes."""
-    title = label(lang, "history.dwell")
-    frame = localised(frame, tz)
-    if frame.empty:
-        return empty_figure(f"{title} · {label(lang, 'history.no_data')}")
-    worst = frame.groupby("node")["dwell_s"].mean().sort_values(ascending=False).head(top).index
-    grid = (
-        frame[frame["node"].isin(worst)]
-        .pivot_table(index="node", columns="time", values="dwell_s", aggfunc="mean")
-        .reindex(list(reversed(worst)))
-        / 60.0
-    )
-    figure = go.Figure(
-        go.Heatmap(
-            z=grid.values,
-            x=list(grid.columns),
-            y=list(grid.index),
-            colorscale="Inferno",
-            colorbar={"thickness": 10, "tickfont": {"color": MUTED}},
-            hovertemplate="%{y}<br>%{x}<br>%{z:.1f} min<extra></extra>",
-        )
-    )
-    return _chart(figure, title, height=max(300, 60 + 18 * len(grid.index)))
-
-
-# Order lookup -----------------------------------------------------------------------------
-
-STATUS_ORDER = (
-    "paid",
-    "backordered",
-    "picked",
-    "packed",
-    "outbound_scan",
-    "linehaul",
-    "hub_arrival",
-    "out_for_delivery",
-    "delivery_failed",
-    "delivered",
-    "exception",
-    "return_requested",
-    "returned",
-    "cancelled",
-)
-
-
-def order_timeline(events: pd.DataFrame, lang: str, tz: str = "UTC") -> go.Figure:
-    """One lane per SKU: every atomic event at its event time, coloured by outcome.
-
-    ``events`` columns: ``sku, status, event_time, outcome`` (``accepted`` | ``late`` |
-    ``rejected``), ``detail`` (reason or source, shown on hover).
-    """
-    if events.empty:
-        return empty_figure(label(lang, "order.not_found"), height=220)
-    events = localised(events, tz, "event_time")
-    symbols = {"accepted": "circle", "late": "diamond", "rejected": "x"}
-    colours = {"accepted": "#34c38f", "late": "#ff9f43", "rejected": "#ff4d4f"}
-    figure = go.Figure()
-    for sku, part in events.sort_values("event_time").groupby("sku", sort=True):
-        figure.add_trace(
-            go.Scatter(
-                x=part["event_time"],
-                y=[sku] * len(part),
-                mode="lines",
-                hoverinfo="skip",
-                line={"color": GRID, "width": 2},
-                showlegend=False,
-            )
-        )
-    for outcome in ("accepted", "late", "rejected"):
-        part = events[events["outcome"] == outcome]
-        if part.empty:
-            continue
-        statuses = [label(lang, f"status.{s}") for s in part["status"]]
-        figure.add_trace(
-            go.Scatter(
-                x=part["event_time"],
-                y=part["sku"],
-                mode="markers+text",
-                name=label(lang, f"order.{outcome}"),
-                text=statuses,
-                textposition="top center",
-                textfont={"size": 10, "color": MUTED},
-                marker={
-                    "symbol": symbols[outcome],
-                    "size": 12,
-                    "color": colours[outcome],
-                    "line": {"width": 1, "color": BG},
-                },
-                customdata=list(zip(statuses, part["detail"].fillna(""), strict=True)),
-                hovertemplate="%{y} · %{customdata[0]}<br>%{x}<br>%{customdata[1]}<extra></extra>",
-            )
-        )
-    skus = events["sku"].nunique()
-    figure = _chart(figure, "", height=max(240, 130 + 70 * skus))
-    first, last = events["event_time"].min(), events["event_time"].max()
-    if last - first < pd.Timedelta(minutes=30):
-        # A few events close together: show them in an hour of context, not a millisecond axis.
-        figure.update_xaxes(range=[first - pd.Timedelta(minutes=30), last + pd.Timedelta(minutes=30)])
-    figure.update_layout(
-        yaxis={"type": "category", "title": label(lang, "order.sku")},
-        xaxis={"title": label(lang, "order.event_time")},
-        margin={"l": 90, "r": 16, "t": 24, "b": 44},
-        legend={"orientation": "h", "y": 1.08, "x": 0},
     )
     return figure
