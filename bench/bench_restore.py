@@ -45,8 +45,8 @@ from orderradar.devstack.broker import EmbeddedBroker  # noqa: E402
 from orderradar.devstack.process import free_port  # noqa: E402
 from stream.changelog_restore import load_changelog  # noqa: E402
 from stream.local_snapshot import LocalSnapshots, restore_state  # noqa: E402
-from stream.outbox import Outbox, OutRecord  # noqa: E402
 from stream.pipeline import encode_value  # noqa: E402
+from stream.sinks.outbox import Outbox, OutRecord  # noqa: E402
 
 TOPIC = "bench-restore-orders-changelog"
 
@@ -147,7 +147,8 @@ def _restarter(bootstrap: str, state_dir: str, spawned: float, event_json: str) 
     from bench_state import NOW
 
     from stream.contract import Rejection, validate_record
-    from stream.lifecycle import apply_event, new_order
+    from stream.lifecycle import apply_event
+    from stream.order_state import new_order
     from stream.pipeline import encode_value as encode
 
     store: dict[str, Any] = {}

@@ -27,8 +27,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from stream.lifecycle import EventChange, OrderState, SkuState, TimelineEntry, entry_changes, ns_datetime
-from stream.line_protocol import escape_tag
+from stream.lifecycle import EventChange, entry_changes
+from stream.order_state import OrderState, SkuState, ns_datetime
+from stream.sinks.line_protocol import escape_tag
+from stream.timeline_pack import TimelineEntry
 
 THROUGHPUT = "throughput"
 DWELL = "dwell"

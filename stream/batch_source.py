@@ -49,11 +49,11 @@ from aiokafka.structs import OffsetAndMetadata
 
 from config.settings import Settings
 from stream.changelog_restore import changelog_ends
-from stream.lifecycle import OrderState
 from stream.local_snapshot import LocalSnapshots, restore_state
 from stream.membership_lease import MembershipLease
-from stream.outbox import OutboxFenced
+from stream.order_state import OrderState
 from stream.pipeline import Pipeline, SourceRecord, StageValue
+from stream.sinks.outbox import OutboxFenced
 
 log = logging.getLogger(__name__)
 

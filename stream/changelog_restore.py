@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from stream.lifecycle import OrderState
+from stream.order_state import OrderState
 from stream.pipeline import decode_value
 
 
@@ -42,7 +42,7 @@ async def load_changelog(
 
     Reads each partition up to the end offset the broker reports at the start (the pipeline
     writes the last record of each changelog send as a batch of its own, so the embedded
-    broker's end offset is exact, see :meth:`stream.outbox.Outbox.send`).
+    broker's end offset is exact, see :meth:`stream.sinks.outbox.Outbox.send`).
 
     Only the last version of each key is decoded (after the whole read): the embedded
     broker never compacts, so a changelog holds many versions per key, and decoding each

@@ -8,7 +8,12 @@ Checks (pure; time comes in as arguments):
   (300 km/h by default; no truck does that, and legs whose ``attributes.mode`` is listed
   in ``exempt_modes``, e.g. air freight, are not checked);
 * ``future_timestamp``: event time more than ``future_tolerance`` ahead of the time the
-  event was received (the Kafka record time, so a replay sees the same clock);
+  event was received (the Kafka record time, so a replay sees the same clock), or more than
+  ``max_ahead`` ahead of its partition's event clock (``stream.watermarks``: what the
+  records around it say the time is, which on a feed trailing the wall clock, such as the
+  simulator's, is hours before the receipt time); also an event the contract rejected as
+  over a day ahead of the receiver's clock (:func:`future_rejection`: it is dead-lettered,
+  and its device is named here all the same);
 * ``past_timestamp``: event time more than ``max_past`` before the receipt time (or,
   without one, before the partition's newest event time);
 * ``abandoned_order``: an open SKU whose order had no event for the retention's
@@ -21,7 +26,7 @@ and deliveries whose fix is farther than ``delivered_away_m`` from the stop
 (``stream.stages.geo_stage``).
 
 Findings name the device(s) and source, and are clustered by an
-:class:`~stream.incidents.IncidentDetector` of kind ``data_quality`` so one broken scanner
+:class:`~stream.incident_detector.IncidentDetector` of kind ``data_quality`` so one broken scanner
 or one misconfigured system becomes one incident that names it.
 """
 
@@ -34,13 +39,14 @@ from enum import StrEnum
 from typing import Any
 
 import h3
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from config.durations import Duration
-from stream.contract import OrderEvent, Status
-from stream.incidents import IncidentSettings
-from stream.lifecycle import OrderState
-from stream.line_protocol import line, point_time_ns
+from stream.contract import OrderEvent, RejectCode, Status
+from stream.dlq import DeadLetter
+from stream.incident_model import IncidentSettings
+from stream.order_state import OrderState
+from stream.sinks.line_protocol import line, point_time_ns
 
 
 class DataQualityKind(StrEnum):
@@ -80,6 +86,9 @@ class DataQualitySettings(BaseModel):
 
     max_speed_kmh: float = Field(default=300.0, gt=0)
     future_tolerance: Duration = timedelta(minutes=5)
+    #: An event further ahead of its partition's event clock is a future timestamp (a wide
+    #: margin: the clock is a median of the partition's last records, a catch-up moves it).
+    max_ahead: Duration = timedelta(hours=1)
     max_past: Duration = timedelta(days=30)
     exempt_modes: list[str] = Field(default_factory=lambda: ["air"])
     #: A delivery whose GPS fix is farther than this from its stop is flagged (metres).
@@ -146,6 +155,7 @@ class DataQualityMonitor:
     def __init__(self, settings: DataQualitySettings) -> None:
         self.settings = settings
         self._future = settings.future_tolerance.total_seconds()
+        self._ahead = settings.max_ahead.total_seconds()
         self._past = settings.max_past.total_seconds()
         self._exempt = frozenset(settings.exempt_modes)
         self._fixes: dict[str, _Fix] = {}
@@ -166,17 +176,33 @@ class DataQualityMonitor:
         )
 
     def check_time(
-        self, event: OrderEvent, event_time: float, received: float | None, newest: float | None
+        self,
+        event: OrderEvent,
+        event_time: float,
+        received: float | None,
+        clock: float | None = None,
+        newest: float | None = None,
     ) -> DataQualityFinding | None:
-        """Future / far-past timestamp check against the receipt time (else the newest event)."""
+        """Future / far-past timestamp check against the receipt time (else the newest
+        event) and the partition's event ``clock`` (at this receipt time). A finding is seen
+        at the event clock (else the receipt time): the time the detectors count in."""
         if received is not None and event_time > received + self._future:
             ahead = (event_time - received) / 60
             return self._finding(
                 DataQualityKind.FUTURE_TIMESTAMP,
                 event,
                 event_time,
-                received,
+                clock if clock is not None else received,
                 f"event time is {ahead:.0f} min ahead of receipt",
+            )
+        if clock is not None and event_time > clock + self._ahead:
+            ahead = (event_time - clock) / 60
+            return self._finding(
+                DataQualityKind.FUTURE_TIMESTAMP,
+                event,
+                event_time,
+                clock,
+                f"event time is {ahead:.0f} min ahead of its partition's event time",
             )
         reference = received if received is not None else newest
         if reference is not None and event_time < reference - self._past:
@@ -185,10 +211,14 @@ class DataQualityMonitor:
                 DataQualityKind.PAST_TIMESTAMP,
                 event,
                 event_time,
-                reference,
+                clock if clock is not None else reference,
                 f"event time is {behind:.1f} days before receipt",
             )
         return None
+
+    def rejected(self, event: OrderEvent, event_time: float, at: float, reason: str) -> DataQualityFinding:
+        """A well-formed event the contract rejected for its time (see :func:`future_rejection`)."""
+        return self._finding(DataQualityKind.FUTURE_TIMESTAMP, event, event_time, at, f"rejected: {reason}")
 
     def check_position(self, key: str, event: OrderEvent, at: float) -> DataQualityFinding | None:
         """Speed between this SKU's previous fix and this one; remembers this fix."""
@@ -245,6 +275,20 @@ class DataQualityMonitor:
         monitor = cls(settings)
         monitor._fixes = {k: _Fix(v[0], v[1], v[2], v[3]) for k, v in data["fixes"].items()}
         return monitor
+
+
+def future_rejection(letter: DeadLetter) -> tuple[OrderEvent, str] | None:
+    """The event of a dead letter rejected only for its time (over a day ahead of the
+    receiver's clock), with the rejection's words; ``None`` for any other dead letter."""
+    reason = letter.reason
+    if reason.get("code") != RejectCode.FUTURE_TIME or letter.value is None:
+        return None
+    try:
+        event = OrderEvent.model_validate_json(letter.value)
+    except ValidationError:
+        return None
+    words = "; ".join(f"{p['field']} {p['problem']}" for p in reason.get("problems", ()))
+    return event, words or RejectCode.FUTURE_TIME.value
 
 
 def abandoned_findings(order: OrderState, watermark_ns: int) -> list[DataQualityFinding]:

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from stream.line_protocol import line
+from stream.sinks.line_protocol import line
 
 HEATMAP = "heatmap"
 KPIS = "kpis"

@@ -39,8 +39,8 @@ from config.rules import RuleFileError
 from config.settings import Settings
 from stream.contract import OrderEvent, Problem
 from stream.importer import ImportMapping, RowRejection, Skipped, load_mapping, map_row
-from stream.outbox import Outbox, OutRecord
 from stream.replay import replay_header, replay_id
+from stream.sinks.outbox import Outbox, OutRecord
 from stream.topics import ORDER_EVENTS
 from stream.transition_report import TransitionReport
 

@@ -11,7 +11,7 @@ membership (a new successful heartbeat or a new assignment) before it writes sta
 Kafka's own answer is transactional producer fencing, which the embedded broker does not
 support reliably; this lease is the client-side half of the same idea. The pipeline's
 producer checks it right before each produce request is written to the socket
-(:mod:`stream.outbox`); what it cannot cover is a freeze inside that check-to-write window
+(:mod:`stream.sinks.outbox`); what it cannot cover is a freeze inside that check-to-write window
 (microseconds, see docs/reliability.md).
 
 Pure: times in, decisions out. :mod:`stream.batch_source` renews it from the source's

@@ -25,7 +25,7 @@ replay id, absent for live orders); int fields ``delivered``, ``on_time``, ``lat
 ``current`` (1; 0 on a retired point), ``late_days``, ``due_ms``, ``delivered_ms``,
 ``last_event_ms``; string field ``order_id``. Time: the anchor truncated to the millisecond
 plus (offset of the order's first source record mod 1,000,000) ns, as
-:func:`stream.line_protocol.point_time_ns` does for events: orders of one partition never
+:func:`stream.sinks.line_protocol.point_time_ns` does for events: orders of one partition never
 share a point. When the anchor or a tag changes (an open order is delivered, a later event
 brings the region), the old point is *retired*: rewritten with every counter 0, so sums over
 the measurement count each order once.
@@ -40,9 +40,9 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from stream.contract import Status
-from stream.lifecycle import OrderState, SkuState, ns_datetime
-from stream.line_protocol import line, point_time_ns
+from stream.order_state import OrderState, SkuState, ns_datetime
 from stream.replay import timeline_of_order
+from stream.sinks.line_protocol import line, point_time_ns
 from stream.sla import SlaContext, SlaPolicy
 
 ORDER_OUTCOMES = "order_outcomes"

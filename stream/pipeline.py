@@ -57,13 +57,14 @@ from stream.contract import OrderEvent, Rejection, validate_record
 from stream.data_quality import abandoned_findings, abandoned_line
 from stream.dlq import DeadLetter, InfluxFailure, SourceCoordinates, chunk_lines, dead_letter, influx_headers
 from stream.dlq import encode as encode_dead_letter
-from stream.influx_writer import InfluxWriter, gather_cancelling
-from stream.lifecycle import EventChange, OrderState, apply_event, new_order, state_record
-from stream.line_protocol import CellFunction, sku_event_line
-from stream.outbox import Outbox, OutRecord
+from stream.lifecycle import EventChange, apply_event
+from stream.order_state import OrderState, new_order, state_record
 from stream.replay import REPLAY_EXTENSION, replay_of, timeline_of_order
 from stream.retention import Clock, RetentionIndex, RetentionSettings, sweep
 from stream.rollup import order_snapshot
+from stream.sinks.influx import InfluxWriter, gather_cancelling
+from stream.sinks.line_protocol import CellFunction, sku_event_line
+from stream.sinks.outbox import Outbox, OutRecord
 from stream.state_codec import OrderRecord, StateFormatError, order_from_dict, order_from_record, order_record
 
 log = logging.getLogger(__name__)

@@ -11,9 +11,9 @@
   that fails unexpectedly is never committed and the worker exits at once (``os._exit``):
   crash-only, and the restarted worker replays the batch. Never a silent loss;
 - the ``orders`` state: a plain dict (order id or stage key ->
-  :class:`~stream.lifecycle.OrderState` / :class:`~stream.pipeline.StageValue`) that the
+  :class:`~stream.order_state.OrderState` / :class:`~stream.pipeline.StageValue`) that the
   pipeline keeps and changelogs itself, in record batches through its own producer
-  (:mod:`stream.outbox`), to ``<app id>-orders-changelog``, partition = source partition,
+  (:mod:`stream.sinks.outbox`), to ``<app id>-orders-changelog``, partition = source partition,
   key = UTF-8 order id, value = :func:`stream.pipeline.encode_value`. The source reads the
   changelog of the partitions it is assigned (see :mod:`stream.batch_source`);
 - a Faust app for the rest: the pipeline's tick (a timer) and, with ``alerting``, the
@@ -41,11 +41,11 @@ from config.client_auth import faust_credentials, influx_auth, kafka_auth
 from config.settings import Settings
 from stream import safe_commits
 from stream.batch_source import BatchSource, source_group
-from stream.influx_writer import InfluxReplayer, InfluxWriter, RetryPolicy
-from stream.line_protocol import CellFunction
 from stream.local_snapshot import LocalSnapshots
-from stream.outbox import Outbox
 from stream.pipeline import Pipeline, PipelineConfig, Stage, Topics
+from stream.sinks.influx import InfluxReplayer, InfluxWriter, RetryPolicy
+from stream.sinks.line_protocol import CellFunction
+from stream.sinks.outbox import Outbox
 from stream.topics import (
     INFLUX_DLQ,
     ORDER_EVENTS,

@@ -10,8 +10,8 @@ from typing import Any
 from stream.contract import Problem, RejectCode, Rejection
 from stream.dlq import SourceCoordinates, dead_letter
 from stream.dlq import encode as encode_dead_letter
-from stream.outbox import Outbox, OutRecord
 from stream.pipeline import records_from
+from stream.sinks.outbox import Outbox, OutRecord
 
 log = logging.getLogger(__name__)
 

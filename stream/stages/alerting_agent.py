@@ -33,13 +33,13 @@ from alerting.engine import REPLAY_LABEL, AlertEngine, UnknownAlertError, Unknow
 from alerting.incident import FlowCounts, IncidentEvent
 from alerting.outbox import NotificationOutbox
 from alerting.policy import AlertPolicy
-from stream.influx_writer import InfluxWriter
-from stream.outbox import Outbox, OutRecord
+from stream.sinks.influx import InfluxWriter
+from stream.sinks.outbox import Outbox, OutRecord
 
 log = logging.getLogger(__name__)
 
 STATE_KEY = "state"
-#: Root-cause dimensions of ``stream.incidents`` and the alert labels they become.
+#: Root-cause dimensions of ``stream.incident_detector`` and the alert labels they become.
 _LABELS = {
     "hub": "node",
     "node": "node",
@@ -64,7 +64,7 @@ _OWN_KINDS = ("data_quality", "flow")
 
 
 def incident_from_record(record: Mapping[str, Any]) -> IncidentEvent:
-    """An ``order-incidents`` record (:mod:`stream.incidents`) as the engine's input."""
+    """An ``order-incidents`` record (:mod:`stream.incident_detector`) as the engine's input."""
     root = record.get("root_cause") or {}
     shared = record.get("labels") or {}  # what all its items share (a hub's region, ...)
     labels = {_LABELS[k]: str(v) for k, v in shared.items() if k in _LABELS}
@@ -91,7 +91,9 @@ def incident_from_record(record: Mapping[str, Any]) -> IncidentEvent:
         first_seen=record.get("first_seen") or record["at"],
         updated_at=record["at"],
         title=str(record.get("title") or record.get("root_cause_text") or record["incident_id"])[:300],
-        flow=FlowCounts(check=flow["check"], observed=flow["observed"], expected=flow["expected"]) if flow else None,
+        flow=FlowCounts.model_validate({k: v for k, v in flow.items() if k in FlowCounts.model_fields})
+        if flow
+        else None,
     )
 
 

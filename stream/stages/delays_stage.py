@@ -55,7 +55,6 @@ import orjson
 
 from stream.contract import CLOSED, Crs, OrderEvent
 from stream.data_quality import IllegalTransition
-from stream.delays import DelayState, sku_key
 from stream.delays_engine import DelaysEngine, DelaysResult
 from stream.global_views import (
     Contribution,
@@ -67,13 +66,14 @@ from stream.global_views import (
     partial_record,
     reset_record,
 )
-from stream.incidents import IncidentEvent
+from stream.incident_model import IncidentChange
 from stream.lifecycle import Outcome
-from stream.line_protocol import line, point_time_ns
 from stream.order_eta import ETA_EXTENSION, order_eta
-from stream.outbox import Outbox
 from stream.pipeline import Accepted, BatchContext
 from stream.replay import replay_of
+from stream.sinks.line_protocol import line, point_time_ns
+from stream.sinks.outbox import Outbox
+from stream.sku_delay import DelayState, sku_key
 from stream.sla import SlaRules, load_sla_rules
 from stream.stages.geo_stage import GeoStage
 from stream.stages.views_agent import install_views_owner
@@ -442,7 +442,7 @@ class DelaysStage:
             }
             ctx.emit(self.topics.warroom, orjson.dumps(item), f"sync_lag/{figures.source}".encode())
 
-    def _incident(self, ctx: BatchContext, incident: IncidentEvent, rank: int) -> None:
+    def _incident(self, ctx: BatchContext, incident: IncidentChange, rank: int) -> None:
         record = dict(incident.to_record())
         root = dict(record.get("root_cause") or {})
         node = root.get("hub", root.get("node"))

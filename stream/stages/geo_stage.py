@@ -41,8 +41,8 @@ from geo.coords import to_wgs84_arrays
 from geo.distance import haversine_m
 from geo.regions import regions_for
 from stream.contract import Crs, OrderEvent, Status
-from stream.line_protocol import line, point_time_ns
 from stream.pipeline import Accepted, BatchContext
+from stream.sinks.line_protocol import line, point_time_ns
 
 #: Heatmap zoom levels (country, city).
 HEATMAP_RESOLUTIONS: tuple[int, ...] = (3, 5)
@@ -79,7 +79,7 @@ class GeoFix:
 
 
 def tag_cell(lat: float, lon: float) -> str | None:
-    """The ``sku_events`` h3 tag hook (:data:`stream.line_protocol.CellFunction`).
+    """The ``sku_events`` h3 tag hook (:data:`stream.sinks.line_protocol.CellFunction`).
 
     The hook sees no CRS, so it treats the position as WGS-84; GCJ-02/BD-09 offsets
     (a few hundred metres) rarely change a res-5 cell (~250 km2)."""

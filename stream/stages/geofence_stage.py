@@ -19,7 +19,7 @@ What comes out:
 - a ``geofence_events`` point per event (tags ``event`` enter/dwell/exit/dwell_exceeded,
   ``entity`` sku/courier, ``fence``, ``fence_kind``, ``layer``, ``partition``; fields
   ``order_id``, ``sku``, ``courier``, ``event_id``, ``dwell_s``). Identity: the source
-  record, as for ``sku_events`` (:func:`stream.line_protocol.point_time_ns` of the fix time
+  record, as for ``sku_events`` (:func:`stream.sinks.line_protocol.point_time_ns` of the fix time
   and the record offset); one record's events differ in their tags (one per entity, fence
   and event kind), so distinct events never collide and a replay rewrites the same points;
 - a ``dwell`` point (tags ``node`` = fence, ``partition``, ``source=geofence``) for each
@@ -66,9 +66,11 @@ from geo.fence_registry import GeofenceRegistry
 from geo.fence_shapes import geodesic_circles
 from geo.fence_tracker import EMPTY_MEMBERSHIP, FenceEvent, FenceEventKind, Membership, StageAdvance, track_fix
 from stream.contract import CLOSED, STAGE_RANK, Crs, Status
-from stream.lifecycle import SkuState, apply_event, step
-from stream.line_protocol import line, point_time_ns, sku_event_line
+from stream.lifecycle import apply_event
+from stream.order_state import SkuState
 from stream.pipeline import Accepted, BatchContext
+from stream.progress import step
+from stream.sinks.line_protocol import line, point_time_ns, sku_event_line
 from stream.stages.geo_stage import GeoFix, GeoStage
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ import orjson
 
 from stream.contract import RejectCode
 from stream.global_views import PartialError, ViewsOwner, ViewsTopics
-from stream.outbox import Outbox, OutRecord
+from stream.sinks.outbox import Outbox, OutRecord
 from stream.stages.agent_records import reject_event
 from stream.topics import WARROOM_VIEWS_TABLE
 

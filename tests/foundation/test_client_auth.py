@@ -27,7 +27,7 @@ from config.settings import Settings, SettingsError, load_settings
 from dashboard.gateway.metrics import GatewayMetrics
 from dashboard.gateway.update_consumer import StartAt, TopicReader
 from stream.changelog_restore import RecoveryError, load_changelog
-from stream.outbox import Outbox
+from stream.sinks.outbox import Outbox
 from stream.topics import ORDER_EVENTS, ensure_topics
 from stream.worker import WorkerOptions, create_worker
 

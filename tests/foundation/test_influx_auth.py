@@ -22,7 +22,7 @@ from dashboard.warroom.history import InfluxHistory
 from orderradar.devstack.influx import LocalInflux, create_database, create_user
 from orderradar.devstack.process import free_port
 from stream.dlq import InfluxFailure
-from stream.influx_writer import RetryPolicy
+from stream.sinks.influx import RetryPolicy
 from stream.worker import WorkerOptions, WorkerResources
 
 pytestmark = pytest.mark.integration

@@ -18,9 +18,9 @@ from test_pipeline import source_records
 from config.settings import Settings
 from stream import dlq_command, import_command
 from stream.contract import OrderEvent, validate_record
-from stream.influx_writer import InfluxWriter
-from stream.outbox import Outbox
 from stream.pipeline import Pipeline, PipelineConfig
+from stream.sinks.influx import InfluxWriter
+from stream.sinks.outbox import Outbox
 from stream.topics import ORDER_EVENTS
 from stream.worker import pipeline_topics
 

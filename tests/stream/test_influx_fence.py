@@ -25,11 +25,11 @@ from alerting.delivery import DeliveryStage
 from config.settings import Settings
 from orderradar.devstack.process import free_port
 from stream.customer_notices import NoticeConfig, build_channels
-from stream.influx_writer import InfluxWriter, RetryPolicy, gather_cancelling
 from stream.membership_lease import MembershipLease
 from stream.order_eta import ETA_EXTENSION
-from stream.outbox import Outbox, OutboxFenced
 from stream.pipeline import BatchContext, Pipeline, PipelineConfig
+from stream.sinks.influx import InfluxWriter, RetryPolicy, gather_cancelling
+from stream.sinks.outbox import Outbox, OutboxFenced
 from stream.stages.notice_stage import NoticeStage
 from stream.worker import pipeline_topics
 

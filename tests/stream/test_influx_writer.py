@@ -16,7 +16,7 @@ from stream_harness import count_points
 
 from config.settings import Settings
 from stream.dlq import InfluxFailure
-from stream.influx_writer import InfluxWriter, RetryPolicy, parse_retry_after
+from stream.sinks.influx import InfluxWriter, RetryPolicy, parse_retry_after
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ import pytest
 
 from config.settings import Settings
 from stream.changelog_restore import changelog_ends, load_changelog
-from stream.lifecycle import OrderState
 from stream.local_snapshot import LocalSnapshots, read_snapshot, restore_state
-from stream.outbox import Outbox, OutRecord
+from stream.order_state import OrderState
 from stream.pipeline import StageValue, decode_value, encode_value, stage_table_key
+from stream.sinks.outbox import Outbox, OutRecord
 from stream.topics import changelog_topic, ensure_topics
 from stream.worker import TABLE
 

@@ -19,10 +19,10 @@ from config.settings import Settings
 from orderradar.devstack.process import free_port
 from orderradar.devstack.waiting import async_wait_until
 from stream.dlq import InfluxFailure, influx_reason
-from stream.influx_writer import InfluxReplayer, InfluxWriter, RetryPolicy
-from stream.lifecycle import OrderState
-from stream.outbox import Outbox, OutRecord
+from stream.order_state import OrderState
 from stream.pipeline import BatchContext, Pipeline, PipelineConfig, SourceRecord, StageValue, decode_value
+from stream.sinks.influx import InfluxReplayer, InfluxWriter, RetryPolicy
+from stream.sinks.outbox import Outbox, OutRecord
 from stream.topics import INFLUX_DLQ, ORDER_UPDATES, WARROOM_UPDATES
 from stream.worker import pipeline_topics
 

@@ -14,7 +14,7 @@ import pytest
 from dashboard.warroom import history
 from dashboard.warroom.history import HistoryError, InfluxHistory, TimeWindow
 from orderradar.devstack.influx import LocalInflux, create_database
-from stream.line_protocol import line
+from stream.sinks.line_protocol import line
 
 T0 = datetime(2026, 11, 11, 2, 0, tzinfo=UTC)
 MIN = 60 * 1_000_000_000

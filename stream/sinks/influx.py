@@ -29,7 +29,7 @@ Fencing: the pipeline passes its outbox's fence (the worker's membership lease,
 before every attempt, retries included, and again right before the request's headers and
 its body are written to the socket (httpcore's ``trace`` events: one loop turn between the
 check and the write); when it refuses, the write is abandoned (its other chunks cancelled)
-and :class:`~stream.outbox.OutboxFenced` raised, so a worker that was frozen past its
+and :class:`~stream.sinks.outbox.OutboxFenced` raised, so a worker that was frozen past its
 session does not overwrite its successor's minute aggregates with a late retry. Not
 covered: a freeze in that loop turn, or while a large body is still being written.
 """
@@ -159,7 +159,7 @@ class InfluxWriter:
         """Write all lines; return what was written and what failed, with why.
 
         ``fence``: checked right before every request (retries too); when it raises
-        :class:`~stream.outbox.OutboxFenced` the chunks still in flight are cancelled and
+        :class:`~stream.sinks.outbox.OutboxFenced` the chunks still in flight are cancelled and
         the exception propagates (nothing more of these lines is sent).
         """
         report = WriteReport()
@@ -274,7 +274,7 @@ def _wire_fence(fence: Callable[[], None]) -> Callable[[str, Mapping[str, Any]],
 async def gather_cancelling(*aws: Coroutine[Any, Any, Any]) -> list[Any]:
     """Await all, results in order; the first exception (e.g. a fenced write) cancels the
     others and is raised as itself (``TaskGroup`` would wrap it in an ``ExceptionGroup``,
-    which callers catching :class:`~stream.outbox.OutboxFenced` would not see)."""
+    which callers catching :class:`~stream.sinks.outbox.OutboxFenced` would not see)."""
     try:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(a) for a in aws]
