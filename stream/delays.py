@@ -35,7 +35,7 @@ import h3
 
 from stream.contract import CLOSED, STAGE_RANK, OrderEvent, SkuClass, Status, is_legal
 from stream.deadline_heap import DeadlineHeap
-from stream.incidents import PART_SEP, ClusterItem, Values
+from stream.incident_model import PART_SEP, ClusterItem, Values
 from stream.lane_stats import Lane, LaneStats, PredictionSettings
 from stream.sla import SlaContext, SlaPolicy
 

@@ -3,7 +3,7 @@
 :class:`DelaysEngine` wires the pure parts together: per-partition watermarks
 (:mod:`stream.watermarks`), per-SKU delay states and timers (:mod:`stream.delays`), lane
 statistics (:mod:`stream.lane_stats`), data-quality checks (:mod:`stream.data_quality`)
-and two incident detectors (:mod:`stream.incidents`): ``delay`` and ``data_quality``.
+and two incident detectors (:mod:`stream.incident_detector`): ``delay`` and ``data_quality``.
 
 How the worker drives it (no clock, no I/O inside)::
 
@@ -28,7 +28,7 @@ When the global watermark crosses several evaluation slots at once (a held-back 
 catching up), each slot is evaluated in turn (at most a day of them), so the incidents do
 not depend on how far it jumped. With :meth:`expect_partitions` (the worker's owned
 partitions) the global watermark waits for every partition, so the incidents do not depend
-on how the partitions' records were interleaved either (``stream.incidents`` evaluates as
+on how the partitions' records were interleaved either (``stream.incident_detector`` evaluates as
 of the slot boundary); without it, it is the minimum over the partitions seen so far.
 Ticks only move partitions that are idle, which in live operation is exactly when a
 replay would also have no events, so replaying the log (without ticks) ends in the same
@@ -43,7 +43,7 @@ fed live would have been, and never by the wall clock (nor mixed with live SKUs)
 Several workers: the tracker is per partition and the detectors need every partition's
 bad SKUs. With one worker this object does both. With several, run the tracker side per
 worker and forward ``DelayTransition.to_dict()`` records and flow to one detector
-(one-partition topic); :class:`~stream.incidents.IncidentDetector` has the narrow
+(one-partition topic); :class:`~stream.incident_detector.IncidentDetector` has the narrow
 ``observe_flow`` / ``mark_bad`` / ``clear`` / ``advance`` interface for that.
 """
 
@@ -66,7 +66,8 @@ from stream.data_quality import (
 from stream.delays import DELAY_TITLES, DelayTracker, DelayTransition, SkuDelayView, sku_key
 from stream.delays_store import DETECTORS, StoredDelays
 from stream.flow_anomaly import FlowAnomalyDetector
-from stream.incidents import ClusterItem, IncidentDetector, IncidentEvent
+from stream.incident_detector import IncidentDetector
+from stream.incident_model import ClusterItem, IncidentChange
 from stream.lane_stats import Lane, combined_eta
 from stream.sla import DEFAULT_SLA_PATH, SlaPolicy, SlaRules, load_sla_rules
 from stream.watermarks import Watermarks
@@ -86,7 +87,7 @@ class DelaysResult:
 
     transitions: list[DelayTransition] = field(default_factory=list)
     findings: list[DataQualityFinding] = field(default_factory=list)
-    incidents: list[IncidentEvent] = field(default_factory=list)
+    incidents: list[IncidentChange] = field(default_factory=list)
     watermark: datetime | None = None  # global watermark after the call
 
     def extend(self, other: DelaysResult) -> None:

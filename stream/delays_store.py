@@ -16,7 +16,7 @@ from typing import Any, Self
 from stream.data_quality import FINDING_TITLES, DataQualityMonitor
 from stream.delays import DELAY_TITLES, DelayTracker, SkuDelay
 from stream.flow_anomaly import FlowAnomalyDetector
-from stream.incidents import IncidentDetector
+from stream.incident_detector import IncidentDetector
 from stream.lane_stats import LaneStats
 from stream.sla import SlaRules
 from stream.watermarks import Watermarks

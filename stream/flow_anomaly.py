@@ -1,6 +1,6 @@
 """Flow checks: a key whose traffic stops (a hub, a source, a province) or surges (a channel).
 
-The exception clustering of :mod:`stream.incidents` needs bad SKUs, which take hours of SLA
+The exception clustering of :mod:`stream.incident_detector` needs bad SKUs, which take hours of SLA
 time to appear. These checks look at the event *flow* itself, so a stopped hub or a
 flash sale shows within minutes.
 
@@ -46,7 +46,8 @@ from config.durations import Duration
 from geo.cells import connected_groups
 from stream.contract import OrderEvent, Status
 from stream.flow_incidents import DROP, SURGE, Finding, FlowIncident, FlowIncidents
-from stream.incidents import AREA, PART_SEP, IncidentEvent, Signature, poisson_tail
+from stream.incident_model import AREA, PART_SEP, IncidentChange, Signature, check_dimensions
+from stream.root_cause import poisson_tail
 
 FLOW_DIMENSIONS = ("hub", "source", "warehouse", "carrier_region", "carrier", "region", "channel", "area", "device_id")
 #: Statuses scanned at a hub (their ``node`` is the hub).
@@ -96,12 +97,7 @@ class FlowSettings(BaseModel):
     @field_validator("drop_dimensions", "surge_dimensions")
     @classmethod
     def _dimensions(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if name not in FLOW_DIMENSIONS:
-                raise ValueError(f"unknown dimension {name!r} (known: {', '.join(FLOW_DIMENSIONS)})")
-        if len(set(value)) != len(value):
-            raise ValueError("dimensions must not repeat")
-        return value
+        return check_dimensions(value, FLOW_DIMENSIONS)
 
     @model_validator(mode="after")
     def _slots(self) -> FlowSettings:
@@ -141,7 +137,7 @@ def flow_values(event: OrderEvent, resolution: int) -> dict[str, str]:
 
 def poisson_cdf(n: int, expected: float) -> float:
     """P(X <= n) for X ~ Poisson(expected), summed from its largest term down (the upper
-    tail is :func:`stream.incidents.poisson_tail`)."""
+    tail is :func:`stream.root_cause.poisson_tail`)."""
     if n < 0:
         return 0.0
     if expected <= 0.0:
@@ -221,7 +217,7 @@ class FlowAnomalyDetector:
         return self.incidents.record(inc, at)
 
     # -- evaluation ---------------------------------------------------------------
-    def advance(self, clock: float, received: float | None = None) -> list[IncidentEvent]:
+    def advance(self, clock: float, received: float | None = None) -> list[IncidentChange]:
         """Evaluate at the last slot boundary at or before the flow clock (once per slot).
 
         ``received``: the receipt time of the newest input. When event time ran ahead of it

@@ -2,7 +2,7 @@
 
 An incident is ``open`` when its check first fires, ``stable`` while it keeps firing,
 ``recovering`` when it stops and ``resolved`` after ``resolve_after`` without firing.
-Records have the fields of :mod:`stream.incidents` records (kind ``flow``) plus ``flow``
+Records have the fields of :mod:`stream.incident_detector` records (kind ``flow``) plus ``flow``
 (check, observed, expected, window). Pure: times are passed in.
 """
 
@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.incidents import AREA, IncidentEvent, Signature, _iso
+from stream.incident_model import AREA, IncidentChange, Signature, iso
 
 KIND = "flow"
 DROP, SURGE = "drop", "surge"
@@ -114,9 +114,9 @@ class FlowIncidents:
                 return inc  # the same area, grown or shrunk
         return None
 
-    def update(self, at: float, findings: list[Finding]) -> list[IncidentEvent]:
+    def update(self, at: float, findings: list[Finding]) -> list[IncidentChange]:
         """Open, keep, or let recover and resolve the incidents of this evaluation's findings."""
-        events: list[IncidentEvent] = []
+        events: list[IncidentChange] = []
         seen: set[str] = set()
         for f in sorted(findings, key=lambda f: (f.signature.dim, f.signature.values, f.check)):
             inc = self._match(f)
@@ -161,11 +161,11 @@ class FlowIncidents:
                 events.append(self._event("incident.updated", inc, at))
         return events
 
-    def _event(self, kind: str, inc: FlowIncident, at: float) -> IncidentEvent:
-        return IncidentEvent(kind, inc.incident_id, self.record(inc, at), at)
+    def _event(self, kind: str, inc: FlowIncident, at: float) -> IncidentChange:
+        return IncidentChange(kind, inc.incident_id, self.record(inc, at), at)
 
     def record(self, inc: FlowIncident, at: float) -> dict[str, Any]:
-        """The incident as an ``order-incidents`` record (the fields of ``stream.incidents``)."""
+        """The incident as an ``order-incidents`` record (the fields of ``stream.incident_detector``)."""
         sig = inc.signature
         window_s = inc.window_slots * self._step
         verb = "stopped" if inc.check == DROP and inc.observed == 0 else inc.check
@@ -187,11 +187,11 @@ class FlowIncidents:
             "root_cause_text": sig.text,
             "location": location,
             "title": title,
-            "at": _iso(at),
-            "opened_at": _iso(inc.opened_at),
-            "first_seen": _iso(inc.opened_at),
-            "last_seen": _iso(inc.last_seen),
-            "resolved_at": _iso(at) if inc.state == "resolved" else None,
+            "at": iso(at),
+            "opened_at": iso(inc.opened_at),
+            "first_seen": iso(inc.opened_at),
+            "last_seen": iso(inc.last_seen),
+            "resolved_at": iso(at) if inc.state == "resolved" else None,
             "counts": {"current": inc.observed, "peak": inc.observed, "skus": 0, "orders": 0, "by_label": {}},
             "lift": round(ratio, 3),
             "p_value": inc.p_value,

@@ -35,7 +35,7 @@ from stream.calendars import CalendarRule, OperationalCalendar, start_of_next_lo
 from stream.contract import CLOSED, STAGE_RANK, SkuClass, Status
 from stream.data_quality import DataQualitySettings
 from stream.flow_anomaly import FlowSettings
-from stream.incidents import IncidentSettings
+from stream.incident_model import IncidentSettings
 from stream.lane_stats import PredictionSettings
 
 DEFAULT_SLA_PATH = PACKAGE_CONFIG_DIR / "sla.yaml"

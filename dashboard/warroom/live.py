@@ -17,7 +17,7 @@ Channel items this module reads (unknown fields are ignored, missing counts are 
   "on_time_rate", "at_risk", "late", "stalled", "eta_slips"?, "at"?}``; read in the browser
   (``warroom_views.js``: ``kpis``), which counts open incidents and alerts by tier from the
   ``incident`` and ``alert`` channels.
-* ``incident`` (``order-incidents`` records of ``stream.incidents``): ``incident_id``,
+* ``incident`` (``order-incidents`` records of ``stream.incident_detector``): ``incident_id``,
   ``kind``, ``state``, ``title``, ``root_cause`` (``lat``/``lon``/``h3_cells`` for areas),
   ``counts``, ``trend``, ``sample_orders``, ``opened_at``; optional ``tier``, ``lat``/``lon``.
 * ``alert`` and ``silence`` (``dashboard.gateway.alert_board``), ``disruption`` (zones).

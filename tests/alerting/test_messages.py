@@ -12,7 +12,7 @@ from alerting.tier import Tier
 from alerting.titles import boundary_places
 from dashboard.warroom import live, titles
 from stream.flow_incidents import Finding, FlowIncidents
-from stream.incidents import Signature
+from stream.incident_model import Signature
 from stream.stages.alerting_agent import incident_from_record
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import h3
 
-from stream.incidents import PART_SEP, ClusterItem, IncidentDetector, IncidentSettings
+from stream.incident_detector import IncidentDetector
+from stream.incident_model import PART_SEP, ClusterItem, IncidentSettings
 
 MIN = 60.0
 CARRIERS = ("SF", "ZTO", "YTO")

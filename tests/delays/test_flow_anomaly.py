@@ -24,7 +24,7 @@ from config.rules import RuleFileError
 from stream.contract import OrderEvent, Status
 from stream.delays_engine import DelaysEngine
 from stream.flow_anomaly import FlowAnomalyDetector, FlowSettings, poisson_cdf
-from stream.incidents import IncidentEvent
+from stream.incident_model import IncidentChange
 from stream.sla import DEFAULT_SLA_PATH, load_sla_rules
 
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC).timestamp()
@@ -49,7 +49,7 @@ class Flow:
 
     def __init__(self, detector: FlowAnomalyDetector | None = None) -> None:
         self.detector = detector or FlowAnomalyDetector(SETTINGS)
-        self.events: list[IncidentEvent] = []
+        self.events: list[IncidentChange] = []
         self._n = 0
 
     def minute(self, minute: int, lanes: Iterable[tuple[int, dict[str, Any]]], received: float | None = None) -> None:

@@ -12,7 +12,8 @@ from stream.contract import OrderEvent, Status
 from stream.data_quality import IllegalTransition
 from stream.delays import SkuDelay
 from stream.delays_engine import DelaysEngine
-from stream.incidents import ClusterItem, Incident, IncidentDetector, IncidentSettings
+from stream.incident_detector import IncidentDetector
+from stream.incident_model import ClusterItem, Incident, IncidentSettings
 from stream.sla import SlaRules
 from stream.stages.alerting_agent import incident_from_record
 
