@@ -12,7 +12,11 @@ dedicated alerting agent) drives it::
 
 Pipeline per alert, as in Alertmanager: route (tree) -> group (key) -> mute (inhibition,
 silences) -> wait/flush (group_wait, group_interval, repeat_interval); then, where the
-tier pages, escalation steps until someone acknowledges.
+tier pages, escalation steps until someone acknowledges. The steps live by role:
+:mod:`alerting.grouping` (route, group, flush), :mod:`alerting.muting` (silences,
+inhibition), :mod:`alerting.paging` (escalation, on-call targets); :mod:`alerting.emitter`
+renders and collects the decisions of one call. This module keeps the state machine:
+commands, tiers over time, an alert's life and housekeeping.
 
 Ids are deterministic (hashes of route, group key and time; per-alert counters), so
 replaying the same calls on a restored state yields the same decisions with the same ids.
@@ -20,38 +24,25 @@ replaying the same calls on a restored state yields the same decisions with the 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from alerting.decisions import (
-    TAG_LABELS,
-    AlertEvent,
-    AlertEventType,
-    Decision,
-    Notification,
-    NotificationKind,
-)
-from alerting.escalation import EscalationProgress, Target
+from alerting.decisions import AlertEventType, Decision, NotificationKind
+from alerting.emitter import AUTO, REPLAY_LABEL, Emitter, key_hash
+from alerting.grouping import flush, route
 from alerting.incident import IncidentEvent, IncidentState
-from alerting.inhibition import inhibitors
-from alerting.links import LinkAction, LinkSigner
-from alerting.matchers import Matcher, matches_all, parse_matcher
-from alerting.messages import MessageContext, render
+from alerting.links import LinkSigner
+from alerting.matchers import Matcher, parse_matcher
+from alerting.muting import Muting, expire_silences
+from alerting.paging import apply_tier, escalate
 from alerting.policy import AlertPolicy
-from alerting.routing import match_routes
 from alerting.schedules import Override
 from alerting.silences import Silence
 from alerting.state import AlertRecord, AlertStatus, EngineState, IncidentRecord, earliest
-from alerting.tier import Tier, next_tier
+from alerting.tier import next_tier
 
-AUTO = "auto"
-#: Label of incidents from a replay of history (``orderradar import --replay``): their
-#: alerts are recorded, grouped apart from live ones and marked, but notify no one.
-REPLAY_LABEL = "replay"
+__all__ = ["AUTO", "REPLAY_LABEL", "AlertEngine", "UnknownAlertError", "UnknownSilenceError"]
 
 
 class UnknownAlertError(KeyError):
@@ -64,15 +55,6 @@ class UnknownAlertError(KeyError):
 class UnknownSilenceError(KeyError):
     def __str__(self) -> str:
         return f"unknown silence {self.args[0]!r}"
-
-
-@dataclass
-class _Out:
-    decisions: list[Decision] = field(default_factory=list)
-
-
-def _key_hash(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
 class AlertEngine:
@@ -88,7 +70,10 @@ class AlertEngine:
         self.policy = policy
         self.links = links
         self.state = state or EngineState()
-        self._source_cache: dict[str, tuple[tuple[datetime, Tier, IncidentState], bool]] = {}
+        self._muting = Muting(policy)
+
+    def _emitter(self) -> Emitter:
+        return Emitter(self.policy, self.state, self.links)
 
     # -- persistence ---------------------------------------------------------------
 
@@ -145,13 +130,13 @@ class AlertEngine:
 
     def observe_incident(self, event: IncidentEvent, now: datetime) -> list[Decision]:
         """Take a new incident snapshot; older snapshots (by ``updated_at``) are ignored."""
-        out = _Out()
+        out = self._emitter()
         rec = self.state.incidents.get(event.incident_id)
         if rec is None:
             if event.state is not IncidentState.RESOLVED:
                 rec = IncidentRecord(event=event, tier=self.policy.tiers.compute(event, now))
                 self.state.incidents[event.incident_id] = rec
-                self._route(rec, now, out)
+                route(rec, now, out)
         elif event.updated_at >= rec.event.updated_at:
             reopened = not rec.active and event.state is not IncidentState.RESOLVED
             rec.event = event
@@ -162,22 +147,22 @@ class AlertEngine:
                 rec.closed_at_tier = None
                 rec.lower_since = None
                 rec.tier = self.policy.tiers.compute(event, now)
-                self._route(rec, now, out)
+                route(rec, now, out)
         self._evaluate(now, out, {event.incident_id})
         return out.decisions
 
     def ack(self, alert_id: str, user: str, now: datetime) -> list[Decision]:
         """Acknowledge: escalation and reminders stop. Idempotent."""
         a = self.alert(alert_id)
-        out = _Out()
+        out = self._emitter()
         if a.status in (AlertStatus.PENDING, AlertStatus.FIRING):
             a.status = AlertStatus.ACKED
             a.acked_by, a.acked_at = user, now
             if a.escalation is not None:
                 a.escalation.stop()
-            self._record(a, AlertEventType.ACKED, now, out, by=user)
+            out.record(a, AlertEventType.ACKED, now, by=user)
             for receiver in list(a.notified):
-                self._notify(a, receiver, NotificationKind.ACKED, now, out, by=user)
+                out.notify(a, receiver, NotificationKind.ACKED, now, by=user)
         self._evaluate(now, out, set(a.members))
         return out.decisions
 
@@ -187,7 +172,7 @@ class AlertEngine:
         The incidents stay out of new alerts until their tier rises above the current one.
         """
         a = self.alert(alert_id)
-        out = _Out()
+        out = self._emitter()
         if a.status is not AlertStatus.RESOLVED:
             for member in a.members:
                 rec = self.state.incidents.get(member)
@@ -221,7 +206,7 @@ class AlertEngine:
         end = ends_at if ends_at is not None else (now + duration if duration is not None else None)
         if end is not None and end <= now:
             raise ValueError("silence would end before it starts")
-        silence_id = "sil-" + _key_hash(created_by, now.isoformat(), ",".join(map(str, parsed)), str(self.state.seq))
+        silence_id = "sil-" + key_hash(created_by, now.isoformat(), ",".join(map(str, parsed)), str(self.state.seq))
         self.state.seq += 1
         silence = Silence(
             silence_id=silence_id,
@@ -233,9 +218,9 @@ class AlertEngine:
             until_resolved=until_resolved,
         )
         self.state.silences[silence_id] = silence
-        out = _Out()
+        out = self._emitter()
         detail = ",".join(map(str, parsed)) + (" until resolved" if until_resolved else f" until {end}")
-        self._silence_record(silence, AlertEventType.SILENCE_CREATED, now, out, by=created_by, detail=detail)
+        out.silence_record(silence, AlertEventType.SILENCE_CREATED, now, by=created_by, detail=detail)
         self._evaluate(now, out)
         return out.decisions
 
@@ -244,10 +229,10 @@ class AlertEngine:
             silence = self.state.silences[silence_id]
         except KeyError:
             raise UnknownSilenceError(silence_id) from None
-        out = _Out()
+        out = self._emitter()
         if silence.expired_at is None:
             silence.expired_at = now
-            self._silence_record(silence, AlertEventType.SILENCE_EXPIRED, now, out, by=user)
+            out.silence_record(silence, AlertEventType.SILENCE_EXPIRED, now, by=user)
         self._evaluate(now, out)
         return out.decisions
 
@@ -269,59 +254,20 @@ class AlertEngine:
         self.state.overrides.setdefault(schedule, []).append(
             Override(user=user, start=start, end=end, replaces=replaces)
         )
-        out = _Out()
+        out = self._emitter()
         self._evaluate(now, out)
         return out.decisions
 
     def tick(self, now: datetime) -> list[Decision]:
         """Advance time: flushes, escalations, silence expiry, tier changes, cleanup."""
-        out = _Out()
+        out = self._emitter()
         self._evaluate(now, out)
         self._forget_old(now)
         return out.decisions
 
-    # -- routing -------------------------------------------------------------------
-
-    def _route(self, rec: IncidentRecord, now: datetime, out: _Out) -> None:
-        labels = rec.event.match_labels()
-        for target in match_routes(self.policy.route, labels):
-            group_labels = target.group_labels(labels)
-            if labels.get(REPLAY_LABEL):
-                group_labels = {**group_labels, REPLAY_LABEL: labels[REPLAY_LABEL]}  # never with live ones
-            group_key = target.route_id + "|" + json.dumps(group_labels, sort_keys=True, ensure_ascii=False)
-            alert_id = self.state.open_groups.get(group_key)
-            if alert_id is None:
-                alert_id = "al-" + _key_hash(group_key, now.isoformat(), rec.incident_id)
-                a = AlertRecord(
-                    alert_id=alert_id,
-                    route_id=target.route_id,
-                    group_key=group_key,
-                    group_labels=group_labels,
-                    receiver=target.receiver,
-                    escalation_policy=target.escalation,
-                    group_wait=target.group_wait,
-                    group_interval=target.group_interval,
-                    repeat_interval=target.repeat_interval,
-                    members=[rec.incident_id],
-                    tier=rec.tier,
-                    created_at=now,
-                    next_flush_at=now + target.group_wait,
-                )
-                self.state.alerts[alert_id] = a
-                self.state.open_groups[group_key] = alert_id
-                replay = labels.get(REPLAY_LABEL)
-                detail = f"route={target.route_id}" + (f" replay={replay}: recorded, not sent" if replay else "")
-                self._record(a, AlertEventType.FIRED, now, out, detail=detail)
-            else:
-                a = self.state.alerts[alert_id]
-                if rec.incident_id not in a.members:
-                    a.members.append(rec.incident_id)
-            if alert_id not in rec.alert_ids:
-                rec.alert_ids.append(alert_id)
-
     # -- evaluation ----------------------------------------------------------------
 
-    def _evaluate(self, now: datetime, out: _Out, scope: set[str] | None = None) -> None:
+    def _evaluate(self, now: datetime, out: Emitter, scope: set[str] | None = None) -> None:
         """Bring tiers, mutes and alerts up to ``now``.
 
         ``scope`` names the incidents whose snapshot changed; only they and the alerts
@@ -329,8 +275,8 @@ class AlertEngine:
         ``None`` looks at everything: ``tick`` does that, so every timer fires there.
         """
         self._update_tiers(now, out, scope)
-        self._expire_silences(now, out)
-        touched = self._update_mutes(now, out, scope)
+        expire_silences(now, out)
+        touched = self._muting.update(now, out, scope)
         open_alerts = (a for a in self.state.alerts.values() if a.status is not AlertStatus.RESOLVED)
         if scope is not None:
             wanted = {
@@ -343,7 +289,7 @@ class AlertEngine:
         for a in sorted(open_alerts, key=lambda a: (a.created_at, a.alert_id)):
             self._update_alert(a, now, out)
 
-    def _update_tiers(self, now: datetime, out: _Out, scope: set[str] | None) -> None:
+    def _update_tiers(self, now: datetime, out: Emitter, scope: set[str] | None) -> None:
         hold = self.policy.tiers.downgrade_after
         records = (
             self.state.incidents.values()
@@ -359,68 +305,9 @@ class AlertEngine:
             if closed is not None and rec.tier.severity > closed.severity:
                 # Worse than when someone closed it by hand: it deserves a new alert.
                 rec.closed_at_tier = None
-                self._route(rec, now, out)
+                route(rec, now, out)
 
-    def _expire_silences(self, now: datetime, out: _Out) -> None:
-        for silence in self.state.silences.values():
-            if silence.expired_at is None and silence.due_to_expire(now, _Resolved(self.state)):
-                silence.expired_at = now
-                self._silence_record(silence, AlertEventType.SILENCE_EXPIRED, now, out, by=AUTO)
-
-    def _is_source(self, rec: IncidentRecord) -> bool:
-        """Can ``rec`` inhibit anything? Cached per incident (derived, never persisted)."""
-        key = (rec.event.updated_at, rec.tier, rec.event.state)
-        cached = self._source_cache.get(rec.incident_id)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        labels = rec.labels()
-        found = any(matches_all(rule.source_matchers, labels) for rule in self.policy.inhibit_rules)
-        self._source_cache[rec.incident_id] = (key, found)
-        return found
-
-    def _update_mutes(self, now: datetime, out: _Out, scope: set[str] | None) -> set[str]:
-        """Recompute silences and inhibition; return the incidents whose mute state changed."""
-        incidents = self.state.incidents
-        rules = self.policy.inhibit_rules
-        # Only incidents that can be a source (a region, a hub) are compared against every
-        # target, so thousands of per-order incidents cost O(n), not O(n^2).
-        sources = {i: r.labels() for i, r in incidents.items() if r.active and self._is_source(r)}
-        if scope is None or any(i in incidents and self._is_source(incidents[i]) for i in scope):
-            targets = [r for r in incidents.values() if r.active or r.muted]
-        else:
-            targets = [incidents[i] for i in sorted(scope) if i in incidents]
-        silences = [s for s in self.state.silences.values() if s.active(now)]
-        changed: set[str] = set()
-        for rec in targets:
-            incident_id = rec.incident_id
-            silenced_by: list[str] = []
-            inhibited_by: list[str] = []
-            if rec.active:
-                labels = rec.labels()
-                for silence in silences:
-                    if silence.mutes(labels, now):
-                        silenced_by.append(silence.silence_id)
-                        if incident_id not in silence.matched:
-                            silence.matched.append(incident_id)
-                inhibited_by = inhibitors(rules, incident_id, labels, sources) if sources else []
-            changes: list[tuple[AlertEventType, str]] = []
-            if inhibited_by and inhibited_by != rec.inhibited_by:
-                changes.append((AlertEventType.INHIBITED, "by incidents " + ",".join(inhibited_by)))
-            if silenced_by and silenced_by != rec.silenced_by:
-                changes.append((AlertEventType.SILENCED, "by silences " + ",".join(silenced_by)))
-            if rec.muted and not (inhibited_by or silenced_by) and rec.active:
-                changes.append((AlertEventType.UNMUTED, ""))
-            if (inhibited_by, silenced_by) != (rec.inhibited_by, rec.silenced_by):
-                changed.add(incident_id)
-            rec.inhibited_by, rec.silenced_by = inhibited_by, silenced_by
-            for event, detail in changes:
-                for alert_id in rec.alert_ids:
-                    a = self.state.alerts.get(alert_id)
-                    if a is not None and a.status is not AlertStatus.RESOLVED:
-                        self._record(a, event, now, out, detail=f"{incident_id} {detail}".strip())
-        return changed
-
-    def _update_alert(self, a: AlertRecord, now: datetime, out: _Out) -> None:
+    def _update_alert(self, a: AlertRecord, now: datetime, out: Emitter) -> None:
         members = [self.state.incidents[m] for m in a.members if m in self.state.incidents]
         live = [m for m in members if m.active]
         if not live:
@@ -438,262 +325,25 @@ class AlertEngine:
                     a.escalation.resume(now)
         if tier is not a.tier:
             previous, a.tier = a.tier, tier
-            self._record(a, AlertEventType.TIER_CHANGED, now, out, detail=f"{previous.value}->{tier.value}")
+            out.record(a, AlertEventType.TIER_CHANGED, now, detail=f"{previous.value}->{tier.value}")
         if muted:
             return
         if a.next_flush_at is not None and a.next_flush_at <= now:
-            self._flush(a, now, out)
+            flush(a, now, out)
         if a.status is not AlertStatus.PENDING:
-            self._apply_tier(a, now, out)
-            self._escalate(a, now, out)
+            apply_tier(a, now, out)
+            escalate(a, now, out)
 
-    def _fingerprint(self, a: AlertRecord) -> str:
-        parts = [a.tier.value]
-        for member in sorted(a.members):
-            rec = self.state.incidents.get(member)
-            if rec is not None and rec.active:
-                parts.append(f"{member}:{rec.event.state.value}:{rec.tier.value}:{int(rec.muted)}")
-        return _key_hash(*parts)
-
-    def _flush(self, a: AlertRecord, now: datetime, out: _Out) -> None:
-        level = self.policy.tiers.level(a.tier)
-        fingerprint = self._fingerprint(a)
-        if a.status is AlertStatus.PENDING:
-            a.status = AlertStatus.FIRING
-            if level.notify:
-                self._notify(a, a.receiver, NotificationKind.FIRING, now, out)
-            a.last_sent_at = now
-        elif fingerprint != a.fingerprint:
-            if level.notify or a.receiver in a.notified:
-                self._notify(a, a.receiver, self._first_or(a, a.receiver, NotificationKind.UPDATE), now, out)
-                a.last_sent_at = now
-        elif (
-            a.status is AlertStatus.FIRING
-            and level.notify
-            and (a.last_sent_at is None or now - a.last_sent_at >= a.repeat_interval)
-        ):
-            self._notify(a, a.receiver, self._first_or(a, a.receiver, NotificationKind.REPEAT), now, out)
-            a.last_sent_at = now
-        a.fingerprint = fingerprint
-        a.next_flush_at = now + a.group_interval
-
-    def _apply_tier(self, a: AlertRecord, now: datetime, out: _Out) -> None:
-        """Make paging and ``also_notify`` match the current tier (idempotent)."""
-        level = self.policy.tiers.level(a.tier)
-        replay = bool(a.group_labels.get(REPLAY_LABEL))  # a replay of history pages no one
-        if (
-            level.page
-            and not replay
-            and a.status is AlertStatus.FIRING
-            and a.escalation_policy
-            and a.escalation is None
-        ):
-            a.escalation = EscalationProgress(policy=a.escalation_policy, next_at=now)
-        elif not level.page and a.escalation is not None and a.escalation.running:
-            a.escalation = None
-            self._record(a, AlertEventType.ESCALATION_STOPPED, now, out, detail=f"tier {a.tier.value} does not page")
-        if level.also_notify and a.tier not in a.also_notified:
-            a.also_notified.append(a.tier)
-            for receiver, user in self._resolve_targets(a, level.also_notify, now, out):
-                self._notify(a, receiver, self._first_or(a, receiver, NotificationKind.UPDATE), now, out, user=user)
-
-    def _escalate(self, a: AlertRecord, now: datetime, out: _Out) -> None:
-        esc = a.escalation
-        if esc is None or esc.stopped or esc.next_at is None or esc.next_at > now:
-            return
-        if a.status is not AlertStatus.FIRING:
-            return
-        policy = self.policy.escalation_policies.get(esc.policy)
-        if policy is None or esc.step >= len(policy.steps):
-            # The policy changed under a running escalation: stop rather than guess.
-            esc.stop()
-            self._record(a, AlertEventType.ESCALATION_STOPPED, now, out, detail=f"policy {esc.policy!r} changed")
-            return
-        step = policy.steps[esc.step]
-        targets = self._resolve_targets(a, step.targets, now, out)
-        for receiver, user in targets:
-            self._notify(a, receiver, NotificationKind.PAGE, now, out, user=user, step=esc.step, round=esc.round)
-        who = ",".join(sorted({u or r for r, u in targets}))
-        self._record(a, AlertEventType.ESCALATED, now, out, step=esc.step, detail=f"round={esc.round} to={who}")
-        esc.advance(policy, now)
-
-    def _resolve_targets(
-        self, a: AlertRecord, targets: Sequence[Target], now: datetime, out: _Out
-    ) -> list[tuple[str, str | None]]:
-        """Targets -> unique ``(receiver, user)`` pairs; empty schedules go to the fallback."""
-        found: list[tuple[str, str | None]] = []
-        for target in targets:
-            user = target.user
-            if target.schedule is not None:
-                schedule = self.policy.schedules[target.schedule]
-                extra = tuple(self.state.overrides.get(target.schedule, ()))
-                user = schedule.on_call(now, extra)
-                if user is None:
-                    self._record(
-                        a,
-                        AlertEventType.UNROUTABLE,
-                        now,
-                        out,
-                        detail=f"schedule {target.schedule!r} has nobody on call; sent to fallback",
-                    )
-                    found.append((self.policy.fallback, None))
-                    continue
-            if user is not None:
-                found.extend((receiver, user) for receiver in self.policy.users[user].receivers)
-            elif target.receiver is not None:
-                found.append((target.receiver, None))
-        unique: dict[str, str | None] = {}
-        for receiver, user in found:
-            unique.setdefault(receiver, user)
-        return list(unique.items())
-
-    def _resolve_alert(self, a: AlertRecord, now: datetime, by: str, out: _Out) -> None:
+    def _resolve_alert(self, a: AlertRecord, now: datetime, by: str, out: Emitter) -> None:
         a.status = AlertStatus.RESOLVED
         a.resolved_at, a.resolved_by = now, by
         if a.escalation is not None:
             a.escalation.stop()
         if self.state.open_groups.get(a.group_key) == a.alert_id:
             del self.state.open_groups[a.group_key]
-        self._record(a, AlertEventType.RESOLVED, now, out, by=by)
+        out.record(a, AlertEventType.RESOLVED, now, by=by)
         for receiver in list(a.notified):
-            self._notify(a, receiver, NotificationKind.RESOLVED, now, out, by=None if by == AUTO else by)
-
-    # -- output --------------------------------------------------------------------
-
-    def _first_or(self, a: AlertRecord, receiver: str, kind: NotificationKind) -> NotificationKind:
-        return kind if receiver in a.notified else NotificationKind.FIRING
-
-    def _members(self, a: AlertRecord) -> list[IncidentEvent]:
-        events = [self.state.incidents[m].event for m in a.members if m in self.state.incidents]
-        return events
-
-    def _common_labels(self, a: AlertRecord) -> dict[str, str]:
-        members = self._members(a)
-        first = members[0] if members else None
-        base = {**first.labels, "kind": first.kind} if first is not None else {}
-        return {**base, **{k: v for k, v in a.group_labels.items() if v}}
-
-    def _notify(
-        self,
-        a: AlertRecord,
-        receiver: str,
-        kind: NotificationKind,
-        now: datetime,
-        out: _Out,
-        *,
-        user: str | None = None,
-        by: str | None = None,
-        step: int | None = None,
-        round: int | None = None,
-    ) -> None:
-        if a.group_labels.get(REPLAY_LABEL):
-            return  # a replay of history: the alert is recorded (marked), nobody is notified
-        if not receiver or receiver not in self.policy.receivers:
-            receiver = self.policy.fallback
-        language = self.policy.language_of(receiver)
-        members = self._members(a)
-        if kind is not NotificationKind.RESOLVED:
-            members = [m for m in members if m.state is not IncidentState.RESOLVED] or members
-        ack_url = resolve_url = None
-        if self.links is not None and kind is not NotificationKind.RESOLVED:
-            expires = now + self.policy.link_ttl
-            if a.status is not AlertStatus.ACKED:
-                ack_url = self.links.link(a.alert_id, LinkAction.ACK, expires)
-            resolve_url = self.links.link(a.alert_id, LinkAction.RESOLVE, expires)
-        title, text = render(
-            MessageContext(
-                kind=kind,
-                tier=a.tier,
-                incidents=members,
-                now=now,
-                language=language,
-                time_zone=self.policy.time_zone_of(receiver),
-                step=step,
-                round=round,
-                user=user,
-                by=by,
-                ack_url=ack_url,
-                resolve_url=resolve_url,
-            )
-        )
-        notification = Notification(
-            notification_id=a.next_id("n"),
-            alert_id=a.alert_id,
-            kind=kind,
-            receiver=receiver,
-            language=language,
-            tier=a.tier,
-            title=title,
-            text=text,
-            labels=self._common_labels(a),
-            incident_ids=tuple(a.members),
-            created_at=now,
-            step=step,
-            round=round,
-            user=user,
-            ack_url=ack_url,
-            resolve_url=resolve_url,
-        )
-        out.decisions.append(notification)
-        if receiver not in a.notified and kind is not NotificationKind.RESOLVED:
-            a.notified.append(receiver)
-        self._record(
-            a,
-            AlertEventType.NOTIFIED,
-            now,
-            out,
-            receiver=receiver,
-            step=step,
-            notification_id=notification.notification_id,
-            by=user,
-            detail=kind.value,
-        )
-
-    def _record(
-        self,
-        a: AlertRecord,
-        event: AlertEventType,
-        now: datetime,
-        out: _Out,
-        *,
-        by: str | None = None,
-        receiver: str | None = None,
-        step: int | None = None,
-        notification_id: str | None = None,
-        detail: str = "",
-    ) -> None:
-        labels = self._common_labels(a)
-        out.decisions.append(
-            AlertEvent(
-                record_id=a.next_id("r"),
-                alert_id=a.alert_id,
-                event=event,
-                at=now,
-                tier=a.tier,
-                incident_ids=tuple(a.members),
-                labels={k: labels[k] for k in (*TAG_LABELS, REPLAY_LABEL) if labels.get(k)},
-                by=by,
-                receiver=receiver,
-                step=step,
-                notification_id=notification_id,
-                detail=detail,
-            )
-        )
-
-    def _silence_record(
-        self, silence: Silence, event: AlertEventType, now: datetime, out: _Out, *, by: str, detail: str = ""
-    ) -> None:
-        out.decisions.append(
-            AlertEvent(
-                record_id=f"{silence.silence_id}/r{self.state.next_id('')}",
-                alert_id="",
-                silence_id=silence.silence_id,
-                event=event,
-                at=now,
-                by=by,
-                detail=detail,
-            )
-        )
+            out.notify(a, receiver, NotificationKind.RESOLVED, now, by=None if by == AUTO else by)
 
     # -- housekeeping --------------------------------------------------------------
 
@@ -708,7 +358,7 @@ class AlertEngine:
             if r.resolved_at is not None and r.resolved_at <= horizon and not any(a in alerts for a in r.alert_ids)
         ]:
             del self.state.incidents[incident_id]
-        for silence_id in [i for i, s in self.state.silences.items() if _ended_before(s, horizon)]:
+        for silence_id in [i for i, s in self.state.silences.items() if s.ended_before(horizon)]:
             del self.state.silences[silence_id]
         for schedule, overrides in list(self.state.overrides.items()):
             kept = [o for o in overrides if o.end > now]
@@ -716,19 +366,3 @@ class AlertEngine:
                 self.state.overrides[schedule] = kept
             else:
                 del self.state.overrides[schedule]
-
-
-def _ended_before(silence: Silence, horizon: datetime) -> bool:
-    ended = silence.expired_at or silence.ends_at
-    return ended is not None and ended <= horizon
-
-
-class _Resolved:
-    """``incident id -> resolved?`` without building a dict of every incident."""
-
-    def __init__(self, state: EngineState) -> None:
-        self._incidents = state.incidents
-
-    def get(self, incident_id: str, default: bool) -> bool:
-        rec = self._incidents.get(incident_id)
-        return default if rec is None else not rec.active

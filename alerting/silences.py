@@ -55,3 +55,8 @@ class Silence(BaseModel):
             and bool(self.matched)
             and all(resolved.get(incident_id, True) for incident_id in self.matched)
         )
+
+    def ended_before(self, horizon: datetime) -> bool:
+        """Whether it ended (expired, or its end time passed) at or before ``horizon``."""
+        ended = self.expired_at or self.ends_at
+        return ended is not None and ended <= horizon
