@@ -51,7 +51,8 @@ import psutil
 
 from stream.changelog_restore import put_value
 from stream.contract import Rejection, Status, validate_record
-from stream.lifecycle import OrderState, apply_event, new_order
+from stream.lifecycle import apply_event
+from stream.order_state import OrderState, new_order
 from stream.pipeline import encode_value
 from stream.retention import RetentionIndex, RetentionSettings, sweep
 

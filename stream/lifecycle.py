@@ -1,8 +1,7 @@
-"""The per-SKU state machine and the per-order state that holds it (pure).
+"""The per-SKU state machine: one event applied to its order's state (pure).
 
-An :class:`OrderState` is what the worker keeps per order in its Faust table: one
-:class:`SkuState` per SKU line, the order-updates ``seq`` and the SKUs' bounded timelines,
-whose event ids are also the dedup state. :func:`apply_event` takes the current
+An :class:`~stream.order_state.OrderState` is what the worker keeps per order (one
+:class:`~stream.order_state.SkuState` per SKU line). :func:`apply_event` takes the current
 state and one validated event and returns the next state and what happened. Nothing here
 touches Kafka, InfluxDB or the clock: time comes only from the events.
 
@@ -11,7 +10,7 @@ Event-time rules (see the README, "The event contract"):
 - A SKU's status is the result of *folding* its timeline in event-time order (ties broken
   by ``event_id``): each event is checked against the status before it. It is legal when
   :func:`stream.contract.is_legal` says so (a scanned transition) or when it moves forward
-  along the :data:`LADDER` (a carrier that hands over and delivers without an
+  along the :data:`~stream.progress.LADDER` (a carrier that hands over and delivers without an
   out-for-delivery scan): missing scans are data, so such a skip is applied and the ladder
   stages it jumped over are recorded on its entry as *not scanned* (``skipped``). Only
   impossible sequences (anything after ``cancelled`` or ``returned``, regressions,
@@ -31,382 +30,43 @@ Event-time rules (see the README, "The event contract"):
 Bounded: each SKU keeps its newest :data:`TIMELINE_LIMIT` events; the status reached before
 the oldest kept event is folded into ``base``. Dedup covers the kept events, exactly: a window
 of 8-byte id hashes per SKU, a hit confirmed by the stored id (:mod:`stream.timeline_pack`).
-
-Compact (issue #20): the records are ``msgspec`` structs without a GC header, low-cardinality
-strings (sources, nodes, regions, devices, reasons, facts) are interned, stage times are one
-packed ``bytes`` per SKU, and no JSON memo is kept on a state: a memoised ``orjson.dumps``
-result pins a 4 KiB buffer (orjson does not shrink it), which was most of 17.6 KB per SKU.
-A SKU's timeline is one packed ``bytes`` (:mod:`stream.timeline_pack`: ~45 B per event
-instead of ~210 B as structs and strings), its stage times sparse (status, time) pairs, and
-orders without stage state share one empty extensions mapping.
 """
 
 from __future__ import annotations
 
-import struct
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from types import MappingProxyType
-from typing import Any, NamedTuple, TypeVar, dataclass_transform
 
 import msgspec
 
 from stream import timeline_pack
-from stream.contract import CLOSED, STAGE_RANK, TERMINAL, OrderEvent, SkuClass, Status, is_legal
-from stream.timeline_pack import TimelineEntry as TimelineEntry
+from stream.contract import OrderEvent, SkuClass, Status
+from stream.order_state import (
+    NO_STAGE_TIMES,
+    OrderState,
+    Position,
+    SkuFacts,
+    SkuLines,
+    SkuState,
+    datetime_ns,
+    interned,
+    new_order,
+    shared_facts,
+    sku_times,
+    state_record,
+    with_stage_time,
+)
+from stream.progress import START, Progress, skipped_by, step
+from stream.timeline_pack import TimelineEntry
 
 #: Events kept per SKU (newest by event time); older ones are folded into ``base``.
 TIMELINE_LIMIT = 32
 
-#: Rank before any event; ``exception`` alone keeps it.
-NO_RANK = STAGE_RANK[Status.EXCEPTION]
-
 _intern = sys.intern
-
-
-def interned(value: str | None) -> str | None:
-    """One shared copy of a low-cardinality string (source, node, region, reason...)."""
-    return None if value is None else _intern(value)
-
-
-#: The extensions of an order no stage keeps state for (shared: an empty dict is 64 B per order).
-NO_EXTENSIONS: Mapping[str, Any] = MappingProxyType({})
-
-_C = TypeVar("_C")
-
-
-@dataclass_transform(frozen_default=True)
-def state_record(cls: type[_C]) -> type[_C]:
-    """A slotted dataclass that is immutable by contract: type checkers see it frozen
-    (``dataclass_transform(frozen_default=True)``), but at run time it is not, because a
-    frozen dataclass sets every field through ``object.__setattr__`` and is about five times
-    slower to construct. These records are built several times per event on the hot path."""
-    return dataclass(slots=True)(cls)
-
 
 #: Status values by member (``Status.X.value`` is a property call; this is a dict lookup).
 _V: dict[Status, str] = {s: s.value for s in Status}
-
-
-class Progress(NamedTuple):
-    """Where a fold of a timeline stands: status, interrupted status, highest rank."""
-
-    status: Status | None = None
-    #: When ``status`` is ``exception``: the status it interrupted (``None``: unknown).
-    interrupted: Status | None = None
-    rank: int = NO_RANK
-
-
-START = Progress()
-
-
-#: The happy path of a SKU: the stages a forward skip is measured against. ``hub_arrival``
-#: stands level with ``linehaul`` (either is an in-transit scan), ``backordered`` and
-#: ``delivery_failed`` are detours beside it.
-LADDER: tuple[Status, ...] = (
-    Status.PAID,
-    Status.PICKED,
-    Status.PACKED,
-    Status.OUTBOUND_SCAN,
-    Status.LINEHAUL,
-    Status.OUT_FOR_DELIVERY,
-    Status.DELIVERED,
-    Status.RETURN_REQUESTED,
-    Status.RETURNED,
-)
-
-#: Position on the ladder of every status that has one (detours sit between two stages).
-_POSITION: dict[Status, float] = {
-    **{s: float(i) for i, s in enumerate(LADDER)},
-    Status.BACKORDERED: 0.5,
-    Status.HUB_ARRIVAL: float(LADDER.index(Status.LINEHAUL)),
-    Status.DELIVERY_FAILED: LADDER.index(Status.OUT_FOR_DELIVERY) + 0.5,
-}
-
-#: Nothing follows these (``delivered`` may still be followed by a return).
-_FINAL = frozenset({Status.CANCELLED, Status.RETURNED})
-_RETURNS = frozenset({Status.RETURN_REQUESTED, Status.RETURNED})
-
-
-def forward(current: Status, new: Status) -> bool:
-    """Whether ``new`` lies further along the ladder than ``current`` (a possibly skipping,
-    never regressing move); ``cancelled`` and ``exception`` are not ladder moves."""
-    if current in _FINAL:
-        return False
-    here, there = _POSITION.get(current), _POSITION.get(new)
-    return here is not None and there is not None and there > here
-
-
-def skipped_stages(current: Status | None, new: Status) -> tuple[Status, ...]:
-    """The ladder stages between ``current`` and ``new`` that were not scanned (a forward
-    move; ``()`` for the first event, loops, detours back and non-ladder statuses)."""
-    if current is None:
-        return ()
-    here, there = _POSITION.get(current), _POSITION.get(new)
-    if here is None or there is None or there <= here:
-        return ()
-    if new in _RETURNS and here < _POSITION[Status.DELIVERED]:
-        # Sent back before delivery (refused, intercepted): no delivery stage is implied.
-        return (Status.RETURN_REQUESTED,) if new is Status.RETURNED else ()
-    return tuple(s for s in LADDER if here < _POSITION[s] < there)
-
-
-def skipped_by(progress: Progress, status: Status) -> tuple[Status, ...]:
-    """:func:`skipped_stages` of a legal step from ``progress`` (after an exception: from
-    the status it interrupted)."""
-    if status is Status.EXCEPTION:
-        return ()
-    current = progress.interrupted if progress.status is Status.EXCEPTION else progress.status
-    return skipped_stages(current, status)
-
-
-def step(progress: Progress, status: Status) -> Progress | str:
-    """Apply one status to a fold; return the next progress or why it is illegal."""
-    current = progress.status
-    if current is None:
-        if status is Status.EXCEPTION:
-            return Progress(status, None, progress.rank)
-        return Progress(status, None, max(progress.rank, STAGE_RANK[status]))
-    if status is Status.EXCEPTION:
-        if current in TERMINAL:
-            return f"exception after terminal status {current.value}"
-        interrupted = progress.interrupted if current is Status.EXCEPTION else current
-        return Progress(status, interrupted, progress.rank)
-    if current is Status.EXCEPTION:
-        resumed = progress.interrupted
-        if (
-            resumed is not None
-            and status is not resumed
-            and not is_legal(resumed, status)
-            and not forward(resumed, status)
-        ):
-            return f"{status.value} cannot resume after an exception that interrupted {resumed.value}"
-    elif not is_legal(current, status) and not forward(current, status):
-        return f"{current.value} -> {status.value} is not a legal transition"
-    return Progress(status, None, max(progress.rank, STAGE_RANK[status]))
-
-
-class Position(msgspec.Struct, frozen=True, gc=False, array_like=True):
-    lat: float
-    lon: float
-    time_ns: int
-
-
-class SkuFacts(msgspec.Struct, frozen=True, gc=False, array_like=True):
-    """Descriptive fields of a SKU line, from its newest event that carried each one."""
-
-    qty: int = 1
-    region: str | None = None
-    warehouse: str | None = None
-    carrier: str | None = None
-    channel: str | None = None
-    node: str | None = None
-    promised_by_ns: int | None = None
-    dest_lat: float | None = None
-    dest_lon: float | None = None
-    sku_class: str | None = None
-    vip: bool = False
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def datetime_ns(value: datetime) -> int:
-    """An aware datetime as integer nanoseconds since the epoch (exact, no float rounding)."""
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-
-
-def ns_datetime(ns: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=ns // 1000)
-
-
-_SKU_CLASS = {c: c.value for c in SkuClass}
-
-
-def _facts_from(event: OrderEvent, old: SkuFacts | None, newest: bool) -> SkuFacts:
-    """Merge the event's fields into the facts: the newest event wins, a late one only fills gaps."""
-    i = interned
-    promised = datetime_ns(event.promised_by) if event.promised_by is not None else None
-    if old is None:
-        return SkuFacts(
-            event.qty,
-            i(event.region),
-            i(event.warehouse),
-            i(event.carrier),
-            i(event.channel),
-            i(event.node),
-            promised,
-            event.dest_lat,
-            event.dest_lon,
-            _SKU_CLASS[event.sku_class],
-            event.vip,
-        )
-    if newest:
-        return SkuFacts(
-            event.qty,
-            i(event.region) if event.region is not None else old.region,
-            i(event.warehouse) if event.warehouse is not None else old.warehouse,
-            i(event.carrier) if event.carrier is not None else old.carrier,
-            i(event.channel) if event.channel is not None else old.channel,
-            i(event.node) if event.node is not None else old.node,
-            promised if promised is not None else old.promised_by_ns,
-            event.dest_lat if event.dest_lat is not None else old.dest_lat,
-            event.dest_lon if event.dest_lon is not None else old.dest_lon,
-            _SKU_CLASS[event.sku_class],
-            event.vip or old.vip,
-        )
-    return SkuFacts(
-        old.qty,
-        old.region if old.region is not None else i(event.region),
-        old.warehouse if old.warehouse is not None else i(event.warehouse),
-        old.carrier if old.carrier is not None else i(event.carrier),
-        old.channel if old.channel is not None else i(event.channel),
-        old.node if old.node is not None else i(event.node),
-        old.promised_by_ns if old.promised_by_ns is not None else promised,
-        old.dest_lat if old.dest_lat is not None else event.dest_lat,
-        old.dest_lon if old.dest_lon is not None else event.dest_lon,
-        old.sku_class,
-        old.vip or event.vip,
-    )
-
-
-def shared_facts(facts: SkuFacts, like: SkuFacts | None) -> SkuFacts:
-    """``facts`` sharing ``like``'s objects where equal (the SKU's previous facts, or a sibling
-    line's: lines of an order mostly share promise and destination): ``like`` itself when all
-    are equal, else its promised time and destination numbers (48 and 2 x 32 B per SKU)."""
-    if like is None:
-        return facts
-    if facts == like:
-        return like
-    promised = like.promised_by_ns if facts.promised_by_ns == like.promised_by_ns else facts.promised_by_ns
-    lat = like.dest_lat if facts.dest_lat == like.dest_lat else facts.dest_lat
-    lon = like.dest_lon if facts.dest_lon == like.dest_lon else facts.dest_lon
-    if promised is facts.promised_by_ns and lat is facts.dest_lat and lon is facts.dest_lon:
-        return facts
-    return msgspec.structs.replace(facts, promised_by_ns=promised, dest_lat=lat, dest_lon=lon)
-
-
-# -- stage times: (status slot u8, int64 ns) pairs of the statuses reached, packed ----------
-
-_STATUSES: tuple[Status, ...] = tuple(Status)
-_SLOT: dict[str, int] = {s.value: i for i, s in enumerate(_STATUSES)}
-_PAIR = struct.Struct("<Bq")
-_TIME = struct.Struct("<q")
-NO_STAGE_TIMES = b""
-
-
-def sku_times(status_time_ns: int, stage_ns: bytes) -> bytes:
-    """:attr:`SkuState.times` of a status time and packed stage times."""
-    return _TIME.pack(status_time_ns) + stage_ns
-
-
-def pack_stage_times(times: Mapping[str, int]) -> bytes:
-    """Canonical: pairs in slot order, so equal stage times are equal bytes."""
-    return b"".join([_PAIR.pack(slot, int(ns)) for slot, ns in sorted((_SLOT[s], ns) for s, ns in times.items()) if ns])
-
-
-def unpack_stage_times(packed: bytes) -> dict[str, int]:
-    """Status value -> first time reached, in the order reached (ties: ladder order)."""
-    found = sorted((ns, i) for i, ns in _PAIR.iter_unpack(packed))
-    return {_STATUSES[i].value: ns for ns, i in found}
-
-
-def _with_stage_time(packed: bytes, status: str, ns: int) -> bytes:
-    """``packed`` with ``status`` reached at ``ns`` unless it was reached earlier."""
-    slot = _SLOT[status]
-    size = _PAIR.size
-    for offset in range(0, len(packed), size):
-        here = packed[offset]
-        if here == slot:
-            if _PAIR.unpack_from(packed, offset)[1] <= ns:
-                return packed
-            return packed[:offset] + _PAIR.pack(slot, ns) + packed[offset + size :]
-        if here > slot:
-            return packed[:offset] + _PAIR.pack(slot, ns) + packed[offset:]
-    return packed + _PAIR.pack(slot, ns)
-
-
-class SkuState(msgspec.Struct, frozen=True, gc=False):
-    """The state of one SKU line of an order."""
-
-    sku: str
-    status: Status
-    #: When ``status`` is ``exception``: the status it interrupted.
-    interrupted: Status | None
-    #: Highest progress rank reached; never decreases.
-    rank: int
-    #: The event time of the event that set ``status`` (int64), then the first event time at
-    #: which each status was reached as (slot, int64) pairs: read :attr:`status_time_ns` and
-    #: :attr:`stage_times` (one object: an int costs 48 B).
-    times: bytes
-    position: Position | None
-    facts: SkuFacts
-    #: Newest events, oldest first, ordered by (event time, event_id), packed with their
-    #: duplicate window (:mod:`stream.timeline_pack`; read :attr:`timeline`).
-    packed: bytes
-    #: The fold just before the oldest kept timeline entry.
-    base: Progress = START
-    #: Held by the no-regression rule: ``status`` differs from the fold of the timeline.
-    pinned: bool = False
-
-    @property
-    def status_time_ns(self) -> int:
-        """Event time of the event that set ``status``."""
-        return int(_TIME.unpack_from(self.times)[0])
-
-    @property
-    def stage_ns(self) -> bytes:
-        """The stage times, packed (see :func:`pack_stage_times`)."""
-        return self.times[8:]
-
-    @property
-    def stage_times(self) -> dict[str, int]:
-        """First event time at which each status was reached (status value -> ns), in order."""
-        return unpack_stage_times(self.times[8:])
-
-    @property
-    def timeline(self) -> tuple[TimelineEntry, ...]:
-        """Newest events, oldest first, ordered by (event time, event_id) (unpacked on each call)."""
-        return timeline_pack.unpack(self.packed)
-
-    @property
-    def event_ids(self) -> frozenset[str]:
-        """Ids of the timeline's events (the dedup window)."""
-        return frozenset(e.event_id for e in self.timeline)
-
-    @property
-    def progress(self) -> Progress:
-        return Progress(self.status, self.interrupted, self.rank)
-
-    @property
-    def effective_rank(self) -> int:
-        """The rank of the current status (``exception``: of the status it interrupted)."""
-        if self.status is Status.EXCEPTION:
-            return STAGE_RANK[self.interrupted] if self.interrupted is not None else self.rank
-        return STAGE_RANK[self.status]
-
-    @property
-    def closed(self) -> bool:
-        return self.status in CLOSED
-
-    @property
-    def newest_ns(self) -> int:
-        newest = timeline_pack.newest_time(self.packed)
-        return self.status_time_ns if newest is None else newest
-
-    def has_event(self, event_id: str) -> bool:
-        """Whether ``event_id`` is in the duplicate window (exact: see :mod:`stream.timeline_pack`)."""
-        return timeline_pack.contains(self.packed, event_id)
-
-    @property
-    def not_scanned(self) -> tuple[Status, ...]:
-        """Ladder stages the applied timeline skipped (missing scans), in ladder order."""
-        found = {s for e in self.timeline if e.skipped for s in e.skipped}
-        return tuple(s for s in LADDER if s in found)
 
 
 class Outcome(StrEnum):
@@ -466,88 +126,54 @@ def entry_changes(change: EventChange) -> list[tuple[TimelineEntry, int]]:
     return out
 
 
-class SkuLines(Mapping[str, SkuState]):
-    """An order's SKU states by SKU id, as one tuple: a read-only mapping of 1-3 lines costs
-    ~100 B instead of a dict's ~190 B (issue #20). Lookups scan the lines (orders have few)."""
-
-    __slots__ = ("_lines",)
-
-    def __init__(self, lines: Iterable[SkuState] = ()) -> None:
-        self._lines: tuple[SkuState, ...] = tuple(lines)
-
-    @classmethod
-    def with_line(cls, skus: Mapping[str, SkuState], line: SkuState) -> SkuLines:
-        """``skus`` with ``line`` added or replacing the line of its SKU id."""
-        lines = skus._lines if isinstance(skus, SkuLines) else tuple(skus.values())
-        for i, old in enumerate(lines):
-            if old.sku == line.sku:
-                return cls(lines[:i] + (line,) + lines[i + 1 :])
-        return cls(lines + (line,))
-
-    def __getitem__(self, key: str) -> SkuState:
-        for line in self._lines:
-            if line.sku == key:
-                return line
-        raise KeyError(key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        for line in self._lines:
-            if line.sku == key:
-                return line
-        return default
-
-    def __contains__(self, key: object) -> bool:
-        return any(line.sku == key for line in self._lines)
-
-    def __iter__(self) -> Iterator[str]:
-        return (line.sku for line in self._lines)
-
-    def __len__(self) -> int:
-        return len(self._lines)
-
-    def values(self) -> tuple[SkuState, ...]:  # type: ignore[override]
-        return self._lines
-
-    def items(self) -> list[tuple[str, SkuState]]:  # type: ignore[override]
-        return [(line.sku, line) for line in self._lines]
-
-    def __repr__(self) -> str:
-        return f"SkuLines({dict(self.items())!r})"
+_SKU_CLASS = {c: c.value for c in SkuClass}
 
 
-@state_record
-class OrderState:
-    """Everything the worker keeps about one order."""
-
-    order_id: str
-    #: Source partition of the order (all its events share it); the changelog partition.
-    partition: int
-    skus: Mapping[str, SkuState]
-    #: Newest event time of the order.
-    last_event_ns: int
-    #: Number of ``order-updates`` messages published for the order.
-    seq: int = 0
-    #: Per-stage state of pipeline stages (JSON-serialisable), keyed by stage name.
-    extensions: Mapping[str, Any] = field(default_factory=lambda: NO_EXTENSIONS)
-
-    @property
-    def closed(self) -> bool:
-        return bool(self.skus) and all(s.closed for s in self.skus.values())
-
-    def has_event(self, event_id: str) -> bool:
-        return any(s.has_event(event_id) for s in self.skus.values())
-
-    def with_extension(self, name: str, value: Any) -> OrderState:
-        extensions = dict(self.extensions)
-        if value is None:
-            extensions.pop(name, None)
-        else:
-            extensions[name] = value
-        return replace(self, extensions=extensions)
-
-
-def new_order(order_id: str, partition: int) -> OrderState:
-    return OrderState(order_id=order_id, partition=partition, skus={}, last_event_ns=0)
+def _facts_from(event: OrderEvent, old: SkuFacts | None, newest: bool) -> SkuFacts:
+    """Merge the event's fields into the facts: the newest event wins, a late one only fills gaps."""
+    i = interned
+    promised = datetime_ns(event.promised_by) if event.promised_by is not None else None
+    if old is None:
+        return SkuFacts(
+            event.qty,
+            i(event.region),
+            i(event.warehouse),
+            i(event.carrier),
+            i(event.channel),
+            i(event.node),
+            promised,
+            event.dest_lat,
+            event.dest_lon,
+            _SKU_CLASS[event.sku_class],
+            event.vip,
+        )
+    if newest:
+        return SkuFacts(
+            event.qty,
+            i(event.region) if event.region is not None else old.region,
+            i(event.warehouse) if event.warehouse is not None else old.warehouse,
+            i(event.carrier) if event.carrier is not None else old.carrier,
+            i(event.channel) if event.channel is not None else old.channel,
+            i(event.node) if event.node is not None else old.node,
+            promised if promised is not None else old.promised_by_ns,
+            event.dest_lat if event.dest_lat is not None else old.dest_lat,
+            event.dest_lon if event.dest_lon is not None else old.dest_lon,
+            _SKU_CLASS[event.sku_class],
+            event.vip or old.vip,
+        )
+    return SkuFacts(
+        old.qty,
+        old.region if old.region is not None else i(event.region),
+        old.warehouse if old.warehouse is not None else i(event.warehouse),
+        old.carrier if old.carrier is not None else i(event.carrier),
+        old.channel if old.channel is not None else i(event.channel),
+        old.node if old.node is not None else i(event.node),
+        old.promised_by_ns if old.promised_by_ns is not None else promised,
+        old.dest_lat if old.dest_lat is not None else event.dest_lat,
+        old.dest_lon if old.dest_lon is not None else event.dest_lon,
+        old.sku_class,
+        old.vip or event.vip,
+    )
 
 
 _replace_entry = msgspec.structs.replace
@@ -584,7 +210,7 @@ def _status_time(progress: Progress, timeline: Iterable[TimelineEntry], fallback
 
 def _merge_stage_times(old: bytes, new: Mapping[str, int]) -> bytes:
     for key, value in new.items():
-        old = _with_stage_time(old, key, value)
+        old = with_stage_time(old, key, value)
     return old
 
 
@@ -655,7 +281,7 @@ def _first_state(event: OrderEvent, time_ns: int, sibling: SkuFacts | None) -> t
         status=event.status,
         interrupted=result.interrupted,
         rank=result.rank,
-        times=sku_times(time_ns, _with_stage_time(NO_STAGE_TIMES, _V[event.status], time_ns)),
+        times=sku_times(time_ns, with_stage_time(NO_STAGE_TIMES, _V[event.status], time_ns)),
         position=position,
         facts=shared_facts(_facts_from(event, None, True), sibling),
         packed=timeline_pack.pack((entry,)),
@@ -686,7 +312,7 @@ def apply_to_sku(sku: SkuState | None, event: OrderEvent, time_ns: int, sibling:
             after = _sku(sku, position=position, facts=facts, timeline=timeline + (entry,))
             return EventChange(Outcome.ILLEGAL, entry, sku, after, previous, None)
         entry = _entry(event, time_ns, skipped=skipped_by(sku.progress, event.status))
-        stage_ns = _with_stage_time(sku.stage_ns, _V[event.status], time_ns)
+        stage_ns = with_stage_time(sku.stage_ns, _V[event.status], time_ns)
         after = _sku(
             sku,
             progress=result,
@@ -781,11 +407,3 @@ def replay(events: Iterable[OrderEvent], partition_of: Mapping[str, int] | None 
             order = new_order(event.order_id, (partition_of or {}).get(event.order_id, 0))
         orders[event.order_id], _ = apply_event(order, event)
     return orders
-
-
-def expired(order: OrderState, watermark_ns: int, closed_retention_ns: int, open_retention_ns: int) -> bool:
-    """Whether an order may be forgotten: closed and quiet for ``closed_retention_ns``, or
-    open (abandoned) and quiet for ``open_retention_ns``, measured in event time against
-    the partition's watermark (its newest event time)."""
-    quiet = watermark_ns - order.last_event_ns
-    return quiet > (closed_retention_ns if order.closed else open_retention_ns)

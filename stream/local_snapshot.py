@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.changelog_restore import changelog_ranges, load_changelog, records_at
-from stream.lifecycle import OrderState
+from stream.order_state import OrderState
 from stream.pipeline import StageValue, encode_value
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from typing import Any
 from stream.contract import CLOSED
 from stream.delays import DelayState
 from stream.delays_engine import DelaysEngine
-from stream.lifecycle import OrderState
+from stream.order_state import OrderState
 
 #: Snapshot extension name.
 ETA_EXTENSION = "eta"

@@ -24,7 +24,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from config.durations import Duration
-from stream.lifecycle import OrderState, expired
+from stream.order_state import OrderState, expired
 
 HOUR_NS = 3600 * 10**9
 

@@ -20,22 +20,21 @@ import orjson
 
 from stream import timeline_pack
 from stream.contract import Status
-from stream.lifecycle import (
+from stream.order_state import (
     NO_EXTENSIONS,
-    START,
     OrderState,
     Position,
-    Progress,
     SkuFacts,
     SkuLines,
     SkuState,
-    TimelineEntry,
     interned,
     pack_stage_times,
     shared_facts,
     sku_times,
     unpack_stage_times,
 )
+from stream.progress import START, Progress
+from stream.timeline_pack import TimelineEntry
 
 #: Version of the changelog value written (1: JSON objects, still decoded; 2: msgpack arrays).
 STATE_VERSION = 2

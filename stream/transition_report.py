@@ -14,7 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import LADDER, OrderState, apply_event, new_order, skipped_by, step
+from stream.lifecycle import apply_event
+from stream.order_state import OrderState, new_order
+from stream.progress import LADDER, skipped_by, step
 
 FIRST = "(first)"
 

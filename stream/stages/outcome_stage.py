@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.lifecycle import OrderState
+from stream.order_state import OrderState
 from stream.outcomes import (
     OUTCOME_EXTENSION,
     PointKey,

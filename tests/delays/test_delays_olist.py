@@ -22,7 +22,8 @@ from stream.data_quality import IllegalTransition
 from stream.delays_engine import DelaysEngine
 from stream.import_command import read_rows
 from stream.importer import RowRejection, Skipped, load_mapping, map_row
-from stream.lifecycle import OrderState, Outcome, apply_event, new_order
+from stream.lifecycle import Outcome, apply_event
+from stream.order_state import OrderState, new_order
 from stream.outcomes import order_outcome
 from stream.sla import SlaPolicy, load_sla_rules
 

@@ -17,7 +17,8 @@ import orjson
 
 from stream.aggregates import PartitionAggregates
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import OrderState, apply_event, new_order
+from stream.lifecycle import apply_event
+from stream.order_state import OrderState, new_order
 
 S = Status
 START = datetime(2026, 6, 1, tzinfo=UTC)

@@ -31,7 +31,8 @@ from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream import dlq
 from stream.batch_source import source_group
-from stream.lifecycle import OrderState, replay
+from stream.lifecycle import replay
+from stream.order_state import OrderState
 from stream.pipeline import decode_value
 from stream.topics import ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, changelog_topic
 

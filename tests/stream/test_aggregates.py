@@ -8,7 +8,7 @@ from stream_eventgen import fold_partition, generate, valid_events
 
 from stream.aggregates import MINUTE_NS, PartitionAggregates, minute_of
 from stream.contract import Status
-from stream.lifecycle import OrderState
+from stream.order_state import OrderState
 
 S = Status
 

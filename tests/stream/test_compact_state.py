@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import TIMELINE_LIMIT, OrderState, apply_event, new_order
+from stream.lifecycle import TIMELINE_LIMIT, apply_event
+from stream.order_state import OrderState, new_order
 from stream.pipeline import StageValue, decode_value, encode_value
 from stream.state_codec import StateFormatError
 

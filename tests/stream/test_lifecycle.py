@@ -8,20 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.contract import STAGE_RANK, OrderEvent, Status
-from stream.lifecycle import (
-    LADDER,
-    START,
-    TIMELINE_LIMIT,
-    OrderState,
-    Outcome,
-    Progress,
-    apply_event,
-    expired,
-    new_order,
-    replay,
-    step,
-)
+from stream.lifecycle import TIMELINE_LIMIT, Outcome, apply_event, replay
+from stream.order_state import OrderState, expired, new_order
 from stream.pipeline import decode_value, encode_value
+from stream.progress import LADDER, START, Progress, step
 
 S = Status
 T0 = datetime(2026, 11, 11, 8, tzinfo=UTC)

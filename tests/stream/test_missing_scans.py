@@ -12,7 +12,7 @@ from stream_eventgen import fold_partition, generate, valid_events
 
 from stream.aggregates import MISSING_SCANS, PartitionAggregates
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import OrderState
+from stream.order_state import OrderState
 
 S = Status
 T0 = datetime(2026, 11, 11, 8, tzinfo=UTC)

@@ -14,7 +14,8 @@ import pytest
 from dashboard.gateway.delivery_stats import StatsRequestError, parse_query, shape
 from dashboard.gateway.order_snapshot import OrderSnapshot
 from stream.contract import OrderEvent
-from stream.lifecycle import OrderState, apply_event, new_order
+from stream.lifecycle import apply_event
+from stream.order_state import OrderState, new_order
 from stream.outcomes import OUTCOME_EXTENSION, order_outcome
 from stream.pipeline import Accepted, BatchContext, SourceRecord
 from stream.rollup import order_snapshot

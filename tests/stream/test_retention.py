@@ -12,7 +12,7 @@ from stream_harness import count_points
 from test_pipeline import changelog_state, sweep_in_two_batches
 
 from config.settings import Settings
-from stream.lifecycle import OrderState
+from stream.order_state import OrderState
 from stream.retention import HOUR_NS, RetentionIndex, RetentionSettings
 from stream.worker_command import add_arguments, options_from
 

@@ -8,7 +8,8 @@ import orjson
 
 from dashboard.gateway.order_snapshot import OrderSnapshot
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import OrderState, apply_event, new_order
+from stream.lifecycle import apply_event
+from stream.order_state import OrderState, new_order
 from stream.rollup import SNAPSHOT_TIMELINE, order_snapshot, rollup, summary
 
 S = Status

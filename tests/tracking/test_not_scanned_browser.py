@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import apply_event, new_order
+from stream.lifecycle import apply_event
+from stream.order_state import new_order
 from stream.rollup import order_snapshot
 from tracking.browser import PHONE, chromium, wait_for
 from tracking.stack import SOURCE, Bus, WebServer
