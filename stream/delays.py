@@ -1,17 +1,8 @@
-"""Per-SKU delay state: SLA stage timers, the order's promise, at-risk prediction.
+"""Per-SKU delay tracking: SLA stage timers, the order's promise, at-risk prediction.
 
-Each in-flight SKU carries at most two deadlines: the timer of its current stage (from
-``config/sla.yaml``, e.g. paid -> outbound_scan within 24 business hours) and its
-promise (``promised_by``). Its delay state is a pure function of those deadlines, the
-at-risk moments predicted from lane statistics, and the watermark ``t``:
-
-* ``exception``: its last event was an exception scan;
-* ``stalled`` / ``late``: ``t`` passed the stage deadline (the stage says which) or the
-  promise (``late``); the rule that fired and the minutes of delay come with it;
-* ``at_risk``: ``t`` passed the moment from which ``t + p90(remaining)`` exceeds a deadline;
-  that moment is computed once when the stage starts (:meth:`LogHistogram.risk_offset`),
-  so no SKU needs re-examining until then;
-* ``on_track`` otherwise. A closed SKU is ``late`` when it was delivered after the promise.
+:class:`DelayTracker` keeps a :class:`~stream.sku_delay.SkuDelay` per in-flight SKU, moves
+its stage and promise deadlines as events arrive, and reports its delay state changes
+(:mod:`stream.sku_delay` says how a state follows from the deadlines and the watermark).
 
 Every SKU has one wake-up in a :class:`DeadlineHeap` (the next of its four moments), so
 advancing the watermark touches only SKUs whose state can change.
@@ -25,44 +16,30 @@ one at a time, so batch boundaries do not either.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
-from enum import StrEnum
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 import h3
 
 from stream.contract import CLOSED, STAGE_RANK, OrderEvent, SkuClass, Status, is_legal
 from stream.deadline_heap import DeadlineHeap
-from stream.incident_model import PART_SEP, ClusterItem, Values
+from stream.incident_model import ClusterItem, Values
 from stream.lane_stats import Lane, LaneStats, PredictionSettings
+from stream.sku_delay import (
+    BAD_STATES,
+    BAD_VALUES,
+    DelayState,
+    DelayTransition,
+    SkuDelay,
+    SkuDelayView,
+    cluster_item,
+    cluster_values,
+    delay_minutes,
+    evaluate,
+    sku_key,
+)
 from stream.sla import SlaContext, SlaPolicy
 
-
-class DelayState(StrEnum):
-    ON_TRACK = "on_track"
-    AT_RISK = "at_risk"
-    LATE = "late"
-    STALLED = "stalled"
-    EXCEPTION = "exception"
-
-
-SEVERITY: dict[DelayState, int] = {
-    DelayState.ON_TRACK: 0,
-    DelayState.AT_RISK: 1,
-    DelayState.LATE: 2,
-    DelayState.STALLED: 3,
-    DelayState.EXCEPTION: 4,
-}
-#: States that are clustered into incidents.
-BAD_STATES: frozenset[DelayState] = frozenset({DelayState.LATE, DelayState.STALLED, DelayState.EXCEPTION})
-#: Words for incident titles, per delay state.
-DELAY_TITLES: dict[str, str] = {
-    "late": "SKUs late",
-    "stalled": "SKUs stalled",
-    "exception": "SKUs in exception",
-}
 _CLOSED_VALUES = frozenset(s.value for s in CLOSED)
 _RANK = {s.value: r for s, r in STAGE_RANK.items()}
 # plain strings for the hot path (an enum's ``.value`` is a slow descriptor lookup)
@@ -72,15 +49,9 @@ _DELIVERED = Status.DELIVERED.value
 _STANDARD = SkuClass.STANDARD
 
 
-def sku_key(order_id: str, sku: str) -> str:
-    """State key of one SKU line (``|`` cannot occur in ids, see ``stream.contract.Id``)."""
-    return f"{order_id}|{sku}"
-
-
-def _iso(instant: float | None) -> str | None:
-    if instant is None:
-        return None
-    return datetime.fromtimestamp(instant, UTC).isoformat().replace("+00:00", "Z")
+def _context(s: SkuDelay) -> SlaContext:
+    """What the SLA rules match a SKU on."""
+    return SlaContext(s.channel, s.warehouse, s.carrier, s.region, s.sku_class)
 
 
 class ClusterFeed(Protocol):
@@ -93,191 +64,6 @@ class ClusterFeed(Protocol):
     def clear(self, key: str, at: float) -> None: ...
 
     def restore_open(self, item: ClusterItem) -> None: ...
-
-
-@dataclass(slots=True)
-class SkuDelay:
-    """Everything the tracker keeps about one SKU; plain values, see ``to_dict``."""
-
-    key: str
-    order_id: str
-    sku: str
-    partition: int
-    status: str
-    rank: int
-    status_since: float
-    last_event: float
-    channel: str | None = None
-    warehouse: str | None = None
-    carrier: str | None = None
-    region: str | None = None
-    sku_class: str = SkuClass.STANDARD.value
-    node: str | None = None
-    next_node: str | None = None
-    device_id: str | None = None
-    route: str | None = None
-    cell: str | None = None
-    stage: str | None = None
-    stage_rule: str | None = None
-    stage_breach: str = "late"
-    stage_started: float | None = None
-    stage_due: float | None = None
-    stage_risk_at: float | None = None
-    promised: float | None = None
-    promise_rule: str | None = None
-    promise_due: float | None = None
-    promise_risk_at: float | None = None
-    exception_since: float | None = None
-    entered: dict[str, float] = field(default_factory=dict)
-    state: str = DelayState.ON_TRACK.value
-    rule: str | None = None
-    due: float | None = None
-    state_since: float = 0.0
-    episode_since: float | None = None  # start of the current bad episode as clustered
-    closed_at: float | None = None
-    promise_late: bool = False
-    breaches: int = 0
-    wake: float | None = None
-    #: impact inputs of the alert tiers (sticky: the last value given wins)
-    order_value: float | None = None
-    vip: bool = False
-    penalty: bool = False
-
-    def context(self) -> SlaContext:
-        return SlaContext(self.channel, self.warehouse, self.carrier, self.region, self.sku_class)
-
-    def lane(self) -> Lane:
-        return Lane(self.warehouse, self.carrier, self.region)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in _SKU_FIELDS}
-        data["entered"] = dict(self.entered)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SkuDelay:
-        missing = [name for name in _SKU_FIELDS if name not in data and name not in _OPTIONAL_FIELDS]
-        if missing:
-            raise ValueError(f"SKU delay state lacks {', '.join(missing)}")
-        return cls(**{name: data[name] for name in _SKU_FIELDS if name in data})
-
-
-_SKU_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SkuDelay))
-#: Added later: states saved before them restore with the defaults.
-_OPTIONAL_FIELDS = frozenset({"order_value", "vip", "penalty"})
-
-
-@dataclass(frozen=True, slots=True)
-class DelayTransition:
-    """A SKU's delay state changed (or it closed): publish, persist, show."""
-
-    key: str
-    order_id: str
-    sku: str
-    previous: DelayState
-    state: DelayState
-    rule: str | None
-    delay_minutes: float
-    due: float | None
-    at: float
-    status: str
-    closed: bool
-    promise_late: bool
-    lane: Lane
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "order_id": self.order_id,
-            "sku": self.sku,
-            "previous": self.previous.value,
-            "delay_state": self.state.value,
-            "rule": self.rule,
-            "delay_minutes": round(self.delay_minutes, 1),
-            "due": _iso(self.due),
-            "at": _iso(self.at),
-            "status": self.status,
-            "closed": self.closed,
-            "promise_late": self.promise_late,
-            "lane": {
-                "warehouse": self.lane.warehouse,
-                "carrier": self.lane.carrier,
-                "region": self.lane.region,
-            },
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class SkuDelayView:
-    """Read model of one SKU's delay at a given watermark.
-
-    ``promise_late``: delivered after the promise, or still open with the promise passed.
-    """
-
-    order_id: str
-    sku: str
-    status: str
-    state: DelayState
-    rule: str | None
-    delay_minutes: float
-    due: float | None
-    stage: str | None
-    stage_due: float | None
-    promise_due: float | None
-    promise_late: bool
-    closed: bool
-    lane: Lane
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "order_id": self.order_id,
-            "sku": self.sku,
-            "status": self.status,
-            "delay_state": self.state.value,
-            "rule": self.rule,
-            "delay_minutes": round(self.delay_minutes, 1),
-            "due": _iso(self.due),
-            "stage": self.stage,
-            "stage_due": _iso(self.stage_due),
-            "promise_due": _iso(self.promise_due),
-            "promise_late": self.promise_late,
-            "closed": self.closed,
-        }
-
-
-def cluster_values(s: SkuDelay) -> Values:
-    """Root-cause attributes of a SKU, as the incident detector groups them.
-
-    ``hub`` is the node expected to scan the SKU next: the ``next_node`` a linehaul scan
-    sent it to, else the node of its last scan. A hub that stops scanning strands both
-    the parcels inside it and those on their way to it; the hub they left did its job.
-    ``route`` is ``attributes.route`` when the source gives one, else warehouse>region.
-    ``area`` is the H3 cell of the last fix, except on a linehaul leg. ``stage`` is the SLA
-    stage the SKU is in: the parent of everything when a whole tier is late at once.
-    """
-    values: Values = {}
-    if s.warehouse:
-        values["warehouse"] = (s.warehouse,)
-    hub = s.next_node or s.node
-    if hub:
-        values["hub"] = (hub,)
-    if s.carrier:
-        values["carrier"] = (s.carrier,)
-        if s.region:
-            values["carrier_region"] = (s.carrier + PART_SEP + s.region,)
-    if s.region:
-        values["region"] = (s.region,)
-    if s.channel:
-        values["channel"] = (s.channel,)
-    if s.device_id:
-        values["device_id"] = (s.device_id,)
-    route = s.route or (f"{s.warehouse}>{s.region}" if s.warehouse and s.region else None)
-    if route:
-        values["route"] = (route,)
-    if s.cell and not s.next_node:
-        values["area"] = (s.cell,)  # on a linehaul leg the last fix is where it left from
-    if s.stage:
-        values["stage"] = (s.stage,)
-    return values
 
 
 class DelayTracker:
@@ -317,18 +103,22 @@ class DelayTracker:
     def keys(self) -> list[str]:
         return sorted(self._skus)
 
+    def skus(self) -> Iterable[SkuDelay]:
+        """The tracked SKUs (a live view: do not apply events while iterating)."""
+        return self._skus.values()
+
     def view(self, key: str, at: float) -> SkuDelayView | None:
         s = self._skus.get(key)
         if s is None:
             return None
-        state, rule, due = self._evaluate(s, at)
+        state, rule, due = evaluate(s, at)
         return SkuDelayView(
             order_id=s.order_id,
             sku=s.sku,
             status=s.status,
             state=state,
             rule=rule,
-            delay_minutes=self._minutes(s, state, due, at),
+            delay_minutes=delay_minutes(s, state, due, at),
             due=due,
             stage=s.stage,
             stage_due=s.stage_due,
@@ -392,9 +182,9 @@ class DelayTracker:
             self.feed.observe_flow(at, values)
         changed_at = max(at, watermark) if not closing else at
         transition = self._refresh(s, watermark, at=changed_at, force=closing)
-        if self.feed is not None and transition is None and s.state in _BAD_VALUES:
+        if self.feed is not None and transition is None and s.state in BAD_VALUES:
             # still bad; if its attributes moved, that is a new episode from now
-            s.episode_since = self.feed.mark_bad(self._item(s, changed_at, values))
+            s.episode_since = self.feed.mark_bad(cluster_item(s, changed_at, values))
         self._schedule(s, watermark)
         if s.closed_at is not None and self.closed_retention <= 0:
             self._forget(s)
@@ -438,7 +228,7 @@ class DelayTracker:
             promised = event.promised_by.timestamp()
             if promised != s.promised:
                 s.promised = promised
-                rule = self.policy.promise(s.context())
+                rule = self.policy.promise(_context(s))
                 s.promise_rule = rule.rule if rule is not None else None
                 s.promise_due = rule.due(promised) if rule is not None else None
 
@@ -498,7 +288,7 @@ class DelayTracker:
         s.stage_started = s.stage_due = s.stage_risk_at = None
 
     def _start_stage(self, s: SkuDelay, stage: str, at: float, lane: Lane, stats: LaneStats) -> None:
-        deadline = self.policy.resolve(stage, s.context())
+        deadline = self.policy.resolve(stage, _context(s))
         if deadline is None:
             return
         due = deadline.due(at)
@@ -523,66 +313,19 @@ class DelayTracker:
             s.promise_risk_at = since + offset
 
     # -- evaluation ---------------------------------------------------------------
-    @staticmethod
-    def _evaluate(s: SkuDelay, t: float) -> tuple[DelayState, str | None, float | None]:
-        if s.closed_at is not None:
-            if s.promise_late:
-                return DelayState.LATE, s.promise_rule, s.promise_due
-            return DelayState.ON_TRACK, None, None
-        if s.exception_since is not None:
-            return DelayState.EXCEPTION, "exception", None
-        best: tuple[DelayState, str | None, float | None] | None = None
-        if s.stage_due is not None and t >= s.stage_due:
-            state = DelayState.STALLED if s.stage_breach == "stalled" else DelayState.LATE
-            best = (state, s.stage_rule, s.stage_due)
-        if (
-            s.promise_due is not None
-            and t >= s.promise_due
-            and (best is None or (best[0] is DelayState.LATE and s.promise_due < (best[2] or 0.0)))
-        ):
-            best = (DelayState.LATE, s.promise_rule, s.promise_due)
-        if best is not None:
-            return best
-        if s.stage_risk_at is not None and t >= s.stage_risk_at:
-            return DelayState.AT_RISK, s.stage_rule, s.stage_due
-        if s.promise_risk_at is not None and t >= s.promise_risk_at:
-            return DelayState.AT_RISK, s.promise_rule, s.promise_due
-        return DelayState.ON_TRACK, None, None
-
-    @staticmethod
-    def _minutes(s: SkuDelay, state: DelayState, due: float | None, t: float) -> float:
-        if due is None or state not in (DelayState.LATE, DelayState.STALLED):
-            return 0.0
-        end = s.closed_at if s.closed_at is not None else t
-        return max(0.0, (end - due) / 60.0)
-
-    def _item(self, s: SkuDelay, since: float, values: Values | None = None) -> ClusterItem:
-        return ClusterItem(
-            key=s.key,
-            order_id=s.order_id,
-            sku=s.sku,
-            since=since,
-            label=s.state,
-            values=values if values is not None else cluster_values(s),
-            value=s.order_value or 0.0,
-            vip=s.vip,
-            penalty=s.penalty,
-            promise=s.promise_due,
-        )
-
     def _refresh(self, s: SkuDelay, t: float, *, at: float, force: bool = False) -> DelayTransition | None:
-        state, rule, due = self._evaluate(s, t)
+        state, rule, due = evaluate(s, t)
         value = _STATE_VALUE[state]
         if not force and value == s.state and rule == s.rule:
             return None
         previous = DelayState(s.state)
-        was_bad = s.state in _BAD_VALUES
+        was_bad = s.state in BAD_VALUES
         s.state, s.rule, s.due, s.state_since = value, rule, due, at
         closed = s.closed_at is not None
         bad = state in BAD_STATES and not closed
         if self.feed is not None:
             if bad:
-                s.episode_since = self.feed.mark_bad(self._item(s, at))
+                s.episode_since = self.feed.mark_bad(cluster_item(s, at))
             elif was_bad:
                 self.feed.clear(s.key, at)
         if not bad:
@@ -594,7 +337,7 @@ class DelayTracker:
             previous=previous,
             state=state,
             rule=rule,
-            delay_minutes=self._minutes(s, state, due, t),
+            delay_minutes=delay_minutes(s, state, due, t),
             due=due,
             at=at,
             status=s.status,
@@ -665,7 +408,7 @@ class DelayTracker:
                 heap = self._timers[s.partition] = DeadlineHeap()
             heap.schedule(s.key, s.wake)
         if self.feed is not None and s.episode_since is not None:
-            self.feed.restore_open(self._item(s, s.episode_since))
+            self.feed.restore_open(cluster_item(s, s.episode_since))
 
     def to_dict(self) -> dict[str, Any]:
         return {"skus": [s.to_dict() for s in self._skus.values()]}
@@ -673,6 +416,3 @@ class DelayTracker:
     def load(self, data: dict[str, Any]) -> None:
         for raw in data["skus"]:
             self.restore(SkuDelay.from_dict(raw))
-
-
-_BAD_VALUES = frozenset(s.value for s in BAD_STATES)

@@ -63,12 +63,13 @@ from stream.data_quality import (
     DataQualityMonitor,
     IllegalTransition,
 )
-from stream.delays import DELAY_TITLES, DelayTracker, DelayTransition, SkuDelayView, sku_key
+from stream.delays import DelayTracker
 from stream.delays_store import DETECTORS, StoredDelays
 from stream.flow_anomaly import FlowAnomalyDetector
 from stream.incident_detector import IncidentDetector
 from stream.incident_model import ClusterItem, IncidentChange
 from stream.lane_stats import Lane, combined_eta
+from stream.sku_delay import DELAY_TITLES, DelayTransition, SkuDelayView, sku_key
 from stream.sla import DEFAULT_SLA_PATH, SlaPolicy, SlaRules, load_sla_rules
 from stream.watermarks import Watermarks
 

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 from stream.data_quality import FINDING_TITLES, DataQualityMonitor
-from stream.delays import DELAY_TITLES, DelayTracker, SkuDelay
+from stream.delays import DelayTracker
 from stream.flow_anomaly import FlowAnomalyDetector
 from stream.incident_detector import IncidentDetector
 from stream.lane_stats import LaneStats
+from stream.sku_delay import DELAY_TITLES, SkuDelay
 from stream.sla import SlaRules
 from stream.watermarks import Watermarks
 

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stream.contract import CLOSED
-from stream.delays import DelayState
 from stream.delays_engine import DelaysEngine
 from stream.order_state import OrderState
+from stream.sku_delay import DelayState
 
 #: Snapshot extension name.
 ETA_EXTENSION = "eta"

@@ -14,8 +14,8 @@ from test_delays_replay import RULES as SCENARIO_RULES
 from test_delays_tracker import RULES
 
 from stream.contract import Status
-from stream.delays import DelayState
 from stream.delays_engine import DelaysEngine
+from stream.sku_delay import DelayState
 from stream.sla import SlaRules
 from stream.sync_lag import SyncLag, bucket_value, lag_bucket, quantile
 from stream.watermarks import Watermarks

@@ -10,10 +10,10 @@ from delays_traffic import at, make_event
 
 from stream.contract import OrderEvent, Status
 from stream.data_quality import IllegalTransition
-from stream.delays import SkuDelay
 from stream.delays_engine import DelaysEngine
 from stream.incident_detector import IncidentDetector
 from stream.incident_model import ClusterItem, Incident, IncidentSettings
+from stream.sku_delay import SkuDelay
 from stream.sla import SlaRules
 from stream.stages.alerting_agent import incident_from_record
 
