@@ -1,6 +1,8 @@
 """Channels: one module per destination, and the registry that builds them from config.
 
-``ReceiverConfig`` is the union of every channel's config model, keyed by ``type``;
+``ReceiverConfig`` is the registry: the union of every channel's config model, keyed by
+``type``; each config builds its own channel (:meth:`ReceiverBase.channel`), so a new
+channel is a module with a config and a channel plus one entry in that union.
 :func:`build_channels` turns the policy's receivers plus the secrets into channels.
 """
 
@@ -14,13 +16,14 @@ import httpx
 from pydantic import Field
 
 from alerting.channels.base import Channel, Delivery, MissingSecretError, ReceiverBase
-from alerting.channels.dingtalk import DingTalkChannel, DingTalkConfig
-from alerting.channels.email import EmailChannel, EmailConfig
-from alerting.channels.log import LogChannel, LogConfig
-from alerting.channels.slack import SlackChannel, SlackConfig
-from alerting.channels.webhook import WebhookChannel, WebhookConfig
-from alerting.channels.wecom import WeComChannel, WeComConfig
+from alerting.channels.dingtalk import DingTalkConfig
+from alerting.channels.email import EmailConfig
+from alerting.channels.log import LogConfig
+from alerting.channels.slack import SlackConfig
+from alerting.channels.webhook import WebhookConfig
+from alerting.channels.wecom import WeComConfig
 
+#: The channel registry: every receiver ``type`` and its config model.
 ReceiverConfig = Annotated[
     WebhookConfig | SlackConfig | DingTalkConfig | WeComConfig | EmailConfig | LogConfig,
     Field(discriminator="type"),
@@ -43,20 +46,7 @@ __all__ = [
 
 def build_channel(name: str, config: ReceiverBase, secrets: Mapping[str, str], client: httpx.AsyncClient) -> Channel:
     """One channel; raises :class:`MissingSecretError` naming receiver and secret."""
-    plain = dict(secrets)
-    if isinstance(config, WebhookConfig):
-        return WebhookChannel(name, config, plain, client)
-    if isinstance(config, SlackConfig):
-        return SlackChannel(name, config, plain, client)
-    if isinstance(config, DingTalkConfig):
-        return DingTalkChannel(name, config, plain, client)
-    if isinstance(config, WeComConfig):
-        return WeComChannel(name, config, plain, client)
-    if isinstance(config, EmailConfig):
-        return EmailChannel(name, config, plain)
-    if isinstance(config, LogConfig):
-        return LogChannel(name, config)
-    raise TypeError(f"receiver {name!r}: no channel for config type {type(config).__name__}")
+    return config.channel(name, dict(secrets), client)
 
 
 def build_channels(

@@ -7,10 +7,12 @@ never raises for delivery failures, and never puts a secret in ``Delivery.error`
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerting.decisions import Language, Notification
@@ -50,7 +52,8 @@ class MissingSecretError(KeyError):
 
 
 class ReceiverBase(BaseModel):
-    """Settings every receiver has."""
+    """Settings every receiver has. Each channel type's config builds its channel
+    (:meth:`channel`); ``alerting.channels.ReceiverConfig`` lists the types."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,6 +67,10 @@ class ReceiverBase(BaseModel):
     def secret_refs(self) -> tuple[str, ...]:
         """Names of the secrets this receiver needs."""
         return ()
+
+    @abstractmethod
+    def channel(self, name: str, secrets: dict[str, str], client: httpx.AsyncClient) -> Channel:
+        """The channel of receiver ``name``; raises :class:`MissingSecretError` naming a missing secret."""
 
 
 def require_secret(receiver: str, secrets: dict[str, str], ref: str) -> str:

@@ -18,7 +18,7 @@ from urllib.parse import quote_plus
 
 import httpx
 
-from alerting.channels.base import Delivery, ReceiverBase, require_secret
+from alerting.channels.base import Channel, Delivery, ReceiverBase, require_secret
 from alerting.channels.http import post_json, robot_errcode
 from alerting.decisions import Notification
 from alerting.redaction import Redactor, url_secret_parts
@@ -37,6 +37,9 @@ class DingTalkConfig(ReceiverBase):
 
     def secret_refs(self) -> tuple[str, ...]:
         return (self.url_secret,) + ((self.sign_secret,) if self.sign_secret else ())
+
+    def channel(self, name: str, secrets: dict[str, str], client: httpx.AsyncClient) -> Channel:
+        return DingTalkChannel(name, self, secrets, client)
 
 
 def sign(secret: str, timestamp_ms: int) -> str:

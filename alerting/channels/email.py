@@ -13,9 +13,10 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Literal
 
+import httpx
 from pydantic import Field
 
-from alerting.channels.base import Delivery, ReceiverBase, require_secret
+from alerting.channels.base import Channel, Delivery, ReceiverBase, require_secret
 from alerting.decisions import Notification
 from alerting.redaction import Redactor
 
@@ -33,6 +34,9 @@ class EmailConfig(ReceiverBase):
 
     def secret_refs(self) -> tuple[str, ...]:
         return (self.password_secret,) if self.password_secret else ()
+
+    def channel(self, name: str, secrets: dict[str, str], client: httpx.AsyncClient) -> Channel:
+        return EmailChannel(name, self, secrets)  # SMTP: no HTTP client
 
 
 class EmailChannel:

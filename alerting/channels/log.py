@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from alerting.channels.base import Delivery, ReceiverBase
+import httpx
+
+from alerting.channels.base import Channel, Delivery, ReceiverBase
 from alerting.decisions import Notification
 
 logger = logging.getLogger(__name__)
@@ -17,6 +19,9 @@ logger = logging.getLogger(__name__)
 class LogConfig(ReceiverBase):
     type: Literal["log"]
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def channel(self, name: str, secrets: dict[str, str], client: httpx.AsyncClient) -> Channel:
+        return LogChannel(name, self)
 
 
 class LogChannel:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from alerting.channels.base import Delivery
+import httpx
+
+from alerting.channels.base import Channel, Delivery
 from alerting.channels.http import UrlSecretChannel, UrlSecretConfig
 from alerting.decisions import Notification
 
 
 class SlackConfig(UrlSecretConfig):
     type: Literal["slack"]
+
+    def channel(self, name: str, secrets: dict[str, str], client: httpx.AsyncClient) -> Channel:
+        return SlackChannel(name, self, secrets, client)
 
 
 class SlackChannel(UrlSecretChannel):

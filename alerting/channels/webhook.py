@@ -10,7 +10,7 @@ from typing import Literal
 
 import httpx
 
-from alerting.channels.base import Delivery, ReceiverBase, require_secret
+from alerting.channels.base import Channel, Delivery, ReceiverBase, require_secret
 from alerting.channels.http import post_json
 from alerting.decisions import Notification
 from alerting.redaction import Redactor, url_secret_parts
@@ -32,6 +32,9 @@ class WebhookConfig(ReceiverBase):
     def secret_refs(self) -> tuple[str, ...]:
         refs = (self.url_secret, self.bearer_secret, self.signing_secret)
         return tuple(ref for ref in refs if ref)
+
+    def channel(self, name: str, secrets: dict[str, str], client: httpx.AsyncClient) -> Channel:
+        return WebhookChannel(name, self, secrets, client)
 
 
 SIGNATURE_HEADER = "X-OrderRadar-Signature"

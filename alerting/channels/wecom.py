@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from alerting.channels.base import Delivery
+import httpx
+
+from alerting.channels.base import Channel, Delivery
 from alerting.channels.http import UrlSecretChannel, UrlSecretConfig, robot_errcode
 from alerting.decisions import Notification
 
@@ -19,6 +21,9 @@ class WeComConfig(UrlSecretConfig):
     """The robot URL is ``.../cgi-bin/webhook/send?key=...``."""
 
     type: Literal["wecom"]
+
+    def channel(self, name: str, secrets: dict[str, str], client: httpx.AsyncClient) -> Channel:
+        return WeComChannel(name, self, secrets, client)
 
 
 class WeComChannel(UrlSecretChannel):
