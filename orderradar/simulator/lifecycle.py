@@ -86,6 +86,46 @@ def _cancel(order: Order, now: float) -> Step:
     )
 
 
+def _device(node: Node, kind: str, count: int, rng: Rng) -> str:
+    """One of the ``count`` scanners of ``kind`` at ``node``."""
+    return f"{node.id}-{kind}-{rng.randint(1, count):02d}"
+
+
+def _node_scan(
+    status: Status,
+    at: float,
+    source: str,
+    node: Node,
+    device_id: str | None,
+    line_gap: tuple[float, float] = SCAN_GAP,
+    attributes: dict[str, AttrValue] | None = None,
+) -> Step:
+    """A scan at a fixed place (warehouse, hub, station), at the place's coordinates."""
+    return Step(status, at, source, node, node.lat, node.lon, device_id, line_gap=line_gap, attributes=attributes or {})
+
+
+#: A warehouse scan: its status, the scanner kind and how many of them, the share of these
+#: scans that are missed, and the gap between the shipment's lines.
+_WarehouseStage = tuple[Status, str, int, float, tuple[float, float]]
+PICK: _WarehouseStage = (Status.PICKED, "PDA", 12, MISSED_PICK_SCAN, PICK_GAP)
+PACK: _WarehouseStage = (Status.PACKED, "PACK", 6, 0.0, SCAN_GAP)
+OUTBOUND: _WarehouseStage = (Status.OUTBOUND_SCAN, "DOCK", 4, MISSED_OUTBOUND_SCAN, SCAN_GAP)
+
+
+def _warehouse_scan(
+    order: Order, wh: Node, rng: Rng, t: float, at: float, stage: _WarehouseStage
+) -> Generator[Step, float, float | None]:
+    """The scan of ``stage`` due at ``at``; the time it happened (``at`` when it was missed),
+    or ``None`` when the customer cancelled first (the cancellation is yielded instead)."""
+    status, kind, count, missed, gap = stage
+    if _cancelled_by(order, at):
+        yield _cancel(order, t)
+        return None
+    if missed and rng.random() < missed:
+        return at
+    return (yield _node_scan(status, at, "wms", wh, _device(wh, kind, count, rng), gap))
+
+
 def shipment_process(order: Order, shipment: Shipment, rng: Rng, slowdown: Slowdown, gps_interval_s: float) -> Process:
     """Yield the scans of ``shipment``; receive the actual time of each.
 
@@ -106,68 +146,28 @@ def shipment_process(order: Order, shipment: Shipment, rng: Rng, slowdown: Slowd
     )
 
     if shipment.backordered:
-        t = yield Step(
-            Status.BACKORDERED,
-            t + rng.uniform(60, 600),
-            "wms",
-            node=wh,
-            lat=wh.lat,
-            lon=wh.lon,
-            attributes={"reason": "out_of_stock"},
+        t = yield _node_scan(
+            Status.BACKORDERED, t + rng.uniform(60, 600), "wms", wh, None, attributes={"reason": "out_of_stock"}
         )
         t += d.RESTOCK.draw(rng)
 
     # Warehouse: picking and packing happen in shifts.
-    open_h, close_h = d.WAREHOUSE_OPEN_H, d.WAREHOUSE_CLOSE_H
-    picked_at = d.within_hours(t + d.PICK_WAIT.draw(rng, _factor(slowdown, carrier, t, wh)), open_h, close_h)
-    if _cancelled_by(order, picked_at):
-        yield _cancel(order, t)
-        return
-    if rng.random() >= MISSED_PICK_SCAN:
-        t = yield Step(
-            Status.PICKED,
-            picked_at,
-            "wms",
-            node=wh,
-            lat=wh.lat,
-            lon=wh.lon,
-            device_id=f"{wh.id}-PDA-{rng.randint(1, 12):02d}",
-            line_gap=PICK_GAP,
+    for stage, wait in ((PICK, d.PICK_WAIT), (PACK, d.PICK_TO_PACK)):
+        at = d.within_hours(
+            t + wait.draw(rng, _factor(slowdown, carrier, t, wh)), d.WAREHOUSE_OPEN_H, d.WAREHOUSE_CLOSE_H
         )
-    else:
-        t = picked_at
-    packed_at = d.within_hours(t + d.PICK_TO_PACK.draw(rng, _factor(slowdown, carrier, t, wh)), open_h, close_h)
-    if _cancelled_by(order, packed_at):
-        yield _cancel(order, t)
-        return
-    t = yield Step(
-        Status.PACKED,
-        packed_at,
-        "wms",
-        node=wh,
-        lat=wh.lat,
-        lon=wh.lon,
-        device_id=f"{wh.id}-PACK-{rng.randint(1, 6):02d}",
-    )
+        scanned = yield from _warehouse_scan(order, wh, rng, t, at, stage)
+        if scanned is None:
+            return
+        t = scanned
 
     # Carrier pickup waves at the dock.
     wave = d.next_time_of_day(t + d.PACK_TO_DOCK.draw(rng), d.PICKUP_WAVES_H)
     scan_at = wave + d.WAVE_SCAN_SPREAD.draw(rng, _factor(slowdown, carrier, wave, wh))
-    if _cancelled_by(order, scan_at):
-        yield _cancel(order, t)
+    scanned = yield from _warehouse_scan(order, wh, rng, t, scan_at, OUTBOUND)
+    if scanned is None:
         return
-    if rng.random() >= MISSED_OUTBOUND_SCAN:
-        t = yield Step(
-            Status.OUTBOUND_SCAN,
-            scan_at,
-            "wms",
-            node=wh,
-            lat=wh.lat,
-            lon=wh.lon,
-            device_id=f"{wh.id}-DOCK-{rng.randint(1, 4):02d}",
-        )
-    else:
-        t = scan_at
+    t = scanned
     t += d.SCAN_TO_DEPART.draw(rng, _factor(slowdown, carrier, t, wh))
 
     hubs = plan_hubs(wh.id, order.dest_city.code, carrier_index(carrier))
@@ -175,25 +175,21 @@ def shipment_process(order: Order, shipment: Shipment, rng: Rng, slowdown: Slowd
     for i, hub in enumerate(hubs):
         t = yield from _leg(here, hub, t, rng, carrier, tms, slowdown, gps_interval_s)
         if rng.random() >= MISSED_HUB_SCAN or i == len(hubs) - 1:
-            t = yield Step(
+            t = yield _node_scan(
                 Status.HUB_ARRIVAL,
                 t,
                 tms,
-                node=hub,
-                lat=hub.lat,
-                lon=hub.lon,
-                device_id=f"{hub.id}-SCN-{rng.randint(1, 4):02d}",
+                hub,
+                _device(hub, "SCN", 4, rng),
                 attributes={"hub_seq": i + 1, "hub_count": len(hubs)},
             )
             if rng.random() < HUB_EXCEPTION_RATE:
-                t = yield Step(
+                t = yield _node_scan(
                     Status.EXCEPTION,
                     t + d.EXCEPTION_AFTER.draw(rng),
                     tms,
-                    node=hub,
-                    lat=hub.lat,
-                    lon=hub.lon,
-                    device_id=f"{hub.id}-SCN-{rng.randint(1, 4):02d}",
+                    hub,
+                    _device(hub, "SCN", 4, rng),
                     attributes={"reason": rng.choice(EXCEPTION_REASONS)},
                 )
                 t += d.EXCEPTION_RESOLVE.draw(rng, _factor(slowdown, carrier, t, hub))
@@ -224,38 +220,30 @@ def shipment_process(order: Order, shipment: Shipment, rng: Rng, slowdown: Slowd
         )
         done_at = t + d.DELIVERY.draw(rng, _factor(slowdown, carrier, t, station))
         door_lat, door_lon = jitter(rng, order.dest_lat, order.dest_lon, DOORSTEP_JITTER_KM)
-        if rng.random() >= carrier.failure_rate:
-            yield Step(
-                Status.DELIVERED,
-                done_at,
-                pda,
-                lat=door_lat,
-                lon=door_lon,
-                device_id=f"{courier}-PDA",
-                courier_id=courier,
-                attributes={"attempt": attempt},
-            )
-            return
+        failed = rng.random() < carrier.failure_rate
+        attempted: dict[str, AttrValue] = {"attempt": attempt}
+        if failed:
+            attempted["reason"] = rng.choice(FAILURE_REASONS)
         t = yield Step(
-            Status.DELIVERY_FAILED,
+            Status.DELIVERY_FAILED if failed else Status.DELIVERED,
             done_at,
             pda,
             lat=door_lat,
             lon=door_lon,
             device_id=f"{courier}-PDA",
             courier_id=courier,
-            attributes={"attempt": attempt, "reason": rng.choice(FAILURE_REASONS)},
+            attributes=attempted,
         )
+        if not failed:
+            return
         ready = t + d.HOUR_S
     # Three failed attempts: the parcel goes back to the station and waits there.
-    yield Step(
+    yield _node_scan(
         Status.HUB_ARRIVAL,
         t + d.RETURN_TO_STATION.draw(rng),
         tms,
-        node=station,
-        lat=station.lat,
-        lon=station.lon,
-        device_id=f"{station.id}-SCN-{rng.randint(1, 4):02d}",
+        station,
+        _device(station, "SCN", 4, rng),
         attributes={"reason": "returned_to_station"},
     )
 
@@ -286,16 +274,7 @@ def _leg(
         "next_node": dest.id,
         "mode": "air" if air else "truck",
     }
-    actual = yield Step(
-        Status.LINEHAUL,
-        depart,
-        source,
-        node=origin,
-        lat=origin.lat,
-        lon=origin.lon,
-        device_id=vehicle,
-        attributes=attrs,
-    )
+    actual = yield _node_scan(Status.LINEHAUL, depart, source, origin, vehicle, attributes=attrs)
     start = actual
     arrive = actual + duration
     if air:
