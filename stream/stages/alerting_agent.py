@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,31 +105,23 @@ def build_delivery(policy: AlertPolicy, secrets: Mapping[str, str], client: http
     return DeliveryStage(channels, secrets=secrets.values())
 
 
+@dataclass(eq=False, repr=False)  # the table and the policy are no one's log line
 class AlertingAgent:
     """Drives the engine; see the module doc. Not thread-safe: callers serialise calls."""
 
-    def __init__(
-        self,
-        policy: AlertPolicy,
-        delivery: DeliveryStage,
-        producer: Outbox,
-        influx: InfluxWriter,
-        store: MutableMapping[str, Any],
-        *,
-        alerts_topic: str,
-        changelog_topic: str,
-    ) -> None:
-        self.policy = policy
-        self.delivery = delivery
-        self.producer = producer
-        self.influx = influx
-        self.store = store
-        self.alerts_topic = alerts_topic
-        self.changelog_topic = changelog_topic
-        self._engine: AlertEngine | None = None
-        self._outbox = NotificationOutbox()
-        #: Distinct times for the alert_events points (their tags often repeat).
-        self._history = HistoryTimes()
+    policy: AlertPolicy
+    delivery: DeliveryStage
+    producer: Outbox
+    influx: InfluxWriter
+    #: The agent's Faust table: ``{"engine", "outbox"}`` under :data:`STATE_KEY`.
+    store: MutableMapping[str, Any]
+    _: KW_ONLY
+    alerts_topic: str
+    changelog_topic: str
+    _engine: AlertEngine | None = field(default=None, init=False)
+    _outbox: NotificationOutbox = field(default_factory=NotificationOutbox, init=False)
+    #: Distinct times for the alert_events points (their tags often repeat).
+    _history: HistoryTimes = field(default_factory=HistoryTimes, init=False)
 
     @property
     def engine(self) -> AlertEngine:
