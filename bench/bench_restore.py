@@ -2,7 +2,7 @@
 
 The embedded broker never compacts, so a changelog holds every version of each order (one
 per event). This bench writes ``--records`` versions (orders moving through their lines'
-steps, values encoded by the product's codec ``stream.pipeline.encode_value``) to a fresh
+steps, values encoded by the product's codec ``stream.sinks.changelog.encode_value``) to a fresh
 changelog partition on an embedded broker, then times ``stream.changelog_restore.load_changelog``
 reading it into an empty store. ``--baseline REF`` also times the loader of a git revision
 (e.g. the one that decoded every version) against the same changelog.
@@ -45,7 +45,7 @@ from orderradar.devstack.broker import EmbeddedBroker  # noqa: E402
 from orderradar.devstack.process import free_port  # noqa: E402
 from stream.changelog_restore import load_changelog  # noqa: E402
 from stream.local_snapshot import LocalSnapshots, restore_state  # noqa: E402
-from stream.pipeline import encode_value  # noqa: E402
+from stream.sinks.changelog import encode_value  # noqa: E402
 from stream.sinks.outbox import Outbox, OutRecord  # noqa: E402
 
 TOPIC = "bench-restore-orders-changelog"
@@ -149,7 +149,7 @@ def _restarter(bootstrap: str, state_dir: str, spawned: float, event_json: str) 
     from stream.contract import Rejection, validate_record
     from stream.lifecycle import apply_event
     from stream.order_state import new_order
-    from stream.pipeline import encode_value as encode
+    from stream.sinks.changelog import encode_value as encode
 
     store: dict[str, Any] = {}
     started = time.time()

@@ -2,7 +2,7 @@
 
 Phases, all through the product's own code (``stream.contract.validate_record`` on the
 events' JSON bytes, ``stream.lifecycle.apply_event``, the table codec
-``stream.pipeline.encode_value``, the changelog reader's ``stream.changelog_restore.put_value``
+``stream.sinks.changelog.encode_value``, the changelog reader's ``stream.changelog_restore.put_value``
 and ``stream.retention.sweep``):
 
 1. build: ``--skus`` in-flight SKUs (1,000,000; ``--eight-million`` for 8,000,000) in orders
@@ -53,8 +53,8 @@ from stream.changelog_restore import put_value
 from stream.contract import Rejection, Status, validate_record
 from stream.lifecycle import apply_event
 from stream.order_state import OrderState, new_order
-from stream.pipeline import encode_value
 from stream.retention import RetentionIndex, RetentionSettings, sweep
+from stream.sinks.changelog import encode_value
 
 RESULTS = Path(__file__).resolve().parent / "results" / "state.json"
 T0 = datetime(2026, 11, 9, tzinfo=UTC)

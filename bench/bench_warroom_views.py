@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from stream.contract import OrderEvent, Status
-from stream.pipeline import BatchContext, Pipeline, PipelineConfig, SourceRecord, Topics
+from stream.pipeline import Pipeline, PipelineConfig, Topics
 from stream.sla import load_sla_rules
+from stream.stage_api import BatchContext, SourceRecord
 from stream.stages.delays_stage import DelaysStage, DelaysTopics
 from stream.stages.geo_stage import GeoStage
 

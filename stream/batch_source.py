@@ -4,7 +4,7 @@ Faust delivers one event object per record through per-partition queues, which c
 than the whole pipeline (issue #19: a no-op Faust agent reads 3,000-13,000 events/s here,
 aiokafka's ``getmany`` ~150,000). So the pipeline's input bypasses Faust: a
 :class:`BatchSource` (a ``mode`` service run by the worker) consumes with ``getmany`` in the
-group :func:`source_group` and hands :class:`~stream.pipeline.SourceRecord` batches to
+group :func:`source_group` and hands :class:`~stream.stage_api.SourceRecord` batches to
 :meth:`Pipeline.process`. Faust still runs the worker (timers, the alerting agent).
 
 Offsets: a batch's offsets are committed only after :meth:`Pipeline.process` returned, which
@@ -52,8 +52,10 @@ from stream.changelog_restore import changelog_ends
 from stream.local_snapshot import LocalSnapshots, restore_state
 from stream.membership_lease import MembershipLease
 from stream.order_state import OrderState
-from stream.pipeline import Pipeline, SourceRecord, StageValue
+from stream.pipeline import Pipeline
 from stream.sinks.outbox import OutboxFenced
+from stream.source_membership import confirm, rejoining, renew_on_heartbeats
+from stream.stage_api import SourceRecord, StageValue
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,6 @@ log = logging.getLogger(__name__)
 def source_group(settings: Settings) -> str:
     """The consumer group whose committed offsets are the worker's progress on ``order-events``."""
     return f"{settings.faust_app_id}-source"
-
-
-class MembershipLost(RuntimeError):
-    """Neither a heartbeat nor a rebalance confirmed or ended the membership in time."""
 
 
 def _partition_of(value: object) -> int | None:
@@ -162,7 +160,7 @@ class BatchSource(mode.Service):
         consumer.subscribe([self.topic], listener=_Listener(self))
         self._consumer = consumer  # the first assignment may come within start()
         await consumer.start()
-        self._lease_heartbeats(consumer)
+        renew_on_heartbeats(consumer, self.lease)
         self._task = asyncio.ensure_future(self._run())
 
     async def on_stop(self) -> None:
@@ -185,31 +183,11 @@ class BatchSource(mode.Service):
             self._consumer = None
         log.info("source stopped after %d batches (%d commits failed)", self.batches, self.commit_failures)
 
-    def _lease_heartbeats(self, consumer: AIOKafkaConsumer) -> None:
-        coordinator = getattr(consumer, "_coordinator", None)
-        heartbeat = getattr(coordinator, "_do_heartbeat", None)
-        if heartbeat is None:
-            raise RuntimeError("aiokafka's group coordinator has no _do_heartbeat: cannot lease the membership")
-        lease = self.lease
-
-        async def _do_heartbeat() -> bool:
-            sent_at = time.monotonic()
-            ok = await heartbeat()
-            # aiokafka answers True to REBALANCE_IN_PROGRESS too (it keeps heartbeating while
-            # it rejoins), but then the member stays only until the join deadline.
-            if ok and not coordinator._rejoin_needed_fut.done():  # type: ignore[union-attr]
-                lease.renewed(sent_at)
-            return bool(ok)
-
-        # aiokafka has no heartbeat callback; its heartbeat loop calls this attribute.
-        coordinator._do_heartbeat = _do_heartbeat  # type: ignore[union-attr]
-
     # -- membership ---------------------------------------------------------------------
 
     @property
     def rebalancing(self) -> bool:
-        coordinator = getattr(self._consumer, "_coordinator", None)
-        return self._rebalancing or bool(coordinator is not None and coordinator._rejoin_needed_fut.done())
+        return self._rebalancing or rejoining(self._consumer)
 
     def is_owned(self, partition: int) -> bool:
         return partition in self.owned
@@ -221,22 +199,9 @@ class BatchSource(mode.Service):
             raise OutboxFenced("membership lease expired (frozen or cut off past the session); write dropped")
 
     async def confirm_membership(self, poll_s: float = 0.05) -> bool:
-        """Whether this worker may write state for the partitions it holds now.
-
-        ``True`` at once while the lease is valid. Otherwise waits for a heartbeat to renew it
-        (``True``) or for a rebalance to start (``False``: treat every partition as revoked,
-        the successor replays them). Raises :class:`MembershipLost` after 3 sessions.
-        """
-        if not self.lease.ever_renewed:
-            return False
-        deadline = time.monotonic() + 3 * self.session_timeout_s
-        while not self.lease.valid(time.monotonic()):
-            if self.rebalancing:
-                return False
-            if time.monotonic() >= deadline:
-                raise MembershipLost(f"membership neither confirmed nor ended within {3 * self.session_timeout_s:.0f}s")
-            await asyncio.sleep(poll_s)  # a heartbeat renews it from aiokafka's heartbeat task
-        return True
+        """Whether this worker may write state for the partitions it holds now
+        (:func:`stream.source_membership.confirm`)."""
+        return await confirm(self.lease, self.session_timeout_s, lambda: self.rebalancing, poll_s)
 
     # -- rebalances ---------------------------------------------------------------------
 

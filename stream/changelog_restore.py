@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from stream.order_state import OrderState
-from stream.pipeline import decode_value
+from stream.sinks.changelog import decode_value
 
 
 class RecoveryError(RuntimeError):

@@ -9,7 +9,7 @@ own disk, then only the changelog tail after the offset the snapshot covers:
   yields to the event loop; :meth:`LocalSnapshots.save` does the same at once (clean stop).
 - A file per partition, ``<changelog>-<partition>.snap``, written to a temporary file,
   fsync'ed and renamed over the old one: a crash leaves the old snapshot or the new, whole.
-  Values are the changelog's own encoding (:func:`stream.pipeline.encode_value`).
+  Values are the changelog's own encoding (:func:`stream.sinks.changelog.encode_value`).
 - :func:`restore_state` seeds :func:`stream.changelog_restore.load_changelog` with the
   snapshot's raw values and starts reading at its offset. A partition without a snapshot is
   read from the changelog's start; a snapshot that is corrupt, of another partition, whose
@@ -37,7 +37,8 @@ from typing import Any
 
 from stream.changelog_restore import changelog_ranges, load_changelog, records_at
 from stream.order_state import OrderState
-from stream.pipeline import StageValue, encode_value
+from stream.sinks.changelog import encode_value
+from stream.stage_api import StageValue
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The worker's per-batch pipeline, and the API its stages plug into.
+"""The worker's per-batch pipeline (its stages plug in through :mod:`stream.stage_api`).
 
 One call of :meth:`Pipeline.process` handles one batch of ``order-events`` records (as the
 worker's source collects them, :mod:`stream.batch_source`), in this order:
@@ -8,12 +8,14 @@ worker's source collects them, :mod:`stream.batch_source`), in this order:
    reason), skip duplicates (``event_id`` already in the order's timelines), apply the
    event to the SKU state machine (:mod:`stream.lifecycle`), account for it in the
    partition's per-minute aggregates and build its ``sku_events`` point;
-2. **stages** (:class:`Stage`), in the configured order, each ``await stage.process(ctx)``
-   with the :class:`BatchContext`: they read what was accepted or refused, and add InfluxDB
-   points, messages to emit, per-order extension state or their own keyed state;
-3. **sinks**, all awaited before ``process`` returns:
+2. **stages** (:class:`~stream.stage_api.Stage`), in the configured order, each
+   ``await stage.process(ctx)`` with the :class:`~stream.stage_api.BatchContext`: they
+   read what was accepted or refused, and add InfluxDB points, messages to emit,
+   per-order extension state or their own keyed state;
+3. **sinks** (:mod:`stream.sinks`, within one :class:`~stream.sinks.sink.Fence` per batch),
+   all awaited before ``process`` returns:
    a. InfluxDB: the batch's points, and
-   b. the outbox: dead letters, ``order-updates`` (one per changed order, with its
+   b. the topics: dead letters, ``order-updates`` (one per changed order, with its
       next ``seq`` and full snapshot), ``warroom-updates`` (one per partition, at most one
       per interval), stage messages; a and b run concurrently; then the chunks InfluxDB
       did not take go to ``influx-dlq`` (aggregate minutes stay pending instead and are
@@ -29,134 +31,42 @@ points are idempotent, updates carry the same ``seq`` again, and the changelog (
 already written) makes the replayed events duplicates, which change nothing. The changelog
 goes last because once it holds an event, that event is a duplicate on replay and would
 not produce its point or update again.
-
-Extension API (for delays/SLA, geo, alerting, ...): a :class:`Stage` has a ``name`` and
-``async def process(self, ctx: BatchContext)``; optional ``restore`` and ``tick`` hooks.
-In ``process`` a stage reads ``ctx.accepted`` (event, SKU change: outcome, before/after
-state, illegal reason), ``ctx.accepted_by_partition()``, ``ctx.dead_letters``,
-``ctx.order(order_id)``, and adds ``ctx.lines`` (InfluxDB points), ``ctx.emit(...)``
-(messages), ``ctx.update_order(order.with_extension(name, value))`` (per-order state,
-changelogged and shown in the order's snapshot) and ``ctx.stage_put/get/delete`` (keyed
-stage state, changelogged, handed back to ``restore`` after a restart or rebalance).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
-
-import msgspec
-import orjson
+from typing import Any
 
 from stream.aggregates import PartitionAggregates
-from stream.contract import OrderEvent, Rejection, validate_record
+from stream.contract import Rejection, validate_record
 from stream.data_quality import abandoned_findings, abandoned_line
-from stream.dlq import DeadLetter, InfluxFailure, SourceCoordinates, chunk_lines, dead_letter, influx_headers
-from stream.dlq import encode as encode_dead_letter
-from stream.lifecycle import EventChange, apply_event
-from stream.order_state import OrderState, new_order, state_record
+from stream.dlq import SourceCoordinates, dead_letter
+from stream.lifecycle import apply_event
+from stream.order_state import OrderState, new_order
 from stream.replay import REPLAY_EXTENSION, replay_of, timeline_of_order
 from stream.retention import Clock, RetentionIndex, RetentionSettings, sweep
-from stream.rollup import order_snapshot
-from stream.sinks.influx import InfluxWriter, gather_cancelling
+from stream.sinks.changelog import ChangelogSink, Entry
+from stream.sinks.influx import InfluxSink, InfluxWriter, gather_cancelling
 from stream.sinks.line_protocol import CellFunction, sku_event_line
-from stream.sinks.outbox import Outbox, OutRecord
-from stream.state_codec import OrderRecord, StateFormatError, order_from_dict, order_from_record, order_record
+from stream.sinks.outbox import Outbox
+from stream.sinks.sink import Fence, unfenced
+from stream.sinks.topic import Message, TopicSink, WarroomUpdates, dead_letter_messages, order_update_messages
+from stream.stage_api import (
+    Accepted,
+    BatchContext,
+    RestoringStage,
+    SourceRecord,
+    Stage,
+    StageValue,
+    TickingStage,
+)
 
 log = logging.getLogger(__name__)
-
-#: Prefix of table keys holding stage state (``#`` cannot occur in an order id).
-STAGE_KEY_PREFIX = "#"
-
-
-@state_record
-class SourceRecord:
-    """One input record as the pipeline sees it (decoupled from Faust's event type)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int | None
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-@state_record
-class Accepted:
-    """A valid, new event and what it did to its SKU."""
-
-    record: SourceRecord
-    event: OrderEvent
-    change: EventChange
-
-
-@dataclass(frozen=True, slots=True)
-class StageValue:
-    """A stage's keyed state entry, stored in the worker's table beside the orders."""
-
-    stage: str
-    key: str
-    partition: int
-    data: Any
-
-
-def stage_table_key(stage: str, key: str) -> str:
-    return f"{STAGE_KEY_PREFIX}{stage}{STAGE_KEY_PREFIX}{key}"
-
-
-# -- table value encoding (the changelog format) ---------------------------------------------
-# msgpack arrays tagged by kind and version (``o2``: order, ``s2``: stage entry); a value
-# starting with ``{`` is version 1 (JSON), still read after an upgrade.
-
-
-class StageRecord(msgspec.Struct, array_like=True, tag="s2"):
-    stage: str
-    key: str
-    partition: int
-    #: JSON, as stages were promised (see :meth:`BatchContext.stage_put`).
-    data: bytes
-
-
-_ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder(OrderRecord | StageRecord)
-
-
-def encode_value(value: OrderState | StageValue) -> bytes:
-    if isinstance(value, StageValue):
-        return _ENCODER.encode(StageRecord(value.stage, value.key, value.partition, orjson.dumps(value.data)))
-    return _ENCODER.encode(order_record(value))
-
-
-def decode_value(raw: bytes) -> OrderState | StageValue:
-    if raw[:1] == b"{":
-        return _decode_v1(raw)
-    try:
-        record = _DECODER.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise StateFormatError(f"table value is not a known state record: {exc} ({raw[:80]!r})") from exc
-    if isinstance(record, StageRecord):
-        try:
-            return StageValue(record.stage, record.key, record.partition, orjson.loads(record.data))
-        except orjson.JSONDecodeError as exc:
-            raise StateFormatError(f"bad stage value {record.stage}/{record.key}: {exc}") from exc
-    return order_from_record(record)
-
-
-def _decode_v1(raw: bytes) -> OrderState | StageValue:
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise StateFormatError(f"table value is not JSON: {raw[:80]!r}") from exc
-    if not isinstance(obj, dict):
-        raise StateFormatError(f"table value is not an object: {raw[:80]!r}")
-    if obj.get("kind") == "stage":
-        return StageValue(obj["stage"], obj["key"], int(obj["partition"]), obj["data"])
-    return order_from_dict(obj)
 
 
 @dataclass(frozen=True)
@@ -206,127 +116,20 @@ class PipelineStats:
     skipped_revoked: int = 0
 
 
-def _unfenced() -> None:
-    pass
+@dataclass
+class _Minutes:
+    """The aggregates' lines of one batch, and what to mark written once InfluxDB took them."""
 
-
-def _owns_all(partition: int) -> bool:
-    return True
-
-
-class BatchContext:
-    """What one batch did so far, and the handles stages use to add to it."""
-
-    def __init__(
-        self,
-        now: datetime,
-        records: Sequence[SourceRecord],
-        store: Mapping[str, object],
-        aggregates: Mapping[int, PartitionAggregates],
-    ) -> None:
-        #: Wall-clock time the batch was taken (UTC); event logic uses event time instead.
-        self.now = now
-        self.records = records
-        self.accepted: list[Accepted] = []
-        self.dead_letters: list[tuple[SourceRecord, DeadLetter]] = []
-        self.duplicates = 0
-        #: Orders changed in this batch: their current state.
-        self.orders: dict[str, OrderState] = {}
-        #: InfluxDB points to write before the batch is acknowledged.
-        self.lines: list[str] = []
-        self.aggregates = aggregates
-        self._store = store
-        self._publish: set[str] = set()
-        self._emitted: list[tuple[OutRecord, int | None]] = []
-        self._stage_changes: dict[str, StageValue | tuple[str, int]] = {}
-        #: Source partitions of this batch whose records wrote no state (revoked meanwhile,
-        #: or membership not confirmed): their offsets must not be committed.
-        self.dropped_partitions: set[int] = set()
-        #: For stages whose side effects bypass the outbox (customer notices over HTTP): the
-        #: pipeline outbox's fence (raises ``OutboxFenced`` once this worker may have been
-        #: replaced) and whether a source partition is owned now. Set by the pipeline.
-        self.fence: Callable[[], None] = _unfenced
-        self.owned: Callable[[int], bool] = _owns_all
-
-    # -- reading ------------------------------------------------------------------------
-
-    def order(self, order_id: str) -> OrderState | None:
-        """Current state of an order (changed in this batch or as stored)."""
-        found = self.orders.get(order_id)
-        if found is not None:
-            return found
-        stored = self._store.get(order_id)
-        return stored if isinstance(stored, OrderState) else None
-
-    def accepted_by_partition(self) -> dict[int, list[Accepted]]:
-        out: dict[int, list[Accepted]] = {}
-        for item in self.accepted:
-            out.setdefault(item.record.partition, []).append(item)
-        return out
-
-    @property
-    def partitions(self) -> set[int]:
-        return {r.partition for r in self.records}
-
-    # -- adding -------------------------------------------------------------------------
-
-    def update_order(self, order: OrderState, publish: bool = True) -> None:
-        """Store a changed order (e.g. with new extension state); ``publish``: send an
-        ``order-updates`` message for it in this batch."""
-        self.orders[order.order_id] = order
-        if publish:
-            self._publish.add(order.order_id)
-
-    def emit(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        headers: Sequence[tuple[str, bytes]] = (),
-        source_partition: int | None = None,
-    ) -> None:
-        """Send a message with the batch's outputs (``topic`` is the real topic name).
-        ``source_partition``: the input partition it derives from; if that partition was
-        revoked meanwhile the message is dropped with the batch's other outputs for it."""
-        self._emitted.append((OutRecord(topic, value, key, partition, tuple(headers)), source_partition))
-
-    def stage_get(self, stage: str, key: str) -> Any | None:
-        table_key = stage_table_key(stage, key)
-        change = self._stage_changes.get(table_key)
-        if isinstance(change, StageValue):
-            return change.data
-        if change is not None:
-            return None
-        stored = self._store.get(table_key)
-        return stored.data if isinstance(stored, StageValue) else None
-
-    def stage_put(self, stage: str, key: str, data: Any, partition: int) -> None:
-        """Persist JSON-serialisable stage state (in the table, changelogged to ``partition``)."""
-        self._stage_changes[stage_table_key(stage, key)] = StageValue(stage, key, partition, data)
-
-    def stage_delete(self, stage: str, key: str, partition: int) -> None:
-        self._stage_changes[stage_table_key(stage, key)] = (key, partition)
-
-
-@runtime_checkable
-class Stage(Protocol):
-    """A pluggable step of the worker's batch pipeline.
-
-    Optional methods, called when present:
-
-    - ``async def restore(self, entries: Mapping[str, Any], partitions: set[int]) -> None``:
-      after the table was recovered (start, rebalance), with this stage's keyed state of the
-      partitions this worker now owns;
-    - ``async def tick(self, ctx: BatchContext) -> None``: every tick interval of wall-clock
-      time, with a context that has no records (for timers: SLA deadlines, stalled SKUs);
-    - ``async def run(self) -> None``: background work started with the worker and cancelled
-      when it stops (e.g. following a topic every worker reads in full).
-    """
-
-    name: str
-
-    async def process(self, ctx: BatchContext) -> None: ...
+    #: Wall clock (``Pipeline.clock``) when they were taken.
+    at: float
+    #: Minutes leaving the window (final), and the open ones (rewritten until final).
+    final: list[str] = field(default_factory=list)
+    open: list[str] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)
+    #: Partitions whose in-flight gauge was sampled.
+    sampled: list[int] = field(default_factory=list)
+    #: A replay's aggregates (partition, replay id) -> whether sampled.
+    replays: dict[tuple[int, str], bool] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -349,7 +152,10 @@ class Pipeline:
         self.topics = config.topics
         self.store = store
         self.outbox = outbox
-        self.influx = influx
+        self.influx_sink = InfluxSink(influx, outbox, config.topics.influx_dlq)
+        self.topic_sink = TopicSink(outbox)
+        self.changelog_sink = ChangelogSink(outbox, config.topics.changelog)
+        self.warroom = WarroomUpdates(config.topics.warroom, config.warroom_interval_s, lambda: self.clock())
         self.stages = list(stages)
         self.cell_of = cell_of
         self.owned = owned
@@ -360,15 +166,21 @@ class Pipeline:
         #: they would be final on arrival, and its in-flight gauge is not today's.
         self.replay_aggregates: dict[tuple[int, str], PartitionAggregates] = {}
         self.stats = PipelineStats()
-        self._warroom_sent: dict[int, float] = {}
         self._sampled_at: dict[int, float] = {}
-        self._warroom_pending: set[int] = set()
         self._swept: dict[int, float] = {}
         #: Stored orders by clock and hour of their newest event: what a sweep looks at.
         self.retention_index = RetentionIndex()
         #: Newest event time per (partition, replay id or None for live): the clock expiry
         #: is measured against, so a replay's orders age in the replay's own time.
         self._newest_ns: dict[tuple[int, str | None], int] = {}
+
+    @property
+    def influx(self) -> InfluxWriter:
+        return self.influx_sink.writer
+
+    @influx.setter
+    def influx(self, writer: InfluxWriter) -> None:
+        self.influx_sink.writer = writer
 
     def _replay_aggregates(self, partition: int, replay: str) -> PartitionAggregates:
         agg = self.replay_aggregates.get((partition, replay))
@@ -400,15 +212,14 @@ class Pipeline:
         """Timers without input: stage ticks and pending war-room updates."""
         ctx = self._context(now, ())
         for stage in self.stages:
-            tick = getattr(stage, "tick", None)
-            if tick is not None:
-                await tick(ctx)
+            if isinstance(stage, TickingStage):
+                await stage.tick(ctx)
         await self._sink(ctx)
         return ctx
 
     def _context(self, now: datetime, records: Sequence[SourceRecord]) -> BatchContext:
         ctx = BatchContext(now, records, self.store, self.aggregates)
-        ctx.fence = self.outbox.fence or _unfenced  # set on the outbox after the pipeline is built
+        ctx.fence = self.outbox.fence or unfenced  # set on the outbox after the pipeline is built
         ctx.owned = self.owned
         return ctx
 
@@ -456,7 +267,7 @@ class Pipeline:
             clock = (record.partition, replay)
             self._newest_ns[clock] = max(self._newest_ns.get(clock, 0), time_ns)
             ctx.orders[order_id] = order
-            ctx._publish.add(order_id)
+            ctx.to_publish.add(order_id)
             ctx.accepted.append(Accepted(record, event, change))
             if replay is None:
                 self._aggregates(record.partition).observe(change)
@@ -469,68 +280,120 @@ class Pipeline:
     # -- sinks --------------------------------------------------------------------------
 
     async def _sink(self, ctx: BatchContext) -> None:
-        # Sequence numbers and snapshots of the orders to publish.
-        for order_id in ctx._publish:
+        # Sequence numbers of the orders to publish.
+        for order_id in ctx.to_publish:
             o = ctx.orders[order_id]
             ctx.orders[order_id] = OrderState(o.order_id, o.partition, o.skus, o.last_event_ns, o.seq + 1, o.extensions)
         tombstones = self._sweep(ctx)
+        minutes = self._minutes(ctx)
+        messages = await self._messages(ctx)
+        fence = await self._fence(ctx)
 
-        # Aggregates: dirty minutes, final minutes leaving the window, and an in-flight
-        # sample when the partition's event-time minute moved on or every sample interval.
-        now = self.clock()
+        # a + b. InfluxDB and the topics, concurrently (independent of each other). One
+        # write (fewer requests per batch): the points first, the open aggregates last. A
+        # fenced write or send cancels the other and drops the batch. A tick of a worker
+        # that owns none of its partitions (between a revocation and the next assignment)
+        # writes no stage lines either: they are its old partitions'.
+        idle = not ctx.records and not any(self.owned(p) for p in self.aggregates)
+        points = [] if fence.fenced or idle else ctx.lines + minutes.final
+        report, _ = await gather_cancelling(
+            self.influx_sink.write(points + minutes.open, fence), self.topic_sink.write(messages, fence)
+        )
+        if not fence.fenced and not any(f.start + len(f.lines) > len(points) for f in report.failed):
+            self._minutes_written(minutes)
+        # Points InfluxDB did not take go to influx-dlq before the batch counts as done.
+        # Spread over the topic by the batch's first source partition (points are idempotent).
+        first = min(ctx.partitions) if ctx.partitions else 0
+        self.stats.influx_dead_lettered_lines += await self.influx_sink.dead_letter(report, len(points), first)
+
+        # c. changelog (membership checked again: the writes above may have been slow)
+        confirmed = fence.fenced or await self._membership_confirmed()
+        if not confirmed:
+            log.warning("membership not confirmed before the changelog write; leaving the batch to the new owner")
+        fence.recheck(confirmed)
+        ctx.dropped_partitions |= set(ctx.partitions) if fence.fenced else fence.revoked
+        entries: list[Entry] = [(order_id, order, order.partition) for order_id, order in ctx.orders.items()]
+        for table_key, change in ctx.stage_changes.items():
+            if isinstance(change, StageValue):
+                entries.append((table_key, change, change.partition))
+            else:
+                entries.append((table_key, None, change[1]))
+        entries.extend((order_id, None, partition) for order_id, partition in tombstones)
+        await self.changelog_sink.write(entries, fence)
+
+        # d. memory
+        for order_id, order in ctx.orders.items():
+            if not fence.dropped(order.partition):
+                self.store[order_id] = order
+                self.retention_index.note(order_id, _clock_of(order), order.last_event_ns)
+        for table_key, change in ctx.stage_changes.items():
+            if fence.dropped(change.partition if isinstance(change, StageValue) else change[1]):
+                continue
+            if isinstance(change, StageValue):
+                self.store[table_key] = change
+            else:
+                self.store.pop(table_key, None)
+        for order_id, partition in tombstones:
+            if not fence.dropped(partition):
+                self.store.pop(order_id, None)
+                self.retention_index.discard(order_id)
+        self.stats.accepted += len(ctx.accepted)
+        self.stats.duplicates += ctx.duplicates
+        self.stats.dead_lettered += len(ctx.dead_letters)
+        self.stats.updates += len(ctx.to_publish)
+        self.stats.expired_orders += len(tombstones)
+
+    def _minutes(self, ctx: BatchContext) -> _Minutes:
+        """Aggregates: dirty minutes, final minutes leaving the window, and an in-flight
+        sample when the partition's event-time minute moved on or every sample interval."""
+        minutes = _Minutes(self.clock())
         # Only partitions owned now: after a revocation (until the next assignment rebuilds
         # them) the aggregates of revoked partitions are still in memory, and a tick would
         # write them over their new owner's.
         candidates = self.aggregates if not ctx.records else ctx.partitions & set(self.aggregates)
-        agg_parts = sorted(p for p in candidates if self.owned(p))
-        final_lines: list[str] = []
-        agg_lines: list[str] = []
-        sampled: list[int] = []
-        for partition in agg_parts:
+        minutes.partitions = sorted(p for p in candidates if self.owned(p))
+        for partition in minutes.partitions:
             agg = self.aggregates[partition]
-            final_lines.extend(agg.expire())
+            minutes.final.extend(agg.expire())
             sample = (
                 agg.sample_minute != agg.sampled_minute
-                or now - self._sampled_at.get(partition, -1e18) >= self.config.inflight_sample_s
+                or minutes.at - self._sampled_at.get(partition, -1e18) >= self.config.inflight_sample_s
             )
-            agg_lines.extend(agg.pending_lines(sample))
+            minutes.open.extend(agg.pending_lines(sample))
             if sample:
-                sampled.append(partition)
+                minutes.sampled.append(partition)
         replays = sorted(
             k for k in self.replay_aggregates if (not ctx.records or k[0] in ctx.partitions) and self.owned(k[0])
         )
-        replay_sampled: dict[tuple[int, str], bool] = {}
         for key in replays:  # a replay's minutes move with its own events only
             agg = self.replay_aggregates[key]
-            final_lines.extend(agg.expire())
-            replay_sampled[key] = agg.sample_minute != agg.sampled_minute
-            agg_lines.extend(agg.pending_lines(replay_sampled[key]))
+            minutes.final.extend(agg.expire())
+            minutes.replays[key] = agg.sample_minute != agg.sampled_minute
+            minutes.open.extend(agg.pending_lines(minutes.replays[key]))
+        return minutes
 
-        # a + b. InfluxDB and the outputs, concurrently (independent of each other).
-        out: list[tuple[OutRecord, int | None]] = []
-        dlq_partitions = await self._count(self.topics.dlq) if ctx.dead_letters else 1
-        for record, letter in ctx.dead_letters:
-            out.append(
-                (
-                    OutRecord(
-                        self.topics.dlq, encode_dead_letter(letter), record.key, record.partition % dlq_partitions
-                    ),
-                    record.partition,
-                )
-            )
-        for order_id in ctx._publish:
-            order = ctx.orders[order_id]
-            out.append(
-                (
-                    OutRecord(self.topics.updates, orjson.dumps(order_snapshot(order)), order_id.encode()),
-                    order.partition,
-                )
-            )
-        out.extend(self._warroom(ctx))
-        out.extend(ctx._emitted)
-        # Outputs of a partition revoked meanwhile are dropped: its new owner replays them.
-        # A worker that cannot confirm its membership (it was frozen past its session)
-        # treats every partition as revoked: its successor may already have written.
+    def _minutes_written(self, minutes: _Minutes) -> None:
+        for partition in minutes.partitions:
+            self.aggregates[partition].mark_written(partition in minutes.sampled)
+        for partition in minutes.sampled:
+            self._sampled_at[partition] = minutes.at
+        for key, sampled in minutes.replays.items():
+            self.replay_aggregates[key].mark_written(sampled)
+
+    async def _messages(self, ctx: BatchContext) -> list[Message]:
+        out: list[Message] = []
+        if ctx.dead_letters:
+            letters = [(record.partition, record.key, letter) for record, letter in ctx.dead_letters]
+            out.extend(dead_letter_messages(self.topics.dlq, letters, await self._count(self.topics.dlq)))
+        out.extend(order_update_messages(self.topics.updates, [ctx.orders[o] for o in ctx.to_publish]))
+        out.extend(self.warroom.messages((a.record.partition for a in ctx.accepted), self.aggregates))
+        out.extend(ctx.emitted)
+        return out
+
+    async def _fence(self, ctx: BatchContext) -> Fence:
+        """The batch's fence. Outputs of a partition revoked meanwhile are dropped: its new
+        owner replays them. A worker that cannot confirm its membership (it was frozen past
+        its session) treats every partition as revoked: its successor may already have written."""
         fenced = not await self._membership_confirmed()
         revoked = {p for p in ctx.partitions if fenced or not self.owned(p)} - ctx.dropped_partitions
         if revoked:
@@ -540,129 +403,13 @@ class Pipeline:
                 " (membership not confirmed)" if fenced else "",
             )
             self.stats.skipped_revoked += sum(1 for r in ctx.records if r.partition in revoked)
-
-        # Ownership per partition, asked once per sink phase (not once per order): asking
-        # builds the consumer's assignment set.
-        owned: dict[int, bool] = {}
-
-        def dropped(partition: int) -> bool:
-            if fenced or partition in revoked:
-                return True
-            known = owned.get(partition)
-            if known is None:
-                known = owned[partition] = self.owned(partition)
-            return not known
-
-        # One write (fewer requests per batch): the points first, the open aggregates last.
-        # A fenced worker writes nothing to InfluxDB: its minute aggregates (and stages'
-        # minute lines) could overwrite its successor's. The outbox's fence is checked again
-        # before every InfluxDB attempt (retries run for up to a minute); a fenced write or
-        # send cancels the other and drops the batch.
-        if fenced:
-            final_lines, agg_lines, sampled, replays = [], [], [], []
-        # A tick of a worker that owns none of its partitions (between a revocation and the
-        # next assignment) writes no stage lines either: they are its old partitions'.
-        idle = not ctx.records and not any(self.owned(p) for p in self.aggregates)
-        points = [] if fenced or idle else ctx.lines + final_lines
-        report, _ = await gather_cancelling(
-            self.influx.write(points + agg_lines, fence=self.outbox.fence),
-            self.outbox.send([r for r, p in out if not (dropped(p) if p is not None else fenced)]),
-        )
-        if not fenced and not any(f.start + len(f.lines) > len(points) for f in report.failed):
-            for partition in agg_parts:
-                self.aggregates[partition].mark_written(partition in sampled)
-            for partition in sampled:
-                self._sampled_at[partition] = now
-            for key in replays:
-                self.replay_aggregates[key].mark_written(replay_sampled[key])
-        # Points InfluxDB did not take go to influx-dlq before the batch counts as done
-        # (open aggregate minutes are not dead-lettered: they stay pending, see aggregates).
-        dead_points: list[OutRecord] = []
-        for failed in report.failed:
-            lost = list(failed.lines[: max(0, len(points) - failed.start)])
-            if not lost:
-                continue
-            self.stats.influx_dead_lettered_lines += len(lost)
-            headers = tuple(influx_headers(failed.reason, failed.attempts, failed.error))
-            partition = self._influx_dlq_partition(ctx) % await self._count(self.topics.influx_dlq)
-            dead_points.extend(
-                OutRecord(self.topics.influx_dlq, chunk, None, partition, headers) for chunk in chunk_lines(lost)
-            )
-            if failed.reason is InfluxFailure.REJECTED:
-                log.error("dead-lettered %d rejected points to %s", len(lost), self.topics.influx_dlq)
-        await self.outbox.send(dead_points)
-
-        # c. changelog (membership checked again: the writes above may have been slow)
-        if not fenced and not await self._membership_confirmed():
-            fenced = True
-            log.warning("membership not confirmed before the changelog write; leaving the batch to the new owner")
-        owned.clear()  # the writes above awaited: a rebalance may have happened meanwhile
-        ctx.dropped_partitions |= set(ctx.partitions) if fenced else revoked
-        changelog: list[OutRecord] = []
-        for order_id, order in ctx.orders.items():
-            if not dropped(order.partition):
-                changelog.append(
-                    OutRecord(self.topics.changelog, encode_value(order), order_id.encode(), order.partition)
-                )
-        for table_key, change in ctx._stage_changes.items():
-            partition = change.partition if isinstance(change, StageValue) else change[1]
-            if not dropped(partition):
-                value = encode_value(change) if isinstance(change, StageValue) else None
-                changelog.append(OutRecord(self.topics.changelog, value, table_key.encode(), partition))
-        for order_id, partition in tombstones:
-            if not dropped(partition):
-                changelog.append(OutRecord(self.topics.changelog, None, order_id.encode(), partition))
-        # Exact end offsets: recovery reads the changelog up to them (see Outbox.send).
-        await self.outbox.send(changelog, exact_end_offsets=True)
-
-        # d. memory
-        for order_id, order in ctx.orders.items():
-            if not dropped(order.partition):
-                self.store[order_id] = order
-                self.retention_index.note(order_id, _clock_of(order), order.last_event_ns)
-        for table_key, change in ctx._stage_changes.items():
-            if dropped(change.partition if isinstance(change, StageValue) else change[1]):
-                continue
-            if isinstance(change, StageValue):
-                self.store[table_key] = change
-            else:
-                self.store.pop(table_key, None)
-        for order_id, partition in tombstones:
-            if not dropped(partition):
-                self.store.pop(order_id, None)
-                self.retention_index.discard(order_id)
-        self.stats.accepted += len(ctx.accepted)
-        self.stats.duplicates += ctx.duplicates
-        self.stats.dead_lettered += len(ctx.dead_letters)
-        self.stats.updates += len(ctx._publish)
-        self.stats.expired_orders += len(tombstones)
+        return Fence(self.owned, self.outbox.fence or unfenced, fenced, frozenset(revoked))
 
     async def _membership_confirmed(self) -> bool:
         return True if self.confirm_membership is None else await self.confirm_membership()
 
     async def _count(self, topic: str) -> int:
         return len(await self.outbox.partitions(topic))
-
-    def _influx_dlq_partition(self, ctx: BatchContext) -> int:
-        # Spread chunks over the topic's partitions by the batch's first source partition;
-        # replay order does not matter (points are idempotent).
-        return min(ctx.partitions) if ctx.partitions else 0
-
-    def _warroom(self, ctx: BatchContext) -> list[tuple[OutRecord, int | None]]:
-        self._warroom_pending |= {a.record.partition for a in ctx.accepted}
-        now = self.clock()
-        out: list[tuple[OutRecord, int | None]] = []
-        for partition in sorted(self._warroom_pending):
-            if now - self._warroom_sent.get(partition, -1e18) < self.config.warroom_interval_s:
-                continue
-            agg = self.aggregates.get(partition)
-            if agg is None:
-                continue
-            self._warroom_sent[partition] = now
-            self._warroom_pending.discard(partition)
-            value = orjson.dumps(agg.snapshot())
-            out.append((OutRecord(self.topics.warroom, value, f"partition-{partition}".encode(), None), partition))
-        return out
 
     def _sweep(self, ctx: BatchContext) -> list[tuple[str, int]]:
         """Expired orders of the batch's partitions, at most once per sweep interval each."""
@@ -728,12 +475,11 @@ class Pipeline:
                 self._newest_ns[clock] = max(self._newest_ns.get(clock, 0), value.last_event_ns)
                 self.retention_index.note(key, clock, value.last_event_ns)
         for stage in self.stages:
-            restore = getattr(stage, "restore", None)
-            if restore is not None:
+            if isinstance(stage, RestoringStage):
                 entries = {
                     v.key: v.data for v in self.store.values() if isinstance(v, StageValue) and v.stage == stage.name
                 }
-                await restore(entries, set(partitions))
+                await stage.restore(entries, set(partitions))
         log.info("state recovered: %d orders in partitions %s", len(orders), sorted(partitions))
 
 
@@ -743,39 +489,4 @@ def _clock_of(order: OrderState) -> Clock:
     return (order.partition, replay)
 
 
-def records_from(events: Iterable[Any]) -> list[SourceRecord]:
-    """Faust events as :class:`SourceRecord` s (raw key and value bytes, as received)."""
-    out = []
-    for event in events:
-        message = event.message
-        headers = message.headers or ()
-        if isinstance(headers, Mapping):
-            headers = headers.items()
-        out.append(
-            SourceRecord(
-                message.topic,
-                message.partition,
-                message.offset,
-                int(message.timestamp * 1000) if message.timestamp else None,
-                message.key,
-                message.value,
-                tuple(headers),
-            )
-        )
-    return out
-
-
-__all__ = [
-    "Accepted",
-    "BatchContext",
-    "Pipeline",
-    "PipelineConfig",
-    "PipelineStats",
-    "SourceRecord",
-    "Stage",
-    "StageValue",
-    "Topics",
-    "decode_value",
-    "encode_value",
-    "records_from",
-]
+__all__ = ["Pipeline", "PipelineConfig", "PipelineStats", "Topics"]

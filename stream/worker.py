@@ -11,10 +11,10 @@
   that fails unexpectedly is never committed and the worker exits at once (``os._exit``):
   crash-only, and the restarted worker replays the batch. Never a silent loss;
 - the ``orders`` state: a plain dict (order id or stage key ->
-  :class:`~stream.order_state.OrderState` / :class:`~stream.pipeline.StageValue`) that the
+  :class:`~stream.order_state.OrderState` / :class:`~stream.stage_api.StageValue`) that the
   pipeline keeps and changelogs itself, in record batches through its own producer
   (:mod:`stream.sinks.outbox`), to ``<app id>-orders-changelog``, partition = source partition,
-  key = UTF-8 order id, value = :func:`stream.pipeline.encode_value`. The source reads the
+  key = UTF-8 order id, value = :func:`stream.sinks.changelog.encode_value`. The source reads the
   changelog of the partitions it is assigned (see :mod:`stream.batch_source`);
 - a Faust app for the rest: the pipeline's tick (a timer) and, with ``alerting``, the
   alerting agent. Faust no longer sees the source: a Faust event object per record cost
@@ -30,22 +30,24 @@ import gc
 import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
 import mode
 
+from alerting.backoff import RetryPolicy
 from config.client_auth import faust_credentials, influx_auth, kafka_auth
 from config.settings import Settings
 from stream import safe_commits
 from stream.batch_source import BatchSource, source_group
 from stream.local_snapshot import LocalSnapshots
-from stream.pipeline import Pipeline, PipelineConfig, Stage, Topics
-from stream.sinks.influx import InfluxReplayer, InfluxWriter, RetryPolicy
+from stream.pipeline import Pipeline, PipelineConfig, Topics
+from stream.sinks.influx import INFLUX_RETRY, InfluxReplayer, InfluxWriter
 from stream.sinks.line_protocol import CellFunction
 from stream.sinks.outbox import Outbox
+from stream.stage_api import BackgroundStage, InstallingStage, Stage
 from stream.topics import (
     INFLUX_DLQ,
     ORDER_EVENTS,
@@ -84,7 +86,7 @@ class WorkerOptions:
     closed_retention: timedelta = timedelta(days=7)
     open_retention: timedelta = timedelta(days=90)
     warroom_interval_s: float = 1.0
-    influx_policy: RetryPolicy = RetryPolicy()
+    influx_policy: RetryPolicy = INFLUX_RETRY
     #: Longest pause between attempts of the influx-dlq replayer while InfluxDB is down.
     replay_max_backoff_s: float = 10.0
     #: Port of Faust's web server; ``None`` disables it.
@@ -126,7 +128,7 @@ class WorkerResources(mode.Service):
             settings.influx_db,
             timeout_s=settings.influx_timeout_s,
             auth=influx_auth(settings),
-            policy=RetryPolicy(max_attempts=1, cooldown_s=0.0, max_cooldown_s=0.0),
+            policy=replace(INFLUX_RETRY, attempts=1, later_base_delay=0.0, later_max_delay=0.0),
         )
         self.replayer = InfluxReplayer(
             replay_writer,
@@ -239,12 +241,12 @@ def create_worker(
     # Before anything creates the transport: the agents' commits (alerting) by frontier.
     safe_commits.install(app)
     resources = WorkerResources(settings, options)
-    # A stage's optional ``run``: background work for the worker's lifetime.
-    resources.background = [run for run in (getattr(stage, "run", None) for stage in stages) if callable(run)]
-    # A stage's optional ``install``: agents, tables and timers of its own on the app.
-    for install in (getattr(stage, "install", None) for stage in stages):
-        if callable(install):
-            install(app, resources.outbox, options.on_fatal)
+    # A stage's optional hooks: background work for the worker's lifetime, and agents,
+    # tables and timers of its own on the app.
+    resources.background = [stage.run for stage in stages if isinstance(stage, BackgroundStage)]
+    for stage in stages:
+        if isinstance(stage, InstallingStage):
+            stage.install(app, resources.outbox, options.on_fatal)
     config = PipelineConfig(
         topics=pipeline_topics(settings),
         window_minutes=options.aggregate_window_minutes,

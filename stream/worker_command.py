@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from config.settings import Settings, load_settings
-from stream.pipeline import Stage
 from stream.retention import RetentionSettings
+from stream.stage_api import Stage
 from stream.topics import ensure_topics
 from stream.worker import WorkerOptions, create_worker
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
 import random
 import time
@@ -51,7 +50,10 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from stream.dlq import InfluxFailure, influx_reason
+from alerting.backoff import RetryPolicy, parse_retry_after
+from stream.dlq import InfluxFailure, chunk_lines, influx_headers, influx_reason
+from stream.sinks.outbox import Outbox, OutRecord
+from stream.sinks.sink import Fence, unfenced
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +61,11 @@ log = logging.getLogger(__name__)
 MAX_LINES_PER_REQUEST = 5000
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 4
-    base_delay_s: float = 0.2
-    max_delay_s: float = 5.0
-    #: Circuit cool-down after a write exhausted its retries, doubling up to the cap.
-    cooldown_s: float = 2.0
-    max_cooldown_s: float = 30.0
+#: How hard the writer tries: 4 attempts, full-jitter backoff from 0.2 s capped at 5 s; after
+#: a write exhausted them its circuit opens for 2 s, doubling up to 30 s (``later_*``).
+INFLUX_RETRY = RetryPolicy(
+    attempts=4, base_delay=0.2, max_delay=5.0, jitter=1.0, later_base_delay=2.0, later_max_delay=30.0
+)
 
 
 @dataclass(frozen=True)
@@ -98,23 +97,6 @@ class WriterStats:
     circuit_opened: int = 0
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
 class InfluxWriter:
     """Batched, retrying, never-dropping writer for one database."""
 
@@ -125,7 +107,7 @@ class InfluxWriter:
         *,
         timeout_s: float = 10.0,
         auth: httpx.Auth | None = None,
-        policy: RetryPolicy = RetryPolicy(),
+        policy: RetryPolicy = INFLUX_RETRY,
         max_lines: int = MAX_LINES_PER_REQUEST,
         concurrency: int = 2,
         rng: random.Random | None = None,
@@ -145,7 +127,7 @@ class InfluxWriter:
         self._sleep = sleep
         self._clock = clock
         self._open_until = 0.0
-        self._cooldown = policy.cooldown_s
+        self._cooldown = policy.later_base_delay
         self.stats = WriterStats()
 
     async def aclose(self) -> None:
@@ -189,13 +171,13 @@ class InfluxWriter:
         return report
 
     def _backoff(self, attempt: int) -> float:
-        cap = min(self.policy.max_delay_s, self.policy.base_delay_s * 2 ** (attempt - 1))
-        return self._rng.uniform(0, cap)  # full jitter
+        cap = self.policy.delay_cap(attempt)
+        return self._rng.uniform(cap * (1.0 - self.policy.jitter), cap)  # jitter 1: full jitter
 
     def _trip(self, hint_s: float | None) -> None:
         cooldown = max(self._cooldown, hint_s or 0.0)
         self._open_until = self._clock() + cooldown
-        self._cooldown = min(self._cooldown * 2, self.policy.max_cooldown_s)
+        self._cooldown = min(self._cooldown * self.policy.multiplier, self.policy.later_max_delay)
         self.stats.circuit_opened += 1
         log.warning("influx circuit open for %.1fs", cooldown)
 
@@ -225,12 +207,12 @@ class InfluxWriter:
                 else:
                     status = response.status_code
                     if 200 <= status < 300:
-                        self._cooldown = self.policy.cooldown_s
+                        self._cooldown = self.policy.later_base_delay
                         return None
                     text = response.text[:300]
                     if status == 429 or status >= 500:
                         error = f"HTTP {status}: {text}"
-                        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                        retry_after = parse_retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
                     elif status in (401, 403):
                         # Our credentials, not our points: kept replayable until an operator
                         # fixes ORDERRADAR_INFLUX_USERNAME/_PASSWORD or the user's grants.
@@ -246,9 +228,7 @@ class InfluxWriter:
                             text,
                         )
                         return FailedChunk(chunk, InfluxFailure.REJECTED, attempt, f"HTTP {status}: {text}", start)
-                if attempt >= self.policy.max_attempts or (
-                    retry_after is not None and retry_after > self.policy.max_delay_s
-                ):
+                if attempt >= self.policy.attempts or (retry_after is not None and retry_after > self.policy.max_delay):
                     self._trip(retry_after)
                     log.warning("influx write of %d lines failed after %d attempts: %s", len(chunk), attempt, error)
                     return FailedChunk(chunk, InfluxFailure.RETRIES_EXHAUSTED, attempt, error, start)
@@ -281,6 +261,43 @@ async def gather_cancelling(*aws: Coroutine[Any, Any, Any]) -> list[Any]:
     except BaseExceptionGroup as errors:
         raise errors.exceptions[0] from None
     return [t.result() for t in tasks]
+
+
+class InfluxSink:
+    """A batch's points to InfluxDB within its fence, and what InfluxDB did not take to
+    ``influx-dlq`` (:meth:`dead_letter`)."""
+
+    def __init__(self, writer: InfluxWriter, outbox: Outbox, dlq_topic: str) -> None:
+        self.writer = writer
+        self.outbox = outbox
+        self.dlq_topic = dlq_topic
+
+    async def write(self, items: Sequence[str], fence: Fence) -> WriteReport:
+        """A fenced worker writes nothing: its minute aggregates (and stages' minute lines)
+        could overwrite its successor's. The producer's fence is checked again before every
+        attempt (retries run for up to a minute)."""
+        if fence.fenced:
+            return WriteReport()
+        return await self.writer.write(items, fence=None if fence.check is unfenced else fence.check)
+
+    async def dead_letter(self, report: WriteReport, points: int, source_partition: int) -> int:
+        """Put the failed chunks' lines among the first ``points`` on ``influx-dlq`` (the
+        lines after them are open aggregate minutes: they stay pending instead, see
+        :mod:`stream.aggregates`), spread by ``source_partition``; the lines dead-lettered."""
+        records: list[OutRecord] = []
+        dead = 0
+        for failed in report.failed:
+            lost = list(failed.lines[: max(0, points - failed.start)])
+            if not lost:
+                continue
+            dead += len(lost)
+            headers = tuple(influx_headers(failed.reason, failed.attempts, failed.error))
+            partition = source_partition % len(await self.outbox.partitions(self.dlq_topic))
+            records.extend(OutRecord(self.dlq_topic, chunk, None, partition, headers) for chunk in chunk_lines(lost))
+            if failed.reason is InfluxFailure.REJECTED:
+                log.error("dead-lettered %d rejected points to %s", len(lost), self.dlq_topic)
+        await self.outbox.send(records)
+        return dead
 
 
 class InfluxReplayer:

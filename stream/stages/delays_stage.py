@@ -69,12 +69,12 @@ from stream.global_views import (
 from stream.incident_model import IncidentChange
 from stream.lifecycle import Outcome
 from stream.order_eta import ETA_EXTENSION, order_eta
-from stream.pipeline import Accepted, BatchContext
 from stream.replay import replay_of
 from stream.sinks.line_protocol import line, point_time_ns
 from stream.sinks.outbox import Outbox
 from stream.sku_delay import DelayState, sku_key
 from stream.sla import SlaRules, load_sla_rules
+from stream.stage_api import Accepted, BatchContext
 from stream.stages.geo_stage import GeoStage
 from stream.stages.views_agent import install_views_owner
 from stream.sync_lag import SyncLag

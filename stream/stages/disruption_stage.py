@@ -31,8 +31,8 @@ from typing import Any, Protocol
 import orjson
 
 from geo.disruption_areas import DisruptionArea, Positions
-from stream.pipeline import BatchContext
 from stream.replay import timeline_of_order
+from stream.stage_api import BatchContext
 from stream.stages.geo_stage import GeoStage
 
 EXTENSION = "disruption"

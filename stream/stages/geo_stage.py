@@ -41,8 +41,8 @@ from geo.coords import to_wgs84_arrays
 from geo.distance import haversine_m
 from geo.regions import regions_for
 from stream.contract import Crs, OrderEvent, Status
-from stream.pipeline import Accepted, BatchContext
 from stream.sinks.line_protocol import line, point_time_ns
+from stream.stage_api import Accepted, BatchContext
 
 #: Heatmap zoom levels (country, city).
 HEATMAP_RESOLUTIONS: tuple[int, ...] = (3, 5)

@@ -68,9 +68,9 @@ from geo.fence_tracker import EMPTY_MEMBERSHIP, FenceEvent, FenceEventKind, Memb
 from stream.contract import CLOSED, STAGE_RANK, Crs, Status
 from stream.lifecycle import apply_event
 from stream.order_state import SkuState
-from stream.pipeline import Accepted, BatchContext
 from stream.progress import step
 from stream.sinks.line_protocol import line, point_time_ns, sku_event_line
+from stream.stage_api import Accepted, BatchContext
 from stream.stages.geo_stage import GeoFix, GeoStage
 
 log = logging.getLogger(__name__)

@@ -44,10 +44,10 @@ from alerting.delivery import DeliveryStage
 from alerting.outbox import NotificationOutbox
 from stream.customer_notices import MEASUREMENT, notices
 from stream.order_eta import ETA_EXTENSION, NOTICE_STATES
-from stream.pipeline import BatchContext
 from stream.replay import timeline_of_order
 from stream.sinks.line_protocol import line, point_time_ns
 from stream.sinks.outbox import OutboxFenced
+from stream.stage_api import BatchContext
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from stream.outcomes import (
     point_key,
     retired_line,
 )
-from stream.pipeline import BatchContext
 from stream.sla import SlaPolicy, SlaRules
+from stream.stage_api import BatchContext
 
 
 class OutcomeStage:

@@ -21,10 +21,10 @@ from stream.contract import RejectCode
 from stream.customer_notices import build_channels as build_notice_channels
 from stream.customer_notices import load_notice_config
 from stream.global_views import ViewsTopics
-from stream.pipeline import Stage
 from stream.sinks.influx import InfluxWriter
 from stream.sinks.outbox import Outbox
 from stream.sla import load_sla_rules
+from stream.stage_api import Stage
 from stream.stages.agent_records import reject_event
 from stream.stages.alerting_agent import AlertingAgent, build_delivery
 from stream.stages.delays_stage import DelaysStage, DelaysTopics

@@ -33,7 +33,7 @@ from stream import dlq
 from stream.batch_source import source_group
 from stream.lifecycle import replay
 from stream.order_state import OrderState
-from stream.pipeline import decode_value
+from stream.sinks.changelog import decode_value
 from stream.topics import ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, changelog_topic
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,9 @@ from config.settings import Settings
 from stream.batch_source import source_group
 from stream.changelog_restore import RecoveryError, changelog_ends, load_changelog
 from stream.order_state import OrderState
-from stream.pipeline import StageValue, encode_value, stage_table_key
+from stream.sinks.changelog import encode_value
 from stream.sinks.outbox import Outbox, OutboxFenced, OutRecord
+from stream.stage_api import StageValue, stage_table_key
 from stream.topics import changelog_topic, ensure_topics
 from stream.worker import TABLE
 

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from stream.contract import OrderEvent, Status
 from stream.lifecycle import TIMELINE_LIMIT, apply_event
 from stream.order_state import OrderState, new_order
-from stream.pipeline import StageValue, decode_value, encode_value
+from stream.sinks.changelog import decode_value, encode_value
+from stream.stage_api import StageValue
 from stream.state_codec import StateFormatError
 
 T0 = datetime(2026, 11, 11, 8, tzinfo=UTC)

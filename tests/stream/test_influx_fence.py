@@ -27,9 +27,10 @@ from orderradar.devstack.process import free_port
 from stream.customer_notices import NoticeConfig, build_channels
 from stream.membership_lease import MembershipLease
 from stream.order_eta import ETA_EXTENSION
-from stream.pipeline import BatchContext, Pipeline, PipelineConfig
+from stream.pipeline import Pipeline, PipelineConfig
 from stream.sinks.influx import InfluxWriter, RetryPolicy, gather_cancelling
 from stream.sinks.outbox import Outbox, OutboxFenced
+from stream.stage_api import BatchContext
 from stream.stages.notice_stage import NoticeStage
 from stream.worker import pipeline_topics
 

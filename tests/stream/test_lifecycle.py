@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from stream.contract import STAGE_RANK, OrderEvent, Status
 from stream.lifecycle import TIMELINE_LIMIT, Outcome, apply_event, replay
 from stream.order_state import OrderState, expired, new_order
-from stream.pipeline import decode_value, encode_value
 from stream.progress import LADDER, START, Progress, step
+from stream.sinks.changelog import decode_value, encode_value
 
 S = Status
 T0 = datetime(2026, 11, 11, 8, tzinfo=UTC)

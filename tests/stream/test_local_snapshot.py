@@ -14,8 +14,9 @@ from config.settings import Settings
 from stream.changelog_restore import changelog_ends, load_changelog
 from stream.local_snapshot import LocalSnapshots, read_snapshot, restore_state
 from stream.order_state import OrderState
-from stream.pipeline import StageValue, decode_value, encode_value, stage_table_key
+from stream.sinks.changelog import decode_value, encode_value
 from stream.sinks.outbox import Outbox, OutRecord
+from stream.stage_api import StageValue, stage_table_key
 from stream.topics import changelog_topic, ensure_topics
 from stream.worker import TABLE
 

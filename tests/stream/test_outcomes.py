@@ -17,9 +17,9 @@ from stream.contract import OrderEvent
 from stream.lifecycle import apply_event
 from stream.order_state import OrderState, new_order
 from stream.outcomes import OUTCOME_EXTENSION, order_outcome
-from stream.pipeline import Accepted, BatchContext, SourceRecord
 from stream.rollup import order_snapshot
 from stream.sla import SlaPolicy, load_sla_rules
+from stream.stage_api import Accepted, BatchContext, SourceRecord
 from stream.stages.outcome_stage import OutcomeStage
 
 SP = ZoneInfo("America/Sao_Paulo")

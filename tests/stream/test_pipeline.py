@@ -20,9 +20,11 @@ from orderradar.devstack.process import free_port
 from orderradar.devstack.waiting import async_wait_until
 from stream.dlq import InfluxFailure, influx_reason
 from stream.order_state import OrderState
-from stream.pipeline import BatchContext, Pipeline, PipelineConfig, SourceRecord, StageValue, decode_value
+from stream.pipeline import Pipeline, PipelineConfig
+from stream.sinks.changelog import decode_value
 from stream.sinks.influx import InfluxReplayer, InfluxWriter, RetryPolicy
 from stream.sinks.outbox import Outbox, OutRecord
+from stream.stage_api import BatchContext, SourceRecord, StageValue
 from stream.topics import INFLUX_DLQ, ORDER_UPDATES, WARROOM_UPDATES
 from stream.worker import pipeline_topics
 

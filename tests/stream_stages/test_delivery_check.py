@@ -10,7 +10,7 @@ from geo.distance import haversine_m
 from stream.contract import Crs, OrderEvent, Status
 from stream.lifecycle import apply_event
 from stream.order_state import new_order
-from stream.pipeline import Accepted, SourceRecord
+from stream.stage_api import Accepted, SourceRecord
 from stream.stages.geo_stage import check_deliveries, delivery_distance_line, locate
 
 AT = datetime(2026, 5, 12, 5, 15, tzinfo=UTC)

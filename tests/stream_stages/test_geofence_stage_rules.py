@@ -15,7 +15,7 @@ from geo.fence_tracker import Membership, Visit
 from stream.contract import OrderEvent, Status
 from stream.lifecycle import apply_event
 from stream.order_state import new_order
-from stream.pipeline import Accepted, BatchContext, SourceRecord, StageValue
+from stream.stage_api import Accepted, BatchContext, SourceRecord, StageValue
 from stream.stages.geo_stage import GeoStage, locate
 from stream.stages.geofence_stage import GeofenceStage, advance_event_id, moves_forward
 
@@ -67,10 +67,10 @@ def test_tracked_entities_are_bounded_and_the_forgotten_ones_deleted() -> None:
     stage._persist(ctx, dirty)
     # Down to 90 % of the bound, the longest-quiet first.
     assert sorted(stage.members) == sorted(f"courier/0/C{n}" for n in range(3, 12))
-    assert {key: change for key, change in ctx._stage_changes.items()} == {
+    assert {key: change for key, change in ctx.stage_changes.items()} == {
         f"#geofence#courier/0/C{n}": (f"courier/0/C{n}", 0) for n in range(3)
     }
-    assert not any(isinstance(change, StageValue) for change in ctx._stage_changes.values())
+    assert not any(isinstance(change, StageValue) for change in ctx.stage_changes.values())
 
 
 def test_overlapping_hub_fences_advance_a_sku_once_per_fix(tmp_path: Path) -> None:

@@ -24,9 +24,10 @@ from orderradar.devstack.waiting import async_wait_until
 from stream.contract import OrderEvent, Status
 from stream.control_commands import DisruptionCreate, DisruptionDelete
 from stream.control_commands import ZoneDeclaration as ZoneCommand
-from stream.pipeline import Pipeline, PipelineConfig, SourceRecord
+from stream.pipeline import Pipeline, PipelineConfig
 from stream.sinks.influx import InfluxWriter
 from stream.sinks.outbox import Outbox
+from stream.stage_api import SourceRecord
 from stream.stages.disruption_stage import DisruptionStage, DisruptionTopics
 from stream.stages.geo_stage import GeoStage
 from stream.topics import ALERT_INPUTS, CONTROL, ORDER_INCIDENTS, ORDER_UPDATES

@@ -20,10 +20,11 @@ from alerting.engine import AlertEngine
 from alerting.policy import load_policy
 from config.settings import Settings
 from orderradar.devstack.waiting import async_wait_until
-from stream.pipeline import Pipeline, PipelineConfig, SourceRecord, StageValue
+from stream.pipeline import Pipeline, PipelineConfig
 from stream.sinks.influx import InfluxWriter, RetryPolicy
 from stream.sinks.outbox import Outbox
 from stream.sla import load_sla_rules
+from stream.stage_api import SourceRecord, StageValue
 from stream.stages.alerting_agent import AlertingAgent, build_delivery
 from stream.stages.delays_stage import DelaysStage, DelaysTopics
 from stream.stages.geo_stage import GeoStage, tag_cell
