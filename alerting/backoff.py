@@ -1,5 +1,8 @@
 """Retry timing: exponential backoff with jitter, and ``Retry-After`` parsing. Pure.
 
+One :class:`RetryPolicy` for every remote call that retries: alert delivery (channels and
+their outbox) and the InfluxDB writer (``stream.sinks.influx.INFLUX_RETRY``).
+
 Jitter comes from a hash of (key, attempt) rather than a random generator, so a retry
 schedule is reproducible after a restart and still spreads receivers apart.
 """
@@ -7,6 +10,7 @@ schedule is reproducible after a restart and still spreads receivers apart.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -14,7 +18,7 @@ from email.utils import parsedate_to_datetime
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try. Times are seconds."""
+    """How hard to try a remote call. Times are seconds."""
 
     #: Attempts within one delivery call (the first one included).
     attempts: int = 3
@@ -27,7 +31,8 @@ class RetryPolicy:
     attempt_timeout: float = 15.0
     #: Retry-After values above this are capped (a bad proxy can say "come back in a day").
     max_retry_after: float = 300.0
-    #: Backoff of the outbox between delivery calls.
+    #: Backoff between calls once a call used up its attempts: the alert outbox's next
+    #: delivery call, the InfluxDB writer's circuit cool-down (both grow by ``multiplier``).
     later_base_delay: float = 30.0
     later_max_delay: float = 900.0
     #: After this long since first queued, a notification is abandoned (and recorded).
@@ -38,6 +43,10 @@ class RetryPolicy:
             raise ValueError("attempts must be at least 1")
         if not 0.0 <= self.jitter <= 1.0:
             raise ValueError("jitter must be between 0 and 1")
+
+    def delay_cap(self, attempt: int) -> float:
+        """The delay before retry number ``attempt`` (1-based) before jitter takes its share."""
+        return min(self.max_delay, self.base_delay * self.multiplier ** max(attempt - 1, 0))
 
 
 def _unit_fraction(key: str, attempt: int) -> float:
@@ -66,4 +75,6 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         if when.tzinfo is None:
             return None
         seconds = (when - now) / timedelta(seconds=1)
+    if not math.isfinite(seconds):
+        return None  # "nan", "inf": not a time to wait
     return max(seconds, 0.0)

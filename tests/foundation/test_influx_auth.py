@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,7 @@ from dashboard.warroom.history import InfluxHistory
 from orderradar.devstack.influx import LocalInflux, create_database, create_user
 from orderradar.devstack.process import free_port
 from stream.dlq import InfluxFailure
-from stream.sinks.influx import RetryPolicy
+from stream.sinks.influx import INFLUX_RETRY
 from stream.worker import WorkerOptions, WorkerResources
 
 pytestmark = pytest.mark.integration
@@ -59,7 +60,7 @@ def _settings(influx: LocalInflux, tmp_path: Path, user: str, password: str) -> 
 
 def _write_as_worker(settings: Settings, lines: list[str]) -> object:
     async def write() -> object:
-        options = WorkerOptions.from_settings(settings, influx_policy=RetryPolicy(max_attempts=1))
+        options = WorkerOptions.from_settings(settings, influx_policy=replace(INFLUX_RETRY, attempts=1))
         resources = WorkerResources(settings, options)
         try:
             return await resources.influx.write(lines)

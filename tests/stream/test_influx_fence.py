@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +29,7 @@ from stream.customer_notices import NoticeConfig, build_channels
 from stream.membership_lease import MembershipLease
 from stream.order_eta import ETA_EXTENSION
 from stream.pipeline import Pipeline, PipelineConfig
-from stream.sinks.influx import InfluxWriter, RetryPolicy, gather_cancelling
+from stream.sinks.influx import INFLUX_RETRY, InfluxWriter, gather_cancelling
 from stream.sinks.outbox import Outbox, OutboxFenced
 from stream.stage_api import BatchContext
 from stream.stages.notice_stage import NoticeStage
@@ -68,9 +69,7 @@ def test_the_fence_is_checked_before_every_attempt_retries_included() -> None:
     fence = LeaseFence(clock)
 
     async def scenario() -> None:
-        w = InfluxWriter(
-            server.url, "db", timeout_s=0.5, policy=RetryPolicy(max_attempts=4), sleep=clock.sleep, clock=clock
-        )
+        w = InfluxWriter(server.url, "db", timeout_s=0.5, policy=INFLUX_RETRY, sleep=clock.sleep, clock=clock)
         try:
             with pytest.raises(OutboxFenced):
                 await w.write(LINES, fence=fence)
@@ -151,7 +150,7 @@ def test_a_batch_whose_lease_lapses_during_influx_retries_is_dropped(stack_setti
             server.url,
             stack_settings.influx_db,
             timeout_s=2.0,
-            policy=RetryPolicy(max_attempts=4),
+            policy=INFLUX_RETRY,
             sleep=clock.sleep,
             clock=clock,
         )
@@ -179,7 +178,7 @@ def test_a_tick_writes_only_the_aggregates_of_owned_partitions(stack_settings: S
         down = InfluxWriter(
             f"http://127.0.0.1:{free_port()}",
             stack_settings.influx_db,
-            policy=RetryPolicy(max_attempts=1, cooldown_s=0.0),
+            policy=replace(INFLUX_RETRY, attempts=1, later_base_delay=0.0),
         )
         pipeline = await fenced_pipeline(stack_settings, down, fence)
         try:

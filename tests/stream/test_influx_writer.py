@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,9 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from stream_harness import count_points
 
+from alerting.backoff import parse_retry_after
 from config.settings import Settings
 from stream.dlq import InfluxFailure
-from stream.sinks.influx import InfluxWriter, RetryPolicy, parse_retry_after
+from stream.sinks.influx import INFLUX_RETRY, InfluxWriter
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +81,7 @@ def writer(url: str, clock: Clock, **policy: float) -> InfluxWriter:
         url,
         "db",
         timeout_s=0.5,
-        policy=RetryPolicy(**policy),  # type: ignore[arg-type]
+        policy=replace(INFLUX_RETRY, **policy),  # type: ignore[arg-type]
         sleep=clock.sleep,
         clock=clock,
     )
@@ -97,7 +99,7 @@ def test_retries_5xx_and_429_honouring_retry_after() -> None:
     script = [(503, {"Retry-After": "1"}, 0.0), (429, {"Retry-After": "0"}, 0.0), (204, {}, 0.0)]
 
     async def scenario() -> None:
-        w = writer(server.url, clock, max_attempts=4)
+        w = writer(server.url, clock, attempts=4)
         report = await w.write(LINES)
         await w.aclose()
         assert report.ok and report.written == 2
@@ -112,7 +114,7 @@ def test_exhausted_retries_dead_letter_and_open_the_circuit() -> None:
     clock = Clock()
 
     async def scenario() -> None:
-        w = writer(server.url, clock, max_attempts=3, base_delay_s=0.2, max_delay_s=1.0, cooldown_s=5.0)
+        w = writer(server.url, clock, attempts=3, base_delay=0.2, max_delay=1.0, later_base_delay=5.0)
         report = await w.write(LINES)
         assert not report.ok and report.failed[0].reason is InfluxFailure.RETRIES_EXHAUSTED
         assert report.failed[0].attempts == 3 and list(report.failed[0].lines) == LINES
@@ -133,7 +135,7 @@ def test_retry_after_beyond_the_cap_gives_up_at_once() -> None:
     clock = Clock()
 
     async def scenario() -> None:
-        w = writer(server.url, clock, max_attempts=5, max_delay_s=5.0)
+        w = writer(server.url, clock, attempts=5, max_delay=5.0)
         report = await w.write(LINES)
         await w.aclose()
         assert report.failed[0].reason is InfluxFailure.RETRIES_EXHAUSTED and len(server.requests) == 1
@@ -145,7 +147,7 @@ def test_retry_after_beyond_the_cap_gives_up_at_once() -> None:
 
 def test_timeouts_and_refused_connections_are_retried() -> None:
     async def slow_then_fast() -> None:
-        w = writer(server.url, Clock(), max_attempts=3)
+        w = writer(server.url, Clock(), attempts=3)
         report = await w.write(LINES)
         await w.aclose()
         assert report.ok and len(server.requests) == 2 and w.stats.retries == 1
@@ -154,7 +156,7 @@ def test_timeouts_and_refused_connections_are_retried() -> None:
         run(slow_then_fast)
 
     async def refused() -> None:  # the server is gone now
-        w = writer(server.url, Clock(), max_attempts=2)
+        w = writer(server.url, Clock(), attempts=2)
         report = await w.write(LINES)
         await w.aclose()
         assert report.failed[0].reason is InfluxFailure.RETRIES_EXHAUSTED
@@ -165,7 +167,7 @@ def test_timeouts_and_refused_connections_are_retried() -> None:
 
 def test_4xx_from_influxdb_is_a_bug_rejected_without_retry(stack_settings: Settings) -> None:
     async def scenario() -> None:
-        w = InfluxWriter(stack_settings.influx_url, stack_settings.influx_db, policy=RetryPolicy(max_attempts=4))
+        w = InfluxWriter(stack_settings.influx_url, stack_settings.influx_db, policy=INFLUX_RETRY)
         report = await w.write(["m,t=a v=1i 1", "this is not line protocol"])
         await w.aclose()
         assert report.failed[0].reason is InfluxFailure.REJECTED and report.failed[0].attempts == 1
@@ -190,6 +192,6 @@ def test_batches_of_at_most_5000_lines_and_idempotent_rewrites(stack_settings: S
 
 def test_parse_retry_after() -> None:
     now = datetime(2026, 11, 11, tzinfo=UTC)
-    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("7", now) == 7.0
     assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30.0
-    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+    assert parse_retry_after("soon", now) is None and parse_retry_after(None, now) is None

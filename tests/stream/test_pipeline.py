@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from stream.dlq import InfluxFailure, influx_reason
 from stream.order_state import OrderState
 from stream.pipeline import Pipeline, PipelineConfig
 from stream.sinks.changelog import decode_value
-from stream.sinks.influx import InfluxReplayer, InfluxWriter, RetryPolicy
+from stream.sinks.influx import INFLUX_RETRY, InfluxReplayer, InfluxWriter
 from stream.sinks.outbox import Outbox, OutRecord
 from stream.stage_api import BatchContext, SourceRecord, StageValue
 from stream.topics import INFLUX_DLQ, ORDER_UPDATES, WARROOM_UPDATES
@@ -83,7 +84,7 @@ async def make_pipeline(
     influx = InfluxWriter(
         influx_url or settings.influx_url,
         settings.influx_db,
-        policy=RetryPolicy(max_attempts=2, base_delay_s=0.01, cooldown_s=30.0),
+        policy=replace(INFLUX_RETRY, attempts=2, base_delay=0.01, later_base_delay=30.0),
     )
     return Pipeline(PipelineConfig(pipeline_topics(settings), **config), {}, outbox, influx, stages)
 

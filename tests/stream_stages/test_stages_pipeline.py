@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from alerting.policy import load_policy
 from config.settings import Settings
 from orderradar.devstack.waiting import async_wait_until
 from stream.pipeline import Pipeline, PipelineConfig
-from stream.sinks.influx import InfluxWriter, RetryPolicy
+from stream.sinks.influx import INFLUX_RETRY, InfluxWriter
 from stream.sinks.outbox import Outbox
 from stream.sla import load_sla_rules
 from stream.stage_api import SourceRecord, StageValue
@@ -105,7 +106,7 @@ async def run_outage(settings: Settings, rules_path: Path) -> tuple[Pipeline, De
     delays = DelaysStage(load_sla_rules(rules_path), topics, geo, clock=StepClock())
     outbox = Outbox(settings.kafka_bootstrap)
     await outbox.start()
-    influx = InfluxWriter(settings.influx_url, settings.influx_db, policy=RetryPolicy(max_attempts=2))
+    influx = InfluxWriter(settings.influx_url, settings.influx_db, policy=replace(INFLUX_RETRY, attempts=2))
     pipeline = Pipeline(PipelineConfig(pipeline_topics(settings)), {}, outbox, influx, [geo, delays], cell_of=tag_cell)
     try:
         for i in range(0, len(records), 150):
@@ -166,7 +167,7 @@ def test_hub_outage_gives_one_incident_heatmap_and_kpis(stack_settings: Settings
 async def alert_on(settings: Settings, records: list[dict[str, Any]]) -> AlertingAgent:
     producer = Outbox(settings.kafka_bootstrap)
     await producer.start()
-    influx = InfluxWriter(settings.influx_url, settings.influx_db, policy=RetryPolicy(max_attempts=2))
+    influx = InfluxWriter(settings.influx_url, settings.influx_db, policy=replace(INFLUX_RETRY, attempts=2))
     client = httpx.AsyncClient()
     policy = load_policy()
     try:
