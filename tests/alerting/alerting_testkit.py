@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from alerting.decisions import AlertEvent, AlertEventType, Decision, Notification
 from alerting.incident import IncidentEvent, IncidentState
@@ -117,6 +118,31 @@ def incident(
         updated_at=updated_at,
         title=title or f"{kind} {incident_id}",
     )
+
+
+def delay_record(
+    incident_id: str,
+    root_cause: dict[str, str],
+    *,
+    orders: int,
+    skus: int | None = None,
+    at: datetime = T0,
+    dimension: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """An ``order-incidents`` record of a delay incident (``stream.incident_detector``), as the
+    delays stage forwards it to ``alert-inputs``; ``dimension`` defaults to the root cause's keys."""
+    return {
+        "incident_id": incident_id,
+        "kind": "delay",
+        "state": "open",
+        "dimension": dimension or "_".join(root_cause),
+        "root_cause": root_cause,
+        "counts": {"orders": orders, "skus": orders if skus is None else skus},
+        "first_seen": at.isoformat(),
+        "at": at.isoformat(),
+        **fields,
+    }
 
 
 def notifications(decisions: Sequence[Decision]) -> list[Notification]:

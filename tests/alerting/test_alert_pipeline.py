@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from alerting_receivers import http_receiver
-from alerting_testkit import POLICY_YAML, T0, Clock, incident, make_policy, notifications, write_policy
+from alerting_testkit import POLICY_YAML, T0, Clock, incident, notifications, write_policy
 
 from alerting.backoff import RetryPolicy
 from alerting.channels import build_channels
@@ -94,9 +94,8 @@ def test_worker_restarts_lose_nothing_and_duplicate_at_most_once(tmp_path: Path)
     assert page["ack_url"].startswith("https://radar.example.com/api/v1/alerts/")
 
 
-def test_outbox_backs_off_between_calls_and_gives_up_loudly(tmp_path: Path) -> None:
+def test_outbox_backs_off_between_calls_and_gives_up_loudly(engine: AlertEngine) -> None:
     start = T0
-    engine = AlertEngine(make_policy(tmp_path))
     engine.observe_incident(incident("hub-9"), start)
     engine_notice = notifications(engine.tick(start + timedelta(seconds=30)))[0]
     outbox = NotificationOutbox()

@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import pytest
-from alerting_testkit import T0, Clock, incident, make_policy, notifications, records, sent
+from alerting_testkit import T0, Clock, incident, notifications, records, sent
 
 from alerting.decisions import AlertEventType as E
 from alerting.engine import AlertEngine, UnknownAlertError
+from alerting.incident import IncidentEvent
 from alerting.policy import AlertPolicy
 from alerting.state import AlertStatus
 from alerting.tier import Tier
 
 
-@pytest.fixture
-def policy(tmp_path: Path) -> AlertPolicy:
-    return make_policy(tmp_path)
-
-
-@pytest.fixture
-def engine(policy: AlertPolicy) -> AlertEngine:
-    return AlertEngine(policy)
+def region_east(updated_at: datetime, *, resolved: bool = False) -> IncidentEvent:
+    """The east region's disruption (600 orders; 0 once resolved): it inhibits the east hub."""
+    state, orders = ("resolved", 0) if resolved else ("open", 600)
+    return incident(
+        "region-east",
+        kind="region_disruption",
+        state=state,
+        orders=orders,
+        labels={"region": "east"},
+        updated_at=updated_at,
+    )
 
 
 def test_hub_stops_scanning_pages_escalates_ack_and_resolves_once(engine: AlertEngine) -> None:
@@ -171,7 +174,7 @@ def test_restart_mid_escalation_resumes_the_next_step_exactly_once(policy: Alert
 
 def test_inhibition_region_mutes_hubs_and_hubs_mute_their_orders(engine: AlertEngine) -> None:
     clock = Clock(T0)
-    region = incident("region-east", kind="region_disruption", orders=600, labels={"region": "east"})
+    region = region_east(T0)
     hub_east = incident("hub-east", labels={"region": "east", "node": "HUB-SH-01"})
     hub_west = incident("hub-west", labels={"region": "west", "node": "HUB-CD-01"})
     late_east = incident("late-1", kind="order_late", orders=12, labels={"region": "east", "node": "HUB-SH-01"})
@@ -192,17 +195,7 @@ def test_inhibition_region_mutes_hubs_and_hubs_mute_their_orders(engine: AlertEn
 
     # The region recovers: the east hub is released and notified at once (its
     # group_wait passed long ago); the late order stays muted under its hub.
-    out = engine.observe_incident(
-        incident(
-            "region-east",
-            kind="region_disruption",
-            state="resolved",
-            orders=0,
-            labels={"region": "east"},
-            updated_at=clock.at(minutes=20),
-        ),
-        clock.now,
-    )
+    out = engine.observe_incident(region_east(clock.at(minutes=20), resolved=True), clock.now)
     assert [r.detail for r in records(out, E.UNMUTED)] == ["hub-east"]
     assert ("firing", "ops-chat") in sent(out) and ("page", "alice-pager") in sent(out)
     hub_alert = engine.alerts_for_incident("hub-east")[0]
@@ -229,31 +222,12 @@ def test_inhibited_alert_stops_paging_and_resumes_with_its_remaining_delay(engin
     clock = Clock(T0)
     engine.observe_incident(incident("hub-east", labels={"region": "east", "node": "N1"}), clock.now)
     engine.tick(clock.at(seconds=30))  # alice paged; bob due at 10:10:30
-    engine.observe_incident(
-        incident(
-            "region-east",
-            kind="region_disruption",
-            orders=600,
-            labels={"region": "east"},
-            updated_at=clock.at(minutes=4),
-        ),
-        clock.now,
-    )
+    engine.observe_incident(region_east(clock.at(minutes=4)), clock.now)
     assert engine.alerts_for_incident("hub-east")[0].muted
     out = engine.tick(clock.at(minutes=30))
     assert ("page", "bob-pager") not in sent(out)
     # Released at 10:31 with 6.5 minutes of the step's delay left.
-    engine.observe_incident(
-        incident(
-            "region-east",
-            kind="region_disruption",
-            state="resolved",
-            orders=0,
-            labels={"region": "east"},
-            updated_at=clock.at(minutes=31),
-        ),
-        clock.now,
-    )
+    engine.observe_incident(region_east(clock.at(minutes=31), resolved=True), clock.now)
     assert ("page", "bob-pager") not in sent(engine.tick(clock.at(minutes=37, seconds=29)))
     assert ("page", "bob-pager") in sent(engine.tick(clock.at(minutes=37, seconds=30)))
 

@@ -21,7 +21,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from alerting_receivers import Script, http_receiver
-from alerting_testkit import POLICY_YAML
+from alerting_testkit import POLICY_YAML, delay_record
 from stream_harness import read_topic
 
 from config.settings import Settings
@@ -55,18 +55,9 @@ def start_worker(settings: Settings, base_url: str, log_path: Path) -> ManagedPr
 
 
 def hub_incident(now: datetime) -> dict[str, object]:
-    """An ``order-incidents`` record as the delays stage forwards it to ``alert-inputs``."""
-    return {
-        "incident_id": "inc-hub-sha-01",
-        "kind": "delay",
-        "state": "open",
-        "dimension": "hub",
-        "root_cause": {"hub": "SHA-HUB-01", "region": "north"},
-        "counts": {"orders": 150, "skus": 320},
-        "first_seen": now.isoformat(),
-        "at": now.isoformat(),
-        "title": "Shanghai hub stopped scanning",
-    }
+    """A hub's delay incident (150 orders: P2, pages) as the delays stage forwards it."""
+    root_cause, title = {"hub": "SHA-HUB-01", "region": "north"}, "Shanghai hub stopped scanning"
+    return delay_record("inc-hub-sha-01", root_cause, orders=150, skus=320, at=now, dimension="hub", title=title)
 
 
 async def produce_one(settings: Settings, topic: str, key: bytes, value: bytes) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from alerting_testkit import delay_record
+
 from alerting.decisions import NotificationKind
 from alerting.incident import IncidentEvent
 from alerting.messages import MessageContext, incident_title, render
@@ -79,14 +81,7 @@ def test_regions_are_named_and_more_incidents_counted() -> None:
 
 
 def test_the_war_room_and_the_notification_give_one_incident_the_same_title() -> None:
-    record = {
-        "incident_id": "i1",
-        "kind": "delay",
-        "state": "growing",
-        "dimension": "carrier_region",
-        "root_cause": {"carrier": "SF", "region": "330000"},
-        "counts": {"orders": 412, "skus": 500},
-    }
+    record = delay_record("i1", {"carrier": "SF", "region": "330000"}, orders=412, skus=500, at=NOW, state="growing")
     shown = live.incidents({"items": {"i1": record}}, None)[0]
     for lang in ("zh-CN", "en"):
         sent = event(labels={"dimension": "carrier_region", "carrier": "SF", "region": "330000"})
@@ -125,16 +120,6 @@ def test_flow_stops_and_surges_are_titled_by_their_check_and_place() -> None:
     surge = incident_from_record(flow_record("surge", "channel", "douyin", observed=1574, expected=24.0))
     assert incident_title(surge, "zh-CN") == "渠道 douyin：扫描量激增至正常的 6,558%"
     # a delay incident's record has no flow counts and keeps its delay kind
-    late = incident_from_record(
-        {
-            "incident_id": "i9",
-            "kind": "delay",
-            "state": "open",
-            "dimension": "hub",
-            "root_cause": {"hub": "HZ-3"},
-            "counts": {"orders": 7},
-            "at": NOW.isoformat(),
-        }
-    )
+    late = incident_from_record(delay_record("i9", {"hub": "HZ-3"}, orders=7, at=NOW))
     assert (late.kind, late.flow) == ("hub_stall", None)
     assert incident_title(late, "en") == "Delays at hub HZ-3 · 7 orders"

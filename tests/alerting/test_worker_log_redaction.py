@@ -5,10 +5,8 @@ Faust's own handlers included) must not write the token anywhere."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import shutil
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,10 +15,10 @@ import pytest
 from alerting_receivers import http_receiver
 from test_escalation_kill9 import RECEIVERS, REPO, hub_incident, policy_text, produce_one
 
-from config.settings import Settings, to_env
-from orderradar.devstack.process import ManagedProcess
+from config.settings import Settings
 from orderradar.devstack.waiting import wait_until
 from stream.topics import ALERT_INPUTS
+from warroom import harness
 
 pytestmark = pytest.mark.integration
 
@@ -34,25 +32,8 @@ def test_webhook_tokens_never_reach_the_worker_log(stack_settings: Settings, tmp
 
     with http_receiver(b"{}") as (base, script):
         script.steps = ["permanent"] * 20  # 404 "no such hook <the path>": final, and echoes the token
-        env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-        env.update(
-            {f"ORDERRADAR_ALERT_SECRET_{name.upper()}": f"{base}/hooks/{hook_token}/{name}" for name in RECEIVERS}
-        )
-        argv = [
-            sys.executable,
-            "-m",
-            "orderradar.cli",
-            "--log-level",
-            "DEBUG",
-            "worker",
-            "--session-timeout",
-            "6",
-            "--alert-tick",
-            "1",
-            "--worker-log-level",
-            "debug",
-        ]
-        worker = ManagedProcess("worker", argv, tmp_path / "worker.log", env=env, cwd=REPO).start()
+        hooks = {name: f"{base}/hooks/{hook_token}/{name}" for name in RECEIVERS}
+        worker = harness.start_worker(settings, tmp_path / "worker.log", hooks, "debug", log_level="DEBUG")
         try:
             now = datetime.now(UTC)
             asyncio.run(
