@@ -197,6 +197,10 @@ def _entry_json(e: TimelineEntry) -> dict[str, Any]:
     return out
 
 
+#: The facts a snapshot carries as they are, when known.
+_NAMED_FACTS = ("region", "warehouse", "carrier", "channel", "node", "sku_class")
+
+
 def sku_snapshot(s: SkuState) -> dict[str, Any]:
     """A SKU's part of the snapshot (not memoised on the state: see :func:`_entry_json`)."""
     f = s.facts
@@ -212,18 +216,10 @@ def sku_snapshot(s: SkuState) -> dict[str, Any]:
         out["interrupted"] = _V[s.interrupted]
     if s.position is not None:
         out["position"] = {"lat": s.position.lat, "lon": s.position.lon, "time": _iso(s.position.time_ns)}
-    if f.region is not None:
-        out["region"] = f.region
-    if f.warehouse is not None:
-        out["warehouse"] = f.warehouse
-    if f.carrier is not None:
-        out["carrier"] = f.carrier
-    if f.channel is not None:
-        out["channel"] = f.channel
-    if f.node is not None:
-        out["node"] = f.node
-    if f.sku_class is not None:
-        out["sku_class"] = f.sku_class
+    for name in _NAMED_FACTS:
+        value = getattr(f, name)
+        if value is not None:
+            out[name] = value
     if f.promised_by_ns is not None:
         out["promised_by"] = _iso(f.promised_by_ns)
     if f.dest_lat is not None and f.dest_lon is not None:

@@ -134,32 +134,46 @@ _OPTIONAL_FIELDS = frozenset({"order_value", "vip", "penalty"})
 
 
 @dataclass(frozen=True, slots=True)
-class DelayTransition:
-    """A SKU's delay state changed (or it closed): publish, persist, show."""
+class DelayReading:
+    """One SKU's delay as read at some moment: what a transition and a view share.
 
-    key: str
+    ``promise_late``: delivered after the promise (a view: or still open with it passed).
+    """
+
     order_id: str
     sku: str
-    previous: DelayState
+    status: str
     state: DelayState
     rule: str | None
     delay_minutes: float
     due: float | None
-    at: float
-    status: str
     closed: bool
     promise_late: bool
     lane: Lane
+
+    def _reading(self) -> dict[str, Any]:
+        return {
+            "delay_state": self.state.value,
+            "rule": self.rule,
+            "delay_minutes": round(self.delay_minutes, 1),
+            "due": _iso(self.due),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DelayTransition(DelayReading):
+    """A SKU's delay state changed (or it closed): publish, persist, show."""
+
+    key: str
+    previous: DelayState
+    at: float
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "order_id": self.order_id,
             "sku": self.sku,
             "previous": self.previous.value,
-            "delay_state": self.state.value,
-            "rule": self.rule,
-            "delay_minutes": round(self.delay_minutes, 1),
-            "due": _iso(self.due),
+            **self._reading(),
             "at": _iso(self.at),
             "status": self.status,
             "closed": self.closed,
@@ -173,35 +187,19 @@ class DelayTransition:
 
 
 @dataclass(frozen=True, slots=True)
-class SkuDelayView:
-    """Read model of one SKU's delay at a given watermark.
+class SkuDelayView(DelayReading):
+    """Read model of one SKU's delay at a given watermark."""
 
-    ``promise_late``: delivered after the promise, or still open with the promise passed.
-    """
-
-    order_id: str
-    sku: str
-    status: str
-    state: DelayState
-    rule: str | None
-    delay_minutes: float
-    due: float | None
     stage: str | None
     stage_due: float | None
     promise_due: float | None
-    promise_late: bool
-    closed: bool
-    lane: Lane
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "order_id": self.order_id,
             "sku": self.sku,
             "status": self.status,
-            "delay_state": self.state.value,
-            "rule": self.rule,
-            "delay_minutes": round(self.delay_minutes, 1),
-            "due": _iso(self.due),
+            **self._reading(),
             "stage": self.stage,
             "stage_due": _iso(self.stage_due),
             "promise_due": _iso(self.promise_due),

@@ -18,7 +18,7 @@ of one stage with the same match are rejected when the file is loaded.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -249,7 +249,7 @@ class SlaRules(BaseModel):
                         status.value,
                     )
                 starter[status] = name
-        seen: dict[tuple[str, tuple[tuple[str, tuple[str, ...]], ...]], int] = {}
+        same_as = _repeats((o.stage, _match_key(o.match)) for o in self.overrides)
         for i, override in enumerate(self.overrides):
             if override.stage not in self.stages:
                 yield _rule_error(
@@ -263,24 +263,29 @@ class SlaRules(BaseModel):
                     f"unknown calendar {override.calendar!r} (known: {known_calendars})",
                     override.calendar,
                 )
-            key = (override.stage, _match_key(override.match))
-            if key in seen:
+            if i in same_as:
                 yield _rule_error(
                     ("overrides", i, "match"),
-                    f"same stage and match as overrides[{seen[key]}]: which should win?",
+                    f"same stage and match as overrides[{same_as[i]}]: which should win?",
                     override.match.label(),
                 )
-            seen[key] = i
-        promise_seen: dict[tuple[tuple[str, tuple[str, ...]], ...], int] = {}
-        for i, promise in enumerate(self.promise_overrides):
-            pkey = _match_key(promise.match)
-            if pkey in promise_seen:
-                yield _rule_error(
-                    ("promise_overrides", i, "match"),
-                    f"same match as promise_overrides[{promise_seen[pkey]}]: which should win?",
-                    promise.match.label(),
-                )
-            promise_seen[pkey] = i
+        for i, j in _repeats(_match_key(p.match) for p in self.promise_overrides).items():
+            yield _rule_error(
+                ("promise_overrides", i, "match"),
+                f"same match as promise_overrides[{j}]: which should win?",
+                self.promise_overrides[i].match.label(),
+            )
+
+
+def _repeats(keys: Iterable[Hashable]) -> dict[int, int]:
+    """Index of each key equal to an earlier one -> index of the latest such earlier key."""
+    seen: dict[Hashable, int] = {}
+    repeats: dict[int, int] = {}
+    for i, key in enumerate(keys):
+        if key in seen:
+            repeats[i] = seen[key]
+        seen[key] = i
+    return repeats
 
 
 def _match_key(match: MatchSpec) -> tuple[tuple[str, tuple[str, ...]], ...]:
