@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
 from alerting.backoff import parse_retry_after
-from alerting.channels.base import Delivery, ReceiverBase, require_secret
+from alerting.channels.base import Channel, Delivery, ReceiverBase, require_secret
+from alerting.decisions import Notification
 from alerting.redaction import Redactor, install_httpx_redaction, url_secret_parts
 
 logger = logging.getLogger(__name__)
@@ -113,11 +115,17 @@ class UrlSecretConfig(ReceiverBase):
     #: Secret holding the webhook URL (its path or query is the credential).
     url_secret: str
 
+    #: The channel class of this robot type.
+    channel_class: ClassVar[type[UrlSecretChannel]]
+
     def secret_refs(self) -> tuple[str, ...]:
         return (self.url_secret,)
 
+    def channel(self, name: str, secrets: dict[str, str], client: httpx.AsyncClient) -> Channel:
+        return self.channel_class(name, self, secrets, client)
 
-class UrlSecretChannel:
+
+class UrlSecretChannel(ABC):
     """Posts JSON to the secret URL of a :class:`UrlSecretConfig`, redacting that URL
     from every error; a subclass builds the payload and reads the answer in ``send``."""
 
@@ -131,6 +139,9 @@ class UrlSecretChannel:
     @property
     def name(self) -> str:
         return self._name
+
+    @abstractmethod
+    async def send(self, notification: Notification) -> Delivery: ...
 
     async def _post(self, payload: Mapping[str, Any]) -> tuple[Delivery, httpx.Response | None]:
         return await post_json(self._client, self._url, payload, timeout=self._timeout, redact=self._redact)

@@ -8,22 +8,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import httpx
-
-from alerting.channels.base import Channel, Delivery
+from alerting.channels.base import Delivery
 from alerting.channels.http import UrlSecretChannel, UrlSecretConfig, robot_errcode
 from alerting.decisions import Notification
 
 RETRYABLE_ERRCODES = frozenset({-1, 45009})
-
-
-class WeComConfig(UrlSecretConfig):
-    """The robot URL is ``.../cgi-bin/webhook/send?key=...``."""
-
-    type: Literal["wecom"]
-
-    def channel(self, name: str, secrets: dict[str, str], client: httpx.AsyncClient) -> Channel:
-        return WeComChannel(name, self, secrets, client)
 
 
 class WeComChannel(UrlSecretChannel):
@@ -33,3 +22,10 @@ class WeComChannel(UrlSecretChannel):
         if not delivery.ok or response is None:
             return delivery
         return robot_errcode(response, delivery, RETRYABLE_ERRCODES, self._redact)
+
+
+class WeComConfig(UrlSecretConfig):
+    """The robot URL is ``.../cgi-bin/webhook/send?key=...``."""
+
+    type: Literal["wecom"]
+    channel_class = WeComChannel
