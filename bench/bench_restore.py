@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_state import IN_FLIGHT_STOPS, T0, OrderPlan, apply_record  # noqa: E402
+from state_workload import IN_FLIGHT_STOPS, T0, OrderPlan, apply_record  # noqa: E402
 
 from orderradar.devstack.broker import EmbeddedBroker  # noqa: E402
 from orderradar.devstack.process import free_port  # noqa: E402
@@ -144,7 +144,7 @@ def _holder(bootstrap: str, state_dir: str) -> None:
 def _restarter(bootstrap: str, state_dir: str, spawned: float, event_json: str) -> None:
     """A restarted worker's state path: restore (snapshot + tail, or the whole changelog),
     then process one event; times from the parent's spawn (interpreter start and imports in)."""
-    from bench_state import NOW
+    from state_workload import NOW
 
     from stream.contract import Rejection, validate_record
     from stream.lifecycle import apply_event
