@@ -40,6 +40,20 @@ attributes:
 """
 
 
+#: A row of the ``MAPPING`` export: a packed line of a sales order.
+WMS_ROW = {
+    "doc": "SO-1",
+    "line": 2,
+    "item": {"code": "SKU-9"},
+    "state": "PK",
+    "at": "11/11/2026 10:30",
+    "n": "",
+    "lat": "31.23",
+    "lon": "121.47",
+    "dock": "D4",
+}
+
+
 def test_olist_mapping_maps_a_customer_row_with_its_state_and_the_sla_channel() -> None:
     mapping = load_mapping(OLIST)
     row = {
@@ -130,18 +144,7 @@ def test_when_leaves_the_field_empty_or_default_on_other_rows(tmp_path: Path) ->
             ),
         )
     )
-    row = {
-        "doc": "SO-1",
-        "line": 2,
-        "item": {"code": "SKU-9"},
-        "state": "PK",
-        "at": "11/11/2026 10:30",
-        "n": "",
-        "lat": "31.23",
-        "lon": "121.47",
-        "dock": "D4",
-        "st": "SP",
-    }
+    row = WMS_ROW | {"st": "SP"}
     regions = [map_row(row | {"kind": kind}, 1, mapping, NOW) for kind in ("c", "d", "s")]
     assert [e.region for e in regions if isinstance(e, OrderEvent)] == ["SP", "SP", "XX"]
     no_kind = map_row(row, 1, mapping, NOW)
@@ -150,17 +153,7 @@ def test_when_leaves_the_field_empty_or_default_on_other_rows(tmp_path: Path) ->
 
 def test_columns_templates_nested_json_formats_zones_defaults(tmp_path: Path) -> None:
     mapping = load_mapping(write(tmp_path, MAPPING))
-    row = {
-        "doc": "SO-1",
-        "line": 2,
-        "item": {"code": "SKU-9"},
-        "state": "PK",
-        "at": "11/11/2026 10:30",
-        "n": "",
-        "lat": "31.23",
-        "lon": "121.47",
-        "dock": "D4",
-    }
+    row = WMS_ROW
     event = map_row(row, 1, mapping, NOW)
     assert isinstance(event, OrderEvent)
     assert (event.event_id, event.order_id, event.sku, event.qty) == ("wms-SO-1-2", "SO-1", "SKU-9", 1)
@@ -171,17 +164,7 @@ def test_columns_templates_nested_json_formats_zones_defaults(tmp_path: Path) ->
 
 def test_a_bad_row_gets_every_problem_with_its_row_number(tmp_path: Path) -> None:
     mapping = load_mapping(write(tmp_path, MAPPING))
-    row = {
-        "doc": "SO-1",
-        "line": 2,
-        "item": {},
-        "state": "LOST",
-        "at": "2026-11-11",
-        "n": "2",
-        "lat": "31.2",
-        "lon": "",
-        "dock": "D4",
-    }
+    row = WMS_ROW | {"item": {}, "state": "LOST", "at": "2026-11-11", "n": "2", "lat": "31.2", "lon": ""}
     result = map_row(row, 17, mapping, NOW)
     assert isinstance(result, RowRejection) and result.row == 17
     problems = {p.field: p.problem for p in result.problems}
