@@ -50,11 +50,7 @@ BAD = [
     ("  ops-chat: {type: log}", "  ops-chat: {type: pigeon}", "receivers.ops-chat: Input tag 'pigeon'"),
     ("P4: {notify: false}", "P4: {notify: false, when: [{min_affected_orders: 1}]}", "levels.P4.when: P4 is the floor"),
     ("P3: {when: [{min_affected_orders: 10}", "P3: {when: [{}", "a condition needs at least one threshold"),
-    (
-        "{rotations: [{participants: [alice], start: 2025-01-01}]}",
-        "{time_zone: Mars/Olympus, rotations: [{participants: [alice], start: 2025-01-01}]}",
-        "unknown time zone 'Mars/Olympus'",
-    ),
+    ("primary: {rotations", "primary: {time_zone: Mars/Olympus, rotations", "unknown time zone 'Mars/Olympus'"),
     ("escalation: ops\n", "escalation: opz\n", "route.escalation: unknown escalation policy 'opz'"),
     ("default_language: en", "default_language: fr", "default_language: Input should be 'en' or 'zh-CN'"),
 ]
