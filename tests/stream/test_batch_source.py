@@ -5,6 +5,7 @@ entries too, other partitions untouched)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -134,32 +135,36 @@ def test_unreachable_broker_is_a_recovery_error() -> None:
         asyncio.run(load_changelog("127.0.0.1:1", "nowhere", [0], {}))
 
 
-def test_fenced_outbox_sends_nothing(stack_settings: Settings) -> None:
-    ensure_topics(stack_settings)
-    topic = changelog_topic(stack_settings, TABLE)
-
-    def fence() -> None:
-        raise OutboxFenced("lease expired")
+def _send_fenced(settings: Settings, fence: Callable[[], None], key: str, partition: int) -> int:
+    """Send one changelog record through an Outbox guarded by ``fence``, which must refuse it;
+    the number of records then read back from that changelog partition."""
+    ensure_topics(settings)
+    topic = changelog_topic(settings, TABLE)
 
     async def scenario() -> int:
-        outbox = Outbox(stack_settings.kafka_bootstrap, fence=fence)
+        outbox = Outbox(settings.kafka_bootstrap, fence=fence)
         await outbox.start()
         try:
             with pytest.raises(OutboxFenced):
-                await outbox.send([OutRecord(topic, encode_value(_order("z", 3, 1)), b"z", 3)])
+                record = OutRecord(topic, encode_value(_order(key, partition, 1)), key.encode(), partition)
+                await outbox.send([record])
         finally:
             await outbox.stop()
-        store: dict[str, object] = {}
-        return await load_changelog(stack_settings.kafka_bootstrap, topic, [3], store)
+        return await load_changelog(settings.kafka_bootstrap, topic, [partition], {})
 
-    assert asyncio.run(scenario()) == 0
+    return asyncio.run(scenario())
+
+
+def test_fenced_outbox_sends_nothing(stack_settings: Settings) -> None:
+    def fence() -> None:
+        raise OutboxFenced("lease expired")
+
+    assert _send_fenced(stack_settings, fence, "z", 3) == 0
 
 
 def test_fence_is_checked_again_at_the_socket(stack_settings: Settings) -> None:
     """A fence that still passed when the records were queued but not when the request is
     written (the process was frozen in between) keeps the request off the wire."""
-    ensure_topics(stack_settings)
-    topic = changelog_topic(stack_settings, TABLE)
     calls: list[int] = []
 
     def fence() -> None:
@@ -167,17 +172,7 @@ def test_fence_is_checked_again_at_the_socket(stack_settings: Settings) -> None:
         if len(calls) > 1:  # the first check is at queueing time
             raise OutboxFenced("lease expired")
 
-    async def scenario() -> int:
-        outbox = Outbox(stack_settings.kafka_bootstrap, fence=fence)
-        await outbox.start()
-        try:
-            with pytest.raises(OutboxFenced):
-                await outbox.send([OutRecord(topic, encode_value(_order("w", 4, 1)), b"w", 4)])
-        finally:
-            await outbox.stop()
-        return await load_changelog(stack_settings.kafka_bootstrap, topic, [4], {})
-
-    assert asyncio.run(scenario()) == 0
+    assert _send_fenced(stack_settings, fence, "w", 4) == 0
     assert len(calls) == 2
 
 
