@@ -3,9 +3,9 @@
 ``Settings`` reads the environment once; the gateway's limits (body size, rate limits,
 WebSocket buffers, cache sizes) are its nested ``gateway`` field, set by
 ``ORDERRADAR_GATEWAY_<FIELD>`` variables (for example ``ORDERRADAR_GATEWAY_WS_MAX_LAG_S=2``),
-with safe defaults here. :meth:`GatewaySettings.from_settings` adds the two values the gateway
-shares with other commands (``public_url``, ``allowed_origins``). Frozen: built once at start
-and passed down.
+with safe defaults here. What the gateway shares with other commands (``public_url``,
+``allowed_origins``, the session secret) it reads from ``Settings`` itself, passed in beside
+these limits: each value has one field. Frozen: built once at start and passed down.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 
 KIB = 1024
 MIB = 1024 * KIB
-
-#: ``Settings`` fields every command shares that the gateway also needs, by name.
-_FROM_SETTINGS = ("allowed_origins", "public_url")
 
 
 class GatewaySettings(BaseModel):
@@ -46,7 +43,7 @@ class GatewaySettings(BaseModel):
     # Staff access
     staff_file: Path | None = None
     session_max_age_s: int = Field(default=8 * 3600, ge=60)
-    #: Adds ``Secure`` to the session cookie; on by default when ``public_url`` is https.
+    #: Adds ``Secure`` to the session cookie; on by default when ``Settings.public_url`` is https.
     https_only_cookies: bool | None = None
     #: Login attempts per client address (token bucket refill, bucket size).
     login_rate_per_s: float = Field(default=0.5, gt=0)
@@ -59,7 +56,6 @@ class GatewaySettings(BaseModel):
     alert_link_secret: SecretStr | None = None
 
     # Customer tracking links
-    public_url: str = ""
     tracking_ttl_default_s: int = Field(default=14 * 86400, ge=1)
     tracking_ttl_max_s: int = Field(default=90 * 86400, ge=1)
 
@@ -76,7 +72,6 @@ class GatewaySettings(BaseModel):
     fetch_max_wait_ms: int = Field(default=50, ge=1, le=5000)
 
     # WebSockets
-    allowed_origins: tuple[str, ...] = ()
     #: Pending distinct keys per connection before it counts as too slow.
     track_outbox_keys: int = Field(default=8, ge=1)
     warroom_outbox_keys: int = Field(default=20_000, ge=1)
@@ -102,16 +97,13 @@ class GatewaySettings(BaseModel):
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> GatewaySettings:
-        """``settings.gateway``, the shared fields of ``Settings``, then overrides (tests)."""
-        values: dict[str, Any] = settings.gateway.model_dump(exclude_unset=True)
-        values.update({name: getattr(settings, name) for name in _FROM_SETTINGS})
-        values.update(overrides)
-        return cls.model_validate(values)
+        """``settings.gateway`` with overrides (tests), revalidated."""
+        return cls.model_validate({**settings.gateway.model_dump(exclude_unset=True), **overrides})
 
     def staff_path(self, settings: Settings) -> Path:
         return self.staff_file if self.staff_file is not None else settings.config_dir / "staff.yaml"
 
-    def secure_cookies(self) -> bool:
+    def secure_cookies(self, settings: Settings) -> bool:
         if self.https_only_cookies is not None:
             return self.https_only_cookies
-        return self.public_url.startswith("https://")
+        return settings.public_url.startswith("https://")

@@ -125,7 +125,7 @@ def create_app(
             session_cookie=sessions.COOKIE_NAME,
             max_age=options.session_max_age_s,
             same_site="strict",
-            https_only=options.secure_cookies(),
+            https_only=options.secure_cookies(settings),
         ),
     ]
     app = Starlette(

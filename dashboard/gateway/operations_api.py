@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -52,39 +53,25 @@ from stream.topics import CONTROL
 LINK_ACTOR = "signed-link"
 
 
-def _each(check: Any, value: Any) -> Any:
-    """``check`` applied to a string or to each string of a list or tuple."""
+def _plain_texts(value: Any) -> Any:
+    """:func:`plain_text` applied to a string or to each string of a list or tuple."""
     if isinstance(value, list | tuple):
-        return tuple(_each(check, item) for item in value)
-    return check(value) if isinstance(value, str) else value
+        return tuple(_plain_texts(item) for item in value)
+    return plain_text(value) if isinstance(value, str) else value
 
 
 class SilenceBody(SilenceSpec):
     """A silence as staff send it: matchers (label names and values) and comment in plain text."""
 
-    @field_validator("matchers", mode="before")
-    @classmethod
-    def _plain_matchers(cls, value: Any) -> Any:
-        return _each(plain_text, value)
-
-    @field_validator("comment")
-    @classmethod
-    def _plain_comment(cls, value: str) -> str:
-        return plain_multiline(value)
+    _plain = field_validator("matchers", mode="before")(_plain_texts)
+    _plain_lines = field_validator("comment")(plain_multiline)
 
 
 class ZoneBody(ZoneDeclaration):
     """A disruption zone as staff send it: name, reason and regions plain text, note may span lines."""
 
-    @field_validator("name", "reason", "regions")
-    @classmethod
-    def _plain(cls, value: Any) -> Any:
-        return _each(plain_text, value)
-
-    @field_validator("note")
-    @classmethod
-    def _plain_note(cls, value: str) -> str:
-        return plain_multiline(value)
+    _plain = field_validator("name", "reason", "regions")(_plain_texts)
+    _plain_lines = field_validator("note")(plain_multiline)
 
 
 async def _submit(gateway: Gateway, command: Command, **extra: str) -> Response:
@@ -167,15 +154,27 @@ async def create_silence(request: Request) -> Response:
     return await _submit(gateway, command)
 
 
-async def expire_silence(request: Request) -> Response:
-    gateway = gateway_of(request)
-    member = authorise(request, Permission.ACT_ON_ALERTS)
-    if isinstance(member, Response):
-        return member
-    silence_id = request.path_params["silence_id"]
-    if gateway.warroom.get("silence", silence_id) is None:
-        return error_response(404, "not_found", f"no silence {silence_id!r} seen by this instance")
-    return await _submit(gateway, SilenceExpire(actor=member.username, at=gateway.clock(), silence_id=silence_id))
+def _ender(
+    permission: Permission, kind: str, unknown: str, end: Callable[..., Command], echo_id: bool = False
+) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint that publishes ``end`` for the ``kind`` item named by the path's
+    ``<kind>_id`` when this instance knows it; 404 with ``unknown`` (formatted with the id) when not."""
+
+    async def endpoint(request: Request) -> Response:
+        gateway = gateway_of(request)
+        member = authorise(request, permission)
+        if isinstance(member, Response):
+            return member
+        ids = {f"{kind}_id": request.path_params[f"{kind}_id"]}
+        if gateway.warroom.get(kind, ids[f"{kind}_id"]) is None:
+            return error_response(404, "not_found", unknown.format(repr(ids[f"{kind}_id"])))
+        command = end(actor=member.username, at=gateway.clock(), **ids)
+        return await _submit(gateway, command, **(ids if echo_id else {}))
+
+    return endpoint
+
+
+expire_silence = _ender(Permission.ACT_ON_ALERTS, "silence", "no silence {} seen by this instance", SilenceExpire)
 
 
 async def create_disruption(request: Request) -> Response:
@@ -190,13 +189,6 @@ async def create_disruption(request: Request) -> Response:
     return await _submit(gateway, command, disruption_id=disruption_id)
 
 
-async def delete_disruption(request: Request) -> Response:
-    gateway = gateway_of(request)
-    member = authorise(request, Permission.MANAGE_DISRUPTIONS)
-    if isinstance(member, Response):
-        return member
-    disruption_id = request.path_params["disruption_id"]
-    if gateway.warroom.get("disruption", disruption_id) is None:
-        return error_response(404, "not_found", f"no active disruption {disruption_id!r}")
-    command = DisruptionDelete(actor=member.username, at=gateway.clock(), disruption_id=disruption_id)
-    return await _submit(gateway, command, disruption_id=disruption_id)
+delete_disruption = _ender(
+    Permission.MANAGE_DISRUPTIONS, "disruption", "no active disruption {}", DisruptionDelete, echo_id=True
+)

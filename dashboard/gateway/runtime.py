@@ -10,7 +10,6 @@ request handlers reach it as ``request.state.gateway`` (lifespan state). Pages m
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -26,6 +25,7 @@ from config.gateway import GatewaySettings
 from config.settings import Settings
 from dashboard.gateway.alert_board import fold_alert_record
 from dashboard.gateway.audit import AuditTrail
+from dashboard.gateway.background import cancel_all
 from dashboard.gateway.hub import Hub
 from dashboard.gateway.messages import TrackSnapshot
 from dashboard.gateway.metrics import GatewayMetrics, sync_lag_samples
@@ -146,12 +146,7 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.hub.close_all()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
         await self.publisher.stop()
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:

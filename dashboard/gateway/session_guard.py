@@ -15,7 +15,6 @@ balancer without a new store, and a restarted instance reads the recent revocati
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from datetime import datetime
@@ -26,6 +25,7 @@ from aiokafka import ConsumerRecord
 from pydantic import AwareDatetime, StringConstraints
 
 from config.client_auth import kafka_auth
+from dashboard.gateway.background import cancel_all
 from dashboard.gateway.metrics import GatewayMetrics
 from dashboard.gateway.rate_limit import KeyedRateLimiter
 from dashboard.gateway.update_consumer import StartAt, TopicReader
@@ -121,12 +121,7 @@ class SessionGuard:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await cancel_all(self._tasks)
 
     async def _prune_forever(self) -> None:
         while True:

@@ -72,7 +72,7 @@ def _actor(request: Request) -> Actor | Response:
 
 
 def public_base(request: Request) -> str:
-    configured = gateway_of(request).options.public_url
+    configured = gateway_of(request).settings.public_url
     return configured.rstrip("/") if configured else str(request.base_url).rstrip("/")
 
 

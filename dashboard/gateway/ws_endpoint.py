@@ -17,7 +17,7 @@ cut off (:mod:`dashboard.gateway.ws_protocol`) and leaves through the same clean
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import orjson
@@ -45,7 +45,8 @@ CLIENT_RATE = (2.0, 10)
 
 async def refuse_foreign_origin(websocket: WebSocket, gateway: Gateway, endpoint: str) -> bool:
     """Deny the handshake (403) when the Origin is not allowed; True when refused."""
-    allowed = (*gateway.options.allowed_origins, *((gateway.options.public_url,) if gateway.options.public_url else ()))
+    settings = gateway.settings
+    allowed = (*settings.allowed_origins, *((settings.public_url,) if settings.public_url else ()))
     if origin_allowed(websocket.headers.get("origin"), websocket.headers.get("host"), allowed):
         return False
     gateway.metrics.ws_refused.inc(endpoint=endpoint, reason="origin")
@@ -101,6 +102,27 @@ async def first_message(websocket: WebSocket, gateway: Gateway, model: type[M]) 
         )
         await close_with_error(websocket, BAD_REQUEST, 400, "bad_subscribe", detail[:300])
         return None
+
+
+async def session(
+    websocket: WebSocket,
+    gateway: Gateway,
+    connection: Connection,
+    model: type[M],
+    subscribed: Callable[[M], Awaitable[None]],
+) -> None:
+    """An accepted connection's life: admitted by the hub, its subscribe message (``model``)
+    handed to ``subscribed`` (which serves it), and always released from the hub after."""
+    if not await admit(websocket, gateway.hub, connection, gateway.settings.ws_max_connections_per_client):
+        return
+    try:
+        request = await first_message(websocket, gateway, model)
+        if request is not None:
+            await subscribed(request)
+    finally:
+        gateway.hub.remove(connection)
+        await connection.stop_writer()
+        connection.abandon()
 
 
 async def serve(websocket: WebSocket, connection: Connection, current_seq: Callable[[], int]) -> None:

@@ -55,7 +55,7 @@ from dashboard.gateway.messages import Notice, TrackSnapshot, error_message
 from dashboard.gateway.projection import empty_view
 from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.sessions import client_address, gateway_of
-from dashboard.gateway.ws_endpoint import NOT_FOUND, TOO_MANY, admit, first_message, refuse_foreign_origin, serve
+from dashboard.gateway.ws_endpoint import NOT_FOUND, TOO_MANY, refuse_foreign_origin, serve, session
 
 NOT_FOUND_DETAIL = "this tracking link is unknown or has expired"
 
@@ -99,12 +99,8 @@ async def track_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     connection = TrackConnection(websocket, gateway.options.track_outbox_keys, gateway.hub)
-    if not await admit(websocket, gateway.hub, connection, gateway.settings.ws_max_connections_per_client):
-        return
-    try:
-        request = await first_message(websocket, gateway, TrackSubscribe)
-        if request is None:
-            return
+
+    async def subscribed(request: TrackSubscribe) -> None:
         address = client_address(websocket)
         limiter = gateway.lookup_limiter
         if not limiter.peek_allowed(address, gateway.monotonic()):
@@ -122,7 +118,5 @@ async def track_socket(websocket: WebSocket) -> None:
         subscribe(gateway, connection, order_id, request.last_seq)
         connection.start()
         await serve(websocket, connection, lambda: max(connection.seq, 0))
-    finally:
-        gateway.hub.remove(connection)
-        await connection.stop_writer()
-        connection.abandon()
+
+    await session(websocket, gateway, connection, TrackSubscribe, subscribed)

@@ -41,7 +41,7 @@ from dashboard.gateway.messages import Notice
 from dashboard.gateway.responses import error_response
 from dashboard.gateway.sessions import gateway_of, staff_of
 from dashboard.gateway.staff import Permission
-from dashboard.gateway.ws_endpoint import admit, first_message, refuse_foreign_origin, serve
+from dashboard.gateway.ws_endpoint import refuse_foreign_origin, serve, session
 
 
 class WarroomSubscribe(BaseModel):
@@ -75,12 +75,8 @@ async def warroom_socket(websocket: WebSocket) -> None:
         gateway.options.warroom_max_lag_s,
         session_valid=lambda: _may_view(websocket),
     )
-    if not await admit(websocket, gateway.hub, connection, gateway.settings.ws_max_connections_per_client):
-        return
-    try:
-        request = await first_message(websocket, gateway, WarroomSubscribe)
-        if request is None:
-            return
+
+    async def subscribed(request: WarroomSubscribe) -> None:
         state = gateway.warroom
         missed = state.since(request.epoch, request.last_seq)
         gateway.hub.join_warroom(connection)
@@ -93,7 +89,5 @@ async def warroom_socket(websocket: WebSocket) -> None:
             connection.offer(update)
         connection.start()
         await serve(websocket, connection, lambda: state.seq)
-    finally:
-        gateway.hub.remove(connection)
-        await connection.stop_writer()
-        connection.abandon()
+
+    await session(websocket, gateway, connection, WarroomSubscribe, subscribed)
