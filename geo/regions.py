@@ -19,11 +19,11 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import shapely
@@ -44,6 +44,8 @@ _M_PER_DEG = 111_195.0
 _CACHE_DECIMALS = 5
 _CACHE_SIZE = 65_536
 _NO_REGION = -1
+
+_T = TypeVar("_T")
 
 
 class RegionKind(StrEnum):
@@ -71,7 +73,12 @@ class BoundaryFileError(ValueError):
     """A boundary file is missing or malformed; the message names the file and feature."""
 
 
-def _read_features(path: Path) -> list[dict[str, Any]]:
+def read_boundaries(path: Path, describe: Callable[[dict[str, Any]], _T]) -> list[tuple[_T, Any]]:
+    """Each feature of a GeoJSON boundary file as ``(describe(properties), shapely geometry)``.
+
+    The one reader of the shipped boundary files (this index and the war-room's base map): a
+    missing file, a malformed feature or a missing property raises :class:`BoundaryFileError`
+    naming the file and the feature."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -79,30 +86,31 @@ def _read_features(path: Path) -> list[dict[str, Any]]:
     features = data.get("features") if isinstance(data, dict) else None
     if not isinstance(features, list):
         raise BoundaryFileError(f"{path}: not a GeoJSON FeatureCollection")
-    return features
+    described: list[tuple[_T, Any]] = []
+    for number, feature in enumerate(features):
+        try:
+            props = feature.get("properties") or {}
+            described.append((describe(props), shapely.from_geojson(json.dumps(feature["geometry"]))))
+        except (AttributeError, KeyError, TypeError, shapely.errors.GEOSException) as exc:
+            raise BoundaryFileError(f"{path}: feature {number}: {exc!r}") from None
+    return described
+
+
+def _province(props: dict[str, Any]) -> Region:
+    return Region(RegionKind.PROVINCE, str(props["adcode"]), str(props["name"]), str(props["name_en"]))
+
+
+def _country(props: dict[str, Any]) -> Region:
+    name = str(props["name"])
+    return Region(RegionKind.COUNTRY, str(props.get("iso_n3") or name), name, name)
 
 
 def _load_boundaries(data_dir: Path) -> tuple[list[Region], list[Any]]:
-    regions: list[Region] = []
-    geometries: list[Any] = []
-    for path, kind in (
-        (data_dir / CHINA_PROVINCES_FILE, RegionKind.PROVINCE),
-        (data_dir / WORLD_COUNTRIES_FILE, RegionKind.COUNTRY),
-    ):
-        for number, feature in enumerate(_read_features(path)):
-            props = feature.get("properties") or {}
-            try:
-                if kind is RegionKind.PROVINCE:
-                    region = Region(kind, str(props["adcode"]), str(props["name"]), str(props["name_en"]))
-                else:
-                    name = str(props["name"])
-                    region = Region(kind, str(props.get("iso_n3") or name), name, name)
-                geometry = shapely.from_geojson(json.dumps(feature["geometry"]))
-            except (KeyError, TypeError, shapely.errors.GEOSException) as exc:
-                raise BoundaryFileError(f"{path}: feature {number}: {exc!r}") from None
-            regions.append(region)
-            geometries.append(geometry)
-    return regions, geometries
+    described = [
+        *read_boundaries(data_dir / CHINA_PROVINCES_FILE, _province),
+        *read_boundaries(data_dir / WORLD_COUNTRIES_FILE, _country),
+    ]
+    return [region for region, _ in described], [geometry for _, geometry in described]
 
 
 class RegionIndex:

@@ -20,7 +20,7 @@ from typing import Any
 import pycountry
 import shapely
 
-from geo.regions import CHINA_PROVINCES_FILE, DATA_DIR, WORLD_COUNTRIES_FILE
+from geo.regions import CHINA_PROVINCES_FILE, DATA_DIR, WORLD_COUNTRIES_FILE, read_boundaries
 
 #: Douglas-Peucker tolerances in degrees (0.02 deg is about 2 km, invisible at province scale).
 PROVINCE_TOLERANCE_DEG = 0.02
@@ -30,10 +30,6 @@ COUNTRY_TOLERANCE_DEG = 0.1
 MIN_COUNTRY_PART_AREA = 0.05
 #: The default national view (lon_min, lat_min, lon_max, lat_max): mainland China and its coasts.
 CHINA_VIEW = (73.0, 17.5, 135.5, 54.0)
-
-
-class BasemapError(ValueError):
-    """A boundary file is missing or not what the war-room expects; names file and feature."""
 
 
 @dataclass(frozen=True)
@@ -65,17 +61,6 @@ class Basemap:
         return self.province_areas.get(code)
 
 
-def _read(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BasemapError(f"{path}: cannot read GeoJSON: {exc}") from None
-    features = data.get("features") if isinstance(data, dict) else None
-    if not isinstance(features, list):
-        raise BasemapError(f"{path}: not a GeoJSON FeatureCollection")
-    return features
-
-
 def _simplified(geometry: Any, tolerance: float, min_part_area: float) -> Any:
     """Simplified polygon parts (tiny islands dropped), or ``None`` if nothing drawable is left."""
     simple = shapely.set_precision(shapely.simplify(geometry, tolerance, preserve_topology=True), 0.001)
@@ -91,14 +76,8 @@ def _layer(
 ) -> tuple[dict[str, Any], dict[str, Area]]:
     features: list[dict[str, Any]] = []
     areas: dict[str, Area] = {}
-    for number, feature in enumerate(_read(path)):
-        props = feature.get("properties") or {}
-        try:
-            code = str(code_of(props))
-            name_zh, name_en = names_of(props)
-            geometry = shapely.from_geojson(json.dumps(feature["geometry"]))
-        except (KeyError, TypeError, shapely.errors.GEOSException) as exc:
-            raise BasemapError(f"{path}: feature {number}: {exc!r}") from None
+    # A missing file, feature or property raises geo.regions.BoundaryFileError.
+    for (code, name_zh, name_en), geometry in read_boundaries(path, lambda p: (str(code_of(p)), *names_of(p))):
         simple = _simplified(geometry, tolerance, min_part_area)
         if simple is None:
             continue  # sub-pixel at this scale (a reef, an atoll)
