@@ -2,6 +2,7 @@
 cookie the page sets when ``?lang=`` is used), else its Accept-Language, else zh-CN.
 
 Only two catalogues exist (zh-CN, en); every Chinese variant gets zh-CN, every English one en.
+The war-room (``dashboard.warroom.i18n``) negotiates and normalises with these same rules.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ _MAX_HEADER_CHARS = 512
 
 
 def _lang_of_tag(tag: str) -> Lang | None:
-    primary = tag.split("-", 1)[0].strip().lower()
+    # "en-GB" as browsers send it; "en_GB" as a locale name.
+    primary = tag.replace("_", "-").split("-", 1)[0].strip().lower()
     if primary == "zh":
         return Lang.ZH_CN
     if primary == "en":

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Final
 
 from alerting.titles import WORDS
-from dashboard.tracking.language import negotiate_language
+from dashboard.tracking.language import DEFAULT_LANG, Lang, chosen_language, negotiate_language
 
-ZH: Final = "zh-CN"
-EN: Final = "en"
-LANGUAGES: Final = (ZH, EN)
-DEFAULT_LANGUAGE: Final = ZH
+# The pages' one language vocabulary (``dashboard.tracking.language``), as plain strings.
+ZH: Final = Lang.ZH_CN.value
+EN: Final = Lang.EN.value
+DEFAULT_LANGUAGE: Final = DEFAULT_LANG.value
 
 #: key -> (zh-CN, en)
 _LABELS: dict[str, tuple[str, str]] = {
@@ -264,12 +264,8 @@ def negotiate(accept_language: str | None, choice: str | None = None) -> str:
 
 def normalise(lang: object) -> str:
     """A supported language for whatever the browser stored (``None``, ``"zh"``, ``"en-GB"``)."""
-    if isinstance(lang, str):
-        if lang.lower().startswith("zh"):
-            return ZH
-        if lang.lower().startswith("en"):
-            return EN
-    return DEFAULT_LANGUAGE
+    chosen = chosen_language(lang) if isinstance(lang, str) else None
+    return chosen.value if chosen is not None else DEFAULT_LANGUAGE
 
 
 def label(lang: str, key: str, **values: object) -> str:
