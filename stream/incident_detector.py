@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import h3
@@ -331,20 +332,26 @@ class IncidentDetector:
         }
 
     # -- persistence --------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, items: bool = True) -> dict[str, Any]:
         """Snapshot. Open SKU episodes are left out unless items expire by themselves
         (``expire_items``): the tracker rebuilds them from the SKU states
-        (:meth:`restore_open`), which keeps this snapshot small."""
-        items = self._items.items.values() if self.settings.expire_items else ()
-        return {
-            "kind": self.kind,
-            "last_slot": self._last_slot,
-            **self._flow.to_dict(),
-            "items": [it.to_dict() for it in items],
-            "closed": [it.to_dict() for it in self._items.closed],
-            "open": [inc.to_dict() for inc in self._open.values()],
-            "resolved": [inc.to_dict() for inc in self._resolved],
-        }
+        (:meth:`restore_open`), which keeps this snapshot small. ``items=False`` leaves out
+        the ``items`` list too, for a store that keeps them apart, one entry per item
+        (:meth:`take_changed_items`; :meth:`from_dict` takes them back as ``items``)."""
+        data: dict[str, Any] = {"kind": self.kind, "last_slot": self._last_slot, **self._flow.to_dict()}
+        if items:
+            kept = self._items.items.values() if self.settings.expire_items else ()
+            data["items"] = [it.to_dict() for it in kept]
+        data["closed"] = [it.to_dict() for it in self._items.closed]
+        data["open"] = [inc.to_dict() for inc in self._open.values()]
+        data["resolved"] = [inc.to_dict() for inc in self._resolved]
+        return data
+
+    def take_changed_items(self) -> dict[str, dict[str, Any] | None]:
+        """The snapshot's items that changed since the last call, by key: opened or replaced
+        (the item's ``to_dict``) or gone (``None``: cleared, ended or aged out of the window).
+        Always empty unless items expire (``expire_items``): other items are not snapshotted."""
+        return {key: None if item is None else item.to_dict() for key, item in self._items.take_changed().items()}
 
     @classmethod
     def from_dict(
@@ -354,12 +361,16 @@ class IncidentDetector:
         titles: dict[str, str] | None = None,
         *,
         replay: str | None = None,
+        items: Iterable[dict[str, Any]] | None = None,
     ) -> IncidentDetector:
+        """The detector of a :meth:`to_dict` snapshot; ``items``: its items kept apart (in
+        any order), instead of the snapshot's ``items`` list."""
         det = cls(data["kind"], settings, titles, replay=replay)
         det._last_slot = data["last_slot"]
         det._flow.restore(data)
-        for raw in data["items"]:
+        for raw in data.get("items", []) if items is None else items:
             det._items.open_episode(ClusterItem.from_dict(raw))
+        det._items.take_changed()  # restored as stored: nothing changed yet
         det._items.closed = [ClusterItem.from_dict(raw) for raw in data["closed"]]
         for raw in data["open"]:
             inc = Incident.from_dict(raw)

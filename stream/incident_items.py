@@ -34,6 +34,9 @@ class BadItems:
         self._aged: set[str] = set()  # open, but started before the window
         self._by_since: list[tuple[float, str]] = []  # heap, to age episodes out
         self._recent: list[tuple[float, str]] = []  # started since the last evaluation
+        # items opened (the item) or gone (None) since take_changed, when items expire and
+        # are therefore part of the detector's snapshot
+        self._changed: dict[str, ClusterItem | None] | None = {} if expire else None
 
     def mark_bad(self, item: ClusterItem, evaluated: float) -> float:
         """See :meth:`stream.incident_detector.IncidentDetector.mark_bad`; ``evaluated``:
@@ -57,6 +60,16 @@ class BadItems:
         self._membership(item, add=True)
         heapq.heappush(self._by_since, (item.since, key))
         self._recent.append((item.since, key))
+        if self._changed is not None:
+            self._changed[key] = item
+
+    def take_changed(self) -> dict[str, ClusterItem | None]:
+        """Open episodes opened or replaced (the item) or gone (``None``: ended or aged out)
+        since the last call; always empty unless items expire."""
+        if not self._changed:
+            return {}
+        changed, self._changed = self._changed, {}
+        return changed
 
     def _membership(self, item: ClusterItem, *, add: bool) -> None:
         key, wanted, live = item.key, self._dim_set, self._live
@@ -78,6 +91,8 @@ class BadItems:
 
     def _end(self, item: ClusterItem, at: float, evaluated: float) -> None:
         del self.items[item.key]
+        if self._changed is not None:
+            self._changed[item.key] = None
         if item.key in self._aged:
             self._aged.discard(item.key)
         else:
@@ -100,6 +115,8 @@ class BadItems:
             self._membership(item, add=False)
             if self._expire:
                 del self.items[key]  # a finding that aged out: not a sign of recovery
+                if self._changed is not None:
+                    self._changed[key] = None
             else:
                 self._aged.add(key)
 
