@@ -28,6 +28,16 @@ from stream.topics import ORDER_UPDATES
 
 PASSWORDS = {"manager": "pw-manager-0001", "oncall": "pw-oncall-0001", "viewer": "pw-viewer-0001"}
 ROLES = {"manager": "manager", "oncall": "on-call", "viewer": "viewer"}
+#: An alert as the alerting agent publishes it when it fires.
+FIRED = {
+    "record_id": "a-1/r0",
+    "alert_id": "a-1",
+    "event": "fired",
+    "at": "2026-11-11T10:00:00+00:00",
+    "tier": "P2",
+    "labels": {"kind": "hub_stall", "region": "east"},
+    "incident_ids": ["inc-1"],
+}
 T0 = datetime(2026, 11, 11, 8, 0, tzinfo=UTC)
 
 

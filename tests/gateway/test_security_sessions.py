@@ -29,6 +29,7 @@ from alerting.links import LinkAction, LinkSigner
 from config.settings import DEV_SESSION_SECRET, Settings, to_env
 from dashboard.gateway.staff import DEMO_STAFF_FILE, StaffDirectory, hash_password
 from gateway.harness import (
+    FIRED,
     PASSWORDS,
     SkuPlan,
     UpdateFeeder,
@@ -43,16 +44,6 @@ from orderradar.devstack.waiting import wait_until
 from stream.topics import ALERTS
 
 pytestmark = pytest.mark.integration
-
-FIRED = {
-    "record_id": "a-1/r0",
-    "alert_id": "a-1",
-    "event": "fired",
-    "at": "2026-11-11T10:00:00+00:00",
-    "tier": "P2",
-    "labels": {"kind": "hub_stall", "region": "east"},
-    "incident_ids": ["inc-1"],
-}
 
 
 def random_secret() -> SecretStr:

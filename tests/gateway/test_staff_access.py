@@ -17,6 +17,7 @@ from alerting.links import LinkAction, LinkSigner
 from config.settings import Settings
 from dashboard.gateway.staff import StaffDirectory
 from gateway.harness import (
+    FIRED,
     RunningGateway,
     SkuPlan,
     UpdateFeeder,
@@ -39,16 +40,6 @@ ZONE = {
     "ends_at": (datetime.now(UTC) + timedelta(days=2)).isoformat(),
     "reason": "weather",
 }
-FIRED = {
-    "record_id": "a-1/r0",
-    "alert_id": "a-1",
-    "event": "fired",
-    "at": "2026-11-11T10:00:00+00:00",
-    "tier": "P2",
-    "labels": {"kind": "hub_stall", "region": "east"},
-    "incident_ids": ["inc-1"],
-}
-
 STAFF_ENDPOINTS = [
     ("GET", "/api/v1/me", None),
     ("GET", "/api/v1/orders/o-1", None),
