@@ -17,11 +17,17 @@ How the worker drives it (no clock, no I/O inside)::
 (``IllegalTransition``), in partition order. ``now`` is the time the records were received:
 use the Kafka record timestamp, so a replay from the topic sees the same clock.
 
-Determinism and replay. Events are processed one at a time: (1) time checks, (2) the
+Determinism and replay. Events are processed one at a time: (1) time checks (against the
+receipt time and the partition's event clock: a time far ahead of either is a finding and
+moves no clock, see :mod:`stream.data_quality`), (2) the
 source's watermark in its partition moves (its max trusted event time - allowed lateness;
 the partition's is the minimum over its sources, see :mod:`stream.watermarks`), (3) the event is
 applied, (4) that partition's timers up to its watermark fire, (5) the detectors evaluate
-when the global watermark (minimum over partitions) enters a new ``eval_every`` slot.
+when their clock enters a new ``eval_every`` slot: the global watermark (minimum over
+partitions) for delays, the flow clock (every partition's newest event time, minus the flow
+checks' ``lateness``) for the flow checks and, live, for data quality (a finding counts from
+when it was seen, no SLA lateness to wait for). Events the contract rejected for a time over
+a day ahead come in through :meth:`DelaysEngine.reject`: findings only.
 Nothing depends on batch boundaries, so the same inputs (events with their receipt times,
 ticks) in the same order give the same transitions, incident ids and lifecycle events.
 When the global watermark crosses several evaluation slots at once (a held-back source
@@ -262,25 +268,54 @@ class DelaysEngine(StoredDelays):
         if self.watermarks.tick_partition(partition, clock):
             self._fire(partition, out)
 
+    def _clock(self, partition: int, event: OrderEvent, received: float | None) -> float | None:
+        """The partition's event clock at this record's receipt (live only: a replay's
+        receipt time is its event time), then the record joins it."""
+        if received is None or self.replay is not None:
+            return None
+        clock = self.watermarks.event_clock(partition, received)
+        sender = event.device_id or f"source:{event.source}"
+        self.watermarks.note_record(partition, event.event_time.timestamp(), received, sender)
+        return clock
+
     def _illegal(self, record: IllegalTransition, partition: int, received: float | None, out: DelaysResult) -> None:
         event_time = record.event.event_time.timestamp()
+        clock = self._clock(partition, record.event, received)
         self.watermarks.note_input(partition, received, record.event.source)
-        at = received if received is not None else event_time
+        # seen at the partition's event time (a feed trailing the wall clock is judged on
+        # its own clock, as the detectors are), without one at its receipt
+        at = clock if clock is not None else received if received is not None else event_time
         self._observe_source(record.event, at)
         self._finding(self.quality.illegal(record, event_time, at), out, record.event)
+
+    def reject(self, event: OrderEvent, *, partition: int, received: float | None, reason: str) -> DelaysResult:
+        """An event the contract rejected for its time (dead-lettered by the pipeline): a
+        future-timestamp finding naming its device, seen at the partition's event clock.
+        It is no input otherwise: no SKU, flow count or clock moves."""
+        out = DelaysResult()
+        event_time = event.event_time.timestamp()
+        clock = None if received is None else self.watermarks.event_clock(partition, received)
+        at = clock if clock is not None else received if received is not None else event_time
+        self._dirty.add("dq_incidents")
+        self._finding(self.quality.rejected(event, event_time, at, reason), out, event)
+        self._evaluate(out)
+        out.watermark = _dt(self.watermarks.global_watermark())
+        return out
 
     def _event(self, event: OrderEvent, partition: int, received: float | None, out: DelaysResult) -> None:
         self.events_processed += 1
         event_time = event.event_time.timestamp()
         newest = self.watermarks.newest(partition)
-        bad_time = self.quality.check_time(event, event_time, received, newest)
+        clock = self._clock(partition, event, received)
+        bad_time = self.quality.check_time(event, event_time, received, clock, newest)
         if bad_time is not None:
-            # The event happened (a scan is a scan) but its time is doubtful: it does not move
-            # the watermark. A time from the future is a wrong clock: use the receipt time.
-            # A time from the far past is still when it happened (a source catching up, an
-            # export): judge it at its event time, never at its arrival.
+            # The event happened (a scan is a scan) but its time is doubtful: it moves no
+            # clock. A time from the future is a wrong clock: use the time it was seen (the
+            # partition's event clock, else the receipt time). A time from the far past is
+            # still when it happened (a source catching up, an export): judge it at its event
+            # time, never at its arrival.
             if bad_time.kind is DataQualityKind.FUTURE_TIMESTAMP:
-                at = received if received is not None else newest if newest is not None else event_time
+                at = bad_time.at if received is not None else newest if newest is not None else event_time
             else:
                 at = event_time
             self.watermarks.note_input(partition, received, event.source)
@@ -351,14 +386,19 @@ class DelaysEngine(StoredDelays):
         if watermark is None:
             return
         self._advance(self.delay_incidents, watermark, out)
-        self._advance(self.dq_incidents, watermark, out)
-        if self.flow is not None:
-            clock = self._flow_clock(self.flow.settings.lateness.total_seconds())
-            if clock is not None:
-                flow = self.flow.advance(clock, self._received)
-                if flow:
-                    self._dirty.add("core")  # its open incidents are stored there
-                out.incidents.extend(flow)
+        # Data quality needs no SLA lateness (a finding is bad when seen, not when a timer
+        # says so): live, it is judged on the flow checks' clock, within a minute of event
+        # time; a replay's on its watermark (its own clock, as every replay detector).
+        clock = None
+        if self.replay is None:
+            lateness = self.flow.settings.lateness if self.flow is not None else self.rules.watermark.allowed_lateness
+            clock = self._flow_clock(lateness.total_seconds())
+        self._advance(self.dq_incidents, watermark if clock is None else clock, out)
+        if self.flow is not None and clock is not None:
+            flow = self.flow.advance(clock, self._received)
+            if flow:
+                self._dirty.add("core")  # its open incidents are stored there
+            out.incidents.extend(flow)
 
     def _advance(self, detector: IncidentDetector, watermark: float, out: DelaysResult) -> None:
         """Evaluate every slot the clock crossed, not only the one it entered: a clock held

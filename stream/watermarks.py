@@ -19,12 +19,26 @@ follows the ticks like an idle source.
 
 Events flagged as having impossible timestamps do not move a watermark (a scanner whose
 clock is a day ahead must not fire every timer). Pure: time is passed in.
+
+The partition's *event clock* (:meth:`Watermarks.event_clock`), what its event time is now
+by the records around it, is what such a timestamp is judged against. Each of its last
+:data:`RECENT_RECORDS` records, trusted or not, says "event time is mine plus the receipt
+time since I came"; the clock is the latest such time that two senders (devices, else
+sources) vouch for: the second highest of the senders' latest. One broken device cannot move
+it however many of its records are among the last, while a feed whose event time trails the
+wall clock (a simulator, a source catching up) moves it with its own records, so a
+catch-up's scans, each a little later than those of other devices before it, are never far
+ahead of it. With one sender among the last records, its latest is the clock.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
+
+#: Records (event time, receipt time, sender) kept per partition for its event clock.
+RECENT_RECORDS = 9
 
 
 @dataclass(slots=True)
@@ -45,6 +59,8 @@ class Watermarks:
         self._global: float | None = None  # cached minimum, recomputed when a mark moves
         self._expected: set[int] = set()
         self._now: dict[int, float] = {}  # latest clock time a partition was ticked with
+        #: the partition's last records with a receipt time: (event time, receipt time, sender)
+        self._recent: dict[int, deque[tuple[float, float, str]]] = {}
 
     def expect(self, partitions: set[int] | list[int] | range) -> None:
         """Partitions whose watermark the global one waits for (see the module doc)."""
@@ -97,6 +113,28 @@ class Watermarks:
         """A record arrived whose time is not trusted: activity, but no progress of time."""
         if received is not None:
             self._clock(partition, source).last_input = received
+
+    def note_record(self, partition: int, event_time: float, received: float, sender: str) -> None:
+        """A record of the partition, trusted or not, from ``sender`` (its device, else its
+        source), for its :meth:`event_clock`."""
+        recent = self._recent.get(partition)
+        if recent is None:
+            recent = self._recent[partition] = deque(maxlen=RECENT_RECORDS)
+        recent.append((event_time, received, sender))
+
+    def event_clock(self, partition: int, received: float) -> float | None:
+        """The partition's event time at receipt time ``received`` (see the module doc);
+        ``None`` before it had a record with a receipt time."""
+        recent = self._recent.get(partition)
+        if not recent:
+            return None
+        latest: dict[str, float] = {}
+        for event_time, at, sender in recent:
+            now = event_time + max(received - at, 0.0)  # receipt times may step back a little
+            if sender not in latest or now > latest[sender]:
+                latest[sender] = now
+        ranked = sorted(latest.values())
+        return ranked[-2] if len(ranked) > 1 else ranked[-1]
 
     def newest(self, partition: int, source: str | None = None) -> float | None:
         """Newest trusted event time of one source (or of any source) in the partition."""
@@ -169,6 +207,7 @@ class Watermarks:
             str(p): {
                 "watermark": self._marks.get(p),
                 "now": self._now.get(p),
+                "recent": [list(r) for r in self._recent.get(p, ())],
                 "sources": {
                     s: {"newest": c.newest, "watermark": c.watermark, "last_input": c.last_input}
                     for s, c in sources.items()
@@ -189,6 +228,8 @@ class Watermarks:
             }
             if c.get("now") is not None:
                 marks._now[int(p)] = c["now"]
+            if c.get("recent"):  # absent in snapshots from before the event clock
+                marks._recent[int(p)] = deque(((t, at, who) for t, at, who in c["recent"]), maxlen=RECENT_RECORDS)
             if c.get("watermark") is not None:
                 marks._marks[int(p)] = c["watermark"]
             else:

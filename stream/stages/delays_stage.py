@@ -54,7 +54,7 @@ from typing import Any
 import orjson
 
 from stream.contract import CLOSED, Crs, OrderEvent
-from stream.data_quality import IllegalTransition
+from stream.data_quality import IllegalTransition, future_rejection
 from stream.delays_engine import DelaysEngine, DelaysResult
 from stream.global_views import (
     Contribution,
@@ -74,7 +74,7 @@ from stream.sinks.line_protocol import line, point_time_ns
 from stream.sinks.outbox import Outbox
 from stream.sku_delay import DelayState, sku_key
 from stream.sla import SlaRules, load_sla_rules
-from stream.stage_api import Accepted, BatchContext
+from stream.stage_api import Accepted, BatchContext, SourceRecord
 from stream.stages.geo_stage import GeoStage
 from stream.stages.views_agent import install_views_owner
 from stream.sync_lag import SyncLag
@@ -108,9 +108,9 @@ class _Sku:
     warehouse: str | None
 
 
-def _received(item: Accepted, now: float) -> float:
+def _received(record: SourceRecord, now: float) -> float:
     """When the broker received the record (its timestamp), else ``now``."""
-    return item.record.timestamp_ms / 1000 if item.record.timestamp_ms else now
+    return record.timestamp_ms / 1000 if record.timestamp_ms else now
 
 
 def _merged(by_partition: Mapping[int, list[Accepted]], now: float, replay: bool) -> list[Accepted]:
@@ -124,7 +124,7 @@ def _merged(by_partition: Mapping[int, list[Accepted]], now: float, replay: bool
     def time_of(item: Accepted) -> float:
         if replay:
             return item.event.event_time.timestamp()
-        return _received(item, now)
+        return _received(item.record, now)
 
     return list(heapq.merge(*(by_partition[p] for p in sorted(by_partition)), key=time_of))
 
@@ -276,7 +276,7 @@ class DelaysStage:
                 first = min(a.event.event_time.timestamp() for a in items)
                 if timeline.first_event is None or first < timeline.first_event:
                     timeline.first_event = first
-            received = [_received(a, now) for a in items]
+            received = [_received(a.record, now) for a in items]
             result = timeline.engine.process(
                 self._inputs(timeline, items),
                 now=ctx.now,
@@ -291,9 +291,23 @@ class DelaysStage:
                 result,
                 {o: int(d.total_seconds() // 60) if d is not None else None for o, d in offsets.items()},
             )
+        self._rejected(ctx)
         if None not in by_timeline:
             self._tick(ctx)
         self._outputs(ctx)
+
+    def _rejected(self, ctx: BatchContext) -> None:
+        """Live events dead-lettered for a time over a day ahead still name their device:
+        data-quality findings (``stream.data_quality.future_rejection``)."""
+        result = DelaysResult()
+        for record, letter in ctx.dead_letters:
+            rejected = future_rejection(letter)
+            if rejected is not None and replay_of(record.headers) is None:
+                event, reason = rejected
+                received = _received(record, ctx.now.timestamp())
+                result.extend(self.engine.reject(event, partition=record.partition, received=received, reason=reason))
+        if result.findings:
+            self._publish(ctx, self.timelines[None], result)
 
     async def tick(self, ctx: BatchContext) -> None:
         self._tick(ctx)
