@@ -14,13 +14,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from stages_scenario import DOWN_HUB, HUBS, fast_rules, outage_traffic
+from stream_harness import influx_query, read_topic
 
 from alerting.engine import AlertEngine
 from alerting.policy import load_policy
 from config.settings import Settings
-from orderradar.devstack.waiting import async_wait_until
 from stream.pipeline import Pipeline, PipelineConfig
 from stream.sinks.influx import INFLUX_RETRY, InfluxWriter
 from stream.sinks.outbox import Outbox
@@ -45,46 +44,6 @@ class StepClock:
     def __call__(self) -> float:
         self.t += 0.25
         return self.t
-
-
-async def read_all(settings: Settings, topic: str) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_auto_commit=False,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[Any] = []
-
-        async def drained() -> bool:
-            for records in (await consumer.getmany(timeout_ms=200, max_records=10000)).values():
-                out.extend(records)
-            for tp in tps:
-                high = consumer.highwater(tp)
-                if high is None or await consumer.position(tp) < high:
-                    return False
-            return True
-
-        await async_wait_until(drained, timeout=30, what=f"{topic} read to its end")
-        return out
-    finally:
-        await consumer.stop()
-
-
-def influx_values(settings: Settings, query: str) -> list[list[Any]]:
-    response = httpx.get(f"{settings.influx_url}/query", params={"db": settings.influx_db, "q": query}, timeout=30)
-    response.raise_for_status()
-    series = response.json()["results"][0].get("series") or []
-    return [v for s in series for v in s["values"]]
 
 
 async def run_outage(settings: Settings, rules_path: Path) -> tuple[Pipeline, DelaysStage]:
@@ -126,7 +85,7 @@ def test_hub_outage_gives_one_incident_heatmap_and_kpis(stack_settings: Settings
     assert pipeline.stats.dead_lettered == 0, pipeline.stats
     assert delays.engine.stats()["open_incidents"] == 1, (delays.engine.stats(), pipeline.stats)
 
-    incidents = [orjson.loads(r.value) for r in asyncio.run(read_all(settings, settings.topic(ORDER_INCIDENTS)))]
+    incidents = [orjson.loads(r.value) for r in asyncio.run(read_topic(settings, settings.topic(ORDER_INCIDENTS)))]
     assert {r["incident_id"] for r in incidents} == {incidents[0]["incident_id"]}, incidents
     opened = incidents[0]
     assert opened["event"] == "incident.opened" and opened["kind"] == "delay"
@@ -134,7 +93,7 @@ def test_hub_outage_gives_one_incident_heatmap_and_kpis(stack_settings: Settings
     assert opened["root_cause"] == {"hub": DOWN_HUB, "lat": lat, "lon": lon}
     assert max(r["counts"]["current"] for r in incidents) >= 8
 
-    warroom = [orjson.loads(r.value) for r in asyncio.run(read_all(settings, settings.topic(WARROOM_UPDATES)))]
+    warroom = [orjson.loads(r.value) for r in asyncio.run(read_topic(settings, settings.topic(WARROOM_UPDATES)))]
     heat = [w for w in warroom if w.get("type") == "heatmap"]
     kpis = [w for w in warroom if w.get("type") == "kpis"]
     assert {h["res"] for h in heat} == {3, 5}
@@ -148,12 +107,10 @@ def test_hub_outage_gives_one_incident_heatmap_and_kpis(stack_settings: Settings
     # coalesced: far fewer KPI items than batches
     assert len(kpis) <= pipeline.stats.batches // 2 + 2
 
-    assert influx_values(settings, 'SELECT count("incident_id") FROM "incidents"')[0][1] == len(incidents)
-    stalled = influx_values(
-        settings, """SELECT sum("skus") FROM "delays" WHERE "state" = 'stalled' GROUP BY time(1m)"""
-    )
+    assert influx_query(settings, 'SELECT count("incident_id") FROM "incidents"')[0][1] == len(incidents)
+    stalled = influx_query(settings, """SELECT sum("skus") FROM "delays" WHERE "state" = 'stalled' GROUP BY time(1m)""")
     assert any(v[1] for v in stalled)
-    tagged = influx_values(settings, 'SHOW TAG VALUES FROM "sku_events" WITH KEY = "h3"')
+    tagged = influx_query(settings, 'SHOW TAG VALUES FROM "sku_events" WITH KEY = "h3"')
     assert len(tagged) >= len(HUBS)
 
     # the engine's state in the table rebuilds it: the open incident is still there
@@ -195,10 +152,10 @@ async def alert_on(settings: Settings, records: list[dict[str, Any]]) -> Alertin
 def test_incident_events_fire_one_alert(stack_settings: Settings, tmp_path: Path) -> None:
     settings = stack_settings
     asyncio.run(run_outage(settings, fast_rules(tmp_path / "sla.yaml")))
-    incidents = [orjson.loads(r.value) for r in asyncio.run(read_all(settings, settings.topic(ORDER_INCIDENTS)))]
+    incidents = [orjson.loads(r.value) for r in asyncio.run(read_topic(settings, settings.topic(ORDER_INCIDENTS)))]
     agent = asyncio.run(alert_on(settings, incidents))
 
-    alerts = [orjson.loads(r.value) for r in asyncio.run(read_all(settings, settings.topic(ALERTS)))]
+    alerts = [orjson.loads(r.value) for r in asyncio.run(read_topic(settings, settings.topic(ALERTS)))]
     fired = [a for a in alerts if a["event"] == "fired"]
     assert len({a["alert_id"] for a in fired}) == 1, alerts
     assert fired[0]["incident_ids"] == [incidents[0]["incident_id"]]
@@ -209,4 +166,4 @@ def test_incident_events_fire_one_alert(stack_settings: Settings, tmp_path: Path
     assert [a.alert_id for a in AlertEngine.from_dict(load_policy(), saved["engine"]).alerts()] == [
         fired[0]["alert_id"]
     ]
-    assert influx_values(settings, 'SELECT count("alert_id") FROM "alert_events"')[0][1] >= 1
+    assert influx_query(settings, 'SELECT count("alert_id") FROM "alert_events"')[0][1] >= 1
