@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
+from aiokafka import AIOKafkaProducer
 
+from config.settings import Settings
 from stream.contract import OrderEvent, Status
+from stream.topics import ORDER_EVENTS
 
 HUBS = {
     "HUB-A": (30.75, 120.76),
@@ -36,6 +41,22 @@ class Sent:
     @property
     def value(self) -> bytes:
         return self.event.model_dump_json(exclude_none=True).encode()
+
+
+async def produce_sent(settings: Settings, sent: Iterable[Sent]) -> None:
+    """Produce records to ``order-events``, each stamped with the time it was received."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(
+                settings.topic(ORDER_EVENTS), s.value, key=s.key, timestamp_ms=int(s.received.timestamp() * 1000)
+            )
+            for s in sent
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
 
 
 def fast_rules(path: Path) -> Path:

@@ -5,23 +5,19 @@ heatmap and KPI items on ``warroom-updates`` and a fired alert on ``alerts``."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
-from stages_scenario import DOWN_HUB, fast_rules, outage_traffic
-from stream_harness import read_topic
+from stages_scenario import DOWN_HUB, fast_rules, outage_traffic, produce_sent
+from stream_harness import read_topic, start_worker
 
-from config.settings import Settings, to_env
-from orderradar.devstack.process import ManagedProcess
+from config.settings import Settings
 from orderradar.devstack.waiting import wait_until
-from stream.topics import ALERTS, ORDER_EVENTS, ORDER_INCIDENTS, WARROOM_UPDATES
+from stream.topics import ALERTS, ORDER_INCIDENTS, WARROOM_UPDATES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,19 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 async def produce_outage(settings: Settings) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    sent = outage_traffic(now - timedelta(hours=4), minutes=235, outage_after=100)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(
-                settings.topic(ORDER_EVENTS), s.value, key=s.key, timestamp_ms=int(s.received.timestamp() * 1000)
-            )
-            for s in sent
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    await produce_sent(settings, outage_traffic(now - timedelta(hours=4), minutes=235, outage_after=100))
 
 
 async def read_values(settings: Settings, topic: str) -> list[dict[str, Any]]:
@@ -55,9 +39,7 @@ def test_worker_hub_outage_incident_warroom_and_alert(stack_settings: Settings, 
     shutil.copytree(stack_settings.config_dir, config_dir)
     fast_rules(config_dir / "sla.yaml")
     settings = stack_settings.model_copy(update={"config_dir": config_dir})
-    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "orderradar.cli", "worker"]
-    worker = ManagedProcess("worker", argv, tmp_path / "worker.log", env=env, cwd=REPO).start()
+    worker = start_worker(settings, tmp_path / "worker.log", core_only=False)
     try:
         asyncio.run(produce_outage(settings))
 
