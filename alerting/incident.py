@@ -60,13 +60,28 @@ Labels = Annotated[dict[LabelName, LabelValue], AfterValidator(_check_labels)]
 
 class FlowCounts(BaseModel):
     """What a flow check (``stream.flow_anomaly``) saw: events observed against the expected
-    count, so a notification says "scans dropped to 20% of normal" rather than "0 orders"."""
+    count over its window, so a notification says "scans at 20% of normal for 6 min; ~140
+    parcel scans behind" rather than "0 orders". The shortfall and excess are estimates
+    (``stream.flow_incidents``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     check: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
     observed: float = Field(ge=0)
     expected: float = Field(ge=0)
+    window_s: float | None = Field(default=None, ge=0)
+    #: how long the drop (surge) has lasted, in event time, as of the snapshot
+    duration_s: float | None = Field(default=None, ge=0)
+    #: scans missing since a drop began / orders above normal since a surge began
+    shortfall: float = Field(default=0.0, ge=0)
+    excess: float = Field(default=0.0, ge=0)
+    #: open orders at the key (``None``: the worker does not know them, e.g. a source)
+    in_flight: int | None = Field(default=None, ge=0)
+
+    @property
+    def ratio(self) -> float | None:
+        """Observed as a share of expected (``None`` without an expectation)."""
+        return self.observed / self.expected if self.expected > 0 else None
 
 
 class IncidentEvent(BaseModel):

@@ -1,7 +1,10 @@
 """Notification text in zh-CN and en. Pure: data and a time zone in, title and body out.
 
 Every message leads with the tier and what happened, then the impact in orders, SKUs,
-value and time to promise, then where (labels), then what to do (links). Incidents are
+value and time to promise, then where (labels), then what to do (links). A flow incident
+(``kind="flow"``: a hub's scans stopping, a channel's orders surging) counts scans, not
+orders: its impact is what its check saw and the estimate made of it ("HZ-3 hub: scans at
+0% of normal for 6 min ...; ~140 parcel scans behind (estimate)"), never "0 orders". Incidents are
 titled by :mod:`alerting.titles` (the war-room's titles too), not with the producer's
 English log title: "【P1 告警】分拨中心 HZ-3 延误 · 412 单".
 """
@@ -14,9 +17,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from alerting.decisions import Language, NotificationKind
-from alerting.incident import IncidentEvent, IncidentState
+from alerting.incident import FlowCounts, IncidentEvent, IncidentState
 from alerting.tier import Tier
-from alerting.titles import Facts, Places, boundary_places, headline, title
+from alerting.titles import Facts, Places, boundary_places, flow_share, headline, place, title
 
 #: Incidents listed in one grouped message; the rest are counted.
 MAX_LISTED = 5
@@ -131,6 +134,28 @@ def _min_promise(ctx: MessageContext) -> float | None:
     return min(lefts) if lefts else None
 
 
+def _flow_lines(incident: IncidentEvent, flow: FlowCounts, ctx: MessageContext, language: Language) -> list[str]:
+    """What a flow incident's check saw and the estimate made of it (see the module doc)."""
+    say = _PHRASES[language]
+    facts = facts_of(incident)
+    window = say.span(flow.window_s or 0.0)
+    lasted = say.span(flow.duration_s if flow.duration_s is not None else flow.window_s or 0.0)
+    at, pct = place(facts, ctx.places or boundary_places(), language), flow_share(facts) or 0
+    if flow.check == "surge":
+        line = say.flow_surge(at, pct, lasted, window, flow.observed, flow.expected, round(flow.excess))
+    else:
+        line = say.flow_drop(at, pct, lasted, window, flow.observed, flow.expected, round(flow.shortfall))
+    lines = [line + say.stop]
+    if flow.in_flight:
+        held = say.held_up(incident.affected_orders, flow.in_flight, incident.order_value)
+        if incident.vip_orders:
+            held += say.vip(incident.vip_orders)
+        if incident.penalty_orders:
+            held += say.penalty(incident.penalty_orders)
+        lines.append(held + say.estimate + say.stop)
+    return lines
+
+
 def _labels(incident: IncidentEvent) -> str:
     return " ".join(f"{k}={v}" for k, v in sorted(incident.labels.items()))
 
@@ -148,6 +173,14 @@ class _Phrases:
     resolved: Callable[[str | None, str], str]
     on_call: Callable[[str], str]
     impact: Callable[[int, int, float], str]
+    #: (place, % of normal, how long, the window, observed, expected, shortfall or excess)
+    flow_drop: Callable[[str, int, str, str, float, float, int], str]
+    flow_surge: Callable[[str, int, str, str, float, float, int], str]
+    #: a span of seconds: "6 min", or "15 s" under a minute
+    span: Callable[[float], str]
+    #: (orders held up, orders in flight there, their value)
+    held_up: Callable[[int, int, float], str]
+    estimate: str
     vip: Callable[[int], str]
     penalty: Callable[[int], str]
     stop: str
@@ -169,6 +202,17 @@ _PHRASES: dict[Language, _Phrases] = {
         resolved=lambda by, at: "Resolved" + (f" by {by}" if by else "") + f" at {at}.",
         on_call=lambda user: f"You are on call ({user}).",
         impact=lambda orders, skus, value: f"Impact: {orders} orders, {skus} SKUs, value {value:,.2f}",
+        flow_drop=lambda at, pct, lasted, window, seen, expected, n: (
+            f"{at}: scans at {pct}% of normal for {lasted} ({seen:,.0f} in the last {window},"
+            f" {expected:,.0f} expected); ~{n:,} parcel scans behind (estimate)"
+        ),
+        flow_surge=lambda at, pct, lasted, window, seen, expected, n: (
+            f"{at}: orders at {pct}% of normal for {lasted} ({seen:,.0f} in the last {window},"
+            f" {expected:,.0f} expected); ~{n:,} orders above normal (estimate)"
+        ),
+        held_up=lambda n, there, value: f"Orders held up: ~{n:,} of {there:,} in flight there, value ~{value:,.2f}",
+        estimate=" (estimate)",
+        span=lambda s: f"{s / 60:.0f} min" if s >= 60 else f"{s:.0f} s",
         vip=lambda n: f", {n} VIP",
         penalty=lambda n: f", {n} with SLA penalty",
         stop=".",
@@ -187,6 +231,17 @@ _PHRASES: dict[Language, _Phrases] = {
         resolved=lambda by, at: ("已由 " + by + " " if by else "") + f"于 {at} 恢复。",
         on_call=lambda user: f"您正在值班（{user}）。",
         impact=lambda orders, skus, value: f"影响：订单 {orders} 单，SKU {skus} 个，金额 {value:,.2f}",
+        flow_drop=lambda at, pct, lasted, window, seen, expected, n: (
+            f"{at}：扫描量为正常的 {pct}%，已持续 {lasted}（最近 {window} {seen:,.0f} 次，"
+            f"正常约 {expected:,.0f} 次）；约 {n:,} 件包裹扫描滞后（估算）"
+        ),
+        flow_surge=lambda at, pct, lasted, window, seen, expected, n: (
+            f"{at}：订单量为正常的 {pct}%，已持续 {lasted}（最近 {window} {seen:,.0f} 单，"
+            f"正常约 {expected:,.0f} 单）；约多出 {n:,} 单（估算）"
+        ),
+        held_up=lambda n, there, value: f"受阻订单：约 {n:,} 单（该处在途 {there:,} 单），金额约 {value:,.2f}",
+        estimate="（估算）",
+        span=lambda s: f"{s / 60:.0f} 分钟" if s >= 60 else f"{s:.0f} 秒",
         vip=lambda n: f"，VIP {n} 单",
         penalty=lambda n: f"，含违约赔付 {n} 单",
         stop="。",
@@ -208,7 +263,9 @@ def _render(ctx: MessageContext, language: Language) -> tuple[str, str]:
     if ctx.kind is NotificationKind.PAGE and ctx.step is not None and (ctx.step or ctx.round):
         word = say.page_step(ctx.step + 1, ctx.round + 1 if ctx.round else None)
     title = say.title(ctx.tier.value, word, _headline(ctx, language))
-    orders, skus, value, vip, penalty = _totals(ctx.incidents)
+    flows = [i for i in ctx.incidents if i.flow is not None]
+    counted = [i for i in ctx.incidents if i.flow is None]
+    orders, skus, value, vip, penalty = _totals(counted)
     lines = []
     if ctx.previous_tier is not None and ctx.previous_tier is not ctx.tier:
         lines.append(say.tier_changed(ctx.previous_tier.value, ctx.tier.value))
@@ -216,12 +273,16 @@ def _render(ctx: MessageContext, language: Language) -> tuple[str, str]:
         lines.append(say.resolved(ctx.by, _local(ctx, ctx.now)))
     if ctx.user and ctx.kind is NotificationKind.PAGE:
         lines.append(say.on_call(ctx.user))
-    impact = say.impact(orders, skus, value)
-    if vip:
-        impact += say.vip(vip)
-    if penalty:
-        impact += say.penalty(penalty)
-    lines.append(impact + say.stop)
+    if counted or not flows:
+        impact = say.impact(orders, skus, value)
+        if vip:
+            impact += say.vip(vip)
+        if penalty:
+            impact += say.penalty(penalty)
+        lines.append(impact + say.stop)
+    for incident in flows[:MAX_LISTED]:
+        if incident.flow is not None:
+            lines.extend(_flow_lines(incident, incident.flow, ctx, language))
     left = _min_promise(ctx)
     if left is not None:
         lines.append(say.promise_left(left) if left >= 0 else say.promise_broken(-left))

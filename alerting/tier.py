@@ -4,6 +4,10 @@ A tier is computed from what the incident does to customers (orders, SKUs, value
 and penalty-bearing orders, time left to the promise, duration), not from a static
 severity. Each level lists condition sets; a level applies when any one set holds in
 full. The highest applying level wins; P4 is the floor.
+
+A flow incident (a hub's scans stopping) is found minutes before its parcels turn late,
+with an estimated size; the ``*_flow_*`` thresholds read what its check saw (see
+:class:`alerting.incident.FlowCounts`) and hold for no other incident.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerting.escalation import Target
-from alerting.incident import IncidentEvent
+from alerting.incident import IncidentEvent, IncidentState
 from config.durations import Duration
 
 
@@ -43,6 +47,12 @@ class Condition(BaseModel):
     #: Holds when the earliest promise is at most this many minutes away (or broken).
     max_minutes_to_promise: float | None = None
     min_duration: Duration | None = None
+    #: A flow drop still firing with at most this share of its expected scans in the check's window.
+    max_flow_ratio: float | None = Field(default=None, ge=0, lt=1)
+    #: A flow drop or surge that has lasted this long (event time, from its first window on).
+    min_flow_duration: Duration | None = None
+    #: A flow drop with at least this many parcel scans missing since it began (estimate).
+    min_flow_shortfall: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _not_empty(self) -> Condition:
@@ -67,6 +77,24 @@ class Condition(BaseModel):
             checks.append(left is not None and left <= self.max_minutes_to_promise)
         if self.min_duration is not None:
             checks.append(now - incident.first_seen >= self.min_duration)
+        if self.max_flow_ratio is not None or self.min_flow_duration is not None or self.min_flow_shortfall is not None:
+            checks.append(self._flow_holds(incident))
+        return all(checks)
+
+    def _flow_holds(self, incident: IncidentEvent) -> bool:
+        flow = incident.flow
+        if flow is None:
+            return False
+        checks: list[bool] = []
+        if self.max_flow_ratio is not None:
+            ratio = flow.ratio
+            firing = incident.state not in (IncidentState.RECOVERING, IncidentState.RESOLVED)
+            checks.append(flow.check == "drop" and firing and ratio is not None and ratio <= self.max_flow_ratio)
+        if self.min_flow_duration is not None:
+            lasted = flow.duration_s
+            checks.append(lasted is not None and lasted >= self.min_flow_duration.total_seconds())
+        if self.min_flow_shortfall is not None:
+            checks.append(flow.check == "drop" and flow.shortfall >= self.min_flow_shortfall)
         return all(checks)
 
 

@@ -72,6 +72,7 @@ from stream.data_quality import (
 from stream.delays import DelayTracker
 from stream.delays_store import DETECTORS, StoredDelays
 from stream.flow_anomaly import FlowAnomalyDetector
+from stream.flow_incidents import in_flight
 from stream.incident_detector import IncidentDetector
 from stream.incident_model import ClusterItem, IncidentChange
 from stream.lane_stats import Lane, combined_eta
@@ -134,6 +135,9 @@ class DelaysEngine(StoredDelays):
             h3_resolution=rules.incidents.h3_resolution,
             closed_retention=rules.tracking.closed_retention.total_seconds(),
         )
+        if self.flow is not None:  # a flow incident's impact: the tracked orders in flight at its key
+            flow_res = self.flow.settings.h3_resolution
+            self.flow.incidents.in_flight_of = lambda sig, at: in_flight(self.tracker.skus(), sig, at, flow_res)
         self.events_processed = 0
         self._received: float | None = None  # receipt time of the newest input (flow checks)
         #: Expected partitions that have sent nothing yet -> wall-clock time they were first

@@ -114,10 +114,14 @@ def test_a_hub_that_stops_scanning_is_named_within_a_minute_and_resolves_after_i
     assert opened["at"].startswith("2026-12-07T12:11:00")
     for minute in range(11, 40):  # a long outage stays one open incident (the baseline is frozen)
         flow.minute(minute, _lanes(stopped={"HZ-3"}))
-    assert [e.record["state"] for e in flow.events] == ["open", "stable"]
+    states = [e.record["state"] for e in flow.events]
+    assert states[0] == "open" and set(states[1:]) == {"stable"}
+    # published again only as its estimate of parcel scans behind grows by a tenth (stream.flow_incidents)
+    behind = [e.record["flow"]["shortfall"] for e in flow.events]
+    assert all(10 * (later - earlier) >= earlier for earlier, later in zip(behind[1:], behind[2:], strict=False))
     for minute in range(40, 50):
         flow.minute(minute, _lanes())
-    assert [e.record["state"] for e in flow.events] == ["open", "stable", "recovering", "resolved"]
+    assert [e.record["state"] for e in flow.events][len(states) :] == ["recovering", "resolved"]
     assert len({e.incident_id for e in flow.events}) == 1
 
 
