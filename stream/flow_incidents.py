@@ -148,8 +148,7 @@ class FlowIncident:
         return {
             "incident_id": self.incident_id,
             "check": self.check,
-            "dim": self.signature.dim,
-            "values": list(self.signature.values),
+            **self.signature.to_dict(),
             "state": self.state,
             "opened_at": self.opened_at,
             "last_seen": self.last_seen,
@@ -171,7 +170,7 @@ class FlowIncident:
         return cls(
             data["incident_id"],
             data["check"],
-            Signature(data["dim"], tuple(data["values"])),
+            Signature.from_dict(data),
             data["state"],
             data["opened_at"],
             data["last_seen"],

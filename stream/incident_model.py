@@ -154,6 +154,14 @@ class Signature:
             return dict(zip(parts, self.values[0].split(PART_SEP), strict=False))
         return {self.dim: self.values[0]}
 
+    def to_dict(self) -> dict[str, Any]:
+        """Its fields in a saved incident."""
+        return {"dim": self.dim, "values": list(self.values)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Signature:
+        return cls(data["dim"], tuple(data["values"]))
+
 
 def _centre(cells: tuple[str, ...]) -> tuple[float, float]:
     points = [h3.cell_to_latlng(c) for c in cells]
@@ -202,8 +210,7 @@ class Incident:
         return {
             "incident_id": self.incident_id,
             "kind": self.kind,
-            "dim": self.signature.dim,
-            "values": list(self.signature.values),
+            **self.signature.to_dict(),
             "state": self.state.value,
             "opened_at": self.opened_at,
             "first_seen": self.first_seen,
@@ -238,7 +245,7 @@ class Incident:
         return cls(
             incident_id=data["incident_id"],
             kind=data["kind"],
-            signature=Signature(data["dim"], tuple(data["values"])),
+            signature=Signature.from_dict(data),
             state=IncidentState(data["state"]),
             opened_at=data["opened_at"],
             first_seen=data["first_seen"],
