@@ -24,6 +24,7 @@ events, not orders, so a flow incident's size is estimated, and labelled so:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -34,12 +35,24 @@ import h3
 
 from geo.regions import region_for
 from stream.incident_model import AREA, PART_SEP, IncidentChange, Signature, iso
-from stream.sku_delay import SkuDelay, cluster_values
+from stream.sku_delay import SkuDelay
 
 KIND = "flow"
 DROP, SURGE = "drop", "surge"
 #: Dimensions whose in-flight orders the delay tracker knows (a source's it does not).
-_IN_FLIGHT_DIMS = frozenset({"hub", "warehouse", "carrier", "carrier_region", "region", "channel", "device_id", AREA})
+#: A SKU's value of each: its :func:`stream.sku_delay.cluster_values` read straight off the
+#: record (the scan walks every tracked SKU: building each one's value map cost 6 us a SKU,
+#: 1.2 s at 200k; tests/delays/test_flow_impact.py holds the two to the same answers).
+_VALUE_OF: dict[str, Callable[[SkuDelay], str | None]] = {
+    "hub": lambda s: s.next_node or s.node,
+    "warehouse": lambda s: s.warehouse,
+    "carrier": lambda s: s.carrier,
+    "carrier_region": lambda s: s.carrier + PART_SEP + s.region if s.carrier and s.region else None,
+    "region": lambda s: s.region,
+    "channel": lambda s: s.channel,
+    "device_id": lambda s: s.device_id,
+    AREA: lambda s: s.cell if not s.next_node else None,
+}
 #: An open incident is published again when its affected-order estimate moved by this share.
 _REPORT_STEP = 0.1
 
@@ -69,20 +82,18 @@ InFlightOf = Callable[[Signature, float], "InFlight | None"]
 
 
 def in_flight(skus: Iterable[SkuDelay], sig: Signature, at: float, h3_resolution: int) -> InFlight | None:
-    """The open orders whose root-cause attributes (:func:`stream.sku_delay.cluster_values`) hold
+    """The open orders whose root-cause attribute (:func:`stream.sku_delay.cluster_values`) holds
     ``sig``'s value; an area's cells are matched at the flow checks' ``h3_resolution``.
     ``None`` for a dimension the tracker does not know (``source``)."""
-    if sig.dim not in _IN_FLIGHT_DIMS:
+    value_of = _VALUE_OF.get(sig.dim)
+    if value_of is None:
         return None
     wanted = set(sig.values)
+    if sig.dim == AREA:  # the tracker's cells are finer: a cell is in when its parent is
+        value_of = functools.partial(_parent, value_of, h3_resolution, {})
     orders: dict[str, SkuDelay] = {}
     for s in skus:
-        if s.closed_at is not None or s.order_id in orders:
-            continue
-        values = cluster_values(s).get(sig.dim, ())
-        if sig.dim == AREA:
-            values = tuple(h3.cell_to_parent(c, h3_resolution) for c in values if h3.get_resolution(c) >= h3_resolution)
-        if wanted.intersection(values):
+        if s.closed_at is None and value_of(s) in wanted and s.order_id not in orders:
             orders[s.order_id] = s
     promises = [s.promise_due for s in orders.values() if s.promise_due is not None and s.promise_due >= at]
     regions = Counter(s.region for s in orders.values() if s.region)
@@ -95,6 +106,17 @@ def in_flight(skus: Iterable[SkuDelay], sig: Signature, at: float, h3_resolution
         region=min(regions, key=lambda r: (-regions[r], r)) if regions else None,
         regions=len(regions),
     )
+
+
+def _parent(
+    cell_of: Callable[[SkuDelay], str | None], resolution: int, seen: dict[str, str | None], s: SkuDelay
+) -> str | None:
+    cell = cell_of(s)
+    if cell is None:
+        return None
+    if cell not in seen:
+        seen[cell] = h3.cell_to_parent(cell, resolution) if h3.get_resolution(cell) >= resolution else None
+    return seen[cell]
 
 
 def affected(check: str, deviation: float, there: InFlight | None) -> int:

@@ -14,7 +14,7 @@ import pytest
 
 from stream.flow_incidents import DROP, SURGE, Finding, FlowIncidents, InFlight, affected, in_flight
 from stream.incident_model import AREA, Signature
-from stream.sku_delay import SkuDelay
+from stream.sku_delay import SkuDelay, cluster_values
 
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC).timestamp()
 STEP = 60.0
@@ -146,3 +146,36 @@ def test_a_surge_tells_its_excess_and_holds_no_orders() -> None:
     [opened] = incidents.update(T0, [Finding(SURGE, Signature("channel", ("douyin",)), 400, 60.0, 2, 1e-12)])
     flow = opened.record["flow"]
     assert (flow["excess"], flow["shortfall"], opened.record["counts"]["orders"]) == (340, 0, 0)
+
+
+def test_in_flight_groups_orders_as_the_delay_incidents_do() -> None:
+    """Its per-dimension values (read off the record for speed) agree with cluster_values."""
+    cells = [h3.latlng_to_cell(30.27 + d, 120.16 + d, 7) for d in (0.0, 0.5, 3.0)]
+    skus = [
+        sku(
+            f"o{i}",
+            node=("HZ-3", "WH-1", None)[i % 3],
+            next_node=("HZ-3", None, None, "SH-1", None)[i % 5],
+            warehouse=("WH-1", None)[i % 2],
+            carrier=("SF", "YTO", None)[i % 3],
+            region=("330000", "310000", None)[i % 3],
+            channel=("tmall", None)[i % 2],
+            device_id=("PDA-1", None, None)[i % 3],
+            cell=(*cells, None)[i % 4],
+            closed_at=T0 if i % 7 == 0 else None,
+        )
+        for i in range(84)
+    ]
+    for dim in ("hub", "warehouse", "carrier", "carrier_region", "region", "channel", "device_id"):
+        for value in {v for s in skus for v in cluster_values(s).get(dim, ())}:
+            named = {s.order_id for s in skus if s.closed_at is None and value in cluster_values(s).get(dim, ())}
+            there = in_flight(skus, Signature(dim, (value,)), T0, 4)
+            assert there is not None and there.orders == len(named), (dim, value)
+    parent = h3.cell_to_parent(cells[0], 4)
+    in_area = {
+        s.order_id
+        for s in skus
+        if s.closed_at is None and any(h3.cell_to_parent(c, 4) == parent for c in cluster_values(s).get(AREA, ()))
+    }
+    there = in_flight(skus, Signature(AREA, (parent,)), T0, 4)
+    assert there is not None and there.orders == len(in_area) > 0
