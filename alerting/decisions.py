@@ -120,46 +120,6 @@ class AlertEvent(BaseModel):
         delta = at - datetime(1970, 1, 1, tzinfo=UTC)
         return (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
-    def to_influx_point(self, time_ns: int | None = None) -> dict[str, Any]:
-        """The ``alert_events`` point, at ``time_ns`` (default :attr:`time_ns`; the agent
-        stamps its points with :class:`HistoryTimes`)."""
-        tags = {"event": self.event.value}
-        if self.tier is not None:
-            tags["tier"] = self.tier.value
-        if self.receiver:
-            tags["receiver"] = self.receiver
-        for name in TAG_LABELS:
-            if self.labels.get(name):
-                tags[name] = self.labels[name]
-        fields: dict[str, Any] = {
-            "record_id": self.record_id,
-            "alert_id": self.alert_id,
-            "incident_ids": ",".join(self.incident_ids),
-        }
-        if self.by:
-            fields["by"] = self.by
-        if self.step is not None:
-            fields["step"] = self.step
-        if self.notification_id:
-            fields["notification_id"] = self.notification_id
-        if self.silence_id:
-            fields["silence_id"] = self.silence_id
-        if self.detail:
-            fields["detail"] = self.detail
-        return {
-            "measurement": MEASUREMENT,
-            "tags": tags,
-            "fields": fields,
-            "time": self.time_ns if time_ns is None else time_ns,
-        }
-
-    def to_line_protocol(self, time_ns: int | None = None) -> str:
-        """The point in InfluxDB 1.x line protocol (ns precision)."""
-        point = self.to_influx_point(time_ns)
-        tags = "".join(f",{_escape_key(k)}={_escape_key(v)}" for k, v in sorted(point["tags"].items()))
-        fields = ",".join(f"{_escape_key(k)}={_field_value(v)}" for k, v in point["fields"].items())
-        return f"{MEASUREMENT}{tags} {fields} {point['time']}"
-
 
 class HistoryTimes:
     """Point times of the ``alert_events`` one agent writes: strictly increasing.
@@ -177,29 +137,16 @@ class HistoryTimes:
     def __init__(self) -> None:
         self._last_ns: int | None = None
 
-    def lines(self, records: Sequence[AlertEvent]) -> list[str]:
+    def times(self, records: Sequence[AlertEvent]) -> list[int]:
+        """The point time of each record, in order."""
         out = []
         for record in records:
             time_ns = record.time_ns
             if self._last_ns is not None and time_ns <= self._last_ns:
                 time_ns = self._last_ns + 1
             self._last_ns = time_ns
-            out.append(record.to_line_protocol(time_ns))
+            out.append(time_ns)
         return out
-
-
-def _escape_key(text: str) -> str:
-    return text.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-
-
-def _field_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value}i"
-    # Line protocol has no escape for newlines inside a string field.
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-    return f'"{text}"'
 
 
 Decision = Notification | AlertEvent

@@ -289,8 +289,9 @@ def iso(instant: float) -> str:
 @dataclass(frozen=True, slots=True)
 class IncidentChange:
     """One lifecycle event a detector emits (opened, updated, resolved), ready for the
-    ``order-incidents`` topic and for InfluxDB. The alerting engine reads the record back
-    as its own input, :class:`alerting.incident.IncidentEvent`."""
+    ``order-incidents`` topic (its InfluxDB point: :func:`stream.sinks.line_protocol.incident_line`).
+    The alerting engine reads the record back as its own input,
+    :class:`alerting.incident.IncidentEvent`."""
 
     type: str  # incident.opened | incident.updated | incident.resolved
     incident_id: str
@@ -304,29 +305,3 @@ class IncidentChange:
     def to_record(self) -> dict[str, Any]:
         """JSON-ready value for ``order-incidents`` (key: :attr:`kafka_key`)."""
         return self.record
-
-    def to_influx(self) -> dict[str, Any]:
-        """One point: measurement, low-cardinality tags, numeric fields, time in ns."""
-        rec = self.record
-        return {
-            "measurement": "order_incidents",
-            "tags": {
-                "kind": rec["kind"],
-                "dimension": rec["dimension"],
-                "state": rec["state"],
-                **({"replay": rec["replay"]} if rec.get("replay") else {}),
-            },
-            "fields": {
-                "incident_id": rec["incident_id"],
-                "event": self.type,
-                "root_cause": rec["root_cause_text"],
-                "current": rec["counts"]["current"],
-                "skus": rec["counts"]["skus"],
-                "orders": rec["counts"]["orders"],
-                "lift": float(rec["lift"]),
-                "order_value": float(rec["impact"]["order_value"]),
-                "vip_orders": rec["impact"]["vip_orders"],
-                "penalty_orders": rec["impact"]["penalty_orders"],
-            },
-            "time_ns": int(round(self.at * 1_000_000)) * 1000,
-        }

@@ -38,8 +38,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping
+from typing import Any
 
+from alerting.decisions import MEASUREMENT as ALERT_EVENTS
+from alerting.decisions import TAG_LABELS, AlertEvent
 from stream.contract import OrderEvent, Status
+from stream.incident_model import IncidentChange
 from stream.lifecycle import EventChange, Outcome
 
 SKU_EVENTS = "sku_events"
@@ -148,3 +152,53 @@ def sku_event_line(
         f"qty={event.qty}i{position},late={late},illegal={illegal}{exact} "
         f"{point_time_ns(time_ns, offset)}"
     )
+
+
+def incident_line(change: IncidentChange, record: Mapping[str, Any], rank: int) -> str:
+    """The ``incidents`` point of a detector's lifecycle event: what the war-room's time
+    travel draws of an incident as of a past minute. ``record``: the event's record with its
+    root cause located (``lat``/``lon``); ``rank``: its place among the events of one
+    evaluation slot (they share a time and often their tags), which keeps their points apart."""
+    rec = change.record
+    where = {**(record.get("location") or {}), **(record.get("root_cause") or {})}
+    tags = {"kind": rec["kind"], "dimension": rec["dimension"], "state": rec["state"], "replay": rec.get("replay")}
+    fields: dict[str, FieldValue | None] = {
+        "incident_id": rec["incident_id"],
+        "event": change.type,
+        "root_cause": rec["root_cause_text"],
+        "current": rec["counts"]["current"],
+        "skus": rec["counts"]["skus"],
+        "orders": rec["counts"]["orders"],
+        "lift": float(rec["lift"]),
+        "order_value": float(rec["impact"]["order_value"]),
+        "vip_orders": rec["impact"]["vip_orders"],
+        "penalty_orders": rec["impact"]["penalty_orders"],
+        "title": record.get("title"),
+        "opened_at": record.get("opened_at"),
+        "lat": where.get("lat"),
+        "lon": where.get("lon"),
+    }
+    return line("incidents", tags, fields, point_time_ns(int(round(change.at * 1_000_000)) * 1000, rank))
+
+
+def alert_event_line(record: AlertEvent, time_ns: int | None = None) -> str:
+    """The ``alert_events`` point of an alert's history record, at ``time_ns`` (default its
+    own time; the agent stamps its points with :class:`alerting.decisions.HistoryTimes`).
+    Ids are fields, never tags; a newline in a text field becomes a space."""
+    tags: dict[str, str | None] = {"event": record.event.value, "receiver": record.receiver}
+    if record.tier is not None:
+        tags["tier"] = record.tier.value
+    for name in TAG_LABELS:
+        tags[name] = record.labels.get(name)
+    fields: dict[str, FieldValue | None] = {
+        "record_id": record.record_id,
+        "alert_id": record.alert_id,
+        "incident_ids": ",".join(record.incident_ids),
+        "by": record.by or None,
+        "step": record.step,
+        "notification_id": record.notification_id or None,
+        "silence_id": record.silence_id or None,
+        "detail": record.detail or None,
+    }
+    text = {k: v.replace("\n", " ") for k, v in fields.items() if isinstance(v, str)}
+    return line(ALERT_EVENTS, tags, {**fields, **text}, record.time_ns if time_ns is None else time_ns)

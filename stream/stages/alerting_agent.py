@@ -35,6 +35,7 @@ from alerting.incident import FlowCounts, IncidentEvent
 from alerting.outbox import NotificationOutbox
 from alerting.policy import AlertPolicy
 from stream.sinks.influx import InfluxWriter
+from stream.sinks.line_protocol import alert_event_line
 from stream.sinks.outbox import Outbox, OutRecord
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,8 @@ class AlertingAgent:
     async def _publish(self, records: Sequence[AlertEvent]) -> None:
         if not records:
             return
-        await self.influx.write(self._history.lines(records))
+        times = self._history.times(records)
+        await self.influx.write([alert_event_line(r, t) for r, t in zip(records, times, strict=True)])
         await self.producer.send(
             [
                 OutRecord(

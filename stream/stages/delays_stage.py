@@ -11,8 +11,8 @@ publishes what the engine decided:
   partition and H3 cell); a minute's points are rewritten with its final state when it closes;
 - the war-room's ``heatmap`` items (H3 res 3 and 5) and ``kpis`` item, with ``eta_slips``
   (orders whose ETA window ends after their promise), as per-partition partials
-  (:mod:`stream.global_views`): counters kept from each batch's changed SKUs (a SKU's old
-  contribution out, its new one in), whose changed partials go at most once per
+  (:mod:`stream.global_views`, from :mod:`stream.stages.delays_views`): counters kept from
+  each batch's changed SKUs (a SKU's old contribution out, its new one in), whose changed partials go at most once per
   ``interval_s`` (coalesced) to ``warroom-partials``, where one owner per key sums them
   into the global item on ``warroom-updates`` (:mod:`stream.stages.views_agent`); without a
   partials topic (one process: tests, benches) the stage sums them itself;
@@ -47,7 +47,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,24 +57,18 @@ from stream.contract import CLOSED, Crs, OrderEvent
 from stream.data_quality import IllegalTransition, future_rejection
 from stream.delays_engine import DelaysEngine, DelaysResult
 from stream.global_views import (
-    Contribution,
-    Published,
-    ViewCounters,
-    ViewsOwner,
     ViewsTopics,
-    kpi_key,
-    partial_record,
-    reset_record,
 )
 from stream.incident_model import IncidentChange
 from stream.lifecycle import Outcome
 from stream.order_eta import ETA_EXTENSION, order_eta
 from stream.replay import replay_of
-from stream.sinks.line_protocol import line, point_time_ns
+from stream.sinks.line_protocol import incident_line, line
 from stream.sinks.outbox import Outbox
 from stream.sku_delay import DelayState, sku_key
 from stream.sla import SlaRules, load_sla_rules
 from stream.stage_api import Accepted, BatchContext, SourceRecord
+from stream.stages.delays_views import REPLAY_PREFIX, DelaysViews, Timeline, TrackedSku, iso
 from stream.stages.geo_stage import GeoStage
 from stream.stages.views_agent import install_views_owner
 from stream.sync_lag import SyncLag
@@ -93,19 +87,6 @@ class DelaysTopics:
     #: The views' two phases (``None``: this process sums the partials itself and
     #: publishes the global items; one process only).
     views: ViewsTopics | None = None
-
-
-@dataclass(slots=True)
-class _Sku:
-    """What the war-room outputs need of an in-flight SKU (kept from transitions, so the
-    once-a-second outputs cost a dict walk rather than a view of every tracked SKU)."""
-
-    order_id: str
-    partition: int
-    state: DelayState
-    region: str | None
-    carrier: str | None
-    warehouse: str | None
 
 
 def _received(record: SourceRecord, now: float) -> float:
@@ -129,42 +110,6 @@ def _merged(by_partition: Mapping[int, list[Accepted]], now: float, replay: bool
     return list(heapq.merge(*(by_partition[p] for p in sorted(by_partition)), key=time_of))
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-_REPLAY_PREFIX = "replay/"
-_MINUTE_NS = 60 * 1_000_000_000
-
-
-@dataclass
-class _Timeline:
-    """One clock's engine (live, or one replay) and what its war-room outputs last sent."""
-
-    replay: str | None
-    engine: DelaysEngine
-    skus: dict[str, _Sku] = field(default_factory=dict)
-    #: Per-partition counters of the views; ETA slips are known from the ETAs recomputed
-    #: since the worker started.
-    counters: ViewCounters = field(default_factory=ViewCounters)
-    #: SKUs whose contribution to the counters may have changed since they were updated.
-    touched: set[str] = field(default_factory=set)
-    #: What the last output published: a minute's points are written from it when the
-    #: minute closes, so they hold its final state (the war-room's time travel reads them).
-    published: Published = field(default_factory=Published)
-    last_minute: int | None = None
-    pending: bool = False
-    first_event: float | None = None  # a replay's earliest event time (its range in the war-room)
-    #: Order id -> end of its ETA window (epoch s): a window that has passed without a scan
-    #: is moved on by the tick (once a minute), so the page never promises the past.
-    eta_ends: dict[str, float] = field(default_factory=dict)
-    overdue_checked: float = 0.0
-
-    @property
-    def prefix(self) -> str:
-        return "" if self.replay is None else f"{_REPLAY_PREFIX}{self.replay}/"
-
-
 class DelaysStage:
     """See the module doc."""
 
@@ -185,7 +130,7 @@ class DelaysStage:
         self.interval_s = interval_s
         self.clock = clock
         #: Live traffic under ``None``, each replay under its id.
-        self.timelines: dict[str | None, _Timeline] = {None: _Timeline(None, DelaysEngine(rules))}
+        self.timelines: dict[str | None, Timeline] = {None: Timeline(None, DelaysEngine(rules))}
         self._core_partition = 0
         self._last_sent = -1e18
         #: Last WGS-84 position of each node (hub, station), for incident root causes.
@@ -193,22 +138,17 @@ class DelaysStage:
         self.sync_lag = SyncLag()
         #: Source partitions this worker owns (from restore, and from the traffic seen).
         self.partitions: set[int] = set()
-        #: Partitions to re-publish whole after a ``reset`` (restored), and partitions no
-        #: longer owned whose partials the local sum drops (no partials topic only).
-        self._republish: set[int] = set()
-        self._dropped: set[int] = set()
-        #: The second phase in this process when there is no partials topic.
-        self.local_views = ViewsOwner({}) if topics.views is None else None
+        self.views = DelaysViews(topics.warroom, topics.views, geo)
 
     @property
     def engine(self) -> DelaysEngine:
         """The live engine."""
         return self.timelines[None].engine
 
-    def _timeline(self, replay: str | None, now: datetime) -> _Timeline:
+    def _timeline(self, replay: str | None, now: datetime) -> Timeline:
         timeline = self.timelines.get(replay)
         if timeline is None:
-            timeline = self.timelines[replay] = _Timeline(replay, DelaysEngine(self.rules, replay))
+            timeline = self.timelines[replay] = Timeline(replay, DelaysEngine(self.rules, replay))
             # its clock waits for every partition of the worker (a silent one for idle_after)
             timeline.engine.expect_partitions(self.partitions, now)
         return timeline
@@ -226,18 +166,18 @@ class DelaysStage:
     async def restore(self, entries: Mapping[str, Any], partitions: set[int]) -> None:
         by_replay: dict[str | None, dict[str, Any]] = {None: {}}
         for name, value in entries.items():
-            if name.startswith(_REPLAY_PREFIX):
-                import_id, _, rest = name[len(_REPLAY_PREFIX) :].partition("/")
+            if name.startswith(REPLAY_PREFIX):
+                import_id, _, rest = name[len(REPLAY_PREFIX) :].partition("/")
                 by_replay.setdefault(import_id, {})[rest] = value
             else:
                 by_replay[None][name] = value
         self._core_partition = min(partitions) if partitions else 0
-        self._dropped |= self.partitions - partitions
+        self.views.dropped |= self.partitions - partitions
         self.partitions = set(partitions)
-        self._republish = set(partitions)
+        self.views.republish = set(partitions)
         self.timelines = {}
         for replay, found in by_replay.items():
-            timeline = self.timelines[replay] = _Timeline(replay, DelaysEngine.from_entries(self.rules, found, replay))
+            timeline = self.timelines[replay] = Timeline(replay, DelaysEngine.from_entries(self.rules, found, replay))
             timeline.engine.expect_partitions(partitions)
             core = found.get("core") or {}
             timeline.first_event = core.get("first_event")
@@ -246,11 +186,11 @@ class DelaysStage:
                 sku = engine.tracker.get(sku_key(view.order_id, view.sku))
                 if not view.closed and sku is not None:
                     lane = view.lane
-                    timeline.skus[sku_key(view.order_id, view.sku)] = _Sku(
+                    timeline.skus[sku_key(view.order_id, view.sku)] = TrackedSku(
                         view.order_id, sku.partition, view.state, lane.region, lane.carrier, lane.warehouse
                     )
             timeline.touched = set(timeline.skus)  # the counters, once from the restored state
-            self._refresh(timeline)
+            self.views.refresh(timeline)
             timeline.pending = True
 
     async def process(self, ctx: BatchContext) -> None:
@@ -330,7 +270,7 @@ class DelaysStage:
         self._etas(ctx, timeline, result, overdue)
 
     def _etas(
-        self, ctx: BatchContext, timeline: _Timeline, result: DelaysResult, scanned: Mapping[str, int | None]
+        self, ctx: BatchContext, timeline: Timeline, result: DelaysResult, scanned: Mapping[str, int | None]
     ) -> None:
         """Recompute the ``eta`` extension of the orders scanned (``scanned``: order id ->
         the UTC offset of its events, minutes) or whose delay state changed."""
@@ -364,7 +304,7 @@ class DelaysStage:
                 ctx.update_order(order.with_extension(ETA_EXTENSION, new))
 
     # -- inputs -------------------------------------------------------------------
-    def _inputs(self, timeline: _Timeline, items: list[Accepted]) -> list[OrderEvent | IllegalTransition]:
+    def _inputs(self, timeline: Timeline, items: list[Accepted]) -> list[OrderEvent | IllegalTransition]:
         out: list[OrderEvent | IllegalTransition] = []
         fixes = self.geo.batch
         for item in items:
@@ -381,7 +321,7 @@ class DelaysStage:
             if change.after.status in CLOSED:  # the SKU's status, not a late event's
                 timeline.skus.pop(key, None)
             elif key not in timeline.skus:
-                timeline.skus[key] = _Sku(
+                timeline.skus[key] = TrackedSku(
                     event.order_id,
                     item.record.partition,
                     DelayState.ON_TRACK,
@@ -397,7 +337,7 @@ class DelaysStage:
         return out
 
     # -- outputs ------------------------------------------------------------------
-    def _publish(self, ctx: BatchContext, timeline: _Timeline, result: DelaysResult) -> None:
+    def _publish(self, ctx: BatchContext, timeline: Timeline, result: DelaysResult) -> None:
         # A detector emits all events of an evaluation slot together (one ``at``), several
         # with the same tags: their rank among them keeps their points apart.
         ranks: Counter[float] = Counter()
@@ -415,13 +355,13 @@ class DelaysStage:
             if known is None:
                 tracked = timeline.engine.tracker.get(transition.key)
                 partition = tracked.partition if tracked is not None else self._core_partition
-                timeline.skus[transition.key] = _Sku(
+                timeline.skus[transition.key] = TrackedSku(
                     transition.order_id, partition, transition.state, lane.region, lane.carrier, lane.warehouse
                 )
             else:
                 known.state = transition.state
                 known.region, known.carrier, known.warehouse = lane.region, lane.carrier, lane.warehouse
-        self._refresh(timeline)
+        self.views.refresh(timeline)
         self._persist(ctx, timeline)
         if result.transitions or result.incidents:
             timeline.pending = True
@@ -440,11 +380,11 @@ class DelaysStage:
         if now - self._last_sent < self.interval_s:
             return
         self._last_sent = now
-        self._resets(ctx)
+        self.views.resets(ctx)
         for timeline in self.timelines.values():
             if timeline.pending:
                 timeline.pending = False
-                self._views_out(ctx, timeline)
+                self.views.publish(ctx, timeline, self.partitions)
         for figures in self.sync_lag.window(ctx.now.timestamp()):
             item = {
                 "type": "sync_lag",
@@ -452,7 +392,7 @@ class DelaysStage:
                 "source": figures.source,
                 **figures.fields(),
                 "window_s": self.sync_lag.window_s,
-                "at": _iso(ctx.now),
+                "at": iso(ctx.now),
             }
             ctx.emit(self.topics.warroom, orjson.dumps(item), f"sync_lag/{figures.source}".encode())
 
@@ -468,19 +408,9 @@ class DelaysStage:
         ctx.emit(self.topics.incidents, value, incident.kafka_key)
         if self.topics.alert_inputs is not None:
             ctx.emit(self.topics.alert_inputs, value, incident.kafka_key, partition=0)
-        point = incident.to_influx()
-        # What the war-room's time travel draws of an incident as of a past minute.
-        where = {**(record.get("location") or {}), **root}
-        fields = {
-            **point["fields"],
-            "title": record.get("title"),
-            "opened_at": record.get("opened_at"),
-            "lat": where.get("lat"),
-            "lon": where.get("lon"),
-        }
-        ctx.lines.append(line("incidents", point["tags"], fields, point_time_ns(point["time_ns"], rank)))
+        ctx.lines.append(incident_line(incident, record, rank))
 
-    def _persist(self, ctx: BatchContext, timeline: _Timeline) -> None:
+    def _persist(self, ctx: BatchContext, timeline: Timeline) -> None:
         engine = timeline.engine
         for key, value in engine.take_dirty().items():
             partition = self._core_partition
@@ -496,91 +426,6 @@ class DelaysStage:
                 ctx.stage_delete(self.name, timeline.prefix + key, partition)
             else:
                 ctx.stage_put(self.name, timeline.prefix + key, value, partition)
-
-    # -- the war-room views (stream.global_views) -----------------------------------------
-    def _refresh(self, timeline: _Timeline) -> None:
-        """Put the touched SKUs' contributions into the counters (old out, new in)."""
-        counters, skus, live = timeline.counters, timeline.skus, timeline.replay is None
-        for key in timeline.touched:
-            sku = skus.get(key)
-            if sku is None:
-                counters.set(key, None)
-                continue
-            fix = self.geo.fix_of(key) if live else None  # a replay is left out of the heatmap
-            cells = tuple((res, cell, fix.region) for res, cell in fix.cells) if fix is not None else ()
-            counters.set(
-                key,
-                Contribution(
-                    sku.partition, sku.order_id, sku.state.value, (sku.region, sku.carrier, sku.warehouse), cells
-                ),
-            )
-        timeline.touched.clear()
-
-    def _resets(self, ctx: BatchContext) -> None:
-        """After a restore: drop the partials of the partitions restored (and, summing
-        locally, of those no longer owned) before they are published whole again."""
-        for partition in sorted(self._republish | self._dropped):
-            record = reset_record(partition)
-            views = self.topics.views
-            if views is None:
-                self._publish_global(ctx, self._local_apply(record))
-            elif partition in self._republish:
-                for target in range(views.partitions):
-                    ctx.emit(
-                        views.partials,
-                        orjson.dumps(record),
-                        f"reset/{partition}".encode(),
-                        partition=target,
-                        source_partition=partition,
-                    )
-        self._republish.clear()
-        self._dropped.clear()
-
-    def _local_apply(self, record: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        assert self.local_views is not None
-        return self.local_views.apply(record, 0)
-
-    def _publish_global(self, ctx: BatchContext, items: Mapping[str, dict[str, Any]]) -> None:
-        for key, item in sorted(items.items()):
-            ctx.emit(self.topics.warroom, orjson.dumps(item), key.encode())
-
-    def _views_out(self, ctx: BatchContext, timeline: _Timeline) -> None:
-        watermark = timeline.engine.watermark()
-        if watermark is None:
-            return
-        minute = int(watermark.timestamp() // 60)
-        if minute != timeline.last_minute and timeline.last_minute is not None:
-            # the closed minute's final state
-            ctx.lines.extend(timeline.published.minute_lines(timeline.last_minute * _MINUTE_NS, timeline.replay))
-        partials = self._changed_partials(timeline, _iso(watermark))
-        if minute != timeline.last_minute:
-            timeline.last_minute = minute
-            ctx.lines.extend(timeline.published.minute_lines(minute * _MINUTE_NS, timeline.replay))
-        views = self.topics.views
-        if views is None:
-            changed: dict[str, dict[str, Any]] = {}
-            for source, item in partials:
-                changed.update(self._local_apply(partial_record(item, source)))
-            self._publish_global(ctx, changed)
-            return
-        for source, item in partials:
-            ctx.emit(
-                views.partials,
-                orjson.dumps(partial_record(item, source)),
-                item["key"].encode(),
-                source_partition=source,
-            )
-
-    def _changed_partials(self, timeline: _Timeline, at: str) -> list[tuple[int, dict[str, Any]]]:
-        # Every owned partition's KPIs, also unchanged ones: their time moves on.
-        sources = set() if timeline.replay is not None else self.partitions
-        extra: dict[str, Any] = {"at": at}
-        if timeline.replay is not None:
-            # a replay is shown in its own time range, as of its own clock
-            extra["replay"] = timeline.replay
-            if timeline.first_event is not None:
-                extra["from"] = _iso(datetime.fromtimestamp(timeline.first_event, UTC))
-        return timeline.published.changed(timeline.counters, kpi_key(timeline.replay), extra, sources)
 
 
 __all__ = ["DelaysStage", "DelaysTopics"]

@@ -14,6 +14,7 @@ from alerting.matchers import parse_matcher
 from alerting.schedules import Override, Rotation, Schedule
 from alerting.tier import Tier, next_tier
 from config.durations import parse_duration
+from stream.sinks.line_protocol import alert_event_line
 
 NY = ZoneInfo("America/New_York")
 
@@ -114,19 +115,16 @@ def test_history_record_for_topic_and_influx() -> None:
     )
     topic = record.to_dict()
     assert topic["event"] == "acked" and topic["by"] == "bob" and topic["at"] == "2025-03-03T10:00:00Z"
-    point = record.to_influx_point()
-    assert point["measurement"] == "alert_events"
-    assert point["tags"] == {"event": "acked", "tier": "P2", "kind": "hub_stall", "region": "east"}
-    assert point["fields"]["alert_id"] == "al-1"  # ids are fields, never tags
-    assert point["time"] == int(T0.timestamp()) * 1_000_000_000
-    line = record.to_line_protocol()
+    line = alert_event_line(record)
     assert line.startswith("alert_events,event=acked,kind=hub_stall,region=east,tier=P2 ")
-    assert 'detail="say \\"hi\\" there"' in line and line.endswith(f" {point['time']}")
+    assert 'alert_id="al-1"' in line  # ids are fields, never tags
+    time_ns = int(T0.timestamp()) * 1_000_000_000
+    assert 'detail="say \\"hi\\" there"' in line and line.endswith(f" {time_ns}")
     # Alerts of one kind and region fired at one instant (by one call, or by two calls
     # given the same now) share tags and time: distinct times keep their points apart.
     fired = [record.model_copy(update={"record_id": f"al-{n}/r1", "alert_id": f"al-{n}"}) for n in range(3)]
     stamps = HistoryTimes()
-    times = [int(lp.rsplit(" ", 1)[1]) for lp in stamps.lines(fired[:2]) + stamps.lines(fired[2:])]
-    assert times == [point["time"] + n for n in range(3)]
+    times = stamps.times(fired[:2]) + stamps.times(fired[2:])
+    assert times == [time_ns + n for n in range(3)]
     later = record.model_copy(update={"at": T0 + timedelta(seconds=1)})
-    assert stamps.lines([later]) == [later.to_line_protocol()]  # back on its own time
+    assert stamps.times([later]) == [later.time_ns]  # back on its own time

@@ -10,6 +10,7 @@ import h3
 
 from stream.incident_detector import IncidentDetector
 from stream.incident_model import PART_SEP, ClusterItem, IncidentSettings
+from stream.sinks.line_protocol import incident_line
 
 MIN = 60.0
 CARRIERS = ("SF", "ZTO", "YTO")
@@ -145,7 +146,6 @@ def test_detector_snapshot_round_trip_continues_identically() -> None:
         for i in range(200, 400):
             det.observe_flow(i * 10.0, {"device_id": (f"D{i % 7}",), "source": ("pda",)})
     assert [e.record for e in a.advance(4000.0)] == [e.record for e in b.advance(4000.0)]
-    point = first[0].to_influx()
-    assert point["measurement"] == "order_incidents"
-    assert point["tags"] == {"kind": "data_quality", "dimension": "device_id", "state": "open"}
-    assert point["fields"]["current"] >= 5 and point["time_ns"] == 1_800_000_000_000
+    point = incident_line(first[0], first[0].record, 0)
+    assert point.startswith("incidents,dimension=device_id,kind=data_quality,state=open ")
+    assert "current=" in point and point.endswith(" 1800000000000")
