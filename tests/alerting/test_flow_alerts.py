@@ -17,6 +17,8 @@ from alerting.decisions import NotificationKind
 from alerting.incident import IncidentEvent
 from alerting.messages import MessageContext, render
 from alerting.tier import Condition, Tier, TierPolicy
+from alerting.titles import boundary_places
+from dashboard.warroom import live, titles
 from stream.flow_incidents import DROP, SURGE, Finding, FlowIncidents, InFlight
 from stream.incident_model import AREA, Signature
 from stream.stages.alerting_agent import incident_from_record
@@ -200,3 +202,14 @@ def test_a_message_of_flow_and_delay_incidents_totals_only_the_counted_orders() 
     )
     assert "Impact: 12 orders, 14 SKUs, value 0.00." in text
     assert "HZ-3 hub: scans at 0% of normal for 3 min" in text
+
+
+def test_the_war_room_names_an_area_flow_incident_by_its_province_too() -> None:
+    cell = h3.latlng_to_cell(30.27, 120.16, 4)
+    incidents = FlowIncidents(STEP, resolve_after=300.0)
+    [opened] = incidents.update(NOW.timestamp(), [drop(0, 90.0, sig=Signature(AREA, (cell,)))])
+    record = opened.record
+    shown = live.incidents({"items": {record["incident_id"]: record}}, None)[0]
+    # places that cannot name a cell (as for a cell whose centre is at sea): the record's region does
+    assert titles.incident_title(shown, boundary_places(), "zh-CN") == "浙江一带：扫描中断"
+    assert titles.incident_title(shown, boundary_places(), "en") == "Around Zhejiang: scans stopped"
