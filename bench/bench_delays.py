@@ -31,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from state_workload import ROUTE  # same directory: one line's route through two hubs
+
 from stream.contract import OrderEvent, SkuClass, Status
 from stream.delays_engine import DelaysEngine
 from stream.sla import load_sla_rules
@@ -42,18 +44,6 @@ HUBS = [f"HUB-{i:02d}" for i in range(24)]
 CARRIERS = ["SF", "ZTO", "YTO", "STO", "JD"]
 REGIONS = ["Zhejiang", "Jiangsu", "Shanghai", "Anhui", "Guangdong", "Sichuan", "Hubei", "Shandong"]
 CHANNELS = ["tmall", "jd", "douyin", "pdd"]
-ROUTE = [
-    Status.PAID,
-    Status.PICKED,
-    Status.PACKED,
-    Status.OUTBOUND_SCAN,
-    Status.LINEHAUL,
-    Status.HUB_ARRIVAL,
-    Status.LINEHAUL,
-    Status.HUB_ARRIVAL,
-    Status.OUT_FOR_DELIVERY,
-    Status.DELIVERED,
-]
 IN_TRANSIT_FROM = ROUTE.index(Status.LINEHAUL)
 OUTAGE_HUB = "HUB-03"
 

@@ -12,19 +12,12 @@ from orderradar.simulator.durations import CHINA_TZ
 from orderradar.simulator.generator import TrafficGenerator, TrafficProfile
 from orderradar.simulator.rates import orders_per_day_for
 from stream.contract import Status
+from stream.progress import LADDER
 
 #: 14:07 UTC = 22:07 in China.
 WALL = datetime(2026, 12, 7, 14, 7, 46, 123456, tzinfo=UTC)
-#: Every stage a parcel can be in between payment and delivery.
-STAGES = {
-    Status.PAID,
-    Status.PICKED,
-    Status.PACKED,
-    Status.OUTBOUND_SCAN,
-    Status.LINEHAUL,
-    Status.HUB_ARRIVAL,
-    Status.OUT_FOR_DELIVERY,
-}
+#: Every stage a parcel can be in between payment and delivery: the ladder up to it, hubs included.
+STAGES = {*LADDER[: LADDER.index(Status.DELIVERED)], Status.HUB_ARRIVAL}
 
 
 def test_start_takes_a_time_of_day_in_china_at_most_a_day_back():
