@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from stages_scenario import Sent
+from stream_harness import influx_query
 from test_stages_worker import read_values
 from websockets.asyncio.client import connect
 
@@ -133,23 +133,14 @@ async def produce(settings: Settings, sent: list[Sent]) -> None:
         await producer.stop()
 
 
-def influx(settings: Settings, query: str) -> list[list[Any]]:
-    response = httpx.get(f"{settings.influx_url}/query", params={"db": settings.influx_db, "q": query}, timeout=30)
-    response.raise_for_status()
-    result = response.json()["results"][0]
-    assert "error" not in result, (query, result)
-    series = result.get("series") or []
-    return [row for s in series for row in s["values"]]
-
-
 def fence_events(settings: Settings) -> set[tuple[str, str, str, str]]:
     """``(order_id, entity, event, fence_id)`` of every ``geofence_events`` point."""
-    rows = influx(settings, 'SELECT "order_id", "entity", "event", "fence_id" FROM "geofence_events"')
+    rows = influx_query(settings, 'SELECT "order_id", "entity", "event", "fence_id" FROM "geofence_events"')
     return {(r[1], r[2], r[3], r[4]) for r in rows}
 
 
 def geofence_advances(settings: Settings) -> list[list[Any]]:
-    return influx(settings, """SELECT "event_id", "order_id" FROM "sku_events" WHERE "source" = 'geofence'""")
+    return influx_query(settings, """SELECT "event_id", "order_id" FROM "sku_events" WHERE "source" = 'geofence'""")
 
 
 def latest_update(settings: Settings, order_id: str) -> dict[str, Any] | None:
@@ -218,7 +209,7 @@ def test_worker_geofences_enter_dwell_exit_advance_nearby_reload_gcj(stack_setti
         timeline = update["skus"]["S1"]["timeline"]
         assert [e["status"] for e in timeline if e.get("source") == "geofence"] == ["hub_arrival"]
         # The exit fed the dwell heatmap (20 minutes inside, to the exit fix).
-        dwell = influx(settings, """SELECT "count", "total_s" FROM "dwell" WHERE "source" = 'geofence'""")
+        dwell = influx_query(settings, """SELECT "count", "total_s" FROM "dwell" WHERE "source" = 'geofence'""")
         assert [row[1:] for row in dwell] == [[1, 1800.0]]
         with InfluxHistory.from_settings(settings) as history:  # what the war-room's dwell heatmap reads
             heat = history.dwell(TimeWindow(start, start + timedelta(hours=3)))
@@ -237,13 +228,13 @@ def test_worker_geofences_enter_dwell_exit_advance_nearby_reload_gcj(stack_setti
         )
         asyncio.run(produce(settings, [*sent, sentinel]))
         wait_until(
-            lambda: influx(settings, """SELECT "event_id" FROM "sku_events" WHERE "event_id" = 'G1-6'"""),
+            lambda: influx_query(settings, """SELECT "event_id" FROM "sku_events" WHERE "event_id" = 'G1-6'"""),
             timeout=60,
             interval=0.5,
             what="the sentinel after the replayed records",
         )
         assert [row[1:] for row in geofence_advances(settings)] == [["geofence:HUB-GF:S1", "G1"]]
-        enters = influx(
+        enters = influx_query(
             settings,
             """SELECT "order_id" FROM "geofence_events" WHERE "event" = 'enter' """
             """AND "entity" = 'sku' AND "fence" = 'HUB-GF'""",
@@ -295,7 +286,7 @@ def test_worker_geofences_enter_dwell_exit_advance_nearby_reload_gcj(stack_setti
         query = """SELECT "dwell_s" FROM "geofence_events" WHERE "event" = 'exit' AND "fence" = 'customer_area'"""
         try:
             exits = wait_until(
-                lambda: influx(settings, query),
+                lambda: influx_query(settings, query),
                 timeout=90,
                 interval=0.5,
                 what="the exit from the customer area after a restart",
