@@ -51,32 +51,29 @@ def _where(window: TimeWindow | None) -> str:
     return f" WHERE time >= '{_instant(window.start)}' AND time < '{_instant(window.end)}'"
 
 
+def _grouped(
+    select: str, measurement: str, window: TimeWindow | None, by: str, allowed: tuple[str, ...], what: str
+) -> str:
+    """``SELECT <select> FROM <measurement>`` in ``window`` grouped by the tag ``by``, one of ``allowed``."""
+    if by not in allowed:
+        raise ValueError(f"cannot break {what} down by {by!r}; choose one of {allowed}")
+    return f'SELECT {select} FROM "{measurement}"{_where(window)} GROUP BY "{by}"'
+
+
 def missing_scans_query(window: TimeWindow | None, by: ScanDimension) -> str:
-    if by not in SCAN_DIMENSIONS:
-        raise ValueError(f"cannot break missing scans down by {by!r}; choose one of {SCAN_DIMENSIONS}")
-    return (
-        f'SELECT sum("scans") AS "scans", sum("missing") AS "missing" FROM "{MISSING_SCANS}"'
-        f'{_where(window)} GROUP BY "{by}"'
-    )
+    select = 'sum("scans") AS "scans", sum("missing") AS "missing"'
+    return _grouped(select, MISSING_SCANS, window, by, SCAN_DIMENSIONS, "missing scans")
 
 
 def away_query(window: TimeWindow | None, by: StopDimension) -> str:
-    if by not in STOP_DIMENSIONS:
-        raise ValueError(f"cannot break deliveries down by {by!r}; choose one of {STOP_DIMENSIONS}")
-    return (
-        f'SELECT count("distance_m") AS "delivered", sum("away") AS "away" FROM "{DELIVERY_DISTANCE}"'
-        f'{_where(window)} GROUP BY "{by}"'
-    )
+    select = 'count("distance_m") AS "delivered", sum("away") AS "away"'
+    return _grouped(select, DELIVERY_DISTANCE, window, by, STOP_DIMENSIONS, "deliveries")
 
 
 def limits_query(window: TimeWindow | None, by: StopDimension) -> str:
     """The distance limits the deliveries were judged against (it is configurable)."""
-    if by not in STOP_DIMENSIONS:
-        raise ValueError(f"cannot break deliveries down by {by!r}; choose one of {STOP_DIMENSIONS}")
-    return (
-        f'SELECT min("limit_m") AS "limit_min", max("limit_m") AS "limit_max" FROM "{DELIVERY_DISTANCE}"'
-        f'{_where(window)} GROUP BY "{by}"'
-    )
+    select = 'min("limit_m") AS "limit_min", max("limit_m") AS "limit_max"'
+    return _grouped(select, DELIVERY_DISTANCE, window, by, STOP_DIMENSIONS, "deliveries")
 
 
 def _tagged(raw: pd.DataFrame, by: str) -> pd.DataFrame:

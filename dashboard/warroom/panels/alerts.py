@@ -19,7 +19,7 @@ from dashboard.warroom import ids, live, titles
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.i18n import label, normalise
 from dashboard.warroom.localtime import local_text
-from dashboard.warroom.widgets import clientside, muted, panel, tier_chip
+from dashboard.warroom.widgets import action_feedback, clientside, muted, panel, tier_chip
 
 #: Roles the gateway lets act on alerts (``dashboard.gateway.staff.ROLE_PERMISSIONS``).
 ACTING_ROLES = frozenset({"manager", "on-call"})
@@ -119,14 +119,8 @@ def silence_lines(silence_store: Any, lang: str, tz: str = "UTC") -> list[html.D
 
 def feedback(result: dict[str, Any] | None, lang: str) -> tuple[str, str]:
     """Text and CSS class for the answer to the last action."""
-    if not result:
-        return "", "feedback"
-    body = result.get("body") or {}
-    subject = f"{result.get('action')} {result.get('alert') or ''}".strip()
-    if result.get("ok"):
-        return f"{label(lang, 'alerts.done')}: {subject} ({result.get('status')})", "feedback ok"
-    detail = body.get("detail") or body.get("error") or ""
-    return f"{label(lang, 'alerts.failed')}: {subject} · {result.get('status')} {detail}", "feedback error"
+    subject = f"{result.get('action')} {result.get('alert') or ''}".strip() if result else ""
+    return action_feedback(result, lang, subject)
 
 
 def layout(deps: WarroomDeps) -> html.Section:

@@ -8,6 +8,7 @@ cannot answer, the panel says so instead of failing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, cast
 
@@ -28,7 +29,7 @@ from dashboard.warroom.quality_history import (
     deliveries_away,
     missing_scans,
 )
-from dashboard.warroom.widgets import muted, panel, text
+from dashboard.warroom.widgets import muted, panel, segmented, text, unavailable_text
 
 RANGE = "dq-range"
 SCANS_BY = "dq-scans-by"
@@ -49,37 +50,19 @@ REFRESH_MS = 60_000
 
 def layout(deps: WarroomDeps) -> html.Section:
     tools = [
-        dcc.RadioItems(
-            id=RANGE,
-            value=DEFAULT_RANGE,
-            inline=True,
-            className="segmented",
-            options=[{"label": text(f"dq.range.{k}", "dq-range"), "value": k} for k in RANGES],
-        ),
+        segmented(RANGE, DEFAULT_RANGE, RANGES, "dq.range", "dq-range"),
     ]
     scans = html.Div(
         [
             html.H3(text("dq.missing_scans", "dq")),
-            dcc.RadioItems(
-                id=SCANS_BY,
-                value="source",
-                inline=True,
-                className="segmented",
-                options=[{"label": text(f"dq.by.{d}", "dq-scans-by"), "value": d} for d in SCAN_DIMENSIONS],
-            ),
+            segmented(SCANS_BY, "source", SCAN_DIMENSIONS, "dq.by", "dq-scans-by"),
             html.Div(id=SCANS_TABLE),
         ]
     )
     stops = html.Div(
         [
             html.H3(text("dq.away", "dq")),
-            dcc.RadioItems(
-                id=STOPS_BY,
-                value="courier",
-                inline=True,
-                className="segmented",
-                options=[{"label": text(f"dq.by.{d}", "dq-stops-by"), "value": d} for d in STOP_DIMENSIONS],
-            ),
+            segmented(STOPS_BY, "courier", STOP_DIMENSIONS, "dq.by", "dq-stops-by"),
             html.Div(id=STOPS_TABLE),
         ]
     )
@@ -123,37 +106,25 @@ def tables(
     span = RANGES.get(range_key, RANGES[DEFAULT_RANGE])
     window = TimeWindow.last(span, deps.clock()) if span is not None else None
     source = cast(QuerySource, deps.history)
+    # (query, its value columns and their label keys) of each table, beside the grouping column
+    wanted: list[tuple[Callable[[], pd.DataFrame], str, list[tuple[str, str]]]] = [
+        (
+            lambda: missing_scans(source, window, scans_by),
+            scans_by,
+            [("missing", "dq.missing"), ("scans", "dq.scans"), ("rate", "dq.rate")],
+        ),
+        (
+            lambda: deliveries_away(source, window, stops_by),
+            stops_by,
+            [("away", "dq.away_count"), ("delivered", "dq.delivered"), ("away_rate", "dq.rate")],
+        ),
+    ]
     out: list[Any] = []
-    try:
-        out.append(
-            table(
-                missing_scans(source, window, scans_by),
-                [
-                    (scans_by, f"dq.by.{scans_by}"),
-                    ("missing", "dq.missing"),
-                    ("scans", "dq.scans"),
-                    ("rate", "dq.rate"),
-                ],
-                lang,
-            )
-        )
-    except HistoryError as exc:
-        out.append(muted(f"{label(lang, 'history.unavailable')}: {str(exc)[:80]}"))
-    try:
-        out.append(
-            table(
-                deliveries_away(source, window, stops_by),
-                [
-                    (stops_by, f"dq.by.{stops_by}"),
-                    ("away", "dq.away_count"),
-                    ("delivered", "dq.delivered"),
-                    ("away_rate", "dq.rate"),
-                ],
-                lang,
-            )
-        )
-    except HistoryError as exc:
-        out.append(muted(f"{label(lang, 'history.unavailable')}: {str(exc)[:80]}"))
+    for query, by, columns in wanted:
+        try:
+            out.append(table(query(), [(by, f"dq.by.{by}"), *columns], lang))
+        except HistoryError as exc:
+            out.append(muted(unavailable_text(lang, exc)))
     return out[0], out[1]
 
 

@@ -25,7 +25,7 @@ from dashboard.warroom import ids
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError
 from dashboard.warroom.i18n import label, normalise
-from dashboard.warroom.widgets import attributes, muted, panel, text
+from dashboard.warroom.widgets import attributes, muted, panel, segmented, text
 
 # Component ids of this panel (kept beside the only panel that uses them).
 SINCE = "delivery-since"
@@ -45,13 +45,7 @@ def layout(deps: WarroomDeps) -> html.Section:
         html.Span(text("delivery.until", "delivery"), className="muted"),
         dcc.Input(id=UNTIL, type="text", value=until.isoformat(), debounce=True, size="10"),
         html.Span(text("delivery.by", "delivery"), className="muted"),
-        dcc.RadioItems(
-            id=BY,
-            value="region",
-            inline=True,
-            className="segmented",
-            options=[{"label": text(f"delivery.by.{d}", "delivery-by"), "value": d} for d in GROUP_BY],
-        ),
+        segmented(BY, "region", GROUP_BY, "delivery.by", "delivery-by"),
         html.Button(text("delivery.refresh", "delivery"), id=REFRESH, className="btn btn-ghost"),
     ]
     return panel("delivery.title", "delivery", html.Div(id=TABLE), extra=tools, class_name="panel-delivery")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from dash import ALL, ClientsideFunction, Dash, Input, Output, State, callback_context, dcc, html, no_update
+from dash import ALL, Dash, Input, Output, State, callback_context, dcc, html, no_update
 
 from dashboard.warroom import ids, live, zone_drafts
 from dashboard.warroom.deps import WarroomDeps
@@ -20,7 +20,7 @@ from dashboard.warroom.history import HistoryError, TimeWindow
 from dashboard.warroom.i18n import DEFAULT_LANGUAGE, label, normalise
 from dashboard.warroom.localtime import local_text
 from dashboard.warroom.map_figures import REASONS, reason_text
-from dashboard.warroom.widgets import clientside, muted, panel, text
+from dashboard.warroom.widgets import InBrowser, action_feedback, in_browser, muted, panel, text
 
 AFFECTED_SPAN = timedelta(hours=6)
 AFFECTED_SHOWN = 40
@@ -217,31 +217,35 @@ def register(app: Dash, deps: WarroomDeps) -> None:
             )
         return label(lang, "zones.no_draft"), ""
 
-    clientside(
+    # The form's default window, and the gateway calls (assets/warroom_actions.js).
+    in_browser(
         app,
-        ClientsideFunction("warroom_actions", "defaultWindow"),
-        Output(ids.ZONE_FROM, "value"),
-        Output(ids.ZONE_UNTIL, "value"),
-        Input(ids.ZONE_FROM, "id"),
-    )
-    clientside(
-        app,
-        ClientsideFunction("warroom_actions", "saveZone"),
-        Output(ids.ZONE_RESULT, "data"),
-        Input(ids.ZONE_SAVE, "n_clicks"),
-        State(ids.ZONE_DRAFT, "data"),
-        State(ids.ZONE_NAME, "value"),
-        State(ids.ZONE_REASON, "value"),
-        State(ids.ZONE_FROM, "value"),
-        State(ids.ZONE_UNTIL, "value"),
-        prevent_initial_call=True,
-    )
-    clientside(
-        app,
-        ClientsideFunction("warroom_actions", "deleteZone"),
-        Output(ids.ZONE_RESULT, "data", allow_duplicate=True),
-        Input(ids.zone_delete(ALL), "n_clicks"),
-        prevent_initial_call=True,
+        [
+            InBrowser(
+                ("warroom_actions", "defaultWindow"),
+                [Output(ids.ZONE_FROM, "value"), Output(ids.ZONE_UNTIL, "value")],
+                [Input(ids.ZONE_FROM, "id")],
+            ),
+            InBrowser(
+                ("warroom_actions", "saveZone"),
+                [Output(ids.ZONE_RESULT, "data")],
+                [Input(ids.ZONE_SAVE, "n_clicks")],
+                [
+                    State(ids.ZONE_DRAFT, "data"),
+                    State(ids.ZONE_NAME, "value"),
+                    State(ids.ZONE_REASON, "value"),
+                    State(ids.ZONE_FROM, "value"),
+                    State(ids.ZONE_UNTIL, "value"),
+                ],
+                prevent_initial_call=True,
+            ),
+            InBrowser(
+                ("warroom_actions", "deleteZone"),
+                [Output(ids.ZONE_RESULT, "data", allow_duplicate=True)],
+                [Input(ids.zone_delete(ALL), "n_clicks")],
+                prevent_initial_call=True,
+            ),
+        ],
     )
 
     @app.callback(
@@ -253,13 +257,6 @@ def register(app: Dash, deps: WarroomDeps) -> None:
     )
     def feedback(result: Any, lang: str | None) -> tuple[str, str]:
         lang = normalise(lang)
-        if not result:
-            return "", "feedback"
-        body = result.get("body") or {}
-        if body.get("error") == "no_draft":
+        if ((result or {}).get("body") or {}).get("error") == "no_draft":
             return label(lang, "zones.no_draft"), "feedback error"
-        if result.get("ok"):
-            return f"{label(lang, 'alerts.done')} ({result.get('status')})", "feedback ok"
-        problems = "; ".join(f"{p.get('field')}: {p.get('problem')}" for p in body.get("problems") or ())
-        detail = problems or body.get("detail") or body.get("error") or ""
-        return f"{label(lang, 'alerts.failed')}: {result.get('status')} {detail}", "feedback error"
+        return action_feedback(result, lang)

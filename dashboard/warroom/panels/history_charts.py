@@ -24,7 +24,7 @@ from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import DIMENSIONS, Dimension, HistoryError, TimeWindow
 from dashboard.warroom.i18n import DEFAULT_LANGUAGE, label, normalise
 from dashboard.warroom.localtime import zone
-from dashboard.warroom.widgets import clientside, panel, text
+from dashboard.warroom.widgets import clientside, panel, segmented, text, unavailable_text
 
 RANGES: dict[str, timedelta] = {
     "15m": timedelta(minutes=15),
@@ -40,21 +40,9 @@ REFRESH_MS = 60_000
 def layout(deps: WarroomDeps) -> html.Section:
     tools = [
         html.Span(text("history.range", "history"), className="muted"),
-        dcc.RadioItems(
-            id=ids.HISTORY_RANGE,
-            value=DEFAULT_RANGE,
-            inline=True,
-            className="segmented",
-            options=[{"label": text(f"history.range.{k}", "history-range"), "value": k} for k in RANGES],
-        ),
+        segmented(ids.HISTORY_RANGE, DEFAULT_RANGE, RANGES, "history.range", "history-range"),
         html.Span(text("history.by", "history"), className="muted"),
-        dcc.RadioItems(
-            id=ids.HISTORY_DELAY_BY,
-            value="region",
-            inline=True,
-            className="segmented",
-            options=[{"label": text(f"history.by.{d}", "history-by"), "value": d} for d in DIMENSIONS],
-        ),
+        segmented(ids.HISTORY_DELAY_BY, "region", DIMENSIONS, "history.by", "history-by"),
         html.Button(text("history.refresh", "history"), id=ids.HISTORY_REFRESH, className="btn btn-ghost"),
     ]
     blank = theme.empty_figure(label(DEFAULT_LANGUAGE, "history.no_data"))
@@ -105,7 +93,7 @@ def history_figures(
         try:
             out.append(build())
         except HistoryError as exc:
-            out.append(theme.empty_figure(f"{label(lang, 'history.unavailable')}: {str(exc)[:80]}"))
+            out.append(theme.empty_figure(unavailable_text(lang, exc)))
     return out[0], out[1], out[2]
 
 

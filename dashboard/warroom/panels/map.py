@@ -20,14 +20,14 @@ from typing import Any
 
 import h3
 import pandas as pd
-from dash import ClientsideFunction, Dash, Input, Output, Patch, State, callback_context, dcc, html, no_update
+from dash import Dash, Input, Output, Patch, State, callback_context, dcc, html, no_update
 
 from dashboard.warroom import ids, live, map_figures, theme, titles
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError, TimeWindow
 from dashboard.warroom.i18n import label, normalise
 from dashboard.warroom.localtime import localised
-from dashboard.warroom.widgets import clientside, muted, text
+from dashboard.warroom.widgets import InBrowser, in_browser, muted, segmented, text
 
 #: Hexagon resolution of the national view (~12,000 km2 cells) and of a province (~250 km2).
 NATIONAL_RES = 3
@@ -40,16 +40,7 @@ CELL_ORDERS_SHOWN = 50
 
 
 def layout(deps: WarroomDeps) -> html.Section:
-    mode = dcc.RadioItems(
-        id=ids.MAP_MODE,
-        value="hex",
-        inline=True,
-        className="segmented",
-        options=[
-            {"label": text("map.mode.hex", "map-mode"), "value": "hex"},
-            {"label": text("map.mode.province", "map-mode"), "value": "province"},
-        ],
-    )
+    mode = segmented(ids.MAP_MODE, "hex", ("hex", "province"), "map.mode", "map-mode")
     layers = dcc.Checklist(
         id=ids.MAP_LAYERS,
         value=["incidents", "zones"],
@@ -298,58 +289,34 @@ def cell_orders_table(frame: pd.DataFrame, cell: str, lang: str, tz: str = "UTC"
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
+    # Named dependencies arrive as keywords: what update_map does not take itself is scene_of's
+    # arguments, named once (cells and redraw only trigger; the heatmap store holds the cells).
     @app.callback(
-        Output(ids.MAP_GRAPH, "figure"),
-        Output(ids.MAP_RENDERED, "data"),
-        Input(ids.MAP_CELLS, "data"),
-        Input(ids.MAP_REDRAW, "data"),
-        Input(ids.MAP_MODE, "value"),
-        Input(ids.MAP_LAYERS, "value"),
-        Input(ids.MAP_VIEW, "data"),
-        Input(ids.INCIDENT_SELECTED, "data"),
-        Input(ids.live_store(live.INCIDENT), "data"),
-        Input(ids.live_store(live.ALERT), "data"),
-        Input(ids.live_store(live.DISRUPTION), "data"),
-        Input(ids.ZONE_DRAFT, "data"),
-        Input(ids.ORDER_ROUTE, "data"),
-        Input(ids.LANG, "data"),
-        State(ids.MAP_RENDERED, "data"),
-        State(ids.TIMEZONE, "data"),
-        State(ids.live_store(live.HEATMAP), "data"),
+        output=[Output(ids.MAP_GRAPH, "figure"), Output(ids.MAP_RENDERED, "data")],
+        inputs={
+            "cells": Input(ids.MAP_CELLS, "data"),
+            "redraw": Input(ids.MAP_REDRAW, "data"),
+            "mode": Input(ids.MAP_MODE, "value"),
+            "layers": Input(ids.MAP_LAYERS, "value"),
+            "view": Input(ids.MAP_VIEW, "data"),
+            "selected": Input(ids.INCIDENT_SELECTED, "data"),
+            "incident_store": Input(ids.live_store(live.INCIDENT), "data"),
+            "alert_store": Input(ids.live_store(live.ALERT), "data"),
+            "zone_store": Input(ids.live_store(live.DISRUPTION), "data"),
+            "draft": Input(ids.ZONE_DRAFT, "data"),
+            "route": Input(ids.ORDER_ROUTE, "data"),
+            "lang": Input(ids.LANG, "data"),
+        },
+        state={
+            "rendered": State(ids.MAP_RENDERED, "data"),
+            "tz": State(ids.TIMEZONE, "data"),
+            "heatmap": State(ids.live_store(live.HEATMAP), "data"),
+        },
     )
     def update_map(
-        _cells: Any,
-        _redraw: Any,
-        mode: str,
-        layers: list[str],
-        view: Any,
-        selected: str | None,
-        incident_store: Any,
-        alert_store: Any,
-        zone_store: Any,
-        draft: Any,
-        route: Any,
-        lang: str | None,
-        rendered: Any,
-        tz: str | None,
-        heatmap: Any,
+        cells: Any, redraw: Any, rendered: Any, lang: str | None, tz: str | None, **scene: Any
     ) -> tuple[Any, Any]:
-        scene = scene_of(
-            deps,
-            heatmap=heatmap,
-            mode=mode,
-            layers=layers,
-            view=view,
-            selected=selected,
-            incident_store=incident_store,
-            alert_store=alert_store,
-            zone_store=zone_store,
-            draft=draft,
-            route=route,
-            lang=normalise(lang),
-            tz=tz or "UTC",
-        )
-        return render(deps, scene, rendered)
+        return render(deps, scene_of(deps, **scene, lang=normalise(lang), tz=tz or "UTC"), rendered)
 
     @app.callback(
         Output(ids.MAP_VIEW, "data"),
@@ -417,18 +384,39 @@ def register(app: Dash, deps: WarroomDeps) -> None:
 
     # A live heatmap update: new colours in the browser, or (new cells) a changed key that
     # makes the server's update_map draw it.
-    clientside(
+    live_heatmap = Input(ids.live_store(live.HEATMAP), "data")
+    in_browser(
         app,
-        ClientsideFunction("warroom_views", "mapValues"),
-        Output(ids.MAP_GRAPH, "figure", allow_duplicate=True),
-        Output(ids.MAP_CELLS, "data"),
-        Output(ids.MAP_REDRAW, "data"),
-        Input(ids.live_store(live.HEATMAP), "data"),
-        State(ids.MAP_MODE, "value"),
-        State(ids.MAP_GRAPH, "figure"),
-        State(ids.MAP_CELLS, "data"),
-        State(ids.MAP_OUTSIDE, "data"),
-        prevent_initial_call="initial_duplicate",
+        [
+            InBrowser(
+                ("warroom_views", "mapValues"),
+                [
+                    Output(ids.MAP_GRAPH, "figure", allow_duplicate=True),
+                    Output(ids.MAP_CELLS, "data"),
+                    Output(ids.MAP_REDRAW, "data"),
+                ],
+                [live_heatmap],
+                [
+                    State(ids.MAP_MODE, "value"),
+                    State(ids.MAP_GRAPH, "figure"),
+                    State(ids.MAP_CELLS, "data"),
+                    State(ids.MAP_OUTSIDE, "data"),
+                ],
+                prevent_initial_call="initial_duplicate",
+            ),
+            # The coverage note under the map.
+            InBrowser(
+                ("warroom_views", "coverage"),
+                [Output(ids.MAP_COVERAGE, "children")],
+                [
+                    live_heatmap,
+                    Input(ids.live_store(live.KPIS), "data"),
+                    Input(ids.MAP_OUTSIDE, "data"),
+                    Input(ids.LANG, "data"),
+                ],
+                [State(ids.I18N_TABLE, "data")],
+            ),
+        ],
     )
 
     @app.callback(
@@ -436,17 +424,6 @@ def register(app: Dash, deps: WarroomDeps) -> None:
     )
     def outside(_cells: Any, heatmap: Any) -> dict[str, Any]:
         return region_cells(deps, heatmap)
-
-    clientside(
-        app,
-        ClientsideFunction("warroom_views", "coverage"),
-        Output(ids.MAP_COVERAGE, "children"),
-        Input(ids.live_store(live.HEATMAP), "data"),
-        Input(ids.live_store(live.KPIS), "data"),
-        Input(ids.MAP_OUTSIDE, "data"),
-        Input(ids.LANG, "data"),
-        State(ids.I18N_TABLE, "data"),
-    )
 
     @app.callback(
         Output(ids.MAP_GRAPH, "figure", allow_duplicate=True),

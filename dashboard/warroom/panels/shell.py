@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from dash import ALL, ClientsideFunction, Dash, Input, Output, State, dcc, html
+from dash import ALL, Dash, Input, Output, State, dcc, html
 
 from dashboard.warroom import ids, live
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.i18n import DEFAULT_LANGUAGE, EN, ZH, table
-from dashboard.warroom.widgets import clientside, text
+from dashboard.warroom.widgets import InBrowser, in_browser, text
 
 
 def stores() -> list[Any]:
@@ -57,49 +57,42 @@ def layout(deps: WarroomDeps) -> html.Header:
     )
 
 
+_TIME_ZONE = "function () { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; }"
+
+
 def register(app: Dash, deps: WarroomDeps) -> None:
-    clientside(
-        app, ClientsideFunction("warroom_live", "start"), Output(ids.LIVE_BOOT, "data"), Input(ids.LIVE_BOOT, "id")
-    )
-    clientside(
+    labels = State(ids.I18N_TABLE, "data")
+    in_browser(
         app,
-        "function () { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; }",
-        Output(ids.TIMEZONE, "data"),
-        Input(ids.TIMEZONE, "id"),
-    )
-
-    # On load ?lang=, else the remembered language, else the server's Accept-Language choice
-    # (<html lang>) sets the switch; the switch writes the remembered language
-    # (assets/warroom_language.js, which also keeps <html lang> and the title in step).
-    clientside(
-        app,
-        ClientsideFunction("warroom_language", "sync"),
-        Output(ids.LANG, "data"),
-        Output(ids.LANG_SWITCH, "value"),
-        Input(ids.LANG_SWITCH, "value"),
-        Input(ids.LANG, "modified_timestamp"),
-        State(ids.LANG, "data"),
-        State(ids.I18N_TABLE, "data"),
-    )
-
-    # In the browser: a language switch re-labels the page at once, whatever the server is busy with.
-    clientside(
-        app,
-        ClientsideFunction("warroom_live", "relabel"),
-        Output({"type": ids.I18N, "key": ALL, "at": ALL}, "children"),
-        Input(ids.LANG, "data"),
-        State(ids.I18N_TABLE, "data"),
-    )
-
-    # The live badge and the signed-in user, in the browser: the seq moves with every update.
-    clientside(
-        app,
-        ClientsideFunction("warroom_views", "status"),
-        Output(ids.LIVE_BADGE, "children"),
-        Output(ids.LIVE_BADGE, "className"),
-        Output(ids.USER_LABEL, "children"),
-        Input(ids.LIVE_STATUS, "data"),
-        Input(ids.LANG, "data"),
-        Input(ids.LIVE_SEQ, "data"),
-        State(ids.I18N_TABLE, "data"),
+        [
+            InBrowser(("warroom_live", "start"), [Output(ids.LIVE_BOOT, "data")], [Input(ids.LIVE_BOOT, "id")]),
+            InBrowser(_TIME_ZONE, [Output(ids.TIMEZONE, "data")], [Input(ids.TIMEZONE, "id")]),
+            # On load ?lang=, else the remembered language, else the server's Accept-Language choice
+            # (<html lang>) sets the switch; the switch writes the remembered language
+            # (assets/warroom_language.js, which also keeps <html lang> and the title in step).
+            InBrowser(
+                ("warroom_language", "sync"),
+                [Output(ids.LANG, "data"), Output(ids.LANG_SWITCH, "value")],
+                [Input(ids.LANG_SWITCH, "value"), Input(ids.LANG, "modified_timestamp")],
+                [State(ids.LANG, "data"), labels],
+            ),
+            # A language switch re-labels the page at once, whatever the server is busy with.
+            InBrowser(
+                ("warroom_live", "relabel"),
+                [Output({"type": ids.I18N, "key": ALL, "at": ALL}, "children")],
+                [Input(ids.LANG, "data")],
+                [labels],
+            ),
+            # The live badge and the signed-in user: the seq moves with every update.
+            InBrowser(
+                ("warroom_views", "status"),
+                [
+                    Output(ids.LIVE_BADGE, "children"),
+                    Output(ids.LIVE_BADGE, "className"),
+                    Output(ids.USER_LABEL, "children"),
+                ],
+                [Input(ids.LIVE_STATUS, "data"), Input(ids.LANG, "data"), Input(ids.LIVE_SEQ, "data")],
+                [labels],
+            ),
+        ],
     )

@@ -18,7 +18,7 @@ from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.history import HistoryError, TimeWindow
 from dashboard.warroom.i18n import label, normalise
 from dashboard.warroom.quality_history import QuerySource
-from dashboard.warroom.widgets import muted, panel
+from dashboard.warroom.widgets import muted, panel, unavailable_text
 
 SYNC_LAG = "sync_lag"
 SPAN = timedelta(minutes=15)
@@ -77,7 +77,7 @@ def content(deps: WarroomDeps, lang: str) -> Any:
     try:
         raw = cast(QuerySource, deps.history).query(query(TimeWindow.last(SPAN, deps.clock())))
     except HistoryError as exc:
-        return muted(f"{label(lang, 'history.unavailable')}: {str(exc)[:80]}")
+        return muted(unavailable_text(lang, exc))
     return html.Div(
         [table(lag_frame(raw), lang), muted(label(lang, "sync_lag.benchmark", minutes=INDUSTRY_AVERAGE_S / 60))]
     )
