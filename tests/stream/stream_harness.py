@@ -4,57 +4,63 @@ running a worker subprocess."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 
 from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess
+from stream.topics import ORDER_EVENTS
 
 REPO = Path(__file__).resolve().parents[2]
+CHINA = timezone(timedelta(hours=8))
 
 
-def worker_argv(*extra: str) -> list[str]:
-    """``orderradar worker`` (the CLI once wired, else the module's own entry point)."""
-    if importlib.util.find_spec("orderradar.cli") is not None:
-        return [
-            sys.executable,
-            "-m",
-            "orderradar.cli",
-            "--log-level",
-            "WARNING",
-            "worker",
-            "--session-timeout",
-            "6",
-            "--worker-log-level",
-            os.environ.get("ORDERRADAR_TEST_WORKER_LOG", "info"),
-            "--core-only",
-            *extra,
-        ]
+def worker_argv(
+    *extra: str, worker_log_level: str | None = None, log_level: str = "WARNING", core_only: bool = True
+) -> list[str]:
+    """``orderradar worker`` with the tests' short session timeout: the core stages only unless
+    ``core_only`` is off; Faust's log level from ``ORDERRADAR_TEST_WORKER_LOG`` unless given."""
+    level = worker_log_level or os.environ.get("ORDERRADAR_TEST_WORKER_LOG", "info")
     return [
         sys.executable,
         "-m",
-        "stream.worker_command",
+        "orderradar.cli",
+        "--log-level",
+        log_level,
+        "worker",
         "--session-timeout",
         "6",
         "--worker-log-level",
-        os.environ.get("ORDERRADAR_TEST_WORKER_LOG", "info"),
-        "--core-only",
+        level,
+        *(["--core-only"] if core_only else []),
         *extra,
     ]
 
 
-def start_worker(settings: Settings, log_path: Path, *extra: str) -> ManagedProcess:
-    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    return ManagedProcess("worker", worker_argv(*extra), log_path, env=env, cwd=REPO).start()
+def start_worker(
+    settings: Settings,
+    log_path: Path,
+    *extra: str,
+    worker_log_level: str | None = None,
+    log_level: str = "WARNING",
+    core_only: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> ManagedProcess:
+    """The worker subprocess (:func:`worker_argv`) with the test's settings and ``env`` in its environment."""
+    environ = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1", **(env or {})}
+    argv = worker_argv(*extra, worker_log_level=worker_log_level, log_level=log_level, core_only=core_only)
+    return ManagedProcess("worker", argv, log_path, env=environ, cwd=REPO).start()
 
 
 async def produce(settings: Settings, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> dict[int, int]:
@@ -84,6 +90,26 @@ async def produce(settings: Settings, topic: str, records: Iterable[tuple[bytes 
         return {p: len(items) for p, items in by_partition.items()}
     finally:
         await producer.stop()
+
+
+def json_event(order_id: str, n: int, status: str, at: datetime, **fields: Any) -> dict[str, Any]:
+    """An ``order-events`` record as a source sends it (JSON): SKU ``sku-1`` from the OMS, its
+    time with China's offset."""
+    return {
+        "event_id": f"{order_id}-{n}",
+        "order_id": order_id,
+        "sku": "sku-1",
+        "status": status,
+        "event_time": at.astimezone(CHINA).isoformat(),
+        "source": "oms",
+        **fields,
+    }
+
+
+def send_json(settings: Settings, events: Iterable[Mapping[str, Any]]) -> None:
+    """Produce JSON events to ``order-events``, keyed by their order."""
+    records = [(str(e["order_id"]).encode(), orjson.dumps(e)) for e in events]
+    asyncio.run(produce(settings, settings.topic(ORDER_EVENTS), records))
 
 
 async def read_topic(settings: Settings, topic: str, timeout_s: float = 60.0) -> list[ConsumerRecord]:
@@ -144,15 +170,20 @@ async def committed(settings: Settings, group: str, topic: str) -> dict[int, int
         await consumer.stop()
 
 
-def influx_query(settings: Settings, query: str) -> list[list[object]]:
-    """Values of the first series of an InfluxQL query ([] when there is none)."""
+def influx_series(settings: Settings, query: str) -> list[dict[str, Any]]:
+    """Every series of an InfluxQL answer (``columns``, ``values``, and ``tags`` when grouped)."""
     response = httpx.get(f"{settings.influx_url}/query", params={"db": settings.influx_db, "q": query}, timeout=30)
     response.raise_for_status()
     result = response.json()["results"][0]
     if "error" in result:
         raise AssertionError(f"{query}: {result['error']}")
-    series = result.get("series") or []
-    return series[0]["values"] if series else []
+    return list(result.get("series") or [])
+
+
+def influx_query(settings: Settings, query: str) -> list[list[object]]:
+    """Values of the first series of an InfluxQL query ([] when there is none)."""
+    series = influx_series(settings, query)
+    return list(series[0]["values"]) if series else []
 
 
 def count_points(settings: Settings, measurement: str = "sku_events", field: str = "event_id") -> int:

@@ -25,6 +25,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from stream_harness import influx_series
 
 from config.settings import Settings, to_env
 from dashboard.warroom import quality_history
@@ -89,10 +90,8 @@ def far_deliveries(shared_data: Path, limit_m: float = 500.0) -> tuple[pd.DataFr
 
 
 def sums_by(settings: Settings, query: str) -> dict[str, tuple[float, ...]]:
-    response = httpx.get(f"{settings.influx_url}/query", params={"db": settings.influx_db, "q": query}, timeout=30)
-    response.raise_for_status()
     out: dict[str, tuple[float, ...]] = {}
-    for series in response.json()["results"][0].get("series") or []:
+    for series in influx_series(settings, query):
         key = next(iter((series.get("tags") or {"": ""}).values()))
         out[key] = tuple(series["values"][0][1:])
     return out
