@@ -17,6 +17,7 @@ one at a time, so batch boundaries do not either.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Protocol
 
 import h3
@@ -66,24 +67,19 @@ class ClusterFeed(Protocol):
     def restore_open(self, item: ClusterItem) -> None: ...
 
 
+@dataclass(eq=False, repr=False)
 class DelayTracker:
     """Delay states and timers of the SKUs of one or more partitions."""
 
-    def __init__(
-        self,
-        policy: SlaPolicy,
-        prediction: PredictionSettings,
-        *,
-        feed: ClusterFeed | None = None,
-        h3_resolution: int = 7,
-        closed_retention: float = 6 * 3600.0,
-    ) -> None:
-        self.policy = policy
-        self.prediction = prediction
-        self.feed = feed
-        self.h3_resolution = h3_resolution
-        self.closed_retention = closed_retention
-        self._fallback = prediction.fallback_fraction
+    policy: SlaPolicy
+    prediction: PredictionSettings
+    _: KW_ONLY
+    feed: ClusterFeed | None = None
+    h3_resolution: int = 7
+    closed_retention: float = 6 * 3600.0
+
+    def __post_init__(self) -> None:
+        self._fallback = self.prediction.fallback_fraction
         # Lane statistics are kept per partition: a partition's SKU states then depend
         # only on that partition's own events, whatever the interleaving with others.
         self.lane_stats: dict[int, LaneStats] = {}
@@ -355,10 +351,14 @@ class DelayTracker:
                 wake = moment
         return wake
 
-    def _schedule(self, s: SkuDelay, t: float) -> None:
-        heap = self._timers.get(s.partition)
+    def _heap(self, partition: int) -> DeadlineHeap:
+        heap = self._timers.get(partition)
         if heap is None:
-            heap = self._timers[s.partition] = DeadlineHeap()
+            heap = self._timers[partition] = DeadlineHeap()
+        return heap
+
+    def _schedule(self, s: SkuDelay, t: float) -> None:
+        heap = self._heap(s.partition)
         wake = self._next_wake(s, t)
         s.wake = wake
         if wake is None:
@@ -403,10 +403,7 @@ class DelayTracker:
         """Put back one SKU from its ``to_dict`` form (worker recovery)."""
         self._skus[s.key] = s
         if s.wake is not None:
-            heap = self._timers.get(s.partition)
-            if heap is None:
-                heap = self._timers[s.partition] = DeadlineHeap()
-            heap.schedule(s.key, s.wake)
+            self._heap(s.partition).schedule(s.key, s.wake)
         if self.feed is not None and s.episode_since is not None:
             self.feed.restore_open(cluster_item(s, s.episode_since))
 
