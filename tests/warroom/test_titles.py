@@ -20,6 +20,13 @@ def incident(**record: object) -> live.Incident:
     return live.incidents({"items": {"i1": {**base, **record}}}, None)[0]
 
 
+def flow_incident(
+    dimension: str, root_cause: dict[str, object], counts: dict[str, int] | None = None, **flow: object
+) -> live.Incident:
+    """A ``stream.flow_incidents`` record: counts of events, no orders; ``flow`` has the check."""
+    return incident(kind="flow", dimension=dimension, root_cause=root_cause, counts=counts or {"orders": 0}, flow=flow)
+
+
 def test_a_stalled_hub_says_what_where_and_how_big() -> None:
     hub = incident(
         dimension="hub",
@@ -105,51 +112,30 @@ def test_a_size_is_stated_only_when_there_is_one() -> None:
 
 def test_a_flow_incident_says_how_far_the_scans_fell_or_rose() -> None:
     """``stream.flow_incidents`` records: counts of events, no orders; ``flow`` has the check."""
-    drop = incident(
-        kind="flow",
-        dimension="hub",
-        root_cause={"hub": "HZ-3"},
+    drop = flow_incident(
+        "hub",
+        {"hub": "HZ-3"},
         counts={"orders": 0, "skus": 0},
-        flow={"check": "drop", "observed": 8, "expected": 40.0, "window_s": 600, "ratio": 0.2},
+        check="drop",
+        observed=8,
+        expected=40.0,
+        window_s=600,
+        ratio=0.2,
     )
     assert titles.incident_title(drop, PLACES, "en") == "HZ-3 hub: scans dropped to 20% of normal"
     assert titles.incident_title(drop, PLACES, "zh-CN") == "分拨中心 HZ-3：扫描量降至正常的 20%"
     assert titles.kind_state(drop, "en") == "Flow · stable"
-    stopped = incident(
-        kind="flow",
-        dimension="warehouse",
-        root_cause={"warehouse": "WH-1"},
-        counts={"orders": 0},
-        flow={"check": "drop", "observed": 0, "expected": 35.0},
-    )
+    stopped = flow_incident("warehouse", {"warehouse": "WH-1"}, check="drop", observed=0, expected=35.0)
     assert titles.incident_title(stopped, PLACES, "en") == "WH-1 warehouse: scans stopped"
-    surge = incident(
-        kind="flow",
-        dimension="channel",
-        root_cause={"channel": "douyin"},
-        counts={"orders": 0},
-        flow={"check": "surge", "observed": 120, "expected": 40.0},
-    )
+    surge = flow_incident("channel", {"channel": "douyin"}, check="surge", observed=120, expected=40.0)
     assert titles.incident_title(surge, PLACES, "zh-CN") == "渠道 douyin：扫描量激增至正常的 300%"
-    area = incident(
-        kind="flow",
-        dimension="area",
-        root_cause={"h3_cells": [HANGZHOU]},
-        counts={"orders": 0},
-        flow={"check": "drop", "observed": 5, "expected": 20.0},
-    )
+    area = flow_incident("area", {"h3_cells": [HANGZHOU]}, check="drop", observed=5, expected=20.0)
     assert titles.incident_title(area, PLACES, "en") == "Around Zhejiang: scans dropped to 25% of normal"
     assert "0 orders" not in titles.incident_title(area, PLACES, "en")
 
 
 def test_a_flow_incident_row_says_how_much_of_normal_flow_is_left_not_zero_orders() -> None:
-    drop = incident(
-        kind="flow",
-        dimension="hub",
-        root_cause={"hub": "HZ-3"},
-        counts={"orders": 0},
-        flow={"check": "drop", "observed": 8, "expected": 40.0, "window_s": 600},
-    )
+    drop = flow_incident("hub", {"hub": "HZ-3"}, check="drop", observed=8, expected=40.0, window_s=600)
     assert titles.size(drop, "en") == ("20%", "of normal scans")
     assert titles.size_detail(drop, "en") == ("Scans", "8 (expected 40 in 10 min)")
     assert titles.named([drop], PLACES, "zh-CN")[0].root_cause == "分拨中心 HZ-3"
