@@ -29,7 +29,7 @@ from typing import Any
 
 from stream.lifecycle import EventChange, entry_changes
 from stream.order_state import OrderState, SkuState, ns_datetime
-from stream.sinks.line_protocol import escape_tag
+from stream.sinks.line_protocol import escape_tag, tag
 from stream.timeline_pack import TimelineEntry
 
 THROUGHPUT = "throughput"
@@ -43,11 +43,6 @@ MINUTE_NS = 60 * 1_000_000_000
 
 #: (status, region) of a SKU line.
 Key = tuple[str, str | None]
-
-
-def _region(region: str | None) -> str:
-    escaped = escape_tag(region) if region else ""
-    return f",region={escaped}" if escaped else ""
 
 
 def minute_of(time_ns: int) -> int:
@@ -152,7 +147,7 @@ class PartitionAggregates:
         # Hand-built (many lines per batch when catching up): tags sorted by key.
         p = self.partition
         out = [
-            f"{THROUGHPUT},partition={p}{_region(region)},status={status} count={count}i {minute}"
+            f"{THROUGHPUT},partition={p}{tag('region', region)},status={status} count={count}i {minute}"
             for (status, region), count in self.throughput.get(minute, {}).items()
         ]
         for node, (count, total) in self.dwell.get(minute, {}).items():
@@ -164,11 +159,9 @@ class PartitionAggregates:
                 f"mean_s={round(total / n, 3)!r} {minute}"
             )
         for (source, scan_node, device), (scans, missing) in self.scans.get(minute, {}).items():
-            device_tag = f",device={escape_tag(device)}" if device and escape_tag(device) else ""
-            node_tag = f",node={escape_tag(scan_node)}" if scan_node and escape_tag(scan_node) else ""
             out.append(
-                f"{MISSING_SCANS}{device_tag}{node_tag},partition={p},source={escape_tag(source)} "
-                f"missing={missing}i,scans={scans}i {minute}"
+                f"{MISSING_SCANS}{tag('device', device)}{tag('node', scan_node)},partition={p},"
+                f"source={escape_tag(source)} missing={missing}i,scans={scans}i {minute}"
             )
         return out
 
@@ -187,7 +180,7 @@ class PartitionAggregates:
             p, minute = self.partition, minute_of(self.watermark_ns)
             keys = {k for k, v in self.inflight.items() if v} | self._touched
             out.extend(
-                f"{INFLIGHT},partition={p}{_region(region)},status={status} "
+                f"{INFLIGHT},partition={p}{tag('region', region)},status={status} "
                 f"count={self.inflight.get((status, region), 0)}i {minute}"
                 for status, region in sorted(keys, key=lambda k: (k[0], k[1] or ""))
             )

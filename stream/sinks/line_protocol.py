@@ -107,7 +107,8 @@ CellFunction = Callable[[float, float], str | None]
 _STATUS_VALUES = {s: s.value for s in Status}
 
 
-def _tag(name: str, value: str | None) -> str:
+def tag(name: str, value: str | None) -> str:
+    """``,name=value`` for a hand-built point's tag set, or nothing for an empty value."""
     if not value:
         return ""
     escaped = escape_tag(value)
@@ -130,15 +131,15 @@ def sku_event_line(
         else None
     )
     tags = (
-        _tag("carrier", event.carrier)
-        + _tag("channel", event.channel)
-        + _tag("h3", cell)
+        tag("carrier", event.carrier)
+        + tag("channel", event.channel)
+        + tag("h3", cell)
         + f",partition={partition}"
-        + _tag("region", event.region)
-        + _tag("source", event.source)
+        + tag("region", event.region)
+        + tag("source", event.source)
         + ",status="
         + _STATUS_VALUES[event.status]
-        + _tag("warehouse", event.warehouse)
+        + tag("warehouse", event.warehouse)
     )
     position = ""
     if event.lat is not None and event.lon is not None and math.isfinite(event.lat) and math.isfinite(event.lon):
