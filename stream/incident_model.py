@@ -8,7 +8,7 @@ as of an evaluation time). Pure: no clock, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -100,19 +100,9 @@ class ClusterItem:
     promise: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "order_id": self.order_id,
-            "sku": self.sku,
-            "since": self.since,
-            "label": self.label,
-            "values": {d: list(v) for d, v in self.values.items()},
-            "until": self.until,
-            "value": self.value,
-            "vip": self.vip,
-            "penalty": self.penalty,
-            "promise": self.promise,
-        }
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["values"] = {d: list(v) for d, v in self.values.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClusterItem:
