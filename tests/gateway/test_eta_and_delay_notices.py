@@ -15,10 +15,10 @@ import hashlib
 import hmac
 import json
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from alerting_receivers import Script, http_receiver, smtp_receiver
 from selenium.common.exceptions import TimeoutException
-from stream_harness import influx_query, produce
+from stream_harness import CHINA, influx_query, json_event, send_json, start_worker
 
-from config.settings import Settings, to_env
+from config.settings import Settings
 from dashboard.gateway.staff import StaffDirectory
 from gateway.harness import RunningGateway, read_topic, running_gateways
 from orderradar.devstack.isolation import isolated_settings
@@ -44,29 +44,10 @@ TESTS = Path(__file__).resolve().parents[1]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CST = timezone(timedelta(hours=8))
 LANE = {"warehouse": "w-eta", "carrier": "c-eta", "region": "r-eta"}
 SIGNING = "sign-" + "k" * 32
 SMTP_USER, SMTP_PASSWORD = "notices", "smtp-" + "p" * 20
 HOOK_TOKEN = "hook" + "t" * 20
-
-
-def start_worker(settings: Settings, log_path: Path) -> ManagedProcess:
-    """``orderradar worker`` with every stage (the notices' secrets are in the environment)."""
-    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    argv = [
-        sys.executable,
-        "-m",
-        "orderradar.cli",
-        "--log-level",
-        "WARNING",
-        "worker",
-        "--session-timeout",
-        "6",
-        "--worker-log-level",
-        "warning",
-    ]
-    return ManagedProcess("worker", argv, log_path, env=env, cwd=TESTS.parent).start()
 
 
 @dataclass
@@ -81,23 +62,7 @@ class Stack:
     log: Path
 
 
-def event(order_id: str, n: int, status: str, at: datetime, **extra: Any) -> dict[str, Any]:
-    return {
-        "event_id": f"{order_id}-{n}",
-        "order_id": order_id,
-        "sku": "sku-1",
-        "status": status,
-        "event_time": at.astimezone(CST).isoformat(),
-        "source": "oms",
-        **LANE,
-        **extra,
-    }
-
-
-def send(settings: Settings, events: list[dict[str, Any]]) -> None:
-    asyncio.run(
-        produce(settings, settings.topic(ORDER_EVENTS), [(e["order_id"].encode(), orjson.dumps(e)) for e in events])
-    )
+event = partial(json_event, **LANE)
 
 
 def send_replayed(settings: Settings, events: list[dict[str, Any]], replay_id: str) -> None:
@@ -130,7 +95,7 @@ def seed_lane(settings: Settings, server: RunningGateway, prefix: str, count: in
             event(oid, 1, "hub_arrival", start),
             event(oid, 2, "delivered", start + timedelta(hours=hours)),
         ]
-    send(settings, events)
+    send_json(settings, events)
     last = f"{prefix}-{count - 1}"
     wait_until(
         lambda: '"delivered"' in json.dumps(snapshot_of(server, last).get("rollup")), 90, what=f"{last} delivered"
@@ -193,7 +158,7 @@ def stack(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory, st
             settings = isolated_settings(broker.bootstrap, influx.url, influx.root.parent, customer_notices_file=config)
             log = tmp / "worker.log"
             stacks: list[Stack] = []
-            worker = start_worker(settings, log)
+            worker = start_worker(settings, log, worker_log_level="warning", core_only=False)
             try:
                 web = WebServer(settings, tmp).start()
                 try:
@@ -227,16 +192,16 @@ def page_text(web: WebServer, order_id: str, lang: str, wanted: str) -> str:
 
 
 def when(eta: dict[str, Any], lang: str) -> str:
-    """The day word of a window, in the order's time zone (CST here)."""
-    days = (datetime.fromisoformat(eta["from"]).astimezone(CST).date() - datetime.now(CST).date()).days
+    """The day word of a window, in the order's time zone (China here)."""
+    days = (datetime.fromisoformat(eta["from"]).astimezone(CHINA).date() - datetime.now(CHINA).date()).days
     if days in (0, 1):
         return {"en": ("today", "tomorrow"), "zh-CN": ("今天", "明天")}[lang][days]
     return ""
 
 
 def window_words(eta: dict[str, Any]) -> str:
-    start = datetime.fromisoformat(eta["from"]).astimezone(CST)
-    end = datetime.fromisoformat(eta["to"]).astimezone(CST)
+    start = datetime.fromisoformat(eta["from"]).astimezone(CHINA)
+    end = datetime.fromisoformat(eta["to"]).astimezone(CHINA)
     return f"{start:%H:%M}–{end:%H:%M}"
 
 
@@ -244,7 +209,7 @@ def test_eta_window_from_lane_statistics_moves_after_a_slower_scan(stack: Stack)
     settings, server = stack.settings, stack.server
     seed_lane(settings, server, "o-fast", 40, hours=2)
     now = datetime.now(UTC)
-    send(
+    send_json(
         settings,
         [
             event("o-eta", 0, "paid", now - timedelta(minutes=30), promised_by=(now + timedelta(hours=20)).isoformat()),
@@ -262,7 +227,7 @@ def test_eta_window_from_lane_statistics_moves_after_a_slower_scan(stack: Stack)
 
     # The lane slows down (most recent parcels took 8 h); the order's next scan moves its window.
     seed_lane(settings, server, "o-slow", 120, hours=8)
-    send(settings, [event("o-eta", 2, "hub_arrival", datetime.now(UTC), node="HUB-B")])
+    send_json(settings, [event("o-eta", 2, "hub_arrival", datetime.now(UTC), node="HUB-B")])
     moved = wait_until(
         lambda: (e := eta_of(server, "o-eta")) and e["from"] != eta["from"] and e, 90, what="the window of o-eta moves"
     )
@@ -279,7 +244,7 @@ def test_late_order_is_told_once_per_cause_with_retries_and_a_record(stack: Stac
         event("o-late-1", 0, "paid", now - timedelta(hours=3), promised_by=(now - timedelta(minutes=30)).isoformat()),
         event("o-late-1", 1, "hub_arrival", now, node="HUB-A"),
     ]
-    send(settings, records)
+    send_json(settings, records)
     wait_until(lambda: (e := eta_of(server, "o-late-1")) and e["state"] == "late", 90, what="o-late-1 late")
     delivered = wait_until(
         lambda: notice_points(settings, "o-late-1", "delivered") or None, 60, what="notices of o-late-1 delivered"
@@ -313,11 +278,13 @@ def test_late_order_is_told_once_per_cause_with_retries_and_a_record(stack: Stac
     assert f"新的预计送达时间：{when(eta, 'zh-CN')} {window_words(eta)}" in text, text
 
     # The same records again, a worker restart, another scan: still one notice per channel.
-    send(settings, records)
+    send_json(settings, records)
     stack.worker.stop()
-    stack.worker = start_worker(settings, stack.log.with_name("worker-2.log"))
+    stack.worker = start_worker(
+        settings, stack.log.with_name("worker-2.log"), worker_log_level="warning", core_only=False
+    )
     later = datetime.now(UTC)
-    send(
+    send_json(
         settings,
         [
             event("o-late-1", 2, "hub_arrival", later, node="HUB-B"),
@@ -354,7 +321,7 @@ def test_a_replayed_order_notifies_nobody(stack: Stack) -> None:
     wait_until(
         lambda: (snapshot_of(server, "o-replay-1").get("extensions") or {}).get("replay"), 90, what="replayed order"
     )
-    send(
+    send_json(
         settings,
         [
             event(
