@@ -117,6 +117,8 @@ class BatchSource(mode.Service):
         self.client_id = client_id
         #: Local state snapshots: a restart reads its disk and the changelog tail (``None``: off).
         self.snapshots = snapshots
+        if snapshots is not None:
+            pipeline.changelog_sink.on_written = snapshots.note  # the keys of the next delta
         self.lease = MembershipLease(session_timeout_s, margin_s=session_timeout_s / 3)
         #: Partitions this worker owns: set on assignment, emptied once a revocation finished
         #: the batch in flight (aiokafka's own assignment is gone while that batch runs).

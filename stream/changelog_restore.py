@@ -32,13 +32,15 @@ async def load_changelog(
     ends_read: dict[int, int] | None = None,
     start_offsets: Mapping[int, int] | None = None,
     seed: Mapping[bytes, bytes | None] | None = None,
+    keys_read: dict[int, set[bytes]] | None = None,
 ) -> int:
     """Apply the changelog of ``partitions`` (from its start) to ``store``; records read.
     ``ends_read`` receives the end offset read to per partition.
 
     ``seed`` (raw values by key, e.g. a local snapshot's) is applied first and
     ``start_offsets`` (partition -> offset the seed covers) are where reading starts: only the
-    tail after a snapshot is read (:mod:`stream.local_snapshot`).
+    tail after a snapshot is read (:mod:`stream.local_snapshot`). ``keys_read`` receives the
+    keys of the records read of each partition read from a ``start_offsets`` entry.
 
     Reads each partition up to the end offset the broker reports at the start (the pipeline
     writes the last record of each changelog send as a batch of its own, so the embedded
@@ -76,10 +78,12 @@ async def load_changelog(
         progressed = time.monotonic()
         while left:
             batch = await consumer.getmany(*left, timeout_ms=500, max_records=50_000)
-            for records in batch.values():
+            for tp, records in batch.items():
                 for record in records:
                     latest[record.key] = record.value
                 read += len(records)
+                if keys_read is not None and tp.partition in start_offsets:
+                    keys_read.setdefault(tp.partition, set()).update(r.key for r in records)
             if batch:
                 progressed = time.monotonic()
             for tp in list(left):

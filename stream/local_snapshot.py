@@ -1,33 +1,37 @@
 """Per-partition local snapshots of the worker's state (issue #20).
 
 A restarted worker used to read its partitions' whole changelog. With snapshots it reads its
-own disk, then only the changelog tail after the offset the snapshot covers:
+own disk, then only the changelog tail after the offset the snapshot covers. The files
+(:mod:`stream.snapshot_files`) are a base per partition and delta segments after it:
 
-- :meth:`LocalSnapshots.maybe_save` (after a batch, under the batch lock) copies the owned,
-  clean partitions' items (the values are immutable, so a shallow copy is a consistent image)
-  with the changelog end offset each one covers, then encodes and writes them in a task that
-  yields to the event loop; :meth:`LocalSnapshots.save` does the same at once (clean stop).
-- A file per partition, ``<changelog>-<partition>.snap``, written to a temporary file,
-  fsync'ed and renamed over the old one: a crash leaves the old snapshot or the new, whole.
-  Values are the changelog's own encoding (:func:`stream.sinks.changelog.encode_value`).
-- :func:`restore_state` seeds :func:`stream.changelog_restore.load_changelog` with the
-  snapshot's raw values and starts reading at its offset. A partition without a snapshot is
-  read from the changelog's start; a snapshot that is corrupt, of another partition, whose
-  offset lies outside the changelog (beyond its end: the broker lost data; before its
-  beginning: records it did not see were deleted), or that does not hold the changelog's
-  record just before its offset (another log under the same name) is ignored with a warning.
+- :meth:`LocalSnapshots.maybe_save` (after a batch, under the batch lock) saves the owned,
+  clean partitions (their state matches the changelog up to the offset given). A partition
+  whose files are known to hold its image at an earlier offset gets a **delta**: only the
+  keys the changelog sink wrote since (:meth:`LocalSnapshots.note`, keys only, no values)
+  and the keys a restore read from the changelog tail, each with its value in the store now
+  or a tombstone. Others get a whole **base**. Items are encoded in chunks that yield to the
+  event loop (the values are immutable, so the references taken under the lock are a
+  consistent image) and written in a thread; :meth:`LocalSnapshots.save` does the same at
+  once (clean stop). So a save costs what changed, not what is held.
+- When a partition's deltas pass ``compact_ratio`` of its base (or ``max_deltas`` files),
+  they are folded into a new base in a thread, from the files' raw bytes (nothing encoded).
+- :func:`restore_state` seeds :func:`stream.changelog_restore.load_changelog` with the base
+  and its deltas applied in order, and reads the changelog from the last delta's offset. A
+  partition without a base is read from the changelog's start, and so is one whose base is
+  corrupt or of another partition, whose image ends outside the changelog (beyond its end:
+  the broker lost data; before its beginning: records it did not see were deleted), or that
+  does not hold the changelog's record just before its offset (another log under the same
+  name): each with a warning. A torn or corrupt delta ends the chain before it (warning):
+  the changelog after the last good one fills in.
 
-The snapshot is a prefix of the changelog (only partitions whose state matches what was
-written are saved), so which worker wrote it does not matter: the tail brings whatever
-other owners wrote after it.
+The images are prefixes of the changelog, so which worker wrote a file does not matter: the
+tail brings whatever other owners wrote after it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import os
 import struct
 import time
 from collections.abc import Iterable, Mapping, MutableMapping
@@ -38,31 +42,27 @@ from typing import Any
 from stream.changelog_restore import changelog_ranges, load_changelog, records_at
 from stream.order_state import OrderState
 from stream.sinks.changelog import encode_value
+from stream.snapshot_files import (
+    Chain,
+    Image,
+    Snapshot,
+    SnapshotError,
+    base_path,
+    compact,
+    delta_path,
+    encode_item,
+    read_image,
+    read_snapshot,
+    remove_deltas_before,
+    write_base,
+    write_delta,
+)
 from stream.stage_api import StageValue
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"ORSNAP1\n"
-_HEAD = struct.Struct("<iq")  # partition, changelog offset covered
-_ITEM = struct.Struct("<II")  # key length, value length
-_END = 0xFFFFFFFF  # key length of the trailer: item count and digest follow
-_COUNT = struct.Struct("<q")
-_DIGEST = 16
 #: Items encoded between two yields to the event loop.
 _CHUNK = 2_000
-
-
-class SnapshotError(ValueError):
-    """A snapshot file is not whole or not one of ours."""
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    partition: int
-    #: The changelog offset the snapshot covers: reading resumes there.
-    offset: int
-    #: Raw changelog values by raw key.
-    values: dict[bytes, bytes]
 
 
 def partition_of(value: object) -> int | None:
@@ -70,79 +70,65 @@ def partition_of(value: object) -> int | None:
 
 
 def snapshot_path(directory: Path, changelog: str, partition: int) -> Path:
-    return directory / f"{changelog}-{partition}.snap"
+    return base_path(directory, changelog, partition)
 
 
-def _write_file(path: Path, partition: int, offset: int, chunks: Iterable[bytes], count: int) -> None:
-    """Write the snapshot atomically: a temporary file, fsync, rename, fsync of the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    digest = hashlib.blake2b(digest_size=_DIGEST)
-    with tmp.open("wb") as out:
-        for chunk in (MAGIC + _HEAD.pack(partition, offset), *chunks, _ITEM.pack(_END, 0) + _COUNT.pack(count)):
-            digest.update(chunk)
-            out.write(chunk)
-        out.write(digest.digest())
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+@dataclass(slots=True)
+class _Job:
+    """One file to write: a base (``start`` is ``None``) or a delta from ``start``."""
 
-
-def read_snapshot(path: Path) -> Snapshot:
-    """The snapshot in ``path``; :class:`SnapshotError` when it is not whole."""
-    data = path.read_bytes()
-    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + _HEAD.size + _ITEM.size + _COUNT.size + _DIGEST:
-        raise SnapshotError(f"{path}: not a snapshot (or truncated)")
-    body, digest = data[:-_DIGEST], data[-_DIGEST:]
-    if hashlib.blake2b(body, digest_size=_DIGEST).digest() != digest:
-        raise SnapshotError(f"{path}: digest mismatch (corrupt or truncated)")
-    partition, offset = _HEAD.unpack_from(body, len(MAGIC))
-    at = len(MAGIC) + _HEAD.size
-    values: dict[bytes, bytes] = {}
-    while True:
-        klen, vlen = _ITEM.unpack_from(body, at)
-        at += _ITEM.size
-        if klen == _END:
-            (count,) = _COUNT.unpack_from(body, at)
-            if count != len(values) or at + _COUNT.size != len(body):
-                raise SnapshotError(f"{path}: {len(values)} items, the trailer says {count}")
-            return Snapshot(partition, offset, values)
-        values[body[at : at + klen]] = body[at + klen : at + klen + vlen]
-        at += klen + vlen
-
-
-def _encoded(items: list[tuple[str, Any]], start: int, stop: int) -> bytes:
-    out = []
-    for key, value in items[start:stop]:
-        raw_key, raw = key.encode(), encode_value(value)
-        out.append(_ITEM.pack(len(raw_key), len(raw)) + raw_key + raw)
-    return b"".join(out)
+    partition: int
+    start: int | None
+    offset: int
+    #: Keys and their values (``None``: deleted), references taken under the batch lock.
+    items: list[tuple[str, Any]]
 
 
 class LocalSnapshots:
     """Saves and finds the snapshots of one changelog's partitions in ``directory``."""
 
-    def __init__(self, directory: Path, changelog: str, interval_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        changelog: str,
+        interval_s: float = 60.0,
+        compact_ratio: float = 0.5,
+        max_deltas: int = 64,
+    ) -> None:
         self.directory = directory
         self.changelog = changelog
         self.interval_s = interval_s
+        self.compact_ratio = compact_ratio
+        self.max_deltas = max_deltas
         self._task: asyncio.Future[None] | None = None
         self._last = time.monotonic()
+        #: What each partition's files hold (the image offset is set when a save is planned;
+        #: a failed write drops the entry): absent, the next save writes a base.
+        self._chains: dict[int, Chain] = {}
+        #: Keys written to the changelog since each chained partition's image (keys only).
+        self._dirty: dict[int, set[str]] = {}
         self.saved = 0
+        self.bases = 0
+        self.compactions = 0
 
     def path(self, partition: int) -> Path:
         return snapshot_path(self.directory, self.changelog, partition)
 
-    def load(self, partition: int, begin: int, end: int) -> Snapshot | None:
-        """The partition's snapshot when it is whole and within the changelog ``[begin, end]``."""
+    def note(self, written: Iterable[tuple[str, object, int]]) -> None:
+        """The changelog sink wrote these entries (key, value, partition): their keys are in
+        the next delta (:attr:`stream.sinks.changelog.ChangelogSink.on_written`)."""
+        dirty = self._dirty
+        for key, _, partition in written:
+            keys = dirty.get(partition)
+            if keys is not None:
+                keys.add(key)
+
+    def load(self, partition: int, begin: int, end: int) -> Image | None:
+        """The partition's image (base and deltas) when it is whole and within the changelog
+        ``[begin, end]``. Blocking (file reads): run it in a thread."""
         path = self.path(partition)
         try:
-            snapshot = read_snapshot(path)
+            image = read_image(self.directory, self.changelog, partition)
         except FileNotFoundError:
             return None
         except (OSError, SnapshotError, struct.error) as exc:
@@ -150,29 +136,57 @@ class LocalSnapshots:
                 "local snapshot of partition %d ignored (%s): its changelog is read from the start", partition, exc
             )
             return None
-        if snapshot.partition != partition:
-            log.warning("local snapshot %s is of partition %d, not %d: ignored", path, snapshot.partition, partition)
+        if image.partition != partition:
+            log.warning("local snapshot %s is of partition %d, not %d: ignored", path, image.partition, partition)
             return None
-        if not begin <= snapshot.offset <= end:
+        if not begin <= image.offset <= end:
             log.warning(
                 "local snapshot of partition %d covers the changelog to offset %d, which holds [%d, %d) "
                 "(data lost or deleted on the broker): ignored, its changelog is read from the start",
                 partition,
-                snapshot.offset,
+                image.offset,
                 begin,
                 end,
             )
             return None
-        return snapshot
+        return image
 
-    @staticmethod
-    def _items(store: Mapping[str, Any], ends: Mapping[int, int]) -> dict[int, list[tuple[str, Any]]]:
-        by_partition: dict[int, list[tuple[str, Any]]] = {p: [] for p in ends}
-        for key, value in store.items():
-            p = partition_of(value)
-            if p in by_partition:
-                by_partition[p].append((key, value))
-        return by_partition
+    def restored(self, partition: int, image: Image | None, tail_keys: Iterable[bytes]) -> None:
+        """A restore read ``partition`` from ``image`` (``None``: from the changelog alone) and
+        the changelog records of ``tail_keys`` after it: the next save continues the image."""
+        if image is None:
+            self._chains.pop(partition, None)
+            self._dirty.pop(partition, None)
+            return
+        self._chains[partition] = image.chain
+        self._dirty[partition] = {key.decode() for key in tail_keys}
+
+    def _plan(self, store: Mapping[str, Any], ends: Mapping[int, int]) -> list[_Job]:
+        """What to write for ``ends``' partitions; the chains move on to ``ends`` at once."""
+        jobs: list[_Job] = []
+        bases: dict[int, list[tuple[str, Any]]] = {}
+        for p, offset in ends.items():
+            chain, keys = self._chains.get(p), self._dirty.get(p)
+            if chain is not None and keys is not None and offset > chain.offset:
+                items = []
+                for key in keys:
+                    value = store.get(key)
+                    items.append((key, value if partition_of(value) == p else None))
+                jobs.append(_Job(p, chain.offset, offset, items))
+            elif chain is not None and keys is not None and offset == chain.offset and not keys:
+                continue  # nothing written since
+            else:
+                bases[p] = []
+            self._chains[p] = Chain(offset, 0) if chain is None or p in bases else chain
+            self._chains[p].offset = offset
+            self._dirty[p] = set()
+        if bases:
+            for key, value in store.items():
+                part = bases.get(partition_of(value))  # type: ignore[arg-type]  # None is no key
+                if part is not None:
+                    part.append((key, value))
+            jobs.extend(_Job(p, None, ends[p], items) for p, items in bases.items())
+        return jobs
 
     def maybe_save(self, store: Mapping[str, Any], ends: Mapping[int, int], now: float | None = None) -> None:
         """Start saving ``ends``' partitions (partition -> changelog offset their state in
@@ -182,42 +196,101 @@ class LocalSnapshots:
         if not ends or now - self._last < self.interval_s or (self._task is not None and not self._task.done()):
             return
         self._last = now
-        self._task = asyncio.ensure_future(self._write(self._items(store, ends), dict(ends)))
+        self._task = asyncio.ensure_future(self._write(self._plan(store, ends)))
 
     async def save(self, store: Mapping[str, Any], ends: Mapping[int, int]) -> None:
         """Save now (a clean stop), after a save in progress."""
         await self.settle()
         if ends:
             self._last = time.monotonic()
-            await self._write(self._items(store, ends), dict(ends))
+            await self._write(self._plan(store, ends))
 
     async def settle(self) -> None:
         task, self._task = self._task, None
         if task is not None:
             await asyncio.wait([task])
 
-    async def _write(self, items: dict[int, list[tuple[str, Any]]], ends: dict[int, int]) -> None:
-        for partition, part in items.items():
+    async def _write(self, jobs: list[_Job]) -> None:
+        for job in jobs:
             started = time.monotonic()
-            chunks = []
-            for at in range(0, len(part), _CHUNK):
-                chunks.append(_encoded(part, at, at + _CHUNK))
+            chunks, count = [], 0
+            for at in range(0, len(job.items), _CHUNK):
+                encoded = []
+                for key, value in job.items[at : at + _CHUNK]:
+                    encoded.append(encode_item(key.encode(), None if value is None else encode_value(value)))
+                chunks.append(b"".join(encoded))
+                count += len(encoded)
                 await asyncio.sleep(0)  # the batch loop and heartbeats go on
+            p = job.partition
             try:
-                await asyncio.to_thread(
-                    _write_file, self.path(partition), partition, ends[partition], chunks, len(part)
-                )
+                size = await asyncio.to_thread(self._write_file, job, chunks, count)
             except OSError as exc:
-                log.warning("local snapshot of partition %d not written: %r", partition, exc)
+                log.warning("local snapshot of partition %d not written: %r", p, exc)
+                self._chains.pop(p, None)  # the next save writes a base
+                self._dirty.pop(p, None)
                 continue
             self.saved += 1
+            chain = self._chains.get(p)
+            if chain is not None:
+                if job.start is None:
+                    chain.base_bytes, chain.delta_bytes, chain.deltas = size, 0, 0
+                    self.bases += 1
+                else:
+                    chain.delta_bytes += size
+                    chain.deltas += 1
             log.info(
-                "local snapshot of partition %d: %d items to changelog offset %d in %.1fs",
-                partition,
-                len(part),
-                ends[partition],
+                "local snapshot of partition %d: %s of %d items to changelog offset %d in %.1fs",
+                p,
+                "base" if job.start is None else "delta",
+                count,
+                job.offset,
                 time.monotonic() - started,
             )
+            if chain is not None and (
+                chain.delta_bytes > self.compact_ratio * chain.base_bytes or chain.deltas >= self.max_deltas
+            ):
+                await self._compact(p, chain)
+
+    def _write_file(self, job: _Job, chunks: list[bytes], count: int) -> int:
+        p = job.partition
+        if job.start is None:
+            size = write_base(self.path(p), p, job.offset, chunks, count)
+            remove_deltas_before(self.directory, self.changelog, p, job.offset)
+            return size
+        path = delta_path(self.directory, self.changelog, p, job.start, job.offset)
+        return write_delta(path, p, job.start, job.offset, chunks, count)
+
+    async def _compact(self, partition: int, chain: Chain) -> None:
+        started = time.monotonic()
+        try:
+            done = await asyncio.to_thread(compact, self.directory, self.changelog, partition)
+        except (OSError, SnapshotError) as exc:
+            log.warning(
+                "local snapshot of partition %d not compacted (%r): the next save writes a base", partition, exc
+            )
+            self._chains.pop(partition, None)
+            self._dirty.pop(partition, None)
+            return
+        if done.offset != chain.offset:
+            log.warning(
+                "local snapshot of partition %d compacted to offset %d, not %d (a delta went missing): "
+                "the next save writes a base",
+                partition,
+                done.offset,
+                chain.offset,
+            )
+            self._chains.pop(partition, None)
+            self._dirty.pop(partition, None)
+            return
+        chain.base_bytes, chain.delta_bytes, chain.deltas = done.base_bytes, 0, 0
+        self.compactions += 1
+        log.info(
+            "local snapshot of partition %d compacted to offset %d (%d bytes) in %.1fs",
+            partition,
+            done.offset,
+            done.base_bytes,
+            time.monotonic() - started,
+        )
 
 
 async def restore_state(
@@ -234,22 +307,27 @@ async def restore_state(
     partitions = sorted(set(partitions))
     if snapshots is None or not partitions:
         return await load_changelog(bootstrap, topic, partitions, store, security, ends_read=ends_read)
+    await snapshots.settle()  # a save in progress finishes first: the files are read next
     ranges = await changelog_ranges(bootstrap, topic, partitions, security)
-    usable = {p: s for p in partitions if (s := snapshots.load(p, *ranges[p])) is not None}
-    # The record just before a snapshot's offset is the newest version of its key there, so
-    # the snapshot holds it: otherwise the log is another one (topic recreated, broker reset).
+    usable: dict[int, Image] = {}
+    for p in partitions:
+        image = await asyncio.to_thread(snapshots.load, p, *ranges[p])
+        if image is not None:
+            usable[p] = image
+    # The record just before an image's offset is the newest version of its key there, so
+    # the image holds it: otherwise the log is another one (topic recreated, broker reset).
     last = await records_at(
         bootstrap, topic, {p: s.offset - 1 for p, s in usable.items() if s.offset > ranges[p][0]}, security
     )
     seed: dict[bytes, bytes | None] = {}
     starts: dict[int, int] = {}
-    for p, snapshot in usable.items():
+    for p, image in list(usable.items()):
         record = last.get(p)
         if (
             record is not None
-            and record[0] == snapshot.offset - 1
+            and record[0] == image.offset - 1
             and record[1] is not None
-            and snapshot.values.get(record[1]) != record[2]
+            and image.values.get(record[1]) != record[2]
         ):
             log.warning(
                 "local snapshot of partition %d does not hold the changelog's record at offset %d "
@@ -257,9 +335,10 @@ async def restore_state(
                 p,
                 record[0],
             )
+            del usable[p]
             continue
-        seed.update(snapshot.values)
-        starts[p] = snapshot.offset
+        seed.update(image.values)
+        starts[p] = image.offset
     if starts:
         log.info(
             "local snapshots of partitions %s: %d items; reading the changelog from %s",
@@ -267,6 +346,21 @@ async def restore_state(
             len(seed),
             starts,
         )
-    return await load_changelog(
-        bootstrap, topic, partitions, store, security, ends_read=ends_read, start_offsets=starts, seed=seed
+    tail: dict[int, set[bytes]] = {}
+    read = await load_changelog(
+        bootstrap,
+        topic,
+        partitions,
+        store,
+        security,
+        ends_read=ends_read,
+        start_offsets=starts,
+        seed=seed,
+        keys_read=tail,
     )
+    for p in partitions:
+        snapshots.restored(p, usable.get(p), tail.get(p, ()))
+    return read
+
+
+__all__ = ["LocalSnapshots", "Snapshot", "SnapshotError", "partition_of", "read_snapshot", "restore_state"]

@@ -8,7 +8,7 @@ an entry is its source partition; a tombstone (``None``) forgets the key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import orjson
@@ -29,16 +29,21 @@ class ChangelogSink:
     def __init__(self, outbox: Outbox, topic: str) -> None:
         self.outbox = outbox
         self.topic = topic
+        #: Told the entries written once the broker took them (local snapshots keep their
+        #: keys for the next delta, :meth:`stream.local_snapshot.LocalSnapshots.note`).
+        self.on_written: Callable[[Sequence[Entry]], None] | None = None
 
     async def write(self, items: Sequence[Entry], fence: Fence) -> None:
         topic = self.topic
+        kept = [item for item in items if not fence.dropped(item[2])]
         records = [
             OutRecord(topic, None if value is None else encode_value(value), key.encode(), partition)
-            for key, value, partition in items
-            if not fence.dropped(partition)
+            for key, value, partition in kept
         ]
         # Exact end offsets: recovery reads the changelog up to them (see Outbox.send).
         await self.outbox.send(records, exact_end_offsets=True)
+        if self.on_written is not None:
+            self.on_written(kept)
 
 
 class StageRecord(msgspec.Struct, array_like=True, tag="s2"):

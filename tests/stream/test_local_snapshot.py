@@ -1,6 +1,7 @@
-"""Local state snapshots against the real broker (issue #20): a restart reads its snapshot and
-only the changelog tail after it; a partition without one, or with one that is corrupt, ends
-beyond the changelog, or belongs to another log, is read from the changelog's start."""
+"""Local state snapshots against the real broker (issue #20): a restart reads its snapshot (a
+base and the deltas after it) and only the changelog tail after it; a partition without one,
+or with one that is corrupt, ends beyond the changelog, or belongs to another log, is read
+from the changelog's start; a torn delta is skipped and the changelog fills in."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from config.settings import Settings
 from stream.changelog_restore import changelog_ends, load_changelog
 from stream.local_snapshot import LocalSnapshots, read_snapshot, restore_state
 from stream.order_state import OrderState
-from stream.sinks.changelog import decode_value, encode_value
+from stream.sinks.changelog import ChangelogSink, Entry, decode_value, encode_value
 from stream.sinks.outbox import Outbox, OutRecord
+from stream.sinks.sink import Fence
+from stream.snapshot_files import delta_files, read_delta
 from stream.stage_api import StageValue, stage_table_key
 from stream.topics import changelog_topic, ensure_topics
 from stream.worker import TABLE
@@ -120,7 +123,7 @@ def test_a_snapshot_beyond_the_changelog_end_is_ignored(
 ) -> None:
     """The broker lost data: the changelog ends before the offset the snapshot covers."""
     settings, snapshots = written
-    asyncio.run(snapshots.save({"a": _order("a", 0, 9)}, {0: 50}))
+    asyncio.run(LocalSnapshots(snapshots.directory, snapshots.changelog).save({"a": _order("a", 0, 9)}, {0: 50}))
     _ignored(settings, snapshots, caplog, "data lost or deleted")
 
 
@@ -129,7 +132,8 @@ def test_a_snapshot_of_another_log_under_the_same_name_is_ignored(
 ) -> None:
     """Within the changelog's offsets, but it does not hold the record just before its offset."""
     settings, snapshots = written
-    asyncio.run(snapshots.save({"a": _order("a", 0, 2), "zz": _order("zz", 0, 1)}, {0: 5}))
+    other = LocalSnapshots(snapshots.directory, snapshots.changelog)
+    asyncio.run(other.save({"a": _order("a", 0, 2), "zz": _order("zz", 0, 1)}, {0: 5}))
     _ignored(settings, snapshots, caplog, "does not hold")
 
 
@@ -142,3 +146,115 @@ def test_values_survive_the_snapshot_byte_for_byte(written: tuple[Settings, Loca
         b"b": _order("b", 0, 1),
         stage_table_key("probe", "count-1").encode(): StageValue("probe", "count-1", 0, 7),
     }
+
+
+# -- deltas: what a worker writes between restarts ---------------------------------------------
+
+
+class _Worker:
+    """A worker's state path around its snapshots: restore, then batches written through the
+    changelog sink (whose keys the snapshots note), the table updated as the pipeline does,
+    and a save after each batch as the source does."""
+
+    def __init__(self, settings: Settings, snapshots: LocalSnapshots) -> None:
+        self.settings = settings
+        self.snapshots = snapshots
+        self.topic = changelog_topic(settings, TABLE)
+        self.store: dict[str, object] = {}
+        self.ends: dict[int, int] = {}
+        self.read = 0
+
+    async def run(self, batches: list[tuple[list[Entry], bool]]) -> None:
+        """Restore partition 0, then each batch (entries, save after it); no clean stop."""
+        self.read = await restore_state(
+            self.snapshots, self.settings.kafka_bootstrap, self.topic, [0], self.store, ends_read=self.ends
+        )
+        outbox = Outbox(self.settings.kafka_bootstrap)
+        await outbox.start()
+        try:
+            sink = ChangelogSink(outbox, self.topic)
+            sink.on_written = self.snapshots.note
+            for entries, save in batches:
+                await sink.write(entries, Fence(owned=lambda partition: True))
+                for key, value, _ in entries:
+                    if value is None:
+                        self.store.pop(key, None)
+                    else:
+                        self.store[key] = value
+                # as the source's clean ends: what it read, or past its last write
+                self.ends[0] = max(self.ends[0], outbox.last_offsets.get((self.topic, 0), -1) + 1)
+                if save:
+                    self.snapshots.maybe_save(self.store, self.ends, now=float("inf"))
+                    await self.snapshots.settle()
+        finally:
+            await outbox.stop()
+
+
+def _deltas(snapshots: LocalSnapshots) -> list[tuple[int, int, set[bytes]]]:
+    return sorted(
+        (start, offset, set(read_delta(path).values))
+        for start, offset, path in delta_files(snapshots.directory, snapshots.changelog, 0)
+    )
+
+
+BATCHES: list[tuple[list[Entry], bool]] = [
+    ([("a", _order("a", 0, 4), 0), ("d", _order("d", 0, 1), 0)], True),
+    ([("c", None, 0), ("d", _order("d", 0, 2), 0), ("e", _order("e", 0, 1), 0)], True),
+    ([("a", _order("a", 0, 5), 0), ("f", _order("f", 0, 1), 0)], False),  # after the last save: the tail
+]
+
+
+def _run_with_deltas(settings: Settings, written: LocalSnapshots) -> tuple[_Worker, LocalSnapshots]:
+    """The ``written`` changelog (partition 0 ends at 7) and its snapshot (at 4), restored by a
+    worker that saves three deltas (no compaction: the items are tiny), then writes one more
+    batch and is gone without a clean stop."""
+    snapshots = LocalSnapshots(written.directory, written.changelog, compact_ratio=1e9)
+    worker = _Worker(settings, snapshots)
+    asyncio.run(worker.run([([], True), *BATCHES]))
+    return worker, snapshots
+
+
+def test_a_restart_reads_the_base_its_deltas_and_the_changelog_after_them(
+    written: tuple[Settings, LocalSnapshots],
+) -> None:
+    settings = written[0]
+    before, snapshots = _run_with_deltas(*written)
+    assert snapshots.compactions == 0 and snapshots.bases == 0
+    # each delta holds only the keys its batch wrote (the first save after the restore also
+    # holds the 3 keys the restore read after the fixture's base, which it continues)
+    assert _deltas(snapshots) == [(4, 7, {b"a", b"b", b"c"}), (7, 9, {b"a", b"d"}), (9, 12, {b"c", b"d", b"e"})]
+
+    restarted = LocalSnapshots(snapshots.directory, snapshots.changelog, compact_ratio=1e9)
+    after = _Worker(settings, restarted)
+    asyncio.run(after.run([([("g", _order("g", 0, 1), 0)], True)]))
+    assert after.read == 2  # the batch written after the last delta
+    expected = asyncio.run(_store_from_changelog(settings, [0]))
+    assert after.store == expected and before.store.items() <= expected.items()
+    assert restarted.bases == 0  # the restarted worker continues the chain: its delta holds the tail and its batch
+    assert _deltas(restarted)[-1] == (12, 15, {b"a", b"f", b"g"})
+
+
+def test_a_torn_delta_is_skipped_and_the_changelog_fills_in(
+    written: tuple[Settings, LocalSnapshots], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = written[0]
+    _, snapshots = _run_with_deltas(*written)
+    torn = snapshots.directory / f"{snapshots.changelog}-0.{9:020d}-{12:020d}.delta"
+    torn.write_bytes(torn.read_bytes()[:-7])  # killed mid-write
+    with caplog.at_level(logging.WARNING, logger="stream.local_snapshot"):
+        store, read = _restore(settings, LocalSnapshots(snapshots.directory, snapshots.changelog), [0])
+    assert read == 5  # from the last whole delta's offset (9) to the end (14)
+    assert store == asyncio.run(_store_from_changelog(settings, [0]))
+    assert any(torn.name in r.getMessage() and "ignored" in r.getMessage() for r in caplog.records)
+
+
+def test_deltas_past_their_share_of_the_base_are_compacted_into_it(written: tuple[Settings, LocalSnapshots]) -> None:
+    settings, _ = written
+    compacting = LocalSnapshots(written[1].directory, written[1].changelog, compact_ratio=0.01)
+    worker = _Worker(settings, compacting)
+    asyncio.run(worker.run(BATCHES))
+    assert compacting.compactions == 2 and _deltas(compacting) == []
+    base = read_snapshot(compacting.path(0))
+    assert base.offset == 12 == worker.ends[0] - 2  # the last save, before the unsaved batch
+    store, read = _restore(settings, LocalSnapshots(compacting.directory, compacting.changelog), [0])
+    assert read == 2 and store == asyncio.run(_store_from_changelog(settings, [0]))
