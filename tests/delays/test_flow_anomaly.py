@@ -70,6 +70,12 @@ class Flow:
         # the flow clock: the minute is complete (lateness passed) once the next one starts
         self.events.extend(self.detector.advance(T0 + (minute + 1) * STEP, received))
 
+    def minutes(self, minutes: Iterable[int], lanes: list[tuple[int, dict[str, Any]]]) -> Flow:
+        """The same lanes in each of ``minutes``."""
+        for minute in minutes:
+            self.minute(minute, lanes)
+        return self
+
     def opened(self) -> list[dict[str, Any]]:
         return [e.record for e in self.events if e.type == "incident.opened"]
 
@@ -97,40 +103,32 @@ def _lanes(stopped: set[str] = frozenset(), slow: dict[str, int] | None = None) 
 
 
 def test_a_steady_flow_opens_nothing() -> None:
-    flow = Flow()
-    for minute in range(60):
-        flow.minute(minute, _lanes())
+    flow = Flow().minutes(range(60), _lanes())
     assert flow.events == []
 
 
 def test_a_hub_that_stops_scanning_is_named_within_a_minute_and_resolves_after_it_resumes() -> None:
-    flow = Flow()
-    for minute in range(10):
-        flow.minute(minute, _lanes())
+    flow = Flow().minutes(range(10), _lanes())
     flow.minute(10, _lanes(stopped={"HZ-3"}))
     (opened,) = flow.opened()
     assert opened["root_cause"] == {"hub": "HZ-3"} and opened["kind"] == "flow"
     assert opened["flow"]["check"] == "drop" and opened["flow"]["observed"] == 0
     assert opened["at"].startswith("2026-12-07T12:11:00")
-    for minute in range(11, 40):  # a long outage stays one open incident (the baseline is frozen)
-        flow.minute(minute, _lanes(stopped={"HZ-3"}))
+    # a long outage stays one open incident (the baseline is frozen)
+    flow.minutes(range(11, 40), _lanes(stopped={"HZ-3"}))
     states = [e.record["state"] for e in flow.events]
     assert states[0] == "open" and set(states[1:]) == {"stable"}
     # published again only as its estimate of parcel scans behind grows by a tenth (stream.flow_incidents)
     behind = [e.record["flow"]["shortfall"] for e in flow.events]
     assert all(10 * (later - earlier) >= earlier for earlier, later in zip(behind[1:], behind[2:], strict=False))
-    for minute in range(40, 50):
-        flow.minute(minute, _lanes())
+    flow.minutes(range(40, 50), _lanes())
     assert [e.record["state"] for e in flow.events][len(states) :] == ["recovering", "resolved"]
     assert len({e.incident_id for e in flow.events}) == 1
 
 
 def test_a_source_that_goes_silent_is_named() -> None:
-    flow = Flow()
-    for minute in range(10):
-        flow.minute(minute, _lanes())
-    for minute in range(10, 12):
-        flow.minute(minute, _lanes(stopped={"wms"}))
+    flow = Flow().minutes(range(10), _lanes())
+    flow.minutes(range(10, 12), _lanes(stopped={"wms"}))
     assert [r["root_cause"] for r in flow.opened()] == [{"source": "wms"}]
 
 
@@ -152,11 +150,8 @@ def test_a_backfill_read_minute_by_minute_is_no_baseline() -> None:
 
 
 def test_quiet_keys_and_young_keys_never_fire() -> None:
-    flow = Flow()
-    for minute in range(10):
-        flow.minute(minute, _lanes())
-    for minute in range(10, 20):  # 3 orders a minute: 9 expected in the longest window
-        flow.minute(minute, _lanes(stopped={"tiny-tms"}))
+    flow = Flow().minutes(range(10), _lanes())
+    flow.minutes(range(10, 20), _lanes(stopped={"tiny-tms"}))  # 3 orders a minute: 9 expected in the longest window
     assert flow.events == []
     young = Flow()
     young.minute(0, _lanes())
@@ -167,30 +162,22 @@ def test_quiet_keys_and_young_keys_never_fire() -> None:
 
 
 def test_a_province_slowing_down_names_the_province_and_one_stopped_hub_there_names_the_hub() -> None:
-    flow = Flow()
-    for minute in range(10):
-        flow.minute(minute, _lanes())
+    flow = Flow().minutes(range(10), _lanes())
     guangdong = [(c // 4 if f["region"] == "440000" else c, f) for c, f in _lanes()]
-    for minute in range(10, 12):
-        flow.minute(minute, guangdong)
+    flow.minutes(range(10, 12), guangdong)
     causes = [r["root_cause"] for r in flow.opened()]
     assert {"region": "440000"} in causes
     assert not [c for c in causes if "carrier" in c], causes  # every carrier there: the province
 
-    one = Flow()
-    for minute in range(10):
-        one.minute(minute, _lanes())
-    for minute in range(10, 12):
-        one.minute(minute, _lanes(stopped={"jd-tms/SZ-1"}))
+    one = Flow().minutes(range(10), _lanes())
+    one.minutes(range(10, 12), _lanes(stopped={"jd-tms/SZ-1"}))
     # the hub, JD in Guangdong and jd-tms lost the same events: one anomaly, named by the
     # dimension listed first; the province is not significant without them
     assert [r["root_cause"] for r in one.opened()] == [{"hub": "SZ-1"}]
 
 
 def test_a_flash_sale_is_a_surge_of_its_channel() -> None:
-    flow = Flow()
-    for minute in range(10):
-        flow.minute(minute, _lanes())
+    flow = Flow().minutes(range(10), _lanes())
     sale = [(c * 20 if f.get("channel") == "douyin" else c, f) for c, f in _lanes()]
     flow.minute(10, sale)
     (opened,) = flow.opened()
@@ -212,10 +199,8 @@ def test_neighbouring_cells_that_go_quiet_are_one_area_located_among_them() -> N
         return out
 
     flow = Flow(FlowAnomalyDetector(SETTINGS.model_copy(update={"drop_dimensions": ["area"]})))
-    for minute in range(10):
-        flow.minute(minute, lanes(False))
-    for minute in range(10, 12):
-        flow.minute(minute, lanes(True))
+    flow.minutes(range(10), lanes(False))
+    flow.minutes(range(10, 12), lanes(True))
     (opened,) = flow.opened()
     assert opened["dimension"] == "area" and sorted(opened["root_cause"]["h3_cells"]) == sorted([centre, near])
     hull = shapely.MultiPoint([h3.cell_to_latlng(c)[::-1] for c in (centre, near)]).buffer(0.5)
