@@ -31,12 +31,10 @@ DESKTOP = (1366, 900)
 T = TypeVar("T")
 
 
-@contextmanager
-def chromium(
-    size: tuple[int, int] = DESKTOP, lang: str = "en-US", timezone: str = "Asia/Shanghai"
-) -> Iterator[WebDriver]:
-    """One headless browser with a throw-away profile, sized like a phone or a desktop."""
-    profile = tempfile.mkdtemp(prefix="orderradar-chromium-")
+def chrome_options(
+    profile: str, size: tuple[int, int], lang: str, accept_languages: str | None = None, *extra: str
+) -> webdriver.ChromeOptions:
+    """Debian's Chromium, headless, with a throw-away profile, a window size and a language."""
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for arg in (
@@ -48,13 +46,23 @@ def chromium(
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--hide-scrollbars",
         f"--user-data-dir={profile}",
         f"--lang={lang}",
         f"--window-size={size[0]},{size[1]}",
+        *extra,
     ):
         options.add_argument(arg)
-    options.add_experimental_option("prefs", {"intl.accept_languages": lang})
+    options.add_experimental_option("prefs", {"intl.accept_languages": accept_languages or lang})
+    return options
+
+
+@contextmanager
+def chromium(
+    size: tuple[int, int] = DESKTOP, lang: str = "en-US", timezone: str = "Asia/Shanghai"
+) -> Iterator[WebDriver]:
+    """One headless browser with a throw-away profile, sized like a phone or a desktop."""
+    profile = tempfile.mkdtemp(prefix="orderradar-chromium-")
+    options = chrome_options(profile, size, lang, None, "--hide-scrollbars")
     # The customer's phone clock: times on the page are shown in the browser's zone.
     service = Service(str(CHROMEDRIVER), env={**os.environ, "TZ": timezone})
     driver = webdriver.Chrome(service=service, options=options)

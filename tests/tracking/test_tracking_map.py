@@ -14,31 +14,27 @@ screenshots in both languages.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from stream_harness import produce
+from stream_harness import json_event, send_json, start_worker
 
-from config.settings import Settings, to_env
+from config.settings import Settings
 from dashboard.tracking.areas import area_index
 from dashboard.tracking.basemap import mercator
 from geo.coords import wgs84_to_gcj02
 from orderradar.devstack.isolation import isolated_settings
 from orderradar.devstack.process import ManagedProcess
-from stream.topics import ORDER_EVENTS
 from tracking.browser import (
     PHONE,
     axe_violations,
@@ -57,7 +53,6 @@ TESTS = Path(__file__).resolve().parents[1]
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
-CST = timezone(timedelta(hours=8))
 #: The page's budget on the wire (HTML, script, style, the prefecture files in view).
 PAGE_BUDGET_BYTES = 60_000
 #: First paint on loopback: the goal is 500 ms; asserted generously (a shared 2-core machine),
@@ -79,53 +74,18 @@ class Pipeline:
     tmp: Path
 
 
-def start_worker(settings: Settings, log_path: Path) -> ManagedProcess:
-    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    argv = [
-        sys.executable,
-        "-m",
-        "orderradar.cli",
-        "--log-level",
-        "WARNING",
-        "worker",
-        "--session-timeout",
-        "6",
-        "--worker-log-level",
-        "warning",
-    ]
-    return ManagedProcess("worker", argv, log_path, env=env, cwd=TESTS.parent).start()
-
-
 @pytest.fixture(scope="module")
 def pipeline(broker: Any, influx: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     tmp = tmp_path_factory.mktemp("trackmap")
     settings = isolated_settings(broker.bootstrap, influx.url, tmp)
-    worker = start_worker(settings, tmp / "worker.log")
+    worker = start_worker(settings, tmp / "worker.log", worker_log_level="warning", core_only=False)
     try:
         yield Pipeline(settings, worker, tmp)
     finally:
         worker.stop()
 
 
-def event(order_id: str, n: int, status: str, at: datetime, **extra: Any) -> dict[str, Any]:
-    return {
-        "event_id": f"{order_id}-{n}",
-        "order_id": order_id,
-        "sku": "sku-1",
-        "status": status,
-        "event_time": at.astimezone(CST).isoformat(),
-        "source": "oms",
-        "warehouse": "w-map",
-        "carrier": "c-map",
-        "region": "r-map",
-        **extra,
-    }
-
-
-def send(settings: Settings, events: list[dict[str, Any]]) -> None:
-    asyncio.run(
-        produce(settings, settings.topic(ORDER_EVENTS), [(e["order_id"].encode(), orjson.dumps(e)) for e in events])
-    )
+event = partial(json_event, warehouse="w-map", carrier="c-map", region="r-map")
 
 
 def last_mile(order_id: str, now: datetime, *, late: bool = True) -> list[dict[str, Any]]:
@@ -214,7 +174,7 @@ def paint_timing(driver: WebDriver) -> dict[str, float]:
 def test_street_map_with_the_servers_trail_and_the_city_on_gcj02_tiles(pipeline: Pipeline, artifacts_dir: Path) -> None:
     settings = pipeline.settings
     order_id = "o-map-tiles-1"
-    send(settings, last_mile(order_id, datetime.now(UTC)))
+    send_json(settings, last_mile(order_id, datetime.now(UTC)))
     with TileServer() as tiles:
         web = WebServer(settings, pipeline.tmp, tiles=tiles.template, tiles_crs="gcj02").start()
         try:
@@ -272,7 +232,7 @@ def test_offline_prefecture_outlines_size_budget_and_quality(pipeline: Pipeline,
     settings = pipeline.settings
     order_id, waiting_id = "o-map-offline-1", "o-map-offline-2"
     now = datetime.now(UTC)
-    send(
+    send_json(
         settings,
         last_mile(order_id, now)
         + [
