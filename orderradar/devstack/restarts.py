@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from alerting.backoff import RetryPolicy
+
 
 @dataclass(frozen=True)
 class RestartPolicy:
     #: Crashes tolerated within ``window_s``; one more and the stack stops.
     max_restarts: int = 5
     window_s: float = 300.0
-    base_delay_s: float = 1.0
-    max_delay_s: float = 30.0
+    #: The delay before the n-th restart within the window: ``backoff.delay_cap(n)``.
+    backoff: RetryPolicy = RetryPolicy(base_delay=1.0, max_delay=30.0)
 
 
 class RestartTracker:
@@ -36,4 +38,4 @@ class RestartTracker:
         self._crashes.append(now)
         if len(self._crashes) > policy.max_restarts:
             return None
-        return min(policy.max_delay_s, policy.base_delay_s * 2.0 ** (len(self._crashes) - 1))
+        return policy.backoff.delay_cap(len(self._crashes))
