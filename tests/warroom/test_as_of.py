@@ -22,60 +22,24 @@ def frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     return pd.DataFrame(rows) if rows else pd.DataFrame({"time": []})
 
 
+def cell_row(minutes: float, partition: str, cell: str, region: str, *counts: int) -> dict[str, object]:
+    """A heatmap point of one resolution-3 cell; ``counts``: skus, orders, at_risk, late, stalled."""
+    names = ("skus", "orders", "at_risk", "late", "stalled")
+    return {"time": t(minutes), "partition": partition, "h3": cell, "res": "3", "region": region} | dict(
+        zip(names, counts, strict=True)
+    )
+
+
 def test_gauges_take_each_partitions_newest_minute_and_drop_silent_partitions() -> None:
     cells = frame(
         [
             # partition 0: an older minute (superseded) and the newest one
-            {
-                "time": t(-3),
-                "partition": "0",
-                "h3": "831f1dfffffffff",
-                "res": "3",
-                "region": "330000",
-                "skus": 9,
-                "orders": 9,
-                "at_risk": 9,
-                "late": 0,
-                "stalled": 0,
-            },
-            {
-                "time": t(0),
-                "partition": "0",
-                "h3": "831f1dfffffffff",
-                "res": "3",
-                "region": "330000",
-                "skus": 4,
-                "orders": 3,
-                "at_risk": 1,
-                "late": 0,
-                "stalled": 1,
-            },
+            cell_row(-3, "0", "831f1dfffffffff", "330000", 9, 9, 9, 0, 0),
+            cell_row(0, "0", "831f1dfffffffff", "330000", 4, 3, 1, 0, 1),
             # partition 1 wrote a minute earlier (a second worker a tick behind): counted
-            {
-                "time": t(-1),
-                "partition": "1",
-                "h3": "831f1dfffffffff",
-                "res": "3",
-                "region": "330000",
-                "skus": 2,
-                "orders": 2,
-                "at_risk": 0,
-                "late": 2,
-                "stalled": 0,
-            },
+            cell_row(-1, "1", "831f1dfffffffff", "330000", 2, 2, 0, 2, 0),
             # partition 2 fell silent long ago (emptied): not counted
-            {
-                "time": t(-9),
-                "partition": "2",
-                "h3": "8331a9fffffffff",
-                "res": "3",
-                "region": "310000",
-                "skus": 5,
-                "orders": 5,
-                "at_risk": 0,
-                "late": 0,
-                "stalled": 0,
-            },
+            cell_row(-9, "2", "8331a9fffffffff", "310000", 5, 5, 0, 0, 0),
         ]
     )
     items = as_of.heatmap_items(cells)
