@@ -24,10 +24,9 @@ from typing import Any
 
 import orjson
 
-from stream.contract import RejectCode
 from stream.global_views import PartialError, ViewsOwner, ViewsTopics
 from stream.sinks.outbox import Outbox, OutRecord
-from stream.stages.agent_records import reject_event
+from stream.stages.agent_records import agent_table, install_json_agent, raw_topic
 from stream.topics import WARROOM_VIEWS_TABLE
 
 log = logging.getLogger(__name__)
@@ -47,26 +46,8 @@ def install_views_owner(
 ) -> ViewsOwner:
     """Register the agent, its table and its timer on a Faust app (topics must exist)."""
     partials_topic, partitions, dlq_topic = topics.partials, topics.partitions, topics.dlq
-    source = app.topic(
-        partials_topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=partitions,
-    )
-    changelog = app.topic(
-        topics.changelog,
-        key_type=str,
-        key_serializer="raw",
-        value_serializer="json",
-        partitions=partitions,
-        compacting=True,
-        internal=True,
-        allow_empty=True,
-        acks=False,
-    )
-    table = app.Table(WARROOM_VIEWS_TABLE, partitions=partitions, key_type=str, changelog_topic=changelog)
+    source = raw_topic(app, partials_topic, partitions=partitions)
+    table = agent_table(app, WARROOM_VIEWS_TABLE, topics.changelog, partitions)
     owner = ViewsOwner(table)
     #: Global items to publish: key -> (partials partition, item).
     pending: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -75,31 +56,22 @@ def install_views_owner(
     def assigned() -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == partials_topic}
 
-    async def reject(event: Any, code: RejectCode, problem: str) -> None:
-        await reject_event(producer, dlq_topic, event, code, problem)
+    async def handle(message: Any, value: Any) -> None:
+        async with lock:
+            for key, item in owner.apply(value, message.partition).items():
+                pending[key] = (message.partition, item)
 
-    async def consume(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                value = orjson.loads(message.value)
-            except orjson.JSONDecodeError as exc:
-                await reject(event, RejectCode.NOT_JSON, str(exc))
-                continue
-            try:
-                async with lock:
-                    for key, item in owner.apply(value, message.partition).items():
-                        pending[key] = (message.partition, item)
-            except PartialError as exc:
-                await reject(event, RejectCode.SCHEMA, str(exc))
-            except asyncio.CancelledError:
-                raise  # the worker stops
-            except BaseException as exc:  # noqa: B036 - the table or its changelog failed: crash-only
-                log.critical("war-room views failed; stopping without acknowledging", exc_info=exc)
-                on_fatal(exc)
-                raise
-
-    app.agent(source, name=VIEWS_AGENT, concurrency=1)(consume)
+    install_json_agent(
+        app,
+        source,
+        VIEWS_AGENT,
+        handle,
+        refused=(PartialError,),
+        problem=str,
+        producer=producer,
+        dlq_topic=dlq_topic,
+        on_fatal=on_fatal,
+    )
 
     @table.on_recover  # type: ignore[untyped-decorator]  # Faust ships no types
     async def on_recover() -> None:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import orjson
 from pydantic import ValidationError
 
 from alerting.channels.http import make_client
@@ -17,7 +16,6 @@ from alerting.delivery import DeliveryStage
 from alerting.policy import load_policy
 from config.client_auth import kafka_auth
 from config.settings import Settings
-from stream.contract import RejectCode
 from stream.customer_notices import build_channels as build_notice_channels
 from stream.customer_notices import load_notice_config
 from stream.global_views import ViewsTopics
@@ -25,7 +23,7 @@ from stream.sinks.influx import InfluxWriter
 from stream.sinks.outbox import Outbox
 from stream.sla import load_sla_rules
 from stream.stage_api import Stage
-from stream.stages.agent_records import reject_event
+from stream.stages.agent_records import agent_table, install_json_agent, raw_topic
 from stream.stages.alerting_agent import AlertingAgent, build_delivery
 from stream.stages.delays_stage import DelaysStage, DelaysTopics
 from stream.stages.disruption_stage import DisruptionStage, DisruptionTopics
@@ -103,27 +101,8 @@ def install_alerting(
     """Register the alerting agent, its one-partition table and its timer on a Faust app."""
     policy = load_policy(settings.config_dir / "alerting.yaml")
     inputs_name, control_name = settings.topic(ALERT_INPUTS), settings.topic(CONTROL)
-    source = app.topic(
-        inputs_name,
-        control_name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=1,
-    )
-    changelog = app.topic(
-        changelog_topic(settings, ALERTING_TABLE),
-        key_type=str,
-        key_serializer="raw",
-        value_serializer="json",
-        partitions=1,
-        compacting=True,
-        internal=True,
-        allow_empty=True,
-        acks=False,
-    )
-    table = app.Table(ALERTING_TABLE, partitions=1, key_type=str, changelog_topic=changelog)
+    source = raw_topic(app, inputs_name, control_name, partitions=1)
+    table = agent_table(app, ALERTING_TABLE, changelog_topic(settings, ALERTING_TABLE), 1)
     store = table.data.data
     assert isinstance(store, dict), "the alerting agent expects Faust's memory:// store"
     delivery = build_delivery(policy, settings.receiver_secrets(), httpx.AsyncClient())
@@ -139,32 +118,25 @@ def install_alerting(
     lock = asyncio.Lock()
     dlq_topic = settings.topic(ORDER_EVENTS_DLQ)
 
-    async def reject(event: Any, code: RejectCode, problem: str) -> None:
-        await reject_event(producer, dlq_topic, event, code, problem)
+    async def handle(message: Any, value: Any) -> None:
+        async with lock:
+            now = datetime.now(UTC)
+            if message.topic == inputs_name:
+                await agent.on_incident(value, now)
+            else:
+                await agent.on_command(value, now)
 
-    async def consume(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            try:
-                value = orjson.loads(message.value)
-            except orjson.JSONDecodeError as exc:
-                await reject(event, RejectCode.NOT_JSON, str(exc))
-                continue
-            try:
-                async with lock:
-                    now = datetime.now(UTC)
-                    if message.topic == inputs_name:
-                        await agent.on_incident(value, now)
-                    else:
-                        await agent.on_command(value, now)
-            except (ValidationError, KeyError, TypeError, ValueError) as exc:
-                await reject(event, RejectCode.SCHEMA, f"{type(exc).__name__}: {exc}")
-            except BaseException as exc:  # noqa: B036 - state or outputs failed: crash-only
-                log.critical("alerting failed; stopping without acknowledging", exc_info=exc)
-                on_fatal(exc)
-                raise
-
-    app.agent(source, name=ALERTING_AGENT, concurrency=1)(consume)
+    install_json_agent(
+        app,
+        source,
+        ALERTING_AGENT,
+        handle,
+        refused=(ValidationError, KeyError, TypeError, ValueError),
+        problem=lambda exc: f"{type(exc).__name__}: {exc}",
+        producer=producer,
+        dlq_topic=dlq_topic,
+        on_fatal=on_fatal,
+    )
 
     async def tick() -> None:
         if not any(tp.topic == inputs_name for tp in app.consumer.assignment()):
