@@ -46,7 +46,12 @@ class RetryPolicy:
 
     def delay_cap(self, attempt: int) -> float:
         """The delay before retry number ``attempt`` (1-based) before jitter takes its share."""
-        return min(self.max_delay, self.base_delay * self.multiplier ** max(attempt - 1, 0))
+        return _grown(self.base_delay, self.multiplier, self.max_delay, attempt)
+
+    def delay(self, attempt: int, fraction: float) -> float:
+        """:meth:`delay_cap` less ``jitter`` x ``fraction`` of it (``fraction`` in [0, 1]: a
+        random draw; alert delivery uses a hash instead, see :func:`backoff_delay`)."""
+        return self.delay_cap(attempt) * (1.0 - self.jitter * fraction)
 
 
 def _unit_fraction(key: str, attempt: int) -> float:
@@ -56,8 +61,12 @@ def _unit_fraction(key: str, attempt: int) -> float:
 
 def backoff_delay(key: str, attempt: int, *, base: float, multiplier: float, cap: float, jitter: float) -> float:
     """Delay before retry number ``attempt`` (1-based) of ``key``."""
-    full = min(cap, base * multiplier ** max(attempt - 1, 0))
-    return full * (1.0 - jitter * _unit_fraction(key, attempt))
+    return _grown(base, multiplier, cap, attempt) * (1.0 - jitter * _unit_fraction(key, attempt))
+
+
+def _grown(base: float, multiplier: float, cap: float, attempt: int) -> float:
+    """``base`` grown by ``multiplier`` per retry after the first, at most ``cap``."""
+    return min(cap, base * multiplier ** max(attempt - 1, 0))
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -171,8 +171,7 @@ class InfluxWriter:
         return report
 
     def _backoff(self, attempt: int) -> float:
-        cap = self.policy.delay_cap(attempt)
-        return self._rng.uniform(cap * (1.0 - self.policy.jitter), cap)  # jitter 1: full jitter
+        return self.policy.delay(attempt, self._rng.random())  # INFLUX_RETRY's jitter 1: full jitter
 
     def _trip(self, hint_s: float | None) -> None:
         cooldown = max(self._cooldown, hint_s or 0.0)
@@ -321,7 +320,8 @@ class InfluxReplayer:
         self.bootstrap = bootstrap
         self.topic = topic
         self.group_id = group_id
-        self.max_backoff_s = max_backoff_s
+        #: Between attempts at one chunk: 0.5 s doubling up to ``max_backoff_s``, half jittered.
+        self.backoff = RetryPolicy(base_delay=0.5, max_delay=max_backoff_s, jitter=0.5)
         self.session_timeout_ms = session_timeout_ms
         self._rng = rng or random.Random()
         self._stopping = asyncio.Event()
@@ -377,7 +377,7 @@ class InfluxReplayer:
             )
             return True
         lines = value.decode().split("\n")
-        delay = 0.5
+        failures = 0
         while not self._stopping.is_set():
             report = await self.writer.write(lines)
             if report.ok:
@@ -387,6 +387,6 @@ class InfluxReplayer:
             if all(f.reason is InfluxFailure.REJECTED for f in report.failed):
                 self.skipped_chunks += 1
                 return True
-            await self._pause(self._rng.uniform(delay / 2, delay))
-            delay = min(delay * 2, self.max_backoff_s)
+            failures += 1
+            await self._pause(self.backoff.delay(failures, self._rng.random()))
         return False
