@@ -90,13 +90,19 @@ _DIMENSIONS = (
 _PLACED = ("hub", "warehouse", "route", "carrier", "carrier_region", "region", "channel", "source", "device_id")
 
 
-def word(lang: str, key: str, **values: object) -> str:
-    """``key`` in ``lang`` (zh for any ``zh*``, else English), placeholders filled."""
-    pair = WORDS.get(key)
+def phrase(table: Mapping[str, tuple[str, str]], lang: str, key: str, **values: object) -> str:
+    """``key`` of a ``key -> (zh-CN, en)`` table in ``lang`` (zh for any ``zh*``, else English),
+    placeholders filled; the key itself when the table lacks it."""
+    pair = table.get(key)
     if pair is None:
         return key
     text = pair[0] if lang.lower().startswith("zh") else pair[1]
     return text.format(**values) if values else text
+
+
+def word(lang: str, key: str, **values: object) -> str:
+    """``key`` of :data:`WORDS` in ``lang``, placeholders filled."""
+    return phrase(WORDS, lang, key, **values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +170,28 @@ def _area_place(facts: Facts, cause: Mapping[str, Any], places: Places, lang: st
     return place or word(lang, "place.outside")
 
 
+def _region(cause: Mapping[str, Any], places: Places, lang: str) -> str:
+    return places.region(str(cause.get("region", "?")), lang)
+
+
+def _value(cause: Mapping[str, Any], dim: str) -> str:
+    """The cause's value in its dimension, else all its values."""
+    return str(cause.get(dim, "")) or ", ".join(str(v) for v in cause.values())
+
+
+def _placed(prefix: str, facts: Facts, dim: str, cause: Mapping[str, Any], places: Places, lang: str) -> str | None:
+    """The words (``cause.*`` or ``place.*``) for an area, a carrier in a region or a region;
+    ``None`` for the other dimensions, which are named by their value."""
+    if dim == "area" or cause.get("h3_cells"):
+        return word(lang, f"{prefix}.area", x=_area_place(facts, cause, places, lang))
+    if dim == "carrier_region":
+        x = str(cause.get("carrier", "?"))
+        return word(lang, f"{prefix}.carrier_region", x=x, region=_region(cause, places, lang))
+    if dim == "region":
+        return word(lang, f"{prefix}.region", x=_region(cause, places, lang))
+    return None
+
+
 def where(facts: Facts, places: Places, lang: str) -> str:
     """The cause in words: "Hub HZ-3 stopped scanning", "Carrier SF slowed down in 浙江省"."""
     dim, cause = structured(facts)
@@ -171,18 +199,10 @@ def where(facts: Facts, places: Places, lang: str) -> str:
         return facts.root_cause_text or facts.fallback  # nothing structured to say it with
     if facts.zone_name or (dim == "area" and "area" in cause):
         return word(lang, "cause.zone", x=facts.zone_name or str(cause.get("area")))
-    if dim == "area" or cause.get("h3_cells"):
-        return word(lang, "cause.area", x=_area_place(facts, cause, places, lang))
-    if dim == "carrier_region":
-        return word(
-            lang,
-            "cause.carrier_region",
-            x=str(cause.get("carrier", "?")),
-            region=places.region(str(cause.get("region", "?")), lang),
-        )
-    if dim == "region":
-        return word(lang, "cause.region", x=places.region(str(cause.get("region", "?")), lang))
-    value = str(cause.get(dim, "")) or ", ".join(str(v) for v in cause.values())
+    placed = _placed("cause", facts, dim, cause, places, lang)
+    if placed is not None:
+        return placed
+    value = _value(cause, dim)
     if dim == "hub" and _main_label(facts.by_label) == "stalled":
         return word(lang, "cause.hub.stalled", x=value)
     return word(lang, f"cause.{dim}" if dim in _DIMENSIONS else "cause.other", x=value)
@@ -191,18 +211,10 @@ def where(facts: Facts, places: Places, lang: str) -> str:
 def place(facts: Facts, places: Places, lang: str) -> str:
     """Where, without saying what happened there: "HZ-3 hub", "Around 浙江省"."""
     dim, cause = structured(facts)
-    if dim == "area" or cause.get("h3_cells"):
-        return word(lang, "place.area", x=_area_place(facts, cause, places, lang))
-    if dim == "carrier_region":
-        return word(
-            lang,
-            "place.carrier_region",
-            x=str(cause.get("carrier", "?")),
-            region=places.region(str(cause.get("region", "?")), lang),
-        )
-    if dim == "region":
-        return places.region(str(cause.get("region", "?")), lang)
-    value = str(cause.get(dim, "")) or ", ".join(str(v) for v in cause.values()) or facts.root_cause_text
+    placed = _placed("place", facts, dim, cause, places, lang)
+    if placed is not None:
+        return placed
+    value = _value(cause, dim) or facts.root_cause_text
     return word(lang, f"place.{dim}" if dim in _PLACED else "place.other", x=value or facts.fallback)
 
 
