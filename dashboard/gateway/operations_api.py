@@ -22,10 +22,11 @@ from __future__ import annotations
 import html
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from pydantic import field_validator
+from pydantic import BaseModel, field_validator
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -48,6 +49,8 @@ from stream.control_commands import (
     ZoneDeclaration,
 )
 from stream.topics import CONTROL
+
+_Body = TypeVar("_Body", bound=BaseModel)
 
 #: Actor recorded for actions taken through a signed link (the link names no person).
 LINK_ACTOR = "signed-link"
@@ -144,14 +147,37 @@ async def alert_link_page(request: Request) -> Response:
     )
 
 
-async def create_silence(request: Request) -> Response:
-    gateway = gateway_of(request)
-    authorised = await authorised_body(request, Permission.ACT_ON_ALERTS, SilenceBody)
-    if isinstance(authorised, Response):
-        return authorised
-    member, spec = authorised
-    command = SilenceCreate(actor=member.username, at=gateway.clock(), **spec.model_dump())
-    return await _submit(gateway, command)
+def _creator(
+    permission: Permission, body: type[_Body], create: Callable[[str, datetime, _Body], tuple[Command, dict[str, str]]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint that publishes the command ``create`` makes of the actor, the time and the
+    JSON body (as ``body``), answering with the ids it returns besides the command's."""
+
+    async def endpoint(request: Request) -> Response:
+        gateway = gateway_of(request)
+        authorised = await authorised_body(request, permission, body)
+        if isinstance(authorised, Response):
+            return authorised
+        member, value = authorised
+        command, echo = create(member.username, gateway.clock(), value)
+        return await _submit(gateway, command, **echo)
+
+    return endpoint
+
+
+def _new_silence(actor: str, at: datetime, spec: SilenceBody) -> tuple[Command, dict[str, str]]:
+    return SilenceCreate(actor=actor, at=at, **spec.model_dump()), {}
+
+
+def _new_disruption(actor: str, at: datetime, zone: ZoneBody) -> tuple[Command, dict[str, str]]:
+    disruption_id = f"dz-{uuid.uuid4().hex[:16]}"
+    return DisruptionCreate(actor=actor, at=at, disruption_id=disruption_id, zone=zone), {
+        "disruption_id": disruption_id
+    }
+
+
+create_silence = _creator(Permission.ACT_ON_ALERTS, SilenceBody, _new_silence)
+create_disruption = _creator(Permission.MANAGE_DISRUPTIONS, ZoneBody, _new_disruption)
 
 
 def _ender(
@@ -175,18 +201,6 @@ def _ender(
 
 
 expire_silence = _ender(Permission.ACT_ON_ALERTS, "silence", "no silence {} seen by this instance", SilenceExpire)
-
-
-async def create_disruption(request: Request) -> Response:
-    gateway = gateway_of(request)
-    authorised = await authorised_body(request, Permission.MANAGE_DISRUPTIONS, ZoneBody)
-    if isinstance(authorised, Response):
-        return authorised
-    member, body = authorised
-    zone: ZoneDeclaration = body
-    disruption_id = f"dz-{uuid.uuid4().hex[:16]}"
-    command = DisruptionCreate(actor=member.username, at=gateway.clock(), disruption_id=disruption_id, zone=zone)
-    return await _submit(gateway, command, disruption_id=disruption_id)
 
 
 delete_disruption = _ender(
