@@ -18,6 +18,7 @@ Argument order is always (lon, lat), i.e. (x, y).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -99,12 +100,37 @@ def _bd_inverse_guess(bx: Any, by: Any, m: ModuleType) -> tuple[Any, Any]:
     return z * m.cos(theta), z * m.sin(theta)
 
 
+def _gcj_forward(x: Any, y: Any, m: ModuleType) -> tuple[Any, Any]:
+    """WGS-84 -> GCJ-02 at (x, y), ignoring the bbox."""
+    dlon, dlat = _gcj_offset(x, y, m)
+    return x + dlon, y + dlat
+
+
+def _invert(
+    forward: Callable[[Any, Any, ModuleType], tuple[Any, Any]], tx: Any, ty: Any, guess: tuple[Any, Any], m: ModuleType
+) -> tuple[Any, Any]:
+    """The position whose ``forward`` transform is (tx, ty), by fixed-point iteration from
+    ``guess`` until every error is within :data:`_INVERSE_TOLERANCE_DEG` (floats or arrays, as
+    ``m`` is :mod:`math` or :mod:`numpy`)."""
+    gx, gy = guess
+    for _ in range(_INVERSE_MAX_ITERATIONS):
+        fx, fy = forward(gx, gy, m)
+        ex, ey = fx - tx, fy - ty
+        gx, gy = gx - ex, gy - ey
+        if m is np:
+            if not np.any(np.maximum(np.abs(ex), np.abs(ey)) > _INVERSE_TOLERANCE_DEG):
+                break
+        elif max(abs(ex), abs(ey)) <= _INVERSE_TOLERANCE_DEG:
+            break
+    return gx, gy
+
+
 def wgs84_to_gcj02_arrays(lons: ArrayLike, lats: ArrayLike) -> tuple[FloatArray, FloatArray]:
     """WGS-84 -> GCJ-02 (the forward, exact transform); identity outside China's bbox."""
     x, y = _arrays(lons, lats)
-    dlon, dlat = _gcj_offset(x, y, np)
+    gx, gy = _gcj_forward(x, y, np)
     inside = in_china_bbox(x, y)
-    return np.where(inside, x + dlon, x), np.where(inside, y + dlat, y)
+    return np.where(inside, gx, x), np.where(inside, gy, y)
 
 
 def gcj02_to_wgs84_arrays(lons: ArrayLike, lats: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -112,15 +138,8 @@ def gcj02_to_wgs84_arrays(lons: ArrayLike, lats: ArrayLike) -> tuple[FloatArray,
     gx, gy = _arrays(lons, lats)
     inside = in_china_bbox(gx, gy)
     wx, wy = gx.copy(), gy.copy()
-    for _ in range(_INVERSE_MAX_ITERATIONS):
-        dlon, dlat = _gcj_offset(wx, wy, np)
-        ex = wx + dlon - gx
-        ey = wy + dlat - gy
-        wx, wy = wx - ex, wy - ey
-        err = np.maximum(np.abs(ex), np.abs(ey))
-        if not np.any(inside & (err > _INVERSE_TOLERANCE_DEG)):
-            break
-    return np.where(inside, wx, gx), np.where(inside, wy, gy)
+    wx[inside], wy[inside] = _invert(_gcj_forward, gx[inside], gy[inside], (gx[inside], gy[inside]), np)
+    return wx, wy
 
 
 def gcj02_to_bd09_arrays(lons: ArrayLike, lats: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -132,15 +151,7 @@ def gcj02_to_bd09_arrays(lons: ArrayLike, lats: ArrayLike) -> tuple[FloatArray, 
 def bd09_to_gcj02_arrays(lons: ArrayLike, lats: ArrayLike) -> tuple[FloatArray, FloatArray]:
     """BD-09 -> GCJ-02: the published approximate inverse, refined by iteration."""
     bx, by = _arrays(lons, lats)
-    gx, gy = _bd_inverse_guess(bx, by, np)
-    for _ in range(_INVERSE_MAX_ITERATIONS):
-        fx, fy = _bd_forward(gx, gy, np)
-        ex, ey = fx - bx, fy - by
-        gx, gy = gx - ex, gy - ey
-        err = np.maximum(np.abs(ex), np.abs(ey))
-        if not np.any(err > _INVERSE_TOLERANCE_DEG):
-            break
-    return gx, gy
+    return _invert(_bd_forward, bx, by, _bd_inverse_guess(bx, by, np), np)
 
 
 def bd09_to_wgs84_arrays(lons: ArrayLike, lats: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -175,22 +186,15 @@ def wgs84_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
     """WGS-84 -> GCJ-02 for one position: (lon, lat)."""
     if not _scalar_in_china(lon, lat):
         return float(lon), float(lat)
-    dlon, dlat = _gcj_offset(float(lon), float(lat), math)
-    return lon + dlon, lat + dlat
+    return _gcj_forward(float(lon), float(lat), math)
 
 
 def gcj02_to_wgs84(lon: float, lat: float) -> tuple[float, float]:
     """GCJ-02 -> WGS-84 for one position: (lon, lat), accurate to ~1e-9 degrees."""
     if not _scalar_in_china(lon, lat):
         return float(lon), float(lat)
-    wx, wy = float(lon), float(lat)
-    for _ in range(_INVERSE_MAX_ITERATIONS):
-        dlon, dlat = _gcj_offset(wx, wy, math)
-        ex, ey = wx + dlon - lon, wy + dlat - lat
-        wx, wy = wx - ex, wy - ey
-        if max(abs(ex), abs(ey)) <= _INVERSE_TOLERANCE_DEG:
-            break
-    return wx, wy
+    wx, wy = _invert(_gcj_forward, lon, lat, (float(lon), float(lat)), math)
+    return float(wx), float(wy)
 
 
 def gcj02_to_bd09(lon: float, lat: float) -> tuple[float, float]:
@@ -201,13 +205,7 @@ def gcj02_to_bd09(lon: float, lat: float) -> tuple[float, float]:
 
 def bd09_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
     """BD-09 -> GCJ-02 for one position: (lon, lat), accurate to ~1e-9 degrees."""
-    gx, gy = _bd_inverse_guess(float(lon), float(lat), math)
-    for _ in range(_INVERSE_MAX_ITERATIONS):
-        fx, fy = _bd_forward(gx, gy, math)
-        ex, ey = fx - lon, fy - lat
-        gx, gy = gx - ex, gy - ey
-        if max(abs(ex), abs(ey)) <= _INVERSE_TOLERANCE_DEG:
-            break
+    gx, gy = _invert(_bd_forward, lon, lat, _bd_inverse_guess(float(lon), float(lat), math), math)
     return float(gx), float(gy)
 
 
