@@ -12,7 +12,7 @@ from pathlib import Path
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from orderradar.devstack.process import ManagedProcess, StartError, port_open
+from orderradar.devstack.process import LocalServer, StartError, port_open
 
 
 def tansu_binary() -> str:
@@ -44,36 +44,18 @@ def broker_answers(bootstrap: str) -> bool:
         admin.close()
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(LocalServer):
     def __init__(self, port: int, data_dir: Path, host: str = "127.0.0.1") -> None:
-        self.host = host
-        self.port = port
         url = f"tcp://{host}:{port}"
-        self.process = ManagedProcess(
-            "broker",
-            [
-                tansu_binary(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            data_dir / "logs" / f"broker-{port}.log",
-        )
+        argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        argv += ["--storage-engine", "memory://tansu/"]
+        super().__init__("broker", argv, port, data_dir, host)
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> EmbeddedBroker:
-        if port_open(self.host, self.port):
-            raise StartError(f"broker port {self.port} is already in use")
-        self.process.start()
-        self.process.wait_ready(lambda: broker_answers(self.bootstrap), timeout)
+        self._claim_port("broker")
+        self._run(lambda: broker_answers(self.bootstrap), timeout)
         return self
-
-    def stop(self) -> None:
-        self.process.stop()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from orderradar.devstack.process import ManagedProcess, StartError, free_port, port_open
+from orderradar.devstack.process import LocalServer, StartError, free_port
 
 INSTALL_HINT = (
     "influxd (InfluxDB 1.x) is not installed. On Debian/Ubuntu: apt-get install influxdb "
@@ -106,7 +106,7 @@ def create_user(
     )
 
 
-class LocalInflux:
+class LocalInflux(LocalServer):
     """``admin``: (username, password) turns authentication on (``auth-enabled = true``) with
     that admin user, created at start; without it the local influxd takes anyone, as the
     loopback development stack does."""
@@ -114,24 +114,17 @@ class LocalInflux:
     def __init__(
         self, port: int, data_dir: Path, host: str = "127.0.0.1", admin: tuple[str, str] | None = None
     ) -> None:
-        self.host = host
-        self.port = port
         self.admin = admin
         self.root = (data_dir / f"influxdb-{port}").resolve()
         self.config_path = self.root / "influxdb.conf"
-        self.process = ManagedProcess(
-            "influxd",
-            [influxd_binary(), "run", "-config", str(self.config_path)],
-            data_dir / "logs" / f"influxd-{port}.log",
-        )
+        super().__init__("influxd", [influxd_binary(), "run", "-config", str(self.config_path)], port, data_dir, host)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> LocalInflux:
-        if port_open(self.host, self.port):
-            raise StartError(f"InfluxDB port {self.port} is already in use")
+        self._claim_port("InfluxDB")
         self.root.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
             _CONFIG.format(
@@ -141,8 +134,7 @@ class LocalInflux:
                 auth_enabled=str(self.admin is not None).lower(),
             )
         )
-        self.process.start()
-        self.process.wait_ready(lambda: influx_answers(self.url), timeout)
+        self._run(lambda: influx_answers(self.url), timeout)
         if self.admin is not None:
             create_admin(self.url, *self.admin)
         return self
@@ -150,6 +142,3 @@ class LocalInflux:
     @property
     def admin_auth(self) -> httpx.BasicAuth | None:
         return httpx.BasicAuth(*self.admin) if self.admin is not None else None
-
-    def stop(self) -> None:
-        self.process.stop()

@@ -152,3 +152,25 @@ class ManagedProcess:
             os.killpg(self.pid, signal.SIGKILL)
             assert self.proc is not None
             self.proc.wait(timeout=10)
+
+
+class LocalServer:
+    """A development server (the embedded broker, influxd) run as a child on ``host:port``,
+    its log at ``<data_dir>/logs/<name>-<port>.log``."""
+
+    def __init__(self, name: str, argv: Sequence[str], port: int, data_dir: Path, host: str) -> None:
+        self.host = host
+        self.port = port
+        self.process = ManagedProcess(name, argv, data_dir / "logs" / f"{name}-{port}.log")
+
+    def _claim_port(self, what: str) -> None:
+        """Refuse a port something already listens on: its answers would be taken for ours."""
+        if port_open(self.host, self.port):
+            raise StartError(f"{what} port {self.port} is already in use")
+
+    def _run(self, ready: Callable[[], bool], timeout: float) -> None:
+        self.process.start()
+        self.process.wait_ready(ready, timeout)
+
+    def stop(self) -> None:
+        self.process.stop()
