@@ -107,18 +107,20 @@ class TrackDelta(Outgoing):
     def merged_with(self, newer: Outgoing) -> Outgoing:
         if isinstance(newer, TrackDelta):
             assert newer.from_seq == self.seq, "deltas merge only when they chain"
-            skus = {sku: v for sku, v in self.skus.items() if sku not in newer.removed}
-            skus.update(newer.skus)
+            skus = _patched(self.skus, newer.skus, newer.removed)
             removed = (set(self.removed) - newer.skus.keys()) | set(newer.removed)
             return TrackDelta(self.order_id, self.from_seq, newer.seq, newer.header, skus, tuple(sorted(removed)))
         return newer
 
 
+def _patched(skus: Mapping[str, bytes], changed: Mapping[str, bytes], removed: tuple[str, ...]) -> dict[str, bytes]:
+    """``skus`` without the ``removed`` ones, with the ``changed`` ones set."""
+    return {**{sku: v for sku, v in skus.items() if sku not in removed}, **changed}
+
+
 def apply_delta(view: OrderView, delta: TrackDelta) -> OrderView:
     """The customer view after ``delta`` (what a browser does with a delta, too)."""
-    skus = {sku: v for sku, v in view.skus.items() if sku not in delta.removed}
-    skus.update(delta.skus)
-    return OrderView(dict(delta.header), skus)
+    return OrderView(dict(delta.header), _patched(view.skus, delta.skus, delta.removed))
 
 
 def delta_between(order_id: str, from_seq: int, seq: int, old: OrderView, new: OrderView) -> TrackDelta:
