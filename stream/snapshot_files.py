@@ -267,10 +267,26 @@ def read_image(directory: Path, changelog: str, partition: int) -> Image:
 
 
 def remove_deltas_before(directory: Path, changelog: str, partition: int, offset: int) -> None:
-    """Remove the partition's deltas that start before ``offset`` (a base at ``offset`` replaced them)."""
+    """Remove the partition's deltas that start before ``offset`` (a base at ``offset`` replaced
+    them) and the temporary files of writers that are gone (killed mid-write)."""
     for start, _, path in delta_files(directory, changelog, partition):
         if start < offset:
             path.unlink(missing_ok=True)
+    prefix = f"{changelog}-{partition}."
+    for name in os.listdir(directory):
+        pid = name[len(prefix) : -len(".tmp")].rpartition(".")[2]
+        if name.startswith(prefix) and name.endswith(".tmp") and pid.isdigit() and not _alive(int(pid)):
+            (directory / name).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def compact(directory: Path, changelog: str, partition: int) -> Chain:

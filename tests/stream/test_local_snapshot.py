@@ -18,7 +18,7 @@ from stream.order_state import OrderState
 from stream.sinks.changelog import ChangelogSink, Entry, decode_value, encode_value
 from stream.sinks.outbox import Outbox, OutRecord
 from stream.sinks.sink import Fence
-from stream.snapshot_files import delta_files, read_delta
+from stream.snapshot_files import delta_files, delta_path, encode_item, read_delta, write_delta
 from stream.stage_api import StageValue, stage_table_key
 from stream.topics import changelog_topic, ensure_topics
 from stream.worker import TABLE
@@ -258,3 +258,13 @@ def test_deltas_past_their_share_of_the_base_are_compacted_into_it(written: tupl
     assert base.offset == 12 == worker.ends[0] - 2  # the last save, before the unsaved batch
     store, read = _restore(settings, LocalSnapshots(compacting.directory, compacting.changelog), [0])
     assert read == 2 and store == asyncio.run(_store_from_changelog(settings, [0]))
+
+
+def test_a_delta_that_takes_the_image_beyond_the_changelog_end_voids_it(
+    written: tuple[Settings, LocalSnapshots], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The checks hold for the combined image: the base (at 4) is fine, its delta ends at 50."""
+    settings, snapshots = written
+    path = delta_path(snapshots.directory, snapshots.changelog, 0, 4, 50)
+    write_delta(path, 0, 4, 50, [encode_item(b"a", encode_value(_order("a", 0, 9)))], 1)
+    _ignored(settings, snapshots, caplog, "data lost or deleted")

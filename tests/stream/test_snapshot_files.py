@@ -4,6 +4,7 @@ restore follows and the compaction that folds it into a new base."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,14 @@ def test_compaction_stops_at_a_torn_delta(tmp_path: Path) -> None:
     assert chain.offset == 2
     assert read_snapshot(base_path(tmp_path, LOG, 0)).values == {b"a": b"a1", b"b": b"b1"}
     assert [start for start, _, _ in delta_files(tmp_path, LOG, 0)] == [2]  # the torn one stays until replaced
+
+
+def test_a_new_base_removes_what_it_replaced_and_files_of_writers_killed_mid_write(tmp_path: Path) -> None:
+    _base(tmp_path, 1, {b"a": b"a1"})
+    _delta(tmp_path, 1, 2, {b"b": b"b1"})
+    dead = tmp_path / f"{LOG}-0.{2:020d}-{3:020d}.delta.999999999.tmp"  # no such process
+    live = tmp_path / f"{LOG}-0.snap.{os.getppid()}.tmp"  # a writer still running
+    for path in (dead, live):
+        path.write_bytes(b"half")
+    compact(tmp_path, LOG, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"{LOG}-0.snap", live.name])
