@@ -14,73 +14,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from alerting.decisions import Language, NotificationKind
 from alerting.incident import FlowCounts, IncidentEvent
 from alerting.tier import Tier
-from alerting.titles import Facts, Places, boundary_places, flow_share, headline, phrase, place, title
+from alerting.titles import Facts, Places, boundary_places, flow_share, headline, phrase, place, read_words, title
 
 #: Incidents listed in one grouped message; the rest are counted.
 MAX_LISTED = 5
 
 #: key -> (zh-CN, en): a notification's words, in :func:`_render`'s one layout.
-_WORDS: dict[str, tuple[str, str]] = {
-    "kind.firing": ("告警", "FIRING"),
-    "kind.update": ("更新", "UPDATE"),
-    "kind.repeat": ("提醒", "REMINDER"),
-    "kind.page": ("呼叫值班", "PAGE"),
-    "kind.acked": ("已认领", "ACKED"),
-    "kind.resolved": ("已恢复", "RESOLVED"),
-    "state.open": ("新发", "open"),
-    "state.growing": ("扩大中", "growing"),
-    "state.stable": ("稳定", "stable"),
-    "state.recovering": ("恢复中", "recovering"),
-    "state.resolved": ("已恢复", "resolved"),
-    "acked_by": ("已被 {by} 认领", "ACKED by {by}"),
-    # 1-based step, then (after the first pass) the 1-based pass
-    "page_step": ("升级至第 {step} 级", "PAGE step {step}"),
-    "page_pass": ("（第 {round} 轮）", ", pass {round}"),
-    "title": ("【{tier} {word}】{headline}", "[{tier} {word}] {headline}"),
-    "tier_changed": ("级别变化：{old} → {new}。", "Tier changed {old} -> {new}."),
-    "resolved": ("于 {at} 恢复。", "Resolved at {at}."),
-    "resolved_by": ("已由 {by} 于 {at} 恢复。", "Resolved by {by} at {at}."),
-    "on_call": ("您正在值班（{user}）。", "You are on call ({user})."),
-    "impact": (
-        "影响：订单 {orders} 单，SKU {skus} 个，金额 {value:,.2f}",
-        "Impact: {orders} orders, {skus} SKUs, value {value:,.2f}",
-    ),
-    "flow_drop": (
-        "{at}：扫描量为正常的 {pct}%，已持续 {lasted}（最近 {window} {seen:,.0f} 次，"
-        "正常约 {expected:,.0f} 次）；约 {n:,} 件包裹扫描滞后（估算）",
-        "{at}: scans at {pct}% of normal for {lasted} ({seen:,.0f} in the last {window},"
-        " {expected:,.0f} expected); ~{n:,} parcel scans behind (estimate)",
-    ),
-    "flow_surge": (
-        "{at}：订单量为正常的 {pct}%，已持续 {lasted}（最近 {window} {seen:,.0f} 单，"
-        "正常约 {expected:,.0f} 单）；约多出 {n:,} 单（估算）",
-        "{at}: orders at {pct}% of normal for {lasted} ({seen:,.0f} in the last {window},"
-        " {expected:,.0f} expected); ~{n:,} orders above normal (estimate)",
-    ),
-    # a span of seconds: "6 min", or "15 s" under a minute
-    "span.min": ("{n:.0f} 分钟", "{n:.0f} min"),
-    "span.s": ("{n:.0f} 秒", "{n:.0f} s"),
-    # orders held up, orders in flight there, their value
-    "held_up": (
-        "受阻订单：约 {n:,} 单（该处在途 {there:,} 单），金额约 {value:,.2f}",
-        "Orders held up: ~{n:,} of {there:,} in flight there, value ~{value:,.2f}",
-    ),
-    "estimate": ("（估算）", " (estimate)"),
-    "vip": ("，VIP {n} 单", ", {n} VIP"),
-    "penalty": ("，含违约赔付 {n} 单", ", {n} with SLA penalty"),
-    "stop": ("。", "."),
-    "promise_left": ("距最早承诺时效还有 {m:.0f} 分钟。", "Earliest promise in {m:.0f} min."),
-    "promise_broken": ("已超出承诺时效 {m:.0f} 分钟。", "Promise broken {m:.0f} min ago."),
-    "listed": ("- {title}【{state}】{labels}，开始于 {since}", "- {title} [{state}] {labels} since {since}"),
-    "more": ("……另有 {n} 起。", "... and {n} more."),
-    "ack": ("认领：{url}", "Acknowledge: {url}"),
-    "resolve": ("关闭：{url}", "Resolve: {url}"),
-}
+_WORDS = read_words(Path(__file__).with_name("messages.toml"))
 
 
 def _say(language: Language, key: str, **values: object) -> str:

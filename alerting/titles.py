@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import tomllib
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from geo.regions import default_region_index
@@ -23,56 +25,22 @@ PlaceOf = Callable[[str, str], str | None]
 #: A province code's name in a language (the code itself when unknown).
 RegionName = Callable[[str, str], str]
 
+
+def read_words(path: Path) -> dict[str, tuple[str, str]]:
+    """A ``key = [zh-CN, en]`` TOML table of words (``alerting/titles.toml``,
+    ``alerting/messages.toml``, ``dashboard/warroom/labels.toml``), in file order."""
+    with path.open("rb") as file:
+        table = tomllib.load(file)
+    words: dict[str, tuple[str, str]] = {}
+    for key, pair in table.items():
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(text, str) for text in pair)):
+            raise ValueError(f"{path}: {key!r} is not [zh-CN, en] text")
+        words[key] = (pair[0], pair[1])
+    return words
+
+
 #: key -> (zh-CN, en). The war-room's label table (``dashboard.warroom.i18n``) includes these.
-WORDS: dict[str, tuple[str, str]] = {
-    "incident.kind.delay": ("延误", "Delays"),
-    "incident.kind.data_quality": ("数据质量", "Data quality"),
-    "incident.kind.flow": ("流量异常", "Flow"),
-    "cause.hub.stalled": ("分拨中心 {x} 停止扫描", "Hub {x} stopped scanning"),
-    "cause.hub": ("分拨中心 {x} 延误", "Delays at hub {x}"),
-    "cause.warehouse": ("仓库 {x} 延误", "Delays at warehouse {x}"),
-    "cause.route": ("线路 {x} 延误", "Delays on route {x}"),
-    "cause.carrier": ("承运商 {x} 运输变慢", "Carrier {x} slowed down"),
-    "cause.carrier_region": ("承运商 {x} 在{region}变慢", "Carrier {x} slowed down in {region}"),
-    "cause.area": ("{x}一带延误", "Delays around {x}"),
-    "cause.zone": ("中断区域“{x}”", "Disruption zone “{x}”"),
-    "cause.region": ("{x}延误", "Delays in {x}"),
-    "cause.channel": ("渠道 {x} 订单延误", "Late orders from channel {x}"),
-    "cause.stage": ("{x}环节停滞", "Stalls at stage {x}"),
-    "cause.source": ("数据源 {x}", "Source {x}"),
-    "cause.device_id": ("扫描设备 {x}", "Scanner {x}"),
-    "cause.other": ("{x}", "{x}"),
-    # where a flow check fired (a place, not a delay)
-    "place.hub": ("分拨中心 {x}", "{x} hub"),
-    "place.warehouse": ("仓库 {x}", "{x} warehouse"),
-    "place.route": ("线路 {x}", "Route {x}"),
-    "place.carrier": ("承运商 {x}", "Carrier {x}"),
-    "place.carrier_region": ("承运商 {x}（{region}）", "Carrier {x} in {region}"),
-    "place.area": ("{x}一带", "Around {x}"),
-    "place.region": ("{x}", "{x}"),
-    "place.channel": ("渠道 {x}", "Channel {x}"),
-    "place.source": ("数据源 {x}", "Source {x}"),
-    "place.device_id": ("扫描设备 {x}", "Scanner {x}"),
-    "place.other": ("{x}", "{x}"),
-    "place.outside": ("地图范围外", "outside the map area"),
-    "flow.stopped": ("{where}：扫描中断", "{where}: scans stopped"),
-    "flow.drop": ("{where}：扫描量降至正常的 {pct}%", "{where}: scans dropped to {pct}% of normal"),
-    "flow.surge": ("{where}：扫描量激增至正常的 {pct}%", "{where}: scans surged to {pct}% of normal"),
-    "finding.illegal_transition": ("非法状态跳转", "Illegal status jumps"),
-    "finding.gps_jump": ("GPS 跳点", "GPS jumps"),
-    "finding.future_timestamp": ("未来时间戳", "Timestamps from the future"),
-    "finding.past_timestamp": ("过旧时间戳", "Timestamps from the far past"),
-    "title.orders": ("{n:,} 单", "{n:,} orders"),
-    "title.findings": ("{n:,} 条", "{n:,} findings"),
-    "title.skus": ("{n:,} 个SKU", "{n:,} SKUs"),
-    "title.more": ("（另 {n} 起）", " (+{n} more)"),
-    "alert.kind.hub_stall": ("分拨中心停滞", "Hub stalled"),
-    "alert.kind.carrier_slowdown": ("承运商变慢", "Carrier slowdown"),
-    "alert.kind.region_disruption": ("地区中断", "Regional disruption"),
-    "alert.kind.data_quality": ("数据质量", "Data quality"),
-    "alert.kind.order_late": ("订单延误", "Late orders"),
-    "alert.kind.flow": ("流量异常", "Flow anomaly"),
-}
+WORDS = read_words(Path(__file__).with_name("titles.toml"))
 
 #: Root-cause dimensions with words of their own (``cause.<dimension>``, ``place.<dimension>``).
 _DIMENSIONS = (
