@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 
 import h3
 
+from alerting.titles import Places
 from config.settings import Settings
 from dashboard.warroom.basemap import Basemap, load_basemap
 from dashboard.warroom.history import HistorySource, InfluxHistory
 from dashboard.warroom.map_figures import Backdrop
+from dashboard.warroom.titles import places_of
 from geo.regions import RegionIndex, RegionKind
 
 #: (lons, lats) -> province adcode (or ``None``) per point.
@@ -66,10 +68,13 @@ class WarroomDeps:
     country_of: ProvinceLookup = _nowhere
     provinces_of_cells: CellProvinces = field(init=False, repr=False, compare=False)
     countries_of_cells: CellProvinces = field(init=False, repr=False, compare=False)
+    #: How titles name regions and cells: the base map's names (one for every panel).
+    places: Places = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "provinces_of_cells", cell_provinces(self.province_of))
         object.__setattr__(self, "countries_of_cells", cell_provinces(self.country_of))
+        object.__setattr__(self, "places", places_of(self.basemap, self.regions_of_cells))
 
     def regions_of_cells(self, cells: Sequence[str]) -> list[str | None]:
         """Each cell's province adcode, else its country code, else ``None`` (far at sea)."""

@@ -135,8 +135,6 @@ def layout(deps: WarroomDeps) -> html.Section:
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
-    places = titles.places_of(deps.basemap, deps.regions_of_cells)
-
     @app.callback(
         Output(ids.ALERT_LIST, "children"),
         Input(ids.live_store(live.ALERT), "data"),
@@ -151,9 +149,11 @@ def register(app: Dash, deps: WarroomDeps) -> None:
     ) -> Any:
         lang, tz = normalise(lang), tz or "UTC"
         role = (status or {}).get("role")
-        covered = {i.incident_id: i for i in titles.named(live.incidents(incident_store, alert_store), places, lang)}
+        covered = {
+            i.incident_id: i for i in titles.named(live.incidents(incident_store, alert_store), deps.places, lang)
+        }
         cards = [
-            alert_card(a, role, lang, titles.alert_title(a, covered, places, lang), tz)
+            alert_card(a, role, lang, titles.alert_title(a, covered, deps.places, lang), tz)
             for a in live.alerts(alert_store)[:SHOWN]
         ]
         return [*silence_lines(silence_store, lang, tz), *cards] or muted(label(lang, "alerts.none"))

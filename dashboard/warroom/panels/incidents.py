@@ -102,8 +102,6 @@ def incident_detail(incident: live.Incident | None, lang: str, tz: str = "UTC") 
 
 
 def register(app: Dash, deps: WarroomDeps) -> None:
-    places = titles.places_of(deps.basemap, deps.regions_of_cells)
-
     @app.callback(
         Output(ids.INCIDENT_TABLE, "children"),
         Input(ids.live_store(live.INCIDENT), "data"),
@@ -113,7 +111,7 @@ def register(app: Dash, deps: WarroomDeps) -> None:
     )
     def show_list(incident_store: Any, alert_store: Any, selected: str | None, lang: str | None) -> Any:
         lang = normalise(lang)
-        found = titles.named(live.incidents(incident_store, alert_store), places, lang)
+        found = titles.named(live.incidents(incident_store, alert_store), deps.places, lang)
         if not found:
             return muted(label(lang, "incidents.none"))
         return [incident_row(i, i.incident_id == selected, lang) for i in found]
@@ -141,5 +139,5 @@ def register(app: Dash, deps: WarroomDeps) -> None:
         selected: str | None, incident_store: Any, alert_store: Any, lang: str | None, tz: str | None
     ) -> Any:
         lang = normalise(lang)
-        found = {i.incident_id: i for i in titles.named(live.incidents(incident_store, alert_store), places, lang)}
+        found = {i.incident_id: i for i in titles.named(live.incidents(incident_store, alert_store), deps.places, lang)}
         return incident_detail(found.get(selected or ""), lang, tz or "UTC")

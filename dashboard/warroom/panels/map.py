@@ -192,9 +192,7 @@ def scene_of(
         lang=lang,
         cells=cells,
         regions=region_rollup(deps, heatmap) if mode == "province" else pd.DataFrame(),
-        incidents=titles.named(
-            live.incidents(incident_store, alert_store), titles.places_of(deps.basemap, deps.regions_of_cells), lang
-        ),
+        incidents=titles.named(live.incidents(incident_store, alert_store), deps.places, lang),
         zones=live.zones(zone_store),
         draft=draft_rings[0] if draft_rings else None,
         selected_incident=selected,
