@@ -38,6 +38,7 @@ from export_counts import (
     lade_deliveries,
     olist_orders,
 )
+from stream_harness import influx_query, influx_series
 
 from config.settings import Settings, to_env
 from dashboard.gateway.staff import hash_password
@@ -78,25 +79,16 @@ class Stack:
 
     def influx(self, query: str) -> list[dict[str, Any]]:
         """Every series of an InfluxQL answer as rows (tags merged in)."""
-        response = httpx.get(
-            f"{self.settings.influx_url}/query", params={"db": self.settings.influx_db, "q": query}, timeout=30
-        )
-        response.raise_for_status()
-        result = response.json()["results"][0]
-        assert "error" not in result, f"{query}: {result['error']}"
         out = []
-        for series in result.get("series") or []:
+        for series in influx_series(self.settings, query):
             for values in series["values"]:
                 out.append({**dict(zip(series["columns"], values, strict=True)), **(series.get("tags") or {})})
         return out
 
 
 def _count(stack_settings: Settings, query: str) -> int:
-    response = httpx.get(
-        f"{stack_settings.influx_url}/query", params={"db": stack_settings.influx_db, "q": query}, timeout=30
-    )
-    series = response.json()["results"][0].get("series") or []
-    return int(series[0]["values"][0][1]) if series else 0
+    values = influx_query(stack_settings, query)
+    return int(str(values[0][1])) if values else 0
 
 
 def _import(settings: Settings, env: dict[str, str], path: Path, mapping: str, log_dir: Path) -> str:
