@@ -13,8 +13,9 @@ own disk, then only the changelog tail after the offset the snapshot covers. The
   event loop (the values are immutable, so the references taken under the lock are a
   consistent image) and written in a thread; :meth:`LocalSnapshots.save` does the same at
   once (clean stop). So a save costs what changed, not what is held.
-- When a partition's deltas pass ``compact_ratio`` of its base (or ``max_deltas`` files),
-  they are folded into a new base in a thread, from the files' raw bytes (nothing encoded).
+- When a partition's deltas pass ``compact_ratio`` of its base and ``compact_min_bytes`` (a
+  tiny base is not rewritten each minute), or number ``max_deltas``, they are folded into a
+  new base in a thread, from the files' raw bytes (nothing encoded).
 - :func:`restore_state` seeds :func:`stream.changelog_restore.load_changelog` with the base
   and its deltas applied in order, and reads the changelog from the last delta's offset. A
   partition without a base is read from the changelog's start, and so is one whose base is
@@ -94,12 +95,14 @@ class LocalSnapshots:
         interval_s: float = 60.0,
         compact_ratio: float = 0.5,
         max_deltas: int = 64,
+        compact_min_bytes: int = 1 << 20,
     ) -> None:
         self.directory = directory
         self.changelog = changelog
         self.interval_s = interval_s
         self.compact_ratio = compact_ratio
         self.max_deltas = max_deltas
+        self.compact_min_bytes = compact_min_bytes
         self._task: asyncio.Future[None] | None = None
         self._last = time.monotonic()
         #: What each partition's files hold (the image offset is set when a save is planned;
@@ -246,10 +249,13 @@ class LocalSnapshots:
                 job.offset,
                 time.monotonic() - started,
             )
-            if chain is not None and (
-                chain.delta_bytes > self.compact_ratio * chain.base_bytes or chain.deltas >= self.max_deltas
-            ):
+            if chain is not None and self._compacting(chain):
                 await self._compact(p, chain)
+
+    def _compacting(self, chain: Chain) -> bool:
+        if chain.deltas >= self.max_deltas:
+            return True
+        return chain.delta_bytes > max(self.compact_ratio * chain.base_bytes, self.compact_min_bytes)
 
     def _write_file(self, job: _Job, chunks: list[bytes], count: int) -> int:
         p = job.partition

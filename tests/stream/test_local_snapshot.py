@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from stream_harness import committed, json_event, send_json, start_worker
 
 from config.settings import Settings
+from orderradar.devstack.waiting import wait_until
+from stream.batch_source import source_group
 from stream.changelog_restore import changelog_ends, load_changelog
 from stream.local_snapshot import LocalSnapshots, read_snapshot, restore_state
 from stream.order_state import OrderState
@@ -20,7 +24,7 @@ from stream.sinks.outbox import Outbox, OutRecord
 from stream.sinks.sink import Fence
 from stream.snapshot_files import delta_files, delta_path, encode_item, read_delta, write_delta
 from stream.stage_api import StageValue, stage_table_key
-from stream.topics import changelog_topic, ensure_topics
+from stream.topics import ORDER_EVENTS, changelog_topic, ensure_topics
 from stream.worker import TABLE
 
 pytestmark = pytest.mark.integration
@@ -250,7 +254,7 @@ def test_a_torn_delta_is_skipped_and_the_changelog_fills_in(
 
 def test_deltas_past_their_share_of_the_base_are_compacted_into_it(written: tuple[Settings, LocalSnapshots]) -> None:
     settings, _ = written
-    compacting = LocalSnapshots(written[1].directory, written[1].changelog, compact_ratio=0.01)
+    compacting = LocalSnapshots(written[1].directory, written[1].changelog, compact_ratio=0.01, compact_min_bytes=0)
     worker = _Worker(settings, compacting)
     asyncio.run(worker.run(BATCHES))
     assert compacting.compactions == 2 and _deltas(compacting) == []
@@ -268,3 +272,53 @@ def test_a_delta_that_takes_the_image_beyond_the_changelog_end_voids_it(
     path = delta_path(snapshots.directory, snapshots.changelog, 0, 4, 50)
     write_delta(path, 0, 4, 50, [encode_item(b"a", encode_value(_order("a", 0, 9)))], 1)
     _ignored(settings, snapshots, caplog, "data lost or deleted")
+
+
+# -- the worker: deltas of what its batches wrote ------------------------------------------------
+
+
+def _processed(settings: Settings, count: int) -> None:
+    topic = settings.topic(ORDER_EVENTS)
+    wait_until(
+        lambda: sum(asyncio.run(committed(settings, source_group(settings), topic)).values()) >= count,
+        120,
+        what=f"{count} events committed",
+    )
+
+
+@pytest.mark.slow
+def test_a_worker_saves_a_delta_of_the_orders_its_batches_changed(stack_settings: Settings, tmp_path: Path) -> None:
+    """A worker stopped cleanly saves a base; restarted, it saves only the orders its batches
+    changed since (keys from the changelog sink, through the source's hook); the base and the
+    delta are the changelog's image."""
+    settings = stack_settings.model_copy(update={"data_dir": tmp_path / "data"})
+    ensure_topics(settings)
+    topic = changelog_topic(settings, TABLE)
+    state = LocalSnapshots((settings.data_dir / "state").resolve(), topic)
+    now = datetime.now(UTC)
+    orders = [f"snap-{i}" for i in range(24)]
+    send_json(settings, [json_event(o, 0, "paid", now - timedelta(hours=2)) for o in orders])
+    for run, changed in enumerate((orders, orders[::3])):
+        if run:
+            events = [json_event(o, 1, "hub_arrival", now - timedelta(hours=1), node="HUB-A") for o in changed]
+            send_json(settings, events)
+        worker = start_worker(settings, tmp_path / f"worker-{run}.log")
+        try:
+            _processed(settings, len(orders) + run * len(changed))
+        finally:
+            worker.stop(timeout=60)  # SIGTERM: a clean stop saves
+    partitions = list(range(settings.partitions))
+    deltas = {
+        key.decode()
+        for p in partitions
+        for _, _, path in delta_files(state.directory, topic, p)
+        for key in read_delta(path).values
+    }
+    assert deltas == set(orders[::3])
+    expected = asyncio.run(_store_from_changelog(settings, partitions))
+    images = {}
+    for p in partitions:
+        image = state.load(p, 0, 2**62)
+        if image is not None:
+            images.update({k.decode(): decode_value(v) for k, v in image.values.items()})
+    assert images == expected
