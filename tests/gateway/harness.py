@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import orjson
@@ -77,7 +77,7 @@ class RunningGateway:
     def origin(self) -> str:
         return self.base_url
 
-    def start(self, timeout: float = 30.0) -> RunningGateway:
+    def start(self, timeout: float = 30.0) -> Self:
         self.thread.start()
         wait_until(lambda: self.server.started, timeout, what="uvicorn start")
         gateway = self.gateway

@@ -6,18 +6,16 @@ producer for the worker's input topics, and headless Chromium.
 from __future__ import annotations
 
 import base64
-import os
-import sys
 import tempfile
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
 import orjson
-import uvicorn
+import stream_harness
 from kafka import KafkaProducer
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -26,22 +24,35 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from alerting.channels import SECRET_ENV_PREFIX
 from config.gateway import GatewaySettings
-from config.settings import Settings, to_env
-from dashboard.gateway.app import create_app
-from dashboard.gateway.runtime import Gateway
-from dashboard.gateway.server import uvicorn_config
+from config.settings import Settings
 from dashboard.gateway.staff import Role, StaffDirectory, StaffUser, hash_password
 from dashboard.warroom.deps import WarroomDeps
 from dashboard.warroom.mount import MOUNT_PATH, warroom_mount
-from orderradar.devstack.process import ManagedProcess, free_port
-from orderradar.devstack.waiting import wait_until
+from gateway.harness import RunningGateway
+from orderradar.devstack.process import ManagedProcess
+from tracking.browser import CHROMEDRIVER, chrome_options
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORDS = {"manager": "pw-manager-0001", "viewer": "pw-viewer-0001"}
 ROLES = {"manager": Role.MANAGER, "viewer": Role.VIEWER}
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 TIMEZONE = "Asia/Shanghai"
+
+# Scripts that read the page's figures.
+#: The number of hexagon paths drawn by the map's choropleth trace ``arguments[0]``.
+HEX_PATHS = (
+    "var layers = document.querySelectorAll('#map-graph .choroplethlayer .trace');"
+    "return layers.length > arguments[0] ? layers[arguments[0]].querySelectorAll('path').length : 0;"
+)
+#: The number of traces of the figure inside element ``arguments[0]``.
+TRACES = (
+    "var g = document.getElementById(arguments[0]).querySelector('.js-plotly-plot');"
+    " return g && g._fullData ? g._fullData.length : 0;"
+)
+#: Map trace ``arguments[0]`` is drawn (re-rendered by live updates: missing for a moment is "not yet").
+VISIBLE = (
+    "var g = document.getElementById('map-graph').querySelector('.js-plotly-plot');"
+    "var t = g && g._fullData ? g._fullData[arguments[0]] : null; return !!t && t.visible === true;"
+)
 
 
 def build_staff() -> StaffDirectory:
@@ -53,68 +64,38 @@ def build_staff() -> StaffDirectory:
     )
 
 
-class WebTier:
+class WebTier(RunningGateway):
     """The gateway with the war-room mounted, served by uvicorn in a background thread."""
 
     def __init__(self, settings: Settings, staff: StaffDirectory, deps: WarroomDeps) -> None:
-        self.port = free_port()
-        self.settings = settings.with_overrides(web_host="127.0.0.1", web_port=self.port)
-        options = GatewaySettings.from_settings(self.settings, ws_first_message_timeout_s=10.0)
-        self.gateway = Gateway(self.settings, options, staff=staff)
-        self.app = create_app(
-            self.settings, gateway=self.gateway, mounts={MOUNT_PATH: warroom_mount(self.settings, deps)}
-        )
-        config = uvicorn_config(self.app, self.settings, options, access_log=False, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"web-{self.port}", daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        options = GatewaySettings.from_settings(settings, ws_first_message_timeout_s=10.0)
+        super().__init__(settings, options, staff, mounts={MOUNT_PATH: warroom_mount(settings, deps)})
 
     @property
     def warroom_url(self) -> str:
         return f"{self.base_url}{MOUNT_PATH}/"
 
-    def start(self, timeout: float = 30.0) -> WebTier:
-        self.thread.start()
-        wait_until(lambda: self.server.started, timeout, what="uvicorn start")
-        gateway = self.gateway
-        wait_until(
-            lambda: gateway.publisher.connected and gateway.updates.assigned,
-            timeout,
-            what="gateway producer and readers",
-        )
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "web server thread did not stop"
-
 
 def start_worker(
-    settings: Settings, log_path: Path, alert_secrets: Mapping[str, str], worker_log_level: str = "warning"
+    settings: Settings,
+    log_path: Path,
+    alert_secrets: Mapping[str, str],
+    worker_log_level: str = "warning",
+    log_level: str = "WARNING",
 ) -> ManagedProcess:
     """``orderradar worker`` (every stage and the alerting agent, ticking each second) with
     the test's settings and the receivers' secrets (``ORDERRADAR_ALERT_SECRET_<NAME>``)."""
-    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    env.update({f"{SECRET_ENV_PREFIX}{name.upper()}": value for name, value in alert_secrets.items()})
-    argv = [
-        sys.executable,
-        "-m",
-        "orderradar.cli",
-        "--log-level",
-        "WARNING",
-        "worker",
-        "--session-timeout",
-        "6",
+    secrets = {f"{SECRET_ENV_PREFIX}{name.upper()}": value for name, value in alert_secrets.items()}
+    return stream_harness.start_worker(
+        settings,
+        log_path,
         "--alert-tick",
         "1",
-        "--worker-log-level",
-        worker_log_level,
-    ]
-    return ManagedProcess("worker", argv, log_path, env=env, cwd=REPO).start()
+        worker_log_level=worker_log_level,
+        log_level=log_level,
+        core_only=False,
+        env=secrets,
+    )
 
 
 class Feeder:
@@ -147,29 +128,11 @@ class Browser:
 
     def __init__(self, width: int = 1680, height: int = 1400) -> None:
         self.profile = tempfile.TemporaryDirectory(prefix="warroom-chromium-")
-        options = webdriver.ChromeOptions()
-        for arg in (
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={self.profile.name}",
-            f"--window-size={width},{height}",
-            "--lang=zh-CN",
-        ):
-            options.add_argument(arg)
-        options.binary_location = CHROMIUM
-        # A manager whose browser asks for Chinese (the page follows Accept-Language).
-        options.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN"})
         # A manager in China: the page's language follows Accept-Language (--lang alone does not
         # set it in headless Chromium).
-        options.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh"})
+        options = chrome_options(self.profile.name, (width, height), "zh-CN", "zh-CN,zh")
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.driver: WebDriver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        self.driver: WebDriver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
         # A manager in Shanghai: the page must show local times, whatever the machine's zone.
         self.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": TIMEZONE})
 
@@ -186,6 +149,28 @@ class Browser:
 
     def script(self, source: str, *args: Any) -> Any:
         return self.driver.execute_script(source, *args)
+
+    def alert_buttons(self, alert_id: str, action: str) -> list[WebElement]:
+        return self.driver.find_elements(By.CSS_SELECTOR, f"[id*='{alert_id}'] .btn-{action}")
+
+    def click_found(self, find: Callable[[], list[WebElement]], what: str) -> None:
+        """Click the first element ``find`` returns; live updates re-render the page, so an
+        element found a moment ago may be gone: find it again until the click lands."""
+
+        def attempt(_driver: object) -> bool:
+            try:
+                found = find()
+                if found:
+                    found[0].click()
+                    return True
+            except StaleElementReferenceException:
+                pass
+            return False
+
+        self.wait(attempt, 10, f"{what} clicked")
+
+    def click_alert(self, alert_id: str, action: str) -> None:
+        self.click_found(lambda: self.alert_buttons(alert_id, action), f"the {action} button")
 
     def login(self, url: str, user: str) -> None:
         self.driver.get(url)

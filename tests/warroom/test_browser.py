@@ -15,7 +15,6 @@ from typing import Any
 import h3
 import httpx
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -31,28 +30,9 @@ from stream.contract import OrderEvent, Status
 from stream.topics import ORDER_EVENTS
 from warroom import outages, traffic
 from warroom.conftest import ESCALATE_AFTER_S, LiveStack, Outage, last_agent_save, wait_for_worker
-from warroom.harness import PASSWORDS, TIMEZONE, int_attribute
+from warroom.harness import HEX_PATHS, PASSWORDS, TIMEZONE, TRACES, VISIBLE, int_attribute
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
-
-HEX_PATHS = (
-    "var layers = document.querySelectorAll('#map-graph .choroplethlayer .trace');"
-    "return layers.length > arguments[0] ? layers[arguments[0]].querySelectorAll('path').length : 0;"
-)
-
-
-TRACES = (
-    "var g = document.getElementById(arguments[0]).querySelector('.js-plotly-plot');"
-    " return g && g._fullData ? g._fullData.length : 0;"
-)
-
-
-# The map is re-rendered by live updates: a trace missing for a moment is "not yet".
-VISIBLE = (
-    "var g = document.getElementById('map-graph').querySelector('.js-plotly-plot');"
-    "var t = g && g._fullData ? g._fullData[arguments[0]] : null; return !!t && t.visible === true;"
-)
-
 
 STATES = ("open", "growing", "stable", "recovering", "resolved")
 # An incident row's text and title, its alert's title and status, read at once (live updates
@@ -76,25 +56,12 @@ def _kpi_shown(stack: LiveStack, name: str) -> bool:
     return name in national and _text(stack, ids.kpi_value(name)) == f"{national[name]:,}"
 
 
-def _buttons(stack: LiveStack, alert_id: str, action: str) -> list[WebElement]:
-    return stack.browser.driver.find_elements(By.CSS_SELECTOR, f"[id*='{alert_id}'] .btn-{action}")
-
-
-def _click(stack: LiveStack, alert_id: str, action: str) -> None:
-    """Click an alert's button; live updates re-render the list, so a button found a moment
-    ago may be gone: find it again until the click lands."""
-
-    def attempt(_driver: object) -> bool:
-        try:
-            buttons = _buttons(stack, alert_id, action)
-            if buttons:
-                buttons[0].click()
-                return True
-        except StaleElementReferenceException:
-            pass
-        return False
-
-    stack.browser.wait(attempt, 10, f"the {action} button clicked")
+def _act_as_manager(stack: LiveStack, alert_id: str, action: str, shown: str) -> None:
+    """Click an alert's ``action`` button; the list then names the manager (``shown``: the label's key)."""
+    stack.browser.click_alert(alert_id, action)
+    stack.browser.wait(
+        lambda d: f"{both(shown)[0]} manager" in _text(stack, ids.ALERT_LIST), 20, f"the {action} in the list"
+    )
 
 
 def test_hub_outage_appears_as_incident_and_alert(
@@ -108,7 +75,7 @@ def test_hub_outage_appears_as_incident_and_alert(
         20,
         "the stalled hubs' incidents in the list",
     )
-    browser.wait(lambda d: all(_buttons(live_stack, o.alert_id, "ack") for o in outages_fired), 20, "their alerts")
+    browser.wait(lambda d: all(browser.alert_buttons(o.alert_id, "ack") for o in outages_fired), 20, "their alerts")
     assert "P2" in _text(live_stack, ids.INCIDENT_TABLE)
     # Titles say what happened, where and how big, in the page's language (zh-CN here):
     # no "hub=HUB-A1", "kind=…", "delay · stable" or "firing".
@@ -139,12 +106,7 @@ def test_ack_reaches_the_alerting_agent(
 ) -> None:
     browser = live_stack.browser
     acked = outages_fired[0]
-    _click(live_stack, acked.alert_id, "ack")
-    browser.wait(
-        lambda d: f"{both('alerts.acked_by')[0]} manager" in _text(live_stack, ids.ALERT_LIST),
-        20,
-        "who acked the alert",
-    )
+    _act_as_manager(live_stack, acked.alert_id, "ack", "alerts.acked_by")
     assert "202" in _text(live_stack, ids.ALERT_FEEDBACK)
     # The agent recorded it (the page shows its ``acked`` record) and told the on-call.
     assert live_stack.alert(acked.alert_id)["acked_by"] == "manager"
@@ -161,12 +123,7 @@ def test_silence_reaches_the_alerting_agent(
 ) -> None:
     browser = live_stack.browser
     muted = outages_fired[1]
-    _click(live_stack, muted.alert_id, "silence")
-    browser.wait(
-        lambda d: f"{both('alerts.silenced_by')[0]} manager" in _text(live_stack, ids.ALERT_LIST),
-        20,
-        "the silence in the list",
-    )
+    _act_as_manager(live_stack, muted.alert_id, "silence", "alerts.silenced_by")
     silences = [s for s in live_stack.web.gateway.warroom.items("silence") if s.get("active")]
     assert [s["created_by"] for s in silences] == ["manager"]
     wait_until(
@@ -485,20 +442,13 @@ def test_lasso_draws_a_disruption_zone_that_is_saved_and_listed(live_stack: Live
     # The worker raises the zone's incident, titled by the zone's name ...
     browser.wait(lambda d: "Typhoon drill" in _text(live_stack, ids.INCIDENT_TABLE), 90, "the zone's incident")
     browser.screenshot(artifacts_dir / "07-disruption-zone.png")
+
     # ... which it keeps once the zone is withdrawn and the incident resolved.
-    withdraw = (".zone-card", "Typhoon drill", ".btn-resolve")
+    def withdraw_button() -> list[WebElement]:
+        cards = browser.driver.find_elements(By.CSS_SELECTOR, ".zone-card")
+        return [c.find_element(By.CSS_SELECTOR, ".btn-resolve") for c in cards if "Typhoon drill" in c.text]
 
-    def click_withdraw(_driver: object) -> bool:
-        try:
-            for card in browser.driver.find_elements(By.CSS_SELECTOR, withdraw[0]):
-                if withdraw[1] in card.text:
-                    card.find_element(By.CSS_SELECTOR, withdraw[2]).click()
-                    return True
-        except StaleElementReferenceException:
-            pass
-        return False
-
-    browser.wait(click_withdraw, 10, "the zone's withdraw button clicked")
+    browser.click_found(withdraw_button, "the zone's withdraw button")
     browser.wait(lambda d: "Typhoon drill" not in _text(live_stack, ids.ZONE_LIST), 20, "the zone withdrawn")
     resolved = (
         "var name = arguments[0]; return Array.from(document.querySelectorAll('.incident-row.resolved'))"

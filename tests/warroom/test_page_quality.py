@@ -30,17 +30,13 @@ from stream.topics import WARROOM_UPDATES
 from tracking.browser import axe_violations, chromium, describe_violations, transferred, wait_for
 from warroom import traffic
 from warroom.conftest import module_settings
-from warroom.harness import PASSWORDS, Feeder, WebTier, build_staff
+from warroom.harness import HEX_PATHS, PASSWORDS, Feeder, WebTier, build_staff
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 MANAGER = (1600, 1000)
 #: The goal of issue 21: a first load of the war-room under 1.5 MB on the wire.
 FIRST_LOAD_BUDGET = 1_500_000
-HEX_PATHS = (
-    "var layers = document.querySelectorAll('#map-graph .choroplethlayer .trace');"
-    "return layers.length > arguments[0] ? layers[arguments[0]].querySelectorAll('path').length : 0;"
-)
 
 
 @pytest.fixture(scope="module")

@@ -9,23 +9,21 @@ the events sent) and live updates are held back; "live" shows the current values
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import h3
-import httpx
 import pytest
 import yaml
 from kafka.partitioner.default import murmur2
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from stream_harness import influx_query, start_worker
 
-from config.settings import Settings, to_env
+from config.settings import Settings
 from dashboard.warroom import ids
 from dashboard.warroom.deps import build_deps
 from dashboard.warroom.i18n import both
@@ -37,7 +35,7 @@ from orderradar.devstack.waiting import wait_until
 from stream.contract import OrderEvent, Status
 from stream.topics import ORDER_EVENTS
 from warroom.conftest import module_settings
-from warroom.harness import REPO, TIMEZONE, Browser, Feeder, WebTier, build_staff, int_attribute
+from warroom.harness import TIMEZONE, Browser, Feeder, WebTier, build_staff, int_attribute
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -155,14 +153,9 @@ class Stack:
         """A ``delays_orders`` minute after ``minute`` is in InfluxDB (written with the final
         points of the minutes before it)."""
         since = datetime.fromtimestamp((minute + 1) * 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        response = httpx.get(
-            f"{self.settings.influx_url}/query",
-            params={
-                "db": self.settings.influx_db,
-                "q": f'SELECT count("orders") FROM "delays_orders" WHERE time >= \'{since}\'',
-            },
+        return bool(
+            influx_query(self.settings, f'SELECT count("orders") FROM "delays_orders" WHERE time >= \'{since}\'')
         )
-        return bool(response.json()["results"][0].get("series"))
 
 
 @pytest.fixture(scope="module")
@@ -175,11 +168,7 @@ def stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.
     rules["watermark"]["allowed_lateness"] = "1s"
     (config_dir / "sla.yaml").write_text(yaml.safe_dump(rules, allow_unicode=True))
     settings = settings.model_copy(update={"config_dir": config_dir})
-    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    worker = ManagedProcess(
-        "worker", [sys.executable, "-m", "orderradar.cli", "worker"], log, env=env, cwd=REPO
-    ).start()
+    worker = start_worker(settings, tmp_path_factory.mktemp("worker") / "worker.log", core_only=False)
     deps = build_deps(settings, prefix=MOUNT_PATH + "/")
     web = WebTier(settings, build_staff(), deps).start()
     feeder = Feeder(settings)

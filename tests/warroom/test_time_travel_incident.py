@@ -7,20 +7,17 @@ opened shows no incident and a minute after shows it, named by the hub the test 
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from stream_harness import influx_query
+from stream_harness import influx_query, start_worker
 
-from config.settings import Settings, to_env
+from config.settings import Settings
 from dashboard.warroom import ids
 from dashboard.warroom.deps import build_deps
 from dashboard.warroom.mount import MOUNT_PATH
@@ -28,10 +25,9 @@ from orderradar.devstack.broker import EmbeddedBroker
 from orderradar.devstack.influx import LocalInflux
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
-from stream.topics import ORDER_EVENTS
-from stream_stages.stages_scenario import DOWN_HUB, fast_rules, outage_traffic
+from stream_stages.stages_scenario import DOWN_HUB, fast_rules, outage_traffic, produce_sent
 from warroom.conftest import module_settings
-from warroom.harness import REPO, Browser, WebTier, build_staff, int_attribute
+from warroom.harness import Browser, WebTier, build_staff, int_attribute
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,21 +43,6 @@ def outage_parts() -> tuple[list[Any], list[Any]]:
     down = start + timedelta(minutes=OUTAGE_AFTER_MIN)
     records = list(outage_traffic(start, minutes=235, outage_after=OUTAGE_AFTER_MIN))
     return [s for s in records if s.received < down], [s for s in records if s.received >= down]
-
-
-async def produce(settings: Settings, records: list[Any]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(
-                settings.topic(ORDER_EVENTS), s.value, key=s.key, timestamp_ms=int(s.received.timestamp() * 1000)
-            )
-            for s in records
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 def history_points(settings: Settings) -> bool:
@@ -102,12 +83,8 @@ def stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.
     fast_rules(config_dir / "sla.yaml")
     settings = settings.model_copy(update={"config_dir": config_dir})
     before, after = outage_parts()
-    asyncio.run(produce(settings, before))
-    env = {**os.environ, **to_env(settings), "PYTHONUNBUFFERED": "1"}
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    worker = ManagedProcess(
-        "worker", [sys.executable, "-m", "orderradar.cli", "worker"], log, env=env, cwd=REPO
-    ).start()
+    asyncio.run(produce_sent(settings, before))
+    worker = start_worker(settings, tmp_path_factory.mktemp("worker") / "worker.log", core_only=False)
     deps = build_deps(settings, prefix=MOUNT_PATH + "/")
     web = WebTier(settings, build_staff(), deps).start()
     browser = Browser()
@@ -119,7 +96,7 @@ def stack(broker: EmbeddedBroker, influx: LocalInflux, tmp_path_factory: pytest.
             wait_until(lambda: history_points(settings), 180, interval=0.5, what="the war-room's first minute points")
         except TimeoutError:
             raise AssertionError(worker.log_tail(40)) from None
-        asyncio.run(produce(settings, after))
+        asyncio.run(produce_sent(settings, after))
         yield Stack(settings, worker, web, browser)
     finally:
         browser.close()
