@@ -41,6 +41,21 @@ FIRED = {
 T0 = datetime(2026, 11, 11, 8, 0, tzinfo=UTC)
 
 
+def ingest_event(n: int, **changes: Any) -> dict[str, Any]:
+    """Event ``n`` as the WMS posts it to the ingest API; a change to ``None`` leaves the field out."""
+    base = {
+        "event_id": f"e-{n}",
+        "order_id": f"o-{n}",
+        "sku": "sku-1",
+        "status": "paid",
+        "event_time": "2026-11-11T10:00:00+08:00",
+        "source": "wms",
+        "warehouse": "SH-1",
+        **changes,
+    }
+    return {k: v for k, v in base.items() if v is not None}
+
+
 def build_staff() -> StaffDirectory:
     return StaffDirectory(
         {name: StaffUser(role=Role(ROLES[name]), password=hash_password(pw)) for name, pw in PASSWORDS.items()}

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
 
 import orjson
 import pytest
 
 from dashboard.gateway.batch import BatchError, BatchFormat, media_format, parse_batch
+from gateway.harness import ingest_event
 
 NOW = datetime(2026, 11, 11, 12, 0, tzinfo=UTC)
 
 
-def event(i: int, **changes: Any) -> dict[str, Any]:
-    base = {
-        "event_id": f"e-{i}",
-        "order_id": f"o-{i}",
-        "sku": "sku-1",
-        "status": "paid",
-        "event_time": "2026-11-11T10:00:00+08:00",
-        "source": "wms",
-    }
-    base.update(changes)
-    return {k: v for k, v in base.items() if v is not None}
+event = partial(ingest_event, warehouse=None)
 
 
 def test_a_json_array_of_valid_events_is_accepted_in_order() -> None:

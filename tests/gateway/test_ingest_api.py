@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from config.settings import Settings
 from dashboard.gateway.signatures import sign
 from dashboard.gateway.staff import StaffDirectory
-from gateway.harness import RunningGateway, running_gateways
+from gateway.harness import RunningGateway, ingest_event, running_gateways
 from stream.contract import OrderEvent
 from stream.topics import ORDER_EVENTS
 
@@ -28,17 +28,7 @@ CARRIER_SECRET = "carrier-signing-" + "s" * 32
 
 
 def event(i: int, source: str = "wms", **changes: Any) -> dict[str, Any]:
-    base = {
-        "event_id": f"e-{i}",
-        "order_id": f"o-{i % 3}",
-        "sku": "sku-1",
-        "status": "paid",
-        "event_time": "2026-11-11T10:00:00+08:00",
-        "source": source,
-        "warehouse": "SH-1",
-    }
-    base.update(changes)
-    return base
+    return ingest_event(i, **{"order_id": f"o-{i % 3}", "source": source, **changes})
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import orjson
@@ -16,7 +15,7 @@ from stream_harness import read_topic as stream_read_topic
 
 from config.settings import Settings
 from dashboard.gateway.staff import StaffDirectory
-from gateway.harness import RunningGateway, login, read_topic, running_gateways
+from gateway.harness import RunningGateway, ingest_event, login, read_topic, running_gateways
 from stream import dlq, dlq_command
 from stream.topics import CONTROL, ORDER_EVENTS, ORDER_EVENTS_DLQ
 
@@ -29,18 +28,7 @@ def wms() -> dict[str, str]:
     return {"X-Source": "wms", "Authorization": f"Bearer {WMS_KEY}"}
 
 
-def event(n: int, **changes: Any) -> dict[str, Any]:
-    base = {
-        "event_id": f"e-{n}",
-        "order_id": f"o-{n}",
-        "sku": "sku-1",
-        "status": "paid",
-        "event_time": "2026-11-11T10:00:00+08:00",
-        "source": "wms",
-        "warehouse": "SH-1",
-    }
-    base.update(changes)
-    return base
+event = ingest_event
 
 
 @pytest.fixture
