@@ -18,7 +18,8 @@ import pytest
 import test_stages_pipeline
 import yaml
 from stages_scenario import HUBS, Sent, fast_rules, outage_traffic
-from test_stages_pipeline import alert_on, influx_values, read_all, run_outage
+from stream_harness import influx_query, read_topic
+from test_stages_pipeline import alert_on, run_outage
 
 from alerting.decisions import TAG_LABELS
 from config.settings import Settings
@@ -61,19 +62,19 @@ def test_incidents_and_alert_records_sharing_time_and_tags_are_distinct_points(
     rules.write_text(yaml.safe_dump(config, allow_unicode=True))
     asyncio.run(run_outage(settings, rules))
 
-    incidents = [orjson.loads(r.value) for r in asyncio.run(read_all(settings, settings.topic(ORDER_INCIDENTS)))]
+    incidents = [orjson.loads(r.value) for r in asyncio.run(read_topic(settings, settings.topic(ORDER_INCIDENTS)))]
     roots = {r["root_cause"].get("hub") for r in incidents}
     assert {"HUB-A", SECOND_HUB} <= roots, [(r["at"], r["dimension"], r["root_cause"], r["state"]) for r in incidents]
     shared = Counter((r["at"], r["kind"], r["dimension"], r["state"]) for r in incidents)
     assert max(shared.values()) >= 2, "precondition: incident events with the same slot and tags"
-    assert influx_values(settings, 'SELECT count("incident_id") FROM "incidents"')[0][1] == len(incidents)
+    assert influx_query(settings, 'SELECT count("incident_id") FROM "incidents"')[0][1] == len(incidents)
 
     # Alerts: HUB-A's opening event and a twin of it for the other hub, decided at the
     # same instant (two agent calls given the same now): same tier, same tags.
     opened = next(r for r in incidents if r["event"] == "incident.opened" and r["root_cause"].get("hub") == "HUB-A")
     twin = {**opened, "incident_id": opened["incident_id"] + "-twin", "root_cause": {"hub": SECOND_HUB}}
     asyncio.run(alert_on(settings, [opened, twin]))
-    alerts = [orjson.loads(r.value) for r in asyncio.run(read_all(settings, settings.topic(ALERTS)))]
+    alerts = [orjson.loads(r.value) for r in asyncio.run(read_topic(settings, settings.topic(ALERTS)))]
     assert len({a["alert_id"] for a in alerts if a["event"] == "fired"}) == 2, alerts
     same = Counter(
         (
@@ -86,5 +87,5 @@ def test_incidents_and_alert_records_sharing_time_and_tags_are_distinct_points(
         for a in alerts
     )
     assert max(same.values()) >= 2, "precondition: alert records with the same instant and tags"
-    points = influx_values(settings, 'SELECT count("record_id"), count(distinct("record_id")) FROM "alert_events"')
+    points = influx_query(settings, 'SELECT count("record_id"), count(distinct("record_id")) FROM "alert_events"')
     assert points[0][1:] == [len(alerts), len(alerts)]
