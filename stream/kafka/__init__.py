@@ -1,0 +1,2 @@
+"""Kafka plumbing: the batch source, producer outbox, changelog restore, commits, fencing and topic administration.
+"""
