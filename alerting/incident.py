@@ -59,10 +59,10 @@ Labels = Annotated[dict[LabelName, LabelValue], AfterValidator(_check_labels)]
 
 
 class FlowCounts(BaseModel):
-    """What a flow check (``stream.flow_anomaly``) saw: events observed against the expected
+    """What a flow check (``stream.core.flow_anomaly``) saw: events observed against the expected
     count over its window, so a notification says "scans at 20% of normal for 6 min; ~140
     parcel scans behind" rather than "0 orders". The shortfall and excess are estimates
-    (``stream.flow_incidents``)."""
+    (``stream.core.flow_incidents``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

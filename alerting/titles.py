@@ -3,7 +3,7 @@ stopped scanning · 412 orders"). Pure but for the place names it is given.
 
 One title builder for the war-room (``dashboard.warroom.titles`` adapts its live incidents)
 and the alert notifications (``alerting.messages`` adapts the engine's ``IncidentEvent``).
-The producers' own ``title`` (``stream.incident_detector``: ``hub=HZ-3: 412 SKUs stalled``) is
+The producers' own ``title`` (``stream.core.incident_detector``: ``hub=HZ-3: 412 SKUs stalled``) is
 English and made for logs; a title here is built from the structured fields instead
 (root-cause dimension and values, items by delay state or finding kind, counts, a
 disruption zone's name, a flow check's observed and expected counts).

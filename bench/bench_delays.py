@@ -34,8 +34,8 @@ from typing import Any
 from state_workload import ROUTE  # same directory: one line's route through two hubs
 
 from stream.contract import OrderEvent, SkuClass, Status
-from stream.delays_engine import DelaysEngine
-from stream.sla import load_sla_rules
+from stream.core.delays_engine import DelaysEngine
+from stream.core.sla import load_sla_rules
 
 RESULTS = Path(__file__).resolve().parent / "results" / "delays.json"
 T0 = datetime(2026, 3, 2, tzinfo=UTC)

@@ -10,7 +10,7 @@ fresh topic set and consumer group, with the input produced *before* the consume
    the last. Measured before and after the pipeline (the machine is shared: the mean of
    the two is the baseline, and their spread says how noisy the run was). A no-op
    ``take_events`` agent is measured too, for reference, and a no-op aiokafka ``getmany``
-   loop in a consumer group: how the worker's source reads (``stream/batch_source.py``,
+   loop in a consumer group: how the worker's source reads (``stream/kafka/batch_source.py``,
    no Faust event per record), the ceiling of the worker itself;
 2. pipeline: ``orderradar worker`` (one process) on the same input: validation, dedup,
    state machine, rollup, aggregates, InfluxDB, outputs, changelog. Its rate is records
@@ -56,7 +56,8 @@ from config.settings import Settings, to_env  # noqa: E402
 from orderradar.devstack.broker import EmbeddedBroker  # noqa: E402
 from orderradar.devstack.influx import LocalInflux, create_database  # noqa: E402
 from orderradar.devstack.process import ManagedProcess, free_port  # noqa: E402
-from stream.topics import ORDER_EVENTS, ensure_topics  # noqa: E402
+from stream.kafka.admin import ensure_topics  # noqa: E402
+from stream.topics import ORDER_EVENTS  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "pipeline.json"
 SESSION_TIMEOUT_S = "6"
@@ -151,11 +152,11 @@ def noop_main(mode: str, expected: int) -> None:
 
 def getmany_main(expected: int) -> None:
     """Child process: a no-op aiokafka ``getmany`` loop in a consumer group, as the worker's
-    source reads (:mod:`stream.batch_source`); prints its rate."""
+    source reads (:mod:`stream.kafka.batch_source`); prints its rate."""
     from aiokafka import AIOKafkaConsumer
 
     from config.settings import load_settings
-    from stream.batch_source import source_group
+    from stream.kafka.batch_source import source_group
 
     settings = load_settings()
 
@@ -263,7 +264,7 @@ def pipeline(
     argv = [
         sys.executable,
         "-m",
-        "stream.worker_command",
+        "orderradar.worker_command",
         "--session-timeout",
         SESSION_TIMEOUT_S,
         "--worker-log-level",

@@ -3,7 +3,7 @@
 The embedded broker never compacts, so a changelog holds every version of each order (one
 per event). This bench writes ``--records`` versions (orders moving through their lines'
 steps, values encoded by the product's codec ``stream.sinks.changelog.encode_value``) to a fresh
-changelog partition on an embedded broker, then times ``stream.changelog_restore.load_changelog``
+changelog partition on an embedded broker, then times ``stream.kafka.changelog_restore.load_changelog``
 reading it into an empty store. ``--baseline REF`` also times the loader of a git revision
 (e.g. the one that decoded every version) against the same changelog.
 
@@ -13,9 +13,9 @@ Prints JSON (records, keys, seconds, records/s per loader).
 
 :func:`restart_after_kill` is the state item's restart measure (``bench/bench_state.py``): a
 holder process restores a changelog of in-flight orders, saves its local snapshot
-(:class:`stream.local_snapshot.LocalSnapshots`, as a worker does every minute) and is killed
+(:class:`stream.sinks.local_snapshot.LocalSnapshots`, as a worker does every minute) and is killed
 with SIGKILL after more changelog records came; a fresh process then restores through
-:func:`stream.local_snapshot.restore_state` and applies one event, timed from its spawn.
+:func:`stream.sinks.local_snapshot.restore_state` and applies one event, timed from its spawn.
 The same restart without a snapshot (the whole changelog) is timed for comparison.
 """
 
@@ -43,9 +43,9 @@ from state_workload import IN_FLIGHT_STOPS, T0, OrderPlan, apply_record  # noqa:
 
 from orderradar.devstack.broker import EmbeddedBroker  # noqa: E402
 from orderradar.devstack.process import free_port  # noqa: E402
-from stream.changelog_restore import load_changelog  # noqa: E402
-from stream.local_snapshot import LocalSnapshots, restore_state  # noqa: E402
+from stream.kafka.changelog_restore import load_changelog  # noqa: E402
 from stream.sinks.changelog import encode_value  # noqa: E402
+from stream.sinks.local_snapshot import LocalSnapshots, restore_state  # noqa: E402
 from stream.sinks.outbox import Outbox, OutRecord  # noqa: E402
 
 TOPIC = "bench-restore-orders-changelog"
@@ -72,7 +72,7 @@ def versions(records: int, seed: int) -> list[tuple[bytes, bytes]]:
 
 def baseline_loader(ref: str) -> Any:
     # the reader moved from batch_source.py to changelog_restore.py; a baseline may predate that
-    for name in ("stream/changelog_restore.py", "stream/batch_source.py"):
+    for name in ("stream/kafka/changelog_restore.py", "stream/kafka/batch_source.py"):
         shown = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:{name}"], capture_output=True, text=True)
         if shown.returncode == 0:
             source = shown.stdout
@@ -147,8 +147,8 @@ def _restarter(bootstrap: str, state_dir: str, spawned: float, event_json: str) 
     from state_workload import NOW
 
     from stream.contract import Rejection, validate_record
-    from stream.lifecycle import apply_event
-    from stream.order_state import new_order
+    from stream.core.lifecycle import apply_event
+    from stream.core.order_state import new_order
     from stream.sinks.changelog import encode_value as encode
 
     store: dict[str, Any] = {}

@@ -6,12 +6,12 @@ writes one changelog version per order to an embedded broker, then:
 
 1. **whole**: the saver of ``--baseline`` (a git revision before the deltas, loaded from git)
    saves the partition, as it did every minute: CPU seconds per save;
-2. **incremental**: :class:`stream.local_snapshot.LocalSnapshots` saves a base, then for
+2. **incremental**: :class:`stream.sinks.local_snapshot.LocalSnapshots` saves a base, then for
    ``--intervals`` intervals ``--changed`` of the orders get a new version, written through
    the product's :class:`stream.sinks.changelog.ChangelogSink` (whose keys the snapshots
    note) and the next save is timed (CPU seconds, a compaction included when one ran);
 3. **restart**: one more interval is written and not saved (the tail), then a fresh process
-   restores through :func:`stream.local_snapshot.restore_state` from the base and deltas,
+   restores through :func:`stream.sinks.local_snapshot.restore_state` from the base and deltas,
    from the same image compacted into a base alone, and from the changelog alone (wall and
    CPU seconds from the restore's start, imports excluded; the files' read alone too).
 
@@ -47,21 +47,24 @@ from bench_state import build  # noqa: E402
 
 from orderradar.devstack.broker import EmbeddedBroker  # noqa: E402
 from orderradar.devstack.process import free_port  # noqa: E402
-from stream.local_snapshot import LocalSnapshots, restore_state  # noqa: E402
-from stream.order_state import OrderState  # noqa: E402
+from stream.core.order_state import OrderState  # noqa: E402
 from stream.sinks.changelog import ChangelogSink, Entry, encode_value  # noqa: E402
+from stream.sinks.local_snapshot import LocalSnapshots, restore_state  # noqa: E402
 from stream.sinks.outbox import Outbox  # noqa: E402
 from stream.sinks.sink import Fence  # noqa: E402
-from stream.snapshot_files import compact  # noqa: E402
+from stream.sinks.snapshot_files import compact  # noqa: E402
 
 TOPIC = "bench-snapshot-orders-changelog"
 RESULTS = REPO / "bench" / "results" / "snapshot.json"
 
 
 def baseline_snapshots(ref: str) -> Any:
-    """``LocalSnapshots`` of ``ref``'s ``stream/local_snapshot.py``."""
+    """``LocalSnapshots`` of ``ref``'s ``stream/sinks/local_snapshot.py``."""
     source = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{ref}:stream/local_snapshot.py"], capture_output=True, text=True, check=True
+        ["git", "-C", str(REPO), "show", f"{ref}:stream/sinks/local_snapshot.py"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     path = Path(tempfile.mkdtemp()) / "baseline_local_snapshot.py"
     path.write_text(source)

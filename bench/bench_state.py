@@ -1,9 +1,9 @@
 """Memory of the worker's hot state per in-flight SKU, and over a multi-day soak (issue #20).
 
 Phases, all through the product's own code (``stream.contract.validate_record`` on the
-events' JSON bytes, ``stream.lifecycle.apply_event``, the table codec
-``stream.sinks.changelog.encode_value``, the changelog reader's ``stream.changelog_restore.put_value``
-and ``stream.retention.sweep``):
+events' JSON bytes, ``stream.core.lifecycle.apply_event``, the table codec
+``stream.sinks.changelog.encode_value``, the changelog reader's ``stream.kafka.changelog_restore.put_value``
+and ``stream.core.retention.sweep``):
 
 1. build: ``--skus`` in-flight SKUs (1,000,000; ``--eight-million`` for 8,000,000) in orders
    of 1-3 lines, each line somewhere between ``paid`` and ``out_for_delivery`` with the
@@ -49,9 +49,9 @@ from typing import Any
 import psutil
 from state_workload import IN_FLIGHT_STOPS, ROUTE, T0, OrderPlan, apply_record  # same directory
 
-from stream.changelog_restore import put_value
-from stream.order_state import OrderState
-from stream.retention import RetentionIndex, RetentionSettings, sweep
+from stream.core.order_state import OrderState
+from stream.core.retention import RetentionIndex, RetentionSettings, sweep
+from stream.kafka.changelog_restore import put_value
 from stream.sinks.changelog import encode_value
 
 RESULTS = Path(__file__).resolve().parent / "results" / "state.json"

@@ -49,7 +49,8 @@ from dashboard.gateway.tracking_tokens import token_digest  # noqa: E402
 from orderradar.devstack.broker import EmbeddedBroker  # noqa: E402
 from orderradar.devstack.process import ManagedProcess, free_port  # noqa: E402
 from orderradar.devstack.waiting import async_wait_until  # noqa: E402
-from stream.topics import ORDER_UPDATES, TRACKING_TOKENS, ensure_topics  # noqa: E402
+from stream.kafka.admin import ensure_topics  # noqa: E402
+from stream.topics import ORDER_UPDATES, TRACKING_TOKENS  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "tracking_ws.json"
 #: A round's messages must arrive within this, or they count as lost.

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from stream.contract import OrderEvent, Status
+from stream.core.sla import load_sla_rules
 from stream.pipeline import Pipeline, PipelineConfig, Topics
-from stream.sla import load_sla_rules
 from stream.stage_api import BatchContext, SourceRecord
 from stream.stages.delays_stage import DelaysStage, DelaysTopics
 from stream.stages.geo_stage import GeoStage

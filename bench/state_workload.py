@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 
 from stream.contract import Rejection, Status, validate_record
-from stream.lifecycle import apply_event
-from stream.order_state import OrderState, new_order
+from stream.core.lifecycle import apply_event
+from stream.core.order_state import OrderState, new_order
 
 T0 = datetime(2026, 11, 9, tzinfo=UTC)
 NOW = datetime(2030, 1, 1, tzinfo=UTC)  # receipt time: every event is in its past

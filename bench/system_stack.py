@@ -35,8 +35,8 @@ from config.settings import Settings  # noqa: E402
 from orderradar.devstack.process import ManagedProcess  # noqa: E402
 from orderradar.devstack.waiting import wait_until  # noqa: E402
 from orderradar.simulator.generator import TrafficGenerator, TrafficProfile  # noqa: E402
-from stream.batch_source import source_group  # noqa: E402
 from stream.contract import CLOSED, Status  # noqa: E402
+from stream.kafka.batch_source import source_group  # noqa: E402
 from stream.topics import ORDER_EVENTS  # noqa: E402
 
 SESSION_TIMEOUT_S = 6.0

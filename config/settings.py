@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from config import PACKAGE_CONFIG_DIR
 from config.gateway import GatewaySettings
 from stream.contract import plain_text
-from stream.retention import RetentionSettings
+from stream.core.retention import RetentionSettings
 
 ENV_PREFIX = "ORDERRADAR_"
 
@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     worker_batch_window_s: float = Field(default=0.2, gt=0, le=60)
     #: Radius of a SKU's customer area around its destination (geofences: "courier is nearby").
     geofence_customer_area_m: float = Field(default=500.0, gt=0, le=20_000)
-    #: Customer delay notices (``stream/customer_notices.py``): receivers and language;
+    #: Customer delay notices (``stream/sinks/customer_notices.py``): receivers and language;
     #: ``None`` = ``<config_dir>/customer_notices.yaml``. Receiver secrets (webhook URL and
     #: signing secret, SMTP password) come from ``ORDERRADAR_ALERT_SECRET_<NAME>``; none by default.
     customer_notices_file: Path | None = None
@@ -120,7 +120,7 @@ class Settings(BaseSettings):
 
     # Web gateway limits (``config/gateway.py``): ``ORDERRADAR_GATEWAY_<FIELD>``
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
-    # Worker hot-state retention in event time (``stream/retention.py``): ``ORDERRADAR_RETENTION_<FIELD>``
+    # Worker hot-state retention in event time (``stream/core/retention.py``): ``ORDERRADAR_RETENTION_<FIELD>``
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @field_validator("allowed_origins", "allowed_hosts", "trusted_proxies", mode="before")

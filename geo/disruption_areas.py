@@ -1,7 +1,7 @@
 """Disruption zones as operators declare them (a polygon, H3 cells or region codes) and the
 in-flight SKUs they hit. Pure: zones and positions in, affected keys out.
 
-The web tier validates an operator's zone (``stream.control_commands``) and
+The web tier validates an operator's zone (``stream.core.control_commands``) and
 publishes it on ``orderradar-control``; every worker reads that topic back and evaluates the
 zones against the last known positions of its own SKUs (:mod:`stream.stages.disruption_stage`).
 Polygons reuse :func:`geo.disruptions.affected` (vectorised shapely, next legs included

@@ -6,7 +6,7 @@ inside and since when. Each position fix, with the ids of the fences containing 
 
 - ``enter`` for a fence newly containing the fix; entering a fence whose layer has
   ``advance_stage_to`` also yields a :class:`StageAdvance` (a hub arrival proven by GPS),
-  which ``stream.lifecycle`` applies if the transition is legal;
+  which ``stream.core.lifecycle`` applies if the transition is legal;
 - ``dwell`` for a fence still containing it, with the time inside so far;
 - ``dwell_exceeded`` (an exception event) once per visit when the time inside passes the
   fence's ``dwell_limit``;

@@ -19,11 +19,11 @@ from config.settings import SettingsError, load_settings
 #: command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("orderradar.devstack.stack", "start the whole local stack (broker, influxd, worker, web, simulator)"),
-    "worker": ("stream.worker_command", "run a Faust stream worker"),
+    "worker": ("orderradar.worker_command", "run a Faust stream worker"),
     "web": ("dashboard.web_command", "run the web server (API, WebSockets, war-room, tracking pages)"),
     "simulate": ("orderradar.simulator.command", "generate realistic order traffic"),
-    "import": ("stream.import_command", "import an OMS/WMS export (CSV or JSON Lines) onto the bus"),
-    "dlq": ("stream.dlq_command", "inspect and re-drive dead-lettered events"),
+    "import": ("orderradar.import_command", "import an OMS/WMS export (CSV or JSON Lines) onto the bus"),
+    "dlq": ("orderradar.dlq_command", "inspect and re-drive dead-lettered events"),
     "topics": ("orderradar.topics_command", "create every topic with its partition count"),
     "bench": ("orderradar.bench.command", "measure throughput, latency and recovery against a baseline"),
 }

@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config.client_auth import kafka_auth
 from config.settings import Settings
-from stream import dlq
+from stream.core import dlq
 from stream.topics import INFLUX_DLQ, ORDER_EVENTS, ORDER_EVENTS_DLQ
 
 REDRIVEN_HEADER = "orderradar-redriven-from"

@@ -1,18 +1,18 @@
 """``orderradar import FILE --mapping M.yaml [--rate N]``: load an export onto the bus.
 
-Reads a CSV or JSON Lines export, maps each row with :mod:`stream.importer`, produces the
+Reads a CSV or JSON Lines export, maps each row with :mod:`stream.core.importer`, produces the
 valid events to ``order-events`` (key = order_id, the canonical JSON of the event) in
 batches, as fast as possible or paced at ``--rate`` events per second, and reports
 progress, every rejected row (row number and reasons; all of them with ``--rejects
 FILE`` as JSON Lines) and a summary. Bad rows never stop the import.
 
 ``--dry-run`` produces nothing: it maps and validates every row and runs the valid events
-through the worker's state machine (:mod:`stream.transition_report`), then reports the
+through the worker's state machine (:mod:`stream.core.transition_report`), then reports the
 transitions it would apply per ``from -> to`` pair (with the stages each skip leaves *not
 scanned*) and the impossible sequences it would refuse, not only the format errors.
 
 ``--replay`` marks every record as a replay of history (header ``orderradar-replay``, see
-:mod:`stream.replay`): the worker judges it in the events' own time, and what it raises
+:mod:`stream.core.replay`): the worker judges it in the events' own time, and what it raises
 is recorded, marked replay, without paging anyone. Use it without ``--rate`` (full speed).
 
 Exit codes: 0 all rows imported (or skipped by the mapping), 3 some rows were rejected
@@ -38,11 +38,11 @@ from config.client_auth import kafka_auth
 from config.rules import RuleFileError
 from config.settings import Settings
 from stream.contract import OrderEvent, Problem
-from stream.importer import ImportMapping, RowRejection, Skipped, load_mapping, map_row
-from stream.replay import replay_header, replay_id
+from stream.core.importer import ImportMapping, RowRejection, Skipped, load_mapping, map_row
+from stream.core.replay import replay_header, replay_id
+from stream.core.transition_report import TransitionReport
 from stream.sinks.outbox import Outbox, OutRecord
 from stream.topics import ORDER_EVENTS
-from stream.transition_report import TransitionReport
 
 EXIT_OK = 0
 EXIT_UNUSABLE = 2
@@ -268,7 +268,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point (``python -m stream.import_command``)."""
+    """Standalone entry point (``python -m orderradar.import_command``)."""
     from config.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="orderradar import")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from config.settings import Settings
-from stream.topics import ensure_topics
+from stream.kafka.admin import ensure_topics
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

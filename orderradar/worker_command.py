@@ -1,9 +1,9 @@
 """``orderradar worker``: run one stream worker (Faust) until SIGTERM/SIGINT.
 
-Creates any missing topic first (:func:`stream.topics.ensure_topics`), then runs the app
+Creates any missing topic first (:func:`stream.kafka.admin.ensure_topics`), then runs the app
 of :func:`stream.worker.create_worker` with the stages of :func:`default_stages`. Run as
 many workers as you like with the same settings: they share the partitions of
-``order-events`` (the consumer group ``<app id>-source``, see :mod:`stream.batch_source`).
+``order-events`` (the consumer group ``<app id>-source``, see :mod:`stream.kafka.batch_source`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from config.settings import Settings, load_settings
-from stream.retention import RetentionSettings
+from stream.core.retention import RetentionSettings
+from stream.kafka.admin import ensure_topics
 from stream.stage_api import Stage
-from stream.topics import ensure_topics
 from stream.worker import WorkerOptions, create_worker
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point (``python -m stream.worker_command``)."""
+    """Standalone entry point (``python -m orderradar.worker_command``)."""
     parser = argparse.ArgumentParser(prog="orderradar worker")
     add_arguments(parser)
     args = parser.parse_args(argv)

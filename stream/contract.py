@@ -61,7 +61,7 @@ class Status(StrEnum):
 S = Status
 
 #: Progress rank: a later event never moves a SKU to a lower rank. ``exception`` keeps the
-#: rank of the status it interrupted (see ``stream.lifecycle``).
+#: rank of the status it interrupted (see ``stream.core.lifecycle``).
 STAGE_RANK: dict[Status, int] = {
     S.PAID: 0,
     S.BACKORDERED: 1,

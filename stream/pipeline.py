@@ -1,12 +1,12 @@
 """The worker's per-batch pipeline (its stages plug in through :mod:`stream.stage_api`).
 
 One call of :meth:`Pipeline.process` handles one batch of ``order-events`` records (as the
-worker's source collects them, :mod:`stream.batch_source`), in this order:
+worker's source collects them, :mod:`stream.kafka.batch_source`), in this order:
 
 1. **core** (plain Python, no awaits): validate each record
    (:func:`stream.contract.validate_record`; failures become dead letters with their
    reason), skip duplicates (``event_id`` already in the order's timelines), apply the
-   event to the SKU state machine (:mod:`stream.lifecycle`), account for it in the
+   event to the SKU state machine (:mod:`stream.core.lifecycle`), account for it in the
    partition's per-minute aggregates and build its ``sku_events`` point;
 2. **stages** (:class:`~stream.stage_api.Stage`), in the configured order, each
    ``await stage.process(ctx)`` with the :class:`~stream.stage_api.BatchContext`: they
@@ -25,7 +25,7 @@ worker's source collects them, :mod:`stream.batch_source`), in this order:
    d. the in-memory table.
 
 Why this order is safe under crashes: the worker acknowledges a batch's offsets only after
-``process`` returned (:mod:`stream.batch_source`), so a committed offset never runs ahead
+``process`` returned (:mod:`stream.kafka.batch_source`), so a committed offset never runs ahead
 of InfluxDB, the outputs or the changelog. A crash anywhere in between replays the batch:
 points are idempotent, updates carry the same ``seq`` again, and the changelog (if it was
 already written) makes the replayed events duplicates, which change nothing. The changelog
@@ -42,14 +42,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from stream.aggregates import PartitionAggregates
 from stream.contract import Rejection, validate_record
-from stream.data_quality import abandoned_findings, abandoned_line
-from stream.dlq import SourceCoordinates, dead_letter
-from stream.lifecycle import apply_event
-from stream.order_state import OrderState, new_order
-from stream.replay import REPLAY_EXTENSION, replay_of, timeline_of_order
-from stream.retention import Clock, RetentionIndex, RetentionSettings, sweep
+from stream.core.aggregates import PartitionAggregates
+from stream.core.data_quality import abandoned_findings, abandoned_line
+from stream.core.dlq import SourceCoordinates, dead_letter
+from stream.core.lifecycle import apply_event
+from stream.core.order_state import OrderState, new_order
+from stream.core.replay import REPLAY_EXTENSION, replay_of, timeline_of_order
+from stream.core.retention import Clock, RetentionIndex, RetentionSettings, sweep
 from stream.sinks.changelog import ChangelogSink, Entry
 from stream.sinks.influx import InfluxSink, InfluxWriter, gather_cancelling
 from stream.sinks.line_protocol import CellFunction, sku_event_line
@@ -86,7 +86,7 @@ class PipelineConfig:
     #: Aggregates: minutes kept open behind the partition watermark.
     window_minutes: int = 120
     #: Closed orders are forgotten (tombstoned) after this much event time of quiet
-    #: (``RetentionSettings.closed``, ``stream.retention``).
+    #: (``RetentionSettings.closed``, ``stream.core.retention``).
     closed_retention: timedelta = RetentionSettings().closed
     #: Open orders nobody updated for this long are forgotten too: abandoned, a data-quality
     #: finding (``RetentionSettings.abandoned_after``).
@@ -162,7 +162,7 @@ class Pipeline:
         self.confirm_membership = confirm_membership
         self.clock = clock
         self.aggregates: dict[int, PartitionAggregates] = {}
-        #: A replay's minutes (stream.replay) are kept apart: behind live traffic's window
+        #: A replay's minutes (stream.core.replay) are kept apart: behind live traffic's window
         #: they would be final on arrival, and its in-flight gauge is not today's.
         self.replay_aggregates: dict[tuple[int, str], PartitionAggregates] = {}
         self.stats = PipelineStats()
@@ -260,7 +260,7 @@ class Pipeline:
             if change is None:
                 ctx.duplicates += 1
                 continue
-            # A replay of history (stream.replay) is kept on the order and has its own clock.
+            # A replay of history (stream.core.replay) is kept on the order and has its own clock.
             replay = replay_of(record.headers)
             if replay is not None and timeline_of_order(dict(order.extensions)) != replay:
                 order = order.with_extension(REPLAY_EXTENSION, {"id": replay})
@@ -428,7 +428,7 @@ class Pipeline:
         for gone in sweep(self.store, self.retention_index, self._newest_ns, set(due), closed_ns, open_ns, ctx.orders):
             out.append((gone.order_id, gone.partition))
             if gone.abandoned:
-                # A data-quality finding per open SKU (stream.data_quality).
+                # A data-quality finding per open SKU (stream.core.data_quality).
                 findings = abandoned_findings(gone.order, gone.watermark_ns)
                 ctx.lines.extend(abandoned_line(f, gone.order, gone.partition) for f in findings)
                 abandoned += 1

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from stream.aggregates import PartitionAggregates
 from stream.contract import OrderEvent
-from stream.dlq import DeadLetter
-from stream.lifecycle import EventChange
-from stream.order_state import OrderState, state_record
+from stream.core.aggregates import PartitionAggregates
+from stream.core.dlq import DeadLetter
+from stream.core.lifecycle import EventChange
+from stream.core.order_state import OrderState, state_record
 from stream.sinks.outbox import Outbox, OutRecord
 
 #: Prefix of table keys holding stage state (``#`` cannot occur in an order id).

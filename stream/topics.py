@@ -2,21 +2,15 @@
 
 The embedded broker auto-creates unknown topics with 4 partitions, which would silently
 break co-partitioning (a table's changelog must have as many partitions as its source), so
-``orderradar up``, the test fixtures and ``orderradar topics create`` pre-create them all.
+``orderradar up``, the test fixtures and ``orderradar topics create`` pre-create them all
+(:func:`stream.kafka.admin.ensure_topics`). Names only: importing them pulls in no Kafka client.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import ClusterAuthorizationFailedError, TopicAlreadyExistsError, TopicAuthorizationFailedError
-
-from config.client_auth import kafka_auth
 from config.settings import Settings
-
-log = logging.getLogger(__name__)
 
 # Public topics (architecture.md): users and other teams rely on these names.
 ORDER_EVENTS = "order-events"
@@ -34,7 +28,7 @@ TRACKING_TOKENS = "tracking-tokens"
 #: Incident lifecycle events forwarded by the delays stage to the single alerting agent.
 ALERT_INPUTS = "alert-inputs"
 #: The war-room views' partial aggregates per source partition, keyed by view key: the
-#: worker owning a partition sums its keys' partials (``stream.global_views``).
+#: worker owning a partition sums its keys' partials (``stream.core.global_views``).
 WARROOM_PARTIALS = "warroom-partials"
 #: The table of the views' owners (its changelog is partitioned like ``warroom-partials``).
 WARROOM_VIEWS_TABLE = "warroom-views"
@@ -73,56 +67,4 @@ def all_topics(settings: Settings) -> list[TopicSpec]:
     specs += [TopicSpec(changelog_topic(settings, t), 1, compact=True) for t in SINGLE_PARTITION_TABLES]
     # Faust's leader election topic.
     specs.append(TopicSpec(f"{settings.faust_app_id}-__assignor-__leader", 1))
-    return specs
-
-
-class TopicMismatch(RuntimeError):
-    """A topic exists with a different partition count than the design requires."""
-
-
-def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[TopicSpec]:
-    """Create missing topics; fail loudly when an existing one has the wrong partition count."""
-    specs = all_topics(settings)
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        request_timeout_ms=int(timeout_s * 1000),
-        bootstrap_timeout_ms=int(timeout_s * 1000),
-        **kafka_auth(settings),
-    )
-    try:
-        existing = set(admin.list_topics())
-        missing = [s for s in specs if s.name not in existing]
-        if missing:
-            try:
-                admin.create_topics(
-                    [
-                        NewTopic(
-                            s.name,
-                            s.partitions,
-                            settings.replication_factor,
-                            topic_configs={"cleanup.policy": "compact"} if s.compact else {},
-                        )
-                        for s in missing
-                    ]
-                )
-            except TopicAlreadyExistsError:
-                pass  # another process won the race; checked below
-            except (ClusterAuthorizationFailedError, TopicAuthorizationFailedError) as exc:
-                # Production principals may not create topics (docs/security.md): the admin does.
-                raise TopicMismatch(
-                    f"missing topics {', '.join(s.name for s in missing)} and Kafka user "
-                    f"{settings.kafka_username!r} may not create them ({type(exc).__name__}): "
-                    "run `orderradar topics` with the admin principal"
-                ) from None
-            log.info("created topics: %s", ", ".join(s.name for s in missing))
-        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics([s.name for s in specs])}
-    finally:
-        admin.close()
-    wrong = [
-        f"{s.name} has {described.get(s.name)} partitions, expected {s.partitions}"
-        for s in specs
-        if described.get(s.name) != s.partitions
-    ]
-    if wrong:
-        raise TopicMismatch("; ".join(wrong))
     return specs

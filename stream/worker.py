@@ -2,8 +2,8 @@
 
 :func:`create_worker` builds
 
-- a :class:`stream.batch_source.BatchSource` reading ``order-events`` with aiokafka
-  ``getmany`` in its own consumer group (:func:`stream.batch_source.source_group`) and
+- a :class:`stream.kafka.batch_source.BatchSource` reading ``order-events`` with aiokafka
+  ``getmany`` in its own consumer group (:func:`stream.kafka.batch_source.source_group`) and
   handing batches (up to N records, or T seconds after the first) to
   :class:`stream.pipeline.Pipeline`. Offsets are committed only after
   :meth:`~stream.pipeline.Pipeline.process` returned, which is after InfluxDB, the outputs
@@ -11,11 +11,11 @@
   that fails unexpectedly is never committed and the worker exits at once (``os._exit``):
   crash-only, and the restarted worker replays the batch. Never a silent loss;
 - the ``orders`` state: a plain dict (order id or stage key ->
-  :class:`~stream.order_state.OrderState` / :class:`~stream.stage_api.StageValue`) that the
+  :class:`~stream.core.order_state.OrderState` / :class:`~stream.stage_api.StageValue`) that the
   pipeline keeps and changelogs itself, in record batches through its own producer
   (:mod:`stream.sinks.outbox`), to ``<app id>-orders-changelog``, partition = source partition,
   key = UTF-8 order id, value = :func:`stream.sinks.changelog.encode_value`. The source reads the
-  changelog of the partitions it is assigned (see :mod:`stream.batch_source`);
+  changelog of the partitions it is assigned (see :mod:`stream.kafka.batch_source`);
 - a Faust app for the rest: the pipeline's tick (a timer) and, with ``alerting``, the
   alerting agent. Faust no longer sees the source: a Faust event object per record cost
   more than the whole pipeline (issue #19);
@@ -40,12 +40,12 @@ import mode
 from alerting.backoff import RetryPolicy
 from config.client_auth import faust_credentials, influx_auth, kafka_auth
 from config.settings import Settings
-from stream import safe_commits
-from stream.batch_source import BatchSource, source_group
-from stream.local_snapshot import LocalSnapshots
+from stream.kafka import safe_commits
+from stream.kafka.batch_source import BatchSource, source_group
 from stream.pipeline import Pipeline, PipelineConfig, Topics
 from stream.sinks.influx import INFLUX_RETRY, InfluxReplayer, InfluxWriter
 from stream.sinks.line_protocol import CellFunction
+from stream.sinks.local_snapshot import LocalSnapshots
 from stream.sinks.outbox import Outbox
 from stream.stage_api import BackgroundStage, InstallingStage, Stage
 from stream.topics import (
@@ -209,7 +209,7 @@ def create_worker(
     stages: Sequence[Stage] = (),
     cell_of: CellFunction | None = None,
 ) -> WorkerRuntime:
-    """The Faust app and everything it runs. Topics must exist (``stream.topics.ensure_topics``)."""
+    """The Faust app and everything it runs. Topics must exist (``stream.kafka.admin.ensure_topics``)."""
     options = options or WorkerOptions.from_settings(settings)
     session_s = options.session_timeout_s
     faust_dir = (settings.data_dir / "faust").resolve()

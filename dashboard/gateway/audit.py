@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from dashboard.gateway.metrics import GatewayMetrics
 from dashboard.gateway.publisher import BusPublisher, PublishError
-from stream.control_commands import AuditRecord
+from stream.core.control_commands import AuditRecord
 from stream.topics import CONTROL
 
 log = logging.getLogger("orderradar.audit")

@@ -11,7 +11,7 @@ Query parameters (all optional):
   history is judged at the end of its own data, not at today's date, even while live
   traffic flows).
 
-Which orders are counted (definitions, :mod:`stream.outcomes` writes the points):
+Which orders are counted (definitions, :mod:`stream.core.outcomes` writes the points):
 
 * an order is **delivered** when each of its lines was delivered (or cancelled / returned)
   and at least one was delivered; its delivery time is when its last line was delivered.
@@ -46,7 +46,7 @@ from dashboard.gateway.responses import error_response, json_response
 from dashboard.gateway.sessions import authorise, gateway_of
 from dashboard.gateway.staff import Permission
 from dashboard.warroom.history import HistoryError, InfluxHistory
-from stream.outcomes import ORDER_OUTCOMES
+from stream.core.outcomes import ORDER_OUTCOMES
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from dashboard.gateway.publisher import BusPublisher, PublishError
 from dashboard.gateway.responses import error_response, json_response
 from dashboard.gateway.sessions import gateway_of
 from dashboard.gateway.signatures import SignatureVerdict, verify
-from stream import dlq
+from stream.core import dlq
 from stream.topics import ORDER_EVENTS_DLQ
 
 MAX_ERRORS = 1000

@@ -37,7 +37,7 @@ from dashboard.gateway.runtime import Gateway
 from dashboard.gateway.sessions import authorise, authorised_body, gateway_of
 from dashboard.gateway.staff import Permission
 from stream.contract import plain_multiline, plain_text
-from stream.control_commands import (
+from stream.core.control_commands import (
     AlertAck,
     AlertResolve,
     Command,

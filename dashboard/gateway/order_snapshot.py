@@ -72,9 +72,9 @@ class SkuSnapshot(BaseModel):
     promised_by: AwareDatetime | None = None
     eta: AwareDatetime | None = None
     reason: str | None = None
-    #: Ladder stages the worker recorded as not scanned (``stream.lifecycle`` skips).
+    #: Ladder stages the worker recorded as not scanned (``stream.core.lifecycle`` skips).
     not_scanned: tuple[str, ...] = ()
-    #: When each status was first reached (``stream.rollup``); outlives the capped timeline.
+    #: When each status was first reached (``stream.core.rollup``); outlives the capped timeline.
     stage_times: dict[str, AwareDatetime] = Field(default_factory=dict)
     #: The stop (the customer's address point): never shown to a customer as it is.
     destination: Position | None = None
@@ -99,7 +99,7 @@ class SkuSnapshot(BaseModel):
 
 class Lateness(BaseModel):
     """The order against its promise (``extensions.outcome``, written by the worker's outcome
-    stage, ``stream/outcomes.py``): ``late`` and by how much once delivered."""
+    stage, ``stream/core/outcomes.py``): ``late`` and by how much once delivered."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -129,7 +129,7 @@ class OrderSnapshot(BaseModel):
     rollup: Any = None
     skus: dict[str, SkuSnapshot] = Field(default_factory=dict)
     updated_at: AwareDatetime | None = None
-    #: The worker stages' per-order state (``stream.rollup.order_snapshot``), by stage name.
+    #: The worker stages' per-order state (``stream.core.rollup.order_snapshot``), by stage name.
     extensions: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -182,7 +182,7 @@ class OrderSnapshot(BaseModel):
         return isinstance(nearby, dict) and bool(nearby)
 
     def eta_window(self) -> dict[str, Any] | None:
-        """The worker's ETA window and delay state (``extensions.eta``, ``stream.order_eta``):
+        """The worker's ETA window and delay state (``extensions.eta``, ``stream.core.order_eta``):
         ``{from, to, basis, promise, state, slipped, tz_offset_min}``, or ``None``."""
         value = self.extensions.get("eta")
         if not isinstance(value, dict):

@@ -39,7 +39,7 @@ from dashboard.gateway.staff import StaffDirectory
 from dashboard.gateway.tracking_tokens import TrackingTokens, parse_record
 from dashboard.gateway.update_consumer import StartAt, TopicReader
 from dashboard.gateway.warroom_state import WarroomState, item_of_warroom_record
-from stream.control_commands import disruption_change
+from stream.core.control_commands import disruption_change
 from stream.topics import ALERTS, CONTROL, ORDER_INCIDENTS, ORDER_UPDATES, TRACKING_TOKENS, WARROOM_UPDATES
 
 log = logging.getLogger(__name__)

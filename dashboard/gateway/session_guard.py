@@ -29,7 +29,7 @@ from dashboard.gateway.background import cancel_all
 from dashboard.gateway.metrics import GatewayMetrics
 from dashboard.gateway.rate_limit import KeyedRateLimiter
 from dashboard.gateway.update_consumer import StartAt, TopicReader
-from stream.control_commands import Command
+from stream.core.control_commands import Command
 from stream.topics import CONTROL
 
 if TYPE_CHECKING:

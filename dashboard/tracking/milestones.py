@@ -135,7 +135,7 @@ def progress_summary(statuses: Iterable[Status | str]) -> list[Progress]:
 
 def not_scanned_milestones(reached: Iterable[Status | str], not_scanned: Iterable[Status | str]) -> list[Milestone]:
     """Ladder steps a SKU went through without any scan of theirs (its carrier skipped them,
-    see ``stream.lifecycle``), in ladder order: shown as "not scanned", not as a gap."""
+    see ``stream.core.lifecycle``), in ladder order: shown as "not scanned", not as a gap."""
     seen = {milestone_of(s) for s in reached}
     missing = {milestone_of(s) for s in not_scanned}
     return [m for m in LADDER if m in missing and m not in seen]

@@ -5,7 +5,7 @@ The only module of the war-room that talks to InfluxDB. The app factory builds o
 Query text comes from pure builders (``*_query``) and answers are shaped by pure functions
 (``frames_from_response`` and the ``*_frame`` reducers), all testable without a server.
 
-Series read (written by the worker, see ``stream/aggregates.py`` and ``stream/sinks/line_protocol.py``;
+Series read (written by the worker, see ``stream/core/aggregates.py`` and ``stream/sinks/line_protocol.py``;
 each aggregate is tagged with the source ``partition``, so queries sum over partitions):
 
 * ``throughput``: accepted events per minute, tags ``status``, ``region``; field ``count``.

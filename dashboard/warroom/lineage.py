@@ -1,7 +1,7 @@
 """One order's event lineage per SKU, from what the gateway and InfluxDB know. Pure.
 
 The gateway answers ``GET /api/v1/orders/{order_id}`` with the worker's latest snapshot
-(``stream.rollup.order_snapshot``): per SKU the newest timeline entries, each with
+(``stream.core.rollup.order_snapshot``): per SKU the newest timeline entries, each with
 ``flags`` (``late``: arrived after a newer event; ``illegal``: not a legal step, kept but
 not applied, with a ``reason``) and the SKU's last position. InfluxDB's ``sku_events`` add
 older entries and a position per event, which draws the route. Entries are merged by

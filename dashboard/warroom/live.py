@@ -17,7 +17,7 @@ Channel items this module reads (unknown fields are ignored, missing counts are 
   "on_time_rate", "at_risk", "late", "stalled", "eta_slips"?, "at"?}``; read in the browser
   (``warroom_views.js``: ``kpis``), which counts open incidents and alerts by tier from the
   ``incident`` and ``alert`` channels.
-* ``incident`` (``order-incidents`` records of ``stream.incident_detector``): ``incident_id``,
+* ``incident`` (``order-incidents`` records of ``stream.core.incident_detector``): ``incident_id``,
   ``kind``, ``state``, ``title``, ``root_cause`` (``lat``/``lon``/``h3_cells`` for areas),
   ``counts``, ``trend``, ``sample_orders``, ``opened_at``; optional ``tier``, ``lat``/``lon``.
 * ``alert`` and ``silence`` (``dashboard.gateway.alert_board``), ``disruption`` (zones).
@@ -42,7 +42,7 @@ INCIDENT = "incident"
 ALERT = "alert"
 SILENCE = "silence"
 DISRUPTION = "disruption"
-#: The core worker's per-partition summaries (``stream.aggregates.PartitionAggregates.snapshot``:
+#: The core worker's per-partition summaries (``stream.core.aggregates.PartitionAggregates.snapshot``:
 #: no ``type`` field, so the gateway files them under its default channel).
 PARTITIONS = "warroom"
 #: Channels the browser publishes into stores (one store each, see ``ids.live_store``).
@@ -169,7 +169,7 @@ class Incident:
     by_label: dict[str, int] = field(default_factory=dict)
     shared: dict[str, str] = field(default_factory=dict)
     zone_name: str | None = None
-    #: A flow incident's check (``stream.flow_incidents``): ``check``, ``observed``, ``expected``.
+    #: A flow incident's check (``stream.core.flow_incidents``): ``check``, ``observed``, ``expected``.
     flow: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -323,7 +323,7 @@ def alerts(alert_store: Mapping[str, Any] | None) -> list[Alert]:
 
 @dataclass(frozen=True)
 class Zone:
-    """A disruption zone as the gateway lists it (``stream.control_commands``)."""
+    """A disruption zone as the gateway lists it (``stream.core.control_commands``)."""
 
     zone_id: str
     name: str

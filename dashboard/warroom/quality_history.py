@@ -4,7 +4,7 @@ through the war-room's one InfluxDB client, :class:`dashboard.warroom.history.In
 
 Series read (written by the worker):
 
-* ``missing_scans`` (``stream/aggregates.py``): per minute, tags ``source``, ``node``,
+* ``missing_scans`` (``stream/core/aggregates.py``): per minute, tags ``source``, ``node``,
   ``device``, ``partition``; fields ``scans`` and ``missing``. Rate = missing / (missing + scans).
 * ``delivery_distance`` (``stream/stages/geo_stage.py``): one point per checked delivery,
   tags ``source``, ``courier``, ``station``, ``partition``; fields ``distance_m``,

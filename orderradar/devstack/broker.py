@@ -2,7 +2,7 @@
 
 Memory storage only: nothing survives its restart, it never compacts, transactions are not
 trustworthy, and unknown topics are auto-created with 4 partitions, which is why
-:func:`stream.topics.ensure_topics` pre-creates every topic. Production uses Apache Kafka.
+:func:`stream.kafka.admin.ensure_topics` pre-creates every topic. Production uses Apache Kafka.
 """
 
 from __future__ import annotations

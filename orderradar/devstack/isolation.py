@@ -11,7 +11,7 @@ from pathlib import Path
 
 from config.settings import Settings
 from orderradar.devstack.influx import create_database
-from stream.topics import ensure_topics
+from stream.kafka.admin import ensure_topics
 
 
 def isolated_settings(bootstrap: str, influx_url: str, data_dir: Path, **overrides: object) -> Settings:

@@ -27,7 +27,7 @@ from orderradar.devstack.influx import LocalInflux, create_database
 from orderradar.devstack.process import ManagedProcess, StartError
 from orderradar.devstack.restarts import RestartTracker
 from orderradar.devstack.session_secret import SecretFileError, with_local_secret
-from stream.topics import ensure_topics
+from stream.kafka.admin import ensure_topics
 
 log = logging.getLogger(__name__)
 

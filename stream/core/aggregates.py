@@ -11,7 +11,7 @@ different partitions never overwrite each other's points (queries sum over parti
   minute of the partition's watermark (its newest event time) every time it changes;
 - ``missing_scans`` (data quality): per event-time minute, by ``source``, ``node`` and
   ``device``, fields ``scans`` (legal events) and ``missing`` (ladder stages they skipped,
-  see ``stream.lifecycle``); rate = missing / (missing + scans). A late scan that fills a
+  see ``stream.core.lifecycle``); rate = missing / (missing + scans). A late scan that fills a
   gap rewrites the counts of the entry after it.
 
 Timestamps are minute buckets, so a minute is rewritten with its newest value until it is
@@ -27,16 +27,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from stream.lifecycle import EventChange, entry_changes
-from stream.order_state import OrderState, SkuState, ns_datetime
+from stream.core.lifecycle import EventChange, entry_changes
+from stream.core.order_state import OrderState, SkuState, ns_datetime
+from stream.core.timeline_pack import TimelineEntry
 from stream.sinks.line_protocol import escape_tag, tag
-from stream.timeline_pack import TimelineEntry
 
 THROUGHPUT = "throughput"
 DWELL = "dwell"
 INFLIGHT = "inflight"
 #: Missing scans (data quality): per minute and (source, node, device), the legal events
-#: (``scans``) and the ladder stages they skipped (``missing``); see ``stream.lifecycle``.
+#: (``scans``) and the ladder stages they skipped (``missing``); see ``stream.core.lifecycle``.
 MISSING_SCANS = "missing_scans"
 
 MINUTE_NS = 60 * 1_000_000_000

@@ -9,7 +9,7 @@ Checks (pure; time comes in as arguments):
   in ``exempt_modes``, e.g. air freight, are not checked);
 * ``future_timestamp``: event time more than ``future_tolerance`` ahead of the time the
   event was received (the Kafka record time, so a replay sees the same clock), or more than
-  ``max_ahead`` ahead of its partition's event clock (``stream.watermarks``: what the
+  ``max_ahead`` ahead of its partition's event clock (``stream.core.watermarks``: what the
   records around it say the time is, which on a feed trailing the wall clock, such as the
   simulator's, is hours before the receipt time); also an event the contract rejected as
   over a day ahead of the receiver's clock (:func:`future_rejection`: it is dead-lettered,
@@ -17,16 +17,16 @@ Checks (pure; time comes in as arguments):
 * ``past_timestamp``: event time more than ``max_past`` before the receipt time (or,
   without one, before the partition's newest event time);
 * ``abandoned_order``: an open SKU whose order had no event for the retention's
-  ``abandoned_after`` (``stream.retention``); the worker forgets the order and writes one
+  ``abandoned_after`` (``stream.core.retention``); the worker forgets the order and writes one
   ``abandoned_skus`` point per such SKU (:func:`abandoned_findings`, :func:`abandoned_line`).
 
 Two more data-quality measures live where their data is: missing scans (ladder stages a
-forward skip jumped over, ``stream.lifecycle``; counted per minute in ``stream.aggregates``)
+forward skip jumped over, ``stream.core.lifecycle``; counted per minute in ``stream.core.aggregates``)
 and deliveries whose fix is farther than ``delivered_away_m`` from the stop
 (``stream.stages.geo_stage``).
 
 Findings name the device(s) and source, and are clustered by an
-:class:`~stream.incident_detector.IncidentDetector` of kind ``data_quality`` so one broken scanner
+:class:`~stream.core.incident_detector.IncidentDetector` of kind ``data_quality`` so one broken scanner
 or one misconfigured system becomes one incident that names it.
 """
 
@@ -43,9 +43,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from config.durations import Duration
 from stream.contract import OrderEvent, RejectCode, Status
-from stream.dlq import DeadLetter
-from stream.incident_model import IncidentSettings
-from stream.order_state import OrderState
+from stream.core.dlq import DeadLetter
+from stream.core.incident_model import IncidentSettings
+from stream.core.order_state import OrderState
 from stream.sinks.line_protocol import line, point_time_ns
 
 

@@ -1,8 +1,8 @@
 """Per-SKU delay tracking: SLA stage timers, the order's promise, at-risk prediction.
 
-:class:`DelayTracker` keeps a :class:`~stream.sku_delay.SkuDelay` per in-flight SKU, moves
+:class:`DelayTracker` keeps a :class:`~stream.core.sku_delay.SkuDelay` per in-flight SKU, moves
 its stage and promise deadlines as events arrive, and reports its delay state changes
-(:mod:`stream.sku_delay` says how a state follows from the deadlines and the watermark).
+(:mod:`stream.core.sku_delay` says how a state follows from the deadlines and the watermark).
 
 Every SKU has one wake-up in a :class:`DeadlineHeap` (the next of its four moments), so
 advancing the watermark touches only SKUs whose state can change.
@@ -10,7 +10,7 @@ advancing the watermark touches only SKUs whose state can change.
 Determinism: the tracker never reads a clock. A SKU's state depends only on its
 partition's events and watermark: lane statistics are kept per partition too (they are
 mergeable histograms, combined for ETA queries), so the interleaving of partitions does
-not change any SKU's transitions, and the engine (``stream.delays_engine``) feeds events
+not change any SKU's transitions, and the engine (``stream.core.delays_engine``) feeds events
 one at a time, so batch boundaries do not either.
 """
 
@@ -23,10 +23,10 @@ from typing import Any, Protocol
 import h3
 
 from stream.contract import CLOSED, STAGE_RANK, OrderEvent, SkuClass, Status, is_legal
-from stream.deadline_heap import DeadlineHeap
-from stream.incident_model import ClusterItem, Values
-from stream.lane_stats import Lane, LaneStats, PredictionSettings
-from stream.sku_delay import (
+from stream.core.deadline_heap import DeadlineHeap
+from stream.core.incident_model import ClusterItem, Values
+from stream.core.lane_stats import Lane, LaneStats, PredictionSettings
+from stream.core.sku_delay import (
     BAD_STATES,
     BAD_VALUES,
     DelayState,
@@ -39,7 +39,7 @@ from stream.sku_delay import (
     evaluate,
     sku_key,
 )
-from stream.sla import SlaContext, SlaPolicy
+from stream.core.sla import SlaContext, SlaPolicy
 
 _CLOSED_VALUES = frozenset(s.value for s in CLOSED)
 _RANK = {s.value: r for s, r in STAGE_RANK.items()}

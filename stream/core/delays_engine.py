@@ -1,9 +1,9 @@
 """The delays stage of the worker: SLA timers, at-risk, incidents and data quality.
 
 :class:`DelaysEngine` wires the pure parts together: per-partition watermarks
-(:mod:`stream.watermarks`), per-SKU delay states and timers (:mod:`stream.delays`), lane
-statistics (:mod:`stream.lane_stats`), data-quality checks (:mod:`stream.data_quality`)
-and two incident detectors (:mod:`stream.incident_detector`): ``delay`` and ``data_quality``.
+(:mod:`stream.core.watermarks`), per-SKU delay states and timers (:mod:`stream.core.delays`), lane
+statistics (:mod:`stream.core.lane_stats`), data-quality checks (:mod:`stream.core.data_quality`)
+and two incident detectors (:mod:`stream.core.incident_detector`): ``delay`` and ``data_quality``.
 
 How the worker drives it (no clock, no I/O inside)::
 
@@ -19,9 +19,9 @@ use the Kafka record timestamp, so a replay from the topic sees the same clock.
 
 Determinism and replay. Events are processed one at a time: (1) time checks (against the
 receipt time and the partition's event clock: a time far ahead of either is a finding and
-moves no clock, see :mod:`stream.data_quality`), (2) the
+moves no clock, see :mod:`stream.core.data_quality`), (2) the
 source's watermark in its partition moves (its max trusted event time - allowed lateness;
-the partition's is the minimum over its sources, see :mod:`stream.watermarks`), (3) the event is
+the partition's is the minimum over its sources, see :mod:`stream.core.watermarks`), (3) the event is
 applied, (4) that partition's timers up to its watermark fire, (5) the detectors evaluate
 when their clock enters a new ``eval_every`` slot: the global watermark (minimum over
 partitions) for delays, the flow clock (every partition's newest event time, minus the flow
@@ -34,14 +34,14 @@ When the global watermark crosses several evaluation slots at once (a held-back 
 catching up), each slot is evaluated in turn (at most a day of them), so the incidents do
 not depend on how far it jumped. With :meth:`expect_partitions` (the worker's owned
 partitions) the global watermark waits for every partition, so the incidents do not depend
-on how the partitions' records were interleaved either (``stream.incident_detector`` evaluates as
+on how the partitions' records were interleaved either (``stream.core.incident_detector`` evaluates as
 of the slot boundary); without it, it is the minimum over the partitions seen so far.
 Ticks only move partitions that are idle, which in live operation is exactly when a
 replay would also have no events, so replaying the log (without ticks) ends in the same
 SKU states and incidents; to reproduce every intermediate event too, replay the ticks.
 Tests check both (``tests/delays/test_replay.py``).
 
-Replays of history (``orderradar import --replay``, :mod:`stream.replay`) get an engine of
+Replays of history (``orderradar import --replay``, :mod:`stream.core.replay`) get an engine of
 their own (``replay=<id>``): each record is received at its event time and the replay's
 clock is its newest event time, so a year-old export is judged exactly as the same events
 fed live would have been, and never by the wall clock (nor mixed with live SKUs).
@@ -49,7 +49,7 @@ fed live would have been, and never by the wall clock (nor mixed with live SKUs)
 Several workers: the tracker is per partition and the detectors need every partition's
 bad SKUs. With one worker this object does both. With several, run the tracker side per
 worker and forward ``DelayTransition.to_dict()`` records and flow to one detector
-(one-partition topic); :class:`~stream.incident_detector.IncidentDetector` has the narrow
+(one-partition topic); :class:`~stream.core.incident_detector.IncidentDetector` has the narrow
 ``observe_flow`` / ``mark_bad`` / ``clear`` / ``advance`` interface for that.
 """
 
@@ -62,23 +62,23 @@ from pathlib import Path
 from typing import Any
 
 from stream.contract import OrderEvent
-from stream.data_quality import (
+from stream.core.data_quality import (
     FINDING_TITLES,
     DataQualityFinding,
     DataQualityKind,
     DataQualityMonitor,
     IllegalTransition,
 )
-from stream.delays import DelayTracker
-from stream.delays_store import DETECTORS, StoredDelays
-from stream.flow_anomaly import FlowAnomalyDetector
-from stream.flow_incidents import in_flight
-from stream.incident_detector import IncidentDetector
-from stream.incident_model import ClusterItem, IncidentChange
-from stream.lane_stats import Lane, combined_eta
-from stream.sku_delay import DELAY_TITLES, DelayTransition, SkuDelayView, sku_key
-from stream.sla import DEFAULT_SLA_PATH, SlaPolicy, SlaRules, load_sla_rules
-from stream.watermarks import Watermarks
+from stream.core.delays import DelayTracker
+from stream.core.delays_store import DETECTORS, StoredDelays
+from stream.core.flow_anomaly import FlowAnomalyDetector
+from stream.core.flow_incidents import in_flight
+from stream.core.incident_detector import IncidentDetector
+from stream.core.incident_model import ClusterItem, IncidentChange
+from stream.core.lane_stats import Lane, combined_eta
+from stream.core.sku_delay import DELAY_TITLES, DelayTransition, SkuDelayView, sku_key
+from stream.core.sla import DEFAULT_SLA_PATH, SlaPolicy, SlaRules, load_sla_rules
+from stream.core.watermarks import Watermarks
 
 #: At most this much event time of evaluation slots is stepped through when a clock jumps
 #: (a restart after downtime): older slots are evaluated as the jump's last one.

@@ -1,4 +1,4 @@
-"""How a :class:`~stream.delays_engine.DelaysEngine` is stored (its persistence half).
+"""How a :class:`~stream.core.delays_engine.DelaysEngine` is stored (its persistence half).
 
 Table entries (:meth:`StoredDelays.take_dirty`, rebuilt by :meth:`StoredDelays.from_entries`):
 one per SKU, one per lane histogram, ``core`` (watermarks, open flow incidents) and one per
@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Self
 
-from stream.data_quality import FINDING_TITLES, DataQualityMonitor
-from stream.delays import DelayTracker
-from stream.flow_anomaly import FlowAnomalyDetector
-from stream.incident_detector import IncidentDetector
-from stream.lane_stats import LaneStats
-from stream.sku_delay import DELAY_TITLES, SkuDelay
-from stream.sla import SlaRules
-from stream.watermarks import Watermarks
+from stream.core.data_quality import FINDING_TITLES, DataQualityMonitor
+from stream.core.delays import DelayTracker
+from stream.core.flow_anomaly import FlowAnomalyDetector
+from stream.core.incident_detector import IncidentDetector
+from stream.core.lane_stats import LaneStats
+from stream.core.sku_delay import DELAY_TITLES, SkuDelay
+from stream.core.sla import SlaRules
+from stream.core.watermarks import Watermarks
 
 SNAPSHOT_VERSION = 1
 #: The detectors' stored entries (``detector/<name>``; in a snapshot's ``core``).
@@ -28,7 +28,7 @@ DETECTORS = ("delay_incidents", "dq_incidents")
 
 
 class StoredDelays:
-    """The engine's persistence (a mixin of :class:`~stream.delays_engine.DelaysEngine`)."""
+    """The engine's persistence (a mixin of :class:`~stream.core.delays_engine.DelaysEngine`)."""
 
     rules: SlaRules
     replay: str | None

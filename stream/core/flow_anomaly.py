@@ -1,6 +1,6 @@
 """Flow checks: a key whose traffic stops (a hub, a source, a province) or surges (a channel).
 
-The exception clustering of :mod:`stream.incident_detector` needs bad SKUs, which take hours of SLA
+The exception clustering of :mod:`stream.core.incident_detector` needs bad SKUs, which take hours of SLA
 time to appear. These checks look at the event *flow* itself, so a stopped hub or a
 flash sale shows within minutes.
 
@@ -10,7 +10,7 @@ slot counts (time constant ``baseline``, bias-corrected so a key seen for a few 
 has an unbiased mean); a slot enters it only once it has left the longest window, so an
 anomaly being judged is never part of its own baseline, and a key with an open incident
 keeps its baseline frozen (an outage does not become the new normal). At every slot
-boundary ``at`` of the flow clock (see ``stream.delays_engine``) and for every window
+boundary ``at`` of the flow clock (see ``stream.core.delays_engine``) and for every window
 length (multiples of ``eval_every`` up to ``window``) ending at ``at``:
 
 * **drop** (``drop_dimensions``, events of every status but ``order_statuses``): fires
@@ -27,7 +27,7 @@ fire) and after ``warmup`` of its own history. Drop checks of H3 cells
 incident (all carriers there slowed down), and a region drop that is not significant
 without one carrier's is that carrier's.
 
-Incidents and their records: :mod:`stream.flow_incidents`. Pure: time and events are
+Incidents and their records: :mod:`stream.core.flow_incidents`. Pure: time and events are
 passed in.
 """
 
@@ -45,9 +45,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from config.durations import Duration
 from geo.cells import connected_groups
 from stream.contract import OrderEvent, Status
-from stream.flow_incidents import DROP, SURGE, Finding, FlowIncident, FlowIncidents
-from stream.incident_model import AREA, PART_SEP, IncidentChange, Signature, check_dimensions
-from stream.root_cause import poisson_tail
+from stream.core.flow_incidents import DROP, SURGE, Finding, FlowIncident, FlowIncidents
+from stream.core.incident_model import AREA, PART_SEP, IncidentChange, Signature, check_dimensions
+from stream.core.root_cause import poisson_tail
 
 FLOW_DIMENSIONS = ("hub", "source", "warehouse", "carrier_region", "carrier", "region", "channel", "area", "device_id")
 #: Statuses scanned at a hub (their ``node`` is the hub).
@@ -137,7 +137,7 @@ def flow_values(event: OrderEvent, resolution: int) -> dict[str, str]:
 
 def poisson_cdf(n: int, expected: float) -> float:
     """P(X <= n) for X ~ Poisson(expected), summed from its largest term down (the upper
-    tail is :func:`stream.root_cause.poisson_tail`)."""
+    tail is :func:`stream.core.root_cause.poisson_tail`)."""
     if n < 0:
         return 0.0
     if expected <= 0.0:

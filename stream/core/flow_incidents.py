@@ -1,8 +1,8 @@
-"""Lifecycle and records of the flow checks' incidents (:mod:`stream.flow_anomaly`).
+"""Lifecycle and records of the flow checks' incidents (:mod:`stream.core.flow_anomaly`).
 
 An incident is ``open`` when its check first fires, ``stable`` while it keeps firing,
 ``recovering`` when it stops and ``resolved`` after ``resolve_after`` without firing.
-Records have the fields of :mod:`stream.incident_detector` records (kind ``flow``) plus ``flow``
+Records have the fields of :mod:`stream.core.incident_detector` records (kind ``flow``) plus ``flow``
 (check, observed, expected, window, and the impact estimate). Pure: times are passed in.
 
 Impact estimate (what the alert tiers and the notification read). A flow check counts
@@ -34,13 +34,13 @@ from typing import Any
 import h3
 
 from geo.regions import region_for
-from stream.incident_model import AREA, PART_SEP, IncidentChange, Signature, iso
-from stream.sku_delay import SkuDelay
+from stream.core.incident_model import AREA, PART_SEP, IncidentChange, Signature, iso
+from stream.core.sku_delay import SkuDelay
 
 KIND = "flow"
 DROP, SURGE = "drop", "surge"
 #: Dimensions whose in-flight orders the delay tracker knows (a source's it does not).
-#: A SKU's value of each: its :func:`stream.sku_delay.cluster_values` read straight off the
+#: A SKU's value of each: its :func:`stream.core.sku_delay.cluster_values` read straight off the
 #: record (the scan walks every tracked SKU: building each one's value map cost 6 us a SKU,
 #: 1.2 s at 200k; tests/delays/test_flow_impact.py holds the two to the same answers).
 _VALUE_OF: dict[str, Callable[[SkuDelay], str | None]] = {
@@ -82,7 +82,7 @@ InFlightOf = Callable[[Signature, float], "InFlight | None"]
 
 
 def in_flight(skus: Iterable[SkuDelay], sig: Signature, at: float, h3_resolution: int) -> InFlight | None:
-    """The open orders whose root-cause attribute (:func:`stream.sku_delay.cluster_values`) holds
+    """The open orders whose root-cause attribute (:func:`stream.core.sku_delay.cluster_values`) holds
     ``sig``'s value; an area's cells are matched at the flow checks' ``h3_resolution``.
     ``None`` for a dimension the tracker does not know (``source``)."""
     value_of = _VALUE_OF.get(sig.dim)
@@ -326,7 +326,7 @@ class FlowIncidents:
         return IncidentChange(kind, inc.incident_id, self.record(inc, at), at)
 
     def record(self, inc: FlowIncident, at: float) -> dict[str, Any]:
-        """The incident as an ``order-incidents`` record (the fields of ``stream.incident_detector``)."""
+        """The incident as an ``order-incidents`` record (the fields of ``stream.core.incident_detector``)."""
         sig = inc.signature
         window_s = inc.window_slots * self._step
         verb = "stopped" if inc.check == DROP and inc.observed == 0 else inc.check

@@ -1,9 +1,9 @@
 """Exception clustering: one incident per root cause, with its lifecycle and records.
 
 Bad items (SKUs that are late, stalled or in exception; data-quality findings) are fed in
-with their root-cause attributes (:mod:`stream.incident_items`), normal traffic as flow
+with their root-cause attributes (:mod:`stream.core.incident_items`), normal traffic as flow
 counts per attribute value; at every evaluation step of event time (``eval_every``) the
-root causes of the window's bad items are found (:mod:`stream.root_cause`) and each one
+root causes of the window's bad items are found (:mod:`stream.core.root_cause`) and each one
 is matched to an open incident or opens one.
 
 Incidents have a lifecycle: ``open`` -> ``growing`` / ``stable`` -> ``recovering`` (bad
@@ -32,9 +32,18 @@ from typing import Any
 import h3
 
 from alerting.incident import IncidentState
-from stream.incident_items import BadItems, ItemWindow
-from stream.incident_model import AREA, ClusterItem, Incident, IncidentChange, IncidentSettings, Signature, Values, iso
-from stream.root_cause import Candidate, FlowBaseline, RootCauses
+from stream.core.incident_items import BadItems, ItemWindow
+from stream.core.incident_model import (
+    AREA,
+    ClusterItem,
+    Incident,
+    IncidentChange,
+    IncidentSettings,
+    Signature,
+    Values,
+    iso,
+)
+from stream.core.root_cause import Candidate, FlowBaseline, RootCauses
 
 _SERIES_LENGTH = 12
 #: Attributes an incident names as labels when (nearly) all its current items share one

@@ -1,6 +1,6 @@
 """The bad items of one detector, as of an evaluation time.
 
-Each bad key has one open *episode* (a :class:`~stream.incident_model.ClusterItem` with
+Each bad key has one open *episode* (a :class:`~stream.core.incident_model.ClusterItem` with
 its ``since``); its memberships in each attribute value (and in its label) are kept up to
 date as episodes open, end and age out of the window, so an evaluation costs about the
 number of attribute values and new items, not the number of bad SKUs. An evaluation
@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 
-from stream.incident_model import ClusterItem
+from stream.core.incident_model import ClusterItem
 
 
 class BadItems:
@@ -39,7 +39,7 @@ class BadItems:
         self._changed: dict[str, ClusterItem | None] | None = {} if expire else None
 
     def mark_bad(self, item: ClusterItem, evaluated: float) -> float:
-        """See :meth:`stream.incident_detector.IncidentDetector.mark_bad`; ``evaluated``:
+        """See :meth:`stream.core.incident_detector.IncidentDetector.mark_bad`; ``evaluated``:
         the time of the last evaluation."""
         old = self.items.get(item.key)
         if old is not None:

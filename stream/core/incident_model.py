@@ -1,8 +1,8 @@
 """What the exception-clustering detectors work on and publish: the attributes they group
 by, their settings, a bad item, a root cause, an incident and its lifecycle events.
 
-Detection: :mod:`stream.incident_detector` (lifecycle and records), :mod:`stream.root_cause`
-(which attribute value explains the bad items), :mod:`stream.incident_items` (the bad items
+Detection: :mod:`stream.core.incident_detector` (lifecycle and records), :mod:`stream.core.root_cause`
+(which attribute value explains the bad items), :mod:`stream.core.incident_items` (the bad items
 as of an evaluation time). Pure: no clock, no I/O.
 """
 

@@ -1,7 +1,7 @@
 """The per-SKU state machine: one event applied to its order's state (pure).
 
-An :class:`~stream.order_state.OrderState` is what the worker keeps per order (one
-:class:`~stream.order_state.SkuState` per SKU line). :func:`apply_event` takes the current
+An :class:`~stream.core.order_state.OrderState` is what the worker keeps per order (one
+:class:`~stream.core.order_state.SkuState` per SKU line). :func:`apply_event` takes the current
 state and one validated event and returns the next state and what happened. Nothing here
 touches Kafka, InfluxDB or the clock: time comes only from the events.
 
@@ -10,7 +10,7 @@ Event-time rules (see the README, "The event contract"):
 - A SKU's status is the result of *folding* its timeline in event-time order (ties broken
   by ``event_id``): each event is checked against the status before it. It is legal when
   :func:`stream.contract.is_legal` says so (a scanned transition) or when it moves forward
-  along the :data:`~stream.progress.LADDER` (a carrier that hands over and delivers without an
+  along the :data:`~stream.core.progress.LADDER` (a carrier that hands over and delivers without an
   out-for-delivery scan): missing scans are data, so such a skip is applied and the ladder
   stages it jumped over are recorded on its entry as *not scanned* (``skipped``). Only
   impossible sequences (anything after ``cancelled`` or ``returned``, regressions,
@@ -29,7 +29,7 @@ Event-time rules (see the README, "The event contract"):
 
 Bounded: each SKU keeps its newest :data:`TIMELINE_LIMIT` events; the status reached before
 the oldest kept event is folded into ``base``. Dedup covers the kept events, exactly: a window
-of 8-byte id hashes per SKU, a hit confirmed by the stored id (:mod:`stream.timeline_pack`).
+of 8-byte id hashes per SKU, a hit confirmed by the stored id (:mod:`stream.core.timeline_pack`).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from enum import StrEnum
 
 import msgspec
 
-from stream import timeline_pack
 from stream.contract import OrderEvent, SkuClass, Status
-from stream.order_state import (
+from stream.core import timeline_pack
+from stream.core.order_state import (
     NO_STAGE_TIMES,
     OrderState,
     Position,
@@ -57,8 +57,8 @@ from stream.order_state import (
     state_record,
     with_stage_time,
 )
-from stream.progress import START, Progress, skipped_by, step
-from stream.timeline_pack import TimelineEntry
+from stream.core.progress import START, Progress, skipped_by, step
+from stream.core.timeline_pack import TimelineEntry
 
 #: Events kept per SKU (newest by event time); older ones are folded into ``base``.
 TIMELINE_LIMIT = 32

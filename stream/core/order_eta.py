@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stream.contract import CLOSED
-from stream.delays_engine import DelaysEngine
-from stream.order_state import OrderState
-from stream.sku_delay import DelayState
+from stream.core.delays_engine import DelaysEngine
+from stream.core.order_state import OrderState
+from stream.core.sku_delay import DelayState
 
 #: Snapshot extension name.
 ETA_EXTENSION = "eta"
-#: Delay states a customer is told about (and notified of, :mod:`stream.customer_notices`).
+#: Delay states a customer is told about (and notified of, :mod:`stream.sinks.customer_notices`).
 NOTICE_STATES = (DelayState.AT_RISK.value, DelayState.LATE.value)
 #: Width of the window of an order that should have arrived already.
 MIN_OVERDUE_WIDTH_S = 3600.0

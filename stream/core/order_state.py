@@ -2,14 +2,14 @@
 
 An :class:`OrderState` is what the worker keeps per order in its Faust table: one
 :class:`SkuState` per SKU line, the order-updates ``seq`` and the SKUs' bounded timelines,
-whose event ids are also the dedup state. ``stream.lifecycle`` computes the next state from
+whose event ids are also the dedup state. ``stream.core.lifecycle`` computes the next state from
 an event; this module only holds the records.
 
 Compact (issue #20): the records are ``msgspec`` structs without a GC header, low-cardinality
 strings (sources, nodes, regions, devices, reasons, facts) are interned, stage times are one
 packed ``bytes`` per SKU, and no JSON memo is kept on a state: a memoised ``orjson.dumps``
 result pins a 4 KiB buffer (orjson does not shrink it), which was most of 17.6 KB per SKU.
-A SKU's timeline is one packed ``bytes`` (:mod:`stream.timeline_pack`: ~45 B per event
+A SKU's timeline is one packed ``bytes`` (:mod:`stream.core.timeline_pack`: ~45 B per event
 instead of ~210 B as structs and strings), its stage times sparse (status, time) pairs, and
 orders without stage state share one empty extensions mapping.
 """
@@ -26,10 +26,10 @@ from typing import Any, TypeVar, dataclass_transform
 
 import msgspec
 
-from stream import timeline_pack
 from stream.contract import CLOSED, STAGE_RANK, Status
-from stream.progress import LADDER, START, Progress
-from stream.timeline_pack import TimelineEntry
+from stream.core import timeline_pack
+from stream.core.progress import LADDER, START, Progress
+from stream.core.timeline_pack import TimelineEntry
 
 _intern = sys.intern
 
@@ -161,7 +161,7 @@ class SkuState(msgspec.Struct, frozen=True, gc=False):
     position: Position | None
     facts: SkuFacts
     #: Newest events, oldest first, ordered by (event time, event_id), packed with their
-    #: duplicate window (:mod:`stream.timeline_pack`; read :attr:`timeline`).
+    #: duplicate window (:mod:`stream.core.timeline_pack`; read :attr:`timeline`).
     packed: bytes
     #: The fold just before the oldest kept timeline entry.
     base: Progress = START
@@ -214,7 +214,7 @@ class SkuState(msgspec.Struct, frozen=True, gc=False):
         return self.status_time_ns if newest is None else newest
 
     def has_event(self, event_id: str) -> bool:
-        """Whether ``event_id`` is in the duplicate window (exact: see :mod:`stream.timeline_pack`)."""
+        """Whether ``event_id`` is in the duplicate window (exact: see :mod:`stream.core.timeline_pack`)."""
         return timeline_pack.contains(self.packed, event_id)
 
     @property

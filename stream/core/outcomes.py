@@ -11,7 +11,7 @@ order that has an *anchor* time (written by :mod:`stream.stages.outcome_stage`):
 * anything else (open without a promise, cancelled) has no point.
 
 Promise deadline: the order's promise is the earliest ``promised_by`` of its lines, turned
-into a deadline by the SLA promise rule (``config/sla.yaml``, :class:`stream.sla.SlaPolicy`).
+into a deadline by the SLA promise rule (``config/sla.yaml``, :class:`stream.core.sla.SlaPolicy`).
 A date-only promise (a rule with ``end_of_day``) means the end of that calendar day in the
 rule's time zone, so the deadline is the next local midnight. An order is **late** when it
 was delivered at or after the deadline. ``late_days`` counts calendar days from the
@@ -40,10 +40,10 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from stream.contract import Status
-from stream.order_state import OrderState, SkuState, ns_datetime
-from stream.replay import timeline_of_order
+from stream.core.order_state import OrderState, SkuState, ns_datetime
+from stream.core.replay import timeline_of_order
+from stream.core.sla import SlaContext, SlaPolicy
 from stream.sinks.line_protocol import line, point_time_ns
-from stream.sla import SlaContext, SlaPolicy
 
 ORDER_OUTCOMES = "order_outcomes"
 #: Name of the order extension (and of the stage) that keeps the outcome.

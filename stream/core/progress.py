@@ -4,7 +4,7 @@ A :class:`Progress` is where a fold of a SKU's timeline stands. :func:`step` app
 status to it and says why when that is illegal: a move is legal when
 :func:`stream.contract.is_legal` says so (a scanned transition) or when it moves forward
 along the :data:`LADDER` (missing scans are data); :func:`skipped_stages` names the ladder
-stages such a skip jumped over. ``stream.lifecycle`` folds timelines with these rules.
+stages such a skip jumped over. ``stream.core.lifecycle`` folds timelines with these rules.
 """
 
 from __future__ import annotations

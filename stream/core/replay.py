@@ -3,7 +3,7 @@
 ``orderradar import --replay`` sends every event with the record header
 :data:`REPLAY_HEADER` = the replay's id. A replayed record is judged in its own timeline
 (its receipt time is its event time, its clock is its own newest event time; see
-``stream.delays_engine``), and what it raises is recorded but never pages anyone.
+``stream.core.delays_engine``), and what it raises is recorded but never pages anyone.
 The worker keeps the id on the order (extension :data:`REPLAY_EXTENSION`).
 """
 

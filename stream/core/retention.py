@@ -3,7 +3,7 @@
 A finished (closed) order leaves the table ``closed`` after its newest event; an open order
 stays until it finishes, or until it has been quiet for ``abandoned_after``: then it is
 forgotten too and reported as a data-quality finding (``abandoned_order``,
-:func:`stream.data_quality.abandoned_findings`), since an order nobody scans for that long
+:func:`stream.core.data_quality.abandoned_findings`), since an order nobody scans for that long
 is lost data, not a parcel in transit. Both are measured against the partition's event-time
 watermark (its newest event), never the wall clock, so a replay or a backlog ages its orders
 as they aged then. Forgotten orders are tombstoned in the changelog.
@@ -24,7 +24,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from config.durations import Duration
-from stream.order_state import OrderState, expired
+from stream.core.order_state import OrderState, expired
 
 HOUR_NS = 3600 * 10**9
 

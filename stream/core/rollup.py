@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from stream.contract import CLOSED, STAGE_RANK, Status
-from stream.order_state import OrderState, SkuState, ns_datetime, state_record
-from stream.timeline_pack import TimelineEntry
+from stream.core.order_state import OrderState, SkuState, ns_datetime, state_record
+from stream.core.timeline_pack import TimelineEntry
 
 #: The rank at which a line counts as fully progressed (delivered; returns are beyond it).
 DONE_RANK = STAGE_RANK[Status.DELIVERED]

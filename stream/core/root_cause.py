@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from geo.cells import connected_groups
-from stream.incident_items import ItemWindow
-from stream.incident_model import AREA, IncidentSettings, Signature, Values
+from stream.core.incident_items import ItemWindow
+from stream.core.incident_model import AREA, IncidentSettings, Signature, Values
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,8 @@ from enum import StrEnum
 from typing import Any
 
 from stream.contract import SkuClass
-from stream.incident_model import PART_SEP, ClusterItem, Values
-from stream.lane_stats import Lane
+from stream.core.incident_model import PART_SEP, ClusterItem, Values
+from stream.core.lane_stats import Lane
 
 
 class DelayState(StrEnum):

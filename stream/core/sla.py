@@ -31,12 +31,12 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from config import PACKAGE_CONFIG_DIR
 from config.durations import Duration
 from config.rules import load_yaml_model
-from stream.calendars import CalendarRule, OperationalCalendar, start_of_next_local_day, zone
 from stream.contract import CLOSED, STAGE_RANK, SkuClass, Status
-from stream.data_quality import DataQualitySettings
-from stream.flow_anomaly import FlowSettings
-from stream.incident_model import IncidentSettings
-from stream.lane_stats import PredictionSettings
+from stream.core.calendars import CalendarRule, OperationalCalendar, start_of_next_local_day, zone
+from stream.core.data_quality import DataQualitySettings
+from stream.core.flow_anomaly import FlowSettings
+from stream.core.incident_model import IncidentSettings
+from stream.core.lane_stats import PredictionSettings
 
 DEFAULT_SLA_PATH = PACKAGE_CONFIG_DIR / "sla.yaml"
 
@@ -202,7 +202,7 @@ class TrackingSettings(BaseModel):
 
 class IncidentRules(IncidentSettings):
     """``incidents:``: the exception clustering of delayed SKUs, and its ``flow`` checks
-    (:mod:`stream.flow_anomaly`; absent: off)."""
+    (:mod:`stream.core.flow_anomaly`; absent: off)."""
 
     flow: FlowSettings | None = None
 

@@ -3,8 +3,8 @@
 Version 2 (written): msgpack arrays of ``msgspec`` structs (``array_like``), tagged ``o2``;
 ``stream.sinks.changelog.encode_value`` writes them beside stage entries. Version 1 (JSON objects,
 read only) is still decoded, so a worker upgraded over an old changelog recovers it.
-Decoding interns the low-cardinality strings, as :mod:`stream.lifecycle` does for live events,
-and packs each timeline (:mod:`stream.timeline_pack`): the wire format holds entries, not the
+Decoding interns the low-cardinality strings, as :mod:`stream.core.lifecycle` does for live events,
+and packs each timeline (:mod:`stream.core.timeline_pack`): the wire format holds entries, not the
 process-local packed form.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 import msgspec
 import orjson
 
-from stream import timeline_pack
 from stream.contract import Status
-from stream.order_state import (
+from stream.core import timeline_pack
+from stream.core.order_state import (
     NO_EXTENSIONS,
     OrderState,
     Position,
@@ -33,8 +33,8 @@ from stream.order_state import (
     sku_times,
     unpack_stage_times,
 )
-from stream.progress import START, Progress
-from stream.timeline_pack import TimelineEntry
+from stream.core.progress import START, Progress
+from stream.core.timeline_pack import TimelineEntry
 
 #: Version of the changelog value written (1: JSON objects, still decoded; 2: msgpack arrays).
 STATE_VERSION = 2

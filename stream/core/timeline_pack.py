@@ -17,7 +17,7 @@ detection is exact (a collision costs one extra compare, never a dropped event).
 are process-local (the keyed ``str`` hash): the packed form never leaves the process; the
 changelog and local snapshots carry the entries (ids), and packing again hashes them anew.
 
-:attr:`stream.order_state.SkuState.timeline` unpacks on demand, so consumers keep reading
+:attr:`stream.core.order_state.SkuState.timeline` unpacks on demand, so consumers keep reading
 :class:`TimelineEntry` objects.
 """
 

@@ -1,6 +1,6 @@
 """What the state machine would make of a set of events (pure): ``import --dry-run``'s report.
 
-Events are applied with the worker's own state machine (:func:`stream.lifecycle.apply_event`,
+Events are applied with the worker's own state machine (:func:`stream.core.lifecycle.apply_event`,
 in the order given), then each SKU's timeline is walked in event time: every step is a
 transition pair ``from -> to`` that is either applied (with the ladder stages it skipped,
 recorded as *not scanned*) or refused as an impossible sequence (a data-quality finding,
@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import apply_event
-from stream.order_state import OrderState, new_order
-from stream.progress import LADDER, skipped_by, step
+from stream.core.lifecycle import apply_event
+from stream.core.order_state import OrderState, new_order
+from stream.core.progress import LADDER, skipped_by, step
 
 FIRST = "(first)"
 

@@ -7,7 +7,7 @@ instead of seeing its SKUs judged late before its scans arrive), and never goes 
 deadline at or before it has passed for certain.
 
 ``now`` ticks come from the timeline's clock (the wall clock for live traffic; the newest
-event time of a replay for a replay, see ``stream.delays_engine``). A source that has had
+event time of a replay for a replay, see ``stream.core.delays_engine``). A source that has had
 no input for ``idle_after`` (by that clock) follows ``now - allowed_lateness``, so timers
 still fire when it goes quiet. A source that is busy (for example catching up a backlog)
 is never pushed by the clock, which would fire timers for SKUs whose events are queued.

@@ -1,2 +1,1 @@
-"""Kafka plumbing: the batch source, producer outbox, changelog restore, commits, fencing and topic administration.
-"""
+"""Kafka plumbing: the batch source, producer outbox, changelog restore, commits, fencing and topic administration."""

@@ -14,7 +14,7 @@ every duplicate and the commit crawls forward one offset per commit interval (se
 a restarted worker processed all input in seconds but needed an hour to commit it). See
 robinhood/faust#625 and faust-streaming/faust#606 for the same family of defects.
 
-Pure: offsets in, offsets out. :mod:`stream.safe_commits` feeds it from Faust.
+Pure: offsets in, offsets out. :mod:`stream.kafka.safe_commits` feeds it from Faust.
 """
 
 from __future__ import annotations

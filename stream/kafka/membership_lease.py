@@ -14,7 +14,7 @@ producer checks it right before each produce request is written to the socket
 (:mod:`stream.sinks.outbox`); what it cannot cover is a freeze inside that check-to-write window
 (microseconds, see docs/reliability.md).
 
-Pure: times in, decisions out. :mod:`stream.batch_source` renews it from the source's
+Pure: times in, decisions out. :mod:`stream.kafka.batch_source` renews it from the source's
 consumer (heartbeats, assignments).
 """
 

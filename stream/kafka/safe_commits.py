@@ -1,9 +1,9 @@
 """Faust's Kafka consumer with commits by acknowledgement frontier, for the worker's Faust agents.
 
 The pipeline's source (``order-events``) is not read through Faust any more
-(:mod:`stream.batch_source`); the worker's remaining Faust agents (alerting) acknowledge
+(:mod:`stream.kafka.batch_source`); the worker's remaining Faust agents (alerting) acknowledge
 record by record. For them the commit is the first delivered offset not yet acknowledged,
-or one past the last delivered one (:mod:`stream.commit_frontier`).
+or one past the last delivered one (:mod:`stream.kafka.commit_frontier`).
 
 Faust's own commit bookkeeping (sorted acked lists plus read "gaps") crawled one offset per
 commit interval when offsets were delivered twice (robinhood/faust#625,
@@ -22,7 +22,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
-from stream.commit_frontier import CommitFrontier
+from stream.kafka.commit_frontier import CommitFrontier
 
 
 class SafeCommitConsumer(faust_aiokafka.Consumer):

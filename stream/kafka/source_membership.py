@@ -1,7 +1,7 @@
 """The source consumer's group membership: its lease renewed by heartbeats, and the wait
-that confirms it before the pipeline writes (:class:`stream.batch_source.BatchSource`).
+that confirms it before the pipeline writes (:class:`stream.kafka.batch_source.BatchSource`).
 
-The lease itself is pure (:class:`stream.membership_lease.MembershipLease`); this module
+The lease itself is pure (:class:`stream.kafka.membership_lease.MembershipLease`); this module
 ties it to aiokafka's consumer, which has no heartbeat callback and no public rebalance
 flag: both are read from its group coordinator.
 """
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from stream.membership_lease import MembershipLease
+from stream.kafka.membership_lease import MembershipLease
 
 
 class MembershipLost(RuntimeError):

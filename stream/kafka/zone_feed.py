@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from geo.disruption_areas import DisruptionArea
-from stream.control_commands import disruption_change
+from stream.core.control_commands import disruption_change
 
 log = logging.getLogger(__name__)
 

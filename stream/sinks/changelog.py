@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 import msgspec
 import orjson
 
-from stream.order_state import OrderState
+from stream.core.order_state import OrderState
+from stream.core.state_codec import OrderRecord, StateFormatError, order_from_dict, order_from_record, order_record
 from stream.sinks.outbox import Outbox, OutRecord
 from stream.sinks.sink import Fence
 from stream.stage_api import StageValue
-from stream.state_codec import OrderRecord, StateFormatError, order_from_dict, order_from_record, order_record
 
 #: A table entry: key, new value (``None``: a tombstone) and partition.
 Entry = tuple[str, OrderState | StageValue | None, int]
@@ -30,7 +30,7 @@ class ChangelogSink:
         self.outbox = outbox
         self.topic = topic
         #: Told the entries written once the broker took them (local snapshots keep their
-        #: keys for the next delta, :meth:`stream.local_snapshot.LocalSnapshots.note`).
+        #: keys for the next delta, :meth:`stream.sinks.local_snapshot.LocalSnapshots.note`).
         self.on_written: Callable[[Sequence[Entry]], None] | None = None
 
     async def write(self, items: Sequence[Entry], fence: Fence) -> None:

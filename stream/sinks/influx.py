@@ -5,7 +5,7 @@
 timeout on every request, bounded retries with exponential backoff and full jitter,
 honouring ``Retry-After`` on 429/5xx, retrying network errors and timeouts. It never
 raises for InfluxDB trouble and never drops anything: :meth:`InfluxWriter.write` returns
-the chunks it could not write with the reason (:class:`stream.dlq.InfluxFailure`), and the
+the chunks it could not write with the reason (:class:`stream.core.dlq.InfluxFailure`), and the
 worker puts them on ``influx-dlq`` before it acknowledges the Kafka offsets of the batch.
 
 A 4xx other than 429, 401 and 403 means our points are wrong (a bug): it is logged at ERROR
@@ -25,7 +25,7 @@ record's offset only after InfluxDB acknowledged it. Points are idempotent (dete
 timestamps and tags), so replaying a chunk twice, or after a newer write, is harmless.
 
 Fencing: the pipeline passes its outbox's fence (the worker's membership lease,
-:meth:`stream.batch_source.BatchSource.fence`) to :meth:`InfluxWriter.write`. It is checked
+:meth:`stream.kafka.batch_source.BatchSource.fence`) to :meth:`InfluxWriter.write`. It is checked
 before every attempt, retries included, and again right before the request's headers and
 its body are written to the socket (httpcore's ``trace`` events: one loop turn between the
 check and the write); when it refuses, the write is abandoned (its other chunks cancelled)
@@ -51,7 +51,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from alerting.backoff import RetryPolicy, parse_retry_after
-from stream.dlq import InfluxFailure, chunk_lines, influx_headers, influx_reason
+from stream.core.dlq import InfluxFailure, chunk_lines, influx_headers, influx_reason
 from stream.sinks.outbox import Outbox, OutRecord
 from stream.sinks.sink import Fence, unfenced
 
@@ -282,7 +282,7 @@ class InfluxSink:
     async def dead_letter(self, report: WriteReport, points: int, source_partition: int) -> int:
         """Put the failed chunks' lines among the first ``points`` on ``influx-dlq`` (the
         lines after them are open aggregate minutes: they stay pending instead, see
-        :mod:`stream.aggregates`), spread by ``source_partition``; the lines dead-lettered."""
+        :mod:`stream.core.aggregates`), spread by ``source_partition``; the lines dead-lettered."""
         records: list[OutRecord] = []
         dead = 0
         for failed in report.failed:

@@ -43,8 +43,8 @@ from typing import Any
 from alerting.decisions import MEASUREMENT as ALERT_EVENTS
 from alerting.decisions import TAG_LABELS, AlertEvent
 from stream.contract import OrderEvent, Status
-from stream.incident_model import IncidentChange
-from stream.lifecycle import EventChange, Outcome
+from stream.core.incident_model import IncidentChange
+from stream.core.lifecycle import EventChange, Outcome
 
 SKU_EVENTS = "sku_events"
 

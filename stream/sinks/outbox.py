@@ -109,7 +109,7 @@ class Outbox:
         #: Called right before each record batch is handed to the producer and again right
         #: before each produce request is written to the socket; raises
         #: :class:`OutboxFenced` when this process may no longer write (the worker's
-        #: membership lease, :meth:`stream.batch_source.BatchSource.fence`). Set it before
+        #: membership lease, :meth:`stream.kafka.batch_source.BatchSource.fence`). Set it before
         #: :meth:`start`.
         self.fence = fence
         self.deadline_s = deadline_s

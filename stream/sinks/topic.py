@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import orjson
 
-from stream.aggregates import PartitionAggregates
-from stream.dlq import DeadLetter
-from stream.dlq import encode as encode_dead_letter
-from stream.order_state import OrderState
-from stream.rollup import order_snapshot
+from stream.core.aggregates import PartitionAggregates
+from stream.core.dlq import DeadLetter
+from stream.core.dlq import encode as encode_dead_letter
+from stream.core.order_state import OrderState
+from stream.core.rollup import order_snapshot
 from stream.sinks.outbox import Outbox, OutRecord
 from stream.sinks.sink import Fence
 

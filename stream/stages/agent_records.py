@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from stream.contract import Problem, RejectCode, Rejection
-from stream.dlq import SourceCoordinates, dead_letter
-from stream.dlq import encode as encode_dead_letter
+from stream.core.dlq import SourceCoordinates, dead_letter
+from stream.core.dlq import encode as encode_dead_letter
 from stream.sinks.outbox import Outbox, OutRecord
 from stream.stage_api import SourceRecord
 

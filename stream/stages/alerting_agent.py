@@ -6,7 +6,7 @@ gateway), and ticks the engine every ``tick_interval_s`` of wall-clock time. Bec
 topics have one partition, exactly one worker of the group owns the engine; the timer
 does nothing on the others.
 
-Incidents of a replay of history (``"replay": <id>``, see :mod:`stream.replay`) carry the
+Incidents of a replay of history (``"replay": <id>``, see :mod:`stream.core.replay`) carry the
 label ``replay``: the engine records their alerts, marked so, and sends no notification.
 
 Per input (the alerting recipe): engine call -> new notifications into the alerting
@@ -41,7 +41,7 @@ from stream.sinks.outbox import Outbox, OutRecord
 log = logging.getLogger(__name__)
 
 STATE_KEY = "state"
-#: Root-cause dimensions of ``stream.incident_detector`` and the alert labels they become.
+#: Root-cause dimensions of ``stream.core.incident_detector`` and the alert labels they become.
 _LABELS = {
     "hub": "node",
     "node": "node",
@@ -60,13 +60,13 @@ _KINDS = {
     "region": "region_disruption",
     "area": "region_disruption",
 }
-#: Incident kinds that are alert kinds as they are: a flow check's incident (``stream.flow_incidents``)
+#: Incident kinds that are alert kinds as they are: a flow check's incident (``stream.core.flow_incidents``)
 #: counts events, not orders, and is titled by its counts, not as delays at its place.
 _OWN_KINDS = ("data_quality", "flow")
 
 
 def incident_from_record(record: Mapping[str, Any]) -> IncidentEvent:
-    """An ``order-incidents`` record (:mod:`stream.incident_detector`) as the engine's input."""
+    """An ``order-incidents`` record (:mod:`stream.core.incident_detector`) as the engine's input."""
     root = record.get("root_cause") or {}
     shared = record.get("labels") or {}  # what all its items share (a hub's region, ...)
     labels = {_LABELS[k]: str(v) for k, v in shared.items() if k in _LABELS}

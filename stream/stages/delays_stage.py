@@ -1,4 +1,4 @@
-"""Delays stage: drives :class:`stream.delays_engine.DelaysEngine` from the batch pipeline.
+"""Delays stage: drives :class:`stream.core.delays_engine.DelaysEngine` from the batch pipeline.
 
 Per batch (and on idle ticks) it feeds the accepted events of each partition, with their
 positions converted to WGS-84 by the :class:`~stream.stages.geo_stage.GeoStage`, and
@@ -11,18 +11,18 @@ publishes what the engine decided:
   partition and H3 cell); a minute's points are rewritten with its final state when it closes;
 - the war-room's ``heatmap`` items (H3 res 3 and 5) and ``kpis`` item, with ``eta_slips``
   (orders whose ETA window ends after their promise), as per-partition partials
-  (:mod:`stream.global_views`, from :mod:`stream.stages.delays_views`): counters kept from
+  (:mod:`stream.core.global_views`, from :mod:`stream.stages.delays_views`): counters kept from
   each batch's changed SKUs (a SKU's old contribution out, its new one in), whose changed partials go at most once per
   ``interval_s`` (coalesced) to ``warroom-partials``, where one owner per key sums them
   into the global item on ``warroom-updates`` (:mod:`stream.stages.views_agent`); without a
   partials topic (one process: tests, benches) the stage sums them itself;
-- each scanned order's ``eta`` extension (:mod:`stream.order_eta`), recomputed on every scan
+- each scanned order's ``eta`` extension (:mod:`stream.core.order_eta`), recomputed on every scan
   and delay transition;
-- the sync lag of each source (arrival minus event time, :mod:`stream.sync_lag`): a
+- the sync lag of each source (arrival minus event time, :mod:`stream.core.sync_lag`): a
   ``sync_lag`` point per source, partition and arrival minute, and ``sync_lag`` war-room
   items per source over the last minutes.
 
-Replays (:mod:`stream.replay`): records of ``orderradar import --replay`` are judged by an
+Replays (:mod:`stream.core.replay`): records of ``orderradar import --replay`` are judged by an
 engine of their own per replay id (their own event-time clock, never the wall clock, never
 mixed with live SKUs). Their orders carry the ``replay`` extension (set by the pipeline
 core, which also ages them in the replay's time); their incidents carry
@@ -34,10 +34,10 @@ State: :meth:`DelaysEngine.take_dirty` entries as stage state (SKU entries to th
 partition, lane histograms to theirs, the ``core`` entry to the lowest owned partition);
 a replay's entries under ``replay/<id>/``. The view counters are derived from it once on
 restore; the partitions restored are then re-published whole, after a ``reset`` of each
-(see :mod:`stream.global_views`). Positions are not restored (the geo stage learns them
+(see :mod:`stream.core.global_views`). Positions are not restored (the geo stage learns them
 from traffic), so until a SKU's next scan it counts in the KPIs but in no heatmap cell.
 One engine serves all partitions of the worker: with several workers each has its own
-detectors (see :mod:`stream.delays_engine` for the single-detector deployment).
+detectors (see :mod:`stream.core.delays_engine` for the single-detector deployment).
 """
 
 from __future__ import annotations
@@ -54,24 +54,24 @@ from typing import Any
 import orjson
 
 from stream.contract import CLOSED, Crs, OrderEvent
-from stream.data_quality import IllegalTransition, future_rejection
-from stream.delays_engine import DelaysEngine, DelaysResult
-from stream.global_views import (
+from stream.core.data_quality import IllegalTransition, future_rejection
+from stream.core.delays_engine import DelaysEngine, DelaysResult
+from stream.core.global_views import (
     ViewsTopics,
 )
-from stream.incident_model import IncidentChange
-from stream.lifecycle import Outcome
-from stream.order_eta import ETA_EXTENSION, order_eta
-from stream.replay import replay_of
+from stream.core.incident_model import IncidentChange
+from stream.core.lifecycle import Outcome
+from stream.core.order_eta import ETA_EXTENSION, order_eta
+from stream.core.replay import replay_of
+from stream.core.sku_delay import DelayState, sku_key
+from stream.core.sla import SlaRules, load_sla_rules
+from stream.core.sync_lag import SyncLag
 from stream.sinks.line_protocol import incident_line, line
 from stream.sinks.outbox import Outbox
-from stream.sku_delay import DelayState, sku_key
-from stream.sla import SlaRules, load_sla_rules
 from stream.stage_api import Accepted, BatchContext, SourceRecord
 from stream.stages.delays_views import REPLAY_PREFIX, DelaysViews, Timeline, TrackedSku, iso
 from stream.stages.geo_stage import GeoStage
 from stream.stages.views_agent import install_views_owner
-from stream.sync_lag import SyncLag
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ class DelaysStage:
 
     def _rejected(self, ctx: BatchContext) -> None:
         """Live events dead-lettered for a time over a day ahead still name their device:
-        data-quality findings (``stream.data_quality.future_rejection``)."""
+        data-quality findings (``stream.core.data_quality.future_rejection``)."""
         result = DelaysResult()
         for record, letter in ctx.dead_letters:
             rejected = future_rejection(letter)

@@ -1,4 +1,4 @@
-"""The delays stage's war-room views (:mod:`stream.global_views`): per-timeline counters of
+"""The delays stage's war-room views (:mod:`stream.core.global_views`): per-timeline counters of
 the in-flight SKUs, the ``heatmap`` and ``kpis`` partials they publish (at most once per
 interval, coalesced) and the ``delays`` minute points written from what was published.
 
@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from stream.delays_engine import DelaysEngine
-from stream.global_views import (
+from stream.core.delays_engine import DelaysEngine
+from stream.core.global_views import (
     Contribution,
     Published,
     ViewCounters,
@@ -28,7 +28,7 @@ from stream.global_views import (
     partial_record,
     reset_record,
 )
-from stream.sku_delay import DelayState
+from stream.core.sku_delay import DelayState
 from stream.stage_api import BatchContext
 from stream.stages.geo_stage import GeoStage
 

@@ -1,6 +1,6 @@
 """Disruption stage: declared zones mark the in-flight SKUs inside them and raise one incident.
 
-Zones come from :class:`stream.zone_feed.ZoneFeed` (every worker reads them all); positions
+Zones come from :class:`stream.kafka.zone_feed.ZoneFeed` (every worker reads them all); positions
 are the last WGS-84 fixes the :class:`~stream.stages.geo_stage.GeoStage` holds for this
 worker's in-flight SKUs (closed SKUs leave it; SKUs of a replay of history, whose time is
 not today's, are never in a zone). On the stage's tick, when the zone set
@@ -16,7 +16,7 @@ and the differences are published:
 
 With several workers each reports the SKUs of its own partitions under the zone's incident
 id; the counts then are those of the last report (the single-detector deployment of
-:mod:`stream.delays_engine` is the place to merge them).
+:mod:`stream.core.delays_engine` is the place to merge them).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import orjson
 
 from geo.disruption_areas import DisruptionArea, Positions
-from stream.replay import timeline_of_order
+from stream.core.replay import timeline_of_order
 from stream.stage_api import BatchContext
 from stream.stages.geo_stage import GeoStage
 

@@ -27,7 +27,7 @@ What comes out:
   scan-derived dwell (same identity scheme);
 - a **stage advance** on entering a fence whose layer has ``advance_stage_to`` (a hub
   arrival proven by GPS): a ``source=geofence`` event applied to the SKU through the state
-  machine (:func:`stream.lifecycle.apply_event`) when it moves the SKU forward. Its
+  machine (:func:`stream.core.lifecycle.apply_event`) when it moves the SKU forward. Its
   ``event_id`` is ``geofence:<fence>:<sku>``, so a SKU advances once per fence: a redelivery
   or a re-entry is a duplicate for the state machine. It joins the batch's accepted events
   (later stages, the aggregates and ``sku_events`` see it) and the order's timeline, i.e.
@@ -66,9 +66,9 @@ from geo.fence_registry import GeofenceRegistry
 from geo.fence_shapes import geodesic_circles
 from geo.fence_tracker import EMPTY_MEMBERSHIP, FenceEvent, FenceEventKind, Membership, StageAdvance, track_fix
 from stream.contract import CLOSED, STAGE_RANK, Crs, Status
-from stream.lifecycle import apply_event
-from stream.order_state import SkuState
-from stream.progress import step
+from stream.core.lifecycle import apply_event
+from stream.core.order_state import SkuState
+from stream.core.progress import step
 from stream.sinks.line_protocol import line, point_time_ns, sku_event_line
 from stream.stage_api import Accepted, BatchContext
 from stream.stages.geo_stage import GeoFix, GeoStage

@@ -1,9 +1,9 @@
 """Notice stage: tells a customer once per order and cause that the order is at risk or late.
 
 It runs after the delays stage, which keeps each order's ``eta`` extension
-(:mod:`stream.order_eta`, with its delay ``state``). When an order's state becomes
+(:mod:`stream.core.order_eta`, with its delay ``state``). When an order's state becomes
 ``at_risk`` or ``late`` and that cause is not yet in the order's ``notices`` extension,
-the notices of :mod:`stream.customer_notices` (one per configured receiver) are queued in
+the notices of :mod:`stream.sinks.customer_notices` (one per configured receiver) are queued in
 the partition's alerting outbox (:class:`alerting.outbox.NotificationOutbox`) and the cause is written
 into ``extensions.notices`` in the same batch. Both are changelogged (the order in the
 order table, the outbox as stage state ``outbox/<partition>``), so after a restart or a
@@ -28,7 +28,7 @@ nothing. Left: a freeze in the middle of one partition's delivery sends its rema
 (written, so legitimate) notices late, which the successor also sends with the same
 ``Idempotency-Key``.
 
-Orders of a replay (:mod:`stream.replay`) never notify anybody.
+Orders of a replay (:mod:`stream.core.replay`) never notify anybody.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ from typing import Any
 from alerting.decisions import AlertEvent, Language
 from alerting.delivery import DeliveryStage
 from alerting.outbox import NotificationOutbox
-from stream.customer_notices import MEASUREMENT, notices
-from stream.order_eta import ETA_EXTENSION, NOTICE_STATES
-from stream.replay import timeline_of_order
+from stream.core.order_eta import ETA_EXTENSION, NOTICE_STATES
+from stream.core.replay import timeline_of_order
+from stream.sinks.customer_notices import MEASUREMENT, notices
 from stream.sinks.line_protocol import line, point_time_ns
 from stream.sinks.outbox import OutboxFenced
 from stream.stage_api import BatchContext

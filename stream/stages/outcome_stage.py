@@ -1,4 +1,4 @@
-"""Outcome stage: keeps each order's durable ``order_outcomes`` point (see :mod:`stream.outcomes`).
+"""Outcome stage: keeps each order's durable ``order_outcomes`` point (see :mod:`stream.core.outcomes`).
 
 Per batch, for every order that accepted an event: compute its outcome against its promise,
 write its point (retiring the previous one when the point's time or tags moved) and keep
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.order_state import OrderState
-from stream.outcomes import (
+from stream.core.order_state import OrderState
+from stream.core.outcomes import (
     OUTCOME_EXTENSION,
     PointKey,
     extension_value,
@@ -22,7 +22,7 @@ from stream.outcomes import (
     point_key,
     retired_line,
 )
-from stream.sla import SlaPolicy, SlaRules
+from stream.core.sla import SlaPolicy, SlaRules
 from stream.stage_api import BatchContext
 
 

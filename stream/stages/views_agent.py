@@ -1,6 +1,6 @@
 """The owners of the war-room's global views: a Faust agent on ``warroom-partials``.
 
-Phase two of :mod:`stream.global_views` in every worker: the worker that owns a partition
+Phase two of :mod:`stream.core.global_views` in every worker: the worker that owns a partition
 of ``warroom-partials`` owns the keys on it. Its agent applies each partial (or ``reset``)
 to the ``warroom-views`` table (key -> the key's partials by source partition; memory
 store, changelog ``<app id>-warroom-views-changelog``, as many partitions as the topic, so
@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from stream.global_views import PartialError, ViewsOwner, ViewsTopics
+from stream.core.global_views import PartialError, ViewsOwner, ViewsTopics
 from stream.sinks.outbox import Outbox, OutRecord
 from stream.stages.agent_records import agent_table, install_json_agent, raw_topic
 from stream.topics import WARROOM_VIEWS_TABLE

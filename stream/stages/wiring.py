@@ -16,12 +16,13 @@ from alerting.delivery import DeliveryStage
 from alerting.policy import load_policy
 from config.client_auth import kafka_auth
 from config.settings import Settings
-from stream.customer_notices import build_channels as build_notice_channels
-from stream.customer_notices import load_notice_config
-from stream.global_views import ViewsTopics
+from stream.core.global_views import ViewsTopics
+from stream.core.sla import load_sla_rules
+from stream.kafka.zone_feed import ZoneFeed
+from stream.sinks.customer_notices import build_channels as build_notice_channels
+from stream.sinks.customer_notices import load_notice_config
 from stream.sinks.influx import InfluxWriter
 from stream.sinks.outbox import Outbox
-from stream.sla import load_sla_rules
 from stream.stage_api import Stage
 from stream.stages.agent_records import agent_table, install_json_agent, raw_topic
 from stream.stages.alerting_agent import AlertingAgent, build_delivery
@@ -42,7 +43,6 @@ from stream.topics import (
     WARROOM_VIEWS_TABLE,
     changelog_topic,
 )
-from stream.zone_feed import ZoneFeed
 
 log = logging.getLogger(__name__)
 

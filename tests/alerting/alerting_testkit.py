@@ -130,7 +130,7 @@ def delay_record(
     dimension: str | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """An ``order-incidents`` record of a delay incident (``stream.incident_detector``), as the
+    """An ``order-incidents`` record of a delay incident (``stream.core.incident_detector``), as the
     delays stage forwards it to ``alert-inputs``; ``dimension`` defaults to the root cause's keys."""
     return {
         "incident_id": incident_id,

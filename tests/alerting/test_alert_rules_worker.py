@@ -38,9 +38,9 @@ from config.settings import Settings, to_env
 from orderradar.devstack.isolation import isolated_settings
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
-from stream.control_commands import DisruptionCreate
-from stream.control_commands import ZoneDeclaration as ZoneCommand
-from stream.flow_incidents import KIND as FLOW_KIND
+from stream.core.control_commands import DisruptionCreate
+from stream.core.control_commands import ZoneDeclaration as ZoneCommand
+from stream.core.flow_incidents import KIND as FLOW_KIND
 from stream.topics import ALERTS, CONTROL, ORDER_EVENTS, ORDER_INCIDENTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

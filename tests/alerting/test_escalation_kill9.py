@@ -27,7 +27,7 @@ from stream_harness import read_topic
 from config.settings import Settings
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
-from stream import dlq
+from stream.core import dlq
 from stream.topics import ALERT_INPUTS, ALERTS, ORDER_EVENTS_DLQ
 from warroom import harness
 

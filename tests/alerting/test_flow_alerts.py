@@ -1,6 +1,6 @@
 """Flow incidents at the alert engine: the shipped tiers page a stopped hub at P2 and no
 noise, and the notification says what the check saw and the estimate made of it, in zh and
-en, never "Impact: 0 orders". Pure: records from ``stream.flow_incidents``, times passed in.
+en, never "Impact: 0 orders". Pure: records from ``stream.core.flow_incidents``, times passed in.
 The worker-driven proof is ``test_flow_page_worker.py``.
 """
 
@@ -19,8 +19,8 @@ from alerting.messages import MessageContext, render
 from alerting.tier import Condition, Tier, TierPolicy
 from alerting.titles import boundary_places
 from dashboard.warroom import live, titles
-from stream.flow_incidents import DROP, SURGE, Finding, FlowIncidents, InFlight
-from stream.incident_model import AREA, Signature
+from stream.core.flow_incidents import DROP, SURGE, Finding, FlowIncidents, InFlight
+from stream.core.incident_model import AREA, Signature
 from stream.stages.alerting_agent import incident_from_record
 
 REPO = Path(__file__).resolve().parents[2]

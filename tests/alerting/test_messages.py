@@ -13,8 +13,8 @@ from alerting.messages import MessageContext, incident_title, render
 from alerting.tier import Tier
 from alerting.titles import boundary_places
 from dashboard.warroom import live, titles
-from stream.flow_incidents import Finding, FlowIncidents
-from stream.incident_model import Signature
+from stream.core.flow_incidents import Finding, FlowIncidents
+from stream.core.incident_model import Signature
 from stream.stages.alerting_agent import incident_from_record
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stream.contract import OrderEvent, Status
-from stream.delays_engine import DelaysEngine, DelaysResult
+from stream.core.delays_engine import DelaysEngine, DelaysResult
 
 T0 = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday, no holiday
 MIN = 60.0

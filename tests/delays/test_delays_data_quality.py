@@ -7,9 +7,9 @@ from datetime import timedelta
 from delays_traffic import HOUR, MIN, T0, at, make_event
 
 from stream.contract import OrderEvent, Status
-from stream.data_quality import DataQualityKind, IllegalTransition
-from stream.delays_engine import DelaysEngine
-from stream.sla import SlaRules
+from stream.core.data_quality import DataQualityKind, IllegalTransition
+from stream.core.delays_engine import DelaysEngine
+from stream.core.sla import SlaRules
 
 RULES = SlaRules.model_validate(
     {

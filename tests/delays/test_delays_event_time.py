@@ -14,11 +14,11 @@ from test_delays_replay import RULES as SCENARIO_RULES
 from test_delays_tracker import RULES
 
 from stream.contract import Status
-from stream.delays_engine import DelaysEngine
-from stream.sku_delay import DelayState
-from stream.sla import SlaRules
-from stream.sync_lag import SyncLag, bucket_value, lag_bucket, quantile
-from stream.watermarks import Watermarks
+from stream.core.delays_engine import DelaysEngine
+from stream.core.sku_delay import DelayState
+from stream.core.sla import SlaRules
+from stream.core.sync_lag import SyncLag, bucket_value, lag_bucket, quantile
+from stream.core.watermarks import Watermarks
 
 L = 300.0  # allowed lateness of the rules (5 min)
 YEAR = timedelta(days=365)

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import h3
 
-from stream.incident_detector import IncidentDetector
-from stream.incident_model import PART_SEP, ClusterItem, IncidentSettings
+from stream.core.incident_detector import IncidentDetector
+from stream.core.incident_model import PART_SEP, ClusterItem, IncidentSettings
 from stream.sinks.line_protocol import incident_line
 
 MIN = 60.0

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stream.deadline_heap import DeadlineHeap
-from stream.lane_stats import BUCKETS, Lane, LaneStats, LogHistogram, PredictionSettings
-from stream.watermarks import Watermarks
+from stream.core.deadline_heap import DeadlineHeap
+from stream.core.lane_stats import BUCKETS, Lane, LaneStats, LogHistogram, PredictionSettings
+from stream.core.watermarks import Watermarks
 
 HOUR = 3600.0
 

@@ -1,8 +1,8 @@
 """The Olist sample through the product's own path, in process: the shipped mapping
 (``config/import_mappings/olist.yaml``, as ``orderradar import`` reads it), the real SKU
-state machine (``stream.lifecycle.apply_event``: whatever it refuses reaches the delays
+state machine (``stream.core.lifecycle.apply_event``: whatever it refuses reaches the delays
 engine as an ``IllegalTransition``, as in ``stream.stages.delays_stage``), the delays engine
-with the shipped ``config/sla.yaml`` and the outcome of each order (``stream.outcomes``).
+with the shipped ``config/sla.yaml`` and the outcome of each order (``stream.core.outcomes``).
 
 No filter of its own decides which events apply: the state machine does. The expectations
 come from the CSV columns (Olist's rule: late = delivered on a later calendar day than the
@@ -17,15 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from orderradar.import_command import read_rows
 from stream.contract import OrderEvent
-from stream.data_quality import IllegalTransition
-from stream.delays_engine import DelaysEngine
-from stream.import_command import read_rows
-from stream.importer import RowRejection, Skipped, load_mapping, map_row
-from stream.lifecycle import Outcome, apply_event
-from stream.order_state import OrderState, new_order
-from stream.outcomes import order_outcome
-from stream.sla import SlaPolicy, load_sla_rules
+from stream.core.data_quality import IllegalTransition
+from stream.core.delays_engine import DelaysEngine
+from stream.core.importer import RowRejection, Skipped, load_mapping, map_row
+from stream.core.lifecycle import Outcome, apply_event
+from stream.core.order_state import OrderState, new_order
+from stream.core.outcomes import order_outcome
+from stream.core.sla import SlaPolicy, load_sla_rules
 
 REPO = Path(__file__).resolve().parents[2]
 # shared/ sits beside the repository (/work/shared here, the same in CI's clone)

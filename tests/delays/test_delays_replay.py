@@ -14,8 +14,8 @@ from typing import Any
 
 from delays_traffic import HOUR, Delivery, HubOutage, Run, Scenario, consume, generate, partition_of
 
-from stream.delays_engine import DelaysEngine
-from stream.sla import load_sla_rules
+from stream.core.delays_engine import DelaysEngine
+from stream.core.sla import load_sla_rules
 
 RULES = load_sla_rules(Path(__file__).parent / "testdata" / "scenario_sla.yaml")
 END = 30 * HOUR

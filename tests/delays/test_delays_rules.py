@@ -13,8 +13,8 @@ import yaml
 
 from config.durations import format_duration, parse_duration
 from config.rules import RuleFileError
-from stream.calendars import CalendarRule, OperationalCalendar
-from stream.sla import DEFAULT_SLA_PATH, SlaContext, SlaPolicy, load_sla_rules
+from stream.core.calendars import CalendarRule, OperationalCalendar
+from stream.core.sla import DEFAULT_SLA_PATH, SlaContext, SlaPolicy, load_sla_rules
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SAO_PAULO = ZoneInfo("America/Sao_Paulo")

@@ -19,8 +19,8 @@ from delays_traffic import (
     generate,
 )
 
-from stream.delays_engine import DelaysEngine
-from stream.sla import load_sla_rules
+from stream.core.delays_engine import DelaysEngine
+from stream.core.sla import load_sla_rules
 
 RULES = load_sla_rules(Path(__file__).parent / "testdata" / "scenario_sla.yaml")
 END = 44 * HOUR

@@ -8,9 +8,9 @@ from datetime import timedelta
 from delays_traffic import HOUR, MIN, T0, at, make_event
 
 from stream.contract import Status
-from stream.delays_engine import DelaysEngine
-from stream.sku_delay import DelayState
-from stream.sla import SlaRules
+from stream.core.delays_engine import DelaysEngine
+from stream.core.sku_delay import DelayState
+from stream.core.sla import SlaRules
 
 RULES = SlaRules.model_validate(
     {

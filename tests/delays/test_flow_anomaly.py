@@ -1,4 +1,4 @@
-"""Flow checks (stream.flow_anomaly): drop and surge of a key's event flow, as a pure core.
+"""Flow checks (stream.core.flow_anomaly): drop and surge of a key's event flow, as a pure core.
 
 Synthetic flows are regular (the same number of orders of each key every slot), so any
 incident is the check's doing; the slow test at the end feeds the simulator at the demo's
@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 
 from config.rules import RuleFileError
 from stream.contract import OrderEvent, Status
-from stream.delays_engine import DelaysEngine
-from stream.flow_anomaly import FlowAnomalyDetector, FlowSettings, poisson_cdf
-from stream.incident_model import IncidentChange
-from stream.sla import DEFAULT_SLA_PATH, load_sla_rules
+from stream.core.delays_engine import DelaysEngine
+from stream.core.flow_anomaly import FlowAnomalyDetector, FlowSettings, poisson_cdf
+from stream.core.incident_model import IncidentChange
+from stream.core.sla import DEFAULT_SLA_PATH, load_sla_rules
 
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC).timestamp()
 SETTINGS = FlowSettings()
@@ -118,7 +118,7 @@ def test_a_hub_that_stops_scanning_is_named_within_a_minute_and_resolves_after_i
     flow.minutes(range(11, 40), _lanes(stopped={"HZ-3"}))
     states = [e.record["state"] for e in flow.events]
     assert states[0] == "open" and set(states[1:]) == {"stable"}
-    # published again only as its estimate of parcel scans behind grows by a tenth (stream.flow_incidents)
+    # published again only as its estimate of parcel scans behind grows by a tenth (stream.core.flow_incidents)
     behind = [e.record["flow"]["shortfall"] for e in flow.events]
     assert all(10 * (later - earlier) >= earlier for earlier, later in zip(behind[1:], behind[2:], strict=False))
     flow.minutes(range(40, 50), _lanes())

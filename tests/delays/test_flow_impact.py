@@ -1,4 +1,4 @@
-"""A flow incident's impact estimate (stream.flow_incidents): parcel scans behind, the
+"""A flow incident's impact estimate (stream.core.flow_incidents): parcel scans behind, the
 orders in flight at its key, the region it is in, and the fields the alert engine reads.
 
 Pure: findings and times are passed in, the in-flight orders are SkuDelay states.
@@ -12,9 +12,9 @@ from typing import Any
 import h3
 import pytest
 
-from stream.flow_incidents import DROP, SURGE, Finding, FlowIncidents, InFlight, affected, in_flight
-from stream.incident_model import AREA, Signature
-from stream.sku_delay import SkuDelay, cluster_values
+from stream.core.flow_incidents import DROP, SURGE, Finding, FlowIncidents, InFlight, affected, in_flight
+from stream.core.incident_model import AREA, Signature
+from stream.core.sku_delay import SkuDelay, cluster_values
 
 T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC).timestamp()
 STEP = 60.0

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from delays_traffic import HOUR, MIN, T0, Delivery, at, consume, make_event
 
 from stream.contract import MAX_FUTURE_SKEW, OrderEvent, Problem, RejectCode, Rejection, Status
-from stream.data_quality import DataQualityKind, future_rejection
-from stream.delays_engine import DelaysEngine
-from stream.dlq import SourceCoordinates, dead_letter
-from stream.sla import DEFAULT_SLA_PATH, load_sla_rules
-from stream.watermarks import Watermarks
+from stream.core.data_quality import DataQualityKind, future_rejection
+from stream.core.delays_engine import DelaysEngine
+from stream.core.dlq import SourceCoordinates, dead_letter
+from stream.core.sla import DEFAULT_SLA_PATH, load_sla_rules
+from stream.core.watermarks import Watermarks
 
 RULES = load_sla_rules(DEFAULT_SLA_PATH)
 #: The wall clock is this far ahead of the feed's event time (a simulator started at 21:00

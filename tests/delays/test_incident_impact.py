@@ -9,12 +9,12 @@ from datetime import timedelta
 from delays_traffic import at, make_event
 
 from stream.contract import OrderEvent, Status
-from stream.data_quality import IllegalTransition
-from stream.delays_engine import DelaysEngine
-from stream.incident_detector import IncidentDetector
-from stream.incident_model import ClusterItem, Incident, IncidentSettings
-from stream.sku_delay import SkuDelay
-from stream.sla import SlaRules
+from stream.core.data_quality import IllegalTransition
+from stream.core.delays_engine import DelaysEngine
+from stream.core.incident_detector import IncidentDetector
+from stream.core.incident_model import ClusterItem, Incident, IncidentSettings
+from stream.core.sku_delay import SkuDelay
+from stream.core.sla import SlaRules
 from stream.stages.alerting_agent import incident_from_record
 
 SETTINGS = IncidentSettings(dimensions=["hub"], min_count=8, window=timedelta(hours=2), eval_every=timedelta(minutes=5))

@@ -7,8 +7,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from stream.incident_detector import IncidentDetector
-from stream.incident_model import ClusterItem, IncidentSettings
+from stream.core.incident_detector import IncidentDetector
+from stream.core.incident_model import ClusterItem, IncidentSettings
 
 SETTINGS = IncidentSettings(
     dimensions=["device_id", "source"], min_count=5, expire_items=True, window=timedelta(minutes=30)

@@ -26,9 +26,10 @@ from config.client_auth import faust_credentials, influx_auth, kafka_auth
 from config.settings import Settings, SettingsError, load_settings
 from dashboard.gateway.metrics import GatewayMetrics
 from dashboard.gateway.update_consumer import StartAt, TopicReader
-from stream.changelog_restore import RecoveryError, load_changelog
+from stream.kafka.admin import ensure_topics
+from stream.kafka.changelog_restore import RecoveryError, load_changelog
 from stream.sinks.outbox import Outbox
-from stream.topics import ORDER_EVENTS, ensure_topics
+from stream.topics import ORDER_EVENTS
 from stream.worker import WorkerOptions, create_worker
 
 REPO = Path(__file__).resolve().parents[2]

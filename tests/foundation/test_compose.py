@@ -9,7 +9,8 @@ import yaml
 
 from config.client_auth import influx_auth, kafka_auth
 from config.settings import ENV_PREFIX, Settings
-from stream.topics import CONTROL, ORDER_EVENTS, TRACKING_TOKENS, all_topics, ensure_topics
+from stream.kafka.admin import ensure_topics
+from stream.topics import CONTROL, ORDER_EVENTS, TRACKING_TOKENS, all_topics
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 
@@ -28,7 +29,7 @@ def test_services_of_the_production_shape() -> None:
     assert services["worker"]["command"] == ["orderradar", "worker"]
     assert services["web"]["command"] == ["orderradar", "web"]
     assert services["topics"]["command"] == ["orderradar", "topics"]
-    assert ensure_topics.__module__ == "stream.topics"
+    assert ensure_topics.__module__ == "stream.kafka.admin"
 
 
 def test_environment_variables_are_real_settings() -> None:

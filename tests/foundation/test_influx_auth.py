@@ -22,7 +22,7 @@ from config.settings import Settings
 from dashboard.warroom.history import InfluxHistory
 from orderradar.devstack.influx import LocalInflux, create_database, create_user
 from orderradar.devstack.process import free_port
-from stream.dlq import InfluxFailure
+from stream.core.dlq import InfluxFailure
 from stream.sinks.influx import INFLUX_RETRY
 from stream.worker import WorkerOptions, WorkerResources
 

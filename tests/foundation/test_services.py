@@ -11,7 +11,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from config.settings import Settings
-from stream.topics import ORDER_EVENTS, all_topics, ensure_topics
+from stream.kafka.admin import ensure_topics
+from stream.topics import ORDER_EVENTS, all_topics
 
 pytestmark = pytest.mark.integration
 

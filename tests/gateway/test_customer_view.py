@@ -145,11 +145,11 @@ def test_merging_deltas_that_do_not_chain_is_a_programming_error() -> None:
 
 
 def test_the_workers_own_snapshots_project_to_a_private_customer_view() -> None:
-    """Contract with the worker: its ``order-updates`` value (stream.rollup) parses here and
+    """Contract with the worker: its ``order-updates`` value (stream.core.rollup) parses here and
     leaks nothing internal into the customer view."""
     from stream.contract import OrderEvent
-    from stream.lifecycle import replay
-    from stream.rollup import order_snapshot as worker_snapshot
+    from stream.core.lifecycle import replay
+    from stream.core.rollup import order_snapshot as worker_snapshot
 
     def event(i: int, sku: str, status: str, **extra: object) -> OrderEvent:
         return OrderEvent.model_validate(

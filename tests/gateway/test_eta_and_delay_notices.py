@@ -2,7 +2,7 @@
 (issue 18, items 2 and 3).
 
 Events go onto ``order-events``; the real worker computes each order's ETA window from
-the lane statistics (``stream/order_eta.py``) and sends one notice per order and cause
+the lane statistics (``stream/core/order_eta.py``) and sends one notice per order and cause
 through the alerting channels (``stream/stages/notice_stage.py``) to a real webhook
 receiver (signature checked here) and a real SMTP server; the real gateway serves the
 tracking page to headless Chromium.
@@ -35,7 +35,7 @@ from gateway.harness import RunningGateway, read_topic, running_gateways
 from orderradar.devstack.isolation import isolated_settings
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
-from stream.replay import REPLAY_HEADER
+from stream.core.replay import REPLAY_HEADER
 from stream.topics import ORDER_EVENTS, WARROOM_UPDATES
 from tracking.browser import chromium, wait_for
 from tracking.stack import WebServer

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from dashboard.gateway.tracking_tokens import TrackingTokens
-from stream import dlq
+from orderradar.dlq_command import impersonates
 from stream.contract import Problem, RejectCode, Rejection, plain_multiline, plain_text
-from stream.dlq_command import impersonates
+from stream.core import dlq
 
 NOW = datetime(2026, 11, 11, 8, tzinfo=UTC)
 

@@ -21,7 +21,7 @@ from stream_scenario import Run, assert_all, running_worker, second_worker
 from config.settings import Settings
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
-from stream.batch_source import source_group
+from stream.kafka.batch_source import source_group
 from stream.topics import ORDER_EVENTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

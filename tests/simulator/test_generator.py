@@ -17,7 +17,7 @@ from orderradar.simulator.generator import TrafficGenerator, TrafficProfile, ite
 from orderradar.simulator.geography import CITIES, distance_km
 from orderradar.simulator.network import HUBS, NODE_BY_ID, WAREHOUSES
 from stream.contract import OrderEvent, Status, validate_event, validate_record
-from stream.progress import LADDER
+from stream.core.progress import LADDER
 
 START = datetime(2026, 11, 11, 0, 0, tzinfo=CHINA_TZ)
 HOUR = timedelta(hours=1)

@@ -12,7 +12,7 @@ from orderradar.simulator.durations import CHINA_TZ
 from orderradar.simulator.generator import TrafficGenerator, TrafficProfile
 from orderradar.simulator.rates import orders_per_day_for
 from stream.contract import Status
-from stream.progress import LADDER
+from stream.core.progress import LADDER
 
 #: 14:07 UTC = 22:07 in China.
 WALL = datetime(2026, 12, 7, 14, 7, 46, 123456, tzinfo=UTC)

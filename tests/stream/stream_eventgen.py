@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from stream.aggregates import PartitionAggregates
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import apply_event
-from stream.order_state import OrderState, new_order
+from stream.core.aggregates import PartitionAggregates
+from stream.core.lifecycle import apply_event
+from stream.core.order_state import OrderState, new_order
 
 S = Status
 START = datetime(2026, 6, 1, tzinfo=UTC)

@@ -6,7 +6,7 @@ The invariants (each test asserts all of them):
    event_ids in InfluxDB has no repeat and equals the set of valid input events;
 2. every invalid input record is in ``order-events-dlq`` (its exact bytes) with a reason;
 3. the worker's final state (the last changelog value of every order) equals a pure replay
-   of the input (:func:`stream.lifecycle.replay` over the records in order), and the last
+   of the input (:func:`stream.core.lifecycle.replay` over the records in order), and the last
    ``order-updates`` snapshot of every order shows the replayed status of each SKU.
 """
 
@@ -29,10 +29,10 @@ from stream_harness import committed, count_points, event_ids_in_influx, produce
 from config.settings import Settings
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
-from stream import dlq
-from stream.batch_source import source_group
-from stream.lifecycle import replay
-from stream.order_state import OrderState
+from stream.core import dlq
+from stream.core.lifecycle import replay
+from stream.core.order_state import OrderState
+from stream.kafka.batch_source import source_group
 from stream.sinks.changelog import decode_value
 from stream.topics import ORDER_EVENTS, ORDER_EVENTS_DLQ, ORDER_UPDATES, changelog_topic
 

@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stream_eventgen import fold_partition, generate, valid_events
 
-from stream.aggregates import MINUTE_NS, PartitionAggregates, minute_of
 from stream.contract import Status
-from stream.order_state import OrderState
+from stream.core.aggregates import MINUTE_NS, PartitionAggregates, minute_of
+from stream.core.order_state import OrderState
 
 S = Status
 

@@ -10,13 +10,14 @@ from collections.abc import Callable
 import pytest
 
 from config.settings import Settings
-from stream.batch_source import source_group
-from stream.changelog_restore import RecoveryError, changelog_ends, load_changelog
-from stream.order_state import OrderState
+from stream.core.order_state import OrderState
+from stream.kafka.admin import ensure_topics
+from stream.kafka.batch_source import source_group
+from stream.kafka.changelog_restore import RecoveryError, changelog_ends, load_changelog
 from stream.sinks.changelog import encode_value
 from stream.sinks.outbox import Outbox, OutboxFenced, OutRecord
 from stream.stage_api import StageValue, stage_table_key
-from stream.topics import changelog_topic, ensure_topics
+from stream.topics import changelog_topic
 from stream.worker import TABLE
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from stream_harness import read_topic
 from test_pipeline import source_records
 
 from config.settings import Settings
-from stream import dlq_command, import_command
+from orderradar import dlq_command, import_command
 from stream.contract import OrderEvent, validate_record
 from stream.pipeline import Pipeline, PipelineConfig
 from stream.sinks.influx import InfluxWriter

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.commit_frontier import CommitFrontier
+from stream.kafka.commit_frontier import CommitFrontier
 
 
 def test_nothing_delivered_commits_nothing() -> None:

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import TIMELINE_LIMIT, apply_event
-from stream.order_state import OrderState, new_order
+from stream.core.lifecycle import TIMELINE_LIMIT, apply_event
+from stream.core.order_state import OrderState, new_order
+from stream.core.state_codec import StateFormatError
 from stream.sinks.changelog import decode_value, encode_value
 from stream.stage_api import StageValue
-from stream.state_codec import StateFormatError
 
 T0 = datetime(2026, 11, 11, 8, tzinfo=UTC)
 

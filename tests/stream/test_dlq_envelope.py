@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from stream import dlq
 from stream.contract import Rejection, validate_record
+from stream.core import dlq
 
 NOW = datetime(2026, 11, 11, 8, tzinfo=UTC)
 

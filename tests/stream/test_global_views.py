@@ -1,4 +1,4 @@
-"""The war-room views' two phases (stream.global_views): per-partition counters kept from
+"""The war-room views' two phases (stream.core.global_views): per-partition counters kept from
 contributions equal a recount, and the owners' sums of the partials equal the counts over
 all partitions however the partitions are spread, moved or re-sent."""
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from stream.global_views import (
+from stream.core.global_views import (
     Contribution,
     PartialError,
     ViewCounters,

@@ -9,7 +9,7 @@ import pytest
 
 from config.rules import RuleFileError
 from stream.contract import OrderEvent, Status
-from stream.importer import RowRejection, Skipped, load_mapping, map_row
+from stream.core.importer import RowRejection, Skipped, load_mapping, map_row
 
 NOW = datetime(2026, 11, 11, tzinfo=UTC)
 MAPPINGS = Path(__file__).resolve().parents[2] / "config" / "import_mappings"

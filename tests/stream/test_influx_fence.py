@@ -3,7 +3,7 @@
 A worker frozen past its session (or one whose partitions were revoked) must not write
 its stale minute aggregates over its successor's, nor notify customers from a batch that
 is dropped. The pipeline runs in-process against the real broker and InfluxDB; the fence
-is the outbox's, fed by a real :class:`~stream.membership_lease.MembershipLease`.
+is the outbox's, fed by a real :class:`~stream.kafka.membership_lease.MembershipLease`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from alerting.channels.http import make_client
 from alerting.delivery import DeliveryStage
 from config.settings import Settings
 from orderradar.devstack.process import free_port
-from stream.customer_notices import NoticeConfig, build_channels
-from stream.membership_lease import MembershipLease
-from stream.order_eta import ETA_EXTENSION
+from stream.core.order_eta import ETA_EXTENSION
+from stream.kafka.membership_lease import MembershipLease
 from stream.pipeline import Pipeline, PipelineConfig
+from stream.sinks.customer_notices import NoticeConfig, build_channels
 from stream.sinks.influx import INFLUX_RETRY, InfluxWriter, gather_cancelling
 from stream.sinks.outbox import Outbox, OutboxFenced
 from stream.stage_api import BatchContext
@@ -41,7 +41,7 @@ LINES = ["m,t=a v=1i 1", "m,t=a v=2i 2"]
 
 
 class LeaseFence:
-    """The outbox fence of :meth:`stream.batch_source.BatchSource.fence`, on a test clock."""
+    """The outbox fence of :meth:`stream.kafka.batch_source.BatchSource.fence`, on a test clock."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock

@@ -21,8 +21,8 @@ from orderradar.devstack.influx import LocalInflux
 from orderradar.devstack.isolation import isolated_settings
 from orderradar.devstack.process import free_port
 from orderradar.devstack.waiting import wait_until
-from stream.batch_source import source_group
-from stream.dlq import InfluxFailure, influx_reason
+from stream.core.dlq import InfluxFailure, influx_reason
+from stream.kafka.batch_source import source_group
 from stream.topics import INFLUX_DLQ, ORDER_EVENTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -17,7 +17,7 @@ from stream_harness import count_points
 
 from alerting.backoff import parse_retry_after
 from config.settings import Settings
-from stream.dlq import InfluxFailure
+from stream.core.dlq import InfluxFailure
 from stream.sinks.influx import INFLUX_RETRY, InfluxWriter
 
 pytestmark = pytest.mark.integration

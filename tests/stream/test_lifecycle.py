@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.contract import STAGE_RANK, OrderEvent, Status
-from stream.lifecycle import TIMELINE_LIMIT, Outcome, apply_event, replay
-from stream.order_state import OrderState, expired, new_order
-from stream.progress import LADDER, START, Progress, step
+from stream.core.lifecycle import TIMELINE_LIMIT, Outcome, apply_event, replay
+from stream.core.order_state import OrderState, expired, new_order
+from stream.core.progress import LADDER, START, Progress, step
 from stream.sinks.changelog import decode_value, encode_value
 
 S = Status

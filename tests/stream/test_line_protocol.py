@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import apply_event
-from stream.order_state import new_order
+from stream.core.lifecycle import apply_event
+from stream.core.order_state import new_order
 from stream.sinks.line_protocol import TIME_OFFSET_RANGE, escape_tag, format_field, line, point_time_ns, sku_event_line
 
 T = datetime(2026, 11, 11, 8, 30, 15, 123456, tzinfo=UTC)

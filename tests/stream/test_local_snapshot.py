@@ -15,16 +15,17 @@ from stream_harness import committed, json_event, send_json, start_worker
 
 from config.settings import Settings
 from orderradar.devstack.waiting import wait_until
-from stream.batch_source import source_group
-from stream.changelog_restore import changelog_ends, load_changelog
-from stream.local_snapshot import LocalSnapshots, read_snapshot, restore_state
-from stream.order_state import OrderState
+from stream.core.order_state import OrderState
+from stream.kafka.admin import ensure_topics
+from stream.kafka.batch_source import source_group
+from stream.kafka.changelog_restore import changelog_ends, load_changelog
 from stream.sinks.changelog import ChangelogSink, Entry, decode_value, encode_value
+from stream.sinks.local_snapshot import LocalSnapshots, read_snapshot, restore_state
 from stream.sinks.outbox import Outbox, OutRecord
 from stream.sinks.sink import Fence
-from stream.snapshot_files import delta_files, delta_path, encode_item, read_delta, write_delta
+from stream.sinks.snapshot_files import delta_files, delta_path, encode_item, read_delta, write_delta
 from stream.stage_api import StageValue, stage_table_key
-from stream.topics import ORDER_EVENTS, changelog_topic, ensure_topics
+from stream.topics import ORDER_EVENTS, changelog_topic
 from stream.worker import TABLE
 
 pytestmark = pytest.mark.integration
@@ -105,7 +106,7 @@ def test_a_restart_reads_its_snapshot_and_only_the_changelog_tail(written: tuple
 
 
 def _ignored(settings: Settings, snapshots: LocalSnapshots, caplog: pytest.LogCaptureFixture, reason: str) -> None:
-    with caplog.at_level(logging.WARNING, logger="stream.local_snapshot"):
+    with caplog.at_level(logging.WARNING, logger="stream.sinks.local_snapshot"):
         store, read = _restore(settings, snapshots, [0])
     assert read == 7  # partition 0 read from its start
     assert store == asyncio.run(_store_from_changelog(settings, [0]))
@@ -245,7 +246,7 @@ def test_a_torn_delta_is_skipped_and_the_changelog_fills_in(
     _, snapshots = _run_with_deltas(*written)
     torn = snapshots.directory / f"{snapshots.changelog}-0.{9:020d}-{12:020d}.delta"
     torn.write_bytes(torn.read_bytes()[:-7])  # killed mid-write
-    with caplog.at_level(logging.WARNING, logger="stream.local_snapshot"):
+    with caplog.at_level(logging.WARNING, logger="stream.sinks.local_snapshot"):
         store, read = _restore(settings, LocalSnapshots(snapshots.directory, snapshots.changelog), [0])
     assert read == 5  # from the last whole delta's offset (9) to the end (14)
     assert store == asyncio.run(_store_from_changelog(settings, [0]))

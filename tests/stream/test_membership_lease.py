@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.membership_lease import MembershipLease
+from stream.kafka.membership_lease import MembershipLease
 
 
 def test_never_renewed_is_not_valid() -> None:

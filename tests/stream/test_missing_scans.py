@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stream_eventgen import fold_partition, generate, valid_events
 
-from stream.aggregates import MISSING_SCANS, PartitionAggregates
 from stream.contract import OrderEvent, Status
-from stream.order_state import OrderState
+from stream.core.aggregates import MISSING_SCANS, PartitionAggregates
+from stream.core.order_state import OrderState
 
 S = Status
 T0 = datetime(2026, 11, 11, 8, tzinfo=UTC)

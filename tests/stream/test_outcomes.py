@@ -1,4 +1,4 @@
-"""Order outcomes against the promise (``stream.outcomes``), the outcome stage's points, and
+"""Order outcomes against the promise (``stream.core.outcomes``), the outcome stage's points, and
 the delivery-stats shaping of the API (pure parts; the live path is tests/acceptance)."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import pytest
 from dashboard.gateway.delivery_stats import StatsRequestError, parse_query, shape
 from dashboard.gateway.order_snapshot import OrderSnapshot
 from stream.contract import OrderEvent
-from stream.lifecycle import apply_event
-from stream.order_state import OrderState, new_order
-from stream.outcomes import OUTCOME_EXTENSION, order_outcome
-from stream.rollup import order_snapshot
-from stream.sla import SlaPolicy, load_sla_rules
+from stream.core.lifecycle import apply_event
+from stream.core.order_state import OrderState, new_order
+from stream.core.outcomes import OUTCOME_EXTENSION, order_outcome
+from stream.core.rollup import order_snapshot
+from stream.core.sla import SlaPolicy, load_sla_rules
 from stream.stage_api import Accepted, BatchContext, SourceRecord
 from stream.stages.outcome_stage import OutcomeStage
 

@@ -19,8 +19,8 @@ from stream_harness import count_points, read_topic
 from config.settings import Settings
 from orderradar.devstack.process import free_port
 from orderradar.devstack.waiting import async_wait_until
-from stream.dlq import InfluxFailure, influx_reason
-from stream.order_state import OrderState
+from stream.core.dlq import InfluxFailure, influx_reason
+from stream.core.order_state import OrderState
 from stream.pipeline import Pipeline, PipelineConfig
 from stream.sinks.changelog import decode_value
 from stream.sinks.influx import INFLUX_RETRY, InfluxReplayer, InfluxWriter

@@ -12,9 +12,9 @@ from stream_harness import count_points
 from test_pipeline import changelog_state, sweep_in_two_batches
 
 from config.settings import Settings
-from stream.order_state import OrderState
-from stream.retention import HOUR_NS, RetentionIndex, RetentionSettings
-from stream.worker_command import add_arguments, options_from
+from orderradar.worker_command import add_arguments, options_from
+from stream.core.order_state import OrderState
+from stream.core.retention import HOUR_NS, RetentionIndex, RetentionSettings
 
 
 def test_settings_parse_durations_and_refuse_nonsense() -> None:

@@ -8,9 +8,9 @@ import orjson
 
 from dashboard.gateway.order_snapshot import OrderSnapshot
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import apply_event
-from stream.order_state import OrderState, new_order
-from stream.rollup import SNAPSHOT_TIMELINE, order_snapshot, rollup, summary
+from stream.core.lifecycle import apply_event
+from stream.core.order_state import OrderState, new_order
+from stream.core.rollup import SNAPSHOT_TIMELINE, order_snapshot, rollup, summary
 
 S = Status
 T0 = datetime(2026, 11, 11, 8, tzinfo=UTC)

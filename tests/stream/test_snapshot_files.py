@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.snapshot_files import (
+from stream.sinks.snapshot_files import (
     SnapshotError,
     base_path,
     compact,
@@ -67,7 +67,7 @@ def test_a_torn_delta_ends_the_chain_before_it(tmp_path: Path, caplog: pytest.Lo
     torn.write_bytes(torn.read_bytes()[:-5])  # a crash mid-write
     with pytest.raises(SnapshotError, match="digest"):
         read_delta(torn)
-    with caplog.at_level(logging.WARNING, logger="stream.local_snapshot"):
+    with caplog.at_level(logging.WARNING, logger="stream.sinks.local_snapshot"):
         image = read_image(tmp_path, LOG, 0)
     assert image.offset == 12 and image.values == {b"a": b"a2"}
     assert any(torn.name in r.getMessage() for r in caplog.records)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream import timeline_pack
 from stream.contract import Status
-from stream.timeline_pack import TimelineEntry
+from stream.core import timeline_pack
+from stream.core.timeline_pack import TimelineEntry
 
 ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-._:", min_size=1, max_size=128)
 names = st.one_of(st.none(), st.sampled_from(["wms", "hub-001", "310000", "dev-9", "exception after terminal"]))

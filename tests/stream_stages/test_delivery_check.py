@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from geo.coords import gcj02_to_wgs84
 from geo.distance import haversine_m
 from stream.contract import Crs, OrderEvent, Status
-from stream.lifecycle import apply_event
-from stream.order_state import new_order
+from stream.core.lifecycle import apply_event
+from stream.core.order_state import new_order
 from stream.stage_api import Accepted, SourceRecord
 from stream.stages.geo_stage import check_deliveries, delivery_distance_line, locate
 

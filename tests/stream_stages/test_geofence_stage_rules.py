@@ -13,8 +13,8 @@ import pytest
 
 from geo.fence_tracker import Membership, Visit
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import apply_event
-from stream.order_state import new_order
+from stream.core.lifecycle import apply_event
+from stream.core.order_state import new_order
 from stream.stage_api import Accepted, BatchContext, SourceRecord, StageValue
 from stream.stages.geo_stage import GeoStage, locate
 from stream.stages.geofence_stage import GeofenceStage, advance_event_id, moves_forward

@@ -3,7 +3,7 @@ four workers sharing the partitions, fed the same traffic, show the war-room (th
 own :class:`~dashboard.gateway.warroom_state.WarroomState` over ``warroom-updates``) the
 same national KPIs and heatmap cells, and those KPIs count the SKUs the traffic leaves in
 flight. With several workers each publishes the partials of its own partitions on
-``warroom-partials`` and the owners sum them (``stream.global_views``); a record there that
+``warroom-partials`` and the owners sum them (``stream.core.global_views``); a record there that
 is not a partial is dead-lettered."""
 
 from __future__ import annotations

@@ -22,8 +22,9 @@ from dashboard.gateway.order_snapshot import OrderSnapshot
 from dashboard.gateway.projection import order_view
 from orderradar.devstack.waiting import async_wait_until
 from stream.contract import OrderEvent, Status
-from stream.control_commands import DisruptionCreate, DisruptionDelete
-from stream.control_commands import ZoneDeclaration as ZoneCommand
+from stream.core.control_commands import DisruptionCreate, DisruptionDelete
+from stream.core.control_commands import ZoneDeclaration as ZoneCommand
+from stream.kafka.zone_feed import ZoneFeed
 from stream.pipeline import Pipeline, PipelineConfig
 from stream.sinks.influx import InfluxWriter
 from stream.sinks.outbox import Outbox
@@ -32,7 +33,6 @@ from stream.stages.disruption_stage import DisruptionStage, DisruptionTopics
 from stream.stages.geo_stage import GeoStage
 from stream.topics import ALERT_INPUTS, CONTROL, ORDER_INCIDENTS, ORDER_UPDATES
 from stream.worker import pipeline_topics
-from stream.zone_feed import ZoneFeed
 
 pytestmark = pytest.mark.integration
 

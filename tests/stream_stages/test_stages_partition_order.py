@@ -12,8 +12,8 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from stages_scenario import Sent, fast_rules, outage_traffic
 
-from stream.delays_engine import DelaysEngine
-from stream.sla import SlaRules, load_sla_rules
+from stream.core.delays_engine import DelaysEngine
+from stream.core.sla import SlaRules, load_sla_rules
 
 PARTITIONS = 8
 NOW = datetime(2026, 12, 7, 20, 0, tzinfo=UTC)

@@ -20,10 +20,10 @@ from stream_harness import influx_query, read_topic
 from alerting.engine import AlertEngine
 from alerting.policy import load_policy
 from config.settings import Settings
+from stream.core.sla import load_sla_rules
 from stream.pipeline import Pipeline, PipelineConfig
 from stream.sinks.influx import INFLUX_RETRY, InfluxWriter
 from stream.sinks.outbox import Outbox
-from stream.sla import load_sla_rules
 from stream.stage_api import SourceRecord, StageValue
 from stream.stages.alerting_agent import AlertingAgent, build_delivery
 from stream.stages.delays_stage import DelaysStage, DelaysTopics

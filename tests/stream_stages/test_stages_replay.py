@@ -33,7 +33,7 @@ from config.settings import Settings, to_env
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream.contract import OrderEvent, Status
-from stream.replay import REPLAY_HEADER
+from stream.core.replay import REPLAY_HEADER
 from stream.topics import ALERTS, ORDER_EVENTS, ORDER_INCIDENTS, ORDER_UPDATES, WARROOM_UPDATES, changelog_topic
 
 TESTS = Path(__file__).resolve().parents[1]

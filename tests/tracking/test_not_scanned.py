@@ -13,9 +13,9 @@ from dashboard.tracking.language import Lang
 from dashboard.tracking.messages import CATALOGUES
 from dashboard.tracking.milestones import Milestone, not_scanned_milestones
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import apply_event
-from stream.order_state import new_order
-from stream.rollup import order_snapshot
+from stream.core.lifecycle import apply_event
+from stream.core.order_state import new_order
+from stream.core.rollup import order_snapshot
 
 T0 = datetime(2017, 10, 2, 13, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from stream.contract import OrderEvent, Status
-from stream.lifecycle import apply_event
-from stream.order_state import new_order
-from stream.rollup import order_snapshot
+from stream.core.lifecycle import apply_event
+from stream.core.order_state import new_order
+from stream.core.rollup import order_snapshot
 from tracking.browser import PHONE, chromium, wait_for
 from tracking.stack import SOURCE, Bus, WebServer
 from tracking.test_tracking_browser import open_page, step_state, step_time, text

@@ -37,7 +37,8 @@ from orderradar.devstack.influx import LocalInflux, create_database
 from orderradar.devstack.process import ManagedProcess
 from orderradar.devstack.waiting import wait_until
 from stream.contract import OrderEvent
-from stream.topics import ORDER_EVENTS, changelog_topic, ensure_topics
+from stream.kafka.admin import ensure_topics
+from stream.topics import ORDER_EVENTS, changelog_topic
 from warroom import outages, traffic
 from warroom.harness import REPO, Browser, Feeder, WebTier, build_staff, start_worker
 

@@ -23,7 +23,7 @@ def incident(**record: object) -> live.Incident:
 def flow_incident(
     dimension: str, root_cause: dict[str, object], counts: dict[str, int] | None = None, **flow: object
 ) -> live.Incident:
-    """A ``stream.flow_incidents`` record: counts of events, no orders; ``flow`` has the check."""
+    """A ``stream.core.flow_incidents`` record: counts of events, no orders; ``flow`` has the check."""
     return incident(kind="flow", dimension=dimension, root_cause=root_cause, counts=counts or {"orders": 0}, flow=flow)
 
 
@@ -111,7 +111,7 @@ def test_a_size_is_stated_only_when_there_is_one() -> None:
 
 
 def test_a_flow_incident_says_how_far_the_scans_fell_or_rose() -> None:
-    """``stream.flow_incidents`` records: counts of events, no orders; ``flow`` has the check."""
+    """``stream.core.flow_incidents`` records: counts of events, no orders; ``flow`` has the check."""
     drop = flow_incident(
         "hub",
         {"hub": "HZ-3"},

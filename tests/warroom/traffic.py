@@ -46,7 +46,7 @@ def latest_per_sku(events: Iterable[OrderEvent]) -> dict[tuple[str, str], OrderE
 
 def state_at(event: OrderEvent, now: datetime) -> str:
     """The delay state of a SKU line whose latest event is ``event``, at ``now`` (a stand-in
-    for ``stream.delays``, coarse but deterministic)."""
+    for ``stream.core.delays``, coarse but deterministic)."""
     if event.promised_by is not None and event.promised_by < now:
         return "late"
     if (

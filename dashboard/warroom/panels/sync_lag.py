@@ -1,6 +1,6 @@
 """Sync lag per source: how late each source tells us what happened (arrival minus event
 time: the highest per-partition, per-minute p50 and p99 over the last :data:`SPAN`, and the
-records counted), from the worker's ``sync_lag`` series (:mod:`stream.sync_lag`). Sources whose median lag is above
+records counted), from the worker's ``sync_lag`` series (:mod:`stream.core.sync_lag`). Sources whose median lag is above
 the industry's 11.6-minute average status-sync lag are marked. Refreshed every minute;
 when InfluxDB cannot answer, the panel says so.
 """

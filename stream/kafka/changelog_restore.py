@@ -1,6 +1,6 @@
 """Reading a worker's state back from its changelog topic (a group-less aiokafka consumer).
 
-Used by :class:`stream.batch_source.BatchSource` when it is assigned partitions whose state
+Used by :class:`stream.kafka.batch_source.BatchSource` when it is assigned partitions whose state
 it does not hold, by the restore benchmark and by the tests.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from stream.order_state import OrderState
+from stream.core.order_state import OrderState
 from stream.sinks.changelog import decode_value
 
 
@@ -39,7 +39,7 @@ async def load_changelog(
 
     ``seed`` (raw values by key, e.g. a local snapshot's) is applied first and
     ``start_offsets`` (partition -> offset the seed covers) are where reading starts: only the
-    tail after a snapshot is read (:mod:`stream.local_snapshot`). ``keys_read`` receives the
+    tail after a snapshot is read (:mod:`stream.sinks.local_snapshot`). ``keys_read`` receives the
     keys of the records read of each partition read from a ``start_offsets`` entry.
 
     Reads each partition up to the end offset the broker reports at the start (the pipeline

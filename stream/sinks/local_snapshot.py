@@ -2,7 +2,7 @@
 
 A restarted worker used to read its partitions' whole changelog. With snapshots it reads its
 own disk, then only the changelog tail after the offset the snapshot covers. The files
-(:mod:`stream.snapshot_files`) are a base per partition and delta segments after it:
+(:mod:`stream.sinks.snapshot_files`) are a base per partition and delta segments after it:
 
 - :meth:`LocalSnapshots.maybe_save` (after a batch, under the batch lock) saves the owned,
   clean partitions (their state matches the changelog up to the offset given). A partition
@@ -16,7 +16,7 @@ own disk, then only the changelog tail after the offset the snapshot covers. The
 - When a partition's deltas pass ``compact_ratio`` of its base and ``compact_min_bytes`` (a
   tiny base is not rewritten each minute), or number ``max_deltas``, they are folded into a
   new base in a thread, from the files' raw bytes (nothing encoded).
-- :func:`restore_state` seeds :func:`stream.changelog_restore.load_changelog` with the base
+- :func:`restore_state` seeds :func:`stream.kafka.changelog_restore.load_changelog` with the base
   and its deltas applied in order, and reads the changelog from the last delta's offset. A
   partition without a base is read from the changelog's start, and so is one whose base is
   corrupt or of another partition, whose image ends outside the changelog (beyond its end:
@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream.changelog_restore import changelog_ranges, load_changelog, records_at
-from stream.order_state import OrderState
+from stream.core.order_state import OrderState
+from stream.kafka.changelog_restore import changelog_ranges, load_changelog, records_at
 from stream.sinks.changelog import encode_value
-from stream.snapshot_files import (
+from stream.sinks.snapshot_files import (
     Chain,
     Image,
     Snapshot,

@@ -18,7 +18,7 @@ collected but not started is discarded (the next owner reads it from the committ
 
 State: the ``orders`` state lives in a plain dict (order id or stage key -> value) filled
 from the changelog (:data:`stream.topics.changelog_topic`, partition = source partition),
-or from a local snapshot and the changelog after it (:mod:`stream.local_snapshot`).
+or from a local snapshot and the changelog after it (:mod:`stream.sinks.local_snapshot`).
 On assignment the source pauses each partition it did not hold (or whose in-memory state
 is suspect: a batch of it was dropped) and reads its changelog in a task, outside aiokafka's
 rebalance callback (heartbeats go on meanwhile); such a partition is owned, resumed and its
@@ -26,7 +26,7 @@ records processed only once its state is in the store. Each time the set of load
 partitions changes, :meth:`Pipeline.recovered` drops other partitions' state, rebuilds the
 aggregates and hands stages their state. A revocation cancels a read in progress.
 
-Fencing: a :class:`~stream.membership_lease.MembershipLease` is renewed by each successful
+Fencing: a :class:`~stream.kafka.membership_lease.MembershipLease` is renewed by each successful
 heartbeat of this consumer (and each assignment). The pipeline confirms it before writing
 (``confirm_membership``), and the pipeline's outbox checks it again right before records
 are handed to the producer (:meth:`fence`): a worker frozen past its session (SIGSTOP, a VM
@@ -48,13 +48,13 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from config.settings import Settings
-from stream.changelog_restore import changelog_ends
-from stream.local_snapshot import LocalSnapshots, restore_state
-from stream.membership_lease import MembershipLease
-from stream.order_state import OrderState
+from stream.core.order_state import OrderState
+from stream.kafka.changelog_restore import changelog_ends
+from stream.kafka.membership_lease import MembershipLease
+from stream.kafka.source_membership import confirm, rejoining, renew_on_heartbeats
 from stream.pipeline import Pipeline
+from stream.sinks.local_snapshot import LocalSnapshots, restore_state
 from stream.sinks.outbox import OutboxFenced
-from stream.source_membership import confirm, rejoining, renew_on_heartbeats
 from stream.stage_api import SourceRecord, StageValue
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class BatchSource(mode.Service):
 
     async def confirm_membership(self, poll_s: float = 0.05) -> bool:
         """Whether this worker may write state for the partitions it holds now
-        (:func:`stream.source_membership.confirm`)."""
+        (:func:`stream.kafka.source_membership.confirm`)."""
         return await confirm(self.lease, self.session_timeout_s, lambda: self.rebalancing, poll_s)
 
     # -- rebalances ---------------------------------------------------------------------

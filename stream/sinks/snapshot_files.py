@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("stream.local_snapshot")
+log = logging.getLogger("stream.sinks.local_snapshot")
 
 BASE_MAGIC = b"ORSNAP1\n"
 DELTA_MAGIC = b"ORDELT1\n"
