@@ -16,7 +16,8 @@ from stream_harness import read_topic as stream_read_topic
 from config.settings import Settings
 from dashboard.gateway.staff import StaffDirectory
 from gateway.harness import RunningGateway, ingest_event, login, read_topic, running_gateways
-from stream.core import dlq, dlq_command
+from orderradar import dlq_command
+from stream.core import dlq
 from stream.topics import CONTROL, ORDER_EVENTS, ORDER_EVENTS_DLQ
 
 pytestmark = pytest.mark.integration
