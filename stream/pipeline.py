@@ -44,7 +44,7 @@ from typing import Any
 
 from stream.contract import Rejection, validate_record
 from stream.core.aggregates import PartitionAggregates
-from stream.core.data_quality import abandoned_findings, abandoned_line
+from stream.core.data_quality import abandoned_findings, abandoned_point
 from stream.core.dlq import SourceCoordinates, dead_letter
 from stream.core.lifecycle import apply_event
 from stream.core.order_state import OrderState, new_order
@@ -52,7 +52,7 @@ from stream.core.replay import REPLAY_EXTENSION, replay_of, timeline_of_order
 from stream.core.retention import Clock, RetentionIndex, RetentionSettings, sweep
 from stream.sinks.changelog import ChangelogSink, Entry
 from stream.sinks.influx import InfluxSink, InfluxWriter, gather_cancelling
-from stream.sinks.line_protocol import CellFunction, sku_event_line
+from stream.sinks.line_protocol import CellFunction, point_line, sku_event_line
 from stream.sinks.outbox import Outbox
 from stream.sinks.sink import Fence, unfenced
 from stream.sinks.topic import Message, TopicSink, WarroomUpdates, dead_letter_messages, order_update_messages
@@ -354,12 +354,12 @@ class Pipeline:
         minutes.partitions = sorted(p for p in candidates if self.owned(p))
         for partition in minutes.partitions:
             agg = self.aggregates[partition]
-            minutes.final.extend(agg.expire())
+            minutes.final.extend(map(point_line, agg.expire()))
             sample = (
                 agg.sample_minute != agg.sampled_minute
                 or minutes.at - self._sampled_at.get(partition, -1e18) >= self.config.inflight_sample_s
             )
-            minutes.open.extend(agg.pending_lines(sample))
+            minutes.open.extend(map(point_line, agg.pending_points(sample)))
             if sample:
                 minutes.sampled.append(partition)
         replays = sorted(
@@ -367,9 +367,9 @@ class Pipeline:
         )
         for key in replays:  # a replay's minutes move with its own events only
             agg = self.replay_aggregates[key]
-            minutes.final.extend(agg.expire())
+            minutes.final.extend(map(point_line, agg.expire()))
             minutes.replays[key] = agg.sample_minute != agg.sampled_minute
-            minutes.open.extend(agg.pending_lines(minutes.replays[key]))
+            minutes.open.extend(map(point_line, agg.pending_points(minutes.replays[key])))
         return minutes
 
     def _minutes_written(self, minutes: _Minutes) -> None:
@@ -430,7 +430,7 @@ class Pipeline:
             if gone.abandoned:
                 # A data-quality finding per open SKU (stream.core.data_quality).
                 findings = abandoned_findings(gone.order, gone.watermark_ns)
-                ctx.lines.extend(abandoned_line(f, gone.order, gone.partition) for f in findings)
+                ctx.lines.extend(point_line(abandoned_point(f, gone.order, gone.partition)) for f in findings)
                 abandoned += 1
                 self.stats.abandoned_skus += len(findings)
         if out:

@@ -29,8 +29,8 @@ from typing import Any
 
 from stream.core.lifecycle import EventChange, entry_changes
 from stream.core.order_state import OrderState, SkuState, ns_datetime
+from stream.core.points import Point
 from stream.core.timeline_pack import TimelineEntry
-from stream.sinks.line_protocol import escape_tag, tag
 
 THROUGHPUT = "throughput"
 DWELL = "dwell"
@@ -143,51 +143,50 @@ class PartitionAggregates:
 
     # -- output -------------------------------------------------------------------------
 
-    def _minute_lines(self, minute: int) -> list[str]:
-        # Hand-built (many lines per batch when catching up): tags sorted by key.
-        p = self.partition
+    def _minute_points(self, minute: int) -> list[Point]:
+        p = str(self.partition)
         out = [
-            f"{THROUGHPUT},partition={p}{tag('region', region)},status={status} count={count}i {minute}"
+            Point(THROUGHPUT, {"partition": p, "region": region, "status": status}, {"count": count}, minute)
             for (status, region), count in self.throughput.get(minute, {}).items()
         ]
         for node, (count, total) in self.dwell.get(minute, {}).items():
             n = int(round(count))
             if n <= 0:
                 continue
-            out.append(
-                f"{DWELL},node={escape_tag(node)},partition={p} count={n}i,total_s={round(total, 3)!r},"
-                f"mean_s={round(total / n, 3)!r} {minute}"
-            )
+            fields = {"count": n, "total_s": round(total, 3), "mean_s": round(total / n, 3)}
+            out.append(Point(DWELL, {"node": node, "partition": p}, fields, minute))
         for (source, scan_node, device), (scans, missing) in self.scans.get(minute, {}).items():
-            out.append(
-                f"{MISSING_SCANS}{tag('device', device)}{tag('node', scan_node)},partition={p},"
-                f"source={escape_tag(source)} missing={missing}i,scans={scans}i {minute}"
-            )
+            tags = {"device": device, "node": scan_node, "partition": p, "source": source}
+            out.append(Point(MISSING_SCANS, tags, {"missing": missing, "scans": scans}, minute))
         return out
 
     @property
     def sample_minute(self) -> int:
         return minute_of(self.watermark_ns)
 
-    def pending_lines(self, sample: bool = True) -> list[str]:
+    def pending_points(self, sample: bool = True) -> list[Point]:
         """Points of the minutes changed since the last successful write, and (``sample``)
         an in-flight sample at the watermark's minute if the gauge or the watermark moved.
         The caller samples at least once per event-time minute (see ``stream.pipeline``)."""
-        out: list[str] = []
+        out: list[Point] = []
         for minute in sorted(self.dirty):
-            out.extend(self._minute_lines(minute))
+            out.extend(self._minute_points(minute))
         if sample and self._sample_due and self.watermark_ns:
-            p, minute = self.partition, minute_of(self.watermark_ns)
+            p, minute = str(self.partition), minute_of(self.watermark_ns)
             keys = {k for k, v in self.inflight.items() if v} | self._touched
             out.extend(
-                f"{INFLIGHT},partition={p}{tag('region', region)},status={status} "
-                f"count={self.inflight.get((status, region), 0)}i {minute}"
+                Point(
+                    INFLIGHT,
+                    {"partition": p, "region": region, "status": status},
+                    {"count": self.inflight.get((status, region), 0)},
+                    minute,
+                )
                 for status, region in sorted(keys, key=lambda k: (k[0], k[1] or ""))
             )
         return out
 
     def mark_written(self, sampled: bool = True) -> None:
-        """The points of :meth:`pending_lines` are in InfluxDB."""
+        """The points of :meth:`pending_points` are in InfluxDB."""
         self.dirty.clear()
         if sampled:
             self._sample_due = False
@@ -197,16 +196,16 @@ class PartitionAggregates:
                     self.inflight.pop(key, None)
             self._touched.clear()
 
-    def expire(self) -> list[str]:
+    def expire(self) -> list[Point]:
         """Drop minutes that left the window; return the final points of those not yet
         written (the caller dead-letters them for replay: being final, replaying them late
         cannot overwrite a newer value)."""
         start = self.window_start
         old = [m for m in set(self.throughput) | set(self.dwell) | set(self.scans) if m < start]
-        out: list[str] = []
+        out: list[Point] = []
         for minute in sorted(old):
             if minute in self.dirty:
-                out.extend(self._minute_lines(minute))
+                out.extend(self._minute_points(minute))
                 self.dirty.discard(minute)
             self.throughput.pop(minute, None)
             self.dwell.pop(minute, None)

@@ -5,7 +5,7 @@ sides depend on it: the gateway validates and publishes, the workers read.
 Every record is one JSON object ``{type, command_id, actor, at, ...}`` (key: the target id).
 The worker applies ``alert_ack``/``alert_resolve``/``silence_create``/``silence_expire`` to
 the alerting engine; every worker also reads ``disruption_create``/``disruption_delete``
-(:mod:`stream.kafka.zone_feed`) and marks the SKUs inside the zones, and the web instances read
+(the zone feed of the Kafka room) and marks the SKUs inside the zones, and the web instances read
 them back to list the zones in the war-room. ``audit`` records are the trail of who did
 what. Pure models.
 """

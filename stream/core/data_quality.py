@@ -18,7 +18,7 @@ Checks (pure; time comes in as arguments):
   without one, before the partition's newest event time);
 * ``abandoned_order``: an open SKU whose order had no event for the retention's
   ``abandoned_after`` (``stream.core.retention``); the worker forgets the order and writes one
-  ``abandoned_skus`` point per such SKU (:func:`abandoned_findings`, :func:`abandoned_line`).
+  ``abandoned_skus`` point per such SKU (:func:`abandoned_findings`, :func:`abandoned_point`).
 
 Two more data-quality measures live where their data is: missing scans (ladder stages a
 forward skip jumped over, ``stream.core.lifecycle``; counted per minute in ``stream.core.aggregates``)
@@ -46,7 +46,7 @@ from stream.contract import OrderEvent, RejectCode, Status
 from stream.core.dlq import DeadLetter
 from stream.core.incident_model import IncidentSettings
 from stream.core.order_state import OrderState
-from stream.sinks.line_protocol import line, point_time_ns
+from stream.core.points import Point, point_time_ns
 
 
 class DataQualityKind(StrEnum):
@@ -316,12 +316,12 @@ def abandoned_findings(order: OrderState, watermark_ns: int) -> list[DataQuality
     return out
 
 
-def abandoned_line(finding: DataQualityFinding, order: OrderState, partition: int) -> str:
+def abandoned_point(finding: DataQualityFinding, order: OrderState, partition: int) -> Point:
     """The ``abandoned_skus`` point of a finding, at the SKU's newest event time (offset by a
     hash of order and SKU): a sweep repeated after a crash writes the same point again."""
     sku = order.skus[finding.sku]
     offset = zlib.crc32(f"{finding.order_id}/{finding.sku}".encode())
-    return line(
+    return Point(
         ABANDONED_SKUS,
         {
             "status": sku.status.value,

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from stream.sinks.line_protocol import line
+from stream.core.points import Point
 
 HEATMAP = "heatmap"
 KPIS = "kpis"
@@ -259,10 +259,10 @@ class Published:
                 out.append((partition, item))
         return out
 
-    def minute_lines(self, at_ns: int, replay: str | None) -> list[str]:
+    def minute_points(self, at_ns: int, replay: str | None) -> list[Point]:
         """The ``delays``, ``delays_orders`` and ``delay_cells`` points of what was published."""
         out = [
-            line(
+            Point(
                 "delays",
                 {
                     "partition": str(partition),
@@ -279,12 +279,12 @@ class Published:
         ]
         # An order lives in one partition: orders per partition add up.
         out += [
-            line("delays_orders", {"partition": str(p), "replay": replay}, {"orders": kpis["orders"]}, at_ns)
+            Point("delays_orders", {"partition": str(p), "replay": replay}, {"orders": kpis["orders"]}, at_ns)
             for p, kpis in sorted(self.kpis.items())
             if kpis["orders"]
         ]
         out += [
-            line(
+            Point(
                 "delay_cells",
                 {"partition": str(p), "h3": cell_id, "res": str(cell["res"]), "region": cell["region"]},
                 {name: cell[name] for name in ("skus", "orders", *CELL_STATES)},

@@ -279,7 +279,7 @@ def iso(instant: float) -> str:
 @dataclass(frozen=True, slots=True)
 class IncidentChange:
     """One lifecycle event a detector emits (opened, updated, resolved), ready for the
-    ``order-incidents`` topic (its InfluxDB point: :func:`stream.sinks.line_protocol.incident_line`).
+    ``order-incidents`` topic (and, encoded by the InfluxDB sink, an ``incidents`` point).
     The alerting engine reads the record back as its own input,
     :class:`alerting.incident.IncidentEvent`."""
 

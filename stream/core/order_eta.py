@@ -28,7 +28,7 @@ from stream.core.sku_delay import DelayState
 
 #: Snapshot extension name.
 ETA_EXTENSION = "eta"
-#: Delay states a customer is told about (and notified of, :mod:`stream.sinks.customer_notices`).
+#: Delay states a customer is told about (and notified of, by the customer-notices sink).
 NOTICE_STATES = (DelayState.AT_RISK.value, DelayState.LATE.value)
 #: Width of the window of an order that should have arrived already.
 MIN_OVERDUE_WIDTH_S = 3600.0

@@ -25,7 +25,7 @@ replay id, absent for live orders); int fields ``delivered``, ``on_time``, ``lat
 ``current`` (1; 0 on a retired point), ``late_days``, ``due_ms``, ``delivered_ms``,
 ``last_event_ms``; string field ``order_id``. Time: the anchor truncated to the millisecond
 plus (offset of the order's first source record mod 1,000,000) ns, as
-:func:`stream.sinks.line_protocol.point_time_ns` does for events: orders of one partition never
+:func:`stream.core.points.point_time_ns` does for events: orders of one partition never
 share a point. When the anchor or a tag changes (an open order is delivered, a later event
 brings the region), the old point is *retired*: rewritten with every counter 0, so sums over
 the measurement count each order once.
@@ -41,9 +41,9 @@ from zoneinfo import ZoneInfo
 
 from stream.contract import Status
 from stream.core.order_state import OrderState, SkuState, ns_datetime
+from stream.core.points import FieldValue, Point, point_time_ns
 from stream.core.replay import timeline_of_order
 from stream.core.sla import SlaContext, SlaPolicy
-from stream.sinks.line_protocol import line, point_time_ns
 
 ORDER_OUTCOMES = "order_outcomes"
 #: Name of the order extension (and of the stage) that keeps the outcome.
@@ -205,8 +205,8 @@ def _ms(ns: int | None) -> int | None:
     return None if ns is None else ns // _MS
 
 
-def outcome_line(key: PointKey, outcome: OrderOutcome, order_id: str) -> str:
-    fields: dict[str, Any] = {
+def outcome_point(key: PointKey, outcome: OrderOutcome, order_id: str) -> Point:
+    fields: dict[str, FieldValue | None] = {
         **outcome.counters(),
         "current": 1,
         "late_days": outcome.late_days,
@@ -215,13 +215,13 @@ def outcome_line(key: PointKey, outcome: OrderOutcome, order_id: str) -> str:
         "last_event_ms": _ms(outcome.last_event_ns),
         "order_id": order_id,
     }
-    return line(ORDER_OUTCOMES, key.tags, fields, key.time_ns)
+    return Point(ORDER_OUTCOMES, key.tags, fields, key.time_ns)
 
 
-def retired_line(key: PointKey, order_id: str) -> str:
+def retired_point(key: PointKey, order_id: str) -> Point:
     """The point at ``key`` with every counter 0 (the order is counted elsewhere, or not at all)."""
-    fields: dict[str, Any] = {**dict.fromkeys(COUNTERS, 0), "current": 0, "order_id": order_id}
-    return line(ORDER_OUTCOMES, key.tags, fields, key.time_ns)
+    fields: dict[str, FieldValue | None] = {**dict.fromkeys(COUNTERS, 0), "current": 0, "order_id": order_id}
+    return Point(ORDER_OUTCOMES, key.tags, fields, key.time_ns)
 
 
 def extension_value(outcome: OrderOutcome, key: PointKey | None, first_offset: int) -> dict[str, Any]:
@@ -238,7 +238,7 @@ __all__ = [
     "PointKey",
     "extension_value",
     "order_outcome",
-    "outcome_line",
+    "outcome_point",
     "point_key",
-    "retired_line",
+    "retired_point",
 ]

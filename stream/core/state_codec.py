@@ -1,7 +1,7 @@
 """The changelog value of an order state (issue #20): compact msgpack records.
 
 Version 2 (written): msgpack arrays of ``msgspec`` structs (``array_like``), tagged ``o2``;
-``stream.sinks.changelog.encode_value`` writes them beside stage entries. Version 1 (JSON objects,
+the changelog sink (``encode_value``) writes them beside stage entries. Version 1 (JSON objects,
 read only) is still decoded, so a worker upgraded over an old changelog recovers it.
 Decoding interns the low-cardinality strings, as :mod:`stream.core.lifecycle` does for live events,
 and packs each timeline (:mod:`stream.core.timeline_pack`): the wire format holds entries, not the

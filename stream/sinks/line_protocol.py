@@ -45,23 +45,15 @@ from alerting.decisions import TAG_LABELS, AlertEvent
 from stream.contract import OrderEvent, Status
 from stream.core.incident_model import IncidentChange
 from stream.core.lifecycle import EventChange, Outcome
+from stream.core.points import TIME_OFFSET_RANGE as TIME_OFFSET_RANGE
+from stream.core.points import FieldValue, Point
+from stream.core.points import point_time_ns as point_time_ns
 
 SKU_EVENTS = "sku_events"
-
-#: Point times are the event time truncated to this many ns (a millisecond) plus the
-#: record offset modulo it: the number of distinct points per series and millisecond.
-TIME_OFFSET_RANGE = 1_000_000
-
-FieldValue = str | int | float | bool
 
 _MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ ", "\n": "\\n"})
 _KEY = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", "\n": "\\n"})
 _STRING = str.maketrans({'"': '\\"', "\\": "\\\\", "\n": "\\n"})
-
-
-def point_time_ns(event_time_ns: int, offset: int) -> int:
-    """The point time of the event of source record ``offset`` (see the module doc)."""
-    return event_time_ns - event_time_ns % TIME_OFFSET_RANGE + offset % TIME_OFFSET_RANGE
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -98,6 +90,11 @@ def line(
     if not field_parts:
         raise ValueError(f"point of {measurement} at {time_ns} has no field")
     return f"{measurement.translate(_MEASUREMENT)}{tag_part} {','.join(field_parts)} {time_ns}"
+
+
+def point_line(point: Point) -> str:
+    """The line of a core :class:`~stream.core.points.Point`."""
+    return line(point.measurement, point.tags, point.fields, point.time_ns)
 
 
 #: Optional hook: (lat, lon) -> coarse H3 cell id, supplied by the geo package when available.

@@ -29,6 +29,7 @@ from stream.core.global_views import (
     reset_record,
 )
 from stream.core.sku_delay import DelayState
+from stream.sinks.line_protocol import point_line
 from stream.stage_api import BatchContext
 from stream.stages.geo_stage import GeoStage
 
@@ -152,11 +153,13 @@ class DelaysViews:
         minute = int(watermark.timestamp() // 60)
         if minute != timeline.last_minute and timeline.last_minute is not None:
             # the closed minute's final state
-            ctx.lines.extend(timeline.published.minute_lines(timeline.last_minute * _MINUTE_NS, timeline.replay))
+            ctx.lines.extend(
+                map(point_line, timeline.published.minute_points(timeline.last_minute * _MINUTE_NS, timeline.replay))
+            )
         partials = self._changed_partials(timeline, iso(watermark), partitions)
         if minute != timeline.last_minute:
             timeline.last_minute = minute
-            ctx.lines.extend(timeline.published.minute_lines(minute * _MINUTE_NS, timeline.replay))
+            ctx.lines.extend(map(point_line, timeline.published.minute_points(minute * _MINUTE_NS, timeline.replay)))
         views = self.views
         if views is None:
             changed: dict[str, dict[str, Any]] = {}

@@ -18,11 +18,12 @@ from stream.core.outcomes import (
     PointKey,
     extension_value,
     order_outcome,
-    outcome_line,
+    outcome_point,
     point_key,
-    retired_line,
+    retired_point,
 )
 from stream.core.sla import SlaPolicy, SlaRules
+from stream.sinks.line_protocol import point_line
 from stream.stage_api import BatchContext
 
 
@@ -54,9 +55,9 @@ class OutcomeStage:
         key = point_key(order, outcome, first_offset)
         old = PointKey.from_list(previous.get("point"))
         if old is not None and old != key:
-            ctx.lines.append(retired_line(old, order.order_id))
+            ctx.lines.append(point_line(retired_point(old, order.order_id)))
         if key is not None:
-            ctx.lines.append(outcome_line(key, outcome, order.order_id))
+            ctx.lines.append(point_line(outcome_point(key, outcome, order.order_id)))
         value = extension_value(outcome, key, first_offset)
         if value != previous:
             ctx.update_order(order.with_extension(OUTCOME_EXTENSION, value))

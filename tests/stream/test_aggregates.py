@@ -9,6 +9,7 @@ from stream_eventgen import fold_partition, generate, valid_events
 from stream.contract import Status
 from stream.core.aggregates import MINUTE_NS, PartitionAggregates, minute_of
 from stream.core.order_state import OrderState
+from stream.sinks.line_protocol import point_line
 
 S = Status
 
@@ -43,17 +44,17 @@ def test_throughput_counts_accepted_events_per_minute_status_and_region() -> Non
 def test_lines_are_rewritten_until_written_and_final_minutes_expire() -> None:
     events = valid_events(generate(seed=5, total=3000))
     agg, _ = run(events, window=30)
-    pending = agg.pending_lines()
+    pending = [point_line(p) for p in agg.pending_points()]
     assert any(p.startswith("throughput,partition=3,") for p in pending)
     assert any(p.startswith("inflight,partition=3,") for p in pending)
     assert any(p.startswith("dwell,node=") for p in pending)
     agg.mark_written()
-    assert agg.pending_lines() == []
+    assert agg.pending_points() == []
     # minutes that left the window are dropped; unwritten ones come back as final lines
     oldest = min(agg.throughput)
     agg.dirty.add(oldest)
     agg.watermark_ns += 31 * MINUTE_NS
-    final = agg.expire()
+    final = [point_line(p) for p in agg.expire()]
     assert final and all(
         line.endswith(f" {oldest}") or int(line.rsplit(" ", 1)[1]) < agg.window_start for line in final
     )

@@ -13,6 +13,7 @@ from stream_eventgen import fold_partition, generate, valid_events
 from stream.contract import OrderEvent, Status
 from stream.core.aggregates import MISSING_SCANS, PartitionAggregates
 from stream.core.order_state import OrderState
+from stream.sinks.line_protocol import point_line
 
 S = Status
 T0 = datetime(2026, 11, 11, 8, tzinfo=UTC)
@@ -65,7 +66,7 @@ def test_a_handover_straight_to_delivered_counts_two_missing_scans_on_the_delive
         ("carrier", "hub-a", "gun-7"): [1, 2],
         ("carrier", "station-3", "pda-1"): [1, 2],
     }
-    lines = agg.pending_lines()
+    lines = [point_line(p) for p in agg.pending_points()]
     assert (
         f"{MISSING_SCANS},device=pda-1,node=station-3,partition=1,source=carrier missing=2i,scans=1i "
         f"{int((T0 + timedelta(minutes=90)).timestamp()) * 10**9}"

@@ -276,7 +276,7 @@ def test_influx_down_points_go_to_influx_dlq_and_the_replayer_writes_them(stack_
         pipeline = await make_pipeline(stack_settings, influx_url=dead_url)
         await pipeline.process(sources[:600], NOW)
         await pipeline.process(sources[600:], NOW)  # circuit open: straight to the DLQ
-        assert any(agg.pending_lines() for agg in pipeline.aggregates.values())  # kept for rewriting
+        assert any(agg.pending_points() for agg in pipeline.aggregates.values())  # kept for rewriting
         await close(pipeline)
         return pipeline
 
