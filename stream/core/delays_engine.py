@@ -85,10 +85,6 @@ from stream.core.watermarks import Watermarks
 _MAX_CATCH_UP_S = 24 * 3600.0
 
 
-def _dt(instant: float | None) -> datetime | None:
-    return None if instant is None else datetime.fromtimestamp(instant, UTC)
-
-
 @dataclass(slots=True)
 class DelaysResult:
     """What one call produced; every list is in processing order."""
@@ -210,7 +206,7 @@ class DelaysEngine(StoredDelays):
                 self._event(item, partition, received, out)
             self._record_clock(partition, received, out)
             self._evaluate(out)
-        out.watermark = _dt(self.watermarks.global_watermark())
+        out.watermark = self.watermark()
         return out
 
     def tick(self, now: datetime) -> DelaysResult:
@@ -232,7 +228,7 @@ class DelaysEngine(StoredDelays):
             for partition in idle:
                 del self._silent_since[partition]
         self._evaluate(out)
-        out.watermark = _dt(self.watermarks.global_watermark())
+        out.watermark = self.watermark()
         return out
 
     def _waiting(self, wall: float) -> set[int]:
@@ -257,7 +253,7 @@ class DelaysEngine(StoredDelays):
             self._dirty.add("core")
             self._fire(partition, out)
         self._evaluate(out)
-        out.watermark = _dt(self.watermarks.global_watermark())
+        out.watermark = self.watermark()
         return out
 
     def _record_clock(self, partition: int, received: float | None, out: DelaysResult) -> None:
@@ -303,7 +299,7 @@ class DelaysEngine(StoredDelays):
         self._dirty.add("dq_incidents")
         self._finding(self.quality.rejected(event, event_time, at, reason), out, event)
         self._evaluate(out)
-        out.watermark = _dt(self.watermarks.global_watermark())
+        out.watermark = self.watermark()
         return out
 
     def _event(self, event: OrderEvent, partition: int, received: float | None, out: DelaysResult) -> None:
@@ -444,9 +440,8 @@ class DelaysEngine(StoredDelays):
     # -- queries ------------------------------------------------------------------
     def watermark(self, partition: int | None = None) -> datetime | None:
         """The global watermark, or one partition's."""
-        if partition is None:
-            return _dt(self.watermarks.global_watermark())
-        return _dt(self.watermarks.get(partition))
+        instant = self.watermarks.global_watermark() if partition is None else self.watermarks.get(partition)
+        return None if instant is None else datetime.fromtimestamp(instant, UTC)
 
     def _view_time(self, at: datetime | None) -> float:
         if at is not None:
