@@ -30,8 +30,9 @@ SLOW_CARRIERS = frozenset({"ZTO", "YTO"})
 
 
 def simulate(now: datetime, minutes: int = 40, orders_per_day: float = 30_000, seed: int = 7) -> list[Emission]:
-    # Half a day of warm-up puts parcels at hubs whatever the time of day the test runs.
-    profile = TrafficProfile(orders_per_day=orders_per_day, warmup_s=12 * 3600)
+    # A day and a half of warm-up puts parcels in every stage whatever the time of day the
+    # test runs (half a day left the map's centre without parcels from about 10:00 China time).
+    profile = TrafficProfile(orders_per_day=orders_per_day, warmup_s=36 * 3600)
     return TrafficGenerator(seed, now - timedelta(minutes=minutes), profile).take_until(now)
 
 
